@@ -1,0 +1,76 @@
+// A small HTTP/1.1 server on Boost.Beast: exact-path routes, keep-alive, a body limit (413),
+// gzip request bodies decoded within the same limit, and a graceful shutdown that finishes
+// in-flight requests.  Used by the OTLP/HTTP receiver and by the API/health/metrics listener.
+//
+// Thread-safety: Route() before Start(); handlers run concurrently on the server's threads
+// and must be thread-safe.  Shutdown() may be called from any thread, once.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace ordertrace::receive {
+
+struct HttpRequest {
+  std::string method;   // "GET", "POST", ...
+  std::string path;     // target without the query string
+  std::string query;    // after '?', undecoded
+  std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
+  std::string body;     // already gunzipped when Content-Encoding was gzip
+  std::string peer;     // "ip:port"
+
+  // Case-insensitive header lookup; "" when absent.
+  std::string_view Header(std::string_view lower_name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+
+using HttpHandler = std::function<void(HttpRequest& req, HttpResponse& res)>;
+
+struct HttpServerOptions {
+  std::string name = "http";      // for logs and metrics
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;              // 0: pick a free port (see HttpServer::port())
+  size_t max_body_bytes = 16 << 20;  // after gzip decoding too; over it: 413
+  int threads = 2;
+  std::chrono::milliseconds idle_timeout{60000};  // keep-alive connections idle this long close
+  std::chrono::milliseconds read_timeout{30000};  // a request must arrive in full within this
+};
+
+class HttpServer {
+ public:
+  explicit HttpServer(HttpServerOptions options);
+  ~HttpServer();  // calls Shutdown() if still running
+
+  // Registers a handler for method + exact path.  A known path with another method gets 405,
+  // an unknown path 404.
+  void Route(std::string method, std::string path, HttpHandler handler);
+
+  // Binds and starts serving; returns InvalidArgument / Unavailable with the reason when the
+  // address cannot be bound.
+  Status Start();
+  uint16_t port() const;  // the bound port, after Start()
+
+  // Stops accepting, lets requests in progress finish (up to `drain`), closes idle
+  // keep-alive connections, joins the threads.
+  void Shutdown(std::chrono::milliseconds drain = std::chrono::milliseconds(5000));
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace ordertrace::receive
