@@ -23,11 +23,21 @@ void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
   for (unsigned char c : s) {
     switch (c) {
-      case '"': *out += "\\\""; break;
-      case '\\': *out += "\\\\"; break;
-      case '\n': *out += "\\n"; break;
-      case '\r': *out += "\\r"; break;
-      case '\t': *out += "\\t"; break;
+      case '"':
+        *out += "\\\"";
+        break;
+      case '\\':
+        *out += "\\\\";
+        break;
+      case '\n':
+        *out += "\\n";
+        break;
+      case '\r':
+        *out += "\\r";
+        break;
+      case '\t':
+        *out += "\\t";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -62,8 +72,10 @@ std::string Render(std::string_view msg, std::initializer_list<Field> fields) {
       out += ",";
       AppendJsonString(&out, f.key);
       out += ":";
-      if (f.quoted) AppendJsonString(&out, f.value);
-      else out += f.value;
+      if (f.quoted)
+        AppendJsonString(&out, f.value);
+      else
+        out += f.value;
     }
     out += "}";
   } else {
@@ -95,11 +107,16 @@ Field::Field(std::string_view k, double v) : key(k) {
 
 bool Init(std::string_view level, Format format) {
   spdlog::level::level_enum lvl;
-  if (level == "debug") lvl = spdlog::level::debug;
-  else if (level == "info") lvl = spdlog::level::info;
-  else if (level == "warn") lvl = spdlog::level::warn;
-  else if (level == "error") lvl = spdlog::level::err;
-  else return false;
+  if (level == "debug")
+    lvl = spdlog::level::debug;
+  else if (level == "info")
+    lvl = spdlog::level::info;
+  else if (level == "warn")
+    lvl = spdlog::level::warn;
+  else if (level == "error")
+    lvl = spdlog::level::err;
+  else
+    return false;
   g_format = format;
   auto logger = Logger();
   logger->set_level(lvl);
@@ -113,9 +130,17 @@ bool Init(std::string_view level, Format format) {
   return true;
 }
 
-void Debug(std::string_view msg, std::initializer_list<Field> f) { Emit(spdlog::level::debug, msg, f); }
-void Info(std::string_view msg, std::initializer_list<Field> f) { Emit(spdlog::level::info, msg, f); }
-void Warn(std::string_view msg, std::initializer_list<Field> f) { Emit(spdlog::level::warn, msg, f); }
-void Error(std::string_view msg, std::initializer_list<Field> f) { Emit(spdlog::level::err, msg, f); }
+void Debug(std::string_view msg, std::initializer_list<Field> f) {
+  Emit(spdlog::level::debug, msg, f);
+}
+void Info(std::string_view msg, std::initializer_list<Field> f) {
+  Emit(spdlog::level::info, msg, f);
+}
+void Warn(std::string_view msg, std::initializer_list<Field> f) {
+  Emit(spdlog::level::warn, msg, f);
+}
+void Error(std::string_view msg, std::initializer_list<Field> f) {
+  Emit(spdlog::level::err, msg, f);
+}
 
 }  // namespace ordertrace::log

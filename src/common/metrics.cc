@@ -12,8 +12,7 @@ void Gauge::Add(double d) noexcept {
 }
 
 Histogram::Histogram(std::vector<double> upper_bounds)
-    : bounds_(std::move(upper_bounds)),
-      buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
+    : bounds_(std::move(upper_bounds)), buckets_(new std::atomic<uint64_t>[bounds_.size() + 1]) {
   for (size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0);
 }
 
@@ -39,8 +38,8 @@ void Histogram::Snapshot(std::vector<uint64_t>* cumulative, double* sum, uint64_
 }
 
 std::vector<double> DurationBuckets() {
-  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-          2.5, 5, 10};
+  return {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 }
 
 Family<Counter>& Registry::AddCounter(const std::string& name, const std::string& help,
@@ -55,8 +54,8 @@ Family<Counter>& Registry::AddCounter(const std::string& name, const std::string
 Family<Gauge>& Registry::AddGauge(const std::string& name, const std::string& help,
                                   std::vector<std::string> labels) {
   std::lock_guard<std::mutex> lock(mu_);
-  auto& f = gauges_.emplace_back(name, help, std::move(labels),
-                                 [] { return std::make_unique<Gauge>(); });
+  auto& f =
+      gauges_.emplace_back(name, help, std::move(labels), [] { return std::make_unique<Gauge>(); });
   order_.emplace_back(Type::kGauge, &f);
   return f;
 }
@@ -84,10 +83,14 @@ std::string EscapeLabel(const std::string& v) {
   std::string out;
   out.reserve(v.size());
   for (char c : v) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
+    if (c == '\\')
+      out += "\\\\";
+    else if (c == '"')
+      out += "\\\"";
+    else if (c == '\n')
+      out += "\\n";
+    else
+      out += c;
   }
   return out;
 }
@@ -145,8 +148,8 @@ std::string Registry::Serialize() const {
                  std::to_string(cum[i]) + "\n";
         }
         out += f.name() + "_sum" + Labels(f.label_names(), lv) + " " + FormatValue(sum) + "\n";
-        out += f.name() + "_count" + Labels(f.label_names(), lv) + " " + std::to_string(count) +
-               "\n";
+        out +=
+            f.name() + "_count" + Labels(f.label_names(), lv) + " " + std::to_string(count) + "\n";
       });
     } else if (type == Type::kCallbackGauge) {
       const auto& cb = *static_cast<const CallbackGauge*>(ptr);

@@ -65,7 +65,9 @@ class Family {
  public:
   Family(std::string name, std::string help, std::vector<std::string> label_names,
          std::function<std::unique_ptr<T>()> make)
-      : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)),
+      : name_(std::move(name)),
+        help_(std::move(help)),
+        label_names_(std::move(label_names)),
         make_(std::move(make)) {}
 
   // Returns the child for these label values (created on first use).  The reference stays
@@ -106,7 +108,10 @@ class Registry {
   std::deque<Family<Counter>> counters_;
   std::deque<Family<Gauge>> gauges_;
   std::deque<Family<Histogram>> histograms_;
-  struct CallbackGauge { std::string name, help; std::function<double()> fn; };
+  struct CallbackGauge {
+    std::string name, help;
+    std::function<double()> fn;
+  };
   std::deque<CallbackGauge> callbacks_;
   std::vector<std::pair<Type, const void*>> order_;  // registration order, for stable output
 };

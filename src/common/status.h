@@ -14,11 +14,11 @@ namespace ordertrace {
 
 enum class StatusCode {
   kOk = 0,
-  kInvalidArgument,     // the caller's input is malformed (HTTP 400, gRPC INVALID_ARGUMENT)
-  kResourceExhausted,   // throttled: retry later (HTTP 429, gRPC RESOURCE_EXHAUSTED + RetryInfo)
-  kUnavailable,         // not serving right now, e.g. shutting down (HTTP 503, gRPC UNAVAILABLE)
-  kTooLarge,            // a body or message over its configured limit (HTTP 413)
-  kUnsupported,         // unsupported media type or encoding (HTTP 415)
+  kInvalidArgument,    // the caller's input is malformed (HTTP 400, gRPC INVALID_ARGUMENT)
+  kResourceExhausted,  // throttled: retry later (HTTP 429, gRPC RESOURCE_EXHAUSTED + RetryInfo)
+  kUnavailable,        // not serving right now, e.g. shutting down (HTTP 503, gRPC UNAVAILABLE)
+  kTooLarge,           // a body or message over its configured limit (HTTP 413)
+  kUnsupported,        // unsupported media type or encoding (HTTP 415)
   kNotFound,
   kInternal,
 };
@@ -29,7 +29,9 @@ class Status {
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return {}; }
-  static Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+  static Status InvalidArgument(std::string m) {
+    return {StatusCode::kInvalidArgument, std::move(m)};
+  }
   static Status ResourceExhausted(std::string m, int retry_after_ms = 1000) {
     Status s(StatusCode::kResourceExhausted, std::move(m));
     s.retry_after_ms_ = retry_after_ms;
@@ -69,14 +71,22 @@ inline std::string Status::ToString() const {
 
 inline const char* StatusCodeName(StatusCode code) {
   switch (code) {
-    case StatusCode::kOk: return "OK";
-    case StatusCode::kInvalidArgument: return "INVALID_ARGUMENT";
-    case StatusCode::kResourceExhausted: return "RESOURCE_EXHAUSTED";
-    case StatusCode::kUnavailable: return "UNAVAILABLE";
-    case StatusCode::kTooLarge: return "TOO_LARGE";
-    case StatusCode::kUnsupported: return "UNSUPPORTED";
-    case StatusCode::kNotFound: return "NOT_FOUND";
-    case StatusCode::kInternal: return "INTERNAL";
+    case StatusCode::kOk:
+      return "OK";
+    case StatusCode::kInvalidArgument:
+      return "INVALID_ARGUMENT";
+    case StatusCode::kResourceExhausted:
+      return "RESOURCE_EXHAUSTED";
+    case StatusCode::kUnavailable:
+      return "UNAVAILABLE";
+    case StatusCode::kTooLarge:
+      return "TOO_LARGE";
+    case StatusCode::kUnsupported:
+      return "UNSUPPORTED";
+    case StatusCode::kNotFound:
+      return "NOT_FOUND";
+    case StatusCode::kInternal:
+      return "INTERNAL";
   }
   return "UNKNOWN";
 }

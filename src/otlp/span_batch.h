@@ -35,12 +35,12 @@ struct Limits {
 
 // Why a span was refused (it is not in the batch; counted in partial success).
 enum class RefuseReason : uint8_t {
-  kInvalidTraceId,     // not 16 bytes, or all zero
-  kInvalidSpanId,      // not 8 bytes, or all zero
-  kInvalidParentId,    // present but not 8 bytes
-  kInvalidUtf8,        // a string field of the span, its resource or scope is not UTF-8
-  kMissingStartTime,   // start_time_unix_nano is 0
-  kValueTooDeep,       // array/kvlist values nested deeper than max_value_depth
+  kInvalidTraceId,    // not 16 bytes, or all zero
+  kInvalidSpanId,     // not 8 bytes, or all zero
+  kInvalidParentId,   // present but not 8 bytes
+  kInvalidUtf8,       // a string field of the span, its resource or scope is not UTF-8
+  kMissingStartTime,  // start_time_unix_nano is 0
+  kValueTooDeep,      // array/kvlist values nested deeper than max_value_depth
   kCount
 };
 const char* RefuseReasonName(RefuseReason r);
@@ -52,8 +52,8 @@ enum class Repair : uint8_t {
   kValueTruncated,       // a string/bytes value longer than the limit
   kEventsTruncated,
   kLinksTruncated,
-  kInvalidKind,          // kind > 5: := UNSPECIFIED
-  kInvalidStatusCode,    // code > 2: := UNSET
+  kInvalidKind,        // kind > 5: := UNSPECIFIED
+  kInvalidStatusCode,  // code > 2: := UNSET
   kCount
 };
 const char* RepairName(Repair r);
@@ -83,7 +83,7 @@ struct KeyValueView {
 };
 
 struct ResourceRef {
-  std::string_view encoded;      // the Resource message (empty if absent)
+  std::string_view encoded;  // the Resource message (empty if absent)
   std::string_view schema_url;
   std::string_view service_name;  // resource attribute service.name, "" if absent
   uint32_t attributes = 0;        // kept, after the limit
@@ -91,8 +91,8 @@ struct ResourceRef {
 };
 
 struct ScopeRef {
-  uint32_t resource = 0;          // index into SpanBatch::resources()
-  std::string_view encoded;       // the InstrumentationScope message (empty if absent)
+  uint32_t resource = 0;     // index into SpanBatch::resources()
+  std::string_view encoded;  // the InstrumentationScope message (empty if absent)
   std::string_view name;
   std::string_view version;
   std::string_view schema_url;
@@ -106,7 +106,7 @@ struct SpanRef {
   uint32_t resource = 0;     // index into SpanBatch::resources()
   TraceId trace_id{};
   SpanId span_id{};
-  SpanId parent_span_id{};   // all zero for a root span
+  SpanId parent_span_id{};  // all zero for a root span
   std::string_view name;
   std::string_view trace_state;
   std::string_view status_message;
@@ -130,7 +130,7 @@ struct SpanRef {
 struct EventView {
   uint64_t time_unix_nano = 0;
   std::string_view name;
-  std::string_view encoded;  // the Event message, for its attributes
+  std::string_view encoded;         // the Event message, for its attributes
   uint32_t dropped_attributes = 0;  // as sent plus those over the limit
 };
 
@@ -166,13 +166,20 @@ class SpanBatch {
 
   // Attribute walkers.  `fn(const KeyValueView&)` is called for each kept attribute, in wire
   // order, with values truncated to the limit.
-  template <typename F> void ForEachAttribute(const ResourceRef& r, F&& fn) const;
-  template <typename F> void ForEachAttribute(const ScopeRef& s, F&& fn) const;
-  template <typename F> void ForEachAttribute(const SpanRef& s, F&& fn) const;
-  template <typename F> void ForEachAttribute(const EventView& e, F&& fn) const;
-  template <typename F> void ForEachAttribute(const LinkView& l, F&& fn) const;
-  template <typename F> void ForEachEvent(const SpanRef& s, F&& fn) const;
-  template <typename F> void ForEachLink(const SpanRef& s, F&& fn) const;
+  template <typename F>
+  void ForEachAttribute(const ResourceRef& r, F&& fn) const;
+  template <typename F>
+  void ForEachAttribute(const ScopeRef& s, F&& fn) const;
+  template <typename F>
+  void ForEachAttribute(const SpanRef& s, F&& fn) const;
+  template <typename F>
+  void ForEachAttribute(const EventView& e, F&& fn) const;
+  template <typename F>
+  void ForEachAttribute(const LinkView& l, F&& fn) const;
+  template <typename F>
+  void ForEachEvent(const SpanRef& s, F&& fn) const;
+  template <typename F>
+  void ForEachLink(const SpanRef& s, F&& fn) const;
   // Finds a span attribute by key; returns false if absent.
   bool FindAttribute(const SpanRef& s, std::string_view key, AnyValueView* out) const;
 
@@ -197,41 +204,58 @@ class SpanBatch {
 };
 
 // Walks the elements of an array value / the entries of a kvlist value.
-void ForEachArrayValue(const AnyValueView& v, uint32_t max_value_bytes,
-                       void* ctx, void (*cb)(void*, const AnyValueView&));
-void ForEachKeyValue(const AnyValueView& v, uint32_t max_value_bytes,
-                     void* ctx, void (*cb)(void*, const KeyValueView&));
-template <typename F> void ForEachArrayValue(const AnyValueView& v, uint32_t max, F&& fn) {
+void ForEachArrayValue(const AnyValueView& v, uint32_t max_value_bytes, void* ctx,
+                       void (*cb)(void*, const AnyValueView&));
+void ForEachKeyValue(const AnyValueView& v, uint32_t max_value_bytes, void* ctx,
+                     void (*cb)(void*, const KeyValueView&));
+template <typename F>
+void ForEachArrayValue(const AnyValueView& v, uint32_t max, F&& fn) {
   ForEachArrayValue(v, max, &fn, [](void* c, const AnyValueView& x) { (*static_cast<F*>(c))(x); });
 }
-template <typename F> void ForEachKeyValue(const AnyValueView& v, uint32_t max, F&& fn) {
+template <typename F>
+void ForEachKeyValue(const AnyValueView& v, uint32_t max, F&& fn) {
   ForEachKeyValue(v, max, &fn, [](void* c, const KeyValueView& x) { (*static_cast<F*>(c))(x); });
 }
 
 // ---- template implementations ----
 namespace detail {
-template <typename T, typename F> void Thunk(void* c, const T& x) { (*static_cast<F*>(c))(x); }
+template <typename T, typename F>
+void Thunk(void* c, const T& x) {
+  (*static_cast<F*>(c))(x);
+}
 }  // namespace detail
 
-template <typename F> void SpanBatch::ForEachAttribute(const ResourceRef& r, F&& fn) const {
-  ForEachKeyValueImpl(r.encoded, 1, limits_.max_attributes, &fn, &detail::Thunk<KeyValueView, std::remove_reference_t<F>>);
+template <typename F>
+void SpanBatch::ForEachAttribute(const ResourceRef& r, F&& fn) const {
+  ForEachKeyValueImpl(r.encoded, 1, limits_.max_attributes, &fn,
+                      &detail::Thunk<KeyValueView, std::remove_reference_t<F>>);
 }
-template <typename F> void SpanBatch::ForEachAttribute(const ScopeRef& s, F&& fn) const {
-  ForEachKeyValueImpl(s.encoded, 3, limits_.max_attributes, &fn, &detail::Thunk<KeyValueView, std::remove_reference_t<F>>);
+template <typename F>
+void SpanBatch::ForEachAttribute(const ScopeRef& s, F&& fn) const {
+  ForEachKeyValueImpl(s.encoded, 3, limits_.max_attributes, &fn,
+                      &detail::Thunk<KeyValueView, std::remove_reference_t<F>>);
 }
-template <typename F> void SpanBatch::ForEachAttribute(const SpanRef& s, F&& fn) const {
-  ForEachKeyValueImpl(s.encoded, 9, limits_.max_attributes, &fn, &detail::Thunk<KeyValueView, std::remove_reference_t<F>>);
+template <typename F>
+void SpanBatch::ForEachAttribute(const SpanRef& s, F&& fn) const {
+  ForEachKeyValueImpl(s.encoded, 9, limits_.max_attributes, &fn,
+                      &detail::Thunk<KeyValueView, std::remove_reference_t<F>>);
 }
-template <typename F> void SpanBatch::ForEachAttribute(const EventView& e, F&& fn) const {
-  ForEachKeyValueImpl(e.encoded, 3, limits_.max_attributes_per_event, &fn, &detail::Thunk<KeyValueView, std::remove_reference_t<F>>);
+template <typename F>
+void SpanBatch::ForEachAttribute(const EventView& e, F&& fn) const {
+  ForEachKeyValueImpl(e.encoded, 3, limits_.max_attributes_per_event, &fn,
+                      &detail::Thunk<KeyValueView, std::remove_reference_t<F>>);
 }
-template <typename F> void SpanBatch::ForEachAttribute(const LinkView& l, F&& fn) const {
-  ForEachKeyValueImpl(l.encoded, 4, limits_.max_attributes_per_event, &fn, &detail::Thunk<KeyValueView, std::remove_reference_t<F>>);
+template <typename F>
+void SpanBatch::ForEachAttribute(const LinkView& l, F&& fn) const {
+  ForEachKeyValueImpl(l.encoded, 4, limits_.max_attributes_per_event, &fn,
+                      &detail::Thunk<KeyValueView, std::remove_reference_t<F>>);
 }
-template <typename F> void SpanBatch::ForEachEvent(const SpanRef& s, F&& fn) const {
+template <typename F>
+void SpanBatch::ForEachEvent(const SpanRef& s, F&& fn) const {
   ForEachEventImpl(s, &fn, &detail::Thunk<EventView, std::remove_reference_t<F>>);
 }
-template <typename F> void SpanBatch::ForEachLink(const SpanRef& s, F&& fn) const {
+template <typename F>
+void SpanBatch::ForEachLink(const SpanRef& s, F&& fn) const {
   ForEachLinkImpl(s, &fn, &detail::Thunk<LinkView, std::remove_reference_t<F>>);
 }
 

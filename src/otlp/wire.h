@@ -1,0 +1,90 @@
+// Protocol Buffers wire-format primitives (varints, tags, fixed-width values) shared by the
+// OTLP decoder and the SpanBatch views.  Internal to src/otlp.
+//
+// All readers take [p, end) and advance p; they return false on truncated or over-long input
+// and never read past end.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace ordertrace::otlp::wire {
+
+enum WireType : uint32_t {
+  kVarint = 0,
+  kFixed64 = 1,
+  kLengthDelimited = 2,
+  kStartGroup = 3,
+  kEndGroup = 4,
+  kFixed32 = 5,
+};
+
+constexpr uint32_t Tag(uint32_t field, WireType type) { return (field << 3) | type; }
+
+inline bool ReadVarintSlow(const uint8_t*& p, const uint8_t* end, uint64_t* out) {
+  uint64_t result = 0;
+  for (int i = 0; i < 10; ++i) {
+    if (p >= end) return false;
+    uint8_t b = *p++;
+    result |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
+    if (b < 0x80) {
+      *out = result;
+      return true;
+    }
+  }
+  return false;  // more than 10 bytes
+}
+
+inline bool ReadVarint(const uint8_t*& p, const uint8_t* end, uint64_t* out) {
+  if (p < end && *p < 0x80) {
+    *out = *p++;
+    return true;
+  }
+  return ReadVarintSlow(p, end, out);
+}
+
+// A tag is a varint of at most 32 bits.
+inline bool ReadTag(const uint8_t*& p, const uint8_t* end, uint32_t* tag) {
+  if (p < end && *p < 0x80) {
+    *tag = *p++;
+    return true;
+  }
+  if (end - p >= 2 && p[1] < 0x80) {
+    *tag = (p[0] & 0x7fu) | (static_cast<uint32_t>(p[1]) << 7);
+    p += 2;
+    return true;
+  }
+  uint64_t v;
+  const uint8_t* start = p;
+  if (!ReadVarintSlow(p, end, &v) || p - start > 5 || v > 0xffffffffULL) return false;
+  *tag = static_cast<uint32_t>(v);
+  return true;
+}
+
+inline bool ReadFixed64(const uint8_t*& p, const uint8_t* end, uint64_t* out) {
+  if (end - p < 8) return false;
+  std::memcpy(out, p, 8);  // wire is little-endian, as is every target we build for
+  p += 8;
+  return true;
+}
+
+inline bool ReadFixed32(const uint8_t*& p, const uint8_t* end, uint32_t* out) {
+  if (end - p < 4) return false;
+  std::memcpy(out, p, 4);
+  p += 4;
+  return true;
+}
+
+// Reads a length prefix and returns the payload as [*data, *data + *len).
+inline bool ReadLengthDelimited(const uint8_t*& p, const uint8_t* end, const uint8_t** data,
+                                uint32_t* len) {
+  uint64_t n;
+  if (!ReadVarint(p, end, &n)) return false;
+  if (n > static_cast<uint64_t>(end - p) || n > 0x7fffffffULL) return false;
+  *data = p;
+  *len = static_cast<uint32_t>(n);
+  p += n;
+  return true;
+}
+
+}  // namespace ordertrace::otlp::wire
