@@ -43,7 +43,7 @@ inline bool ReadVarint(const uint8_t*& p, const uint8_t* end, uint64_t* out) {
   return ReadVarintSlow(p, end, out);
 }
 
-// A tag is a varint of at most 32 bits.
+// A tag is a varint of at most 5 bytes; bits beyond 32 are dropped, as libprotobuf does.
 inline bool ReadTag(const uint8_t*& p, const uint8_t* end, uint32_t* tag) {
   if (p < end && *p < 0x80) {
     *tag = *p++;
@@ -54,11 +54,18 @@ inline bool ReadTag(const uint8_t*& p, const uint8_t* end, uint32_t* tag) {
     p += 2;
     return true;
   }
-  uint64_t v;
-  const uint8_t* start = p;
-  if (!ReadVarintSlow(p, end, &v) || p - start > 5 || v > 0xffffffffULL) return false;
-  *tag = static_cast<uint32_t>(v);
-  return true;
+  uint32_t result = 0;
+  for (int i = 0; i < 5; ++i) {
+    if (p + i >= end) return false;
+    const uint8_t b = p[i];
+    result |= static_cast<uint32_t>(b & 0x7f) << (7 * i);  // i == 4: high bits drop off
+    if (b < 0x80) {
+      *tag = result;
+      p += i + 1;
+      return true;
+    }
+  }
+  return false;
 }
 
 inline bool ReadFixed64(const uint8_t*& p, const uint8_t* end, uint64_t* out) {
