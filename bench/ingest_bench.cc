@@ -1,0 +1,341 @@
+// Ingest benchmark: drives a running `ordertrace serve` over loopback OTLP/HTTP with a fixed
+// workload and measures the gateway's own CPU time per span (from /proc/<pid>/stat), then, in
+// the same run on the same bytes, libprotobuf's plain arena parse of the request as reference.
+//
+// Workload (docs/benchmarks.md): requests of 512 spans in 4 resources (service.name + 4
+// attributes each); each span has 12 attributes of realistic sizes (order.id, order.stage on 1
+// span in 10, messaging.*, http.*, one e-mail-like enduser.id) and one event.
+//
+// Usage: ordertrace-bench-ingest --url http://127.0.0.1:4318/v1/traces --pid PID
+//          [--connections 4] [--seconds 10] [--warmup 2]
+// The last line of output is one JSON object with the figures.
+#include <arpa/inet.h>
+#include <google/protobuf/arena.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "otlp/decoder.h"
+
+namespace {
+
+using opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest;
+using opentelemetry::proto::common::v1::KeyValue;
+using opentelemetry::proto::trace::v1::Span;
+
+constexpr int kSpansPerRequest = 512;
+constexpr int kResources = 4;
+
+void Str(google::protobuf::RepeatedPtrField<KeyValue>* attrs, const char* k, const std::string& v) {
+  auto* kv = attrs->Add();
+  kv->set_key(k);
+  kv->mutable_value()->set_string_value(v);
+}
+void Int(google::protobuf::RepeatedPtrField<KeyValue>* attrs, const char* k, int64_t v) {
+  auto* kv = attrs->Add();
+  kv->set_key(k);
+  kv->mutable_value()->set_int_value(v);
+}
+
+std::string Uuid(std::mt19937_64& rng) {
+  char buf[40];
+  uint64_t a = rng(), b = rng();
+  std::snprintf(buf, sizeof buf, "%08x-%04x-4%03x-a%03x-%012llx", static_cast<unsigned>(a >> 32),
+                static_cast<unsigned>(a & 0xffff), static_cast<unsigned>((a >> 16) & 0xfff),
+                static_cast<unsigned>(b & 0xfff), static_cast<unsigned long long>(b >> 16));
+  return buf;
+}
+
+std::string RandomBytes(std::mt19937_64& rng, int n) {
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng() | 1);
+  return s;
+}
+
+ExportTraceServiceRequest MakeRequest(std::mt19937_64& rng, int request_no) {
+  static const char* kServices[kResources] = {"crm", "mes", "partner-gateway", "pricing"};
+  static const char* kStages[] = {"SUBMITTED", "PRICE_CALCULATED", "APPROVED",
+                                  "MANUFACTURING_STARTED", "SHIPPED", "CLOSED"};
+  ExportTraceServiceRequest req;
+  const uint64_t now = 1'764'000'000'000'000'000ULL + static_cast<uint64_t>(request_no) * 1'000'000;
+  int span_no = 0;
+  for (int r = 0; r < kResources; ++r) {
+    auto* rs = req.add_resource_spans();
+    auto* res = rs->mutable_resource()->mutable_attributes();
+    Str(res, "service.name", kServices[r]);
+    Str(res, "service.version", "2.14.3");
+    Str(res, "deployment.environment", "production");
+    Str(res, "host.name", std::string(kServices[r]) + "-7f9c6d5b8-x2k4q");
+    Str(res, "telemetry.sdk.language", "cpp");
+    auto* ss = rs->add_scope_spans();
+    ss->mutable_scope()->set_name("libordertrace");
+    ss->mutable_scope()->set_version("0.1.0");
+    const std::string trace_id = RandomBytes(rng, 16);
+    for (int i = 0; i < kSpansPerRequest / kResources; ++i, ++span_no) {
+      Span* s = ss->add_spans();
+      s->set_trace_id(trace_id);
+      s->set_span_id(RandomBytes(rng, 8));
+      s->set_parent_span_id(RandomBytes(rng, 8));
+      s->set_name(i % 3 == 0 ? "publish mes.orders" : "POST /api/v1/orders/{id}");
+      s->set_kind(i % 3 == 0 ? Span::SPAN_KIND_PRODUCER : Span::SPAN_KIND_SERVER);
+      const uint64_t start = now + static_cast<uint64_t>(span_no) * 1000;
+      s->set_start_time_unix_nano(start);
+      s->set_end_time_unix_nano(start + 1'500'000 + rng() % 10'000'000);
+      auto* a = s->mutable_attributes();
+      char order[32];
+      std::snprintf(order, sizeof order, "ORD-2026-%06d", static_cast<int>(rng() % 1000000));
+      Str(a, "order.id", order);
+      if (span_no % 10 == 0) Str(a, "order.stage", kStages[(span_no / 10) % 6]);
+      else Str(a, "order.step.status", "OK");
+      Str(a, "messaging.system", "rabbitmq");
+      Str(a, "messaging.destination.name", "mes.orders");
+      Str(a, "messaging.rabbitmq.destination.routing_key", "orders.submitted");
+      Str(a, "messaging.message.id", Uuid(rng));
+      Str(a, "messaging.operation.type", "send");
+      Str(a, "http.request.method", "POST");
+      Str(a, "http.route", "/api/v1/orders/{id}");
+      Int(a, "http.response.status_code", 200);
+      Str(a, "url.full", std::string("https://crm.internal.example.com/api/v1/orders/") + order);
+      Str(a, "enduser.id", "ivan.petrov" + std::to_string(rng() % 1000) + "@example.com");
+      auto* ev = s->add_events();
+      ev->set_time_unix_nano(start + 500'000);
+      ev->set_name("order.state_change");
+      Str(ev->mutable_attributes(), "order.previous_stage", "SUBMITTED");
+      s->mutable_status()->set_code(opentelemetry::proto::trace::v1::Status::STATUS_CODE_OK);
+    }
+  }
+  return req;
+}
+
+double ThreadCpuNs() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+// utime + stime of a process, in nanoseconds.
+double ProcessCpuNs(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(in, line);
+  auto close = line.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream rest(line.substr(close + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return (utime + stime) * 1e9 / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+struct Url {
+  std::string host = "127.0.0.1";
+  int port = 4318;
+  std::string path = "/v1/traces";
+};
+
+bool ParseUrl(const std::string& s, Url* u) {
+  const std::string prefix = "http://";
+  if (s.rfind(prefix, 0) != 0) return false;
+  std::string rest = s.substr(prefix.size());
+  auto slash = rest.find('/');
+  std::string hostport = rest.substr(0, slash);
+  u->path = slash == std::string::npos ? "/v1/traces" : rest.substr(slash);
+  auto colon = hostport.rfind(':');
+  if (colon == std::string::npos) return false;
+  u->host = hostport.substr(0, colon);
+  u->port = std::stoi(hostport.substr(colon + 1));
+  return true;
+}
+
+int Connect(const Url& u) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(u.port));
+  inet_pton(AF_INET, u.host.c_str(), &addr.sin_addr);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+// Sends one request on a keep-alive connection; returns the HTTP status or -1.
+int RoundTrip(int fd, const std::string& request, std::string* buf) {
+  size_t off = 0;
+  while (off < request.size()) {
+    ssize_t n = write(fd, request.data() + off, request.size() - off);
+    if (n <= 0) return -1;
+    off += static_cast<size_t>(n);
+  }
+  buf->clear();
+  char tmp[4096];
+  size_t header_end = std::string::npos;
+  while ((header_end = buf->find("\r\n\r\n")) == std::string::npos) {
+    ssize_t n = read(fd, tmp, sizeof tmp);
+    if (n <= 0) return -1;
+    buf->append(tmp, static_cast<size_t>(n));
+  }
+  int status = std::atoi(buf->c_str() + 9);
+  size_t content_length = 0;
+  for (const char* name : {"Content-Length:", "content-length:"}) {
+    auto pos = buf->find(name);
+    if (pos != std::string::npos && pos < header_end) {
+      content_length = std::strtoull(buf->c_str() + pos + std::strlen(name), nullptr, 10);
+    }
+  }
+  while (buf->size() < header_end + 4 + content_length) {
+    ssize_t n = read(fd, tmp, sizeof tmp);
+    if (n <= 0) return -1;
+    buf->append(tmp, static_cast<size_t>(n));
+  }
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string url_arg = "http://127.0.0.1:4318/v1/traces";
+  int pid = 0, connections = 4;
+  bool reference_only = false;  // --reference-only 1: skip the load, measure parsers only
+  double seconds = 10, warmup = 2;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string k = argv[i], v = argv[i + 1];
+    if (k == "--url") url_arg = v;
+    else if (k == "--pid") pid = std::stoi(v);
+    else if (k == "--connections") connections = std::stoi(v);
+    else if (k == "--seconds") seconds = std::stod(v);
+    else if (k == "--warmup") warmup = std::stod(v);
+    else if (k == "--reference-only") reference_only = v == "1";
+    else {
+      std::fprintf(stderr, "unknown flag %s\n", k.c_str());
+      return 2;
+    }
+  }
+  Url url;
+  if (!ParseUrl(url_arg, &url) || (pid <= 0 && !reference_only)) {
+    std::fprintf(stderr, "usage: %s --url http://HOST:PORT/v1/traces --pid GATEWAY_PID "
+                 "[--connections N] [--seconds S] [--warmup S]\n", argv[0]);
+    return 2;
+  }
+
+  // The workload: 16 distinct requests, sent round-robin.
+  std::mt19937_64 rng(42);
+  std::vector<std::string> bodies, requests;
+  for (int i = 0; i < 16; ++i) bodies.push_back(MakeRequest(rng, i).SerializeAsString());
+  size_t total_bytes = 0;
+  for (const auto& b : bodies) {
+    total_bytes += b.size();
+    requests.push_back("POST " + url.path + " HTTP/1.1\r\nHost: " + url.host +
+                       "\r\nContent-Type: application/x-protobuf\r\nContent-Length: " +
+                       std::to_string(b.size()) + "\r\n\r\n" + b);
+  }
+  const double bytes_per_span = static_cast<double>(total_bytes) / (16.0 * kSpansPerRequest);
+  std::printf("workload: %d spans/request, %.0f bytes/span, %zu-byte requests, %d connections\n",
+              kSpansPerRequest, bytes_per_span, bodies[0].size(), connections);
+
+  // Load: each connection thread sends requests back to back.
+  std::atomic<int> phase{0};  // 0 warm-up, 1 measure, 2 stop
+  std::atomic<uint64_t> measured_requests{0}, errors{0};
+  std::vector<std::thread> threads;
+  if (reference_only) {
+    connections = 0;
+    warmup = seconds = 0;
+  }
+  for (int c = 0; c < connections; ++c) {
+    threads.emplace_back([&, c] {
+      int fd = Connect(url);
+      std::string buf;
+      size_t next = static_cast<size_t>(c);
+      while (phase.load() < 2) {
+        if (fd < 0) {
+          errors.fetch_add(1);
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          fd = Connect(url);
+          continue;
+        }
+        const int p = phase.load();
+        int status = RoundTrip(fd, requests[next++ % requests.size()], &buf);
+        if (status != 200) {
+          errors.fetch_add(1);
+          close(fd);
+          fd = Connect(url);
+          continue;
+        }
+        if (p == 1 && phase.load() == 1) measured_requests.fetch_add(1);
+      }
+      if (fd >= 0) close(fd);
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
+  const double cpu0 = reference_only ? 0 : ProcessCpuNs(pid);
+  const auto t0 = std::chrono::steady_clock::now();
+  phase.store(1);
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  phase.store(2);
+  const double cpu1 = reference_only ? 0 : ProcessCpuNs(pid);
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (auto& t : threads) t.join();
+
+  const double spans = static_cast<double>(measured_requests.load()) * kSpansPerRequest;
+  const double gateway_cpu_ns = cpu1 - cpu0;
+  const double cpu_ns_per_span = spans > 0 ? gateway_cpu_ns / spans : 0;
+
+  // Reference: libprotobuf's arena parse of the same bytes, and the decoder alone.
+  const int kRounds = 40;
+  double parse_ns = ThreadCpuNs();
+  for (int round = 0; round < kRounds; ++round) {
+    for (const auto& b : bodies) {
+      google::protobuf::Arena arena;
+      auto* msg = google::protobuf::Arena::CreateMessage<ExportTraceServiceRequest>(&arena);
+      if (!msg->ParseFromArray(b.data(), static_cast<int>(b.size()))) return 1;
+    }
+  }
+  parse_ns = ThreadCpuNs() - parse_ns;
+  double decode_ns = ThreadCpuNs();
+  for (int round = 0; round < kRounds; ++round) {
+    for (const auto& b : bodies) {
+      auto r = ordertrace::otlp::DecodeExportRequest(b, ordertrace::otlp::Protocol::kHttpProtobuf, {});
+      if (!r.ok() || r.value()->spans().size() != kSpansPerRequest) return 1;
+    }
+  }
+  decode_ns = ThreadCpuNs() - decode_ns;
+  const double ref_spans = static_cast<double>(kRounds) * bodies.size() * kSpansPerRequest;
+  const double parse_cpu_ns_per_span = parse_ns / ref_spans;
+  const double decode_cpu_ns_per_span = decode_ns / ref_spans;
+
+  std::printf("gateway: %.0f spans in %.2f s wall, %.3f s CPU, %llu errors\n", spans, wall,
+              gateway_cpu_ns / 1e9, static_cast<unsigned long long>(errors.load()));
+  std::printf("gateway CPU per span (receive+decode+validate+hand-off): %.0f ns\n", cpu_ns_per_span);
+  std::printf("libprotobuf arena parse per span: %.0f ns; decoder alone: %.0f ns\n",
+              parse_cpu_ns_per_span, decode_cpu_ns_per_span);
+  std::printf(
+      "{\"benchmark\":\"ingest\",\"spans_per_request\":%d,\"bytes_per_span\":%.0f,"
+      "\"connections\":%d,\"seconds\":%.2f,\"spans\":%.0f,\"errors\":%llu,"
+      "\"spans_per_sec\":%.0f,\"spans_per_cpu_sec\":%.0f,\"cpu_ns_per_span\":%.1f,"
+      "\"parse_cpu_ns_per_span\":%.1f,\"decode_cpu_ns_per_span\":%.1f,\"ratio\":%.3f}\n",
+      kSpansPerRequest, bytes_per_span, connections, wall, spans,
+      static_cast<unsigned long long>(errors.load()), wall > 0 ? spans / wall : 0,
+      cpu_ns_per_span > 0 ? 1e9 / cpu_ns_per_span : 0, cpu_ns_per_span, parse_cpu_ns_per_span,
+      decode_cpu_ns_per_span, parse_cpu_ns_per_span > 0 ? cpu_ns_per_span / parse_cpu_ns_per_span : 0);
+  return (reference_only || spans > 0) && errors.load() == 0 ? 0 : 1;
+}
