@@ -1,0 +1,114 @@
+#include "pipeline/ingest_queue.h"
+
+#include <string>
+#include <utility>
+
+#include "common/log.h"
+
+namespace ordertrace::pipeline {
+
+IngestQueue::IngestQueue(IngestQueueOptions options, std::vector<Stage*> stages,
+                         metrics::Registry& registry)
+    : options_(options),
+      stages_(std::move(stages)),
+      queue_bytes_(registry
+                       .AddGauge("ordertrace_pipeline_queue_bytes",
+                                 "Wire bytes of accepted batches not yet through the pipeline.")
+                       .With({})),
+      queue_batches_(registry
+                         .AddGauge("ordertrace_pipeline_queue_batches",
+                                   "Accepted batches not yet through the pipeline.")
+                         .With({})),
+      batches_total_(registry
+                         .AddCounter("ordertrace_pipeline_batches_total",
+                                     "Batches that went through every pipeline stage.")
+                         .With({})),
+      spans_total_(registry
+                       .AddCounter("ordertrace_pipeline_spans_total",
+                                   "Spans that went through every pipeline stage.")
+                       .With({})),
+      refused_(registry.AddCounter("ordertrace_pipeline_refused_batches_total",
+                                   "Batches the ingest queue refused, by reason (full, closed).",
+                                   {"reason"})) {
+  worker_ = std::thread([this] { Run(); });
+}
+
+IngestQueue::~IngestQueue() { Close(); }
+
+Status IngestQueue::Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcept {
+  if (!batch) return Status::InvalidArgument("null batch");
+  const size_t size = batch->wire().size();
+  const int retry_ms = static_cast<int>(options_.retry_after.count());
+  try {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closed_) {
+        refused_.With({"closed"}).Inc();
+        return Status::Unavailable("the gateway is shutting down", retry_ms);
+      }
+      if (batches_ > 0 && bytes_ + size > options_.max_bytes) {
+        refused_.With({"full"}).Inc();
+        return Status::ResourceExhausted("ingest queue full (" + std::to_string(bytes_) + " of " +
+                                             std::to_string(options_.max_bytes) + " bytes queued)",
+                                         retry_ms);
+      }
+      queue_.push_back(std::move(batch));
+      bytes_ += size;
+      ++batches_;
+      queue_bytes_.Set(static_cast<double>(bytes_));
+      queue_batches_.Set(static_cast<double>(batches_));
+    }
+    wake_.notify_one();
+    return Status::Ok();
+  } catch (const std::exception& e) {  // allocation failure in push_back or the metric child
+    return Status::Internal(std::string("ingest queue: ") + e.what());
+  }
+}
+
+void IngestQueue::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    wake_.wait(lock, [this] { return closed_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // closed and drained
+    std::shared_ptr<const otlp::SpanBatch> batch = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+
+    for (Stage* stage : stages_) stage->Process(*batch);
+    batches_total_.Inc();
+    spans_total_.Inc(batch->spans().size());
+    const size_t size = batch->wire().size();
+    batch.reset();  // release the bytes before they stop counting
+
+    lock.lock();
+    bytes_ -= size;
+    --batches_;
+    queue_bytes_.Set(static_cast<double>(bytes_));
+    queue_batches_.Set(static_cast<double>(batches_));
+  }
+}
+
+void IngestQueue::Close() {
+  std::lock_guard<std::mutex> join_lock(join_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+  }
+  wake_.notify_one();
+  if (worker_.joinable()) {
+    worker_.join();
+    log::Debug("ingest queue drained", {{"batches", batches_total_.Value()}});
+  }
+}
+
+size_t IngestQueue::queued_batches() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return batches_;
+}
+
+size_t IngestQueue::queued_bytes() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return bytes_;
+}
+
+}  // namespace ordertrace::pipeline
