@@ -1,0 +1,537 @@
+#include "config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <vector>
+
+namespace ordertrace::config {
+namespace {
+
+std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+// Parses all of `s` as an unsigned decimal integer.
+std::optional<uint64_t> ParseUint(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  uint64_t v = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// Splits "16MiB" into its leading digits and the rest.
+std::pair<std::string_view, std::string_view> SplitNumber(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
+  return {s.substr(0, i), Trim(s.substr(i))};
+}
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+// Replaces ${NAME} and ${NAME:-default} with the environment's values; "$$" is a literal "$".
+Result<std::string> SubstituteEnv(std::string_view in, const EnvLookup& env) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '$' || i + 1 >= in.size()) {
+      out += in[i];
+      continue;
+    }
+    if (in[i + 1] == '$') {
+      out += '$';
+      ++i;
+      continue;
+    }
+    if (in[i + 1] != '{') {
+      out += in[i];
+      continue;
+    }
+    const size_t close = in.find('}', i + 2);
+    if (close == std::string_view::npos) {
+      return Status::InvalidArgument("unterminated ${ in " + Quote(in) + " (write $$ for a $)");
+    }
+    std::string_view expr = in.substr(i + 2, close - i - 2);
+    std::optional<std::string_view> fallback;
+    if (size_t sep = expr.find(":-"); sep != std::string_view::npos) {
+      fallback = expr.substr(sep + 2);
+      expr = expr.substr(0, sep);
+    }
+    const bool valid_name = !expr.empty() && !std::isdigit(static_cast<unsigned char>(expr[0])) &&
+                            std::all_of(expr.begin(), expr.end(), [](char c) {
+                              return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+                            });
+    if (!valid_name) {
+      return Status::InvalidArgument("invalid environment variable name " + Quote(expr) +
+                                     " in ${...}");
+    }
+    std::optional<std::string> value = env(std::string(expr));
+    if (!value && fallback) value = std::string(*fallback);
+    if (!value) {
+      return Status::InvalidArgument("environment variable " + std::string(expr) + " is not set");
+    }
+    out += *value;
+    i = close;
+  }
+  return out;
+}
+
+// ---- the schema: one setter per leaf key ----
+
+// Sets one key from its (substituted) scalar text; returns an error message without location.
+using Setter = std::function<std::optional<std::string>(std::string_view value, Config* c)>;
+
+Setter HostPortKey(std::string Config::Listen::*field) {
+  return [field](std::string_view v, Config* c) -> std::optional<std::string> {
+    auto hp = ParseHostPort(v);
+    if (!hp.ok()) return hp.status().message();
+    c->listen.*field = std::string(Trim(v));
+    return std::nullopt;
+  };
+}
+
+template <typename T>
+Setter IntKey(T* (*field)(Config*), uint64_t min, uint64_t max) {
+  return [=](std::string_view v, Config* c) -> std::optional<std::string> {
+    auto n = ParseUint(Trim(v));
+    if (!n || *n < min || *n > max) {
+      return "expected an integer from " + std::to_string(min) + " to " + std::to_string(max) +
+             ", got " + Quote(v);
+    }
+    *field(c) = static_cast<T>(*n);
+    return std::nullopt;
+  };
+}
+
+template <typename T>
+Setter SizeKey(T* (*field)(Config*), uint64_t min, uint64_t max) {
+  return [=](std::string_view v, Config* c) -> std::optional<std::string> {
+    auto n = ParseSize(v);
+    if (!n.ok()) return n.status().message();
+    if (*n < min || *n > max) {
+      return "expected a size from " + FormatSize(min) + " to " + FormatSize(max) + ", got " +
+             Quote(v);
+    }
+    *field(c) = static_cast<T>(*n);
+    return std::nullopt;
+  };
+}
+
+std::optional<std::string> SetLogLevel(std::string_view v, Config* c) {
+  std::string level = Lower(Trim(v));
+  if (level != "debug" && level != "info" && level != "warn" && level != "error") {
+    return "expected one of debug, info, warn, error, got " + Quote(v);
+  }
+  c->log.level = level;
+  return std::nullopt;
+}
+
+const std::map<std::string, Setter>& Schema() {
+  static const auto* schema = new std::map<std::string, Setter>{
+      {"listen.otlp_grpc", HostPortKey(&Config::Listen::otlp_grpc)},
+      {"listen.otlp_http", HostPortKey(&Config::Listen::otlp_http)},
+      {"listen.http", HostPortKey(&Config::Listen::http)},
+      {"data_dir",
+       [](std::string_view v, Config* c) -> std::optional<std::string> {
+         if (Trim(v).empty()) return "expected a directory path, got ''";
+         c->data_dir = std::string(v);
+         return std::nullopt;
+       }},
+      {"receiver.max_body_bytes",
+       SizeKey<uint64_t>([](Config* c) { return &c->receiver.max_body_bytes; }, 1024,
+                         uint64_t{1} << 30)},
+      {"receiver.http_threads",
+       IntKey<int>([](Config* c) { return &c->receiver.http_threads; }, 1, 64)},
+      {"limits.max_attributes",
+       IntKey<uint32_t>([](Config* c) { return &c->limits.max_attributes; }, 0, 1000000)},
+      {"limits.max_attributes_per_event",
+       IntKey<uint32_t>([](Config* c) { return &c->limits.max_attributes_per_event; }, 0, 1000000)},
+      {"limits.max_events_per_span",
+       IntKey<uint32_t>([](Config* c) { return &c->limits.max_events_per_span; }, 0, 1000000)},
+      {"limits.max_links_per_span",
+       IntKey<uint32_t>([](Config* c) { return &c->limits.max_links_per_span; }, 0, 1000000)},
+      {"limits.max_attribute_value_bytes",
+       SizeKey<uint32_t>([](Config* c) { return &c->limits.max_attribute_value_bytes; }, 1,
+                         uint64_t{64} << 20)},
+      {"limits.max_value_depth",
+       IntKey<uint32_t>([](Config* c) { return &c->limits.max_value_depth; }, 1, 64)},
+      {"pipeline.queue_max_bytes",
+       SizeKey<uint64_t>([](Config* c) { return &c->pipeline.queue_max_bytes; }, uint64_t{1} << 20,
+                         uint64_t{64} << 30)},
+      {"pipeline.retry_after",
+       [](std::string_view v, Config* c) -> std::optional<std::string> {
+         auto d = ParseDuration(v);
+         if (!d.ok()) return d.status().message();
+         if (*d < std::chrono::milliseconds(1) || *d > std::chrono::hours(1)) {
+           return "expected a duration from 1ms to 1h, got " + Quote(v);
+         }
+         c->pipeline.retry_after = *d;
+         return std::nullopt;
+       }},
+      {"log.level", SetLogLevel},
+      {"log.format",
+       [](std::string_view v, Config* c) -> std::optional<std::string> {
+         auto f = ParseLogFormat(v);
+         if (!f.ok()) return f.status().message();
+         c->log.format = *f;
+         return std::nullopt;
+       }},
+      {"log.spans",
+       [](std::string_view v, Config* c) -> std::optional<std::string> {
+         std::string b = Lower(Trim(v));
+         if (b == "true" || b == "yes" || b == "on")
+           c->log.spans = true;
+         else if (b == "false" || b == "no" || b == "off")
+           c->log.spans = false;
+         else
+           return "expected true or false, got " + Quote(v);
+         return std::nullopt;
+       }},
+  };
+  return *schema;
+}
+
+bool IsSection(const std::string& path) {
+  const std::string prefix = path + ".";
+  const auto& schema = Schema();
+  auto it = schema.lower_bound(prefix);
+  return it != schema.end() && it->first.compare(0, prefix.size(), prefix) == 0;
+}
+
+// The keys allowed directly under `prefix` ("" for the top level).
+std::vector<std::string> KeysUnder(const std::string& prefix) {
+  std::vector<std::string> keys;
+  const std::string p = prefix.empty() ? "" : prefix + ".";
+  for (const auto& [path, setter] : Schema()) {
+    if (path.compare(0, p.size(), p) != 0) continue;
+    std::string rest = path.substr(p.size());
+    rest = rest.substr(0, rest.find('.'));
+    if (keys.empty() || keys.back() != rest) keys.push_back(rest);
+  }
+  return keys;
+}
+
+std::string UnknownKeyMessage(const std::string& prefix, const std::string& key) {
+  std::vector<std::string> known = KeysUnder(prefix);
+  std::string best;
+  size_t best_distance = 3;  // suggest only close matches
+  for (const auto& k : known) {
+    size_t d = EditDistance(Lower(key), k);
+    if (d < best_distance) {
+      best_distance = d;
+      best = k;
+    }
+  }
+  if (!best.empty()) return "unknown key (did you mean '" + best + "'?)";
+  std::string list;
+  for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+  return "unknown key; known keys here: " + list;
+}
+
+class Loader {
+ public:
+  Loader(std::string_view file, const EnvLookup& env) : file_(file), env_(env) {}
+
+  Status Walk(const YAML::Node& map, const std::string& prefix, Config* config) {
+    std::map<std::string, int> seen;  // key -> line, for duplicates
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      // Copies: the iterator's pair is a temporary proxy, references into it would dangle.
+      const YAML::Node key_node = it->first;
+      const YAML::Node value = it->second;
+      const int line = Line(key_node);
+      if (!key_node.IsScalar()) return Error(line, prefix, "keys must be plain names");
+      const std::string key = key_node.Scalar();
+      const std::string path = prefix.empty() ? key : prefix + "." + key;
+      if (auto [prev, inserted] = seen.emplace(key, line); !inserted) {
+        return Error(line, path,
+                     "duplicate key (first at line " + std::to_string(prev->second) + ")");
+      }
+      const auto& schema = Schema();
+      if (auto leaf = schema.find(path); leaf != schema.end()) {
+        if (value.IsNull() || !value.IsDefined()) return Error(line, path, "expected a value");
+        if (!value.IsScalar()) {
+          return Error(line, path,
+                       std::string("expected a single value, got a ") +
+                           (value.IsMap() ? "mapping" : "list"));
+        }
+        auto text = SubstituteEnv(value.Scalar(), env_);
+        if (!text.ok()) return Error(line, path, text.status().message());
+        if (auto err = leaf->second(*text, config)) return Error(line, path, *err);
+        lines_[path] = line;
+      } else if (IsSection(path)) {
+        if (value.IsNull()) continue;  // "log:" with nothing under it
+        if (!value.IsMap()) {
+          return Error(line, path,
+                       "expected a mapping of keys (" + JoinKeys(KeysUnder(path)) + ")");
+        }
+        if (Status s = Walk(value, path, config); !s.ok()) return s;
+      } else {
+        return Error(line, path, UnknownKeyMessage(prefix, key));
+      }
+    }
+    return Status::Ok();
+  }
+
+  // Checks that involve more than one key; located at the line of the first key named.
+  Status CrossCheck(const Config& config) {
+    if (config.pipeline.queue_max_bytes < config.receiver.max_body_bytes) {
+      return Error(LineOf("pipeline.queue_max_bytes", "receiver.max_body_bytes"),
+                   "pipeline.queue_max_bytes",
+                   "must be at least receiver.max_body_bytes (" +
+                       FormatSize(config.receiver.max_body_bytes) + "), got " +
+                       FormatSize(config.pipeline.queue_max_bytes));
+    }
+    return Status::Ok();
+  }
+
+  Status Error(int line, const std::string& path, const std::string& message) const {
+    std::string out = file_;
+    if (line > 0) out += ":" + std::to_string(line);
+    out += ": ";
+    if (!path.empty()) out += path + ": ";
+    return Status::InvalidArgument(out + message);
+  }
+
+ private:
+  static int Line(const YAML::Node& n) {
+    const YAML::Mark m = n.Mark();
+    return m.is_null() ? 0 : m.line + 1;
+  }
+  int LineOf(const std::string& a, const std::string& b) const {
+    if (auto it = lines_.find(a); it != lines_.end()) return it->second;
+    if (auto it = lines_.find(b); it != lines_.end()) return it->second;
+    return 0;
+  }
+  static std::string JoinKeys(const std::vector<std::string>& keys) {
+    std::string out;
+    for (const auto& k : keys) out += (out.empty() ? "" : ", ") + k;
+    return out;
+  }
+
+  std::string file_;
+  const EnvLookup& env_;
+  std::map<std::string, int> lines_;  // path -> line of the keys that were set
+};
+
+}  // namespace
+
+EnvLookup ProcessEnv() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+Result<Config> ParseConfig(std::string_view yaml, std::string_view file_name,
+                           const EnvLookup& env) {
+  Loader loader(file_name, env);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    const int line = e.mark.is_null() ? 0 : e.mark.line + 1;
+    return loader.Error(line, "", "invalid YAML: " + e.msg);
+  }
+  Config config;
+  if (root.IsNull() || !root.IsDefined()) return config;  // an empty file: all defaults
+  if (!root.IsMap()) {
+    return loader.Error(root.Mark().is_null() ? 0 : root.Mark().line + 1, "",
+                        "expected a mapping of keys at the top level");
+  }
+  try {
+    if (Status s = loader.Walk(root, "", &config); !s.ok()) return s;
+  } catch (const YAML::Exception& e) {  // not expected for a parsed document; never a crash
+    return loader.Error(e.mark.is_null() ? 0 : e.mark.line + 1, "", e.msg);
+  }
+  if (Status s = loader.CrossCheck(config); !s.ok()) return s;
+  return config;
+}
+
+Result<Config> LoadConfig(const std::string& path, const EnvLookup& env) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return Status::InvalidArgument("cannot read config file '" + path + "': is a directory");
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status::InvalidArgument("cannot read config file '" + path +
+                                   "': " + std::strerror(errno));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    return Status::InvalidArgument("cannot read config file '" + path + "'");
+  }
+  return ParseConfig(text.str(), path, env);
+}
+
+Status ApplyOverrides(const Overrides& o, Config* config) {
+  auto host_port = [](const char* flag, const std::optional<std::string>& v,
+                      std::string* field) -> Status {
+    if (!v) return Status::Ok();
+    auto hp = ParseHostPort(*v);
+    if (!hp.ok()) return Status::InvalidArgument(std::string(flag) + ": " + hp.status().message());
+    *field = *v;
+    return Status::Ok();
+  };
+  if (Status s = host_port("--otlp-grpc", o.otlp_grpc, &config->listen.otlp_grpc); !s.ok()) {
+    return s;
+  }
+  if (Status s = host_port("--otlp-http", o.otlp_http, &config->listen.otlp_http); !s.ok()) {
+    return s;
+  }
+  if (Status s = host_port("--http", o.http, &config->listen.http); !s.ok()) return s;
+  if (o.data_dir) {
+    if (Trim(*o.data_dir).empty()) return Status::InvalidArgument("--data: expected a directory");
+    config->data_dir = *o.data_dir;
+  }
+  if (o.log_level) {
+    if (auto err = SetLogLevel(*o.log_level, config)) {
+      return Status::InvalidArgument("--log-level: " + *err);
+    }
+  }
+  if (o.log_format) {
+    auto f = ParseLogFormat(*o.log_format);
+    if (!f.ok()) return Status::InvalidArgument("--log-format: " + f.status().message());
+    config->log.format = *f;
+  }
+  if (o.log_spans) config->log.spans = *o.log_spans;
+  return Status::Ok();
+}
+
+Result<HostPort> ParseHostPort(std::string_view text) {
+  const std::string_view s = Trim(text);
+  auto bad = [&](std::string why = {}) {
+    return Status::InvalidArgument("expected HOST:PORT like 127.0.0.1:4317, got " + Quote(text) +
+                                   (why.empty() ? "" : " (" + why + ")"));
+  };
+  HostPort hp;
+  std::string_view port;
+  if (!s.empty() && s.front() == '[') {
+    const size_t close = s.find(']');
+    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
+      return bad();
+    }
+    hp.host = std::string(s.substr(1, close - 1));
+    port = s.substr(close + 2);
+    const bool v6_chars =
+        !hp.host.empty() && std::all_of(hp.host.begin(), hp.host.end(), [](char c) {
+          return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
+        });
+    if (!v6_chars || hp.host.find(':') == std::string::npos) return bad("not an IPv6 address");
+  } else {
+    const size_t colon = s.rfind(':');
+    if (colon == std::string_view::npos) return bad("missing :PORT");
+    hp.host = std::string(s.substr(0, colon));
+    port = s.substr(colon + 1);
+    if (hp.host.find(':') != std::string::npos) {
+      return bad("put an IPv6 address in brackets, like [::1]:4317");
+    }
+    if (hp.host.empty()) return bad("missing HOST; use 0.0.0.0 for all interfaces");
+    const bool name_chars = std::all_of(hp.host.begin(), hp.host.end(), [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
+    });
+    if (!name_chars) return bad("invalid host name");
+  }
+  auto n = ParseUint(port);
+  if (!n || *n > 65535) return bad("port must be 0 to 65535");
+  hp.port = static_cast<uint16_t>(*n);
+  return hp;
+}
+
+std::string FormatHostPort(const HostPort& hp) {
+  if (hp.host.find(':') != std::string::npos) {
+    return "[" + hp.host + "]:" + std::to_string(hp.port);
+  }
+  return hp.host + ":" + std::to_string(hp.port);
+}
+
+Result<uint64_t> ParseSize(std::string_view text) {
+  const auto bad = [&] {
+    return Status::InvalidArgument("expected a size like 16MiB, got " + Quote(text));
+  };
+  auto [digits, unit] = SplitNumber(Trim(text));
+  auto n = ParseUint(digits);
+  if (!n) return bad();
+  static const std::pair<const char*, uint64_t> kUnits[] = {
+      {"", 1},
+      {"b", 1},
+      {"kb", 1000},
+      {"mb", 1000 * 1000},
+      {"gb", 1000 * 1000 * 1000},
+      {"kib", 1 << 10},
+      {"mib", 1 << 20},
+      {"gib", uint64_t{1} << 30},
+  };
+  const std::string u = Lower(unit);
+  for (const auto& [name, mult] : kUnits) {
+    if (u != name) continue;
+    if (*n > std::numeric_limits<uint64_t>::max() / mult) return bad();
+    return *n * mult;
+  }
+  return bad();
+}
+
+Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
+  const auto bad = [&] {
+    return Status::InvalidArgument("expected a duration like 1s or 500ms, got " + Quote(text));
+  };
+  auto [digits, unit] = SplitNumber(Trim(text));
+  auto n = ParseUint(digits);
+  if (!n || *n > 1000000000) return bad();
+  const int64_t v = static_cast<int64_t>(*n);
+  if (unit == "ms") return std::chrono::milliseconds(v);
+  if (unit == "s") return std::chrono::milliseconds(v * 1000);
+  if (unit == "m") return std::chrono::milliseconds(v * 60 * 1000);
+  if (unit == "h") return std::chrono::milliseconds(v * 3600 * 1000);
+  return bad();
+}
+
+Result<log::Format> ParseLogFormat(std::string_view text) {
+  const std::string f = Lower(Trim(text));
+  if (f == "logfmt") return log::Format::kLogfmt;
+  if (f == "json") return log::Format::kJson;
+  return Status::InvalidArgument("expected logfmt or json, got " + Quote(text));
+}
+
+std::string FormatSize(uint64_t bytes) {
+  if (bytes != 0 && bytes % (uint64_t{1} << 30) == 0) return std::to_string(bytes >> 30) + "GiB";
+  if (bytes != 0 && bytes % (uint64_t{1} << 20) == 0) return std::to_string(bytes >> 20) + "MiB";
+  if (bytes != 0 && bytes % (uint64_t{1} << 10) == 0) return std::to_string(bytes >> 10) + "KiB";
+  return std::to_string(bytes);
+}
+
+}  // namespace ordertrace::config

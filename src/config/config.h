@@ -1,0 +1,92 @@
+// The gateway's configuration: a YAML file (optional; every key has a safe default) and
+// command-line flags that override it.  docs/configuration.md lists every key.
+//
+// Errors name the file, the line and the key, e.g.
+//   gateway.yaml:7: receiver.max_body_bytes: expected a size like 16MiB, got 'abc'
+// Unknown keys are errors (a typo must not silently fall back to a default).  String values
+// may contain ${NAME} (or ${NAME:-default}) to take secrets from the environment.
+//
+// Thread-safety: value types and free functions without shared state.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/log.h"
+#include "common/status.h"
+#include "otlp/span_batch.h"
+
+namespace ordertrace::config {
+
+struct Config {
+  struct Listen {
+    std::string otlp_grpc = "127.0.0.1:4317";  // OTLP/gRPC
+    std::string otlp_http = "127.0.0.1:4318";  // OTLP/HTTP (POST /v1/traces)
+    std::string http = "127.0.0.1:8080";       // health, readiness, metrics, API
+  } listen;
+  std::string data_dir = "./data";
+  struct Receiver {
+    uint64_t max_body_bytes = uint64_t{16} << 20;  // after gunzip; also the gRPC message limit
+    int http_threads = 2;
+  } receiver;
+  otlp::Limits limits;
+  struct Pipeline {
+    uint64_t queue_max_bytes = uint64_t{256} << 20;
+    std::chrono::milliseconds retry_after{1000};
+  } pipeline;
+  struct Log {
+    std::string level = "info";  // debug | info | warn | error
+    log::Format format = log::Format::kLogfmt;
+    bool spans = false;  // one log line per span
+  } log;
+};
+
+// Reads an environment variable; nullopt when unset.  Injected for tests.
+using EnvLookup = std::function<std::optional<std::string>(const std::string& name)>;
+EnvLookup ProcessEnv();
+
+// Reads and validates a YAML config file.  Missing keys keep their defaults.
+Result<Config> LoadConfig(const std::string& path, const EnvLookup& env = ProcessEnv());
+
+// The same for YAML text; `file_name` is used in error messages only.
+Result<Config> ParseConfig(std::string_view yaml, std::string_view file_name,
+                           const EnvLookup& env = ProcessEnv());
+
+// Command-line flags that override the file.  Unset optionals leave the config alone.
+struct Overrides {
+  std::optional<std::string> otlp_grpc;   // --otlp-grpc
+  std::optional<std::string> otlp_http;   // --otlp-http
+  std::optional<std::string> http;        // --http
+  std::optional<std::string> data_dir;    // --data
+  std::optional<std::string> log_level;   // --log-level
+  std::optional<std::string> log_format;  // --log-format
+  std::optional<bool> log_spans;          // --log-spans
+};
+
+// Applies `overrides` to `config` and validates them; errors name the flag
+// ("--otlp-http: expected HOST:PORT, got 'x'").
+Status ApplyOverrides(const Overrides& overrides, Config* config);
+
+// HOST:PORT as the listeners take it.  HOST is a name or IPv4 address, or an IPv6 address in
+// brackets ("[::1]:4317"); PORT is 0..65535 (0: any free port, for tests).
+struct HostPort {
+  std::string host;  // without brackets
+  uint16_t port = 0;
+};
+Result<HostPort> ParseHostPort(std::string_view text);
+std::string FormatHostPort(const HostPort& hp);  // brackets an IPv6 host again
+
+// Value syntaxes, exposed for the flags and for tests.  Each returns InvalidArgument with a
+// message like "expected a size like 16MiB, got 'abc'".
+Result<uint64_t> ParseSize(std::string_view text);  // 1048576, 512KiB, 16MiB, 1GiB, 10MB
+Result<std::chrono::milliseconds> ParseDuration(std::string_view text);  // 500ms, 1s, 2m, 1h
+Result<log::Format> ParseLogFormat(std::string_view text);               // logfmt | json
+
+// Formats a byte count the way the config accepts it back ("16MiB", "1500").
+std::string FormatSize(uint64_t bytes);
+
+}  // namespace ordertrace::config

@@ -1,0 +1,362 @@
+#include "config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+namespace ordertrace::config {
+namespace {
+
+using namespace std::chrono_literals;
+
+EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
+    auto it = vars.find(name);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+Result<Config> Parse(std::string_view yaml, std::map<std::string, std::string> env = {}) {
+  return ParseConfig(yaml, "gateway.yaml", FakeEnv(std::move(env)));
+}
+
+// The error message of a config that must not load.
+std::string ErrorOf(std::string_view yaml, std::map<std::string, std::string> env = {}) {
+  auto c = Parse(yaml, std::move(env));
+  if (c.ok()) return "<loaded>";
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  return c.status().message();
+}
+
+TEST(ConfigTest, EmptyFileGivesSafeDefaults) {
+  for (const char* yaml : {"", "\n", "# only a comment\n", "~\n"}) {
+    auto c = Parse(yaml);
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    EXPECT_EQ(c->listen.otlp_grpc, "127.0.0.1:4317");
+    EXPECT_EQ(c->listen.otlp_http, "127.0.0.1:4318");
+    EXPECT_EQ(c->listen.http, "127.0.0.1:8080");
+    EXPECT_EQ(c->data_dir, "./data");
+    EXPECT_EQ(c->receiver.max_body_bytes, 16u << 20);
+    EXPECT_EQ(c->receiver.http_threads, 2);
+    EXPECT_EQ(c->limits.max_attributes, otlp::Limits{}.max_attributes);
+    EXPECT_EQ(c->pipeline.queue_max_bytes, 256u << 20);
+    EXPECT_EQ(c->pipeline.retry_after, 1s);
+    EXPECT_EQ(c->log.level, "info");
+    EXPECT_EQ(c->log.format, log::Format::kLogfmt);
+    EXPECT_FALSE(c->log.spans);
+  }
+}
+
+TEST(ConfigTest, EveryKeyIsRead) {
+  auto c = Parse(R"(
+listen:
+  otlp_grpc: 0.0.0.0:14317
+  otlp_http: "[::1]:14318"
+  http: localhost:0
+data_dir: /var/lib/ordertrace
+receiver:
+  max_body_bytes: 4MiB
+  http_threads: 4
+limits:
+  max_attributes: 64
+  max_attributes_per_event: 32
+  max_events_per_span: 16
+  max_links_per_span: 8
+  max_attribute_value_bytes: 4KiB
+  max_value_depth: 4
+pipeline:
+  queue_max_bytes: 1GiB
+  retry_after: 250ms
+log:
+  level: debug
+  format: json
+  spans: true
+)");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->listen.otlp_grpc, "0.0.0.0:14317");
+  EXPECT_EQ(c->listen.otlp_http, "[::1]:14318");
+  EXPECT_EQ(c->listen.http, "localhost:0");
+  EXPECT_EQ(c->data_dir, "/var/lib/ordertrace");
+  EXPECT_EQ(c->receiver.max_body_bytes, 4u << 20);
+  EXPECT_EQ(c->receiver.http_threads, 4);
+  EXPECT_EQ(c->limits.max_attributes, 64u);
+  EXPECT_EQ(c->limits.max_attributes_per_event, 32u);
+  EXPECT_EQ(c->limits.max_events_per_span, 16u);
+  EXPECT_EQ(c->limits.max_links_per_span, 8u);
+  EXPECT_EQ(c->limits.max_attribute_value_bytes, 4096u);
+  EXPECT_EQ(c->limits.max_value_depth, 4u);
+  EXPECT_EQ(c->pipeline.queue_max_bytes, 1u << 30);
+  EXPECT_EQ(c->pipeline.retry_after, 250ms);
+  EXPECT_EQ(c->log.level, "debug");
+  EXPECT_EQ(c->log.format, log::Format::kJson);
+  EXPECT_TRUE(c->log.spans);
+}
+
+TEST(ConfigTest, SizesAcceptPlainIntegers) {
+  auto c = Parse("receiver:\n  max_body_bytes: 2097152\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->receiver.max_body_bytes, 2097152u);
+}
+
+TEST(ConfigTest, EmptySectionKeepsDefaults) {
+  auto c = Parse("log:\nreceiver:\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->log.level, "info");
+}
+
+TEST(ConfigTest, BadSizeNamesFileLineAndKey) {
+  EXPECT_EQ(ErrorOf("# gateway\nlisten:\n  http: 127.0.0.1:8080\n\nreceiver:\n  http_threads: 2\n"
+                    "  max_body_bytes: abc\n"),
+            "gateway.yaml:7: receiver.max_body_bytes: expected a size like 16MiB, got 'abc'");
+}
+
+TEST(ConfigTest, SizeOutOfRange) {
+  EXPECT_EQ(ErrorOf("receiver:\n  max_body_bytes: 10\n"),
+            "gateway.yaml:2: receiver.max_body_bytes: expected a size from 1KiB to 1GiB, got '10'");
+  EXPECT_EQ(ErrorOf("receiver:\n  max_body_bytes: 99999999999999999999GiB\n"),
+            "gateway.yaml:2: receiver.max_body_bytes: expected a size like 16MiB, got "
+            "'99999999999999999999GiB'");
+}
+
+TEST(ConfigTest, BadInteger) {
+  EXPECT_EQ(ErrorOf("receiver:\n  http_threads: two\n"),
+            "gateway.yaml:2: receiver.http_threads: expected an integer from 1 to 64, got 'two'");
+  EXPECT_EQ(ErrorOf("receiver:\n  http_threads: 0\n"),
+            "gateway.yaml:2: receiver.http_threads: expected an integer from 1 to 64, got '0'");
+  EXPECT_EQ(ErrorOf("limits:\n  max_attributes: -1\n"),
+            "gateway.yaml:2: limits.max_attributes: expected an integer from 0 to 1000000, got "
+            "'-1'");
+  EXPECT_EQ(ErrorOf("limits:\n  max_value_depth: 65\n"),
+            "gateway.yaml:2: limits.max_value_depth: expected an integer from 1 to 64, got '65'");
+}
+
+TEST(ConfigTest, BadDuration) {
+  EXPECT_EQ(ErrorOf("pipeline:\n  retry_after: 1000\n"),
+            "gateway.yaml:2: pipeline.retry_after: expected a duration like 1s or 500ms, got "
+            "'1000'");
+  EXPECT_EQ(ErrorOf("pipeline:\n  retry_after: 2h\n"),
+            "gateway.yaml:2: pipeline.retry_after: expected a duration from 1ms to 1h, got '2h'");
+  EXPECT_EQ(ErrorOf("pipeline:\n  retry_after: 0s\n"),
+            "gateway.yaml:2: pipeline.retry_after: expected a duration from 1ms to 1h, got '0s'");
+}
+
+TEST(ConfigTest, BadEnumsAndBooleans) {
+  EXPECT_EQ(ErrorOf("log:\n  level: verbose\n"),
+            "gateway.yaml:2: log.level: expected one of debug, info, warn, error, got 'verbose'");
+  EXPECT_EQ(ErrorOf("log:\n  format: xml\n"),
+            "gateway.yaml:2: log.format: expected logfmt or json, got 'xml'");
+  EXPECT_EQ(ErrorOf("log:\n  spans: maybe\n"),
+            "gateway.yaml:2: log.spans: expected true or false, got 'maybe'");
+  EXPECT_EQ(ErrorOf("data_dir: ''\n"),
+            "gateway.yaml:1: data_dir: expected a directory path, got ''");
+}
+
+TEST(ConfigTest, BadListenAddresses) {
+  EXPECT_EQ(ErrorOf("listen:\n  http: localhost\n"),
+            "gateway.yaml:2: listen.http: expected HOST:PORT like 127.0.0.1:4317, got "
+            "'localhost' (missing :PORT)");
+  EXPECT_EQ(ErrorOf("listen:\n  otlp_http: 127.0.0.1:70000\n"),
+            "gateway.yaml:2: listen.otlp_http: expected HOST:PORT like 127.0.0.1:4317, got "
+            "'127.0.0.1:70000' (port must be 0 to 65535)");
+  EXPECT_EQ(ErrorOf("listen:\n  otlp_grpc: \":4317\"\n"),
+            "gateway.yaml:2: listen.otlp_grpc: expected HOST:PORT like 127.0.0.1:4317, got "
+            "':4317' (missing HOST; use 0.0.0.0 for all interfaces)");
+}
+
+TEST(ConfigTest, UnknownKeysAreErrors) {
+  EXPECT_EQ(ErrorOf("receiver:\n  max_body_byte: 1MiB\n"),
+            "gateway.yaml:2: receiver.max_body_byte: unknown key (did you mean "
+            "'max_body_bytes'?)");
+  EXPECT_EQ(ErrorOf("lisen:\n  http: 127.0.0.1:1\n"),
+            "gateway.yaml:1: lisen: unknown key (did you mean 'listen'?)");
+  EXPECT_EQ(ErrorOf("log:\n  colour: red\n"),
+            "gateway.yaml:2: log.colour: unknown key; known keys here: format, level, spans");
+}
+
+TEST(ConfigTest, StructuralErrors) {
+  EXPECT_EQ(ErrorOf("- a\n- b\n"), "gateway.yaml:1: expected a mapping of keys at the top level");
+  EXPECT_EQ(ErrorOf("log: debug\n"),
+            "gateway.yaml:1: log: expected a mapping of keys (format, level, spans)");
+  EXPECT_EQ(ErrorOf("data_dir:\n"), "gateway.yaml:1: data_dir: expected a value");
+  EXPECT_EQ(ErrorOf("data_dir: [a, b]\n"),
+            "gateway.yaml:1: data_dir: expected a single value, got a list");
+  EXPECT_EQ(ErrorOf("log:\n  level: {a: b}\n"),
+            "gateway.yaml:2: log.level: expected a single value, got a mapping");
+  EXPECT_EQ(ErrorOf("? [a]\n: b\n"), "gateway.yaml:1: keys must be plain names");
+}
+
+TEST(ConfigTest, DuplicateKey) {
+  EXPECT_EQ(ErrorOf("log:\n  level: info\n  level: debug\n"),
+            "gateway.yaml:3: log.level: duplicate key (first at line 2)");
+}
+
+TEST(ConfigTest, InvalidYamlNamesTheLine) {
+  std::string err = ErrorOf("log:\n  level: info\n bad: [\n");
+  EXPECT_EQ(err.rfind("gateway.yaml:", 0), 0u) << err;
+  EXPECT_NE(err.find("invalid YAML"), std::string::npos) << err;
+  err = ErrorOf("log:\n  level: info: debug\n");
+  EXPECT_EQ(err.rfind("gateway.yaml:2:", 0), 0u) << err;
+  EXPECT_NE(err.find("invalid YAML"), std::string::npos) << err;
+}
+
+TEST(ConfigTest, CrossCheckQueueAgainstBodyLimit) {
+  EXPECT_EQ(ErrorOf("receiver:\n  max_body_bytes: 64MiB\npipeline:\n  queue_max_bytes: 32MiB\n"),
+            "gateway.yaml:4: pipeline.queue_max_bytes: must be at least receiver.max_body_bytes "
+            "(64MiB), got 32MiB");
+  EXPECT_EQ(ErrorOf("receiver:\n  max_body_bytes: 512MiB\n"),
+            "gateway.yaml:2: pipeline.queue_max_bytes: must be at least receiver.max_body_bytes "
+            "(512MiB), got 256MiB");
+}
+
+TEST(ConfigTest, EnvironmentSubstitution) {
+  auto c = Parse(
+      "listen:\n  http: ${HOST}:${PORT}\n  otlp_http: ${MISSING:-127.0.0.1:9}\n"
+      "data_dir: /srv/$$HOME/${EMPTY}x\nlog:\n  spans: ${SPANS}\n",
+      {{"HOST", "0.0.0.0"}, {"PORT", "9090"}, {"EMPTY", ""}, {"SPANS", "true"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->listen.http, "0.0.0.0:9090");
+  EXPECT_EQ(c->listen.otlp_http, "127.0.0.1:9");
+  EXPECT_EQ(c->data_dir, "/srv/$HOME/x");
+  EXPECT_TRUE(c->log.spans);
+}
+
+TEST(ConfigTest, EnvironmentSubstitutionErrors) {
+  EXPECT_EQ(ErrorOf("listen:\n  http: ${OT_HTTP}\n"),
+            "gateway.yaml:2: listen.http: environment variable OT_HTTP is not set");
+  EXPECT_EQ(ErrorOf("data_dir: ${OT_DATA\n"),
+            "gateway.yaml:1: data_dir: unterminated ${ in '${OT_DATA' (write $$ for a $)");
+  EXPECT_EQ(ErrorOf("data_dir: ${1X}\n"),
+            "gateway.yaml:1: data_dir: invalid environment variable name '1X' in ${...}");
+  // A substituted value is validated like a literal one.
+  EXPECT_EQ(ErrorOf("receiver:\n  max_body_bytes: ${SIZE}\n", {{"SIZE", "lots"}}),
+            "gateway.yaml:2: receiver.max_body_bytes: expected a size like 16MiB, got 'lots'");
+}
+
+TEST(ConfigTest, LoadConfigReadsAFile) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("ordertrace_config_test_" + std::to_string(::getpid()) + ".yaml");
+  {
+    std::ofstream out(path);
+    out << "log:\n  level: warn\n  format: logfmt\n  spans: nope\n";
+  }
+  auto c = LoadConfig(path.string(), FakeEnv({}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            path.string() + ":4: log.spans: expected true or false, got 'nope'");
+  {
+    std::ofstream out(path);
+    out << "log:\n  level: warn\n";
+  }
+  c = LoadConfig(path.string(), FakeEnv({}));
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->log.level, "warn");
+  std::filesystem::remove(path);
+}
+
+TEST(ConfigTest, LoadConfigMissingFileOrDirectory) {
+  auto c = LoadConfig("/nonexistent/gateway.yaml", FakeEnv({}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().message(),
+            "cannot read config file '/nonexistent/gateway.yaml': No such file or directory");
+  c = LoadConfig(std::filesystem::temp_directory_path().string(), FakeEnv({}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("is a directory"), std::string::npos);
+}
+
+TEST(ConfigTest, OverridesWinAndAreValidated) {
+  Config c;
+  Overrides o;
+  o.otlp_grpc = "0.0.0.0:5317";
+  o.otlp_http = "[::]:5318";
+  o.http = "127.0.0.1:0";
+  o.data_dir = "/tmp/d";
+  o.log_level = "DEBUG";
+  o.log_format = "json";
+  o.log_spans = true;
+  ASSERT_TRUE(ApplyOverrides(o, &c).ok());
+  EXPECT_EQ(c.listen.otlp_grpc, "0.0.0.0:5317");
+  EXPECT_EQ(c.listen.otlp_http, "[::]:5318");
+  EXPECT_EQ(c.listen.http, "127.0.0.1:0");
+  EXPECT_EQ(c.data_dir, "/tmp/d");
+  EXPECT_EQ(c.log.level, "debug");
+  EXPECT_EQ(c.log.format, log::Format::kJson);
+  EXPECT_TRUE(c.log.spans);
+
+  // Nothing set: nothing changes.
+  Config before = c;
+  ASSERT_TRUE(ApplyOverrides({}, &c).ok());
+  EXPECT_EQ(c.listen.http, before.listen.http);
+}
+
+TEST(ConfigTest, OverrideErrorsNameTheFlag) {
+  auto error = [](void (*set)(Overrides*)) {
+    Overrides o;
+    set(&o);
+    Config c;
+    Status s = ApplyOverrides(o, &c);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    return s.message();
+  };
+  EXPECT_EQ(error([](Overrides* o) { o->otlp_grpc = "nope"; }),
+            "--otlp-grpc: expected HOST:PORT like 127.0.0.1:4317, got 'nope' (missing :PORT)");
+  EXPECT_EQ(error([](Overrides* o) { o->otlp_http = "1.2.3.4:x"; }),
+            "--otlp-http: expected HOST:PORT like 127.0.0.1:4317, got '1.2.3.4:x' (port must be 0 "
+            "to 65535)");
+  EXPECT_EQ(error([](Overrides* o) { o->http = "::1:80"; }),
+            "--http: expected HOST:PORT like 127.0.0.1:4317, got '::1:80' (put an IPv6 address in "
+            "brackets, like [::1]:4317)");
+  EXPECT_EQ(error([](Overrides* o) { o->data_dir = ""; }), "--data: expected a directory");
+  EXPECT_EQ(error([](Overrides* o) { o->log_level = "loud"; }),
+            "--log-level: expected one of debug, info, warn, error, got 'loud'");
+  EXPECT_EQ(error([](Overrides* o) { o->log_format = "yaml"; }),
+            "--log-format: expected logfmt or json, got 'yaml'");
+}
+
+TEST(ConfigTest, ParseHostPort) {
+  auto hp = ParseHostPort("127.0.0.1:4317");
+  ASSERT_TRUE(hp.ok());
+  EXPECT_EQ(hp->host, "127.0.0.1");
+  EXPECT_EQ(hp->port, 4317);
+  hp = ParseHostPort("[::1]:0");
+  ASSERT_TRUE(hp.ok());
+  EXPECT_EQ(hp->host, "::1");
+  EXPECT_EQ(hp->port, 0);
+  EXPECT_EQ(FormatHostPort(*hp), "[::1]:0");
+  EXPECT_EQ(FormatHostPort({"localhost", 80}), "localhost:80");
+  for (const char* bad : {"", ":", "host:", "host:-1", "ho st:1", "[::1]", "[::1]80", "[]:1",
+                          "[zz]:1", "[1.2.3.4]:1", "a:b:c", "host:1x"}) {
+    EXPECT_FALSE(ParseHostPort(bad).ok()) << bad;
+  }
+}
+
+TEST(ConfigTest, ParseSizeAndDuration) {
+  EXPECT_EQ(ParseSize("0").value(), 0u);
+  EXPECT_EQ(ParseSize("512KiB").value(), 512u * 1024);
+  EXPECT_EQ(ParseSize("16 MiB").value(), 16u << 20);
+  EXPECT_EQ(ParseSize("2gib").value(), 2ull << 30);
+  EXPECT_EQ(ParseSize("10MB").value(), 10'000'000u);
+  EXPECT_EQ(ParseSize("3KB").value(), 3000u);
+  EXPECT_EQ(ParseSize("7B").value(), 7u);
+  for (const char* bad : {"", "MiB", "1.5MiB", "-1", "16XB", "16 Mi B"}) {
+    EXPECT_FALSE(ParseSize(bad).ok()) << bad;
+  }
+  EXPECT_EQ(ParseDuration("500ms").value(), 500ms);
+  EXPECT_EQ(ParseDuration("1s").value(), 1s);
+  EXPECT_EQ(ParseDuration("2m").value(), 2min);
+  EXPECT_EQ(ParseDuration("1h").value(), 1h);
+  for (const char* bad : {"", "1", "s", "1.5s", "1d", "-1s", "1 sec"}) {
+    EXPECT_FALSE(ParseDuration(bad).ok()) << bad;
+  }
+  EXPECT_EQ(FormatSize(16u << 20), "16MiB");
+  EXPECT_EQ(FormatSize(1u << 30), "1GiB");
+  EXPECT_EQ(FormatSize(2048), "2KiB");
+  EXPECT_EQ(FormatSize(1500), "1500");
+  EXPECT_EQ(FormatSize(0), "0");
+}
+
+}  // namespace
+}  // namespace ordertrace::config
