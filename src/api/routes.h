@@ -1,0 +1,43 @@
+// The gateway's own HTTP endpoints on the --http listener: liveness, readiness and Prometheus
+// metrics (the journey API joins them later).
+//
+//   GET /healthz  200 "ok" while the process runs (liveness: restart me if this fails)
+//   GET /readyz   200 "ready" once the receivers listen; 503 "starting" / "draining" otherwise
+//                 (readiness: send me traffic only on 200)
+//   GET /metrics  Prometheus text exposition format 0.0.4
+//   GET /         a short index of the above
+//
+// Thread-safety: handlers run concurrently on the server's threads; Readiness is atomic.
+#pragma once
+
+#include <atomic>
+
+#include "common/metrics.h"
+#include "receive/http_server.h"
+
+namespace ordertrace::api {
+
+inline constexpr char kMetricsContentType[] = "text/plain; version=0.0.4; charset=utf-8";
+
+// The gateway's readiness, set by its lifecycle and read by GET /readyz.
+class Readiness {
+ public:
+  enum class State { kStarting, kReady, kDraining };
+  void Set(State s) noexcept { state_.store(s, std::memory_order_release); }
+  State state() const noexcept { return state_.load(std::memory_order_acquire); }
+  static const char* Name(State s);  // "starting", "ready", "draining"
+
+ private:
+  std::atomic<State> state_{State::kStarting};
+};
+
+receive::HttpHandler HealthzHandler();
+receive::HttpHandler ReadyzHandler(const Readiness* readiness);
+receive::HttpHandler MetricsHandler(const metrics::Registry* registry);
+
+// Registers the routes above on `server` (before its Start()).  `readiness` and `registry`
+// must outlive the server.
+void RegisterRoutes(receive::HttpServer& server, const Readiness& readiness,
+                    const metrics::Registry& registry);
+
+}  // namespace ordertrace::api
