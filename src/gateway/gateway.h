@@ -1,0 +1,80 @@
+// Gateway: `ordertrace serve` assembled from its parts.
+//
+//   OTLP/gRPC  ─┐
+//   OTLP/HTTP  ─┴─► receivers (decode, validate) ─► IngestQueue (BatchSink) ─► stages
+//   API HTTP   ───► /healthz /readyz /metrics
+//
+// Lifecycle: Start() binds every listener (an address in use is an error naming the key and
+// flag), then readiness turns "ready".  Stop() drains: readiness turns "draining" (503), the
+// receivers refuse new requests and finish those in flight, the queue runs everything accepted
+// through the stages, and the API listener closes last, so health and metrics stay visible
+// while the gateway drains.
+//
+// Thread-safety: Start(), Stop() and Run() from one controlling thread; RequestStop() from
+// any thread.  The accessors are safe after Start().
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "common/metrics.h"
+#include "common/status.h"
+#include "config/config.h"
+
+namespace ordertrace::api {
+class Readiness;
+}
+
+namespace ordertrace::gateway {
+
+// "0.1.0": the project version this binary was built from.
+const char* Version();
+
+// Blocks SIGINT and SIGTERM in the calling thread, so that threads created afterwards inherit
+// the mask and Run() can wait for them synchronously.  Run() calls it; main() may call it
+// earlier, before any thread exists.
+void BlockTerminationSignals();
+
+class Gateway {
+ public:
+  explicit Gateway(config::Config config);
+  ~Gateway();  // Stop()
+
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // Creates the data directory, registers metrics, starts the pipeline and binds the three
+  // listeners.  On failure everything started is stopped again and the Status says what
+  // failed and which config key / flag to change.
+  Status Start();
+
+  // Drains and stops (see the file comment); `drain` bounds each listener's wait for requests
+  // in flight.  Idempotent.
+  void Stop(std::chrono::milliseconds drain = std::chrono::milliseconds(5000));
+
+  // Start(), then wait for SIGINT/SIGTERM or RequestStop(), then Stop().  Returns Start()'s
+  // error, or OK after a clean drain.
+  Status Run();
+  void RequestStop() noexcept { stop_requested_.store(true); }
+
+  // Bound ports (useful when the config asked for port 0).
+  uint16_t otlp_grpc_port() const;
+  uint16_t otlp_http_port() const;
+  uint16_t http_port() const;
+
+  metrics::Registry& registry() { return registry_; }
+  const api::Readiness& readiness() const;
+
+ private:
+  struct Impl;
+
+  config::Config config_;
+  metrics::Registry registry_;
+  std::unique_ptr<Impl> impl_;
+  std::atomic<bool> stop_requested_{false};
+};
+
+}  // namespace ordertrace::gateway

@@ -1,0 +1,209 @@
+#include "gateway/gateway.h"
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+
+#include "api/routes.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+
+namespace ordertrace::gateway {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace pb = opentelemetry::proto;
+using tcp = boost::asio::ip::tcp;
+using namespace std::chrono_literals;
+
+struct Reply {
+  int status = 0;
+  std::string body;
+};
+
+Reply Request(uint16_t port, http::verb verb, const std::string& target,
+              const std::string& body = {}, const std::string& content_type = {}) {
+  boost::asio::io_context io;
+  tcp::socket socket(io);
+  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+  http::request<http::string_body> req{verb, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  if (!content_type.empty()) req.set(http::field::content_type, content_type);
+  req.body() = body;
+  req.prepare_payload();
+  req.keep_alive(false);
+  http::write(socket, req);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(socket, buffer, res);
+  return {static_cast<int>(res.result_int()), res.body()};
+}
+
+pb::collector::trace::v1::ExportTraceServiceRequest SampleRequest(int spans) {
+  pb::collector::trace::v1::ExportTraceServiceRequest req;
+  auto* rs = req.add_resource_spans();
+  auto* kv = rs->mutable_resource()->add_attributes();
+  kv->set_key("service.name");
+  kv->mutable_value()->set_string_value("crm");
+  auto* ss = rs->add_scope_spans();
+  for (int i = 0; i < spans; ++i) {
+    auto* span = ss->add_spans();
+    span->set_trace_id(std::string(15, '\x11') + static_cast<char>(i + 1));
+    span->set_span_id(std::string(7, '\x22') + static_cast<char>(i + 1));
+    span->set_name("POST /orders");
+    span->set_start_time_unix_nano(1'700'000'000'000'000'000ull);
+    span->set_end_time_unix_nano(1'700'000'000'010'000'000ull);
+    auto* order = span->add_attributes();
+    order->set_key("order.id");
+    order->mutable_value()->set_string_value("O-" + std::to_string(i));
+  }
+  return req;
+}
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("ordertrace_gateway_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    config_.listen.otlp_grpc = "127.0.0.1:0";
+    config_.listen.otlp_http = "127.0.0.1:0";
+    config_.listen.http = "127.0.0.1:0";
+    config_.data_dir = (dir_ / "data").string();
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::filesystem::path dir_;
+  config::Config config_;
+};
+
+// Polls /metrics until `needle` shows up (the pipeline runs asynchronously).
+bool MetricsShow(uint16_t port, const std::string& needle) {
+  for (int i = 0; i < 200; ++i) {
+    if (Request(port, http::verb::get, "/metrics").body.find(needle) != std::string::npos) {
+      return true;
+    }
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+TEST_F(GatewayTest, ServesBothProtocolsAndDrains) {
+  Gateway gw(config_);
+  ASSERT_TRUE(gw.Start().ok());
+  EXPECT_TRUE(std::filesystem::is_directory(config_.data_dir));
+  ASSERT_NE(gw.http_port(), 0);
+  ASSERT_NE(gw.otlp_http_port(), 0);
+  ASSERT_NE(gw.otlp_grpc_port(), 0);
+
+  EXPECT_EQ(Request(gw.http_port(), http::verb::get, "/healthz").body, "ok");
+  Reply ready = Request(gw.http_port(), http::verb::get, "/readyz");
+  EXPECT_EQ(ready.status, 200);
+
+  Reply posted = Request(gw.otlp_http_port(), http::verb::post, "/v1/traces",
+                         SampleRequest(3).SerializeAsString(), "application/x-protobuf");
+  EXPECT_EQ(posted.status, 200) << posted.body;
+
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(gw.otlp_grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = pb::collector::trace::v1::TraceService::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  pb::collector::trace::v1::ExportTraceServiceResponse response;
+  grpc::Status st = stub->Export(&ctx, SampleRequest(2), &response);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+
+  const uint16_t api = gw.http_port();
+  EXPECT_TRUE(MetricsShow(api, "ordertrace_receiver_accepted_spans_total{protocol=\"grpc\"} 2"));
+  EXPECT_TRUE(
+      MetricsShow(api, "ordertrace_receiver_accepted_spans_total{protocol=\"http_protobuf\"} 3"));
+  EXPECT_TRUE(MetricsShow(api, "ordertrace_pipeline_spans_total 5"));
+  const std::string metrics = Request(api, http::verb::get, "/metrics").body;
+  EXPECT_NE(metrics.find("ordertrace_build_info{version=\"" + std::string(Version()) + "\"} 1"),
+            std::string::npos);
+  EXPECT_NE(metrics.find("ordertrace_uptime_seconds "), std::string::npos);
+  EXPECT_NE(metrics.find("process_resident_memory_bytes "), std::string::npos);
+
+  gw.Stop();
+  EXPECT_EQ(gw.readiness().state(), api::Readiness::State::kDraining);
+  const std::string after = gw.registry().Serialize();
+  EXPECT_NE(after.find("ordertrace_pipeline_batches_total 2\n"), std::string::npos) << after;
+  EXPECT_NE(after.find("ordertrace_pipeline_queue_batches 0\n"), std::string::npos) << after;
+  gw.Stop();  // idempotent
+}
+
+TEST_F(GatewayTest, PortInUseNamesTheKeyAndFlag) {
+  boost::asio::io_context io;
+  tcp::acceptor taken(io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  const std::string address = "127.0.0.1:" + std::to_string(taken.local_endpoint().port());
+
+  for (std::string config::Config::Listen::*key :
+       {&config::Config::Listen::otlp_grpc, &config::Config::Listen::otlp_http,
+        &config::Config::Listen::http}) {
+    config::Config c = config_;
+    c.listen.*key = address;
+    Gateway gw(c);
+    Status s = gw.Start();
+    ASSERT_FALSE(s.ok());
+    const std::string name = key == &config::Config::Listen::otlp_grpc   ? "listen.otlp_grpc"
+                             : key == &config::Config::Listen::otlp_http ? "listen.otlp_http"
+                                                                         : "listen.http";
+    EXPECT_NE(s.message().find(name), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find(address), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("in use"), std::string::npos) << s.message();
+  }
+}
+
+TEST_F(GatewayTest, UnusableDataDirIsAnError) {
+  std::filesystem::create_directories(dir_);
+  std::ofstream(dir_ / "file") << "x";
+  config_.data_dir = (dir_ / "file" / "data").string();
+  Gateway gw(config_);
+  Status s = gw.Start();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("data_dir / --data"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(config_.data_dir), std::string::npos) << s.message();
+}
+
+TEST_F(GatewayTest, RunReturnsAfterRequestStop) {
+  Gateway gw(config_);
+  Status result = Status::Internal("not run");
+  std::thread runner([&] { result = gw.Run(); });
+  for (int i = 0; i < 500 && gw.readiness().state() != api::Readiness::State::kReady; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(gw.readiness().state(), api::Readiness::State::kReady);
+  gw.RequestStop();
+  runner.join();
+  EXPECT_TRUE(result.ok()) << result.ToString();
+}
+
+TEST_F(GatewayTest, RunDrainsOnSigterm) {
+  Gateway gw(config_);
+  Status result = Status::Internal("not run");
+  std::thread runner([&] { result = gw.Run(); });
+  for (int i = 0; i < 500 && gw.readiness().state() != api::Readiness::State::kReady; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(gw.readiness().state(), api::Readiness::State::kReady);
+  // To the runner thread only: it blocks SIGTERM, so the signal waits for its sigtimedwait.
+  ASSERT_EQ(pthread_kill(runner.native_handle(), SIGTERM), 0);
+  runner.join();
+  EXPECT_TRUE(result.ok()) << result.ToString();
+  EXPECT_EQ(gw.readiness().state(), api::Readiness::State::kDraining);
+}
+
+}  // namespace
+}  // namespace ordertrace::gateway
