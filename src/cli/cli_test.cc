@@ -1,0 +1,240 @@
+// Runs the `ordertrace` binary as a user would: exit codes, messages, and a gateway that
+// receives spans from `ordertrace send` and drains on SIGTERM.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = boost::asio::ip::tcp;
+using namespace std::chrono_literals;
+
+std::string ReadFile(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A child process with stdout and stderr in files.
+class Process {
+ public:
+  Process(std::vector<std::string> args, const std::filesystem::path& dir, const std::string& tag)
+      : out_(dir / (tag + ".out")), err_(dir / (tag + ".err")) {
+    args.insert(args.begin(), ORDERTRACE_BIN);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&actions, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    if (rc != 0) pid_ = -1;
+  }
+  ~Process() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  // The exit code, or -1 on timeout / a death by signal.
+  int Wait(std::chrono::milliseconds timeout = 30s) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        exited_ = true;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    return -1;
+  }
+  void Signal(int sig) { kill(pid_, sig); }
+  std::string out() const { return ReadFile(out_); }
+  std::string err() const { return ReadFile(err_); }
+  bool started() const { return pid_ > 0; }
+
+ private:
+  std::filesystem::path out_, err_;
+  pid_t pid_ = -1;
+  bool exited_ = false;
+};
+
+std::string Get(uint16_t port, const std::string& target, int* status) {
+  boost::asio::io_context io;
+  tcp::socket socket(io);
+  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+  http::request<http::empty_body> req{http::verb::get, target, 11};
+  req.set(http::field::host, "127.0.0.1");
+  req.keep_alive(false);
+  http::write(socket, req);
+  beast::flat_buffer buffer;
+  http::response<http::string_body> res;
+  http::read(socket, buffer, res);
+  *status = static_cast<int>(res.result_int());
+  return res.body();
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("ordertrace_cli_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Runs to completion; returns the exit code.
+  int Run(std::vector<std::string> args, std::string* out = nullptr, std::string* err = nullptr) {
+    Process p(std::move(args), dir_, "run" + std::to_string(runs_++));
+    EXPECT_TRUE(p.started());
+    const int code = p.Wait();
+    if (out) *out = p.out();
+    if (err) *err = p.err();
+    return code;
+  }
+
+  std::filesystem::path dir_;
+  int runs_ = 0;
+};
+
+TEST_F(CliTest, Version) {
+  std::string out;
+  EXPECT_EQ(Run({"version"}, &out), 0);
+  EXPECT_EQ(out.rfind("ordertrace ", 0), 0u) << out;
+}
+
+TEST_F(CliTest, UsageErrorsExitTwo) {
+  std::string err;
+  EXPECT_EQ(Run({}, nullptr, &err), 2);
+  EXPECT_NE(err.find("ordertrace:"), std::string::npos) << err;
+  EXPECT_EQ(Run({"serve", "--bogus"}, nullptr, &err), 2);
+  EXPECT_NE(err.find("--bogus"), std::string::npos) << err;
+  EXPECT_EQ(Run({"serve", "--otlp-http", "nope"}, nullptr, &err), 2);
+  EXPECT_NE(err.find("--otlp-http: expected HOST:PORT"), std::string::npos) << err;
+  EXPECT_EQ(Run({"serve", "--log-level", "chatty"}, nullptr, &err), 2);
+  EXPECT_NE(err.find("--log-level"), std::string::npos) << err;
+  EXPECT_EQ(Run({"send", "--endpoint", "https://x/v1/traces"}, nullptr, &err), 2);
+  EXPECT_NE(err.find("--endpoint"), std::string::npos) << err;
+  EXPECT_EQ(Run({"send", "--duration", "soon"}, nullptr, &err), 2);
+  EXPECT_NE(err.find("--duration"), std::string::npos) << err;
+}
+
+TEST_F(CliTest, ConfigErrorsExitTwoAndNameTheLine) {
+  std::string err;
+  EXPECT_EQ(Run({"serve", "--config", (dir_ / "missing.yaml").string()}, nullptr, &err), 2);
+  EXPECT_NE(err.find("cannot read config file"), std::string::npos) << err;
+
+  const auto config = dir_ / "gateway.yaml";
+  std::ofstream(config) << "receiver:\n  max_body_bytes: abc\n";
+  EXPECT_EQ(Run({"serve", "--config", config.string()}, nullptr, &err), 2);
+  EXPECT_NE(err.find(config.string() + ":2: receiver.max_body_bytes: expected a size like 16MiB, "
+                                       "got 'abc'"),
+            std::string::npos)
+      << err;
+}
+
+TEST_F(CliTest, PortInUseExitsOne) {
+  boost::asio::io_context io;
+  tcp::acceptor taken(io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+  const std::string address = "127.0.0.1:" + std::to_string(taken.local_endpoint().port());
+  std::string err;
+  EXPECT_EQ(Run({"serve", "--http", address, "--otlp-http", "127.0.0.1:0", "--otlp-grpc",
+                 "127.0.0.1:0", "--data", (dir_ / "data").string()},
+                nullptr, &err),
+            1);
+  EXPECT_NE(err.find("listen.http / --http"), std::string::npos) << err;
+  EXPECT_NE(err.find(address), std::string::npos) << err;
+}
+
+TEST_F(CliTest, SendWithoutAGatewayFails) {
+  boost::asio::io_context io;
+  uint16_t port;
+  {
+    tcp::acceptor probe(io, tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), 0));
+    port = probe.local_endpoint().port();
+  }  // closed again: nothing listens there
+  std::string err;
+  EXPECT_EQ(Run({"send", "--endpoint", "http://127.0.0.1:" + std::to_string(port) + "/v1/traces",
+                 "--orders", "1", "--quiet"},
+                nullptr, &err),
+            1);
+  EXPECT_NE(err.find("cannot reach"), std::string::npos) << err;
+}
+
+TEST_F(CliTest, ServeReceivesSampleTrafficAndDrainsOnSigterm) {
+  Process serve({"serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http", "127.0.0.1:0", "--http",
+                 "127.0.0.1:0", "--data", (dir_ / "data").string()},
+                dir_, "serve");
+  ASSERT_TRUE(serve.started());
+  // The startup line names the bound addresses.
+  std::smatch m;
+  const std::regex started(R"(ordertrace gateway started.* otlp_http=127\.0\.0\.1:(\d+) )"
+                           R"(http=127\.0\.0\.1:(\d+))");
+  std::string log;
+  for (int i = 0; i < 500 && !std::regex_search(log, m, started); ++i) {
+    std::this_thread::sleep_for(20ms);
+    log = serve.err();
+  }
+  ASSERT_TRUE(std::regex_search(log, m, started)) << log;
+  const std::string otlp_http_port = m[1];
+  const uint16_t api_port = static_cast<uint16_t>(std::stoi(m[2]));
+  EXPECT_TRUE(std::filesystem::is_directory(dir_ / "data"));
+
+  int status = 0;
+  EXPECT_EQ(Get(api_port, "/readyz", &status), "ready");
+  EXPECT_EQ(status, 200);
+
+  std::string out, err;
+  EXPECT_EQ(Run({"send", "--endpoint", "http://127.0.0.1:" + otlp_http_port + "/v1/traces",
+                 "--orders", "6", "--rate", "40", "--seed", "7", "--gzip"},
+                &out, &err),
+            0)
+      << out << err;
+  EXPECT_NE(out.find("done:"), std::string::npos) << out;
+
+  const std::string metrics = Get(api_port, "/metrics", &status);
+  EXPECT_EQ(status, 200);
+  std::smatch accepted;
+  ASSERT_TRUE(std::regex_search(
+      metrics, accepted,
+      std::regex(R"(ordertrace_receiver_accepted_spans_total\{protocol="http_protobuf"\} (\d+))")))
+      << metrics;
+  EXPECT_GT(std::stoi(accepted[1]), 6);
+
+  serve.Signal(SIGTERM);
+  EXPECT_EQ(serve.Wait(20s), 0) << serve.err();
+  log = serve.err();
+  EXPECT_NE(log.find("msg=batch"), std::string::npos) << log;
+  EXPECT_NE(log.find("orders=ORD-"), std::string::npos) << log;
+  EXPECT_NE(log.find("signal=SIGTERM"), std::string::npos) << log;
+  EXPECT_NE(log.find("ordertrace gateway stopped"), std::string::npos) << log;
+}
+
+}  // namespace

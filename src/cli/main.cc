@@ -1,0 +1,140 @@
+// `ordertrace`: the gateway (`serve`), a sample sender (`send`) and `version`.
+//
+// Exit codes: 0 success; 1 a runtime failure (a port in use, requests refused); 2 bad usage
+// or a bad config file, with the problem on stderr.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <optional>
+#include <string>
+
+#include "cli/send.h"
+#include "common/log.h"
+#include "config/config.h"
+#include "gateway/gateway.h"
+
+namespace ordertrace::cli {
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "ordertrace: %s\n", message.c_str());
+  return kExitUsage;
+}
+
+struct ServeFlags {
+  std::string config_file;
+  config::Overrides overrides;
+};
+
+int Serve(const ServeFlags& flags) {
+  config::Config config;
+  if (!flags.config_file.empty()) {
+    auto loaded = config::LoadConfig(flags.config_file);
+    if (!loaded.ok()) return Usage(loaded.status().message());
+    config = std::move(loaded.value());
+  }
+  if (Status s = config::ApplyOverrides(flags.overrides, &config); !s.ok()) {
+    return Usage(s.message());
+  }
+  log::Init(config.log.level, config.log.format);  // validated with the config
+  gateway::Gateway gw(config);
+  if (Status s = gw.Run(); !s.ok()) {
+    log::Error("cannot start", {{"error", s.message()}});
+    return kExitFailure;
+  }
+  return 0;
+}
+
+// Adds an option whose value lands in an std::optional only when the flag is given.
+template <typename T>
+CLI::Option* AddOptional(CLI::App* app, const std::string& name, std::optional<T>* target,
+                         const std::string& help) {
+  return app->add_option_function<T>(
+      name, [target](const T& v) { *target = v; }, help);
+}
+
+}  // namespace
+
+int Main(int argc, char** argv) {
+  // Before any thread exists, so that every thread inherits the mask and the gateway can wait
+  // for SIGINT/SIGTERM synchronously (gateway::Gateway::Run).
+  gateway::BlockTerminationSignals();
+
+  CLI::App app{"ordertrace: OTLP gateway that turns spans into order journeys", "ordertrace"};
+  app.require_subcommand(1);
+  app.set_help_all_flag("--help-all", "Show help for every subcommand");
+
+  ServeFlags serve;
+  auto* serve_cmd = app.add_subcommand("serve", "Run the gateway (OTLP/gRPC, OTLP/HTTP, API)");
+  serve_cmd->add_option("--config", serve.config_file, "YAML config file (docs/configuration.md)");
+  AddOptional(serve_cmd, "--otlp-grpc", &serve.overrides.otlp_grpc,
+              "OTLP/gRPC listen address HOST:PORT (default 127.0.0.1:4317)");
+  AddOptional(serve_cmd, "--otlp-http", &serve.overrides.otlp_http,
+              "OTLP/HTTP listen address HOST:PORT (default 127.0.0.1:4318)");
+  AddOptional(serve_cmd, "--http", &serve.overrides.http,
+              "API, /healthz, /readyz, /metrics listen address HOST:PORT (default 127.0.0.1:8080)");
+  AddOptional(serve_cmd, "--data", &serve.overrides.data_dir, "Data directory (default ./data)");
+  AddOptional(serve_cmd, "--log-level", &serve.overrides.log_level,
+              "debug, info, warn or error (default info)");
+  AddOptional(serve_cmd, "--log-format", &serve.overrides.log_format,
+              "logfmt or json (default logfmt)");
+  serve_cmd->add_flag_callback(
+      "--log-spans", [&serve] { serve.overrides.log_spans = true; },
+      "Log one line per span (besides one per batch)");
+
+  SendOptions send;
+  std::string duration_text;
+  std::optional<int> orders;
+  std::optional<uint64_t> seed;
+  auto* send_cmd =
+      app.add_subcommand("send", "Send sample order traces to a gateway over OTLP/HTTP (protobuf)");
+  send_cmd->add_option("--endpoint", send.endpoint, "OTLP/HTTP traces URL")->capture_default_str();
+  AddOptional(send_cmd, "--orders", &orders,
+              "Orders to send (default 20; unlimited with --duration)")
+      ->check(CLI::PositiveNumber);
+  send_cmd->add_option("--rate", send.rate, "Orders started per second")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 10000.0));
+  send_cmd->add_option("--duration", duration_text,
+                       "Keep starting orders this long, e.g. 10s or 2m; orders in flight then "
+                       "finish");
+  AddOptional(send_cmd, "--seed", &seed, "Random seed, for the same traffic again");
+  send_cmd->add_flag("--gzip", send.gzip, "Compress request bodies (Content-Encoding: gzip)");
+  send_cmd->add_flag("--quiet,-q", send.quiet, "Only the summary, no progress lines");
+
+  auto* version_cmd = app.add_subcommand("version", "Print the version");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "ordertrace: %s\nRun 'ordertrace --help' for usage.\n", e.what());
+    return kExitUsage;
+  }
+
+  if (version_cmd->parsed()) {
+    std::printf("ordertrace %s\n", gateway::Version());
+    return 0;
+  }
+  if (serve_cmd->parsed()) return Serve(serve);
+  if (send_cmd->parsed()) {
+    if (!duration_text.empty()) {
+      auto d = config::ParseDuration(duration_text);
+      if (!d.ok()) return Usage("--duration: " + d.status().message());
+      send.duration = *d;
+    }
+    send.orders = orders;
+    send.seed = seed;
+    return RunSend(send);
+  }
+  return Usage("no command given; try 'ordertrace --help'");
+}
+
+}  // namespace ordertrace::cli
+
+int main(int argc, char** argv) { return ordertrace::cli::Main(argc, argv); }
