@@ -20,12 +20,13 @@
 namespace ordertrace::receive {
 
 struct HttpRequest {
-  std::string method;   // "GET", "POST", ...
-  std::string path;     // target without the query string
-  std::string query;    // after '?', undecoded
+  std::string method;                                        // "GET", "POST", ...
+  std::string path;                                          // target without the query string
+  std::string query;                                         // after '?', undecoded
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
-  std::string body;     // already gunzipped when Content-Encoding was gzip
-  std::string peer;     // "ip:port"
+  std::string body;           // already gunzipped when Content-Encoding was gzip
+  std::string peer;           // "ip:port"
+  size_t received_bytes = 0;  // body bytes as received, before Content-Encoding decoding
 
   // Case-insensitive header lookup; "" when absent.
   std::string_view Header(std::string_view lower_name) const;
@@ -40,10 +41,17 @@ struct HttpResponse {
 
 using HttpHandler = std::function<void(HttpRequest& req, HttpResponse& res)>;
 
+// Called for a request to a hooked path that the server answers itself before any handler
+// runs: 413 (body, or decoded body, over the limit), 415 (unknown Content-Encoding) or 400
+// (corrupt gzip/deflate body).  `req` carries the method, path, headers and received_bytes;
+// its body is empty.  `res` arrives filled in (status and a text reason); the hook may count
+// the request and rewrite the body and content type, e.g. into the protocol's error format.
+using HttpRejectHook = std::function<void(const HttpRequest& req, HttpResponse& res)>;
+
 struct HttpServerOptions {
-  std::string name = "http";      // for logs and metrics
+  std::string name = "http";  // for logs and metrics
   std::string host = "127.0.0.1";
-  uint16_t port = 0;              // 0: pick a free port (see HttpServer::port())
+  uint16_t port = 0;                 // 0: pick a free port (see HttpServer::port())
   size_t max_body_bytes = 16 << 20;  // after gzip decoding too; over it: 413
   int threads = 2;
   std::chrono::milliseconds idle_timeout{60000};  // keep-alive connections idle this long close
@@ -58,6 +66,9 @@ class HttpServer {
   // Registers a handler for method + exact path.  A known path with another method gets 405,
   // an unknown path 404.
   void Route(std::string method, std::string path, HttpHandler handler);
+  // Registers a hook for requests to `path` refused before their handler (see HttpRejectHook).
+  // Before Start(), like Route().
+  void OnReject(std::string path, HttpRejectHook hook);
 
   // Binds and starts serving; returns InvalidArgument / Unavailable with the reason when the
   // address cannot be bound.
@@ -65,7 +76,7 @@ class HttpServer {
   uint16_t port() const;  // the bound port, after Start()
 
   // Stops accepting, lets requests in progress finish (up to `drain`), closes idle
-  // keep-alive connections, joins the threads.
+  // keep-alive connections, joins the threads.  Not from a handler (it joins their threads).
   void Shutdown(std::chrono::milliseconds drain = std::chrono::milliseconds(5000));
 
  private:

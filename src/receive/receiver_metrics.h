@@ -15,8 +15,9 @@ class ReceiverMetrics {
   // ordertrace_receiver_accepted_spans_total{protocol}
   void Accepted(otlp::Protocol p, uint64_t spans);
   // ordertrace_receiver_refused_spans_total{protocol,reason}; reason is a RefuseReasonName or
-  // one of "malformed", "too_large", "unsupported", "throttled", "unavailable" for spans (or
-  // whole requests, counted as 1 when the span count is unknown) refused before validation.
+  // one of "malformed", "too_large", "unsupported", "throttled", "unavailable", "internal" for
+  // spans (or whole requests, counted as 1 when the span count is unknown) refused outside
+  // validation.
   void Refused(otlp::Protocol p, const char* reason, uint64_t spans);
   // ordertrace_receiver_repaired_spans_total{protocol,repair}
   void Repaired(otlp::Protocol p, const char* repair, uint64_t spans);

@@ -1,0 +1,730 @@
+#include "receive/http_server.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <charconv>
+#include <climits>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <unordered_map>
+
+#include "common/log.h"
+
+namespace ordertrace::receive {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = net::ip::tcp;
+
+namespace {
+
+constexpr size_t kHeaderLimit = 64 * 1024;
+constexpr size_t kReadChunk = 4096;
+// After an error response the server half-closes and discards what the client still sends
+// (up to this much, for up to kLingerTime), so that the client reads the response instead
+// of a connection reset caused by closing with unread data.
+constexpr size_t kMaxLingerBytes = 4 << 20;
+constexpr std::chrono::milliseconds kLingerTime{1000};
+
+// Boost 1.74's beast::string_view is boost::string_view.
+std::string_view SV(beast::string_view s) { return {s.data(), s.size()}; }
+
+char ToLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = ToLower(c);
+  return out;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (ToLower(a[i]) != ToLower(b[i])) return false;
+  }
+  return true;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Inflates `in` into `*out` with zlib.  window_bits: 15 + 16 gzip (concatenated members
+// allowed), 15 zlib, -15 raw deflate.  Output over `limit` bytes: TooLarge (a decompression
+// bomb never allocates more than limit + 1 bytes); corrupt or truncated input:
+// InvalidArgument.
+Status Inflate(std::string_view in, int window_bits, size_t limit, const char* what,
+               std::string* out) {
+  z_stream zs{};
+  if (inflateInit2(&zs, window_bits) != Z_OK) return Status::Internal("inflateInit2 failed");
+  struct Guard {
+    z_stream* zs;
+    ~Guard() { inflateEnd(zs); }
+  } guard{&zs};
+
+  out->clear();
+  const size_t cap = limit < SIZE_MAX ? limit + 1 : limit;
+  size_t produced = 0;
+  size_t consumed = 0;
+  bool stream_end = false;
+  while (true) {
+    if (zs.avail_in == 0 && consumed < in.size()) {
+      const size_t n = std::min<size_t>(in.size() - consumed, UINT_MAX);
+      zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data() + consumed));
+      zs.avail_in = static_cast<uInt>(n);
+      consumed += n;
+    }
+    if (produced == out->size()) {
+      if (out->size() >= cap) {
+        return Status::TooLarge(std::string("decoded ") + what + " body exceeds the limit of " +
+                                std::to_string(limit) + " bytes");
+      }
+      out->resize(std::min(cap, std::max<size_t>(out->size() * 2, 64 * 1024)));
+    }
+    const size_t room = std::min<size_t>(out->size() - produced, UINT_MAX);
+    zs.next_out = reinterpret_cast<Bytef*>(out->data() + produced);
+    zs.avail_out = static_cast<uInt>(room);
+    const int rc = inflate(&zs, Z_NO_FLUSH);
+    produced += room - zs.avail_out;
+    if (rc == Z_STREAM_END) {
+      stream_end = true;
+      const bool more_input = zs.avail_in > 0 || consumed < in.size();
+      if (!more_input) break;
+      // gzip allows several members back to back; zlib and raw deflate do not.
+      if (window_bits <= 15) {
+        return Status::InvalidArgument(std::string("invalid ") + what +
+                                       " body: data after the end of the stream");
+      }
+      inflateReset(&zs);
+      stream_end = false;
+      continue;
+    }
+    if (rc == Z_BUF_ERROR) {
+      // No progress possible: either the output buffer is full (grown above) or the input
+      // ended before the stream did.
+      if (zs.avail_out == 0) continue;
+      break;
+    }
+    if (rc != Z_OK) {
+      if (rc == Z_MEM_ERROR) return Status::Internal("out of memory while inflating");
+      return Status::InvalidArgument(std::string("invalid ") + what +
+                                     " body: " + (zs.msg ? zs.msg : "corrupt data"));
+    }
+  }
+  if (!stream_end) {
+    return Status::InvalidArgument(std::string("invalid ") + what + " body: truncated stream");
+  }
+  out->resize(produced);
+  return Status::Ok();
+}
+
+// Applies the request's Content-Encoding to `body` in place.
+Status DecodeContentEncoding(std::string_view header, size_t limit, std::string* body) {
+  const std::string coding = Lower(Trim(header));
+  if (coding.empty() || coding == "identity") return Status::Ok();
+  if (body->empty()) return Status::Ok();  // nothing was compressed
+  std::string out;
+  if (coding == "gzip" || coding == "x-gzip") {
+    Status s = Inflate(*body, 15 + 16, limit, "gzip", &out);
+    if (!s.ok()) return s;
+  } else if (coding == "deflate") {
+    // RFC 9110 "deflate" is the zlib format; some clients send raw deflate.
+    Status s = Inflate(*body, 15, limit, "deflate", &out);
+    if (s.code() == StatusCode::kInvalidArgument) s = Inflate(*body, -15, limit, "deflate", &out);
+    if (!s.ok()) return s;
+  } else {
+    return Status::Unsupported("unsupported Content-Encoding \"" + std::string(Trim(header)) +
+                               "\": use gzip, deflate or identity");
+  }
+  *body = std::move(out);
+  return Status::Ok();
+}
+
+int HttpStatusFor(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kTooLarge:
+      return 413;
+    case StatusCode::kUnsupported:
+      return 415;
+    case StatusCode::kInvalidArgument:
+      return 400;
+    default:
+      return 500;
+  }
+}
+
+}  // namespace
+
+std::string_view HttpRequest::Header(std::string_view lower_name) const {
+  for (const auto& [name, value] : headers) {
+    if (EqualsIgnoreCase(name, lower_name)) return value;
+  }
+  return {};
+}
+
+struct HttpServer::Impl {
+  class Session;
+
+  explicit Impl(HttpServerOptions o)
+      : options(std::move(o)),
+        acceptor(net::make_strand(ioc)),
+        accept_retry(acceptor.get_executor()) {}
+
+  void DoAccept();
+  void OnAccept(beast::error_code ec, tcp::socket socket);
+  // Runs fn on each live session's strand.
+  void ForEachSession(void (Session::*fn)());
+  size_t SessionCount() {
+    std::lock_guard<std::mutex> lock(mu);
+    return sessions.size();
+  }
+
+  struct RouteEntry {
+    std::vector<std::pair<std::string, HttpHandler>> methods;
+    HttpRejectHook reject_hook;
+  };
+
+  const HttpServerOptions options;
+  std::unordered_map<std::string, RouteEntry> routes;  // written before Start() only
+  std::atomic<bool> stopping{false};
+  std::atomic<uint16_t> port{0};
+
+  std::mutex lifecycle_mu;
+  bool started = false;
+  bool shut_down = false;
+
+  std::mutex mu;
+  std::condition_variable sessions_changed;
+  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;  // guarded by mu
+
+  // Declared after everything a session touches: sessions still queued in the io_context
+  // are destroyed with it, and their destructors use `mu` and `sessions`.
+  net::io_context ioc;
+  tcp::acceptor acceptor;          // on its own strand
+  net::steady_timer accept_retry;  // same strand as the acceptor
+  std::vector<std::thread> threads;
+};
+
+// One connection: reads requests one after another (keep-alive), runs the handler on the
+// connection's strand, writes the response.  All members are touched only on the strand.
+class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, HttpServer::Impl* server)
+      : server_(server), stream_(std::move(socket)) {}
+
+  ~Session() {
+    std::lock_guard<std::mutex> lock(server_->mu);
+    server_->sessions.erase(this);
+    server_->sessions_changed.notify_all();
+  }
+
+  // Called once, right after construction (not yet on the strand).
+  void Start() {
+    beast::error_code ec;
+    auto ep = stream_.socket().remote_endpoint(ec);
+    if (!ec) peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+    {
+      std::lock_guard<std::mutex> lock(server_->mu);
+      server_->sessions.emplace(this, weak_from_this());
+    }
+    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->WaitForRequest(); });
+  }
+
+  // Runs fn on the session's strand (from any thread).
+  void Post(void (Session::*fn)()) {
+    net::post(stream_.get_executor(), [self = shared_from_this(), fn] { ((*self).*fn)(); });
+  }
+
+  // Shutdown: closes the connection if it is between requests.
+  void CloseIfIdle() {
+    if (state_ == State::kIdle) CloseNow();
+  }
+  // Shutdown after the drain deadline: closes whatever the connection was doing.
+  void ForceClose() { CloseNow(); }
+
+ private:
+  enum class State { kIdle, kBusy, kLingering, kClosed };
+
+  const HttpServerOptions& options() const { return server_->options; }
+
+  void WaitForRequest() {
+    if (state_ == State::kClosed) return;
+    if (server_->stopping.load()) {
+      CloseNow();
+      return;
+    }
+    parser_.emplace();
+    parser_->body_limit(options().max_body_bytes);
+    parser_->header_limit(kHeaderLimit);
+    if (buffer_.size() > 0) {  // a pipelined request is already buffered
+      state_ = State::kBusy;
+      ReadHeader();
+      return;
+    }
+    state_ = State::kIdle;
+    stream_.expires_after(options().idle_timeout);
+    stream_.async_read_some(
+        buffer_.prepare(kReadChunk),
+        [self = shared_from_this()](beast::error_code ec, size_t n) { self->OnFirstBytes(ec, n); });
+  }
+
+  void OnFirstBytes(beast::error_code ec, size_t n) {
+    if (state_ == State::kClosed) return;
+    if (ec) {  // idle timeout, the client closed, or shutdown
+      CloseNow();
+      return;
+    }
+    buffer_.commit(n);
+    state_ = State::kBusy;
+    ReadHeader();
+  }
+
+  void ReadHeader() {
+    // The whole request must arrive within read_timeout of its first bytes.
+    stream_.expires_after(options().read_timeout);
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (state_ == State::kClosed) return;
+    if (ec) {
+      OnReadError(ec);
+      return;
+    }
+    const auto& req = parser_->get();
+    if (req.version() >= 11 && EqualsIgnoreCase(SV(req[http::field::expect]), "100-continue") &&
+        !parser_->is_done()) {
+      static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
+                       [self = shared_from_this()](beast::error_code ec, size_t) {
+                         if (self->state_ == State::kClosed) return;
+                         if (ec) {
+                           self->CloseNow();
+                           return;
+                         }
+                         self->ReadBody();
+                       });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    http::async_read(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
+  }
+
+  void OnBody(beast::error_code ec) {
+    if (state_ == State::kClosed) return;
+    if (ec) {
+      OnReadError(ec);
+      return;
+    }
+    try {
+      Handle();
+    } catch (const std::exception& e) {
+      // Handler exceptions are caught in RunRoute; this is the server's own failure (out of
+      // memory, a header Beast refused): drop the connection, keep the server.
+      log::Error("http request failed", {{"server", options().name}, {"error", e.what()}});
+      CloseNow();
+    }
+  }
+
+  void OnReadError(beast::error_code ec) {
+    version_ = parser_ && parser_->is_header_done() && parser_->get().version() == 10 ? 10 : 11;
+    if (ec == http::error::body_limit) {
+      HttpRequest req = HeaderOnlyRequest();
+      const std::string_view length = req.Header("content-length");
+      std::from_chars(length.data(), length.data() + length.size(), req.received_bytes);
+      HttpResponse out;
+      Text(out, 413,
+           "request body exceeds the limit of " + std::to_string(options().max_body_bytes) +
+               " bytes");
+      RunRejectHook(req, out);
+      Respond(std::move(out), /*close=*/true);
+      return;
+    }
+    if (ec == http::error::header_limit) {
+      SendError(431, "request header fields exceed the limit of " + std::to_string(kHeaderLimit) +
+                         " bytes");
+      return;
+    }
+    const bool parse_error =
+        ec.category() == http::make_error_code(http::error::bad_method).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message;
+    if (parse_error) {
+      log::Debug("malformed HTTP request",
+                 {{"server", options().name}, {"peer", peer_}, {"error", ec.message()}});
+      SendError(400, "malformed HTTP request: " + ec.message());
+      return;
+    }
+    // Timeout, connection reset, the client went away mid-request: nothing to answer.
+    CloseNow();
+  }
+
+  // The request so far, without its body.  Also used when the body limit was hit: Beast checks
+  // Content-Length against it after all fields are parsed, but before is_header_done().
+  HttpRequest HeaderOnlyRequest() const {
+    HttpRequest req;
+    if (!parser_ || parser_->get().target().empty()) return req;
+    const auto& breq = parser_->get();
+    req.method = std::string(breq.method_string());
+    SplitTarget(SV(breq.target()), &req);
+    for (const auto& field : breq) {
+      req.headers.emplace_back(Lower(SV(field.name_string())), std::string(SV(field.value())));
+    }
+    req.peer = peer_;
+    return req;
+  }
+
+  static void SplitTarget(std::string_view target, HttpRequest* req) {
+    // absolute-form ("http://host/path"), as some proxies send it
+    if (!target.empty() && target.front() != '/') {
+      const size_t scheme = target.find("://");
+      if (scheme != std::string_view::npos) {
+        const size_t slash = target.find('/', scheme + 3);
+        target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+      }
+    }
+    const size_t q = target.find('?');
+    req->path = std::string(target.substr(0, q));
+    req->query = q == std::string_view::npos ? std::string() : std::string(target.substr(q + 1));
+  }
+
+  void RunRejectHook(const HttpRequest& req, HttpResponse& out) {
+    if (req.path.empty()) return;
+    auto it = server_->routes.find(req.path);
+    if (it == server_->routes.end() || !it->second.reject_hook) return;
+    const int status = out.status;
+    try {
+      it->second.reject_hook(req, out);
+    } catch (const std::exception& e) {
+      log::Error("http reject hook failed", {{"server", options().name}, {"error", e.what()}});
+      out = HttpResponse{};
+      Text(out, status, "request refused");
+    } catch (...) {
+      log::Error("http reject hook failed", {{"server", options().name}});
+      out = HttpResponse{};
+      Text(out, status, "request refused");
+    }
+  }
+
+  void Handle() {
+    auto& breq = parser_->get();
+    const bool keep_alive = breq.keep_alive();
+    version_ = breq.version() == 10 ? 10 : 11;
+
+    HttpRequest req = HeaderOnlyRequest();
+    req.received_bytes = breq.body().size();
+    req.body = std::move(breq.body());
+
+    HttpResponse out;
+    RunRoute(req, out);
+    Respond(std::move(out), !keep_alive || server_->stopping.load());
+  }
+
+  void RunRoute(HttpRequest& req, HttpResponse& out) {
+    auto it = server_->routes.find(req.path);
+    if (req.path.empty() || req.path.front() != '/') {
+      Text(out, 400, "request target must be a path");
+      return;
+    }
+    if (it == server_->routes.end()) {
+      Text(out, 404, "no such path: " + req.path);
+      return;
+    }
+    const HttpHandler* handler = nullptr;
+    std::string allow;
+    for (const auto& [method, h] : it->second.methods) {
+      if (method == req.method) handler = &h;
+      allow += (allow.empty() ? "" : ", ") + method;
+    }
+    if (handler == nullptr) {
+      Text(out, 405,
+           "method " + req.method + " not allowed on " + req.path + "; allowed: " + allow);
+      out.headers.emplace_back("Allow", allow);
+      return;
+    }
+    if (Status s = DecodeContentEncoding(req.Header("content-encoding"), options().max_body_bytes,
+                                         &req.body);
+        !s.ok()) {
+      const int status = HttpStatusFor(s);
+      Text(out, status, s.message());
+      if (status == 500) {
+        log::Error("http body decoding failed",
+                   {{"server", options().name}, {"path", req.path}, {"error", s.message()}});
+      } else {
+        req.body.clear();
+        RunRejectHook(req, out);
+      }
+      return;
+    }
+    try {
+      (*handler)(req, out);
+    } catch (const std::exception& e) {
+      log::Error("http handler failed", {{"server", options().name},
+                                         {"method", req.method},
+                                         {"path", req.path},
+                                         {"error", e.what()}});
+      out = HttpResponse{};
+      Text(out, 500, "internal error");
+    } catch (...) {
+      log::Error("http handler failed", {{"server", options().name},
+                                         {"method", req.method},
+                                         {"path", req.path},
+                                         {"error", "unknown exception"}});
+      out = HttpResponse{};
+      Text(out, 500, "internal error");
+    }
+  }
+
+  static void Text(HttpResponse& out, int status, std::string reason) {
+    out.status = status;
+    out.content_type = "text/plain; charset=utf-8";
+    out.body = std::move(reason);
+    out.body += "\n";
+  }
+
+  // Answers a request that could not be read in full, and closes the connection.
+  void SendError(int status, std::string reason) {
+    HttpResponse out;
+    Text(out, status, std::move(reason));
+    Respond(std::move(out), /*close=*/true);
+  }
+
+  void Respond(HttpResponse out, bool close) {
+    res_ = {};
+    res_.version(version_);
+    res_.result(static_cast<unsigned>(out.status >= 100 && out.status <= 599 ? out.status : 500));
+    res_.set(http::field::content_type, out.content_type);
+    for (const auto& [name, value] : out.headers) res_.insert(name, value);
+    res_.body() = std::move(out.body);
+    res_.keep_alive(!close);
+    res_.prepare_payload();
+    stream_.expires_after(options().read_timeout);
+    http::async_write(stream_, res_,
+                      [self = shared_from_this(), close](beast::error_code ec, size_t) {
+                        self->OnWrite(ec, close);
+                      });
+  }
+
+  void OnWrite(beast::error_code ec, bool close) {
+    if (state_ == State::kClosed) return;
+    if (ec) {
+      CloseNow();
+      return;
+    }
+    if (close) {
+      CloseGracefully();
+      return;
+    }
+    res_ = {};
+    WaitForRequest();
+  }
+
+  // Half-closes and drains what the client still sends (see kMaxLingerBytes), then closes.
+  void CloseGracefully() {
+    state_ = State::kLingering;
+    beast::error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    if (ec) {
+      CloseNow();
+      return;
+    }
+    stream_.expires_after(kLingerTime);
+    Linger();
+  }
+
+  void Linger() {
+    stream_.async_read_some(net::buffer(discard_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              if (self->state_ == State::kClosed) return;
+                              self->lingered_ += n;
+                              if (ec || self->lingered_ > kMaxLingerBytes) {
+                                self->CloseNow();
+                              } else {
+                                self->Linger();
+                              }
+                            });
+  }
+
+  void CloseNow() {
+    if (state_ == State::kClosed) return;
+    state_ = State::kClosed;
+    stream_.close();
+  }
+
+  HttpServer::Impl* server_;
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> res_;
+  std::string peer_;
+  State state_ = State::kBusy;
+  unsigned version_ = 11;  // of the request being answered
+  size_t lingered_ = 0;
+  char discard_[kReadChunk];
+};
+
+void HttpServer::Impl::DoAccept() {
+  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    OnAccept(ec, std::move(socket));
+  });
+}
+
+void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
+  if (stopping.load() || !acceptor.is_open()) {
+    beast::error_code ignored;
+    socket.close(ignored);
+    return;
+  }
+  if (ec) {
+    // Out of descriptors and the like: back off briefly instead of spinning.
+    log::Warn("http accept failed", {{"server", options.name}, {"error", ec.message()}});
+    accept_retry.expires_after(std::chrono::milliseconds(50));
+    accept_retry.async_wait([this](beast::error_code wait_ec) {
+      if (!wait_ec && !stopping.load()) DoAccept();
+    });
+    return;
+  }
+  std::make_shared<Session>(std::move(socket), this)->Start();
+  DoAccept();
+}
+
+void HttpServer::Impl::ForEachSession(void (Session::*fn)()) {
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    for (auto& [ptr, weak] : sessions) {
+      if (auto s = weak.lock()) live.push_back(std::move(s));
+    }
+  }
+  for (auto& s : live) s->Post(fn);
+}
+
+HttpServer::HttpServer(HttpServerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+HttpServer::~HttpServer() { Shutdown(); }
+
+void HttpServer::Route(std::string method, std::string path, HttpHandler handler) {
+  impl_->routes[std::move(path)].methods.emplace_back(std::move(method), std::move(handler));
+}
+
+void HttpServer::OnReject(std::string path, HttpRejectHook hook) {
+  impl_->routes[std::move(path)].reject_hook = std::move(hook);
+}
+
+Status HttpServer::Start() {
+  std::lock_guard<std::mutex> lifecycle(impl_->lifecycle_mu);
+  if (impl_->started) return Status::Internal("http server already started");
+  const auto& o = impl_->options;
+  const std::string where = o.host + ":" + std::to_string(o.port);
+
+  beast::error_code ec;
+  tcp::endpoint endpoint;
+  const auto address = net::ip::make_address(o.host, ec);
+  if (!ec) {
+    endpoint = tcp::endpoint(address, o.port);
+  } else {
+    tcp::resolver resolver(impl_->ioc);
+    auto results = resolver.resolve(o.host, std::to_string(o.port), ec);
+    if (ec || results.empty()) {
+      return Status::InvalidArgument("cannot listen on " + where + ": cannot resolve host: " +
+                                     (ec ? ec.message() : std::string("no address")));
+    }
+    endpoint = results.begin()->endpoint();
+  }
+
+  auto& acceptor = impl_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (ec) {
+    beast::error_code ignored;
+    acceptor.close(ignored);
+    return Status::Unavailable("cannot listen on " + where + ": " + ec.message());
+  }
+  impl_->port = acceptor.local_endpoint(ec).port();
+  impl_->started = true;
+  impl_->DoAccept();
+  const int threads = std::max(1, o.threads);
+  for (int i = 0; i < threads; ++i) {
+    impl_->threads.emplace_back([this] {
+      while (true) {
+        try {
+          impl_->ioc.run();
+          return;  // stopped, or no work left after Shutdown
+        } catch (const std::exception& e) {
+          // Completion handlers catch their own exceptions; this is a bug, but not a reason
+          // to terminate or to lose the thread.
+          log::Error("http server thread failed",
+                     {{"server", impl_->options.name}, {"error", e.what()}});
+        }
+      }
+    });
+  }
+  log::Info("http server listening",
+            {{"server", o.name}, {"address", o.host + ":" + std::to_string(impl_->port.load())}});
+  return Status::Ok();
+}
+
+uint16_t HttpServer::port() const { return impl_->port.load(); }
+
+void HttpServer::Shutdown(std::chrono::milliseconds drain) {
+  {
+    std::lock_guard<std::mutex> lifecycle(impl_->lifecycle_mu);
+    if (!impl_->started || impl_->shut_down) return;
+    impl_->shut_down = true;
+  }
+  Impl* impl = impl_.get();
+  impl->stopping = true;
+  net::post(impl->acceptor.get_executor(), [impl] {
+    beast::error_code ignored;
+    impl->acceptor.close(ignored);
+    impl->accept_retry.cancel();
+  });
+  impl->ForEachSession(&Impl::Session::CloseIfIdle);
+
+  const auto deadline = std::chrono::steady_clock::now() + drain;
+  {
+    std::unique_lock<std::mutex> lock(impl->mu);
+    impl->sessions_changed.wait_until(lock, deadline, [impl] { return impl->sessions.empty(); });
+  }
+  if (size_t left = impl->SessionCount(); left > 0) {
+    log::Warn("http server drain deadline passed; closing connections",
+              {{"server", impl->options.name}, {"connections", static_cast<uint64_t>(left)}});
+    impl->ForEachSession(&Impl::Session::ForceClose);
+    std::unique_lock<std::mutex> lock(impl->mu);
+    impl->sessions_changed.wait_for(lock, std::chrono::seconds(1),
+                                    [impl] { return impl->sessions.empty(); });
+  }
+  if (impl->SessionCount() > 0) impl->ioc.stop();
+  for (auto& t : impl->threads) t.join();
+  impl->threads.clear();
+  log::Info("http server stopped", {{"server", impl->options.name}});
+}
+
+}  // namespace ordertrace::receive

@@ -1,0 +1,235 @@
+// OTLP/HTTP trace receiver: POST /v1/traces, binary protobuf and JSON.  Status codes,
+// bodies and throttling follow the OTLP specification; docs/receivers.md lists every case.
+
+#include <google/protobuf/util/json_util.h>
+
+#include <chrono>
+#include <exception>
+#include <string>
+#include <string_view>
+
+#include "common/log.h"
+#include "google/rpc/status.pb.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "otlp/decoder.h"
+#include "otlp/json.h"
+#include "receive/otlp_receivers.h"
+
+namespace ordertrace::receive {
+namespace {
+
+namespace collector = opentelemetry::proto::collector::trace::v1;
+
+constexpr const char* kTracesPath = "/v1/traces";
+constexpr const char* kProtobufType = "application/x-protobuf";
+constexpr const char* kJsonType = "application/json";
+
+// google.rpc.Code values used in error bodies.
+constexpr int kRpcInvalidArgument = 3;
+constexpr int kRpcResourceExhausted = 8;
+constexpr int kRpcInternal = 13;
+constexpr int kRpcUnavailable = 14;
+
+enum class Encoding { kProtobuf, kJson, kOther };
+
+char ToLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// The media type of a Content-Type header, lower-cased, parameters ("; charset=utf-8") cut.
+Encoding ParseContentType(std::string_view header) {
+  const size_t semi = header.find(';');
+  std::string_view type = header.substr(0, semi);
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  std::string lower(type);
+  for (char& c : lower) c = ToLower(c);
+  if (lower == kProtobufType) return Encoding::kProtobuf;
+  if (lower == kJsonType) return Encoding::kJson;
+  return Encoding::kOther;
+}
+
+otlp::Protocol ProtocolOf(Encoding e) {
+  // A request in neither encoding is counted as http_protobuf, OTLP/HTTP's default.
+  return e == Encoding::kJson ? otlp::Protocol::kHttpJson : otlp::Protocol::kHttpProtobuf;
+}
+
+int RetryAfterSeconds(int retry_after_ms) {
+  return retry_after_ms <= 1000 ? 1 : (retry_after_ms + 999) / 1000;
+}
+
+// Encodes `msg` as the body of `res` in the request's encoding (binary protobuf unless the
+// request was JSON).
+void SetMessageBody(const google::protobuf::Message& msg, Encoding enc, HttpResponse& res) {
+  if (enc == Encoding::kJson) {
+    res.content_type = kJsonType;
+    res.body.clear();
+    if (!google::protobuf::util::MessageToJsonString(msg, &res.body).ok()) res.body = "{}";
+  } else {
+    res.content_type = kProtobufType;
+    res.body = msg.SerializeAsString();
+  }
+}
+
+// 4xx/5xx bodies are a google.rpc.Status (OTLP specification, "Failures").
+void SetErrorBody(int http_status, int rpc_code, const std::string& message, int retry_after_ms,
+                  Encoding enc, HttpResponse& res) {
+  google::rpc::Status status;
+  status.set_code(rpc_code);
+  status.set_message(message);
+  if (retry_after_ms > 0) {
+    google::rpc::RetryInfo retry;
+    retry.mutable_retry_delay()->set_seconds(retry_after_ms / 1000);
+    retry.mutable_retry_delay()->set_nanos((retry_after_ms % 1000) * 1000000);
+    status.add_details()->PackFrom(retry);
+    res.headers.emplace_back("Retry-After", std::to_string(RetryAfterSeconds(retry_after_ms)));
+  }
+  res.status = http_status;
+  SetMessageBody(status, enc, res);
+}
+
+class OtlpHttpReceiver {
+ public:
+  OtlpHttpReceiver(const OtlpReceiverOptions& options, pipeline::BatchSink* sink,
+                   ReceiverMetrics* metrics)
+      : options_(options), sink_(sink), metrics_(metrics) {}
+
+  void Handle(HttpRequest& req, HttpResponse& res) const {
+    const auto start = std::chrono::steady_clock::now();
+    const Encoding enc = ParseContentType(req.Header("content-type"));
+    const otlp::Protocol protocol = ProtocolOf(enc);
+    try {
+      HandleRequest(req, enc, protocol, res);
+    } catch (const std::exception& e) {
+      Internal(req, protocol, enc, e.what(), res);
+    } catch (...) {
+      Internal(req, protocol, enc, "unknown exception", res);
+    }
+    metrics_->Request(protocol, std::to_string(res.status));
+    metrics_->Duration(
+        protocol, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+
+  // Requests the HTTP server refused before Handle (body over the limit, unknown
+  // Content-Encoding, corrupt gzip): counted, and answered with a Status body.
+  void Rejected(const HttpRequest& req, HttpResponse& res) const {
+    const Encoding enc = ParseContentType(req.Header("content-type"));
+    const otlp::Protocol protocol = ProtocolOf(enc);
+    const char* reason = res.status == 413   ? "too_large"
+                         : res.status == 415 ? "unsupported"
+                                             : "malformed";
+    metrics_->Bytes(protocol, req.received_bytes);
+    metrics_->Refused(protocol, reason, 1);
+    metrics_->Request(protocol, std::to_string(res.status));
+    std::string message = res.body;
+    while (!message.empty() && message.back() == '\n') message.pop_back();
+    SetErrorBody(res.status, kRpcInvalidArgument, message, 0,
+                 enc == Encoding::kOther ? Encoding::kProtobuf : enc, res);
+  }
+
+ private:
+  void HandleRequest(HttpRequest& req, Encoding enc, otlp::Protocol protocol,
+                     HttpResponse& res) const {
+    metrics_->Bytes(protocol, req.received_bytes);
+    if (enc == Encoding::kOther) {
+      metrics_->Refused(protocol, "unsupported", 1);
+      const std::string got(req.Header("content-type"));
+      SetErrorBody(
+          415, kRpcInvalidArgument,
+          "unsupported Content-Type \"" + got + "\": use " + kProtobufType + " or " + kJsonType, 0,
+          Encoding::kProtobuf, res);
+      return;
+    }
+    if (req.body.size() > options_.max_body_bytes) {
+      metrics_->Refused(protocol, "too_large", 1);
+      SetErrorBody(
+          413, kRpcInvalidArgument,
+          "request body exceeds the limit of " + std::to_string(options_.max_body_bytes) + " bytes",
+          0, enc, res);
+      return;
+    }
+
+    std::string wire;
+    if (enc == Encoding::kJson) {
+      auto converted = otlp::JsonToWire(req.body);
+      if (!converted.ok()) {
+        Malformed(protocol, enc, converted.status().message(), res);
+        return;
+      }
+      wire = std::move(converted).value();
+    } else {
+      wire = std::move(req.body);
+    }
+    auto decoded = otlp::DecodeExportRequest(std::move(wire), protocol, options_.limits);
+    if (!decoded.ok()) {
+      Malformed(protocol, enc, decoded.status().message(), res);
+      return;
+    }
+    std::shared_ptr<const otlp::SpanBatch> batch = std::move(decoded).value();
+
+    // A batch whose every span was refused is answered without bothering the pipeline.
+    const Status accepted = batch->spans().empty() ? Status::Ok() : sink_->Accept(batch);
+    switch (accepted.code()) {
+      case StatusCode::kOk:
+        break;
+      case StatusCode::kResourceExhausted:
+        // The whole request is refused and will be retried: nothing in it counts as accepted.
+        metrics_->Refused(protocol, "throttled", batch->spans().size() + batch->refused_spans());
+        SetErrorBody(429, kRpcResourceExhausted, accepted.message(),
+                     std::max(1, accepted.retry_after_ms()), enc, res);
+        return;
+      case StatusCode::kUnavailable:
+        metrics_->Refused(protocol, "unavailable", batch->spans().size() + batch->refused_spans());
+        SetErrorBody(503, kRpcUnavailable, accepted.message(),
+                     std::max(1, accepted.retry_after_ms()), enc, res);
+        return;
+      default:
+        log::Error("pipeline refused an OTLP batch",
+                   {{"protocol", otlp::ProtocolName(protocol)}, {"status", accepted.ToString()}});
+        metrics_->Refused(protocol, "internal", batch->spans().size() + batch->refused_spans());
+        SetErrorBody(500, kRpcInternal, "internal error", 0, enc, res);
+        return;
+    }
+
+    metrics_->RecordBatch(*batch);
+    collector::ExportTraceServiceResponse response;
+    if (batch->refused_spans() > 0) {
+      auto* partial = response.mutable_partial_success();
+      partial->set_rejected_spans(static_cast<int64_t>(batch->refused_spans()));
+      partial->set_error_message(batch->refusal_message());
+    }
+    res.status = 200;
+    SetMessageBody(response, enc, res);
+  }
+
+  void Malformed(otlp::Protocol protocol, Encoding enc, const std::string& reason,
+                 HttpResponse& res) const {
+    metrics_->Refused(protocol, "malformed", 1);
+    SetErrorBody(400, kRpcInvalidArgument, reason, 0, enc, res);
+  }
+
+  void Internal(const HttpRequest& req, otlp::Protocol protocol, Encoding enc, const char* what,
+                HttpResponse& res) const {
+    log::Error("OTLP/HTTP request failed",
+               {{"protocol", otlp::ProtocolName(protocol)}, {"peer", req.peer}, {"error", what}});
+    metrics_->Refused(protocol, "internal", 1);
+    res = HttpResponse{};
+    SetErrorBody(500, kRpcInternal, "internal error", 0, enc, res);
+  }
+
+  const OtlpReceiverOptions options_;
+  pipeline::BatchSink* const sink_;
+  ReceiverMetrics* const metrics_;
+};
+
+}  // namespace
+
+void RegisterOtlpHttp(HttpServer& server, const OtlpReceiverOptions& options,
+                      pipeline::BatchSink* sink, ReceiverMetrics* metrics) {
+  auto receiver = std::make_shared<const OtlpHttpReceiver>(options, sink, metrics);
+  server.Route("POST", kTracesPath,
+               [receiver](HttpRequest& req, HttpResponse& res) { receiver->Handle(req, res); });
+  server.OnReject(kTracesPath, [receiver](const HttpRequest& req, HttpResponse& res) {
+    receiver->Rejected(req, res);
+  });
+}
+
+}  // namespace ordertrace::receive
