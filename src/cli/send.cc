@@ -594,15 +594,15 @@ int RunSend(const SendOptions& options) {
   PrintProgress(seconds, stats, 0);
   std::printf(
       "done: %llu spans in %llu requests, %d orders closed, %d price calculations failed "
-      "and were retried, %zu orders left stuck on purpose%s",
+      "and were retried, stuck on purpose: %zu%s",
       static_cast<unsigned long long>(stats.spans_sent),
       static_cast<unsigned long long>(stats.requests_ok + stats.requests_failed),
-      stats.orders_closed, stats.errors, stats.stuck.size(), stats.stuck.empty() ? "" : ":");
+      stats.orders_closed, stats.errors, stats.stuck.size(), stats.stuck.empty() ? "" : " (");
   for (size_t i = 0; i < stats.stuck.size() && i < 10; ++i) {
-    std::printf(" %s", stats.stuck[i].c_str());
+    std::printf("%s%s", i ? " " : "", stats.stuck[i].c_str());
   }
-  std::printf("%s (seed %llu)\n", stats.stuck.size() > 10 ? " ..." : "",
-              static_cast<unsigned long long>(seed));
+  std::printf("%s%s; seed %llu\n", stats.stuck.size() > 10 ? " ..." : "",
+              stats.stuck.empty() ? "" : ")", static_cast<unsigned long long>(seed));
   if (stats.throttled > 0) {
     std::printf("the gateway throttled %llu requests; they were retried after Retry-After\n",
                 static_cast<unsigned long long>(stats.throttled));
