@@ -130,6 +130,12 @@ bool Init(std::string_view level, Format format) {
   return true;
 }
 
+bool Enabled(Level level) {
+  static constexpr spdlog::level::level_enum kMap[] = {spdlog::level::debug, spdlog::level::info,
+                                                       spdlog::level::warn, spdlog::level::err};
+  return Logger()->should_log(kMap[static_cast<int>(level)]);
+}
+
 void Debug(std::string_view msg, std::initializer_list<Field> f) {
   Emit(spdlog::level::debug, msg, f);
 }

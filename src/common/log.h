@@ -16,6 +16,10 @@ enum class Format { kLogfmt, kJson };
 // Returns false (and logs nothing) if `level` is not one of debug, info, warn, error.
 bool Init(std::string_view level, Format format);
 
+enum class Level { kDebug, kInfo, kWarn, kError };
+// Whether a line at `level` would be written: lets callers skip building costly lines.
+bool Enabled(Level level);
+
 struct Field {
   Field(std::string_view k, std::string_view v) : key(k), value(v), quoted(true) {}
   Field(std::string_view k, const char* v) : key(k), value(v), quoted(true) {}

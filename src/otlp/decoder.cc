@@ -80,8 +80,8 @@ class Decoder {
       uint32_t tag;
       if (!wire::ReadTag(p, end, &tag)) return Fail(p, "truncated or invalid tag");
       if (tag == Tag(1, kLengthDelimited)) {
-        const uint8_t* d;
-        uint32_t n;
+        const uint8_t* d = nullptr;
+        uint32_t n = 0;
         if (!wire::ReadLengthDelimited(p, end, &d, &n))
           return Fail(p, "resource_spans: bad length");
         if (!DecodeResourceSpans(d, d + n)) return error_;
@@ -122,7 +122,7 @@ class Decoder {
     if ((tag >> 3) == 0) return FailB(p, "field number 0");
     switch (tag & 7) {
       case kVarint: {
-        uint64_t v;
+        uint64_t v = 0;
         return wire::ReadVarint(p, end, &v) || FailB(p, "truncated varint");
       }
       case kFixed64:
@@ -130,8 +130,8 @@ class Decoder {
         p += 8;
         return true;
       case kLengthDelimited: {
-        const uint8_t* d;
-        uint32_t n;
+        const uint8_t* d = nullptr;
+        uint32_t n = 0;
         return wire::ReadLengthDelimited(p, end, &d, &n) || FailB(p, "length past end of message");
       }
       case kFixed32:
@@ -160,8 +160,8 @@ class Decoder {
   // A string field: checks bounds and UTF-8.  Returns false on a structural error; an invalid
   // UTF-8 string refuses the span (or resource/scope) through `f`.
   bool ReadString(const uint8_t*& p, const uint8_t* end, std::string_view* out, Findings* f) {
-    const uint8_t* d;
-    uint32_t n;
+    const uint8_t* d = nullptr;
+    uint32_t n = 0;
     if (!wire::ReadLengthDelimited(p, end, &d, &n)) return FailB(p, "string: length past end");
     if (!ValidUtf8(d, n)) {
       f->Refuse(RefuseReason::kInvalidUtf8);
@@ -193,15 +193,15 @@ class Decoder {
           break;
         }
         case Tag(7, kLengthDelimited): {
-          const uint8_t* d;
-          uint32_t n;
+          const uint8_t* d = nullptr;
+          uint32_t n = 0;
           if (!ReadBytes(p, end, &d, &n)) return false;
           if (n > limits_.max_attribute_value_bytes) f->value_truncated = true;
           break;
         }
         case Tag(2, kVarint):
         case Tag(3, kVarint): {
-          uint64_t v;
+          uint64_t v = 0;
           if (!ReadVarint(p, end, &v)) return false;
           break;
         }
@@ -216,8 +216,8 @@ class Decoder {
           if (seen)
             return FailB(p, "AnyValue: array/kvlist value given twice (merging is not supported)");
           seen = true;
-          const uint8_t* d;
-          uint32_t n;
+          const uint8_t* d = nullptr;
+          uint32_t n = 0;
           if (!ReadBytes(p, end, &d, &n)) return false;
           if (depth + 1 > limits_.max_value_depth) {
             f->Refuse(RefuseReason::kValueTooDeep);
@@ -240,8 +240,8 @@ class Decoder {
       uint32_t tag;
       if (!wire::ReadTag(p, end, &tag)) return FailB(p, "value list: invalid tag");
       if (tag == Tag(1, kLengthDelimited)) {
-        const uint8_t* d;
-        uint32_t n;
+        const uint8_t* d = nullptr;
+        uint32_t n = 0;
         if (!ReadBytes(p, end, &d, &n)) return false;
         if (is_array ? !DecodeAnyValue(d, d + n, depth, f)
                      : !DecodeKeyValue(d, d + n, depth, f, nullptr)) {
@@ -281,8 +281,8 @@ class Decoder {
         uint32_t tag;
         if (!wire::ReadTag(q, qe, &tag)) break;
         if (tag == Tag(1, kLengthDelimited)) {
-          const uint8_t* d;
-          uint32_t n;
+          const uint8_t* d = nullptr;
+          uint32_t n = 0;
           if (!wire::ReadLengthDelimited(q, qe, &d, &n)) break;
           *service_name = View(d, n);
         } else {
@@ -297,8 +297,8 @@ class Decoder {
   // Attributes of a resource/scope/span/event/link: counts them, validates each.
   bool DecodeAttribute(const uint8_t*& p, const uint8_t* end, Findings* f, uint32_t* count,
                        std::string_view* service_name = nullptr) {
-    const uint8_t* d;
-    uint32_t n;
+    const uint8_t* d = nullptr;
+    uint32_t n = 0;
     if (!ReadBytes(p, end, &d, &n)) return false;
     ++*count;
     return DecodeKeyValue(d, d + n, 1, f, service_name);
@@ -312,7 +312,7 @@ class Decoder {
       if (tag == Tag(1, kLengthDelimited)) {
         if (!DecodeAttribute(p, end, f, &count, &r->service_name)) return false;
       } else if (tag == Tag(2, kVarint)) {
-        uint64_t v;
+        uint64_t v = 0;
         if (!ReadVarint(p, end, &v)) return false;
         dropped = static_cast<uint32_t>(v);
       } else if (!SkipField(tag, p, end, 0)) {
@@ -340,7 +340,7 @@ class Decoder {
           if (!DecodeAttribute(p, end, f, &count)) return false;
           break;
         case Tag(4, kVarint): {
-          uint64_t v;
+          uint64_t v = 0;
           if (!ReadVarint(p, end, &v)) return false;
           dropped = static_cast<uint32_t>(v);
           break;
@@ -368,15 +368,15 @@ class Decoder {
         if (seen_resource)
           return FailB(p, "ResourceSpans.resource given twice (merging is not supported)");
         seen_resource = true;
-        const uint8_t* d;
-        uint32_t n;
+        const uint8_t* d = nullptr;
+        uint32_t n = 0;
         if (!ReadBytes(p, end, &d, &n)) return false;
         ResourceRef& r = b_->resources_[resource];
         r.encoded = View(d, n);
         if (!DecodeResource(d, d + n, &r, &rf)) return false;
       } else if (tag == Tag(2, kLengthDelimited)) {
-        const uint8_t* d;
-        uint32_t n;
+        const uint8_t* d = nullptr;
+        uint32_t n = 0;
         if (!ReadBytes(p, end, &d, &n)) return false;
         in_scope_ = true;
         if (!DecodeScopeSpans(d, d + n, resource)) return false;
@@ -405,8 +405,8 @@ class Decoder {
       uint32_t tag;
       if (!wire::ReadTag(p, end, &tag)) return FailB(p, "ScopeSpans: invalid tag");
       if (tag == Tag(2, kLengthDelimited)) {
-        const uint8_t* d;
-        uint32_t n;
+        const uint8_t* d = nullptr;
+        uint32_t n = 0;
         if (!ReadBytes(p, end, &d, &n)) return false;
         in_span_ = true;
         if (!DecodeSpan(d, d + n, scope, resource)) return false;
@@ -415,8 +415,8 @@ class Decoder {
       } else if (tag == Tag(1, kLengthDelimited)) {
         if (seen_scope) return FailB(p, "ScopeSpans.scope given twice (merging is not supported)");
         seen_scope = true;
-        const uint8_t* d;
-        uint32_t n;
+        const uint8_t* d = nullptr;
+        uint32_t n = 0;
         if (!ReadBytes(p, end, &d, &n)) return false;
         ScopeRef& s = b_->scopes_[scope];
         s.encoded = View(d, n);
@@ -484,8 +484,8 @@ class Decoder {
       switch (tag) {
         case Tag(1, kLengthDelimited):
         case Tag(2, kLengthDelimited): {
-          const uint8_t* d;
-          uint32_t n;
+          const uint8_t* d = nullptr;
+          uint32_t n = 0;
           if (!ReadBytes(p, end, &d, &n)) return false;
           (tag == Tag(1, kLengthDelimited) ? trace_len : span_len) = n;
           break;
@@ -525,7 +525,7 @@ class Decoder {
       if (tag == Tag(2, kLengthDelimited)) {
         if (!ReadString(p, end, &s->status_message, f)) return false;
       } else if (tag == Tag(3, kVarint)) {
-        uint64_t v;
+        uint64_t v = 0;
         if (!ReadVarint(p, end, &v)) return false;
         status_code_raw_ = static_cast<int32_t>(v);
       } else if (!SkipField(tag, p, end, 0)) {
@@ -572,7 +572,7 @@ class Decoder {
           if (!ReadString(p, end, &s.name, &f)) return false;
           break;
         case Tag(6, kVarint): {
-          uint64_t v;
+          uint64_t v = 0;
           if (!ReadVarint(p, end, &v)) return false;
           kind_raw = static_cast<int32_t>(v);
           break;
@@ -586,43 +586,43 @@ class Decoder {
             return FailB(p, "Span.end_time_unix_nano: truncated");
           break;
         case Tag(10, kVarint): {
-          uint64_t v;
+          uint64_t v = 0;
           if (!ReadVarint(p, end, &v)) return false;
           s.dropped_attributes = static_cast<uint32_t>(v);
           break;
         }
         case Tag(11, kLengthDelimited): {
-          const uint8_t* d;
-          uint32_t n;
+          const uint8_t* d = nullptr;
+          uint32_t n = 0;
           if (!ReadBytes(p, end, &d, &n)) return false;
           ++events;
           if (!DecodeEvent(d, d + n, &f)) return false;
           break;
         }
         case Tag(12, kVarint): {
-          uint64_t v;
+          uint64_t v = 0;
           if (!ReadVarint(p, end, &v)) return false;
           s.dropped_events = static_cast<uint32_t>(v);
           break;
         }
         case Tag(13, kLengthDelimited): {
-          const uint8_t* d;
-          uint32_t n;
+          const uint8_t* d = nullptr;
+          uint32_t n = 0;
           if (!ReadBytes(p, end, &d, &n)) return false;
           ++links;
           if (!DecodeLink(d, d + n, &f)) return false;
           break;
         }
         case Tag(14, kVarint): {
-          uint64_t v;
+          uint64_t v = 0;
           if (!ReadVarint(p, end, &v)) return false;
           s.dropped_links = static_cast<uint32_t>(v);
           break;
         }
         case Tag(15, kLengthDelimited): {
           // A repeated singular message merges; for Status (two scalars) that is: last wins.
-          const uint8_t* d;
-          uint32_t n;
+          const uint8_t* d = nullptr;
+          uint32_t n = 0;
           if (!ReadBytes(p, end, &d, &n)) return false;
           if (!DecodeStatus(d, d + n, &s, &f)) return false;
           break;

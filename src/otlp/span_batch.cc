@@ -106,7 +106,7 @@ inline const uint8_t* Begin(std::string_view s) {
 bool Skip(uint32_t tag, const uint8_t*& p, const uint8_t* end) {
   switch (tag & 7) {
     case kVarint: {
-      uint64_t v;
+      uint64_t v = 0;
       return wire::ReadVarint(p, end, &v);
     }
     case kFixed64:
@@ -114,8 +114,8 @@ bool Skip(uint32_t tag, const uint8_t*& p, const uint8_t* end) {
       p += 8;
       return true;
     case kLengthDelimited: {
-      const uint8_t* d;
-      uint32_t n;
+      const uint8_t* d = nullptr;
+      uint32_t n = 0;
       return wire::ReadLengthDelimited(p, end, &d, &n);
     }
     case kFixed32:
@@ -163,8 +163,8 @@ AnyValueView DecodeValue(std::string_view encoded, uint32_t max_value_bytes) {
       case Tag(5, kLengthDelimited):
       case Tag(6, kLengthDelimited):
       case Tag(7, kLengthDelimited): {
-        const uint8_t* d;
-        uint32_t n;
+        const uint8_t* d = nullptr;
+        uint32_t n = 0;
         if (!wire::ReadLengthDelimited(p, end, &d, &n)) return v;
         v.str = View(d, n);
         const uint32_t field = tag >> 3;
@@ -210,8 +210,8 @@ KeyValueView DecodeKeyValueView(std::string_view encoded, uint32_t max_value_byt
     uint32_t tag;
     if (!wire::ReadTag(p, end, &tag)) break;
     if (tag == Tag(1, kLengthDelimited) || tag == Tag(2, kLengthDelimited)) {
-      const uint8_t* d;
-      uint32_t n;
+      const uint8_t* d = nullptr;
+      uint32_t n = 0;
       if (!wire::ReadLengthDelimited(p, end, &d, &n)) break;
       if (tag == Tag(1, kLengthDelimited))
         kv.key = View(d, n);
@@ -236,8 +236,8 @@ uint32_t ForEachField(std::string_view msg, uint32_t field, uint32_t limit, F&& 
     uint32_t tag;
     if (!wire::ReadTag(p, end, &tag)) break;
     if (tag == want) {
-      const uint8_t* d;
-      uint32_t n;
+      const uint8_t* d = nullptr;
+      uint32_t n = 0;
       if (!wire::ReadLengthDelimited(p, end, &d, &n)) break;
       if (seen++ < limit) fn(View(d, n));
     } else if (!Skip(tag, p, end)) {
@@ -284,15 +284,15 @@ void SpanBatch::ForEachEventImpl(const SpanRef& s, void* ctx,
       if (tag == Tag(1, kFixed64)) {
         if (!wire::ReadFixed64(p, end, &e.time_unix_nano)) break;
       } else if (tag == Tag(2, kLengthDelimited) || tag == Tag(3, kLengthDelimited)) {
-        const uint8_t* d;
-        uint32_t n;
+        const uint8_t* d = nullptr;
+        uint32_t n = 0;
         if (!wire::ReadLengthDelimited(p, end, &d, &n)) break;
         if (tag == Tag(2, kLengthDelimited))
           e.name = View(d, n);
         else
           ++attrs;
       } else if (tag == Tag(4, kVarint)) {
-        uint64_t v;
+        uint64_t v = 0;
         if (!wire::ReadVarint(p, end, &v)) break;
         e.dropped_attributes = static_cast<uint32_t>(v);
       } else if (!Skip(tag, p, end)) {
@@ -318,8 +318,8 @@ void SpanBatch::ForEachLinkImpl(const SpanRef& s, void* ctx,
       uint32_t tag;
       if (!wire::ReadTag(p, end, &tag)) break;
       if ((tag & 7) == kLengthDelimited && (tag >> 3) <= 4) {
-        const uint8_t* d;
-        uint32_t n;
+        const uint8_t* d = nullptr;
+        uint32_t n = 0;
         if (!wire::ReadLengthDelimited(p, end, &d, &n)) break;
         switch (tag >> 3) {
           case 1:
@@ -342,7 +342,7 @@ void SpanBatch::ForEachLinkImpl(const SpanRef& s, void* ctx,
             break;
         }
       } else if (tag == Tag(5, kVarint)) {
-        uint64_t v;
+        uint64_t v = 0;
         if (!wire::ReadVarint(p, end, &v)) break;
         l.dropped_attributes = static_cast<uint32_t>(v);
       } else if (tag == Tag(6, kFixed32)) {

@@ -115,6 +115,8 @@ BatchSummary Summarize(const otlp::SpanBatch& batch, const SpanLogOptions& optio
 }
 
 void SpanLogStage::Process(const otlp::SpanBatch& batch) noexcept {
+  // The summary walks every attribute: not worth it when the line would not be written.
+  if (!log::Enabled(log::Level::kInfo)) return;
   try {
     BatchSummary sum = Summarize(batch, options_);
     log::Info("batch", {{"protocol", otlp::ProtocolName(batch.protocol())},
