@@ -30,6 +30,9 @@ IngestQueue::IngestQueue(IngestQueueOptions options, std::vector<Stage*> stages,
       refused_(registry.AddCounter("ordertrace_pipeline_refused_batches_total",
                                    "Batches the ingest queue refused, by reason (full, closed).",
                                    {"reason"})) {
+  // Both series exist from the start, so dashboards see 0 rather than nothing.
+  refused_.With({"full"});
+  refused_.With({"closed"});
   worker_ = std::thread([this] { Run(); });
 }
 
