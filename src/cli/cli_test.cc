@@ -99,6 +99,47 @@ std::string Get(uint16_t port, const std::string& target, int* status) {
   return res.body();
 }
 
+// POSTs `body` and returns the status (0 when the connection failed or was closed early).
+int Post(uint16_t port, const std::string& target, const std::string& content_type,
+         const std::string& body, const std::string& encoding = "") {
+  try {
+    boost::asio::io_context io;
+    tcp::socket socket(io);
+    socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+    http::request<http::string_body> req{http::verb::post, target, 11};
+    req.set(http::field::host, "127.0.0.1");
+    req.set(http::field::content_type, content_type);
+    if (!encoding.empty()) req.set(http::field::content_encoding, encoding);
+    req.body() = body;
+    req.prepare_payload();
+    req.keep_alive(false);
+    http::write(socket, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(socket, buffer, res);
+    return static_cast<int>(res.result_int());
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+// Writes raw bytes to a port and reads until the peer closes (or 2 s pass).
+void SendRaw(uint16_t port, const std::string& bytes) {
+  try {
+    boost::asio::io_context io;
+    tcp::socket socket(io);
+    socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
+    boost::asio::write(socket, boost::asio::buffer(bytes));
+    socket.shutdown(tcp::socket::shutdown_send);
+    char buf[4096];
+    boost::system::error_code ec;
+    const auto deadline = std::chrono::steady_clock::now() + 2s;
+    while (!ec && std::chrono::steady_clock::now() < deadline)
+      socket.read_some(boost::asio::buffer(buf), ec);
+  } catch (const std::exception&) {
+  }
+}
+
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -118,6 +159,25 @@ class CliTest : public ::testing::Test {
     if (out) *out = p.out();
     if (err) *err = p.err();
     return code;
+  }
+
+  // Waits for the gateway's startup line and returns its OTLP/gRPC, OTLP/HTTP and API ports.
+  static bool StartedPorts(Process& serve, uint16_t* grpc, uint16_t* otlp_http, uint16_t* api) {
+    const std::regex started(R"(ordertrace gateway started.* otlp_grpc=127\.0\.0\.1:(\d+) )"
+                             R"(otlp_http=127\.0\.0\.1:(\d+) http=127\.0\.0\.1:(\d+))");
+    std::smatch m;
+    std::string log;
+    for (int i = 0; i < 500; ++i) {
+      log = serve.err();
+      if (std::regex_search(log, m, started)) {
+        *grpc = static_cast<uint16_t>(std::stoi(m[1]));
+        *otlp_http = static_cast<uint16_t>(std::stoi(m[2]));
+        *api = static_cast<uint16_t>(std::stoi(m[3]));
+        return true;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
   }
 
   std::filesystem::path dir_;
@@ -235,6 +295,58 @@ TEST_F(CliTest, ServeReceivesSampleTrafficAndDrainsOnSigterm) {
   EXPECT_NE(log.find("orders=ORD-"), std::string::npos) << log;
   EXPECT_NE(log.find("signal=SIGTERM"), std::string::npos) << log;
   EXPECT_NE(log.find("ordertrace gateway stopped"), std::string::npos) << log;
+}
+
+TEST_F(CliTest, BadInputNeverTakesTheGatewayDown) {
+  std::ofstream(dir_ / "gateway.yaml") << "receiver:\n  max_body_bytes: 64KiB\n";
+  Process serve(
+      {"serve", "--config", (dir_ / "gateway.yaml").string(), "--otlp-grpc", "127.0.0.1:0",
+       "--otlp-http", "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", (dir_ / "data").string()},
+      dir_, "serve");
+  ASSERT_TRUE(serve.started());
+  uint16_t grpc = 0, otlp = 0, api = 0;
+  ASSERT_TRUE(StartedPorts(serve, &grpc, &otlp, &api)) << serve.err();
+
+  // Every checked-in fuzz input, as OTLP/HTTP protobuf, as JSON, and gzip-labelled.
+  int sent = 0, malformed = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(ORDERTRACE_SOURCE_DIR "/tests/fuzz/corpus/decoder")) {
+    const std::string bytes = ReadFile(entry.path());
+    const int code = Post(otlp, "/v1/traces", "application/x-protobuf", bytes);
+    EXPECT_TRUE(code == 200 || code == 400) << entry.path() << " got " << code;
+    malformed += code == 400;
+    EXPECT_EQ(Post(otlp, "/v1/traces", "application/json", bytes), 400) << entry.path();
+    EXPECT_EQ(Post(otlp, "/v1/traces", "application/x-protobuf", bytes, "gzip"), 400);
+    ++sent;
+  }
+  EXPECT_GT(sent, 100);
+  EXPECT_GT(malformed, 10);
+  // Over the body limit, unknown encodings and content types, broken HTTP and broken HTTP/2.
+  EXPECT_EQ(Post(otlp, "/v1/traces", "application/x-protobuf", std::string(100 * 1024, 'x')), 413);
+  EXPECT_EQ(Post(otlp, "/v1/traces", "application/x-protobuf", "x", "br"), 415);
+  EXPECT_EQ(Post(otlp, "/v1/traces", "text/plain", "hello"), 415);
+  EXPECT_EQ(Post(otlp, "/v1/traces", "application/json", "{\"resourceSpans\": [{"), 400);
+  SendRaw(otlp, "GARBAGE / HTTP/9.9\r\n\r\n");
+  SendRaw(otlp, "POST /v1/traces HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n");
+  SendRaw(otlp, std::string(20000, '\0'));
+  SendRaw(grpc, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + std::string(512, '\xff'));
+  SendRaw(grpc, "not http/2 at all");
+  SendRaw(api, "GET /" + std::string(100000, 'a') + " HTTP/1.1\r\n\r\n");
+
+  // Still alive, healthy, and it counted what it refused.
+  int status = 0;
+  EXPECT_EQ(Get(api, "/healthz", &status), "ok");
+  EXPECT_EQ(status, 200);
+  const std::string metrics = Get(api, "/metrics", &status);
+  std::smatch refused;
+  ASSERT_TRUE(std::regex_search(
+      metrics, refused,
+      std::regex(
+          R"(ordertrace_receiver_refused_spans_total\{protocol="http_protobuf",reason="malformed"\} (\d+))")))
+      << metrics;
+  EXPECT_GE(std::stoi(refused[1]), malformed);
+  serve.Signal(SIGTERM);
+  EXPECT_EQ(serve.Wait(20s), 0) << serve.err();
 }
 
 }  // namespace
