@@ -158,6 +158,39 @@ std::optional<std::string> SetLogLevel(std::string_view v, Config* c) {
   return std::nullopt;
 }
 
+Setter DurationKey(std::chrono::milliseconds* (*field)(Config*), std::chrono::milliseconds min,
+                   std::chrono::milliseconds max, const char* range) {
+  return [field, min, max, range](std::string_view v, Config* c) -> std::optional<std::string> {
+    auto d = ParseDuration(v);
+    if (!d.ok()) return d.status().message();
+    if (*d < min || *d > max)
+      return std::string("expected a duration from ") + range + ", got " + Quote(v);
+    *field(c) = *d;
+    return std::nullopt;
+  };
+}
+
+Setter BoolKey(bool* (*field)(Config*)) {
+  return [field](std::string_view v, Config* c) -> std::optional<std::string> {
+    std::string b = Lower(Trim(v));
+    if (b == "true" || b == "yes" || b == "on") {
+      *field(c) = true;
+    } else if (b == "false" || b == "no" || b == "off") {
+      *field(c) = false;
+    } else {
+      return "expected true or false, got " + Quote(v);
+    }
+    return std::nullopt;
+  };
+}
+
+Setter StringKey(std::string* (*field)(Config*)) {
+  return [field](std::string_view v, Config* c) -> std::optional<std::string> {
+    *field(c) = std::string(Trim(v));
+    return std::nullopt;
+  };
+}
+
 const std::map<std::string, Setter>& Schema() {
   static const auto* schema = new std::map<std::string, Setter>{
       {"listen.otlp_grpc", HostPortKey(&Config::Listen::otlp_grpc)},
@@ -200,25 +233,72 @@ const std::map<std::string, Setter>& Schema() {
          c->pipeline.retry_after = *d;
          return std::nullopt;
        }},
+      {"forward.upstream",
+       [](std::string_view v, Config* c) -> std::optional<std::string> {
+         if (Status s = ValidateUpstream(Trim(v)); !s.ok()) return s.message();
+         c->forward.upstream = std::string(Trim(v));
+         return std::nullopt;
+       }},
+      // forward.headers is a mapping (name: value), read by Loader::Walk; listed here so that
+      // it is a known key.
+      {"forward.headers",
+       [](std::string_view, Config*) -> std::optional<std::string> {
+         return "expected a mapping of header names to values";
+       }},
+      {"forward.timeout",
+       DurationKey([](Config* c) { return &c->forward.timeout; }, std::chrono::milliseconds(10),
+                   std::chrono::minutes(10), "10ms to 10m")},
+      {"forward.compression",
+       [](std::string_view v, Config* c) -> std::optional<std::string> {
+         const std::string m = Lower(Trim(v));
+         if (m != "gzip" && m != "none") return "expected gzip or none, got " + Quote(v);
+         c->forward.gzip = m == "gzip";
+         return std::nullopt;
+       }},
+      {"forward.tls.ca_file", StringKey([](Config* c) { return &c->forward.tls.ca_file; })},
+      {"forward.tls.cert_file", StringKey([](Config* c) { return &c->forward.tls.cert_file; })},
+      {"forward.tls.key_file", StringKey([](Config* c) { return &c->forward.tls.key_file; })},
+      {"forward.batch.max_bytes",
+       SizeKey<uint64_t>([](Config* c) { return &c->forward.batch.max_bytes; }, 1024,
+                         uint64_t{256} << 20)},
+      {"forward.batch.max_age",
+       DurationKey([](Config* c) { return &c->forward.batch.max_age; },
+                   std::chrono::milliseconds(0), std::chrono::minutes(1), "0ms to 1m")},
+      {"forward.queue.dir", StringKey([](Config* c) { return &c->forward.queue.dir; })},
+      {"forward.queue.max_bytes",
+       SizeKey<uint64_t>([](Config* c) { return &c->forward.queue.max_bytes; }, uint64_t{1} << 20,
+                         uint64_t{1} << 40)},
+      {"forward.queue.fsync", BoolKey([](Config* c) { return &c->forward.queue.fsync; })},
+      {"forward.retry.initial",
+       DurationKey([](Config* c) { return &c->forward.retry.initial; },
+                   std::chrono::milliseconds(1), std::chrono::minutes(10), "1ms to 10m")},
+      {"forward.retry.max",
+       DurationKey([](Config* c) { return &c->forward.retry.max; }, std::chrono::milliseconds(1),
+                   std::chrono::hours(1), "1ms to 1h")},
+      {"forward.drain_timeout",
+       DurationKey([](Config* c) { return &c->forward.drain_timeout; },
+                   std::chrono::milliseconds(0), std::chrono::minutes(10), "0s to 10m")},
       {"log.level", SetLogLevel},
       {"log.format",
-       [](std::string_view v, Config* c) -> std::optional<std::string> {
-         auto f = ParseLogFormat(v);
-         if (!f.ok()) return f.status().message();
-         c->log.format = *f;
-         return std::nullopt;
-       }},
+       [](std::string_view v, Config* c) -> std::
+                                             optional<std::string> {
+                                               auto f = ParseLogFormat(v);
+                                               if (!f.ok()) return f.status().message();
+                                               c->log.format = *f;
+                                               return std::nullopt;
+                                             }},
       {"log.spans",
-       [](std::string_view v, Config* c) -> std::optional<std::string> {
-         std::string b = Lower(Trim(v));
-         if (b == "true" || b == "yes" || b == "on")
-           c->log.spans = true;
-         else if (b == "false" || b == "no" || b == "off")
-           c->log.spans = false;
-         else
-           return "expected true or false, got " + Quote(v);
-         return std::nullopt;
-       }},
+       [](std::string_view v, Config* c) -> std::
+                                             optional<std::string> {
+                                               std::string b = Lower(Trim(v));
+                                               if (b == "true" || b == "yes" || b == "on")
+                                                 c->log.spans = true;
+                                               else if (b == "false" || b == "no" || b == "off")
+                                                 c->log.spans = false;
+                                               else
+                                                 return "expected true or false, got " + Quote(v);
+                                               return std::nullopt;
+                                             }},
   };
   return *schema;
 }
@@ -279,6 +359,11 @@ class Loader {
                      "duplicate key (first at line " + std::to_string(prev->second) + ")");
       }
       const auto& schema = Schema();
+      if (path == "forward.headers" && (value.IsMap() || value.IsNull())) {
+        if (Status s = ReadHeaders(value, path, config); !s.ok()) return s;
+        lines_[path] = line;
+        continue;
+      }
       if (auto leaf = schema.find(path); leaf != schema.end()) {
         if (value.IsNull() || !value.IsDefined()) return Error(line, path, "expected a value");
         if (!value.IsScalar()) {
@@ -304,6 +389,30 @@ class Loader {
     return Status::Ok();
   }
 
+  // forward.headers: header name -> value (values may use ${ENV} for secrets).
+  Status ReadHeaders(const YAML::Node& map, const std::string& path, Config* config) {
+    config->forward.headers.clear();
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      const YAML::Node key_node = it->first;
+      const YAML::Node value = it->second;
+      const int line = Line(key_node);
+      if (!key_node.IsScalar() || key_node.Scalar().empty()) {
+        return Error(line, path, "header names must be plain names");
+      }
+      const std::string name = key_node.Scalar();
+      for (char ch : name) {
+        if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_')) {
+          return Error(line, path + "." + name, "not a valid header name");
+        }
+      }
+      if (!value.IsScalar()) return Error(line, path + "." + name, "expected a single value");
+      auto text = SubstituteEnv(value.Scalar(), env_);
+      if (!text.ok()) return Error(line, path + "." + name, text.status().message());
+      config->forward.headers.emplace_back(name, *text);
+    }
+    return Status::Ok();
+  }
+
   // Checks that involve more than one key; located at the line of the first key named.
   Status CrossCheck(const Config& config) {
     if (config.pipeline.queue_max_bytes < config.receiver.max_body_bytes) {
@@ -312,6 +421,10 @@ class Loader {
                    "must be at least receiver.max_body_bytes (" +
                        FormatSize(config.receiver.max_body_bytes) + "), got " +
                        FormatSize(config.pipeline.queue_max_bytes));
+    }
+    if (config.forward.tls.cert_file.empty() != config.forward.tls.key_file.empty()) {
+      return Error(LineOf("forward.tls.cert_file", "forward.tls.key_file"), "forward.tls",
+                   "cert_file and key_file go together (mutual TLS)");
     }
     return Status::Ok();
   }
@@ -429,6 +542,36 @@ Status ApplyOverrides(const Overrides& o, Config* config) {
     config->log.format = *f;
   }
   if (o.log_spans) config->log.spans = *o.log_spans;
+  if (o.upstream) {
+    if (Status s = ValidateUpstream(*o.upstream); !s.ok()) {
+      return Status::InvalidArgument("--upstream: " + s.message());
+    }
+    config->forward.upstream = *o.upstream;
+  }
+  return Status::Ok();
+}
+
+Status ValidateUpstream(std::string_view url) {
+  if (url.empty()) return Status::Ok();
+  const auto sep = url.find("://");
+  const std::string scheme = sep == std::string_view::npos ? "" : Lower(url.substr(0, sep));
+  if (scheme != "grpc" && scheme != "grpcs" && scheme != "http" && scheme != "https") {
+    return Status::InvalidArgument(
+        "expected grpc://HOST:PORT, grpcs://HOST:PORT or "
+        "http(s)://HOST:PORT/v1/traces, got " +
+        Quote(url));
+  }
+  std::string_view rest = url.substr(sep + 3);
+  const auto slash = rest.find('/');
+  if (slash != std::string_view::npos && (scheme == "grpc" || scheme == "grpcs")) {
+    return Status::InvalidArgument("a gRPC upstream has no path: expected " + scheme +
+                                   "://HOST:PORT, got " + Quote(url));
+  }
+  auto hp = ParseHostPort(rest.substr(0, slash));
+  if (!hp.ok() || hp->port == 0) {
+    return Status::InvalidArgument("expected HOST:PORT with a port after " + scheme + "://, got " +
+                                   Quote(url));
+  }
   return Status::Ok();
 }
 

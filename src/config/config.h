@@ -15,6 +15,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/log.h"
 #include "common/status.h"
@@ -38,6 +40,30 @@ struct Config {
     uint64_t queue_max_bytes = uint64_t{256} << 20;
     std::chrono::milliseconds retry_after{1000};
   } pipeline;
+  // Forwarding to the upstream trace store (Jaeger over OTLP); off while upstream is "".
+  struct Forward {
+    std::string upstream;  // grpc://h:p, grpcs://h:p, http(s)://h:p/v1/traces
+    std::vector<std::pair<std::string, std::string>> headers;  // e.g. authorization
+    std::chrono::milliseconds timeout{10000};
+    bool gzip = false;  // compression: gzip | none
+    struct Tls {
+      std::string ca_file, cert_file, key_file;
+    } tls;
+    struct Batch {
+      uint64_t max_bytes = uint64_t{4} << 20;
+      std::chrono::milliseconds max_age{200};
+    } batch;
+    struct Queue {
+      std::string dir;  // default <data_dir>/forward
+      uint64_t max_bytes = uint64_t{1} << 30;
+      bool fsync = true;
+    } queue;
+    struct Retry {
+      std::chrono::milliseconds initial{500};
+      std::chrono::milliseconds max{30000};
+    } retry;
+    std::chrono::milliseconds drain_timeout{5000};
+  } forward;
   struct Log {
     std::string level = "info";  // debug | info | warn | error
     log::Format format = log::Format::kLogfmt;
@@ -65,6 +91,7 @@ struct Overrides {
   std::optional<std::string> log_level;   // --log-level
   std::optional<std::string> log_format;  // --log-format
   std::optional<bool> log_spans;          // --log-spans
+  std::optional<std::string> upstream;    // --upstream
 };
 
 // Applies `overrides` to `config` and validates them; errors name the flag
@@ -85,6 +112,8 @@ std::string FormatHostPort(const HostPort& hp);  // brackets an IPv6 host again
 Result<uint64_t> ParseSize(std::string_view text);  // 1048576, 512KiB, 16MiB, 1GiB, 10MB
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text);  // 500ms, 1s, 2m, 1h
 Result<log::Format> ParseLogFormat(std::string_view text);               // logfmt | json
+// An upstream URL: grpc://HOST:PORT, grpcs://HOST:PORT, http(s)://HOST:PORT[/path], or "" (off).
+Status ValidateUpstream(std::string_view url);
 
 // Formats a byte count the way the config accepts it back ("16MiB", "1500").
 std::string FormatSize(uint64_t bytes);

@@ -358,5 +358,91 @@ TEST(ConfigTest, ParseSizeAndDuration) {
   EXPECT_EQ(FormatSize(0), "0");
 }
 
+TEST(ConfigTest, ForwardSectionIsReadWithSecretsFromTheEnvironment) {
+  auto c = Parse(R"(
+forward:
+  upstream: grpcs://jaeger.internal:4317
+  headers:
+    authorization: "Bearer ${JAEGER_TOKEN}"
+    x-tenant: plant-1
+  timeout: 3s
+  compression: gzip
+  tls:
+    ca_file: /etc/ordertrace/ca.pem
+    cert_file: /etc/ordertrace/client.pem
+    key_file: /etc/ordertrace/client.key
+  batch:
+    max_bytes: 2MiB
+    max_age: 100ms
+  queue:
+    dir: /var/lib/ordertrace/fwd
+    max_bytes: 2GiB
+    fsync: false
+  retry:
+    initial: 250ms
+    max: 1m
+  drain_timeout: 2s
+)",
+                 {{"JAEGER_TOKEN", "s3cret"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->forward.upstream, "grpcs://jaeger.internal:4317");
+  ASSERT_EQ(c->forward.headers.size(), 2u);
+  EXPECT_EQ(c->forward.headers[0],
+            (std::pair<std::string, std::string>{"authorization", "Bearer s3cret"}));
+  EXPECT_EQ(c->forward.headers[1].second, "plant-1");
+  EXPECT_EQ(c->forward.timeout, 3s);
+  EXPECT_TRUE(c->forward.gzip);
+  EXPECT_EQ(c->forward.tls.key_file, "/etc/ordertrace/client.key");
+  EXPECT_EQ(c->forward.batch.max_bytes, 2u << 20);
+  EXPECT_EQ(c->forward.batch.max_age, 100ms);
+  EXPECT_EQ(c->forward.queue.dir, "/var/lib/ordertrace/fwd");
+  EXPECT_EQ(c->forward.queue.max_bytes, uint64_t{2} << 30);
+  EXPECT_FALSE(c->forward.queue.fsync);
+  EXPECT_EQ(c->forward.retry.initial, 250ms);
+  EXPECT_EQ(c->forward.retry.max, 60s);
+  EXPECT_EQ(c->forward.drain_timeout, 2s);
+  EXPECT_TRUE(Parse("").value().forward.upstream.empty());  // off by default
+}
+
+TEST(ConfigTest, ForwardErrorsNameTheLineAndKey) {
+  EXPECT_EQ(ErrorOf("forward:\n  upstream: ftp://x:1\n"),
+            "gateway.yaml:2: forward.upstream: expected grpc://HOST:PORT, grpcs://HOST:PORT or "
+            "http(s)://HOST:PORT/v1/traces, got 'ftp://x:1'");
+  EXPECT_NE(ErrorOf("forward:\n  upstream: grpc://jaeger:4317/v1/traces\n")
+                .find("gateway.yaml:2: forward.upstream: a gRPC upstream has no path"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("forward:\n  upstream: http://jaeger/v1/traces\n").find("with a port"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("forward:\n  compression: zstd\n")
+                .find("gateway.yaml:2: forward.compression: expected gzip or none"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("forward:\n  headers:\n    authorization: ${MISSING}\n")
+                .find("gateway.yaml:3: forward.headers.authorization:"),
+            std::string::npos);
+  EXPECT_NE(
+      ErrorOf("forward:\n  headers:\n    \"bad header\": x\n").find("not a valid header name"),
+      std::string::npos);
+  EXPECT_NE(ErrorOf("forward:\n  tls:\n    cert_file: c.pem\n")
+                .find("forward.tls: cert_file and key_file go together"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("forward:\n  queue:\n    fsync: maybe\n")
+                .find("gateway.yaml:3: forward.queue.fsync: expected true or false"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("forward:\n  upstrem: grpc://x:1\n").find("gateway.yaml:2: forward.upstrem"),
+            std::string::npos);
+}
+
+TEST(ConfigTest, UpstreamFlagOverridesAndIsValidated) {
+  Config c;
+  Overrides o;
+  o.upstream = "http://127.0.0.1:14318/v1/traces";
+  ASSERT_TRUE(ApplyOverrides(o, &c).ok());
+  EXPECT_EQ(c.forward.upstream, "http://127.0.0.1:14318/v1/traces");
+  o.upstream = "jaeger:4317";
+  Status s = ApplyOverrides(o, &c);
+  EXPECT_NE(s.message().find("--upstream: expected grpc://HOST:PORT"), std::string::npos)
+      << s.message();
+}
+
 }  // namespace
 }  // namespace ordertrace::config

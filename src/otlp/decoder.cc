@@ -321,6 +321,7 @@ class Decoder {
     }
     r->attributes = std::min(count, limits_.max_attributes);
     r->dropped_attributes = dropped + (count - r->attributes);
+    if (count > r->attributes || f->value_truncated) b_->truncated_above_spans_ = true;
     return true;
   }
 
@@ -351,6 +352,7 @@ class Decoder {
     }
     s->attributes = std::min(count, limits_.max_attributes);
     s->dropped_attributes = dropped + (count - s->attributes);
+    if (count > s->attributes || f->value_truncated) b_->truncated_above_spans_ = true;
     return true;
   }
 

@@ -84,6 +84,14 @@ bool SpanRef::has_parent() const {
   return false;
 }
 
+bool SpanBatch::modified() const {
+  if (refused_total_ > 0 || truncated_above_spans_) return true;
+  for (uint64_t n : repaired_) {
+    if (n > 0) return true;
+  }
+  return false;
+}
+
 SpanBatch::SpanBatch(std::string wire, Protocol protocol, const Limits& limits)
     : wire_(std::move(wire)), protocol_(protocol), limits_(limits) {
   received_unix_nano_ = std::chrono::duration_cast<std::chrono::nanoseconds>(

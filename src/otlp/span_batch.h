@@ -163,6 +163,10 @@ class SpanBatch {
   uint64_t refused(RefuseReason r) const { return refused_[static_cast<int>(r)]; }
   const std::string& refusal_message() const { return refusal_message_; }
   uint64_t repaired(Repair r) const { return repaired_[static_cast<int>(r)]; }
+  // True when the views differ from the wire: a span was refused or repaired, or a resource or
+  // scope had attributes or values cut to the limits.  Forwarding re-encodes such a batch and
+  // sends the wire bytes of any other as they came.
+  bool modified() const;
 
   // Attribute walkers.  `fn(const KeyValueView&)` is called for each kept attribute, in wire
   // order, with values truncated to the limit.
@@ -201,6 +205,7 @@ class SpanBatch {
   uint64_t refused_[static_cast<int>(RefuseReason::kCount)] = {};
   uint64_t repaired_[static_cast<int>(Repair::kCount)] = {};
   std::string refusal_message_;
+  bool truncated_above_spans_ = false;  // a resource/scope attribute or value over the limits
 };
 
 // Walks the elements of an array value / the entries of a kvlist value.
