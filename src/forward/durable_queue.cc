@@ -191,7 +191,7 @@ struct Fd {
   std::string path;  // for error messages
 };
 
-// Writes all of [data, data+n) at `offset`; returns 0 or an errno.
+// Writes every byte of `iov_in` (at most 2 buffers) at `offset`; returns 0 or an errno.
 int PWriteAll(int fd, const struct iovec* iov_in, int iovcnt, off_t offset) {
   std::array<struct iovec, 2> iov{};
   std::copy(iov_in, iov_in + iovcnt, iov.begin());
