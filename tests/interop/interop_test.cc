@@ -8,7 +8,9 @@
 //
 // Needs node and tests/interop/node_modules (tests/interop/setup installs them); skips with
 // the reason when either is missing.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,13 +18,18 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -189,6 +196,69 @@ void ExpectAttributes(const Json& got, const Json& want, const std::string& wher
   }
 }
 
+// ---- gateway A: a real `ordertrace serve` that forwards to the receivers under test ----
+
+// Starts `ordertrace serve --upstream URL` on free ports with its own data directory; stopped
+// (SIGTERM, then SIGKILL) and cleaned up by the destructor.
+struct ForwardingGateway {
+  explicit ForwardingGateway(const std::string& upstream) {
+    dir = std::filesystem::temp_directory_path() /
+          ("ordertrace_chain_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    log = dir / "gateway.log";
+    const std::string data = (dir / "data").string();  // no allocation between fork and exec
+    pid = ::fork();
+    if (pid == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      ::execl(ORDERTRACE_BIN, ORDERTRACE_BIN, "serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http",
+              "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", data.c_str(), "--upstream",
+              upstream.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    const std::regex started(R"(ordertrace gateway started.* otlp_grpc=127\.0\.0\.1:(\d+) )"
+                             R"(otlp_http=127\.0\.0\.1:(\d+) http=127\.0\.0\.1:(\d+))");
+    for (int i = 0; i < 500; ++i) {
+      std::smatch m;
+      const std::string text = Log();
+      if (std::regex_search(text, m, started)) {
+        otlp_grpc_port = static_cast<uint16_t>(std::stoi(m[1]));
+        otlp_http_port = static_cast<uint16_t>(std::stoi(m[2]));
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  ~ForwardingGateway() {
+    if (pid > 0) {
+      ::kill(pid, SIGTERM);
+      int status = 0;
+      for (int i = 0; i < 500 && ::waitpid(pid, &status, WNOHANG) == 0; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      if (::waitpid(pid, &status, WNOHANG) == 0) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+      }
+    }
+    std::filesystem::remove_all(dir);
+  }
+  std::string Log() const {
+    std::ifstream in(log);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  bool started() const { return otlp_http_port != 0; }
+
+  static inline int counter = 0;
+  std::filesystem::path dir, log;
+  pid_t pid = -1;
+  uint16_t otlp_grpc_port = 0, otlp_http_port = 0;
+};
+
 // ---- the fixture: the gateway's receivers, started once ----
 
 class InteropTest : public ::testing::Test {
@@ -246,9 +316,12 @@ class InteropTest : public ::testing::Test {
   }
 
   // Sends the spans with one exporter and checks every decoded field against what was sent.
+  // `via` (optional): a gateway A, an `ordertrace serve` forwarding to these receivers; the
+  // spans are then sent to A and checked as they arrive here, at B.
   void SendAndVerify(const std::string& exporter, const std::string& compression,
-                     otlp::Protocol protocol) {
-    const uint16_t port = exporter == "grpc" ? gateway_->grpc->port() : gateway_->http->port();
+                     otlp::Protocol protocol, const struct ForwardingGateway* via = nullptr) {
+    uint16_t port = exporter == "grpc" ? gateway_->grpc->port() : gateway_->http->port();
+    if (via != nullptr) port = exporter == "grpc" ? via->otlp_grpc_port : via->otlp_http_port;
     const std::string command = "cd '" + kInteropDir + "' && timeout 120 '" + FindNode() +
                                 "' send_spans.mjs --exporter " + exporter + " --compression " +
                                 compression +
@@ -259,8 +332,22 @@ class InteropTest : public ::testing::Test {
     ASSERT_FALSE(expected.is_discarded()) << "send_spans.mjs printed no JSON:\n" << run.out;
     ASSERT_EQ(expected.value("exporter", ""), exporter);
 
-    // The exporter has its answer (the script waited for it), so every batch is here.
+    // The exporter has its answer (the script waited for it), so every batch is here; through
+    // a forwarding gateway they arrive shortly after.
+    const Json& want_spans = expected.at("spans");
     std::vector<std::shared_ptr<const SpanBatch>> batches = gateway_->sink.Take();
+    if (via != nullptr) {
+      auto count = [&] {
+        size_t n = 0;
+        for (const auto& b : batches) n += b->spans().size();
+        return n;
+      };
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (count() < want_spans.size() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        for (auto& b : gateway_->sink.Take()) batches.push_back(std::move(b));
+      }
+    }
     ASSERT_FALSE(batches.empty()) << "the gateway received no batch";
     std::map<std::string, std::pair<const SpanBatch*, const SpanRef*>> by_span_id;
     size_t decoded = 0;
@@ -272,7 +359,6 @@ class InteropTest : public ::testing::Test {
         by_span_id[otlp::ToHex(span.span_id)] = {batch.get(), &span};
       }
     }
-    const Json& want_spans = expected.at("spans");
     ASSERT_GE(want_spans.size(), 6u);
     EXPECT_EQ(decoded, want_spans.size());
 
@@ -415,6 +501,26 @@ TEST_F(InteropTest, HttpJsonExporterGzip) {
 }
 
 TEST_F(InteropTest, GrpcExporterGzip) { SendAndVerify("grpc", "gzip", otlp::Protocol::kGrpc); }
+
+// Forwarding chain: the SDK sends to gateway A, A forwards to these receivers (gateway B) over
+// OTLP/HTTP or OTLP/gRPC, and every field arrives at B as the SDK sent it.
+TEST_F(InteropTest, ChainProtobufThroughHttpUpstream) {
+  ForwardingGateway a("http://127.0.0.1:" + std::to_string(gateway_->http->port()) + "/v1/traces");
+  ASSERT_TRUE(a.started()) << a.Log();
+  SendAndVerify("proto", "none", otlp::Protocol::kHttpProtobuf, &a);
+}
+
+TEST_F(InteropTest, ChainJsonThroughHttpUpstream) {
+  ForwardingGateway a("http://127.0.0.1:" + std::to_string(gateway_->http->port()) + "/v1/traces");
+  ASSERT_TRUE(a.started()) << a.Log();
+  SendAndVerify("json", "gzip", otlp::Protocol::kHttpProtobuf, &a);  // A forwards protobuf
+}
+
+TEST_F(InteropTest, ChainGrpcThroughGrpcUpstream) {
+  ForwardingGateway a("grpc://127.0.0.1:" + std::to_string(gateway_->grpc->port()));
+  ASSERT_TRUE(a.started()) << a.Log();
+  SendAndVerify("grpc", "none", otlp::Protocol::kGrpc, &a);
+}
 
 }  // namespace
 }  // namespace ordertrace

@@ -1,0 +1,259 @@
+#include "forward/forwarder.h"
+
+#include <fstream>
+
+#include "common/log.h"
+#include "forward/encoder.h"
+
+namespace ordertrace::forward {
+
+Result<std::unique_ptr<Forwarder>> Forwarder::Start(const ForwarderOptions& options,
+                                                    metrics::Registry& registry) {
+  auto exporter = OtlpExporter::Create(options.exporter);
+  if (!exporter.ok()) return exporter.status();
+  RecoveryReport report;
+  auto queue = DurableQueue::Open(options.queue, &report);
+  if (!queue.ok()) {
+    return Status(queue.status().code(), "forward queue in " + options.queue.dir.string() + ": " +
+                                             queue.status().message());
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(options.dead_letter_dir, ec);
+  if (ec) {
+    return Status::InvalidArgument("dead-letter directory " + options.dead_letter_dir.string() +
+                                   ": " + ec.message());
+  }
+  if (report.records > 0 || report.torn_records > 0) {
+    log::Info("forward queue recovered", {{"dir", options.queue.dir.string()},
+                                          {"records", report.records},
+                                          {"bytes", report.bytes},
+                                          {"torn_records_dropped", report.torn_records},
+                                          {"torn_bytes_dropped", report.torn_bytes}});
+  }
+  return std::unique_ptr<Forwarder>(
+      new Forwarder(options, std::move(queue).value(), std::move(exporter).value(), registry));
+}
+
+Forwarder::Forwarder(const ForwarderOptions& options, std::unique_ptr<DurableQueue> queue,
+                     std::unique_ptr<OtlpExporter> exporter, metrics::Registry& registry)
+    : options_(options),
+      queue_(std::move(queue)),
+      exporter_(std::move(exporter)),
+      rng_(std::random_device{}()),
+      exports_(registry.AddCounter("ordertrace_forward_export_requests_total",
+                                   "Export requests sent upstream, by result code (200, 503, "
+                                   "UNAVAILABLE, connect_error, ...).",
+                                   {"code"})),
+      retries_(registry
+                   .AddCounter("ordertrace_forward_retries_total",
+                               "Exports retried after a retryable failure.")
+                   .With({})),
+      dead_letters_(registry
+                        .AddCounter("ordertrace_forward_dead_letter_records_total",
+                                    "Queued requests moved to the dead-letter directory after "
+                                    "a permanent upstream failure.")
+                        .With({})),
+      upstream_rejected_spans_(
+          registry
+              .AddCounter("ordertrace_forward_upstream_rejected_spans_total",
+                          "Spans the upstream refused in a partial success answer.")
+              .With({})),
+      accepted_records_(registry
+                            .AddCounter("ordertrace_forward_queued_records_total",
+                                        "Batches made durable in the forward queue.")
+                            .With({})),
+      refused_(registry.AddCounter("ordertrace_forward_refused_batches_total",
+                                   "Batches the forward queue refused (full, closed, io).",
+                                   {"reason"})),
+      latency_(registry
+                   .AddHistogram("ordertrace_forward_export_duration_seconds",
+                                 "Upstream export latency.")
+                   .With({})),
+      exported_bytes_(registry
+                          .AddCounter("ordertrace_forward_exported_bytes_total",
+                                      "Request bytes the upstream accepted.")
+                          .With({})) {
+  DurableQueue* q = queue_.get();
+  registry.AddCallbackGauge("ordertrace_forward_queue_bytes",
+                            "Bytes in the durable forward queue not yet accepted upstream.",
+                            [q] { return static_cast<double>(q->bytes()); });
+  registry.AddCallbackGauge("ordertrace_forward_queue_records",
+                            "Requests in the durable forward queue not yet accepted upstream.",
+                            [q] { return static_cast<double>(q->records()); });
+  registry.AddCallbackGauge("ordertrace_forward_queue_oldest_age_seconds",
+                            "Age of the oldest request waiting in the forward queue.",
+                            [q] { return q->oldest_age_ms() / 1000.0; });
+  sender_ = std::thread([this] { Run(); });
+}
+
+Forwarder::~Forwarder() { Close(); }
+
+Status Forwarder::Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcept {
+  if (!batch) return Status::InvalidArgument("null batch");
+  if (!accepting_.load()) {
+    refused_.With({"closed"}).Inc();
+    return Status::Unavailable("the gateway is shutting down");
+  }
+  if (batch->spans().empty()) return Status::Ok();
+  try {
+    Status s = queue_->Append(EncodeForForwarding(*batch));
+    if (s.ok()) {
+      accepted_records_.Inc();
+    } else {
+      refused_
+          .With({s.code() == StatusCode::kResourceExhausted ? "full"
+                 : s.code() == StatusCode::kUnavailable     ? "closed"
+                                                            : "io"})
+          .Inc();
+    }
+    return s;
+  } catch (const std::exception& e) {  // allocation failure while re-encoding
+    refused_.With({"io"}).Inc();
+    return Status::Internal(std::string("forward queue: ") + e.what());
+  }
+}
+
+void Forwarder::Close() {
+  if (!sender_.joinable()) return;
+  accepting_.store(false);
+  const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
+  while (queue_->records() > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  queue_->Close();
+  sender_.join();
+  if (queue_->records() > 0) {
+    log::Warn("forward queue not empty at shutdown; sent after the next start",
+              {{"records", queue_->records()}, {"bytes", queue_->bytes()}});
+  }
+}
+
+bool Forwarder::Sleep(std::chrono::milliseconds d) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return !cv_.wait_for(lock, d, [this] { return stop_; });
+}
+
+void Forwarder::Run() {
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return;
+    }
+    std::vector<QueueRecord> records =
+        queue_->Next(options_.batch_max_bytes, std::chrono::milliseconds(200));
+    if (records.empty()) continue;
+    // Batch by size and age: wait for more while under the size and younger than the age.
+    uint64_t bytes = 0;
+    for (const auto& r : records) bytes += r.payload.size();
+    const auto deadline = std::chrono::steady_clock::now() + options_.batch_max_age;
+    while (bytes < options_.batch_max_bytes) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now >= deadline) break;
+      auto more =
+          queue_->Next(options_.batch_max_bytes - bytes,
+                       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
+      if (more.empty()) break;
+      for (auto& r : more) {
+        bytes += r.payload.size();
+        records.push_back(std::move(r));
+      }
+    }
+    if (!Send(records)) return;
+  }
+}
+
+bool Forwarder::Send(std::vector<QueueRecord>& records) {
+  std::string joined;
+  if (records.size() > 1) {
+    for (const auto& r : records) joined += r.payload;  // repeated resource_spans concatenate
+  }
+  const std::string& request = records.size() == 1 ? records[0].payload : joined;
+  std::chrono::milliseconds backoff = options_.retry_initial;
+  while (true) {
+    const auto t0 = std::chrono::steady_clock::now();
+    ExportResult result = exporter_->Export(request);
+    latency_.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    exports_.With({result.code}).Inc();
+    switch (result.kind) {
+      case ExportResult::Kind::kOk: {
+        if (result.rejected_spans > 0) {
+          upstream_rejected_spans_.Inc(static_cast<uint64_t>(result.rejected_spans));
+          log::Warn(
+              "upstream refused spans (partial success)",
+              {{"rejected_spans", result.rejected_spans}, {"message", result.partial_message}});
+        }
+        exported_bytes_.Inc(request.size());
+        if (Status s = queue_->Ack(records.back().id); !s.ok()) {
+          log::Error("forward queue ack failed", {{"error", s.message()}});
+        }
+        return true;
+      }
+      case ExportResult::Kind::kPermanent: {
+        if (records.size() > 1) {
+          // One bad record must not take its neighbours with it: send them one by one.
+          queue_->Rewind();
+          std::vector<QueueRecord> again =
+              queue_->Next(0, std::chrono::milliseconds(0));  // the oldest record alone
+          return again.empty() || Send(again);
+        }
+        DeadLetter(records[0], result);
+        if (Status s = queue_->Ack(records[0].id); !s.ok()) {
+          log::Error("forward queue ack failed", {{"error", s.message()}});
+        }
+        return true;
+      }
+      case ExportResult::Kind::kRetryable: {
+        retries_.Inc();
+        std::chrono::milliseconds delay;
+        if (result.retry_after_ms >= 0) {
+          delay = std::chrono::milliseconds(result.retry_after_ms);
+        } else {
+          // Exponential backoff with "equal jitter": half fixed, half random.
+          const auto half = backoff.count() / 2;
+          delay = std::chrono::milliseconds(
+              half + static_cast<int64_t>(rng_() % static_cast<uint64_t>(half + 1)));
+          backoff = std::min(backoff * 2, options_.retry_max);
+        }
+        log::Warn("upstream export failed; retrying",
+                  {{"reason", result.reason},
+                   {"retry_in_ms", static_cast<int64_t>(delay.count())},
+                   {"queued_records", queue_->records()}});
+        if (!Sleep(delay)) {
+          queue_->Rewind();  // not sent: handed out again after the next start
+          return false;
+        }
+        break;
+      }
+    }
+  }
+}
+
+void Forwarder::DeadLetter(const QueueRecord& record, const ExportResult& result) {
+  dead_letters_.Inc();
+  const auto name = options_.dead_letter_dir / ("request-" + std::to_string(record.id) + ".pb");
+  {
+    std::ofstream out(name, std::ios::binary);
+    out.write(record.payload.data(), static_cast<std::streamsize>(record.payload.size()));
+  }
+  std::ofstream index(options_.dead_letter_dir / "index.jsonl", std::ios::app);
+  std::string reason = result.reason;
+  for (char& c : reason) {
+    if (c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20) c = ' ';
+  }
+  index << "{\"id\":" << record.id << ",\"file\":\"" << name.filename().string()
+        << "\",\"bytes\":" << record.payload.size() << ",\"code\":\"" << result.code
+        << "\",\"reason\":\"" << reason << "\",\"unix_ms\":"
+        << std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+               .count()
+        << "}\n";
+  log::Error("upstream refused a request permanently; moved to the dead-letter directory",
+             {{"file", name.string()}, {"code", result.code}, {"reason", result.reason}});
+}
+
+}  // namespace ordertrace::forward

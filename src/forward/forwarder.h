@@ -1,0 +1,90 @@
+// Forwarder: the BatchSink that makes forwarding lossless.  Accept() re-encodes a batch for the
+// upstream (encoder.h) and appends it to the DurableQueue; the client is acknowledged only once
+// the record is durable.  A sender thread takes records from the queue, batches them by size
+// and age (concatenated ExportTraceServiceRequests are one valid request: their resource_spans
+// add up), exports them with OtlpExporter, and acknowledges them in the queue only when the
+// upstream accepted them.  Retryable failures are retried with exponential backoff and jitter,
+// honouring Retry-After / RetryInfo; permanent ones move the records to the dead-letter
+// directory with the reason.  When the queue is full, Accept() throttles the client.
+//
+// Thread-safety: Accept() from any number of threads; Close() once, from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "common/metrics.h"
+#include "forward/durable_queue.h"
+#include "forward/otlp_exporter.h"
+#include "pipeline/batch_sink.h"
+
+namespace ordertrace::forward {
+
+struct ForwarderOptions {
+  ExporterOptions exporter;
+  DurableQueueOptions queue;
+  std::filesystem::path dead_letter_dir;
+  uint64_t batch_max_bytes = uint64_t{4} << 20;  // one export request at most this big
+  std::chrono::milliseconds batch_max_age{200};  // ... or sent when its oldest record is this old
+  std::chrono::milliseconds retry_initial{500};
+  std::chrono::milliseconds retry_max{30000};
+  std::chrono::milliseconds drain_timeout{5000};  // on Close(): time to send what is queued
+};
+
+class Forwarder : public pipeline::BatchSink {
+ public:
+  // Opens (and recovers) the queue, creates the exporter, starts the sender.  Errors name the
+  // problem (bad upstream URL, unreadable TLS file, queue directory not writable).
+  static Result<std::unique_ptr<Forwarder>> Start(const ForwarderOptions& options,
+                                                  metrics::Registry& registry);
+  ~Forwarder() override;  // Close()
+
+  // See BatchSink.  OK once the batch is durable in the queue; ResourceExhausted when the queue
+  // is full; Unavailable after Close(); Internal on an I/O error.
+  Status Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcept override;
+
+  // Refuses new batches, gives the sender up to drain_timeout to empty the queue, stops it.
+  // What is still queued stays on disk and is sent after the next start.
+  void Close();
+
+  uint64_t queued_bytes() const { return queue_->bytes(); }
+  uint64_t queued_records() const { return queue_->records(); }
+
+ private:
+  Forwarder(const ForwarderOptions& options, std::unique_ptr<DurableQueue> queue,
+            std::unique_ptr<OtlpExporter> exporter, metrics::Registry& registry);
+  void Run();
+  // Exports `records` (as one request); returns false when the sender should stop.
+  bool Send(std::vector<QueueRecord>& records);
+  void DeadLetter(const QueueRecord& record, const ExportResult& result);
+  // Sleeps up to `d` unless Close() wants the sender to stop; returns false if it does.
+  bool Sleep(std::chrono::milliseconds d);
+
+  const ForwarderOptions options_;
+  std::unique_ptr<DurableQueue> queue_;
+  std::unique_ptr<OtlpExporter> exporter_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::atomic<bool> accepting_{true};
+  std::mt19937_64 rng_;
+  std::thread sender_;
+
+  metrics::Family<metrics::Counter>& exports_;  // {code}
+  metrics::Counter& retries_;
+  metrics::Counter& dead_letters_;
+  metrics::Counter& upstream_rejected_spans_;
+  metrics::Counter& accepted_records_;
+  metrics::Family<metrics::Counter>& refused_;  // {reason}
+  metrics::Histogram& latency_;
+  metrics::Counter& exported_bytes_;
+};
+
+}  // namespace ordertrace::forward
