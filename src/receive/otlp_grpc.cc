@@ -19,6 +19,7 @@
 #include "google/rpc/status.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "otlp/decoder.h"
+#include "otlp/grpc_names.h"
 #include "receive/otlp_receivers.h"
 
 namespace ordertrace::receive {
@@ -26,49 +27,7 @@ namespace {
 
 namespace collector = opentelemetry::proto::collector::trace::v1;
 
-constexpr std::string_view kExportMethod =
-    "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
-const char* GrpcCodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK:
-      return "OK";
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN:
-      return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS:
-      return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED:
-      return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE:
-      return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED:
-      return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL:
-      return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS:
-      return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    default:
-      return "UNKNOWN";
-  }
-}
+using otlp::GrpcCodeName;
 
 // A gRPC status whose details (grpc-status-details-bin) are a google.rpc.Status carrying a
 // google.rpc.RetryInfo: the OTLP specification's way to tell a client when to retry.
@@ -245,7 +204,7 @@ class UnimplementedReactor : public grpc::ServerGenericBidiReactor {
 
 grpc::ServerGenericBidiReactor* OtlpGrpcReceiver::Impl::CreateReactor(
     grpc::GenericCallbackServerContext* ctx) {
-  if (ctx->method() != kExportMethod) {
+  if (ctx->method() != otlp::kGrpcExportMethod) {
     context.metrics->Request(otlp::Protocol::kGrpc, "UNIMPLEMENTED");
     return new UnimplementedReactor(ctx->method());
   }
