@@ -89,6 +89,9 @@ int Main(int argc, char** argv) {
   AddOptional(serve_cmd, "--http", &serve.overrides.http,
               "API, /healthz, /readyz, /metrics listen address HOST:PORT (default 127.0.0.1:8080)");
   AddOptional(serve_cmd, "--data", &serve.overrides.data_dir, "Data directory (default ./data)");
+  AddOptional(serve_cmd, "--upstream", &serve.overrides.upstream,
+              "Forward spans to this OTLP upstream (Jaeger): grpc://HOST:PORT, grpcs://HOST:PORT "
+              "or http(s)://HOST:PORT/v1/traces (default: off)");
   AddOptional(serve_cmd, "--log-level", &serve.overrides.log_level,
               "debug, info, warn or error (default info)");
   AddOptional(serve_cmd, "--log-format", &serve.overrides.log_format,

@@ -45,6 +45,7 @@
 #include "common/log.h"
 #include "google/rpc/status.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "otlp/grpc_names.h"
 
 namespace ordertrace::forward {
 namespace {
@@ -57,7 +58,6 @@ namespace http = beast::http;
 using tcp = net::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
 
-constexpr const char* kExportMethod = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 constexpr const char* kDefaultHttpPath = "/v1/traces";
 constexpr const char* kUserAgent = "ordertrace";
 // Retry delays beyond this are clamped (and an int of milliseconds cannot overflow).
@@ -422,46 +422,7 @@ int RetryDelayMs(const google::rpc::Status& status) {
 // ---------------------------------------------------------------------------------------------
 // OTLP/gRPC
 
-const char* GrpcCodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK:
-      return "OK";
-    case grpc::StatusCode::CANCELLED:
-      return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN:
-      return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT:
-      return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND:
-      return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS:
-      return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED:
-      return "PERMISSION_DENIED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED:
-      return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION:
-      return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED:
-      return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE:
-      return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED:
-      return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL:
-      return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE:
-      return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS:
-      return "DATA_LOSS";
-    case grpc::StatusCode::UNAUTHENTICATED:
-      return "UNAUTHENTICATED";
-    default:
-      return "UNKNOWN";
-  }
-}
+using otlp::GrpcCodeName;
 
 ExportResult ClassifyGrpc(const grpc::Status& status, grpc::ByteBuffer& response) {
   const grpc::StatusCode code = status.error_code();
@@ -531,8 +492,8 @@ class GrpcExporter final : public OtlpExporter {
       std::promise<grpc::Status> done;
       std::future<grpc::Status> result = done.get_future();
       // Completes by the deadline at the latest.
-      stub_.UnaryCall(&context, kExportMethod, grpc::StubOptions(), &request_buffer, &response,
-                      [&done](grpc::Status s) { done.set_value(std::move(s)); });
+      stub_.UnaryCall(&context, otlp::kGrpcExportMethod, grpc::StubOptions(), &request_buffer,
+                      &response, [&done](grpc::Status s) { done.set_value(std::move(s)); });
       const grpc::Status status = result.get();
       return ClassifyGrpc(status, response);
     } catch (const std::exception& e) {

@@ -12,7 +12,9 @@
 
 #include "api/routes.h"
 #include "common/log.h"
+#include "forward/forwarder.h"
 #include "pipeline/ingest_queue.h"
+#include "pipeline/sink_chain.h"
 #include "pipeline/span_log_stage.h"
 #include "receive/http_server.h"
 #include "receive/otlp_receivers.h"
@@ -61,6 +63,31 @@ Status PrepareDataDir(const std::string& dir) {
   return Status::Ok();
 }
 
+forward::ForwarderOptions ForwarderOptionsOf(const config::Config& c) {
+  forward::ForwarderOptions o;
+  o.exporter.url = c.forward.upstream;
+  o.exporter.headers = c.forward.headers;
+  o.exporter.timeout = c.forward.timeout;
+  o.exporter.gzip = c.forward.gzip;
+  o.exporter.ca_file = c.forward.tls.ca_file;
+  o.exporter.cert_file = c.forward.tls.cert_file;
+  o.exporter.key_file = c.forward.tls.key_file;
+  const std::filesystem::path dir = c.forward.queue.dir.empty()
+                                        ? std::filesystem::path(c.data_dir) / "forward"
+                                        : std::filesystem::path(c.forward.queue.dir);
+  o.queue.dir = dir / "queue";
+  o.queue.max_bytes = c.forward.queue.max_bytes;
+  o.queue.fsync = c.forward.queue.fsync;
+  o.queue.retry_after = c.pipeline.retry_after;
+  o.dead_letter_dir = dir / "dead-letter";
+  o.batch_max_bytes = c.forward.batch.max_bytes;
+  o.batch_max_age = c.forward.batch.max_age;
+  o.retry_initial = c.forward.retry.initial;
+  o.retry_max = c.forward.retry.max;
+  o.drain_timeout = c.forward.drain_timeout;
+  return o;
+}
+
 }  // namespace
 
 const char* Version() { return ORDERTRACE_VERSION; }
@@ -78,6 +105,9 @@ struct Gateway::Impl {
   std::unique_ptr<receive::ReceiverMetrics> receiver_metrics;
   std::unique_ptr<pipeline::SpanLogStage> span_log;
   std::unique_ptr<pipeline::IngestQueue> queue;
+  std::unique_ptr<forward::Forwarder> forwarder;  // null when no upstream is configured
+  std::unique_ptr<pipeline::SinkChain> chain;     // queue, then forwarder
+  pipeline::BatchSink* sink = nullptr;            // what the receivers hand batches to
   std::unique_ptr<receive::HttpServer> otlp_http;
   std::unique_ptr<receive::OtlpGrpcReceiver> otlp_grpc;
   std::unique_ptr<receive::HttpServer> api;
@@ -140,6 +170,20 @@ Status Gateway::Start() {
   g.queue = std::make_unique<pipeline::IngestQueue>(
       queue_options, std::vector<pipeline::Stage*>{g.span_log.get()}, registry_);
 
+  g.sink = g.queue.get();
+  if (!config_.forward.upstream.empty()) {
+    auto forwarder = forward::Forwarder::Start(ForwarderOptionsOf(config_), registry_);
+    if (!forwarder.ok()) {
+      Stop();
+      return Status(forwarder.status().code(),
+                    "forwarding (forward.* / --upstream): " + forwarder.status().message());
+    }
+    g.forwarder = std::move(forwarder).value();
+    g.chain = std::make_unique<pipeline::SinkChain>(
+        std::vector<pipeline::BatchSink*>{g.queue.get(), g.forwarder.get()});
+    g.sink = g.chain.get();
+  }
+
   receive::OtlpReceiverOptions receiver_options;
   receiver_options.limits = config_.limits;
   receiver_options.max_body_bytes = config_.receiver.max_body_bytes;
@@ -167,15 +211,14 @@ Status Gateway::Start() {
   http_options.max_body_bytes = config_.receiver.max_body_bytes;
   http_options.threads = config_.receiver.http_threads;
   g.otlp_http = std::make_unique<receive::HttpServer>(http_options);
-  receive::RegisterOtlpHttp(*g.otlp_http, receiver_options, g.queue.get(),
-                            g.receiver_metrics.get());
+  receive::RegisterOtlpHttp(*g.otlp_http, receiver_options, g.sink, g.receiver_metrics.get());
   if (Status s = g.otlp_http->Start(); !s.ok()) {
     g.otlp_http.reset();
     Stop();
     return Status(s.code(), "OTLP/HTTP listener (listen.otlp_http / --otlp-http): " + s.message());
   }
 
-  g.otlp_grpc = std::make_unique<receive::OtlpGrpcReceiver>(receiver_options, g.queue.get(),
+  g.otlp_grpc = std::make_unique<receive::OtlpGrpcReceiver>(receiver_options, g.sink,
                                                             g.receiver_metrics.get());
   if (Status s = g.otlp_grpc->Start(grpc_addr->host, grpc_addr->port); !s.ok()) {
     g.otlp_grpc.reset();
@@ -190,6 +233,7 @@ Status Gateway::Start() {
              {"otlp_http", config::FormatHostPort({http_addr->host, otlp_http_port()})},
              {"http", config::FormatHostPort({api_addr->host, http_port()})},
              {"data_dir", config_.data_dir},
+             {"upstream", config_.forward.upstream.empty() ? "off" : config_.forward.upstream},
              {"log_spans", config_.log.spans}});
   return Status::Ok();
 }
@@ -215,6 +259,7 @@ void Gateway::Stop(std::chrono::milliseconds drain) {
     queued = g.queue->queued_batches();
     g.queue->Close();  // everything accepted goes through the stages
   }
+  if (g.forwarder) g.forwarder->Close();  // sends what it can; the rest stays on disk
   if (g.api) g.api->Shutdown(drain);
   if (was_serving) {
     const double seconds =
