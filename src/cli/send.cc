@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/gzip.h"
 #include "common/status.h"
 #include "google/rpc/status.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
@@ -392,23 +393,6 @@ class Journeys {
 
 // ---- OTLP/HTTP client ----
 
-std::string Gzip(const std::string& in) {
-  z_stream zs{};
-  if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-      Z_OK) {
-    return {};
-  }
-  std::string out(deflateBound(&zs, in.size()) + 32, '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  const int rc = deflate(&zs, Z_FINISH);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  return rc == Z_STREAM_END ? out : std::string();
-}
-
 // One keep-alive connection to the endpoint, reconnected on demand.
 class Poster {
  public:
@@ -417,7 +401,11 @@ class Poster {
   // Posts one request, retrying throttled answers (429/503, honouring Retry-After) and broken
   // connections a few times.  Returns false when it was not accepted; `error` says why.
   bool Post(const std::string& body, int spans, Stats* stats, std::string* error) {
-    const std::string payload = gzip_ ? Gzip(body) : body;
+    std::string payload = body;
+    if (gzip_) {
+      auto gz = GzipCompress(body, Z_DEFAULT_COMPRESSION);
+      payload = gz.ok() ? std::move(gz).value() : std::string();
+    }
     for (int attempt = 1; attempt <= 5; ++attempt) {
       http::response<http::string_body> res;
       beast::error_code ec = RoundTrip(payload, &res);

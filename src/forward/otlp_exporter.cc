@@ -42,6 +42,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "common/gzip.h"
 #include "common/log.h"
 #include "google/rpc/status.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
@@ -527,24 +528,6 @@ class GrpcExporter final : public OtlpExporter {
 // ---------------------------------------------------------------------------------------------
 // OTLP/HTTP
 
-Result<std::string> Gzip(const std::string& in) {
-  z_stream zs{};
-  // Level 1: spans compress well at any level, and the sender's CPU is the gateway's.
-  if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-    return Status::Internal("zlib: deflateInit2 failed");
-  }
-  std::string out(deflateBound(&zs, static_cast<uLong>(in.size())), '\0');
-  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  const int rc = deflate(&zs, Z_FINISH);
-  out.resize(zs.total_out);
-  deflateEnd(&zs);
-  if (rc != Z_STREAM_END) return Status::Internal("zlib: deflate failed");
-  return out;
-}
-
 // Retry-After: delay-seconds or an HTTP-date (RFC 9110 10.2.3); -1 when absent or unreadable.
 int ParseRetryAfter(std::string_view value) {
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
@@ -681,7 +664,7 @@ class HttpExporter final : public OtlpExporter {
     for (const auto& [key, value] : headers_) req.set(key, value);
     std::string compressed;
     if (gzip_) {
-      auto gzipped = Gzip(request);
+      auto gzipped = GzipCompress(request, Z_BEST_SPEED);  // the sender's CPU is the gateway's
       if (!gzipped.ok()) return Retryable("internal", gzipped.status().message());
       compressed = std::move(gzipped).value();
       req.set(http::field::content_encoding, "gzip");
