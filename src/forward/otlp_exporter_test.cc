@@ -35,6 +35,7 @@
 #include "common/metrics.h"
 #include "google/rpc/status.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "pipeline/recording_sink.h"
 #include "receive/http_server.h"
 #include "receive/otlp_receivers.h"
 
@@ -114,37 +115,7 @@ uint16_t FreePort() {
 // ---------------------------------------------------------------------------------------------
 // The gateway's own receivers as the upstream
 
-// Records batches, or refuses them as told.
-class FakeSink : public pipeline::BatchSink {
- public:
-  Status Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcept override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!next_.ok()) return next_;
-    batches_.push_back(std::move(batch));
-    return Status::Ok();
-  }
-  void RefuseWith(Status s) {
-    std::lock_guard<std::mutex> lock(mu_);
-    next_ = std::move(s);
-  }
-  std::vector<std::shared_ptr<const otlp::SpanBatch>> batches() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return batches_;
-  }
-  // The names of every span received, in order.
-  std::vector<std::string> SpanNames() {
-    std::vector<std::string> names;
-    for (const auto& b : batches()) {
-      for (const auto& s : b->spans()) names.emplace_back(s.name);
-    }
-    return names;
-  }
-
- private:
-  std::mutex mu_;
-  Status next_;
-  std::vector<std::shared_ptr<const otlp::SpanBatch>> batches_;
-};
+using FakeSink = pipeline::RecordingSink;
 
 class ReceiversTest : public ::testing::Test {
  protected:

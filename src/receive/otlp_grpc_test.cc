@@ -10,6 +10,7 @@
 #include "common/metrics.h"
 #include "google/rpc/status.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+#include "pipeline/recording_sink.h"
 #include "receive/otlp_receivers.h"
 
 namespace ordertrace::receive {
@@ -21,29 +22,7 @@ using namespace std::chrono_literals;
 
 constexpr const char* kExport = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-// Records batches, or refuses them as told.
-class FakeSink : public pipeline::BatchSink {
- public:
-  Status Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcept override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!next_.ok()) return next_;
-    batches_.push_back(std::move(batch));
-    return Status::Ok();
-  }
-  void RefuseWith(Status s) {
-    std::lock_guard<std::mutex> lock(mu_);
-    next_ = std::move(s);
-  }
-  std::vector<std::shared_ptr<const otlp::SpanBatch>> batches() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return batches_;
-  }
-
- private:
-  std::mutex mu_;
-  Status next_;
-  std::vector<std::shared_ptr<const otlp::SpanBatch>> batches_;
-};
+using FakeSink = pipeline::RecordingSink;
 
 const std::string kTraceId("\x0a\xf7\x65\x19\x16\xcd\x43\xdd\x84\x48\xeb\x21\x1c\x80\x31\x9c", 16);
 const std::string kSpanId("\xb7\xad\x6b\x71\x69\x20\x33\x31", 8);

@@ -13,6 +13,7 @@
 #include "common/metrics.h"
 #include "google/rpc/status.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "pipeline/recording_sink.h"
 #include "receive/otlp_receivers.h"
 
 namespace ordertrace::receive {
@@ -26,29 +27,7 @@ namespace trace = opentelemetry::proto::trace::v1;
 using tcp = net::ip::tcp;
 using namespace std::chrono_literals;
 
-// Records batches, or refuses them as told.
-class FakeSink : public pipeline::BatchSink {
- public:
-  Status Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcept override {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!next_.ok()) return next_;
-    batches_.push_back(std::move(batch));
-    return Status::Ok();
-  }
-  void RefuseWith(Status s) {
-    std::lock_guard<std::mutex> lock(mu_);
-    next_ = std::move(s);
-  }
-  std::vector<std::shared_ptr<const otlp::SpanBatch>> batches() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return batches_;
-  }
-
- private:
-  std::mutex mu_;
-  Status next_;
-  std::vector<std::shared_ptr<const otlp::SpanBatch>> batches_;
-};
+using FakeSink = pipeline::RecordingSink;
 
 const std::string kTraceId("\x5b\x8e\xfF\xf7\x98\x03\x81\x03\xd2\x69\xb6\x33\x81\x3f\xc6\x0c", 16);
 const std::string kSpanId("\xee\xe1\x9b\x7e\xc3\xc1\xb1\x74", 8);
