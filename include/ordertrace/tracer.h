@@ -110,8 +110,8 @@ struct TracerOptions {
 using GetEnv = std::function<const char*(const char*)>;
 TracerOptions TracerOptionsFromEnv(const GetEnv& getenv = nullptr);
 
-// What an exporter reports: kRetryable is retried by the exporter itself; the processor
-// counts a batch whose Export() did not succeed as dropped.
+// What an exporter reports after its own retries; the processor counts the spans of a batch
+// that did not succeed as dropped (TracerStats::dropped_export_failed).
 enum class ExportResult : uint8_t { kSuccess, kFailure };
 
 class SpanExporter {
