@@ -158,8 +158,10 @@ class TracerProvider {
   bool enabled() const noexcept;
   // Exports every span ended so far; false when `timeout` passed first.
   bool ForceFlush(std::chrono::milliseconds timeout = std::chrono::milliseconds(30000)) noexcept;
-  // Flushes, stops the thread; spans ended afterwards are dropped.  Idempotent.
-  void Shutdown() noexcept;
+  // Flushes, stops the thread; spans ended afterwards are dropped.  Idempotent.  After
+  // `timeout`, retries still waiting are abandoned (their spans counted as dropped); an HTTP
+  // attempt in progress still finishes within the exporter's own timeout.
+  void Shutdown(std::chrono::milliseconds timeout = std::chrono::milliseconds(10000)) noexcept;
   TracerStats stats() const noexcept;
   // The resource attributes sent: service.name, the configured ones, telemetry.sdk.*.
   const std::vector<std::pair<std::string, std::string>>& resource() const noexcept;

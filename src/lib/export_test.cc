@@ -275,6 +275,18 @@ TEST_F(ExportTest, UnreachableEndpointNeverBlocksTheCaller) {
   EXPECT_EQ(provider.stats().dropped_export_failed, 100u);
 }
 
+TEST_F(ExportTest, ShutdownAbandonsRetriesAfterItsTimeout) {
+  sink_.Refuse(100);  // 503 with Retry-After: 1, forever
+  TracerOptions o = Options();
+  o.exporter.max_attempts = 100;
+  TracerProvider provider(o);
+  Span(provider, "x").End();
+  const auto t0 = std::chrono::steady_clock::now();
+  provider.Shutdown(200ms);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 900ms);
+  EXPECT_EQ(provider.stats().dropped_export_failed, 1u);
+}
+
 TEST_F(ExportTest, NonHttpEndpointIsRefusedWithoutCrashing) {
   TracerOptions o = Options();
   o.exporter.endpoint = "https://127.0.0.1:4318/v1/traces";  // TLS: not supported yet

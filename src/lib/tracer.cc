@@ -172,6 +172,7 @@ struct TracerProvider::Impl {
   uint64_t flush_done = 0;       // generation completed
   bool stopping = false;
   bool shut_down = false;
+  bool finished = false;  // the export thread has drained the queue and is leaving
   std::thread thread;
 
   std::atomic<uint64_t> started{0}, ended{0}, dropped_full{0}, dropped_export{0}, exported{0};
@@ -234,6 +235,7 @@ struct TracerProvider::Impl {
       if (stop && queue.empty()) break;
     }
     flush_done = flush_requested;
+    finished = true;
     flushed.notify_all();
   }
 };
@@ -288,18 +290,20 @@ bool TracerProvider::ForceFlush(std::chrono::milliseconds timeout) noexcept {
   return d.flushed.wait_for(lock, timeout, [&] { return d.flush_done >= target; });
 }
 
-void TracerProvider::Shutdown() noexcept {
+void TracerProvider::Shutdown(std::chrono::milliseconds timeout) noexcept {
   Impl& d = *impl_;
   if (!d.enabled) return;
   {
-    std::lock_guard<std::mutex> lock(d.mu);
+    std::unique_lock<std::mutex> lock(d.mu);
     if (d.shut_down) return;
     d.shut_down = true;
     d.stopping = true;
+    d.wake.notify_one();
+    // The final flush, bounded: then retries in their backoff are interrupted.
+    d.flushed.wait_for(lock, timeout, [&] { return d.finished; });
   }
-  d.wake.notify_one();
-  if (d.thread.joinable()) d.thread.join();
   d.exporter->Shutdown();
+  if (d.thread.joinable()) d.thread.join();
 }
 
 TracerStats TracerProvider::stats() const noexcept {
