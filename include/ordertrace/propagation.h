@@ -7,7 +7,12 @@
 // ("Propagation") for the rules and the choices where the specifications leave room.
 #pragma once
 
+// rabbitmq-c 0.12+ installs its headers under rabbitmq-c/ (and warns on the old path).
+#if __has_include(<rabbitmq-c/amqp.h>)
+#include <rabbitmq-c/amqp.h>
+#else
 #include <amqp.h>
+#endif
 
 #include <cstddef>
 #include <map>
