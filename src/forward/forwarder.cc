@@ -72,7 +72,12 @@ Forwarder::Forwarder(const ForwarderOptions& options, std::unique_ptr<DurableQue
       exported_bytes_(registry
                           .AddCounter("ordertrace_forward_exported_bytes_total",
                                       "Request bytes the upstream accepted.")
-                          .With({})) {
+                          .With({})),
+      auth_failures_(registry
+                         .AddCounter("ordertrace_forward_auth_failures_total",
+                                     "Exports the upstream refused for credentials (401, 403, "
+                                     "UNAUTHENTICATED, PERMISSION_DENIED); the data is held.")
+                         .With({})) {
   DurableQueue* q = queue_.get();
   registry.AddCallbackGauge("ordertrace_forward_queue_bytes",
                             "Bytes in the durable forward queue not yet accepted upstream.",
@@ -133,6 +138,10 @@ void Forwarder::Close() {
     log::Warn("forward queue not empty at shutdown; sent after the next start",
               {{"records", queue_->records()}, {"bytes", queue_->bytes()}});
   }
+}
+
+bool Forwarder::IsAuthFailure(const std::string& code) {
+  return code == "401" || code == "403" || code == "UNAUTHENTICATED" || code == "PERMISSION_DENIED";
 }
 
 bool Forwarder::Sleep(std::chrono::milliseconds d) {
@@ -196,6 +205,22 @@ bool Forwarder::Send(std::vector<QueueRecord>& records) {
         return true;
       }
       case ExportResult::Kind::kPermanent: {
+        if (IsAuthFailure(result.code)) {
+          // The OTLP specification calls these permanent, but they say nothing about the data:
+          // a wrong or expired token would dead-letter every batch.  Hold the data instead,
+          // retry slowly, and let the growing queue (and then throttled clients) show it.
+          auth_failures_.Inc();
+          log::Error("upstream refuses our credentials; holding the data and retrying",
+                     {{"code", result.code},
+                      {"reason", result.reason},
+                      {"retry_in_ms", static_cast<int64_t>(options_.retry_max.count())},
+                      {"queued_records", queue_->records()}});
+          if (!Sleep(options_.retry_max)) {
+            queue_->Rewind();
+            return false;
+          }
+          break;
+        }
         if (records.size() > 1) {
           // One bad record must not take its neighbours with it: send them one by one.
           queue_->Rewind();

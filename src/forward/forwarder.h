@@ -5,7 +5,10 @@
 // add up), exports them with OtlpExporter, and acknowledges them in the queue only when the
 // upstream accepted them.  Retryable failures are retried with exponential backoff and jitter,
 // honouring Retry-After / RetryInfo; permanent ones move the records to the dead-letter
-// directory with the reason.  When the queue is full, Accept() throttles the client.
+// directory with the reason, except credential failures (401, 403, UNAUTHENTICATED,
+// PERMISSION_DENIED), which say nothing about the data: those are held and retried every
+// retry_max until the credentials are fixed.  When the queue is full, Accept() throttles the
+// client.
 //
 // Thread-safety: Accept() from any number of threads; Close() once, from any thread.
 #pragma once
@@ -63,6 +66,8 @@ class Forwarder : public pipeline::BatchSink {
   // Exports `records` (as one request); returns false when the sender should stop.
   bool Send(std::vector<QueueRecord>& records);
   void DeadLetter(const QueueRecord& record, const ExportResult& result);
+  // 401/403/UNAUTHENTICATED/PERMISSION_DENIED: held and retried, never dead-lettered.
+  static bool IsAuthFailure(const std::string& code);
   // Sleeps up to `d` unless Close() wants the sender to stop; returns false if it does.
   bool Sleep(std::chrono::milliseconds d);
 
@@ -85,6 +90,7 @@ class Forwarder : public pipeline::BatchSink {
   metrics::Family<metrics::Counter>& refused_;  // {reason}
   metrics::Histogram& latency_;
   metrics::Counter& exported_bytes_;
+  metrics::Counter& auth_failures_;
 };
 
 }  // namespace ordertrace::forward

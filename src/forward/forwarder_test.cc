@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -80,8 +81,20 @@ class Upstream {
           res.status = 200;
           res.content_type = "application/x-protobuf";
         });
+    // A route that answers 401 while `deny_auth_` is set, else acts as /v1/traces.
+    server_->Route("POST", "/auth", [this](receive::HttpRequest& req, receive::HttpResponse& res) {
+      if (deny_auth_.load()) {
+        res.status = 401;
+        res.body = "bad token";
+        return;
+      }
+      auto b = otlp::DecodeExportRequest(req.body, otlp::Protocol::kHttpProtobuf, {});
+      res.status = b.ok() && sink_.Accept(b.value()).ok() ? 200 : 503;
+      res.content_type = "application/x-protobuf";
+    });
     EXPECT_TRUE(server_->Start().ok());
   }
+  void DenyAuth(bool deny) { deny_auth_.store(deny); }
   ~Upstream() { server_->Shutdown(); }
   uint16_t port() const { return server_->port(); }
   UpstreamSink& sink() { return sink_; }
@@ -90,6 +103,7 @@ class Upstream {
   metrics::Registry registry_;
   receive::ReceiverMetrics metrics_;
   UpstreamSink sink_;
+  std::atomic<bool> deny_auth_{false};
   std::unique_ptr<receive::HttpServer> server_;
 };
 
@@ -202,6 +216,30 @@ TEST_F(ForwarderTest, PermanentFailureDeadLettersOnlyTheBadRequest) {
   EXPECT_EQ(files, 1);
   EXPECT_NE(registry_.Serialize().find("ordertrace_forward_dead_letter_records_total 1"),
             std::string::npos);
+}
+
+TEST_F(ForwarderTest, CredentialFailuresHoldTheDataInsteadOfDeadLettering) {
+  Upstream up;
+  up.DenyAuth(true);
+  auto f = Forwarder::Start(Options(up.port(), "/auth"), registry_);
+  ASSERT_TRUE(f.ok());
+  ASSERT_TRUE((*f)->Accept(Batch({"held1"})).ok());
+  ASSERT_TRUE((*f)->Accept(Batch({"held2"})).ok());
+  auto auth_failures = [&] {
+    const std::string m = registry_.Serialize();
+    const std::string name = "\nordertrace_forward_auth_failures_total ";
+    const auto pos = m.find(name);
+    return pos == std::string::npos ? -1 : std::stoi(m.substr(pos + name.size()));
+  };
+  ASSERT_TRUE(WaitFor([&] { return auth_failures() >= 2; })) << auth_failures();
+  EXPECT_GT((*f)->queued_records(), 0u);  // held, not dead-lettered
+  up.DenyAuth(false);                     // the token is fixed
+  ASSERT_TRUE(WaitFor([&] { return up.sink().names().size() == 2; }));
+  EXPECT_EQ(up.sink().names(), (std::set<std::string>{"held1", "held2"}));
+  EXPECT_TRUE(WaitFor([&] { return (*f)->queued_records() == 0; }));
+  EXPECT_NE(registry_.Serialize().find("ordertrace_forward_dead_letter_records_total 0"),
+            std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "dead-letter" / "index.jsonl"));
 }
 
 TEST_F(ForwarderTest, FullQueueThrottlesAndNothingAcceptedIsLost) {
