@@ -17,9 +17,6 @@ using wire::Tag;
 
 namespace {
 
-// protobuf's own limit on nested groups/messages; deeper input is refused as malformed.
-constexpr int kMaxGroupDepth = 100;
-
 // UTF-8 validation with an ASCII fast path; simdjson validates the rest (SIMD), since most
 // OTLP strings are short ASCII where a call into a general validator costs more than the check.
 inline bool ValidUtf8(const uint8_t* p, uint32_t n) {
@@ -117,44 +114,10 @@ class Decoder {
     return w;
   }
 
-  // Skips one field of any wire type.  Groups are skipped with their nested content.
+  // Skips one field of any wire type (wire::SkipField), failing the request with its reason.
   bool SkipField(uint32_t tag, const uint8_t*& p, const uint8_t* end, int depth) {
-    if ((tag >> 3) == 0) return FailB(p, "field number 0");
-    switch (tag & 7) {
-      case kVarint: {
-        uint64_t v = 0;
-        return wire::ReadVarint(p, end, &v) || FailB(p, "truncated varint");
-      }
-      case kFixed64:
-        if (end - p < 8) return FailB(p, "truncated fixed64");
-        p += 8;
-        return true;
-      case kLengthDelimited: {
-        const uint8_t* d = nullptr;
-        uint32_t n = 0;
-        return wire::ReadLengthDelimited(p, end, &d, &n) || FailB(p, "length past end of message");
-      }
-      case kFixed32:
-        if (end - p < 4) return FailB(p, "truncated fixed32");
-        p += 4;
-        return true;
-      case wire::kStartGroup: {
-        if (depth >= kMaxGroupDepth) return FailB(p, "groups nested too deeply");
-        const uint32_t field = tag >> 3;
-        while (p < end) {
-          uint32_t t;
-          if (!wire::ReadTag(p, end, &t)) return FailB(p, "truncated or invalid tag");
-          if ((t & 7) == wire::kEndGroup) {
-            return (t >> 3) == field || FailB(p, "mismatched end-group");
-          }
-          if (!SkipField(t, p, end, depth + 1)) return false;
-        }
-        return FailB(p, "unterminated group");
-      }
-      default:
-        return FailB(p,
-                     (tag & 7) == wire::kEndGroup ? "unexpected end-group" : "invalid wire type");
-    }
+    const char* err = wire::SkipField(tag, p, end, depth);
+    return err == nullptr || FailB(p, err);
   }
 
   // A string field: checks bounds and UTF-8.  Returns false on a structural error; an invalid

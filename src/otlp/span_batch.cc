@@ -109,44 +109,10 @@ inline const uint8_t* Begin(std::string_view s) {
   return reinterpret_cast<const uint8_t*>(s.data());
 }
 
-// Skips a field of the given tag.  The views read bytes the decoder already validated, so a
-// failure here cannot happen for a decoded batch; it stops the walk rather than asserting.
+// Skips a field.  The views read bytes the decoder already validated, so a failure cannot
+// happen for a decoded batch; it stops the walk rather than asserting.
 bool Skip(uint32_t tag, const uint8_t*& p, const uint8_t* end) {
-  switch (tag & 7) {
-    case kVarint: {
-      uint64_t v = 0;
-      return wire::ReadVarint(p, end, &v);
-    }
-    case kFixed64:
-      if (end - p < 8) return false;
-      p += 8;
-      return true;
-    case kLengthDelimited: {
-      const uint8_t* d = nullptr;
-      uint32_t n = 0;
-      return wire::ReadLengthDelimited(p, end, &d, &n);
-    }
-    case kFixed32:
-      if (end - p < 4) return false;
-      p += 4;
-      return true;
-    case wire::kStartGroup: {
-      int depth = 1;
-      while (p < end && depth > 0) {
-        uint32_t t;
-        if (!wire::ReadTag(p, end, &t)) return false;
-        if ((t & 7) == wire::kStartGroup)
-          ++depth;
-        else if ((t & 7) == wire::kEndGroup)
-          --depth;
-        else if (!Skip(t, p, end))
-          return false;
-      }
-      return depth == 0;
-    }
-    default:
-      return false;
-  }
+  return wire::SkipField(tag, p, end) == nullptr;
 }
 
 // Cuts a string at max bytes, backing up to a UTF-8 character boundary.

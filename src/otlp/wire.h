@@ -94,4 +94,45 @@ inline bool ReadLengthDelimited(const uint8_t*& p, const uint8_t* end, const uin
   return true;
 }
 
+// protobuf's own limit on nested groups; deeper input is refused as malformed.
+inline constexpr int kMaxGroupDepth = 100;
+
+// Skips one field of any wire type, groups with their nested content.  Returns nullptr on
+// success, else what was wrong (p is then somewhere inside the field).
+inline const char* SkipField(uint32_t tag, const uint8_t*& p, const uint8_t* end, int depth = 0) {
+  if ((tag >> 3) == 0) return "field number 0";
+  switch (tag & 7) {
+    case kVarint: {
+      uint64_t v = 0;
+      return ReadVarint(p, end, &v) ? nullptr : "truncated varint";
+    }
+    case kFixed64:
+      if (end - p < 8) return "truncated fixed64";
+      p += 8;
+      return nullptr;
+    case kLengthDelimited: {
+      const uint8_t* d = nullptr;
+      uint32_t n = 0;
+      return ReadLengthDelimited(p, end, &d, &n) ? nullptr : "length past end of message";
+    }
+    case kFixed32:
+      if (end - p < 4) return "truncated fixed32";
+      p += 4;
+      return nullptr;
+    case kStartGroup: {
+      if (depth >= kMaxGroupDepth) return "groups nested too deeply";
+      const uint32_t field = tag >> 3;
+      while (p < end) {
+        uint32_t t;
+        if (!ReadTag(p, end, &t)) return "truncated or invalid tag";
+        if ((t & 7) == kEndGroup) return (t >> 3) == field ? nullptr : "mismatched end-group";
+        if (const char* err = SkipField(t, p, end, depth + 1)) return err;
+      }
+      return "unterminated group";
+    }
+    default:
+      return (tag & 7) == kEndGroup ? "unexpected end-group" : "invalid wire type";
+  }
+}
+
 }  // namespace ordertrace::otlp::wire
