@@ -1,0 +1,116 @@
+// JourneyStore: where order journeys live.  One interface, three implementations:
+//   MemoryStore  (memory_store.h)  unit tests, and a reference for the others' semantics
+//   SqliteStore  (sqlite_store.h)  the embedded default: one WAL file under --data
+//   a PostgreSQL store (later) when several gateways share state; it implements this
+//   interface and no caller changes.
+//
+// The engine is the only writer (one thread); readers (API, CLI through the API) call from
+// any thread.  Semantics every implementation keeps (store_contract_test.cc checks them on
+// each one):
+//   - spans are keyed by span_id: writing a span twice keeps the first (exporter retries);
+//   - milestones are keyed by (order_id, stage): the earliest at_ns wins;
+//   - hops are keyed by send_span_id and merged: a non-empty/non-zero field written later
+//     fills an empty/zero one (the send and process sides arrive separately, either first);
+//   - order rows are replaced whole (the engine computes them);
+//   - a Write() is atomic: all of it or, on error, none of it.
+//
+// Thread-safety: all methods are safe to call concurrently.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "journey/types.h"
+
+namespace ordertrace::journey {
+
+struct WriteBatch {
+  std::vector<SpanRecord> spans;  // spans with order_id != "" (the order's own spans)
+  std::vector<Milestone> milestones;
+  std::vector<Hop> hops;
+  std::vector<OrderRow> orders;
+  bool empty() const {
+    return spans.empty() && milestones.empty() && hops.empty() && orders.empty();
+  }
+};
+
+// GET /api/v1/orders filters.  Orders come sorted by order_id; `cursor` is the last order_id
+// of the previous page ("" for the first).
+struct OrderQuery {
+  std::optional<bool> stuck;   // only stuck (true) / only not stuck (false)
+  std::string stage;           // exact stage name; "" any
+  std::string service;         // matches expected_service or last_service; "" any
+  bool include_closed = true;  // false: only orders not closed
+  size_t limit = 100;
+  std::string cursor;
+};
+
+struct OrderPage {
+  std::vector<OrderRow> orders;
+  std::string next_cursor;  // "" when there is no further page
+};
+
+// What retention removes, per kind of data.  0 keeps forever.
+struct Retention {
+  // Closed orders (with their spans, milestones, hops) whose last span ended this long ago.
+  Duration closed_orders{std::chrono::hours(24 * 30)};
+  // Any order (closed or not) with no span for this long: abandoned journeys.
+  Duration inactive_orders{std::chrono::hours(24 * 90)};
+  // Spans older than this are removed even from open orders; milestones, hops and the order
+  // row stay (the journey keeps its shape, the detail ages out).
+  Duration spans{std::chrono::hours(24 * 14)};
+};
+
+struct RetentionResult {
+  uint64_t orders_removed = 0;
+  uint64_t spans_removed = 0;
+};
+
+struct StoreStats {
+  uint64_t orders = 0;
+  uint64_t spans = 0;
+  uint64_t hops = 0;
+  uint64_t bytes = 0;  // on disk (SQLite: the database and its WAL), or an estimate in memory
+};
+
+class JourneyStore {
+ public:
+  virtual ~JourneyStore() = default;
+
+  // Applies a batch atomically (see the file comment for the merge rules).
+  virtual Status Write(const WriteBatch& batch) = 0;
+
+  // The order's journey, nullopt when the order is unknown.  At most `max_spans` spans, the
+  // latest by start time (spans_truncated says when more exist).
+  virtual Result<std::optional<Journey>> GetJourney(std::string_view order_id,
+                                                     size_t max_spans = 1000) = 0;
+
+  // One order row, nullopt when unknown.
+  virtual Result<std::optional<OrderRow>> GetOrder(std::string_view order_id) = 0;
+
+  virtual Result<OrderPage> ListOrders(const OrderQuery& query) = 0;
+
+  // Every order not closed, and every open hop (published, not processed): the engine rebuilds
+  // its in-memory deadlines from them after a restart.  `fn` is called without store locks
+  // the engine could contend on; it must not call back into the store.
+  virtual Status ForEachActiveOrder(const std::function<void(const OrderRow&)>& fn) = 0;
+  virtual Status ForEachOpenHop(const std::function<void(const Hop&)>& fn) = 0;
+
+  // A hop by the message id, or by the send span id: the engine's lookup for a process span
+  // whose open hop is no longer in memory.  nullopt when unknown.
+  virtual Result<std::optional<Hop>> FindHop(std::string_view send_span_id,
+                                             std::string_view message_id) = 0;
+
+  // Deletes what `retention` says has expired at `now`.
+  virtual Result<RetentionResult> EnforceRetention(Nanos now, const Retention& retention) = 0;
+
+  virtual Result<StoreStats> Stats() = 0;
+};
+
+}  // namespace ordertrace::journey

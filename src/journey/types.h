@@ -1,0 +1,140 @@
+// The journey module's value types: what the gateway keeps about an order.
+//
+// An order's journey is built from facts extracted from accepted spans (facts.h): the spans
+// that carry the order's id, the milestones they reached, and the message hops (a RabbitMQ
+// publish and the processing of the same message).  The types here are plain values shared by
+// the fact extractor, the engine, the stores and the API.
+//
+// Times are Unix nanoseconds from the spans (event time), never the gateway's arrival time, so
+// late and out-of-order arrival give the same journey.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ordertrace::journey {
+
+using Nanos = int64_t;  // Unix time in nanoseconds
+using Duration = std::chrono::milliseconds;
+
+// order.step.status: the request's own status field, beside the OTel span status.
+enum class StepStatus : uint8_t { kUnset = 0, kOk, kFail, kTimeout, kRetry };
+const char* StepStatusName(StepStatus s);  // "", "OK", "FAIL", "TIMEOUT", "RETRY"
+// Case-insensitive; nullopt for anything else.
+std::optional<StepStatus> ParseStepStatus(std::string_view text);
+
+// The part a span plays in a message hop (messaging.operation.type, or the span kind).
+enum class HopRole : uint8_t { kNone = 0, kSend, kProcess };
+const char* HopRoleName(HopRole r);  // "", "send", "process"
+
+// One span as a journey keeps it: compact, redacted already, strings owned.
+struct SpanRecord {
+  std::string order_id;  // "" only for a process span matched to its order through the message
+  std::string trace_id;  // 32 lowercase hex
+  std::string span_id;   // 16 lowercase hex
+  std::string parent_span_id;  // 16 hex, "" for a root span
+  std::string service;         // resource service.name
+  std::string name;            // span name (operation)
+  Nanos start_ns = 0;
+  Nanos end_ns = 0;
+  uint8_t otel_status = 0;  // 0 unset, 1 ok, 2 error
+  StepStatus step = StepStatus::kUnset;
+  std::string error;  // error.type, else the exception event, else the error status message
+  std::string stage;  // milestone this span reached ("" none); a stage name of the rules
+  bool heartbeat = false;
+  HopRole hop = HopRole::kNone;
+  std::string message_id;   // messaging.message.id
+  std::string exchange;     // from messaging.destination.name "{exchange}:{routing_key}"
+  std::string routing_key;  // messaging.rabbitmq.destination.routing_key
+  std::string queue;        // messaging.destination.subscription.name or rabbitmq queue
+  std::vector<std::string> links;  // span ids (16 hex) this span links to (hop matching)
+
+  bool operator==(const SpanRecord&) const = default;
+};
+
+// The first time an order reached a stage (a milestone seen twice counts once: the earliest).
+struct Milestone {
+  std::string order_id;
+  std::string stage;
+  Nanos at_ns = 0;  // end of the span that reached it
+  std::string service;
+  std::string trace_id;
+  std::string span_id;
+
+  bool operator==(const Milestone&) const = default;
+};
+
+// A message hop: a publish (send span) and the processing of the same message.  Keyed by the
+// send span's id; the process side arrives later (or earlier) and fills the rest.
+struct Hop {
+  std::string order_id;
+  std::string send_span_id;  // key
+  std::string send_trace_id;
+  std::string send_service;
+  std::string message_id;
+  std::string exchange;
+  std::string routing_key;
+  std::string queue;
+  Nanos published_ns = 0;  // 0 when only the process side is known (not stored as open)
+  Nanos processed_ns = 0;  // 0 while open
+  std::string process_service;
+  std::string process_span_id;
+  std::string process_trace_id;
+
+  bool open() const { return processed_ns == 0; }
+  bool operator==(const Hop&) const = default;
+};
+
+// Why an order is stuck (the first expectation it missed).
+enum class StuckKind : uint8_t {
+  kNone = 0,
+  kNextOverdue,       // the next milestone did not arrive within its deadline
+  kNotReceived,       // the named service never picked the order up (received_by)
+  kNotProcessed,      // the named service never processed the stage (processed_by)
+  kSilent,            // no heartbeat within the interval
+  kMessageUnprocessed // a published message was not processed within messages.processed_within
+};
+const char* StuckKindName(StuckKind k);  // "", "next_overdue", "not_received", ...
+
+// An order's current state, one row per order in the store.  The engine derives it from the
+// facts (commutatively: the same set of facts in any order gives the same row) and adds the
+// detector's verdict.
+struct OrderRow {
+  std::string order_id;
+  std::string stage;         // highest stage reached in rule order; "" before any milestone
+  Nanos stage_start_ns = 0;  // start of the earliest span that reached `stage`
+  Nanos stage_ns = 0;        // its end: when the order entered the stage
+  Nanos first_ns = 0;        // earliest span start of the order
+  Nanos last_ns = 0;         // latest span end of the order
+  Nanos last_heartbeat_ns = 0;
+  // Latest span start per service that acted on the order (received_by / processed_by).
+  std::vector<std::pair<std::string, Nanos>> services;
+  std::string last_service;  // service of the latest span (by end time)
+  uint32_t spans = 0;        // spans stored for the order
+  uint32_t open_hops = 0;
+  bool closed = false;  // reached a stage with no expectations (terminal)
+  // Detector verdict.  stuck_since_ns is when the missed deadline (plus grace) passed.
+  StuckKind stuck = StuckKind::kNone;
+  Nanos stuck_since_ns = 0;
+  Nanos deadline_ns = 0;         // the pending deadline (plus grace), 0 when none
+  std::string expected_service;  // who is expected to act next ("" unknown)
+  std::string summary;           // the diagnosis' one line while stuck
+
+  bool operator==(const OrderRow&) const = default;
+};
+
+// Everything the store has about one order, for the journey view.
+struct Journey {
+  OrderRow order;
+  std::vector<Milestone> milestones;  // by at_ns
+  std::vector<SpanRecord> spans;      // by start_ns; at most the query's max_spans (latest kept)
+  std::vector<Hop> hops;              // by published_ns
+  bool spans_truncated = false;
+};
+
+}  // namespace ordertrace::journey
