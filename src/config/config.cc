@@ -172,14 +172,9 @@ Setter DurationKey(std::chrono::milliseconds* (*field)(Config*), std::chrono::mi
 
 Setter BoolKey(bool* (*field)(Config*)) {
   return [field](std::string_view v, Config* c) -> std::optional<std::string> {
-    std::string b = Lower(Trim(v));
-    if (b == "true" || b == "yes" || b == "on") {
-      *field(c) = true;
-    } else if (b == "false" || b == "no" || b == "off") {
-      *field(c) = false;
-    } else {
-      return "expected true or false, got " + Quote(v);
-    }
+    auto b = ParseBool(v);
+    if (!b.ok()) return b.status().message();
+    *field(c) = *b;
     return std::nullopt;
   };
 }
@@ -189,6 +184,37 @@ Setter StringKey(std::string* (*field)(Config*)) {
     *field(c) = std::string(Trim(v));
     return std::nullopt;
   };
+}
+
+// A retention: a duration, or 0 / off to keep forever.
+Setter RetentionKey(std::chrono::milliseconds* (*field)(Config*)) {
+  return [field](std::string_view v, Config* c) -> std::optional<std::string> {
+    if (Lower(Trim(v)) == "off") {
+      *field(c) = std::chrono::milliseconds(0);
+      return std::nullopt;
+    }
+    auto d = ParseDuration(v);
+    if (!d.ok()) return d.status().message() + " (or 0 or off to keep forever)";
+    *field(c) = *d;
+    return std::nullopt;
+  };
+}
+
+// journeys.jaeger_ui / --jaeger-ui: http(s)://HOST[:PORT][/path], without a trailing '/'.
+Result<std::string> NormalizeJaegerUi(std::string_view text) {
+  std::string url(Trim(text));
+  const std::string lower = Lower(url);
+  const size_t scheme = lower.rfind("http://", 0) == 0    ? 7
+                        : lower.rfind("https://", 0) == 0 ? 8
+                                                          : 0;
+  while (url.size() > scheme && url.back() == '/') url.pop_back();
+  if (scheme == 0 || url.size() == scheme || url[scheme] == '/') {
+    return Status::InvalidArgument(
+        "expected the Jaeger UI's URL, starting with http:// or https:// (like "
+        "http://localhost:16686), got " +
+        Quote(text));
+  }
+  return url;
 }
 
 const std::map<std::string, Setter>& Schema() {
@@ -287,18 +313,39 @@ const std::map<std::string, Setter>& Schema() {
                                                c->log.format = *f;
                                                return std::nullopt;
                                              }},
-      {"log.spans",
+      {"log.spans", BoolKey([](Config* c) { return &c->log.spans; })},
+      {"journeys.enabled", BoolKey([](Config* c) { return &c->journeys.enabled; })},
+      {"journeys.rules", StringKey([](Config* c) { return &c->journeys.rules; })},
+      {"journeys.jaeger_ui",
        [](std::string_view v, Config* c) -> std::
                                              optional<std::string> {
-                                               std::string b = Lower(Trim(v));
-                                               if (b == "true" || b == "yes" || b == "on")
-                                                 c->log.spans = true;
-                                               else if (b == "false" || b == "no" || b == "off")
-                                                 c->log.spans = false;
-                                               else
-                                                 return "expected true or false, got " + Quote(v);
+                                               auto url = NormalizeJaegerUi(v);
+                                               if (!url.ok()) return url.status().message();
+                                               c->journeys.jaeger_ui = *url;
                                                return std::nullopt;
                                              }},
+      {"journeys.store",
+       [](std::string_view v, Config* c) -> std::
+                                             optional<std::string> {
+                                               const std::string m = Lower(Trim(v));
+                                               if (m != "sqlite" && m != "memory")
+                                                 return "expected sqlite or memory, got " +
+                                                        Quote(v);
+                                               c->journeys.store = m;
+                                               return std::nullopt;
+                                             }},
+      {"journeys.sqlite_path", StringKey([](Config* c) { return &c->journeys.sqlite_path; })},
+      {"journeys.retention.closed_orders",
+       RetentionKey([](Config* c) { return &c->journeys.retention.closed_orders; })},
+      {"journeys.retention.inactive_orders",
+       RetentionKey([](Config* c) { return &c->journeys.retention.inactive_orders; })},
+      {"journeys.retention.spans",
+       RetentionKey([](Config* c) { return &c->journeys.retention.spans; })},
+      {"journeys.retention.interval",
+       DurationKey([](Config* c) { return &c->journeys.retention.interval; },
+                   std::chrono::seconds(1), std::chrono::hours(24), "1s to 24h")},
+      {"journeys.max_spans_per_view",
+       IntKey<uint32_t>([](Config* c) { return &c->journeys.max_spans_per_view; }, 1, 100000)},
   };
   return *schema;
 }
@@ -321,23 +368,6 @@ std::vector<std::string> KeysUnder(const std::string& prefix) {
     if (keys.empty() || keys.back() != rest) keys.push_back(rest);
   }
   return keys;
-}
-
-std::string UnknownKeyMessage(const std::string& prefix, const std::string& key) {
-  std::vector<std::string> known = KeysUnder(prefix);
-  std::string best;
-  size_t best_distance = 3;  // suggest only close matches
-  for (const auto& k : known) {
-    size_t d = EditDistance(Lower(key), k);
-    if (d < best_distance) {
-      best_distance = d;
-      best = k;
-    }
-  }
-  if (!best.empty()) return "unknown key (did you mean '" + best + "'?)";
-  std::string list;
-  for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
-  return "unknown key; known keys here: " + list;
 }
 
 class Loader {
@@ -383,7 +413,7 @@ class Loader {
         }
         if (Status s = Walk(value, path, config); !s.ok()) return s;
       } else {
-        return Error(line, path, UnknownKeyMessage(prefix, key));
+        return Error(line, path, UnknownKeyMessage(key, KeysUnder(prefix)));
       }
     }
     return Status::Ok();
@@ -548,6 +578,15 @@ Status ApplyOverrides(const Overrides& o, Config* config) {
     }
     config->forward.upstream = *o.upstream;
   }
+  if (o.rules) {
+    if (Trim(*o.rules).empty()) return Status::InvalidArgument("--rules: expected a rules file");
+    config->journeys.rules = std::string(Trim(*o.rules));
+  }
+  if (o.jaeger_ui) {
+    auto url = NormalizeJaegerUi(*o.jaeger_ui);
+    if (!url.ok()) return Status::InvalidArgument("--jaeger-ui: " + url.status().message());
+    config->journeys.jaeger_ui = *url;
+  }
   return Status::Ok();
 }
 
@@ -650,17 +689,54 @@ Result<uint64_t> ParseSize(std::string_view text) {
 
 Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
   const auto bad = [&] {
-    return Status::InvalidArgument("expected a duration like 1s or 500ms, got " + Quote(text));
+    return Status::InvalidArgument("expected a duration like 500ms, 30s, 2m, 1h or 5d, got " +
+                                   Quote(text));
   };
   auto [digits, unit] = SplitNumber(Trim(text));
   auto n = ParseUint(digits);
   if (!n || *n > 1000000000) return bad();
   const int64_t v = static_cast<int64_t>(*n);
+  if (unit.empty() && v == 0) return std::chrono::milliseconds(0);  // zero needs no unit
   if (unit == "ms") return std::chrono::milliseconds(v);
   if (unit == "s") return std::chrono::milliseconds(v * 1000);
   if (unit == "m") return std::chrono::milliseconds(v * 60 * 1000);
   if (unit == "h") return std::chrono::milliseconds(v * 3600 * 1000);
+  if (unit == "d") return std::chrono::milliseconds(v * 24 * 3600 * 1000);
   return bad();
+}
+
+std::string FormatDuration(std::chrono::milliseconds d) {
+  const int64_t ms = d.count();
+  if (ms == 0) return "0s";
+  static const std::pair<const char*, int64_t> kUnits[] = {
+      {"d", int64_t{24} * 3600 * 1000}, {"h", 3600 * 1000}, {"m", 60 * 1000}, {"s", 1000}};
+  for (const auto& [name, mult] : kUnits) {
+    if (ms % mult == 0) return std::to_string(ms / mult) + name;
+  }
+  return std::to_string(ms) + "ms";
+}
+
+Result<bool> ParseBool(std::string_view text) {
+  const std::string b = Lower(Trim(text));
+  if (b == "true" || b == "yes" || b == "on") return true;
+  if (b == "false" || b == "no" || b == "off") return false;
+  return Status::InvalidArgument("expected true or false, got " + Quote(text));
+}
+
+std::string UnknownKeyMessage(std::string_view key, const std::vector<std::string>& known) {
+  std::string best;
+  size_t best_distance = 3;  // suggest only close matches
+  for (const auto& k : known) {
+    size_t d = EditDistance(Lower(key), k);
+    if (d < best_distance) {
+      best_distance = d;
+      best = k;
+    }
+  }
+  if (!best.empty()) return "unknown key (did you mean '" + best + "'?)";
+  std::string list;
+  for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+  return "unknown key; known keys here: " + list;
 }
 
 Result<log::Format> ParseLogFormat(std::string_view text) {

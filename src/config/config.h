@@ -69,6 +69,22 @@ struct Config {
     log::Format format = log::Format::kLogfmt;
     bool spans = false;  // one log line per span
   } log;
+  // Order journeys (docs/rules.md): the lifecycle rules, the journey store and its retention.
+  struct Journeys {
+    bool enabled = true;
+    std::string rules;  // rules file; "" = the built-in default lifecycle
+    std::string jaeger_ui = "http://localhost:16686";  // links: {jaeger_ui}/trace/{trace_id}
+    std::string store = "sqlite";                      // sqlite | memory
+    std::string sqlite_path;                           // default <data_dir>/journeys.db
+    // How long data is kept; 0: forever.
+    struct Retention {
+      std::chrono::milliseconds closed_orders{std::chrono::hours(24 * 30)};
+      std::chrono::milliseconds inactive_orders{std::chrono::hours(24 * 90)};
+      std::chrono::milliseconds spans{std::chrono::hours(24 * 14)};
+      std::chrono::milliseconds interval{std::chrono::minutes(10)};  // how often it runs
+    } retention;
+    uint32_t max_spans_per_view = 1000;  // spans returned by GET /api/v1/orders/{id}
+  } journeys;
 };
 
 // Reads an environment variable; nullopt when unset.  Injected for tests.
@@ -92,6 +108,8 @@ struct Overrides {
   std::optional<std::string> log_format;  // --log-format
   std::optional<bool> log_spans;          // --log-spans
   std::optional<std::string> upstream;    // --upstream
+  std::optional<std::string> rules;       // --rules
+  std::optional<std::string> jaeger_ui;   // --jaeger-ui
 };
 
 // Applies `overrides` to `config` and validates them; errors name the flag
@@ -110,12 +128,22 @@ std::string FormatHostPort(const HostPort& hp);  // brackets an IPv6 host again
 // Value syntaxes, exposed for the flags and for tests.  Each returns InvalidArgument with a
 // message like "expected a size like 16MiB, got 'abc'".
 Result<uint64_t> ParseSize(std::string_view text);  // 1048576, 512KiB, 16MiB, 1GiB, 10MB
-Result<std::chrono::milliseconds> ParseDuration(std::string_view text);  // 500ms, 1s, 2m, 1h
-Result<log::Format> ParseLogFormat(std::string_view text);               // logfmt | json
+// 500ms, 1s, 2m, 1h, 5d; a bare "0" is zero.
+Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
+Result<bool> ParseBool(std::string_view text);              // true/false, yes/no, on/off
+Result<log::Format> ParseLogFormat(std::string_view text);  // logfmt | json
 // An upstream URL: grpc://HOST:PORT, grpcs://HOST:PORT, http(s)://HOST:PORT[/path], or "" (off).
 Status ValidateUpstream(std::string_view url);
 
 // Formats a byte count the way the config accepts it back ("16MiB", "1500").
 std::string FormatSize(uint64_t bytes);
+// Formats a duration the way the config accepts it back, in its largest exact unit ("5d",
+// "90m", "1500ms", "0s").
+std::string FormatDuration(std::chrono::milliseconds d);
+
+// For other YAML readers (the journey rules), so that every file reports problems alike:
+// "unknown key (did you mean 'format'?)" when a known key is close to `key`, else
+// "unknown key; known keys here: a, b, c".
+std::string UnknownKeyMessage(std::string_view key, const std::vector<std::string>& known);
 
 }  // namespace ordertrace::config

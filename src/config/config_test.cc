@@ -136,8 +136,8 @@ TEST(ConfigTest, BadInteger) {
 
 TEST(ConfigTest, BadDuration) {
   EXPECT_EQ(ErrorOf("pipeline:\n  retry_after: 1000\n"),
-            "gateway.yaml:2: pipeline.retry_after: expected a duration like 1s or 500ms, got "
-            "'1000'");
+            "gateway.yaml:2: pipeline.retry_after: expected a duration like 500ms, 30s, 2m, 1h or "
+            "5d, got '1000'");
   EXPECT_EQ(ErrorOf("pipeline:\n  retry_after: 2h\n"),
             "gateway.yaml:2: pipeline.retry_after: expected a duration from 1ms to 1h, got '2h'");
   EXPECT_EQ(ErrorOf("pipeline:\n  retry_after: 0s\n"),
@@ -348,9 +348,23 @@ TEST(ConfigTest, ParseSizeAndDuration) {
   EXPECT_EQ(ParseDuration("1s").value(), 1s);
   EXPECT_EQ(ParseDuration("2m").value(), 2min);
   EXPECT_EQ(ParseDuration("1h").value(), 1h);
-  for (const char* bad : {"", "1", "s", "1.5s", "1d", "-1s", "1 sec"}) {
+  EXPECT_EQ(ParseDuration("5d").value(), 120h);
+  EXPECT_EQ(ParseDuration("0").value(), 0ms);
+  EXPECT_EQ(ParseDuration("0s").value(), 0ms);
+  for (const char* bad : {"", "1", "s", "1.5s", "1D", "-1s", "1 sec", "1w", "00x"}) {
     EXPECT_FALSE(ParseDuration(bad).ok()) << bad;
   }
+  EXPECT_EQ(ParseDuration("1w").status().message(),
+            "expected a duration like 500ms, 30s, 2m, 1h or 5d, got '1w'");
+  EXPECT_EQ(FormatDuration(0ms), "0s");
+  EXPECT_EQ(FormatDuration(1500ms), "1500ms");
+  EXPECT_EQ(FormatDuration(30s), "30s");
+  EXPECT_EQ(FormatDuration(90min), "90m");
+  EXPECT_EQ(FormatDuration(24h), "1d");
+  EXPECT_EQ(FormatDuration(30h), "30h");
+  for (const char* yes : {"true", "Yes", "on"}) EXPECT_TRUE(ParseBool(yes).value()) << yes;
+  for (const char* no : {"false", "NO", "off"}) EXPECT_FALSE(ParseBool(no).value()) << no;
+  EXPECT_EQ(ParseBool("maybe").status().message(), "expected true or false, got 'maybe'");
   EXPECT_EQ(FormatSize(16u << 20), "16MiB");
   EXPECT_EQ(FormatSize(1u << 30), "1GiB");
   EXPECT_EQ(FormatSize(2048), "2KiB");
@@ -442,6 +456,105 @@ TEST(ConfigTest, UpstreamFlagOverridesAndIsValidated) {
   Status s = ApplyOverrides(o, &c);
   EXPECT_NE(s.message().find("--upstream: expected grpc://HOST:PORT"), std::string::npos)
       << s.message();
+}
+
+TEST(ConfigTest, JourneysDefaults) {
+  auto c = Parse("");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const Config::Journeys& j = c->journeys;
+  EXPECT_TRUE(j.enabled);
+  EXPECT_EQ(j.rules, "");
+  EXPECT_EQ(j.jaeger_ui, "http://localhost:16686");
+  EXPECT_EQ(j.store, "sqlite");
+  EXPECT_EQ(j.sqlite_path, "");
+  EXPECT_EQ(j.retention.closed_orders, 24h * 30);
+  EXPECT_EQ(j.retention.inactive_orders, 24h * 90);
+  EXPECT_EQ(j.retention.spans, 24h * 14);
+  EXPECT_EQ(j.retention.interval, 10min);
+  EXPECT_EQ(j.max_spans_per_view, 1000u);
+}
+
+TEST(ConfigTest, JourneysSectionIsRead) {
+  auto c = Parse(R"(
+journeys:
+  enabled: false
+  rules: /etc/ordertrace/${SITE}-rules.yaml
+  jaeger_ui: https://jaeger.example.com/ui/
+  store: Memory
+  sqlite_path: /var/lib/ordertrace/j.db
+  retention:
+    closed_orders: 7d
+    inactive_orders: 0
+    spans: off
+    interval: 30s
+  max_spans_per_view: 250
+)",
+                 {{"SITE", "plant1"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const Config::Journeys& j = c->journeys;
+  EXPECT_FALSE(j.enabled);
+  EXPECT_EQ(j.rules, "/etc/ordertrace/plant1-rules.yaml");
+  EXPECT_EQ(j.jaeger_ui, "https://jaeger.example.com/ui");  // trailing '/' dropped
+  EXPECT_EQ(j.store, "memory");
+  EXPECT_EQ(j.sqlite_path, "/var/lib/ordertrace/j.db");
+  EXPECT_EQ(j.retention.closed_orders, 24h * 7);
+  EXPECT_EQ(j.retention.inactive_orders, 0ms);
+  EXPECT_EQ(j.retention.spans, 0ms);
+  EXPECT_EQ(j.retention.interval, 30s);
+  EXPECT_EQ(j.max_spans_per_view, 250u);
+}
+
+TEST(ConfigTest, JourneysErrorsNameTheLineAndKey) {
+  EXPECT_EQ(ErrorOf("journeys:\n  store: postgres\n"),
+            "gateway.yaml:2: journeys.store: expected sqlite or memory, got 'postgres'");
+  const std::string bad_url =
+      "expected the Jaeger UI's URL, starting with http:// or https:// (like "
+      "http://localhost:16686), got ";
+  EXPECT_EQ(ErrorOf("journeys:\n  jaeger_ui: localhost:16686\n"),
+            "gateway.yaml:2: journeys.jaeger_ui: " + bad_url + "'localhost:16686'");
+  EXPECT_EQ(ErrorOf("journeys:\n  jaeger_ui: http://\n"),
+            "gateway.yaml:2: journeys.jaeger_ui: " + bad_url + "'http://'");
+  EXPECT_EQ(ErrorOf("journeys:\n  enabled: sometimes\n"),
+            "gateway.yaml:2: journeys.enabled: expected true or false, got 'sometimes'");
+  EXPECT_EQ(ErrorOf("journeys:\n  retention:\n    spans: 2 weeks\n"),
+            "gateway.yaml:3: journeys.retention.spans: expected a duration like 500ms, 30s, 2m, "
+            "1h or 5d, got '2 weeks' (or 0 or off to keep forever)");
+  EXPECT_EQ(ErrorOf("journeys:\n  retention:\n    interval: 0\n"),
+            "gateway.yaml:3: journeys.retention.interval: expected a duration from 1s to 24h, got "
+            "'0'");
+  EXPECT_EQ(ErrorOf("journeys:\n  max_spans_per_view: 0\n"),
+            "gateway.yaml:2: journeys.max_spans_per_view: expected an integer from 1 to 100000, "
+            "got '0'");
+  EXPECT_EQ(ErrorOf("journeys:\n  rule: r.yaml\n"),
+            "gateway.yaml:2: journeys.rule: unknown key (did you mean 'rules'?)");
+  EXPECT_EQ(ErrorOf("journeys:\n  retention:\n    orders: 1d\n"),
+            "gateway.yaml:3: journeys.retention.orders: unknown key; known keys here: "
+            "closed_orders, inactive_orders, interval, spans");
+  EXPECT_EQ(ErrorOf("journeys:\n  retention: 7d\n"),
+            "gateway.yaml:2: journeys.retention: expected a mapping of keys (closed_orders, "
+            "inactive_orders, interval, spans)");
+  EXPECT_EQ(ErrorOf("journys:\n  enabled: true\n"),
+            "gateway.yaml:1: journys: unknown key (did you mean 'journeys'?)");
+}
+
+TEST(ConfigTest, JourneysFlagsOverrideAndAreValidated) {
+  Config c;
+  Overrides o;
+  o.rules = "rules.yaml";
+  o.jaeger_ui = "http://jaeger:16686/";
+  ASSERT_TRUE(ApplyOverrides(o, &c).ok());
+  EXPECT_EQ(c.journeys.rules, "rules.yaml");
+  EXPECT_EQ(c.journeys.jaeger_ui, "http://jaeger:16686");
+
+  Overrides bad;
+  bad.rules = " ";
+  EXPECT_EQ(ApplyOverrides(bad, &c).message(), "--rules: expected a rules file");
+  bad = {};
+  bad.jaeger_ui = "ftp://jaeger";
+  EXPECT_EQ(ApplyOverrides(bad, &c).message(),
+            "--jaeger-ui: expected the Jaeger UI's URL, starting with http:// or https:// (like "
+            "http://localhost:16686), got 'ftp://jaeger'");
+  EXPECT_EQ(c.journeys.jaeger_ui, "http://jaeger:16686");  // unchanged
 }
 
 }  // namespace
