@@ -1,1 +1,434 @@
-// placeholder, replaced in this session
+#include "journey/memory_store.h"
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <mutex>
+#include <set>
+#include <utility>
+
+namespace ordertrace::journey {
+
+// ---------------------------------------------------------------------------------------------
+// Shared semantics.
+
+namespace {
+
+void FillEmpty(std::string& into, const std::string& later) {
+  if (into.empty()) into = later;
+}
+
+// Whether `later`'s processing is the one to keep over `into`'s (both sides non-zero or
+// `into` unprocessed).
+bool ProcessedEarlier(const Hop& later, const Hop& into) {
+  if (later.processed_ns == 0) return false;
+  if (into.processed_ns == 0) return true;
+  if (later.processed_ns != into.processed_ns) return later.processed_ns < into.processed_ns;
+  return later.process_span_id < into.process_span_id;
+}
+
+}  // namespace
+
+void MergeHop(Hop& into, const Hop& later) {
+  if (ProcessedEarlier(later, into)) {
+    into.processed_ns = later.processed_ns;
+    if (!later.process_service.empty()) into.process_service = later.process_service;
+    if (!later.process_span_id.empty()) into.process_span_id = later.process_span_id;
+    if (!later.process_trace_id.empty()) into.process_trace_id = later.process_trace_id;
+  }
+  if (later.published_ns != 0 &&
+      (into.published_ns == 0 || later.published_ns < into.published_ns)) {
+    into.published_ns = later.published_ns;
+  }
+  FillEmpty(into.order_id, later.order_id);
+  FillEmpty(into.send_trace_id, later.send_trace_id);
+  FillEmpty(into.send_service, later.send_service);
+  FillEmpty(into.message_id, later.message_id);
+  FillEmpty(into.exchange, later.exchange);
+  FillEmpty(into.routing_key, later.routing_key);
+  FillEmpty(into.queue, later.queue);
+  FillEmpty(into.process_service, later.process_service);
+  FillEmpty(into.process_span_id, later.process_span_id);
+  FillEmpty(into.process_trace_id, later.process_trace_id);
+}
+
+bool MilestoneEarlier(const Milestone& a, const Milestone& b) {
+  if (a.at_ns != b.at_ns) return a.at_ns < b.at_ns;
+  return a.span_id < b.span_id;
+}
+
+namespace {
+
+void AppendEscaped(std::string& out, std::string_view name) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char c : name) {
+    if (c == '%' || c == '=' || c == ';') {
+      out.push_back('%');
+      out.push_back(kHex[(static_cast<unsigned char>(c) >> 4) & 0xf]);
+      out.push_back(kHex[static_cast<unsigned char>(c) & 0xf]);
+    } else {
+      out.push_back(c);
+    }
+  }
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+bool Unescape(std::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out->push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;
+    const int hi = HexValue(in[i + 1]);
+    const int lo = HexValue(in[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string FormatServices(const std::vector<std::pair<std::string, Nanos>>& services) {
+  std::string out;
+  for (const auto& [name, ns] : services) {
+    if (!out.empty()) out.push_back(';');
+    AppendEscaped(out, name);
+    out.push_back('=');
+    out += std::to_string(ns);
+  }
+  return out;
+}
+
+bool ParseServices(std::string_view text, std::vector<std::pair<std::string, Nanos>>* out) {
+  out->clear();
+  while (!text.empty()) {
+    const size_t end = text.find(';');
+    const std::string_view item = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    const size_t eq = item.find('=');
+    if (eq == std::string_view::npos) return false;
+    std::string name;
+    if (!Unescape(item.substr(0, eq), &name)) return false;
+    const std::string_view digits = item.substr(eq + 1);
+    Nanos ns = 0;
+    const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), ns);
+    if (ec != std::errc() || ptr != digits.data() + digits.size()) return false;
+    out->emplace_back(std::move(name), ns);
+  }
+  return true;
+}
+
+std::optional<Nanos> RetentionCutoff(Nanos now, Duration keep) {
+  if (keep.count() <= 0) return std::nullopt;
+  return now - std::chrono::duration_cast<std::chrono::nanoseconds>(keep).count();
+}
+
+// ---------------------------------------------------------------------------------------------
+// MemoryStore.
+
+namespace {
+
+bool HopOpen(const Hop& h) { return h.published_ns != 0 && h.processed_ns == 0; }
+
+bool OrderMatches(const OrderRow& o, const OrderQuery& q) {
+  if (q.stuck.has_value() && (o.stuck != StuckKind::kNone) != *q.stuck) return false;
+  if (!q.stage.empty() && o.stage != q.stage) return false;
+  if (!q.service.empty() && o.expected_service != q.service && o.last_service != q.service) {
+    return false;
+  }
+  if (!q.include_closed && o.closed) return false;
+  return true;
+}
+
+size_t StringBytes(const std::string& s) { return s.size(); }
+
+size_t SpanBytes(const SpanRecord& s) {
+  size_t n = sizeof(SpanRecord) + StringBytes(s.order_id) + StringBytes(s.trace_id) +
+             StringBytes(s.span_id) + StringBytes(s.parent_span_id) + StringBytes(s.service) +
+             StringBytes(s.name) + StringBytes(s.error) + StringBytes(s.stage) +
+             StringBytes(s.message_id) + StringBytes(s.exchange) + StringBytes(s.routing_key) +
+             StringBytes(s.queue);
+  for (const auto& l : s.links) n += sizeof(std::string) + l.size();
+  return n;
+}
+
+size_t HopBytes(const Hop& h) {
+  return sizeof(Hop) + h.order_id.size() + h.send_span_id.size() + h.send_trace_id.size() +
+         h.send_service.size() + h.message_id.size() + h.exchange.size() + h.routing_key.size() +
+         h.queue.size() + h.process_service.size() + h.process_span_id.size() +
+         h.process_trace_id.size();
+}
+
+size_t OrderBytes(const OrderRow& o) {
+  size_t n = sizeof(OrderRow) + o.order_id.size() + o.stage.size() + o.last_service.size() +
+             o.expected_service.size() + o.summary.size();
+  for (const auto& [svc, ns] : o.services) n += sizeof(std::pair<std::string, Nanos>) + svc.size();
+  return n;
+}
+
+class MemoryStore final : public JourneyStore {
+ public:
+  Status Write(const WriteBatch& batch) override {
+    for (const auto& o : batch.orders) {
+      if (o.order_id.empty()) return Status::InvalidArgument("order row without an order_id");
+    }
+    std::lock_guard lock(mu_);
+    for (const auto& s : batch.spans) {
+      per_order_[s.order_id].spans.try_emplace(s.span_id, s);
+    }
+    for (const auto& m : batch.milestones) {
+      auto& stored = per_order_[m.order_id].milestones;
+      auto it = stored.find(m.stage);
+      if (it == stored.end()) {
+        stored.emplace(m.stage, m);
+      } else if (MilestoneEarlier(m, it->second)) {
+        it->second = m;
+      }
+    }
+    for (const auto& h : batch.hops) PutHop(h);
+    for (const auto& o : batch.orders) orders_[o.order_id] = o;
+    return Status::Ok();
+  }
+
+  Result<std::optional<Journey>> GetJourney(std::string_view order_id, size_t max_spans) override {
+    std::lock_guard lock(mu_);
+    const auto row = orders_.find(order_id);
+    if (row == orders_.end()) return std::optional<Journey>();
+    Journey j;
+    j.order = row->second;
+    const auto po = per_order_.find(order_id);
+    if (po != per_order_.end()) {
+      for (const auto& [stage, m] : po->second.milestones) j.milestones.push_back(m);
+      std::sort(j.milestones.begin(), j.milestones.end(),
+                [](const Milestone& a, const Milestone& b) {
+                  if (a.at_ns != b.at_ns) return a.at_ns < b.at_ns;
+                  return a.stage < b.stage;
+                });
+      for (const auto& [id, s] : po->second.spans) j.spans.push_back(s);
+      std::sort(j.spans.begin(), j.spans.end(), [](const SpanRecord& a, const SpanRecord& b) {
+        if (a.start_ns != b.start_ns) return a.start_ns < b.start_ns;
+        return a.span_id < b.span_id;
+      });
+      if (j.spans.size() > max_spans) {
+        j.spans.erase(j.spans.begin(), j.spans.end() - static_cast<ptrdiff_t>(max_spans));
+        j.spans_truncated = true;
+      }
+    }
+    const auto hops = hops_by_order_.find(order_id);
+    if (hops != hops_by_order_.end()) {
+      for (const auto& id : hops->second) j.hops.push_back(hops_.at(id));
+      std::sort(j.hops.begin(), j.hops.end(), [](const Hop& a, const Hop& b) {
+        if (a.published_ns != b.published_ns) return a.published_ns < b.published_ns;
+        return a.send_span_id < b.send_span_id;
+      });
+    }
+    return std::optional<Journey>(std::move(j));
+  }
+
+  Result<std::optional<OrderRow>> GetOrder(std::string_view order_id) override {
+    std::lock_guard lock(mu_);
+    const auto it = orders_.find(order_id);
+    if (it == orders_.end()) return std::optional<OrderRow>();
+    return std::optional<OrderRow>(it->second);
+  }
+
+  Result<OrderPage> ListOrders(const OrderQuery& query) override {
+    const size_t limit = PageLimit(query.limit);
+    std::lock_guard lock(mu_);
+    OrderPage page;
+    for (auto it = orders_.upper_bound(query.cursor); it != orders_.end(); ++it) {
+      if (!OrderMatches(it->second, query)) continue;
+      if (page.orders.size() == limit) {
+        page.next_cursor = page.orders.back().order_id;
+        break;
+      }
+      page.orders.push_back(it->second);
+    }
+    return page;
+  }
+
+  Status ForEachActiveOrder(const std::function<void(const OrderRow&)>& fn) override {
+    std::vector<OrderRow> copy;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [id, o] : orders_) {
+        if (!o.closed) copy.push_back(o);
+      }
+    }
+    for (const auto& o : copy) fn(o);
+    return Status::Ok();
+  }
+
+  Status ForEachOpenHop(const std::function<void(const Hop&)>& fn) override {
+    std::vector<Hop> copy;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [id, h] : hops_) {
+        if (HopOpen(h)) copy.push_back(h);
+      }
+    }
+    for (const auto& h : copy) fn(h);
+    return Status::Ok();
+  }
+
+  Result<std::optional<Hop>> FindHop(std::string_view send_span_id,
+                                     std::string_view message_id) override {
+    std::lock_guard lock(mu_);
+    if (!send_span_id.empty()) {
+      const auto it = hops_.find(send_span_id);
+      if (it != hops_.end()) return std::optional<Hop>(it->second);
+    }
+    if (!message_id.empty()) {
+      const auto ids = hops_by_message_.find(message_id);
+      if (ids != hops_by_message_.end()) {
+        const Hop* best = nullptr;
+        for (const auto& id : ids->second) {
+          const Hop& h = hops_.at(id);
+          if (best == nullptr || h.published_ns < best->published_ns) best = &h;
+        }
+        if (best != nullptr) return std::optional<Hop>(*best);
+      }
+    }
+    return std::optional<Hop>();
+  }
+
+  Result<RetentionResult> EnforceRetention(Nanos now, const Retention& retention) override {
+    RetentionResult result;
+    std::lock_guard lock(mu_);
+    const auto closed_cutoff = RetentionCutoff(now, retention.closed_orders);
+    const auto inactive_cutoff = RetentionCutoff(now, retention.inactive_orders);
+    const auto span_cutoff = RetentionCutoff(now, retention.spans);
+    std::vector<std::string> expired;
+    for (const auto& [id, o] : orders_) {
+      if ((closed_cutoff && o.closed && o.last_ns < *closed_cutoff) ||
+          (inactive_cutoff && o.last_ns < *inactive_cutoff)) {
+        expired.push_back(id);
+      }
+    }
+    for (const auto& id : expired) {
+      orders_.erase(id);
+      ++result.orders_removed;
+      const auto po = per_order_.find(id);
+      if (po != per_order_.end()) {
+        result.spans_removed += po->second.spans.size();
+        per_order_.erase(po);
+      }
+      const auto hops = hops_by_order_.find(id);
+      if (hops != hops_by_order_.end()) {
+        const std::set<std::string> ids = hops->second;
+        for (const auto& hop_id : ids) EraseHop(hop_id);
+      }
+    }
+    if (inactive_cutoff) {
+      const auto orphans = hops_by_order_.find(std::string());
+      if (orphans != hops_by_order_.end()) {
+        const std::set<std::string> ids = orphans->second;
+        for (const auto& hop_id : ids) {
+          const Hop& h = hops_.at(hop_id);
+          if (std::max(h.published_ns, h.processed_ns) < *inactive_cutoff) EraseHop(hop_id);
+        }
+      }
+    }
+    if (span_cutoff) {
+      for (auto po = per_order_.begin(); po != per_order_.end();) {
+        auto& spans = po->second.spans;
+        for (auto it = spans.begin(); it != spans.end();) {
+          if (it->second.end_ns < *span_cutoff) {
+            it = spans.erase(it);
+            ++result.spans_removed;
+          } else {
+            ++it;
+          }
+        }
+        if (spans.empty() && po->second.milestones.empty()) {
+          po = per_order_.erase(po);
+        } else {
+          ++po;
+        }
+      }
+    }
+    return result;
+  }
+
+  Result<StoreStats> Stats() override {
+    std::lock_guard lock(mu_);
+    StoreStats stats;
+    stats.orders = orders_.size();
+    stats.hops = hops_.size();
+    for (const auto& [id, o] : orders_) stats.bytes += OrderBytes(o);
+    for (const auto& [id, po] : per_order_) {
+      stats.spans += po.spans.size();
+      for (const auto& [sid, s] : po.spans) stats.bytes += SpanBytes(s);
+      stats.bytes += po.milestones.size() * sizeof(Milestone);
+    }
+    for (const auto& [id, h] : hops_) stats.bytes += HopBytes(h);
+    return stats;
+  }
+
+ private:
+  struct PerOrder {
+    std::map<std::string, SpanRecord, std::less<>> spans;      // by span_id
+    std::map<std::string, Milestone, std::less<>> milestones;  // by stage
+  };
+
+  void PutHop(const Hop& h) {
+    auto it = hops_.find(h.send_span_id);
+    if (it == hops_.end()) {
+      hops_.emplace(h.send_span_id, h);
+      hops_by_order_[h.order_id].insert(h.send_span_id);
+      if (!h.message_id.empty()) hops_by_message_[h.message_id].insert(h.send_span_id);
+      return;
+    }
+    Hop& stored = it->second;
+    const std::string old_order = stored.order_id;
+    const std::string old_message = stored.message_id;
+    MergeHop(stored, h);
+    if (stored.order_id != old_order) {
+      Unindex(hops_by_order_, old_order, stored.send_span_id);
+      hops_by_order_[stored.order_id].insert(stored.send_span_id);
+    }
+    if (stored.message_id != old_message) {
+      if (!old_message.empty()) Unindex(hops_by_message_, old_message, stored.send_span_id);
+      hops_by_message_[stored.message_id].insert(stored.send_span_id);
+    }
+  }
+
+  void EraseHop(const std::string& id) {
+    const auto it = hops_.find(id);
+    if (it == hops_.end()) return;
+    Unindex(hops_by_order_, it->second.order_id, id);
+    if (!it->second.message_id.empty()) Unindex(hops_by_message_, it->second.message_id, id);
+    hops_.erase(it);
+  }
+
+  using Index = std::map<std::string, std::set<std::string>, std::less<>>;
+  static void Unindex(Index& index, const std::string& key, const std::string& id) {
+    const auto it = index.find(key);
+    if (it == index.end()) return;
+    it->second.erase(id);
+    if (it->second.empty()) index.erase(it);
+  }
+
+  std::mutex mu_;
+  std::map<std::string, OrderRow, std::less<>> orders_;
+  std::map<std::string, PerOrder, std::less<>> per_order_;
+  std::map<std::string, Hop, std::less<>> hops_;  // by send_span_id
+  Index hops_by_order_;                           // order_id -> send_span_ids
+  Index hops_by_message_;                         // message_id -> send_span_ids
+};
+
+}  // namespace
+
+std::unique_ptr<JourneyStore> NewMemoryStore() { return std::make_unique<MemoryStore>(); }
+
+}  // namespace ordertrace::journey

@@ -1,0 +1,57 @@
+// MemoryStore: the in-memory JourneyStore, for unit tests and as the reference for the other
+// implementations' semantics (store_contract_test.cc runs the same suite on each).  Plain
+// ordered maps under one mutex; nothing is persisted.
+//
+// The merge rules of store.h, made exact here (SqliteStore shares these functions):
+//   - spans are keyed by (order_id, span_id): the first written is kept;
+//   - a milestone replaces the stored one of its (order_id, stage) only when it is earlier:
+//     a smaller at_ns, or the same at_ns and a smaller span_id (so any write order gives the
+//     same result);
+//   - hops merge field by field (MergeHop below);
+//   - an order row with an empty order_id is an invalid batch: the Write() fails, nothing of
+//     the batch is applied.
+// Orders: GetJourney returns nullopt for an order without an order row (its spans, if any,
+// stay until retention).  Spans age by end_ns.  Open hops are those published (published_ns
+// != 0) and not processed (processed_ns == 0).  FindHop by message id returns the earliest
+// published hop carrying it (ties: smallest send_span_id).  Retention of inactive orders also
+// removes hops without an order (order_id "") whose latest time is older than the same limit.
+// Span retention leaves the order row (including its `spans` count) as the engine wrote it.
+//
+// Thread-safety: all methods may be called concurrently (one mutex); the ForEach callbacks run
+// on a copy, outside the lock.
+#pragma once
+
+#include <memory>
+
+#include "journey/store.h"
+
+namespace ordertrace::journey {
+
+std::unique_ptr<JourneyStore> NewMemoryStore();
+
+// Merges `later` into the stored hop `into` (same send_span_id):
+//   - a string field empty in `into` takes `later`'s;
+//   - published_ns: the non-zero one, the earliest when both are;
+//   - processed_ns: the non-zero one, the earliest when both are; when `later` is processed
+//     strictly earlier than `into`, its non-empty process fields (process_service,
+//     process_span_id, process_trace_id) replace `into`'s (they describe the same processing).
+// The result does not depend on the order in which the sides arrive.
+void MergeHop(Hop& into, const Hop& later);
+
+// Whether milestone `a` wins over `b` for the same (order_id, stage): earlier at_ns, then
+// smaller span_id.
+bool MilestoneEarlier(const Milestone& a, const Milestone& b);
+
+// Orders in ListOrders pages: what a page holds at most (limit 0 counts as 1).
+inline size_t PageLimit(size_t limit) { return limit == 0 ? 1 : limit; }
+
+// "svc=ns;svc=ns": OrderRow.services as stored text; '%', '=' and ';' in names are
+// percent-encoded.  ParseServices returns false on malformed text.
+std::string FormatServices(const std::vector<std::pair<std::string, Nanos>>& services);
+bool ParseServices(std::string_view text, std::vector<std::pair<std::string, Nanos>>* out);
+
+// A retention limit as an absolute cutoff: data older than the returned time expires;
+// nullopt when `keep` is 0 (keep forever).
+std::optional<Nanos> RetentionCutoff(Nanos now, Duration keep);
+
+}  // namespace ordertrace::journey

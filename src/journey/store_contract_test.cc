@@ -1,0 +1,799 @@
+// The JourneyStore contract (store.h, memory_store.h): one typed suite run against every
+// implementation, plus the SQLite store's own cases (persistence, files that are not ours).
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "journey/memory_store.h"
+#include "journey/store.h"
+
+namespace ordertrace::journey {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr Nanos kSecond = 1'000'000'000;
+constexpr Nanos kHour = 3600 * kSecond;
+constexpr Nanos kDay = 24 * kHour;
+constexpr Nanos kNow = 1'750'000'000 * kSecond;
+
+std::string Hex(uint64_t v, int digits = 16) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%0*llx", digits, static_cast<unsigned long long>(v));
+  return buf;
+}
+
+SpanRecord MakeSpan(const std::string& order, uint64_t id, Nanos start, Nanos end) {
+  SpanRecord s;
+  s.order_id = order;
+  s.trace_id = Hex(0xabc, 32);
+  s.span_id = Hex(id);
+  s.service = "checkout";
+  s.name = "span-" + std::to_string(id);
+  s.start_ns = start;
+  s.end_ns = end;
+  return s;
+}
+
+Milestone MakeMilestone(const std::string& order, const std::string& stage, Nanos at,
+                        uint64_t span) {
+  Milestone m;
+  m.order_id = order;
+  m.stage = stage;
+  m.at_ns = at;
+  m.service = "svc-" + std::to_string(span);
+  m.trace_id = Hex(span + 1000, 32);
+  m.span_id = Hex(span);
+  return m;
+}
+
+Hop SendSide(uint64_t send, const std::string& order, const std::string& message, Nanos published) {
+  Hop h;
+  h.order_id = order;
+  h.send_span_id = Hex(send);
+  h.send_trace_id = Hex(send, 32);
+  h.send_service = "orders";
+  h.message_id = message;
+  h.exchange = "orders";
+  h.routing_key = "order.created";
+  h.published_ns = published;
+  return h;
+}
+
+Hop ProcessSide(uint64_t send, Nanos processed, const std::string& service, uint64_t span) {
+  Hop h;
+  h.send_span_id = Hex(send);
+  h.queue = "billing.q";
+  h.processed_ns = processed;
+  h.process_service = service;
+  h.process_span_id = Hex(span);
+  h.process_trace_id = Hex(span, 32);
+  return h;
+}
+
+OrderRow MakeOrder(const std::string& id, Nanos last_ns, bool closed = false,
+                   StuckKind stuck = StuckKind::kNone, const std::string& stage = "created") {
+  OrderRow o;
+  o.order_id = id;
+  o.stage = stage;
+  o.stage_start_ns = last_ns - 2 * kSecond;
+  o.stage_ns = last_ns - kSecond;
+  o.first_ns = last_ns - kHour;
+  o.last_ns = last_ns;
+  o.last_service = "checkout";
+  o.closed = closed;
+  o.stuck = stuck;
+  return o;
+}
+
+std::string OrderId(int i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "ORD-%06d", i);
+  return buf;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Store factories.
+
+struct MemoryFactory {
+  static constexpr bool kSqlite = false;
+  static std::unique_ptr<JourneyStore> Open(const fs::path& /*dir*/) { return NewMemoryStore(); }
+};
+
+template <typename Factory>
+class StoreContractTest : public ::testing::Test {
+ public:  // the fill helpers below take the fixture
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "ordertrace-store-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    store_ = Factory::Open(dir_);
+    ASSERT_NE(store_, nullptr);
+  }
+  void TearDown() override {
+    store_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  void MustWrite(const WriteBatch& b) {
+    const Status s = store_->Write(b);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  Journey MustJourney(const std::string& id, size_t max_spans = 1000) {
+    auto r = store_->GetJourney(id, max_spans);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    if (!r.ok() || !r->has_value()) {
+      ADD_FAILURE() << "no journey for " << id;
+      return {};
+    }
+    return **r;
+  }
+  StoreStats MustStats() {
+    auto r = store_->Stats();
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : StoreStats{};
+  }
+  std::vector<std::string> Ids(const OrderQuery& q) {
+    auto r = store_->ListOrders(q);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    std::vector<std::string> ids;
+    if (r.ok()) {
+      for (const auto& o : r->orders) ids.push_back(o.order_id);
+    }
+    return ids;
+  }
+
+  fs::path dir_;
+  std::unique_ptr<JourneyStore> store_;
+};
+
+using StoreTypes = ::testing::Types<MemoryFactory>;
+TYPED_TEST_SUITE(StoreContractTest, StoreTypes);
+
+TYPED_TEST(StoreContractTest, RoundTripsEveryField) {
+  SpanRecord s = MakeSpan("o-1", 1, 100, 200);
+  s.parent_span_id = Hex(77);
+  s.otel_status = 2;
+  s.step = StepStatus::kTimeout;
+  s.error = "payment.timeout";
+  s.stage = "paid";
+  s.heartbeat = true;
+  s.hop = HopRole::kSend;
+  s.message_id = "msg-1";
+  s.exchange = "orders";
+  s.routing_key = "order.paid";
+  s.queue = "q";
+  s.links = {Hex(5), Hex(6)};
+  // Ids that are not lowercase hex round-trip as they were written.
+  SpanRecord odd = MakeSpan("o-1", 2, 150, 250);
+  odd.span_id = "NOT-HEX-ID";
+  odd.trace_id = "ABCDEF0123456789ABCDEF0123456789";
+  odd.parent_span_id = "abc";
+  odd.links = {"x"};
+  OrderRow o = MakeOrder("o-1", 250, false, StuckKind::kSilent, "paid");
+  o.last_heartbeat_ns = 123;
+  o.services = {{"checkout", 100}, {"we;ird=svc%", 150}, {"", 7}};
+  o.spans = 2;
+  o.open_hops = 1;
+  o.stuck_since_ns = 999;
+  o.deadline_ns = 888;
+  o.expected_service = "billing";
+  o.summary = "billing did not \"process\" paid";
+  Hop h = SendSide(9, "o-1", "msg-1", 160);
+  h.queue = "billing.q";
+  Milestone m = MakeMilestone("o-1", "paid", 200, 1);
+
+  WriteBatch b;
+  b.spans = {s, odd};
+  b.milestones = {m};
+  b.hops = {h};
+  b.orders = {o};
+  this->MustWrite(b);
+
+  const Journey j = this->MustJourney("o-1");
+  EXPECT_EQ(j.order, o);
+  ASSERT_EQ(j.spans.size(), 2u);
+  EXPECT_EQ(j.spans[0], s);
+  EXPECT_EQ(j.spans[1], odd);
+  ASSERT_EQ(j.milestones.size(), 1u);
+  EXPECT_EQ(j.milestones[0], m);
+  ASSERT_EQ(j.hops.size(), 1u);
+  EXPECT_EQ(j.hops[0], h);
+  EXPECT_FALSE(j.spans_truncated);
+
+  auto row = this->store_->GetOrder("o-1");
+  ASSERT_TRUE(row.ok());
+  ASSERT_TRUE(row->has_value());
+  EXPECT_EQ(**row, o);
+}
+
+TYPED_TEST(StoreContractTest, UnknownOrderIsNullopt) {
+  auto j = this->store_->GetJourney("nope");
+  ASSERT_TRUE(j.ok());
+  EXPECT_FALSE(j->has_value());
+  auto o = this->store_->GetOrder("nope");
+  ASSERT_TRUE(o.ok());
+  EXPECT_FALSE(o->has_value());
+  auto h = this->store_->FindHop(Hex(1), "m");
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->has_value());
+}
+
+TYPED_TEST(StoreContractTest, DuplicateSpansKeptOnce) {
+  WriteBatch b;
+  b.spans = {MakeSpan("o-1", 1, 100, 200), MakeSpan("o-1", 2, 110, 210)};
+  b.orders = {MakeOrder("o-1", 210)};
+  this->MustWrite(b);
+
+  // An exporter retry: the same spans again (one changed), in one batch with a duplicate.
+  WriteBatch retry;
+  SpanRecord changed = MakeSpan("o-1", 1, 100, 200);
+  changed.name = "second copy";
+  retry.spans = {changed, MakeSpan("o-1", 2, 110, 210), MakeSpan("o-1", 3, 120, 220),
+                 MakeSpan("o-1", 3, 120, 220)};
+  this->MustWrite(retry);
+
+  const Journey j = this->MustJourney("o-1");
+  ASSERT_EQ(j.spans.size(), 3u);
+  EXPECT_EQ(j.spans[0].name, "span-1");  // the first written is kept
+  EXPECT_EQ(this->MustStats().spans, 3u);
+
+  // The same span id under another order is that order's span.
+  WriteBatch other;
+  other.spans = {MakeSpan("o-2", 1, 100, 200)};
+  other.orders = {MakeOrder("o-2", 200)};
+  this->MustWrite(other);
+  EXPECT_EQ(this->MustJourney("o-2").spans.size(), 1u);
+  EXPECT_EQ(this->MustJourney("o-1").spans.size(), 3u);
+  EXPECT_EQ(this->MustStats().spans, 4u);
+}
+
+TYPED_TEST(StoreContractTest, MilestoneEarliestWinsRegardlessOfWriteOrder) {
+  const Milestone early = MakeMilestone("a", "paid", 100, 1);
+  const Milestone late = MakeMilestone("a", "paid", 500, 2);
+  const Milestone tie = MakeMilestone("a", "paid", 100, 0);  // same time, smaller span id
+  for (const std::string order : {"a", "b"}) {
+    Milestone e = early, l = late, t = tie;
+    e.order_id = l.order_id = t.order_id = order;
+    WriteBatch first, second, third;
+    first.milestones = {order == "a" ? e : l};
+    second.milestones = {order == "a" ? l : t};
+    third.milestones = {order == "a" ? t : e};
+    first.orders = {MakeOrder(order, 600)};
+    this->MustWrite(first);
+    this->MustWrite(second);
+    this->MustWrite(third);
+    const Journey j = this->MustJourney(order);
+    ASSERT_EQ(j.milestones.size(), 1u) << order;
+    EXPECT_EQ(j.milestones[0], t) << order;
+  }
+  // Within one batch too.
+  WriteBatch b;
+  b.milestones = {MakeMilestone("c", "shipped", 900, 9), MakeMilestone("c", "shipped", 300, 8),
+                  MakeMilestone("c", "created", 50, 7)};
+  b.orders = {MakeOrder("c", 900)};
+  this->MustWrite(b);
+  const Journey j = this->MustJourney("c");
+  ASSERT_EQ(j.milestones.size(), 2u);
+  EXPECT_EQ(j.milestones[0], MakeMilestone("c", "created", 50, 7));  // by at_ns
+  EXPECT_EQ(j.milestones[1], MakeMilestone("c", "shipped", 300, 8));
+}
+
+TYPED_TEST(StoreContractTest, HopMergesInEitherArrivalOrder) {
+  const Hop send = SendSide(1, "o-1", "m-1", 1000);
+  const Hop process = ProcessSide(1, 3000, "billing", 50);
+  Hop expected = send;
+  expected.queue = process.queue;
+  expected.processed_ns = process.processed_ns;
+  expected.process_service = process.process_service;
+  expected.process_span_id = process.process_span_id;
+  expected.process_trace_id = process.process_trace_id;
+
+  // send first
+  WriteBatch a1, a2;
+  a1.hops = {send};
+  a1.orders = {MakeOrder("o-1", 3000)};
+  a2.hops = {process};
+  this->MustWrite(a1);
+  {
+    auto open = this->store_->FindHop(send.send_span_id, "");
+    ASSERT_TRUE(open.ok() && open->has_value());
+    EXPECT_TRUE((*open)->open());
+  }
+  this->MustWrite(a2);
+  auto got = this->store_->FindHop(send.send_span_id, "");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ(**got, expected);
+
+  // process first (the process side of a hop for o-2)
+  Hop send2 = SendSide(2, "o-2", "m-2", 1000);
+  Hop process2 = ProcessSide(2, 3000, "billing", 50);
+  Hop expected2 = expected;
+  expected2.order_id = "o-2";
+  expected2.send_span_id = send2.send_span_id;
+  expected2.send_trace_id = send2.send_trace_id;
+  expected2.message_id = "m-2";
+  WriteBatch b1, b2;
+  b1.hops = {process2};
+  b2.hops = {send2};
+  b2.orders = {MakeOrder("o-2", 3000)};
+  this->MustWrite(b1);
+  this->MustWrite(b2);
+  got = this->store_->FindHop(send2.send_span_id, "");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ(**got, expected2);
+  const Journey j = this->MustJourney("o-2");
+  ASSERT_EQ(j.hops.size(), 1u);
+  EXPECT_EQ(j.hops[0], expected2);
+
+  // A redelivery processed earlier replaces the processing; later does not; both orders.
+  Hop earlier = ProcessSide(1, 2000, "billing-2", 60);
+  Hop later = ProcessSide(1, 4000, "billing-3", 70);
+  WriteBatch c;
+  c.hops = {later, earlier};
+  this->MustWrite(c);
+  got = this->store_->FindHop(send.send_span_id, "");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->processed_ns, 2000);
+  EXPECT_EQ((*got)->process_service, "billing-2");
+  EXPECT_EQ((*got)->process_span_id, Hex(60));
+  EXPECT_EQ((*got)->published_ns, 1000);
+  EXPECT_EQ((*got)->order_id, "o-1");
+  EXPECT_EQ(this->MustStats().hops, 2u);
+}
+
+TYPED_TEST(StoreContractTest, OrderRowIsReplacedWhole) {
+  OrderRow first = MakeOrder("o-1", 100, false, StuckKind::kNextOverdue, "created");
+  first.services = {{"a", 1}, {"b", 2}};
+  first.expected_service = "billing";
+  first.summary = "overdue";
+  WriteBatch b;
+  b.orders = {first};
+  this->MustWrite(b);
+  OrderRow second = MakeOrder("o-1", 200, true, StuckKind::kNone, "delivered");
+  b.orders = {second};
+  this->MustWrite(b);
+  auto got = this->store_->GetOrder("o-1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ(**got, second);
+  EXPECT_EQ(this->MustStats().orders, 1u);
+}
+
+TYPED_TEST(StoreContractTest, FailedWriteAppliesNothing) {
+  WriteBatch ok;
+  ok.orders = {MakeOrder("keep", 100)};
+  ok.spans = {MakeSpan("keep", 1, 10, 20)};
+  this->MustWrite(ok);
+
+  WriteBatch bad;
+  bad.spans = {MakeSpan("o-1", 2, 100, 200), MakeSpan("keep", 3, 30, 40)};
+  bad.milestones = {MakeMilestone("o-1", "created", 200, 2),
+                    MakeMilestone("keep", "created", 5, 3)};
+  bad.hops = {SendSide(4, "o-1", "m-4", 150), ProcessSide(1, 300, "x", 9)};
+  bad.orders = {MakeOrder("o-1", 200), MakeOrder("", 200)};  // an order row without id
+  EXPECT_FALSE(this->store_->Write(bad).ok());
+
+  auto j = this->store_->GetJourney("o-1");
+  ASSERT_TRUE(j.ok());
+  EXPECT_FALSE(j->has_value());
+  const Journey keep = this->MustJourney("keep");
+  EXPECT_EQ(keep.spans.size(), 1u);
+  EXPECT_TRUE(keep.milestones.empty());
+  auto h = this->store_->FindHop(Hex(4), "m-4");
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->has_value());
+  h = this->store_->FindHop(Hex(1), "");
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->has_value());
+  const StoreStats st = this->MustStats();
+  EXPECT_EQ(st.orders, 1u);
+  EXPECT_EQ(st.spans, 1u);
+  EXPECT_EQ(st.hops, 0u);
+
+  // The store still takes writes afterwards.
+  bad.orders.pop_back();
+  this->MustWrite(bad);
+  EXPECT_EQ(this->MustJourney("o-1").spans.size(), 1u);
+  EXPECT_EQ(this->MustStats().orders, 2u);
+}
+
+TYPED_TEST(StoreContractTest, GetJourneyKeepsTheLatestSpans) {
+  WriteBatch b;
+  for (int i = 0; i < 10; ++i) {
+    // written out of order; spans 3 and 4 start at the same time
+    const int k = (i * 7) % 10;
+    const Nanos start = k == 4 ? 300 : k * 100;
+    b.spans.push_back(MakeSpan("o-1", static_cast<uint64_t>(k), start, start + 50));
+  }
+  b.orders = {MakeOrder("o-1", 1000)};
+  b.milestones = {MakeMilestone("o-1", "b", 400, 1), MakeMilestone("o-1", "a", 200, 2)};
+  b.hops = {SendSide(30, "o-1", "m", 500), SendSide(20, "o-1", "m", 100)};
+  this->MustWrite(b);
+
+  Journey j = this->MustJourney("o-1", 3);
+  EXPECT_TRUE(j.spans_truncated);
+  ASSERT_EQ(j.spans.size(), 3u);
+  EXPECT_EQ(j.spans[0].span_id, Hex(7));
+  EXPECT_EQ(j.spans[1].span_id, Hex(8));
+  EXPECT_EQ(j.spans[2].span_id, Hex(9));
+
+  j = this->MustJourney("o-1", 7);
+  ASSERT_EQ(j.spans.size(), 7u);
+  EXPECT_EQ(j.spans[0].span_id, Hex(3));  // (300, id 3) before (300, id 4)
+  EXPECT_EQ(j.spans[1].span_id, Hex(4));
+
+  j = this->MustJourney("o-1", 10);
+  EXPECT_FALSE(j.spans_truncated);
+  ASSERT_EQ(j.spans.size(), 10u);
+  for (size_t i = 1; i < j.spans.size(); ++i) {
+    EXPECT_LE(j.spans[i - 1].start_ns, j.spans[i].start_ns);
+  }
+  j = this->MustJourney("o-1", 0);
+  EXPECT_TRUE(j.spans.empty());
+  EXPECT_TRUE(j.spans_truncated);
+
+  ASSERT_EQ(j.milestones.size(), 2u);
+  EXPECT_EQ(j.milestones[0].stage, "a");
+  ASSERT_EQ(j.hops.size(), 2u);
+  EXPECT_EQ(j.hops[0].send_span_id, Hex(20));  // by published_ns
+}
+
+// 60 orders: stuck every 3rd, closed every 4th, stage and services cycling.
+template <typename T>
+void FillListFixture(T* t) {
+  WriteBatch b;
+  const char* stages[] = {"created", "paid", "shipped"};
+  for (int i = 0; i < 60; ++i) {
+    OrderRow o = MakeOrder(OrderId(i), 1000 + i, i % 4 == 0,
+                           i % 3 == 0 ? StuckKind::kNextOverdue : StuckKind::kNone, stages[i % 3]);
+    o.last_service = i % 5 == 0 ? "billing" : "checkout";
+    o.expected_service = i % 7 == 0 ? "billing" : "";
+    b.orders.push_back(o);
+  }
+  t->MustWrite(b);
+}
+
+std::vector<std::string> Expected(bool (*pred)(int)) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 60; ++i) {
+    if (pred(i)) ids.push_back(OrderId(i));
+  }
+  return ids;
+}
+
+TYPED_TEST(StoreContractTest, ListOrdersFilters) {
+  FillListFixture(this);
+  OrderQuery q;
+  q.limit = 1000;
+  EXPECT_EQ(this->Ids(q), Expected([](int) { return true; }));
+  q.stuck = true;
+  EXPECT_EQ(this->Ids(q), Expected([](int i) { return i % 3 == 0; }));
+  q.stuck = false;
+  EXPECT_EQ(this->Ids(q), Expected([](int i) { return i % 3 != 0; }));
+  q.stuck.reset();
+  q.stage = "paid";
+  EXPECT_EQ(this->Ids(q), Expected([](int i) { return i % 3 == 1; }));
+  q.stage = "nope";
+  EXPECT_TRUE(this->Ids(q).empty());
+  q.stage.clear();
+  q.service = "billing";
+  EXPECT_EQ(this->Ids(q), Expected([](int i) { return i % 5 == 0 || i % 7 == 0; }));
+  q.service.clear();
+  q.include_closed = false;
+  EXPECT_EQ(this->Ids(q), Expected([](int i) { return i % 4 != 0; }));
+  q.stuck = true;
+  q.stage = "created";
+  q.service = "billing";
+  EXPECT_EQ(this->Ids(q),
+            Expected([](int i) { return i % 3 == 0 && i % 4 != 0 && (i % 5 == 0 || i % 7 == 0); }));
+}
+
+TYPED_TEST(StoreContractTest, ListOrdersCursorWalksAllPages) {
+  FillListFixture(this);
+  for (const size_t limit : {size_t{1}, size_t{7}, size_t{20}, size_t{60}, size_t{100}}) {
+    for (const bool stuck_only : {false, true}) {
+      OrderQuery q;
+      q.limit = limit;
+      if (stuck_only) q.stuck = true;
+      std::vector<std::string> all;
+      int pages = 0;
+      while (true) {
+        auto page = this->store_->ListOrders(q);
+        ASSERT_TRUE(page.ok()) << page.status().ToString();
+        ASSERT_LE(page->orders.size(), limit);
+        for (const auto& o : page->orders) all.push_back(o.order_id);
+        ++pages;
+        ASSERT_LT(pages, 100);
+        if (page->next_cursor.empty()) break;
+        EXPECT_EQ(page->next_cursor, page->orders.back().order_id);
+        q.cursor = page->next_cursor;
+      }
+      const auto expected = stuck_only ? Expected([](int i) { return i % 3 == 0; })
+                                       : Expected([](int) { return true; });
+      EXPECT_EQ(all, expected) << "limit " << limit;
+      EXPECT_EQ(pages, static_cast<int>((expected.size() + limit - 1) / limit)) << limit;
+    }
+  }
+}
+
+TYPED_TEST(StoreContractTest, ForEachActiveOrderAndOpenHop) {
+  // More than one SQLite page of 1000 rows.
+  WriteBatch b;
+  std::set<std::string> active;
+  std::set<std::string> open;
+  for (int i = 0; i < 2500; ++i) {
+    const bool closed = i % 3 == 0;
+    b.orders.push_back(MakeOrder(OrderId(i), 1000 + i, closed));
+    if (!closed) active.insert(OrderId(i));
+    const uint64_t send = 100000 + static_cast<uint64_t>(i);
+    switch (i % 4) {
+      case 0:  // open
+        b.hops.push_back(SendSide(send, OrderId(i), "m" + std::to_string(i), 10));
+        open.insert(Hex(send));
+        break;
+      case 1:  // processed
+        b.hops.push_back(SendSide(send, OrderId(i), "m" + std::to_string(i), 10));
+        b.hops.push_back(ProcessSide(send, 20, "billing", send));
+        break;
+      case 2:  // process side only: not open
+        b.hops.push_back(ProcessSide(send, 20, "billing", send));
+        break;
+      default:
+        break;
+    }
+  }
+  this->MustWrite(b);
+  std::multiset<std::string> seen;
+  ASSERT_TRUE(this->store_
+                  ->ForEachActiveOrder([&](const OrderRow& o) {
+                    EXPECT_FALSE(o.closed);
+                    seen.insert(o.order_id);
+                  })
+                  .ok());
+  EXPECT_EQ(seen, std::multiset<std::string>(active.begin(), active.end()));
+  std::multiset<std::string> hops;
+  ASSERT_TRUE(this->store_
+                  ->ForEachOpenHop([&](const Hop& h) {
+                    EXPECT_TRUE(h.open());
+                    EXPECT_NE(h.published_ns, 0);
+                    hops.insert(h.send_span_id);
+                  })
+                  .ok());
+  EXPECT_EQ(hops, std::multiset<std::string>(open.begin(), open.end()));
+}
+
+TYPED_TEST(StoreContractTest, FindHopBySpanIdAndMessageId) {
+  WriteBatch b;
+  b.hops = {SendSide(1, "o-1", "m-1", 100), SendSide(2, "o-1", "m-2", 200),
+            SendSide(3, "o-2", "m-2", 150), ProcessSide(4, 500, "billing", 44)};
+  this->MustWrite(b);
+  auto h = this->store_->FindHop(Hex(1), "");
+  ASSERT_TRUE(h.ok() && h->has_value());
+  EXPECT_EQ((*h)->message_id, "m-1");
+  h = this->store_->FindHop("", "m-1");
+  ASSERT_TRUE(h.ok() && h->has_value());
+  EXPECT_EQ((*h)->send_span_id, Hex(1));
+  // Two hops carry m-2: the earliest published.
+  h = this->store_->FindHop("", "m-2");
+  ASSERT_TRUE(h.ok() && h->has_value());
+  EXPECT_EQ((*h)->send_span_id, Hex(3));
+  // The span id wins; an unknown span id falls back to the message id.
+  h = this->store_->FindHop(Hex(2), "m-1");
+  ASSERT_TRUE(h.ok() && h->has_value());
+  EXPECT_EQ((*h)->send_span_id, Hex(2));
+  h = this->store_->FindHop(Hex(99), "m-1");
+  ASSERT_TRUE(h.ok() && h->has_value());
+  EXPECT_EQ((*h)->send_span_id, Hex(1));
+  h = this->store_->FindHop(Hex(99), "m-99");
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->has_value());
+  // A message id learnt through a merge is found.
+  h = this->store_->FindHop("", "m-4");
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->has_value());
+  WriteBatch c;
+  c.hops = {SendSide(4, "o-3", "m-4", 400)};
+  this->MustWrite(c);
+  h = this->store_->FindHop("", "m-4");
+  ASSERT_TRUE(h.ok() && h->has_value());
+  EXPECT_EQ((*h)->send_span_id, Hex(4));
+  EXPECT_EQ((*h)->processed_ns, 500);
+}
+
+// Three orders: closed and old, open and old, open and recent.  Each with spans (one old, one
+// recent when the order is recent), a milestone and a hop.
+template <typename T>
+void FillRetentionFixture(T* t) {
+  WriteBatch b;
+  struct O {
+    std::string id;
+    bool closed;
+    Nanos last;
+  };
+  const O orders[] = {{"closed-old", true, kNow - 40 * kDay},
+                      {"closed-new", true, kNow - 1 * kDay},
+                      {"open-old", false, kNow - 40 * kDay},
+                      {"open-new", false, kNow - 1 * kHour}};
+  uint64_t id = 1;
+  for (const auto& o : orders) {
+    b.orders.push_back(MakeOrder(o.id, o.last, o.closed));
+    b.spans.push_back(MakeSpan(o.id, id++, o.last - 20 * kDay, o.last - 20 * kDay + kSecond));
+    b.spans.push_back(MakeSpan(o.id, id++, o.last - kSecond, o.last));
+    b.milestones.push_back(MakeMilestone(o.id, "created", o.last - 20 * kDay, id));
+    b.hops.push_back(SendSide(1000 + id, o.id, "m-" + o.id, o.last - kSecond));
+  }
+  // A hop without an order, old.
+  b.hops.push_back(ProcessSide(5000, kNow - 100 * kDay, "billing", 1));
+  t->MustWrite(b);
+}
+
+TYPED_TEST(StoreContractTest, RetentionRemovesClosedOrdersWithTheirData) {
+  FillRetentionFixture(this);
+  Retention r;
+  r.closed_orders = std::chrono::hours(24 * 30);
+  r.inactive_orders = Duration::zero();
+  r.spans = Duration::zero();
+  auto res = this->store_->EnforceRetention(kNow, r);
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->orders_removed, 1u);
+  EXPECT_EQ(res->spans_removed, 2u);
+  auto j = this->store_->GetJourney("closed-old");
+  ASSERT_TRUE(j.ok());
+  EXPECT_FALSE(j->has_value());
+  auto h = this->store_->FindHop("", "m-closed-old");
+  ASSERT_TRUE(h.ok());
+  EXPECT_FALSE(h->has_value());
+  EXPECT_EQ(this->MustJourney("closed-new").spans.size(), 2u);
+  EXPECT_EQ(this->MustJourney("open-old").spans.size(), 2u);
+  const StoreStats st = this->MustStats();
+  EXPECT_EQ(st.orders, 3u);
+  EXPECT_EQ(st.spans, 6u);
+  EXPECT_EQ(st.hops, 4u);  // 3 orders' hops + the orphan
+  // Re-writing the removed order's spans recreates them (nothing left behind).
+  WriteBatch b;
+  b.orders = {MakeOrder("closed-old", kNow - 40 * kDay, true)};
+  this->MustWrite(b);
+  EXPECT_TRUE(this->MustJourney("closed-old").spans.empty());
+  EXPECT_TRUE(this->MustJourney("closed-old").milestones.empty());
+  EXPECT_TRUE(this->MustJourney("closed-old").hops.empty());
+}
+
+TYPED_TEST(StoreContractTest, RetentionRemovesOldSpansFromOpenOrders) {
+  FillRetentionFixture(this);
+  Retention r;
+  r.closed_orders = Duration::zero();
+  r.inactive_orders = Duration::zero();
+  r.spans = std::chrono::hours(24 * 14);
+  auto res = this->store_->EnforceRetention(kNow, r);
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->orders_removed, 0u);
+  // old: both spans of closed-old and open-old; the first span of closed-new and open-new.
+  EXPECT_EQ(res->spans_removed, 6u);
+  const Journey old = this->MustJourney("open-old");
+  EXPECT_TRUE(old.spans.empty());
+  EXPECT_EQ(old.milestones.size(), 1u);
+  EXPECT_EQ(old.hops.size(), 1u);
+  EXPECT_EQ(old.order, MakeOrder("open-old", kNow - 40 * kDay));
+  const Journey recent = this->MustJourney("open-new");
+  ASSERT_EQ(recent.spans.size(), 1u);
+  EXPECT_EQ(recent.spans[0].end_ns, kNow - kHour);
+  const StoreStats st = this->MustStats();
+  EXPECT_EQ(st.orders, 4u);
+  EXPECT_EQ(st.spans, 2u);
+  EXPECT_EQ(st.hops, 5u);
+}
+
+TYPED_TEST(StoreContractTest, RetentionRemovesInactiveOrders) {
+  FillRetentionFixture(this);
+  Retention r;
+  r.closed_orders = Duration::zero();
+  r.inactive_orders = std::chrono::hours(24 * 30);
+  r.spans = Duration::zero();
+  auto res = this->store_->EnforceRetention(kNow, r);
+  ASSERT_TRUE(res.ok()) << res.status().ToString();
+  EXPECT_EQ(res->orders_removed, 2u);  // closed-old and open-old
+  EXPECT_EQ(res->spans_removed, 4u);
+  for (const char* gone : {"closed-old", "open-old"}) {
+    auto j = this->store_->GetJourney(gone);
+    ASSERT_TRUE(j.ok());
+    EXPECT_FALSE(j->has_value()) << gone;
+  }
+  auto orphan = this->store_->FindHop(Hex(5000), "");
+  ASSERT_TRUE(orphan.ok());
+  EXPECT_FALSE(orphan->has_value());
+  const StoreStats st = this->MustStats();
+  EXPECT_EQ(st.orders, 2u);
+  EXPECT_EQ(st.spans, 4u);
+  EXPECT_EQ(st.hops, 2u);
+}
+
+TYPED_TEST(StoreContractTest, RetentionZeroKeepsEverything) {
+  FillRetentionFixture(this);
+  Retention r;
+  r.closed_orders = r.inactive_orders = r.spans = Duration::zero();
+  auto res = this->store_->EnforceRetention(kNow, r);
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->orders_removed, 0u);
+  EXPECT_EQ(res->spans_removed, 0u);
+  const StoreStats st = this->MustStats();
+  EXPECT_EQ(st.orders, 4u);
+  EXPECT_EQ(st.spans, 8u);
+  EXPECT_EQ(st.hops, 5u);
+  // All three at once.
+  res = this->store_->EnforceRetention(kNow, Retention{});
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->orders_removed, 1u);      // closed-old (open-old is not 90 days inactive)
+  EXPECT_EQ(res->spans_removed, 2u + 4u);  // closed-old's, then the old ones of the others
+  auto orphan = this->store_->FindHop(Hex(5000), "");
+  ASSERT_TRUE(orphan.ok());
+  EXPECT_FALSE(orphan->has_value());  // 100 days old
+}
+
+TYPED_TEST(StoreContractTest, Stats) {
+  StoreStats st = this->MustStats();
+  EXPECT_EQ(st.orders, 0u);
+  EXPECT_EQ(st.spans, 0u);
+  EXPECT_EQ(st.hops, 0u);
+  WriteBatch b;
+  for (int i = 0; i < 100; ++i) {
+    b.orders.push_back(MakeOrder(OrderId(i), 1000));
+    b.spans.push_back(MakeSpan(OrderId(i), 1, 10, 20));
+    b.spans.push_back(MakeSpan(OrderId(i), 2, 10, 20));
+    b.hops.push_back(SendSide(static_cast<uint64_t>(i), OrderId(i), "m", 5));
+  }
+  this->MustWrite(b);
+  this->MustWrite(b);  // all duplicates / replacements / merges
+  st = this->MustStats();
+  EXPECT_EQ(st.orders, 100u);
+  EXPECT_EQ(st.spans, 200u);
+  EXPECT_EQ(st.hops, 100u);
+  EXPECT_GT(st.bytes, 0u);
+}
+
+TYPED_TEST(StoreContractTest, ConcurrentReadersDuringWrites) {
+  std::atomic<bool> done{false};
+  std::atomic<int> errors{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 3; ++r) {
+    readers.emplace_back([&, r] {
+      int i = 0;
+      while (!done.load()) {
+        auto j = this->store_->GetJourney(OrderId(i++ % 50));
+        if (!j.ok()) ++errors;
+        if (j.ok() && j->has_value() && (*j)->order.order_id != OrderId((i - 1) % 50)) ++errors;
+        OrderQuery q;
+        q.limit = 10;
+        q.stuck = r % 2 == 0;
+        if (!this->store_->ListOrders(q).ok()) ++errors;
+        if (!this->store_->Stats().ok()) ++errors;
+      }
+    });
+  }
+  for (int batch = 0; batch < 100; ++batch) {
+    WriteBatch b;
+    for (int i = 0; i < 5; ++i) {
+      const int o = (batch * 5 + i) % 50;
+      b.orders.push_back(MakeOrder(OrderId(o), 1000 + batch, false,
+                                   batch % 2 ? StuckKind::kSilent : StuckKind::kNone));
+      b.spans.push_back(MakeSpan(OrderId(o), static_cast<uint64_t>(batch), batch, batch + 1));
+    }
+    this->MustWrite(b);
+  }
+  done = true;
+  for (auto& t : readers) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  EXPECT_EQ(this->MustStats().spans, 500u);
+}
+
+}  // namespace
+}  // namespace ordertrace::journey
