@@ -1,1 +1,239 @@
-// placeholder, replaced in this session
+#include "journey/facts.h"
+
+#include <charconv>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace ordertrace::journey {
+namespace {
+
+using otlp::AnyValueView;
+using otlp::KeyValueView;
+using otlp::ValueType;
+
+// A scalar attribute value as text ("" for arrays, maps and empty values).
+std::string ValueText(const AnyValueView& v) {
+  switch (v.type) {
+    case ValueType::kString:
+      return std::string(v.str);
+    case ValueType::kInt:
+      return std::to_string(v.int_value);
+    case ValueType::kBool:
+      return v.bool_value ? "true" : "false";
+    case ValueType::kDouble: {
+      char buf[32];
+      auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v.double_value);
+      return ec == std::errc() ? std::string(buf, end) : std::string();
+    }
+    default:
+      return {};
+  }
+}
+
+bool IsTrue(const AnyValueView& v) {
+  if (v.type == ValueType::kBool) return v.bool_value;
+  if (v.type == ValueType::kString) return v.str == "true" || v.str == "TRUE" || v.str == "True";
+  return false;
+}
+
+HopRole RoleFromOperation(std::string_view op) {
+  if (op == "send" || op == "publish" || op == "create") return HopRole::kSend;
+  if (op == "process" || op == "deliver" || op == "receive") return HopRole::kProcess;
+  return HopRole::kNone;
+}
+
+constexpr uint8_t kSpanKindProducer = 4;
+constexpr uint8_t kSpanKindConsumer = 5;
+
+// The attributes one pass over a span collects.  string_views point into the batch.
+struct Seen {
+  std::string order_id;
+  std::string_view stage, step, error_type;
+  bool heartbeat = false;
+  bool messaging = false;
+  std::string_view operation_type, operation_old;
+  std::string message_id;
+  std::string_view destination, destination_old, routing_key, queue;
+};
+
+bool MappingMatches(const MappingRule& m, const otlp::SpanBatch& batch, const otlp::SpanRef& span,
+                    std::string_view service) {
+  if (!m.service.empty() && m.service != service) return false;
+  if (!m.span.empty()) {
+    if (m.span.back() == '*') {
+      std::string_view prefix(m.span.data(), m.span.size() - 1);
+      if (span.name.substr(0, prefix.size()) != prefix) return false;
+    } else if (m.span != span.name) {
+      return false;
+    }
+  }
+  for (const auto& [key, want] : m.attributes) {
+    AnyValueView v;
+    if (!batch.FindAttribute(span, key, &v) || ValueText(v) != want) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+FactExtractor::FactExtractor(std::shared_ptr<const Rules> rules) : rules_(std::move(rules)) {}
+
+void FactExtractor::Extract(const otlp::SpanBatch& batch, std::vector<SpanRecord>* out,
+                            ExtractStats* stats) const {
+  const Rules& rules = *rules_;
+  const std::string_view entity_key = rules.entity_key;
+  ExtractStats local;
+  for (const otlp::SpanRef& span : batch.spans()) {
+    ++local.spans;
+    const std::string_view service = batch.resources()[span.resource].service_name;
+    Seen seen;
+    batch.ForEachAttribute(span, [&](const KeyValueView& kv) {
+      const std::string_view k = kv.key;
+      if (k == entity_key) {
+        seen.order_id = ValueText(kv.value);
+        return;
+      }
+      if (k.size() < 8) return;
+      if (k[0] == 'o') {
+        if (k == "order.stage" && kv.value.type == ValueType::kString) {
+          seen.stage = kv.value.str;
+        } else if (k == "order.step.status" && kv.value.type == ValueType::kString) {
+          seen.step = kv.value.str;
+        } else if (k == "ordertrace.heartbeat") {
+          seen.heartbeat = IsTrue(kv.value);
+        }
+      } else if (k[0] == 'e') {
+        if (k == "error.type" && kv.value.type == ValueType::kString) seen.error_type = kv.value.str;
+      } else if (k[0] == 'm' && k.substr(0, 10) == "messaging.") {
+        const std::string_view m = k.substr(10);
+        const bool str = kv.value.type == ValueType::kString;
+        if (m == "system") {
+          seen.messaging = true;
+        } else if (m == "operation.type" && str) {
+          seen.operation_type = kv.value.str;
+        } else if (m == "operation" && str) {
+          seen.operation_old = kv.value.str;
+        } else if (m == "message.id" || m == "message_id") {
+          seen.message_id = ValueText(kv.value);
+        } else if (m == "destination.name" && str) {
+          seen.destination = kv.value.str;
+        } else if (m == "destination" && str) {
+          seen.destination_old = kv.value.str;
+        } else if ((m == "rabbitmq.destination.routing_key" || m == "rabbitmq.routing_key") &&
+                   str) {
+          seen.routing_key = kv.value.str;
+        } else if ((m == "destination.subscription.name" || m == "rabbitmq.queue") && str) {
+          seen.queue = kv.value.str;
+        }
+      }
+    });
+
+    // A mapping rule may recognise a third-party span.
+    const MappingRule* mapping = nullptr;
+    for (const MappingRule& m : rules.mappings) {
+      if (MappingMatches(m, batch, span, service)) {
+        mapping = &m;
+        break;
+      }
+    }
+    if (mapping != nullptr && seen.order_id.empty() && !mapping->order_id_from.empty()) {
+      AnyValueView v;
+      if (batch.FindAttribute(span, mapping->order_id_from, &v)) seen.order_id = ValueText(v);
+    }
+
+    HopRole role = RoleFromOperation(seen.operation_type);
+    if (role == HopRole::kNone) role = RoleFromOperation(seen.operation_old);
+    if (role == HopRole::kNone && seen.messaging) {
+      if (span.kind == kSpanKindProducer) role = HopRole::kSend;
+      if (span.kind == kSpanKindConsumer) role = HopRole::kProcess;
+    }
+    if (!seen.messaging && seen.message_id.empty() && seen.destination.empty() &&
+        seen.destination_old.empty()) {
+      role = HopRole::kNone;  // operation words alone do not make a message hop
+    }
+
+    if (seen.order_id.empty() && role != HopRole::kProcess) continue;
+
+    SpanRecord r;
+    r.order_id = std::move(seen.order_id);
+    r.trace_id = otlp::ToHex(span.trace_id);
+    r.span_id = otlp::ToHex(span.span_id);
+    if (span.has_parent()) r.parent_span_id = otlp::ToHex(span.parent_span_id);
+    r.service = std::string(service);
+    r.name = std::string(span.name);
+    r.start_ns = static_cast<Nanos>(span.start_time_unix_nano);
+    r.end_ns = static_cast<Nanos>(span.end_time_unix_nano);
+    r.otel_status = span.status_code;
+    if (auto st = ParseStepStatus(seen.step)) r.step = *st;
+    if (!seen.stage.empty()) {
+      if (rules.StageIndex(seen.stage) >= 0) {
+        r.stage = std::string(seen.stage);
+      } else {
+        ++local.unknown_stage;
+      }
+    }
+    r.heartbeat = seen.heartbeat;
+    if (mapping != nullptr) {
+      ++local.mapped;
+      if (r.stage.empty() && !mapping->stage.empty()) r.stage = mapping->stage;
+      if (r.step == StepStatus::kUnset && mapping->step) r.step = *mapping->step;
+      if (mapping->heartbeat) r.heartbeat = true;
+    }
+
+    // The error, most specific first.
+    if (!seen.error_type.empty()) {
+      r.error = std::string(seen.error_type);
+    } else if (span.events > 0) {
+      batch.ForEachEvent(span, [&](const otlp::EventView& ev) {
+        if (!r.error.empty() || ev.name != "exception") return;
+        std::string type, message;
+        batch.ForEachAttribute(ev, [&](const KeyValueView& kv) {
+          if (kv.key == "exception.type") type = ValueText(kv.value);
+          if (kv.key == "exception.message") message = ValueText(kv.value);
+        });
+        r.error = type.empty() ? message : message.empty() ? type : type + ": " + message;
+        if (r.error.empty()) r.error = "exception";
+      });
+    }
+    if (r.error.empty() && span.status_code == 2) {
+      r.error = span.status_message.empty() ? "error" : std::string(span.status_message);
+    }
+
+    r.hop = role;
+    if (role != HopRole::kNone) {
+      r.message_id = std::move(seen.message_id);
+      r.routing_key = std::string(seen.routing_key);
+      r.queue = std::string(seen.queue);
+      if (!seen.destination.empty()) {
+        // "{exchange}:{routing_key}", or the exchange alone, or the routing key alone
+        // (default exchange) per the RabbitMQ messaging conventions.
+        std::string_view d = seen.destination;
+        const std::string suffix = ":" + r.routing_key;
+        if (!r.routing_key.empty() && d.size() > suffix.size() &&
+            d.substr(d.size() - suffix.size()) == suffix) {
+          r.exchange = std::string(d.substr(0, d.size() - suffix.size()));
+        } else if (d != r.routing_key) {
+          r.exchange = std::string(d);
+        }
+      } else if (!seen.destination_old.empty()) {
+        r.exchange = std::string(seen.destination_old);
+      }
+      if (span.links > 0) {
+        batch.ForEachLink(span, [&](const otlp::LinkView& l) {
+          r.links.push_back(otlp::ToHex(l.span_id));
+        });
+      }
+    }
+    out->push_back(std::move(r));
+    ++local.kept;
+  }
+  if (stats != nullptr) {
+    stats->spans += local.spans;
+    stats->kept += local.kept;
+    stats->unknown_stage += local.unknown_stage;
+    stats->mapped += local.mapped;
+  }
+}
+
+}  // namespace ordertrace::journey

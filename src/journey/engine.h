@@ -1,0 +1,203 @@
+// Engine: order facts in, journeys and stuck orders out.
+//
+//   SpanRecords (facts.h) ─► Apply() ─► in-memory state of every active order ─► JourneyStore
+//                                         │ one deadline per order (and per open message)
+//   Detector thread ─► Tick(now) ─────────┘ flags orders whose deadline + grace passed,
+//                                           clears them when they move on; listeners hear it
+//
+// State is derived commutatively from the facts (stage = the highest reached in rule order,
+// its time = the earliest span that reached it, heartbeats and per-service activity = the
+// latest), so late, out-of-order and duplicated spans give the same journey, and a later stage
+// arriving before an earlier one raises nothing.  Deadlines are counted in span time (the
+// timestamps services put on their spans) and compared with the clock: spans stamped in the
+// past make an order stuck at once.
+//
+// Memory: an active order (not closed) costs one compact record in a hash map plus a slot in an
+// indexed min-heap of deadlines; closed orders live in the store only.  docs/benchmarks.md has
+// the bytes per active order with 1M of them.
+//
+// After a restart Recover() reloads active orders and open hops from the store: orders flagged
+// before stay flagged (no second alert), a deadline that passed while the gateway was down is
+// flagged once by the first Tick().
+//
+// Thread-safety: Apply(), Tick(), SetRules() and Recover() serialise on an internal lock;
+// the read accessors and the store's readers may run concurrently with them.  Listeners are
+// called on the thread that flags or clears (the pipeline worker or the detector), with no
+// engine lock held; they must not block for long.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "common/metrics.h"
+#include "common/status.h"
+#include "journey/rules.h"
+#include "journey/store.h"
+#include "journey/types.h"
+
+namespace ordertrace::journey {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual Nanos Now() const = 0;
+};
+
+// The system's real-time clock.
+class SystemClock : public Clock {
+ public:
+  Nanos Now() const override;
+};
+
+// A clock tests set by hand.
+class ManualClock : public Clock {
+ public:
+  explicit ManualClock(Nanos now = 0) : now_(now) {}
+  Nanos Now() const override { return now_.load(); }
+  void Set(Nanos now) { now_.store(now); }
+  void Advance(Duration d) { now_.fetch_add(std::chrono::nanoseconds(d).count()); }
+
+ private:
+  std::atomic<Nanos> now_;
+};
+
+// Hears flags and clears.  `row` is the order's row as written to the store.
+class EngineListener {
+ public:
+  virtual ~EngineListener() = default;
+  virtual void OnStuck(const OrderRow& row) = 0;
+  virtual void OnCleared(const OrderRow& row) = 0;
+};
+
+struct EngineOptions {
+  // Process spans seen before their publish (out of order), remembered to close the hop when
+  // the publish arrives; the oldest are forgotten beyond this many.
+  size_t orphan_capacity = 100000;
+};
+
+class Engine {
+ public:
+  static constexpr Nanos kNever = std::numeric_limits<Nanos>::max();
+
+  // `store`, `clock` and `registry` must outlive the engine.  `registry` may be null (tests).
+  Engine(std::shared_ptr<const Rules> rules, JourneyStore& store, const Clock& clock,
+         metrics::Registry* registry, EngineOptions options = {});
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Rebuilds the in-memory state from the store.  Call once, before Apply().
+  Status Recover();
+
+  // Applies facts (one store write for all of them).  Records without an order id are process
+  // spans; the ones matched to an order get its id.  A failed store write is counted, logged
+  // and kept: it is retried before the next write (the in-memory state has moved on already),
+  // and the error is returned.
+  Status Apply(std::vector<SpanRecord> facts);
+
+  // Flags every order whose deadline + grace is ≤ now and writes its verdict.  Returns the
+  // number of orders flagged by this call.
+  size_t Tick(Nanos now);
+
+  // The earliest pending deadline (+ grace) of any order or message, kNever when none.
+  Nanos NextDeadline() const;
+
+  // Replaces the rules (SIGHUP): stages are matched by name, every active order's deadline is
+  // recomputed, flags that no longer hold are cleared, new ones come with the next Tick().
+  Status SetRules(std::shared_ptr<const Rules> rules);
+  std::shared_ptr<const Rules> rules() const;
+
+  void AddListener(EngineListener* listener);  // before traffic starts; not owned
+
+  // Runs Tick() on a background thread: woken at the next deadline, when Apply() brings an
+  // earlier one, and at least every `max_sleep`.  StopDetector() joins it.
+  void StartDetector(Duration max_sleep = Duration(1000));
+  void StopDetector();
+
+  size_t active_orders() const;
+  size_t open_hops() const;
+  size_t stuck_orders() const;
+  JourneyStore& store() { return store_; }
+  const Clock& clock() const { return clock_; }
+
+ private:
+  struct Active;
+  struct OpenHop;
+  struct Orphan;
+  template <typename T>
+  class Heap;
+  using ActiveMap = std::unordered_map<std::string, Active>;
+  using ActiveEntry = ActiveMap::value_type;
+  using HopMap = std::unordered_map<std::string, OpenHop>;
+  using HopEntry = HopMap::value_type;
+
+  struct Pending;  // the work of one Apply()/Tick(): rows to write, listeners to call
+  struct Verdict;
+
+  Verdict Evaluate(const Active& a, Nanos now) const;
+  void Reschedule(ActiveEntry* e, Nanos now, Pending* p);
+  OrderRow RowOf(const ActiveEntry& e) const;
+  ActiveEntry* FindOrLoad(const std::string& order_id, Pending* p, Status* error);
+  void ApplyToOrder(ActiveEntry* e, const SpanRecord& r, Pending* p);
+  void CloseHop(HopEntry* h, const SpanRecord& process, Pending* p);
+  Status Commit(Pending* p);
+  static void Append(WriteBatch* to, WriteBatch&& from);
+  void Notify(const Pending& p);
+  void RememberOrphan(const SpanRecord& process);
+  const Orphan* FindOrphan(const SpanRecord& send) const;
+  void ForgetOrphan(const SpanRecord& send);
+  Nanos NextDeadlineLocked() const;
+  void KickDetector();
+  uint16_t ServiceIndex(std::string_view service) const;  // watched-service slot, or 0xffff
+  uint16_t InternService(std::string_view service);
+  void DetectorLoop(Duration max_sleep);
+
+  JourneyStore& store_;
+  const Clock& clock_;
+  EngineOptions options_;
+
+  mutable std::mutex mu_;  // guards everything below
+  std::shared_ptr<const Rules> rules_;
+  std::vector<std::string> watched_;  // rules_->WatchedServices()
+  std::vector<std::string> services_;  // interned service names (last_service)
+  std::unordered_map<std::string, uint16_t> service_ids_;
+  std::unique_ptr<ActiveMap> active_;
+  std::unique_ptr<Heap<ActiveEntry>> order_heap_;
+  std::unique_ptr<HopMap> hops_;
+  std::unique_ptr<Heap<HopEntry>> hop_heap_;
+  std::unordered_map<std::string, std::string> hop_by_message_;  // message id → send span id
+  std::unique_ptr<std::vector<Orphan>> orphans_;  // ring of process spans seen before publish
+  size_t orphan_next_ = 0;
+  std::unordered_map<std::string, size_t> orphan_index_;  // message/parent/link key → ring slot
+  size_t stuck_ = 0;
+  std::vector<EngineListener*> listeners_;
+  WriteBatch retry_;  // facts a failed store write still owes the store
+
+  std::mutex write_mu_;  // serialises compute + store write across Apply/Tick/SetRules
+
+  // Detector thread.
+  std::mutex detector_mu_;
+  std::condition_variable detector_cv_;
+  bool detector_stop_ = false;
+  bool detector_kick_ = false;
+  std::thread detector_;
+
+  // Metrics (null-safe: a dummy registry when none is given).
+  std::unique_ptr<metrics::Registry> own_registry_;
+  metrics::Counter* facts_total_;
+  metrics::Counter* store_errors_;
+  metrics::Family<metrics::Counter>* flagged_total_;
+  metrics::Counter* cleared_total_;
+  metrics::Histogram* flag_lag_;
+};
+
+}  // namespace ordertrace::journey

@@ -1,0 +1,53 @@
+// FactExtractor: from an accepted SpanBatch to the SpanRecords a journey keeps.
+//
+// A span concerns an order when it carries the entity key (rules.entity_key, `order.id` by
+// default) or when a mapping rule recognises it and names the attribute that holds the id
+// (third-party spans).  A RabbitMQ process span without an order id is kept too: the engine
+// matches it to its order through the message (id, parent span or link).  Every other span is
+// skipped after one pass over its attributes.
+//
+// What is read (OTel conventions, with the older names @opentelemetry/instrumentation-amqplib
+// 0.x and .NET RabbitMQ.Client still send):
+//   order.stage, order.step.status, ordertrace.heartbeat
+//   error.type; else the exception event's exception.type/message; else the status message
+//   messaging.operation.type (send|publish|create → send, process|deliver|receive → process),
+//     older messaging.operation; else the span kind PRODUCER/CONSUMER when messaging.system is set
+//   messaging.message.id (older messaging.message_id)
+//   messaging.destination.name "{exchange}:{routing_key}" (older messaging.destination)
+//   messaging.rabbitmq.destination.routing_key (older messaging.rabbitmq.routing_key)
+//   messaging.destination.subscription.name, messaging.rabbitmq.queue (the queue)
+//
+// Thread-safety: Extract() is const and may run concurrently.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "journey/rules.h"
+#include "journey/types.h"
+#include "otlp/span_batch.h"
+
+namespace ordertrace::journey {
+
+struct ExtractStats {
+  uint64_t spans = 0;          // spans looked at
+  uint64_t kept = 0;           // records produced
+  uint64_t unknown_stage = 0;  // order.stage not among the rules' stages (ignored)
+  uint64_t mapped = 0;         // spans a mapping rule recognised
+};
+
+class FactExtractor {
+ public:
+  explicit FactExtractor(std::shared_ptr<const Rules> rules);
+
+  // Appends the records of `batch` to `out`.
+  void Extract(const otlp::SpanBatch& batch, std::vector<SpanRecord>* out,
+               ExtractStats* stats = nullptr) const;
+
+  const Rules& rules() const { return *rules_; }
+
+ private:
+  std::shared_ptr<const Rules> rules_;
+};
+
+}  // namespace ordertrace::journey
