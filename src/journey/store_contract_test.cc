@@ -2,6 +2,7 @@
 // implementation, plus the SQLite store's own cases (persistence, files that are not ours).
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -14,6 +15,7 @@
 #include <vector>
 
 #include "journey/memory_store.h"
+#include "journey/sqlite_store.h"
 #include "journey/store.h"
 
 namespace ordertrace::journey {
@@ -109,6 +111,17 @@ struct MemoryFactory {
   static std::unique_ptr<JourneyStore> Open(const fs::path& /*dir*/) { return NewMemoryStore(); }
 };
 
+struct SqliteFactory {
+  static constexpr bool kSqlite = true;
+  static std::unique_ptr<JourneyStore> Open(const fs::path& dir) {
+    SqliteStoreOptions options;
+    options.path = (dir / "journeys.db").string();
+    auto store = OpenSqliteStore(options);
+    EXPECT_TRUE(store.ok()) << store.status().ToString();
+    return store.ok() ? std::move(store).value() : nullptr;
+  }
+};
+
 template <typename Factory>
 class StoreContractTest : public ::testing::Test {
  public:  // the fill helpers below take the fixture
@@ -157,7 +170,7 @@ class StoreContractTest : public ::testing::Test {
   std::unique_ptr<JourneyStore> store_;
 };
 
-using StoreTypes = ::testing::Types<MemoryFactory>;
+using StoreTypes = ::testing::Types<MemoryFactory, SqliteFactory>;
 TYPED_TEST_SUITE(StoreContractTest, StoreTypes);
 
 TYPED_TEST(StoreContractTest, RoundTripsEveryField) {
@@ -793,6 +806,195 @@ TYPED_TEST(StoreContractTest, ConcurrentReadersDuringWrites) {
   for (auto& t : readers) t.join();
   EXPECT_EQ(errors.load(), 0);
   EXPECT_EQ(this->MustStats().spans, 500u);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQLite only.
+
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "ordertrace-sqlite-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    path_ = (dir_ / "journeys.db").string();
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  Result<std::unique_ptr<JourneyStore>> Open() {
+    SqliteStoreOptions options;
+    options.path = path_;
+    return OpenSqliteStore(options);
+  }
+  void WriteFile(const std::string& bytes) {
+    std::ofstream out(path_, std::ios::binary | std::ios::trunc);
+    out << bytes;
+  }
+
+  fs::path dir_;
+  std::string path_;
+};
+
+TEST_F(SqliteStoreTest, DataSurvivesReopen) {
+  WriteBatch b;
+  for (int i = 0; i < 30; ++i) {
+    b.orders.push_back(MakeOrder(OrderId(i), 1000 + i, i % 2 == 0));
+    b.spans.push_back(MakeSpan(OrderId(i), 1, 10, 20));
+    b.milestones.push_back(MakeMilestone(OrderId(i), "created", 20, 1));
+    b.hops.push_back(SendSide(static_cast<uint64_t>(i), OrderId(i), "m", 5));
+  }
+  Journey before;
+  {
+    auto store = Open();
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    ASSERT_TRUE((*store)->Write(b).ok());
+    auto j = (*store)->GetJourney(OrderId(7));
+    ASSERT_TRUE(j.ok() && j->has_value());
+    before = **j;
+  }
+  auto store = Open();
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  auto j = (*store)->GetJourney(OrderId(7));
+  ASSERT_TRUE(j.ok() && j->has_value());
+  EXPECT_EQ((*j)->order, before.order);
+  EXPECT_EQ((*j)->spans, before.spans);
+  EXPECT_EQ((*j)->milestones, before.milestones);
+  EXPECT_EQ((*j)->hops, before.hops);
+  auto st = (*store)->Stats();
+  ASSERT_TRUE(st.ok());
+  EXPECT_EQ(st->orders, 30u);
+  EXPECT_EQ(st->spans, 30u);
+  EXPECT_EQ(st->hops, 30u);
+  EXPECT_GT(st->bytes, 4096u);
+  int active = 0;
+  ASSERT_TRUE((*store)->ForEachActiveOrder([&](const OrderRow&) { ++active; }).ok());
+  EXPECT_EQ(active, 15);
+}
+
+TEST_F(SqliteStoreTest, GarbageFileIsAnErrorNotACrash) {
+  WriteFile(std::string(8192, '\x5a'));
+  auto store = Open();
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), StatusCode::kInternal);
+  EXPECT_NE(store.status().message().find(path_), std::string::npos) << store.status().message();
+  EXPECT_NE(store.status().message().find("not a database"), std::string::npos)
+      << store.status().message();
+}
+
+TEST_F(SqliteStoreTest, DamagedPagesAreErrorsNotCrashes) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    for (int batch = 0; batch < 20; ++batch) {
+      WriteBatch b;
+      for (int i = 0; i < 50; ++i) {
+        const int o = batch * 50 + i;
+        b.orders.push_back(MakeOrder(OrderId(o), 1000));
+        for (uint64_t k = 0; k < 4; ++k) b.spans.push_back(MakeSpan(OrderId(o), k, 10, 20));
+      }
+      ASSERT_TRUE((*store)->Write(b).ok());
+    }
+  }  // closed: checkpointed into the main file
+  const auto size = fs::file_size(path_);
+  ASSERT_GT(size, 16u * 4096u);
+  {
+    // Overwrite the back half of the file: the schema and counters (first pages) stay
+    // readable, so the store opens and the damage shows up in the data.
+    std::fstream f(path_, std::ios::binary | std::ios::in | std::ios::out);
+    const auto from = (size / 4096 / 2) * 4096;
+    f.seekp(static_cast<std::streamoff>(from));
+    const std::string junk(size - from, '\xa5');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  auto store = Open();
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  // Whatever the damage hits answers with an error (or, where it misses, data); no crash.
+  int errors = 0;
+  std::string message;
+  auto note = [&](const Status& st) {
+    if (st.ok()) return;
+    ++errors;
+    if (message.empty()) message = st.message();
+  };
+  for (int i = 0; i < 1000; i += 37) note((*store)->GetJourney(OrderId(i)).status());
+  OrderQuery q;
+  q.limit = 1000;
+  note((*store)->ListOrders(q).status());
+  WriteBatch b;
+  b.orders = {MakeOrder("new", 1)};
+  note((*store)->Write(b));
+  note((*store)->EnforceRetention(kNow, Retention{}).status());
+  note((*store)->ForEachActiveOrder([](const OrderRow&) {}));
+  EXPECT_GT(errors, 0);
+  EXPECT_NE(message.find(path_), std::string::npos) << message;
+  EXPECT_NE(message.find("malformed"), std::string::npos) << message;
+}
+
+TEST_F(SqliteStoreTest, ForeignDatabaseIsRefused) {
+  // A valid store whose header says "newer": patch user_version (bytes 60..63, big-endian).
+  {
+    auto store = Open();
+    ASSERT_TRUE(store.ok());
+  }
+  {
+    std::fstream f(path_, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(60);
+    const char v99[4] = {0, 0, 0, 99};
+    f.write(v99, 4);
+  }
+  auto newer = Open();
+  ASSERT_FALSE(newer.ok());
+  EXPECT_NE(newer.status().message().find("newer"), std::string::npos) << newer.status().message();
+  EXPECT_NE(newer.status().message().find(path_), std::string::npos);
+  // Another application id (bytes 68..71).
+  {
+    std::fstream f(path_, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(60);
+    const char v1[4] = {0, 0, 0, 1};
+    f.write(v1, 4);
+    f.seekp(68);
+    const char other[4] = {'A', 'B', 'C', 'D'};
+    f.write(other, 4);
+  }
+  auto foreign = Open();
+  ASSERT_FALSE(foreign.ok());
+  EXPECT_NE(foreign.status().message().find("not an ordertrace journey store"), std::string::npos)
+      << foreign.status().message();
+}
+
+TEST_F(SqliteStoreTest, MissingDirectoryIsAnError) {
+  SqliteStoreOptions options;
+  options.path = (dir_ / "no" / "such" / "dir" / "journeys.db").string();
+  auto store = OpenSqliteStore(options);
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.status().message().find(options.path), std::string::npos)
+      << store.status().message();
+}
+
+TEST_F(SqliteStoreTest, ReadOnlyFileFailsWritesAtomically) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store.ok());
+    WriteBatch b;
+    b.orders = {MakeOrder("o-1", 1)};
+    ASSERT_TRUE((*store)->Write(b).ok());
+  }
+  if (geteuid() == 0) GTEST_SKIP() << "root ignores file permissions";
+  fs::permissions(path_, fs::perms::owner_read | fs::perms::group_read | fs::perms::others_read);
+  auto store = Open();
+  if (!store.ok()) {
+    EXPECT_NE(store.status().message().find(path_), std::string::npos);
+    return;
+  }
+  WriteBatch b;
+  b.orders = {MakeOrder("o-2", 1)};
+  b.spans = {MakeSpan("o-2", 1, 1, 2)};
+  EXPECT_FALSE((*store)->Write(b).ok());
+  auto j = (*store)->GetJourney("o-2");
+  ASSERT_TRUE(j.ok());
+  EXPECT_FALSE(j->has_value());
 }
 
 }  // namespace

@@ -1,0 +1,50 @@
+// SqliteStore: the embedded JourneyStore, one SQLite database file (WAL mode) under --data.
+// Semantics are MemoryStore's (memory_store.h), checked by store_contract_test.cc.
+//
+// Schema (version 1, PRAGMA user_version; PRAGMA application_id 'OTJS' marks the file ours):
+//   orders      WITHOUT ROWID, PRIMARY KEY order_id (CHECK order_id <> ''); services as
+//               "svc=ns;svc=ns".  Indexes: (order_id) WHERE stuck <> 0, (order_id) WHERE
+//               closed = 0, (stage, order_id), (last_ns) for retention.
+//   spans       WITHOUT ROWID, PRIMARY KEY (order_id, span_id), so an order's spans are
+//               clustered together; lowercase-hex ids (trace, span, parent) are stored as
+//               blobs (half the bytes), anything else as text; links comma-joined.  Indexes:
+//               (order_id, start_ns) for the latest N spans, (end_ns) for retention.
+//   milestones  WITHOUT ROWID, PRIMARY KEY (order_id, stage).
+//   hops        WITHOUT ROWID, PRIMARY KEY send_span_id.  Indexes: (message_id) WHERE
+//               message_id <> '', (order_id), (send_span_id) WHERE open.
+//   counters    the orders / spans / hops totals, updated in each write transaction, so
+//               Stats() does not count 10M rows.
+// A file whose application_id is not ours (or another non-empty database without it), or
+// whose user_version is newer than this build's, is refused with a clear error; so is a
+// corrupt file.  Every SQLite error becomes Status::Internal naming the file and SQLite's
+// message.
+//
+// Writes: one IMMEDIATE transaction per Write(), rolled back on any error.  Prepared
+// statements are cached per connection.  Retention deletes in chunks (1000 orders, or 10000
+// spans/hops, per transaction), releasing the writer between chunks.
+//
+// Thread-safety: two connections, each behind its own mutex: a writer (Write,
+// EnforceRetention) and a reader (everything else).  In WAL mode readers see the last
+// committed write and never wait for the writer.  GetJourney reads in one transaction (a
+// consistent snapshot); ForEachActiveOrder / ForEachOpenHop read pages of 1000 rows in key
+// order and call `fn` with no lock held, so writes committed meanwhile may or may not be seen.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "common/status.h"
+#include "journey/store.h"
+
+namespace ordertrace::journey {
+
+struct SqliteStoreOptions {
+  std::string path;               // the database file; its directory must exist
+  bool synchronous_full = false;  // PRAGMA synchronous=FULL; NORMAL (the WAL default) if false
+  int busy_timeout_ms = 5000;     // another process holding the file (e.g. the CLI)
+  int cache_mb = 64;              // page cache of the writer connection (the reader: half)
+};
+
+Result<std::unique_ptr<JourneyStore>> OpenSqliteStore(const SqliteStoreOptions& options);
+
+}  // namespace ordertrace::journey
