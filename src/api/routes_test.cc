@@ -2,38 +2,17 @@
 
 #include <gtest/gtest.h>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <string>
+
+#include "receive/http_client.h"
 
 namespace ordertrace::api {
 namespace {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = boost::asio::ip::tcp;
-
-struct Reply {
-  int status = 0;
-  std::string content_type;
-  std::string body;
-};
-
-Reply Get(uint16_t port, const std::string& target) {
-  boost::asio::io_context io;
-  tcp::socket socket(io);
-  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
-  http::request<http::empty_body> req{http::verb::get, target, 11};
-  req.set(http::field::host, "127.0.0.1");
-  req.keep_alive(false);
-  http::write(socket, req);
-  beast::flat_buffer buffer;
-  http::response<http::string_body> res;
-  http::read(socket, buffer, res);
-  return {static_cast<int>(res.result_int()), std::string(res[http::field::content_type]),
-          res.body()};
+receive::HttpReply Get(uint16_t port, const std::string& target) {
+  auto r = receive::HttpGet(port, target);
+  EXPECT_TRUE(r.ok()) << r.status().message();
+  return r.ok() ? r.value() : receive::HttpReply{};
 }
 
 TEST(RoutesTest, HandlersAnswerWithoutAServer) {
@@ -78,7 +57,7 @@ TEST(RoutesTest, ServesOverHttp) {
   const uint16_t port = server.port();
   ASSERT_NE(port, 0);
 
-  Reply r = Get(port, "/healthz");
+  receive::HttpReply r = Get(port, "/healthz");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "ok");
 

@@ -203,6 +203,19 @@ struct HttpServer::Impl {
 
   const HttpServerOptions options;
   std::unordered_map<std::string, RouteEntry> routes;  // written before Start() only
+  std::vector<std::string> prefix_routes;  // patterns ending in '*', longest first
+
+  // The route for a path: exact, else the longest prefix pattern.
+  std::unordered_map<std::string, RouteEntry>::iterator FindRoute(const std::string& path) {
+    auto it = routes.find(path);
+    if (it != routes.end()) return it;
+    for (const std::string& pattern : prefix_routes) {
+      if (path.compare(0, pattern.size() - 1, pattern, 0, pattern.size() - 1) == 0) {
+        return routes.find(pattern);
+      }
+    }
+    return routes.end();
+  }
   std::atomic<bool> stopping{false};
   std::atomic<uint16_t> port{0};
 
@@ -414,7 +427,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
 
   void RunRejectHook(const HttpRequest& req, HttpResponse& out) {
     if (req.path.empty()) return;
-    auto it = server_->routes.find(req.path);
+    auto it = server_->FindRoute(req.path);
     if (it == server_->routes.end() || !it->second.reject_hook) return;
     const int status = out.status;
     try {
@@ -445,7 +458,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   }
 
   void RunRoute(HttpRequest& req, HttpResponse& out) {
-    auto it = server_->routes.find(req.path);
+    auto it = server_->FindRoute(req.path);
     if (req.path.empty() || req.path.front() != '/') {
       Text(out, 400, "request target must be a path");
       return;
@@ -629,6 +642,13 @@ HttpServer::HttpServer(HttpServerOptions options)
 HttpServer::~HttpServer() { Shutdown(); }
 
 void HttpServer::Route(std::string method, std::string path, HttpHandler handler) {
+  if (!path.empty() && path.back() == '*' &&
+      std::find(impl_->prefix_routes.begin(), impl_->prefix_routes.end(), path) ==
+          impl_->prefix_routes.end()) {
+    impl_->prefix_routes.push_back(path);
+    std::sort(impl_->prefix_routes.begin(), impl_->prefix_routes.end(),
+              [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  }
   impl_->routes[std::move(path)].methods.emplace_back(std::move(method), std::move(handler));
 }
 

@@ -63,8 +63,9 @@ class HttpServer {
   explicit HttpServer(HttpServerOptions options);
   ~HttpServer();  // calls Shutdown() if still running
 
-  // Registers a handler for method + exact path.  A known path with another method gets 405,
-  // an unknown path 404.
+  // Registers a handler for method + exact path, or for every path under a prefix when `path`
+  // ends in '*' ("/api/v1/orders/*"; the longest matching prefix wins, an exact path wins over
+  // any prefix).  A known path with another method gets 405, an unknown path 404.
   void Route(std::string method, std::string path, HttpHandler handler);
   // Registers a hook for requests to `path` refused before their handler (see HttpRejectHook).
   // Before Start(), like Route().

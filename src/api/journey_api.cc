@@ -1,0 +1,300 @@
+#include "api/journey_api.h"
+
+#include <charconv>
+#include <ctime>
+#include <utility>
+
+#include "common/log.h"
+#include "common/url.h"
+
+namespace ordertrace::api {
+namespace {
+
+using journey::Nanos;
+using nlohmann::json;
+
+constexpr char kJson[] = "application/json";
+constexpr std::string_view kOrdersPrefix = "/api/v1/orders/";
+
+json TimeOrNull(Nanos t) { return t == 0 ? json(nullptr) : json(Rfc3339(t)); }
+json StrOrNull(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
+
+void JsonResponse(receive::HttpResponse& res, int status, const json& body) {
+  res.status = status;
+  res.content_type = kJson;
+  res.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  res.headers.emplace_back("Cache-Control", "no-store");
+}
+
+void JsonError(receive::HttpResponse& res, int status, const std::string& message) {
+  JsonResponse(res, status, json{{"error", message}, {"status", status}});
+}
+
+int HttpStatusOf(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kInvalidArgument:
+      return 400;
+    case StatusCode::kNotFound:
+      return 404;
+    case StatusCode::kUnavailable:
+      return 503;
+    default:
+      return 500;
+  }
+}
+
+// Checks the caller; answers the request itself and returns false when it may not proceed.
+bool Allowed(const Authorizer& auth, const receive::HttpRequest& req, receive::HttpResponse& res,
+             std::string_view action) {
+  Status s = auth.Authorize(req, action);
+  if (s.ok()) return true;
+  JsonError(res, HttpStatusOf(s) == 500 ? 403 : HttpStatusOf(s), s.message());
+  return false;
+}
+
+const char* OtelStatusName(uint8_t s) { return s == 2 ? "ERROR" : s == 1 ? "OK" : "UNSET"; }
+
+json SpanJson(const journey::SpanRecord& s, std::string_view jaeger_ui) {
+  json j{{"trace_id", s.trace_id},
+         {"span_id", s.span_id},
+         {"parent_span_id", StrOrNull(s.parent_span_id)},
+         {"service", s.service},
+         {"name", s.name},
+         {"start", Rfc3339(s.start_ns)},
+         {"end", Rfc3339(s.end_ns)},
+         {"duration_ms", static_cast<double>(s.end_ns - s.start_ns) / 1e6},
+         {"status", OtelStatusName(s.otel_status)},
+         {"step_status", s.step == journey::StepStatus::kUnset
+                             ? json(nullptr)
+                             : json(journey::StepStatusName(s.step))},
+         {"error", StrOrNull(s.error)},
+         {"stage", StrOrNull(s.stage)},
+         {"heartbeat", s.heartbeat},
+         {"jaeger", journey::JaegerLink(jaeger_ui, s.trace_id)}};
+  if (s.hop != journey::HopRole::kNone) {
+    j["messaging"] = json{{"operation", journey::HopRoleName(s.hop)},
+                          {"message_id", StrOrNull(s.message_id)},
+                          {"exchange", s.exchange},
+                          {"routing_key", s.routing_key},
+                          {"queue", StrOrNull(s.queue)}};
+  }
+  return j;
+}
+
+json HopJson(const journey::Hop& h) {
+  return json{{"open", h.open()},
+              {"message_id", StrOrNull(h.message_id)},
+              {"exchange", h.exchange},
+              {"routing_key", h.routing_key},
+              {"queue", StrOrNull(h.queue)},
+              {"published", TimeOrNull(h.published_ns)},
+              {"publisher", StrOrNull(h.send_service)},
+              {"send_span_id", h.send_span_id},
+              {"send_trace_id", StrOrNull(h.send_trace_id)},
+              {"processed", TimeOrNull(h.processed_ns)},
+              {"processor", StrOrNull(h.process_service)},
+              {"process_span_id", StrOrNull(h.process_span_id)}};
+}
+
+json DiagnosisJson(const journey::Diagnosis& d) {
+  json last = nullptr;
+  if (d.last_span) {
+    const journey::SpanRecord& s = *d.last_span;
+    last = json{{"service", s.service},
+                {"operation", s.name},
+                {"status", OtelStatusName(s.otel_status)},
+                {"step_status", s.step == journey::StepStatus::kUnset
+                                    ? json(nullptr)
+                                    : json(journey::StepStatusName(s.step))},
+                {"error", StrOrNull(s.error)},
+                {"end", Rfc3339(s.end_ns)},
+                {"trace_id", s.trace_id},
+                {"span_id", s.span_id}};
+  }
+  json hops = json::array();
+  for (const journey::Hop& h : d.open_hops) hops.push_back(HopJson(h));
+  return json{
+      {"summary", d.summary},
+      {"kind", journey::StuckKindName(d.kind)},
+      {"stage", d.stage},
+      {"stage_since", TimeOrNull(d.stage_since_ns)},
+      {"in_stage_seconds", std::chrono::duration<double>(d.in_stage).count()},
+      {"allowed_seconds", std::chrono::duration<double>(d.allowed).count()},
+      {"deadline", TimeOrNull(d.deadline_ns)},
+      {"expected", d.expected},
+      {"expected_stage", StrOrNull(d.expected_stage)},
+      {"expected_service", StrOrNull(d.expected_service)},
+      {"last_span", last},
+      {"open_hops", hops},
+      {"heartbeat",
+       json{{"expected", d.heartbeat.expected},
+            {"interval_seconds", std::chrono::duration<double>(d.heartbeat.interval).count()},
+            {"last", TimeOrNull(d.heartbeat.last_ns)},
+            {"alive", d.heartbeat.expected ? json(d.heartbeat.alive) : json(nullptr)}}},
+      {"trace_ids", d.trace_ids},
+      {"jaeger_links", d.jaeger_links}};
+}
+
+bool ParseLimit(const std::string& text, size_t max, size_t* out) {
+  size_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v == 0 || v > max) return false;
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+std::string Rfc3339(Nanos t) {
+  if (t == 0) return "";
+  const std::time_t s = static_cast<std::time_t>(t / 1000000000);
+  std::tm tm{};
+  gmtime_r(&s, &tm);
+  char buf[40];
+  const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  const int ms = static_cast<int>((t % 1000000000) / 1000000);
+  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", ms);
+  return buf;
+}
+
+json OrderSummaryJson(const journey::OrderRow& r) {
+  return json{{"order_id", r.order_id},
+              {"stage", StrOrNull(r.stage)},
+              {"stage_since", TimeOrNull(r.stage_ns)},
+              {"stuck", r.stuck != journey::StuckKind::kNone},
+              {"stuck_kind", r.stuck == journey::StuckKind::kNone
+                                 ? json(nullptr)
+                                 : json(journey::StuckKindName(r.stuck))},
+              {"stuck_since", TimeOrNull(r.stuck_since_ns)},
+              {"summary", StrOrNull(r.summary)},
+              {"expected_service", StrOrNull(r.expected_service)},
+              {"last_service", StrOrNull(r.last_service)},
+              {"first_seen", TimeOrNull(r.first_ns)},
+              {"last_seen", TimeOrNull(r.last_ns)},
+              {"open_hops", r.open_hops},
+              {"closed", r.closed}};
+}
+
+json OrderJson(const journey::Journey& jr, const std::optional<journey::Diagnosis>& diagnosis,
+               std::string_view jaeger_ui) {
+  json j = OrderSummaryJson(jr.order);
+  j["deadline"] = TimeOrNull(jr.order.deadline_ns);
+  j["last_heartbeat"] = TimeOrNull(jr.order.last_heartbeat_ns);
+  j["diagnosis"] = diagnosis ? DiagnosisJson(*diagnosis) : json(nullptr);
+  if (diagnosis) j["summary"] = diagnosis->summary;
+  json milestones = json::array();
+  for (const journey::Milestone& m : jr.milestones) {
+    milestones.push_back(json{{"stage", m.stage},
+                              {"at", Rfc3339(m.at_ns)},
+                              {"service", m.service},
+                              {"trace_id", m.trace_id},
+                              {"span_id", m.span_id}});
+  }
+  j["milestones"] = std::move(milestones);
+  json spans = json::array();
+  for (const journey::SpanRecord& s : jr.spans) spans.push_back(SpanJson(s, jaeger_ui));
+  j["spans"] = std::move(spans);
+  j["spans_truncated"] = jr.spans_truncated;
+  json hops = json::array();
+  for (const journey::Hop& h : jr.hops) hops.push_back(HopJson(h));
+  j["hops"] = std::move(hops);
+  return j;
+}
+
+void RegisterJourneyRoutes(receive::HttpServer& server, journey::Engine& engine,
+                           const Authorizer& auth, JourneyApiOptions options) {
+  server.Route("GET", "/api/v1/orders/*",
+               [&engine, &auth, options](receive::HttpRequest& req, receive::HttpResponse& res) {
+                 if (!Allowed(auth, req, res, "orders.read")) return;
+                 std::string id;
+                 const std::string_view raw = std::string_view(req.path).substr(kOrdersPrefix.size());
+                 if (raw.empty() || raw.find('/') != std::string_view::npos ||
+                     !url::PercentDecode(raw, &id) || id.empty()) {
+                   JsonError(res, 400,
+                             "expected /api/v1/orders/{id} with one percent-encoded order id");
+                   return;
+                 }
+                 auto jr = engine.store().GetJourney(id, options.max_spans);
+                 if (!jr.ok()) {
+                   log::Error("journey read failed", {{"order_id", id}, {"error", jr.status().message()}});
+                   JsonError(res, 500, "journey store: " + jr.status().message());
+                   return;
+                 }
+                 if (!jr.value().has_value()) {
+                   JsonError(res, 404, "order '" + id + "' not found");
+                   return;
+                 }
+                 const journey::Journey& journey = *jr.value();
+                 const auto rules = engine.rules();
+                 auto d = journey::Diagnose(journey, *rules, engine.clock().Now(),
+                                            options.jaeger_ui);
+                 JsonResponse(res, 200, OrderJson(journey, d, options.jaeger_ui));
+               });
+  server.Route("GET", "/api/v1/orders",
+               [&engine, &auth, options](receive::HttpRequest& req, receive::HttpResponse& res) {
+                 if (!Allowed(auth, req, res, "orders.list")) return;
+                 url::QueryParams q;
+                 std::string error;
+                 if (!url::ParseQuery(req.query, &q, &error)) {
+                   JsonError(res, 400, error);
+                   return;
+                 }
+                 journey::OrderQuery query;
+                 query.limit = options.default_limit;
+                 for (const auto& [k, v] : q.params) {
+                   if (k == "stuck") {
+                     if (v == "true" || v == "1") {
+                       query.stuck = true;
+                     } else if (v == "false" || v == "0") {
+                       query.stuck = false;
+                     } else if (!v.empty()) {
+                       JsonError(res, 400, "stuck: expected true or false, got '" + v + "'");
+                       return;
+                     }
+                   } else if (k == "stage") {
+                     query.stage = v;
+                   } else if (k == "service") {
+                     query.service = v;
+                   } else if (k == "cursor") {
+                     query.cursor = v;
+                   } else if (k == "limit") {
+                     if (!v.empty() && !ParseLimit(v, options.max_limit, &query.limit)) {
+                       JsonError(res, 400, "limit: expected 1.." + std::to_string(options.max_limit) +
+                                               ", got '" + v + "'");
+                       return;
+                     }
+                   } else if (k == "closed") {
+                     query.include_closed = v != "false" && v != "0";
+                   } else {
+                     JsonError(res, 400,
+                               "unknown query parameter '" + k +
+                                   "' (known: stuck, stage, service, limit, cursor, closed)");
+                     return;
+                   }
+                 }
+                 if (!query.stage.empty() && engine.rules()->StageIndex(query.stage) < 0) {
+                   JsonError(res, 400, "stage: unknown stage '" + query.stage + "'");
+                   return;
+                 }
+                 auto page = engine.store().ListOrders(query);
+                 if (!page.ok()) {
+                   JsonError(res, 500, "journey store: " + page.status().message());
+                   return;
+                 }
+                 json orders = json::array();
+                 const auto rules = engine.rules();
+                 const Nanos now = engine.clock().Now();
+                 for (journey::OrderRow& r : page.value().orders) {
+                   // The stored line was written when the order was flagged; say it as of now.
+                   if (r.stuck != journey::StuckKind::kNone) {
+                     r.summary = journey::SummaryLine(r, *rules, now);
+                   }
+                   orders.push_back(OrderSummaryJson(r));
+                 }
+                 JsonResponse(res, 200,
+                              json{{"orders", std::move(orders)},
+                                   {"next_cursor", StrOrNull(page.value().next_cursor)}});
+               });
+}
+
+}  // namespace ordertrace::api

@@ -1,0 +1,64 @@
+// The journey API on the --http listener (docs/api.md):
+//
+//   GET /api/v1/orders/{id}   the order's journey: stage, stuck, diagnosis (null unless
+//                             stuck), milestones, spans, hops.  404 + JSON error when unknown.
+//   GET /api/v1/orders?stuck=true|false&stage=S&service=S&limit=N&cursor=C
+//                             {"orders": [...], "next_cursor": "..." | null}
+//
+// Every route asks the Authorizer first: it is the one place sign-in and roles plug in (the
+// security issue adds OIDC there); until then AllowAll is used on a loopback listener.
+//
+// Thread-safety: handlers run concurrently; the engine and store are thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+#include "journey/diagnosis.h"
+#include "journey/engine.h"
+#include "receive/http_server.h"
+
+namespace ordertrace::api {
+
+// Decides whether a request may read journeys.  Returns OK, or an error whose code maps to the
+// HTTP status (kUnauthenticated-like errors as 401/403 come with the security issue).
+class Authorizer {
+ public:
+  virtual ~Authorizer() = default;
+  // `action` names what is asked: "orders.read", "orders.list".
+  virtual Status Authorize(const receive::HttpRequest& req, std::string_view action) const = 0;
+};
+
+class AllowAll : public Authorizer {
+ public:
+  Status Authorize(const receive::HttpRequest&, std::string_view) const override {
+    return Status::Ok();
+  }
+};
+
+struct JourneyApiOptions {
+  std::string jaeger_ui = "http://localhost:16686";
+  uint32_t max_spans = 1000;  // spans in one order view
+  size_t max_limit = 1000;    // largest page of the list
+  size_t default_limit = 100;
+};
+
+// Registers the routes above.  `engine` and `auth` must outlive the server.
+void RegisterJourneyRoutes(receive::HttpServer& server, journey::Engine& engine,
+                           const Authorizer& auth, JourneyApiOptions options);
+
+// JSON of one order's journey and of a list entry (exposed for tests and the CLI's --json).
+nlohmann::json OrderJson(const journey::Journey& journey,
+                         const std::optional<journey::Diagnosis>& diagnosis,
+                         std::string_view jaeger_ui);
+nlohmann::json OrderSummaryJson(const journey::OrderRow& row);
+
+// 2026-11-26T11:02:03.123Z (UTC, milliseconds); "" for 0.
+std::string Rfc3339(journey::Nanos t);
+
+}  // namespace ordertrace::api

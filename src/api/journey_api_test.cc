@@ -1,0 +1,169 @@
+// The journey API over a real HttpServer, on an engine with a memory store and a manual clock.
+#include "api/journey_api.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <string>
+
+#include "journey/memory_store.h"
+#include "receive/http_client.h"
+
+namespace ordertrace::api {
+namespace {
+
+using journey::Nanos;
+using nlohmann::json;
+
+constexpr Nanos kT0 = 1'790'000'000'000'000'000;  // 2026-09-21
+constexpr Nanos kMin = 60'000'000'000;
+
+journey::SpanRecord Span(const std::string& order, const std::string& span_id, Nanos start,
+                         Nanos end, const std::string& service, const std::string& stage = "") {
+  journey::SpanRecord r;
+  r.order_id = order;
+  r.trace_id = "0af7651916cd43dd8448eb211c80319c";
+  r.span_id = span_id;
+  r.service = service;
+  r.name = "step " + span_id;
+  r.start_ns = start;
+  r.end_ns = end;
+  r.stage = stage;
+  return r;
+}
+
+class JourneyApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = journey::NewMemoryStore();
+    engine_ = std::make_unique<journey::Engine>(
+        std::make_shared<journey::Rules>(journey::DefaultRules()), *store_, clock_, nullptr);
+    receive::HttpServerOptions o;
+    server_ = std::make_unique<receive::HttpServer>(o);
+    JourneyApiOptions api;
+    api.jaeger_ui = "http://jaeger.example:16686/";
+    RegisterJourneyRoutes(*server_, *engine_, auth_, api);
+    ASSERT_TRUE(server_->Start().ok());
+  }
+
+  json GetJson(const std::string& target, int want_status) {
+    auto r = receive::HttpGet(server_->port(), target);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    if (!r.ok()) return json();
+    EXPECT_EQ(r.value().status, want_status) << target << ": " << r.value().body;
+    EXPECT_EQ(r.value().content_type, "application/json");
+    return json::parse(r.value().body, nullptr, /*allow_exceptions=*/false);
+  }
+
+  journey::ManualClock clock_{kT0};
+  std::unique_ptr<journey::JourneyStore> store_;
+  std::unique_ptr<journey::Engine> engine_;
+  AllowAll auth_;
+  std::unique_ptr<receive::HttpServer> server_;
+};
+
+TEST_F(JourneyApiTest, StuckOrderCarriesItsDiagnosis) {
+  // A submitted order that nobody picks up, and a closed one.
+  ASSERT_TRUE(engine_->Apply({Span("ORD 1/a", "00000000000000a1", kT0, kT0 + 1000, "crm",
+                                   "SUBMITTED")})
+                  .ok());
+  ASSERT_TRUE(engine_->Apply({Span("ORD-2", "00000000000000b1", kT0, kT0 + 1000, "crm", "CLOSED")})
+                  .ok());
+  clock_.Advance(std::chrono::minutes(3));  // within_receipt 2m + grace 30s have passed
+  EXPECT_EQ(engine_->Tick(clock_.Now()), 1u);
+
+  json j = GetJson("/api/v1/orders/ORD%201%2Fa", 200);
+  EXPECT_EQ(j["order_id"], "ORD 1/a");
+  EXPECT_EQ(j["stage"], "SUBMITTED");
+  EXPECT_EQ(j["stuck"], true);
+  EXPECT_EQ(j["stuck_kind"], "not_received");
+  ASSERT_TRUE(j["diagnosis"].is_object());
+  EXPECT_NE(j["diagnosis"]["summary"].get<std::string>().find("mes has not picked it up"),
+            std::string::npos)
+      << j["diagnosis"]["summary"];
+  EXPECT_EQ(j["diagnosis"]["expected_service"], "mes");
+  EXPECT_EQ(j["diagnosis"]["last_span"]["service"], "crm");
+  EXPECT_EQ(j["diagnosis"]["jaeger_links"][0],
+            "http://jaeger.example:16686/trace/0af7651916cd43dd8448eb211c80319c");
+  ASSERT_EQ(j["milestones"].size(), 1u);
+  EXPECT_EQ(j["milestones"][0]["stage"], "SUBMITTED");
+  EXPECT_EQ(j["spans"].size(), 1u);
+  EXPECT_TRUE(j["hops"].is_array());
+
+  json closed = GetJson("/api/v1/orders/ORD-2", 200);
+  EXPECT_EQ(closed["stuck"], false);
+  EXPECT_TRUE(closed["diagnosis"].is_null());
+  EXPECT_EQ(closed["closed"], true);
+
+  json list = GetJson("/api/v1/orders?stuck=true", 200);
+  ASSERT_EQ(list["orders"].size(), 1u);
+  EXPECT_EQ(list["orders"][0]["order_id"], "ORD 1/a");
+  EXPECT_TRUE(list["next_cursor"].is_null());
+  EXPECT_EQ(GetJson("/api/v1/orders?stuck=false", 200)["orders"].size(), 1u);
+  EXPECT_EQ(GetJson("/api/v1/orders?stage=CLOSED", 200)["orders"][0]["order_id"], "ORD-2");
+  EXPECT_EQ(GetJson("/api/v1/orders?service=mes&stuck=true", 200)["orders"].size(), 1u);
+}
+
+TEST_F(JourneyApiTest, PagesWalkEveryOrderOnce) {
+  std::vector<journey::SpanRecord> spans;
+  for (int i = 0; i < 7; ++i) {
+    spans.push_back(Span("O" + std::to_string(i), "00000000000000c" + std::to_string(i), kT0,
+                         kT0 + kMin, "crm", "SUBMITTED"));
+  }
+  ASSERT_TRUE(engine_->Apply(std::move(spans)).ok());
+  std::set<std::string> seen;
+  std::string cursor;
+  int pages = 0;
+  do {
+    json page = GetJson("/api/v1/orders?limit=3" + (cursor.empty() ? "" : "&cursor=" + cursor), 200);
+    for (const auto& o : page["orders"]) EXPECT_TRUE(seen.insert(o["order_id"]).second);
+    cursor = page["next_cursor"].is_null() ? "" : page["next_cursor"].get<std::string>();
+    ++pages;
+  } while (!cursor.empty() && pages < 10);
+  EXPECT_EQ(seen.size(), 7u);
+  EXPECT_EQ(pages, 3);
+}
+
+TEST_F(JourneyApiTest, ErrorsAreJson) {
+  json nf = GetJson("/api/v1/orders/NOPE", 404);
+  EXPECT_EQ(nf["error"], "order 'NOPE' not found");
+  EXPECT_EQ(GetJson("/api/v1/orders?stuck=maybe", 400)["error"],
+            "stuck: expected true or false, got 'maybe'");
+  EXPECT_EQ(GetJson("/api/v1/orders?limit=0", 400)["error"], "limit: expected 1..1000, got '0'");
+  EXPECT_EQ(GetJson("/api/v1/orders?stage=NOPE", 400)["error"], "stage: unknown stage 'NOPE'");
+  EXPECT_NE(GetJson("/api/v1/orders?colour=red", 400)["error"].get<std::string>().find(
+                "unknown query parameter 'colour'"),
+            std::string::npos);
+  EXPECT_EQ(GetJson("/api/v1/orders/a%2", 400)["error"],
+            "expected /api/v1/orders/{id} with one percent-encoded order id");
+  EXPECT_EQ(GetJson("/api/v1/orders/a/b", 400)["error"],
+            "expected /api/v1/orders/{id} with one percent-encoded order id");
+}
+
+class DenyAll : public Authorizer {
+ public:
+  Status Authorize(const receive::HttpRequest&, std::string_view action) const override {
+    return Status::InvalidArgument("not allowed: " + std::string(action));
+  }
+};
+
+TEST(JourneyApiAuthTest, EveryRouteAsksTheAuthorizer) {
+  journey::ManualClock clock(kT0);
+  auto store = journey::NewMemoryStore();
+  journey::Engine engine(std::make_shared<journey::Rules>(journey::DefaultRules()), *store, clock,
+                         nullptr);
+  DenyAll deny;
+  receive::HttpServer server(receive::HttpServerOptions{});
+  RegisterJourneyRoutes(server, engine, deny, {});
+  ASSERT_TRUE(server.Start().ok());
+  auto one = receive::HttpGet(server.port(), "/api/v1/orders/X");
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one.value().status, 400);
+  EXPECT_NE(one.value().body.find("not allowed: orders.read"), std::string::npos);
+  auto list = receive::HttpGet(server.port(), "/api/v1/orders");
+  ASSERT_TRUE(list.ok());
+  EXPECT_NE(list.value().body.find("not allowed: orders.list"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace ordertrace::api
