@@ -1,7 +1,9 @@
-// `ordertrace`: the gateway (`serve`), a sample sender (`send`) and `version`.
+// `ordertrace`: the gateway (`serve`), a sample sender (`send`), the journey queries (`order`,
+// `stuck`) and `version`.
 //
 // Exit codes: 0 success; 1 a runtime failure (a port in use, requests refused); 2 bad usage
-// or a bad config file, with the problem on stderr.
+// or a bad config file, with the problem on stderr; `order` 3 for an unknown order; `stuck` 4
+// when orders are stuck.
 #include <malloc.h>
 
 #include <CLI/CLI.hpp>
@@ -9,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "cli/query.h"
 #include "cli/send.h"
 #include "common/log.h"
 #include "config/config.h"
@@ -92,6 +95,11 @@ int Main(int argc, char** argv) {
   AddOptional(serve_cmd, "--upstream", &serve.overrides.upstream,
               "Forward spans to this OTLP upstream (Jaeger): grpc://HOST:PORT, grpcs://HOST:PORT "
               "or http(s)://HOST:PORT/v1/traces (default: off)");
+  AddOptional(serve_cmd, "--rules", &serve.overrides.rules,
+              "Lifecycle rules file (docs/rules.md; default: the built-in lifecycle, as in "
+              "config/rules.example.yaml); SIGHUP reloads it");
+  AddOptional(serve_cmd, "--jaeger-ui", &serve.overrides.jaeger_ui,
+              "Jaeger UI base URL for trace links (default http://localhost:16686)");
   AddOptional(serve_cmd, "--log-level", &serve.overrides.log_level,
               "debug, info, warn or error (default info)");
   AddOptional(serve_cmd, "--log-format", &serve.overrides.log_format,
@@ -120,6 +128,26 @@ int Main(int argc, char** argv) {
   send_cmd->add_flag("--gzip", send.gzip, "Compress request bodies (Content-Encoding: gzip)");
   send_cmd->add_flag("--quiet,-q", send.quiet, "Only the summary, no progress lines");
 
+  QueryOptions query;
+  std::string order_id;
+  auto* order_cmd = app.add_subcommand(
+      "order", "Show an order's journey and, when it is stuck, where it stopped (exit 3: unknown)");
+  order_cmd->add_option("ID", order_id, "The order id")->required();
+  StuckOptions stuck;
+  auto* stuck_cmd = app.add_subcommand(
+      "stuck", "List stuck orders with their diagnosis (exit 4 when there are any)");
+  stuck_cmd->add_option("--stage", stuck.stage, "Only orders stuck in this stage");
+  stuck_cmd->add_option("--service", stuck.service,
+                        "Only orders waiting for (or last seen at) this service");
+  stuck_cmd->add_option("--limit", stuck.limit, "At most this many orders")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  for (CLI::App* cmd : {order_cmd, stuck_cmd}) {
+    cmd->add_option("--api", query.api, "The gateway's API (its --http listener)")
+        ->capture_default_str();
+    cmd->add_flag("--json", query.json, "Print the API's JSON");
+  }
+
   auto* version_cmd = app.add_subcommand("version", "Print the version");
 
   try {
@@ -138,6 +166,8 @@ int Main(int argc, char** argv) {
     return 0;
   }
   if (serve_cmd->parsed()) return Serve(serve);
+  if (order_cmd->parsed()) return RunOrder(query, order_id);
+  if (stuck_cmd->parsed()) return RunStuck(query, stuck);
   if (send_cmd->parsed()) {
     if (!duration_text.empty()) {
       auto d = config::ParseDuration(duration_text);

@@ -10,9 +10,18 @@
 #include <thread>
 #include <utility>
 
+#include <condition_variable>
+#include <mutex>
+
+#include "api/journey_api.h"
 #include "api/routes.h"
 #include "common/log.h"
 #include "forward/forwarder.h"
+#include "journey/engine.h"
+#include "journey/journey_stage.h"
+#include "journey/memory_store.h"
+#include "journey/rules.h"
+#include "journey/sqlite_store.h"
 #include "pipeline/ingest_queue.h"
 #include "pipeline/sink_chain.h"
 #include "pipeline/span_log_stage.h"
@@ -97,8 +106,33 @@ void BlockTerminationSignals() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
+
+namespace {
+
+// The rules the config names, or the built-in lifecycle.
+Result<std::shared_ptr<const journey::Rules>> LoadJourneyRules(const config::Config& c) {
+  if (c.journeys.rules.empty()) {
+    return std::shared_ptr<const journey::Rules>(
+        std::make_shared<journey::Rules>(journey::DefaultRules()));
+  }
+  auto rules = journey::LoadRules(c.journeys.rules);
+  if (!rules.ok()) return rules.status();
+  return std::shared_ptr<const journey::Rules>(
+      std::make_shared<journey::Rules>(std::move(rules).value()));
+}
+
+journey::Retention RetentionOf(const config::Config& c) {
+  journey::Retention r;
+  r.closed_orders = c.journeys.retention.closed_orders;
+  r.inactive_orders = c.journeys.retention.inactive_orders;
+  r.spans = c.journeys.retention.spans;
+  return r;
+}
+
+}  // namespace
 
 struct Gateway::Impl {
   api::Readiness readiness;
@@ -111,6 +145,16 @@ struct Gateway::Impl {
   std::unique_ptr<receive::HttpServer> otlp_http;
   std::unique_ptr<receive::OtlpGrpcReceiver> otlp_grpc;
   std::unique_ptr<receive::HttpServer> api;
+  // Journeys (null when journeys.enabled is false).
+  journey::SystemClock clock;
+  std::unique_ptr<journey::JourneyStore> store;
+  std::unique_ptr<journey::Engine> engine;
+  std::unique_ptr<journey::JourneyStage> journey_stage;
+  api::AllowAll authorizer;  // sign-in and roles arrive with the security issue
+  std::thread retention;
+  std::mutex retention_mu;
+  std::condition_variable retention_cv;
+  bool retention_stop = false;
   bool started = false;
   bool stopped = false;
 };
@@ -159,6 +203,16 @@ Status Gateway::Start() {
                              ResidentBytes);
   registry_.AddCallbackGauge("process_open_fds", "Open file descriptors.", OpenFds);
 
+  // Journeys before the pipeline: rules, store, then the engine recovers its deadlines.
+  std::string rules_source = "off";
+  if (config_.journeys.enabled) {
+    if (Status s = StartJourneys(); !s.ok()) {
+      Stop();
+      return s;
+    }
+    rules_source = g.engine->rules()->source;
+  }
+
   // The pipeline first, so that receivers always have somewhere to hand batches.
   g.receiver_metrics = std::make_unique<receive::ReceiverMetrics>(registry_);
   pipeline::SpanLogOptions log_options;
@@ -167,8 +221,9 @@ Status Gateway::Start() {
   pipeline::IngestQueueOptions queue_options;
   queue_options.max_bytes = config_.pipeline.queue_max_bytes;
   queue_options.retry_after = config_.pipeline.retry_after;
-  g.queue = std::make_unique<pipeline::IngestQueue>(
-      queue_options, std::vector<pipeline::Stage*>{g.span_log.get()}, registry_);
+  std::vector<pipeline::Stage*> stages{g.span_log.get()};
+  if (g.journey_stage) stages.push_back(g.journey_stage.get());
+  g.queue = std::make_unique<pipeline::IngestQueue>(queue_options, stages, registry_);
 
   g.sink = g.queue.get();
   if (!config_.forward.upstream.empty()) {
@@ -198,6 +253,12 @@ Status Gateway::Start() {
   api_options.threads = 1;
   g.api = std::make_unique<receive::HttpServer>(api_options);
   api::RegisterRoutes(*g.api, g.readiness, registry_);
+  if (g.engine) {
+    api::JourneyApiOptions journey_api;
+    journey_api.jaeger_ui = config_.journeys.jaeger_ui;
+    journey_api.max_spans = config_.journeys.max_spans_per_view;
+    api::RegisterJourneyRoutes(*g.api, *g.engine, g.authorizer, journey_api);
+  }
   if (Status s = g.api->Start(); !s.ok()) {
     g.api.reset();
     Stop();
@@ -234,6 +295,7 @@ Status Gateway::Start() {
              {"http", config::FormatHostPort({api_addr->host, http_port()})},
              {"data_dir", config_.data_dir},
              {"upstream", config_.forward.upstream.empty() ? "off" : config_.forward.upstream},
+             {"journeys", rules_source},
              {"log_spans", config_.log.spans}});
   return Status::Ok();
 }
@@ -261,12 +323,78 @@ void Gateway::Stop(std::chrono::milliseconds drain) {
   }
   if (g.forwarder) g.forwarder->Close();  // sends what it can; the rest stays on disk
   if (g.api) g.api->Shutdown(drain);
+  if (g.retention.joinable()) {
+    {
+      std::lock_guard lock(g.retention_mu);
+      g.retention_stop = true;
+    }
+    g.retention_cv.notify_all();
+    g.retention.join();
+  }
+  if (g.engine) g.engine->StopDetector();  // the queue is drained: every fact is applied
   if (was_serving) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
     log::Info("ordertrace gateway stopped",
               {{"drain_seconds", seconds}, {"batches_drained_from_queue", queued}});
   }
+}
+
+Status Gateway::StartJourneys() {
+  Impl& g = *impl_;
+  auto rules = LoadJourneyRules(config_);
+  if (!rules.ok()) {
+    return Status(rules.status().code(), "journey rules (journeys.rules / --rules): " +
+                                             rules.status().message());
+  }
+  if (config_.journeys.store == "memory") {
+    g.store = journey::NewMemoryStore();
+  } else {
+    journey::SqliteStoreOptions o;
+    o.path = config_.journeys.sqlite_path.empty()
+                 ? (std::filesystem::path(config_.data_dir) / "journeys.db").string()
+                 : config_.journeys.sqlite_path;
+    auto store = journey::OpenSqliteStore(o);
+    if (!store.ok()) {
+      return Status(store.status().code(),
+                    "journey store (journeys.sqlite_path / --data): " + store.status().message());
+    }
+    g.store = std::move(store).value();
+  }
+  g.engine = std::make_unique<journey::Engine>(std::move(rules).value(), *g.store, g.clock,
+                                               &registry_);
+  if (Status s = g.engine->Recover(); !s.ok()) {
+    return Status(s.code(), "journey store: recovering active orders: " + s.message());
+  }
+  g.journey_stage = std::make_unique<journey::JourneyStage>(*g.engine, registry_);
+  g.engine->StartDetector();
+
+  // Retention per kind of data, enforced in the background.
+  const journey::Retention retention = RetentionOf(config_);
+  const auto interval = config_.journeys.retention.interval;
+  g.retention = std::thread([&g, retention, interval] {
+    std::unique_lock lock(g.retention_mu);
+    while (!g.retention_cv.wait_for(lock, interval, [&] { return g.retention_stop; })) {
+      lock.unlock();
+      auto r = g.store->EnforceRetention(g.clock.Now(), retention);
+      if (!r.ok()) {
+        log::Error("journey retention failed", {{"error", r.status().message()}});
+      } else if (r.value().orders_removed + r.value().spans_removed > 0) {
+        log::Info("journey retention", {{"orders_removed", r.value().orders_removed},
+                                        {"spans_removed", r.value().spans_removed}});
+      }
+      lock.lock();
+    }
+  });
+  return Status::Ok();
+}
+
+Status Gateway::ReloadRules() {
+  Impl& g = *impl_;
+  if (!g.engine) return Status::InvalidArgument("journeys are disabled (journeys.enabled)");
+  auto rules = LoadJourneyRules(config_);
+  if (!rules.ok()) return rules.status();
+  return g.engine->SetRules(std::move(rules).value());
 }
 
 Status Gateway::Run() {
@@ -277,11 +405,18 @@ Status Gateway::Run() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   const timespec tick{0, 200'000'000};  // RequestStop() is noticed within this
   int sig = -1;
   while (!stop_requested_.load()) {
     sig = sigtimedwait(&set, nullptr, &tick);
     if (sig == SIGINT || sig == SIGTERM) break;
+    if (sig == SIGHUP) {
+      log::Info("SIGHUP received, reloading the journey rules");
+      if (Status s = ReloadRules(); !s.ok()) {
+        log::Error("rules not reloaded; the previous rules stay in force", {{"error", s.message()}});
+      }
+    }
   }
   if (sig == SIGINT || sig == SIGTERM) {
     log::Info("signal received, shutting down", {{"signal", sig == SIGINT ? "SIGINT" : "SIGTERM"}});

@@ -1,8 +1,14 @@
 // Gateway: `ordertrace serve` assembled from its parts.
 //
 //   OTLP/gRPC  ─┐
-//   OTLP/HTTP  ─┴─► receivers (decode, validate) ─► IngestQueue (BatchSink) ─► stages
-//   API HTTP   ───► /healthz /readyz /metrics
+//   OTLP/HTTP  ─┴─► receivers (decode, validate) ─► IngestQueue (BatchSink) ─► stages:
+//                                                     span log, journeys (engine + store)
+//                                                └─► Forwarder (durable queue → upstream)
+//   API HTTP   ───► /healthz /readyz /metrics /api/v1/orders
+//
+// Journeys (journeys.enabled, on by default): the rules are loaded and the engine recovers its
+// deadlines from the store before any listener opens; its detector thread flags stuck orders;
+// SIGHUP reloads the rules (Run()); a background thread enforces the retention.
 //
 // Lifecycle: Start() binds every listener (an address in use is an error naming the key and
 // flag), then readiness turns "ready".  Stop() drains: readiness turns "draining" (503), the
@@ -33,7 +39,7 @@ namespace ordertrace::gateway {
 // "0.1.0": the project version this binary was built from.
 const char* Version();
 
-// Blocks SIGINT and SIGTERM in the calling thread, so that threads created afterwards inherit
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread, so that threads created afterwards inherit
 // the mask and Run() can wait for them synchronously.  Run() calls it; main() may call it
 // earlier, before any thread exists.
 void BlockTerminationSignals();
@@ -60,6 +66,10 @@ class Gateway {
   Status Run();
   void RequestStop() noexcept { stop_requested_.store(true); }
 
+  // Reads the rules file again (SIGHUP does this in Run()).  On an error the previous rules stay
+  // in force and the Status says what is wrong with the file.
+  Status ReloadRules();
+
   // Bound ports (useful when the config asked for port 0).
   uint16_t otlp_grpc_port() const;
   uint16_t otlp_http_port() const;
@@ -70,6 +80,7 @@ class Gateway {
 
  private:
   struct Impl;
+  Status StartJourneys();
 
   config::Config config_;
   metrics::Registry registry_;
