@@ -10,8 +10,10 @@
 //               blobs (half the bytes), anything else as text; links comma-joined.  Indexes:
 //               (order_id, start_ns) for the latest N spans, (end_ns) for retention.
 //   milestones  WITHOUT ROWID, PRIMARY KEY (order_id, stage).
-//   hops        WITHOUT ROWID, PRIMARY KEY send_span_id.  Indexes: (message_id) WHERE
-//               message_id <> '', (order_id), (send_span_id) WHERE open.
+//   hops        a rowid table (span ids are random: rows appended in arrival order keep an
+//               order's hops together and the random-keyed part small); UNIQUE
+//               (send_span_id).  Indexes: (message_id, published_ns) WHERE message_id <> '',
+//               (order_id), (send_span_id) WHERE open.
 //   counters    the orders / spans / hops totals, updated in each write transaction, so
 //               Stats() does not count 10M rows.
 // A file whose application_id is not ours (or another non-empty database without it), or
