@@ -15,11 +15,15 @@
 #endif
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
 
@@ -654,6 +658,143 @@ TEST_F(RabbitMQ, RedeliveryIsRetry) {
   }
   EXPECT_NE(Int(first, "messaging.rabbitmq.message.delivery_tag"),
             Int(retry, "messaging.rabbitmq.message.delivery_tag"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interop with the official OpenTelemetry JS instrumentation for amqplib
+// (tests/interop/amqp_interop.mjs, packages pinned in tests/interop/package-lock.json).
+
+const std::string kInteropDir = std::string(ORDERTRACE_SOURCE_DIR) + "/tests/interop";
+
+std::string FindNode() {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t colon = dirs.find(':', start);
+    if (colon == std::string::npos) colon = dirs.size();
+    std::string dir = dirs.substr(start, colon - start);
+    if (dir.empty()) dir = ".";
+    if (access((dir + "/node").c_str(), X_OK) == 0) return dir + "/node";
+    start = colon + 1;
+  }
+  return "";
+}
+
+// Why the Node side cannot run ("" when it can).
+std::string NodeMissing() {
+  if (FindNode().empty()) return "node is not on PATH (scripts/setup installs nodejs and npm)";
+  for (const char* pkg :
+       {"amqplib/package.json", "@opentelemetry/instrumentation-amqplib/package.json",
+        "@opentelemetry/sdk-trace-node/package.json"}) {
+    if (access((kInteropDir + "/node_modules/" + pkg).c_str(), R_OK) != 0)
+      return "tests/interop/node_modules lacks " + std::string(pkg) +
+             "; run tests/interop/setup (npm ci)";
+  }
+  return "";
+}
+
+// Runs the script, returns its stdout as JSON (discarded on failure, with *out the output).
+nlohmann::json RunNode(const std::string& args, std::string* out) {
+  const std::string command = "cd '" + kInteropDir + "' && timeout 60 '" + FindNode() +
+                              "' amqp_interop.mjs " + args + " 2>&1";
+  out->clear();
+  FILE* f = popen(command.c_str(), "r");
+  if (f == nullptr) return nlohmann::json::value_t::discarded;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), f)) > 0) out->append(buf, n);
+  const int status = pclose(f);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return nlohmann::json::value_t::discarded;
+  // The JSON document is the last line (anything before it is diagnostics).
+  std::string last = *out;
+  while (!last.empty() && last.back() == '\n') last.pop_back();
+  const size_t nl = last.rfind('\n');
+  if (nl != std::string::npos) last = last.substr(nl + 1);
+  return nlohmann::json::parse(last, nullptr, /*allow_exceptions=*/false);
+}
+
+class Interop : public RabbitMQ {
+ protected:
+  void SetUp() override {
+    RabbitMQ::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    const std::string missing = NodeMissing();
+    if (!missing.empty()) {
+      if (RequireInterop())
+        FAIL() << "the Node interop set-up is required (ORDERTRACE_REQUIRE_INTEROP=1): " << missing;
+      GTEST_SKIP() << missing;
+    }
+  }
+  std::string Url() const {
+    return "amqp://guest:guest@127.0.0.1:" + std::to_string(BrokerEnvironment::broker().port);
+  }
+};
+
+const nlohmann::json* SpanOfKind(const nlohmann::json& doc, const char* kind) {
+  for (const auto& s : doc.at("spans"))
+    if (s.value("kind", "") == kind) return &s;
+  return nullptr;
+}
+
+TEST_F(Interop, NodeProducerCppConsumerContinuesTheTrace) {
+  const std::string queue = Unique("ot-node-to-cpp");
+  ASSERT_EQ(con_->DeclareQueue(queue), "");
+  std::string out;
+  nlohmann::json doc =
+      RunNode("produce --url " + Url() + " --queue " + queue + " --order ORD-NODE", &out);
+  ASSERT_FALSE(doc.is_discarded()) << out;
+  const nlohmann::json* publish = SpanOfKind(doc, "PRODUCER");
+  ASSERT_NE(publish, nullptr) << out;
+  const std::string node_trace = publish->at("trace_id"), node_span = publish->at("span_id");
+
+  ASSERT_EQ(con_->Consume(queue), "");
+  EnvelopeGuard g;
+  ASSERT_TRUE(con_->Next(&g.env));
+  g.filled = true;
+  {
+    ProcessSpan process(g.env, queue, Consumer());
+    EXPECT_FALSE(process.malformed_context());
+    ASSERT_TRUE(process.creation_context().valid());
+    EXPECT_EQ(ToHex(process.creation_context().trace_id), node_trace);
+    EXPECT_EQ(ToHex(process.creation_context().span_id), node_span);
+    EXPECT_EQ(process.order_id(), "ORD-NODE");  // the app's own header, beside traceparent
+    process.Ack(con_->get(), 1);
+    process.End(StepStatus::kOk);
+  }
+  auto consumers = Spans(SpanKind::kConsumer);
+  ASSERT_EQ(consumers.size(), 1u);
+  const SpanData& c = consumers[0];
+  EXPECT_EQ(ToHex(c.trace_id), node_trace);
+  EXPECT_EQ(ToHex(c.parent_span_id), node_span);
+  ASSERT_EQ(c.links.size(), 1u);
+  EXPECT_EQ(ToHex(c.links[0].context.span_id), node_span);
+  EXPECT_EQ(Str(c, "messaging.message.id"),
+            publish->at("attributes").value("messaging.message_id", std::string("?")));
+  EXPECT_EQ(Str(c, "order.id"), "ORD-NODE");
+}
+
+TEST_F(Interop, CppProducerNodeConsumerContinuesTheTrace) {
+  const std::string queue = Unique("ot-cpp-to-node");
+  ASSERT_EQ(con_->DeclareQueue(queue), "");
+  PublishOptions o = Options();
+  o.order_id = "ORD-CPP";
+  PublishResult sent = Publish(pub_->get(), 1, "", queue, R"({"order":"ORD-CPP"})", nullptr, o);
+  ASSERT_TRUE(sent.ok()) << sent.error;
+
+  std::string out;
+  nlohmann::json doc = RunNode("consume --url " + Url() + " --queue " + queue, &out);
+  ASSERT_FALSE(doc.is_discarded()) << out;
+  EXPECT_EQ(doc.value("body", ""), R"({"order":"ORD-CPP"})");
+  EXPECT_EQ(doc.value("message_id", ""), sent.message_id);
+  const nlohmann::json& headers = doc.at("headers");
+  EXPECT_EQ(headers.value("traceparent", ""), FormatTraceparent(sent.context));
+  EXPECT_EQ(headers.value("order.id", ""), "ORD-CPP");
+  const nlohmann::json* process = SpanOfKind(doc, "CONSUMER");
+  ASSERT_NE(process, nullptr) << out;
+  EXPECT_EQ(process->value("trace_id", ""), ToHex(sent.context.trace_id));
+  EXPECT_EQ(process->value("parent_span_id", ""), ToHex(sent.context.span_id));
+  EXPECT_EQ(doc.value("active_span_id", ""), process->value("span_id", ""));
 }
 
 TEST(RabbitMQDestinations, FollowTheConventions) {
