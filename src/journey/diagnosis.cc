@@ -177,7 +177,7 @@ std::string SummaryLine(const OrderRow& row, const Rules& rules, Nanos now) {
   // Heartbeats still coming while a deadline passed: alive but slow.
   if (row.stuck != StuckKind::kSilent && f.stage >= 0 &&
       rules.stages[f.stage].heartbeat.count() > 0 && row.last_heartbeat_ns >= row.stage_ns &&
-      now - row.last_heartbeat_ns <=
+      now - row.last_heartbeat_ns <
           ToNanos(rules.stages[f.stage].heartbeat) + ToNanos(rules.grace)) {
     s += "; alive but slow (last heartbeat " + HumanDuration(ToDuration(now - row.last_heartbeat_ns)) +
          " ago)";
@@ -234,7 +234,8 @@ std::optional<Diagnosis> Diagnose(const Journey& journey, const Rules& rules, Na
   if (row.last_heartbeat_ns >= row.stage_ns) d.heartbeat.last_ns = row.last_heartbeat_ns;
   if (d.heartbeat.expected) {
     const Nanos last = std::max(row.stage_ns, row.last_heartbeat_ns);
-    d.heartbeat.alive = now - last <= ToNanos(d.heartbeat.interval) + ToNanos(rules.grace);
+    // Alive until the moment the detector flags silence (due + grace <= now).
+    d.heartbeat.alive = now - last < ToNanos(d.heartbeat.interval) + ToNanos(rules.grace);
   }
 
   // The last span, open hops, traces.

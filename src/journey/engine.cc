@@ -25,6 +25,17 @@ constexpr size_t kMaxPendingRetry = 1000000;  // records kept for a failing stor
 
 Nanos ToNanos(Duration d) { return std::chrono::nanoseconds(d).count(); }
 Nanos SatAdd(Nanos a, Nanos b) { return a > Engine::kNever - b ? Engine::kNever : a + b; }
+
+// Indexes an open hop by its message id; a publish of a message id already open (a retried
+// publish) chains the earlier one.
+template <typename Index, typename HopMap, typename HopEntry>
+void IndexMessage(Index& by_message, const HopMap& hops, HopEntry* h) {
+  auto [m, inserted] = by_message.try_emplace(h->second.message_id, h->first);
+  if (!inserted && m->second != h->first) {
+    if (hops.count(m->second)) h->second.earlier = m->second;
+    m->second = h->first;
+  }
+}
 }  // namespace
 
 // The compact in-memory record of one active order (see the header's "Memory").
@@ -51,6 +62,9 @@ struct Engine::Active {
 struct Engine::OpenHop {
   std::string order_id;
   std::string message_id;
+  // An earlier open publish of the same message id (a failed publish retried), "" none: the
+  // processing of the message closes them all.
+  std::string earlier;
   Nanos deadline_ns = kNever;
   uint32_t heap_pos = kNoPos;
 };
@@ -408,7 +422,18 @@ void Engine::CloseHop(HopEntry* h, const SpanRecord& process, Pending* p) {
     p->Touch(&*it);
   }
   p->closed_sends.insert(h->first);
-  if (!oh.message_id.empty()) hop_by_message_.erase(oh.message_id);
+  if (!oh.message_id.empty()) {
+    // The index names the latest open publish of the message: only this hop's entry goes
+    // (to an earlier open publish of the same message, if any).
+    auto m = hop_by_message_.find(oh.message_id);
+    if (m != hop_by_message_.end() && m->second == h->first) {
+      if (!oh.earlier.empty() && hops_->count(oh.earlier)) {
+        m->second = oh.earlier;
+      } else {
+        hop_by_message_.erase(m);
+      }
+    }
+  }
   hop_heap_->Remove(h);
   hops_->erase(h->first);
 }
@@ -447,7 +472,7 @@ Status Engine::Recover() {
     if (!inserted) return;
     it->second.order_id = h.order_id;
     it->second.message_id = h.message_id;
-    if (!h.message_id.empty()) hop_by_message_[h.message_id] = h.send_span_id;
+    if (!h.message_id.empty()) IndexMessage(hop_by_message_, *hops_, &*it);
     it->second.deadline_ns = within > 0 ? SatAdd(SatAdd(h.published_ns, within), grace) : kNever;
     hop_heap_->Update(&*it);
     auto a = active_->find(h.order_id);
@@ -506,7 +531,17 @@ Status Engine::Apply(std::vector<SpanRecord> facts) {
       }
       if (h != nullptr) {
         if (r.order_id.empty()) r.order_id = h->second.order_id;
+        std::string earlier = h->second.earlier;
+        const std::string message_id = h->second.message_id;
         CloseHop(h, r, &p);
+        // The same message published more than once (a publish that failed, retried): its
+        // processing closes every open publish of it.
+        while (!earlier.empty()) {
+          auto it = hops_->find(earlier);
+          if (it == hops_->end() || it->second.message_id != message_id) break;
+          earlier = it->second.earlier;
+          CloseHop(&*it, r, &p);
+        }
       } else {
         RememberOrphan(r);
       }
@@ -552,7 +587,7 @@ Status Engine::Apply(std::vector<SpanRecord> facts) {
           (void)inserted;
           it->second.order_id = r.order_id;
           it->second.message_id = r.message_id;
-          if (!r.message_id.empty()) hop_by_message_[r.message_id] = r.span_id;
+          if (!r.message_id.empty()) IndexMessage(hop_by_message_, *hops_, &*it);
           it->second.deadline_ns =
               hop_within > 0 ? SatAdd(SatAdd(hop.published_ns, hop_within), grace) : kNever;
           hop_heap_->Update(&*it);
