@@ -65,8 +65,10 @@ struct Engine::OpenHop {
   // An earlier open publish of the same message id (a failed publish retried), "" none: the
   // processing of the message closes them all.
   std::string earlier;
+  Nanos published_ns = 0;  // the publish span's end: SetRules recomputes the deadline from it
   Nanos deadline_ns = kNever;
   uint32_t heap_pos = kNoPos;
+  bool late = false;  // its deadline fired (counted in the order's late_hops)
 };
 
 struct Engine::Orphan {
@@ -415,7 +417,7 @@ void Engine::CloseHop(HopEntry* h, const SpanRecord& process, Pending* p) {
   if (it != active_->end()) {
     Active& a = it->second;
     if (a.open_hops > 0) --a.open_hops;
-    if (oh.deadline_ns == kNever && oh.heap_pos == kNoPos && a.late_hops > 0) {
+    if (oh.late && a.late_hops > 0) {
       // The hop was late (its deadline already fired).
       if (--a.late_hops == 0) a.late_since_ns = 0;
     }
@@ -472,6 +474,7 @@ Status Engine::Recover() {
     if (!inserted) return;
     it->second.order_id = h.order_id;
     it->second.message_id = h.message_id;
+    it->second.published_ns = h.published_ns;
     if (!h.message_id.empty()) IndexMessage(hop_by_message_, *hops_, &*it);
     it->second.deadline_ns = within > 0 ? SatAdd(SatAdd(h.published_ns, within), grace) : kNever;
     hop_heap_->Update(&*it);
@@ -587,6 +590,7 @@ Status Engine::Apply(std::vector<SpanRecord> facts) {
           (void)inserted;
           it->second.order_id = r.order_id;
           it->second.message_id = r.message_id;
+          it->second.published_ns = hop.published_ns;
           if (!r.message_id.empty()) IndexMessage(hop_by_message_, *hops_, &*it);
           it->second.deadline_ns =
               hop_within > 0 ? SatAdd(SatAdd(hop.published_ns, hop_within), grace) : kNever;
@@ -620,6 +624,7 @@ size_t Engine::Tick(Nanos now) {
     if (h->second.deadline_ns > now) break;
     const Nanos due = h->second.deadline_ns;
     h->second.deadline_ns = kNever;
+    h->second.late = true;
     hop_heap_->Remove(h);  // stays open (in hops_) until processed
     auto it = active_->find(h->second.order_id);
     if (it != active_->end() && !it->second.closed) {
@@ -814,6 +819,30 @@ Status Engine::SetRules(std::shared_ptr<const Rules> rules) {
   watched_ = rules_->WatchedServices();
   Pending p;
   const Nanos now = clock_.Now();
+  // Message deadlines under the new rules (messages.processed_within, grace), from the publish
+  // times: a late message stays late only when it is late under the new rules too.
+  const Nanos hop_within = ToNanos(rules_->message_processed_within);
+  const Nanos grace = ToNanos(rules_->grace);
+  for (auto& e : *active_) {
+    e.second.late_hops = 0;
+    e.second.late_since_ns = 0;
+  }
+  for (auto& h : *hops_) {
+    OpenHop& oh = h.second;
+    const Nanos due =
+        hop_within > 0 ? SatAdd(SatAdd(oh.published_ns, hop_within), grace) : kNever;
+    if (oh.late && due <= now) {
+      auto it = active_->find(oh.order_id);
+      if (it != active_->end() && !it->second.closed) {
+        Active& a = it->second;
+        if (a.late_hops++ == 0 || due < a.late_since_ns) a.late_since_ns = due;
+      }
+    } else {
+      oh.late = false;
+      oh.deadline_ns = due;
+      hop_heap_->Update(&h);
+    }
+  }
   for (auto& e : *active_) {
     Active& a = e.second;
     if (a.stage >= 0 && static_cast<size_t>(a.stage) < old->stages.size()) {
