@@ -708,9 +708,8 @@ void JourneyCaseTest::CheckOrder(const std::string& id, const YAML::Node& want) 
     auto hs = [](const Journey& x) {
       std::vector<std::string> v;
       for (const Hop& h : x.hops) {
-        v.push_back(h.message_id + "/" + std::to_string(h.published_ns) + "/" +
-                    std::to_string(h.processed_ns) + "/" + h.exchange + "/" + h.routing_key + "/" +
-                    h.queue + "/" + h.process_service);
+        v.push_back(std::to_string(h.published_ns) + "/" + std::to_string(h.processed_ns) + "/" +
+                    h.exchange + "/" + h.routing_key + "/" + h.queue + "/" + h.process_service);
       }
       return Join(v);
     };
