@@ -470,16 +470,26 @@ Status Engine::Recover() {
   size_t hops = 0;
   s = store_.ForEachOpenHop([&](const Hop& h) {
     if (h.published_ns == 0) return;
+    auto a = active_->find(h.order_id);
+    if (a == active_->end()) return;  // a closed order's message: its journey has ended
     auto [it, inserted] = hops_->try_emplace(h.send_span_id);
     if (!inserted) return;
     it->second.order_id = h.order_id;
     it->second.message_id = h.message_id;
     it->second.published_ns = h.published_ns;
     if (!h.message_id.empty()) IndexMessage(hop_by_message_, *hops_, &*it);
-    it->second.deadline_ns = within > 0 ? SatAdd(SatAdd(h.published_ns, within), grace) : kNever;
-    hop_heap_->Update(&*it);
-    auto a = active_->find(h.order_id);
-    if (a != active_->end()) ++a->second.open_hops;
+    const Nanos due = within > 0 ? SatAdd(SatAdd(h.published_ns, within), grace) : kNever;
+    if (due <= now) {
+      // Late already (the deadline passed while the gateway was down): counted now, so spans
+      // arriving before the first Tick() cannot clear a flag that still holds.
+      it->second.late = true;
+      Active& x = a->second;
+      if (x.late_hops++ == 0 || due < x.late_since_ns) x.late_since_ns = due;
+    } else {
+      it->second.deadline_ns = due;
+      hop_heap_->Update(&*it);
+    }
+    ++a->second.open_hops;
     ++hops;
   });
   if (!s.ok()) return s;
@@ -632,6 +642,12 @@ size_t Engine::Tick(Nanos now) {
       if (a.late_hops++ == 0 || due < a.late_since_ns) a.late_since_ns = due;
       a.deadline_ns = std::min(a.deadline_ns, due);
       order_heap_->Update(&*it);
+    } else {
+      // The order's journey has ended: the message stays open in the store, not in memory.
+      const std::string& message_id = h->second.message_id;
+      auto m = message_id.empty() ? hop_by_message_.end() : hop_by_message_.find(message_id);
+      if (m != hop_by_message_.end() && m->second == h->first) hop_by_message_.erase(m);
+      hops_->erase(h->first);
     }
   }
   size_t flagged = 0;
