@@ -705,6 +705,19 @@ Status Engine::Commit(Pending* p) {
   for (ActiveEntry* e : p->touched) {
     if (e->second.closed && e->second.heap_pos == kNoPos) {
       if (e->second.stuck != StuckKind::kNone) --stuck_;
+      if (e->second.late_hops > 0) {
+        // Its late messages are out of the deadline heap, nothing else would forget them (they
+        // stay open in the store).  Rare: an order closed while a message of it is late.
+        for (auto it = hops_->begin(); it != hops_->end();) {
+          if (it->second.late && it->second.order_id == e->first) {
+            auto m = hop_by_message_.find(it->second.message_id);
+            if (m != hop_by_message_.end() && m->second == it->first) hop_by_message_.erase(m);
+            it = hops_->erase(it);
+          } else {
+            ++it;
+          }
+        }
+      }
       active_->erase(e->first);
     }
   }
