@@ -1,0 +1,482 @@
+// Journey engine benchmark: RAM per active order, and the lag from a deadline passing to the
+// order being flagged, with many active orders (docs/benchmarks.md, "Journeys").
+//
+//   --memory  builds N active orders in an Engine (DefaultRules) and reports the heap and RSS
+//             they cost per order and Apply()'s throughput.  Each order reaches SUBMITTED
+//             through one span from crm ("ORD-2026-%07d"), so it has a deadline in the heap;
+//             records are applied in batches of --batch per Apply().  The heap is glibc's
+//             bytes in use (mallinfo2: uordblks + hblkhd, every arena); SQLite's own heap
+//             (sqlite3_memory_used(): mostly its page caches, bounded by --cache-mb for the
+//             writer and half that for the reader) is reported apart and subtracted to give
+//             the engine's figure.
+//   --lag     builds N active orders whose first deadline + grace (with DefaultRules: mes has
+//             not received it within 2m, + 30s grace, after the SUBMITTED span's end) falls
+//             uniformly in [t0 + 10 s, t0 + 10 s + spread], t0 being the moment the detector
+//             thread starts (StartDetector(), SystemClock); an EngineListener records, for each
+//             flag, clock.Now() at OnStuck - row.stuck_since_ns.  Flags write order rows to the
+//             store: part of the cost measured.  Prints p50/p90/p99/max of that lag.
+//
+// Usage: ordertrace-bench-journey (--memory | --lag) [--orders 1000000] [--batch 1000]
+//          [--store sqlite|memory] [--cache-mb 64] [--spread 60s] [--lead 0]
+//          [--timeout 0] [--dir DIR] [--keep]
+// --lead: seconds between the start of the build and t0 (0: estimated from the build rate of
+// the first batches, then waited for); --timeout: seconds to wait for all flags after the last
+// deadline (0: 60).  Without --dir the SQLite file goes to a fresh directory under $TMPDIR,
+// removed at the end unless --keep.  Progress lines go to stderr every few seconds; the last
+// line of stdout is one JSON object with the figures.
+#include <malloc.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/log.h"
+#include "journey/engine.h"
+#include "journey/memory_store.h"
+#include "journey/rules.h"
+#include "journey/sqlite_store.h"
+
+namespace {
+
+namespace jr = ordertrace::journey;
+using jr::Nanos;
+using jr::SpanRecord;
+using Steady = std::chrono::steady_clock;
+
+constexpr Nanos kMs = 1'000'000;
+constexpr Nanos kSec = 1'000 * kMs;
+
+struct Options {
+  bool memory = false;
+  bool lag = false;
+  uint64_t orders = 1'000'000;
+  uint64_t batch = 1000;
+  std::string store = "sqlite";
+  int cache_mb = 64;
+  Nanos spread_ns = 60 * kSec;
+  double lead_s = 0;
+  double timeout_s = 60;
+  std::string dir;
+  bool keep = false;
+};
+
+uint64_t Mix(uint64_t x) {  // splitmix64
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+std::string Hex(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016" PRIx64, v);
+  return buf;
+}
+
+// "60s", "2m", "500ms", "1h", or plain seconds.
+bool ParseDuration(const std::string& s, Nanos* out) {
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end == s.c_str() || v < 0) return false;
+  const std::string unit = end;
+  double mult;
+  if (unit.empty() || unit == "s") {
+    mult = 1e9;
+  } else if (unit == "ms") {
+    mult = 1e6;
+  } else if (unit == "m") {
+    mult = 60e9;
+  } else if (unit == "h") {
+    mult = 3600e9;
+  } else {
+    return false;
+  }
+  *out = static_cast<Nanos>(v * mult);
+  return true;
+}
+
+bool ParseArgs(int argc, char** argv, Options* o) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
+    if (a == "--memory") {
+      o->memory = true;
+    } else if (a == "--lag") {
+      o->lag = true;
+    } else if (a == "--keep") {
+      o->keep = true;
+    } else {
+      const char* v = next();
+      if (v == nullptr) return false;
+      if (a == "--orders") {
+        o->orders = std::strtoull(v, nullptr, 10);
+      } else if (a == "--batch") {
+        o->batch = std::strtoull(v, nullptr, 10);
+      } else if (a == "--store") {
+        o->store = v;
+      } else if (a == "--cache-mb") {
+        o->cache_mb = std::atoi(v);
+      } else if (a == "--spread") {
+        if (!ParseDuration(v, &o->spread_ns)) return false;
+      } else if (a == "--lead") {
+        o->lead_s = std::atof(v);
+      } else if (a == "--timeout") {
+        o->timeout_s = std::atof(v);
+      } else if (a == "--dir") {
+        o->dir = v;
+      } else {
+        return false;
+      }
+    }
+  }
+  return o->memory != o->lag && o->orders > 0 && o->batch > 0 &&
+         (o->store == "sqlite" || o->store == "memory");
+}
+
+double Seconds(Steady::duration d) { return std::chrono::duration<double>(d).count(); }
+
+std::string OrderId(uint64_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "ORD-2026-%07" PRIu64, i);
+  return buf;
+}
+
+// The SUBMITTED span of order i (from crm), ending at end_ns.
+SpanRecord SubmitSpan(uint64_t i, Nanos end_ns) {
+  SpanRecord s;
+  s.order_id = OrderId(i);
+  s.trace_id = Hex(Mix(i * 2 + 1)) + Hex(Mix(i * 2 + 2));
+  s.span_id = Hex(Mix(i) | 1);
+  s.service = "crm";
+  s.name = "POST /api/orders";
+  s.start_ns = end_ns - 35 * kMs;
+  s.end_ns = end_ns;
+  s.otel_status = 1;
+  s.step = jr::StepStatus::kOk;
+  s.stage = "SUBMITTED";
+  return s;
+}
+
+struct Mem {
+  uint64_t heap = 0;    // malloc bytes in use (all arenas, mmapped chunks included)
+  uint64_t rss = 0;     // resident set size
+  int64_t sqlite = 0;   // sqlite3_memory_used()
+};
+
+Mem MemNow() {
+  Mem m;
+  const struct mallinfo2 mi = mallinfo2();
+  m.heap = mi.uordblks + mi.hblkhd;
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  m.rss = resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  m.sqlite = sqlite3_memory_used();
+  return m;
+}
+
+std::string LoadAvg() {
+  std::ifstream f("/proc/loadavg");
+  std::string a, b, c;
+  f >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+double CpuSeconds() {
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// Applies orders [0, n) in batches; end_of(i) gives the SUBMITTED span's end.  Returns the
+// seconds spent inside Apply().
+template <typename EndOf>
+bool Build(jr::Engine& engine, const Options& opt, EndOf end_of, double* apply_s,
+           double* wall_s, const std::function<void(uint64_t)>& after_batch = {}) {
+  const auto start = Steady::now();
+  auto last_report = start;
+  Steady::duration in_apply{};
+  for (uint64_t i = 0; i < opt.orders;) {
+    std::vector<SpanRecord> facts;
+    const uint64_t end = std::min(opt.orders, i + opt.batch);
+    facts.reserve(end - i);
+    for (; i < end; ++i) facts.push_back(SubmitSpan(i, end_of(i)));
+    const auto t0 = Steady::now();
+    const auto st = engine.Apply(std::move(facts));
+    const auto t1 = Steady::now();
+    in_apply += t1 - t0;
+    if (!st.ok()) {
+      std::fprintf(stderr, "apply: %s\n", st.ToString().c_str());
+      return false;
+    }
+    if (after_batch) after_batch(i);
+    if (t1 - last_report > std::chrono::seconds(5)) {
+      std::fprintf(stderr, "  build: %9" PRIu64 " orders  %6.1f s  %7.0f orders/s in Apply  load %s\n",
+                   i, Seconds(t1 - start), static_cast<double>(i) / Seconds(in_apply),
+                   LoadAvg().c_str());
+      last_report = t1;
+    }
+  }
+  *apply_s = Seconds(in_apply);
+  *wall_s = Seconds(Steady::now() - start);
+  return true;
+}
+
+class LagRecorder : public jr::EngineListener {
+ public:
+  LagRecorder(const jr::Clock& clock, size_t n) : clock_(clock), lag_ns_(n, -1) {}
+  void OnStuck(const jr::OrderRow& row) override {
+    const Nanos now = clock_.Now();
+    const size_t k = n_.load(std::memory_order_relaxed);
+    if (k < lag_ns_.size()) lag_ns_[k] = now - row.stuck_since_ns;
+    if (row.stuck != jr::StuckKind::kNotReceived) ++other_kind_;
+    n_.store(k + 1, std::memory_order_release);  // one writer: the detector thread
+  }
+  void OnCleared(const jr::OrderRow&) override { ++cleared_; }
+  size_t count() const { return n_.load(std::memory_order_acquire); }
+  std::vector<Nanos>& lags() { return lag_ns_; }
+  uint64_t other_kind() const { return other_kind_; }
+  uint64_t cleared() const { return cleared_; }
+
+ private:
+  const jr::Clock& clock_;
+  std::vector<Nanos> lag_ns_;
+  std::atomic<size_t> n_{0};
+  uint64_t other_kind_ = 0;
+  std::atomic<uint64_t> cleared_{0};
+};
+
+double Pct(const std::vector<Nanos>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  const size_t i = std::min(sorted.size() - 1,
+                            static_cast<size_t>(p * static_cast<double>(sorted.size())));
+  return static_cast<double>(sorted[i]) / 1e6;
+}
+
+int RunMemory(const Options& opt, jr::JourneyStore& store) {
+  jr::SystemClock clock;
+  const Mem before_engine = MemNow();
+  auto engine = std::make_unique<jr::Engine>(std::make_shared<const jr::Rules>(jr::DefaultRules()),
+                                             store, clock, nullptr);
+  const Mem before = MemNow();
+  const Nanos now = clock.Now();
+  // Milestones in the last minute: first deadline (2m + 30s) still ahead, nothing flagged.
+  auto end_of = [&](uint64_t i) { return now - static_cast<Nanos>(Mix(i + 99) % 60'000) * kMs; };
+  double apply_s = 0, wall_s = 0;
+  const double cpu0 = CpuSeconds();
+  if (!Build(*engine, opt, end_of, &apply_s, &wall_s)) return 1;
+  const double cpu_s = CpuSeconds() - cpu0;
+  const Mem after = MemNow();
+  const size_t active = engine->active_orders();
+  const auto n = static_cast<double>(opt.orders);
+  const double heap_delta = static_cast<double>(after.heap) - static_cast<double>(before.heap);
+  const double sqlite_delta = static_cast<double>(after.sqlite - before.sqlite);
+  const double rss_delta = static_cast<double>(after.rss) - static_cast<double>(before.rss);
+  const double engine_heap = heap_delta - sqlite_delta;
+  std::printf("active orders: %zu (of %" PRIu64 "), next deadline in %.1f s, load %s\n", active,
+              opt.orders, static_cast<double>(engine->NextDeadline() - clock.Now()) / 1e9,
+              LoadAvg().c_str());
+  std::printf("build: %.1f s wall, %.1f s in Apply(): %.0f orders/s (Apply), %.0f orders/s "
+              "(wall), %.1f s CPU\n",
+              wall_s, apply_s, n / apply_s, n / wall_s, cpu_s);
+  std::printf("heap in use: +%.1f MB = %.0f bytes/order; of which SQLite +%.1f MB (%.0f "
+              "bytes/order, bounded by its caches: %d + %d MB)\n",
+              heap_delta / 1e6, heap_delta / n, sqlite_delta / 1e6, sqlite_delta / n,
+              opt.cache_mb, std::max(1, opt.cache_mb / 2));
+  std::printf("engine heap (heap - SQLite): %.0f bytes/order\n", engine_heap / n);
+  std::printf("RSS: +%.1f MB = %.0f bytes/order (SQLite's caches included); empty engine "
+              "%.0f bytes\n",
+              rss_delta / 1e6, rss_delta / n,
+              static_cast<double>(before.heap) - static_cast<double>(before_engine.heap));
+  engine.reset();
+  const Mem freed = MemNow();
+  std::printf("after destroying the engine: heap %.1f MB above the start (SQLite %.1f MB)\n",
+              (static_cast<double>(freed.heap) - static_cast<double>(before_engine.heap)) / 1e6,
+              static_cast<double>(freed.sqlite - before_engine.sqlite) / 1e6);
+  std::printf("{\"mode\":\"memory\",\"store\":\"%s\",\"orders\":%" PRIu64 ",\"active\":%zu,"
+              "\"heap_bytes_per_order\":%.0f,\"engine_heap_bytes_per_order\":%.0f,"
+              "\"sqlite_bytes_per_order\":%.0f,\"rss_bytes_per_order\":%.0f,\"build_s\":%.1f,"
+              "\"apply_s\":%.1f,\"apply_orders_per_s\":%.0f,\"cpu_s\":%.1f,\"load\":\"%s\"}\n",
+              opt.store.c_str(), opt.orders, active, heap_delta / n, engine_heap / n,
+              sqlite_delta / n, rss_delta / n, wall_s, apply_s, n / apply_s, cpu_s,
+              LoadAvg().c_str());
+  return active == opt.orders ? 0 : 1;
+}
+
+int RunLag(const Options& opt, jr::JourneyStore& store) {
+  jr::SystemClock clock;
+  jr::Engine engine(std::make_shared<const jr::Rules>(jr::DefaultRules()), store, clock, nullptr);
+  LagRecorder rec(clock, opt.orders);
+  engine.AddListener(&rec);
+  const jr::Rules rules = jr::DefaultRules();
+  const Nanos first_deadline = std::chrono::nanoseconds(rules.stages[0].within_receipt).count() +
+                               std::chrono::nanoseconds(rules.grace).count();  // 2m + 30s
+
+  // The deadlines are fixed in the spans before the build, so t0 must be far enough ahead:
+  // --lead, or 10 s + twice the build time projected from a first, small engine's rate.
+  double lead_s = opt.lead_s;
+  if (lead_s <= 0) {
+    jr::ManualClock mclock(clock.Now());
+    std::unique_ptr<jr::JourneyStore> probe_store = jr::NewMemoryStore();
+    jr::Engine probe(std::make_shared<const jr::Rules>(jr::DefaultRules()), *probe_store, mclock,
+                     nullptr);
+    Options p = opt;
+    p.orders = std::min<uint64_t>(opt.orders, 20'000);
+    double a = 0, w = 0;
+    if (!Build(probe, p, [&](uint64_t) { return clock.Now(); }, &a, &w)) return 1;
+    const double rate = static_cast<double>(p.orders) / w;  // MemoryStore: faster than SQLite
+    lead_s = 10 + 4.0 * static_cast<double>(opt.orders) / rate + 5;
+    std::fprintf(stderr, "lead: %.0f s (probe %.0f orders/s on MemoryStore)\n", lead_s, rate);
+  }
+  const Nanos build_start = clock.Now();
+  const Nanos t0 = build_start + static_cast<Nanos>(lead_s * 1e9);
+  std::vector<Nanos> target(opt.orders);
+  std::mt19937_64 rng(7);
+  std::uniform_int_distribution<Nanos> u(0, opt.spread_ns);
+  for (auto& t : target) t = t0 + 10 * kSec + u(rng);
+  auto end_of = [&](uint64_t i) { return target[i] - first_deadline; };
+  double apply_s = 0, wall_s = 0;
+  if (!Build(engine, opt, end_of, &apply_s, &wall_s)) return 1;
+  const auto n = static_cast<double>(opt.orders);
+  const Nanos built = clock.Now();
+  std::printf("build: %" PRIu64 " orders in %.1f s (%.0f orders/s in Apply), %.1f s before t0, "
+              "load %s\n",
+              opt.orders, wall_s, n / apply_s, static_cast<double>(t0 - built) / 1e9,
+              LoadAvg().c_str());
+  if (built > t0) {
+    std::fprintf(stderr, "the build ran past t0 by %.1f s: the first deadlines are less than 10 s "
+                 "ahead (use a larger --lead)\n", static_cast<double>(built - t0) / 1e9);
+  } else {
+    std::this_thread::sleep_for(std::chrono::nanoseconds(t0 - clock.Now()));
+  }
+
+  const double cpu0 = CpuSeconds();
+  const auto flag_start = Steady::now();
+  const std::string load_start = LoadAvg();
+  engine.StartDetector();
+  const Nanos give_up = t0 + 10 * kSec + opt.spread_ns + static_cast<Nanos>(opt.timeout_s * 1e9);
+  size_t last = 0;
+  auto last_report = Steady::now();
+  while (rec.count() < opt.orders && clock.Now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (Steady::now() - last_report >= std::chrono::seconds(5)) {
+      const size_t c = rec.count();
+      const Nanos lag = c > 0 ? rec.lags()[c - 1] : 0;
+      std::fprintf(stderr, "  flagged %9zu (+%zu)  t0%+6.1f s  last lag %.1f ms  load %s\n", c,
+                   c - last, static_cast<double>(clock.Now() - t0) / 1e9,
+                   static_cast<double>(lag) / 1e6, LoadAvg().c_str());
+      last = c;
+      last_report = Steady::now();
+    }
+  }
+  const double flag_wall = Seconds(Steady::now() - flag_start);
+  const double cpu_s = CpuSeconds() - cpu0;
+  const std::string load_end = LoadAvg();
+  engine.StopDetector();
+  const size_t flagged = std::min<size_t>(rec.count(), opt.orders);
+
+  // Lag by tenth of the spread (when the deadline fell), to see whether it grows.
+  std::vector<Nanos> lags(rec.lags().begin(), rec.lags().begin() + static_cast<long>(flagged));
+  std::sort(lags.begin(), lags.end());
+  std::printf("flagged %zu of %" PRIu64 " (%" PRIu64 " of another kind, %" PRIu64
+              " cleared), stuck now %zu, in %.1f s, %.1f s CPU (%.1f us CPU per flag)\n",
+              flagged, opt.orders, rec.other_kind(), rec.cleared(), engine.stuck_orders(),
+              flag_wall, cpu_s, flagged ? cpu_s * 1e6 / static_cast<double>(flagged) : 0.0);
+  std::printf("load: %s at the start of flagging, %s at the end\n", load_start.c_str(),
+              load_end.c_str());
+  std::printf("deadline -> flagged lag: p50 %.1f ms  p90 %.1f ms  p99 %.1f ms  max %.1f ms  "
+              "(min %.1f ms)\n",
+              Pct(lags, 0.50), Pct(lags, 0.90), Pct(lags, 0.99),
+              lags.empty() ? 0.0 : static_cast<double>(lags.back()) / 1e6, Pct(lags, 0.0));
+  std::printf("{\"mode\":\"lag\",\"store\":\"%s\",\"orders\":%" PRIu64 ",\"spread_s\":%.0f,"
+              "\"flagged\":%zu,\"lag_p50_ms\":%.1f,\"lag_p90_ms\":%.1f,\"lag_p99_ms\":%.1f,"
+              "\"lag_max_ms\":%.1f,\"build_s\":%.1f,\"apply_orders_per_s\":%.0f,"
+              "\"cpu_us_per_flag\":%.1f,\"load_start\":\"%s\",\"load_end\":\"%s\"}\n",
+              opt.store.c_str(), opt.orders, static_cast<double>(opt.spread_ns) / 1e9, flagged,
+              Pct(lags, 0.50), Pct(lags, 0.90), Pct(lags, 0.99),
+              lags.empty() ? 0.0 : static_cast<double>(lags.back()) / 1e6, wall_s, n / apply_s,
+              flagged ? cpu_s * 1e6 / static_cast<double>(flagged) : 0.0, load_start.c_str(),
+              load_end.c_str());
+  return flagged == opt.orders ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  if (!ParseArgs(argc, argv, &opt)) {
+    std::fprintf(stderr,
+                 "usage: %s (--memory | --lag) [--orders N] [--batch N] [--store sqlite|memory] "
+                 "[--cache-mb 64] [--spread 60s] [--lead SECONDS] [--timeout SECONDS] "
+                 "[--dir DIR] [--keep]\n",
+                 argv[0]);
+    return 2;
+  }
+  ordertrace::log::Init("warn", ordertrace::log::Format::kLogfmt);
+  namespace fs = std::filesystem;
+  fs::path dir;
+  std::unique_ptr<jr::JourneyStore> store;
+  std::string path;
+  if (opt.store == "sqlite") {
+    if (opt.dir.empty()) {
+      std::string tmpl = (fs::temp_directory_path() / "ordertrace-journey-bench-XXXXXX").string();
+      if (mkdtemp(tmpl.data()) == nullptr) {
+        std::perror("mkdtemp");
+        return 1;
+      }
+      dir = tmpl;
+    } else {
+      fs::create_directories(opt.dir);
+    }
+    path = ((dir.empty() ? fs::path(opt.dir) : dir) / "journeys.db").string();
+    jr::SqliteStoreOptions so;
+    so.path = path;
+    so.cache_mb = opt.cache_mb;
+    auto opened = jr::OpenSqliteStore(so);
+    if (!opened.ok()) {
+      std::fprintf(stderr, "open: %s\n", opened.status().ToString().c_str());
+      return 1;
+    }
+    store = std::move(opened).value();
+  } else {
+    store = jr::NewMemoryStore();
+  }
+  std::printf("journey bench: %s, %" PRIu64 " orders in batches of %" PRIu64 ", store %s%s%s, "
+              "load %s\n",
+              opt.memory ? "memory" : "lag", opt.orders, opt.batch, opt.store.c_str(),
+              path.empty() ? "" : " ", path.c_str(), LoadAvg().c_str());
+  std::fflush(stdout);
+  const int rc = opt.memory ? RunMemory(opt, *store) : RunLag(opt, *store);
+  if (!path.empty()) {
+    std::error_code ec;
+    auto stats = store->Stats();
+    if (stats.ok()) {
+      std::printf("store: %" PRIu64 " orders, %" PRIu64 " spans, %.1f MB on disk\n",
+                  stats->orders, stats->spans, static_cast<double>(stats->bytes) / 1e6);
+    }
+  }
+  store.reset();
+  if (!dir.empty() && !opt.keep) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  } else if (!path.empty()) {
+    std::printf("kept %s\n", path.c_str());
+  }
+  return rc;
+}
