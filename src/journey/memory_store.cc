@@ -281,6 +281,17 @@ class MemoryStore final : public JourneyStore {
     return Status::Ok();
   }
 
+  Status ForEachOrderId(const std::function<void(std::string_view)>& fn) override {
+    std::vector<std::string> copy;
+    {
+      std::lock_guard lock(mu_);
+      copy.reserve(orders_.size());
+      for (const auto& [id, o] : orders_) copy.push_back(id);
+    }
+    for (const auto& id : copy) fn(id);
+    return Status::Ok();
+  }
+
   Result<std::optional<Hop>> FindHop(std::string_view send_span_id,
                                      std::string_view message_id) override {
     std::lock_guard lock(mu_);

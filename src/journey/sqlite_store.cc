@@ -614,6 +614,33 @@ class SqliteStore final : public JourneyStore {
     return Status::Ok();
   }
 
+  // Pages of kStreamPage ids in order_id order (the orders table's own key: WITHOUT ROWID, so
+  // the primary key is the table), no lock held while `fn` runs.
+  Status ForEachOrderId(const std::function<void(std::string_view)>& fn) override {
+    static const std::string sql =
+        "SELECT order_id FROM orders WHERE order_id > ?1 ORDER BY order_id LIMIT ?2";
+    std::string cursor;
+    std::vector<std::string> page;
+    do {
+      page.clear();
+      {
+        std::lock_guard lock(reader_mu_);
+        OT_ASSIGN_STMT(s, *reader_, sql);
+        s.Text(1, cursor);
+        s.Int(2, static_cast<int64_t>(kStreamPage));
+        while (true) {
+          auto row = s.Step();
+          if (!row.ok()) return row.status();
+          if (!*row) break;
+          page.push_back(s.ColText(0));
+        }
+      }
+      for (const auto& id : page) fn(id);
+      if (!page.empty()) cursor = page.back();
+    } while (page.size() == kStreamPage);
+    return Status::Ok();
+  }
+
   Result<std::optional<Hop>> FindHop(std::string_view send_span_id,
                                      std::string_view message_id) override {
     std::lock_guard lock(reader_mu_);

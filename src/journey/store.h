@@ -102,6 +102,14 @@ class JourneyStore {
   virtual Status ForEachActiveOrder(const std::function<void(const OrderRow&)>& fn) = 0;
   virtual Status ForEachOpenHop(const std::function<void(const Hop&)>& fn) = 0;
 
+  // Every order id in the store (active or closed), in no particular order: the engine fills
+  // its filter of known orders from it at start, so that a span of a brand-new order costs no
+  // store read.  The ids are those of the order rows (GetOrder finds them); ids that only
+  // spans or hops carry are not included.  Each id once; like ForEachActiveOrder, `fn` runs
+  // without store locks, and a write committed meanwhile may or may not be seen.  `fn` must
+  // not call back into the store.
+  virtual Status ForEachOrderId(const std::function<void(std::string_view)>& fn) = 0;
+
   // A hop by the message id, or by the send span id: the engine's lookup for a process span
   // whose open hop is no longer in memory.  nullopt when unknown.
   virtual Result<std::optional<Hop>> FindHop(std::string_view send_span_id,

@@ -585,6 +585,54 @@ TYPED_TEST(StoreContractTest, ForEachActiveOrderAndOpenHop) {
   EXPECT_EQ(hops, std::multiset<std::string>(open.begin(), open.end()));
 }
 
+TYPED_TEST(StoreContractTest, ForEachOrderIdListsEveryOrderRowOnce) {
+  {
+    int calls = 0;
+    ASSERT_TRUE(this->store_->ForEachOrderId([&](std::string_view) { ++calls; }).ok());
+    EXPECT_EQ(calls, 0);  // empty store
+  }
+  // More than two SQLite pages of 1000 ids; active, closed and stuck orders; ids in no order.
+  std::multiset<std::string> expected;
+  for (int batch = 0; batch < 5; ++batch) {
+    WriteBatch b;
+    for (int i = 0; i < 500; ++i) {
+      const int n = (i * 5 + batch) * 7919 % 100000;
+      const std::string id = "o-" + std::to_string(n);
+      b.orders.push_back(MakeOrder(id, 1000 + n, n % 3 == 0,
+                                   n % 5 == 0 ? StuckKind::kSilent : StuckKind::kNone));
+      expected.insert(id);
+    }
+    this->MustWrite(b);
+  }
+  // Rewriting an order keeps one id; spans and hops of an order without a row add none.
+  WriteBatch again;
+  again.orders.push_back(MakeOrder(*expected.begin(), kNow, true));
+  again.spans.push_back(MakeSpan("spans-only", 1, 10, 20));
+  again.hops.push_back(SendSide(7, "hops-only", "m-7", 10));
+  this->MustWrite(again);
+  std::multiset<std::string> seen;
+  ASSERT_TRUE(
+      this->store_->ForEachOrderId([&](std::string_view id) { seen.emplace(id); }).ok());
+  EXPECT_EQ(seen.size(), 2500u);
+  EXPECT_EQ(seen, expected);
+  // Retention removes ids with their orders.
+  Retention r;
+  r.closed_orders = std::chrono::hours(1);
+  r.inactive_orders = Duration(0);
+  r.spans = Duration(0);
+  auto removed = this->store_->EnforceRetention(kNow, r);
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  std::multiset<std::string> left;
+  ASSERT_TRUE(
+      this->store_->ForEachOrderId([&](std::string_view id) { left.emplace(id); }).ok());
+  EXPECT_EQ(left.size() + removed->orders_removed, 2500u);
+  for (const auto& id : left) {
+    auto o = this->store_->GetOrder(id);
+    ASSERT_TRUE(o.ok() && o->has_value()) << id;
+    EXPECT_TRUE(!(*o)->closed || (*o)->order_id == *expected.begin()) << id;
+  }
+}
+
 TYPED_TEST(StoreContractTest, FindHopBySpanIdAndMessageId) {
   WriteBatch b;
   b.hops = {SendSide(1, "o-1", "m-1", 100), SendSide(2, "o-1", "m-2", 200),
