@@ -4,11 +4,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "common/metrics.h"
+#include "internal.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "ordertrace/order.h"
 #include "ordertrace/tracer.h"
 #include "receive/otlp_receivers.h"
 
@@ -215,6 +219,230 @@ TEST_F(ExportTest, SpansArriveFieldByFieldAsSent) {
   EXPECT_EQ(batch->resources()[0].service_name, "crm");
   EXPECT_EQ(batch->spans()[1].name, "process orders");
   EXPECT_EQ(otlp::ToHex(batch->spans()[1].span_id), ToHex(parent_ctx.span_id));
+}
+
+// What the exporter is handed, kept as deep copies, and passed on to the real OTLP/HTTP exporter:
+// the reference the gateway's view is compared with, field by field.
+class TeeExporter : public SpanExporter {
+ public:
+  TeeExporter(ExporterOptions o, std::vector<std::pair<std::string, std::string>> resource)
+      : inner_(MakeOtlpHttpExporter(std::move(o), std::move(resource))) {}
+  ExportResult Export(const std::vector<std::unique_ptr<SpanData>>& spans) noexcept override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const auto& s : spans) sent_.push_back(*s);
+    }
+    return inner_->Export(spans);
+  }
+  void Shutdown() noexcept override { inner_->Shutdown(); }
+  std::vector<SpanData> sent() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return sent_;
+  }
+
+ private:
+  std::unique_ptr<SpanExporter> inner_;
+  std::mutex mu_;
+  std::vector<SpanData> sent_;
+};
+
+// An attribute as the gateway's decoder (otlp::SpanBatch) sees it, in the library's terms.
+AttributeValue FromView(const otlp::AnyValueView& v) {
+  switch (v.type) {
+    case otlp::ValueType::kString:
+      return std::string(v.str);
+    case otlp::ValueType::kInt:
+      return v.int_value;
+    case otlp::ValueType::kDouble:
+      return v.double_value;
+    case otlp::ValueType::kBool:
+      return v.bool_value;
+    case otlp::ValueType::kArray: {
+      std::vector<std::string> out;
+      otlp::ForEachArrayValue(v, 1u << 20, [&](const otlp::AnyValueView& e) {
+        EXPECT_EQ(e.type, otlp::ValueType::kString);
+        out.emplace_back(e.str);
+      });
+      return out;
+    }
+    default:
+      ADD_FAILURE() << "unexpected value type " << static_cast<int>(v.type);
+      return std::string("?");
+  }
+}
+
+template <typename Ref>
+std::vector<Attribute> AttributesOf(const otlp::SpanBatch& b, const Ref& ref) {
+  std::vector<Attribute> out;
+  b.ForEachAttribute(ref, [&](const otlp::KeyValueView& kv) {
+    out.push_back(Attribute{std::string(kv.key), FromView(kv.value)});
+  });
+  return out;
+}
+
+void ExpectSameAttributes(const std::vector<Attribute>& got, const std::vector<Attribute>& want,
+                          const std::string& where) {
+  ASSERT_EQ(got.size(), want.size()) << where;
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i].key, want[i].key) << where << " attribute " << i;
+    EXPECT_EQ(got[i].value.index(), want[i].value.index()) << where << " " << want[i].key;
+    EXPECT_TRUE(got[i].value == want[i].value) << where << " " << want[i].key;
+  }
+}
+
+// Spans made through the public API (every kind, remote/local/no parent, attributes of every
+// type, events, links, both statuses, an exception, the order helpers and a LongOperation with
+// heartbeats) reach the gateway's real OTLP/HTTP receiver; the gateway's own decoder (the view
+// journeys, the span log and forwarding use) shows every field exactly as the exporter was
+// handed it; the resource and scope too.
+TEST_F(ExportTest, GatewaySeesEveryFieldOfEverySpanAsSent) {
+  TracerOptions o = Options();
+  const std::vector<std::pair<std::string, std::string>> resource{
+      {"service.name", "crm"}, {"deployment.environment", "test"}, {"service.version", "1.2.3"}};
+  auto tee = std::make_unique<TeeExporter>(o.exporter, resource);
+  TeeExporter* tee_ptr = tee.get();
+  TracerProvider provider(o, std::move(tee));
+
+  const SpanContext remote{NewTraceId(), NewSpanId(), kTraceFlagSampled, "congo=t61rcWkgMzE", true};
+  const SpanContext linked{NewTraceId(), NewSpanId(), 0, "", true};  // not sampled, no state
+  {
+    StartOptions so;
+    so.kind = SpanKind::kServer;
+    so.parent = &remote;
+    Span request(provider, "POST /api/orders", so);
+    Scope scope(request);
+    SetOrder(request, "ORD-7");
+    Milestone(request, "SUBMITTED");
+    SetPartner(request, "partner-9");
+    SetEndUser(request, "user-3");
+    request.SetAttribute("http.request.method", "POST");
+    request.SetAttribute("http.response.status_code", 201);
+    request.SetAttribute("order.total", -0.125);
+    request.SetAttribute("order.express", true);
+    request.SetAttribute("order.items", std::vector<std::string>{"bolt", "", "nut \xC3\xA9"});
+    request.SetAttribute("big", int64_t{-9'223'372'036'854'775'807LL});
+    request.AddEvent("validated", {{"rules", int64_t{12}}, {"strict", false}, {"ratio", 0.5}});
+    request.AddEvent("no attributes");
+    request.AddLink(linked, {{"link.kind", std::string("follows")}});
+    {
+      LongOperationOptions lo;
+      lo.order_id = "ORD-7";
+      lo.heartbeat_interval = std::chrono::milliseconds(20);
+      lo.provider = &provider;
+      LongOperation calc("price calculation", lo);
+      std::this_thread::sleep_for(std::chrono::milliseconds(70));
+      calc.End("PRICE_CALCULATED", StepStatus::kOk);
+    }
+    for (SpanKind kind :
+         {SpanKind::kInternal, SpanKind::kClient, SpanKind::kProducer, SpanKind::kConsumer}) {
+      StartOptions co;
+      co.kind = kind;
+      co.links.push_back(Link{remote, {}});
+      Span child(provider, "child " + std::to_string(static_cast<int>(kind)), co);
+      if (kind == SpanKind::kClient) {
+        child.RecordException("std::system_error", "connection refused");
+        SetStepStatus(child, StepStatus::kFail, "connect", "connection refused");
+      }
+      if (kind == SpanKind::kProducer) SetStepStatus(child, StepStatus::kRetry);
+    }
+    SetStepStatus(request, StepStatus::kOk);
+  }
+  {
+    StartOptions ro;
+    ro.root = true;
+    ro.start_time_unix_nano = 1'000;
+    Span root(provider, "", ro);  // an empty name is still a name
+    root.End(2'000);
+  }
+  ASSERT_TRUE(provider.ForceFlush(10s));
+  const std::vector<SpanData> sent = tee_ptr->sent();
+  ASSERT_GE(sent.size(), 9u);  // request, calculation, >= 2 heartbeats, 4 children, root
+  EXPECT_EQ(provider.stats().exported, sent.size());
+
+  std::map<std::string, const SpanData*> by_id;
+  for (const SpanData& d : sent) by_id[ToHex(d.span_id)] = &d;
+  size_t seen = 0;
+  for (const auto& batch : sink_.batches()) {
+    ASSERT_FALSE(batch->modified()) << "the receiver refused, repaired or cut something";
+    ASSERT_EQ(batch->resources().size(), 1u);
+    ASSERT_EQ(batch->scopes().size(), 1u);
+    const otlp::ResourceRef& r = batch->resources()[0];
+    EXPECT_EQ(r.service_name, "crm");
+    std::vector<Attribute> want_resource;
+    for (const auto& [k, v] : resource) want_resource.push_back(Attribute{k, v});
+    ExpectSameAttributes(AttributesOf(*batch, r), want_resource, "resource");
+    const otlp::ScopeRef& sc = batch->scopes()[0];
+    EXPECT_EQ(sc.name, "libordertrace");
+    EXPECT_EQ(sc.version, internal::kSdkVersion);
+    EXPECT_EQ(sc.attributes, 0u);
+
+    for (const otlp::SpanRef& got : batch->spans()) {
+      const std::string id = otlp::ToHex(got.span_id);
+      ASSERT_EQ(by_id.count(id), 1u) << "a span the exporter was not handed: " << id;
+      const SpanData& want = *by_id[id];
+      const std::string where = "span '" + want.name + "'";
+      ++seen;
+      EXPECT_EQ(otlp::ToHex(got.trace_id), ToHex(want.trace_id)) << where;
+      EXPECT_EQ(otlp::ToHex(got.parent_span_id), ToHex(want.parent_span_id)) << where;
+      EXPECT_EQ(got.has_parent(), want.has_parent) << where;
+      EXPECT_EQ(got.trace_state, want.trace_state) << where;
+      EXPECT_EQ(got.flags, want.trace_flags | 0x100u | (want.parent_remote ? 0x200u : 0u)) << where;
+      EXPECT_EQ(got.name, want.name) << where;
+      EXPECT_EQ(got.kind, static_cast<uint8_t>(want.kind)) << where;
+      EXPECT_EQ(got.start_time_unix_nano, want.start_time_unix_nano) << where;
+      EXPECT_EQ(got.end_time_unix_nano, want.end_time_unix_nano) << where;
+      EXPECT_EQ(got.status_code, static_cast<uint8_t>(want.status)) << where;
+      EXPECT_EQ(got.status_message, want.status_message) << where;
+      EXPECT_EQ(got.dropped_attributes, want.dropped_attributes) << where;
+      EXPECT_EQ(got.dropped_events, want.dropped_events) << where;
+      EXPECT_EQ(got.dropped_links, want.dropped_links) << where;
+      ExpectSameAttributes(AttributesOf(*batch, got), want.attributes, where);
+
+      size_t e = 0;
+      EXPECT_EQ(got.events, want.events.size()) << where;
+      batch->ForEachEvent(got, [&](const otlp::EventView& ev) {
+        ASSERT_LT(e, want.events.size()) << where;
+        const Event& we = want.events[e];
+        EXPECT_EQ(ev.name, we.name) << where;
+        EXPECT_EQ(ev.time_unix_nano, we.time_unix_nano) << where;
+        ExpectSameAttributes(AttributesOf(*batch, ev), we.attributes, where + " event " + we.name);
+        ++e;
+      });
+      EXPECT_EQ(e, want.events.size()) << where;
+
+      size_t l = 0;
+      EXPECT_EQ(got.links, want.links.size()) << where;
+      batch->ForEachLink(got, [&](const otlp::LinkView& lv) {
+        ASSERT_LT(l, want.links.size()) << where;
+        const Link& wl = want.links[l];
+        EXPECT_EQ(otlp::ToHex(lv.trace_id), ToHex(wl.context.trace_id)) << where;
+        EXPECT_EQ(otlp::ToHex(lv.span_id), ToHex(wl.context.span_id)) << where;
+        EXPECT_EQ(lv.trace_state, wl.context.trace_state) << where;
+        EXPECT_EQ(lv.flags, wl.context.trace_flags | 0x100u | (wl.context.remote ? 0x200u : 0u))
+            << where;
+        ExpectSameAttributes(AttributesOf(*batch, lv), wl.attributes, where + " link");
+        ++l;
+      });
+      EXPECT_EQ(l, want.links.size()) << where;
+    }
+  }
+  EXPECT_EQ(seen, sent.size());
+
+  // And what was handed over is what the API was asked for (spot checks of the reference).
+  const SpanData* request = nullptr;
+  int heartbeats = 0;
+  for (const SpanData& d : sent) {
+    if (d.name == "POST /api/orders") request = &d;
+    if (d.name == "price calculation heartbeat") ++heartbeats;
+  }
+  ASSERT_NE(request, nullptr);
+  EXPECT_GE(heartbeats, 2);
+  EXPECT_EQ(ToHex(request->parent_span_id), ToHex(remote.span_id));
+  EXPECT_TRUE(request->parent_remote);
+  EXPECT_EQ(request->trace_state, "congo=t61rcWkgMzE");
+  EXPECT_EQ(request->status, SpanStatus::kOk);
+  EXPECT_EQ(request->events.size(), 2u);
+  EXPECT_EQ(request->links.size(), 1u);
 }
 
 TEST_F(ExportTest, BatchesOfManySpansAndShutdownFlushes) {
