@@ -1,7 +1,7 @@
 // order_service: one order through a C++ service instrumented with libordertrace.
 //
 //   OTEL_SERVICE_NAME=crm OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318
-//     order_service --order ORD-1 [--amqp amqp://guest:guest@127.0.0.1:5672/]
+//     order_service --order ORD-1 [--amqp amqp://guest:guest@127.0.0.1:5672]
 //     [--exchange ""] [--routing-key price.calculated] [--calc-ms 2500] [--heartbeat-ms 1000]
 //
 // The tracer comes from the standard OTEL_* variables (docs/instrumenting.md).  The order:
@@ -11,6 +11,8 @@
 //   - with --amqp, a traced RabbitMQ publish of the result (PRODUCER span, trace context and
 //     order.id in the message headers, publisher confirms);
 //   - step status OK, then the provider's Shutdown() exports what is queued.
+// The AMQP URL follows the AMQP URI spec: no path is the default vhost "/"; a trailing "/"
+// names the empty vhost "" (write "/%2f" for "/").
 // Prints one JSON line: order id, trace id, heartbeats, publish result, exporter counters.
 // Exit 0 when the order was handled and every span was exported, 1 otherwise.
 #if __has_include(<rabbitmq-c/tcp_socket.h>)
@@ -86,7 +88,7 @@ amqp_connection_state_t Connect(const std::string& url, std::string* error) {
       amqp_login(conn, info.vhost, 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, info.user, info.password);
   if (login.reply_type != AMQP_RESPONSE_NORMAL || amqp_channel_open(conn, 1) == nullptr ||
       amqp_get_rpc_reply(conn).reply_type != AMQP_RESPONSE_NORMAL) {
-    *error = "AMQP login or channel open failed";
+    *error = std::string("AMQP login or channel open failed (vhost '") + info.vhost + "')";
     amqp_destroy_connection(conn);
     return nullptr;
   }

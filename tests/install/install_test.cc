@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -49,6 +50,29 @@ std::string ReadFile(const fs::path& p) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// The private broker of the ctest fixture rabbitmq_broker (tests/rabbitmq/broker_main.cc):
+// "amqp://guest:guest@127.0.0.1:PORT", or "" with the reason in *why.
+std::string BrokerUrl(std::string* why) {
+  const char* state = std::getenv("ORDERTRACE_RABBITMQ_STATE");
+  if (state == nullptr) {
+    *why = "ORDERTRACE_RABBITMQ_STATE is not set (run through ctest: fixture rabbitmq_broker)";
+    return "";
+  }
+  std::ifstream in(state);
+  std::string line, port, reason;
+  bool available = false;
+  while (std::getline(in, line)) {
+    if (line == "available=1") available = true;
+    if (line.rfind("port=", 0) == 0) port = line.substr(5);
+    if (line.rfind("reason=", 0) == 0) reason = line.substr(7);
+  }
+  if (!available || port.empty()) {
+    *why = "no broker: " + (reason.empty() ? std::string("no state in ") + state : reason);
+    return "";
+  }
+  return "amqp://guest:guest@127.0.0.1:" + port;  // no path: the default vhost "/"
 }
 
 class InstallTest : public ::testing::Test {
@@ -115,11 +139,21 @@ TEST_F(InstallTest, FindPackageBuildOfTheExampleExportsToTheGateway) {
   GatewayProcess gw("install");
   ASSERT_TRUE(gw.Start()) << gw.Log();
   const std::string order = "INSTALL-" + std::to_string(::getpid());
+  // With the fixture's broker, the example also publishes the result (a traced publish).
+  std::string why;
+  const std::string amqp = BrokerUrl(&why);
+  if (amqp.empty()) {
+    const char* required = std::getenv("ORDERTRACE_REQUIRE_INTEROP");
+    if (required != nullptr && std::string(required) == "1") FAIL() << why;
+    std::printf("install_test: without the RabbitMQ publish: %s\n", why.c_str());
+  }
+  const int expected_spans = amqp.empty() ? 2 : 3;  // + heartbeats
   r = RunShell(
       "env OTEL_SERVICE_NAME=crm OTEL_RESOURCE_ATTRIBUTES=deployment.environment=test "
       "OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:" +
       std::to_string(gw.otlp_http_port()) + " " + Quote(example.string()) + " --order " + order +
-      " --calc-ms 450 --heartbeat-ms 100");
+      " --calc-ms 450 --heartbeat-ms 100" +
+      (amqp.empty() ? "" : " --amqp " + amqp + " --routing-key price.calculated"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   const json sent = json::parse(r.out.substr(r.out.find('{')), nullptr, false);
   ASSERT_TRUE(sent.is_object()) << r.out;
@@ -127,7 +161,10 @@ TEST_F(InstallTest, FindPackageBuildOfTheExampleExportsToTheGateway) {
   const int heartbeats = sent["heartbeats"];
   EXPECT_GE(heartbeats, 3) << r.out;
   EXPECT_EQ(sent["dropped"], 0) << r.out;
-  EXPECT_EQ(sent["exported"], heartbeats + 2) << r.out;  // request + calculation + heartbeats
+  EXPECT_EQ(sent["exported"], heartbeats + expected_spans) << r.out;
+  if (!amqp.empty()) {
+    EXPECT_EQ(sent["publish"].get<std::string>().rfind("ok ", 0), 0u) << r.out;
+  }
 
   // 4. The order, as the gateway's journey API tells it.
   json j;
@@ -136,7 +173,8 @@ TEST_F(InstallTest, FindPackageBuildOfTheExampleExportsToTheGateway) {
     auto reply = receive::HttpGet(gw.http_port(), "/api/v1/orders/" + order);
     if (reply.ok() && reply.value().status == 200) {
       j = json::parse(reply.value().body, nullptr, false);
-      if (j.is_object() && j["spans"].size() == static_cast<size_t>(heartbeats) + 2) break;
+      if (j.is_object() && j["spans"].size() == static_cast<size_t>(heartbeats + expected_spans))
+        break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -156,7 +194,7 @@ TEST_F(InstallTest, FindPackageBuildOfTheExampleExportsToTheGateway) {
     EXPECT_EQ(m["trace_id"], trace_id);
   }
   EXPECT_EQ(stages, (std::set<std::string>{"SUBMITTED", "PRICE_CALCULATED"}));
-  ASSERT_EQ(j["spans"].size(), static_cast<size_t>(heartbeats) + 2) << j.dump(2);
+  ASSERT_EQ(j["spans"].size(), static_cast<size_t>(heartbeats + expected_spans)) << j.dump(2);
   std::string request_id, calculation_id;
   int heartbeat_spans = 0;
   for (const json& s : j["spans"]) {
@@ -183,6 +221,26 @@ TEST_F(InstallTest, FindPackageBuildOfTheExampleExportsToTheGateway) {
       EXPECT_EQ(s["heartbeat"], true);
       EXPECT_EQ(s["parent_span_id"], calculation_id);
     }
+  }
+  if (!amqp.empty()) {
+    // The publish: a PRODUCER span under the request, and a hop the gateway holds open (nothing
+    // consumes the message here).
+    std::string publish_id;
+    for (const json& s : j["spans"]) {
+      if (s["name"] == "publish price.calculated") {
+        publish_id = s["span_id"];
+        EXPECT_EQ(s["parent_span_id"], request_id);
+        EXPECT_EQ(s["step_status"], "OK");
+        EXPECT_EQ(s["messaging"]["routing_key"], "price.calculated");
+      }
+    }
+    EXPECT_FALSE(publish_id.empty()) << j.dump(2);
+    ASSERT_EQ(j["hops"].size(), 1u) << j.dump(2);
+    EXPECT_EQ(j["hops"][0]["open"], true);
+    EXPECT_EQ(j["hops"][0]["routing_key"], "price.calculated");
+    EXPECT_EQ(j["hops"][0]["publisher"], "crm");
+    EXPECT_EQ(j["hops"][0]["send_span_id"], publish_id);
+    EXPECT_EQ(j["hops"][0]["message_id"], sent["publish"].get<std::string>().substr(3));
   }
   EXPECT_FALSE(request_id.empty()) << j.dump(2);
   EXPECT_FALSE(calculation_id.empty()) << j.dump(2);
