@@ -57,6 +57,7 @@ struct Engine::Active {
   StuckKind stuck = StuckKind::kNone;
   bool closed = false;
   bool touched = false;  // changed in the current Apply/Tick
+  bool moved = false;    // reached a later stage in the current Apply
 };
 
 struct Engine::OpenHop {
@@ -158,7 +159,6 @@ struct Engine::Pending {
   std::vector<ActiveEntry*> touched;
   std::vector<OrderRow> flagged;
   std::vector<OrderRow> cleared;
-  std::unordered_set<std::string> closed_sends;  // hops closed in this Apply
   void Touch(ActiveEntry* e) {
     if (!e->second.touched) {
       e->second.touched = true;
@@ -293,8 +293,12 @@ Engine::Verdict Engine::Evaluate(const Active& a, Nanos now) const {
 void Engine::Reschedule(ActiveEntry* e, Nanos now, Pending* p) {
   Active& a = e->second;
   const Verdict v = Evaluate(a, now);
+  const bool moved = a.moved;
+  a.moved = false;
   if (a.stuck != StuckKind::kNone) {
-    if (v.kind == StuckKind::kNone) {
+    // Moving on to a later stage ends the stuck episode even when the new stage is overdue
+    // already: that is a new episode, flagged (with its own time) by the next Tick().
+    if (v.kind == StuckKind::kNone || moved) {
       a.stuck = StuckKind::kNone;
       a.stuck_since_ns = 0;
       --stuck_;
@@ -340,37 +344,44 @@ OrderRow Engine::RowOf(const ActiveEntry& e) const {
   return r;
 }
 
+// An order's in-memory record from its stored row (restart, or a closed order's late span).
+void Engine::LoadRow(const OrderRow& r, Active* out) {
+  Active& a = *out;
+  a.stage = static_cast<int8_t>(rules_->StageIndex(r.stage));
+  a.stage_start_ns = r.stage_start_ns;
+  a.stage_ns = r.stage_ns;
+  a.first_ns = r.first_ns;
+  a.last_ns = r.last_ns;
+  a.last_heartbeat_ns = r.last_heartbeat_ns;
+  for (const auto& [svc, t] : r.services) {
+    const uint16_t i = ServiceIndex(svc);
+    if (i != kNoService) a.seen[i] = t;
+  }
+  if (!r.last_service.empty()) a.last_service = InternService(r.last_service);
+  a.open_hops = static_cast<uint16_t>(std::min<uint32_t>(r.open_hops, 0xffff));
+  a.closed = r.closed;
+  a.stuck = r.stuck;
+  a.stuck_since_ns = r.stuck_since_ns;
+  if (a.stuck != StuckKind::kNone) ++stuck_;
+}
+
 Engine::ActiveEntry* Engine::FindOrLoad(const std::string& order_id, Pending* p, Status* error) {
   auto it = active_->find(order_id);
   if (it != active_->end()) return &*it;
   auto [ins, inserted] = active_->try_emplace(order_id);
   (void)inserted;
   Active& a = ins->second;
-  // Not active: a new order, or a closed one (a late span), or one evicted by retention.
+  p->Touch(&*ins);
+  // Not active: a new order (the filter of known ids says so without a store read), or a
+  // closed one (a late span), or one evicted by retention.
+  if (!known_.MayContain(order_id)) return &*ins;
   auto row = store_.GetOrder(order_id);
   if (!row.ok()) {
     store_errors_->Inc();
     *error = row.status();
   } else if (row.value().has_value()) {
-    const OrderRow& r = *row.value();
-    a.stage = static_cast<int8_t>(rules_->StageIndex(r.stage));
-    a.stage_start_ns = r.stage_start_ns;
-    a.stage_ns = r.stage_ns;
-    a.first_ns = r.first_ns;
-    a.last_ns = r.last_ns;
-    a.last_heartbeat_ns = r.last_heartbeat_ns;
-    for (const auto& [svc, t] : r.services) {
-      uint16_t i = ServiceIndex(svc);
-      if (i != kNoService) a.seen[i] = t;
-    }
-    if (!r.last_service.empty()) a.last_service = InternService(r.last_service);
-    a.open_hops = static_cast<uint16_t>(std::min<uint32_t>(r.open_hops, 0xffff));
-    a.closed = r.closed;
-    a.stuck = r.stuck;
-    a.stuck_since_ns = r.stuck_since_ns;
-    if (a.stuck != StuckKind::kNone) ++stuck_;
+    LoadRow(*row.value(), &a);
   }
-  p->Touch(&*ins);
   return &*ins;
 }
 
@@ -388,6 +399,7 @@ void Engine::ApplyToOrder(ActiveEntry* e, const SpanRecord& r, Pending* p) {
     const int idx = rules_->StageIndex(r.stage);
     if (idx > a.stage || (idx == a.stage && (r.end_ns < a.stage_ns ||
                                               (r.end_ns == a.stage_ns && r.start_ns < a.stage_start_ns)))) {
+      if (idx > a.stage && a.stage >= 0) a.moved = true;
       a.stage = static_cast<int8_t>(idx);
       a.stage_start_ns = r.start_ns;
       a.stage_ns = r.end_ns;
@@ -423,7 +435,7 @@ void Engine::CloseHop(HopEntry* h, const SpanRecord& process, Pending* p) {
     }
     p->Touch(&*it);
   }
-  p->closed_sends.insert(h->first);
+  closed_sends_.Add(h->first);
   if (!oh.message_id.empty()) {
     // The index names the latest open publish of the message: only this hop's entry goes
     // (to an earlier open publish of the same message, if any).
@@ -448,22 +460,11 @@ Status Engine::Recover() {
   Status s = store_.ForEachActiveOrder([&](const OrderRow& r) {
     auto [it, inserted] = active_->try_emplace(r.order_id);
     if (!inserted) return;
-    Active& a = it->second;
-    a.stage = static_cast<int8_t>(rules_->StageIndex(r.stage));
-    a.stage_start_ns = r.stage_start_ns;
-    a.stage_ns = r.stage_ns;
-    a.first_ns = r.first_ns;
-    a.last_ns = r.last_ns;
-    a.last_heartbeat_ns = r.last_heartbeat_ns;
-    for (const auto& [svc, t] : r.services) {
-      uint16_t i = ServiceIndex(svc);
-      if (i != kNoService) a.seen[i] = t;
-    }
-    if (!r.last_service.empty()) a.last_service = InternService(r.last_service);
-    a.stuck = r.stuck;
-    a.stuck_since_ns = r.stuck_since_ns;
-    if (a.stuck != StuckKind::kNone) ++stuck_;
+    LoadRow(r, &it->second);
+    it->second.open_hops = 0;  // counted again from the open hops below
   });
+  if (!s.ok()) return s;
+  s = store_.ForEachOrderId([&](std::string_view id) { known_.Add(id); });
   if (!s.ok()) return s;
   const Nanos within = ToNanos(rules_->message_processed_within);
   const Nanos grace = ToNanos(rules_->grace);
@@ -564,7 +565,10 @@ Status Engine::Apply(std::vector<SpanRecord> facts) {
     ActiveEntry* e = FindOrLoad(r.order_id, &p, &load_error);
     ApplyToOrder(e, r, &p);
 
-    if (r.hop == HopRole::kSend && !p.closed_sends.count(r.span_id) &&
+    // A send span opens a hop unless it is open already or was closed recently (an exporter
+    // retrying the publish span); one closed longer ago is checked in the store when its
+    // deadline fires (Tick), so the hot path reads nothing.
+    if (r.hop == HopRole::kSend && !closed_sends_.Contains(r.span_id) &&
         hops_->find(r.span_id) == hops_->end()) {
       Hop hop;
       hop.order_id = r.order_id;
@@ -592,21 +596,16 @@ Status Engine::Apply(std::vector<SpanRecord> facts) {
         }
         ForgetOrphan(r);
       } else {
-        auto known = store_.FindHop(r.span_id, "");
-        if (known.ok() && known.value().has_value() && !known.value()->open()) {
-          // A retried publish span of a hop closed in an earlier batch.
-        } else {
-          auto [it, inserted] = hops_->try_emplace(r.span_id);
-          (void)inserted;
-          it->second.order_id = r.order_id;
-          it->second.message_id = r.message_id;
-          it->second.published_ns = hop.published_ns;
-          if (!r.message_id.empty()) IndexMessage(hop_by_message_, *hops_, &*it);
-          it->second.deadline_ns =
-              hop_within > 0 ? SatAdd(SatAdd(hop.published_ns, hop_within), grace) : kNever;
-          hop_heap_->Update(&*it);
-          if (e->second.open_hops < 0xffff) ++e->second.open_hops;
-        }
+        auto [it, inserted] = hops_->try_emplace(r.span_id);
+        (void)inserted;
+        it->second.order_id = r.order_id;
+        it->second.message_id = r.message_id;
+        it->second.published_ns = hop.published_ns;
+        if (!r.message_id.empty()) IndexMessage(hop_by_message_, *hops_, &*it);
+        it->second.deadline_ns =
+            hop_within > 0 ? SatAdd(SatAdd(hop.published_ns, hop_within), grace) : kNever;
+        hop_heap_->Update(&*it);
+        if (e->second.open_hops < 0xffff) ++e->second.open_hops;
       }
       p.batch.hops.push_back(std::move(hop));
     }
@@ -634,8 +633,23 @@ size_t Engine::Tick(Nanos now) {
     if (h->second.deadline_ns > now) break;
     const Nanos due = h->second.deadline_ns;
     h->second.deadline_ns = kNever;
-    h->second.late = true;
     hop_heap_->Remove(h);  // stays open (in hops_) until processed
+    // A retried publish span of a message processed long ago opened this hop again: the store
+    // knows it was processed.  (The one store read of the hop path, on the rare late path.)
+    if (auto known = store_.FindHop(h->first, ""); known.ok() && known.value().has_value() &&
+                                                  !known.value()->open()) {
+      const std::string& message_id = h->second.message_id;
+      auto m = message_id.empty() ? hop_by_message_.end() : hop_by_message_.find(message_id);
+      if (m != hop_by_message_.end() && m->second == h->first) hop_by_message_.erase(m);
+      auto order = active_->find(h->second.order_id);
+      if (order != active_->end() && order->second.open_hops > 0) {
+        --order->second.open_hops;
+        p.Touch(&*order);
+      }
+      hops_->erase(h->first);
+      continue;
+    }
+    h->second.late = true;
     auto it = active_->find(h->second.order_id);
     if (it != active_->end() && !it->second.closed) {
       Active& a = it->second;
@@ -689,6 +703,7 @@ Status Engine::Commit(Pending* p) {
   for (ActiveEntry* e : p->touched) {
     e->second.touched = false;
     p->batch.orders.push_back(RowOf(*e));
+    if (!known_.MayContain(e->first)) known_.Add(e->first);
   }
   auto fill = [&](std::vector<OrderRow>* rows) {
     for (OrderRow& r : *rows) {

@@ -40,6 +40,7 @@
 
 #include "common/metrics.h"
 #include "common/status.h"
+#include "journey/known_ids.h"
 #include "journey/rules.h"
 #include "journey/store.h"
 #include "journey/types.h"
@@ -146,6 +147,7 @@ class Engine {
   Verdict Evaluate(const Active& a, Nanos now) const;
   void Reschedule(ActiveEntry* e, Nanos now, Pending* p);
   OrderRow RowOf(const ActiveEntry& e) const;
+  void LoadRow(const OrderRow& row, Active* out);
   ActiveEntry* FindOrLoad(const std::string& order_id, Pending* p, Status* error);
   void ApplyToOrder(ActiveEntry* e, const SpanRecord& r, Pending* p);
   void CloseHop(HopEntry* h, const SpanRecord& process, Pending* p);
@@ -179,6 +181,8 @@ class Engine {
   size_t orphan_next_ = 0;
   std::unordered_map<std::string, size_t> orphan_index_;  // message/parent/link key → ring slot
   size_t stuck_ = 0;
+  KnownIds known_;                 // every order id the store holds (active ones too)
+  RecentIds closed_sends_{100000};  // send spans of hops closed lately (retried publishes)
   std::vector<EngineListener*> listeners_;
   WriteBatch retry_;  // facts a failed store write still owes the store
 
