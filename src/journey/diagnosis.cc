@@ -67,6 +67,7 @@ Expectations ExpectationsOf(const Rules& rules, const OrderFacts& f) {
     e.due_ns = f.stage_ns + ToNanos(r.within);
     e.allowed = r.within;
     e.stage = rules.stages[r.next].name;
+    e.service = r.next_by;
     add(e);
   }
   if (r.heartbeat.count() > 0) {

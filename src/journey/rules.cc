@@ -108,6 +108,7 @@ Rules DefaultRules() {
     StageRule& s = stage("SUBMITTED");
     s.next = kPriceCalculated;
     s.within = minutes(30);
+    s.next_by = "mes";
     s.heartbeat = minutes(5);
     s.received_by = "mes";
     s.within_receipt = minutes(2);
@@ -118,11 +119,13 @@ Rules DefaultRules() {
     s.within_processing = minutes(5);
     s.next = kApproved;
     s.within = hours(24);
+    s.next_by = "crm";
   }
   {
     StageRule& s = stage("APPROVED");
     s.next = kManufacturingStarted;
     s.within = hours(4);
+    s.next_by = "mes";
     s.received_by = "mes";
     s.within_receipt = minutes(10);
   }
@@ -130,12 +133,14 @@ Rules DefaultRules() {
     StageRule& s = stage("MANUFACTURING_STARTED");
     s.next = kShipped;
     s.within = hours(24 * 5);
+    s.next_by = "mes";
     s.heartbeat = hours(2);
   }
   {
     StageRule& s = stage("SHIPPED");
     s.next = kClosed;
     s.within = hours(24);
+    s.next_by = "crm";
   }
   stage("CLOSED");
   r.message_processed_within = minutes(2);
@@ -382,13 +387,13 @@ class Parser {
     if (st.value.IsNull()) return Status::Ok();  // "CLOSED:": terminal
     if (!st.value.IsMap()) {
       return Error(st.line, path,
-                   "expected a mapping (next, within, heartbeat, received_by, within_receipt, "
-                   "processed_by, within_processing)");
+                   "expected a mapping (next, within, next_by, heartbeat, received_by, "
+                   "within_receipt, processed_by, within_processing)");
     }
     std::vector<Entry> entries;
     if (Status s = Entries(st.value, path,
-                           {"next", "within", "heartbeat", "received_by", "within_receipt",
-                            "processed_by", "within_processing"},
+                           {"next", "within", "next_by", "heartbeat", "received_by",
+                            "within_receipt", "processed_by", "within_processing"},
                            &entries);
         !s.ok()) {
       return s;
@@ -410,6 +415,11 @@ class Parser {
                            " in stages (next must be a later stage)");
         }
         rule.next = next;
+      } else if (e.key == "next_by") {
+        auto service = Scalar(e, key_path);
+        if (!service.ok()) return service.status();
+        if (service->empty()) return Error(e.line, key_path, "expected a service name");
+        rule.next_by = *service;
       } else if (e.key == "received_by" || e.key == "processed_by") {
         auto service = Scalar(e, key_path);
         if (!service.ok()) return service.status();
@@ -449,6 +459,10 @@ class Parser {
          "needs within_processing (how soon the service must process the stage)",
          "needs processed_by (the service that must process the stage)"},
     };
+    if (by_key.count("next_by") > 0 && by_key.count("next") == 0) {
+      return Error(line_of("next_by"), path + ".next_by",
+                   "needs next (the stage this service is expected to reach)");
+    }
     for (const Pair& p : kPairs) {
       const bool has_a = by_key.count(p.a) > 0, has_b = by_key.count(p.b) > 0;
       if (has_a && !has_b) return Error(line_of(p.a), path + "." + p.a, p.a_needs);

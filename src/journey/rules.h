@@ -5,9 +5,10 @@
 //   entity: {key: order.id}
 //   stages: [SUBMITTED, PRICE_CALCULATED, APPROVED, MANUFACTURING_STARTED, SHIPPED, CLOSED]
 //   expect:
-//     SUBMITTED:        {next: PRICE_CALCULATED, within: 30m, heartbeat: 5m,
+//     SUBMITTED:        {next: PRICE_CALCULATED, within: 30m, next_by: mes, heartbeat: 5m,
 //                        received_by: mes, within_receipt: 2m}
-//     PRICE_CALCULATED: {processed_by: crm, within_processing: 5m, next: APPROVED, within: 24h}
+//     PRICE_CALCULATED: {processed_by: crm, within_processing: 5m, next: APPROVED, within: 24h,
+//                        next_by: crm}
 //     ...
 //   messages: {processed_within: 2m}   # any publish for an order must be processed in time
 //   grace: 30s                         # exporters are late; never flag before this
@@ -40,6 +41,9 @@ struct StageRule {
   // `next` or any later stage satisfies it.  -1: none.
   int next = -1;
   Duration within{0};
+  // The service expected to reach `next` (for the diagnosis: "expected from"); "" unknown, and
+  // then the last service that acted on the order is named.
+  std::string next_by;
   // While in this stage, a heartbeat span (ordertrace.heartbeat=true) at least this often,
   // counted from entering the stage and then from the latest heartbeat.  0: none.
   Duration heartbeat{0};

@@ -318,7 +318,7 @@ TEST(RulesTest, ExpectErrors) {
             "rules.yaml:4: expect.APPROVED.next: 'APPROVED' is not after APPROVED in stages "
             "(next must be a later stage)");
   EXPECT_EQ(ErrorOf(WithExpect("  APPROVED: SHIPPED\n")),
-            "rules.yaml:3: expect.APPROVED: expected a mapping (next, within, heartbeat, "
+            "rules.yaml:3: expect.APPROVED: expected a mapping (next, within, next_by, heartbeat, "
             "received_by, within_receipt, processed_by, within_processing)");
   EXPECT_EQ(ErrorOf("stages: [A]\nexpect: [A]\n"),
             "rules.yaml:2: expect: expected a mapping of stage names to expectations");
@@ -329,6 +329,11 @@ TEST(RulesTest, ExpectErrors) {
 }
 
 TEST(RulesTest, KeysThatGoTogether) {
+  EXPECT_EQ(ErrorOf(WithExpect("  SUBMITTED:\n    heartbeat: 5m\n    next_by: mes\n")),
+            "rules.yaml:5: expect.SUBMITTED.next_by: needs next (the stage this service is "
+            "expected to reach)");
+  EXPECT_EQ(ErrorOf(WithExpect("  SUBMITTED:\n    next: APPROVED\n    within: 1h\n    next_by: \"\"\n")),
+            "rules.yaml:6: expect.SUBMITTED.next_by: expected a service name");
   EXPECT_EQ(ErrorOf(WithExpect("  SUBMITTED:\n    heartbeat: 5m\n    within: 30m\n")),
             "rules.yaml:5: expect.SUBMITTED.within: needs next (the stage expected within this "
             "time)");
