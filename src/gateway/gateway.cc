@@ -376,12 +376,20 @@ Status Gateway::StartJourneys() {
     std::unique_lock lock(g.retention_mu);
     while (!g.retention_cv.wait_for(lock, interval, [&] { return g.retention_stop; })) {
       lock.unlock();
-      auto r = g.store->EnforceRetention(g.clock.Now(), retention);
+      const journey::Nanos now = g.clock.Now();
+      auto r = g.store->EnforceRetention(now, retention);
+      uint64_t forgotten = 0;
+      if (retention.inactive_orders.count() > 0) {
+        // The store dropped abandoned journeys; the engine forgets their deadlines too.
+        forgotten = g.engine->ForgetInactive(
+            now - std::chrono::nanoseconds(retention.inactive_orders).count());
+      }
       if (!r.ok()) {
         log::Error("journey retention failed", {{"error", r.status().message()}});
-      } else if (r.value().orders_removed + r.value().spans_removed > 0) {
+      } else if (r.value().orders_removed + r.value().spans_removed + forgotten > 0) {
         log::Info("journey retention", {{"orders_removed", r.value().orders_removed},
-                                        {"spans_removed", r.value().spans_removed}});
+                                        {"spans_removed", r.value().spans_removed},
+                                        {"active_orders_forgotten", forgotten}});
       }
       lock.lock();
     }

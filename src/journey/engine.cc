@@ -842,6 +842,35 @@ void Engine::ForgetOrphan(const SpanRecord& send) {
   (*orphans_)[slot].keys.clear();
 }
 
+size_t Engine::ForgetInactive(Nanos cutoff) {
+  std::lock_guard wlock(write_mu_);
+  std::lock_guard lock(mu_);
+  size_t forgotten = 0;
+  for (auto it = active_->begin(); it != active_->end();) {
+    if (it->second.last_ns >= cutoff) {
+      ++it;
+      continue;
+    }
+    order_heap_->Remove(&*it);
+    if (it->second.stuck != StuckKind::kNone) --stuck_;
+    it = active_->erase(it);
+    ++forgotten;
+  }
+  if (forgotten == 0) return 0;
+  for (auto it = hops_->begin(); it != hops_->end();) {
+    if (active_->count(it->second.order_id) > 0) {
+      ++it;
+      continue;
+    }
+    const std::string& message_id = it->second.message_id;
+    auto m = message_id.empty() ? hop_by_message_.end() : hop_by_message_.find(message_id);
+    if (m != hop_by_message_.end() && m->second == it->first) hop_by_message_.erase(m);
+    hop_heap_->Remove(&*it);
+    it = hops_->erase(it);
+  }
+  return forgotten;
+}
+
 Nanos Engine::NextDeadlineLocked() const {
   Nanos n = kNever;
   if (const ActiveEntry* e = order_heap_->top()) n = e->second.deadline_ns;

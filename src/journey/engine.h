@@ -124,6 +124,10 @@ class Engine {
   void StartDetector(Duration max_sleep = Duration(1000));
   void StopDetector();
 
+  // Forgets active orders with no span since `cutoff` (retention removed them from the store:
+  // journeys.retention.inactive_orders), with their open messages.  Returns how many.
+  size_t ForgetInactive(Nanos cutoff);
+
   size_t active_orders() const;
   size_t open_hops() const;
   size_t stuck_orders() const;

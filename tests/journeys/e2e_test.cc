@@ -208,5 +208,34 @@ TEST_F(JourneyEndToEnd, BrokenRulesRefuseStartAndSurviveReload) {
   EXPECT_EQ(gw.Stop(), 0);
 }
 
+TEST_F(JourneyEndToEnd, RetentionRemovesAbandonedJourneys) {
+  GatewayProcess gw("journey_retention");
+  const std::filesystem::path config = gw.dir() / "gateway.yaml";
+  {
+    std::ofstream out(config);
+    out << "journeys:\n  retention:\n    inactive_orders: 5m\n    closed_orders: 5m\n"
+           "    spans: 0\n    interval: 1s\n";
+  }
+  ASSERT_TRUE(gw.Start({"--config", config.string()})) << gw.Log();
+  CommandResult sent = RunShell("cd '" + kInteropDir +
+                                "' && node send_order.mjs --endpoint http://127.0.0.1:" +
+                                std::to_string(gw.otlp_http_port()) +
+                                " --order OLD-1 --minutes-ago 10");
+  ASSERT_EQ(sent.exit_code, 0) << sent.out;
+  // Its last span is 10 minutes old: past inactive_orders (5m), so the next retention pass
+  // (every second) removes the journey and the engine forgets its deadlines.
+  EXPECT_TRUE(gw.WaitForLog("active_orders_forgotten=1")) << gw.Log();
+  int status = 0;
+  GetOrder(gw, "OLD-1", &status);
+  EXPECT_EQ(status, 404);
+  auto list = receive::HttpGet(gw.http_port(), "/api/v1/orders?stuck=true");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(json::parse(list.value().body)["orders"].size(), 0u) << list.value().body;
+  auto metrics = receive::HttpGet(gw.http_port(), "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics.value().body.find("ordertrace_journey_active_orders 0"), std::string::npos);
+  EXPECT_NE(metrics.value().body.find("ordertrace_journey_stuck_orders 0"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace ordertrace
