@@ -20,7 +20,8 @@ Nanos SystemClock::Now() const {
 namespace {
 constexpr uint32_t kNoPos = 0xffffffffu;
 constexpr uint16_t kNoService = 0xffff;
-constexpr size_t kMaxWatched = 8;  // the rules allow at most 8 watched services
+constexpr size_t kMaxWatched = 4;  // the rules allow at most 4 watched services
+constexpr uint8_t kFlagged = 1, kCleared = 2;
 constexpr size_t kMaxPendingRetry = 1000000;  // records kept for a failing store before dropping
 
 Nanos ToNanos(Duration d) { return std::chrono::nanoseconds(d).count(); }
@@ -58,6 +59,7 @@ struct Engine::Active {
   bool closed = false;
   bool touched = false;  // changed in the current Apply/Tick
   bool moved = false;    // reached a later stage in the current Apply
+  uint8_t event = 0;     // kFlagged / kCleared in the current Apply/Tick: listeners hear it
 };
 
 struct Engine::OpenHop {
@@ -302,8 +304,7 @@ void Engine::Reschedule(ActiveEntry* e, Nanos now, Pending* p) {
       a.stuck = StuckKind::kNone;
       a.stuck_since_ns = 0;
       --stuck_;
-      p->cleared.push_back(OrderRow{});  // filled by Commit() from the row written
-      p->cleared.back().order_id = e->first;
+      a.event = kCleared;  // Commit() hands the row written to the listeners
     } else {
       a.stuck = v.kind;  // what it misses now (the time it got stuck stays)
     }
@@ -676,14 +677,12 @@ size_t Engine::Tick(Nanos now) {
       ++flagged;
       flagged_total_->With({StuckKindName(v.kind)}).Inc();
       flag_lag_->Observe(static_cast<double>(now - v.missed_at) / 1e9);
-      p.flagged.push_back(OrderRow{});
-      p.flagged.back().order_id = e->first;
+      a.event = kFlagged;
     } else if (v.kind == StuckKind::kNone && a.stuck != StuckKind::kNone) {
       a.stuck = StuckKind::kNone;
       a.stuck_since_ns = 0;
       --stuck_;
-      p.cleared.push_back(OrderRow{});
-      p.cleared.back().order_id = e->first;
+      a.event = kCleared;
     } else if (v.kind != StuckKind::kNone) {
       a.stuck = v.kind;
     }
@@ -704,19 +703,10 @@ Status Engine::Commit(Pending* p) {
     e->second.touched = false;
     p->batch.orders.push_back(RowOf(*e));
     if (!known_.MayContain(e->first)) known_.Add(e->first);
+    if (e->second.event == kFlagged) p->flagged.push_back(p->batch.orders.back());
+    if (e->second.event == kCleared) p->cleared.push_back(p->batch.orders.back());
+    e->second.event = 0;
   }
-  auto fill = [&](std::vector<OrderRow>* rows) {
-    for (OrderRow& r : *rows) {
-      for (const OrderRow& w : p->batch.orders) {
-        if (w.order_id == r.order_id) {
-          r = w;
-          break;
-        }
-      }
-    }
-  };
-  fill(&p->flagged);
-  fill(&p->cleared);
   for (ActiveEntry* e : p->touched) {
     if (e->second.closed && e->second.heap_pos == kNoPos) {
       if (e->second.stuck != StuckKind::kNone) --stuck_;

@@ -112,6 +112,7 @@ Rules DefaultRules() {
     s.heartbeat = minutes(5);
     s.received_by = "mes";
     s.within_receipt = minutes(2);
+    s.severity = "critical";
   }
   {
     StageRule& s = stage("PRICE_CALCULATED");
@@ -150,7 +151,9 @@ Rules DefaultRules() {
 
 namespace {
 
-constexpr size_t kMaxWatchedServices = 8;
+// Each active order keeps the latest span time of every watched service in memory (8 bytes
+// each, inline): four keep an active order within its 256-byte budget (docs/benchmarks.md).
+constexpr size_t kMaxWatchedServices = 4;
 
 std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 
@@ -388,12 +391,12 @@ class Parser {
     if (!st.value.IsMap()) {
       return Error(st.line, path,
                    "expected a mapping (next, within, next_by, heartbeat, received_by, "
-                   "within_receipt, processed_by, within_processing)");
+                   "within_receipt, processed_by, within_processing, severity)");
     }
     std::vector<Entry> entries;
     if (Status s = Entries(st.value, path,
                            {"next", "within", "next_by", "heartbeat", "received_by",
-                            "within_receipt", "processed_by", "within_processing"},
+                            "within_receipt", "processed_by", "within_processing", "severity"},
                            &entries);
         !s.ok()) {
       return s;
@@ -420,6 +423,21 @@ class Parser {
         if (!service.ok()) return service.status();
         if (service->empty()) return Error(e.line, key_path, "expected a service name");
         rule.next_by = *service;
+      } else if (e.key == "severity") {
+        auto severity = Scalar(e, key_path);
+        if (!severity.ok()) return severity.status();
+        const bool word = !severity->empty() && severity->size() <= 32 &&
+                          std::all_of(severity->begin(), severity->end(), [](char c) {
+                            return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+                                   c == '-';
+                          });
+        if (!word) {
+          return Error(e.line, key_path,
+                       "expected a lowercase word like critical, warning or info (an "
+                       "Alertmanager label value), got " +
+                           Quote(*severity));
+        }
+        rule.severity = *severity;
       } else if (e.key == "received_by" || e.key == "processed_by") {
         auto service = Scalar(e, key_path);
         if (!service.ok()) return service.status();
