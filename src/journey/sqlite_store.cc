@@ -3,7 +3,6 @@
 #include <sqlite3.h>
 
 #include <algorithm>
-#include <array>
 #include <filesystem>
 #include <mutex>
 #include <unordered_map>
@@ -16,7 +15,7 @@
 namespace ordertrace::journey {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 1;
 constexpr int32_t kApplicationId = 0x4F544A53;  // "OTJS"
 constexpr size_t kStreamPage = 1000;            // rows per ForEach page
 constexpr size_t kRetentionOrders = 1000;       // orders deleted per transaction
@@ -42,27 +41,10 @@ CREATE TABLE orders (
   expected_service TEXT NOT NULL,
   summary TEXT NOT NULL
 ) WITHOUT ROWID;
--- Secondary indexes of orders, each rewritten (old entry deleted, new one inserted) by every
--- upsert of an order that is in it, since the upsert sets all columns:
---   orders_stuck   ListOrders(stuck) in order_id order.  Partial: only stuck orders, so the
---                  common write (an order that is not stuck) does not touch it.
---   orders_active  ForEachActiveOrder and ListOrders(include_closed=false) in order_id order;
---                  last_ns (and closed, always 0: the planner needs the column to call the
---                  index covering) are in the key so that retention of inactive orders scans
---                  this index alone for the active ones.  Closed orders, the bulk of a store
---                  that keeps them 30 days, are not in it.
---   orders_stage   ListOrders(stage) in order_id order, and ForEachOrderId's covering scan
---                  (the smallest index holding every order_id).  Kept: without it a filter on
---                  a rare stage scans the whole table.
---   orders_closed  retention of closed orders and of inactive closed ones, by last_ns.
---                  Replaces an index on last_ns over every order, whose entry moved on every
---                  span of an active order (a delete at a random place); an order closes at
---                  about its last span, so this one appends at the right edge, and an active
---                  order's write only evaluates its WHERE.
 CREATE INDEX orders_stuck ON orders (order_id) WHERE stuck <> 0;
-CREATE INDEX orders_active ON orders (order_id, last_ns, closed) WHERE closed = 0;
+CREATE INDEX orders_active ON orders (order_id) WHERE closed = 0;
 CREATE INDEX orders_stage ON orders (stage, order_id);
-CREATE INDEX orders_closed ON orders (last_ns) WHERE closed <> 0;
+CREATE INDEX orders_last ON orders (last_ns);
 
 CREATE TABLE spans (
   order_id TEXT NOT NULL,
@@ -83,9 +65,7 @@ CREATE TABLE spans (
   links TEXT,
   PRIMARY KEY (order_id, span_id)
 ) WITHOUT ROWID;
--- No (order_id, start_ns) index: it was one more random-key insert per span.  GetJourney reads
--- the order's spans by primary-key prefix and sorts by start in memory.  spans_end appends
--- (spans arrive roughly in end order) and serves span retention.
+CREATE INDEX spans_start ON spans (order_id, start_ns);
 CREATE INDEX spans_end ON spans (end_ns);
 
 CREATE TABLE milestones (
@@ -98,11 +78,8 @@ CREATE TABLE milestones (
   PRIMARY KEY (order_id, stage)
 ) WITHOUT ROWID;
 
--- WITHOUT ROWID keyed by send_span_id: one b-tree insert per new hop instead of a rowid append
--- plus a unique index.  hops_open is keyed by published_ns (appends; the index entry also
--- holds send_span_id) rather than by the random send_span_id.
 CREATE TABLE hops (
-  send_span_id NOT NULL PRIMARY KEY,
+  send_span_id NOT NULL,
   order_id TEXT NOT NULL,
   send_trace_id NOT NULL,
   send_service TEXT NOT NULL,
@@ -115,10 +92,11 @@ CREATE TABLE hops (
   process_service TEXT NOT NULL,
   process_span_id NOT NULL,
   process_trace_id NOT NULL
-) WITHOUT ROWID;
+);
+CREATE UNIQUE INDEX hops_send ON hops (send_span_id);
 CREATE INDEX hops_message ON hops (message_id, published_ns) WHERE message_id <> '';
 CREATE INDEX hops_order ON hops (order_id);
-CREATE INDEX hops_open ON hops (published_ns) WHERE published_ns <> 0 AND processed_ns = 0;
+CREATE INDEX hops_open ON hops (send_span_id) WHERE published_ns <> 0 AND processed_ns = 0;
 
 CREATE TABLE counters (name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO counters VALUES ('orders', 0), ('spans', 0), ('hops', 0);
@@ -234,19 +212,8 @@ class Db {
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) return Error("open", rc);
     sqlite3_extended_result_codes(db_, 1);
-    // ot_updated(x): x, counting its calls (the orders upsert's DO UPDATE branch).  Not
-    // deterministic, so SQLite evaluates it on each execution of that branch.
-    const int frc = sqlite3_create_function_v2(
-        db_, "ot_updated", 1, SQLITE_UTF8 | SQLITE_DIRECTONLY, &updated_,
-        [](sqlite3_context* ctx, int, sqlite3_value** argv) {
-          ++*static_cast<int64_t*>(sqlite3_user_data(ctx));
-          sqlite3_result_value(ctx, argv[0]);
-        },
-        nullptr, nullptr, nullptr);
-    if (frc != SQLITE_OK) return Error("create function", frc);
     return Status::Ok();
   }
-  int64_t updated() const { return updated_; }
 
   Status Error(std::string_view what, int rc) const {
     std::string msg = "sqlite " + path_ + ": " + std::string(what) + ": ";
@@ -289,7 +256,6 @@ class Db {
  private:
   std::string path_;
   sqlite3* db_ = nullptr;
-  int64_t updated_ = 0;  // calls of ot_updated()
   std::unordered_map<std::string, sqlite3_stmt*> cache_;
 };
 
@@ -313,22 +279,13 @@ class Stmt {
   }
   void Int(int i, int64_t v) { Check(sqlite3_bind_int64(s_, i, v)); }
   void Null(int i) { Check(sqlite3_bind_null(s_, i)); }
-  // Hex ids of up to 32 bytes (trace and span ids) are converted into a buffer of this Stmt
-  // and bound without a copy (SQLITE_STATIC: the buffer outlives the step).
   void Id(int i, std::string_view v) {
-    if (!IsLowerHex(v)) {
-      Text(i, v);
-    } else if (v.size() / 2 <= kIdBytes && ids_used_ < kIdBufs) {
-      auto& buf = ids_[ids_used_++];
-      const size_t n = v.size() / 2;
-      for (size_t k = 0; k < n; ++k) {
-        buf[k] = static_cast<unsigned char>(Nibble(v[2 * k]) << 4 | Nibble(v[2 * k + 1]));
-      }
-      Check(sqlite3_bind_blob(s_, i, buf.data(), static_cast<int>(n), SQLITE_STATIC));
-    } else {
+    if (IsLowerHex(v)) {
       const std::string bytes = HexToBytes(v);
       Check(
           sqlite3_bind_blob(s_, i, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT));
+    } else {
+      Text(i, v);
     }
   }
   // By name (":name"); parameters absent from the statement are skipped.
@@ -354,11 +311,6 @@ class Stmt {
     return std::string(reinterpret_cast<const char*>(p),
                        static_cast<size_t>(sqlite3_column_bytes(s_, i)));
   }
-  std::string_view ColView(int i) const {
-    const auto* p = sqlite3_column_text(s_, i);
-    if (p == nullptr) return {};
-    return {reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, i))};
-  }
   std::string ColId(int i) const {
     if (sqlite3_column_type(s_, i) == SQLITE_BLOB) {
       const auto* p = static_cast<const unsigned char*>(sqlite3_column_blob(s_, i));
@@ -373,14 +325,9 @@ class Stmt {
     if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
   }
 
-  static constexpr size_t kIdBytes = 32;
-  static constexpr size_t kIdBufs = 4;
-
   Db& db_;
   sqlite3_stmt* s_;
   int bind_rc_ = SQLITE_OK;
-  std::array<std::array<unsigned char, kIdBytes>, kIdBufs> ids_;
-  size_t ids_used_ = 0;
 };
 
 #define OT_ASSIGN_STMT(var, db, sql)                \
@@ -642,13 +589,10 @@ class SqliteStore final : public JourneyStore {
   }
 
   Status ForEachOpenHop(const std::function<void(const Hop&)>& fn) override {
-    // In hops_open's order, (published_ns, send_span_id).
     static const std::string sql = Cols("SELECT ", kHopCols) +
                                    " FROM hops WHERE published_ns <> 0 AND processed_ns = 0 AND "
-                                   "(published_ns, send_span_id) > (?3, ?1) "
-                                   "ORDER BY published_ns, send_span_id LIMIT ?2";
+                                   "send_span_id > ?1 ORDER BY send_span_id LIMIT ?2";
     std::string cursor;
-    Nanos cursor_ns = 0;
     std::vector<Hop> page;
     do {
       page.clear();
@@ -656,7 +600,6 @@ class SqliteStore final : public JourneyStore {
         std::lock_guard lock(reader_mu_);
         OT_ASSIGN_STMT(s, *reader_, sql);
         s.Id(1, cursor);
-        s.Int(3, cursor_ns);
         s.Int(2, static_cast<int64_t>(kStreamPage));
         while (true) {
           auto row = s.Step();
@@ -666,30 +609,35 @@ class SqliteStore final : public JourneyStore {
         }
       }
       for (const auto& h : page) fn(h);
-      if (!page.empty()) {
-        cursor = page.back().send_span_id;
-        cursor_ns = page.back().published_ns;
-      }
+      if (!page.empty()) cursor = page.back().send_span_id;
     } while (page.size() == kStreamPage);
     return Status::Ok();
   }
 
-  // One statement on a connection of its own: a covering scan of orders_stage (the smallest
-  // index holding every order_id; entries of ~30 bytes rather than whole order rows), in one
-  // read snapshot, so each id comes once even if the engine writes meanwhile (such writes are
-  // not seen).  No store lock is held, `fn` runs between rows.
+  // Pages of kStreamPage ids in order_id order (the orders table's own key: WITHOUT ROWID, so
+  // the primary key is the table), no lock held while `fn` runs.
   Status ForEachOrderId(const std::function<void(std::string_view)>& fn) override {
-    Db db(reader_->path());
-    OT_RETURN_IF_ERROR(db.Open());
-    OT_RETURN_IF_ERROR(db.Exec("PRAGMA query_only = 1"));
-    OT_RETURN_IF_ERROR(db.Exec("PRAGMA busy_timeout = 5000"));
-    OT_ASSIGN_STMT(s, db, std::string("SELECT order_id FROM orders INDEXED BY orders_stage"));
-    while (true) {
-      auto row = s.Step();
-      if (!row.ok()) return row.status();
-      if (!*row) break;
-      fn(s.ColView(0));
-    }
+    static const std::string sql =
+        "SELECT order_id FROM orders WHERE order_id > ?1 ORDER BY order_id LIMIT ?2";
+    std::string cursor;
+    std::vector<std::string> page;
+    do {
+      page.clear();
+      {
+        std::lock_guard lock(reader_mu_);
+        OT_ASSIGN_STMT(s, *reader_, sql);
+        s.Text(1, cursor);
+        s.Int(2, static_cast<int64_t>(kStreamPage));
+        while (true) {
+          auto row = s.Step();
+          if (!row.ok()) return row.status();
+          if (!*row) break;
+          page.push_back(s.ColText(0));
+        }
+      }
+      for (const auto& id : page) fn(id);
+      if (!page.empty()) cursor = page.back();
+    } while (page.size() == kStreamPage);
     return Status::Ok();
   }
 
@@ -715,22 +663,17 @@ class SqliteStore final : public JourneyStore {
 
   Result<RetentionResult> EnforceRetention(Nanos now, const Retention& retention) override {
     RetentionResult result;
-    // Closed orders by orders_closed; active ones by a scan of orders_active (covering:
-    // order_id, last_ns), resumed after the last order of the previous chunk (?3).
-    static const std::string closed_sql =
-        "SELECT order_id FROM orders WHERE last_ns < ?1 AND closed <> 0 LIMIT ?2";
     if (const auto cutoff = RetentionCutoff(now, retention.closed_orders)) {
-      OT_RETURN_IF_ERROR(RemoveOrders(closed_sql, *cutoff, &result));
+      static const std::string sql =
+          "SELECT order_id FROM orders WHERE last_ns < ?1 AND closed <> 0 LIMIT ?2";
+      OT_RETURN_IF_ERROR(RemoveOrders(sql, *cutoff, &result));
     }
     if (const auto cutoff = RetentionCutoff(now, retention.inactive_orders)) {
-      static const std::string active_sql =
-          "SELECT order_id FROM orders WHERE closed = 0 AND order_id > ?3 AND last_ns < ?1 "
-          "ORDER BY order_id LIMIT ?2";
-      OT_RETURN_IF_ERROR(RemoveOrders(closed_sql, *cutoff, &result));
-      OT_RETURN_IF_ERROR(RemoveOrders(active_sql, *cutoff, &result));
+      static const std::string sql = "SELECT order_id FROM orders WHERE last_ns < ?1 LIMIT ?2";
+      OT_RETURN_IF_ERROR(RemoveOrders(sql, *cutoff, &result));
       // Hops that never got an order.
       static const std::string orphans =
-          "DELETE FROM hops WHERE send_span_id IN (SELECT send_span_id FROM hops WHERE "
+          "DELETE FROM hops WHERE rowid IN (SELECT rowid FROM hops WHERE "
           "order_id = '' AND max(published_ns, processed_ns) < ?1 LIMIT ?2)";
       OT_RETURN_IF_ERROR(DeleteInChunks(orphans, *cutoff, nullptr));
     }
@@ -823,53 +766,36 @@ class SqliteStore final : public JourneyStore {
     }
     for (const auto& hop : batch.hops) OT_RETURN_IF_ERROR(PutHop(hop, d));
     if (!batch.orders.empty()) {
-      // One upsert per order rather than UPDATE, then INSERT when it changed nothing (two
-      // primary-key searches for every new order).  The orders counter needs to know whether
-      // it inserted, which sqlite3_changes does not say (1 either way) and RETURNING costs an
-      // ephemeral table per execution (measured: twice the CPU per span); ot_updated(), our
-      // function on the writer connection, returns its argument and counts the executions
-      // of the DO UPDATE branch.
-      static const std::string upsert =
+      static const std::string update =
+          "UPDATE orders SET stage = ?2, stage_start_ns = ?3, stage_ns = ?4, first_ns = ?5, "
+          "last_ns = ?6, last_heartbeat_ns = ?7, services = ?8, last_service = ?9, spans = ?10, "
+          "open_hops = ?11, closed = ?12, stuck = ?13, stuck_since_ns = ?14, deadline_ns = ?15, "
+          "expected_service = ?16, summary = ?17 WHERE order_id = ?1";
+      static const std::string insert =
           Cols("INSERT INTO orders (", kOrderCols) +
-          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17) "
-          "ON CONFLICT (order_id) DO UPDATE SET stage = excluded.stage, "
-          "stage_start_ns = excluded.stage_start_ns, stage_ns = excluded.stage_ns, "
-          "first_ns = excluded.first_ns, last_ns = excluded.last_ns, "
-          "last_heartbeat_ns = excluded.last_heartbeat_ns, services = excluded.services, "
-          "last_service = excluded.last_service, spans = excluded.spans, "
-          "open_hops = excluded.open_hops, closed = ot_updated(excluded.closed), "
-          "stuck = excluded.stuck, "
-          "stuck_since_ns = excluded.stuck_since_ns, deadline_ns = excluded.deadline_ns, "
-          "expected_service = excluded.expected_service, summary = excluded.summary";
-      auto prep = db.Prepare(upsert);
-      if (!prep.ok()) return prep.status();
-      const int64_t updated_before = db.updated();
+          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+      auto up = db.Prepare(update);
+      if (!up.ok()) return up.status();
+      auto in = db.Prepare(insert);
+      if (!in.ok()) return in.status();
       for (const auto& o : batch.orders) {
-        Stmt s(db, *prep);
+        {
+          Stmt s(db, *up);
+          BindOrder(s, o);
+          OT_RETURN_IF_ERROR(s.Run());
+          if (db.Changes() > 0) continue;
+        }
+        Stmt s(db, *in);
         BindOrder(s, o);
         OT_RETURN_IF_ERROR(s.Run());
+        ++d->orders;
       }
-      d->orders += static_cast<int64_t>(batch.orders.size()) - (db.updated() - updated_before);
     }
     return Status::Ok();
   }
 
-  // New hops are the common case: insert first, and only on a conflict read, merge and update.
   Status PutHop(const Hop& hop, Deltas* d) {
     Db& db = *writer_;
-    {
-      static const std::string sql =
-          Cols("INSERT INTO hops (", kHopCols) +
-          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) "
-          "ON CONFLICT (send_span_id) DO NOTHING";
-      OT_ASSIGN_STMT(s, db, sql);
-      BindHop(s, hop);
-      OT_RETURN_IF_ERROR(s.Run());
-      if (db.Changes() > 0) {
-        ++d->hops;
-        return Status::Ok();
-      }
-    }
     auto stored = ReadHopById(db, hop.send_span_id);
     if (!stored.ok()) return stored.status();
     if (stored->has_value()) {
@@ -885,7 +811,14 @@ class SqliteStore final : public JourneyStore {
       BindHop(s, merged);
       return s.Run();
     }
-    return db.Error("hop " + hop.send_span_id + " conflicted but is not stored", SQLITE_ERROR);
+    static const std::string sql =
+        Cols("INSERT INTO hops (", kHopCols) +
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+    OT_ASSIGN_STMT(s, db, sql);
+    BindHop(s, hop);
+    OT_RETURN_IF_ERROR(s.Run());
+    ++d->hops;
+    return Status::Ok();
   }
 
   Status AddCounters(const Deltas& d) {
@@ -943,29 +876,24 @@ class SqliteStore final : public JourneyStore {
       }
     }
     {
-      // By primary-key prefix (no index on start_ns: see the schema), then the latest
-      // `max_spans` by (start_ns, span_id), as MemoryStore orders them.
       static const std::string sql =
-          Cols("SELECT ", kSpanCols) + " FROM spans WHERE order_id = ?1";
+          Cols("SELECT ", kSpanCols) +
+          " FROM spans WHERE order_id = ?1 ORDER BY start_ns DESC, span_id DESC LIMIT ?2";
       OT_ASSIGN_STMT(s, db, sql);
       s.Text(1, order_id);
+      const size_t limit = std::min<size_t>(max_spans, size_t{1} << 40);
+      s.Int(2, static_cast<int64_t>(limit) + 1);
       while (true) {
         auto row = s.Step();
         if (!row.ok()) return row.status();
         if (!*row) break;
+        if (j.spans.size() == limit) {
+          j.spans_truncated = true;
+          break;
+        }
         j.spans.push_back(ReadSpan(s));
       }
-      const auto earlier = [](const SpanRecord& a, const SpanRecord& b) {
-        if (a.start_ns != b.start_ns) return a.start_ns < b.start_ns;
-        return a.span_id < b.span_id;
-      };
-      if (j.spans.size() > max_spans) {
-        const auto first_kept = j.spans.end() - static_cast<std::ptrdiff_t>(max_spans);
-        std::nth_element(j.spans.begin(), first_kept, j.spans.end(), earlier);
-        j.spans.erase(j.spans.begin(), first_kept);
-        j.spans_truncated = true;
-      }
-      std::sort(j.spans.begin(), j.spans.end(), earlier);
+      std::reverse(j.spans.begin(), j.spans.end());
     }
     {
       static const std::string sql =
@@ -983,15 +911,13 @@ class SqliteStore final : public JourneyStore {
     return std::optional<Journey>(std::move(j));
   }
 
-  // Removes the orders `select_sql` (?1 cutoff, ?2 limit, and ?3 if it has it: the last
-  // order_id of the previous chunk) returns, with their spans, milestones and hops,
-  // kRetentionOrders per transaction.
+  // Removes the orders `select_sql` (?1 cutoff, ?2 limit) returns, with their spans,
+  // milestones and hops, kRetentionOrders per transaction.
   Status RemoveOrders(const std::string& select_sql, Nanos cutoff, RetentionResult* result) {
     static const std::string del_spans = "DELETE FROM spans WHERE order_id = ?1";
     static const std::string del_milestones = "DELETE FROM milestones WHERE order_id = ?1";
     static const std::string del_hops = "DELETE FROM hops WHERE order_id = ?1";
     static const std::string del_order = "DELETE FROM orders WHERE order_id = ?1";
-    std::string cursor;
     while (true) {
       std::lock_guard lock(writer_mu_);
       Db& db = *writer_;
@@ -1003,7 +929,6 @@ class SqliteStore final : public JourneyStore {
           OT_ASSIGN_STMT(s, db, select_sql);
           s.Int(1, cutoff);
           s.Int(2, static_cast<int64_t>(kRetentionOrders));
-          if (s.Param("?3") != 0) s.Text(3, cursor);
           while (true) {
             auto row = s.Step();
             if (!row.ok()) return row.status();
@@ -1031,7 +956,6 @@ class SqliteStore final : public JourneyStore {
       result->orders_removed += static_cast<uint64_t>(-d.orders);
       result->spans_removed += static_cast<uint64_t>(-d.spans);
       if (ids.size() < kRetentionOrders) return Status::Ok();
-      cursor = ids.back();
     }
   }
 
@@ -1128,14 +1052,9 @@ Status PrepareSchema(Db& db, bool* created) {
                             std::to_string(kSchemaVersion) +
                             "); run a newer ordertrace or use another data directory");
   }
-  if (*version < kSchemaVersion) {
-    // No migration yet (nothing deployed with an older schema): say so rather than fail on
-    // a missing column or index later.
+  if (*version < 1) {
     return Status::Internal("sqlite " + db.path() + ": journey store schema version " +
-                            std::to_string(*version) + " is older than this build's (" +
-                            std::to_string(kSchemaVersion) +
-                            ") and cannot be upgraded; move the file away (or use another "
-                            "data directory) to start a new store");
+                            std::to_string(*version) + " is unknown");
   }
   return Status::Ok();
 }

@@ -1012,24 +1012,6 @@ TEST_F(SqliteStoreTest, ForeignDatabaseIsRefused) {
       << foreign.status().message();
 }
 
-TEST_F(SqliteStoreTest, OlderSchemaVersionIsRefused) {
-  {
-    auto store = Open();
-    ASSERT_TRUE(store.ok());
-  }
-  {
-    std::fstream f(path_, std::ios::binary | std::ios::in | std::ios::out);
-    f.seekp(60);
-    const char v1[4] = {0, 0, 0, 1};
-    f.write(v1, 4);
-  }
-  auto older = Open();
-  ASSERT_FALSE(older.ok());
-  const std::string& msg = older.status().message();
-  EXPECT_NE(msg.find("schema version 1 is older than this build's (2)"), std::string::npos) << msg;
-  EXPECT_NE(msg.find(path_), std::string::npos) << msg;
-}
-
 TEST_F(SqliteStoreTest, MissingDirectoryIsAnError) {
   SqliteStoreOptions options;
   options.path = (dir_ / "no" / "such" / "dir" / "journeys.db").string();
