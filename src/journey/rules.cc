@@ -426,11 +426,11 @@ class Parser {
       } else if (e.key == "severity") {
         auto severity = Scalar(e, key_path);
         if (!severity.ok()) return severity.status();
-        const bool word = !severity->empty() && severity->size() <= 32 &&
-                          std::all_of(severity->begin(), severity->end(), [](char c) {
-                            return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-                                   c == '-';
-                          });
+        const bool word =
+            !severity->empty() && severity->size() <= 32 &&
+            std::all_of(severity->begin(), severity->end(), [](char c) {
+              return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+            });
         if (!word) {
           return Error(e.line, key_path,
                        "expected a lowercase word like critical, warning or info (an "

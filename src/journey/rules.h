@@ -8,7 +8,7 @@
 //     SUBMITTED:        {next: PRICE_CALCULATED, within: 30m, next_by: mes, heartbeat: 5m,
 //                        received_by: mes, within_receipt: 2m}
 //     PRICE_CALCULATED: {processed_by: crm, within_processing: 5m, next: APPROVED, within: 24h,
-//                        next_by: crm}
+//                        next_by: crm, severity: critical}
 //     ...
 //   messages: {processed_within: 2m}   # any publish for an order must be processed in time
 //   grace: 30s                         # exporters are late; never flag before this
@@ -53,6 +53,9 @@ struct StageRule {
   Duration within_receipt{0};
   std::string processed_by;
   Duration within_processing{0};
+  // The severity label of the alert for an order stuck in this stage (Alertmanager routes on
+  // it): a lowercase word like critical, warning or info.
+  std::string severity = "warning";
 
   // A stage with no expectation at all ends the journey (CLOSED).
   bool terminal() const {
@@ -93,6 +96,7 @@ struct Rules {
 // The request's lifecycle, used when no rules file is configured; identical to
 // config/rules.example.yaml (a test keeps them equal):
 //   SUBMITTED             → PRICE_CALCULATED within 30m, heartbeat every 5m, received by mes in 2m
+//                           (alert severity critical; every other stage warning)
 //   PRICE_CALCULATED      → processed by crm in 5m; APPROVED within 24h
 //   APPROVED              → MANUFACTURING_STARTED within 4h, received by mes in 10m
 //   MANUFACTURING_STARTED → SHIPPED within 5d, heartbeat every 2h

@@ -330,8 +330,8 @@ TEST(RulesTest, ExpectErrors) {
 }
 
 TEST(RulesTest, Severity) {
-  auto rules = ParseRules(WithExpect("  APPROVED: {next: SHIPPED, within: 1h, severity: page-now}\n"),
-                          "rules.yaml");
+  auto rules = ParseRules(
+      WithExpect("  APPROVED: {next: SHIPPED, within: 1h, severity: page-now}\n"), "rules.yaml");
   ASSERT_TRUE(rules.ok()) << rules.status().message();
   EXPECT_EQ(rules->stages[static_cast<size_t>(rules->StageIndex("APPROVED"))].severity, "page-now");
   EXPECT_EQ(rules->stages[static_cast<size_t>(rules->StageIndex("SHIPPED"))].severity, "warning");
@@ -349,8 +349,9 @@ TEST(RulesTest, KeysThatGoTogether) {
   EXPECT_EQ(ErrorOf(WithExpect("  SUBMITTED:\n    heartbeat: 5m\n    next_by: mes\n")),
             "rules.yaml:5: expect.SUBMITTED.next_by: needs next (the stage this service is "
             "expected to reach)");
-  EXPECT_EQ(ErrorOf(WithExpect("  SUBMITTED:\n    next: APPROVED\n    within: 1h\n    next_by: \"\"\n")),
-            "rules.yaml:6: expect.SUBMITTED.next_by: expected a service name");
+  EXPECT_EQ(
+      ErrorOf(WithExpect("  SUBMITTED:\n    next: APPROVED\n    within: 1h\n    next_by: \"\"\n")),
+      "rules.yaml:6: expect.SUBMITTED.next_by: expected a service name");
   EXPECT_EQ(ErrorOf(WithExpect("  SUBMITTED:\n    heartbeat: 5m\n    within: 30m\n")),
             "rules.yaml:5: expect.SUBMITTED.within: needs next (the stage expected within this "
             "time)");

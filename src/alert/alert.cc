@@ -1,0 +1,131 @@
+#include "alert/alert.h"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+namespace ordertrace::alert {
+namespace {
+
+using nlohmann::json;
+
+void PutIfSet(json& j, const char* key, const std::string& value) {
+  if (!value.empty()) j[key] = value;
+}
+
+}  // namespace
+
+std::string Rfc3339(Nanos t) {
+  const int64_t seconds = t >= 0 ? t / 1000000000 : (t - 999999999) / 1000000000;
+  const int64_t millis = (t - seconds * 1000000000) / 1000000;
+  const std::time_t tt = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(millis));
+  return buf;
+}
+
+std::string AlertmanagerBody(const std::vector<Alert>& alerts) {
+  json out = json::array();
+  for (const Alert& a : alerts) {
+    json labels = {{"alertname", a.alertname()},
+                   {"stage", a.stage},
+                   {"service", a.service},
+                   {"severity", a.severity}};
+    if (!a.storm) labels["order_id"] = a.order_id;
+    json annotations = json::object();
+    PutIfSet(annotations, "summary", a.summary);
+    PutIfSet(annotations, "description", a.description);
+    PutIfSet(annotations, "jaeger_url", a.jaeger_url());
+    PutIfSet(annotations, "runbook_url", a.runbook_url);
+    if (!a.storm) {
+      PutIfSet(annotations, "kind", a.kind);
+    } else {
+      annotations["count"] = std::to_string(a.count);
+      PutIfSet(annotations, "example_order_id", a.example_order_id);
+    }
+    json item = {
+        {"labels", labels}, {"annotations", annotations}, {"startsAt", Rfc3339(a.starts_at)}};
+    // While firing, no endsAt: Alertmanager keeps the alert for its resolve_timeout after
+    // each receipt, and the dispatcher re-sends well within it.
+    if (a.resolved) item["endsAt"] = Rfc3339(a.ends_at);
+    if (!a.jaeger_url().empty()) item["generatorURL"] = a.jaeger_url();
+    out.push_back(std::move(item));
+  }
+  return out.dump();
+}
+
+std::string WebhookBody(const Alert& a) {
+  json j = {{"version", "1"},
+            {"event", a.resolved ? "resolved" : "firing"},
+            {"alertname", a.alertname()},
+            {"stage", a.stage},
+            {"service", a.service},
+            {"severity", a.severity},
+            {"summary", a.summary},
+            {"description", a.description},
+            {"starts_at", Rfc3339(a.starts_at)},
+            {"ends_at", a.resolved ? json(Rfc3339(a.ends_at)) : json(nullptr)},
+            {"jaeger_links", a.jaeger_links}};
+  if (!a.runbook_url.empty()) j["runbook_url"] = a.runbook_url;
+  if (a.storm) {
+    j["count"] = a.count;
+    j["example_order_id"] = a.example_order_id;
+    return j.dump();
+  }
+  j["order_id"] = a.order_id;
+  j["kind"] = a.kind;
+  json d = {{"expected", a.expected},
+            {"expected_stage", a.expected_stage},
+            {"in_stage_seconds", a.in_stage_seconds},
+            {"allowed_seconds", a.allowed_seconds},
+            {"stage_since", a.stage_since != 0 ? json(Rfc3339(a.stage_since)) : json(nullptr)},
+            {"deadline", a.deadline != 0 ? json(Rfc3339(a.deadline)) : json(nullptr)}};
+  if (!a.last_span_service.empty() || !a.last_span_name.empty()) {
+    d["last_span"] = {{"service", a.last_span_service},
+                      {"name", a.last_span_name},
+                      {"status", a.last_span_status},
+                      {"error", a.last_span_error}};
+  } else {
+    d["last_span"] = nullptr;
+  }
+  json hops = json::array();
+  for (const auto& h : a.open_hops) {
+    hops.push_back({{"message_id", h.message_id},
+                    {"exchange", h.exchange},
+                    {"routing_key", h.routing_key},
+                    {"queue", h.queue},
+                    {"published_by", h.send_service},
+                    {"published_at", Rfc3339(h.published_at)}});
+  }
+  d["open_hops"] = std::move(hops);
+  d["heartbeat"] = {
+      {"expected", a.heartbeat_expected},
+      {"alive", a.heartbeat_alive},
+      {"last", a.last_heartbeat != 0 ? json(Rfc3339(a.last_heartbeat)) : json(nullptr)}};
+  j["diagnosis"] = std::move(d);
+  return j.dump();
+}
+
+std::string HmacSha256Hex(std::string_view secret, std::string_view body) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(body.data()), body.size(), mac, &len);
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned int i = 0; i < len; ++i) {
+    out += kHex[mac[i] >> 4];
+    out += kHex[mac[i] & 0xf];
+  }
+  return out;
+}
+
+}  // namespace ordertrace::alert

@@ -1,0 +1,486 @@
+#include "alert/dispatcher.h"
+
+#include <algorithm>
+#include <chrono>
+#include <unordered_set>
+#include <utility>
+
+#include "common/log.h"
+#include "journey/diagnosis.h"
+
+namespace ordertrace::alert {
+namespace {
+
+Nanos ToNanos(Duration d) { return std::chrono::nanoseconds(d).count(); }
+
+std::string OtelStatusName(uint8_t s) { return s == 2 ? "ERROR" : s == 1 ? "OK" : "UNSET"; }
+
+}  // namespace
+
+AlertDispatcher::AlertDispatcher(DispatcherOptions options,
+                                 std::vector<std::unique_ptr<Sink>> sinks,
+                                 journey::JourneyStore& store, RulesFn rules,
+                                 const journey::Clock& clock, metrics::Registry* registry)
+    : options_(std::move(options)),
+      sinks_(std::move(sinks)),
+      store_(store),
+      rules_(std::move(rules)),
+      clock_(clock) {
+  if (registry == nullptr) {
+    own_registry_ = std::make_unique<metrics::Registry>();
+    registry = own_registry_.get();
+  }
+  dropped_total_ = &registry
+                        ->AddCounter("ordertrace_alerts_dropped_total",
+                                     "Flags and clears the alert queue had no room for (the "
+                                     "firing set is then rebuilt from the store).")
+                        .With({});
+  sent_total_ =
+      &registry->AddCounter("ordertrace_alerts_sent_total", "Alerts delivered, by sink.", {"sink"});
+  failed_total_ = &registry->AddCounter("ordertrace_alerts_failed_total",
+                                        "Alerts not delivered after retries, by sink.", {"sink"});
+  for (const auto& s : sinks_) {  // the series exist from the start, at 0
+    sent_total_->With({s->name()});
+    failed_total_->With({s->name()});
+  }
+  registry->AddCallbackGauge("ordertrace_alerts_firing", "Per-order alerts firing.",
+                             [this] { return static_cast<double>(firing_count_.load()); });
+  registry->AddCallbackGauge("ordertrace_alert_storms",
+                             "Stage and service groups in a storm (one grouped alert each).",
+                             [this] { return static_cast<double>(storm_count_.load()); });
+}
+
+AlertDispatcher::~AlertDispatcher() { Stop(); }
+
+void AlertDispatcher::OnStuck(const journey::OrderRow& row) {
+  {
+    std::lock_guard lock(mu_);
+    if (queue_.size() >= options_.queue_capacity) {
+      dropped_total_->Inc();
+      resync_.store(true);
+      return;
+    }
+    queue_.push_back(Event{true, row});
+  }
+  cv_.notify_one();
+}
+
+void AlertDispatcher::OnCleared(const journey::OrderRow& row) {
+  {
+    std::lock_guard lock(mu_);
+    if (queue_.size() >= options_.queue_capacity) {
+      dropped_total_->Inc();
+      resync_.store(true);
+      return;
+    }
+    queue_.push_back(Event{false, row});
+  }
+  cv_.notify_one();
+}
+
+void AlertDispatcher::Start() {
+  if (started_) return;
+  started_ = true;
+  resync_.store(true);  // the first Poll() rebuilds the firing set from the store
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void AlertDispatcher::Stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) return;
+    stop_ = true;
+    stop_deadline_ = std::chrono::steady_clock::now() + options_.stop_timeout;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool AlertDispatcher::stopping() const {
+  std::lock_guard lock(mu_);
+  return stop_;
+}
+
+void AlertDispatcher::Loop() {
+  const auto tick = std::min<Duration>(Duration(1000), options_.resend_interval);
+  for (;;) {
+    bool stop;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, tick, [&] { return stop_ || !queue_.empty(); });
+      if (!stop_ && !queue_.empty() && options_.group_wait.count() > 0) {
+        cv_.wait_for(lock, options_.group_wait, [&] { return stop_; });
+      }
+      stop = stop_;
+    }
+    Poll();
+    if (stop) break;
+  }
+}
+
+std::string AlertDispatcher::GroupKey(const std::string& stage, const std::string& service) {
+  return stage + '\x1f' + service;
+}
+
+std::string AlertDispatcher::ServiceOf(const journey::OrderRow& row) {
+  if (!row.expected_service.empty()) return row.expected_service;
+  if (!row.last_service.empty()) return row.last_service;
+  return "unknown";
+}
+
+std::string AlertDispatcher::SeverityOf(const journey::Rules& rules,
+                                        const std::string& stage) const {
+  const int i = rules.StageIndex(stage);
+  if (i < 0) return "warning";
+  return rules.stages[static_cast<size_t>(i)].severity;
+}
+
+Status AlertDispatcher::Rebuild() {
+  std::unordered_map<std::string, journey::OrderRow> stuck;
+  journey::OrderQuery q;
+  q.stuck = true;
+  q.limit = 1000;
+  for (;;) {
+    auto page = store_.ListOrders(q);
+    if (!page.ok()) return page.status();
+    for (auto& row : page.value().orders) stuck.emplace(row.order_id, std::move(row));
+    if (page.value().next_cursor.empty()) break;
+    q.cursor = page.value().next_cursor;
+  }
+  // As events, handled by the next Poll() like the engine's own.
+  std::vector<Event> events;
+  for (const auto& [id, f] : firing_) {
+    if (stuck.count(id) == 0) events.push_back(Event{false, f.row});
+  }
+  for (auto& [id, row] : stuck) {
+    auto it = firing_.find(id);
+    if (it == firing_.end() || it->second.row.stage != row.stage ||
+        it->second.row.stuck_since_ns != row.stuck_since_ns) {
+      events.push_back(Event{true, std::move(row)});
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    // Ahead of the queued events: they happened after what the store says, or are repeats.
+    for (auto it = events.rbegin(); it != events.rend(); ++it) queue_.push_front(std::move(*it));
+  }
+  return Status::Ok();
+}
+
+void AlertDispatcher::Flag(const journey::OrderRow& row, Nanos now, Outgoing* out) {
+  const std::string service = ServiceOf(row);
+  if (auto it = firing_.find(row.order_id); it != firing_.end()) {
+    if (it->second.row.stage == row.stage && ServiceOf(it->second.row) == service &&
+        it->second.row.stuck_since_ns == row.stuck_since_ns) {
+      return;  // the same episode again (a rebuild, a repeat)
+    }
+    Clear(row.order_id, now, out);  // a new episode: the old alert ends
+  }
+  const std::string key = GroupKey(row.stage, service);
+  Group& g = groups_[key];
+  g.stage = row.stage;
+  g.service = service;
+  ++g.stuck;
+  g.flags.push_back(now);
+  const Nanos horizon = now - ToNanos(options_.storm_window);
+  while (!g.flags.empty() && g.flags.front() <= horizon) g.flags.pop_front();
+  Firing f;
+  f.row = row;
+  f.group = key;
+  firing_[row.order_id] = std::move(f);
+  if (!g.storm && options_.storm_threshold > 0 && g.flags.size() > options_.storm_threshold) {
+    g.example_order_id = row.order_id;
+    g.example_summary = row.summary;
+    StartStorm(&g, now);
+  }
+  pending_fire_.push_back(row.order_id);
+}
+
+void AlertDispatcher::Clear(const std::string& order_id, Nanos now, Outgoing* out) {
+  auto it = firing_.find(order_id);
+  if (it == firing_.end()) return;
+  Firing& f = it->second;
+  if (f.sent) {
+    Alert a = f.alert;
+    a.resolved = true;
+    a.ends_at = now;
+    out->all.push_back(std::move(a));
+  }
+  if (auto g = groups_.find(f.group); g != groups_.end() && g->second.stuck > 0) {
+    --g->second.stuck;
+  }
+  firing_.erase(it);
+}
+
+void AlertDispatcher::StartStorm(Group* g, Nanos now) {
+  g->storm = true;
+  g->storm_sent = false;
+  g->sent_count = 0;
+  g->webhook_count = 0;
+  g->storm_alert = Alert();
+  g->storm_alert.starts_at = now;
+  log::Warn("alert storm: per-order alerts held back, one grouped alert instead",
+            {{"stage", g->stage},
+             {"service", g->service},
+             {"flagged_within_window", static_cast<uint64_t>(g->flags.size())},
+             {"threshold", static_cast<uint64_t>(options_.storm_threshold)}});
+}
+
+Alert AlertDispatcher::StormAlert(const Group& g, const journey::Rules& rules) const {
+  Alert a = g.storm_alert;  // keeps starts_at
+  a.storm = true;
+  a.stage = g.stage;
+  a.service = g.service;
+  a.severity = SeverityOf(rules, g.stage);
+  a.count = g.stuck;
+  a.runbook_url = options_.runbook_url;
+  a.example_order_id = g.example_order_id;
+  a.summary = std::to_string(g.stuck) + " orders stuck at " + g.stage + " waiting for " + g.service;
+  a.description = std::to_string(g.stuck) + " orders are stuck at " + g.stage + " waiting for " +
+                  g.service + " (more than " + std::to_string(options_.storm_threshold) +
+                  " flagged within " + journey::HumanDuration(options_.storm_window) +
+                  "). Per-order alerts for this stage and service are held back while the "
+                  "storm lasts; GET /api/v1/orders?stuck=true&stage=" +
+                  g.stage + "&service=" + g.service + " lists the orders.";
+  if (!g.example_order_id.empty()) {
+    a.description += " Example: order " + g.example_order_id +
+                     (g.example_summary.empty() ? "" : ": " + g.example_summary);
+  }
+  return a;
+}
+
+Alert AlertDispatcher::OrderAlert(const journey::OrderRow& row, const journey::Rules& rules,
+                                  Nanos now) {
+  Alert a;
+  a.order_id = row.order_id;
+  a.stage = row.stage;
+  a.service = ServiceOf(row);
+  a.severity = SeverityOf(rules, row.stage);
+  a.kind = journey::StuckKindName(row.stuck);
+  a.summary = row.summary;
+  a.starts_at = row.stuck_since_ns;
+  a.stage_since = row.stage_ns;
+  a.runbook_url = options_.runbook_url;
+  std::optional<journey::Diagnosis> d;
+  auto journey = store_.GetJourney(row.order_id, 200);
+  if (journey.ok() && journey.value()) {
+    // Diagnose the row as flagged (the store may have moved on since; the alert is about this
+    // episode).
+    journey::Journey j = std::move(*journey.value());
+    j.order = row;
+    d = journey::Diagnose(j, rules, now, options_.jaeger_ui);
+  } else if (!journey.ok()) {
+    log::Warn("alert without its diagnosis: journey not readable",
+              {{"order_id", row.order_id}, {"error", journey.status().message()}});
+  }
+  std::string description = "Order " + row.order_id + " is stuck in " + row.stage;
+  if (d) {
+    if (!d->summary.empty()) a.summary = d->summary;
+    a.expected = d->expected;
+    a.expected_stage = d->expected_stage;
+    a.in_stage_seconds = std::chrono::duration_cast<std::chrono::seconds>(d->in_stage).count();
+    a.allowed_seconds = std::chrono::duration_cast<std::chrono::seconds>(d->allowed).count();
+    a.deadline = d->deadline_ns;
+    a.jaeger_links = d->jaeger_links;
+    if (d->last_span) {
+      a.last_span_service = d->last_span->service;
+      a.last_span_name = d->last_span->name;
+      a.last_span_status = OtelStatusName(d->last_span->otel_status);
+      a.last_span_error = d->last_span->error;
+    }
+    for (const auto& h : d->open_hops) {
+      a.open_hops.push_back(
+          {h.message_id, h.exchange, h.routing_key, h.queue, h.send_service, h.published_ns});
+    }
+    a.heartbeat_expected = d->heartbeat.expected;
+    a.heartbeat_alive = d->heartbeat.alive;
+    a.last_heartbeat = d->heartbeat.last_ns;
+    description += " for " + journey::HumanDuration(d->in_stage);
+    if (d->allowed.count() > 0)
+      description += " (allowed " + journey::HumanDuration(d->allowed) + ")";
+    if (!d->expected.empty()) {
+      description += "; expected " + d->expected;
+      if (!a.service.empty() && a.service != "unknown") description += " from " + a.service;
+    }
+    description += ".";
+    if (d->last_span) {
+      description += " Last span: " + a.last_span_service + " '" + a.last_span_name + "' " +
+                     a.last_span_status +
+                     (a.last_span_error.empty() ? "" : " " + a.last_span_error) + ".";
+    }
+    if (!d->open_hops.empty()) {
+      description += " " + std::to_string(d->open_hops.size()) +
+                     " published message(s) not processed, e.g. " + d->open_hops[0].message_id +
+                     " to " + d->open_hops[0].exchange + " with routing key " +
+                     d->open_hops[0].routing_key + ".";
+    }
+  } else {
+    description += "; expected from " + a.service + ".";
+  }
+  a.description = std::move(description);
+  if (a.summary.empty()) a.summary = "order " + row.order_id + " stuck in " + row.stage;
+  return a;
+}
+
+void AlertDispatcher::Poll() {
+  const Nanos now = clock_.Now();
+  if (resync_.exchange(false)) {
+    if (Status s = Rebuild(); !s.ok()) {
+      log::Error("alerts: cannot read the stuck orders from the store; retrying",
+                 {{"error", s.message()}});
+      resync_.store(true);
+    }
+  }
+  std::deque<Event> events;
+  {
+    std::lock_guard lock(mu_);
+    events.swap(queue_);
+  }
+  const std::shared_ptr<const journey::Rules> rules = rules_();
+  Outgoing out;
+  for (Event& e : events) {
+    if (e.stuck) {
+      Flag(e.row, now, &out);
+    } else {
+      Clear(e.row.order_id, now, &out);
+    }
+  }
+
+  // Storms: started, grown, calmed down.
+  const Nanos horizon = now - ToNanos(options_.storm_window);
+  for (auto it = groups_.begin(); it != groups_.end();) {
+    Group& g = it->second;
+    while (!g.flags.empty() && g.flags.front() <= horizon) g.flags.pop_front();
+    if (g.storm && g.flags.size() <= options_.storm_threshold &&
+        g.stuck <= options_.storm_threshold) {
+      if (g.storm_sent) {
+        Alert a = StormAlert(g, *rules);
+        a.resolved = true;
+        a.ends_at = now;
+        out.all.push_back(std::move(a));
+      }
+      g.storm = false;
+      log::Info("alert storm over; per-order alerts resume",
+                {{"stage", g.stage},
+                 {"service", g.service},
+                 {"still_stuck", static_cast<uint64_t>(g.stuck)}});
+      for (auto& [id, f] : firing_) {
+        if (f.group == it->first && !f.sent) pending_fire_.push_back(id);
+      }
+    }
+    if (g.storm) {
+      Alert a = StormAlert(g, *rules);
+      if (!g.storm_sent) {
+        out.all.push_back(a);
+        g.storm_sent = true;
+        g.sent_count = g.webhook_count = g.stuck;
+        g.next_resend = now + ToNanos(options_.resend_interval);
+      } else if (g.next_resend <= now || g.sent_count != g.stuck) {
+        out.updates.push_back(a);
+        g.sent_count = g.stuck;
+        g.next_resend = now + ToNanos(options_.resend_interval);
+        if (g.stuck >= 2 * g.webhook_count) {  // grown a lot: tell the chat/ticket sinks too
+          out.webhook_updates.push_back(a);
+          g.webhook_count = g.stuck;
+        }
+      }
+    }
+    if (!g.storm && g.stuck == 0 && g.flags.empty()) {
+      it = groups_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+
+  // New per-order alerts (not held back by a storm).
+  std::unordered_set<std::string> done;
+  for (const std::string& id : pending_fire_) {
+    auto it = firing_.find(id);
+    if (it == firing_.end() || it->second.sent || !done.insert(id).second) continue;
+    auto g = groups_.find(it->second.group);
+    if (g != groups_.end() && g->second.storm) continue;
+    Firing& f = it->second;
+    f.alert = OrderAlert(f.row, *rules, now);
+    f.sent = true;
+    f.next_resend = now + ToNanos(options_.resend_interval);
+    out.all.push_back(f.alert);
+  }
+  pending_fire_.clear();
+
+  // Re-sends of firing alerts.
+  size_t sent = 0, held = 0;
+  for (auto& [id, f] : firing_) {
+    if (!f.sent) {
+      ++held;
+      continue;
+    }
+    ++sent;
+    if (f.next_resend <= now) {
+      out.resends.push_back(f.alert);
+      f.next_resend = now + ToNanos(options_.resend_interval);
+    }
+  }
+  size_t storms = 0;
+  for (const auto& [key, g] : groups_) storms += g.storm ? 1 : 0;
+  firing_count_.store(sent);
+  held_count_.store(held);
+  storm_count_.store(storms);
+
+  for (auto& sink : sinks_) {
+    std::vector<Alert> batch = out.all;
+    if (sink->resends()) {
+      batch.insert(batch.end(), out.updates.begin(), out.updates.end());
+      batch.insert(batch.end(), out.resends.begin(), out.resends.end());
+    } else {
+      batch.insert(batch.end(), out.webhook_updates.begin(), out.webhook_updates.end());
+    }
+    if (!batch.empty()) Deliver(*sink, batch);
+  }
+}
+
+void AlertDispatcher::Deliver(Sink& sink, const std::vector<Alert>& alerts) {
+  // While stopping, attempts end at the stop deadline.
+  auto past_stop_deadline = [this] {
+    std::lock_guard lock(mu_);
+    return stop_ && std::chrono::steady_clock::now() >= stop_deadline_;
+  };
+  const size_t step = std::max<size_t>(1, sink.max_batch());
+  for (size_t at = 0; at < alerts.size(); at += step) {
+    const std::vector<Alert> chunk(
+        alerts.begin() + static_cast<std::ptrdiff_t>(at),
+        alerts.begin() + static_cast<std::ptrdiff_t>(std::min(alerts.size(), at + step)));
+    Duration backoff = options_.retry_initial;
+    SendResult r;
+    int attempt = 0;
+    while (!past_stop_deadline()) {
+      ++attempt;
+      r = sink.Send(chunk);
+      if (r.ok || !r.retryable || attempt >= options_.max_attempts) break;
+      std::chrono::steady_clock::time_point sleep_until{};
+      {
+        std::unique_lock lock(mu_);
+        if (!stop_) cv_.wait_for(lock, backoff, [&] { return stop_; });
+        if (stop_) {
+          sleep_until = std::min(stop_deadline_, std::chrono::steady_clock::now() + backoff);
+        }
+      }
+      if (sleep_until != std::chrono::steady_clock::time_point{}) {
+        std::this_thread::sleep_until(sleep_until);
+      }
+      backoff = std::min(backoff * 2, options_.retry_max);
+    }
+    if (r.ok) {
+      sent_total_->With({sink.name()}).Inc(chunk.size());
+      continue;
+    }
+    failed_total_->With({sink.name()}).Inc(chunk.size());
+    log::Warn("alerts not delivered",
+              {{"sink", sink.name()},
+               {"url", sink.url()},
+               {"alerts", static_cast<uint64_t>(chunk.size())},
+               {"attempts", static_cast<int64_t>(attempt)},
+               {"error", attempt == 0 ? std::string("stop deadline passed") : r.error}});
+  }
+}
+
+}  // namespace ordertrace::alert

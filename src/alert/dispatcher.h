@@ -1,0 +1,174 @@
+// AlertDispatcher: stuck orders in, notifications out (docs/alerting.md).
+//
+//   Engine ─ OnStuck/OnCleared ─► bounded queue ─► sender thread ─► sinks (Alertmanager, webhook)
+//            (enqueue only; a full        │  builds each alert from the stored journey (the
+//             queue is counted, never      │  diagnosis line, description, Jaeger links),
+//             waited on)                   │  re-sends firing alerts every resend_interval to the
+//                                          │  sinks that need it (Alertmanager), sends endsAt
+//                                          │  when the order moves on, retries with backoff
+//                                          └─ storm control per stage + service
+//
+// Storm control: when more than `storm_threshold` orders of one stage and expected service are
+// flagged within `storm_window`, that group gets ONE alert (OrderStuckStorm, with the count)
+// instead of an alert per order; per-order alerts already sent stay firing, new ones are held
+// back (the orders stay listed by the API) until the storm calms down: no more than the
+// threshold flagged within the window and no more than the threshold still stuck.  Then the
+// storm alert is resolved and the orders still stuck get their own alerts.
+//
+// After a restart Start() rebuilds the firing set from the store (every stuck order) and
+// re-sends it with the original startsAt (the order's stuck_since), so Alertmanager sees one
+// continuous alert.  A queue overflow triggers the same rebuild, so nothing is lost for good.
+//
+// Thread-safety: OnStuck/OnCleared from any thread (they only take the queue's lock).  Start()
+// and Stop() from one controlling thread.  Without Start(), tests drive Poll() themselves.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "alert/alert.h"
+#include "common/metrics.h"
+#include "journey/engine.h"
+#include "journey/rules.h"
+#include "journey/store.h"
+
+namespace ordertrace::alert {
+
+using journey::Duration;
+
+struct DispatcherOptions {
+  std::string jaeger_ui = "http://localhost:16686";  // links: {jaeger_ui}/trace/{trace_id}
+  std::string runbook_url;                           // annotation runbook_url when set
+  // Firing alerts are sent again this often (must stay below Alertmanager's resolve_timeout,
+  // 5m by default, or Alertmanager resolves them between two sends).
+  Duration resend_interval{60000};
+  size_t storm_threshold = 100;  // 0: no storm control
+  Duration storm_window{60000};
+  size_t queue_capacity = 100000;  // flags and clears waiting for the sender thread
+  // After the first event the sender waits this long for more before sending (a burst of
+  // flags from one detector pass goes out, or becomes a storm, as one).
+  Duration group_wait{500};
+  int max_attempts = 3;  // per batch and sink
+  Duration retry_initial{500};
+  Duration retry_max{5000};
+  // Stop(): events still queued are sent, retries included, within this.
+  Duration stop_timeout{5000};
+};
+
+class AlertDispatcher : public journey::EngineListener {
+ public:
+  using RulesFn = std::function<std::shared_ptr<const journey::Rules>()>;
+
+  // `store`, `clock` and `registry` must outlive the dispatcher; `registry` may be null.
+  AlertDispatcher(DispatcherOptions options, std::vector<std::unique_ptr<Sink>> sinks,
+                  journey::JourneyStore& store, RulesFn rules, const journey::Clock& clock,
+                  metrics::Registry* registry);
+  ~AlertDispatcher() override;  // Stop()
+  AlertDispatcher(const AlertDispatcher&) = delete;
+  AlertDispatcher& operator=(const AlertDispatcher&) = delete;
+
+  void OnStuck(const journey::OrderRow& row) override;
+  void OnCleared(const journey::OrderRow& row) override;
+
+  // Starts the sender thread; its first job rebuilds the firing set from the store.
+  void Start();
+  // Sends what is queued (within stop_timeout) and joins the thread.  Idempotent.
+  void Stop();
+
+  // One pass on the caller's thread: queued events, storms, due re-sends, deliveries.  The
+  // sender thread's loop; tests without Start() call it directly.
+  void Poll();
+  // Re-reads every stuck order from the store into the firing set (and drops firing orders no
+  // longer stuck there); the next Poll() sends the difference.  On the sender thread at start.
+  Status Rebuild();
+
+  uint64_t dropped() const { return dropped_total_->Value(); }
+  size_t firing() const { return firing_count_.load(); }  // per-order alerts firing (sent)
+  size_t held() const { return held_count_.load(); }      // stuck, held back by a storm
+  size_t storms() const { return storm_count_.load(); }
+
+ private:
+  struct Event {
+    bool stuck = false;
+    journey::OrderRow row;
+  };
+  struct Firing {
+    journey::OrderRow row;
+    std::string group;
+    bool sent = false;  // has its own alert out (not held back by a storm)
+    Alert alert;        // built when first sent
+    Nanos next_resend = 0;
+  };
+  struct Group {
+    std::string stage, service;
+    std::deque<Nanos> flags;  // when orders were flagged, within the window
+    size_t stuck = 0;         // orders of the group in the firing set
+    bool storm = false;
+    bool storm_sent = false;
+    Alert storm_alert;
+    size_t sent_count = 0;     // count in the last storm alert to resending sinks
+    size_t webhook_count = 0;  // count in the last storm notification to the others
+    Nanos next_resend = 0;
+    std::string example_order_id;  // the first order of the storm
+    std::string example_summary;
+  };
+  struct Outgoing {
+    std::vector<Alert> all;              // events: every sink
+    std::vector<Alert> resends;          // re-sends: sinks that resend only
+    std::vector<Alert> updates;          // storm count updates: resending sinks
+    std::vector<Alert> webhook_updates;  // storm grown a lot: the other sinks
+  };
+
+  static std::string GroupKey(const std::string& stage, const std::string& service);
+  static std::string ServiceOf(const journey::OrderRow& row);
+  std::string SeverityOf(const journey::Rules& rules, const std::string& stage) const;
+  void Flag(const journey::OrderRow& row, Nanos now, Outgoing* out);
+  void Clear(const std::string& order_id, Nanos now, Outgoing* out);
+  Alert OrderAlert(const journey::OrderRow& row, const journey::Rules& rules, Nanos now);
+  Alert StormAlert(const Group& g, const journey::Rules& rules) const;
+  void StartStorm(Group* g, Nanos now);
+  void Deliver(Sink& sink, const std::vector<Alert>& alerts);
+  void Loop();
+  bool stopping() const;
+  void UpdateGauges();
+
+  DispatcherOptions options_;
+  std::vector<std::unique_ptr<Sink>> sinks_;
+  journey::JourneyStore& store_;
+  RulesFn rules_;
+  const journey::Clock& clock_;
+
+  // The queue (OnStuck/OnCleared ↔ sender).
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Event> queue_;
+  bool stop_ = false;
+  std::chrono::steady_clock::time_point stop_deadline_{};
+  std::atomic<bool> resync_{false};
+  std::thread thread_;
+  bool started_ = false;
+
+  // Sender-thread state.
+  std::unordered_map<std::string, Firing> firing_;
+  std::map<std::string, Group> groups_;
+  std::vector<std::string> pending_fire_;  // flagged, not sent yet
+
+  std::atomic<size_t> firing_count_{0}, held_count_{0}, storm_count_{0};
+
+  std::unique_ptr<metrics::Registry> own_registry_;
+  metrics::Counter* dropped_total_;
+  metrics::Family<metrics::Counter>* sent_total_;
+  metrics::Family<metrics::Counter>* failed_total_;
+};
+
+}  // namespace ordertrace::alert

@@ -1,0 +1,364 @@
+// AlertDispatcher with fake sinks, a MemoryStore and a manual clock: one alert per stuck order
+// with its diagnosis, re-sends while firing (Alertmanager-like sinks only), endsAt on clear,
+// storm grouping and its end, queue overflow counted and repaired from the store, the firing
+// set rebuilt after a restart with the original startsAt, retries counted per sink.
+#include "alert/dispatcher.h"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "journey/memory_store.h"
+
+namespace ordertrace::alert {
+namespace {
+
+using journey::Nanos;
+using journey::OrderRow;
+
+constexpr Nanos kSecond = 1000000000;
+constexpr Nanos kT0 = 1700000000 * kSecond;
+
+class FakeSink : public Sink {
+ public:
+  FakeSink(std::string name, bool resends) : name_(std::move(name)), resends_(resends) {}
+  const std::string& name() const override { return name_; }
+  const std::string& url() const override { return url_; }
+  size_t max_batch() const override { return resends_ ? 500 : 1; }
+  bool resends() const override { return resends_; }
+  SendResult Send(const std::vector<Alert>& alerts) override {
+    std::lock_guard lock(mu);
+    ++attempts;
+    SendResult r;
+    if (fail_next > 0) {
+      --fail_next;
+      r.error = "http 503";
+      r.retryable = retryable;
+      return r;
+    }
+    requests.push_back(alerts);
+    r.ok = true;
+    return r;
+  }
+  // Every alert delivered, flattened; then forgotten.
+  std::vector<Alert> Take() {
+    std::lock_guard lock(mu);
+    std::vector<Alert> out;
+    for (auto& req : requests) out.insert(out.end(), req.begin(), req.end());
+    requests.clear();
+    return out;
+  }
+
+  std::mutex mu;
+  std::vector<std::vector<Alert>> requests;
+  int attempts = 0;
+  int fail_next = 0;
+  bool retryable = true;
+
+ private:
+  std::string name_, url_ = "fake://";
+  bool resends_;
+};
+
+OrderRow StuckRow(const std::string& id, const std::string& stage = "SUBMITTED",
+                  const std::string& service = "mes", Nanos since = kT0 - 300 * kSecond) {
+  OrderRow r;
+  r.order_id = id;
+  r.stage = stage;
+  r.stage_ns = since - 150 * kSecond;
+  r.stage_start_ns = r.stage_ns;
+  r.first_ns = r.stage_ns;
+  r.last_ns = r.stage_ns;
+  r.last_service = "crm";
+  r.stuck = journey::StuckKind::kNotReceived;
+  r.stuck_since_ns = since;
+  r.deadline_ns = since;
+  r.expected_service = service;
+  r.summary = "order " + id + " stuck in " + stage + " (stored line)";
+  return r;
+}
+
+OrderRow Moved(OrderRow r) {
+  r.stage = "PRICE_CALCULATED";
+  r.stuck = journey::StuckKind::kNone;
+  r.stuck_since_ns = 0;
+  r.summary.clear();
+  return r;
+}
+
+class DispatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = journey::NewMemoryStore();
+    rules_ = std::make_shared<journey::Rules>(journey::DefaultRules());
+    clock_.Set(kT0);
+  }
+
+  std::unique_ptr<AlertDispatcher> Make(DispatcherOptions o = Defaults()) {
+    auto am = std::make_unique<FakeSink>("alertmanager", true);
+    auto hook = std::make_unique<FakeSink>("webhook", false);
+    am_ = am.get();
+    hook_ = hook.get();
+    std::vector<std::unique_ptr<Sink>> sinks;
+    sinks.push_back(std::move(am));
+    sinks.push_back(std::move(hook));
+    auto rules = rules_;
+    return std::make_unique<AlertDispatcher>(
+        o, std::move(sinks), *store_, [rules] { return rules; }, clock_, &registry_);
+  }
+
+  static DispatcherOptions Defaults() {
+    DispatcherOptions o;
+    o.jaeger_ui = "http://jaeger.test:16686";
+    o.runbook_url = "https://wiki.test/stuck-orders";
+    o.resend_interval = Duration(60000);
+    o.storm_threshold = 5;
+    o.storm_window = Duration(60000);
+    o.retry_initial = Duration(1);
+    o.retry_max = Duration(2);
+    return o;
+  }
+
+  // The value of one series in the exposition ("" when absent).
+  std::string Metric(const std::string& series) const {
+    const std::string text = registry_.Serialize();
+    const size_t at = text.find("\n" + series + " ");
+    if (at == std::string::npos) return "";
+    const size_t start = at + series.size() + 2;
+    return text.substr(start, text.find('\n', start) - start);
+  }
+
+  void Store(const OrderRow& row) {
+    journey::WriteBatch b;
+    b.orders.push_back(row);
+    ASSERT_TRUE(store_->Write(b).ok());
+  }
+
+  std::unique_ptr<journey::JourneyStore> store_;
+  std::shared_ptr<const journey::Rules> rules_;
+  journey::ManualClock clock_;
+  metrics::Registry registry_;
+  FakeSink* am_ = nullptr;
+  FakeSink* hook_ = nullptr;
+};
+
+TEST_F(DispatcherTest, OneAlertPerStuckOrderResentWhileFiringResolvedOnClear) {
+  auto d = Make();
+  const OrderRow row = StuckRow("A-1");
+  Store(row);
+  d->OnStuck(row);
+  d->Poll();
+  auto sent = am_->Take();
+  ASSERT_EQ(sent.size(), 1u);
+  const Alert& a = sent[0];
+  EXPECT_FALSE(a.resolved);
+  EXPECT_FALSE(a.storm);
+  EXPECT_STREQ(a.alertname(), "OrderStuck");
+  EXPECT_EQ(a.order_id, "A-1");
+  EXPECT_EQ(a.stage, "SUBMITTED");
+  EXPECT_EQ(a.service, "mes");
+  EXPECT_EQ(a.severity, "critical");  // the default rules' SUBMITTED
+  EXPECT_EQ(a.kind, "not_received");
+  EXPECT_EQ(a.starts_at, row.stuck_since_ns);
+  EXPECT_EQ(a.runbook_url, "https://wiki.test/stuck-orders");
+  EXPECT_FALSE(a.summary.empty());
+  EXPECT_NE(a.description.find("Order A-1 is stuck in SUBMITTED"), std::string::npos)
+      << a.description;
+  ASSERT_EQ(hook_->Take().size(), 1u);
+
+  // Nothing new before the resend interval; then a re-send to Alertmanager only.
+  clock_.Set(kT0 + 30 * kSecond);
+  d->Poll();
+  EXPECT_TRUE(am_->Take().empty());
+  clock_.Set(kT0 + 61 * kSecond);
+  d->Poll();
+  sent = am_->Take();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].starts_at, row.stuck_since_ns);  // same alert, same startsAt
+  EXPECT_TRUE(hook_->Take().empty());
+  // A repeated flag of the same episode sends nothing new.
+  d->OnStuck(row);
+  d->Poll();
+  EXPECT_TRUE(am_->Take().empty());
+  EXPECT_EQ(d->firing(), 1u);
+
+  clock_.Set(kT0 + 70 * kSecond);
+  d->OnCleared(Moved(row));
+  d->Poll();
+  sent = am_->Take();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_TRUE(sent[0].resolved);
+  EXPECT_EQ(sent[0].order_id, "A-1");
+  EXPECT_EQ(sent[0].stage, "SUBMITTED");  // the labels of the firing alert
+  EXPECT_EQ(sent[0].ends_at, kT0 + 70 * kSecond);
+  auto hooks = hook_->Take();
+  ASSERT_EQ(hooks.size(), 1u);
+  EXPECT_TRUE(hooks[0].resolved);
+  EXPECT_EQ(d->firing(), 0u);
+  clock_.Set(kT0 + 200 * kSecond);
+  d->Poll();
+  EXPECT_TRUE(am_->Take().empty());
+  EXPECT_EQ(Metric("ordertrace_alerts_sent_total{sink=\"alertmanager\"}"), "3");
+}
+
+TEST_F(DispatcherTest, StormSendsOneGroupedAlertWithTheCountUntilItCalmsDown) {
+  auto d = Make();
+  for (int i = 0; i < 40; ++i) {
+    const OrderRow row = StuckRow("S-" + std::to_string(i));
+    Store(row);
+    d->OnStuck(row);
+  }
+  d->OnStuck(StuckRow("OTHER-1", "APPROVED", "mes"));  // another group: its own alert
+  d->Poll();
+  auto sent = am_->Take();
+  ASSERT_EQ(sent.size(), 2u);
+  const Alert* storm = sent[0].storm ? &sent[0] : &sent[1];
+  const Alert* other = sent[0].storm ? &sent[1] : &sent[0];
+  ASSERT_TRUE(storm->storm);
+  EXPECT_STREQ(storm->alertname(), "OrderStuckStorm");
+  EXPECT_EQ(storm->count, 40u);
+  EXPECT_EQ(storm->stage, "SUBMITTED");
+  EXPECT_EQ(storm->service, "mes");
+  EXPECT_EQ(storm->summary, "40 orders stuck at SUBMITTED waiting for mes");
+  EXPECT_EQ(other->order_id, "OTHER-1");
+  EXPECT_EQ(hook_->Take().size(), 2u);
+  EXPECT_EQ(d->storms(), 1u);
+  EXPECT_EQ(d->held(), 40u);
+
+  // More orders join: the count is updated, no per-order alert.
+  clock_.Set(kT0 + 5 * kSecond);
+  for (int i = 40; i < 100; ++i) d->OnStuck(StuckRow("S-" + std::to_string(i)));
+  d->Poll();
+  sent = am_->Take();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_TRUE(sent[0].storm);
+  EXPECT_EQ(sent[0].count, 100u);
+  EXPECT_EQ(sent[0].summary, "100 orders stuck at SUBMITTED waiting for mes");
+  auto hooks = hook_->Take();  // grown 2.5x: the webhook hears it too
+  ASSERT_EQ(hooks.size(), 1u);
+  EXPECT_EQ(hooks[0].count, 100u);
+
+  // Most orders move on; after the window only 3 remain: the storm ends, they get their own.
+  for (int i = 3; i < 100; ++i) d->OnCleared(Moved(StuckRow("S-" + std::to_string(i))));
+  clock_.Set(kT0 + 66 * kSecond);
+  d->Poll();
+  sent = am_->Take();
+  size_t resolved_storms = 0, orders = 0;
+  for (const Alert& a : sent) {
+    if (a.storm && a.resolved) ++resolved_storms;
+    if (!a.storm && !a.resolved && a.order_id.rfind("S-", 0) == 0) ++orders;
+  }
+  EXPECT_EQ(resolved_storms, 1u);
+  EXPECT_EQ(orders, 3u);
+  EXPECT_EQ(d->storms(), 0u);
+  EXPECT_EQ(d->held(), 0u);
+}
+
+TEST_F(DispatcherTest, FiveThousandAtOnceGiveABoundedNumberOfNotifications) {
+  DispatcherOptions o = Defaults();
+  o.storm_threshold = 100;
+  auto d = Make(o);
+  for (int i = 0; i < 5000; ++i) d->OnStuck(StuckRow("B-" + std::to_string(i)));
+  d->Poll();
+  auto hooks = hook_->Take();
+  ASSERT_EQ(hooks.size(), 1u);
+  EXPECT_EQ(hooks[0].count, 5000u);
+  EXPECT_EQ(hooks[0].summary, "5000 orders stuck at SUBMITTED waiting for mes");
+  for (int minute = 1; minute <= 10; ++minute) {
+    clock_.Set(kT0 + minute * 61 * kSecond);
+    d->Poll();
+  }
+  EXPECT_TRUE(hook_->Take().empty());
+  EXPECT_EQ(am_->requests.size(), 11u);  // the storm alert, then one re-send a minute
+}
+
+TEST_F(DispatcherTest, QueueOverflowIsCountedAndRepairedFromTheStore) {
+  DispatcherOptions o = Defaults();
+  o.queue_capacity = 3;
+  o.storm_threshold = 0;
+  auto d = Make(o);
+  for (int i = 0; i < 10; ++i) {
+    const OrderRow row = StuckRow("Q-" + std::to_string(i));
+    Store(row);
+    d->OnStuck(row);  // never blocks
+  }
+  EXPECT_EQ(d->dropped(), 7u);
+  d->Poll();
+  EXPECT_EQ(am_->Take().size(), 10u);
+  EXPECT_EQ(d->firing(), 10u);
+}
+
+TEST_F(DispatcherTest, RebuildAfterRestartKeepsTheOriginalStartsAt) {
+  const OrderRow a = StuckRow("R-1", "SUBMITTED", "mes", kT0 - 3600 * kSecond);
+  const OrderRow b = StuckRow("R-2", "APPROVED", "mes", kT0 - 7200 * kSecond);
+  Store(a);
+  Store(b);
+  OrderRow fine = Moved(StuckRow("R-3"));
+  Store(fine);
+  auto d = Make();
+  ASSERT_TRUE(d->Rebuild().ok());
+  d->Poll();
+  auto sent = am_->Take();
+  ASSERT_EQ(sent.size(), 2u);
+  for (const Alert& x : sent) {
+    EXPECT_EQ(x.starts_at, x.order_id == "R-1" ? a.stuck_since_ns : b.stuck_since_ns);
+  }
+  // A second rebuild (e.g. after an overflow) adds nothing.
+  ASSERT_TRUE(d->Rebuild().ok());
+  d->Poll();
+  EXPECT_TRUE(am_->Take().empty());
+  // An order no longer stuck in the store is resolved by the next rebuild.
+  Store(Moved(a));
+  ASSERT_TRUE(d->Rebuild().ok());
+  d->Poll();
+  sent = am_->Take();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_TRUE(sent[0].resolved);
+  EXPECT_EQ(sent[0].order_id, "R-1");
+}
+
+TEST_F(DispatcherTest, FailuresAreRetriedAndCountedPerSink) {
+  auto d = Make();
+  am_->fail_next = 2;  // the third attempt succeeds
+  d->OnStuck(StuckRow("F-1"));
+  d->Poll();
+  EXPECT_EQ(am_->attempts, 3);
+  EXPECT_EQ(am_->Take().size(), 1u);
+  EXPECT_EQ(Metric("ordertrace_alerts_failed_total{sink=\"alertmanager\"}"), "0");
+
+  hook_->fail_next = 100;
+  d->OnStuck(StuckRow("F-2"));
+  d->Poll();
+  EXPECT_EQ(hook_->attempts, 1 + 3);  // F-1's success, then three failed attempts
+  EXPECT_EQ(Metric("ordertrace_alerts_failed_total{sink=\"webhook\"}"), "1");
+
+  hook_->fail_next = 100;
+  hook_->retryable = false;  // a 400: no retry
+  d->OnStuck(StuckRow("F-3"));
+  d->Poll();
+  EXPECT_EQ(hook_->attempts, 1 + 3 + 1);
+  EXPECT_EQ(Metric("ordertrace_alerts_failed_total{sink=\"webhook\"}"), "2");
+}
+
+TEST_F(DispatcherTest, ThreadSendsAndStopFlushesResolvedAlerts) {
+  DispatcherOptions o = Defaults();
+  o.group_wait = Duration(10);
+  auto d = Make(o);
+  d->Start();
+  d->OnStuck(StuckRow("T-1"));
+  for (int i = 0; i < 200 && d->firing() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(d->firing(), 1u);
+  d->OnCleared(Moved(StuckRow("T-1")));
+  d->Stop();  // the clear queued at shutdown is sent
+  auto sent = am_->Take();
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_TRUE(sent[1].resolved);
+}
+
+}  // namespace
+}  // namespace ordertrace::alert
