@@ -100,6 +100,12 @@ int Main(int argc, char** argv) {
               "config/rules.example.yaml); SIGHUP reloads it");
   AddOptional(serve_cmd, "--jaeger-ui", &serve.overrides.jaeger_ui,
               "Jaeger UI base URL for trace links (default http://localhost:16686)");
+  serve_cmd
+      ->add_option("--alertmanager", serve.overrides.alertmanager,
+                   "Send alerts to this Alertmanager (http(s)://HOST:PORT); repeat for an HA "
+                   "pair; replaces alerting.alertmanager (docs/alerting.md)")
+      ->allow_extra_args(false)
+      ->take_all();
   AddOptional(serve_cmd, "--log-level", &serve.overrides.log_level,
               "debug, info, warn or error (default info)");
   AddOptional(serve_cmd, "--log-format", &serve.overrides.log_format,

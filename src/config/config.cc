@@ -217,136 +217,183 @@ Result<std::string> NormalizeJaegerUi(std::string_view text) {
   return url;
 }
 
-const std::map<std::string, Setter>& Schema() {
-  static const auto* schema = new std::map<std::string, Setter>{
-      {"listen.otlp_grpc", HostPortKey(&Config::Listen::otlp_grpc)},
-      {"listen.otlp_http", HostPortKey(&Config::Listen::otlp_http)},
-      {"listen.http", HostPortKey(&Config::Listen::http)},
-      {"data_dir",
-       [](std::string_view v, Config* c) -> std::optional<std::string> {
-         if (Trim(v).empty()) return "expected a directory path, got ''";
-         c->data_dir = std::string(v);
-         return std::nullopt;
-       }},
-      {"receiver.max_body_bytes",
-       SizeKey<uint64_t>([](Config* c) { return &c->receiver.max_body_bytes; }, 1024,
-                         uint64_t{1} << 30)},
-      {"receiver.http_threads",
-       IntKey<int>([](Config* c) { return &c->receiver.http_threads; }, 1, 64)},
-      {"limits.max_attributes",
-       IntKey<uint32_t>([](Config* c) { return &c->limits.max_attributes; }, 0, 1000000)},
-      {"limits.max_attributes_per_event",
-       IntKey<uint32_t>([](Config* c) { return &c->limits.max_attributes_per_event; }, 0, 1000000)},
-      {"limits.max_events_per_span",
-       IntKey<uint32_t>([](Config* c) { return &c->limits.max_events_per_span; }, 0, 1000000)},
-      {"limits.max_links_per_span",
-       IntKey<uint32_t>([](Config* c) { return &c->limits.max_links_per_span; }, 0, 1000000)},
-      {"limits.max_attribute_value_bytes",
-       SizeKey<uint32_t>([](Config* c) { return &c->limits.max_attribute_value_bytes; }, 1,
-                         uint64_t{64} << 20)},
-      {"limits.max_value_depth",
-       IntKey<uint32_t>([](Config* c) { return &c->limits.max_value_depth; }, 1, 64)},
-      {"pipeline.queue_max_bytes",
-       SizeKey<uint64_t>([](Config* c) { return &c->pipeline.queue_max_bytes; }, uint64_t{1} << 20,
-                         uint64_t{64} << 30)},
-      {"pipeline.retry_after",
-       [](std::string_view v, Config* c) -> std::optional<std::string> {
-         auto d = ParseDuration(v);
-         if (!d.ok()) return d.status().message();
-         if (*d < std::chrono::milliseconds(1) || *d > std::chrono::hours(1)) {
-           return "expected a duration from 1ms to 1h, got " + Quote(v);
-         }
-         c->pipeline.retry_after = *d;
-         return std::nullopt;
-       }},
-      {"forward.upstream",
-       [](std::string_view v, Config* c) -> std::optional<std::string> {
-         if (Status s = ValidateUpstream(Trim(v)); !s.ok()) return s.message();
-         c->forward.upstream = std::string(Trim(v));
-         return std::nullopt;
-       }},
-      // forward.headers is a mapping (name: value), read by Loader::Walk; listed here so that
-      // it is a known key.
-      {"forward.headers",
-       [](std::string_view, Config*) -> std::optional<std::string> {
-         return "expected a mapping of header names to values";
-       }},
-      {"forward.timeout",
-       DurationKey([](Config* c) { return &c->forward.timeout; }, std::chrono::milliseconds(10),
-                   std::chrono::minutes(10), "10ms to 10m")},
-      {"forward.compression",
-       [](std::string_view v, Config* c) -> std::optional<std::string> {
-         const std::string m = Lower(Trim(v));
-         if (m != "gzip" && m != "none") return "expected gzip or none, got " + Quote(v);
-         c->forward.gzip = m == "gzip";
-         return std::nullopt;
-       }},
-      {"forward.tls.ca_file", StringKey([](Config* c) { return &c->forward.tls.ca_file; })},
-      {"forward.tls.cert_file", StringKey([](Config* c) { return &c->forward.tls.cert_file; })},
-      {"forward.tls.key_file", StringKey([](Config* c) { return &c->forward.tls.key_file; })},
-      {"forward.batch.max_bytes",
-       SizeKey<uint64_t>([](Config* c) { return &c->forward.batch.max_bytes; }, 1024,
-                         uint64_t{256} << 20)},
-      {"forward.batch.max_age",
-       DurationKey([](Config* c) { return &c->forward.batch.max_age; },
-                   std::chrono::milliseconds(0), std::chrono::minutes(1), "0ms to 1m")},
-      {"forward.queue.dir", StringKey([](Config* c) { return &c->forward.queue.dir; })},
-      {"forward.queue.max_bytes",
-       SizeKey<uint64_t>([](Config* c) { return &c->forward.queue.max_bytes; }, uint64_t{1} << 20,
-                         uint64_t{1} << 40)},
-      {"forward.queue.fsync", BoolKey([](Config* c) { return &c->forward.queue.fsync; })},
-      {"forward.retry.initial",
-       DurationKey([](Config* c) { return &c->forward.retry.initial; },
-                   std::chrono::milliseconds(1), std::chrono::minutes(10), "1ms to 10m")},
-      {"forward.retry.max",
-       DurationKey([](Config* c) { return &c->forward.retry.max; }, std::chrono::milliseconds(1),
-                   std::chrono::hours(1), "1ms to 1h")},
-      {"forward.drain_timeout",
-       DurationKey([](Config* c) { return &c->forward.drain_timeout; },
-                   std::chrono::milliseconds(0), std::chrono::minutes(10), "0s to 10m")},
-      {"log.level", SetLogLevel},
-      {"log.format",
-       [](std::string_view v, Config* c) -> std::
-                                             optional<std::string> {
-                                               auto f = ParseLogFormat(v);
-                                               if (!f.ok()) return f.status().message();
-                                               c->log.format = *f;
-                                               return std::nullopt;
-                                             }},
-      {"log.spans", BoolKey([](Config* c) { return &c->log.spans; })},
-      {"journeys.enabled", BoolKey([](Config* c) { return &c->journeys.enabled; })},
-      {"journeys.rules", StringKey([](Config* c) { return &c->journeys.rules; })},
-      {"journeys.jaeger_ui",
-       [](std::string_view v, Config* c) -> std::
-                                             optional<std::string> {
-                                               auto url = NormalizeJaegerUi(v);
-                                               if (!url.ok()) return url.status().message();
-                                               c->journeys.jaeger_ui = *url;
-                                               return std::nullopt;
-                                             }},
-      {"journeys.store",
-       [](std::string_view v, Config* c) -> std::
-                                             optional<std::string> {
-                                               const std::string m = Lower(Trim(v));
-                                               if (m != "sqlite" && m != "memory")
-                                                 return "expected sqlite or memory, got " +
-                                                        Quote(v);
-                                               c->journeys.store = m;
-                                               return std::nullopt;
-                                             }},
-      {"journeys.sqlite_path", StringKey([](Config* c) { return &c->journeys.sqlite_path; })},
-      {"journeys.retention.closed_orders",
-       RetentionKey([](Config* c) { return &c->journeys.retention.closed_orders; })},
-      {"journeys.retention.inactive_orders",
-       RetentionKey([](Config* c) { return &c->journeys.retention.inactive_orders; })},
-      {"journeys.retention.spans",
-       RetentionKey([](Config* c) { return &c->journeys.retention.spans; })},
-      {"journeys.retention.interval",
-       DurationKey([](Config* c) { return &c->journeys.retention.interval; },
-                   std::chrono::seconds(1), std::chrono::hours(24), "1s to 24h")},
-      {"journeys.max_spans_per_view",
-       IntKey<uint32_t>([](Config* c) { return &c->journeys.max_spans_per_view; }, 1, 100000)},
+// An http(s) URL, or "" (off).
+Setter UrlKey(std::string* (*field)(Config*)) {
+  return [field](std::string_view v, Config* c) -> std::optional<std::string> {
+    if (Trim(v).empty()) {
+      field(c)->clear();
+      return std::nullopt;
+    }
+    auto url = NormalizeHttpUrl(v);
+    if (!url.ok()) return url.status().message();
+    *field(c) = *url;
+    return std::nullopt;
   };
+}
+
+const std::map<std::string, Setter>& Schema() {
+  static const auto* schema =
+      new std::map<std::string, Setter>{
+          {"listen.otlp_grpc", HostPortKey(&Config::Listen::otlp_grpc)},
+          {"listen.otlp_http", HostPortKey(&Config::Listen::otlp_http)},
+          {"listen.http", HostPortKey(&Config::Listen::http)},
+          {"data_dir",
+           [](std::string_view v, Config* c) -> std::optional<std::string> {
+             if (Trim(v).empty()) return "expected a directory path, got ''";
+             c->data_dir = std::string(v);
+             return std::nullopt;
+           }},
+          {"receiver.max_body_bytes",
+           SizeKey<uint64_t>([](Config* c) { return &c->receiver.max_body_bytes; }, 1024,
+                             uint64_t{1} << 30)},
+          {"receiver.http_threads",
+           IntKey<int>([](Config* c) { return &c->receiver.http_threads; }, 1, 64)},
+          {"limits.max_attributes",
+           IntKey<uint32_t>([](Config* c) { return &c->limits.max_attributes; }, 0, 1000000)},
+          {"limits.max_attributes_per_event",
+           IntKey<uint32_t>([](Config* c) { return &c->limits.max_attributes_per_event; }, 0,
+                            1000000)},
+          {"limits.max_events_per_span",
+           IntKey<uint32_t>([](Config* c) { return &c->limits.max_events_per_span; }, 0, 1000000)},
+          {"limits.max_links_per_span",
+           IntKey<uint32_t>([](Config* c) { return &c->limits.max_links_per_span; }, 0, 1000000)},
+          {"limits.max_attribute_value_bytes",
+           SizeKey<uint32_t>([](Config* c) { return &c->limits.max_attribute_value_bytes; }, 1,
+                             uint64_t{64} << 20)},
+          {"limits.max_value_depth",
+           IntKey<uint32_t>([](Config* c) { return &c->limits.max_value_depth; }, 1, 64)},
+          {"pipeline.queue_max_bytes",
+           SizeKey<uint64_t>([](Config* c) { return &c->pipeline.queue_max_bytes; },
+                             uint64_t{1} << 20, uint64_t{64} << 30)},
+          {"pipeline.retry_after",
+           [](std::string_view v, Config* c) -> std::optional<std::string> {
+             auto d = ParseDuration(v);
+             if (!d.ok()) return d.status().message();
+             if (*d < std::chrono::milliseconds(1) || *d > std::chrono::hours(1)) {
+               return "expected a duration from 1ms to 1h, got " + Quote(v);
+             }
+             c->pipeline.retry_after = *d;
+             return std::nullopt;
+           }},
+          {"forward.upstream",
+           [](std::string_view v, Config* c) -> std::optional<std::string> {
+             if (Status s = ValidateUpstream(Trim(v)); !s.ok()) return s.message();
+             c->forward.upstream = std::string(Trim(v));
+             return std::nullopt;
+           }},
+          // forward.headers is a mapping (name: value), read by Loader::Walk; listed here so that
+          // it is a known key.
+          {"forward.headers",
+           [](std::string_view, Config*) -> std::optional<std::string> {
+             return "expected a mapping of header names to values";
+           }},
+          {"forward.timeout",
+           DurationKey([](Config* c) { return &c->forward.timeout; }, std::chrono::milliseconds(10),
+                       std::chrono::minutes(10), "10ms to 10m")},
+          {"forward.compression",
+           [](std::string_view v, Config* c) -> std::optional<std::string> {
+             const std::string m = Lower(Trim(v));
+             if (m != "gzip" && m != "none") return "expected gzip or none, got " + Quote(v);
+             c->forward.gzip = m == "gzip";
+             return std::nullopt;
+           }},
+          {"forward.tls.ca_file", StringKey([](Config* c) { return &c->forward.tls.ca_file; })},
+          {"forward.tls.cert_file", StringKey([](Config* c) { return &c->forward.tls.cert_file; })},
+          {"forward.tls.key_file", StringKey([](Config* c) { return &c->forward.tls.key_file; })},
+          {"forward.batch.max_bytes",
+           SizeKey<uint64_t>([](Config* c) { return &c->forward.batch.max_bytes; }, 1024,
+                             uint64_t{256} << 20)},
+          {"forward.batch.max_age",
+           DurationKey([](Config* c) { return &c->forward.batch.max_age; },
+                       std::chrono::milliseconds(0), std::chrono::minutes(1), "0ms to 1m")},
+          {"forward.queue.dir", StringKey([](Config* c) { return &c->forward.queue.dir; })},
+          {"forward.queue.max_bytes",
+           SizeKey<uint64_t>([](Config* c) { return &c->forward.queue.max_bytes; },
+                             uint64_t{1} << 20, uint64_t{1} << 40)},
+          {"forward.queue.fsync", BoolKey([](Config* c) { return &c->forward.queue.fsync; })},
+          {"forward.retry.initial",
+           DurationKey([](Config* c) { return &c->forward.retry.initial; },
+                       std::chrono::milliseconds(1), std::chrono::minutes(10), "1ms to 10m")},
+          {"forward.retry.max",
+           DurationKey([](Config* c) { return &c->forward.retry.max; },
+                       std::chrono::milliseconds(1), std::chrono::hours(1), "1ms to 1h")},
+          {"forward.drain_timeout",
+           DurationKey([](Config* c) { return &c->forward.drain_timeout; },
+                       std::chrono::milliseconds(0), std::chrono::minutes(10), "0s to 10m")},
+          {"log.level", SetLogLevel},
+          {"log.format",
+           [](std::string_view v,
+              Config* c) -> std::
+                             optional<std::string> {
+                               auto f = ParseLogFormat(v);
+                               if (!f.ok()) return f.status().message();
+                               c->log.format = *f;
+                               return std::nullopt;
+                             }},
+          {"log.spans", BoolKey([](Config* c) { return &c->log.spans; })},
+          {"journeys.enabled", BoolKey([](Config* c) { return &c->journeys.enabled; })},
+          {"journeys.rules", StringKey([](Config* c) { return &c->journeys.rules; })},
+          {"journeys.jaeger_ui",
+           [](std::string_view v,
+              Config* c) -> std::
+                             optional<std::string> {
+                               auto url = NormalizeJaegerUi(v);
+                               if (!url.ok()) return url.status().message();
+                               c->journeys.jaeger_ui = *url;
+                               return std::nullopt;
+                             }},
+          {"journeys.store",
+           [](std::string_view v,
+              Config* c) -> std::
+                             optional<std::string> {
+                               const std::string m = Lower(Trim(v));
+                               if (m != "sqlite" && m != "memory")
+                                 return "expected sqlite or memory, got " + Quote(v);
+                               c->journeys.store = m;
+                               return std::nullopt;
+                             }},
+          {"journeys.sqlite_path", StringKey([](Config* c) { return &c->journeys.sqlite_path; })},
+          {"journeys.retention.closed_orders",
+           RetentionKey([](Config* c) { return &c->journeys.retention.closed_orders; })},
+          {"journeys.retention.inactive_orders",
+           RetentionKey([](Config* c) { return &c->journeys.retention.inactive_orders; })},
+          {"journeys.retention.spans",
+           RetentionKey([](Config* c) { return &c->journeys.retention.spans; })},
+          {"journeys.retention.interval",
+           DurationKey([](Config* c) { return &c->journeys.retention.interval; },
+                       std::chrono::seconds(1), std::chrono::hours(24), "1s to 24h")},
+          {"journeys.max_spans_per_view",
+           IntKey<uint32_t>([](Config* c) { return &c->journeys.max_spans_per_view; }, 1, 100000)},
+          // alerting.alertmanager is a list of URLs (or one URL), read by Loader::Walk.
+          {"alerting.alertmanager",
+           [](std::string_view v, Config* c) -> std::optional<std::string> {
+             auto url = NormalizeHttpUrl(v);
+             if (!url.ok()) return url.status().message();
+             c->alerting.alertmanager = {*url};
+             return std::nullopt;
+           }},
+          {"alerting.resend_interval",
+           DurationKey([](Config* c) { return &c->alerting.resend_interval; },
+                       std::chrono::seconds(1), std::chrono::hours(1), "1s to 1h")},
+          {"alerting.timeout",
+           DurationKey([](Config* c) { return &c->alerting.timeout; },
+                       std::chrono::milliseconds(100), std::chrono::minutes(5), "100ms to 5m")},
+          {"alerting.runbook_url", UrlKey([](Config* c) { return &c->alerting.runbook_url; })},
+          {"alerting.webhook.url", UrlKey([](Config* c) { return &c->alerting.webhook.url; })},
+          {"alerting.webhook.secret",
+           [](std::string_view v, Config* c) -> std::optional<std::string> {
+             c->alerting.webhook.secret = std::string(v);  // as given: a secret may have spaces
+             return std::nullopt;
+           }},
+          {"alerting.webhook.timeout",
+           DurationKey([](Config* c) { return &c->alerting.webhook.timeout; },
+                       std::chrono::milliseconds(100), std::chrono::minutes(5), "100ms to 5m")},
+          {"alerting.storm.threshold",
+           IntKey<uint32_t>([](Config* c) { return &c->alerting.storm.threshold; }, 0, 10000000)},
+          {"alerting.storm.window",
+           DurationKey([](Config* c) { return &c->alerting.storm.window; }, std::chrono::seconds(1),
+                       std::chrono::hours(24), "1s to 24h")},
+      };
   return *schema;
 }
 
@@ -391,6 +438,11 @@ class Loader {
       const auto& schema = Schema();
       if (path == "forward.headers" && (value.IsMap() || value.IsNull())) {
         if (Status s = ReadHeaders(value, path, config); !s.ok()) return s;
+        lines_[path] = line;
+        continue;
+      }
+      if (path == "alerting.alertmanager" && (value.IsSequence() || value.IsNull())) {
+        if (Status s = ReadUrlList(value, path, &config->alerting.alertmanager); !s.ok()) return s;
         lines_[path] = line;
         continue;
       }
@@ -443,6 +495,26 @@ class Loader {
     return Status::Ok();
   }
 
+  // A list of http(s) URLs (alerting.alertmanager).
+  Status ReadUrlList(const YAML::Node& list, const std::string& path,
+                     std::vector<std::string>* out) {
+    out->clear();
+    for (size_t i = 0; i < list.size(); ++i) {
+      const YAML::Node item = list[i];
+      const std::string item_path = path + "[" + std::to_string(i) + "]";
+      if (!item.IsScalar()) return Error(Line(item), item_path, "expected a URL");
+      auto text = SubstituteEnv(item.Scalar(), env_);
+      if (!text.ok()) return Error(Line(item), item_path, text.status().message());
+      auto url = NormalizeHttpUrl(*text);
+      if (!url.ok()) return Error(Line(item), item_path, url.status().message());
+      if (std::find(out->begin(), out->end(), *url) != out->end()) {
+        return Error(Line(item), item_path, "listed twice: " + Quote(*url));
+      }
+      out->push_back(*url);
+    }
+    return Status::Ok();
+  }
+
   // Checks that involve more than one key; located at the line of the first key named.
   Status CrossCheck(const Config& config) {
     if (config.pipeline.queue_max_bytes < config.receiver.max_body_bytes) {
@@ -455,6 +527,11 @@ class Loader {
     if (config.forward.tls.cert_file.empty() != config.forward.tls.key_file.empty()) {
       return Error(LineOf("forward.tls.cert_file", "forward.tls.key_file"), "forward.tls",
                    "cert_file and key_file go together (mutual TLS)");
+    }
+    if (!config.alerting.webhook.secret.empty() && config.alerting.webhook.url.empty()) {
+      return Error(LineOf("alerting.webhook.secret", "alerting.webhook.url"),
+                   "alerting.webhook.secret",
+                   "needs alerting.webhook.url (the webhook to sign for)");
     }
     return Status::Ok();
   }
@@ -587,7 +664,45 @@ Status ApplyOverrides(const Overrides& o, Config* config) {
     if (!url.ok()) return Status::InvalidArgument("--jaeger-ui: " + url.status().message());
     config->journeys.jaeger_ui = *url;
   }
+  if (!o.alertmanager.empty()) {
+    std::vector<std::string> urls;
+    for (const std::string& u : o.alertmanager) {
+      auto url = NormalizeHttpUrl(u);
+      if (!url.ok()) return Status::InvalidArgument("--alertmanager: " + url.status().message());
+      if (std::find(urls.begin(), urls.end(), *url) == urls.end()) urls.push_back(*url);
+    }
+    config->alerting.alertmanager = std::move(urls);
+  }
   return Status::Ok();
+}
+
+Result<std::string> NormalizeHttpUrl(std::string_view text) {
+  std::string url(Trim(text));
+  const std::string lower = Lower(url);
+  const size_t scheme = lower.rfind("http://", 0) == 0    ? 7
+                        : lower.rfind("https://", 0) == 0 ? 8
+                                                          : 0;
+  auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument(
+        "expected an http:// or https:// URL like "
+        "http://alertmanager:9093 (" +
+        why + "), got " + Quote(text));
+  };
+  if (scheme == 0) return bad("no http:// or https://");
+  while (url.size() > scheme && url.back() == '/') url.pop_back();
+  std::string_view rest = std::string_view(url).substr(scheme);
+  const std::string_view authority = rest.substr(0, rest.find('/'));
+  if (authority.empty()) return bad("no host");
+  if (authority.find_first_of(" \t?#@") != std::string_view::npos) return bad("invalid host");
+  if (authority.front() != '[' || authority.find("]:") != std::string_view::npos) {
+    const size_t colon = authority.rfind(':');
+    if (colon != std::string_view::npos) {
+      if (colon == 0) return bad("no host");
+      auto port = ParseUint(authority.substr(colon + 1));
+      if (!port || *port == 0 || *port > 65535) return bad("port must be 1 to 65535");
+    }
+  }
+  return url;
 }
 
 Status ValidateUpstream(std::string_view url) {

@@ -85,6 +85,23 @@ struct Config {
     } retention;
     uint32_t max_spans_per_view = 1000;  // spans returned by GET /api/v1/orders/{id}
   } journeys;
+  // Alerts about stuck orders (docs/alerting.md); off while no sink is configured.
+  struct Alerting {
+    std::vector<std::string> alertmanager;  // base URLs, each gets every alert (HA pair)
+    // Firing alerts are re-sent this often; keep it below Alertmanager's resolve_timeout (5m).
+    std::chrono::milliseconds resend_interval{std::chrono::minutes(1)};
+    std::chrono::milliseconds timeout{10000};  // per request
+    std::string runbook_url;                   // annotation runbook_url, when set
+    struct Webhook {
+      std::string url;     // "" off
+      std::string secret;  // HMAC-SHA256 signature of the body when set
+      std::chrono::milliseconds timeout{10000};
+    } webhook;
+    struct Storm {
+      uint32_t threshold = 100;  // more orders than this flagged ... 0: off
+      std::chrono::milliseconds window{std::chrono::minutes(1)};  // ... within this
+    } storm;
+  } alerting;
 };
 
 // Reads an environment variable; nullopt when unset.  Injected for tests.
@@ -110,6 +127,7 @@ struct Overrides {
   std::optional<std::string> upstream;    // --upstream
   std::optional<std::string> rules;       // --rules
   std::optional<std::string> jaeger_ui;   // --jaeger-ui
+  std::vector<std::string> alertmanager;  // --alertmanager (repeatable); replaces the file's
 };
 
 // Applies `overrides` to `config` and validates them; errors name the flag
@@ -134,6 +152,9 @@ Result<bool> ParseBool(std::string_view text);              // true/false, yes/n
 Result<log::Format> ParseLogFormat(std::string_view text);  // logfmt | json
 // An upstream URL: grpc://HOST:PORT, grpcs://HOST:PORT, http(s)://HOST:PORT[/path], or "" (off).
 Status ValidateUpstream(std::string_view url);
+
+// An http(s)://HOST[:PORT][/path] URL (alerting.*), returned without a trailing '/'.
+Result<std::string> NormalizeHttpUrl(std::string_view text);
 
 // Formats a byte count the way the config accepts it back ("16MiB", "1500").
 std::string FormatSize(uint64_t bytes);

@@ -557,5 +557,92 @@ TEST(ConfigTest, JourneysFlagsOverrideAndAreValidated) {
   EXPECT_EQ(c.journeys.jaeger_ui, "http://jaeger:16686");  // unchanged
 }
 
+TEST(ConfigTest, AlertingDefaults) {
+  auto c = Parse("");
+  ASSERT_TRUE(c.ok());
+  const Config::Alerting& a = c->alerting;
+  EXPECT_TRUE(a.alertmanager.empty());
+  EXPECT_EQ(a.resend_interval, std::chrono::minutes(1));
+  EXPECT_EQ(a.timeout, std::chrono::seconds(10));
+  EXPECT_EQ(a.runbook_url, "");
+  EXPECT_EQ(a.webhook.url, "");
+  EXPECT_EQ(a.webhook.secret, "");
+  EXPECT_EQ(a.storm.threshold, 100u);
+  EXPECT_EQ(a.storm.window, std::chrono::minutes(1));
+}
+
+TEST(ConfigTest, AlertingIsRead) {
+  auto c = Parse(R"(
+alerting:
+  alertmanager: [http://am1:9093/, "https://am2.example.com/prefix"]
+  resend_interval: 30s
+  timeout: 5s
+  runbook_url: https://wiki.example.com/stuck-orders
+  webhook:
+    url: https://chat.example.com/hooks/ordertrace
+    secret: ${HOOK_SECRET}
+    timeout: 3s
+  storm:
+    threshold: 50
+    window: 2m
+)",
+                 {{"HOOK_SECRET", "s3 cret"}});
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  const Config::Alerting& a = c->alerting;
+  EXPECT_EQ(a.alertmanager,
+            (std::vector<std::string>{"http://am1:9093", "https://am2.example.com/prefix"}));
+  EXPECT_EQ(a.resend_interval, std::chrono::seconds(30));
+  EXPECT_EQ(a.timeout, std::chrono::seconds(5));
+  EXPECT_EQ(a.runbook_url, "https://wiki.example.com/stuck-orders");
+  EXPECT_EQ(a.webhook.url, "https://chat.example.com/hooks/ordertrace");
+  EXPECT_EQ(a.webhook.secret, "s3 cret");
+  EXPECT_EQ(a.webhook.timeout, std::chrono::seconds(3));
+  EXPECT_EQ(a.storm.threshold, 50u);
+  EXPECT_EQ(a.storm.window, std::chrono::minutes(2));
+
+  auto one = Parse("alerting:\n  alertmanager: http://am:9093\n  storm: {threshold: 0}\n");
+  ASSERT_TRUE(one.ok()) << one.status().message();
+  EXPECT_EQ(one->alerting.alertmanager, std::vector<std::string>{"http://am:9093"});
+  EXPECT_EQ(one->alerting.storm.threshold, 0u);  // storm control off
+}
+
+TEST(ConfigTest, AlertingErrors) {
+  EXPECT_EQ(ErrorOf("alerting:\n  alertmanager: [http://am:9093, am2:9093]\n"),
+            "gateway.yaml:2: alerting.alertmanager[1]: expected an http:// or https:// URL like "
+            "http://alertmanager:9093 (no http:// or https://), got 'am2:9093'");
+  EXPECT_EQ(ErrorOf("alerting:\n  alertmanager:\n    - http://am:9093\n    - http://am:9093/\n"),
+            "gateway.yaml:4: alerting.alertmanager[1]: listed twice: 'http://am:9093'");
+  EXPECT_EQ(ErrorOf("alerting:\n  alertmanager: [http://am:0]\n"),
+            "gateway.yaml:2: alerting.alertmanager[0]: expected an http:// or https:// URL like "
+            "http://alertmanager:9093 (port must be 1 to 65535), got 'http://am:0'");
+  EXPECT_EQ(ErrorOf("alerting:\n  resend_interval: 2h\n"),
+            "gateway.yaml:2: alerting.resend_interval: expected a duration from 1s to 1h, got "
+            "'2h'");
+  EXPECT_EQ(ErrorOf("alerting:\n  storm:\n    threshold: many\n"),
+            "gateway.yaml:3: alerting.storm.threshold: expected an integer from 0 to 10000000, "
+            "got 'many'");
+  EXPECT_EQ(ErrorOf("alerting:\n  webhook:\n    secret: x\n"),
+            "gateway.yaml:3: alerting.webhook.secret: needs alerting.webhook.url (the webhook to "
+            "sign for)");
+  EXPECT_EQ(ErrorOf("alerting:\n  webhook:\n    url: http://h/x\n    secret: ${NOPE}\n"),
+            "gateway.yaml:4: alerting.webhook.secret: environment variable NOPE is not set");
+  EXPECT_EQ(ErrorOf("alerting:\n  webhok: {url: http://h}\n"),
+            "gateway.yaml:2: alerting.webhok: unknown key (did you mean 'webhook'?)");
+}
+
+TEST(ConfigTest, AlertmanagerFlagReplacesTheList) {
+  auto c = Parse("alerting:\n  alertmanager: [http://file:9093]\n");
+  ASSERT_TRUE(c.ok());
+  Overrides o;
+  o.alertmanager = {"http://a:9093/", "http://b:9093", "http://a:9093"};
+  ASSERT_TRUE(ApplyOverrides(o, &c.value()).ok());
+  EXPECT_EQ(c->alerting.alertmanager, (std::vector<std::string>{"http://a:9093", "http://b:9093"}));
+  Overrides bad;
+  bad.alertmanager = {"a:9093"};
+  EXPECT_EQ(ApplyOverrides(bad, &c.value()).message(),
+            "--alertmanager: expected an http:// or https:// URL like http://alertmanager:9093 "
+            "(no http:// or https://), got 'a:9093'");
+}
+
 }  // namespace
 }  // namespace ordertrace::config

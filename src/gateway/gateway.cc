@@ -4,15 +4,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
 #include <utility>
 
-#include <condition_variable>
-#include <mutex>
-
+#include "alert/dispatcher.h"
+#include "alert/sinks.h"
 #include "api/journey_api.h"
 #include "api/routes.h"
 #include "common/log.h"
@@ -148,6 +149,9 @@ struct Gateway::Impl {
   // Journeys (null when journeys.enabled is false).
   journey::SystemClock clock;
   std::unique_ptr<journey::JourneyStore> store;
+  // Alerts (null when no sink is configured); declared before the engine, which holds it as a
+  // listener, so that it outlives it.
+  std::unique_ptr<alert::AlertDispatcher> alerts;
   std::unique_ptr<journey::Engine> engine;
   std::unique_ptr<journey::JourneyStage> journey_stage;
   api::AllowAll authorizer;  // sign-in and roles arrive with the security issue
@@ -332,6 +336,8 @@ void Gateway::Stop(std::chrono::milliseconds drain) {
     g.retention.join();
   }
   if (g.engine) g.engine->StopDetector();  // the queue is drained: every fact is applied
+  // After the detector: flags and clears it raised until now are sent (within a bound).
+  if (g.alerts) g.alerts->Stop();
   if (was_serving) {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
@@ -344,8 +350,8 @@ Status Gateway::StartJourneys() {
   Impl& g = *impl_;
   auto rules = LoadJourneyRules(config_);
   if (!rules.ok()) {
-    return Status(rules.status().code(), "journey rules (journeys.rules / --rules): " +
-                                             rules.status().message());
+    return Status(rules.status().code(),
+                  "journey rules (journeys.rules / --rules): " + rules.status().message());
   }
   if (config_.journeys.store == "memory") {
     g.store = journey::NewMemoryStore();
@@ -361,12 +367,13 @@ Status Gateway::StartJourneys() {
     }
     g.store = std::move(store).value();
   }
-  g.engine = std::make_unique<journey::Engine>(std::move(rules).value(), *g.store, g.clock,
-                                               &registry_);
+  g.engine =
+      std::make_unique<journey::Engine>(std::move(rules).value(), *g.store, g.clock, &registry_);
   if (Status s = g.engine->Recover(); !s.ok()) {
     return Status(s.code(), "journey store: recovering active orders: " + s.message());
   }
   g.journey_stage = std::make_unique<journey::JourneyStage>(*g.engine, registry_);
+  if (Status s = StartAlerts(); !s.ok()) return s;
   g.engine->StartDetector();
 
   // Retention per kind of data, enforced in the background.
@@ -397,6 +404,37 @@ Status Gateway::StartJourneys() {
   return Status::Ok();
 }
 
+Status Gateway::StartAlerts() {
+  Impl& g = *impl_;
+  const config::Config::Alerting& a = config_.alerting;
+  std::vector<std::unique_ptr<alert::Sink>> sinks;
+  for (const std::string& url : a.alertmanager) {
+    sinks.push_back(alert::NewAlertmanagerSink(url, a.timeout));
+  }
+  if (!a.webhook.url.empty()) {
+    sinks.push_back(alert::NewWebhookSink(a.webhook.url, a.webhook.secret, a.webhook.timeout));
+  }
+  if (sinks.empty()) return Status::Ok();
+  alert::DispatcherOptions o;
+  o.jaeger_ui = config_.journeys.jaeger_ui;
+  o.runbook_url = a.runbook_url;
+  o.resend_interval = a.resend_interval;
+  o.storm_threshold = a.storm.threshold;
+  o.storm_window = a.storm.window;
+  journey::Engine* engine = g.engine.get();
+  g.alerts = std::make_unique<alert::AlertDispatcher>(
+      o, std::move(sinks), *g.store, [engine] { return engine->rules(); }, g.clock, &registry_);
+  // After Recover(): the dispatcher's first job re-reads the stuck orders from the store and
+  // re-sends them with their original startsAt; flags from now on arrive as events.
+  g.engine->AddListener(g.alerts.get());
+  g.alerts->Start();
+  log::Info("alerting on", {{"alertmanager", static_cast<uint64_t>(a.alertmanager.size())},
+                            {"webhook", a.webhook.url.empty() ? "off" : a.webhook.url},
+                            {"resend_interval", config::FormatDuration(a.resend_interval)},
+                            {"storm_threshold", static_cast<uint64_t>(a.storm.threshold)}});
+  return Status::Ok();
+}
+
 Status Gateway::ReloadRules() {
   Impl& g = *impl_;
   if (!g.engine) return Status::InvalidArgument("journeys are disabled (journeys.enabled)");
@@ -422,7 +460,8 @@ Status Gateway::Run() {
     if (sig == SIGHUP) {
       log::Info("SIGHUP received, reloading the journey rules");
       if (Status s = ReloadRules(); !s.ok()) {
-        log::Error("rules not reloaded; the previous rules stay in force", {{"error", s.message()}});
+        log::Error("rules not reloaded; the previous rules stay in force",
+                   {{"error", s.message()}});
       }
     }
   }

@@ -8,7 +8,9 @@
 //
 // Journeys (journeys.enabled, on by default): the rules are loaded and the engine recovers its
 // deadlines from the store before any listener opens; its detector thread flags stuck orders;
-// SIGHUP reloads the rules (Run()); a background thread enforces the retention.
+// SIGHUP reloads the rules (Run()); a background thread enforces the retention.  With an
+// alerting sink configured, an AlertDispatcher listens to the engine (docs/alerting.md); Stop()
+// stops it after the detector, so clears raised while draining are still sent.
 //
 // Lifecycle: Start() binds every listener (an address in use is an error naming the key and
 // flag), then readiness turns "ready".  Stop() drains: readiness turns "draining" (503), the
@@ -39,8 +41,8 @@ namespace ordertrace::gateway {
 // "0.1.0": the project version this binary was built from.
 const char* Version();
 
-// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread, so that threads created afterwards inherit
-// the mask and Run() can wait for them synchronously.  Run() calls it; main() may call it
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread, so that threads created afterwards
+// inherit the mask and Run() can wait for them synchronously.  Run() calls it; main() may call it
 // earlier, before any thread exists.
 void BlockTerminationSignals();
 
@@ -81,6 +83,7 @@ class Gateway {
  private:
   struct Impl;
   Status StartJourneys();
+  Status StartAlerts();  // alerting.*: the dispatcher, listening to the engine
 
   config::Config config_;
   metrics::Registry registry_;
