@@ -7,7 +7,7 @@
 // span in 10, messaging.*, http.*, one e-mail-like enduser.id) and one event.
 //
 // Usage: ordertrace-bench-ingest --url http://127.0.0.1:4318/v1/traces --pid PID
-//          [--connections 4] [--seconds 10] [--warmup 2]
+//          [--connections 4] [--seconds 10] [--warmup 2] [--distinct 16]
 // The last line of output is one JSON object with the figures.
 #include <arpa/inet.h>
 #include <google/protobuf/arena.h>
@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -66,12 +67,14 @@ std::string RandomBytes(std::mt19937_64& rng, int n) {
   return s;
 }
 
-ExportTraceServiceRequest MakeRequest(std::mt19937_64& rng, int request_no) {
+// Span times start at `base_ns` (the benchmark's start: journeys see live orders, not ones a
+// year overdue) and advance 1 ms per request.
+ExportTraceServiceRequest MakeRequest(std::mt19937_64& rng, int request_no, uint64_t base_ns) {
   static const char* kServices[kResources] = {"crm", "mes", "partner-gateway", "pricing"};
   static const char* kStages[] = {"SUBMITTED", "PRICE_CALCULATED", "APPROVED",
                                   "MANUFACTURING_STARTED", "SHIPPED", "CLOSED"};
   ExportTraceServiceRequest req;
-  const uint64_t now = 1'764'000'000'000'000'000ULL + static_cast<uint64_t>(request_no) * 1'000'000;
+  const uint64_t now = base_ns + static_cast<uint64_t>(request_no) * 1'000'000;
   int span_no = 0;
   for (int r = 0; r < kResources; ++r) {
     auto* rs = req.add_resource_spans();
@@ -218,6 +221,7 @@ int main(int argc, char** argv) {
   int pid = 0, connections = 4;
   bool reference_only = false;  // --reference-only 1: skip the load, measure parsers only
   double seconds = 10, warmup = 2;
+  int distinct = 16;  // distinct requests, sent round-robin (each span id recurs every round)
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--url") url_arg = v;
@@ -226,6 +230,7 @@ int main(int argc, char** argv) {
     else if (k == "--seconds") seconds = std::stod(v);
     else if (k == "--warmup") warmup = std::stod(v);
     else if (k == "--reference-only") reference_only = v == "1";
+    else if (k == "--distinct") distinct = std::max(1, std::stoi(v));
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
@@ -234,14 +239,20 @@ int main(int argc, char** argv) {
   Url url;
   if (!ParseUrl(url_arg, &url) || (pid <= 0 && !reference_only)) {
     std::fprintf(stderr, "usage: %s --url http://HOST:PORT/v1/traces --pid GATEWAY_PID "
-                 "[--connections N] [--seconds S] [--warmup S]\n", argv[0]);
+                 "[--connections N] [--seconds S] [--warmup S] [--distinct N]\n", argv[0]);
     return 2;
   }
 
-  // The workload: 16 distinct requests, sent round-robin.
+  // The workload: `distinct` requests (16 by default), sent round-robin.
   std::mt19937_64 rng(42);
   std::vector<std::string> bodies, requests;
-  for (int i = 0; i < 16; ++i) bodies.push_back(MakeRequest(rng, i).SerializeAsString());
+  const uint64_t base_ns = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  for (int i = 0; i < distinct; ++i) {
+    bodies.push_back(MakeRequest(rng, i, base_ns).SerializeAsString());
+  }
   size_t total_bytes = 0;
   for (const auto& b : bodies) {
     total_bytes += b.size();
@@ -249,7 +260,8 @@ int main(int argc, char** argv) {
                        "\r\nContent-Type: application/x-protobuf\r\nContent-Length: " +
                        std::to_string(b.size()) + "\r\n\r\n" + b);
   }
-  const double bytes_per_span = static_cast<double>(total_bytes) / (16.0 * kSpansPerRequest);
+  const double bytes_per_span =
+      static_cast<double>(total_bytes) / (static_cast<double>(distinct) * kSpansPerRequest);
   std::printf("workload: %d spans/request, %.0f bytes/span, %zu-byte requests, %d connections\n",
               kSpansPerRequest, bytes_per_span, bodies[0].size(), connections);
 
@@ -329,11 +341,11 @@ int main(int argc, char** argv) {
   std::printf("libprotobuf arena parse per span: %.0f ns; decoder alone: %.0f ns\n",
               parse_cpu_ns_per_span, decode_cpu_ns_per_span);
   std::printf(
-      "{\"benchmark\":\"ingest\",\"spans_per_request\":%d,\"bytes_per_span\":%.0f,"
-      "\"connections\":%d,\"seconds\":%.2f,\"spans\":%.0f,\"errors\":%llu,"
+      "{\"benchmark\":\"ingest\",\"spans_per_request\":%d,\"distinct_requests\":%d,"
+      "\"bytes_per_span\":%.0f,\"connections\":%d,\"seconds\":%.2f,\"spans\":%.0f,\"errors\":%llu,"
       "\"spans_per_sec\":%.0f,\"spans_per_cpu_sec\":%.0f,\"cpu_ns_per_span\":%.1f,"
       "\"parse_cpu_ns_per_span\":%.1f,\"decode_cpu_ns_per_span\":%.1f,\"ratio\":%.3f}\n",
-      kSpansPerRequest, bytes_per_span, connections, wall, spans,
+      kSpansPerRequest, distinct, bytes_per_span, connections, wall, spans,
       static_cast<unsigned long long>(errors.load()), wall > 0 ? spans / wall : 0,
       cpu_ns_per_span > 0 ? 1e9 / cpu_ns_per_span : 0, cpu_ns_per_span, parse_cpu_ns_per_span,
       decode_cpu_ns_per_span, parse_cpu_ns_per_span > 0 ? cpu_ns_per_span / parse_cpu_ns_per_span : 0);
