@@ -249,8 +249,26 @@ Alert AlertDispatcher::StormAlert(const Group& g, const journey::Rules& rules) c
   return a;
 }
 
-Alert AlertDispatcher::OrderAlert(const journey::OrderRow& row, const journey::Rules& rules,
+Alert AlertDispatcher::OrderAlert(journey::OrderRow* flagged, const journey::Rules& rules,
                                   Nanos now) {
+  std::optional<journey::Diagnosis> d;
+  auto journey = store_.GetJourney(flagged->order_id, 200);
+  if (journey.ok() && journey.value()) {
+    journey::Journey j = std::move(*journey.value());
+    // The stored row is fresher than the flag's: spans that arrived since (within group_wait)
+    // may have set the stage (a publish exported before its order's milestone span is flagged
+    // with no stage yet).  While it is still stuck, the alert describes it.
+    if (j.order.stuck != journey::StuckKind::kNone) {
+      *flagged = j.order;
+    } else {
+      j.order = *flagged;  // moved on meanwhile: the clear is queued; describe the episode
+    }
+    d = journey::Diagnose(j, rules, now, options_.jaeger_ui);
+  } else if (!journey.ok()) {
+    log::Warn("alert without its diagnosis: journey not readable",
+              {{"order_id", flagged->order_id}, {"error", journey.status().message()}});
+  }
+  const journey::OrderRow& row = *flagged;
   Alert a;
   a.order_id = row.order_id;
   a.stage = row.stage;
@@ -261,18 +279,6 @@ Alert AlertDispatcher::OrderAlert(const journey::OrderRow& row, const journey::R
   a.starts_at = row.stuck_since_ns;
   a.stage_since = row.stage_ns;
   a.runbook_url = options_.runbook_url;
-  std::optional<journey::Diagnosis> d;
-  auto journey = store_.GetJourney(row.order_id, 200);
-  if (journey.ok() && journey.value()) {
-    // Diagnose the row as flagged (the store may have moved on since; the alert is about this
-    // episode).
-    journey::Journey j = std::move(*journey.value());
-    j.order = row;
-    d = journey::Diagnose(j, rules, now, options_.jaeger_ui);
-  } else if (!journey.ok()) {
-    log::Warn("alert without its diagnosis: journey not readable",
-              {{"order_id", row.order_id}, {"error", journey.status().message()}});
-  }
   std::string description = "Order " + row.order_id + " is stuck in " + row.stage;
   if (d) {
     if (!d->summary.empty()) a.summary = d->summary;
@@ -400,7 +406,7 @@ void AlertDispatcher::Poll() {
     auto g = groups_.find(it->second.group);
     if (g != groups_.end() && g->second.storm) continue;
     Firing& f = it->second;
-    f.alert = OrderAlert(f.row, *rules, now);
+    f.alert = OrderAlert(&f.row, *rules, now);
     f.sent = true;
     f.next_resend = now + ToNanos(options_.resend_interval);
     out.all.push_back(f.alert);

@@ -134,7 +134,8 @@ class AlertDispatcher : public journey::EngineListener {
   std::string SeverityOf(const journey::Rules& rules, const std::string& stage) const;
   void Flag(const journey::OrderRow& row, Nanos now, Outgoing* out);
   void Clear(const std::string& order_id, Nanos now, Outgoing* out);
-  Alert OrderAlert(const journey::OrderRow& row, const journey::Rules& rules, Nanos now);
+  // Builds the alert from the stored journey; refreshes `*flagged` from the store.
+  Alert OrderAlert(journey::OrderRow* flagged, const journey::Rules& rules, Nanos now);
   Alert StormAlert(const Group& g, const journey::Rules& rules) const;
   void StartStorm(Group* g, Nanos now);
   void Deliver(Sink& sink, const std::vector<Alert>& alerts);

@@ -1,0 +1,468 @@
+// Alerting end to end with a REAL Alertmanager (Debian prometheus-alertmanager, started here on
+// loopback with its own storage directory and no clustering) and a real `ordertrace serve`:
+//   - an order hangs (the OpenTelemetry JS SDK sends its spans stamped 10 minutes ago): the
+//     alert appears in Alertmanager's GET /api/v2/alerts with its labels and the diagnosis; the
+//     order moves on (send_next.mjs): Alertmanager resolves it (and notifies "resolved");
+//   - SIGKILL and restart of the gateway while the alert fires: Alertmanager keeps ONE alert
+//     with the original startsAt, updated by the restarted gateway, and never notifies a
+//     resolve (no flap);
+//   - a storm: 5,000 orders stuck at once (one OTLP/JSON request) give a bounded number of
+//     notifications at a local webhook receiver, with the count in them, and one grouped alert
+//     in Alertmanager.
+// Without the Alertmanager package (or node for the JS SDK) the tests skip with the reason, or
+// fail when ORDERTRACE_REQUIRE_INTEROP=1.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "alert/sinks.h"
+#include "receive/http_client.h"
+#include "receive/http_server.h"
+#include "support/gateway_process.h"
+
+namespace ordertrace {
+namespace {
+
+using nlohmann::json;
+using testing_support::GatewayProcess;
+
+const std::string kInteropDir = std::string(ORDERTRACE_SOURCE_DIR) + "/tests/interop";
+const char kAlertmanagerBin[] = "/usr/bin/prometheus-alertmanager";
+
+int RunShell(const std::string& command, std::string* out = nullptr) {
+  FILE* pipe = popen(command.c_str(), "r");
+  if (pipe == nullptr) return -1;
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) {
+    if (out != nullptr) out->append(buf, n);
+  }
+  const int status = pclose(pipe);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+uint16_t FreePort() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < until) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return done();
+}
+
+// A local HTTP receiver: Alertmanager's webhook receiver, and the gateway's webhook sink.
+class Receiver {
+ public:
+  Receiver() {
+    receive::HttpServerOptions o;
+    o.threads = 1;
+    o.max_body_bytes = 64 << 20;
+    server_ = std::make_unique<receive::HttpServer>(o);
+    server_->Route("POST", "/*", [this](receive::HttpRequest& req, receive::HttpResponse& res) {
+      std::lock_guard lock(mu_);
+      bodies_.push_back(json::parse(req.body, nullptr, false));
+      res.status = 200;
+    });
+    started_ = server_->Start().ok();
+  }
+  ~Receiver() {
+    if (started_) server_->Shutdown(std::chrono::milliseconds(1000));
+  }
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(server_->port()) + path;
+  }
+  std::vector<json> bodies() const {
+    std::lock_guard lock(mu_);
+    return bodies_;
+  }
+  bool started() const { return started_; }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<json> bodies_;
+  std::unique_ptr<receive::HttpServer> server_;
+  bool started_ = false;
+};
+
+// A private Alertmanager: free loopback port, own storage and config, no clustering; stopped
+// by pid.  Its one receiver posts notifications (send_resolved) to `webhook_url`.
+class Alertmanager {
+ public:
+  Alertmanager(const std::filesystem::path& dir, const std::string& webhook_url) : dir_(dir) {
+    std::filesystem::create_directories(dir_ / "storage");
+    std::ofstream(dir_ / "alertmanager.yml") << "route:\n"
+                                                "  receiver: test\n"
+                                                "  group_by: [alertname, order_id, stage]\n"
+                                                "  group_wait: 100ms\n"
+                                                "  group_interval: 1s\n"
+                                                "  repeat_interval: 1h\n"
+                                                "receivers:\n"
+                                                "  - name: test\n"
+                                                "    webhook_configs:\n"
+                                                "      - url: "
+                                             << webhook_url << "\n        send_resolved: true\n";
+  }
+  ~Alertmanager() { Stop(); }
+
+  bool Start() {
+    port_ = FreePort();
+    const std::string log = (dir_ / "alertmanager.log").string();
+    std::vector<std::string> args{
+        kAlertmanagerBin, "--config.file=" + (dir_ / "alertmanager.yml").string(),
+        "--web.listen-address=127.0.0.1:" + std::to_string(port_),
+        "--storage.path=" + (dir_ / "storage").string(), "--cluster.listen-address="};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      FILE* f = std::fopen(log.c_str(), "w");
+      if (f != nullptr) {
+        ::dup2(fileno(f), 1);
+        ::dup2(fileno(f), 2);
+      }
+      ::execv(kAlertmanagerBin, argv.data());
+      ::_exit(127);
+    }
+    return WaitFor(
+        [&] {
+          auto r = receive::HttpGet(url(), "/-/ready", std::chrono::milliseconds(500));
+          return r.ok() && r.value().status == 200;
+        },
+        std::chrono::milliseconds(15000));
+  }
+  void Stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    for (int i = 0; i < 100; ++i) {
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::string Log() const {
+    std::ifstream in(dir_ / "alertmanager.log");
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+
+  // GET /api/v2/alerts (active, not resolved), filtered by label equality.
+  json Alerts(const std::vector<std::pair<std::string, std::string>>& labels = {}) const {
+    auto r = receive::HttpGet(url(), "/api/v2/alerts", std::chrono::milliseconds(5000));
+    if (!r.ok() || r.value().status != 200) return json::array();
+    json all = json::parse(r.value().body, nullptr, false);
+    json out = json::array();
+    if (!all.is_array()) return out;
+    for (const auto& a : all) {
+      bool match = true;
+      for (const auto& [k, v] : labels) {
+        if (!a["labels"].contains(k) || a["labels"][k] != v) match = false;
+      }
+      if (match) out.push_back(a);
+    }
+    return out;
+  }
+
+ private:
+  std::filesystem::path dir_;
+  uint16_t port_ = 0;
+  pid_t pid_ = -1;
+};
+
+// Notifications Alertmanager sent to its receiver for one order, by status ("firing",
+// "resolved").
+size_t Notifications(const Receiver& r, const std::string& order, const std::string& status) {
+  size_t n = 0;
+  for (const auto& body : r.bodies()) {
+    if (!body.is_object() || !body.contains("alerts")) continue;
+    for (const auto& a : body["alerts"]) {
+      if (a["labels"].value("order_id", "") == order && a.value("status", "") == status) ++n;
+    }
+  }
+  return n;
+}
+
+std::string Missing() {
+  if (!std::filesystem::exists(kAlertmanagerBin)) {
+    return std::string(kAlertmanagerBin) +
+           " is missing: install the Debian package prometheus-alertmanager (scripts/setup)";
+  }
+  if (RunShell("command -v node >/dev/null 2>&1") != 0) return "node is not on PATH";
+  if (!std::filesystem::exists(kInteropDir +
+                               "/node_modules/@opentelemetry/exporter-trace-otlp-proto")) {
+    return "tests/interop/node_modules is missing; run tests/interop/setup";
+  }
+  return "";
+}
+
+class AlertmanagerEndToEnd : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string missing = Missing();
+    if (!missing.empty()) {
+      const char* required = std::getenv("ORDERTRACE_REQUIRE_INTEROP");
+      if (required != nullptr && std::string(required) == "1") FAIL() << missing;
+      GTEST_SKIP() << missing;
+    }
+  }
+
+  // The gateway's flags: a config file with short intervals, plus --alertmanager.
+  std::vector<std::string> GatewayFlags(const GatewayProcess& gw, const Alertmanager& am,
+                                        const std::string& extra_alerting = "") {
+    const std::filesystem::path config = gw.dir() / "gateway.yaml";
+    std::ofstream(config) << "journeys:\n  jaeger_ui: http://jaeger.test:16686\n"
+                             "alerting:\n  resend_interval: 2s\n  timeout: 2s\n"
+                             "  runbook_url: https://wiki.test/stuck-orders\n"
+                          << extra_alerting;
+    return {"--config", config.string(), "--alertmanager", am.url()};
+  }
+
+  static int SendOrder(const GatewayProcess& gw, const std::string& order, std::string* out) {
+    return RunShell("cd '" + kInteropDir + "' && node send_order.mjs --endpoint http://127.0.0.1:" +
+                        std::to_string(gw.otlp_http_port()) + " --order " + order +
+                        " --minutes-ago 10",
+                    out);
+  }
+};
+
+TEST_F(AlertmanagerEndToEnd, StuckOrderAlertsWithDiagnosisAndResolvesWhenItMovesOn) {
+  GatewayProcess gw("alert_e2e");
+  Receiver am_hook;
+  ASSERT_TRUE(am_hook.started());
+  Alertmanager am(gw.dir() / "am", am_hook.url("/am"));
+  ASSERT_TRUE(am.Start()) << am.Log();
+  ASSERT_TRUE(gw.Start(GatewayFlags(gw, am))) << gw.Log();
+
+  const std::string order = "AM-1";
+  std::string out;
+  ASSERT_EQ(SendOrder(gw, order, &out), 0) << out;
+  const json ids = json::parse(out, nullptr, false);
+  ASSERT_TRUE(ids.is_object()) << out;
+  const std::string trace_id = ids["trace_id"];
+
+  json alerts;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        alerts = am.Alerts({{"order_id", order}});
+        return alerts.size() == 1;
+      },
+      std::chrono::milliseconds(15000)))
+      << alerts.dump(2) << gw.Log() << am.Log();
+  const json& a = alerts[0];
+  EXPECT_EQ(a["labels"]["alertname"], "OrderStuck");
+  EXPECT_EQ(a["labels"]["stage"], "SUBMITTED");
+  EXPECT_EQ(a["labels"]["service"], "mes");
+  EXPECT_EQ(a["labels"]["severity"], "critical");
+  const std::string summary = a["annotations"]["summary"];
+  EXPECT_NE(summary.find("stuck in SUBMITTED"), std::string::npos) << summary;
+  EXPECT_NE(summary.find("msg-AM-1 published to orders with routing key price.calculate"),
+            std::string::npos)
+      << summary;
+  EXPECT_NE(a["annotations"].value("description", "").find("Order AM-1 is stuck in SUBMITTED"),
+            std::string::npos)
+      << a.dump(2);
+  EXPECT_EQ(a["annotations"]["jaeger_url"], "http://jaeger.test:16686/trace/" + trace_id);
+  EXPECT_EQ(a["annotations"]["runbook_url"], "https://wiki.test/stuck-orders");
+  EXPECT_EQ(a["status"]["state"], "active");
+  // startsAt is when the order got stuck (minutes ago), not when the alert was sent.
+  const std::string starts_at = a["startsAt"];
+  EXPECT_LT(starts_at, am.Alerts()[0]["updatedAt"].get<std::string>());
+  ASSERT_TRUE(WaitFor([&] { return Notifications(am_hook, order, "firing") >= 1; },
+                      std::chrono::milliseconds(10000)));
+
+  // The order moves on: the MES processes the message and reaches PRICE_CALCULATED.
+  ASSERT_EQ(RunShell("cd '" + kInteropDir + "' && node send_next.mjs --endpoint http://127.0.0.1:" +
+                     std::to_string(gw.otlp_http_port()) + " --order " + order),
+            0);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return am.Alerts({{"order_id", order}}).empty();
+      },
+      std::chrono::milliseconds(15000)))
+      << am.Alerts().dump(2) << gw.Log();
+  EXPECT_TRUE(WaitFor([&] { return Notifications(am_hook, order, "resolved") == 1; },
+                      std::chrono::milliseconds(10000)))
+      << gw.Log() << am.Log();
+  auto api = receive::HttpGet(gw.http_port(), "/api/v1/orders/" + order);
+  ASSERT_TRUE(api.ok());
+  EXPECT_EQ(json::parse(api.value().body)["stage"], "PRICE_CALCULATED");
+  // Gateway metrics count what was sent.
+  auto metrics = receive::HttpGet(gw.http_port(), "/metrics");
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics.value().body.find("ordertrace_alerts_sent_total{sink=\"alertmanager\"}"),
+            std::string::npos);
+  EXPECT_NE(metrics.value().body.find("ordertrace_alerts_failed_total{sink=\"alertmanager\"} 0"),
+            std::string::npos)
+      << metrics.value().body;
+}
+
+TEST_F(AlertmanagerEndToEnd, GatewayKilledAndRestartedWhileFiringIsOneAlertNotAFlap) {
+  GatewayProcess gw("alert_restart");
+  Receiver am_hook;
+  ASSERT_TRUE(am_hook.started());
+  Alertmanager am(gw.dir() / "am", am_hook.url("/am"));
+  ASSERT_TRUE(am.Start()) << am.Log();
+  const auto flags = GatewayFlags(gw, am);
+  ASSERT_TRUE(gw.Start(flags)) << gw.Log();
+
+  const std::string order = "AM-2";
+  std::string out;
+  ASSERT_EQ(SendOrder(gw, order, &out), 0) << out;
+  json alerts;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        alerts = am.Alerts({{"order_id", order}});
+        return alerts.size() == 1;
+      },
+      std::chrono::milliseconds(15000)))
+      << gw.Log();
+  const std::string starts_at = alerts[0]["startsAt"];
+
+  gw.Signal(SIGKILL);
+  gw.Stop();                                                     // reaps it
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));  // more than one resend interval
+  ASSERT_TRUE(gw.Start(flags)) << gw.Log();
+  const std::string restarted_at = am.Alerts({{"order_id", order}})[0]["updatedAt"];
+
+  // The restarted gateway re-sends the alert (updatedAt moves on) with the same startsAt.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        alerts = am.Alerts({{"order_id", order}});
+        return alerts.size() == 1 && alerts[0]["updatedAt"].get<std::string>() != restarted_at;
+      },
+      std::chrono::milliseconds(10000)))
+      << alerts.dump(2) << gw.Log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  alerts = am.Alerts({{"order_id", order}});
+  ASSERT_EQ(alerts.size(), 1u) << alerts.dump(2);
+  EXPECT_EQ(alerts[0]["startsAt"], starts_at);
+  EXPECT_EQ(alerts[0]["status"]["state"], "active");
+  EXPECT_EQ(Notifications(am_hook, order, "resolved"), 0u) << "the alert flapped";
+  EXPECT_EQ(Notifications(am_hook, order, "firing"), 1u);  // one page, not two
+}
+
+// One OTLP/JSON request with `n` SUBMITTED spans (service crm) stamped 10 minutes ago.
+std::string ManyStuckOrders(int n) {
+  const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  const int64_t t0 = now - int64_t{600} * 1000000000;
+  std::string spans;
+  char id[64];
+  for (int i = 0; i < n; ++i) {
+    std::snprintf(id, sizeof id, "%032x", i + 1);
+    const std::string trace_id = id;
+    std::snprintf(id, sizeof id, "%016x", i + 1);
+    const std::string span_id = id;
+    if (i > 0) spans += ',';
+    spans +=
+        R"({"traceId":")" + trace_id + R"(","spanId":")" + span_id +
+        R"(","name":"POST /api/orders","kind":2,"startTimeUnixNano":")" + std::to_string(t0) +
+        R"(","endTimeUnixNano":")" + std::to_string(t0 + 50000000) +
+        R"(","attributes":[{"key":"order.id","value":{"stringValue":"STORM-)" + std::to_string(i) +
+        R"("}},{"key":"order.stage","value":{"stringValue":"SUBMITTED"}}],"status":{"code":1}})";
+  }
+  return R"({"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"crm"}}]},"scopeSpans":[{"scope":{"name":"storm"},"spans":[)" +
+         spans + "]}]}]}";
+}
+
+TEST_F(AlertmanagerEndToEnd, StormOfFiveThousandStuckOrdersGivesBoundedNotifications) {
+  GatewayProcess gw("alert_storm");
+  Receiver am_hook, hook;
+  ASSERT_TRUE(am_hook.started());
+  ASSERT_TRUE(hook.started());
+  Alertmanager am(gw.dir() / "am", am_hook.url("/am"));
+  ASSERT_TRUE(am.Start()) << am.Log();
+  ASSERT_TRUE(gw.Start(
+      GatewayFlags(gw, am, "  webhook:\n    url: " + hook.url("/hook") + "\n    secret: s3cret\n")))
+      << gw.Log();
+
+  constexpr int kOrders = 5000;
+  auto sent =
+      alert::HttpPost("http://127.0.0.1:" + std::to_string(gw.otlp_http_port()) + "/v1/traces",
+                      ManyStuckOrders(kOrders), {{"Content-Type", "application/json"}},
+                      std::chrono::milliseconds(30000));
+  ASSERT_TRUE(sent.ok()) << sent.status().message();
+  ASSERT_EQ(sent.value().status, 200) << sent.value().body;
+
+  // Every order is stuck (the API lists them) ...
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto r = receive::HttpGet(gw.http_port(), "/metrics");
+        return r.ok() && r.value().body.find("ordertrace_alert_storms 1") != std::string::npos;
+      },
+      std::chrono::milliseconds(30000)))
+      << gw.Log();
+  // ... and Alertmanager shows one grouped alert with the count.
+  json storm;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        storm = am.Alerts({{"alertname", "OrderStuckStorm"}});
+        return storm.size() == 1 &&
+               storm[0]["annotations"].value("count", "") == std::to_string(kOrders);
+      },
+      std::chrono::milliseconds(30000)))
+      << storm.dump(2) << gw.Log();
+  EXPECT_EQ(storm[0]["labels"]["stage"], "SUBMITTED");
+  EXPECT_EQ(storm[0]["labels"]["service"], "mes");
+  EXPECT_EQ(storm[0]["annotations"]["summary"], "5000 orders stuck at SUBMITTED waiting for mes");
+  std::this_thread::sleep_for(std::chrono::milliseconds(5000));  // two resend intervals more
+  const size_t per_order = am.Alerts({{"alertname", "OrderStuck"}}).size();
+  EXPECT_LE(per_order, 100u);  // at most the threshold, before the storm was recognised
+
+  // The webhook: a bounded number of notifications, the storm's with its count; signed.
+  const auto bodies = hook.bodies();
+  EXPECT_LE(bodies.size(), 100u + 5u);
+  size_t storms = 0, max_count = 0;
+  for (const auto& b : bodies) {
+    if (b.value("alertname", "") != "OrderStuckStorm") continue;
+    ++storms;
+    max_count = std::max<size_t>(max_count, b.value("count", 0));
+  }
+  EXPECT_GE(storms, 1u);
+  EXPECT_LE(storms, 3u);
+  EXPECT_GT(max_count, 100u);
+  std::cout << "storm: " << bodies.size() << " webhook notifications (" << storms
+            << " grouped, largest count " << max_count << "), " << per_order
+            << " per-order alerts in Alertmanager\n";
+}
+
+}  // namespace
+}  // namespace ordertrace
