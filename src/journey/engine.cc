@@ -931,11 +931,12 @@ Status Engine::SetRules(std::shared_ptr<const Rules> rules) {
   return s;
 }
 
-void Engine::StartDetector(Duration max_sleep) {
+void Engine::StartDetector(Duration max_sleep, Duration min_interval) {
   std::lock_guard lock(detector_mu_);
   if (detector_.joinable()) return;
   detector_stop_ = false;
-  detector_ = std::thread([this, max_sleep] { DetectorLoop(max_sleep); });
+  detector_ = std::thread(
+      [this, max_sleep, min_interval] { DetectorLoop(max_sleep, min_interval); });
 }
 
 void Engine::StopDetector() {
@@ -955,23 +956,30 @@ void Engine::KickDetector() {
   detector_cv_.notify_all();
 }
 
-void Engine::DetectorLoop(Duration max_sleep) {
+void Engine::DetectorLoop(Duration max_sleep, Duration min_interval) {
+  // Ticks at the next deadline, but no more often than every `min_interval`: deadlines that
+  // fall close together are flagged by one Tick() and one store transaction (a tick per
+  // deadline cost a transaction per flag), at the price of at most `min_interval` of lag.
+  const auto min_gap = std::chrono::duration_cast<std::chrono::nanoseconds>(min_interval);
   std::unique_lock lock(detector_mu_);
   while (!detector_stop_) {
     lock.unlock();
+    const auto ticked = std::chrono::steady_clock::now();
     const Nanos now = clock_.Now();
     Tick(now);
     const Nanos next = NextDeadline();
     lock.lock();
     if (detector_stop_) break;
-    if (detector_kick_) {
-      detector_kick_ = false;
-      continue;
-    }
     auto sleep = std::chrono::duration_cast<std::chrono::nanoseconds>(max_sleep);
-    if (next != kNever) sleep = std::min(sleep, std::chrono::nanoseconds(std::max<Nanos>(next - now, 0)));
-    if (sleep.count() <= 0) continue;
-    detector_cv_.wait_for(lock, sleep, [&] { return detector_stop_ || detector_kick_; });
+    if (next != kNever) {
+      sleep = std::min(sleep, std::chrono::nanoseconds(std::max<Nanos>(next - now, 0)));
+    }
+    const auto wake = ticked + std::max(sleep, min_gap);
+    // A kick (Apply() brought an earlier deadline) shortens the sleep, never below min_gap.
+    detector_cv_.wait_until(lock, ticked + min_gap, [&] { return detector_stop_; });
+    while (!detector_stop_ && !detector_kick_ && std::chrono::steady_clock::now() < wake) {
+      detector_cv_.wait_until(lock, wake, [&] { return detector_stop_ || detector_kick_; });
+    }
     detector_kick_ = false;
   }
 }

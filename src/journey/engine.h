@@ -120,8 +120,10 @@ class Engine {
   void AddListener(EngineListener* listener);  // before traffic starts; not owned
 
   // Runs Tick() on a background thread: woken at the next deadline, when Apply() brings an
-  // earlier one, and at least every `max_sleep`.  StopDetector() joins it.
-  void StartDetector(Duration max_sleep = Duration(1000));
+  // earlier one, and at least every `max_sleep`; never more often than every `min_interval`
+  // (deadlines close together share one Tick and one store transaction).  StopDetector()
+  // joins it.
+  void StartDetector(Duration max_sleep = Duration(1000), Duration min_interval = Duration(50));
   void StopDetector();
 
   // Forgets active orders with no span since `cutoff` (retention removed them from the store:
@@ -165,7 +167,7 @@ class Engine {
   void KickDetector();
   uint16_t ServiceIndex(std::string_view service) const;  // watched-service slot, or 0xffff
   uint16_t InternService(std::string_view service);
-  void DetectorLoop(Duration max_sleep);
+  void DetectorLoop(Duration max_sleep, Duration min_interval);
 
   JourneyStore& store_;
   const Clock& clock_;
