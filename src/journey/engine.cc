@@ -400,7 +400,7 @@ void Engine::ApplyToOrder(ActiveEntry* e, const SpanRecord& r, Pending* p) {
     const int idx = rules_->StageIndex(r.stage);
     if (idx > a.stage || (idx == a.stage && (r.end_ns < a.stage_ns ||
                                               (r.end_ns == a.stage_ns && r.start_ns < a.stage_start_ns)))) {
-      if (idx > a.stage && a.stage >= 0) a.moved = true;
+      if (idx > a.stage) a.moved = true;  // also a first milestone: the stage label changes
       a.stage = static_cast<int8_t>(idx);
       a.stage_start_ns = r.start_ns;
       a.stage_ns = r.end_ns;
