@@ -367,8 +367,10 @@ Status Gateway::StartJourneys() {
     }
     g.store = std::move(store).value();
   }
-  g.engine =
-      std::make_unique<journey::Engine>(std::move(rules).value(), *g.store, g.clock, &registry_);
+  journey::EngineOptions engine_options;
+  engine_options.settle = std::chrono::seconds(1);  // see EngineOptions::settle
+  g.engine = std::make_unique<journey::Engine>(std::move(rules).value(), *g.store, g.clock,
+                                               &registry_, engine_options);
   if (Status s = g.engine->Recover(); !s.ok()) {
     return Status(s.code(), "journey store: recovering active orders: " + s.message());
   }

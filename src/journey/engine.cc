@@ -309,8 +309,11 @@ void Engine::Reschedule(ActiveEntry* e, Nanos now, Pending* p) {
       a.stuck = v.kind;  // what it misses now (the time it got stuck stays)
     }
   }
-  a.deadline_ns = (a.stuck == StuckKind::kNone && v.kind != StuckKind::kNone) ? v.missed_at
-                                                                            : v.next_due;
+  a.deadline_ns = (a.stuck == StuckKind::kNone && v.kind != StuckKind::kNone)
+                      ? (options_.settle.count() > 0
+                             ? std::max(v.missed_at, SatAdd(now, ToNanos(options_.settle)))
+                             : v.missed_at)
+                      : v.next_due;
   if (a.closed) a.deadline_ns = kNever;
   order_heap_->Update(e);
   p->Touch(e);
@@ -605,6 +608,11 @@ Status Engine::Apply(std::vector<SpanRecord> facts) {
         if (!r.message_id.empty()) IndexMessage(hop_by_message_, *hops_, &*it);
         it->second.deadline_ns =
             hop_within > 0 ? SatAdd(SatAdd(hop.published_ns, hop_within), grace) : kNever;
+        if (it->second.deadline_ns != kNever && options_.settle.count() > 0) {
+          // Overdue on arrival: give the exporter's other requests time to land (settle).
+          it->second.deadline_ns =
+              std::max(it->second.deadline_ns, SatAdd(now, ToNanos(options_.settle)));
+        }
         hop_heap_->Update(&*it);
         if (e->second.open_hops < 0xffff) ++e->second.open_hops;
       }
@@ -632,7 +640,11 @@ size_t Engine::Tick(Nanos now) {
   // Messages first: a late message makes its order stuck in the same tick.
   while (HopEntry* h = hop_heap_->top()) {
     if (h->second.deadline_ns > now) break;
-    const Nanos due = h->second.deadline_ns;
+    // When it was due (the heap key may be later: settle).
+    const Nanos due = std::min(
+        h->second.deadline_ns,
+        SatAdd(SatAdd(h->second.published_ns, ToNanos(rules_->message_processed_within)),
+               ToNanos(rules_->grace)));
     h->second.deadline_ns = kNever;
     hop_heap_->Remove(h);  // stays open (in hops_) until processed
     // A retried publish span of a message processed long ago opened this hop again: the store

@@ -83,6 +83,12 @@ struct EngineOptions {
   // Process spans seen before their publish (out of order), remembered to close the hop when
   // the publish arrives; the oldest are forgotten beyond this many.
   size_t orphan_capacity = 100000;
+  // Facts that arrive with their deadline already passed (spans stamped long ago) are flagged
+  // this long after they arrived, not at once: an exporter's other requests (the milestone
+  // span that completes the picture, sent a millisecond after the publish span) arrive first,
+  // so an order is not flagged on half its facts and flagged again a moment later.  The
+  // gateway uses 1 s; 0 flags at the next Tick (the data-driven cases).
+  Duration settle{0};
 };
 
 class Engine {

@@ -2,7 +2,7 @@
 // loopback with its own storage directory and no clustering) and a real `ordertrace serve`:
 //   - an order hangs (the OpenTelemetry JS SDK sends its spans stamped 10 minutes ago): the
 //     alert appears in Alertmanager's GET /api/v2/alerts with its labels and the diagnosis; the
-//     order moves on (send_next.mjs): Alertmanager resolves it (and notifies "resolved");
+//     order moves on (send_order.mjs --next): Alertmanager resolves it (and notifies "resolved");
 //   - SIGKILL and restart of the gateway while the alert fires: Alertmanager keeps ONE alert
 //     with the original startsAt, updated by the restarted gateway, and never notifies a
 //     resolve (no flap);
@@ -308,8 +308,8 @@ TEST_F(AlertmanagerEndToEnd, StuckOrderAlertsWithDiagnosisAndResolvesWhenItMoves
                       std::chrono::milliseconds(10000)));
 
   // The order moves on: the MES processes the message and reaches PRICE_CALCULATED.
-  ASSERT_EQ(RunShell("cd '" + kInteropDir + "' && node send_next.mjs --endpoint http://127.0.0.1:" +
-                     std::to_string(gw.otlp_http_port()) + " --order " + order),
+  ASSERT_EQ(RunShell("cd '" + kInteropDir + "' && node send_order.mjs --endpoint http://127.0.0.1:" +
+                     std::to_string(gw.otlp_http_port()) + " --order " + order + " --next"),
             0);
   EXPECT_TRUE(WaitFor(
       [&] {

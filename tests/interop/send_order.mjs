@@ -5,7 +5,11 @@
 // the gateway must flag the order at once (the MES never picked it up; the message was never
 // processed).  Used by tests/journeys/e2e_test.cc.
 //
-//   node send_order.mjs --endpoint http://127.0.0.1:PORT --order ID [--minutes-ago N]
+// With --next the order moves on instead: the MES processes that message (msg-<order>) and
+// reaches PRICE_CALCULATED, stamped now, which clears a stuck order (and resolves its alert:
+// tests/alerting/alertmanager_e2e_test.cc).
+//
+//   node send_order.mjs --endpoint http://127.0.0.1:PORT --order ID [--minutes-ago N] [--next]
 //
 // Exit status: 0 when the spans were exported, 1 when the export failed, 2 on bad arguments.
 // stdout: JSON {trace_id, submit_span_id, publish_span_id, message_id}.
@@ -22,6 +26,7 @@ try {
       endpoint: { type: 'string' },
       order: { type: 'string' },
       'minutes-ago': { type: 'string', default: '10' },
+      next: { type: 'boolean', default: false },
     },
   }).values;
 } catch (e) {
@@ -29,7 +34,8 @@ try {
   process.exit(2);
 }
 if (!args.endpoint || !args.order) {
-  process.stderr.write('usage: node send_order.mjs --endpoint URL --order ID [--minutes-ago N]\n');
+  process.stderr.write(
+    'usage: node send_order.mjs --endpoint URL --order ID [--minutes-ago N] [--next]\n');
   process.exit(2);
 }
 diag.setLogger({
@@ -54,14 +60,52 @@ const exporter = {
   forceFlush: () => otlp.forceFlush?.() ?? Promise.resolve(),
 };
 const provider = new BasicTracerProvider({
-  resource: resourceFromAttributes({ 'service.name': 'crm', 'service.namespace': 'orders' }),
+  resource: resourceFromAttributes({
+    'service.name': args.next ? 'mes' : 'crm',
+    'service.namespace': 'orders',
+  }),
   spanProcessors: [new SimpleSpanProcessor(exporter)],
 });
 const tracer = provider.getTracer('ordertrace-e2e');
 
 const order = args.order;
-const t0 = Date.now() - Number(args['minutes-ago']) * 60000;
 const messageId = `msg-${order}`;
+
+if (args.next) {
+  // The MES consumes the price-calculation message and reaches PRICE_CALCULATED.
+  const t1 = Date.now() - 2000;
+  const consume = tracer.startSpan('process orders:price.calculate', {
+    kind: SpanKind.CONSUMER,
+    startTime: new Date(t1),
+    attributes: {
+      'order.id': order,
+      'messaging.system': 'rabbitmq',
+      'messaging.operation.type': 'process',
+      'messaging.destination.name': 'orders:price.calculate',
+      'messaging.rabbitmq.destination.routing_key': 'price.calculate',
+      'messaging.message.id': messageId,
+    },
+  });
+  const calculated = tracer.startSpan('calculate price', {
+    kind: SpanKind.INTERNAL,
+    startTime: new Date(t1 + 10),
+    attributes: { 'order.id': order, 'order.stage': 'PRICE_CALCULATED', 'order.step.status': 'OK' },
+  }, trace.setSpan(context.active(), consume));
+  calculated.setStatus({ code: SpanStatusCode.OK });
+  calculated.end(new Date(t1 + 500));
+  consume.setStatus({ code: SpanStatusCode.OK });
+  consume.end(new Date(t1 + 510));
+  await provider.forceFlush();
+  await provider.shutdown();
+  process.stdout.write(JSON.stringify({
+    trace_id: consume.spanContext().traceId,
+    process_span_id: consume.spanContext().spanId,
+    message_id: messageId,
+  }) + '\n');
+  process.exit(failed > 0 ? 1 : 0);
+}
+
+const t0 = Date.now() - Number(args['minutes-ago']) * 60000;
 const submit = tracer.startSpan('POST /api/orders', {
   kind: SpanKind.SERVER,
   startTime: new Date(t0),
