@@ -45,7 +45,7 @@ AlertDispatcher::AlertDispatcher(DispatcherOptions options,
   }
   registry->AddCallbackGauge("ordertrace_alerts_firing", "Per-order alerts firing.",
                              [this] { return static_cast<double>(firing_count_.load()); });
-  registry->AddCallbackGauge("ordertrace_alert_storms",
+  registry->AddCallbackGauge("ordertrace_alerts_storms",
                              "Stage and service groups in a storm (one grouped alert each).",
                              [this] { return static_cast<double>(storm_count_.load()); });
 }

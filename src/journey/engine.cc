@@ -23,6 +23,25 @@ constexpr uint16_t kNoService = 0xffff;
 constexpr size_t kMaxWatched = 4;  // the rules allow at most 4 watched services
 constexpr uint8_t kFlagged = 1, kCleared = 2;
 constexpr size_t kMaxPendingRetry = 1000000;  // records kept for a failing store before dropping
+constexpr size_t kStuckKinds = static_cast<size_t>(StuckKind::kMessageUnprocessed) + 1;
+
+// The service label of ordertrace_journey_stuck_orders_by_stage: the service the stage's rule
+// expects for what was missed (a bounded set, from the rules), "unknown" when it names none.
+std::string StuckServiceLabel(const StageRule* r, StuckKind kind) {
+  if (r == nullptr) return "unknown";
+  if (kind == StuckKind::kNotReceived && !r->received_by.empty()) return r->received_by;
+  if (kind == StuckKind::kNotProcessed && !r->processed_by.empty()) return r->processed_by;
+  for (const std::string* s : {&r->next_by, &r->received_by, &r->processed_by}) {
+    if (!s->empty()) return *s;
+  }
+  return "unknown";
+}
+
+// Seconds to days: a stage lasts from a second (automated steps) to days (manufacturing).
+std::vector<double> StageDurationBuckets() {
+  return {1,    5,    15,    30,    60,    120,   300,    600,    1800,
+          3600, 7200, 14400, 28800, 43200, 86400, 172800, 432000, 864000};
+}
 
 Nanos ToNanos(Duration d) { return std::chrono::nanoseconds(d).count(); }
 Nanos SatAdd(Nanos a, Nanos b) { return a > Engine::kNever - b ? Engine::kNever : a + b; }
@@ -200,6 +219,21 @@ Engine::Engine(std::shared_ptr<const Rules> rules, JourneyStore& store, const Cl
                                       "From a deadline plus grace passing to the order being flagged.",
                                       {}, {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 30, 300})
                    .With({});
+  active_by_stage_family_ = &registry->AddGauge(
+      "ordertrace_journey_active_orders_by_stage",
+      "Active orders by the stage they are in (stage=\"none\": no milestone yet).", {"stage"});
+  stuck_by_stage_family_ = &registry->AddGauge(
+      "ordertrace_journey_stuck_orders_by_stage",
+      "Orders flagged as stuck now, by stage, the service the rules expect and what they missed.",
+      {"stage", "service", "kind"});
+  stage_duration_family_ = &registry->AddHistogram(
+      "ordertrace_journey_stage_duration_seconds",
+      "From an order entering a stage to it reaching a later one, observed when it moves on.",
+      {"stage"}, StageDurationBuckets());
+  heartbeats_missed_family_ = &registry->AddCounter(
+      "ordertrace_journey_heartbeats_missed_total",
+      "Orders flagged as silent (no heartbeat within the interval).", {"stage"});
+  RebuildStageMetrics();
   registry->AddCallbackGauge("ordertrace_journey_active_orders",
                              "Orders not closed, held in memory with their deadlines.",
                              [this] { return static_cast<double>(active_orders()); });
@@ -250,6 +284,77 @@ uint16_t Engine::InternService(std::string_view service) {
   return id;
 }
 
+size_t Engine::StageSlot(int stage) const {
+  const size_t slot = stage < 0 ? 0 : static_cast<size_t>(stage) + 1;
+  return slot < active_by_stage_.size() ? slot : 0;
+}
+
+void Engine::CountOrder(const Active& a, int delta) {
+  const size_t slot = StageSlot(a.stage);
+  active_by_stage_[slot] += delta;
+  if (a.stuck != StuckKind::kNone) {
+    stuck_by_stage_[slot * kStuckKinds + static_cast<size_t>(a.stuck)] += delta;
+  }
+}
+
+void Engine::ObserveStageLeft(const Active& a, Nanos reached_ns) {
+  if (a.stage < 0) return;  // a first milestone: no stage left
+  const size_t slot = StageSlot(a.stage);
+  if (slot == 0) return;
+  if (stage_duration_[slot] == nullptr) {
+    stage_duration_[slot] = &stage_duration_family_->With({rules_->stages[slot - 1].name});
+  }
+  stage_duration_[slot]->Observe(static_cast<double>(std::max<Nanos>(reached_ns - a.stage_ns, 0)) /
+                                 1e9);
+}
+
+void Engine::RebuildStageMetrics() {
+  // The families keep their children: series of stages the rules no longer have go to 0.
+  for (metrics::Gauge* g : active_by_stage_gauges_) g->Set(0);
+  for (metrics::Gauge* g : stuck_by_stage_gauges_) {
+    if (g != nullptr) g->Set(0);
+  }
+  const Rules& rules = *rules_;
+  const size_t slots = rules.stages.size() + 1;
+  active_by_stage_.assign(slots, 0);
+  stuck_by_stage_.assign(slots * kStuckKinds, 0);
+  active_by_stage_gauges_.assign(slots, nullptr);
+  stuck_by_stage_gauges_.assign(slots * kStuckKinds, nullptr);
+  stage_duration_.assign(slots, nullptr);
+  heartbeats_missed_.assign(slots, nullptr);
+  for (size_t slot = 0; slot < slots; ++slot) {
+    const std::string name = slot == 0 ? "none" : rules.stages[slot - 1].name;
+    active_by_stage_gauges_[slot] = &active_by_stage_family_->With({name});
+    if (slot == 0 || rules.stages[slot - 1].terminal()) continue;
+    // The series of stages an order can leave or miss a heartbeat in exist from the start.
+    stage_duration_[slot] = &stage_duration_family_->With({name});
+    if (rules.stages[slot - 1].heartbeat.count() > 0) {
+      heartbeats_missed_[slot] = &heartbeats_missed_family_->With({name});
+    }
+  }
+  for (const auto& e : *active_) CountOrder(e.second, +1);
+  PublishStageMetrics();
+}
+
+void Engine::PublishStageMetrics() {
+  const Rules& rules = *rules_;
+  for (size_t slot = 0; slot < active_by_stage_.size(); ++slot) {
+    active_by_stage_gauges_[slot]->Set(static_cast<double>(active_by_stage_[slot]));
+  }
+  for (size_t i = 0; i < stuck_by_stage_.size(); ++i) {
+    metrics::Gauge*& g = stuck_by_stage_gauges_[i];
+    if (g == nullptr) {
+      if (stuck_by_stage_[i] == 0) continue;  // a series appears once an order is stuck there
+      const size_t slot = i / kStuckKinds;
+      const auto kind = static_cast<StuckKind>(i % kStuckKinds);
+      const StageRule* rule = slot == 0 ? nullptr : &rules.stages[slot - 1];
+      g = &stuck_by_stage_family_->With(
+          {slot == 0 ? "none" : rule->name, StuckServiceLabel(rule, kind), StuckKindName(kind)});
+    }
+    g->Set(static_cast<double>(stuck_by_stage_[i]));
+  }
+}
+
 Engine::Verdict Engine::Evaluate(const Active& a, Nanos now) const {
   Verdict v;
   if (a.closed) return v;
@@ -298,6 +403,7 @@ void Engine::Reschedule(ActiveEntry* e, Nanos now, Pending* p) {
   const bool moved = a.moved;
   a.moved = false;
   if (a.stuck != StuckKind::kNone) {
+    CountOrder(a, -1);
     // Moving on to a later stage ends the stuck episode even when the new stage is overdue
     // already: that is a new episode, flagged (with its own time) by the next Tick().
     if (v.kind == StuckKind::kNone || moved) {
@@ -308,6 +414,7 @@ void Engine::Reschedule(ActiveEntry* e, Nanos now, Pending* p) {
     } else {
       a.stuck = v.kind;  // what it misses now (the time it got stuck stays)
     }
+    CountOrder(a, +1);
   }
   a.deadline_ns = (a.stuck == StuckKind::kNone && v.kind != StuckKind::kNone)
                       ? (options_.settle.count() > 0
@@ -378,14 +485,16 @@ Engine::ActiveEntry* Engine::FindOrLoad(const std::string& order_id, Pending* p,
   p->Touch(&*ins);
   // Not active: a new order (the filter of known ids says so without a store read), or a
   // closed one (a late span), or one evicted by retention.
-  if (!known_.MayContain(order_id)) return &*ins;
-  auto row = store_.GetOrder(order_id);
-  if (!row.ok()) {
-    store_errors_->Inc();
-    *error = row.status();
-  } else if (row.value().has_value()) {
-    LoadRow(*row.value(), &a);
+  if (known_.MayContain(order_id)) {
+    auto row = store_.GetOrder(order_id);
+    if (!row.ok()) {
+      store_errors_->Inc();
+      *error = row.status();
+    } else if (row.value().has_value()) {
+      LoadRow(*row.value(), &a);
+    }
   }
+  CountOrder(a, +1);
   return &*ins;
 }
 
@@ -403,11 +512,16 @@ void Engine::ApplyToOrder(ActiveEntry* e, const SpanRecord& r, Pending* p) {
     const int idx = rules_->StageIndex(r.stage);
     if (idx > a.stage || (idx == a.stage && (r.end_ns < a.stage_ns ||
                                               (r.end_ns == a.stage_ns && r.start_ns < a.stage_start_ns)))) {
-      if (idx > a.stage) a.moved = true;  // also a first milestone: the stage label changes
+      if (idx > a.stage) {
+        a.moved = true;  // also a first milestone: the stage label changes
+        ObserveStageLeft(a, r.end_ns);
+      }
+      CountOrder(a, -1);
       a.stage = static_cast<int8_t>(idx);
       a.stage_start_ns = r.start_ns;
       a.stage_ns = r.end_ns;
       a.closed = idx >= 0 && rules_->stages[idx].terminal();
+      CountOrder(a, +1);
     }
     if (idx >= 0) {
       p->batch.milestones.push_back(
@@ -508,6 +622,7 @@ Status Engine::Recover() {
     if (e.second.closed) e.second.deadline_ns = kNever;
     order_heap_->Update(&e);
   }
+  RebuildStageMetrics();
   log::Info("journeys recovered", {{"active_orders", static_cast<uint64_t>(active_->size())},
                                    {"open_hops", static_cast<uint64_t>(hops)},
                                    {"stuck_orders", static_cast<uint64_t>(stuck_)}});
@@ -682,7 +797,16 @@ size_t Engine::Tick(Nanos now) {
     Active& a = e->second;
     if (a.deadline_ns > now) break;
     const Verdict v = Evaluate(a, now);
+    CountOrder(a, -1);
     if (v.kind != StuckKind::kNone && a.stuck == StuckKind::kNone) {
+      if (v.kind == StuckKind::kSilent) {
+        const size_t slot = StageSlot(a.stage);
+        if (heartbeats_missed_[slot] == nullptr) {
+          heartbeats_missed_[slot] = &heartbeats_missed_family_->With(
+              {slot == 0 ? "none" : rules_->stages[slot - 1].name});
+        }
+        heartbeats_missed_[slot]->Inc();
+      }
       a.stuck = v.kind;
       a.stuck_since_ns = v.missed_at;
       ++stuck_;
@@ -698,6 +822,7 @@ size_t Engine::Tick(Nanos now) {
     } else if (v.kind != StuckKind::kNone) {
       a.stuck = v.kind;
     }
+    CountOrder(a, +1);
     a.deadline_ns = v.next_due;
     order_heap_->Update(e);
     p.Touch(e);
@@ -735,10 +860,12 @@ Status Engine::Commit(Pending* p) {
           }
         }
       }
+      CountOrder(e->second, -1);
       active_->erase(e->first);
     }
   }
   p->touched.clear();
+  PublishStageMetrics();
   if (p->batch.empty() && retry_.empty()) return Status::Ok();
 
   // A failed write is kept and retried before the next one, so the store catches up with the
@@ -855,10 +982,12 @@ size_t Engine::ForgetInactive(Nanos cutoff) {
     }
     order_heap_->Remove(&*it);
     if (it->second.stuck != StuckKind::kNone) --stuck_;
+    CountOrder(it->second, -1);
     it = active_->erase(it);
     ++forgotten;
   }
   if (forgotten == 0) return 0;
+  PublishStageMetrics();
   for (auto it = hops_->begin(); it != hops_->end();) {
     if (active_->count(it->second.order_id) > 0) {
       ++it;
@@ -932,6 +1061,9 @@ Status Engine::SetRules(std::shared_ptr<const Rules> rules) {
     a.closed = a.stage >= 0 && rules_->stages[a.stage].terminal();
     Reschedule(&e, now, &p);
   }
+  // Stage slots and labels of the new rules, counted again (before Commit() publishes them;
+  // Reschedule() above counted each order out and in again in the same slot).
+  RebuildStageMetrics();
   Status s = Commit(&p);
   const size_t active = active_->size();
   const std::string source = rules_->source;

@@ -174,6 +174,14 @@ class Engine {
   uint16_t ServiceIndex(std::string_view service) const;  // watched-service slot, or 0xffff
   uint16_t InternService(std::string_view service);
   void DetectorLoop(Duration max_sleep, Duration min_interval);
+  // Per-stage metrics (no order id in any label).  Orders are counted by slot = stage index + 1
+  // (slot 0: no milestone yet, stage="none"), under mu_, as they change stage, get flagged or
+  // cleared, enter or leave memory; the counts are copied to the gauges after each change.
+  size_t StageSlot(int stage) const;
+  void CountOrder(const Active& a, int delta);
+  void ObserveStageLeft(const Active& a, Nanos reached_ns);
+  void RebuildStageMetrics();  // rules replaced or recovered: children per stage, counts again
+  void PublishStageMetrics();
 
   JourneyStore& store_;
   const Clock& clock_;
@@ -214,6 +222,16 @@ class Engine {
   metrics::Family<metrics::Counter>* flagged_total_;
   metrics::Counter* cleared_total_;
   metrics::Histogram* flag_lag_;
+  metrics::Family<metrics::Gauge>* active_by_stage_family_;
+  metrics::Family<metrics::Gauge>* stuck_by_stage_family_;
+  metrics::Family<metrics::Histogram>* stage_duration_family_;
+  metrics::Family<metrics::Counter>* heartbeats_missed_family_;
+  std::vector<int64_t> active_by_stage_;                 // by slot
+  std::vector<int64_t> stuck_by_stage_;                  // by slot * kStuckKinds + kind
+  std::vector<metrics::Gauge*> active_by_stage_gauges_;  // by slot
+  std::vector<metrics::Gauge*> stuck_by_stage_gauges_;   // as stuck_by_stage_; null until used
+  std::vector<metrics::Histogram*> stage_duration_;      // by slot
+  std::vector<metrics::Counter*> heartbeats_missed_;     // by slot
 };
 
 }  // namespace ordertrace::journey

@@ -1,10 +1,12 @@
 // Engine behaviour the data-driven cases (tests/journeys/cases) do not reach: forgetting
-// abandoned journeys after retention, and the detector thread flagging on its own.
+// abandoned journeys after retention, the detector thread flagging on its own, and the
+// per-stage Prometheus metrics (read back from the registry's exposition text).
 #include "journey/engine.h"
 
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <sstream>
 #include <thread>
 
 #include "journey/memory_store.h"
@@ -41,6 +43,170 @@ class Recorder : public EngineListener {
   std::mutex mu;
   std::vector<std::string> stuck, cleared;
 };
+
+// The value of one series in the exposition text ("" when the series is absent).
+std::string Series(const std::string& text, const std::string& series) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+        line[series.size()] == ' ') {
+      return line.substr(series.size() + 1);
+    }
+  }
+  return "";
+}
+
+SpanRecord Milestone(const std::string& order, const std::string& span_id, const std::string& stage,
+                     const std::string& service, Nanos end) {
+  SpanRecord r = Submitted(order, span_id, end);
+  r.stage = stage;
+  r.service = service;
+  return r;
+}
+
+TEST(EngineMetricsTest, ActiveAndStuckOrdersByStageWithoutOrderIds) {
+  ManualClock clock(kT0);
+  auto store = NewMemoryStore();
+  metrics::Registry registry;
+  Engine engine(std::make_shared<Rules>(DefaultRules()), *store, clock, &registry);
+  const std::string active = "ordertrace_journey_active_orders_by_stage";
+  const std::string stuck = "ordertrace_journey_stuck_orders_by_stage";
+  // Every stage has its series from the start, at 0; no stuck series yet.
+  std::string text = registry.Serialize();
+  EXPECT_EQ(Series(text, active + "{stage=\"none\"}"), "0");
+  EXPECT_EQ(Series(text, active + "{stage=\"SHIPPED\"}"), "0");
+  EXPECT_EQ(text.find(stuck + "{"), std::string::npos);
+
+  SpanRecord no_stage = Submitted("ORD-M-3", "00000000000000d3", kT0);
+  no_stage.stage.clear();
+  ASSERT_TRUE(engine
+                  .Apply({Submitted("ORD-M-1", "00000000000000d1", kT0),
+                          Submitted("ORD-M-2", "00000000000000d2", kT0), no_stage})
+                  .ok());
+  text = registry.Serialize();
+  EXPECT_EQ(Series(text, active + "{stage=\"SUBMITTED\"}"), "2");
+  EXPECT_EQ(Series(text, active + "{stage=\"none\"}"), "1");
+
+  // Received by mes is due 2m after SUBMITTED, plus 30 s grace.
+  clock.Set(kT0 + 180 * kSecond);
+  EXPECT_EQ(engine.Tick(kT0 + 180 * kSecond), 2u);
+  text = registry.Serialize();
+  EXPECT_EQ(Series(text, stuck + "{stage=\"SUBMITTED\",service=\"mes\",kind=\"not_received\"}"),
+            "2");
+
+  // ORD-M-1 moves on after 200 s: cleared, counted in its new stage, SUBMITTED's duration seen.
+  ASSERT_TRUE(engine
+                  .Apply({Milestone("ORD-M-1", "00000000000000e1", "PRICE_CALCULATED", "crm",
+                                    kT0 + 200 * kSecond)})
+                  .ok());
+  text = registry.Serialize();
+  EXPECT_EQ(Series(text, active + "{stage=\"SUBMITTED\"}"), "1");
+  EXPECT_EQ(Series(text, active + "{stage=\"PRICE_CALCULATED\"}"), "1");
+  EXPECT_EQ(Series(text, stuck + "{stage=\"SUBMITTED\",service=\"mes\",kind=\"not_received\"}"),
+            "1");
+  const std::string duration = "ordertrace_journey_stage_duration_seconds";
+  EXPECT_EQ(Series(text, duration + "_count{stage=\"SUBMITTED\"}"), "1");
+  EXPECT_EQ(Series(text, duration + "_sum{stage=\"SUBMITTED\"}"), "200");
+  EXPECT_EQ(Series(text, duration + "_bucket{stage=\"SUBMITTED\",le=\"120\"}"), "0");
+  EXPECT_EQ(Series(text, duration + "_bucket{stage=\"SUBMITTED\",le=\"300\"}"), "1");
+  EXPECT_EQ(Series(text, duration + "_bucket{stage=\"SUBMITTED\",le=\"864000\"}"), "1");
+  EXPECT_EQ(Series(text, duration + "_count{stage=\"PRICE_CALCULATED\"}"), "0");
+
+  // A closed order leaves memory, and its stage's count.
+  ASSERT_TRUE(
+      engine.Apply({Milestone("ORD-M-2", "00000000000000e2", "CLOSED", "crm", kT0 + 210 * kSecond)})
+          .ok());
+  text = registry.Serialize();
+  EXPECT_EQ(Series(text, active + "{stage=\"SUBMITTED\"}"), "0");
+  EXPECT_EQ(Series(text, active + "{stage=\"CLOSED\"}"), "0");
+  EXPECT_EQ(Series(text, stuck + "{stage=\"SUBMITTED\",service=\"mes\",kind=\"not_received\"}"),
+            "0");
+  EXPECT_EQ(Series(text, duration + "_count{stage=\"SUBMITTED\"}"), "2");
+
+  // After a restart the counts come back from the store.
+  {
+    metrics::Registry registry2;
+    Engine engine2(std::make_shared<Rules>(DefaultRules()), *store, clock, &registry2);
+    ASSERT_TRUE(engine2.Recover().ok());
+    const std::string text2 = registry2.Serialize();
+    EXPECT_EQ(Series(text2, active + "{stage=\"PRICE_CALCULATED\"}"), "1");
+    EXPECT_EQ(Series(text2, active + "{stage=\"none\"}"), "1");
+    EXPECT_EQ(Series(text2, active + "{stage=\"SUBMITTED\"}"), "0");
+  }
+
+  // Retention forgets the rest.
+  EXPECT_EQ(engine.ForgetInactive(kT0 + 3600 * kSecond), 2u);
+  text = registry.Serialize();
+  EXPECT_EQ(Series(text, active + "{stage=\"PRICE_CALCULATED\"}"), "0");
+  EXPECT_EQ(Series(text, active + "{stage=\"none\"}"), "0");
+  // No order id in any label, or anywhere in the exposition.
+  EXPECT_EQ(text.find("ORD-M-"), std::string::npos) << text;
+}
+
+TEST(EngineMetricsTest, HeartbeatsMissedAndStuckByService) {
+  ManualClock clock(kT0);
+  auto store = NewMemoryStore();
+  metrics::Registry registry;
+  Engine engine(std::make_shared<Rules>(DefaultRules()), *store, clock, &registry);
+  const std::string missed = "ordertrace_journey_heartbeats_missed_total";
+  std::string text = registry.Serialize();
+  // Stages with a heartbeat have the series from the start.
+  EXPECT_EQ(Series(text, missed + "{stage=\"SUBMITTED\"}"), "0");
+  EXPECT_EQ(Series(text, missed + "{stage=\"MANUFACTURING_STARTED\"}"), "0");
+  EXPECT_EQ(Series(text, missed + "{stage=\"APPROVED\"}"), "");
+
+  // Received by mes in time; then no heartbeat for 5m (+30 s grace): silent.
+  SpanRecord mes = Submitted("ORD-H-1", "00000000000000f2", kT0 + 10 * kSecond);
+  mes.stage.clear();
+  mes.service = "mes";
+  ASSERT_TRUE(engine.Apply({Submitted("ORD-H-1", "00000000000000f1", kT0), mes}).ok());
+  clock.Set(kT0 + 331 * kSecond);
+  EXPECT_EQ(engine.Tick(kT0 + 331 * kSecond), 1u);
+  text = registry.Serialize();
+  EXPECT_EQ(Series(text, missed + "{stage=\"SUBMITTED\"}"), "1");
+  EXPECT_EQ(Series(text,
+                   "ordertrace_journey_stuck_orders_by_stage{stage=\"SUBMITTED\","
+                   "service=\"mes\",kind=\"silent\"}"),
+            "1");
+  EXPECT_EQ(Series(text, "ordertrace_journey_flagged_total{kind=\"silent\"}"), "1");
+  EXPECT_EQ(Series(text, "ordertrace_journey_flag_lag_seconds_count"), "1");
+
+  // A heartbeat clears it; a second silence is counted again.
+  SpanRecord beat = mes;
+  beat.span_id = "00000000000000f3";
+  beat.heartbeat = true;
+  beat.start_ns = kT0 + 340 * kSecond;
+  beat.end_ns = kT0 + 341 * kSecond;
+  clock.Set(kT0 + 341 * kSecond);
+  ASSERT_TRUE(engine.Apply({beat}).ok());
+  EXPECT_EQ(engine.stuck_orders(), 0u);
+  text = registry.Serialize();
+  EXPECT_EQ(Series(text,
+                   "ordertrace_journey_stuck_orders_by_stage{stage=\"SUBMITTED\","
+                   "service=\"mes\",kind=\"silent\"}"),
+            "0");
+  clock.Set(kT0 + 700 * kSecond);
+  EXPECT_EQ(engine.Tick(kT0 + 700 * kSecond), 1u);
+  EXPECT_EQ(Series(registry.Serialize(), missed + "{stage=\"SUBMITTED\"}"), "2");
+}
+
+TEST(EngineMetricsTest, NewRulesRelabelTheCounts) {
+  ManualClock clock(kT0);
+  auto store = NewMemoryStore();
+  metrics::Registry registry;
+  Engine engine(std::make_shared<Rules>(DefaultRules()), *store, clock, &registry);
+  ASSERT_TRUE(engine.Apply({Submitted("ORD-R-1", "0000000000000101", kT0)}).ok());
+  Rules renamed = DefaultRules();
+  for (StageRule& s : renamed.stages) {
+    if (s.name == "SUBMITTED") s.name = "PLACED";
+  }
+  ASSERT_TRUE(engine.SetRules(std::make_shared<Rules>(renamed)).ok());
+  const std::string text = registry.Serialize();
+  // The order's stage is no longer in the rules: it counts as no stage; the old series is 0.
+  EXPECT_EQ(Series(text, "ordertrace_journey_active_orders_by_stage{stage=\"SUBMITTED\"}"), "0");
+  EXPECT_EQ(Series(text, "ordertrace_journey_active_orders_by_stage{stage=\"PLACED\"}"), "0");
+  EXPECT_EQ(Series(text, "ordertrace_journey_active_orders_by_stage{stage=\"none\"}"), "1");
+}
 
 TEST(EngineTest, ForgetInactiveDropsAbandonedOrdersAndTheirMessages) {
   ManualClock clock(kT0);

@@ -426,7 +426,7 @@ TEST_F(AlertmanagerEndToEnd, StormOfFiveThousandStuckOrdersGivesBoundedNotificat
   ASSERT_TRUE(WaitFor(
       [&] {
         auto r = receive::HttpGet(gw.http_port(), "/metrics");
-        return r.ok() && r.value().body.find("ordertrace_alert_storms 1") != std::string::npos;
+        return r.ok() && r.value().body.find("ordertrace_alerts_storms 1") != std::string::npos;
       },
       std::chrono::milliseconds(30000)))
       << gw.Log();
