@@ -40,6 +40,7 @@
 #include "receive/http_server.h"
 #include "receive/otlp_receivers.h"
 #include "receive/receiver_metrics.h"
+#include "support/run_command.h"
 
 #ifndef ORDERTRACE_SOURCE_DIR
 #error "ORDERTRACE_SOURCE_DIR must name the source tree (set in tests/CMakeLists.txt)"
@@ -113,23 +114,8 @@ std::string MissingPrerequisite() {
   return "";
 }
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-};
-
-// Runs a shell command, capturing stdout (stderr passes through to the test's output).
-CommandResult RunCommand(const std::string& command) {
-  CommandResult r;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
-  int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using testing_support::CommandResult;
+using testing_support::RunCommand;
 
 // ---- decoded values in the shape send_spans.mjs prints ----
 

@@ -16,6 +16,7 @@
 
 #include "receive/http_client.h"
 #include "support/gateway_process.h"
+#include "support/run_command.h"
 
 namespace ordertrace {
 namespace {
@@ -25,26 +26,11 @@ using testing_support::GatewayProcess;
 
 const std::string kInteropDir = std::string(ORDERTRACE_SOURCE_DIR) + "/tests/interop";
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;
-};
-
-// Runs a shell command, capturing stdout (stderr passes through to the test's output).
-CommandResult RunShell(const std::string& command) {
-  CommandResult r;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
-}
+using testing_support::CommandResult;
+using testing_support::RunCommand;
 
 std::string MissingNode() {
-  if (RunShell("command -v node >/dev/null 2>&1").exit_code != 0) {
+  if (RunCommand("command -v node >/dev/null 2>&1").exit_code != 0) {
     return "node is not on PATH (scripts/setup installs it)";
   }
   if (!std::filesystem::exists(kInteropDir +
@@ -98,7 +84,7 @@ TEST_F(JourneyEndToEnd, SpansFromThePastAreStuckAtOnceAndExplained) {
   ASSERT_TRUE(gw.Start(flags)) << gw.Log();
 
   const std::string order = "E2E-1";
-  CommandResult sent = RunShell("cd '" + kInteropDir + "' && node send_order.mjs --endpoint http://127.0.0.1:" +
+  CommandResult sent = RunCommand("cd '" + kInteropDir + "' && node send_order.mjs --endpoint http://127.0.0.1:" +
                            std::to_string(gw.otlp_http_port()) + " --order " + order +
                            " --minutes-ago 10");
   ASSERT_EQ(sent.exit_code, 0) << sent.out;
@@ -144,21 +130,21 @@ TEST_F(JourneyEndToEnd, SpansFromThePastAreStuckAtOnceAndExplained) {
 
   // The CLI shows the same.
   const std::string bin = ORDERTRACE_BIN;
-  CommandResult cli = RunShell(bin + " order " + order + " --api " + gw.api_url());
+  CommandResult cli = RunCommand(bin + " order " + order + " --api " + gw.api_url());
   EXPECT_EQ(cli.exit_code, 0) << cli.out;
   EXPECT_NE(cli.out.find("STUCK (message_unprocessed)"), std::string::npos) << cli.out;
   EXPECT_NE(cli.out.find("never processed"), std::string::npos) << cli.out;
   EXPECT_NE(cli.out.find("http://jaeger.test:16686/trace/" + trace_id), std::string::npos)
       << cli.out;
-  CommandResult stuck = RunShell(bin + " stuck --api " + gw.api_url());
+  CommandResult stuck = RunCommand(bin + " stuck --api " + gw.api_url());
   EXPECT_EQ(stuck.exit_code, 4) << stuck.out;
   EXPECT_NE(stuck.out.find(order), std::string::npos) << stuck.out;
-  CommandResult stuck_json = RunShell(bin + " stuck --json --stage SUBMITTED --api " + gw.api_url());
+  CommandResult stuck_json = RunCommand(bin + " stuck --json --stage SUBMITTED --api " + gw.api_url());
   const json list = json::parse(stuck_json.out, nullptr, false);
   ASSERT_TRUE(list.is_object()) << stuck_json.out;
   ASSERT_EQ(list["orders"].size(), 1u);
   EXPECT_EQ(list["orders"][0]["order_id"], order);
-  EXPECT_EQ(RunShell(bin + " order NO-SUCH-ORDER --api " + gw.api_url()).exit_code, 3);
+  EXPECT_EQ(RunCommand(bin + " order NO-SUCH-ORDER --api " + gw.api_url()).exit_code, 3);
   EXPECT_EQ(Count(gw.Log(), "msg=\"order stuck\""), 1u) << gw.Log();
 
   // A restart recovers the verdict from the store: still stuck, not flagged a second time.
@@ -217,7 +203,7 @@ TEST_F(JourneyEndToEnd, RetentionRemovesAbandonedJourneys) {
            "    spans: 0\n    interval: 1s\n";
   }
   ASSERT_TRUE(gw.Start({"--config", config.string()})) << gw.Log();
-  CommandResult sent = RunShell("cd '" + kInteropDir +
+  CommandResult sent = RunCommand("cd '" + kInteropDir +
                                 "' && node send_order.mjs --endpoint http://127.0.0.1:" +
                                 std::to_string(gw.otlp_http_port()) +
                                 " --order OLD-1 --minutes-ago 10");
