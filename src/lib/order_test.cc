@@ -10,27 +10,14 @@
 #include <optional>
 #include <thread>
 
+#include "support/memory_exporter.h"
+
 namespace ordertrace {
 namespace {
 
 using namespace std::chrono_literals;
 
-class MemoryExporter : public SpanExporter {
- public:
-  ExportResult Export(const std::vector<std::unique_ptr<SpanData>>& spans) noexcept override {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& s : spans) spans_.push_back(*s);
-    return ExportResult::kSuccess;
-  }
-  std::vector<SpanData> spans() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return spans_;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<SpanData> spans_;
-};
+using testing_support::MemoryExporter;
 
 struct Fixture {
   Fixture() {

@@ -10,50 +10,14 @@
 #include <thread>
 
 #include "lib/internal.h"
+#include "support/memory_exporter.h"
 
 namespace ordertrace {
 namespace {
 
 using namespace std::chrono_literals;
 
-// Keeps what it is given; can be made to block until released.
-class MemoryExporter : public SpanExporter {
- public:
-  ExportResult Export(const std::vector<std::unique_ptr<SpanData>>& spans) noexcept override {
-    std::unique_lock<std::mutex> lock(mu_);
-    ++calls_;
-    entered_.notify_all();
-    released_cv_.wait(lock, [&] { return released_; });
-    for (const auto& s : spans) spans_.push_back(*s);
-    return ExportResult::kSuccess;
-  }
-  void Block() {
-    std::lock_guard<std::mutex> lock(mu_);
-    released_ = false;
-  }
-  void Release() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      released_ = true;
-    }
-    released_cv_.notify_all();
-  }
-  bool WaitEntered(std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return entered_.wait_for(lock, timeout, [&] { return calls_ > 0; });
-  }
-  std::vector<SpanData> spans() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return spans_;
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable entered_, released_cv_;
-  bool released_ = true;
-  int calls_ = 0;
-  std::vector<SpanData> spans_;
-};
+using testing_support::MemoryExporter;
 
 struct Fixture {
   explicit Fixture(TracerOptions o = {}) {

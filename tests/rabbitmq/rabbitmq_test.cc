@@ -28,6 +28,7 @@
 #include <random>
 
 #include "rabbitmq/broker.h"
+#include "support/memory_exporter.h"
 
 namespace ordertrace {
 namespace {
@@ -85,22 +86,7 @@ bool RequireInterop() {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-class MemoryExporter : public SpanExporter {
- public:
-  ExportResult Export(const std::vector<std::unique_ptr<SpanData>>& spans) noexcept override {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (const auto& s : spans) spans_.push_back(*s);
-    return ExportResult::kSuccess;
-  }
-  std::vector<SpanData> spans() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return spans_;
-  }
-
- private:
-  std::mutex mu_;
-  std::vector<SpanData> spans_;
-};
+using testing_support::MemoryExporter;
 
 const AttributeValue* Find(const SpanData& s, std::string_view key) {
   for (const Attribute& a : s.attributes)
