@@ -29,6 +29,7 @@
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 #include "otlp/span_batch.h"
 #include "pipeline/batch_sink.h"
+#include "receive/http_client.h"
 #include "receive/http_server.h"
 #include "receive/otlp_receivers.h"
 
@@ -141,20 +142,8 @@ class GatewayA {
   }
   std::string Log() const { return ReadFile(last_log_); }
   std::string Metrics() const {
-    try {
-      boost::asio::io_context io;
-      tcp::socket socket(io);
-      socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), api_port_));
-      http::request<http::empty_body> req{http::verb::get, "/metrics", 11};
-      req.set(http::field::host, "127.0.0.1");
-      http::write(socket, req);
-      beast::flat_buffer buffer;
-      http::response<http::string_body> res;
-      http::read(socket, buffer, res);
-      return res.body();
-    } catch (const std::exception&) {
-      return "";
-    }
+    auto r = receive::HttpGet(api_port_, "/metrics");
+    return r.ok() ? r.value().body : "";
   }
   double Metric(const std::string& name) const {
     std::smatch m;

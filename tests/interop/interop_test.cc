@@ -40,6 +40,7 @@
 #include "receive/http_server.h"
 #include "receive/otlp_receivers.h"
 #include "receive/receiver_metrics.h"
+#include "support/gateway_process.h"
 #include "support/run_command.h"
 
 #ifndef ORDERTRACE_SOURCE_DIR
@@ -186,63 +187,11 @@ void ExpectAttributes(const Json& got, const Json& want, const std::string& wher
 
 // Starts `ordertrace serve --upstream URL` on free ports with its own data directory; stopped
 // (SIGTERM, then SIGKILL) and cleaned up by the destructor.
-struct ForwardingGateway {
-  explicit ForwardingGateway(const std::string& upstream) {
-    dir = std::filesystem::temp_directory_path() /
-          ("ordertrace_chain_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
-    log = dir / "gateway.log";
-    const std::string data = (dir / "data").string();  // no allocation between fork and exec
-    pid = ::fork();
-    if (pid == 0) {
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::execl(ORDERTRACE_BIN, ORDERTRACE_BIN, "serve", "--otlp-grpc", "127.0.0.1:0", "--otlp-http",
-              "127.0.0.1:0", "--http", "127.0.0.1:0", "--data", data.c_str(), "--upstream",
-              upstream.c_str(), static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-    const std::regex started(R"(ordertrace gateway started.* otlp_grpc=127\.0\.0\.1:(\d+) )"
-                             R"(otlp_http=127\.0\.0\.1:(\d+) http=127\.0\.0\.1:(\d+))");
-    for (int i = 0; i < 500; ++i) {
-      std::smatch m;
-      const std::string text = Log();
-      if (std::regex_search(text, m, started)) {
-        otlp_grpc_port = static_cast<uint16_t>(std::stoi(m[1]));
-        otlp_http_port = static_cast<uint16_t>(std::stoi(m[2]));
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+struct ForwardingGateway : testing_support::GatewayProcess {
+  explicit ForwardingGateway(const std::string& upstream) : GatewayProcess("chain") {
+    Start({"--upstream", upstream});
   }
-  ~ForwardingGateway() {
-    if (pid > 0) {
-      ::kill(pid, SIGTERM);
-      int status = 0;
-      for (int i = 0; i < 500 && ::waitpid(pid, &status, WNOHANG) == 0; ++i) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-      if (::waitpid(pid, &status, WNOHANG) == 0) {
-        ::kill(pid, SIGKILL);
-        ::waitpid(pid, &status, 0);
-      }
-    }
-    std::filesystem::remove_all(dir);
-  }
-  std::string Log() const {
-    std::ifstream in(log);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  }
-  bool started() const { return otlp_http_port != 0; }
-
-  static inline int counter = 0;
-  std::filesystem::path dir, log;
-  pid_t pid = -1;
-  uint16_t otlp_grpc_port = 0, otlp_http_port = 0;
+  bool started() const { return running() && otlp_http_port() != 0; }
 };
 
 // ---- the fixture: the gateway's receivers, started once ----
@@ -307,7 +256,7 @@ class InteropTest : public ::testing::Test {
   void SendAndVerify(const std::string& exporter, const std::string& compression,
                      otlp::Protocol protocol, const struct ForwardingGateway* via = nullptr) {
     uint16_t port = exporter == "grpc" ? gateway_->grpc->port() : gateway_->http->port();
-    if (via != nullptr) port = exporter == "grpc" ? via->otlp_grpc_port : via->otlp_http_port;
+    if (via != nullptr) port = exporter == "grpc" ? via->otlp_grpc_port() : via->otlp_http_port();
     const std::string command = "cd '" + kInteropDir + "' && timeout 120 '" + FindNode() +
                                 "' send_spans.mjs --exporter " + exporter + " --compression " +
                                 compression +
