@@ -49,10 +49,12 @@
 #include <vector>
 
 #include "common/log.h"
+#include "config/config.h"
 #include "journey/engine.h"
 #include "journey/memory_store.h"
 #include "journey/rules.h"
 #include "journey/sqlite_store.h"
+#include "bench_ids.h"
 
 namespace {
 
@@ -79,40 +81,8 @@ struct Options {
   bool keep = false;
 };
 
-uint64_t Mix(uint64_t x) {  // splitmix64
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-std::string Hex(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016" PRIx64, v);
-  return buf;
-}
-
-// "60s", "2m", "500ms", "1h", or plain seconds.
-bool ParseDuration(const std::string& s, Nanos* out) {
-  char* end = nullptr;
-  const double v = std::strtod(s.c_str(), &end);
-  if (end == s.c_str() || v < 0) return false;
-  const std::string unit = end;
-  double mult;
-  if (unit.empty() || unit == "s") {
-    mult = 1e9;
-  } else if (unit == "ms") {
-    mult = 1e6;
-  } else if (unit == "m") {
-    mult = 60e9;
-  } else if (unit == "h") {
-    mult = 3600e9;
-  } else {
-    return false;
-  }
-  *out = static_cast<Nanos>(v * mult);
-  return true;
-}
+using ordertrace::bench::Hex;
+using ordertrace::bench::Mix;
 
 bool ParseArgs(int argc, char** argv, Options* o) {
   for (int i = 1; i < argc; ++i) {
@@ -136,7 +106,9 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       } else if (a == "--cache-mb") {
         o->cache_mb = std::atoi(v);
       } else if (a == "--spread") {
-        if (!ParseDuration(v, &o->spread_ns)) return false;
+        auto d = ordertrace::config::ParseDuration(v);  // 60s, 5m, 500ms ...
+        if (!d.ok()) return false;
+        o->spread_ns = std::chrono::nanoseconds(*d).count();
       } else if (a == "--lead") {
         o->lead_s = std::atof(v);
       } else if (a == "--timeout") {

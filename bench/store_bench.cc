@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "journey/sqlite_store.h"
+#include "bench_ids.h"
 
 namespace {
 
@@ -41,18 +42,8 @@ using Clock = std::chrono::steady_clock;
 constexpr Nanos kBase = 1'750'000'000'000'000'000;  // ~2025-06
 constexpr Nanos kMs = 1'000'000;
 
-uint64_t Mix(uint64_t x) {  // splitmix64
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-std::string Hex(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016" PRIx64, v);
-  return buf;
-}
+using ordertrace::bench::Hex;
+using ordertrace::bench::Mix;
 
 struct Options {
   uint64_t orders = 10'000'000;

@@ -18,6 +18,7 @@
 
 #include "receive/http_client.h"
 #include "support/gateway_process.h"
+#include "support/run_command.h"
 
 namespace ordertrace {
 namespace {
@@ -26,21 +27,11 @@ using nlohmann::json;
 using testing_support::GatewayProcess;
 namespace fs = std::filesystem;
 
-struct CommandResult {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr
-};
+using testing_support::CommandResult;
 
+// Runs a command with its stdout and stderr together in `out`.
 CommandResult RunShell(const std::string& command) {
-  CommandResult r;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (pipe == nullptr) return r;
-  char buf[65536];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.out.append(buf, n);
-  const int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
+  return testing_support::RunCommand(command + " 2>&1");
 }
 
 std::string Quote(const std::string& s) { return "'" + s + "'"; }
