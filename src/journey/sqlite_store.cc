@@ -564,79 +564,62 @@ class SqliteStore final : public JourneyStore {
     static const std::string sql =
         Cols("SELECT ", kOrderCols) +
         " FROM orders WHERE closed = 0 AND order_id > ?1 ORDER BY order_id LIMIT ?2";
-    std::string cursor;
-    std::vector<OrderRow> page;
-    do {
-      page.clear();
-      {
-        std::lock_guard lock(reader_mu_);
-        OT_ASSIGN_STMT(s, *reader_, sql);
-        s.Text(1, cursor);
-        s.Int(2, static_cast<int64_t>(kStreamPage));
-        while (true) {
-          auto row = s.Step();
-          if (!row.ok()) return row.status();
-          if (!*row) break;
-          OrderRow o;
-          OT_RETURN_IF_ERROR(ReadOrder(*reader_, s, &o));
-          page.push_back(std::move(o));
-        }
-      }
-      for (const auto& o : page) fn(o);
-      if (!page.empty()) cursor = page.back().order_id;
-    } while (page.size() == kStreamPage);
-    return Status::Ok();
+    return StreamPages<OrderRow>(
+        sql, [](Stmt& s, const std::string& cursor) { s.Text(1, cursor); },
+        [this](const Stmt& s, OrderRow* o) { return ReadOrder(*reader_, s, o); },
+        [](const OrderRow& o) { return o.order_id; }, fn);
   }
 
   Status ForEachOpenHop(const std::function<void(const Hop&)>& fn) override {
     static const std::string sql = Cols("SELECT ", kHopCols) +
                                    " FROM hops WHERE published_ns <> 0 AND processed_ns = 0 AND "
                                    "send_span_id > ?1 ORDER BY send_span_id LIMIT ?2";
-    std::string cursor;
-    std::vector<Hop> page;
-    do {
-      page.clear();
-      {
-        std::lock_guard lock(reader_mu_);
-        OT_ASSIGN_STMT(s, *reader_, sql);
-        s.Id(1, cursor);
-        s.Int(2, static_cast<int64_t>(kStreamPage));
-        while (true) {
-          auto row = s.Step();
-          if (!row.ok()) return row.status();
-          if (!*row) break;
-          page.push_back(ReadHop(s));
-        }
-      }
-      for (const auto& h : page) fn(h);
-      if (!page.empty()) cursor = page.back().send_span_id;
-    } while (page.size() == kStreamPage);
-    return Status::Ok();
+    return StreamPages<Hop>(
+        sql, [](Stmt& s, const std::string& cursor) { s.Id(1, cursor); },
+        [](const Stmt& s, Hop* h) {
+          *h = ReadHop(s);
+          return Status::Ok();
+        },
+        [](const Hop& h) { return h.send_span_id; }, fn);
   }
 
-  // Pages of kStreamPage ids in order_id order (the orders table's own key: WITHOUT ROWID, so
-  // the primary key is the table), no lock held while `fn` runs.
   Status ForEachOrderId(const std::function<void(std::string_view)>& fn) override {
     static const std::string sql =
         "SELECT order_id FROM orders WHERE order_id > ?1 ORDER BY order_id LIMIT ?2";
+    return StreamPages<std::string>(
+        sql, [](Stmt& s, const std::string& cursor) { s.Text(1, cursor); },
+        [](const Stmt& s, std::string* id) {
+          *id = s.ColText(0);
+          return Status::Ok();
+        },
+        [](const std::string& id) { return id; }, fn);
+  }
+
+  // Streams a keyset-paged query (?1: the key of the previous page's last row, bound by
+  // `bind`; ?2: the page size) in pages of kStreamPage rows.  Each page is read under the
+  // reader lock and handed to `fn` without it, so `fn` never holds up the store.
+  template <typename Row, typename Bind, typename Read, typename Key, typename Fn>
+  Status StreamPages(const std::string& sql, Bind bind, Read read, Key key, const Fn& fn) {
     std::string cursor;
-    std::vector<std::string> page;
+    std::vector<Row> page;
     do {
       page.clear();
       {
         std::lock_guard lock(reader_mu_);
         OT_ASSIGN_STMT(s, *reader_, sql);
-        s.Text(1, cursor);
+        bind(s, cursor);
         s.Int(2, static_cast<int64_t>(kStreamPage));
         while (true) {
           auto row = s.Step();
           if (!row.ok()) return row.status();
           if (!*row) break;
-          page.push_back(s.ColText(0));
+          Row r;
+          OT_RETURN_IF_ERROR(read(s, &r));
+          page.push_back(std::move(r));
         }
       }
-      for (const auto& id : page) fn(id);
-      if (!page.empty()) cursor = page.back();
+      for (const auto& r : page) fn(r);
+      if (!page.empty()) cursor = key(page.back());
     } while (page.size() == kStreamPage);
     return Status::Ok();
   }
