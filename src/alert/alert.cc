@@ -18,18 +18,6 @@ void PutIfSet(json& j, const char* key, const std::string& value) {
 
 }  // namespace
 
-std::string Rfc3339(Nanos t) {
-  const int64_t seconds = t >= 0 ? t / 1000000000 : (t - 999999999) / 1000000000;
-  const int64_t millis = (t - seconds * 1000000000) / 1000000;
-  const std::time_t tt = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(millis));
-  return buf;
-}
 
 std::string AlertmanagerBody(const std::vector<Alert>& alerts) {
   json out = json::array();

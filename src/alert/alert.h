@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "common/time_format.h"
 #include "journey/types.h"
 
 namespace ordertrace::alert {
@@ -68,8 +69,8 @@ struct Alert {
   std::string jaeger_url() const { return jaeger_links.empty() ? "" : jaeger_links.front(); }
 };
 
-// "2024-05-01T12:00:00.123Z"
-std::string Rfc3339(Nanos t);
+// Times are written with ordertrace::Rfc3339 (common/time_format.h): "2024-05-01T12:00:00.123Z".
+using ordertrace::Rfc3339;
 
 // The JSON array Alertmanager's POST /api/v2/alerts takes.
 std::string AlertmanagerBody(const std::vector<Alert>& alerts);

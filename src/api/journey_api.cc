@@ -1,10 +1,10 @@
 #include "api/journey_api.h"
 
 #include <charconv>
-#include <ctime>
 #include <utility>
 
 #include "common/log.h"
+#include "common/time_format.h"
 #include "common/url.h"
 
 namespace ordertrace::api {
@@ -145,17 +145,7 @@ bool ParseLimit(const std::string& text, size_t max, size_t* out) {
 
 }  // namespace
 
-std::string Rfc3339(Nanos t) {
-  if (t == 0) return "";
-  const std::time_t s = static_cast<std::time_t>(t / 1000000000);
-  std::tm tm{};
-  gmtime_r(&s, &tm);
-  char buf[40];
-  const size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  const int ms = static_cast<int>((t % 1000000000) / 1000000);
-  std::snprintf(buf + n, sizeof buf - n, ".%03dZ", ms);
-  return buf;
-}
+std::string Rfc3339(Nanos t) { return t == 0 ? "" : ordertrace::Rfc3339(t); }
 
 json OrderSummaryJson(const journey::OrderRow& r) {
   return json{{"order_id", r.order_id},

@@ -1,8 +1,9 @@
 #include "journey/diagnosis.h"
 
 #include <algorithm>
-#include <ctime>
 #include <unordered_set>
+
+#include "common/time_format.h"
 
 namespace ordertrace::journey {
 namespace {
@@ -12,15 +13,8 @@ Duration ToDuration(Nanos n) {
   return std::chrono::duration_cast<Duration>(std::chrono::nanoseconds(std::max<Nanos>(n, 0)));
 }
 
-// 2026-11-26T11:02:03Z
-std::string IsoTime(Nanos t) {
-  const std::time_t s = static_cast<std::time_t>(t / 1000000000);
-  std::tm tm{};
-  gmtime_r(&s, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
+// 2026-11-26T11:02:03Z: seconds are enough in a sentence.
+std::string IsoTime(Nanos t) { return Rfc3339(t, /*millis=*/false); }
 
 Nanos SeenIn(const void* ctx, std::string_view service) {
   const auto* row = static_cast<const OrderRow*>(ctx);
