@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "lib/internal.h"
+
 namespace ordertrace {
 namespace {
 
@@ -24,12 +26,6 @@ int LowerHexValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   return -1;
-}
-
-// Either case, for percent-decoding.
-int AnyHexValue(char c) {
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return LowerHexValue(c);
 }
 
 // Decodes 2*N lower-case hex characters into out[N].
@@ -125,27 +121,17 @@ void AppendUtf8Sanitized(std::string* out, std::string_view s) {
   }
 }
 
-// Percent-decodes a baggage value; false on a '%' not followed by two hex digits.
+// Percent-decodes a baggage value (internal::PercentDecode, then invalid UTF-8 replaced);
+// false on a '%' not followed by two hex digits.
 bool PercentDecode(std::string_view in, std::string* out) {
   out->clear();
-  // Fast path: nothing encoded and plain ASCII.
+  // Fast path: nothing encoded.
   if (in.find('%') == std::string_view::npos) {
     out->assign(in);
     return true;
   }
   std::string raw;
-  raw.reserve(in.size());
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      raw.push_back(in[i]);
-      continue;
-    }
-    if (i + 2 >= in.size()) return false;
-    int hi = AnyHexValue(in[i + 1]), lo = AnyHexValue(in[i + 2]);
-    if (hi < 0 || lo < 0) return false;
-    raw.push_back(static_cast<char>(hi << 4 | lo));
-    i += 2;
-  }
+  if (!internal::PercentDecode(in, &raw)) return false;
   AppendUtf8Sanitized(out, raw);
   return true;
 }
