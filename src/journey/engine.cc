@@ -397,6 +397,13 @@ Engine::Verdict Engine::Evaluate(const Active& a, Nanos now) const {
 // Recomputes the verdict of a touched order: clears a flag that no longer holds and schedules
 // the next moment the verdict may change.  Flagging itself happens in Tick() only, so an order
 // whose deadline has already passed is scheduled at that (past) moment for the detector.
+// A deadline already passed when its facts arrive waits `settle` (EngineOptions::settle), so
+// the exporter's next request lands before the verdict; one not yet passed is unchanged.
+Nanos Engine::Settled(Nanos due, Nanos now) const {
+  if (options_.settle.count() <= 0) return due;
+  return std::max(due, SatAdd(now, ToNanos(options_.settle)));
+}
+
 void Engine::Reschedule(ActiveEntry* e, Nanos now, Pending* p) {
   Active& a = e->second;
   const Verdict v = Evaluate(a, now);
@@ -417,9 +424,7 @@ void Engine::Reschedule(ActiveEntry* e, Nanos now, Pending* p) {
     CountOrder(a, +1);
   }
   a.deadline_ns = (a.stuck == StuckKind::kNone && v.kind != StuckKind::kNone)
-                      ? (options_.settle.count() > 0
-                             ? std::max(v.missed_at, SatAdd(now, ToNanos(options_.settle)))
-                             : v.missed_at)
+                      ? Settled(v.missed_at, now)
                       : v.next_due;
   if (a.closed) a.deadline_ns = kNever;
   order_heap_->Update(e);
@@ -722,12 +727,8 @@ Status Engine::Apply(std::vector<SpanRecord> facts) {
         it->second.published_ns = hop.published_ns;
         if (!r.message_id.empty()) IndexMessage(hop_by_message_, *hops_, &*it);
         it->second.deadline_ns =
-            hop_within > 0 ? SatAdd(SatAdd(hop.published_ns, hop_within), grace) : kNever;
-        if (it->second.deadline_ns != kNever && options_.settle.count() > 0) {
-          // Overdue on arrival: give the exporter's other requests time to land (settle).
-          it->second.deadline_ns =
-              std::max(it->second.deadline_ns, SatAdd(now, ToNanos(options_.settle)));
-        }
+            hop_within > 0 ? Settled(SatAdd(SatAdd(hop.published_ns, hop_within), grace), now)
+                           : kNever;
         hop_heap_->Update(&*it);
         if (e->second.open_hops < 0xffff) ++e->second.open_hops;
       }

@@ -157,6 +157,7 @@ class Engine {
   struct Verdict;
 
   Verdict Evaluate(const Active& a, Nanos now) const;
+  Nanos Settled(Nanos due, Nanos now) const;
   void Reschedule(ActiveEntry* e, Nanos now, Pending* p);
   OrderRow RowOf(const ActiveEntry& e) const;
   void LoadRow(const OrderRow& row, Active* out);
