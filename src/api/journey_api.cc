@@ -148,21 +148,21 @@ bool ParseLimit(const std::string& text, size_t max, size_t* out) {
 std::string Rfc3339(Nanos t) { return t == 0 ? "" : ordertrace::Rfc3339(t); }
 
 json OrderSummaryJson(const journey::OrderRow& r) {
-  return json{{"order_id", r.order_id},
-              {"stage", StrOrNull(r.stage)},
-              {"stage_since", TimeOrNull(r.stage_ns)},
-              {"stuck", r.stuck != journey::StuckKind::kNone},
-              {"stuck_kind", r.stuck == journey::StuckKind::kNone
-                                 ? json(nullptr)
-                                 : json(journey::StuckKindName(r.stuck))},
-              {"stuck_since", TimeOrNull(r.stuck_since_ns)},
-              {"summary", StrOrNull(r.summary)},
-              {"expected_service", StrOrNull(r.expected_service)},
-              {"last_service", StrOrNull(r.last_service)},
-              {"first_seen", TimeOrNull(r.first_ns)},
-              {"last_seen", TimeOrNull(r.last_ns)},
-              {"open_hops", r.open_hops},
-              {"closed", r.closed}};
+  return json{
+      {"order_id", r.order_id},
+      {"stage", StrOrNull(r.stage)},
+      {"stage_since", TimeOrNull(r.stage_ns)},
+      {"stuck", r.stuck != journey::StuckKind::kNone},
+      {"stuck_kind", r.stuck == journey::StuckKind::kNone ? json(nullptr)
+                                                          : json(journey::StuckKindName(r.stuck))},
+      {"stuck_since", TimeOrNull(r.stuck_since_ns)},
+      {"summary", StrOrNull(r.summary)},
+      {"expected_service", StrOrNull(r.expected_service)},
+      {"last_service", StrOrNull(r.last_service)},
+      {"first_seen", TimeOrNull(r.first_ns)},
+      {"last_seen", TimeOrNull(r.last_ns)},
+      {"open_hops", r.open_hops},
+      {"closed", r.closed}};
 }
 
 json OrderJson(const journey::Journey& jr, const std::optional<journey::Diagnosis>& diagnosis,
@@ -193,33 +193,32 @@ json OrderJson(const journey::Journey& jr, const std::optional<journey::Diagnosi
 
 void RegisterJourneyRoutes(receive::HttpServer& server, journey::Engine& engine,
                            const Authorizer& auth, JourneyApiOptions options) {
-  server.Route("GET", "/api/v1/orders/*",
-               [&engine, &auth, options](receive::HttpRequest& req, receive::HttpResponse& res) {
-                 if (!Allowed(auth, req, res, "orders.read")) return;
-                 std::string id;
-                 const std::string_view raw = std::string_view(req.path).substr(kOrdersPrefix.size());
-                 if (raw.empty() || raw.find('/') != std::string_view::npos ||
-                     !url::PercentDecode(raw, &id) || id.empty()) {
-                   JsonError(res, 400,
-                             "expected /api/v1/orders/{id} with one percent-encoded order id");
-                   return;
-                 }
-                 auto jr = engine.store().GetJourney(id, options.max_spans);
-                 if (!jr.ok()) {
-                   log::Error("journey read failed", {{"order_id", id}, {"error", jr.status().message()}});
-                   JsonError(res, 500, "journey store: " + jr.status().message());
-                   return;
-                 }
-                 if (!jr.value().has_value()) {
-                   JsonError(res, 404, "order '" + id + "' not found");
-                   return;
-                 }
-                 const journey::Journey& journey = *jr.value();
-                 const auto rules = engine.rules();
-                 auto d = journey::Diagnose(journey, *rules, engine.clock().Now(),
-                                            options.jaeger_ui);
-                 JsonResponse(res, 200, OrderJson(journey, d, options.jaeger_ui));
-               });
+  server.Route(
+      "GET", "/api/v1/orders/*",
+      [&engine, &auth, options](receive::HttpRequest& req, receive::HttpResponse& res) {
+        if (!Allowed(auth, req, res, "orders.read")) return;
+        std::string id;
+        const std::string_view raw = std::string_view(req.path).substr(kOrdersPrefix.size());
+        if (raw.empty() || raw.find('/') != std::string_view::npos ||
+            !url::PercentDecode(raw, &id) || id.empty()) {
+          JsonError(res, 400, "expected /api/v1/orders/{id} with one percent-encoded order id");
+          return;
+        }
+        auto jr = engine.store().GetJourney(id, options.max_spans);
+        if (!jr.ok()) {
+          log::Error("journey read failed", {{"order_id", id}, {"error", jr.status().message()}});
+          JsonError(res, 500, "journey store: " + jr.status().message());
+          return;
+        }
+        if (!jr.value().has_value()) {
+          JsonError(res, 404, "order '" + id + "' not found");
+          return;
+        }
+        const journey::Journey& journey = *jr.value();
+        const auto rules = engine.rules();
+        auto d = journey::Diagnose(journey, *rules, engine.clock().Now(), options.jaeger_ui);
+        JsonResponse(res, 200, OrderJson(journey, d, options.jaeger_ui));
+      });
   server.Route("GET", "/api/v1/orders",
                [&engine, &auth, options](receive::HttpRequest& req, receive::HttpResponse& res) {
                  if (!Allowed(auth, req, res, "orders.list")) return;
@@ -249,8 +248,9 @@ void RegisterJourneyRoutes(receive::HttpServer& server, journey::Engine& engine,
                      query.cursor = v;
                    } else if (k == "limit") {
                      if (!v.empty() && !ParseLimit(v, options.max_limit, &query.limit)) {
-                       JsonError(res, 400, "limit: expected 1.." + std::to_string(options.max_limit) +
-                                               ", got '" + v + "'");
+                       JsonError(res, 400,
+                                 "limit: expected 1.." + std::to_string(options.max_limit) +
+                                     ", got '" + v + "'");
                        return;
                      }
                    } else if (k == "closed") {

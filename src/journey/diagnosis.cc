@@ -174,8 +174,8 @@ std::string SummaryLine(const OrderRow& row, const Rules& rules, Nanos now) {
       rules.stages[f.stage].heartbeat.count() > 0 && row.last_heartbeat_ns >= row.stage_ns &&
       now - row.last_heartbeat_ns <
           ToNanos(rules.stages[f.stage].heartbeat) + ToNanos(rules.grace)) {
-    s += "; alive but slow (last heartbeat " + HumanDuration(ToDuration(now - row.last_heartbeat_ns)) +
-         " ago)";
+    s += "; alive but slow (last heartbeat " +
+         HumanDuration(ToDuration(now - row.last_heartbeat_ns)) + " ago)";
   }
   return s;
 }
@@ -270,7 +270,9 @@ std::optional<Diagnosis> Diagnose(const Journey& journey, const Rules& rules, Na
   if (d.last_span) {
     const SpanRecord& s = *d.last_span;
     d.summary += "; last span: " + s.service + " '" + s.name + "' " +
-                 (s.otel_status == 2 ? "ERROR" : s.otel_status == 1 ? "OK" : "UNSET");
+                 (s.otel_status == 2   ? "ERROR"
+                  : s.otel_status == 1 ? "OK"
+                                       : "UNSET");
     if (s.step != StepStatus::kUnset) d.summary += std::string(" step ") + StepStatusName(s.step);
     if (!s.error.empty()) d.summary += " (" + s.error + ")";
     d.summary += " at " + IsoTime(s.end_ns);

@@ -67,7 +67,7 @@ struct Engine::Active {
   Nanos last_heartbeat_ns = 0;
   Nanos deadline_ns = kNever;  // heap key: the next moment the verdict may change
   Nanos stuck_since_ns = 0;
-  Nanos late_since_ns = 0;  // earliest deadline of a message still late
+  Nanos late_since_ns = 0;                // earliest deadline of a message still late
   std::array<Nanos, kMaxWatched> seen{};  // latest span start per watched service
   uint32_t heap_pos = kNoPos;
   uint16_t open_hops = 0;
@@ -204,20 +204,24 @@ Engine::Engine(std::shared_ptr<const Rules> rules, JourneyStore& store, const Cl
     own_registry_ = std::make_unique<metrics::Registry>();
     registry = own_registry_.get();
   }
-  facts_total_ = &registry->AddCounter("ordertrace_journey_facts_total",
-                                       "Span records applied to order journeys.")
-                      .With({});
-  store_errors_ = &registry->AddCounter("ordertrace_journey_store_errors_total",
-                                        "Journey store operations that failed (writes are retried).")
+  facts_total_ =
+      &registry
+           ->AddCounter("ordertrace_journey_facts_total", "Span records applied to order journeys.")
+           .With({});
+  store_errors_ = &registry
+                       ->AddCounter("ordertrace_journey_store_errors_total",
+                                    "Journey store operations that failed (writes are retried).")
                        .With({});
   flagged_total_ = &registry->AddCounter("ordertrace_journey_flagged_total",
                                          "Orders flagged as stuck, by what they missed.", {"kind"});
-  cleared_total_ = &registry->AddCounter("ordertrace_journey_cleared_total",
-                                         "Stuck orders cleared because they moved on.")
+  cleared_total_ = &registry
+                        ->AddCounter("ordertrace_journey_cleared_total",
+                                     "Stuck orders cleared because they moved on.")
                         .With({});
-  flag_lag_ = &registry->AddHistogram("ordertrace_journey_flag_lag_seconds",
-                                      "From a deadline plus grace passing to the order being flagged.",
-                                      {}, {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 30, 300})
+  flag_lag_ = &registry
+                   ->AddHistogram("ordertrace_journey_flag_lag_seconds",
+                                  "From a deadline plus grace passing to the order being flagged.",
+                                  {}, {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 30, 300})
                    .With({});
   active_by_stage_family_ = &registry->AddGauge(
       "ordertrace_journey_active_orders_by_stage",
@@ -515,8 +519,9 @@ void Engine::ApplyToOrder(ActiveEntry* e, const SpanRecord& r, Pending* p) {
   if (r.heartbeat) a.last_heartbeat_ns = std::max(a.last_heartbeat_ns, r.end_ns);
   if (!r.stage.empty()) {
     const int idx = rules_->StageIndex(r.stage);
-    if (idx > a.stage || (idx == a.stage && (r.end_ns < a.stage_ns ||
-                                              (r.end_ns == a.stage_ns && r.start_ns < a.stage_start_ns)))) {
+    if (idx > a.stage ||
+        (idx == a.stage &&
+         (r.end_ns < a.stage_ns || (r.end_ns == a.stage_ns && r.start_ns < a.stage_start_ns)))) {
       if (idx > a.stage) {
         a.moved = true;  // also a first milestone: the stage label changes
         ObserveStageLeft(a, r.end_ns);
@@ -757,16 +762,16 @@ size_t Engine::Tick(Nanos now) {
   while (HopEntry* h = hop_heap_->top()) {
     if (h->second.deadline_ns > now) break;
     // When it was due (the heap key may be later: settle).
-    const Nanos due = std::min(
-        h->second.deadline_ns,
-        SatAdd(SatAdd(h->second.published_ns, ToNanos(rules_->message_processed_within)),
-               ToNanos(rules_->grace)));
+    const Nanos due =
+        std::min(h->second.deadline_ns,
+                 SatAdd(SatAdd(h->second.published_ns, ToNanos(rules_->message_processed_within)),
+                        ToNanos(rules_->grace)));
     h->second.deadline_ns = kNever;
     hop_heap_->Remove(h);  // stays open (in hops_) until processed
     // A retried publish span of a message processed long ago opened this hop again: the store
     // knows it was processed.  (The one store read of the hop path, on the rare late path.)
-    if (auto known = store_.FindHop(h->first, ""); known.ok() && known.value().has_value() &&
-                                                  !known.value()->open()) {
+    if (auto known = store_.FindHop(h->first, "");
+        known.ok() && known.value().has_value() && !known.value()->open()) {
       const std::string& message_id = h->second.message_id;
       auto m = message_id.empty() ? hop_by_message_.end() : hop_by_message_.find(message_id);
       if (m != hop_by_message_.end() && m->second == h->first) hop_by_message_.erase(m);
@@ -1034,8 +1039,7 @@ Status Engine::SetRules(std::shared_ptr<const Rules> rules) {
   }
   for (auto& h : *hops_) {
     OpenHop& oh = h.second;
-    const Nanos due =
-        hop_within > 0 ? SatAdd(SatAdd(oh.published_ns, hop_within), grace) : kNever;
+    const Nanos due = hop_within > 0 ? SatAdd(SatAdd(oh.published_ns, hop_within), grace) : kNever;
     if (oh.late && due <= now) {
       auto it = active_->find(oh.order_id);
       if (it != active_->end() && !it->second.closed) {
@@ -1071,8 +1075,8 @@ Status Engine::SetRules(std::shared_ptr<const Rules> rules) {
   lock.unlock();
   Notify(p);
   KickDetector();
-  log::Info("journey rules replaced", {{"source", source},
-                                       {"active_orders", static_cast<uint64_t>(active)}});
+  log::Info("journey rules replaced",
+            {{"source", source}, {"active_orders", static_cast<uint64_t>(active)}});
   return s;
 }
 
@@ -1080,8 +1084,8 @@ void Engine::StartDetector(Duration max_sleep, Duration min_interval) {
   std::lock_guard lock(detector_mu_);
   if (detector_.joinable()) return;
   detector_stop_ = false;
-  detector_ = std::thread(
-      [this, max_sleep, min_interval] { DetectorLoop(max_sleep, min_interval); });
+  detector_ =
+      std::thread([this, max_sleep, min_interval] { DetectorLoop(max_sleep, min_interval); });
 }
 
 void Engine::StopDetector() {
