@@ -150,11 +150,77 @@ bool ProcessGroupAlive(pid_t pgid) {
   return false;
 }
 
+namespace {
+
+// The server's environment: everything under b.dir, the node name and ports of `b`.
+std::vector<std::string> ServerEnv(const Broker& b) {
+  const fs::path d(b.dir);
+  const std::string path = std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin";
+  return {
+      "PATH=" + path,
+      "HOME=" + b.dir,  // the Erlang cookie
+      "LANG=C.UTF-8",
+      "LC_ALL=C.UTF-8",
+      "ERL_EPMD_ADDRESS=127.0.0.1",
+      "ERL_EPMD_PORT=" + std::to_string(b.epmd_port),
+      "RABBITMQ_NODENAME=" + b.node,
+      "RABBITMQ_NODE_IP_ADDRESS=127.0.0.1",
+      "RABBITMQ_NODE_PORT=" + std::to_string(b.port),
+      "RABBITMQ_DIST_PORT=" + std::to_string(b.dist_port),
+      "RABBITMQ_MNESIA_BASE=" + (d / "mnesia").string(),
+      "RABBITMQ_LOG_BASE=" + (d / "log").string(),
+      "RABBITMQ_CONFIG_FILE=" + (d / "rabbitmq.conf").string(),
+      "RABBITMQ_ADVANCED_CONFIG_FILE=" + (d / "advanced.config").string(),
+      "RABBITMQ_ENABLED_PLUGINS_FILE=" + (d / "enabled_plugins").string(),
+      "RABBITMQ_CONF_ENV_FILE=" + (d / "rabbitmq-env.conf").string(),
+      "RABBITMQ_PID_FILE=" + (d / "rabbitmq.pid").string(),
+  };
+}
+
+std::string ServerPath() {
+  const char* server_env = std::getenv("ORDERTRACE_RABBITMQ_SERVER");
+  return server_env && *server_env ? server_env : kRabbitmqServer;
+}
+
+// Spawns rabbitmq-server for `b` and waits for an AMQP login; on failure stops it and says why.
+bool RunServer(Broker* b, bool die_with_parent, std::chrono::seconds timeout) {
+  const fs::path d(b->dir);
+  const std::string console = (d / "console.log").string();
+  b->pid = Spawn({ServerPath()}, ServerEnv(*b), console, die_with_parent);
+  if (b->pid < 0) {
+    b->reason = "cannot start rabbitmq-server";
+    return false;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(b->pid, &status, WNOHANG) == b->pid) {  // exited early (we are its parent)
+      b->pid = -1;
+      break;
+    }
+    if (TryLogin(b->port)) {
+      b->available = true;
+      return true;
+    }
+    std::this_thread::sleep_for(250ms);
+  }
+  std::string why =
+      b->pid < 0 ? "rabbitmq-server exited during start-up"
+                 : "rabbitmq-server not ready within " + std::to_string(timeout.count()) + " s";
+  StopGroup(b->pid, 30s);
+  b->pid = -1;
+  b->available = false;
+  const std::string node_log = Tail(d / "log" / (b->node + ".log"), 1500);
+  b->reason = why + " (" + b->dir + "); console: " + Tail(console, 1500) + "; log: " + node_log;
+  return false;
+}
+
+}  // namespace
+
 Broker StartBroker(const std::string& dir, bool die_with_parent, std::chrono::seconds timeout) {
   Broker b;
   b.dir = dir;
-  const char* server_env = std::getenv("ORDERTRACE_RABBITMQ_SERVER");
-  const std::string server = server_env && *server_env ? server_env : kRabbitmqServer;
+  const std::string server = ServerPath();
   if (access(server.c_str(), X_OK) != 0) {
     b.reason = server + " not found: install Debian's rabbitmq-server (scripts/setup does)";
     return b;
@@ -172,13 +238,15 @@ Broker StartBroker(const std::string& dir, bool die_with_parent, std::chrono::se
     b.reason = "cannot create " + dir + ": " + ec.message();
     return b;
   }
-  const std::vector<int> ports = FreePorts(3);
-  if (ports.size() != 3) {
+  const std::vector<int> ports = FreePorts(4);
+  if (ports.size() != 4) {
     b.reason = "no free loopback ports";
     return b;
   }
   b.port = ports[0];
-  const int dist_port = ports[1], epmd_port = ports[2];
+  b.dist_port = ports[1];
+  b.epmd_port = ports[2];
+  b.management_port = ports[3];
   std::random_device rd;
   b.node =
       "ot-test-" + std::to_string(getpid()) + "-" + std::to_string(rd() % 100000) + "@localhost";
@@ -188,66 +256,48 @@ Broker StartBroker(const std::string& dir, bool die_with_parent, std::chrono::se
     conf << "listeners.tcp.default = 127.0.0.1:" << b.port << "\n"
          << "loopback_users.guest = true\n"
          << "log.console = false\n"
-         << "log.file.level = info\n";
+         << "log.file.level = info\n"
+         // The management API on loopback (the gateway's broker health polls it); its
+         // statistics every second rather than every 5 s, so tests see queue depths quickly.
+         << "management.tcp.ip = 127.0.0.1\n"
+         << "management.tcp.port = " << b.management_port << "\n"
+         << "collect_statistics_interval = 1000\n";
     std::ofstream plugins(d / "enabled_plugins");
-    plugins << "[].\n";
+    plugins << "[rabbitmq_management].\n";
     std::ofstream env(d / "rabbitmq-env.conf");
   }
   const std::string path = std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin";
-  const std::string epmd_env_port = "ERL_EPMD_PORT=" + std::to_string(epmd_port);
-  std::vector<std::string> env = {
-      "PATH=" + path,
-      "HOME=" + dir,  // the Erlang cookie
-      "LANG=C.UTF-8",
-      "LC_ALL=C.UTF-8",
-      "ERL_EPMD_ADDRESS=127.0.0.1",
-      epmd_env_port,
-      "RABBITMQ_NODENAME=" + b.node,
-      "RABBITMQ_NODE_IP_ADDRESS=127.0.0.1",
-      "RABBITMQ_NODE_PORT=" + std::to_string(b.port),
-      "RABBITMQ_DIST_PORT=" + std::to_string(dist_port),
-      "RABBITMQ_MNESIA_BASE=" + (d / "mnesia").string(),
-      "RABBITMQ_LOG_BASE=" + (d / "log").string(),
-      "RABBITMQ_CONFIG_FILE=" + (d / "rabbitmq.conf").string(),
-      "RABBITMQ_ADVANCED_CONFIG_FILE=" + (d / "advanced.config").string(),
-      "RABBITMQ_ENABLED_PLUGINS_FILE=" + (d / "enabled_plugins").string(),
-      "RABBITMQ_CONF_ENV_FILE=" + (d / "rabbitmq-env.conf").string(),
-      "RABBITMQ_PID_FILE=" + (d / "rabbitmq.pid").string(),
-  };
-  const std::string console = (d / "console.log").string();
-  b.epmd_pid = Spawn({epmd, "-address", "127.0.0.1", "-port", std::to_string(epmd_port)},
+  b.epmd_pid = Spawn({epmd, "-address", "127.0.0.1", "-port", std::to_string(b.epmd_port)},
                      {"PATH=" + path, "HOME=" + dir}, (d / "epmd.log").string(), die_with_parent);
   if (b.epmd_pid < 0) {
     b.reason = "cannot start epmd";
     return b;
   }
-  b.pid = Spawn({server}, env, console, die_with_parent);
-  if (b.pid < 0) {
+  if (!RunServer(&b, die_with_parent, timeout)) {
+    const std::string reason = b.reason;
     StopBroker(&b);
-    b.reason = "cannot start rabbitmq-server";
-    return b;
+    b.reason = reason;
   }
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    if (waitpid(b.pid, &status, WNOHANG) == b.pid) {  // exited early (we are its parent)
-      b.pid = -1;
-      break;
-    }
-    if (TryLogin(b.port)) {
-      b.available = true;
-      return b;
-    }
-    std::this_thread::sleep_for(250ms);
-  }
-  std::string why =
-      b.pid < 0 ? "rabbitmq-server exited during start-up"
-                : "rabbitmq-server not ready within " + std::to_string(timeout.count()) + " s";
-  StopBroker(&b);
-  const std::string node_log = Tail(d / "log" / (b.node + ".log"), 1500);
-  b.reason = why + " (" + dir + "); console: " + Tail(console, 1500) + "; log: " + node_log;
-  b.available = false;
   return b;
+}
+
+bool StopServer(Broker* b, std::chrono::seconds grace) {
+  const bool ok = StopGroup(b->pid, grace);
+  b->pid = -1;
+  b->available = false;
+  return ok;
+}
+
+bool StartServer(Broker* b, bool die_with_parent, std::chrono::seconds timeout) {
+  if (b->pid > 0 && ProcessGroupAlive(b->pid)) {
+    b->reason = "rabbitmq-server is already running (pid " + std::to_string(b->pid) + ")";
+    return false;
+  }
+  if (b->node.empty() || b->port <= 0 || b->epmd_pid <= 0) {
+    b->reason = "no broker to restart: start one with StartBroker first";
+    return false;
+  }
+  return RunServer(b, die_with_parent, timeout);
 }
 
 bool StopBroker(Broker* b, std::chrono::seconds grace) {
@@ -268,6 +318,9 @@ bool SaveBroker(const Broker& b, const std::string& path) {
       << "reason=" << reason << "\n"
       << "host=" << b.host << "\n"
       << "port=" << b.port << "\n"
+      << "management_port=" << b.management_port << "\n"
+      << "dist_port=" << b.dist_port << "\n"
+      << "epmd_port=" << b.epmd_port << "\n"
       << "node=" << b.node << "\n"
       << "dir=" << b.dir << "\n"
       << "pid=" << b.pid << "\n"
@@ -291,6 +344,9 @@ bool LoadBroker(const std::string& path, Broker* b) {
     if (k == "reason") b->reason = v;
     if (k == "host") b->host = v;
     if (k == "port") b->port = std::atoi(v.c_str());
+    if (k == "management_port") b->management_port = std::atoi(v.c_str());
+    if (k == "dist_port") b->dist_port = std::atoi(v.c_str());
+    if (k == "epmd_port") b->epmd_port = std::atoi(v.c_str());
     if (k == "node") b->node = v;
     if (k == "dir") b->dir = v;
     if (k == "pid") b->pid = static_cast<pid_t>(std::atol(v.c_str()));
