@@ -13,6 +13,7 @@
 
 #include "cli/query.h"
 #include "cli/send.h"
+#include "cli/watch.h"
 #include "common/log.h"
 #include "config/config.h"
 #include "gateway/gateway.h"
@@ -154,6 +155,20 @@ int Main(int argc, char** argv) {
     cmd->add_flag("--json", query.json, "Print the API's JSON");
   }
 
+  WatchOptions watch;
+  std::string watch_interval = "1s";
+  auto* watch_cmd = app.add_subcommand(
+      "watch", "Live view of a gateway: orders per stage, RabbitMQ, stuck orders (Ctrl-C stops)");
+  watch_cmd->add_option("--api", watch.api, "The gateway's API (its --http listener)")
+      ->capture_default_str();
+  watch_cmd->add_option("--interval", watch_interval, "Redraw every, e.g. 1s or 500ms")
+      ->capture_default_str();
+  watch_cmd->add_option("--limit", watch.limit, "Stuck orders listed")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  watch_cmd->add_flag("--once", watch.once,
+                      "Print one frame and exit (1 when the gateway cannot be asked)");
+
   auto* version_cmd = app.add_subcommand("version", "Print the version");
 
   try {
@@ -174,6 +189,15 @@ int Main(int argc, char** argv) {
   if (serve_cmd->parsed()) return Serve(serve);
   if (order_cmd->parsed()) return RunOrder(query, order_id);
   if (stuck_cmd->parsed()) return RunStuck(query, stuck);
+  if (watch_cmd->parsed()) {
+    auto d = config::ParseDuration(watch_interval);
+    if (!d.ok() || d->count() < 100) {
+      return Usage("--interval: " +
+                   (d.ok() ? std::string("at least 100ms") : d.status().message()));
+    }
+    watch.interval = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
+    return RunWatch(watch);
+  }
   if (send_cmd->parsed()) {
     if (!duration_text.empty()) {
       auto d = config::ParseDuration(duration_text);

@@ -218,6 +218,10 @@ Engine::Engine(std::shared_ptr<const Rules> rules, JourneyStore& store, const Cl
                         ->AddCounter("ordertrace_journey_cleared_total",
                                      "Stuck orders cleared because they moved on.")
                         .With({});
+  closed_total_ = &registry
+                       ->AddCounter("ordertrace_journey_closed_total",
+                                    "Orders that reached a terminal stage (closed), since start.")
+                       .With({});
   flag_lag_ = &registry
                    ->AddHistogram("ordertrace_journey_flag_lag_seconds",
                                   "From a deadline plus grace passing to the order being flagged.",
@@ -530,7 +534,9 @@ void Engine::ApplyToOrder(ActiveEntry* e, const SpanRecord& r, Pending* p) {
       a.stage = static_cast<int8_t>(idx);
       a.stage_start_ns = r.start_ns;
       a.stage_ns = r.end_ns;
+      const bool was_closed = a.closed;
       a.closed = idx >= 0 && rules_->stages[idx].terminal();
+      if (a.closed && !was_closed) closed_total_->Inc();
       CountOrder(a, +1);
     }
     if (idx >= 0) {

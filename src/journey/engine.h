@@ -222,6 +222,7 @@ class Engine {
   metrics::Counter* store_errors_;
   metrics::Family<metrics::Counter>* flagged_total_;
   metrics::Counter* cleared_total_;
+  metrics::Counter* closed_total_;
   metrics::Histogram* flag_lag_;
   metrics::Family<metrics::Gauge>* active_by_stage_family_;
   metrics::Family<metrics::Gauge>* stuck_by_stage_family_;

@@ -36,16 +36,21 @@
 #include "alert/sinks.h"
 #include "receive/http_client.h"
 #include "receive/http_server.h"
+#include "support/alertmanager_process.h"
 #include "support/gateway_process.h"
 
 namespace ordertrace {
 namespace {
 
 using nlohmann::json;
+using testing_support::Alertmanager;
+using testing_support::FreePort;
 using testing_support::GatewayProcess;
+using testing_support::kAlertmanagerBin;
+using testing_support::Receiver;
+using testing_support::WaitFor;
 
 const std::string kInteropDir = std::string(ORDERTRACE_SOURCE_DIR) + "/tests/interop";
-const char kAlertmanagerBin[] = "/usr/bin/prometheus-alertmanager";
 
 int RunShell(const std::string& command, std::string* out = nullptr) {
   FILE* pipe = popen(command.c_str(), "r");
@@ -58,153 +63,6 @@ int RunShell(const std::string& command, std::string* out = nullptr) {
   const int status = pclose(pipe);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
-
-uint16_t FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return done();
-}
-
-// A local HTTP receiver: Alertmanager's webhook receiver, and the gateway's webhook sink.
-class Receiver {
- public:
-  Receiver() {
-    receive::HttpServerOptions o;
-    o.threads = 1;
-    o.max_body_bytes = 64 << 20;
-    server_ = std::make_unique<receive::HttpServer>(o);
-    server_->Route("POST", "/*", [this](receive::HttpRequest& req, receive::HttpResponse& res) {
-      std::lock_guard lock(mu_);
-      bodies_.push_back(json::parse(req.body, nullptr, false));
-      res.status = 200;
-    });
-    started_ = server_->Start().ok();
-  }
-  ~Receiver() {
-    if (started_) server_->Shutdown(std::chrono::milliseconds(1000));
-  }
-  std::string url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(server_->port()) + path;
-  }
-  std::vector<json> bodies() const {
-    std::lock_guard lock(mu_);
-    return bodies_;
-  }
-  bool started() const { return started_; }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<json> bodies_;
-  std::unique_ptr<receive::HttpServer> server_;
-  bool started_ = false;
-};
-
-// A private Alertmanager: free loopback port, own storage and config, no clustering; stopped
-// by pid.  Its one receiver posts notifications (send_resolved) to `webhook_url`.
-class Alertmanager {
- public:
-  Alertmanager(const std::filesystem::path& dir, const std::string& webhook_url) : dir_(dir) {
-    std::filesystem::create_directories(dir_ / "storage");
-    std::ofstream(dir_ / "alertmanager.yml") << "route:\n"
-                                                "  receiver: test\n"
-                                                "  group_by: [alertname, order_id, stage]\n"
-                                                "  group_wait: 100ms\n"
-                                                "  group_interval: 1s\n"
-                                                "  repeat_interval: 1h\n"
-                                                "receivers:\n"
-                                                "  - name: test\n"
-                                                "    webhook_configs:\n"
-                                                "      - url: "
-                                             << webhook_url << "\n        send_resolved: true\n";
-  }
-  ~Alertmanager() { Stop(); }
-
-  bool Start() {
-    port_ = FreePort();
-    const std::string log = (dir_ / "alertmanager.log").string();
-    std::vector<std::string> args{
-        kAlertmanagerBin, "--config.file=" + (dir_ / "alertmanager.yml").string(),
-        "--web.listen-address=127.0.0.1:" + std::to_string(port_),
-        "--storage.path=" + (dir_ / "storage").string(), "--cluster.listen-address="};
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      FILE* f = std::fopen(log.c_str(), "w");
-      if (f != nullptr) {
-        ::dup2(fileno(f), 1);
-        ::dup2(fileno(f), 2);
-      }
-      ::execv(kAlertmanagerBin, argv.data());
-      ::_exit(127);
-    }
-    return WaitFor(
-        [&] {
-          auto r = receive::HttpGet(url(), "/-/ready", std::chrono::milliseconds(500));
-          return r.ok() && r.value().status == 200;
-        },
-        std::chrono::milliseconds(15000));
-  }
-  void Stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    for (int i = 0; i < 100; ++i) {
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  std::string Log() const {
-    std::ifstream in(dir_ / "alertmanager.log");
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-
-  // GET /api/v2/alerts (active, not resolved), filtered by label equality.
-  json Alerts(const std::vector<std::pair<std::string, std::string>>& labels = {}) const {
-    auto r = receive::HttpGet(url(), "/api/v2/alerts", std::chrono::milliseconds(5000));
-    if (!r.ok() || r.value().status != 200) return json::array();
-    json all = json::parse(r.value().body, nullptr, false);
-    json out = json::array();
-    if (!all.is_array()) return out;
-    for (const auto& a : all) {
-      bool match = true;
-      for (const auto& [k, v] : labels) {
-        if (!a["labels"].contains(k) || a["labels"][k] != v) match = false;
-      }
-      if (match) out.push_back(a);
-    }
-    return out;
-  }
-
- private:
-  std::filesystem::path dir_;
-  uint16_t port_ = 0;
-  pid_t pid_ = -1;
-};
 
 // Notifications Alertmanager sent to its receiver for one order, by status ("firing",
 // "resolved").
@@ -308,9 +166,10 @@ TEST_F(AlertmanagerEndToEnd, StuckOrderAlertsWithDiagnosisAndResolvesWhenItMoves
                       std::chrono::milliseconds(10000)));
 
   // The order moves on: the MES processes the message and reaches PRICE_CALCULATED.
-  ASSERT_EQ(RunShell("cd '" + kInteropDir + "' && node send_order.mjs --endpoint http://127.0.0.1:" +
-                     std::to_string(gw.otlp_http_port()) + " --order " + order + " --next"),
-            0);
+  ASSERT_EQ(
+      RunShell("cd '" + kInteropDir + "' && node send_order.mjs --endpoint http://127.0.0.1:" +
+               std::to_string(gw.otlp_http_port()) + " --order " + order + " --next"),
+      0);
   EXPECT_TRUE(WaitFor(
       [&] {
         return am.Alerts({{"order_id", order}}).empty();

@@ -1,0 +1,116 @@
+#include "cli/watch.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace ordertrace::cli {
+namespace {
+
+// A /metrics page as the gateway writes it (trimmed), with the broker's queue gauges.
+constexpr char kMetrics[] = R"(# HELP ordertrace_journey_active_orders_by_stage Active orders.
+# TYPE ordertrace_journey_active_orders_by_stage gauge
+ordertrace_journey_active_orders_by_stage{stage="none"} 0
+ordertrace_journey_active_orders_by_stage{stage="SUBMITTED"} 1234
+ordertrace_journey_active_orders_by_stage{stage="PRICE_CALCULATED"} 7
+ordertrace_journey_stuck_orders_by_stage{stage="SUBMITTED",service="mes",kind="not_received"} 2
+ordertrace_journey_stuck_orders_by_stage{stage="SUBMITTED",service="mes",kind="silent"} 1
+ordertrace_journey_stuck_orders 3
+ordertrace_journey_closed_total 40
+ordertrace_receiver_accepted_spans_total{protocol="http_protobuf"} 1000
+ordertrace_receiver_accepted_spans_total{protocol="grpc"} 500
+ordertrace_journey_flagged_total{kind="silent"} 1
+ordertrace_journey_flagged_total{kind="not_received"} 2
+ordertrace_journey_cleared_total 0
+ordertrace_broker_up 1
+ordertrace_broker_queue_messages_ready{queue="crm.prices"} 1204
+ordertrace_broker_queue_messages_unacknowledged{queue="crm.prices"} 3
+ordertrace_broker_queue_consumers{queue="crm.prices"} 0
+ordertrace_broker_queue_messages_ready{queue="mes.calculate"} 0
+ordertrace_broker_queue_consumers{queue="mes.calculate"} 1
+weird_line_without_value
+bad{label="unterminated 5
+escaped{path="a\"b\\c"} 2.5 1700000000000
+)";
+
+constexpr char kStuck[] = R"({"orders":[
+ {"order_id":"ORD-1","stage":"SUBMITTED","stuck_kind":"not_received",
+  "summary":"order ORD-1 stuck in SUBMITTED for 9s: mes never picked it up"},
+ {"order_id":"ORD-2","stage":"SUBMITTED","stuck_kind":"silent","summary":"no heartbeat"}],
+ "next_cursor":null})";
+
+TEST(WatchTest, ParsesTheExpositionFormat) {
+  const auto samples = ParseMetrics(kMetrics);
+  // 19 good sample lines; the line without a value and the unterminated label are skipped.
+  ASSERT_EQ(samples.size(), 19u);
+  EXPECT_EQ(samples[1].name, "ordertrace_journey_active_orders_by_stage");
+  EXPECT_EQ(samples[1].labels.at("stage"), "SUBMITTED");
+  EXPECT_EQ(samples[1].value, 1234);
+  EXPECT_EQ(samples[3].labels.at("kind"), "not_received");
+  EXPECT_EQ(samples.back().name, "escaped");
+  EXPECT_EQ(samples.back().labels.at("path"), "a\"b\\c");
+  EXPECT_EQ(samples.back().value, 2.5);  // the timestamp after it is ignored
+}
+
+TEST(WatchTest, FrameShowsStagesTotalsQueuesAndStuckOrders) {
+  const std::string f = RenderWatch(ParseMetrics(kMetrics), kStuck, "HEADER", 10, 0);
+  EXPECT_EQ(f.rfind("HEADER\n", 0), 0u);
+  // Stages in the gateway's order, stuck summed over service and kind, thousands separators.
+  const size_t sub = f.find("SUBMITTED                       1,234        3  <-");
+  const size_t price = f.find("PRICE_CALCULATED                    7        0\n");
+  ASSERT_NE(sub, std::string::npos) << f;
+  ASSERT_NE(price, std::string::npos) << f;
+  EXPECT_LT(sub, price);
+  EXPECT_NE(f.find("(no milestone yet)"), std::string::npos);
+  EXPECT_NE(f.find("closed 40 · spans accepted 1,500 · flagged 3 · cleared 0"), std::string::npos)
+      << f;
+  EXPECT_EQ(f.find("alerts sent"), std::string::npos);  // no alerting metrics on this page
+  EXPECT_NE(f.find("RabbitMQ: up"), std::string::npos);
+  EXPECT_NE(f.find("crm.prices                    1,204          3          0  <- no consumer"),
+            std::string::npos)
+      << f;
+  EXPECT_NE(f.find("mes.calculate                     0          0          1\n"),
+            std::string::npos)
+      << f;
+  EXPECT_NE(f.find("STUCK ORDERS: 3"), std::string::npos) << f;
+  EXPECT_NE(f.find("ORD-1                  SUBMITTED              not_received         order ORD-1 "
+                   "stuck in SUBMITTED for 9s: mes never picked it up"),
+            std::string::npos)
+      << f;
+}
+
+TEST(WatchTest, BrokerDownNoJourneysAndBadListAreSaid) {
+  const std::string metrics =
+      "ordertrace_broker_up 0\n"
+      "ordertrace_broker_queue_consumers{queue=\"q\"} 1\n";
+  const std::string f = RenderWatch(ParseMetrics(metrics), "not json", "H", 10, 0);
+  EXPECT_NE(f.find("journeys: are they enabled?"), std::string::npos) << f;
+  EXPECT_NE(f.find("RabbitMQ: UNREACHABLE"), std::string::npos) << f;
+  EXPECT_EQ(f.find("QUEUE"), std::string::npos) << f;  // stale queue figures are not shown
+  EXPECT_NE(f.find("STUCK ORDERS: 0 (the list could not be read)"), std::string::npos) << f;
+}
+
+TEST(WatchTest, LinesAreCutToTheWidthByCharacters) {
+  const std::string stuck =
+      R"({"orders":[{"order_id":"O","stage":"S","stuck_kind":"k","summary":"ab–cdefghijklmnopqrstuvwxyz"}]})";
+  const std::string f = RenderWatch({}, stuck, "H", 10, 72);
+  size_t start = 0;
+  while (start < f.size()) {
+    const size_t end = f.find('\n', start);
+    size_t cols = 0;
+    for (size_t i = start; i < end; ++i) cols += (static_cast<unsigned char>(f[i]) & 0xC0) != 0x80;
+    EXPECT_LE(cols, 72u) << f.substr(start, end - start);
+    start = end + 1;
+  }
+  EXPECT_NE(f.find("ab–cd"), std::string::npos) << f;  // the multi-byte dash kept whole
+}
+
+TEST(WatchTest, LimitCapsTheList) {
+  const std::string f = RenderWatch(ParseMetrics(kMetrics), kStuck, "H", 1, 0);
+  EXPECT_NE(f.find("ORD-1"), std::string::npos);
+  EXPECT_EQ(f.find("ORD-2"), std::string::npos);
+  EXPECT_NE(f.find("(the oldest 1)"), std::string::npos) << f;
+}
+
+}  // namespace
+}  // namespace ordertrace::cli
