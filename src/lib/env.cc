@@ -1,4 +1,5 @@
 // TracerOptionsFromEnv: the standard OpenTelemetry SDK variables.
+#include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <cstdlib>
@@ -115,6 +116,26 @@ TracerOptions TracerOptionsFromEnv(const GetEnv& getenv_fn) {
       o.exporter.timeout = std::chrono::milliseconds(ms);
     }
   }
+
+  // Batch span processor (OpenTelemetry SDK environment variables, "Batch Span Processor"):
+  // OTEL_BSP_SCHEDULE_DELAY in milliseconds, the sizes in spans.  A batch larger than the queue
+  // is not allowed: the batch size is capped at the queue size, as the specification says.
+  auto positive = [&](const char* name, int64_t* out) {
+    const std::string_view t = get(name);
+    if (t.empty()) return false;
+    int64_t v = 0;
+    auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (ec != std::errc() || p != t.data() + t.size() || v <= 0) return false;
+    *out = v;
+    return true;
+  };
+  int64_t v = 0;
+  if (positive("OTEL_BSP_SCHEDULE_DELAY", &v)) o.schedule_delay = std::chrono::milliseconds(v);
+  if (positive("OTEL_BSP_MAX_QUEUE_SIZE", &v)) o.max_queue_size = static_cast<size_t>(v);
+  if (positive("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &v)) {
+    o.max_export_batch_size = static_cast<size_t>(v);
+  }
+  o.max_export_batch_size = std::min(o.max_export_batch_size, o.max_queue_size);
 
   const std::string sampler = Lower(get("OTEL_TRACES_SAMPLER"));
   bool ratio_sampler = false;

@@ -415,6 +415,24 @@ TEST(Env, SamplerNames) {
   }
 }
 
+TEST(Env, BatchSpanProcessorVariables) {
+  TracerOptions o = FromEnv({{"OTEL_BSP_SCHEDULE_DELAY", "200"},
+                             {"OTEL_BSP_MAX_QUEUE_SIZE", "65536"},
+                             {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096"}});
+  EXPECT_EQ(o.schedule_delay, 200ms);
+  EXPECT_EQ(o.max_queue_size, 65536u);
+  EXPECT_EQ(o.max_export_batch_size, 4096u);
+  // A batch never exceeds the queue; malformed values keep the defaults.
+  TracerOptions capped = FromEnv({{"OTEL_BSP_MAX_QUEUE_SIZE", "100"}});
+  EXPECT_EQ(capped.max_export_batch_size, 100u);
+  TracerOptions bad = FromEnv({{"OTEL_BSP_SCHEDULE_DELAY", "1s"},
+                               {"OTEL_BSP_MAX_QUEUE_SIZE", "0"},
+                               {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "-1"}});
+  EXPECT_EQ(bad.schedule_delay, 1000ms);
+  EXPECT_EQ(bad.max_queue_size, 2048u);
+  EXPECT_EQ(bad.max_export_batch_size, 512u);
+}
+
 TEST(Env, MalformedValuesKeepTheDefaults) {
   TracerOptions o = FromEnv({{"OTEL_EXPORTER_OTLP_TIMEOUT", "10s"},
                              {"OTEL_TRACES_SAMPLER", "traceidratio"},
