@@ -18,7 +18,7 @@
 namespace ordertrace::sim {
 
 std::string StatsJson(const Stats& s) {
-  nlohmann::json j;
+  nlohmann::ordered_json j;  // "role" first
   j["role"] = s.role;
   j["orders_started"] = s.orders_started;
   j["messages_processed"] = s.messages_processed;
