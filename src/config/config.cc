@@ -393,6 +393,45 @@ const std::map<std::string, Setter>& Schema() {
           {"alerting.storm.window",
            DurationKey([](Config* c) { return &c->alerting.storm.window; }, std::chrono::seconds(1),
                        std::chrono::hours(24), "1s to 24h")},
+          {"broker.management_url",
+           [](std::string_view v, Config* c) -> std::optional<std::string> {
+             auto url = NormalizeManagementUrl(v);
+             if (!url.ok()) return url.status().message();
+             c->broker.management_url = *url;
+             return std::nullopt;
+           }},
+          {"broker.user",
+           [](std::string_view v, Config* c) -> std::optional<std::string> {
+             if (Trim(v).empty()) return "expected a user name, got ''";
+             c->broker.user = std::string(Trim(v));
+             return std::nullopt;
+           }},
+          {"broker.password",
+           [](std::string_view v, Config* c) -> std::optional<std::string> {
+             c->broker.password = std::string(v);  // as given: a password may have spaces
+             return std::nullopt;
+           }},
+          {"broker.password_file",
+           [](std::string_view v, Config* c) -> std::optional<std::string> {
+             const std::string path(Trim(v));
+             if (path.empty()) return "expected a file path, got ''";
+             std::ifstream in(path);
+             if (!in) return "cannot read " + Quote(path) + ": " + std::strerror(errno);
+             c->broker.password_file = path;
+             return std::nullopt;
+           }},
+          {"broker.vhost",
+           [](std::string_view v, Config* c) -> std::optional<std::string> {
+             if (v.empty()) return "expected a virtual host like /, got ''";
+             c->broker.vhost = std::string(v);
+             return std::nullopt;
+           }},
+          {"broker.interval",
+           DurationKey([](Config* c) { return &c->broker.interval; }, std::chrono::seconds(1),
+                       std::chrono::hours(1), "1s to 1h")},
+          {"broker.timeout",
+           DurationKey([](Config* c) { return &c->broker.timeout; },
+                       std::chrono::milliseconds(100), std::chrono::minutes(1), "100ms to 1m")},
       };
   return *schema;
 }
@@ -527,6 +566,15 @@ class Loader {
     if (config.forward.tls.cert_file.empty() != config.forward.tls.key_file.empty()) {
       return Error(LineOf("forward.tls.cert_file", "forward.tls.key_file"), "forward.tls",
                    "cert_file and key_file go together (mutual TLS)");
+    }
+    if (!config.broker.password.empty() && !config.broker.password_file.empty()) {
+      return Error(LineOf("broker.password_file", "broker.password"), "broker.password_file",
+                   "give broker.password or broker.password_file, not both");
+    }
+    if (config.broker.timeout > config.broker.interval) {
+      return Error(LineOf("broker.timeout", "broker.interval"), "broker.timeout",
+                   "must not exceed broker.interval (" + FormatDuration(config.broker.interval) +
+                       "), got " + FormatDuration(config.broker.timeout));
     }
     if (!config.alerting.webhook.secret.empty() && config.alerting.webhook.url.empty()) {
       return Error(LineOf("alerting.webhook.secret", "alerting.webhook.url"),
@@ -673,7 +721,51 @@ Status ApplyOverrides(const Overrides& o, Config* config) {
     }
     config->alerting.alertmanager = std::move(urls);
   }
+  if (o.rabbitmq_management) {
+    auto url = NormalizeManagementUrl(*o.rabbitmq_management);
+    if (!url.ok()) {
+      return Status::InvalidArgument("--rabbitmq-management: " + url.status().message());
+    }
+    config->broker.management_url = *url;
+  }
   return Status::Ok();
+}
+
+Result<std::string> NormalizeManagementUrl(std::string_view text) {
+  if (Trim(text).empty()) return std::string();
+  auto url = NormalizeHttpUrl(text);
+  if (!url.ok()) {
+    return Status::InvalidArgument(
+        "expected RabbitMQ's management URL like http://rabbit:15672, got " + Quote(text));
+  }
+  if (Lower(*url).rfind("http://", 0) != 0) {
+    return Status::InvalidArgument(
+        "https is not supported for the management API yet: use http:// (on loopback or a "
+        "trusted network), got " +
+        Quote(text));
+  }
+  if (url->find_first_of("?#") != std::string::npos) {
+    return Status::InvalidArgument("expected no query or fragment in the management URL, got " +
+                                   Quote(text));
+  }
+  return url;
+}
+
+Result<std::string> BrokerPassword(const Config::Broker& broker, const EnvLookup& env) {
+  if (auto v = env(kBrokerPasswordEnv)) return *v;
+  if (!broker.password_file.empty()) {
+    std::ifstream in(broker.password_file, std::ios::binary);
+    if (!in) {
+      return Status::InvalidArgument("broker.password_file: cannot read '" +
+                                     broker.password_file + "': " + std::strerror(errno));
+    }
+    std::string line;
+    std::getline(in, line);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    return line;
+  }
+  if (!broker.password.empty()) return broker.password;
+  return std::string("guest");  // RabbitMQ's default user, as the user default is
 }
 
 Result<std::string> NormalizeHttpUrl(std::string_view text) {

@@ -102,6 +102,19 @@ struct Config {
       std::chrono::milliseconds window{std::chrono::minutes(1)};  // ... within this
     } storm;
   } alerting;
+  // RabbitMQ health (docs/broker.md): the management API the gateway polls for metrics, the
+  // diagnosis and the BrokerUnreachable alert; off while management_url is "".
+  struct Broker {
+    std::string management_url;  // http://HOST:PORT[/prefix] (--rabbitmq-management)
+    std::string user = "guest";
+    // The password: the environment variable ORDERTRACE_BROKER_PASSWORD, else the first line
+    // of password_file, else password, else "guest" (BrokerPassword()).  Never logged.
+    std::string password;
+    std::string password_file;
+    std::string vhost = "/";
+    std::chrono::milliseconds interval{10000};  // between polls
+    std::chrono::milliseconds timeout{5000};    // per request
+  } broker;
 };
 
 // Reads an environment variable; nullopt when unset.  Injected for tests.
@@ -128,11 +141,24 @@ struct Overrides {
   std::optional<std::string> rules;       // --rules
   std::optional<std::string> jaeger_ui;   // --jaeger-ui
   std::vector<std::string> alertmanager;  // --alertmanager (repeatable); replaces the file's
+  std::optional<std::string> rabbitmq_management;  // --rabbitmq-management ("" turns it off)
 };
 
 // Applies `overrides` to `config` and validates them; errors name the flag
 // ("--otlp-http: expected HOST:PORT, got 'x'").
 Status ApplyOverrides(const Overrides& overrides, Config* config);
+
+// The environment variable that holds the broker's password (wins over broker.password_file).
+inline constexpr char kBrokerPasswordEnv[] = "ORDERTRACE_BROKER_PASSWORD";
+
+// The management API's password, per Config::Broker (read at start, not at load, so that a
+// rotated file is picked up by a restart).  An unreadable password_file is an error naming it.
+Result<std::string> BrokerPassword(const Config::Broker& broker,
+                                   const EnvLookup& env = ProcessEnv());
+
+// broker.management_url / --rabbitmq-management: http://HOST:PORT[/prefix], without a trailing
+// '/'; "" is off.
+Result<std::string> NormalizeManagementUrl(std::string_view text);
 
 // HOST:PORT as the listeners take it.  HOST is a name or IPv4 address, or an IPv6 address in
 // brackets ("[::1]:4317"); PORT is 0..65535 (0: any free port, for tests).

@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -642,6 +643,107 @@ TEST(ConfigTest, AlertmanagerFlagReplacesTheList) {
   EXPECT_EQ(ApplyOverrides(bad, &c.value()).message(),
             "--alertmanager: expected an http:// or https:// URL like http://alertmanager:9093 "
             "(no http:// or https://), got 'a:9093'");
+}
+
+TEST(ConfigTest, BrokerDefaultsAreOff) {
+  auto c = Parse("");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->broker.management_url, "");
+  EXPECT_EQ(c->broker.user, "guest");
+  EXPECT_EQ(c->broker.vhost, "/");
+  EXPECT_EQ(c->broker.interval, 10s);
+  EXPECT_EQ(c->broker.timeout, 5s);
+  auto pw = BrokerPassword(c->broker, FakeEnv({}));
+  ASSERT_TRUE(pw.ok());
+  EXPECT_EQ(*pw, "guest");
+}
+
+TEST(ConfigTest, BrokerSectionIsRead) {
+  auto c = Parse(R"(
+broker:
+  management_url: http://rabbit:15672/
+  user: ordertrace
+  password: ${RMQ_PW}
+  vhost: orders
+  interval: 2s
+  timeout: 500ms
+)",
+                 {{"RMQ_PW", "s3cret"}});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->broker.management_url, "http://rabbit:15672");
+  EXPECT_EQ(c->broker.user, "ordertrace");
+  EXPECT_EQ(c->broker.password, "s3cret");
+  EXPECT_EQ(c->broker.vhost, "orders");
+  EXPECT_EQ(c->broker.interval, 2s);
+  EXPECT_EQ(c->broker.timeout, 500ms);
+  EXPECT_EQ(BrokerPassword(c->broker, FakeEnv({})).value(), "s3cret");
+}
+
+TEST(ConfigTest, BrokerPasswordFromFileAndEnvironment) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("ot_cfg_broker_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const std::string file = (dir / "pw").string();
+  std::ofstream(file) << "from-file\n";
+  auto c =
+      Parse("broker:\n  management_url: http://127.0.0.1:15672\n  password_file: " + file + "\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(BrokerPassword(c->broker, FakeEnv({})).value(), "from-file");
+  // The environment wins over the file.
+  EXPECT_EQ(BrokerPassword(c->broker, FakeEnv({{kBrokerPasswordEnv, "from-env"}})).value(),
+            "from-env");
+  // Removed after load: the error at start names the key and the file.
+  std::filesystem::remove_all(dir);
+  auto gone = BrokerPassword(c->broker, FakeEnv({}));
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.status().message(),
+            "broker.password_file: cannot read '" + file + "': No such file or directory");
+  EXPECT_EQ(ErrorOf("broker:\n  password_file: " + file + "\n"),
+            "gateway.yaml:2: broker.password_file: cannot read '" + file +
+                "': No such file or directory");
+}
+
+TEST(ConfigTest, BrokerErrorsNameTheLineAndKey) {
+  EXPECT_EQ(ErrorOf("broker:\n  management_url: rabbit:15672\n"),
+            "gateway.yaml:2: broker.management_url: expected RabbitMQ's management URL like "
+            "http://rabbit:15672, got 'rabbit:15672'");
+  EXPECT_EQ(ErrorOf("broker:\n  management_url: https://rabbit:15671\n"),
+            "gateway.yaml:2: broker.management_url: https is not supported for the management "
+            "API yet: use http:// (on loopback or a trusted network), got 'https://rabbit:15671'");
+  EXPECT_EQ(ErrorOf("broker:\n  management_url: http://guest:guest@rabbit:15672\n"),
+            "gateway.yaml:2: broker.management_url: expected RabbitMQ's management URL like "
+            "http://rabbit:15672, got 'http://guest:guest@rabbit:15672'");
+  EXPECT_EQ(ErrorOf("broker:\n  interval: 100ms\n"),
+            "gateway.yaml:2: broker.interval: expected a duration from 1s to 1h, got '100ms'");
+  EXPECT_EQ(ErrorOf("broker:\n  timeout: soon\n"),
+            "gateway.yaml:2: broker.timeout: expected a duration like 500ms, 30s, 2m, 1h or 5d, "
+            "got 'soon'");
+  EXPECT_EQ(ErrorOf("broker:\n  interval: 2s\n  timeout: 5s\n"),
+            "gateway.yaml:3: broker.timeout: must not exceed broker.interval (2s), got 5s");
+  EXPECT_EQ(ErrorOf("broker:\n  user: ''\n"),
+            "gateway.yaml:2: broker.user: expected a user name, got ''");
+  EXPECT_EQ(ErrorOf("broker:\n  password: a\n  password_file: /etc/hostname\n"),
+            "gateway.yaml:3: broker.password_file: give broker.password or "
+            "broker.password_file, not both");
+  EXPECT_EQ(ErrorOf("broker:\n  pasword: x\n"),
+            "gateway.yaml:2: broker.pasword: unknown key (did you mean 'password'?)");
+}
+
+TEST(ConfigTest, RabbitmqManagementFlagOverridesAndIsValidated) {
+  auto c = Parse("broker:\n  management_url: http://file:15672\n");
+  ASSERT_TRUE(c.ok());
+  Overrides o;
+  o.rabbitmq_management = "http://127.0.0.1:15672/";
+  ASSERT_TRUE(ApplyOverrides(o, &c.value()).ok());
+  EXPECT_EQ(c->broker.management_url, "http://127.0.0.1:15672");
+  o.rabbitmq_management = "";
+  ASSERT_TRUE(ApplyOverrides(o, &c.value()).ok());
+  EXPECT_EQ(c->broker.management_url, "");
+  Overrides bad;
+  bad.rabbitmq_management = "127.0.0.1:15672";
+  EXPECT_EQ(ApplyOverrides(bad, &c.value()).message(),
+            "--rabbitmq-management: expected RabbitMQ's management URL like "
+            "http://rabbit:15672, got '127.0.0.1:15672'");
 }
 
 }  // namespace

@@ -180,8 +180,47 @@ std::string SummaryLine(const OrderRow& row, const Rules& rules, Nanos now) {
   return s;
 }
 
+std::string ClockTime(Nanos t, Nanos now) {
+  const std::string full = IsoTime(t);  // 2026-11-26T14:02:11Z
+  if (full.size() < 11 || full.compare(0, 10, IsoTime(now), 0, 10) != 0) return full;
+  return full.substr(11);
+}
+
+std::string WithThousands(uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string BrokerAttribution(const std::vector<BrokerView::Outage>& outages, Nanos now) {
+  if (outages.empty()) return "";
+  // The ongoing outage if there is one, else the latest.
+  const BrokerView::Outage* named = &outages.back();
+  for (const auto& o : outages) {
+    if (o.end_ns == 0) named = &o;
+  }
+  std::string s;
+  if (named->end_ns == 0) {
+    s = "RabbitMQ has been unreachable since " + ClockTime(named->start_ns, now) + " (" +
+        HumanDuration(ToDuration(now - named->start_ns)) +
+        (named->error.empty() ? "" : ", " + named->error) + "), during this stage";
+  } else {
+    s = "RabbitMQ was unreachable " + ClockTime(named->start_ns, now) + "\u2013" +
+        ClockTime(named->end_ns, now) + " (" +
+        HumanDuration(ToDuration(named->end_ns - named->start_ns)) + ") during this stage";
+  }
+  if (outages.size() > 1) {
+    s += " (+" + std::to_string(outages.size() - 1) + " more outage" +
+         (outages.size() > 2 ? "s" : "") + ")";
+  }
+  return s;
+}
+
 std::optional<Diagnosis> Diagnose(const Journey& journey, const Rules& rules, Nanos now,
-                                  std::string_view jaeger_ui) {
+                                  std::string_view jaeger_ui, const BrokerView* broker) {
   const OrderRow& row = journey.order;
   if (row.stuck == StuckKind::kNone) return std::nullopt;
   Diagnosis d;
@@ -242,6 +281,15 @@ std::optional<Diagnosis> Diagnose(const Journey& journey, const Rules& rules, Na
   for (const Hop& h : journey.hops) {
     if (h.open() && h.published_ns != 0) d.open_hops.push_back(h);
   }
+  d.open_hop_broker.resize(d.open_hops.size());
+  if (broker != nullptr) {
+    for (size_t i = 0; i < d.open_hops.size(); ++i) {
+      d.open_hop_broker[i] = broker->DescribeHop(d.open_hops[i], now);
+    }
+    // The stage began when the order entered it; before its first milestone, at its first span.
+    const Nanos stage_began = row.stage_ns != 0 ? row.stage_ns : row.first_ns;
+    d.broker = BrokerAttribution(broker->OutagesSince(stage_began), now);
+  }
   std::vector<const SpanRecord*> by_end;
   for (const SpanRecord& s : journey.spans) by_end.push_back(&s);
   std::sort(by_end.begin(), by_end.end(),
@@ -266,7 +314,9 @@ std::optional<Diagnosis> Diagnose(const Journey& journey, const Rules& rules, Na
     if (d.open_hops.size() > 1) {
       d.summary += " (+" + std::to_string(d.open_hops.size() - 1) + " more)";
     }
+    if (!d.open_hop_broker.front().empty()) d.summary += "; " + d.open_hop_broker.front();
   }
+  if (!d.broker.empty()) d.summary += "; " + d.broker;
   if (d.last_span) {
     const SpanRecord& s = *d.last_span;
     d.summary += "; last span: " + s.service + " '" + s.name + "' " +

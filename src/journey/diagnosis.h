@@ -5,9 +5,12 @@
 // stored journey (DESIGN.md, "Diagnosis"): the stage and the time in it against the deadline,
 // what was expected next and from which service, the last span, the open message hops with
 // their exchange / routing key / queue, the heartbeats (alive but slow, or silent since when),
-// the trace ids with links to Jaeger, and a one-line summary in plain words.
+// the trace ids with links to Jaeger, and a one-line summary in plain words.  With a BrokerView
+// (the RabbitMQ management API, src/broker), each open hop also says what the broker holds for
+// it ("queue crm.prices: 1,204 ready, 3 unacked, 0 consumers"), and an outage of the broker
+// during the order's current stage is named as a likely cause.
 //
-// Thread-safety: pure functions.
+// Thread-safety: pure functions (a BrokerView is safe to call from any thread).
 #pragma once
 
 #include <array>
@@ -26,8 +29,8 @@ namespace ordertrace::journey {
 struct Expectation {
   StuckKind kind = StuckKind::kNone;  // what missing it means
   Nanos due_ns = 0;
-  Duration allowed{0};     // the rule's time (within, heartbeat, within_receipt ...)
-  std::string_view stage;  // kNextOverdue: the stage expected next
+  Duration allowed{0};       // the rule's time (within, heartbeat, within_receipt ...)
+  std::string_view stage;    // kNextOverdue: the stage expected next
   std::string_view service;  // kNotReceived / kNotProcessed: the service expected to act
   bool met = false;          // already satisfied by the facts
 };
@@ -57,11 +60,47 @@ Expectations ExpectationsOf(const Rules& rules, const OrderFacts& facts);
 const Expectation* FirstMissed(const Expectations& e, Duration grace, Nanos now);
 
 struct HeartbeatInfo {
-  bool expected = false;   // the stage asks for heartbeats
+  bool expected = false;  // the stage asks for heartbeats
   Duration interval{0};
-  Nanos last_ns = 0;       // latest heartbeat in this stage (0: none)
-  bool alive = false;      // a heartbeat (or the milestone) within interval + grace of now
+  Nanos last_ns = 0;   // latest heartbeat in this stage (0: none)
+  bool alive = false;  // a heartbeat (or the milestone) within interval + grace of now
 };
+
+// What the diagnosis may learn from the message broker.  broker::BrokerMonitor implements it
+// (src/broker/monitor.h); the journeys do not depend on that module.  Diagnose() takes a
+// nullable pointer: nullptr means no broker is configured, and nothing is said about it.
+//
+// Thread-safety: implementations must be safe to call from any thread (the API and the alert
+// sender diagnose concurrently).
+class BrokerView {
+ public:
+  virtual ~BrokerView() = default;
+  // One sentence about where the hop's message sits: the state of the queue(s) its exchange
+  // and routing key lead to, that no queue is bound (the message was dropped), or that the
+  // broker is unreachable.  "" when nothing is known (no successful poll yet).
+  virtual std::string DescribeHop(const Hop& hop, Nanos now) const = 0;
+  // A period during which the broker's management API did not answer.
+  struct Outage {
+    Nanos start_ns = 0;  // the first failed poll
+    Nanos end_ns = 0;    // the first successful poll after it; 0 while still unreachable
+    std::string error;   // the latest error ("connection refused", "HTTP 401 ...")
+  };
+  // Outages that overlap [from_ns, now], oldest first (a bounded history).
+  virtual std::vector<Outage> OutagesSince(Nanos from_ns) const = 0;
+};
+
+// The attribution sentence for outages overlapping the current stage ("" when none):
+//   "RabbitMQ was unreachable 14:02:11Z–14:02:40Z (29s) during this stage"
+//   "RabbitMQ has been unreachable since 14:02:11Z (2m 5s, connection refused), during this stage"
+// With several, the ongoing or latest one is named and the others counted.
+std::string BrokerAttribution(const std::vector<BrokerView::Outage>& outages, Nanos now);
+
+// 14:02:11Z (UTC time of day) when `t` is on the same UTC day as `now`, else the full
+// 2026-11-25T14:02:11Z: short in a sentence, unambiguous across midnight.
+std::string ClockTime(Nanos t, Nanos now);
+
+// 1204 -> "1,204".
+std::string WithThousands(uint64_t n);
 
 struct Diagnosis {
   StuckKind kind = StuckKind::kNone;
@@ -69,13 +108,18 @@ struct Diagnosis {
   std::string stage;
   Nanos stage_since_ns = 0;
   Duration in_stage{0};
-  Duration allowed{0};     // the rule's time for what was missed
-  Nanos deadline_ns = 0;   // when it was due (without grace)
-  std::string expected;    // in words: "milestone PRICE_CALCULATED", "a span from mes", ...
+  Duration allowed{0};    // the rule's time for what was missed
+  Nanos deadline_ns = 0;  // when it was due (without grace)
+  std::string expected;   // in words: "milestone PRICE_CALCULATED", "a span from mes", ...
   std::string expected_stage;
   std::string expected_service;
   std::optional<SpanRecord> last_span;
   std::vector<Hop> open_hops;
+  // Per open hop (same index), the broker's view of it (BrokerView::DescribeHop); "" unknown or
+  // no broker configured.
+  std::vector<std::string> open_hop_broker;
+  // The broker outage(s) during the current stage (BrokerAttribution); "" when none.
+  std::string broker;
   HeartbeatInfo heartbeat;
   std::vector<std::string> trace_ids;     // of the order's spans, latest first
   std::vector<std::string> jaeger_links;  // {jaeger_ui}/trace/{trace_id}, same order
@@ -88,9 +132,10 @@ std::string HumanDuration(Duration d);
 // flags); "" when the row is not stuck.
 std::string SummaryLine(const OrderRow& row, const Rules& rules, Nanos now);
 
-// The diagnosis of a stuck order (nullopt when journey.order is not stuck).
+// The diagnosis of a stuck order (nullopt when journey.order is not stuck).  `broker` may be
+// nullptr (no broker configured).
 std::optional<Diagnosis> Diagnose(const Journey& journey, const Rules& rules, Nanos now,
-                                  std::string_view jaeger_ui);
+                                  std::string_view jaeger_ui, const BrokerView* broker = nullptr);
 
 // {jaeger_ui}/trace/{trace_id}, without a doubled slash.
 std::string JaegerLink(std::string_view jaeger_ui, std::string_view trace_id);
