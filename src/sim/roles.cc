@@ -102,7 +102,8 @@ struct RoleRunner::Impl {
     bool silent = false;
     bool finished = false;
     TimePoint end_at;
-    std::function<void()> finish;
+    Span op;  // the long span itself, when the step has one (calculate price)
+    std::function<void(LongStep&)> finish;
   };
 
   struct SlowQueue {
@@ -131,6 +132,8 @@ struct RoleRunner::Impl {
   uint64_t timer_seq = 0;
   size_t order_timers = 0;
   std::unordered_map<std::string, Hand> hand;
+  // Long steps running (or silent), by delivery key; each leaves when it finishes.
+  std::unordered_map<std::string, std::shared_ptr<LongStep>> steps;
   size_t hand_open = 0;  // entries not done
   std::deque<Outgoing> outbox;
   bool flushing = false;
@@ -434,9 +437,20 @@ struct RoleRunner::Impl {
     const std::string key = KeyOf(queue, env);
     auto it = hand.find(key);
     if (it != hand.end()) {
-      // A redelivery (after a reconnect) of work in hand: adopt the new delivery tag.
       Hand& h = it->second;
       ++stats.messages_processed;
+      if (h.generation == consume_link.generation() && !h.done) {
+        // A duplicate of work in hand on this very connection (a publish retried after its
+        // confirm was lost): the work in hand covers it.
+        if (int rc = amqp_basic_ack(consume_link.get(), env.channel, env.delivery_tag, 0);
+            rc != AMQP_STATUS_OK) {
+          consume_link.MarkDead(std::string("basic.ack: ") + amqp_error_string2(rc));
+          OnConsumeLost();
+        }
+        amqp_destroy_envelope(&env);
+        return;
+      }
+      // A redelivery (after a reconnect) of work in hand: adopt the new delivery tag.
       h.channel = env.channel;
       h.tag = env.delivery_tag;
       h.generation = consume_link.generation();
@@ -562,13 +576,16 @@ struct RoleRunner::Impl {
     At(at, [this, step, at] {
       if (step->finished || step->silent || step->end_at != at) return;
       step->finished = true;
-      step->finish();
+      auto keep = step;  // erasing it from `steps` must not destroy it mid-call
+      steps.erase(step->key);
+      step->finish(*step);
     });
   }
   // Starts a long step: normally done after `normal`; `slow_duration` when calc-slow applies;
   // silent (no heartbeats, no end) when `silent` applies, until lifted.
   void RunLongStep(const std::shared_ptr<LongStep>& step, Micros normal, const FaultSpec* silent,
                    const FaultSpec* slow_fault, Micros slow_duration) {
+    steps[step->key] = step;
     const TimePoint start = Clock::now();
     const TimePoint normal_end = start + normal;
     if (silent) {
@@ -601,17 +618,18 @@ struct RoleRunner::Impl {
     auto step = std::make_shared<LongStep>();
     step->key = key;
     step->order = process.order_id();
-    auto calc = std::make_shared<Span>(Child("calculate price", process.context(), step->order));
-    step->parent = calc->context();
+    // Started now, ended when the calculation is done (a silent one never ends).
+    step->op = Child("calculate price", process.context(), step->order);
+    step->parent = step->op.context();
     step->heartbeat_name = "calculate price heartbeat";
     step->heartbeat = o.pacing.calculate_heartbeat;
-    step->finish = [this, step, calc] {
-      Milestone(*calc, o.pacing.stages[1]);
-      SetStepStatus(*calc, StepStatus::kOk);
-      const SpanContext ctx = calc->context();
-      calc->End();
-      const std::string key = step->key;
-      Send("price.calculated", step->order, ctx, [this, key] { Ack(key); });
+    step->finish = [this](LongStep& st) {
+      Milestone(st.op, o.pacing.stages[1]);
+      SetStepStatus(st.op, StepStatus::kOk);
+      const SpanContext ctx = st.op.context();
+      st.op.End();
+      const std::string key = st.key;
+      Send("price.calculated", st.order, ctx, [this, key] { Ack(key); });
     };
     process.End(StepStatus::kOk);
     const Micros normal =
@@ -679,14 +697,14 @@ struct RoleRunner::Impl {
     start.End();
     step->heartbeat_name = "manufacturing heartbeat";
     step->heartbeat = o.pacing.manufacture_heartbeat;
-    step->finish = [this, step] {
-      Span ship = Child("ship order", step->parent, step->order);
+    step->finish = [this](LongStep& st) {
+      Span ship = Child("ship order", st.parent, st.order);
       Milestone(ship, o.pacing.stages[4]);
       SetStepStatus(ship, StepStatus::kOk);
       const SpanContext ctx = ship.context();
       ship.End();
-      const std::string key = step->key;
-      Send("order.shipped", step->order, ctx, [this, key] { Ack(key); });
+      const std::string key = st.key;
+      Send("order.shipped", st.order, ctx, [this, key] { Ack(key); });
     };
     process.End(StepStatus::kOk);
     const Micros normal = Jittered(o.pacing.manufacture, o.pacing.manufacture_deadline, o.seed,
