@@ -18,10 +18,38 @@ void PutIfSet(json& j, const char* key, const std::string& value) {
 
 }  // namespace
 
+Alert BrokerUnreachableAlert(const std::string& broker, const std::string& error, Nanos since) {
+  Alert a;
+  a.system = kBrokerUnreachable;
+  a.labels = {{"broker", broker}};
+  a.severity = "critical";
+  a.starts_at = since;
+  a.summary =
+      "RabbitMQ at " + broker + " unreachable since " + Rfc3339(since, false) + ": " + error;
+  a.description =
+      "The gateway cannot read RabbitMQ's management API at " + broker + " (" + error +
+      "). Messages between the services may not be delivered; orders waiting on a message hop "
+      "will be flagged as stuck, and their diagnosis names this outage. Check the broker "
+      "node (rabbitmqctl status) and the network between the gateway and the broker.";
+  return a;
+}
 
 std::string AlertmanagerBody(const std::vector<Alert>& alerts) {
   json out = json::array();
   for (const Alert& a : alerts) {
+    if (!a.system.empty()) {
+      json labels = {{"alertname", a.alertname()}, {"severity", a.severity}};
+      for (const auto& [k, v] : a.labels) labels[k] = v;
+      json annotations = json::object();
+      PutIfSet(annotations, "summary", a.summary);
+      PutIfSet(annotations, "description", a.description);
+      PutIfSet(annotations, "runbook_url", a.runbook_url);
+      json item = {
+          {"labels", labels}, {"annotations", annotations}, {"startsAt", Rfc3339(a.starts_at)}};
+      if (a.resolved) item["endsAt"] = Rfc3339(a.ends_at);
+      out.push_back(std::move(item));
+      continue;
+    }
     json labels = {{"alertname", a.alertname()},
                    {"stage", a.stage},
                    {"service", a.service},
@@ -50,6 +78,21 @@ std::string AlertmanagerBody(const std::vector<Alert>& alerts) {
 }
 
 std::string WebhookBody(const Alert& a) {
+  if (!a.system.empty()) {
+    json labels = json::object();
+    for (const auto& [k, v] : a.labels) labels[k] = v;
+    json j = {{"version", "1"},
+              {"event", a.resolved ? "resolved" : "firing"},
+              {"alertname", a.alertname()},
+              {"severity", a.severity},
+              {"labels", labels},
+              {"summary", a.summary},
+              {"description", a.description},
+              {"starts_at", Rfc3339(a.starts_at)},
+              {"ends_at", a.resolved ? json(Rfc3339(a.ends_at)) : json(nullptr)}};
+    if (!a.runbook_url.empty()) j["runbook_url"] = a.runbook_url;
+    return j.dump();
+  }
   json j = {{"version", "1"},
             {"event", a.resolved ? "resolved" : "firing"},
             {"alertname", a.alertname()},

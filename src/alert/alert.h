@@ -30,9 +30,15 @@ using journey::Nanos;
 
 inline constexpr char kOrderStuck[] = "OrderStuck";
 inline constexpr char kOrderStuckStorm[] = "OrderStuckStorm";
+// The message broker's management API does not answer (docs/broker.md); a system alert.
+inline constexpr char kBrokerUnreachable[] = "BrokerUnreachable";
 
 struct Alert {
   bool resolved = false;
+  // A system alert (BrokerUnreachable): not about an order.  Its labels are alertname,
+  // severity and `labels`; the order fields stay empty.
+  std::string system;  // the alertname; "" for OrderStuck / OrderStuckStorm
+  std::vector<std::pair<std::string, std::string>> labels;  // system alerts only
   bool storm = false;    // OrderStuckStorm (count orders), else OrderStuck (one order)
   std::string order_id;  // "" for a storm
   std::string stage;     // the stage the order is stuck in
@@ -65,9 +71,16 @@ struct Alert {
   bool heartbeat_alive = false;
   Nanos last_heartbeat = 0;
 
-  const char* alertname() const { return storm ? kOrderStuckStorm : kOrderStuck; }
+  const char* alertname() const {
+    return !system.empty() ? system.c_str() : storm ? kOrderStuckStorm : kOrderStuck;
+  }
   std::string jaeger_url() const { return jaeger_links.empty() ? "" : jaeger_links.front(); }
 };
+
+// BrokerUnreachable for the management API at `broker` (HOST:PORT), unreachable since
+// `since` with `error`: labels alertname, broker, severity=critical; annotations summary and
+// description with the error.
+Alert BrokerUnreachableAlert(const std::string& broker, const std::string& error, Nanos since);
 
 // Times are written with ordertrace::Rfc3339 (common/time_format.h): "2024-05-01T12:00:00.123Z".
 using ordertrace::Rfc3339;

@@ -78,6 +78,22 @@ void AlertDispatcher::OnCleared(const journey::OrderRow& row) {
   cv_.notify_one();
 }
 
+void AlertDispatcher::FireSystem(const std::string& key, Alert alert) {
+  {
+    std::lock_guard lock(mu_);
+    system_queue_.push_back(SystemEvent{key, true, std::move(alert), 0});
+  }
+  cv_.notify_one();
+}
+
+void AlertDispatcher::ResolveSystem(const std::string& key, Nanos at) {
+  {
+    std::lock_guard lock(mu_);
+    system_queue_.push_back(SystemEvent{key, false, Alert(), at});
+  }
+  cv_.notify_one();
+}
+
 void AlertDispatcher::Start() {
   if (started_) return;
   started_ = true;
@@ -107,7 +123,7 @@ void AlertDispatcher::Loop() {
     bool stop;
     {
       std::unique_lock lock(mu_);
-      cv_.wait_for(lock, tick, [&] { return stop_ || !queue_.empty(); });
+      cv_.wait_for(lock, tick, [&] { return stop_ || !queue_.empty() || !system_queue_.empty(); });
       if (!stop_ && !queue_.empty() && options_.group_wait.count() > 0) {
         cv_.wait_for(lock, options_.group_wait, [&] { return stop_; });
       }
@@ -263,7 +279,7 @@ Alert AlertDispatcher::OrderAlert(journey::OrderRow* flagged, const journey::Rul
     } else {
       j.order = *flagged;  // moved on meanwhile: the clear is queued; describe the episode
     }
-    d = journey::Diagnose(j, rules, now, options_.jaeger_ui);
+    d = journey::Diagnose(j, rules, now, options_.jaeger_ui, options_.broker);
   } else if (!journey.ok()) {
     log::Warn("alert without its diagnosis: journey not readable",
               {{"order_id", flagged->order_id}, {"error", journey.status().message()}});
@@ -319,7 +335,11 @@ Alert AlertDispatcher::OrderAlert(journey::OrderRow* flagged, const journey::Rul
                      " published message(s) not processed, e.g. " + d->open_hops[0].message_id +
                      " to " + d->open_hops[0].exchange + " with routing key " +
                      d->open_hops[0].routing_key + ".";
+      if (!d->open_hop_broker.empty() && !d->open_hop_broker[0].empty()) {
+        description += " Broker: " + d->open_hop_broker[0] + ".";
+      }
     }
+    if (!d->broker.empty()) description += " " + d->broker + ".";
   } else {
     description += "; expected from " + a.service + ".";
   }
@@ -338,12 +358,36 @@ void AlertDispatcher::Poll() {
     }
   }
   std::deque<Event> events;
+  std::deque<SystemEvent> system_events;
   {
     std::lock_guard lock(mu_);
     events.swap(queue_);
+    system_events.swap(system_queue_);
   }
   const std::shared_ptr<const journey::Rules> rules = rules_();
   Outgoing out;
+  for (SystemEvent& e : system_events) {
+    auto it = system_firing_.find(e.key);
+    if (e.fire) {
+      if (it != system_firing_.end()) e.alert.starts_at = it->second.alert.starts_at;
+      if (e.alert.runbook_url.empty()) e.alert.runbook_url = options_.runbook_url;
+      out.all.push_back(e.alert);
+      system_firing_[e.key] =
+          SystemFiring{std::move(e.alert), now + ToNanos(options_.resend_interval)};
+    } else if (it != system_firing_.end()) {
+      Alert a = it->second.alert;
+      a.resolved = true;
+      a.ends_at = e.at != 0 ? e.at : now;
+      out.all.push_back(std::move(a));
+      system_firing_.erase(it);
+    }
+  }
+  for (auto& [key, f] : system_firing_) {
+    if (f.next_resend <= now) {
+      out.resends.push_back(f.alert);
+      f.next_resend = now + ToNanos(options_.resend_interval);
+    }
+  }
   for (Event& e : events) {
     if (e.stuck) {
       Flag(e.row, now, &out);

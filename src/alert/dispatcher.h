@@ -38,6 +38,7 @@
 
 #include "alert/alert.h"
 #include "common/metrics.h"
+#include "journey/diagnosis.h"
 #include "journey/engine.h"
 #include "journey/rules.h"
 #include "journey/store.h"
@@ -63,6 +64,9 @@ struct DispatcherOptions {
   Duration retry_max{5000};
   // Stop(): events still queued are sent, retries included, within this.
   Duration stop_timeout{5000};
+  // The broker's view for the diagnosis (queue state of open hops, outage attribution);
+  // nullptr without a broker.  Must outlive the dispatcher.
+  const journey::BrokerView* broker = nullptr;
 };
 
 class AlertDispatcher : public journey::EngineListener {
@@ -79,6 +83,13 @@ class AlertDispatcher : public journey::EngineListener {
 
   void OnStuck(const journey::OrderRow& row) override;
   void OnCleared(const journey::OrderRow& row) override;
+
+  // System alerts (BrokerUnreachable), keyed by `key`: fired to every sink, re-sent while
+  // firing like order alerts, resolved (endsAt) by ResolveSystem.  Firing the same key again
+  // replaces the alert (its startsAt is kept).  Not rebuilt after a restart: their source
+  // (the broker monitor) raises them again.  From any thread.
+  void FireSystem(const std::string& key, Alert alert);
+  void ResolveSystem(const std::string& key, Nanos at);
 
   // Starts the sender thread; its first job rebuilds the firing set from the store.
   void Start();
@@ -101,6 +112,16 @@ class AlertDispatcher : public journey::EngineListener {
   struct Event {
     bool stuck = false;
     journey::OrderRow row;
+  };
+  struct SystemEvent {
+    std::string key;
+    bool fire = false;
+    Alert alert;   // fire
+    Nanos at = 0;  // resolve
+  };
+  struct SystemFiring {
+    Alert alert;
+    Nanos next_resend = 0;
   };
   struct Firing {
     journey::OrderRow row;
@@ -153,6 +174,7 @@ class AlertDispatcher : public journey::EngineListener {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Event> queue_;
+  std::deque<SystemEvent> system_queue_;
   bool stop_ = false;
   std::chrono::steady_clock::time_point stop_deadline_{};
   std::atomic<bool> resync_{false};
@@ -163,6 +185,7 @@ class AlertDispatcher : public journey::EngineListener {
   std::unordered_map<std::string, Firing> firing_;
   std::map<std::string, Group> groups_;
   std::vector<std::string> pending_fire_;  // flagged, not sent yet
+  std::map<std::string, SystemFiring> system_firing_;
 
   std::atomic<size_t> firing_count_{0}, held_count_{0}, storm_count_{0};
 

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -358,6 +359,60 @@ TEST_F(DispatcherTest, ThreadSendsAndStopFlushesResolvedAlerts) {
   auto sent = am_->Take();
   ASSERT_EQ(sent.size(), 2u);
   EXPECT_TRUE(sent[1].resolved);
+}
+
+TEST_F(DispatcherTest, BrokerUnreachableIsASystemAlertResentAndResolved) {
+  auto d = Make();
+  d->FireSystem("broker", BrokerUnreachableAlert("127.0.0.1:15672", "connection refused", kT0));
+  d->Poll();
+  auto sent = am_->Take();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_STREQ(sent[0].alertname(), "BrokerUnreachable");
+  EXPECT_EQ(sent[0].severity, "critical");
+  EXPECT_EQ(sent[0].starts_at, kT0);
+  EXPECT_EQ(sent[0].runbook_url, "https://wiki.test/stuck-orders");
+  EXPECT_NE(sent[0].summary.find("connection refused"), std::string::npos);
+  ASSERT_EQ(hook_->Take().size(), 1u);
+  EXPECT_EQ(d->firing(), 0u);  // not an order
+
+  // Firing again (a new error) keeps startsAt; re-sent to Alertmanager while firing.
+  clock_.Set(kT0 + 10 * kSecond);
+  d->FireSystem("broker", BrokerUnreachableAlert("127.0.0.1:15672", "timed out after 5000ms",
+                                                 kT0 + 10 * kSecond));
+  d->Poll();
+  sent = am_->Take();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].starts_at, kT0);
+  hook_->Take();
+  clock_.Set(kT0 + 71 * kSecond);
+  d->Poll();
+  ASSERT_EQ(am_->Take().size(), 1u);
+  EXPECT_TRUE(hook_->Take().empty());
+
+  d->ResolveSystem("broker", kT0 + 80 * kSecond);
+  d->ResolveSystem("unknown", kT0 + 80 * kSecond);  // nothing firing: nothing sent
+  d->Poll();
+  sent = am_->Take();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_TRUE(sent[0].resolved);
+  EXPECT_EQ(sent[0].ends_at, kT0 + 80 * kSecond);
+  ASSERT_EQ(hook_->Take().size(), 1u);
+  clock_.Set(kT0 + 300 * kSecond);
+  d->Poll();
+  EXPECT_TRUE(am_->Take().empty());
+
+  // The Alertmanager body: alertname, broker, severity; no order labels.
+  const auto body = nlohmann::json::parse(AlertmanagerBody(sent));
+  EXPECT_EQ(body[0]["labels"], (nlohmann::json{{"alertname", "BrokerUnreachable"},
+                                               {"broker", "127.0.0.1:15672"},
+                                               {"severity", "critical"}}));
+  EXPECT_TRUE(body[0]["annotations"].contains("summary"));
+  EXPECT_TRUE(body[0]["annotations"].contains("description"));
+  EXPECT_EQ(body[0]["endsAt"], Rfc3339(kT0 + 80 * kSecond));
+  const auto hook = nlohmann::json::parse(WebhookBody(sent[0]));
+  EXPECT_EQ(hook["alertname"], "BrokerUnreachable");
+  EXPECT_EQ(hook["event"], "resolved");
+  EXPECT_EQ(hook["labels"]["broker"], "127.0.0.1:15672");
 }
 
 }  // namespace

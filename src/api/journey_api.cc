@@ -112,7 +112,11 @@ json DiagnosisJson(const journey::Diagnosis& d) {
                 {"span_id", s.span_id}};
   }
   json hops = json::array();
-  for (const journey::Hop& h : d.open_hops) hops.push_back(HopJson(h));
+  for (size_t i = 0; i < d.open_hops.size(); ++i) {
+    json h = HopJson(d.open_hops[i]);
+    h["broker"] = i < d.open_hop_broker.size() ? StrOrNull(d.open_hop_broker[i]) : json(nullptr);
+    hops.push_back(std::move(h));
+  }
   return json{
       {"summary", d.summary},
       {"kind", journey::StuckKindName(d.kind)},
@@ -131,6 +135,7 @@ json DiagnosisJson(const journey::Diagnosis& d) {
             {"interval_seconds", std::chrono::duration<double>(d.heartbeat.interval).count()},
             {"last", TimeOrNull(d.heartbeat.last_ns)},
             {"alive", d.heartbeat.expected ? json(d.heartbeat.alive) : json(nullptr)}}},
+      {"broker", StrOrNull(d.broker)},
       {"trace_ids", d.trace_ids},
       {"jaeger_links", d.jaeger_links}};
 }
@@ -191,6 +196,24 @@ json OrderJson(const journey::Journey& jr, const std::optional<journey::Diagnosi
   return j;
 }
 
+void RegisterBrokerRoute(receive::HttpServer& server, const Authorizer& auth,
+                         std::function<std::string()> status_json) {
+  server.Route("GET", "/api/v1/broker",
+               [&auth, status_json](receive::HttpRequest& req, receive::HttpResponse& res) {
+                 if (!Allowed(auth, req, res, "broker.read")) return;
+                 if (!status_json) {
+                   JsonError(res, 404,
+                             "no broker configured (broker.management_url / "
+                             "--rabbitmq-management)");
+                   return;
+                 }
+                 res.status = 200;
+                 res.content_type = kJson;
+                 res.body = status_json();
+                 res.headers.emplace_back("Cache-Control", "no-store");
+               });
+}
+
 void RegisterJourneyRoutes(receive::HttpServer& server, journey::Engine& engine,
                            const Authorizer& auth, JourneyApiOptions options) {
   server.Route(
@@ -216,7 +239,8 @@ void RegisterJourneyRoutes(receive::HttpServer& server, journey::Engine& engine,
         }
         const journey::Journey& journey = *jr.value();
         const auto rules = engine.rules();
-        auto d = journey::Diagnose(journey, *rules, engine.clock().Now(), options.jaeger_ui);
+        auto d = journey::Diagnose(journey, *rules, engine.clock().Now(), options.jaeger_ui,
+                                   options.broker);
         JsonResponse(res, 200, OrderJson(journey, d, options.jaeger_ui));
       });
   server.Route("GET", "/api/v1/orders",

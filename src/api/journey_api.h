@@ -4,6 +4,8 @@
 //                             stuck), milestones, spans, hops.  404 + JSON error when unknown.
 //   GET /api/v1/orders?stuck=true|false&stage=S&service=S&limit=N&cursor=C
 //                             {"orders": [...], "next_cursor": "..." | null}
+//   GET /api/v1/broker        RabbitMQ as the broker monitor sees it (docs/broker.md); 404 when
+//                             no broker is configured.  Never affects /readyz.
 //
 // Every route asks the Authorizer first: it is the one place sign-in and roles plug in (the
 // security issue adds OIDC there); until then AllowAll is used on a loopback listener.
@@ -12,11 +14,11 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "common/status.h"
 #include "journey/diagnosis.h"
@@ -46,11 +48,18 @@ struct JourneyApiOptions {
   uint32_t max_spans = 1000;  // spans in one order view
   size_t max_limit = 1000;    // largest page of the list
   size_t default_limit = 100;
+  // The broker's view for diagnoses; nullptr without a broker.  Must outlive the server.
+  const journey::BrokerView* broker = nullptr;
 };
 
 // Registers the routes above.  `engine` and `auth` must outlive the server.
 void RegisterJourneyRoutes(receive::HttpServer& server, journey::Engine& engine,
                            const Authorizer& auth, JourneyApiOptions options);
+
+// GET /api/v1/broker: `status_json` returns the body (BrokerMonitor::StatusJson), or is empty
+// when no broker is configured (then 404 with the config key to set).
+void RegisterBrokerRoute(receive::HttpServer& server, const Authorizer& auth,
+                         std::function<std::string()> status_json);
 
 // JSON of one order's journey and of a list entry (exposed for tests and the CLI's --json).
 nlohmann::json OrderJson(const journey::Journey& journey,

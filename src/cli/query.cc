@@ -65,6 +65,12 @@ void PrintDiagnosis(const json& d) {
                 Str(h, "message_id").c_str(), Str(h, "exchange", "").c_str(),
                 Str(h, "routing_key", "").c_str(), Str(h, "queue", "unknown").c_str(),
                 Str(h, "published").c_str());
+    if (h.contains("broker") && h["broker"].is_string()) {
+      std::printf("              broker: %s\n", h["broker"].get<std::string>().c_str());
+    }
+  }
+  if (d.contains("broker") && d["broker"].is_string()) {
+    std::printf("  broker:     %s\n", d["broker"].get<std::string>().c_str());
   }
   for (const json& l : d["jaeger_links"]) std::printf("  trace:      %s\n", l.get<std::string>().c_str());
 }

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -16,6 +17,7 @@
 #include "alert/sinks.h"
 #include "api/journey_api.h"
 #include "api/routes.h"
+#include "broker/monitor.h"
 #include "common/log.h"
 #include "forward/forwarder.h"
 #include "journey/engine.h"
@@ -148,6 +150,9 @@ struct Gateway::Impl {
   std::unique_ptr<receive::HttpServer> api;
   // Journeys (null when journeys.enabled is false).
   journey::SystemClock clock;
+  // RabbitMQ health (null without broker.management_url); before the alerts and the engine,
+  // which hold it as their BrokerView, so that it outlives them.
+  std::unique_ptr<broker::BrokerMonitor> broker;
   std::unique_ptr<journey::JourneyStore> store;
   // Alerts (null when no sink is configured); declared before the engine, which holds it as a
   // listener, so that it outlives it.
@@ -207,6 +212,23 @@ Status Gateway::Start() {
                              ResidentBytes);
   registry_.AddCallbackGauge("process_open_fds", "Open file descriptors.", OpenFds);
 
+  // The broker monitor before the journeys: the alert dispatcher and the API diagnose with it.
+  if (!config_.broker.management_url.empty()) {
+    auto password = config::BrokerPassword(config_.broker);
+    if (!password.ok()) {
+      Stop();
+      return password.status();
+    }
+    broker::MonitorOptions o;
+    o.management.url = config_.broker.management_url;
+    o.management.user = config_.broker.user;
+    o.management.password = std::move(password).value();
+    o.management.vhost = config_.broker.vhost;
+    o.management.timeout = config_.broker.timeout;
+    o.interval = config_.broker.interval;
+    g.broker = std::make_unique<broker::BrokerMonitor>(std::move(o), g.clock, &registry_);
+  }
+
   // Journeys before the pipeline: rules, store, then the engine recovers its deadlines.
   std::string rules_source = "off";
   if (config_.journeys.enabled) {
@@ -261,8 +283,15 @@ Status Gateway::Start() {
     api::JourneyApiOptions journey_api;
     journey_api.jaeger_ui = config_.journeys.jaeger_ui;
     journey_api.max_spans = config_.journeys.max_spans_per_view;
+    journey_api.broker = g.broker.get();
     api::RegisterJourneyRoutes(*g.api, *g.engine, g.authorizer, journey_api);
   }
+  std::function<std::string()> broker_json;
+  if (g.broker) {
+    broker::BrokerMonitor* monitor = g.broker.get();
+    broker_json = [monitor] { return monitor->StatusJson(); };
+  }
+  api::RegisterBrokerRoute(*g.api, g.authorizer, std::move(broker_json));
   if (Status s = g.api->Start(); !s.ok()) {
     g.api.reset();
     Stop();
@@ -291,6 +320,9 @@ Status Gateway::Start() {
     return Status(s.code(), "OTLP/gRPC listener (listen.otlp_grpc / --otlp-grpc): " + s.message());
   }
 
+  // Readiness does not wait for the broker: a broker outage must not take the gateway (and the
+  // spans that tell about the outage) out of service.
+  if (g.broker) g.broker->Start();
   g.readiness.Set(api::Readiness::State::kReady);
   log::Info("ordertrace gateway started",
             {{"version", Version()},
@@ -300,6 +332,7 @@ Status Gateway::Start() {
              {"data_dir", config_.data_dir},
              {"upstream", config_.forward.upstream.empty() ? "off" : config_.forward.upstream},
              {"journeys", rules_source},
+             {"broker", g.broker ? g.broker->broker() : std::string("off")},
              {"log_spans", config_.log.spans}});
   return Status::Ok();
 }
@@ -336,6 +369,7 @@ void Gateway::Stop(std::chrono::milliseconds drain) {
     g.retention.join();
   }
   if (g.engine) g.engine->StopDetector();  // the queue is drained: every fact is applied
+  if (g.broker) g.broker->Stop();  // before the alerts: its transitions go to them
   // After the detector: flags and clears it raised until now are sent (within a bound).
   if (g.alerts) g.alerts->Stop();
   if (was_serving) {
@@ -423,12 +457,26 @@ Status Gateway::StartAlerts() {
   o.resend_interval = a.resend_interval;
   o.storm_threshold = a.storm.threshold;
   o.storm_window = a.storm.window;
+  o.broker = g.broker.get();
   journey::Engine* engine = g.engine.get();
   g.alerts = std::make_unique<alert::AlertDispatcher>(
       o, std::move(sinks), *g.store, [engine] { return engine->rules(); }, g.clock, &registry_);
   // After Recover(): the dispatcher's first job re-reads the stuck orders from the store and
   // re-sends them with their original startsAt; flags from now on arrive as events.
   g.engine->AddListener(g.alerts.get());
+  if (g.broker) {
+    // BrokerUnreachable: fired when the management API stops answering, resolved when it
+    // answers again (docs/broker.md).
+    alert::AlertDispatcher* alerts = g.alerts.get();
+    g.broker->SetTransitionListener([alerts](const broker::BrokerTransition& t) {
+      const std::string key = std::string(alert::kBrokerUnreachable) + "/" + t.broker;
+      if (t.up) {
+        alerts->ResolveSystem(key, t.at_ns);
+      } else {
+        alerts->FireSystem(key, alert::BrokerUnreachableAlert(t.broker, t.error, t.at_ns));
+      }
+    });
+  }
   g.alerts->Start();
   log::Info("alerting on", {{"alertmanager", static_cast<uint64_t>(a.alertmanager.size())},
                             {"webhook", a.webhook.url.empty() ? "off" : a.webhook.url},
