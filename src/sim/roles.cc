@@ -565,11 +565,14 @@ struct RoleRunner::Impl {
     if (step->finished || step->silent || step->heartbeat.count() <= 0) return;
     After(step->heartbeat, [this, step] {
       if (step->finished || step->silent) return;
-      Span hb = Child(step->heartbeat_name, step->parent, step->order);
-      hb.SetAttribute(kHeartbeatKey, true);
-      hb.End();
+      Heartbeat(*step);
       Beat(step);
     });
+  }
+  void Heartbeat(const LongStep& step) {
+    Span hb = Child(step.heartbeat_name, step.parent, step.order);
+    hb.SetAttribute(kHeartbeatKey, true);
+    hb.End();
   }
   void FinishAt(const std::shared_ptr<LongStep>& step, TimePoint at) {
     step->end_at = at;
@@ -594,6 +597,8 @@ struct RoleRunner::Impl {
       if (silent->lift_after)
         After(*silent->lift_after, [this, step, normal_end] {
           step->silent = false;
+          // Alive again: a heartbeat at once, then on schedule.
+          if (step->heartbeat.count() > 0) Heartbeat(*step);
           Beat(step);
           FinishAt(step, std::max(normal_end, Clock::now()));
         });

@@ -128,8 +128,8 @@ struct Trace {
   }
 };
 
-const char* kStages[] = {"SUBMITTED", "PRICE_CALCULATED",      "APPROVED",
-                         "MANUFACTURING_STARTED", "SHIPPED", "CLOSED"};
+const char* kStages[] = {
+    "SUBMITTED", "PRICE_CALCULATED", "APPROVED", "MANUFACTURING_STARTED", "SHIPPED", "CLOSED"};
 
 // Deadlines of 1–2 s: a healthy order takes about 2 s at pace 0.3.
 constexpr char kFastRules[] = R"(
@@ -219,9 +219,9 @@ void ResetTopology(const Broker& b) {
   amqp_connection_state_t conn = amqp_new_connection();
   amqp_socket_t* sock = amqp_tcp_socket_new(conn);
   ASSERT_EQ(amqp_socket_open(sock, "127.0.0.1", b.port), AMQP_STATUS_OK);
-  ASSERT_EQ(amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest")
-                .reply_type,
-            AMQP_RESPONSE_NORMAL);
+  ASSERT_EQ(
+      amqp_login(conn, "/", 0, 131072, 0, AMQP_SASL_METHOD_PLAIN, "guest", "guest").reply_type,
+      AMQP_RESPONSE_NORMAL);
   amqp_channel_open(conn, 1);
   for (const QueueDef& q : kQueues) {
     amqp_queue_delete(conn, 1, amqp_cstring_bytes(q.queue), 0, 0);
@@ -233,9 +233,9 @@ void ResetTopology(const Broker& b) {
 
 // A queue's state from the management API: {consumers, messages_ready}.
 std::optional<nlohmann::json> QueueState(const Broker& b, const std::string& queue) {
-  auto r = testing_support::RunCommand("curl -sf -u guest:guest http://127.0.0.1:" +
-                                       std::to_string(b.management_port) + "/api/queues/%2F/" +
-                                       queue);
+  auto r = testing_support::RunCommand(
+      "curl -sf -u guest:guest http://127.0.0.1:" + std::to_string(b.management_port) +
+      "/api/queues/%2F/" + queue);
   if (r.exit_code != 0) return std::nullopt;
   auto j = nlohmann::json::parse(r.out, nullptr, false);
   if (j.is_discarded()) return std::nullopt;
@@ -257,11 +257,17 @@ class Sim : public ::testing::Test {
   }
 
   Options FastOptions(uint64_t orders, double rate, std::vector<std::string> faults = {}) {
-    std::vector<std::string> args = {"all",          "--amqp",  AmqpUrlOf(BrokerEnvironment::broker()),
-                                     "--rate",       std::to_string(rate),
-                                     "--orders",     std::to_string(orders),
-                                     "--seed",       "7",
-                                     "--drain",      "500ms",
+    std::vector<std::string> args = {"all",
+                                     "--amqp",
+                                     AmqpUrlOf(BrokerEnvironment::broker()),
+                                     "--rate",
+                                     std::to_string(rate),
+                                     "--orders",
+                                     std::to_string(orders),
+                                     "--seed",
+                                     "7",
+                                     "--drain",
+                                     "500ms",
                                      "--quiet"};
     for (const std::string& f : faults) {
       args.push_back("--fault");
@@ -358,8 +364,8 @@ TEST_F(Sim, EveryFaultLeavesItsShapeAndLiftedFaultsComplete) {
        spec("calc-silent", 4, true), spec("calc-slow", 5, false),
        spec("crm-ignores-price", 6, false), spec("crm-ignores-price", 7, true),
        spec("crm-stalls-approved", 8, false), spec("crm-stalls-approved", 9, true),
-       spec("mes-silent", 10, false), spec("mes-silent", 11, true),
-       spec("crm-no-close", 12, false), spec("crm-no-close", 13, true)}));
+       spec("mes-silent", 10, false), spec("mes-silent", 11, true), spec("crm-no-close", 12, false),
+       spec("crm-no-close", 13, true)}));
   // 20 orders minus the 6 never lifted.
   ASSERT_TRUE(p.WaitClosed(14, 60s)) << p.Closed().size() << " of 14 closed";
   std::this_thread::sleep_for(1s);  // anything that should not happen has had its chance
@@ -422,7 +428,8 @@ TEST_F(Sim, EveryFaultLeavesItsShapeAndLiftedFaultsComplete) {
     EXPECT_GE(Secs(calc->end_time_unix_nano - calc->start_time_unix_nano), 3.9);
     std::vector<uint64_t> beats;
     for (const Tagged* x : t.Of(Id(5)))
-      if (x->span.name == "calculate price heartbeat") beats.push_back(x->span.start_time_unix_nano);
+      if (x->span.name == "calculate price heartbeat")
+        beats.push_back(x->span.start_time_unix_nano);
     std::sort(beats.begin(), beats.end());
     EXPECT_GE(beats.size(), 10u);
     ASSERT_FALSE(beats.empty());
