@@ -580,6 +580,40 @@ TEST_F(Sim, BrokerRestartLosesNoOrder) {
   }
 }
 
+TEST_F(Sim, Load200OrdersPerSecond) {
+  // 200 orders/s for 10 s: ~1,000 messages/s through the broker, hundreds of orders in the
+  // calculation at once.  Every order closes, no span is dropped, and hops stay inside the fast
+  // rules' 1 s (received within 1 s, messages processed within 1 s).
+  const uint64_t n = 2000;
+  const auto start = std::chrono::steady_clock::now();
+  Pipeline p(FastOptions(n, 200));
+  ASSERT_TRUE(p.WaitClosed(n, 120s)) << p.Closed().size() << " of " << n << " closed";
+  const double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  Trace t = p.Stop();
+  std::map<SpanId, const SpanData*> by_id;
+  for (const Tagged& x : t.all) by_id[x.span.span_id] = &x.span;
+  std::vector<double> hops;
+  for (const Tagged& x : t.all) {
+    if (Str(x.span, "messaging.operation.type") != std::string("process")) continue;
+    auto it = by_id.find(x.span.parent_span_id);
+    ASSERT_NE(it, by_id.end());
+    hops.push_back(Secs(x.span.start_time_unix_nano - it->second->start_time_unix_nano));
+  }
+  ASSERT_EQ(hops.size(), 5 * n);
+  std::sort(hops.begin(), hops.end());
+  const auto pct = [&](double q) { return hops[static_cast<size_t>(q * (hops.size() - 1))]; };
+  std::printf(
+      "load: %llu orders at 200/s closed in %.1f s; hop (publish start -> process start) "
+      "p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
+      static_cast<unsigned long long>(n), secs, pct(0.5) * 1e3, pct(0.99) * 1e3, hops.back() * 1e3);
+  for (size_t i = 0; i < 3; ++i) {
+    std::printf("load: %s\n", StatsJson(p.stats(i)).c_str());
+    EXPECT_EQ(p.stats(i).spans_dropped, 0u) << p.stats(i).role;
+  }
+  EXPECT_LT(pct(0.99), 1.0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The binary
 
