@@ -24,7 +24,7 @@ std::string ErrorOf(std::string_view text) {
   return f.ok() ? std::string() : f.status().message();
 }
 
-TEST(FaultSpec, ParsesEveryFault) {
+TEST(SimFaultSpec, ParsesEveryFault) {
   FaultSpec f = MustParse("lost-to-mes:rate=0.25");
   EXPECT_EQ(f.kind, FaultKind::kLostToMes);
   ASSERT_TRUE(f.rate);
@@ -57,7 +57,7 @@ TEST(FaultSpec, ParsesEveryFault) {
   EXPECT_EQ(f.text, "slow-consumer:queue=mes.calculate:per_second=2.5");
 }
 
-TEST(FaultSpec, EveryErrorSaysWhatIsWrong) {
+TEST(SimFaultSpec, EveryErrorSaysWhatIsWrong) {
   EXPECT_EQ(ErrorOf("lost-to-crm:rate=1"),
             "--fault 'lost-to-crm:rate=1': unknown fault 'lost-to-crm' (faults: lost-to-mes, "
             "calc-silent, calc-slow, crm-ignores-price, crm-stalls-approved, mes-silent, "
@@ -106,7 +106,7 @@ TEST(FaultSpec, EveryErrorSaysWhatIsWrong) {
   EXPECT_EQ(ErrorOf("calc-slow"), "--fault 'calc-slow': calc-slow needs rate=R or orders=ID|ID...");
 }
 
-TEST(FaultSpec, RateSelectionIsDeterministicAndNearTheRate) {
+TEST(SimFaultSpec, RateSelectionIsDeterministicAndNearTheRate) {
   FaultSpec f = MustParse("mes-silent:rate=0.2");
   FaultSpec g = MustParse("calc-silent:rate=0.2");
   int selected = 0, both = 0;
@@ -138,7 +138,7 @@ TEST(FaultSpec, RateSelectionIsDeterministicAndNearTheRate) {
   EXPECT_FALSE(MustParse("consumer-gone:queue=crm.orders").Selects(1, "A"));
 }
 
-TEST(Pacing, FromTheDefaultRules) {
+TEST(SimPacing, FromTheDefaultRules) {
   auto p = DerivePacing(journey::DefaultRules(), 0.3, 1);
   ASSERT_TRUE(p.ok()) << p.status().message();
   EXPECT_EQ(p->stages[0], "SUBMITTED");
@@ -152,7 +152,7 @@ TEST(Pacing, FromTheDefaultRules) {
   EXPECT_EQ(p->close, Micros(std::chrono::hours(24)) * 3 / 10);
 }
 
-TEST(Pacing, ARenamedScaledFileWithTimeScale) {
+TEST(SimPacing, ARenamedScaledFileWithTimeScale) {
   auto rules = journey::ParseRules(R"(
 stages: [NEW, PRICED, OK, BUILDING, SENT, DONE]
 expect:
@@ -188,7 +188,7 @@ expect:
   }
 }
 
-TEST(Pacing, NeedsSixStages) {
+TEST(SimPacing, NeedsSixStages) {
   auto rules = journey::ParseRules(R"(
 stages: [A, B, C]
 expect:
@@ -205,7 +205,7 @@ expect:
             "3: A, B, C");
 }
 
-TEST(OrderId, PrefixSeedTagAndCounter) {
+TEST(SimOrderId, PrefixSeedTagAndCounter) {
   const std::string a = OrderId("ORD-", 7, 42);
   ASSERT_EQ(a.size(), std::string("ORD-7f3a-000042").size());
   EXPECT_EQ(a.substr(0, 4), "ORD-");
@@ -219,7 +219,7 @@ TEST(OrderId, PrefixSeedTagAndCounter) {
   EXPECT_GT(tags.size(), 95u);
 }
 
-TEST(Args, DefaultsAndFlags) {
+TEST(SimArgs, DefaultsAndFlags) {
   auto o = ParseArgs({"crm"});
   ASSERT_TRUE(o.ok()) << o.status().message();
   EXPECT_EQ(o->role, Role::kCrm);
@@ -251,7 +251,7 @@ TEST(Args, DefaultsAndFlags) {
   EXPECT_EQ(ParseAmqpUrl("amqp://guest:guest@127.0.0.1:5672/prod")->vhost, "prod");
 }
 
-TEST(Args, Errors) {
+TEST(SimArgs, Errors) {
   const auto err = [](std::vector<std::string> a) {
     auto o = ParseArgs(a);
     EXPECT_FALSE(o.ok());
