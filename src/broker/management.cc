@@ -26,8 +26,9 @@ class Fields {
     *out = it->get<std::string>();
     return true;
   }
-  bool Count(const char* key, uint64_t* out) {
+  bool Count(const char* key, uint64_t* out, bool* present = nullptr) {
     auto it = o_.find(key);
+    if (present != nullptr) *present = it != o_.end() && !it->is_null();
     if (it == o_.end() || it->is_null()) return true;
     if (it->is_number_unsigned()) {
       *out = it->get<uint64_t>();
@@ -129,7 +130,7 @@ Status ParseQueues(std::string_view body, std::vector<QueueState>* out) {
   Status s = ParseArray(body, "/api/queues", [&](Fields& f) {
     QueueState q;
     if (!f.String("vhost", &q.vhost) || !f.String("name", &q.name) ||
-        !f.Count("messages_ready", &q.ready) || !f.Count("messages_unacknowledged", &q.unacked) ||
+        !f.Count("messages_ready", &q.ready, &q.counted) || !f.Count("messages_unacknowledged", &q.unacked) ||
         !f.Count("consumers", &q.consumers) || !f.Rate("publish", &q.publish_rate) ||
         !f.Rate("deliver_get", &q.deliver_rate) || !f.Rate("ack", &q.ack_rate)) {
       return false;

@@ -46,6 +46,9 @@ struct QueueState {
   double publish_rate = 0;
   double deliver_rate = 0;  // deliver_get: deliveries and basic.get
   double ack_rate = 0;
+  // False when the response had no message counts for the queue: RabbitMQ reports a queue
+  // before its statistics (just declared, or just after a restart), and 0 would be a lie.
+  bool counted = true;
 };
 
 struct ExchangeInfo {
@@ -83,7 +86,7 @@ Status ParseBindings(std::string_view body, std::vector<BindingInfo>* out);
 struct ManagementOptions {
   std::string url;  // http://HOST:PORT[/prefix], the management plugin's base URL
   std::string user = "guest";
-  std::string password;  // never logged
+  std::string password = "guest";  // never logged
   std::string vhost = "/";
   std::chrono::milliseconds timeout{5000};  // per request
   uint64_t max_body_bytes = uint64_t{32} << 20;

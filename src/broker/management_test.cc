@@ -46,6 +46,7 @@ TEST(ManagementParseTest, CapturedQueues) {
   // crm.orders: a consumer acking 200 messages/s as they are published.
   EXPECT_EQ(q[1].consumers, 1u);
   EXPECT_EQ(q[1].ready, 0u);
+  EXPECT_TRUE(q[1].counted);
   EXPECT_DOUBLE_EQ(q[1].publish_rate, 200.0);
   EXPECT_DOUBLE_EQ(q[1].deliver_rate, 200.0);
   EXPECT_DOUBLE_EQ(q[1].ack_rate, 199.8);
@@ -135,6 +136,8 @@ TEST(ManagementParseTest, MissingFieldsKeepZeroValues) {
   ASSERT_EQ(q.size(), 2u);
   EXPECT_EQ(q[0].name, "bare");
   EXPECT_EQ(q[0].ready, 0u);
+  EXPECT_FALSE(q[0].counted);  // not reported: unknown, not 0
+  EXPECT_FALSE(q[1].counted);
   EXPECT_EQ(q[0].consumers, 0u);
   EXPECT_EQ(q[0].vhost, "");
 }

@@ -23,6 +23,11 @@ const char* ResultOf(const Status& s) {
 }
 
 std::string QueueSentence(const QueueState& q) {
+  if (!q.counted) {
+    return "queue " + q.name + ": " + journey::WithThousands(q.consumers) +
+           (q.consumers == 1 ? " consumer" : " consumers") +
+           ", message counts not reported yet (RabbitMQ just started or declared it)";
+  }
   return "queue " + q.name + ": " + journey::WithThousands(q.ready) + " ready, " +
          journey::WithThousands(q.unacked) + " unacked, " + journey::WithThousands(q.consumers) +
          (q.consumers == 1 ? " consumer" : " consumers");
@@ -181,8 +186,10 @@ void BrokerMonitor::UpdateQueueMetrics(const Snapshot& snap) {
       series_.insert(q.name);
     }
     seen.insert(q.name);
-    ready_->With({q.name}).Set(static_cast<double>(q.ready));
-    unacked_->With({q.name}).Set(static_cast<double>(q.unacked));
+    if (q.counted) {  // else the previous values stay until RabbitMQ reports them
+      ready_->With({q.name}).Set(static_cast<double>(q.ready));
+      unacked_->With({q.name}).Set(static_cast<double>(q.unacked));
+    }
     consumers_->With({q.name}).Set(static_cast<double>(q.consumers));
     publish_rate_->With({q.name}).Set(q.publish_rate);
     deliver_rate_->With({q.name}).Set(q.deliver_rate);
@@ -313,8 +320,8 @@ std::string BrokerMonitor::StatusJson() const {
     for (const QueueState& q : snap->queues) {
       queues.push_back({{"name", q.name},
                         {"vhost", q.vhost},
-                        {"messages_ready", q.ready},
-                        {"messages_unacknowledged", q.unacked},
+                        {"messages_ready", q.counted ? json(q.ready) : json(nullptr)},
+                        {"messages_unacknowledged", q.counted ? json(q.unacked) : json(nullptr)},
                         {"consumers", q.consumers},
                         {"publish_rate", q.publish_rate},
                         {"deliver_rate", q.deliver_rate},

@@ -60,6 +60,16 @@ TEST(BrokerMonitorTest, DescribesTheHopsQueue) {
             "exchange 'hdrs' routes by headers (headers exchange): queue not resolved");
   EXPECT_EQ(m.DescribeHop(HopTo("nope", "x"), kT0),
             "exchange 'nope' does not exist in vhost '/': the publish failed");
+  Snapshot fresh = Snap(kT0 + 1);
+  fresh.queues[0].counted = false;  // just after a restart
+  m.Record(fresh, kT0 + 1);
+  EXPECT_EQ(m.DescribeHop(HopTo("orders", "price.calculated"), kT0),
+            "queue crm.prices: 0 consumers, message counts not reported yet (RabbitMQ just "
+            "started or declared it)");
+  EXPECT_NE(registry.Serialize().find(
+                "ordertrace_broker_queue_messages_ready{queue=\"crm.prices\"} 1204\n"),
+            std::string::npos)
+      << "the last reported value stays";
   journey::Hop named = HopTo("nope", "x");
   named.queue = "mes.calculate";  // the span named the queue: that wins
   EXPECT_EQ(m.DescribeHop(named, kT0), "queue mes.calculate: 0 ready, 0 unacked, 1 consumer");
