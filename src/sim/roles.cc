@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -52,14 +53,18 @@ void ReportWriter::Line(const std::string& json) {
 }
 
 TracerOptions SimTracerOptions(const Options& options, const std::string& service) {
-  TracerOptions t;
+  // The standard OTEL_* variables apply (OTEL_BSP_SCHEDULE_DELAY, OTEL_EXPORTER_OTLP_HEADERS,
+  // ...), except what the sim decides: service.name is the role, the endpoint is --otlp.
+  TracerOptions t = TracerOptionsFromEnv();
   t.service_name = service;
   t.exporter.endpoint = options.otlp;
-  t.sampler = Sampler::kAlwaysOn;
-  // ~12 spans per order; 200 orders/s is ~2,400 spans/s across the roles.
-  t.max_queue_size = 1 << 17;
-  t.max_export_batch_size = 2048;
-  t.schedule_delay = std::chrono::milliseconds(200);
+  // ~12 spans per order; 200 orders/s is ~2,400 spans/s across the roles: a bigger queue and
+  // batches, and an export every 200 ms (deadlines in tests and demos are seconds), unless the
+  // variables say otherwise.
+  if (std::getenv("OTEL_BSP_MAX_QUEUE_SIZE") == nullptr) t.max_queue_size = 1 << 17;
+  if (std::getenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") == nullptr) t.max_export_batch_size = 2048;
+  if (std::getenv("OTEL_BSP_SCHEDULE_DELAY") == nullptr)
+    t.schedule_delay = std::chrono::milliseconds(200);
   return t;
 }
 

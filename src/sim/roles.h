@@ -49,8 +49,9 @@ class ReportWriter {
   std::FILE* f_ = nullptr;
 };
 
-// The tracer options the sim uses for a role's provider: service.name = the role, the OTLP
-// endpoint from --otlp, a queue big enough for hundreds of orders per second.
+// The tracer options the sim uses for a role's provider: the standard OTEL_* variables, then
+// service.name = the role, the OTLP endpoint from --otlp, and (unless the OTEL_BSP_* variables
+// set them) a queue big enough for hundreds of orders per second, exported every 200 ms.
 TracerOptions SimTracerOptions(const Options& options, const std::string& service);
 
 class RoleRunner {
