@@ -163,7 +163,22 @@ std::string RenderWatch(const std::vector<Sample>& m, std::string_view stuck_jso
       stuck[Label(s, "stage")] += s.value;
     }
   }
-  if (stages.empty()) {
+  // The rules' order (ordertrace_journey_stage_index); stages without a position last.
+  std::map<std::string, double, std::less<>> position;
+  for (const Sample& s : m) {
+    if (s.name == "ordertrace_journey_stage_index") position[Label(s, "stage")] = s.value;
+  }
+  auto pos = [&](const std::string& st) {
+    auto it = position.find(st);
+    return it == position.end() || it->second < 0 ? 1e9 : it->second;
+  };
+  std::stable_sort(stages.begin(), stages.end(),
+                   [&](const std::string& a, const std::string& b) { return pos(a) < pos(b); });
+  // Rows worth a line: a stage of the rules, or any stage holding orders now.
+  std::erase_if(stages, [&](const std::string& st) {
+    return pos(st) == 1e9 && active[st] == 0 && (!stuck.contains(st) || stuck[st] == 0);
+  });
+  if (stages.empty() && active.empty()) {
     lines.emplace_back("(the gateway reports no journeys: are they enabled?)");
   } else {
     lines.push_back(Format("%-26s %10s %8s", "STAGE", "ACTIVE", "STUCK"));

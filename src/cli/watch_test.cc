@@ -10,9 +10,12 @@ namespace {
 // A /metrics page as the gateway writes it (trimmed), with the broker's queue gauges.
 constexpr char kMetrics[] = R"(# HELP ordertrace_journey_active_orders_by_stage Active orders.
 # TYPE ordertrace_journey_active_orders_by_stage gauge
-ordertrace_journey_active_orders_by_stage{stage="none"} 0
-ordertrace_journey_active_orders_by_stage{stage="SUBMITTED"} 1234
 ordertrace_journey_active_orders_by_stage{stage="PRICE_CALCULATED"} 7
+ordertrace_journey_active_orders_by_stage{stage="SUBMITTED"} 1234
+ordertrace_journey_active_orders_by_stage{stage="none"} 0
+ordertrace_journey_stage_index{stage="PRICE_CALCULATED"} 1
+ordertrace_journey_stage_index{stage="SUBMITTED"} 0
+ordertrace_journey_stage_index{stage="none"} -1
 ordertrace_journey_stuck_orders_by_stage{stage="SUBMITTED",service="mes",kind="not_received"} 2
 ordertrace_journey_stuck_orders_by_stage{stage="SUBMITTED",service="mes",kind="silent"} 1
 ordertrace_journey_stuck_orders 3
@@ -41,12 +44,13 @@ constexpr char kStuck[] = R"({"orders":[
 
 TEST(WatchTest, ParsesTheExpositionFormat) {
   const auto samples = ParseMetrics(kMetrics);
-  // 19 good sample lines; the line without a value and the unterminated label are skipped.
-  ASSERT_EQ(samples.size(), 19u);
+  // 22 good sample lines; the line without a value and the unterminated label are skipped.
+  ASSERT_EQ(samples.size(), 22u);
   EXPECT_EQ(samples[1].name, "ordertrace_journey_active_orders_by_stage");
   EXPECT_EQ(samples[1].labels.at("stage"), "SUBMITTED");
   EXPECT_EQ(samples[1].value, 1234);
-  EXPECT_EQ(samples[3].labels.at("kind"), "not_received");
+  EXPECT_EQ(samples[5].value, -1);
+  EXPECT_EQ(samples[6].labels.at("kind"), "not_received");
   EXPECT_EQ(samples.back().name, "escaped");
   EXPECT_EQ(samples.back().labels.at("path"), "a\"b\\c");
   EXPECT_EQ(samples.back().value, 2.5);  // the timestamp after it is ignored
@@ -55,13 +59,14 @@ TEST(WatchTest, ParsesTheExpositionFormat) {
 TEST(WatchTest, FrameShowsStagesTotalsQueuesAndStuckOrders) {
   const std::string f = RenderWatch(ParseMetrics(kMetrics), kStuck, "HEADER", 10, 0);
   EXPECT_EQ(f.rfind("HEADER\n", 0), 0u);
-  // Stages in the gateway's order, stuck summed over service and kind, thousands separators.
+  // Stages in the rules' order (the index metric, not the page's), stuck summed over service
+  // and kind, thousands separators; "none" with no order in it is not a row.
   const size_t sub = f.find("SUBMITTED                       1,234        3  <-");
   const size_t price = f.find("PRICE_CALCULATED                    7        0\n");
   ASSERT_NE(sub, std::string::npos) << f;
   ASSERT_NE(price, std::string::npos) << f;
   EXPECT_LT(sub, price);
-  EXPECT_NE(f.find("(no milestone yet)"), std::string::npos);
+  EXPECT_EQ(f.find("(no milestone yet)"), std::string::npos);
   EXPECT_NE(f.find("closed 40 · spans accepted 1,500 · flagged 3 · cleared 0"), std::string::npos)
       << f;
   EXPECT_EQ(f.find("alerts sent"), std::string::npos);  // no alerting metrics on this page

@@ -230,6 +230,11 @@ Engine::Engine(std::shared_ptr<const Rules> rules, JourneyStore& store, const Cl
   active_by_stage_family_ = &registry->AddGauge(
       "ordertrace_journey_active_orders_by_stage",
       "Active orders by the stage they are in (stage=\"none\": no milestone yet).", {"stage"});
+  stage_index_family_ = &registry->AddGauge(
+      "ordertrace_journey_stage_index",
+      "A stage's position in the lifecycle rules (0 first; -1: \"none\" or a stage the rules "
+      "no longer have), to order dashboards and `ordertrace watch`.",
+      {"stage"});
   stuck_by_stage_family_ = &registry->AddGauge(
       "ordertrace_journey_stuck_orders_by_stage",
       "Orders flagged as stuck now, by stage, the service the rules expect and what they missed.",
@@ -330,9 +335,14 @@ void Engine::RebuildStageMetrics() {
   stuck_by_stage_gauges_.assign(slots * kStuckKinds, nullptr);
   stage_duration_.assign(slots, nullptr);
   heartbeats_missed_.assign(slots, nullptr);
+  // Stages the rules no longer have keep their series, at -1 (no position).
+  for (const auto& [name, g] : stage_index_gauges_) g->Set(-1);
   for (size_t slot = 0; slot < slots; ++slot) {
     const std::string name = slot == 0 ? "none" : rules.stages[slot - 1].name;
     active_by_stage_gauges_[slot] = &active_by_stage_family_->With({name});
+    metrics::Gauge*& index = stage_index_gauges_[name];
+    if (index == nullptr) index = &stage_index_family_->With({name});
+    index->Set(static_cast<double>(slot) - 1);
     if (slot == 0 || rules.stages[slot - 1].terminal()) continue;
     // The series of stages an order can leave or miss a heartbeat in exist from the start.
     stage_duration_[slot] = &stage_duration_family_->With({name});

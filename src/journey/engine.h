@@ -190,7 +190,7 @@ class Engine {
 
   mutable std::mutex mu_;  // guards everything below
   std::shared_ptr<const Rules> rules_;
-  std::vector<std::string> watched_;  // rules_->WatchedServices()
+  std::vector<std::string> watched_;   // rules_->WatchedServices()
   std::vector<std::string> services_;  // interned service names (last_service)
   std::unordered_map<std::string, uint16_t> service_ids_;
   std::unique_ptr<ActiveMap> active_;
@@ -202,7 +202,7 @@ class Engine {
   size_t orphan_next_ = 0;
   std::unordered_map<std::string, size_t> orphan_index_;  // message/parent/link key → ring slot
   size_t stuck_ = 0;
-  KnownIds known_;                 // every order id the store holds (active ones too)
+  KnownIds known_;                  // every order id the store holds (active ones too)
   RecentIds closed_sends_{100000};  // send spans of hops closed lately (retried publishes)
   std::vector<EngineListener*> listeners_;
   WriteBatch retry_;  // facts a failed store write still owes the store
@@ -223,6 +223,8 @@ class Engine {
   metrics::Family<metrics::Counter>* flagged_total_;
   metrics::Counter* cleared_total_;
   metrics::Counter* closed_total_;
+  metrics::Family<metrics::Gauge>* stage_index_family_;
+  std::unordered_map<std::string, metrics::Gauge*> stage_index_gauges_;  // by stage name
   metrics::Histogram* flag_lag_;
   metrics::Family<metrics::Gauge>* active_by_stage_family_;
   metrics::Family<metrics::Gauge>* stuck_by_stage_family_;

@@ -76,6 +76,12 @@ TEST(EngineMetricsTest, ActiveAndStuckOrdersByStageWithoutOrderIds) {
   EXPECT_EQ(Series(text, active + "{stage=\"none\"}"), "0");
   EXPECT_EQ(Series(text, active + "{stage=\"SHIPPED\"}"), "0");
   EXPECT_EQ(text.find(stuck + "{"), std::string::npos);
+  // Each stage's position in the rules, for dashboards and `ordertrace watch`.
+  const std::string index = "ordertrace_journey_stage_index";
+  EXPECT_EQ(Series(text, index + "{stage=\"none\"}"), "-1");
+  EXPECT_EQ(Series(text, index + "{stage=\"SUBMITTED\"}"), "0");
+  EXPECT_EQ(Series(text, index + "{stage=\"CLOSED\"}"), "5");
+  EXPECT_EQ(Series(text, "ordertrace_journey_closed_total"), "0");
 
   SpanRecord no_stage = Submitted("ORD-M-3", "00000000000000d3", kT0);
   no_stage.stage.clear();
@@ -122,6 +128,12 @@ TEST(EngineMetricsTest, ActiveAndStuckOrdersByStageWithoutOrderIds) {
   EXPECT_EQ(Series(text, stuck + "{stage=\"SUBMITTED\",service=\"mes\",kind=\"not_received\"}"),
             "0");
   EXPECT_EQ(Series(text, duration + "_count{stage=\"SUBMITTED\"}"), "2");
+  EXPECT_EQ(Series(text, "ordertrace_journey_closed_total"), "1");
+  // A late duplicate of the closing span closes nothing more.
+  ASSERT_TRUE(
+      engine.Apply({Milestone("ORD-M-2", "00000000000000e2", "CLOSED", "crm", kT0 + 210 * kSecond)})
+          .ok());
+  EXPECT_EQ(Series(registry.Serialize(), "ordertrace_journey_closed_total"), "1");
 
   // After a restart the counts come back from the store.
   {
