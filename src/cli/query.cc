@@ -44,7 +44,12 @@ bool Fetch(const QueryOptions& o, const std::string& target, int* status, json* 
 void PrintDiagnosis(const json& d) {
   std::printf("\n  %s\n\n", Str(d, "summary").c_str());
   std::printf("  expected:   %s", Str(d, "expected").c_str());
-  if (!d["expected_service"].is_null()) std::printf(" from %s", Str(d, "expected_service").c_str());
+  // "a span from mes (receipt)" already names the service; "milestone SHIPPED" does not.
+  const std::string service = Str(d, "expected_service");
+  if (!d["expected_service"].is_null() &&
+      Str(d, "expected").find("from " + service) == std::string::npos) {
+    std::printf(" from %s", service.c_str());
+  }
   std::printf(" (due %s)\n", Str(d, "deadline").c_str());
   const json& last = d["last_span"];
   if (last.is_object()) {
