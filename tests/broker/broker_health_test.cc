@@ -548,6 +548,8 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
       },
       30s))
       << j.dump(2);
+  std::printf("diagnosis once the counts are back: %s\n",
+              j["diagnosis"]["summary"].get<std::string>().c_str());
   EXPECT_EQ(gw.Stop(), 0);
 }
 
