@@ -384,16 +384,21 @@ class Webhook {
   std::vector<json> events_;
 };
 
-// Whether `ordertrace serve --help` lists `flag`.
-bool ServeHasFlag(const std::string& flag) {
-  FILE* p = ::popen((std::string(ORDERTRACE_BIN) + " serve --help 2>&1").c_str(), "r");
-  if (p == nullptr) return false;
+// The output (stdout and stderr) of a shell command.
+std::string RunShell(const std::string& command) {
+  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
+  if (p == nullptr) return "";
   std::string out;
   char buf[4096];
   size_t n;
   while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
   ::pclose(p);
-  return out.find(flag) != std::string::npos;
+  return out;
+}
+
+// Whether `ordertrace serve --help` lists `flag`.
+bool ServeHasFlag(const std::string& flag) {
+  return RunShell(std::string(ORDERTRACE_BIN) + " serve --help").find(flag) != std::string::npos;
 }
 
 json GetJson(uint16_t port, const std::string& target) {
@@ -550,6 +555,11 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
       << j.dump(2);
   std::printf("diagnosis once the counts are back: %s\n",
               j["diagnosis"]["summary"].get<std::string>().c_str());
+  // `ordertrace order` prints the broker's view of the hop and the attribution.
+  const std::string cli = RunShell(std::string(ORDERTRACE_BIN) + " order " + order +
+                                   " --api http://127.0.0.1:" + std::to_string(gw.http_port()));
+  EXPECT_NE(cli.find("              broker: " + sentence + "\n"), std::string::npos) << cli;
+  EXPECT_NE(cli.find("  broker:     RabbitMQ was unreachable "), std::string::npos) << cli;
   EXPECT_EQ(gw.Stop(), 0);
 }
 
