@@ -9,8 +9,11 @@
 // Each test program starts its own private broker (tests/rabbitmq/broker.h), since one case
 // stops and restarts it; each case deletes the sim's queues first.
 #include <amqp_tcp_socket.h>
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +26,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -42,27 +46,32 @@ using namespace std::chrono_literals;
 using testing::Broker;
 using testing_support::MemoryExporter;
 
+// The broker is started on first use (the binary's flag tests need none) and stopped at the end.
 class BrokerEnvironment : public ::testing::Environment {
  public:
-  void SetUp() override {
-    char tmpl[] = "/tmp/ot-sim-test-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) {
-      broker_.reason = "mkdtemp failed";
-      return;
-    }
-    dir_ = tmpl;
-    broker_ = testing::StartBroker(dir_ + "/broker", /*die_with_parent=*/true);
-  }
   void TearDown() override {
     if (dir_.empty()) return;
     testing::StopBroker(&broker_);
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
-  static Broker& broker() { return broker_; }
+  static Broker& broker() {
+    if (!started_) {
+      started_ = true;
+      char tmpl[] = "/tmp/ot-sim-test-XXXXXX";
+      if (mkdtemp(tmpl) == nullptr) {
+        broker_.reason = "mkdtemp failed";
+        return broker_;
+      }
+      dir_ = tmpl;
+      broker_ = testing::StartBroker(dir_ + "/broker", /*die_with_parent=*/true);
+    }
+    return broker_;
+  }
   static const std::string& dir() { return dir_; }
 
  private:
+  static inline bool started_ = false;
   static inline Broker broker_;
   static inline std::string dir_;
 };
@@ -208,6 +217,76 @@ class Pipeline {
   std::vector<std::unique_ptr<std::atomic<bool>>> stops_;
   std::vector<Stats> stats_;
   std::vector<std::thread> threads_;
+};
+
+// A minimal OTLP/HTTP endpoint for the sim processes: answers every POST with 200 and an empty
+// ExportTraceServiceResponse, and counts the requests (what is in them is the gateway's tests'
+// business).
+class OtlpSink {
+ public:
+  OtlpSink() {
+    fd_ = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || listen(fd_, 16) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      return;
+    port_ = ntohs(a.sin_port);
+    accept_ = std::thread([this] {
+      while (true) {
+        int c = accept(fd_, nullptr, nullptr);
+        if (c < 0) return;
+        std::lock_guard<std::mutex> lock(mu_);
+        conns_.emplace_back([this, c] { Serve(c); });
+      }
+    });
+  }
+  ~OtlpSink() {
+    shutdown(fd_, SHUT_RDWR);
+    close(fd_);
+    if (accept_.joinable()) accept_.join();
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& t : conns_) t.join();
+  }
+  int port() const { return port_; }
+  int requests() const { return requests_.load(); }
+
+ private:
+  void Serve(int c) {
+    std::string buf;
+    char chunk[65536];
+    while (true) {
+      size_t end = buf.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        std::string head = buf.substr(0, end);
+        std::transform(head.begin(), head.end(), head.begin(), ::tolower);
+        size_t cl = head.find("content-length:");
+        const size_t body = cl == std::string::npos ? 0 : std::stoul(head.substr(cl + 15));
+        if (buf.size() >= end + 4 + body) {
+          buf.erase(0, end + 4 + body);
+          ++requests_;
+          static const char kOk[] =
+              "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\n"
+              "Content-Length: 0\r\n\r\n";
+          if (send(c, kOk, sizeof kOk - 1, MSG_NOSIGNAL) < 0) break;
+          continue;
+        }
+      }
+      ssize_t n = recv(c, chunk, sizeof chunk, 0);
+      if (n <= 0) break;
+      buf.append(chunk, static_cast<size_t>(n));
+    }
+    close(c);
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<int> requests_{0};
+  std::thread accept_;
+  std::mutex mu_;
+  std::vector<std::thread> conns_;
 };
 
 std::string AmqpUrlOf(const Broker& b) {
@@ -650,14 +729,16 @@ TEST(SimBinary, BadFlagsExitTwoWithTheReason) {
 
 TEST_F(Sim, ProcessesRunTheOrdersAndStopOnSigterm) {
   // The three roles as processes; the partner exits when its orders are confirmed; SIGTERM
-  // stops crm and mes with exit 0, and each writes its stats to its report.  Spans go to a
-  // closed port (dropped and counted: the OTLP side is the gateway's tests).
+  // stops crm and mes with exit 0, and each writes its stats to its report, after flushing its
+  // spans to the OTLP endpoint (a minimal one here: the gateway has its own tests).
+  OtlpSink sink;
+  ASSERT_GT(sink.port(), 0);
   const std::string dir = BrokerEnvironment::dir();
   std::string rules = dir + "/fast.yaml";
   std::ofstream(rules) << kFastRules;
   const std::string common = " --amqp " + AmqpUrlOf(BrokerEnvironment::broker()) +
-                             " --otlp http://127.0.0.1:9/v1/traces --rules " + rules +
-                             " --seed 7 --quiet";
+                             " --otlp http://127.0.0.1:" + std::to_string(sink.port()) +
+                             "/v1/traces --rules " + rules + " --seed 7 --quiet";
   const auto spawn = [&](const std::string& role, const std::string& extra) {
     pid_t pid = fork();
     if (pid == 0) {
@@ -674,18 +755,17 @@ TEST_F(Sim, ProcessesRunTheOrdersAndStopOnSigterm) {
   int status = 0;
   ASSERT_EQ(waitpid(partner, &status, 0), partner);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
-  // Wait for the CRM to close the 10 orders (its queue empties and nothing is unacked).
+  // The CRM acks a shipment only after closing its order: 10 acks on crm.shipments (a cumulative
+  // figure of the management API, which may lag but never runs ahead) mean 10 orders closed.
   const auto until = std::chrono::steady_clock::now() + 60s;
-  bool drained = false;
-  while (!drained && std::chrono::steady_clock::now() < until) {
+  int acked = 0;
+  while (acked < 10 && std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(500ms);
-    drained = true;
-    for (const QueueDef& q : kQueues) {
-      auto s = QueueState(BrokerEnvironment::broker(), q.queue);
-      drained = drained && s && (*s)["messages"] == 0;
-    }
+    auto q = QueueState(BrokerEnvironment::broker(), "crm.shipments");
+    if (q && (*q)["message_stats"].is_object() && (*q)["message_stats"]["ack"].is_number())
+      acked = (*q)["message_stats"]["ack"].get<int>();
   }
-  std::this_thread::sleep_for(1500ms);  // the last close (0.3 s) after the ack-free shipments
+  EXPECT_EQ(acked, 10);
   kill(crm, SIGTERM);
   kill(mes, SIGTERM);
   for (pid_t pid : {crm, mes}) {
@@ -712,7 +792,12 @@ TEST_F(Sim, ProcessesRunTheOrdersAndStopOnSigterm) {
   EXPECT_EQ(cs["messages_processed"], 30);
   auto [mes_lines, ms] = last_json("mes");
   EXPECT_EQ(ms["published"], 20);
-  EXPECT_GT(ms["spans_ended"].get<int>(), 0);
+  for (const auto* stats : {&ps, &cs, &ms}) {
+    EXPECT_GT((*stats)["spans_ended"].get<int>(), 0) << stats->dump();
+    EXPECT_EQ((*stats)["spans_exported"], (*stats)["spans_ended"]) << stats->dump();
+    EXPECT_EQ((*stats)["spans_dropped"], 0) << stats->dump();
+  }
+  EXPECT_GE(sink.requests(), 3);
 }
 
 }  // namespace
