@@ -904,6 +904,10 @@ struct RoleRunner::Impl {
   void BeginStop() {
     stopping = true;
     drain_deadline = Clock::now() + o.drain;
+    if (role != Role::kPartner || !outbox.empty())
+      std::fprintf(
+          stderr, "%s: stopping: finishing %zu deliveries in hand, %zu to publish (up to %.1f s)\n",
+          name.c_str(), hand_open, outbox.size(), std::chrono::duration<double>(o.drain).count());
     for (size_t i = 0; i < consumed.size(); ++i)
       if (!gone[i]) Unsubscribe(i);
     // Deliveries waiting behind a slow consumer are not in hand yet: left to the broker.
@@ -946,6 +950,11 @@ struct RoleRunner::Impl {
       }
     }
     stats.unsent = outbox.size();
+    if (hand_open + order_timers > 0 || !outbox.empty())
+      std::fprintf(stderr,
+                   "%s: %zu deliveries left unacked (the broker redelivers them), %zu publishes "
+                   "not sent\n",
+                   name.c_str(), hand.size(), outbox.size());
     consume_link.Close();
     publish_link.Close();
     stats.reconnects = consume_link.reconnects() + publish_link.reconnects();
