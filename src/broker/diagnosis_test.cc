@@ -147,6 +147,9 @@ TEST(BrokerDiagnosisTest, RealMonitorInTheDiagnosis) {
   EXPECT_EQ(d->broker,
             "RabbitMQ has been unreachable since 14:12:06Z (5s, connection refused), during this "
             "stage (+1 more outage)");
+  // Said once in the summary.
+  const std::string& summary = d->summary;
+  EXPECT_EQ(summary.find("unreachable since"), summary.rfind("unreachable since")) << summary;
 }
 
 }  // namespace

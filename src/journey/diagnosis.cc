@@ -314,7 +314,11 @@ std::optional<Diagnosis> Diagnose(const Journey& journey, const Rules& rules, Na
     if (d.open_hops.size() > 1) {
       d.summary += " (+" + std::to_string(d.open_hops.size() - 1) + " more)";
     }
-    if (!d.open_hop_broker.front().empty()) d.summary += "; " + d.open_hop_broker.front();
+    // While the broker is down, the hop's sentence and the attribution say the same: once.
+    const std::string& hop_broker = d.open_hop_broker.front();
+    const bool repeats_outage =
+        !d.broker.empty() && hop_broker.rfind("RabbitMQ unreachable", 0) == 0;
+    if (!hop_broker.empty() && !repeats_outage) d.summary += "; " + hop_broker;
   }
   if (!d.broker.empty()) d.summary += "; " + d.broker;
   if (d.last_span) {
