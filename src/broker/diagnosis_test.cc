@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "api/journey_api.h"
 #include "broker/monitor.h"
 #include "journey/rules.h"
 
@@ -150,6 +151,24 @@ TEST(BrokerDiagnosisTest, RealMonitorInTheDiagnosis) {
   // Said once in the summary.
   const std::string& summary = d->summary;
   EXPECT_EQ(summary.find("unreachable since"), summary.rfind("unreachable since")) << summary;
+}
+
+TEST(BrokerDiagnosisTest, ApiJson) {
+  const Nanos now = kT0 + 600 * kSec;
+  const auto rules = journey::DefaultRules();
+  const journey::Journey j = StuckOrder(kT0, now);
+  auto plain = journey::Diagnose(j, rules, now, "http://j");
+  nlohmann::json out = api::OrderJson(j, plain, "http://j");
+  EXPECT_TRUE(out["diagnosis"]["broker"].is_null());
+  EXPECT_TRUE(out["diagnosis"]["open_hops"][0]["broker"].is_null());
+  FakeView view;
+  view.outages = {{kT0 + 10 * kSec, kT0 + 39 * kSec, "connection refused"}};
+  auto with = journey::Diagnose(j, rules, now, "http://j", &view);
+  out = api::OrderJson(j, with, "http://j");
+  EXPECT_EQ(out["diagnosis"]["open_hops"][0]["broker"], "queue for price.calculated");
+  EXPECT_EQ(out["diagnosis"]["broker"],
+            "RabbitMQ was unreachable 14:02:21Z\u201314:02:50Z (29s) during this stage");
+  EXPECT_EQ(out["summary"], with->summary);
 }
 
 }  // namespace
