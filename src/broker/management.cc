@@ -40,6 +40,17 @@ class Fields {
     }
     return Fail(key, "a count", *it);
   }
+  // {object}.{key} as a string, when both are there.
+  bool Nested(const char* object, const char* key, std::string* out) {
+    auto obj = o_.find(object);
+    if (obj == o_.end() || obj->is_null()) return true;
+    if (!obj->is_object()) return Fail(object, "an object", *obj);
+    auto it = obj->find(key);
+    if (it == obj->end() || it->is_null()) return true;
+    if (!it->is_string()) return Fail(key, "a string", *it);
+    *out = it->get<std::string>();
+    return true;
+  }
   // message_stats.{key}_details.rate, 0 when any part is missing.
   bool Rate(const char* key, double* out) {
     auto stats = o_.find("message_stats");
@@ -130,9 +141,10 @@ Status ParseQueues(std::string_view body, std::vector<QueueState>* out) {
   Status s = ParseArray(body, "/api/queues", [&](Fields& f) {
     QueueState q;
     if (!f.String("vhost", &q.vhost) || !f.String("name", &q.name) ||
-        !f.Count("messages_ready", &q.ready, &q.counted) || !f.Count("messages_unacknowledged", &q.unacked) ||
-        !f.Count("consumers", &q.consumers) || !f.Rate("publish", &q.publish_rate) ||
-        !f.Rate("deliver_get", &q.deliver_rate) || !f.Rate("ack", &q.ack_rate)) {
+        !f.Count("messages_ready", &q.ready, &q.counted) ||
+        !f.Count("messages_unacknowledged", &q.unacked) || !f.Count("consumers", &q.consumers) ||
+        !f.Rate("publish", &q.publish_rate) || !f.Rate("deliver_get", &q.deliver_rate) ||
+        !f.Rate("ack", &q.ack_rate)) {
       return false;
     }
     queues.push_back(std::move(q));
@@ -149,7 +161,8 @@ Status ParseExchanges(std::string_view body, std::vector<ExchangeInfo>* out) {
   std::vector<ExchangeInfo> exchanges;
   Status s = ParseArray(body, "/api/exchanges", [&](Fields& f) {
     ExchangeInfo e;
-    if (!f.String("vhost", &e.vhost) || !f.String("name", &e.name) || !f.String("type", &e.type)) {
+    if (!f.String("vhost", &e.vhost) || !f.String("name", &e.name) || !f.String("type", &e.type) ||
+        !f.Nested("arguments", "alternate-exchange", &e.alternate_exchange)) {
       return false;
     }
     exchanges.push_back(std::move(e));

@@ -55,6 +55,9 @@ struct ExchangeInfo {
   std::string vhost;
   std::string name;  // "" is the default exchange
   std::string type;  // direct | topic | fanout | headers | (a plugin's type)
+  // arguments."alternate-exchange": where messages nothing matches go ("" none).  One set by a
+  // policy is not seen.
+  std::string alternate_exchange{};
 };
 
 struct BindingInfo {

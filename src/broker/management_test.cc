@@ -129,6 +129,12 @@ TEST(ManagementParseTest, BrokenResponsesAreClearErrors) {
             "/api/bindings[0]: routing_key: expected a string, got {}");
   std::vector<ExchangeInfo> e;
   EXPECT_EQ(ParseExchanges("", &e).message(), "/api/exchanges: not JSON");
+  EXPECT_EQ(ParseExchanges(R"([{"name":"x","arguments":{"alternate-exchange":1}}])", &e).message(),
+            "/api/exchanges[0]: alternate-exchange: expected a string, got 1");
+  ASSERT_TRUE(ParseExchanges(
+                  R"([{"name":"x","type":"direct","arguments":{"alternate-exchange":"ae"}}])", &e)
+                  .ok());
+  EXPECT_EQ(e[0].alternate_exchange, "ae");
 }
 
 TEST(ManagementParseTest, MissingFieldsKeepZeroValues) {

@@ -64,6 +64,7 @@ struct Walker {
     }
     std::vector<std::string_view> key_words;
     if (ex->type == "topic") key_words = Words(key);
+    bool matched = false;
     for (const BindingInfo& b : snap.bindings) {
       if (b.source != exchange) continue;
       bool match;
@@ -75,12 +76,15 @@ struct Walker {
         match = b.routing_key == key;
       }
       if (!match) continue;
+      matched = true;
       if (b.destination_type == "exchange") {
         Route(b.destination, key);
       } else {
         queues.insert(b.destination);
       }
     }
+    // Nothing bound matched: the exchange's alternate exchange takes the message.
+    if (!matched && !ex->alternate_exchange.empty()) Route(ex->alternate_exchange, key);
   }
 };
 

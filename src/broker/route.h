@@ -8,8 +8,9 @@
 //   fanout               every bound queue, whatever the key
 //   headers              not resolved (routing depends on message headers the gateway has not
 //                        seen); said so
-// Exchange-to-exchange bindings are followed (loops stopped).  Alternate exchanges and
-// policies are not.
+// Exchange-to-exchange bindings are followed (loops stopped), and an exchange's alternate
+// exchange (its "alternate-exchange" argument) when no binding matches; one set by a policy is
+// not seen.
 //
 // Thread-safety: pure functions.
 #pragma once

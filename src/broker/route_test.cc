@@ -45,9 +45,10 @@ Snapshot Topology() {
               {"/", "crm.prices", 1204, 3, 0, 0, 0, 0},
               {"/", "mes.calculate", 5, 0, 1, 0, 0, 0},
               {"/", "mirror", 0, 0, 0, 0, 0, 0}};
-  s.exchanges = {{"/", "", "direct"},          {"/", "orders", "direct"}, {"/", "events", "topic"},
-                 {"/", "broadcast", "fanout"}, {"/", "hdrs", "headers"},  {"/", "relay", "topic"},
-                 {"/", "loop", "fanout"}};
+  s.exchanges = {
+      {"/", "", "direct"},          {"/", "orders", "direct"},        {"/", "events", "topic"},
+      {"/", "broadcast", "fanout"}, {"/", "hdrs", "headers"},         {"/", "relay", "topic"},
+      {"/", "loop", "fanout"},      {"/", "with-ae", "direct", "ae"}, {"/", "ae", "fanout"}};
   s.bindings = {{"/", "orders", "crm.prices", "queue", "price.calculated"},
                 {"/", "orders", "mes.calculate", "queue", "price.calculate"},
                 {"/", "events", "audit", "queue", "order.*.done"},
@@ -56,7 +57,9 @@ Snapshot Topology() {
                 {"/", "broadcast", "audit", "queue", ""},
                 {"/", "broadcast", "mirror", "queue", "ignored"},
                 {"/", "loop", "loop", "exchange", ""},
-                {"/", "loop", "audit", "queue", ""}};
+                {"/", "loop", "audit", "queue", ""},
+                {"/", "with-ae", "crm.prices", "queue", "price.calculated"},
+                {"/", "ae", "mirror", "queue", ""}};
   return s;
 }
 
@@ -98,6 +101,15 @@ TEST(RouteTest, FanoutHeadersLoopsAndUnknownExchanges) {
   r = ResolveRoute(s, "loop", "x");  // bound to itself: the loop is cut
   EXPECT_EQ(r.queues, std::vector<std::string>{"audit"});
   EXPECT_EQ(ResolveRoute(s, "nope", "x").kind, Route::Kind::kNoExchange);
+}
+
+TEST(RouteTest, AlternateExchangeTakesWhatNothingMatches) {
+  const Snapshot s = Topology();
+  EXPECT_EQ(ResolveRoute(s, "with-ae", "price.calculated").queues,
+            std::vector<std::string>{"crm.prices"});
+  Route r = ResolveRoute(s, "with-ae", "price.calculate.unrouted");
+  EXPECT_EQ(r.kind, Route::Kind::kQueues);
+  EXPECT_EQ(r.queues, std::vector<std::string>{"mirror"});
 }
 
 }  // namespace
