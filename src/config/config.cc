@@ -401,37 +401,47 @@ const std::map<std::string, Setter>& Schema() {
              return std::nullopt;
            }},
           {"broker.user",
-           [](std::string_view v, Config* c) -> std::optional<std::string> {
-             if (Trim(v).empty()) return "expected a user name, got ''";
-             c->broker.user = std::string(Trim(v));
-             return std::nullopt;
-           }},
+           [](std::string_view v, Config* c) -> std::
+                                                 optional<std::string> {
+                                                   if (Trim(v).empty())
+                                                     return "expected a user name, got ''";
+                                                   c->broker.user = std::string(Trim(v));
+                                                   return std::nullopt;
+                                                 }},
           {"broker.password",
-           [](std::string_view v, Config* c) -> std::optional<std::string> {
-             c->broker.password = std::string(v);  // as given: a password may have spaces
-             return std::nullopt;
-           }},
+           [](std::string_view v, Config* c) -> std::
+                                                 optional<std::string> {
+                                                   c->broker.password = std::string(
+                                                       v);  // as given: a password may have spaces
+                                                   return std::nullopt;
+                                                 }},
           {"broker.password_file",
-           [](std::string_view v, Config* c) -> std::optional<std::string> {
-             const std::string path(Trim(v));
-             if (path.empty()) return "expected a file path, got ''";
-             std::ifstream in(path);
-             if (!in) return "cannot read " + Quote(path) + ": " + std::strerror(errno);
-             c->broker.password_file = path;
-             return std::nullopt;
-           }},
+           [](std::string_view v, Config* c) -> std::
+                                                 optional<std::string> {
+                                                   const std::string path(Trim(v));
+                                                   if (path.empty())
+                                                     return "expected a file path, got ''";
+                                                   std::ifstream in(path);
+                                                   if (!in)
+                                                     return "cannot read " + Quote(path) + ": " +
+                                                            std::strerror(errno);
+                                                   c->broker.password_file = path;
+                                                   return std::nullopt;
+                                                 }},
           {"broker.vhost",
-           [](std::string_view v, Config* c) -> std::optional<std::string> {
-             if (v.empty()) return "expected a virtual host like /, got ''";
-             c->broker.vhost = std::string(v);
-             return std::nullopt;
-           }},
+           [](std::string_view v,
+              Config* c) -> std::
+                             optional<std::string> {
+                               if (v.empty()) return "expected a virtual host like /, got ''";
+                               c->broker.vhost = std::string(v);
+                               return std::nullopt;
+                             }},
           {"broker.interval",
            DurationKey([](Config* c) { return &c->broker.interval; }, std::chrono::seconds(1),
                        std::chrono::hours(1), "1s to 1h")},
           {"broker.timeout",
-           DurationKey([](Config* c) { return &c->broker.timeout; },
-                       std::chrono::milliseconds(100), std::chrono::minutes(1), "100ms to 1m")},
+           DurationKey([](Config* c) { return &c->broker.timeout; }, std::chrono::milliseconds(100),
+                       std::chrono::minutes(1), "100ms to 1m")},
       };
   return *schema;
 }
@@ -555,7 +565,8 @@ class Loader {
   }
 
   // Checks that involve more than one key; located at the line of the first key named.
-  Status CrossCheck(const Config& config) {
+  // Also settles defaults that depend on other keys (broker.timeout follows broker.interval).
+  Status CrossCheck(Config& config) {
     if (config.pipeline.queue_max_bytes < config.receiver.max_body_bytes) {
       return Error(LineOf("pipeline.queue_max_bytes", "receiver.max_body_bytes"),
                    "pipeline.queue_max_bytes",
@@ -570,6 +581,11 @@ class Loader {
     if (!config.broker.password.empty() && !config.broker.password_file.empty()) {
       return Error(LineOf("broker.password_file", "broker.password"), "broker.password_file",
                    "give broker.password or broker.password_file, not both");
+    }
+    // The default timeout (5s) follows a shorter interval; only a timeout written in the file
+    // longer than the interval is an error.
+    if (config.broker.timeout > config.broker.interval && !lines_.contains("broker.timeout")) {
+      config.broker.timeout = config.broker.interval;
     }
     if (config.broker.timeout > config.broker.interval) {
       return Error(LineOf("broker.timeout", "broker.interval"), "broker.timeout",
@@ -756,8 +772,8 @@ Result<std::string> BrokerPassword(const Config::Broker& broker, const EnvLookup
   if (!broker.password_file.empty()) {
     std::ifstream in(broker.password_file, std::ios::binary);
     if (!in) {
-      return Status::InvalidArgument("broker.password_file: cannot read '" +
-                                     broker.password_file + "': " + std::strerror(errno));
+      return Status::InvalidArgument("broker.password_file: cannot read '" + broker.password_file +
+                                     "': " + std::strerror(errno));
     }
     std::string line;
     std::getline(in, line);

@@ -720,6 +720,11 @@ TEST(ConfigTest, BrokerErrorsNameTheLineAndKey) {
             "got 'soon'");
   EXPECT_EQ(ErrorOf("broker:\n  interval: 2s\n  timeout: 5s\n"),
             "gateway.yaml:3: broker.timeout: must not exceed broker.interval (2s), got 5s");
+  // The default timeout (5s) follows a shorter interval instead of failing on a key not written.
+  auto short_interval =
+      Parse("broker:\n  management_url: http://127.0.0.1:15672\n  interval: 1s\n");
+  ASSERT_TRUE(short_interval.ok()) << short_interval.status().message();
+  EXPECT_EQ(short_interval->broker.timeout, std::chrono::seconds(1));
   EXPECT_EQ(ErrorOf("broker:\n  user: ''\n"),
             "gateway.yaml:2: broker.user: expected a user name, got ''");
   EXPECT_EQ(ErrorOf("broker:\n  password: a\n  password_file: /etc/hostname\n"),
