@@ -99,6 +99,9 @@ int Main(int argc, char** argv) {
   AddOptional(serve_cmd, "--rules", &serve.overrides.rules,
               "Lifecycle rules file (docs/rules.md; default: the built-in lifecycle, as in "
               "config/rules.example.yaml); SIGHUP reloads it");
+  AddOptional(serve_cmd, "--rabbitmq-management", &serve.overrides.rabbitmq_management,
+              "Poll this RabbitMQ management API, http://HOST:PORT (docs/broker.md; \"\": off); "
+              "replaces broker.management_url");
   AddOptional(serve_cmd, "--jaeger-ui", &serve.overrides.jaeger_ui,
               "Jaeger UI base URL for trace links (default http://localhost:16686)");
   serve_cmd

@@ -396,11 +396,6 @@ std::string RunShell(const std::string& command) {
   return out;
 }
 
-// Whether `ordertrace serve --help` lists `flag`.
-bool ServeHasFlag(const std::string& flag) {
-  return RunShell(std::string(ORDERTRACE_BIN) + " serve --help").find(flag) != std::string::npos;
-}
-
 json GetJson(uint16_t port, const std::string& target) {
   auto r = receive::HttpGet(port, target);
   if (!r.ok() || r->status != 200) return json();
@@ -424,17 +419,9 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
   const std::filesystem::path config = gw.dir() / "gateway.yaml";
   std::ofstream yaml(config);
   yaml << "broker:\n  interval: 1s\n  timeout: 1s\n";
-  std::vector<std::string> flags{"--config", config.string()};
-  if (ServeHasFlag("--rabbitmq-management")) {
-    flags.insert(flags.end(), {"--rabbitmq-management", management_url_});
-  } else {
-    // The flag is registered in src/cli/main.cc (owned by another change); until it is, the
-    // same setting through the file.
-    std::printf(
-        "note: ordertrace serve has no --rabbitmq-management yet; using "
-        "broker.management_url\n");
-    yaml << "  management_url: " << management_url_ << "\n";
-  }
+  // The URL through the flag (which wins over broker.management_url), the rest from the file.
+  std::vector<std::string> flags{"--config", config.string(), "--rabbitmq-management",
+                                 management_url_};
   yaml << "alerting:\n  webhook:\n    url: " << hook.url() << "\n";
   yaml.close();
   ASSERT_TRUE(gw.Start(flags)) << gw.Log();
