@@ -294,6 +294,13 @@ class CriticalPoints : public ::testing::Test {
   static bool Closed(const Seen& s) {
     return s.last.is_object() && s.last.value("closed", false) && !s.last.value("stuck", true);
   }
+  static bool AllClosed(const std::map<std::string, Seen>& m, int orders) {
+    if (m.size() < static_cast<size_t>(orders)) return false;
+    for (const auto& [id, s] : m) {
+      if (!Closed(s)) return false;
+    }
+    return true;
+  }
 
   // Runs `orders` orders with `faults`; `expect` maps order numbers (1-based) to what the
   // gateway must say of them; every other order must close without ever being stuck.
@@ -475,14 +482,7 @@ TEST_F(CriticalPoints, ConsumerGoneQueuePilesUp) {
   StartPipeline(orders, 5, {"consumer-gone:queue=mes.manufacturing:after=1s:for=8s"});
   std::map<std::string, Seen> seen;
   const bool ok = Watch(
-      orders, &seen,
-      [&](const std::map<std::string, Seen>& m) {
-        if (m.size() < static_cast<size_t>(orders)) return false;
-        for (const auto& [id, s] : m) {
-          if (!Closed(s)) return false;
-        }
-        return true;
-      },
+      orders, &seen, [&](const std::map<std::string, Seen>& m) { return AllClosed(m, orders); },
       60s);
   EXPECT_TRUE(ok) << "every order should close once the consumer is back";
   int flagged = 0;
@@ -564,14 +564,7 @@ TEST_F(CriticalPoints, BrokerOutage) {
   // After recovery every order closes, nothing is stuck, and Alertmanager resolves the alerts.
   std::map<std::string, Seen> seen;
   EXPECT_TRUE(Watch(
-      orders, &seen,
-      [&](const std::map<std::string, Seen>& m) {
-        if (m.size() < static_cast<size_t>(orders)) return false;
-        for (const auto& [id, s] : m) {
-          if (!Closed(s)) return false;
-        }
-        return true;
-      },
+      orders, &seen, [&](const std::map<std::string, Seen>& m) { return AllClosed(m, orders); },
       90s))
       << "every order should close after the broker is back";
   EXPECT_TRUE(StuckList().empty());
