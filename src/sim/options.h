@@ -155,6 +155,7 @@ constexpr const char* kUsage =
     "         [--pace F] [--time-scale K] [--rate R] [--orders N] [--duration D] [--seed S]\n"
     "         [--order-prefix P] [--fault SPEC]... [--report FILE] [--quiet] [--prefetch N]\n"
     "         [--drain D]\n"
+    "       ordertrace-sim scale-rules --time-scale K FILE   (the rules for the gateway)\n"
     "see docs/sim.md\n";
 
 // Parses argv[1..] (without the program name); loads the rules file.  The error is the message

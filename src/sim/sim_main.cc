@@ -4,12 +4,16 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <thread>
 #include <vector>
 
 #include "sim/roles.h"
+#include "sim/scale_rules.h"
 
 namespace ordertrace::sim {
 namespace {
@@ -25,8 +29,49 @@ std::shared_ptr<TracerProvider> MakeProvider(const Options& options, Role role) 
 
 }  // namespace
 
+// ordertrace-sim scale-rules --time-scale K FILE: the rules file for the gateway (scale_rules.h).
+static int ScaleRulesMain(const std::vector<std::string>& args) {
+  std::string file;
+  double k = 0;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--time-scale" && i + 1 < args.size()) {
+      char* end = nullptr;
+      k = std::strtod(args[++i].c_str(), &end);
+      if (end == args[i].c_str() || *end != '\0') k = -1;
+    } else if (file.empty() && !args[i].starts_with("--")) {
+      file = args[i];
+    } else {
+      file.clear();
+      break;
+    }
+  }
+  if (file.empty() || k == 0) {
+    std::fputs(
+        "usage: ordertrace-sim scale-rules --time-scale K FILE  (writes the scaled rules "
+        "to stdout; see docs/sim.md)\n",
+        stderr);
+    return 2;
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "ordertrace-sim: cannot read %s: %s\n", file.c_str(),
+                 std::strerror(errno));
+    return 2;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  auto scaled = ScaleRules(text.str(), file, k);
+  if (!scaled.ok()) {
+    std::fprintf(stderr, "ordertrace-sim: %s\n", scaled.status().message().c_str());
+    return 2;
+  }
+  std::fputs(scaled->c_str(), stdout);
+  return 0;
+}
+
 int SimMain(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
+  if (!args.empty() && args[0] == "scale-rules") return ScaleRulesMain(args);
   auto parsed = ParseArgs(args);
   if (!parsed.ok()) {
     if (parsed.status().code() == StatusCode::kNotFound) {  // --help
