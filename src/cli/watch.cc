@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "common/time_format.h"
+#include "common/url.h"
 #include "receive/http_client.h"
 
 namespace ordertrace::cli {
@@ -143,6 +144,41 @@ std::vector<Sample> ParseMetrics(std::string_view text) {
     out.push_back(std::move(s));
   }
   return out;
+}
+
+std::string WithBrokerNotes(std::string_view stuck_json, size_t limit,
+                            const std::function<std::string(const std::string&)>& order_json) {
+  json page = json::parse(stuck_json, nullptr, /*allow_exceptions=*/false);
+  if (!page.is_object() || !page.contains("orders") || !page["orders"].is_array()) {
+    return std::string(stuck_json);
+  }
+  size_t n = 0;
+  for (json& o : page["orders"]) {
+    if (n++ == limit) break;
+    if (!o.is_object() || !o.contains("order_id") || !o["order_id"].is_string()) continue;
+    const json order = json::parse(order_json(o["order_id"].get<std::string>()), nullptr, false);
+    if (!order.is_object() || !order.contains("diagnosis") || !order["diagnosis"].is_object()) {
+      continue;
+    }
+    const json& d = order["diagnosis"];
+    std::vector<std::string> notes;
+    if (d.contains("open_hops") && d["open_hops"].is_array()) {
+      for (const json& h : d["open_hops"]) {
+        if (h.is_object() && h.contains("broker") && h["broker"].is_string()) {
+          notes.push_back(h["broker"].get<std::string>());
+        }
+      }
+    }
+    if (d.contains("broker") && d["broker"].is_string()) notes.push_back(d["broker"]);
+    std::string summary = o.contains("summary") && o["summary"].is_string()
+                              ? o["summary"].get<std::string>()
+                              : std::string();
+    for (const std::string& note : notes) {
+      if (!note.empty() && summary.find(note) == std::string::npos) summary += "; " + note;
+    }
+    o["summary"] = summary;
+  }
+  return page.dump();
 }
 
 std::string RenderWatch(const std::vector<Sample>& m, std::string_view stuck_json,
@@ -305,7 +341,13 @@ int RunWatch(const WatchOptions& o) {
       auto stuck = receive::HttpGet(
           o.api, "/api/v1/orders?stuck=true&limit=" + std::to_string(std::max<size_t>(o.limit, 1)),
           std::chrono::milliseconds(3000));
-      const std::string body = stuck.ok() && stuck.value().status == 200 ? stuck.value().body : "";
+      std::string body = stuck.ok() && stuck.value().status == 200 ? stuck.value().body : "";
+      // Where the broker holds them: one order view per listed order (at most --limit).
+      body = WithBrokerNotes(body, o.limit, [&](const std::string& id) {
+        auto r = receive::HttpGet(o.api, "/api/v1/orders/" + url::PercentEncode(id),
+                                  std::chrono::milliseconds(3000));
+        return r.ok() && r.value().status == 200 ? r.value().body : std::string();
+      });
       frame = RenderWatch(ParseMetrics(metrics.value().body), body, header, o.limit,
                           tty ? TerminalWidth() : 0);
     }

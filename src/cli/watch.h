@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <string>
 #include <string_view>
@@ -36,6 +37,14 @@ struct Sample {
 // Parses the text exposition format (comments and malformed lines skipped); label values are
 // unescaped (\\, \", \n).  Exposed for tests.
 std::vector<Sample> ParseMetrics(std::string_view text);
+
+// Appends to each listed stuck order's summary what the broker says of it (the order view's
+// diagnosis.open_hops[].broker and diagnosis.broker, from GET /api/v1/orders/{id}), when the
+// summary does not say it yet: "…; queue crm.prices: 0 ready, 2 unacked, 1 consumers".
+// `stuck_json` is the list page; `order_json(id)` returns the order's JSON ("" when unknown).
+// Returns the list page with the summaries extended (unchanged when it is not a list).
+std::string WithBrokerNotes(std::string_view stuck_json, size_t limit,
+                            const std::function<std::string(const std::string&)>& order_json);
 
 // The frame for a metrics page and a stuck-orders page (the API's JSON, already fetched), at
 // most `width` columns per line (0: no limit).  Exposed for tests.

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 namespace ordertrace::cli {
 namespace {
@@ -108,6 +110,34 @@ TEST(WatchTest, LinesAreCutToTheWidthByCharacters) {
     start = end + 1;
   }
   EXPECT_NE(f.find("ab–cd"), std::string::npos) << f;  // the multi-byte dash kept whole
+}
+
+TEST(WatchTest, BrokerNotesJoinTheSummaries) {
+  const std::string list = R"({"orders":[
+    {"order_id":"A","summary":"order A stuck in PRICE_CALCULATED for 9s: crm has not processed it"},
+    {"order_id":"B","summary":"order B stuck; queue q: 1 ready"},
+    {"order_id":"C","summary":"order C stuck"},
+    {"order_id":"D","summary":"order D stuck"}],"next_cursor":null})";
+  std::vector<std::string> asked;
+  const std::string out = WithBrokerNotes(list, 3, [&](const std::string& id) -> std::string {
+    asked.push_back(id);
+    if (id == "A") {
+      return R"({"diagnosis":{"open_hops":[{"broker":"queue crm.prices: 0 ready, 2 unacked, 1 consumers"},{"broker":null}],"broker":"RabbitMQ was unreachable 14:02:11Z–14:02:40Z (29s) during this stage"}})";
+    }
+    if (id == "B")
+      return R"({"diagnosis":{"open_hops":[{"broker":"queue q: 1 ready"}],"broker":null}})";
+    return "not json";  // C: the order view failed; D: past the limit, never asked
+  });
+  EXPECT_EQ(asked, (std::vector<std::string>{"A", "B", "C"}));
+  const auto j = nlohmann::json::parse(out);
+  EXPECT_EQ(j["orders"][0]["summary"],
+            "order A stuck in PRICE_CALCULATED for 9s: crm has not processed it; queue crm.prices: "
+            "0 ready, 2 unacked, 1 consumers; RabbitMQ was unreachable 14:02:11Z–14:02:40Z (29s) "
+            "during this stage");
+  EXPECT_EQ(j["orders"][1]["summary"], "order B stuck; queue q: 1 ready");  // said once
+  EXPECT_EQ(j["orders"][2]["summary"], "order C stuck");
+  EXPECT_EQ(j["orders"][3]["summary"], "order D stuck");
+  EXPECT_EQ(WithBrokerNotes("oops", 3, [](const std::string&) { return std::string(); }), "oops");
 }
 
 TEST(WatchTest, LimitCapsTheList) {
