@@ -353,6 +353,9 @@ const std::map<std::string, Setter>& Schema() {
                                return std::nullopt;
                              }},
           {"journeys.sqlite_path", StringKey([](Config* c) { return &c->journeys.sqlite_path; })},
+          {"journeys.sqlite_cache",
+           SizeKey<uint64_t>([](Config* c) { return &c->journeys.sqlite_cache_bytes; }, 1ull << 20,
+                             64ull << 30)},
           {"journeys.retention.closed_orders",
            RetentionKey([](Config* c) { return &c->journeys.retention.closed_orders; })},
           {"journeys.retention.inactive_orders",

@@ -76,6 +76,8 @@ struct Config {
     std::string jaeger_ui = "http://localhost:16686";  // links: {jaeger_ui}/trace/{trace_id}
     std::string store = "sqlite";                      // sqlite | memory
     std::string sqlite_path;                           // default <data_dir>/journeys.db
+    // SQLite page cache of the writer connection; the reader gets half (docs/configuration.md).
+    uint64_t sqlite_cache_bytes = 64ull << 20;
     // How long data is kept; 0: forever.
     struct Retention {
       std::chrono::milliseconds closed_orders{std::chrono::hours(24 * 30)};

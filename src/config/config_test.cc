@@ -468,6 +468,7 @@ TEST(ConfigTest, JourneysDefaults) {
   EXPECT_EQ(j.jaeger_ui, "http://localhost:16686");
   EXPECT_EQ(j.store, "sqlite");
   EXPECT_EQ(j.sqlite_path, "");
+  EXPECT_EQ(j.sqlite_cache_bytes, 64u << 20);
   EXPECT_EQ(j.retention.closed_orders, 24h * 30);
   EXPECT_EQ(j.retention.inactive_orders, 24h * 90);
   EXPECT_EQ(j.retention.spans, 24h * 14);
@@ -483,6 +484,7 @@ journeys:
   jaeger_ui: https://jaeger.example.com/ui/
   store: Memory
   sqlite_path: /var/lib/ordertrace/j.db
+  sqlite_cache: 16MiB
   retention:
     closed_orders: 7d
     inactive_orders: 0
@@ -498,6 +500,7 @@ journeys:
   EXPECT_EQ(j.jaeger_ui, "https://jaeger.example.com/ui");  // trailing '/' dropped
   EXPECT_EQ(j.store, "memory");
   EXPECT_EQ(j.sqlite_path, "/var/lib/ordertrace/j.db");
+  EXPECT_EQ(j.sqlite_cache_bytes, 16u << 20);
   EXPECT_EQ(j.retention.closed_orders, 24h * 7);
   EXPECT_EQ(j.retention.inactive_orders, 0ms);
   EXPECT_EQ(j.retention.spans, 0ms);
@@ -506,6 +509,9 @@ journeys:
 }
 
 TEST(ConfigTest, JourneysErrorsNameTheLineAndKey) {
+  EXPECT_EQ(ErrorOf("journeys:\n  sqlite_cache: 100KiB\n"),
+            "gateway.yaml:2: journeys.sqlite_cache: expected a size from 1MiB to 64GiB, got "
+            "'100KiB'");
   EXPECT_EQ(ErrorOf("journeys:\n  store: postgres\n"),
             "gateway.yaml:2: journeys.store: expected sqlite or memory, got 'postgres'");
   const std::string bad_url =

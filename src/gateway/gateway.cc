@@ -369,7 +369,7 @@ void Gateway::Stop(std::chrono::milliseconds drain) {
     g.retention.join();
   }
   if (g.engine) g.engine->StopDetector();  // the queue is drained: every fact is applied
-  if (g.broker) g.broker->Stop();  // before the alerts: its transitions go to them
+  if (g.broker) g.broker->Stop();          // before the alerts: its transitions go to them
   // After the detector: flags and clears it raised until now are sent (within a bound).
   if (g.alerts) g.alerts->Stop();
   if (was_serving) {
@@ -394,6 +394,7 @@ Status Gateway::StartJourneys() {
     o.path = config_.journeys.sqlite_path.empty()
                  ? (std::filesystem::path(config_.data_dir) / "journeys.db").string()
                  : config_.journeys.sqlite_path;
+    o.cache_mb = static_cast<int>(config_.journeys.sqlite_cache_bytes >> 20);
     auto store = journey::OpenSqliteStore(o);
     if (!store.ok()) {
       return Status(store.status().code(),
