@@ -40,7 +40,9 @@
 #include "rabbitmq/broker.h"
 #include "receive/http_client.h"
 #include "receive/http_server.h"
+#include "support/alertmanager_process.h"
 #include "support/gateway_process.h"
+#include "support/run_command.h"
 
 namespace ordertrace {
 namespace {
@@ -150,15 +152,6 @@ class Amqp {
 };
 
 // Polls `cond` every 100 ms until it holds or `timeout` passes.
-bool Eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
-  const auto until = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < until) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return cond();
-}
-
 class BrokerHealth : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -213,7 +206,7 @@ TEST_F(BrokerHealth, MonitorSeesQueueDepthConsumersAndTheOutage) {
     ASSERT_EQ(producer.error(), "");
   }
   // The management plugin refreshes queue statistics every 5 s.
-  ASSERT_TRUE(Eventually(
+  ASSERT_TRUE(testing_support::WaitFor(
       [&] {
         auto q = queue_state();
         return q && q->ready == kMessages && q->consumers == 0;
@@ -236,7 +229,7 @@ TEST_F(BrokerHealth, MonitorSeesQueueDepthConsumersAndTheOutage) {
     ASSERT_EQ(consumer.error(), "");
     consumer.Consume(queue);
     ASSERT_EQ(consumer.error(), "");
-    ASSERT_TRUE(Eventually(
+    ASSERT_TRUE(testing_support::WaitFor(
         [&] {
           auto q = queue_state();
           return q && q->consumers == 1 && q->unacked == kMessages && q->ready == 0;
@@ -250,8 +243,8 @@ TEST_F(BrokerHealth, MonitorSeesQueueDepthConsumersAndTheOutage) {
   const Nanos stopping_ns = clock.Now();
   StopServer();
   const auto stopped = std::chrono::steady_clock::now();
-  ASSERT_TRUE(
-      Eventually([&] { return !monitor.health().up; }, 2 * o.interval + o.management.timeout))
+  ASSERT_TRUE(testing_support::WaitFor([&] { return !monitor.health().up; },
+                                       2 * o.interval + o.management.timeout))
       << "still up "
       << std::chrono::duration<double>(std::chrono::steady_clock::now() - stopped).count()
       << " s after the stop";
@@ -269,8 +262,8 @@ TEST_F(BrokerHealth, MonitorSeesQueueDepthConsumersAndTheOutage) {
               stop_took, down.error.c_str());
 
   StartServer();
-  ASSERT_TRUE(
-      Eventually([&] { return monitor.health().up; }, 3 * o.interval + o.management.timeout));
+  ASSERT_TRUE(testing_support::WaitFor([&] { return monitor.health().up; },
+                                       3 * o.interval + o.management.timeout));
   auto outages = monitor.OutagesSince(0);
   ASSERT_EQ(outages.size(), 1u);
   EXPECT_EQ(outages[0].start_ns, down.since_ns);
@@ -283,7 +276,7 @@ TEST_F(BrokerHealth, MonitorSeesQueueDepthConsumersAndTheOutage) {
     EXPECT_EQ(transitions[1].down_since_ns, down.since_ns);
   }
   // The durable queue and its persistent messages survived the outage.
-  EXPECT_TRUE(Eventually(
+  EXPECT_TRUE(testing_support::WaitFor(
       [&] {
         auto q = queue_state();
         return q && q->ready == kMessages && q->consumers == 0;
@@ -348,51 +341,12 @@ std::string StuckOrderSpans(const std::string& order, const std::string& queue) 
 }
 
 // A webhook receiver for the gateway's alerts (a real HTTP sink, not a broker).
-class Webhook {
- public:
-  Webhook() {
-    receive::HttpServerOptions o;
-    o.threads = 1;
-    server_ = std::make_unique<receive::HttpServer>(o);
-    server_->Route("POST", "/hook", [this](receive::HttpRequest& req, receive::HttpResponse& res) {
-      json j = json::parse(req.body, nullptr, false);
-      std::lock_guard lock(mu_);
-      if (!j.is_discarded()) events_.push_back(std::move(j));
-      res.status = 200;
-    });
-    ok_ = server_->Start().ok();
+// The BrokerUnreachable events the gateway's webhook sink posted to `hook` so far.
+std::vector<json> BrokerEvents(const testing_support::Receiver& hook) {
+  std::vector<json> out;
+  for (const json& e : hook.bodies()) {
+    if (e.is_object() && e.value("alertname", "") == "BrokerUnreachable") out.push_back(e);
   }
-  ~Webhook() { server_->Shutdown(1000ms); }
-  bool ok() const { return ok_; }
-  std::string url() const {
-    return "http://127.0.0.1:" + std::to_string(server_->port()) + "/hook";
-  }
-  // The BrokerUnreachable events received so far.
-  std::vector<json> BrokerEvents() {
-    std::lock_guard lock(mu_);
-    std::vector<json> out;
-    for (const json& e : events_) {
-      if (e.value("alertname", "") == "BrokerUnreachable") out.push_back(e);
-    }
-    return out;
-  }
-
- private:
-  std::unique_ptr<receive::HttpServer> server_;
-  bool ok_ = false;
-  std::mutex mu_;
-  std::vector<json> events_;
-};
-
-// The output (stdout and stderr) of a shell command.
-std::string RunShell(const std::string& command) {
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) return "";
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  ::pclose(p);
   return out;
 }
 
@@ -413,8 +367,8 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
     producer.Publish(queue, kMessages);
     ASSERT_EQ(producer.error(), "");
   }
-  Webhook hook;
-  ASSERT_TRUE(hook.ok());
+  testing_support::Receiver hook;
+  ASSERT_TRUE(hook.started());
   testing_support::GatewayProcess gw("broker_health");
   const std::filesystem::path config = gw.dir() / "gateway.yaml";
   std::ofstream yaml(config);
@@ -422,7 +376,7 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
   // The URL through the flag (which wins over broker.management_url), the rest from the file.
   std::vector<std::string> flags{"--config", config.string(), "--rabbitmq-management",
                                  management_url_};
-  yaml << "alerting:\n  webhook:\n    url: " << hook.url() << "\n";
+  yaml << "alerting:\n  webhook:\n    url: " << hook.url("/hook") << "\n";
   yaml.close();
   ASSERT_TRUE(gw.Start(flags)) << gw.Log();
   ASSERT_TRUE(gw.WaitForLog("RabbitMQ management API reachable")) << gw.Log();
@@ -430,7 +384,7 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
   // /metrics: the queue's gauges; /api/v1/broker: the queue.
   const std::string ready_series =
       "ordertrace_broker_queue_messages_ready{queue=\"" + queue + "\"} 1204\n";
-  ASSERT_TRUE(Eventually(
+  ASSERT_TRUE(testing_support::WaitFor(
       [&] {
         auto m = receive::HttpGet(gw.http_port(), "/metrics");
         return m.ok() && m->body.find(ready_series) != std::string::npos;
@@ -467,7 +421,7 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
   }
   const std::string sentence = "queue " + queue + ": 1,204 ready, 0 unacked, 0 consumers";
   json j;
-  ASSERT_TRUE(Eventually(
+  ASSERT_TRUE(testing_support::WaitFor(
       [&] {
         j = GetJson(gw.http_port(), "/api/v1/orders/" + order);
         return j.is_object() && j["diagnosis"].is_object() &&
@@ -481,8 +435,9 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
 
   // The outage: BrokerUnreachable fires, the diagnosis says the broker is unreachable.
   StopServer();
-  ASSERT_TRUE(Eventually([&] { return !hook.BrokerEvents().empty(); }, 10s)) << gw.Log();
-  json fired = hook.BrokerEvents().front();
+  ASSERT_TRUE(testing_support::WaitFor([&] { return !BrokerEvents(hook).empty(); }, 10s))
+      << gw.Log();
+  json fired = BrokerEvents(hook).front();
   EXPECT_EQ(fired["event"], "firing");
   EXPECT_EQ(fired["severity"], "critical");
   EXPECT_EQ(fired["labels"]["broker"], status["broker"]);
@@ -509,15 +464,15 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
 
   // Back: the alert is resolved, the diagnosis attributes the outage to this stage.
   StartServer();
-  ASSERT_TRUE(Eventually(
+  ASSERT_TRUE(testing_support::WaitFor(
       [&] {
-        auto events = hook.BrokerEvents();
+        auto events = BrokerEvents(hook);
         return !events.empty() && events.back()["event"] == "resolved";
       },
       15s))
       << gw.Log();
-  EXPECT_FALSE(hook.BrokerEvents().back()["ends_at"].is_null());
-  ASSERT_TRUE(Eventually(
+  EXPECT_FALSE(BrokerEvents(hook).back()["ends_at"].is_null());
+  ASSERT_TRUE(testing_support::WaitFor(
       [&] {
         j = GetJson(gw.http_port(), "/api/v1/orders/" + order);
         return j.is_object() && j["diagnosis"].is_object() &&
@@ -532,7 +487,7 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
               j["diagnosis"]["summary"].get<std::string>().c_str());
   // The durable queue kept its persistent messages; once RabbitMQ reports them again, the hop
   // shows them.
-  EXPECT_TRUE(Eventually(
+  EXPECT_TRUE(testing_support::WaitFor(
       [&] {
         j = GetJson(gw.http_port(), "/api/v1/orders/" + order);
         return j.is_object() && j["diagnosis"].is_object() &&
@@ -543,8 +498,10 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
   std::printf("diagnosis once the counts are back: %s\n",
               j["diagnosis"]["summary"].get<std::string>().c_str());
   // `ordertrace order` prints the broker's view of the hop and the attribution.
-  const std::string cli = RunShell(std::string(ORDERTRACE_BIN) + " order " + order +
-                                   " --api http://127.0.0.1:" + std::to_string(gw.http_port()));
+  const std::string cli = testing_support::RunCommand(
+                              std::string(ORDERTRACE_BIN) + " order " + order +
+                              " --api http://127.0.0.1:" + std::to_string(gw.http_port()) + " 2>&1")
+                              .out;
   EXPECT_NE(cli.find("              broker: " + sentence + "\n"), std::string::npos) << cli;
   EXPECT_NE(cli.find("  broker:     RabbitMQ was unreachable "), std::string::npos) << cli;
   EXPECT_EQ(gw.Stop(), 0);
