@@ -16,6 +16,7 @@
 
 #include "common/time_format.h"
 #include "common/url.h"
+#include "journey/diagnosis.h"
 #include "receive/http_client.h"
 
 namespace ordertrace::cli {
@@ -30,11 +31,7 @@ extern "C" void OnSignal(int) { g_stop.store(true); }
 std::string Count(double v) {
   if (!std::isfinite(v)) return "-";
   const long long n = std::llround(v);
-  std::string digits = std::to_string(n < 0 ? -n : n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
+  const std::string out = journey::WithThousands(static_cast<uint64_t>(n < 0 ? -n : n));
   return n < 0 ? "-" + out : out;
 }
 
