@@ -17,8 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -71,8 +71,8 @@ std::string RandomBytes(std::mt19937_64& rng, int n) {
 // year overdue) and advance 1 ms per request.
 ExportTraceServiceRequest MakeRequest(std::mt19937_64& rng, int request_no, uint64_t base_ns) {
   static const char* kServices[kResources] = {"crm", "mes", "partner-gateway", "pricing"};
-  static const char* kStages[] = {"SUBMITTED", "PRICE_CALCULATED", "APPROVED",
-                                  "MANUFACTURING_STARTED", "SHIPPED", "CLOSED"};
+  static const char* kStages[] = {
+      "SUBMITTED", "PRICE_CALCULATED", "APPROVED", "MANUFACTURING_STARTED", "SHIPPED", "CLOSED"};
   ExportTraceServiceRequest req;
   const uint64_t now = base_ns + static_cast<uint64_t>(request_no) * 1'000'000;
   int span_no = 0;
@@ -102,8 +102,10 @@ ExportTraceServiceRequest MakeRequest(std::mt19937_64& rng, int request_no, uint
       char order[32];
       std::snprintf(order, sizeof order, "ORD-2026-%06d", static_cast<int>(rng() % 1000000));
       Str(a, "order.id", order);
-      if (span_no % 10 == 0) Str(a, "order.stage", kStages[(span_no / 10) % 6]);
-      else Str(a, "order.step.status", "OK");
+      if (span_no % 10 == 0)
+        Str(a, "order.stage", kStages[(span_no / 10) % 6]);
+      else
+        Str(a, "order.step.status", "OK");
       Str(a, "messaging.system", "rabbitmq");
       Str(a, "messaging.destination.name", "mes.orders");
       Str(a, "messaging.rabbitmq.destination.routing_key", "orders.submitted");
@@ -224,13 +226,20 @@ int main(int argc, char** argv) {
   int distinct = 16;  // distinct requests, sent round-robin (each span id recurs every round)
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
-    if (k == "--url") url_arg = v;
-    else if (k == "--pid") pid = std::stoi(v);
-    else if (k == "--connections") connections = std::stoi(v);
-    else if (k == "--seconds") seconds = std::stod(v);
-    else if (k == "--warmup") warmup = std::stod(v);
-    else if (k == "--reference-only") reference_only = v == "1";
-    else if (k == "--distinct") distinct = std::max(1, std::stoi(v));
+    if (k == "--url")
+      url_arg = v;
+    else if (k == "--pid")
+      pid = std::stoi(v);
+    else if (k == "--connections")
+      connections = std::stoi(v);
+    else if (k == "--seconds")
+      seconds = std::stod(v);
+    else if (k == "--warmup")
+      warmup = std::stod(v);
+    else if (k == "--reference-only")
+      reference_only = v == "1";
+    else if (k == "--distinct")
+      distinct = std::max(1, std::stoi(v));
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
@@ -238,18 +247,20 @@ int main(int argc, char** argv) {
   }
   Url url;
   if (!ParseUrl(url_arg, &url) || (pid <= 0 && !reference_only)) {
-    std::fprintf(stderr, "usage: %s --url http://HOST:PORT/v1/traces --pid GATEWAY_PID "
-                 "[--connections N] [--seconds S] [--warmup S] [--distinct N]\n", argv[0]);
+    std::fprintf(stderr,
+                 "usage: %s --url http://HOST:PORT/v1/traces --pid GATEWAY_PID "
+                 "[--connections N] [--seconds S] [--warmup S] [--distinct N]\n",
+                 argv[0]);
     return 2;
   }
 
   // The workload: `distinct` requests (16 by default), sent round-robin.
   std::mt19937_64 rng(42);
   std::vector<std::string> bodies, requests;
-  const uint64_t base_ns = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  const uint64_t base_ns =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
   for (int i = 0; i < distinct; ++i) {
     bodies.push_back(MakeRequest(rng, i, base_ns).SerializeAsString());
   }
@@ -326,7 +337,8 @@ int main(int argc, char** argv) {
   double decode_ns = ThreadCpuNs();
   for (int round = 0; round < kRounds; ++round) {
     for (const auto& b : bodies) {
-      auto r = ordertrace::otlp::DecodeExportRequest(b, ordertrace::otlp::Protocol::kHttpProtobuf, {});
+      auto r =
+          ordertrace::otlp::DecodeExportRequest(b, ordertrace::otlp::Protocol::kHttpProtobuf, {});
       if (!r.ok() || r.value()->spans().size() != kSpansPerRequest) return 1;
     }
   }
@@ -337,7 +349,8 @@ int main(int argc, char** argv) {
 
   std::printf("gateway: %.0f spans in %.2f s wall, %.3f s CPU, %llu errors\n", spans, wall,
               gateway_cpu_ns / 1e9, static_cast<unsigned long long>(errors.load()));
-  std::printf("gateway CPU per span (receive+decode+validate+hand-off): %.0f ns\n", cpu_ns_per_span);
+  std::printf("gateway CPU per span (receive+decode+validate+hand-off): %.0f ns\n",
+              cpu_ns_per_span);
   std::printf("libprotobuf arena parse per span: %.0f ns; decoder alone: %.0f ns\n",
               parse_cpu_ns_per_span, decode_cpu_ns_per_span);
   std::printf(
@@ -348,6 +361,7 @@ int main(int argc, char** argv) {
       kSpansPerRequest, distinct, bytes_per_span, connections, wall, spans,
       static_cast<unsigned long long>(errors.load()), wall > 0 ? spans / wall : 0,
       cpu_ns_per_span > 0 ? 1e9 / cpu_ns_per_span : 0, cpu_ns_per_span, parse_cpu_ns_per_span,
-      decode_cpu_ns_per_span, parse_cpu_ns_per_span > 0 ? cpu_ns_per_span / parse_cpu_ns_per_span : 0);
+      decode_cpu_ns_per_span,
+      parse_cpu_ns_per_span > 0 ? cpu_ns_per_span / parse_cpu_ns_per_span : 0);
   return (reference_only || spans > 0) && errors.load() == 0 ? 0 : 1;
 }

@@ -22,10 +22,10 @@
 // --lead: seconds between the start of the build and t0 (0: 10 + orders / 6000; the program
 // waits for t0 after the build, and says so when the build ran past it); --timeout: seconds
 // to wait for all flags after the last deadline (default 60).  Without --dir the SQLite file
-// goes to a fresh directory under $TMPDIR, removed at the end unless --keep.  A run whose flags do not all come within --timeout
-// prints the lags it has (orders not flagged count as longer than the run) and exits 1
-// without joining the detector.  Progress lines go to stderr every few seconds; the last
-// line of stdout is one JSON object with the figures.
+// goes to a fresh directory under $TMPDIR, removed at the end unless --keep.  A run whose flags do
+// not all come within --timeout prints the lags it has (orders not flagged count as longer than the
+// run) and exits 1 without joining the detector.  Progress lines go to stderr every few seconds;
+// the last line of stdout is one JSON object with the figures.
 #include <malloc.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -39,22 +39,22 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <limits>
-#include <fstream>
 #include <memory>
 #include <random>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench_ids.h"
 #include "common/log.h"
 #include "config/config.h"
 #include "journey/engine.h"
 #include "journey/memory_store.h"
 #include "journey/rules.h"
 #include "journey/sqlite_store.h"
-#include "bench_ids.h"
 
 namespace {
 
@@ -149,9 +149,9 @@ SpanRecord SubmitSpan(uint64_t i, Nanos end_ns) {
 }
 
 struct Mem {
-  uint64_t heap = 0;    // malloc bytes in use (all arenas, mmapped chunks included)
-  uint64_t rss = 0;     // resident set size
-  int64_t sqlite = 0;   // sqlite3_memory_used()
+  uint64_t heap = 0;   // malloc bytes in use (all arenas, mmapped chunks included)
+  uint64_t rss = 0;    // resident set size
+  int64_t sqlite = 0;  // sqlite3_memory_used()
 };
 
 Mem MemNow() {
@@ -183,8 +183,8 @@ double CpuSeconds() {
 // Applies orders [0, n) in batches; end_of(i) gives the SUBMITTED span's end.  Returns the
 // seconds spent inside Apply().
 template <typename EndOf>
-bool Build(jr::Engine& engine, const Options& opt, EndOf end_of, double* apply_s,
-           double* wall_s, const std::function<void(uint64_t)>& after_batch = {}) {
+bool Build(jr::Engine& engine, const Options& opt, EndOf end_of, double* apply_s, double* wall_s,
+           const std::function<void(uint64_t)>& after_batch = {}) {
   const auto start = Steady::now();
   auto last_report = start;
   Steady::duration in_apply{};
@@ -203,9 +203,9 @@ bool Build(jr::Engine& engine, const Options& opt, EndOf end_of, double* apply_s
     }
     if (after_batch) after_batch(i);
     if (t1 - last_report > std::chrono::seconds(5)) {
-      std::fprintf(stderr, "  build: %9" PRIu64 " orders  %6.1f s  %7.0f orders/s in Apply  load %s\n",
-                   i, Seconds(t1 - start), static_cast<double>(i) / Seconds(in_apply),
-                   LoadAvg().c_str());
+      std::fprintf(
+          stderr, "  build: %9" PRIu64 " orders  %6.1f s  %7.0f orders/s in Apply  load %s\n", i,
+          Seconds(t1 - start), static_cast<double>(i) / Seconds(in_apply), LoadAvg().c_str());
       last_report = t1;
     }
   }
@@ -262,24 +262,28 @@ int RunMemory(const Options& opt, jr::JourneyStore& store) {
   std::printf("active orders: %zu (of %" PRIu64 "), next deadline in %.1f s, load %s\n", active,
               opt.orders, static_cast<double>(engine->NextDeadline() - clock.Now()) / 1e9,
               LoadAvg().c_str());
-  std::printf("build: %.1f s wall, %.1f s in Apply(): %.0f orders/s (Apply), %.0f orders/s "
-              "(wall), %.1f s CPU\n",
-              wall_s, apply_s, n / apply_s, n / wall_s, cpu_s);
-  std::printf("heap in use: +%.1f MB = %.0f bytes/order; of which SQLite +%.1f MB (%.0f "
-              "bytes/order, bounded by its caches: %d + %d MB)\n",
-              heap_delta / 1e6, heap_delta / n, sqlite_delta / 1e6, sqlite_delta / n,
-              opt.cache_mb, std::max(1, opt.cache_mb / 2));
+  std::printf(
+      "build: %.1f s wall, %.1f s in Apply(): %.0f orders/s (Apply), %.0f orders/s "
+      "(wall), %.1f s CPU\n",
+      wall_s, apply_s, n / apply_s, n / wall_s, cpu_s);
+  std::printf(
+      "heap in use: +%.1f MB = %.0f bytes/order; of which SQLite +%.1f MB (%.0f "
+      "bytes/order, bounded by its caches: %d + %d MB)\n",
+      heap_delta / 1e6, heap_delta / n, sqlite_delta / 1e6, sqlite_delta / n, opt.cache_mb,
+      std::max(1, opt.cache_mb / 2));
   std::printf("engine heap (heap - SQLite): %.0f bytes/order\n", engine_heap / n);
-  std::printf("RSS: +%.1f MB = %.0f bytes/order (SQLite's caches included); empty engine "
-              "%.0f bytes\n",
-              rss_delta / 1e6, rss_delta / n,
-              static_cast<double>(before.heap) - static_cast<double>(before_engine.heap));
+  std::printf(
+      "RSS: +%.1f MB = %.0f bytes/order (SQLite's caches included); empty engine "
+      "%.0f bytes\n",
+      rss_delta / 1e6, rss_delta / n,
+      static_cast<double>(before.heap) - static_cast<double>(before_engine.heap));
   engine.reset();
   const Mem freed = MemNow();
   std::printf("after destroying the engine: heap %.1f MB above the start (SQLite %.1f MB)\n",
               (static_cast<double>(freed.heap) - static_cast<double>(before_engine.heap)) / 1e6,
               static_cast<double>(freed.sqlite - before_engine.sqlite) / 1e6);
-  std::printf("{\"mode\":\"memory\",\"store\":\"%s\",\"orders\":%" PRIu64 ",\"active\":%zu,"
+  std::printf("{\"mode\":\"memory\",\"store\":\"%s\",\"orders\":%" PRIu64
+              ",\"active\":%zu,"
               "\"heap_bytes_per_order\":%.0f,\"engine_heap_bytes_per_order\":%.0f,"
               "\"sqlite_bytes_per_order\":%.0f,\"rss_bytes_per_order\":%.0f,\"build_s\":%.1f,"
               "\"apply_s\":%.1f,\"apply_orders_per_s\":%.0f,\"cpu_s\":%.1f,\"load\":\"%s\"}\n",
@@ -301,8 +305,7 @@ int RunLag(const Options& opt, jr::JourneyStore& store) {
   // The deadlines are fixed in the spans before the build, so t0 must lie beyond its end:
   // --lead, or 10 s + the build at 6,000 orders/s (SQLite on a busy 2-core machine does
   // 8,000-17,000); the program then waits for t0.
-  const double lead_s =
-      opt.lead_s > 0 ? opt.lead_s : 10 + static_cast<double>(opt.orders) / 6000.0;
+  const double lead_s = opt.lead_s > 0 ? opt.lead_s : 10 + static_cast<double>(opt.orders) / 6000.0;
   std::fprintf(stderr, "lead: %.0f s from the start of the build to t0\n", lead_s);
   const Nanos build_start = clock.Now();
   const Nanos t0 = build_start + static_cast<Nanos>(lead_s * 1e9);
@@ -315,13 +318,16 @@ int RunLag(const Options& opt, jr::JourneyStore& store) {
   if (!Build(engine, opt, end_of, &apply_s, &wall_s)) return 1;
   const auto n = static_cast<double>(opt.orders);
   const Nanos built = clock.Now();
-  std::printf("build: %" PRIu64 " orders in %.1f s (%.0f orders/s in Apply), %.1f s before t0, "
+  std::printf("build: %" PRIu64
+              " orders in %.1f s (%.0f orders/s in Apply), %.1f s before t0, "
               "load %s\n",
               opt.orders, wall_s, n / apply_s, static_cast<double>(t0 - built) / 1e9,
               LoadAvg().c_str());
   if (built > t0) {
-    std::fprintf(stderr, "the build ran past t0 by %.1f s: the first deadlines are less than 10 s "
-                 "ahead (use a larger --lead)\n", static_cast<double>(built - t0) / 1e9);
+    std::fprintf(stderr,
+                 "the build ran past t0 by %.1f s: the first deadlines are less than 10 s "
+                 "ahead (use a larger --lead)\n",
+                 static_cast<double>(built - t0) / 1e9);
   } else {
     std::this_thread::sleep_for(std::chrono::nanoseconds(t0 - clock.Now()));
   }
@@ -360,12 +366,11 @@ int RunLag(const Options& opt, jr::JourneyStore& store) {
   std::vector<Nanos> lags(rec.lags().begin(), rec.lags().begin() + static_cast<long>(flagged));
   lags.resize(opt.orders, std::numeric_limits<Nanos>::max());
   std::sort(lags.begin(), lags.end());
-  const double censored_s =
-      static_cast<double>(end_now - (t0 + 10 * kSec + opt.spread_ns)) / 1e9;
+  const double censored_s = static_cast<double>(end_now - (t0 + 10 * kSec + opt.spread_ns)) / 1e9;
   auto pct = [&](double p) -> std::string {
     char buf[64];
-    const size_t i = std::min(lags.size() - 1,
-                              static_cast<size_t>(p * static_cast<double>(lags.size())));
+    const size_t i =
+        std::min(lags.size() - 1, static_cast<size_t>(p * static_cast<double>(lags.size())));
     if (lags[i] == std::numeric_limits<Nanos>::max()) {
       std::snprintf(buf, sizeof buf, ">%.0f s (not flagged)", censored_s);
     } else {
@@ -374,10 +379,9 @@ int RunLag(const Options& opt, jr::JourneyStore& store) {
     return buf;
   };
   auto pct_ms = [&](double p) -> double {  // -1: not flagged within the run
-    const size_t i = std::min(lags.size() - 1,
-                              static_cast<size_t>(p * static_cast<double>(lags.size())));
-    return lags[i] == std::numeric_limits<Nanos>::max() ? -1.0
-                                                        : static_cast<double>(lags[i]) / 1e6;
+    const size_t i =
+        std::min(lags.size() - 1, static_cast<size_t>(p * static_cast<double>(lags.size())));
+    return lags[i] == std::numeric_limits<Nanos>::max() ? -1.0 : static_cast<double>(lags[i]) / 1e6;
   };
   std::printf("flagged %zu of %" PRIu64 " (%" PRIu64 " of another kind, %" PRIu64
               " cleared) in %.1f s%s, %.1f s CPU (%.1f us CPU per flag)\n",
@@ -386,11 +390,13 @@ int RunLag(const Options& opt, jr::JourneyStore& store) {
               flagged ? cpu_s * 1e6 / static_cast<double>(flagged) : 0.0);
   std::printf("load: %s at the start of flagging, %s at the end\n", load_start.c_str(),
               load_end.c_str());
-  std::printf("deadline -> flagged lag over all %" PRIu64 " orders: p50 %s  p90 %s  p99 %s  "
+  std::printf("deadline -> flagged lag over all %" PRIu64
+              " orders: p50 %s  p90 %s  p99 %s  "
               "max %s\n",
               opt.orders, pct(0.50).c_str(), pct(0.90).c_str(), pct(0.99).c_str(),
               pct(1.0).c_str());
-  std::printf("{\"mode\":\"lag\",\"store\":\"%s\",\"orders\":%" PRIu64 ",\"spread_s\":%.0f,"
+  std::printf("{\"mode\":\"lag\",\"store\":\"%s\",\"orders\":%" PRIu64
+              ",\"spread_s\":%.0f,"
               "\"flagged\":%zu,\"lag_p50_ms\":%.1f,\"lag_p90_ms\":%.1f,\"lag_p99_ms\":%.1f,"
               "\"lag_max_ms\":%.1f,\"build_s\":%.1f,\"apply_orders_per_s\":%.0f,"
               "\"cpu_us_per_flag\":%.1f,\"load_start\":\"%s\",\"load_end\":\"%s\"}\n",
@@ -453,7 +459,8 @@ int main(int argc, char** argv) {
   } else {
     store = jr::NewMemoryStore();
   }
-  std::printf("journey bench: %s, %" PRIu64 " orders in batches of %" PRIu64 ", store %s%s%s, "
+  std::printf("journey bench: %s, %" PRIu64 " orders in batches of %" PRIu64
+              ", store %s%s%s, "
               "load %s\n",
               opt.memory ? "memory" : "lag", opt.orders, opt.batch, opt.store.c_str(),
               path.empty() ? "" : " ", path.c_str(), LoadAvg().c_str());
@@ -463,8 +470,8 @@ int main(int argc, char** argv) {
     std::error_code ec;
     auto stats = store->Stats();
     if (stats.ok()) {
-      std::printf("store: %" PRIu64 " orders, %" PRIu64 " spans, %.1f MB on disk\n",
-                  stats->orders, stats->spans, static_cast<double>(stats->bytes) / 1e6);
+      std::printf("store: %" PRIu64 " orders, %" PRIu64 " spans, %.1f MB on disk\n", stats->orders,
+                  stats->spans, static_cast<double>(stats->bytes) / 1e6);
     }
   }
   store.reset();

@@ -25,14 +25,14 @@
 #include <string>
 #include <vector>
 
-#include "journey/sqlite_store.h"
 #include "bench_ids.h"
+#include "journey/sqlite_store.h"
 
 namespace {
 
+using ordertrace::Nanos;
 using ordertrace::journey::HopRole;
 using ordertrace::journey::Milestone;
-using ordertrace::journey::Nanos;
 using ordertrace::journey::OrderRow;
 using ordertrace::journey::SpanRecord;
 using ordertrace::journey::StuckKind;

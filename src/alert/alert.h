@@ -26,8 +26,6 @@
 
 namespace ordertrace::alert {
 
-using journey::Nanos;
-
 inline constexpr char kOrderStuck[] = "OrderStuck";
 inline constexpr char kOrderStuckStorm[] = "OrderStuckStorm";
 // The message broker's management API does not answer (docs/broker.md); a system alert.

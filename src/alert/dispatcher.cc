@@ -19,8 +19,8 @@ std::string OtelStatusName(uint8_t s) { return s == 2 ? "ERROR" : s == 1 ? "OK" 
 
 AlertDispatcher::AlertDispatcher(DispatcherOptions options,
                                  std::vector<std::unique_ptr<Sink>> sinks,
-                                 journey::JourneyStore& store, RulesFn rules,
-                                 const journey::Clock& clock, metrics::Registry* registry)
+                                 journey::JourneyStore& store, RulesFn rules, const Clock& clock,
+                                 metrics::Registry* registry)
     : options_(std::move(options)),
       sinks_(std::move(sinks)),
       store_(store),

@@ -45,8 +45,6 @@
 
 namespace ordertrace::alert {
 
-using journey::Duration;
-
 struct DispatcherOptions {
   std::string jaeger_ui = "http://localhost:16686";  // links: {jaeger_ui}/trace/{trace_id}
   std::string runbook_url;                           // annotation runbook_url when set
@@ -75,7 +73,7 @@ class AlertDispatcher : public journey::EngineListener {
 
   // `store`, `clock` and `registry` must outlive the dispatcher; `registry` may be null.
   AlertDispatcher(DispatcherOptions options, std::vector<std::unique_ptr<Sink>> sinks,
-                  journey::JourneyStore& store, RulesFn rules, const journey::Clock& clock,
+                  journey::JourneyStore& store, RulesFn rules, const Clock& clock,
                   metrics::Registry* registry);
   ~AlertDispatcher() override;  // Stop()
   AlertDispatcher(const AlertDispatcher&) = delete;
@@ -168,7 +166,7 @@ class AlertDispatcher : public journey::EngineListener {
   std::vector<std::unique_ptr<Sink>> sinks_;
   journey::JourneyStore& store_;
   RulesFn rules_;
-  const journey::Clock& clock_;
+  const Clock& clock_;
 
   // The queue (OnStuck/OnCleared ↔ sender).
   mutable std::mutex mu_;

@@ -17,7 +17,6 @@
 namespace ordertrace::alert {
 namespace {
 
-using journey::Nanos;
 using journey::OrderRow;
 
 constexpr Nanos kSecond = 1000000000;
@@ -140,7 +139,7 @@ class DispatcherTest : public ::testing::Test {
 
   std::unique_ptr<journey::JourneyStore> store_;
   std::shared_ptr<const journey::Rules> rules_;
-  journey::ManualClock clock_;
+  ordertrace::ManualClock clock_;
   metrics::Registry registry_;
   FakeSink* am_ = nullptr;
   FakeSink* hook_ = nullptr;

@@ -10,7 +10,6 @@
 namespace ordertrace::api {
 namespace {
 
-using journey::Nanos;
 using nlohmann::json;
 
 constexpr char kJson[] = "application/json";

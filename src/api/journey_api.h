@@ -68,6 +68,6 @@ nlohmann::json OrderJson(const journey::Journey& journey,
 nlohmann::json OrderSummaryJson(const journey::OrderRow& row);
 
 // 2026-11-26T11:02:03.123Z (UTC, milliseconds); "" for 0.
-std::string Rfc3339(journey::Nanos t);
+std::string Rfc3339(Nanos t);
 
 }  // namespace ordertrace::api

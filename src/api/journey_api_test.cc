@@ -12,7 +12,6 @@
 namespace ordertrace::api {
 namespace {
 
-using journey::Nanos;
 using nlohmann::json;
 
 constexpr Nanos kT0 = 1'790'000'000'000'000'000;  // 2026-09-21
@@ -55,7 +54,7 @@ class JourneyApiTest : public ::testing::Test {
     return json::parse(r.value().body, nullptr, /*allow_exceptions=*/false);
   }
 
-  journey::ManualClock clock_{kT0};
+  ordertrace::ManualClock clock_{kT0};
   std::unique_ptr<journey::JourneyStore> store_;
   std::unique_ptr<journey::Engine> engine_;
   AllowAll auth_;
@@ -64,11 +63,11 @@ class JourneyApiTest : public ::testing::Test {
 
 TEST_F(JourneyApiTest, StuckOrderCarriesItsDiagnosis) {
   // A submitted order that nobody picks up, and a closed one.
-  ASSERT_TRUE(engine_->Apply({Span("ORD 1/a", "00000000000000a1", kT0, kT0 + 1000, "crm",
-                                   "SUBMITTED")})
-                  .ok());
-  ASSERT_TRUE(engine_->Apply({Span("ORD-2", "00000000000000b1", kT0, kT0 + 1000, "crm", "CLOSED")})
-                  .ok());
+  ASSERT_TRUE(
+      engine_->Apply({Span("ORD 1/a", "00000000000000a1", kT0, kT0 + 1000, "crm", "SUBMITTED")})
+          .ok());
+  ASSERT_TRUE(
+      engine_->Apply({Span("ORD-2", "00000000000000b1", kT0, kT0 + 1000, "crm", "CLOSED")}).ok());
   clock_.Advance(std::chrono::minutes(3));  // within_receipt 2m + grace 30s have passed
   EXPECT_EQ(engine_->Tick(clock_.Now()), 1u);
 
@@ -115,7 +114,8 @@ TEST_F(JourneyApiTest, PagesWalkEveryOrderOnce) {
   std::string cursor;
   int pages = 0;
   do {
-    json page = GetJson("/api/v1/orders?limit=3" + (cursor.empty() ? "" : "&cursor=" + cursor), 200);
+    json page =
+        GetJson("/api/v1/orders?limit=3" + (cursor.empty() ? "" : "&cursor=" + cursor), 200);
     for (const auto& o : page["orders"]) EXPECT_TRUE(seen.insert(o["order_id"]).second);
     cursor = page["next_cursor"].is_null() ? "" : page["next_cursor"].get<std::string>();
     ++pages;
@@ -148,7 +148,7 @@ class DenyAll : public Authorizer {
 };
 
 TEST(JourneyApiAuthTest, EveryRouteAsksTheAuthorizer) {
-  journey::ManualClock clock(kT0);
+  ordertrace::ManualClock clock(kT0);
   auto store = journey::NewMemoryStore();
   journey::Engine engine(std::make_shared<journey::Rules>(journey::DefaultRules()), *store, clock,
                          nullptr);

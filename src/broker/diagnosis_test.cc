@@ -12,7 +12,6 @@ namespace ordertrace::broker {
 namespace {
 
 using journey::BrokerView;
-using journey::Nanos;
 
 constexpr Nanos kSec = 1'000'000'000;
 constexpr Nanos kT0 = 1795701731 * kSec;  // 2026-11-26T14:02:11Z
@@ -122,7 +121,7 @@ TEST(BrokerDiagnosisTest, OutagesOfThisStageOnly) {
 TEST(BrokerDiagnosisTest, RealMonitorInTheDiagnosis) {
   const Nanos stage = kT0;
   const Nanos now = stage + 600 * kSec;
-  journey::ManualClock clock(now);
+  ordertrace::ManualClock clock(now);
   MonitorOptions o;
   o.management.url = "http://127.0.0.1:15672";
   BrokerMonitor m(o, clock, nullptr);

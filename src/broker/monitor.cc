@@ -42,7 +42,7 @@ std::string_view ExchangeOf(const journey::Hop& hop) {
   return hop.exchange;
 }
 
-BrokerMonitor::BrokerMonitor(MonitorOptions options, const journey::Clock& clock,
+BrokerMonitor::BrokerMonitor(MonitorOptions options, const Clock& clock,
                              metrics::Registry* registry)
     : options_(std::move(options)), client_(options_.management), clock_(clock) {
   if (registry == nullptr) {
@@ -146,7 +146,7 @@ void BrokerMonitor::Record(Result<Snapshot> result, Nanos now) {
       log::Info("RabbitMQ management API reachable again",
                 {{"broker", broker()},
                  {"down_since", Rfc3339(down_since)},
-                 {"down_for", journey::HumanDuration(std::chrono::duration_cast<journey::Duration>(
+                 {"down_for", journey::HumanDuration(std::chrono::duration_cast<Duration>(
                                   std::chrono::nanoseconds(now - down_since)))}});
     }
   } else {

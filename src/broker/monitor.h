@@ -40,10 +40,10 @@
 #include <vector>
 
 #include "broker/management.h"
+#include "common/clock.h"
 #include "common/metrics.h"
 #include "common/status.h"
 #include "journey/diagnosis.h"
-#include "journey/engine.h"
 
 namespace ordertrace::broker {
 
@@ -77,7 +77,7 @@ class BrokerMonitor final : public journey::BrokerView {
   using TransitionFn = std::function<void(const BrokerTransition&)>;
 
   // `clock` and `registry` must outlive the monitor; `registry` may be null (tests).
-  BrokerMonitor(MonitorOptions options, const journey::Clock& clock, metrics::Registry* registry);
+  BrokerMonitor(MonitorOptions options, const Clock& clock, metrics::Registry* registry);
   ~BrokerMonitor() override;  // Stop()
   BrokerMonitor(const BrokerMonitor&) = delete;
   BrokerMonitor& operator=(const BrokerMonitor&) = delete;
@@ -113,7 +113,7 @@ class BrokerMonitor final : public journey::BrokerView {
 
   MonitorOptions options_;
   ManagementClient client_;
-  const journey::Clock& clock_;
+  const Clock& clock_;
   TransitionFn listener_;
 
   mutable std::mutex mu_;

@@ -40,7 +40,7 @@ journey::Hop HopTo(std::string exchange, std::string key) {
 }
 
 TEST(BrokerMonitorTest, DescribesTheHopsQueue) {
-  journey::ManualClock clock(kT0);
+  ordertrace::ManualClock clock(kT0);
   metrics::Registry registry;
   BrokerMonitor m(Options(), clock, &registry);
   EXPECT_EQ(m.DescribeHop(HopTo("orders", "price.calculated"), kT0), "");  // nothing known yet
@@ -76,7 +76,7 @@ TEST(BrokerMonitorTest, DescribesTheHopsQueue) {
 }
 
 TEST(BrokerMonitorTest, UpDownHistoryAndTransitions) {
-  journey::ManualClock clock(kT0);
+  ordertrace::ManualClock clock(kT0);
   metrics::Registry registry;
   BrokerMonitor m(Options(), clock, &registry);
   std::vector<BrokerTransition> seen;
@@ -127,7 +127,7 @@ TEST(BrokerMonitorTest, UpDownHistoryAndTransitions) {
 }
 
 TEST(BrokerMonitorTest, HistoryIsBounded) {
-  journey::ManualClock clock(kT0);
+  ordertrace::ManualClock clock(kT0);
   MonitorOptions o = Options();
   o.max_outages = 3;
   BrokerMonitor m(o, clock, nullptr);
@@ -141,7 +141,7 @@ TEST(BrokerMonitorTest, HistoryIsBounded) {
 }
 
 TEST(BrokerMonitorTest, QueueMetricsAreCappedAndZeroedWhenGone) {
-  journey::ManualClock clock(kT0);
+  ordertrace::ManualClock clock(kT0);
   metrics::Registry registry;
   MonitorOptions o = Options();
   o.max_queue_series = 1;
@@ -166,7 +166,7 @@ TEST(BrokerMonitorTest, QueueMetricsAreCappedAndZeroedWhenGone) {
 }
 
 TEST(BrokerMonitorTest, StatusJson) {
-  journey::ManualClock clock(kT0);
+  ordertrace::ManualClock clock(kT0);
   BrokerMonitor m(Options(), clock, nullptr);
   auto j = nlohmann::json::parse(m.StatusJson());
   EXPECT_TRUE(j["up"].is_null());

@@ -34,7 +34,8 @@ bool Fetch(const QueryOptions& o, const std::string& target, int* status, json* 
   *status = reply.value().status;
   *body = json::parse(reply.value().body, nullptr, /*allow_exceptions=*/false);
   if (body->is_discarded()) {
-    std::fprintf(stderr, "ordertrace: the gateway answered %d with a body that is not JSON: %.200s\n",
+    std::fprintf(stderr,
+                 "ordertrace: the gateway answered %d with a body that is not JSON: %.200s\n",
                  *status, reply.value().body.c_str());
     return false;
   }
@@ -62,14 +63,14 @@ void PrintDiagnosis(const json& d) {
   const json& hb = d["heartbeat"];
   if (hb.value("expected", false)) {
     std::printf("  heartbeat:  every %gs, last %s: %s\n", hb.value("interval_seconds", 0.0),
-                Str(hb, "last", "never").c_str(),
-                hb.value("alive", false) ? "alive" : "SILENT");
+                Str(hb, "last", "never").c_str(), hb.value("alive", false) ? "alive" : "SILENT");
   }
   for (const json& h : d["open_hops"]) {
-    std::printf("  open hop:   message %s to exchange '%s' routing key '%s' queue %s, published %s\n",
-                Str(h, "message_id").c_str(), Str(h, "exchange", "").c_str(),
-                Str(h, "routing_key", "").c_str(), Str(h, "queue", "unknown").c_str(),
-                Str(h, "published").c_str());
+    std::printf(
+        "  open hop:   message %s to exchange '%s' routing key '%s' queue %s, published %s\n",
+        Str(h, "message_id").c_str(), Str(h, "exchange", "").c_str(),
+        Str(h, "routing_key", "").c_str(), Str(h, "queue", "unknown").c_str(),
+        Str(h, "published").c_str());
     if (h.contains("broker") && h["broker"].is_string()) {
       std::printf("              broker: %s\n", h["broker"].get<std::string>().c_str());
     }
@@ -77,7 +78,8 @@ void PrintDiagnosis(const json& d) {
   if (d.contains("broker") && d["broker"].is_string()) {
     std::printf("  broker:     %s\n", d["broker"].get<std::string>().c_str());
   }
-  for (const json& l : d["jaeger_links"]) std::printf("  trace:      %s\n", l.get<std::string>().c_str());
+  for (const json& l : d["jaeger_links"])
+    std::printf("  trace:      %s\n", l.get<std::string>().c_str());
 }
 
 }  // namespace
@@ -92,23 +94,25 @@ int RunOrder(const QueryOptions& o, const std::string& order_id) {
     return kExitNotFound;
   }
   if (status != 200) {
-    std::fprintf(stderr, "ordertrace: the gateway answered %d: %s\n", status, Str(j, "error").c_str());
+    std::fprintf(stderr, "ordertrace: the gateway answered %d: %s\n", status,
+                 Str(j, "error").c_str());
     return kExitFailure;
   }
   if (o.json) return 0;
 
   std::printf("order %s   stage %s since %s   %s\n", Str(j, "order_id").c_str(),
               Str(j, "stage").c_str(), Str(j, "stage_since").c_str(),
-              j.value("stuck", false) ? ("STUCK (" + Str(j, "stuck_kind") + ")").c_str()
+              j.value("stuck", false)    ? ("STUCK (" + Str(j, "stuck_kind") + ")").c_str()
               : j.value("closed", false) ? "closed"
-                                          : "on time");
+                                         : "on time");
   if (j["diagnosis"].is_object()) PrintDiagnosis(j["diagnosis"]);
   std::printf("\nmilestones\n");
   for (const json& m : j["milestones"]) {
     std::printf("  %-24s %-22s %-10s trace %s\n", Str(m, "at").c_str(), Str(m, "stage").c_str(),
                 Str(m, "service").c_str(), Str(m, "trace_id").c_str());
   }
-  std::printf("\nspans (%zu%s)\n", j["spans"].size(), j.value("spans_truncated", false) ? ", latest" : "");
+  std::printf("\nspans (%zu%s)\n", j["spans"].size(),
+              j.value("spans_truncated", false) ? ", latest" : "");
   for (const json& s : j["spans"]) {
     std::printf("  %-24s %9.1fms %-10s %-34s %-5s %-7s %s%s\n", Str(s, "start").c_str(),
                 s.value("duration_ms", 0.0), Str(s, "service").c_str(), Str(s, "name").c_str(),

@@ -31,7 +31,8 @@ TEST(MetricsTest, HistogramBucketsAreCumulative) {
   child.Observe(7);
   const std::string text = r.Serialize();
   EXPECT_NE(text.find("ordertrace_test_seconds_bucket{le=\"0.10000000000000001\"} 1\n"),
-            std::string::npos) << text;
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("ordertrace_test_seconds_bucket{le=\"1\"} 3\n"), std::string::npos);
   EXPECT_NE(text.find("ordertrace_test_seconds_bucket{le=\"+Inf\"} 4\n"), std::string::npos);
   EXPECT_NE(text.find("ordertrace_test_seconds_sum 8.0500000000000007\n"), std::string::npos)
@@ -48,8 +49,9 @@ TEST(MetricsTest, GaugesAndCallbackGauges) {
   r.AddCallbackGauge("ordertrace_test_uptime_seconds", "Uptime.", [&] { return v; });
   const std::string text = r.Serialize();
   EXPECT_NE(text.find("ordertrace_test_queue_bytes 7.5\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("# TYPE ordertrace_test_uptime_seconds gauge\nordertrace_test_uptime_seconds 42\n"),
-            std::string::npos);
+  EXPECT_NE(
+      text.find("# TYPE ordertrace_test_uptime_seconds gauge\nordertrace_test_uptime_seconds 42\n"),
+      std::string::npos);
 }
 
 TEST(MetricsTest, ConcurrentIncrementsAreNotLost) {

@@ -149,7 +149,7 @@ struct Gateway::Impl {
   std::unique_ptr<receive::OtlpGrpcReceiver> otlp_grpc;
   std::unique_ptr<receive::HttpServer> api;
   // Journeys (null when journeys.enabled is false).
-  journey::SystemClock clock;
+  SystemClock clock;
   // RabbitMQ health (null without broker.management_url); before the alerts and the engine,
   // which hold it as their BrokerView, so that it outlives them.
   std::unique_ptr<broker::BrokerMonitor> broker;
@@ -420,7 +420,7 @@ Status Gateway::StartJourneys() {
     std::unique_lock lock(g.retention_mu);
     while (!g.retention_cv.wait_for(lock, interval, [&] { return g.retention_stop; })) {
       lock.unlock();
-      const journey::Nanos now = g.clock.Now();
+      const Nanos now = g.clock.Now();
       auto r = g.store->EnforceRetention(now, retention);
       uint64_t forgotten = 0;
       if (retention.inactive_orders.count() > 0) {

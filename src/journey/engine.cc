@@ -11,12 +11,6 @@
 
 namespace ordertrace::journey {
 
-Nanos SystemClock::Now() const {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 namespace {
 constexpr uint32_t kNoPos = 0xffffffffu;
 constexpr uint16_t kNoService = 0xffff;

@@ -38,6 +38,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/clock.h"
 #include "common/metrics.h"
 #include "common/status.h"
 #include "journey/known_ids.h"
@@ -46,30 +47,6 @@
 #include "journey/types.h"
 
 namespace ordertrace::journey {
-
-class Clock {
- public:
-  virtual ~Clock() = default;
-  virtual Nanos Now() const = 0;
-};
-
-// The system's real-time clock.
-class SystemClock : public Clock {
- public:
-  Nanos Now() const override;
-};
-
-// A clock tests set by hand.
-class ManualClock : public Clock {
- public:
-  explicit ManualClock(Nanos now = 0) : now_(now) {}
-  Nanos Now() const override { return now_.load(); }
-  void Set(Nanos now) { now_.store(now); }
-  void Advance(Duration d) { now_.fetch_add(std::chrono::nanoseconds(d).count()); }
-
- private:
-  std::atomic<Nanos> now_;
-};
 
 // Hears flags and clears.  `row` is the order's row as written to the store.
 class EngineListener {

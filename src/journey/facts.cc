@@ -104,7 +104,8 @@ void FactExtractor::Extract(const otlp::SpanBatch& batch, std::vector<SpanRecord
           seen.heartbeat = IsTrue(kv.value);
         }
       } else if (k[0] == 'e') {
-        if (k == "error.type" && kv.value.type == ValueType::kString) seen.error_type = kv.value.str;
+        if (k == "error.type" && kv.value.type == ValueType::kString)
+          seen.error_type = kv.value.str;
       } else if (k[0] == 'm' && k.substr(0, 10) == "messaging.") {
         const std::string_view m = k.substr(10);
         const bool str = kv.value.type == ValueType::kString;
@@ -220,9 +221,8 @@ void FactExtractor::Extract(const otlp::SpanBatch& batch, std::vector<SpanRecord
         r.exchange = std::string(seen.destination_old);
       }
       if (span.links > 0) {
-        batch.ForEachLink(span, [&](const otlp::LinkView& l) {
-          r.links.push_back(otlp::ToHex(l.span_id));
-        });
+        batch.ForEachLink(
+            span, [&](const otlp::LinkView& l) { r.links.push_back(otlp::ToHex(l.span_id)); });
       }
     }
     out->push_back(std::move(r));

@@ -66,12 +66,12 @@ struct StageRule {
 // Recognises a span that does not carry order.stage itself (a third-party service's span).
 // Every non-empty condition must hold; the first matching rule wins.
 struct MappingRule {
-  std::string service;    // resource service.name, exact; "" any
-  std::string span;       // span name: exact, or a prefix when it ends with '*'; "" any
+  std::string service;  // resource service.name, exact; "" any
+  std::string span;     // span name: exact, or a prefix when it ends with '*'; "" any
   std::vector<std::pair<std::string, std::string>> attributes;  // span attribute == value
   // What the span means:
-  std::string stage;           // the milestone it reaches ("" none)
-  std::string order_id_from;   // attribute holding the order id when the entity key is absent
+  std::string stage;               // the milestone it reaches ("" none)
+  std::string order_id_from;       // attribute holding the order id when the entity key is absent
   std::optional<StepStatus> step;  // order.step.status to assume when the span has none
   bool heartbeat = false;          // treat it as a heartbeat
   int line = 0;                    // where it was defined (for messages)

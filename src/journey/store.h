@@ -89,7 +89,7 @@ class JourneyStore {
   // The order's journey, nullopt when the order is unknown.  At most `max_spans` spans, the
   // latest by start time (spans_truncated says when more exist).
   virtual Result<std::optional<Journey>> GetJourney(std::string_view order_id,
-                                                     size_t max_spans = 1000) = 0;
+                                                    size_t max_spans = 1000) = 0;
 
   // One order row, nullopt when unknown.
   virtual Result<std::optional<OrderRow>> GetOrder(std::string_view order_id) = 0;

@@ -598,8 +598,8 @@ TYPED_TEST(StoreContractTest, ForEachOrderIdListsEveryOrderRowOnce) {
     for (int i = 0; i < 500; ++i) {
       const int n = (i * 5 + batch) * 7919 % 100000;
       const std::string id = "o-" + std::to_string(n);
-      b.orders.push_back(MakeOrder(id, 1000 + n, n % 3 == 0,
-                                   n % 5 == 0 ? StuckKind::kSilent : StuckKind::kNone));
+      b.orders.push_back(
+          MakeOrder(id, 1000 + n, n % 3 == 0, n % 5 == 0 ? StuckKind::kSilent : StuckKind::kNone));
       expected.insert(id);
     }
     this->MustWrite(b);
@@ -611,8 +611,7 @@ TYPED_TEST(StoreContractTest, ForEachOrderIdListsEveryOrderRowOnce) {
   again.hops.push_back(SendSide(7, "hops-only", "m-7", 10));
   this->MustWrite(again);
   std::multiset<std::string> seen;
-  ASSERT_TRUE(
-      this->store_->ForEachOrderId([&](std::string_view id) { seen.emplace(id); }).ok());
+  ASSERT_TRUE(this->store_->ForEachOrderId([&](std::string_view id) { seen.emplace(id); }).ok());
   EXPECT_EQ(seen.size(), 2500u);
   EXPECT_EQ(seen, expected);
   // Retention removes ids with their orders.
@@ -623,8 +622,7 @@ TYPED_TEST(StoreContractTest, ForEachOrderIdListsEveryOrderRowOnce) {
   auto removed = this->store_->EnforceRetention(kNow, r);
   ASSERT_TRUE(removed.ok()) << removed.status().ToString();
   std::multiset<std::string> left;
-  ASSERT_TRUE(
-      this->store_->ForEachOrderId([&](std::string_view id) { left.emplace(id); }).ok());
+  ASSERT_TRUE(this->store_->ForEachOrderId([&](std::string_view id) { left.emplace(id); }).ok());
   EXPECT_EQ(left.size() + removed->orders_removed, 2500u);
   for (const auto& id : left) {
     auto o = this->store_->GetOrder(id);

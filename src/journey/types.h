@@ -17,10 +17,9 @@
 #include <utility>
 #include <vector>
 
-namespace ordertrace::journey {
+#include "common/clock.h"
 
-using Nanos = int64_t;  // Unix time in nanoseconds
-using Duration = std::chrono::milliseconds;
+namespace ordertrace::journey {
 
 // order.step.status: the request's own status field, beside the OTel span status.
 enum class StepStatus : uint8_t { kUnset = 0, kOk, kFail, kTimeout, kRetry };
@@ -48,10 +47,10 @@ struct SpanRecord {
   std::string stage;  // milestone this span reached ("" none); a stage name of the rules
   bool heartbeat = false;
   HopRole hop = HopRole::kNone;
-  std::string message_id;   // messaging.message.id
-  std::string exchange;     // from messaging.destination.name "{exchange}:{routing_key}"
-  std::string routing_key;  // messaging.rabbitmq.destination.routing_key
-  std::string queue;        // messaging.destination.subscription.name or rabbitmq queue
+  std::string message_id;          // messaging.message.id
+  std::string exchange;            // from messaging.destination.name "{exchange}:{routing_key}"
+  std::string routing_key;         // messaging.rabbitmq.destination.routing_key
+  std::string queue;               // messaging.destination.subscription.name or rabbitmq queue
   std::vector<std::string> links;  // span ids (16 hex) this span links to (hop matching)
 
   bool operator==(const SpanRecord&) const = default;
@@ -93,11 +92,11 @@ struct Hop {
 // Why an order is stuck (the first expectation it missed).
 enum class StuckKind : uint8_t {
   kNone = 0,
-  kNextOverdue,       // the next milestone did not arrive within its deadline
-  kNotReceived,       // the named service never picked the order up (received_by)
-  kNotProcessed,      // the named service never processed the stage (processed_by)
-  kSilent,            // no heartbeat within the interval
-  kMessageUnprocessed // a published message was not processed within messages.processed_within
+  kNextOverdue,        // the next milestone did not arrive within its deadline
+  kNotReceived,        // the named service never picked the order up (received_by)
+  kNotProcessed,       // the named service never processed the stage (processed_by)
+  kSilent,             // no heartbeat within the interval
+  kMessageUnprocessed  // a published message was not processed within messages.processed_within
 };
 const char* StuckKindName(StuckKind k);  // "", "next_overdue", "not_received", ...
 

@@ -1,7 +1,5 @@
 #include "receive/http_server.h"
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/dispatch.hpp>
@@ -22,6 +20,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "common/gzip.h"
 #include "common/log.h"
 
 namespace ordertrace::receive {
@@ -66,75 +65,6 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-// Inflates `in` into `*out` with zlib.  window_bits: 15 + 16 gzip (concatenated members
-// allowed), 15 zlib, -15 raw deflate.  Output over `limit` bytes: TooLarge (a decompression
-// bomb never allocates more than limit + 1 bytes); corrupt or truncated input:
-// InvalidArgument.
-Status Inflate(std::string_view in, int window_bits, size_t limit, const char* what,
-               std::string* out) {
-  z_stream zs{};
-  if (inflateInit2(&zs, window_bits) != Z_OK) return Status::Internal("inflateInit2 failed");
-  struct Guard {
-    z_stream* zs;
-    ~Guard() { inflateEnd(zs); }
-  } guard{&zs};
-
-  out->clear();
-  const size_t cap = limit < SIZE_MAX ? limit + 1 : limit;
-  size_t produced = 0;
-  size_t consumed = 0;
-  bool stream_end = false;
-  while (true) {
-    if (zs.avail_in == 0 && consumed < in.size()) {
-      const size_t n = std::min<size_t>(in.size() - consumed, UINT_MAX);
-      zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data() + consumed));
-      zs.avail_in = static_cast<uInt>(n);
-      consumed += n;
-    }
-    if (produced == out->size()) {
-      if (out->size() >= cap) {
-        return Status::TooLarge(std::string("decoded ") + what + " body exceeds the limit of " +
-                                std::to_string(limit) + " bytes");
-      }
-      out->resize(std::min(cap, std::max<size_t>(out->size() * 2, 64 * 1024)));
-    }
-    const size_t room = std::min<size_t>(out->size() - produced, UINT_MAX);
-    zs.next_out = reinterpret_cast<Bytef*>(out->data() + produced);
-    zs.avail_out = static_cast<uInt>(room);
-    const int rc = inflate(&zs, Z_NO_FLUSH);
-    produced += room - zs.avail_out;
-    if (rc == Z_STREAM_END) {
-      stream_end = true;
-      const bool more_input = zs.avail_in > 0 || consumed < in.size();
-      if (!more_input) break;
-      // gzip allows several members back to back; zlib and raw deflate do not.
-      if (window_bits <= 15) {
-        return Status::InvalidArgument(std::string("invalid ") + what +
-                                       " body: data after the end of the stream");
-      }
-      inflateReset(&zs);
-      stream_end = false;
-      continue;
-    }
-    if (rc == Z_BUF_ERROR) {
-      // No progress possible: either the output buffer is full (grown above) or the input
-      // ended before the stream did.
-      if (zs.avail_out == 0) continue;
-      break;
-    }
-    if (rc != Z_OK) {
-      if (rc == Z_MEM_ERROR) return Status::Internal("out of memory while inflating");
-      return Status::InvalidArgument(std::string("invalid ") + what +
-                                     " body: " + (zs.msg ? zs.msg : "corrupt data"));
-    }
-  }
-  if (!stream_end) {
-    return Status::InvalidArgument(std::string("invalid ") + what + " body: truncated stream");
-  }
-  out->resize(produced);
-  return Status::Ok();
-}
-
 // Applies the request's Content-Encoding to `body` in place.
 Status DecodeContentEncoding(std::string_view header, size_t limit, std::string* body) {
   const std::string coding = Lower(Trim(header));
@@ -142,12 +72,13 @@ Status DecodeContentEncoding(std::string_view header, size_t limit, std::string*
   if (body->empty()) return Status::Ok();  // nothing was compressed
   std::string out;
   if (coding == "gzip" || coding == "x-gzip") {
-    Status s = Inflate(*body, 15 + 16, limit, "gzip", &out);
+    Status s = Inflate(*body, InflateFormat::kGzip, limit, "gzip", &out);
     if (!s.ok()) return s;
   } else if (coding == "deflate") {
     // RFC 9110 "deflate" is the zlib format; some clients send raw deflate.
-    Status s = Inflate(*body, 15, limit, "deflate", &out);
-    if (s.code() == StatusCode::kInvalidArgument) s = Inflate(*body, -15, limit, "deflate", &out);
+    Status s = Inflate(*body, InflateFormat::kZlib, limit, "deflate", &out);
+    if (s.code() == StatusCode::kInvalidArgument)
+      s = Inflate(*body, InflateFormat::kRawDeflate, limit, "deflate", &out);
     if (!s.ok()) return s;
   } else {
     return Status::Unsupported("unsupported Content-Encoding \"" + std::string(Trim(header)) +
@@ -203,7 +134,7 @@ struct HttpServer::Impl {
 
   const HttpServerOptions options;
   std::unordered_map<std::string, RouteEntry> routes;  // written before Start() only
-  std::vector<std::string> prefix_routes;  // patterns ending in '*', longest first
+  std::vector<std::string> prefix_routes;              // patterns ending in '*', longest first
 
   // The route for a path: exact, else the longest prefix pattern.
   std::unordered_map<std::string, RouteEntry>::iterator FindRoute(const std::string& path) {

@@ -201,7 +201,7 @@ Result<Pacing> DerivePacing(const journey::Rules& rules, double pace, double tim
     return Status::InvalidArgument("pace and time scale must be above 0");
   Pacing p;
   for (size_t i = 0; i < 6; ++i) p.stages[i] = rules.stages[i].name;
-  const auto scaled = [&](journey::Duration d, double factor) {
+  const auto scaled = [&](Duration d, double factor) {
     return Micros(static_cast<int64_t>(
         std::llround(static_cast<double>(ToMicros(d).count()) * factor / time_scale)));
   };

@@ -48,7 +48,6 @@ namespace ordertrace {
 namespace {
 
 using namespace std::chrono_literals;
-using journey::Nanos;
 using nlohmann::json;
 using testing::Broker;
 
@@ -176,7 +175,7 @@ class BrokerHealth : public ::testing::Test {
 TEST_F(BrokerHealth, MonitorSeesQueueDepthConsumersAndTheOutage) {
   const std::string queue = Unique("bh.monitor");
   constexpr int kMessages = 25;
-  journey::SystemClock clock;
+  ordertrace::SystemClock clock;
   metrics::Registry registry;
   broker::MonitorOptions o;
   o.management.url = management_url_;

@@ -84,9 +84,9 @@ TEST_F(JourneyEndToEnd, SpansFromThePastAreStuckAtOnceAndExplained) {
   ASSERT_TRUE(gw.Start(flags)) << gw.Log();
 
   const std::string order = "E2E-1";
-  CommandResult sent = RunCommand("cd '" + kInteropDir + "' && node send_order.mjs --endpoint http://127.0.0.1:" +
-                           std::to_string(gw.otlp_http_port()) + " --order " + order +
-                           " --minutes-ago 10");
+  CommandResult sent =
+      RunCommand("cd '" + kInteropDir + "' && node send_order.mjs --endpoint http://127.0.0.1:" +
+                 std::to_string(gw.otlp_http_port()) + " --order " + order + " --minutes-ago 10");
   ASSERT_EQ(sent.exit_code, 0) << sent.out;
   const auto sent_at = std::chrono::steady_clock::now();
   const json ids = json::parse(sent.out, nullptr, false);
@@ -139,7 +139,8 @@ TEST_F(JourneyEndToEnd, SpansFromThePastAreStuckAtOnceAndExplained) {
   CommandResult stuck = RunCommand(bin + " stuck --api " + gw.api_url());
   EXPECT_EQ(stuck.exit_code, 4) << stuck.out;
   EXPECT_NE(stuck.out.find(order), std::string::npos) << stuck.out;
-  CommandResult stuck_json = RunCommand(bin + " stuck --json --stage SUBMITTED --api " + gw.api_url());
+  CommandResult stuck_json =
+      RunCommand(bin + " stuck --json --stage SUBMITTED --api " + gw.api_url());
   const json list = json::parse(stuck_json.out, nullptr, false);
   ASSERT_TRUE(list.is_object()) << stuck_json.out;
   ASSERT_EQ(list["orders"].size(), 1u);
@@ -203,10 +204,9 @@ TEST_F(JourneyEndToEnd, RetentionRemovesAbandonedJourneys) {
            "    spans: 0\n    interval: 1s\n";
   }
   ASSERT_TRUE(gw.Start({"--config", config.string()})) << gw.Log();
-  CommandResult sent = RunCommand("cd '" + kInteropDir +
-                                "' && node send_order.mjs --endpoint http://127.0.0.1:" +
-                                std::to_string(gw.otlp_http_port()) +
-                                " --order OLD-1 --minutes-ago 10");
+  CommandResult sent =
+      RunCommand("cd '" + kInteropDir + "' && node send_order.mjs --endpoint http://127.0.0.1:" +
+                 std::to_string(gw.otlp_http_port()) + " --order OLD-1 --minutes-ago 10");
   ASSERT_EQ(sent.exit_code, 0) << sent.out;
   // Its last span is 10 minutes old: past inactive_orders (5m), so the next retention pass
   // (every second) removes the journey and the engine forgets its deadlines.

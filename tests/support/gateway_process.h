@@ -47,9 +47,9 @@ class GatewayProcess {
   bool Start(const std::vector<std::string>& extra = {}) {
     Stop();
     log_ = dir_ / ("gateway-" + std::to_string(starts_++) + ".log");
-    std::vector<std::string> args{ORDERTRACE_BIN, "serve",        "--otlp-grpc", "127.0.0.1:0",
-                                  "--otlp-http",  "127.0.0.1:0",  "--http",      "127.0.0.1:0",
-                                  "--data",       data_dir().string()};
+    std::vector<std::string> args{
+        ORDERTRACE_BIN, "serve",  "--otlp-grpc", "127.0.0.1:0", "--otlp-http",
+        "127.0.0.1:0",  "--http", "127.0.0.1:0", "--data",      data_dir().string()};
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
