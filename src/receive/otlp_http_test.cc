@@ -112,10 +112,10 @@ std::string Gzip(const std::string& in) {
 class OtlpHttpTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    HttpServerOptions o;
+    net::HttpServerOptions o;
     o.name = "otlp_http";
     o.max_body_bytes = 64 * 1024;
-    server_ = std::make_unique<HttpServer>(o);
+    server_ = std::make_unique<net::HttpServer>(o);
     OtlpReceiverOptions ro;
     ro.max_body_bytes = o.max_body_bytes;
     RegisterOtlpHttp(*server_, ro, &sink_, &metrics_);
@@ -150,7 +150,7 @@ class OtlpHttpTest : public ::testing::Test {
   metrics::Registry registry_;
   ReceiverMetrics metrics_{registry_};
   FakeSink sink_;
-  std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<net::HttpServer> server_;
 };
 
 // Checks the one span of MakeRequest() as the pipeline sees it.
