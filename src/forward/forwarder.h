@@ -24,7 +24,7 @@
 
 #include "common/metrics.h"
 #include "forward/durable_queue.h"
-#include "forward/otlp_exporter.h"
+#include "forward/exporter/exporter.h"
 #include "pipeline/batch_sink.h"
 
 namespace ordertrace::forward {

@@ -14,7 +14,7 @@
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "otlp/decoder.h"
-#include "receive/http_server.h"
+#include "net/http_server.h"
 #include "receive/otlp_receivers.h"
 
 namespace ordertrace::forward {
@@ -60,14 +60,14 @@ class UpstreamSink : public pipeline::BatchSink {
 class Upstream {
  public:
   explicit Upstream(uint16_t port = 0) : metrics_(registry_) {
-    receive::HttpServerOptions o;
+    net::HttpServerOptions o;
     o.port = port;
-    server_ = std::make_unique<receive::HttpServer>(o);
+    server_ = std::make_unique<net::HttpServer>(o);
     receive::OtlpReceiverOptions ro;
     receive::RegisterOtlpHttp(*server_, ro, &sink_, &metrics_);
     // A second route that refuses bodies containing POISON with 400, else acts as /v1/traces.
     server_->Route(
-        "POST", "/strict", [this](receive::HttpRequest& req, receive::HttpResponse& res) {
+        "POST", "/strict", [this](net::HttpRequest& req, net::HttpResponse& res) {
           if (req.body.find("POISON") != std::string::npos) {
             res.status = 400;
             res.body = "poisoned";
@@ -82,7 +82,7 @@ class Upstream {
           res.content_type = "application/x-protobuf";
         });
     // A route that answers 401 while `deny_auth_` is set, else acts as /v1/traces.
-    server_->Route("POST", "/auth", [this](receive::HttpRequest& req, receive::HttpResponse& res) {
+    server_->Route("POST", "/auth", [this](net::HttpRequest& req, net::HttpResponse& res) {
       if (deny_auth_.load()) {
         res.status = 401;
         res.body = "bad token";
@@ -104,7 +104,7 @@ class Upstream {
   receive::ReceiverMetrics metrics_;
   UpstreamSink sink_;
   std::atomic<bool> deny_auth_{false};
-  std::unique_ptr<receive::HttpServer> server_;
+  std::unique_ptr<net::HttpServer> server_;
 };
 
 std::shared_ptr<const otlp::SpanBatch> Batch(const std::vector<std::string>& names) {
