@@ -6,7 +6,7 @@
 #include <utility>
 
 #include "common/url.h"
-#include "receive/http_client.h"
+#include "net/http_client.h"
 
 namespace ordertrace::broker {
 namespace {
@@ -202,15 +202,15 @@ ManagementClient::ManagementClient(ManagementOptions options) : options_(std::mo
   host_port_ = std::string(url.substr(
       authority, slash == std::string_view::npos ? std::string_view::npos : slash - authority));
   vhost_encoded_ = url::PercentEncode(options_.vhost);
-  authorization_ = receive::BasicAuthorization(options_.user, options_.password);
+  authorization_ = net::BasicAuthorization(options_.user, options_.password);
 }
 
 Result<std::string> ManagementClient::Get(const std::string& path) const {
-  receive::HttpGetOptions o;
+  net::HttpOptions o;
   o.timeout = options_.timeout;
   o.max_body_bytes = options_.max_body_bytes;
   o.headers = {{"Authorization", authorization_}};
-  auto reply = receive::HttpGet(base_, prefix_ + path, o);
+  auto reply = net::HttpGet(base_, prefix_ + path, o);
   if (!reply.ok()) {
     // "GET http://h:p/api/overview: connect: Connection refused" -> "connection refused": the
     // cause alone reads well in a diagnosis; logs add the URL.
