@@ -153,7 +153,7 @@ Result<Url> ParseUrl(std::string_view text, const UrlOptions& options, UrlProble
       }
     }
   }
-  if (url.host.empty()) return fail(UrlProblem::kHost, "the host is missing");
+  if (url.host.empty()) return fail(UrlProblem::kNoHost, "the host is missing");
 
   if (has_port) {
     unsigned long port = 0;

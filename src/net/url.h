@@ -61,7 +61,8 @@ enum class UrlProblem {
   kScheme,     // no scheme, or one not allowed
   kFragment,
   kUserinfo,
-  kHost,  // missing, invalid character, bad IPv6 literal
+  kNoHost,
+  kHost,  // invalid character, bad IPv6 literal
   kPort,
 };
 

@@ -70,7 +70,7 @@ TEST(UrlTest, ErrorsNameWhatIsWrong) {
   EXPECT_EQ(ErrorOf("ftp://x", {}, &p), "URL 'ftp://x': scheme must be http or https");
   EXPECT_EQ(p, UrlProblem::kScheme);
   EXPECT_EQ(ErrorOf("http://:9093", {}, &p), "URL 'http://:9093': the host is missing");
-  EXPECT_EQ(p, UrlProblem::kHost);
+  EXPECT_EQ(p, UrlProblem::kNoHost);
   EXPECT_EQ(ErrorOf("http://am:99999", {}, &p),
             "URL 'http://am:99999': port '99999' is not a number from 1 to 65535");
   EXPECT_EQ(p, UrlProblem::kPort);
@@ -86,7 +86,8 @@ TEST(UrlTest, ErrorsNameWhatIsWrong) {
             "URL 'http://[::1': unterminated IPv6 address ('[' without ']')");
   EXPECT_EQ(ErrorOf("http://[::1]x"), "URL 'http://[::1]x': unexpected 'x' after the IPv6 address");
   EXPECT_EQ(ErrorOf("http://[host]:1"), "URL 'http://[host]:1': 'host' is not an IPv6 address");
-  EXPECT_EQ(ErrorOf("http://h$t"), "URL 'http://h$t': invalid character '$' in the host");
+  EXPECT_EQ(ErrorOf("http://h$t", {}, &p), "URL 'http://h$t': invalid character '$' in the host");
+  EXPECT_EQ(p, UrlProblem::kHost);
 }
 
 TEST(UrlTest, CredentialsAreRefusedAndNeverEchoed) {
