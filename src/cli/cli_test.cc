@@ -27,6 +27,7 @@ namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace net = ordertrace::net;
 using tcp = boost::asio::ip::tcp;
 using namespace std::chrono_literals;
 

@@ -273,10 +273,12 @@ TEST_F(AlertmanagerEndToEnd, StormOfFiveThousandStuckOrdersGivesBoundedNotificat
       << gw.Log();
 
   constexpr int kOrders = 5000;
+  net::HttpOptions post;
+  post.timeout = std::chrono::milliseconds(30000);
+  post.headers = {{"Content-Type", "application/json"}};
   auto sent =
       net::HttpPost("http://127.0.0.1:" + std::to_string(gw.otlp_http_port()) + "/v1/traces",
-                    ManyStuckOrders(kOrders),
-                    {std::chrono::milliseconds(30000), {{"Content-Type", "application/json"}}});
+                    ManyStuckOrders(kOrders), post);
   ASSERT_TRUE(sent.ok()) << sent.status().message();
   ASSERT_EQ(sent.value().status, 200) << sent.value().body;
 

@@ -411,9 +411,12 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
 
   // An order whose message waits on the queue: its diagnosis has the queue's state.
   {
-    auto posted = net::HttpPost(
-        "http://127.0.0.1:" + std::to_string(gw.otlp_http_port()) + "/v1/traces",
-        StuckOrderSpans(order, queue), {5000ms, {{"Content-Type", "application/json"}}});
+    net::HttpOptions post;
+    post.timeout = 5000ms;
+    post.headers = {{"Content-Type", "application/json"}};
+    auto posted =
+        net::HttpPost("http://127.0.0.1:" + std::to_string(gw.otlp_http_port()) + "/v1/traces",
+                      StuckOrderSpans(order, queue), post);
     ASSERT_TRUE(posted.ok()) << posted.status().message();
     ASSERT_EQ(posted->status, 200) << posted->body;
   }
