@@ -1,52 +1,55 @@
-// The sim's roles (partner, crm, mes): each a single-threaded event loop over its AMQP
-// connections and a min-heap of timed actions (heartbeats, step completions, fault lifts), no
-// thread per order.  docs/sim.md has the topology, the spans of every step and the faults.
-//
-// Thread-safety: a RoleRunner runs on one thread (Run); in_hand(), idle() and finished() may be
-// read from others.  ReportWriter is thread-safe.
+// The event loop of a sim role: one thread per role, no thread per order.  The loop connects the
+// role's two AMQP connections (Inbox, Outbox), runs its timed actions (Timers), publishes, hands
+// deliveries to the role's steps (sim/roles/) and, when asked to stop, finishes what is in hand.
+// docs/sim.md has the topology, the spans of every step and the faults.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
-#include <cstdio>
+#include <functional>
 #include <memory>
-#include <mutex>
+#include <queue>
 #include <string>
+#include <vector>
 
 #include "ordertrace/tracer.h"
 #include "sim/options.h"
+#include "sim/runtime/report.h"
 
 namespace ordertrace::sim {
 
-struct Stats {
-  std::string role;
-  uint64_t orders_started = 0;      // partner
-  uint64_t messages_processed = 0;  // deliveries handled (redeliveries of work in hand too)
-  uint64_t published = 0;           // confirmed publishes
-  uint64_t publish_failures = 0;    // failed attempts (each left a FAIL publish span)
-  uint64_t publish_retries = 0;     // attempts after a failure
-  uint64_t reconnects = 0;          // connections re-established (both connections)
-  uint64_t orders_closed = 0;       // crm
-  uint64_t unsent = 0;              // publishes still waiting at exit (broker unreachable)
-  // From the TracerProvider's own counters (TracerStats), after ForceFlush + Shutdown.
-  uint64_t spans_ended = 0;
-  uint64_t spans_exported = 0;
-  uint64_t spans_dropped = 0;  // queue full + export failed
-};
-// One JSON object, one line: {"role":..,"orders_started":..,...}.
-std::string StatsJson(const Stats& stats);
-
-// The --report file: JSON lines, each flushed at once; shared by the roles of `all`.
-class ReportWriter {
+// A role's timed actions (heartbeats, step completions, fault starts and lifts), run in time
+// order, in scheduling order among equal times.
+//
+// Thread-safety: not thread-safe; its role's loop thread uses it.
+class Timers {
  public:
-  // Truncates `path`; false (and errno) when it cannot be opened.
-  bool Open(const std::string& path);
-  ~ReportWriter();
-  void Line(const std::string& json);
+  using TimePoint = Clock::time_point;
+
+  // Runs `fn` `delay` from now.  `order_work`: whether it is part of an order in hand (counted
+  // by order_work(), so the role is not idle and a stop waits for it); the schedule of queue
+  // faults is not.
+  void After(Micros delay, std::function<void()> fn, bool order_work = true);
+  // Runs `fn` (order work) at `at`.
+  void At(TimePoint at, std::function<void()> fn);
+  // Runs every action that is due, and those they schedule that are due already.
+  void RunDue();
+  // How long until the next action is due (0 when one is overdue), at most `cap`.
+  Micros UntilNext(Micros cap) const;
+  // Pending actions that are order work.
+  size_t order_work() const { return order_work_; }
 
  private:
-  std::mutex mu_;
-  std::FILE* f_ = nullptr;
+  struct Timer {
+    TimePoint at;
+    uint64_t seq;
+    std::function<void()> fn;
+    bool order_work;
+    bool operator>(const Timer& o) const { return at != o.at ? at > o.at : seq > o.seq; }
+  };
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> heap_;
+  uint64_t seq_ = 0;
+  size_t order_work_ = 0;
 };
 
 // The tracer options the sim uses for a role's provider: the standard OTEL_* variables, then
@@ -54,6 +57,9 @@ class ReportWriter {
 // set them) a queue big enough for hundreds of orders per second, exported every 200 ms.
 TracerOptions SimTracerOptions(const Options& options, const std::string& service);
 
+// Runs one role (partner, crm or mes) on the calling thread.
+//
+// Thread-safety: Run() on one thread; in_hand(), idle() and finished() may be read from others.
 class RoleRunner {
  public:
   // `role` is partner, crm or mes (not all).  The provider must outlive Run().  `report` may be
@@ -75,18 +81,18 @@ class RoleRunner {
   // The partner has started every order it was asked for.
   bool finished() const { return finished_.load(); }
 
-  struct Impl;
-
  private:
-  std::unique_ptr<Impl> impl_;
+  struct Parts;  // the runtime and the role's steps (loop.cc)
+
+  size_t InHand() const;
+  void BeginStop();
+  void Progress();
+  Stats Finish();
+
+  std::unique_ptr<Parts> parts_;
   std::atomic<size_t> in_hand_{0};
   std::atomic<bool> idle_{false};
   std::atomic<bool> finished_{false};
 };
-
-// The `ordertrace-sim` program: parses args, runs the role(s) until SIGINT/SIGTERM (or the
-// partner's orders are done), writes stats.  Returns the exit status (0, 1 runtime failure, 2
-// usage).
-int SimMain(int argc, char** argv);
 
 }  // namespace ordertrace::sim
