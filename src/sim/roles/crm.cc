@@ -5,6 +5,7 @@
 // hung handler: the delivery stays unacked, no span), crm-stalls-approved (approved, never
 // published), crm-no-close; each until lifted when it has `for`.
 #include <algorithm>
+#include <string>
 
 #include "sim/roles/role.h"
 

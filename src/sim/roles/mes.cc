@@ -4,6 +4,10 @@
 // Faults: calc-silent and mes-silent (the step goes quiet: no heartbeats, no end, until lifted),
 // calc-slow (the calculation takes twice its deadline, until lifted).
 #include <algorithm>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
 
 #include "sim/roles/role.h"
 

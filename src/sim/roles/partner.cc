@@ -1,7 +1,9 @@
 // The partner: submits orders at --rate (or as many as --orders, or for --duration), each a root
 // `submit order` span and an order.submit message to the CRM.  With --report, a line per order
 // names the faults that select it.
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "sim/roles/role.h"
 
