@@ -213,8 +213,8 @@ void RegisterBrokerRoute(net::HttpServer& server, const Authorizer& auth,
                });
 }
 
-void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine,
-                           const Authorizer& auth, JourneyApiOptions options) {
+void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, const Authorizer& auth,
+                           JourneyApiOptions options) {
   server.Route(
       "GET", "/api/v1/orders/*",
       [&engine, &auth, options](net::HttpRequest& req, net::HttpResponse& res) {

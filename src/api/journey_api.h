@@ -53,8 +53,8 @@ struct JourneyApiOptions {
 };
 
 // Registers the routes above.  `engine` and `auth` must outlive the server.
-void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine,
-                           const Authorizer& auth, JourneyApiOptions options);
+void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, const Authorizer& auth,
+                           JourneyApiOptions options);
 
 // GET /api/v1/broker: `status_json` returns the body (BrokerMonitor::StatusJson), or is empty
 // when no broker is configured (then 404 with the config key to set).

@@ -192,14 +192,13 @@ class ManagementClientTest : public ::testing::Test {
         res.body.assign(3 << 20, ' ');  // 3 MiB
       }
     });
-    server_->Route("GET", "/slow/api/overview",
-                   [](net::HttpRequest&, net::HttpResponse& res) {
-                     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-                     res.body = "{}";
-                   });
-    server_->Route(
-        "GET", "/big/api/overview",
-        [](net::HttpRequest&, net::HttpResponse& res) { res.body.assign(3 << 20, ' '); });
+    server_->Route("GET", "/slow/api/overview", [](net::HttpRequest&, net::HttpResponse& res) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+      res.body = "{}";
+    });
+    server_->Route("GET", "/big/api/overview", [](net::HttpRequest&, net::HttpResponse& res) {
+      res.body.assign(3 << 20, ' ');
+    });
     ASSERT_TRUE(server_->Start().ok());
     url_ = "http://127.0.0.1:" + std::to_string(server_->port());
   }

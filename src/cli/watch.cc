@@ -342,7 +342,7 @@ int RunWatch(const WatchOptions& o) {
       // Where the broker holds them: one order view per listed order (at most --limit).
       body = WithBrokerNotes(body, o.limit, [&](const std::string& id) {
         auto r = net::HttpGet(o.api, "/api/v1/orders/" + url::PercentEncode(id),
-                                  std::chrono::milliseconds(3000));
+                              std::chrono::milliseconds(3000));
         return r.ok() && r.value().status == 200 ? r.value().body : std::string();
       });
       frame = RenderWatch(ParseMetrics(metrics.value().body), body, header, o.limit,

@@ -25,10 +25,10 @@
 #include "journey/memory_store.h"
 #include "journey/rules.h"
 #include "journey/sqlite_store.h"
+#include "net/http_server.h"
 #include "pipeline/ingest_queue.h"
 #include "pipeline/sink_chain.h"
 #include "pipeline/span_log_stage.h"
-#include "net/http_server.h"
 #include "receive/otlp_receivers.h"
 #include "receive/receiver_metrics.h"
 

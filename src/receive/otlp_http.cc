@@ -206,8 +206,8 @@ class OtlpHttpReceiver {
     SetErrorBody(400, kRpcInvalidArgument, reason, 0, enc, res);
   }
 
-  void Internal(const net::HttpRequest& req, otlp::Protocol protocol, Encoding enc, const char* what,
-                net::HttpResponse& res) const {
+  void Internal(const net::HttpRequest& req, otlp::Protocol protocol, Encoding enc,
+                const char* what, net::HttpResponse& res) const {
     log::Error("OTLP/HTTP request failed",
                {{"protocol", otlp::ProtocolName(protocol)}, {"peer", req.peer}, {"error", what}});
     metrics_->Refused(protocol, "internal", 1);
@@ -225,8 +225,9 @@ class OtlpHttpReceiver {
 void RegisterOtlpHttp(net::HttpServer& server, const OtlpReceiverOptions& options,
                       pipeline::BatchSink* sink, ReceiverMetrics* metrics) {
   auto receiver = std::make_shared<const OtlpHttpReceiver>(options, sink, metrics);
-  server.Route("POST", kTracesPath,
-               [receiver](net::HttpRequest& req, net::HttpResponse& res) { receiver->Handle(req, res); });
+  server.Route("POST", kTracesPath, [receiver](net::HttpRequest& req, net::HttpResponse& res) {
+    receiver->Handle(req, res);
+  });
   server.OnReject(kTracesPath, [receiver](const net::HttpRequest& req, net::HttpResponse& res) {
     receiver->Rejected(req, res);
   });

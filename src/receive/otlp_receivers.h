@@ -12,9 +12,9 @@
 #include <string>
 
 #include "common/status.h"
+#include "net/http_server.h"
 #include "otlp/span_batch.h"
 #include "pipeline/batch_sink.h"
-#include "net/http_server.h"
 #include "receive/receiver_metrics.h"
 
 namespace ordertrace::receive {

@@ -34,8 +34,8 @@
 #include <thread>
 #include <vector>
 
-#include "rabbitmq/broker.h"
 #include "net/http_client.h"
+#include "rabbitmq/broker.h"
 #include "sim/options.h"
 #include "support/alertmanager_process.h"
 #include "support/child_process.h"

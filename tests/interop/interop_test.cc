@@ -35,9 +35,9 @@
 
 #include "common/metrics.h"
 #include "common/status.h"
+#include "net/http_server.h"
 #include "otlp/span_batch.h"
 #include "pipeline/batch_sink.h"
-#include "net/http_server.h"
 #include "receive/otlp_receivers.h"
 #include "receive/receiver_metrics.h"
 #include "support/gateway_process.h"
