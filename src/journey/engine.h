@@ -42,8 +42,8 @@
 #include "common/metrics.h"
 #include "common/status.h"
 #include "journey/known_ids.h"
-#include "journey/rules.h"
-#include "journey/store.h"
+#include "journey/rules/rules.h"
+#include "journey/store/store.h"
 #include "journey/types.h"
 
 namespace ordertrace::journey {

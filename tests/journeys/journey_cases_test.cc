@@ -21,9 +21,9 @@
 #include "journey/diagnosis.h"
 #include "journey/engine.h"
 #include "journey/facts.h"
-#include "journey/memory_store.h"
-#include "journey/rules.h"
-#include "journey/sqlite_store.h"
+#include "journey/store/memory/memory_store.h"
+#include "journey/rules/rules.h"
+#include "journey/store/sqlite/sqlite_store.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "otlp/decoder.h"
 
