@@ -30,10 +30,10 @@
 // (active_orders(), open_hops(), stuck_orders(), NextDeadline()) wait for the in-memory part
 // only, never for a transaction (the point reads a mutator makes under `mu_`, a known order's
 // row or a late hop, go to the store's reader, which in WAL mode does not wait for the writer);
-// rules() takes no lock at all (an atomic shared_ptr).  The
-// store's readers run concurrently with everything.  Listeners are called on the thread that
-// flags or clears (the pipeline worker or the detector) after the store write, with `mu_` not
-// held (the next mutator waits for them); they must not block for long.
+// rules() takes no lock at all (an atomic shared_ptr).  The store's readers run concurrently
+// with everything.  Listeners are called on the thread that flags or clears (the pipeline
+// worker or the detector) after the store write, with `mu_` not held (the next mutator waits
+// for them); they must not block for long.
 #pragma once
 
 #include <atomic>
