@@ -143,7 +143,7 @@ SpanRecord SubmitSpan(uint64_t i, Nanos end_ns) {
   s.start_ns = end_ns - 35 * kMs;
   s.end_ns = end_ns;
   s.otel_status = 1;
-  s.step = jr::StepStatus::kOk;
+  s.step = ordertrace::StepStatus::kOk;
   s.stage = "SUBMITTED";
   return s;
 }

@@ -16,32 +16,6 @@
 
 namespace ordertrace::journey {
 
-const char* StepStatusName(StepStatus s) {
-  switch (s) {
-    case StepStatus::kUnset:
-      return "";
-    case StepStatus::kOk:
-      return "OK";
-    case StepStatus::kFail:
-      return "FAIL";
-    case StepStatus::kTimeout:
-      return "TIMEOUT";
-    case StepStatus::kRetry:
-      return "RETRY";
-  }
-  return "";
-}
-
-std::optional<StepStatus> ParseStepStatus(std::string_view text) {
-  std::string upper(text);
-  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (upper == "OK") return StepStatus::kOk;
-  if (upper == "FAIL") return StepStatus::kFail;
-  if (upper == "TIMEOUT") return StepStatus::kTimeout;
-  if (upper == "RETRY") return StepStatus::kRetry;
-  return std::nullopt;
-}
-
 const char* HopRoleName(HopRole r) {
   switch (r) {
     case HopRole::kNone:
@@ -96,7 +70,7 @@ Rules DefaultRules() {
   using std::chrono::minutes;
   Rules r;
   r.source = "built-in default";
-  r.entity_key = "order.id";
+  r.entity_key = std::string(kOrderIdKey);
   auto stage = [&r](const char* name) -> StageRule& {
     r.stages.push_back(StageRule{});
     r.stages.back().name = name;
