@@ -31,26 +31,17 @@
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "otlp/decoder.h"
+#include "support/otlp_requests.h"
 
 namespace {
 
 using opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest;
-using opentelemetry::proto::common::v1::KeyValue;
 using opentelemetry::proto::trace::v1::Span;
+using ordertrace::testing_support::RequestBuilder;
+using ordertrace::testing_support::SpanBuilder;
 
 constexpr int kSpansPerRequest = 512;
 constexpr int kResources = 4;
-
-void Str(google::protobuf::RepeatedPtrField<KeyValue>* attrs, const char* k, const std::string& v) {
-  auto* kv = attrs->Add();
-  kv->set_key(k);
-  kv->mutable_value()->set_string_value(v);
-}
-void Int(google::protobuf::RepeatedPtrField<KeyValue>* attrs, const char* k, int64_t v) {
-  auto* kv = attrs->Add();
-  kv->set_key(k);
-  kv->mutable_value()->set_int_value(v);
-}
 
 std::string Uuid(std::mt19937_64& rng) {
   char buf[40];
@@ -73,57 +64,51 @@ ExportTraceServiceRequest MakeRequest(std::mt19937_64& rng, int request_no, uint
   static const char* kServices[kResources] = {"crm", "mes", "partner-gateway", "pricing"};
   static const char* kStages[] = {
       "SUBMITTED", "PRICE_CALCULATED", "APPROVED", "MANUFACTURING_STARTED", "SHIPPED", "CLOSED"};
-  ExportTraceServiceRequest req;
+  RequestBuilder req;
   const uint64_t now = base_ns + static_cast<uint64_t>(request_no) * 1'000'000;
   int span_no = 0;
   for (int r = 0; r < kResources; ++r) {
-    auto* rs = req.add_resource_spans();
-    auto* res = rs->mutable_resource()->mutable_attributes();
-    Str(res, "service.name", kServices[r]);
-    Str(res, "service.version", "2.14.3");
-    Str(res, "deployment.environment", "production");
-    Str(res, "host.name", std::string(kServices[r]) + "-7f9c6d5b8-x2k4q");
-    Str(res, "telemetry.sdk.language", "cpp");
-    auto* ss = rs->add_scope_spans();
-    ss->mutable_scope()->set_name("libordertrace");
-    ss->mutable_scope()->set_version("0.1.0");
+    req.Resource(kServices[r], {{"service.version", "2.14.3"},
+                                {"deployment.environment", "production"},
+                                {"host.name", std::string(kServices[r]) + "-7f9c6d5b8-x2k4q"},
+                                {"telemetry.sdk.language", "cpp"}})
+        .Scope("libordertrace", "0.1.0");
     const std::string trace_id = RandomBytes(rng, 16);
     for (int i = 0; i < kSpansPerRequest / kResources; ++i, ++span_no) {
-      Span* s = ss->add_spans();
-      s->set_trace_id(trace_id);
-      s->set_span_id(RandomBytes(rng, 8));
-      s->set_parent_span_id(RandomBytes(rng, 8));
-      s->set_name(i % 3 == 0 ? "publish mes.orders" : "POST /api/v1/orders/{id}");
-      s->set_kind(i % 3 == 0 ? Span::SPAN_KIND_PRODUCER : Span::SPAN_KIND_SERVER);
+      // The random parts in the order they were always drawn, so the workload stays the same.
+      const std::string span_id = RandomBytes(rng, 8);
+      const std::string parent_id = RandomBytes(rng, 8);
       const uint64_t start = now + static_cast<uint64_t>(span_no) * 1000;
-      s->set_start_time_unix_nano(start);
-      s->set_end_time_unix_nano(start + 1'500'000 + rng() % 10'000'000);
-      auto* a = s->mutable_attributes();
+      const uint64_t end = start + 1'500'000 + rng() % 10'000'000;
       char order[32];
       std::snprintf(order, sizeof order, "ORD-2026-%06d", static_cast<int>(rng() % 1000000));
-      Str(a, "order.id", order);
+      const std::string message_id = Uuid(rng);
+      const std::string user = "ivan.petrov" + std::to_string(rng() % 1000) + "@example.com";
+      SpanBuilder span(i % 3 == 0 ? "publish mes.orders" : "POST /api/v1/orders/{id}");
+      span.Ids(trace_id, span_id, parent_id)
+          .Kind(i % 3 == 0 ? Span::SPAN_KIND_PRODUCER : Span::SPAN_KIND_SERVER)
+          .Times(start, end)
+          .Attr("order.id", order);
       if (span_no % 10 == 0)
-        Str(a, "order.stage", kStages[(span_no / 10) % 6]);
+        span.Attr("order.stage", kStages[(span_no / 10) % 6]);
       else
-        Str(a, "order.step.status", "OK");
-      Str(a, "messaging.system", "rabbitmq");
-      Str(a, "messaging.destination.name", "mes.orders");
-      Str(a, "messaging.rabbitmq.destination.routing_key", "orders.submitted");
-      Str(a, "messaging.message.id", Uuid(rng));
-      Str(a, "messaging.operation.type", "send");
-      Str(a, "http.request.method", "POST");
-      Str(a, "http.route", "/api/v1/orders/{id}");
-      Int(a, "http.response.status_code", 200);
-      Str(a, "url.full", std::string("https://crm.internal.example.com/api/v1/orders/") + order);
-      Str(a, "enduser.id", "ivan.petrov" + std::to_string(rng() % 1000) + "@example.com");
-      auto* ev = s->add_events();
-      ev->set_time_unix_nano(start + 500'000);
-      ev->set_name("order.state_change");
-      Str(ev->mutable_attributes(), "order.previous_stage", "SUBMITTED");
-      s->mutable_status()->set_code(opentelemetry::proto::trace::v1::Status::STATUS_CODE_OK);
+        span.Attr("order.step.status", "OK");
+      span.Attr("messaging.system", "rabbitmq")
+          .Attr("messaging.destination.name", "mes.orders")
+          .Attr("messaging.rabbitmq.destination.routing_key", "orders.submitted")
+          .Attr("messaging.message.id", message_id)
+          .Attr("messaging.operation.type", "send")
+          .Attr("http.request.method", "POST")
+          .Attr("http.route", "/api/v1/orders/{id}")
+          .Attr("http.response.status_code", 200)
+          .Attr("url.full", std::string("https://crm.internal.example.com/api/v1/orders/") + order)
+          .Attr("enduser.id", user)
+          .Event("order.state_change", start + 500'000, {{"order.previous_stage", "SUBMITTED"}})
+          .Status(opentelemetry::proto::trace::v1::Status::STATUS_CODE_OK);
+      req.Add(span);
     }
   }
-  return req;
+  return std::move(req).Build();
 }
 
 double ThreadCpuNs() {

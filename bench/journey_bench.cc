@@ -59,8 +59,8 @@
 namespace {
 
 namespace jr = ordertrace::journey;
-using jr::Nanos;
 using jr::SpanRecord;
+using ordertrace::Nanos;
 using Steady = std::chrono::steady_clock;
 
 constexpr Nanos kMs = 1'000'000;
@@ -216,7 +216,7 @@ bool Build(jr::Engine& engine, const Options& opt, EndOf end_of, double* apply_s
 
 class LagRecorder : public jr::EngineListener {
  public:
-  LagRecorder(const jr::Clock& clock, size_t n) : clock_(clock), lag_ns_(n, -1) {}
+  LagRecorder(const ordertrace::Clock& clock, size_t n) : clock_(clock), lag_ns_(n, -1) {}
   void OnStuck(const jr::OrderRow& row) override {
     const Nanos now = clock_.Now();
     const size_t k = n_.load(std::memory_order_relaxed);
@@ -231,7 +231,7 @@ class LagRecorder : public jr::EngineListener {
   uint64_t cleared() const { return cleared_; }
 
  private:
-  const jr::Clock& clock_;
+  const ordertrace::Clock& clock_;
   std::vector<Nanos> lag_ns_;
   std::atomic<size_t> n_{0};
   uint64_t other_kind_ = 0;
@@ -239,7 +239,7 @@ class LagRecorder : public jr::EngineListener {
 };
 
 int RunMemory(const Options& opt, jr::JourneyStore& store) {
-  jr::SystemClock clock;
+  ordertrace::SystemClock clock;
   const Mem before_engine = MemNow();
   auto engine = std::make_unique<jr::Engine>(std::make_shared<const jr::Rules>(jr::DefaultRules()),
                                              store, clock, nullptr);
@@ -294,7 +294,7 @@ int RunMemory(const Options& opt, jr::JourneyStore& store) {
 }
 
 int RunLag(const Options& opt, jr::JourneyStore& store) {
-  jr::SystemClock clock;
+  ordertrace::SystemClock clock;
   jr::Engine engine(std::make_shared<const jr::Rules>(jr::DefaultRules()), store, clock, nullptr);
   LagRecorder rec(clock, opt.orders);
   engine.AddListener(&rec);

@@ -7,6 +7,7 @@
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "otlp/decoder.h"
+#include "support/otlp_requests.h"
 
 namespace ordertrace::forward {
 namespace {
@@ -91,57 +92,42 @@ std::vector<std::string> Canonical(const SpanBatch& b) {
 
 std::string Id(char fill, size_t n) { return std::string(n, fill); }
 
-Span* AddSpan(opentelemetry::proto::trace::v1::ScopeSpans* ss, const std::string& name, char id) {
-  Span* s = ss->add_spans();
-  s->set_trace_id(Id('T', 16));
-  s->set_span_id(Id(id, 8));
-  s->set_parent_span_id(Id('P', 8));
-  s->set_name(name);
-  s->set_kind(Span::SPAN_KIND_CONSUMER);
-  s->set_start_time_unix_nano(1'700'000'000'000'000'000ULL);
-  s->set_end_time_unix_nano(1'700'000'000'200'000'000ULL);
-  s->set_flags(0x301);
-  s->set_trace_state("k=v");
-  auto* a = s->add_attributes();
-  a->set_key("order.id");
-  a->mutable_value()->set_string_value("ORD-" + name);
-  auto* arr = s->add_attributes();
-  arr->set_key("list");
-  arr->mutable_value()->mutable_array_value()->add_values()->set_int_value(3);
-  auto* e = s->add_events();
-  e->set_name("retry");
-  e->set_time_unix_nano(1'700'000'000'100'000'000ULL);
-  e->add_attributes()->set_key("empty");
-  auto* l = s->add_links();
-  l->set_trace_id(Id('L', 16));
-  l->set_span_id(Id('M', 8));
-  l->set_flags(1);
-  s->mutable_status()->set_code(opentelemetry::proto::trace::v1::Status::STATUS_CODE_ERROR);
-  s->mutable_status()->set_message("boom");
+// A span with every kind of field the encoder copies.
+testing_support::SpanBuilder MakeSpan(const std::string& name, char id) {
+  opentelemetry::proto::common::v1::AnyValue list;
+  list.mutable_array_value()->add_values()->set_int_value(3);
+  testing_support::SpanBuilder s(name);
+  s.Ids(Id('T', 16), Id(id, 8), Id('P', 8))
+      .Kind(Span::SPAN_KIND_CONSUMER)
+      .Times(1'700'000'000'000'000'000ULL, 1'700'000'000'200'000'000ULL)
+      .Attr("order.id", "ORD-" + name)
+      .Attr("list", list)
+      .Event("retry", 1'700'000'000'100'000'000ULL,
+             {testing_support::Attribute("empty", opentelemetry::proto::common::v1::AnyValue())})
+      .Link(Id('L', 16), Id('M', 8))
+      .Status(opentelemetry::proto::trace::v1::Status::STATUS_CODE_ERROR, "boom");
+  s.proto().set_flags(0x301);
+  s.proto().set_trace_state("k=v");
+  s.proto().mutable_links(0)->set_flags(1);
   return s;
 }
 
 ExportTraceServiceRequest Request() {
-  ExportTraceServiceRequest req;
+  testing_support::RequestBuilder req;
   for (int r = 0; r < 2; ++r) {
-    auto* rs = req.add_resource_spans();
-    auto* kv = rs->mutable_resource()->add_attributes();
-    kv->set_key("service.name");
-    kv->mutable_value()->set_string_value(r == 0 ? "crm" : "mes");
-    rs->mutable_resource()->set_dropped_attributes_count(2);
-    rs->set_schema_url("https://opentelemetry.io/schemas/1.26.0");
+    req.Resource(r == 0 ? "crm" : "mes");
+    req.resource().mutable_resource()->set_dropped_attributes_count(2);
+    req.resource().set_schema_url("https://opentelemetry.io/schemas/1.26.0");
     for (int s = 0; s < 2; ++s) {
-      auto* ss = rs->add_scope_spans();
-      ss->mutable_scope()->set_name("scope" + std::to_string(s));
-      ss->mutable_scope()->set_version("1.0");
-      ss->set_schema_url("https://example.com/s");
+      req.Scope("scope" + std::to_string(s), "1.0");
+      req.scope().set_schema_url("https://example.com/s");
       for (int i = 0; i < 3; ++i) {
-        AddSpan(ss, std::to_string(r) + "." + std::to_string(s) + "." + std::to_string(i),
-                static_cast<char>('a' + r * 6 + s * 3 + i));
+        req.Add(MakeSpan(std::to_string(r) + "." + std::to_string(s) + "." + std::to_string(i),
+                         static_cast<char>('a' + r * 6 + s * 3 + i)));
       }
     }
   }
-  return req;
+  return std::move(req).Build();
 }
 
 std::shared_ptr<const SpanBatch> Decode(const std::string& wire, const otlp::Limits& limits = {}) {

@@ -16,6 +16,7 @@
 #include "otlp/decoder.h"
 #include "receive/http_server.h"
 #include "receive/otlp_receivers.h"
+#include "support/otlp_requests.h"
 
 namespace ordertrace::forward {
 namespace {
@@ -108,18 +109,16 @@ class Upstream {
 };
 
 std::shared_ptr<const otlp::SpanBatch> Batch(const std::vector<std::string>& names) {
-  ExportTraceServiceRequest req;
-  auto* ss = req.add_resource_spans()->add_scope_spans();
+  testing_support::RequestBuilder req;
+  req.Resource().Scope();
   int i = 0;
   for (const auto& name : names) {
-    auto* s = ss->add_spans();
-    s->set_trace_id(std::string(16, 'T'));
-    s->set_span_id(std::string(7, 'S') + static_cast<char>('0' + (i++ % 64)));
-    s->set_name(name);
-    s->set_start_time_unix_nano(1);
-    s->set_end_time_unix_nano(2);
+    req.Add(
+        testing_support::SpanBuilder(name)
+            .Ids(std::string(16, 'T'), std::string(7, 'S') + static_cast<char>('0' + (i++ % 64)))
+            .Times(1, 2));
   }
-  auto r = otlp::DecodeExportRequest(req.SerializeAsString(), otlp::Protocol::kGrpc, {});
+  auto r = otlp::DecodeExportRequest(req.Serialized(), otlp::Protocol::kGrpc, {});
   EXPECT_TRUE(r.ok());
   return r.value();
 }

@@ -35,9 +35,10 @@
 #include "common/metrics.h"
 #include "google/rpc/status.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
-#include "pipeline/recording_sink.h"
 #include "receive/http_server.h"
 #include "receive/otlp_receivers.h"
+#include "support/otlp_requests.h"
+#include "support/recording_sink.h"
 
 namespace ordertrace::forward {
 namespace {
@@ -61,26 +62,16 @@ const std::string kMalformed("\x0a\xff\xff\xff\xff\x0f garbage", 14);
 
 // One span per trace id, named "span <i>".
 std::string MakeRequest(std::vector<std::string> trace_ids = {kTraceId}) {
-  collector::ExportTraceServiceRequest req;
-  auto* rs = req.add_resource_spans();
-  auto* attr = rs->mutable_resource()->add_attributes();
-  attr->set_key("service.name");
-  attr->mutable_value()->set_string_value("crm");
-  auto* ss = rs->add_scope_spans();
-  ss->mutable_scope()->set_name("ordertrace-test");
+  testing_support::RequestBuilder req;
+  req.Resource("crm").Scope("ordertrace-test");
   for (size_t i = 0; i < trace_ids.size(); ++i) {
-    auto* span = ss->add_spans();
-    span->set_trace_id(trace_ids[i]);
-    span->set_span_id(kSpanId);
-    span->set_name("span " + std::to_string(i));
-    span->set_kind(trace::Span::SPAN_KIND_SERVER);
-    span->set_start_time_unix_nano(1700000000000000000ULL);
-    span->set_end_time_unix_nano(1700000001000000000ULL);
-    auto* a = span->add_attributes();
-    a->set_key("order.id");
-    a->mutable_value()->set_string_value("ORD-" + std::to_string(i));
+    req.Add(testing_support::SpanBuilder("span " + std::to_string(i))
+                .Ids(trace_ids[i], kSpanId)
+                .Kind(trace::Span::SPAN_KIND_SERVER)
+                .Times(1700000000000000000ULL, 1700000001000000000ULL)
+                .Attr("order.id", "ORD-" + std::to_string(i)));
   }
-  return req.SerializeAsString();
+  return req.Serialized();
 }
 
 std::string Describe(const ExportResult& r) {
@@ -115,7 +106,7 @@ uint16_t FreePort() {
 // ---------------------------------------------------------------------------------------------
 // The gateway's own receivers as the upstream
 
-using FakeSink = pipeline::RecordingSink;
+using FakeSink = testing_support::RecordingSink;
 
 class ReceiversTest : public ::testing::Test {
  protected:

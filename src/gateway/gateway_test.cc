@@ -17,6 +17,7 @@
 #include "api/routes.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "support/otlp_requests.h"
 
 namespace ordertrace::gateway {
 namespace {
@@ -51,24 +52,16 @@ Reply Request(uint16_t port, http::verb verb, const std::string& target,
 }
 
 pb::collector::trace::v1::ExportTraceServiceRequest SampleRequest(int spans) {
-  pb::collector::trace::v1::ExportTraceServiceRequest req;
-  auto* rs = req.add_resource_spans();
-  auto* kv = rs->mutable_resource()->add_attributes();
-  kv->set_key("service.name");
-  kv->mutable_value()->set_string_value("crm");
-  auto* ss = rs->add_scope_spans();
+  testing_support::RequestBuilder req;
+  req.Resource("crm").Scope();
   for (int i = 0; i < spans; ++i) {
-    auto* span = ss->add_spans();
-    span->set_trace_id(std::string(15, '\x11') + static_cast<char>(i + 1));
-    span->set_span_id(std::string(7, '\x22') + static_cast<char>(i + 1));
-    span->set_name("POST /orders");
-    span->set_start_time_unix_nano(1'700'000'000'000'000'000ull);
-    span->set_end_time_unix_nano(1'700'000'000'010'000'000ull);
-    auto* order = span->add_attributes();
-    order->set_key("order.id");
-    order->mutable_value()->set_string_value("O-" + std::to_string(i));
+    req.Add(testing_support::SpanBuilder("POST /orders")
+                .Ids(std::string(15, '\x11') + static_cast<char>(i + 1),
+                     std::string(7, '\x22') + static_cast<char>(i + 1))
+                .Times(1'700'000'000'000'000'000ull, 1'700'000'000'010'000'000ull)
+                .Attr("order.id", "O-" + std::to_string(i)));
   }
-  return req;
+  return std::move(req).Build();
 }
 
 class GatewayTest : public ::testing::Test {

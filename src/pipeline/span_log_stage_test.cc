@@ -6,33 +6,20 @@
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "otlp/decoder.h"
+#include "support/otlp_requests.h"
 
 namespace ordertrace::pipeline {
 namespace {
 
 namespace pb = opentelemetry::proto;
 
-void SetString(pb::common::v1::KeyValue* kv, const std::string& key, const std::string& value) {
-  kv->set_key(key);
-  kv->mutable_value()->set_string_value(value);
-}
+using testing_support::RequestBuilder;
 
-pb::trace::v1::Span* AddSpan(pb::trace::v1::ResourceSpans* rs, uint8_t id) {
-  auto* span = rs->mutable_scope_spans(0)->add_spans();
-  span->set_trace_id(std::string(15, '\x01') + static_cast<char>(id));
-  span->set_span_id(std::string(7, '\x02') + static_cast<char>(id));
-  span->set_name("span-" + std::to_string(id));
-  span->set_start_time_unix_nano(1'700'000'000'000'000'000ull);
-  span->set_end_time_unix_nano(1'700'000'000'005'000'000ull);
-  return span;
-}
-
-pb::trace::v1::ResourceSpans* AddResource(pb::collector::trace::v1::ExportTraceServiceRequest* req,
-                                          const std::string& service) {
-  auto* rs = req->add_resource_spans();
-  SetString(rs->mutable_resource()->add_attributes(), "service.name", service);
-  rs->add_scope_spans()->mutable_scope()->set_name("test");
-  return rs;
+testing_support::SpanBuilder MakeSpan(uint8_t id) {
+  return testing_support::SpanBuilder("span-" + std::to_string(id))
+      .Ids(std::string(15, '\x01') + static_cast<char>(id),
+           std::string(7, '\x02') + static_cast<char>(id))
+      .Times(1'700'000'000'000'000'000ull, 1'700'000'000'005'000'000ull);
 }
 
 std::shared_ptr<const otlp::SpanBatch> Decode(
@@ -44,22 +31,22 @@ std::shared_ptr<const otlp::SpanBatch> Decode(
 }
 
 TEST(SpanLogStageTest, SummarizesServicesOrdersStagesAndErrors) {
-  pb::collector::trace::v1::ExportTraceServiceRequest req;
-  auto* crm = AddResource(&req, "crm");
-  auto* s1 = AddSpan(crm, 1);
-  SetString(s1->add_attributes(), "order.id", "O-1");
-  SetString(s1->add_attributes(), "order.stage", "SUBMITTED");
-  SetString(s1->add_attributes(), "partner.id", "P-secret");
-  auto* s2 = AddSpan(crm, 2);
-  SetString(s2->add_attributes(), "order.id", "O-1");  // repeated: listed once
-  auto* mes = AddResource(&req, "mes");
-  auto* s3 = AddSpan(mes, 3);
-  auto* int_id = s3->add_attributes();
-  int_id->set_key("order.id");
-  int_id->mutable_value()->set_int_value(42);
-  SetString(s3->add_attributes(), "order.stage", "PRICE_CALCULATED");
-  s3->mutable_status()->set_code(pb::trace::v1::Status::STATUS_CODE_ERROR);
-  AddSpan(mes, 4);  // no order attributes
+  const auto req = RequestBuilder()
+                       .Resource("crm")
+                       .Scope("test")
+                       .Add(MakeSpan(1)
+                                .Attr("order.id", "O-1")
+                                .Attr("order.stage", "SUBMITTED")
+                                .Attr("partner.id", "P-secret"))
+                       .Add(MakeSpan(2).Attr("order.id", "O-1"))  // repeated: listed once
+                       .Resource("mes")
+                       .Scope("test")
+                       .Add(MakeSpan(3)
+                                .Attr("order.id", 42)
+                                .Attr("order.stage", "PRICE_CALCULATED")
+                                .Status(pb::trace::v1::Status::STATUS_CODE_ERROR))
+                       .Add(MakeSpan(4))  // no order attributes
+                       .Build();
 
   auto batch = Decode(req);
   ASSERT_TRUE(batch);
@@ -78,12 +65,11 @@ TEST(SpanLogStageTest, SummarizesServicesOrdersStagesAndErrors) {
 }
 
 TEST(SpanLogStageTest, ListsAreCappedAndKeysConfigurable) {
-  pb::collector::trace::v1::ExportTraceServiceRequest req;
-  auto* rs = AddResource(&req, "crm");
-  for (uint8_t i = 1; i <= 12; ++i) {
-    SetString(AddSpan(rs, i)->add_attributes(), "shop.order", "O-" + std::to_string(i));
-  }
-  auto batch = Decode(req);
+  RequestBuilder req;
+  req.Resource("crm").Scope("test");
+  for (uint8_t i = 1; i <= 12; ++i)
+    req.Add(MakeSpan(i).Attr("shop.order", "O-" + std::to_string(i)));
+  auto batch = Decode(req.Build());
   ASSERT_TRUE(batch);
   SpanLogOptions options;
   options.order_key = "shop.order";

@@ -10,8 +10,9 @@
 #include "common/metrics.h"
 #include "google/rpc/status.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
-#include "pipeline/recording_sink.h"
 #include "receive/otlp_receivers.h"
+#include "support/otlp_requests.h"
+#include "support/recording_sink.h"
 
 namespace ordertrace::receive {
 namespace {
@@ -22,35 +23,23 @@ using namespace std::chrono_literals;
 
 constexpr const char* kExport = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
-using FakeSink = pipeline::RecordingSink;
+using FakeSink = testing_support::RecordingSink;
 
 const std::string kTraceId("\x0a\xf7\x65\x19\x16\xcd\x43\xdd\x84\x48\xeb\x21\x1c\x80\x31\x9c", 16);
 const std::string kSpanId("\xb7\xad\x6b\x71\x69\x20\x33\x31", 8);
 
 collector::ExportTraceServiceRequest MakeRequest(std::vector<std::string> trace_ids = {kTraceId}) {
-  collector::ExportTraceServiceRequest req;
-  auto* rs = req.add_resource_spans();
-  auto* attr = rs->mutable_resource()->add_attributes();
-  attr->set_key("service.name");
-  attr->mutable_value()->set_string_value("mes");
-  auto* ss = rs->add_scope_spans();
-  ss->mutable_scope()->set_name("price-calculator");
+  testing_support::RequestBuilder req;
+  req.Resource("mes").Scope("price-calculator");
   for (const auto& id : trace_ids) {
-    auto* span = ss->add_spans();
-    span->set_trace_id(id);
-    span->set_span_id(kSpanId);
-    span->set_name("calculate price");
-    span->set_kind(trace::Span::SPAN_KIND_CONSUMER);
-    span->set_start_time_unix_nano(1700000000000000000ULL);
-    span->set_end_time_unix_nano(1700000001500000000ULL);
-    auto* a = span->add_attributes();
-    a->set_key("order.stage");
-    a->mutable_value()->set_string_value("PRICE_CALCULATED");
-    auto* event = span->add_events();
-    event->set_name("heartbeat");
-    event->set_time_unix_nano(1700000000500000000ULL);
+    req.Add(testing_support::SpanBuilder("calculate price")
+                .Ids(id, kSpanId)
+                .Kind(trace::Span::SPAN_KIND_CONSUMER)
+                .Times(1700000000000000000ULL, 1700000001500000000ULL)
+                .Attr("order.stage", "PRICE_CALCULATED")
+                .Event("heartbeat", 1700000000500000000ULL));
   }
-  return req;
+  return std::move(req).Build();
 }
 
 class OtlpGrpcTest : public ::testing::Test {

@@ -13,8 +13,9 @@
 #include "common/metrics.h"
 #include "google/rpc/status.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
-#include "pipeline/recording_sink.h"
 #include "receive/otlp_receivers.h"
+#include "support/otlp_requests.h"
+#include "support/recording_sink.h"
 
 namespace ordertrace::receive {
 namespace {
@@ -27,7 +28,7 @@ namespace trace = opentelemetry::proto::trace::v1;
 using tcp = net::ip::tcp;
 using namespace std::chrono_literals;
 
-using FakeSink = pipeline::RecordingSink;
+using FakeSink = testing_support::RecordingSink;
 
 const std::string kTraceId("\x5b\x8e\xfF\xf7\x98\x03\x81\x03\xd2\x69\xb6\x33\x81\x3f\xc6\x0c", 16);
 const std::string kSpanId("\xee\xe1\x9b\x7e\xc3\xc1\xb1\x74", 8);
@@ -35,38 +36,20 @@ const std::string kParentId("\xee\xe1\x9b\x7e\xc3\xc1\xb1\x73", 8);
 constexpr uint64_t kStart = 1544712660000000000ULL;
 constexpr uint64_t kEnd = 1544712661000000000ULL;
 
-void AddSpan(trace::ScopeSpans* ss, const std::string& name, const std::string& trace_id) {
-  auto* span = ss->add_spans();
-  span->set_trace_id(trace_id);
-  span->set_span_id(kSpanId);
-  span->set_parent_span_id(kParentId);
-  span->set_name(name);
-  span->set_kind(trace::Span::SPAN_KIND_SERVER);
-  span->set_start_time_unix_nano(kStart);
-  span->set_end_time_unix_nano(kEnd);
-  auto* a = span->add_attributes();
-  a->set_key("order.id");
-  a->mutable_value()->set_string_value("ORD-42");
-  a = span->add_attributes();
-  a->set_key("http.response.status_code");
-  a->mutable_value()->set_int_value(503);
-  span->mutable_status()->set_code(trace::Status::STATUS_CODE_ERROR);
-  span->mutable_status()->set_message("boom");
-}
-
+// One span per trace id, named "POST /orders/<i>".
 collector::ExportTraceServiceRequest MakeRequest(std::vector<std::string> trace_ids = {kTraceId}) {
-  collector::ExportTraceServiceRequest req;
-  auto* rs = req.add_resource_spans();
-  auto* attr = rs->mutable_resource()->add_attributes();
-  attr->set_key("service.name");
-  attr->mutable_value()->set_string_value("crm");
-  auto* ss = rs->add_scope_spans();
-  ss->mutable_scope()->set_name("ordertrace-test");
-  ss->mutable_scope()->set_version("1.0");
+  testing_support::RequestBuilder req;
+  req.Resource("crm").Scope("ordertrace-test", "1.0");
   for (size_t i = 0; i < trace_ids.size(); ++i) {
-    AddSpan(ss, "POST /orders/" + std::to_string(i), trace_ids[i]);
+    req.Add(testing_support::SpanBuilder("POST /orders/" + std::to_string(i))
+                .Ids(trace_ids[i], kSpanId, kParentId)
+                .Kind(trace::Span::SPAN_KIND_SERVER)
+                .Times(kStart, kEnd)
+                .Attr("order.id", "ORD-42")
+                .Attr("http.response.status_code", 503)
+                .Status(trace::Status::STATUS_CODE_ERROR, "boom"));
   }
-  return req;
+  return std::move(req).Build();
 }
 
 // The same request as MakeRequest() with one span, in OTLP/JSON (hex ids, integer enums,

@@ -20,6 +20,8 @@
 namespace ordertrace::sim {
 
 using Micros = std::chrono::microseconds;
+// The roles' clock: timers, pacing, backoff and drain deadlines.
+using Clock = std::chrono::steady_clock;
 
 // ---------------------------------------------------------------------------------------------
 // Topology (fixed names: the end-to-end tests and the gateway's diagnoses name them).

@@ -1,4 +1,6 @@
-// SimMain: the `ordertrace-sim` program (roles.h).
+// SimMain: the `ordertrace-sim` program (sim_main.h).
+#include "sim/sim_main.h"
+
 #include <signal.h>
 
 #include <atomic>
@@ -12,7 +14,7 @@
 #include <thread>
 #include <vector>
 
-#include "sim/roles.h"
+#include "sim/runtime/loop.h"
 #include "sim/scale_rules.h"
 
 namespace ordertrace::sim {

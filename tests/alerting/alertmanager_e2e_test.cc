@@ -38,6 +38,7 @@
 #include "receive/http_server.h"
 #include "support/alertmanager_process.h"
 #include "support/gateway_process.h"
+#include "support/otlp_requests.h"
 
 namespace ordertrace {
 namespace {
@@ -243,23 +244,23 @@ std::string ManyStuckOrders(int n) {
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
   const int64_t t0 = now - int64_t{600} * 1000000000;
-  std::string spans;
+  testing_support::RequestBuilder req;
+  req.Resource("crm").Scope("storm");
   char id[64];
   for (int i = 0; i < n; ++i) {
     std::snprintf(id, sizeof id, "%032x", i + 1);
     const std::string trace_id = id;
     std::snprintf(id, sizeof id, "%016x", i + 1);
     const std::string span_id = id;
-    if (i > 0) spans += ',';
-    spans +=
-        R"({"traceId":")" + trace_id + R"(","spanId":")" + span_id +
-        R"(","name":"POST /api/orders","kind":2,"startTimeUnixNano":")" + std::to_string(t0) +
-        R"(","endTimeUnixNano":")" + std::to_string(t0 + 50000000) +
-        R"(","attributes":[{"key":"order.id","value":{"stringValue":"STORM-)" + std::to_string(i) +
-        R"("}},{"key":"order.stage","value":{"stringValue":"SUBMITTED"}}],"status":{"code":1}})";
+    req.Add(testing_support::SpanBuilder("POST /api/orders")
+                .Ids(testing_support::IdFromHex(trace_id), testing_support::IdFromHex(span_id))
+                .Kind(opentelemetry::proto::trace::v1::Span::SPAN_KIND_SERVER)
+                .Times(static_cast<uint64_t>(t0), static_cast<uint64_t>(t0 + 50000000))
+                .Attr("order.id", "STORM-" + std::to_string(i))
+                .Attr("order.stage", "SUBMITTED")
+                .Status(opentelemetry::proto::trace::v1::Status::STATUS_CODE_OK));
   }
-  return R"({"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"crm"}}]},"scopeSpans":[{"scope":{"name":"storm"},"spans":[)" +
-         spans + "]}]}]}";
+  return testing_support::ToOtlpJson(req.Build());
 }
 
 TEST_F(AlertmanagerEndToEnd, StormOfFiveThousandStuckOrdersGivesBoundedNotifications) {

@@ -42,6 +42,7 @@
 #include "receive/http_server.h"
 #include "support/alertmanager_process.h"
 #include "support/gateway_process.h"
+#include "support/otlp_requests.h"
 #include "support/run_command.h"
 
 namespace ordertrace {
@@ -297,10 +298,6 @@ std::string Hex(uint64_t v, int digits) {
   return s;
 }
 
-json Attr(const std::string& key, const std::string& value) {
-  return {{"key", key}, {"value", {{"stringValue", value}}}};
-}
-
 // An order that reached SUBMITTED 10 minutes ago at the CRM, which then published its message
 // to `queue` (default exchange) for the MES: nobody processed it, so the order is stuck at once.
 std::string StuckOrderSpans(const std::string& order, const std::string& queue) {
@@ -311,32 +308,31 @@ std::string StuckOrderSpans(const std::string& order, const std::string& queue) 
   const std::string trace = Hex(0xb40c0000u + static_cast<uint64_t>(order.size()) * 7919u +
                                     std::hash<std::string>{}(order) % 100000,
                                 32);
-  json create = {{"traceId", trace},
-                 {"spanId", Hex(0xa1, 16)},
-                 {"name", "create order"},
-                 {"kind", 1},
-                 {"startTimeUnixNano", std::to_string(t)},
-                 {"endTimeUnixNano", std::to_string(t + 1'000'000)},
-                 {"attributes", {Attr("order.id", order), Attr("order.stage", "SUBMITTED")}}};
-  json publish = {
-      {"traceId", trace},
-      {"spanId", Hex(0xa2, 16)},
-      {"parentSpanId", Hex(0xa1, 16)},
-      {"name", "publish " + queue},
-      {"kind", 4},
-      {"startTimeUnixNano", std::to_string(t + 2'000'000)},
-      {"endTimeUnixNano", std::to_string(t + 3'000'000)},
-      {"attributes",
-       {Attr("order.id", order), Attr("messaging.system", "rabbitmq"),
-        Attr("messaging.operation.type", "send"), Attr("messaging.destination.name", queue),
-        Attr("messaging.rabbitmq.destination.routing_key", queue),
-        Attr("messaging.message.id", "msg-" + order)}}};
-  json body = {
-      {"resourceSpans",
-       {{{"resource", {{"attributes", {Attr("service.name", "crm")}}}},
-         {"scopeSpans",
-          {{{"scope", {{"name", "broker_health_test"}}}, {"spans", {create, publish}}}}}}}}};
-  return body.dump();
+  using opentelemetry::proto::trace::v1::Span;
+  using testing_support::IdFromHex;
+  using testing_support::SpanBuilder;
+  return testing_support::ToOtlpJson(
+      testing_support::RequestBuilder()
+          .Resource("crm")
+          .Scope("broker_health_test")
+          .Add(SpanBuilder("create order")
+                   .Ids(IdFromHex(trace), IdFromHex(Hex(0xa1, 16)))
+                   .Kind(Span::SPAN_KIND_INTERNAL)
+                   .Times(static_cast<uint64_t>(t), static_cast<uint64_t>(t + 1'000'000))
+                   .Attr("order.id", order)
+                   .Attr("order.stage", "SUBMITTED"))
+          .Add(
+              SpanBuilder("publish " + queue)
+                  .Ids(IdFromHex(trace), IdFromHex(Hex(0xa2, 16)), IdFromHex(Hex(0xa1, 16)))
+                  .Kind(Span::SPAN_KIND_PRODUCER)
+                  .Times(static_cast<uint64_t>(t + 2'000'000), static_cast<uint64_t>(t + 3'000'000))
+                  .Attr("order.id", order)
+                  .Attr("messaging.system", "rabbitmq")
+                  .Attr("messaging.operation.type", "send")
+                  .Attr("messaging.destination.name", queue)
+                  .Attr("messaging.rabbitmq.destination.routing_key", queue)
+                  .Attr("messaging.message.id", "msg-" + order))
+          .Build());
 }
 
 // A webhook receiver for the gateway's alerts (a real HTTP sink, not a broker).

@@ -32,6 +32,7 @@
 #include "receive/http_client.h"
 #include "receive/http_server.h"
 #include "receive/otlp_receivers.h"
+#include "support/otlp_requests.h"
 
 namespace ordertrace {
 namespace {
@@ -164,29 +165,21 @@ class GatewayA {
 
 // A request of `n` spans whose span ids encode (request, index).
 std::string Request(int request, int n, std::vector<std::string>* ids) {
-  ExportTraceServiceRequest req;
-  auto* rs = req.add_resource_spans();
-  auto* kv = rs->mutable_resource()->add_attributes();
-  kv->set_key("service.name");
-  kv->mutable_value()->set_string_value("crm");
-  auto* ss = rs->add_scope_spans();
+  testing_support::RequestBuilder req;
+  req.Resource("crm").Scope();
   for (int i = 0; i < n; ++i) {
-    auto* s = ss->add_spans();
-    s->set_trace_id(std::string(15, '\x7') + static_cast<char>(request % 251 + 1));
     char id[8];
     const uint32_t r = static_cast<uint32_t>(request), j = static_cast<uint32_t>(i) + 1;
     std::memcpy(id, &r, 4);
     std::memcpy(id + 4, &j, 4);
-    s->set_span_id(std::string(id, 8));
-    s->set_name("order step");
-    s->set_start_time_unix_nano(1'700'000'000'000'000'000ULL + request);
-    s->set_end_time_unix_nano(1'700'000'000'100'000'000ULL + request);
-    auto* a = s->add_attributes();
-    a->set_key("order.id");
-    a->mutable_value()->set_string_value("ORD-" + std::to_string(request));
+    req.Add(
+        testing_support::SpanBuilder("order step")
+            .Ids(std::string(15, '\x7') + static_cast<char>(request % 251 + 1), std::string(id, 8))
+            .Times(1'700'000'000'000'000'000ULL + request, 1'700'000'000'100'000'000ULL + request)
+            .Attr("order.id", "ORD-" + std::to_string(request)));
     ids->push_back(otlp::ToHex(reinterpret_cast<const uint8_t*>(id), 8));
   }
-  return req.SerializeAsString();
+  return req.Serialized();
 }
 
 // POSTs to A; returns the HTTP status and the Retry-After header, 0 on a connection failure.

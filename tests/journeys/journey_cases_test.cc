@@ -26,14 +26,15 @@
 #include "journey/sqlite_store.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "otlp/decoder.h"
+#include "support/otlp_requests.h"
 
 namespace ordertrace::journey {
 namespace {
 
 namespace fs = std::filesystem;
-using opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest;
-using opentelemetry::proto::common::v1::KeyValue;
-using opentelemetry::proto::trace::v1::Span;
+using testing_support::Attribute;
+using testing_support::RequestBuilder;
+using testing_support::SpanBuilder;
 
 constexpr Nanos kSecond = 1'000'000'000;
 // The default start: 2026-01-05T08:00:00Z.
@@ -163,17 +164,11 @@ int KindOf(const std::string& k) {
   return it->second;
 }
 
-void Attr(google::protobuf::RepeatedPtrField<KeyValue>* attrs, const std::string& k,
-          const std::string& v) {
-  auto* kv = attrs->Add();
-  kv->set_key(k);
-  kv->mutable_value()->set_string_value(v);
-}
-
 struct CaseState;
 
-void AddSpan(ExportTraceServiceRequest* req, const YAML::Node& s, const CaseState& st, size_t step,
-             size_t index);
+// The span a case's `spans:` entry describes; *service is its service.name.
+SpanBuilder CaseSpan(const YAML::Node& s, const CaseState& st, size_t step, size_t index,
+                     std::string* service);
 
 // ---------------------------------------------------------------------------------------------
 // Listener: orders flagged and cleared during the current step; a second flag without a clear
@@ -249,8 +244,8 @@ struct CaseState {
   Nanos At(const YAML::Node& n) const { return start + ParseRel(n.as<std::string>()); }
 };
 
-void AddSpan(ExportTraceServiceRequest* req, const YAML::Node& s, const CaseState& st, size_t step,
-             size_t index) {
+SpanBuilder CaseSpan(const YAML::Node& s, const CaseState& st, size_t step, size_t index,
+                     std::string* service) {
   CheckKeys(s,
             {"order",     "trace",       "span",         "parent", "service",   "name",
              "start",     "end",         "stage",        "status", "heartbeat", "error",
@@ -258,93 +253,70 @@ void AddSpan(ExportTraceServiceRequest* req, const YAML::Node& s, const CaseStat
              "exchange",  "routing_key", "queue",        "links",  "attrs",     "messaging_system",
              "order_key"},
             "span");
-  const std::string service = Str(s["service"], "crm");
-  // One ResourceSpans per service.
-  opentelemetry::proto::trace::v1::ResourceSpans* rs = nullptr;
-  for (auto& r : *req->mutable_resource_spans()) {
-    if (r.resource().attributes(0).value().string_value() == service) rs = &r;
-  }
-  if (rs == nullptr) {
-    rs = req->add_resource_spans();
-    Attr(rs->mutable_resource()->mutable_attributes(), "service.name", service);
-    rs->add_scope_spans()->mutable_scope()->set_name("journey-cases");
-  }
-  Span* span = rs->mutable_scope_spans(0)->add_spans();
+  *service = Str(s["service"], "crm");
   const std::string order = Str(s["order"]);
   const std::string span_name =
       Str(s["span"], "step" + std::to_string(step) + "." + std::to_string(index));
-  span->set_trace_id(TraceBytes(Str(s["trace"], order.empty() ? "default" : order)));
-  span->set_span_id(SpanBytes(span_name));
-  if (s["parent"]) span->set_parent_span_id(SpanBytes(Str(s["parent"])));
-  span->set_name(Str(s["name"], span_name));
+  const std::string trace_id = TraceBytes(Str(s["trace"], order.empty() ? "default" : order));
+  SpanBuilder span(Str(s["name"], span_name));
+  span.Ids(trace_id, SpanBytes(span_name), s["parent"] ? SpanBytes(Str(s["parent"])) : "");
   const Nanos start = s["start"] ? st.At(s["start"]) : st.clock.Now();
   const Nanos end = s["end"] ? st.At(s["end"]) : start + 100'000'000;  // 100ms
-  span->set_start_time_unix_nano(static_cast<uint64_t>(start));
-  span->set_end_time_unix_nano(static_cast<uint64_t>(end));
+  span.Times(static_cast<uint64_t>(start), static_cast<uint64_t>(end));
   if (s["kind"]) {
-    span->set_kind(
-        static_cast<opentelemetry::proto::trace::v1::Span_SpanKind>(KindOf(Str(s["kind"]))));
+    span.Kind(static_cast<opentelemetry::proto::trace::v1::Span_SpanKind>(KindOf(Str(s["kind"]))));
   }
-  auto* attrs = span->mutable_attributes();
-  if (!order.empty()) Attr(attrs, Str(s["order_key"], st.rules->entity_key), order);
-  if (s["stage"]) Attr(attrs, "order.stage", Str(s["stage"]));
-  if (s["status"]) Attr(attrs, "order.step.status", Str(s["status"]));
-  if (s["heartbeat"] && s["heartbeat"].as<bool>()) {
-    auto* kv = attrs->Add();
-    kv->set_key("ordertrace.heartbeat");
-    kv->mutable_value()->set_bool_value(true);
-  }
-  if (s["error"]) Attr(attrs, "error.type", Str(s["error"]));
+  if (!order.empty()) span.Attr(Str(s["order_key"], st.rules->entity_key), order);
+  if (s["stage"]) span.Attr("order.stage", Str(s["stage"]));
+  if (s["status"]) span.Attr("order.step.status", Str(s["status"]));
+  if (s["heartbeat"] && s["heartbeat"].as<bool>()) span.Attr("ordertrace.heartbeat", true);
+  if (s["error"]) span.Attr("error.type", Str(s["error"]));
   const bool messaging =
       s["op"] || s["message_id"] || s["exchange"] || s["routing_key"] || s["queue"];
   const bool system = s["messaging_system"] ? s["messaging_system"].as<bool>() : messaging;
-  if (system) Attr(attrs, "messaging.system", "rabbitmq");
-  if (s["op"]) Attr(attrs, "messaging.operation.type", Str(s["op"]));
-  if (s["message_id"]) Attr(attrs, "messaging.message.id", Str(s["message_id"]));
+  if (system) span.Attr("messaging.system", "rabbitmq");
+  if (s["op"]) span.Attr("messaging.operation.type", Str(s["op"]));
+  if (s["message_id"]) span.Attr("messaging.message.id", Str(s["message_id"]));
   const std::string exchange = Str(s["exchange"]), rk = Str(s["routing_key"]);
   if (!exchange.empty() || !rk.empty()) {
-    Attr(attrs, "messaging.destination.name",
-         exchange.empty() ? rk
-         : rk.empty()     ? exchange
-                          : exchange + ":" + rk);
+    span.Attr("messaging.destination.name", exchange.empty() ? rk
+                                            : rk.empty()     ? exchange
+                                                             : exchange + ":" + rk);
   }
-  if (!rk.empty()) Attr(attrs, "messaging.rabbitmq.destination.routing_key", rk);
-  if (s["queue"]) Attr(attrs, "messaging.destination.subscription.name", Str(s["queue"]));
+  if (!rk.empty()) span.Attr("messaging.rabbitmq.destination.routing_key", rk);
+  if (s["queue"]) span.Attr("messaging.destination.subscription.name", Str(s["queue"]));
   if (s["attrs"]) {
     for (const auto& kv : s["attrs"])
-      Attr(attrs, kv.first.as<std::string>(), kv.second.as<std::string>());
+      span.Attr(kv.first.as<std::string>(), kv.second.as<std::string>());
   }
   if (s["exception"]) {
     const YAML::Node& ex = s["exception"];
     CheckKeys(ex, {"type", "message"}, "exception");
-    auto* ev = span->add_events();
-    ev->set_name("exception");
-    ev->set_time_unix_nano(static_cast<uint64_t>(end));
-    if (ex["type"]) Attr(ev->mutable_attributes(), "exception.type", Str(ex["type"]));
-    if (ex["message"]) Attr(ev->mutable_attributes(), "exception.message", Str(ex["message"]));
+    std::vector<Attribute> attributes;
+    if (ex["type"]) attributes.emplace_back("exception.type", Str(ex["type"]));
+    if (ex["message"]) attributes.emplace_back("exception.message", Str(ex["message"]));
+    span.Event("exception", static_cast<uint64_t>(end), attributes);
   }
   if (s["otel_status"]) {
     const std::string os = Str(s["otel_status"]);
-    auto* status = span->mutable_status();
+    auto code = opentelemetry::proto::trace::v1::Status::STATUS_CODE_UNSET;
     if (os == "ok") {
-      status->set_code(opentelemetry::proto::trace::v1::Status::STATUS_CODE_OK);
+      code = opentelemetry::proto::trace::v1::Status::STATUS_CODE_OK;
     } else if (os == "error") {
-      status->set_code(opentelemetry::proto::trace::v1::Status::STATUS_CODE_ERROR);
+      code = opentelemetry::proto::trace::v1::Status::STATUS_CODE_ERROR;
     } else if (os != "unset") {
       throw std::runtime_error("otel_status: ok, error or unset, got '" + os + "'");
     }
-    if (s["otel_message"]) status->set_message(Str(s["otel_message"]));
+    span.Status(code, Str(s["otel_message"]));
   }
   for (const auto& l : s["links"]) {
-    auto* link = span->add_links();
     if (l.IsMap()) {
-      link->set_trace_id(TraceBytes(Str(l["trace"], "default")));
-      link->set_span_id(SpanBytes(Str(l["span"])));
+      span.Link(TraceBytes(Str(l["trace"], "default")), SpanBytes(Str(l["span"])));
     } else {
-      link->set_trace_id(span->trace_id());
-      link->set_span_id(SpanBytes(l.as<std::string>()));
+      span.Link(trace_id, SpanBytes(l.as<std::string>()));
     }
   }
+  return span;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -422,11 +394,23 @@ class JourneyCaseTest : public testing::TestWithParam<CaseParam> {
   }
 
   void ApplySpans(const YAML::Node& spans, size_t step) {
-    ExportTraceServiceRequest req;
+    // One resource per service, in the order the services first appear.
+    std::vector<std::pair<std::string, std::vector<SpanBuilder>>> by_service;
     size_t i = 0;
-    for (const auto& s : spans) AddSpan(&req, s, st_, step, i++);
-    auto batch =
-        otlp::DecodeExportRequest(req.SerializeAsString(), otlp::Protocol::kHttpProtobuf, {});
+    for (const auto& s : spans) {
+      std::string service;
+      SpanBuilder span = CaseSpan(s, st_, step, i++, &service);
+      auto it = std::find_if(by_service.begin(), by_service.end(),
+                             [&](const auto& entry) { return entry.first == service; });
+      if (it == by_service.end()) it = by_service.insert(by_service.end(), {service, {}});
+      it->second.push_back(std::move(span));
+    }
+    RequestBuilder req;
+    for (const auto& [service, service_spans] : by_service) {
+      req.Resource(service).Scope("journey-cases");
+      for (const SpanBuilder& span : service_spans) req.Add(span);
+    }
+    auto batch = otlp::DecodeExportRequest(req.Serialized(), otlp::Protocol::kHttpProtobuf, {});
     ASSERT_TRUE(batch.ok()) << batch.status().ToString();
     FactExtractor extractor(st_.engine->rules());
     std::vector<SpanRecord> facts;

@@ -35,7 +35,7 @@
 #include "ordertrace/rabbitmq.h"
 #include "rabbitmq/broker.h"
 #include "sim/options.h"
-#include "sim/roles.h"
+#include "sim/runtime/loop.h"
 #include "support/memory_exporter.h"
 #include "support/run_command.h"
 

@@ -2,7 +2,8 @@
 // topology (exchange `orders`, durable queues and bindings), and a reconnect schedule with
 // backoff that logs once per outage and once on recovery.
 //
-// Thread-safety: one thread (the role's event loop), like librabbitmq itself.
+// Thread-safety: not thread-safe; one thread (the role's event loop) uses it, as librabbitmq
+// requires.
 #pragma once
 
 #if __has_include(<rabbitmq-c/amqp.h>)
@@ -19,8 +20,6 @@
 #include "sim/options.h"
 
 namespace ordertrace::sim {
-
-using Clock = std::chrono::steady_clock;
 
 class AmqpLink {
  public:

@@ -11,9 +11,9 @@
 
 #include "pipeline/batch_sink.h"
 
-namespace ordertrace::pipeline {
+namespace ordertrace::testing_support {
 
-class RecordingSink : public BatchSink {
+class RecordingSink : public pipeline::BatchSink {
  public:
   Status Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcept override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -45,4 +45,4 @@ class RecordingSink : public BatchSink {
   std::vector<std::shared_ptr<const otlp::SpanBatch>> batches_;
 };
 
-}  // namespace ordertrace::pipeline
+}  // namespace ordertrace::testing_support

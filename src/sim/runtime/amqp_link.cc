@@ -1,4 +1,4 @@
-#include "sim/amqp_link.h"
+#include "sim/runtime/amqp_link.h"
 
 #include <amqp_tcp_socket.h>
 
