@@ -52,9 +52,9 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "journey/engine.h"
-#include "journey/memory_store.h"
-#include "journey/rules.h"
-#include "journey/sqlite_store.h"
+#include "journey/rules/rules.h"
+#include "journey/store/memory/memory_store.h"
+#include "journey/store/sqlite/sqlite_store.h"
 
 namespace {
 

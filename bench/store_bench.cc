@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "bench_ids.h"
-#include "journey/sqlite_store.h"
+#include "journey/store/sqlite/sqlite_store.h"
 
 namespace {
 

@@ -40,8 +40,8 @@
 #include "common/metrics.h"
 #include "journey/diagnosis.h"
 #include "journey/engine.h"
-#include "journey/rules.h"
-#include "journey/store.h"
+#include "journey/rules/rules.h"
+#include "journey/store/store.h"
 
 namespace ordertrace::alert {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "journey/memory_store.h"
+#include "journey/store/memory/memory_store.h"
 
 namespace ordertrace::alert {
 namespace {

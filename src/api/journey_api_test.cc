@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "journey/memory_store.h"
+#include "journey/store/memory/memory_store.h"
 #include "receive/http_client.h"
 
 namespace ordertrace::api {

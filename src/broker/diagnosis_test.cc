@@ -6,7 +6,7 @@
 
 #include "api/journey_api.h"
 #include "broker/monitor.h"
-#include "journey/rules.h"
+#include "journey/rules/rules.h"
 
 namespace ordertrace::broker {
 namespace {

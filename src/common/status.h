@@ -115,3 +115,23 @@ class Result {
 };
 
 }  // namespace ordertrace
+
+// Early returns on errors (the names Abseil and LevelDB use):
+//   RETURN_IF_ERROR(db.Exec(sql));                // returns the Status when it is not ok
+//   ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));  // declares `s` from the Result's value, or
+//                                                 // returns its Status
+// Both work in functions returning Status or any Result<T>.
+#define RETURN_IF_ERROR(expr)                            \
+  do {                                                   \
+    ::ordertrace::Status ot_status_macro_ = (expr);      \
+    if (!ot_status_macro_.ok()) return ot_status_macro_; \
+  } while (0)
+
+#define ASSIGN_OR_RETURN(lhs, expr) \
+  OT_ASSIGN_OR_RETURN_IMPL_(OT_STATUS_CONCAT_(ot_result_macro_, __LINE__), lhs, expr)
+#define OT_ASSIGN_OR_RETURN_IMPL_(result, lhs, expr) \
+  auto result = (expr);                              \
+  if (!result.ok()) return result.status();          \
+  lhs = std::move(result).value()
+#define OT_STATUS_CONCAT_(a, b) OT_STATUS_CONCAT_INNER_(a, b)
+#define OT_STATUS_CONCAT_INNER_(a, b) a##b

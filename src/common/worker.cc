@@ -7,6 +7,14 @@ namespace ordertrace {
 
 void Worker::Start(std::string name, std::chrono::milliseconds interval,
                    std::function<void()> body) {
+  const std::chrono::nanoseconds wait = interval.count() > 0 ? interval : kForever;
+  Start(std::move(name), [wait, body = std::move(body)] {
+    body();
+    return wait;
+  });
+}
+
+void Worker::Start(std::string name, std::function<std::chrono::nanoseconds()> body) {
   assert(!thread_.joinable() && "Worker::Start on a running worker");
   name_ = std::move(name);
   stop_.store(false, std::memory_order_release);
@@ -14,18 +22,18 @@ void Worker::Start(std::string name, std::chrono::milliseconds interval,
     std::lock_guard<std::mutex> lock(mu_);
     woken_ = false;
   }
-  thread_ = std::thread([this, interval, body = std::move(body)] { Run(interval, body); });
+  thread_ = std::thread([this, body = std::move(body)] { Run(body); });
 }
 
-void Worker::Run(std::chrono::milliseconds interval, const std::function<void()>& body) {
+void Worker::Run(const std::function<std::chrono::nanoseconds()>& body) {
   while (!stopping()) {
-    body();
+    const std::chrono::nanoseconds wait = body();
     std::unique_lock<std::mutex> lock(mu_);
     auto ready = [this] { return woken_ || stopping(); };
-    if (interval.count() > 0) {
-      cv_.wait_for(lock, interval, ready);
-    } else {
+    if (wait == kForever) {
       cv_.wait(lock, ready);
+    } else if (wait.count() > 0) {
+      cv_.wait_for(lock, wait, ready);
     }
     woken_ = false;
   }

@@ -37,6 +37,10 @@ class Worker {
 
   // Starts the thread.  Calling Start() on a running worker is a programming error (assert).
   void Start(std::string name, std::chrono::milliseconds interval, std::function<void()> body);
+  // As above, for loops whose period changes (the journey detector sleeps until the next
+  // deadline): the body returns how long to wait before its next run; 0 or less runs it again
+  // at once.  Wake() and Stop() end the wait early, as above.
+  void Start(std::string name, std::function<std::chrono::nanoseconds()> body);
 
   // Makes the current or next wait return at once.
   void Wake();
@@ -53,7 +57,9 @@ class Worker {
   const std::string& name() const { return name_; }
 
  private:
-  void Run(std::chrono::milliseconds interval, const std::function<void()>& body);
+  // `body` returns the next wait; kForever waits for Wake() or Stop() only.
+  static constexpr std::chrono::nanoseconds kForever = std::chrono::nanoseconds::max();
+  void Run(const std::function<std::chrono::nanoseconds()>& body);
 
   std::string name_;
   std::thread thread_;

@@ -22,9 +22,10 @@
 #include "forward/forwarder.h"
 #include "journey/engine.h"
 #include "journey/journey_stage.h"
-#include "journey/memory_store.h"
-#include "journey/rules.h"
-#include "journey/sqlite_store.h"
+#include "journey/retention.h"
+#include "journey/rules/rules.h"
+#include "journey/store/memory/memory_store.h"
+#include "journey/store/sqlite/sqlite_store.h"
 #include "pipeline/ingest_queue.h"
 #include "pipeline/sink_chain.h"
 #include "pipeline/span_log_stage.h"
@@ -160,10 +161,7 @@ struct Gateway::Impl {
   std::unique_ptr<journey::Engine> engine;
   std::unique_ptr<journey::JourneyStage> journey_stage;
   api::AllowAll authorizer;  // sign-in and roles arrive with the security issue
-  std::thread retention;
-  std::mutex retention_mu;
-  std::condition_variable retention_cv;
-  bool retention_stop = false;
+  std::unique_ptr<journey::RetentionTask> retention;
   bool started = false;
   bool stopped = false;
 };
@@ -360,14 +358,7 @@ void Gateway::Stop(std::chrono::milliseconds drain) {
   }
   if (g.forwarder) g.forwarder->Close();  // sends what it can; the rest stays on disk
   if (g.api) g.api->Shutdown(drain);
-  if (g.retention.joinable()) {
-    {
-      std::lock_guard lock(g.retention_mu);
-      g.retention_stop = true;
-    }
-    g.retention_cv.notify_all();
-    g.retention.join();
-  }
+  if (g.retention) g.retention->Stop();
   if (g.engine) g.engine->StopDetector();  // the queue is drained: every fact is applied
   if (g.broker) g.broker->Stop();          // before the alerts: its transitions go to them
   // After the detector: flags and clears it raised until now are sent (within a bound).
@@ -414,30 +405,9 @@ Status Gateway::StartJourneys() {
   g.engine->StartDetector();
 
   // Retention per kind of data, enforced in the background.
-  const journey::Retention retention = RetentionOf(config_);
-  const auto interval = config_.journeys.retention.interval;
-  g.retention = std::thread([&g, retention, interval] {
-    std::unique_lock lock(g.retention_mu);
-    while (!g.retention_cv.wait_for(lock, interval, [&] { return g.retention_stop; })) {
-      lock.unlock();
-      const Nanos now = g.clock.Now();
-      auto r = g.store->EnforceRetention(now, retention);
-      uint64_t forgotten = 0;
-      if (retention.inactive_orders.count() > 0) {
-        // The store dropped abandoned journeys; the engine forgets their deadlines too.
-        forgotten = g.engine->ForgetInactive(
-            now - std::chrono::nanoseconds(retention.inactive_orders).count());
-      }
-      if (!r.ok()) {
-        log::Error("journey retention failed", {{"error", r.status().message()}});
-      } else if (r.value().orders_removed + r.value().spans_removed + forgotten > 0) {
-        log::Info("journey retention", {{"orders_removed", r.value().orders_removed},
-                                        {"spans_removed", r.value().spans_removed},
-                                        {"active_orders_forgotten", forgotten}});
-      }
-      lock.lock();
-    }
-  });
+  g.retention = std::make_unique<journey::RetentionTask>(
+      *g.store, *g.engine, g.clock, RetentionOf(config_), config_.journeys.retention.interval);
+  g.retention->Start();
   return Status::Ok();
 }
 

@@ -20,7 +20,7 @@
 #include <string_view>
 #include <vector>
 
-#include "journey/rules.h"
+#include "journey/rules/rules.h"
 #include "journey/types.h"
 
 namespace ordertrace::journey {

@@ -20,30 +20,41 @@
 // before stay flagged (no second alert), a deadline that passed while the gateway was down is
 // flagged once by the first Tick().
 //
-// Thread-safety: Apply(), Tick(), SetRules() and Recover() serialise on an internal lock;
-// the read accessors and the store's readers may run concurrently with them.  Listeners are
-// called on the thread that flags or clears (the pipeline worker or the detector), with no
-// engine lock held; they must not block for long.
+// The engine's parts: deadline_heap.h (the schedule), hops.h (open messages and orphans),
+// engine_metrics.h, detector.h (the thread that calls Tick); this file keeps the order fold.
+//
+// Thread-safety: Apply(), Tick(), SetRules(), Recover() and ForgetInactive() are serialised
+// by `write_mu_`, held from the state change to the end of its store write, so writes reach
+// the store in the order the state changed.  Each changes the in-memory state under `mu_`
+// and releases it before the store write (the SQLite transaction), so the read accessors
+// (active_orders(), open_hops(), stuck_orders(), NextDeadline()) wait for the in-memory part
+// only, never for a transaction (the point reads a mutator makes under `mu_`, a known order's
+// row or a late hop, go to the store's reader, which in WAL mode does not wait for the writer);
+// rules() takes no lock at all (an atomic shared_ptr).  The store's readers run concurrently
+// with everything.  Listeners are called on the thread that flags or clears (the pipeline
+// worker or the detector) after the store write, with `mu_` not held (the next mutator waits
+// for them); they must not block for long.
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <limits>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
+#include "journey/deadline_heap.h"
+#include "journey/detector.h"
+#include "journey/engine_metrics.h"
+#include "journey/hops.h"
 #include "journey/known_ids.h"
-#include "journey/rules.h"
-#include "journey/store.h"
+#include "journey/rules/rules.h"
+#include "journey/store/store.h"
 #include "journey/types.h"
 
 namespace ordertrace::journey {
@@ -70,7 +81,7 @@ struct EngineOptions {
 
 class Engine {
  public:
-  static constexpr Nanos kNever = std::numeric_limits<Nanos>::max();
+  static constexpr Nanos kNever = kNoDeadline;
 
   // `store`, `clock` and `registry` must outlive the engine.  `registry` may be null (tests).
   Engine(std::shared_ptr<const Rules> rules, JourneyStore& store, const Clock& clock,
@@ -80,139 +91,102 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   // Rebuilds the in-memory state from the store.  Call once, before Apply().
-  Status Recover();
+  Status Recover() EXCLUDES(write_mu_, mu_);
 
   // Applies facts (one store write for all of them).  Records without an order id are process
   // spans; the ones matched to an order get its id.  A failed store write is counted, logged
   // and kept: it is retried before the next write (the in-memory state has moved on already),
   // and the error is returned.
-  Status Apply(std::vector<SpanRecord> facts);
+  Status Apply(std::vector<SpanRecord> facts) EXCLUDES(write_mu_, mu_);
 
   // Flags every order whose deadline + grace is ≤ now and writes its verdict.  Returns the
   // number of orders flagged by this call.
-  size_t Tick(Nanos now);
+  size_t Tick(Nanos now) EXCLUDES(write_mu_, mu_);
 
   // The earliest pending deadline (+ grace) of any order or message, kNever when none.
-  Nanos NextDeadline() const;
+  Nanos NextDeadline() const EXCLUDES(mu_);
 
   // Replaces the rules (SIGHUP): stages are matched by name, every active order's deadline is
   // recomputed, flags that no longer hold are cleared, new ones come with the next Tick().
-  Status SetRules(std::shared_ptr<const Rules> rules);
-  std::shared_ptr<const Rules> rules() const;
+  Status SetRules(std::shared_ptr<const Rules> rules) EXCLUDES(write_mu_, mu_);
+  std::shared_ptr<const Rules> rules() const { return published_rules_.load(); }
 
-  void AddListener(EngineListener* listener);  // before traffic starts; not owned
+  void AddListener(EngineListener* listener) EXCLUDES(mu_);  // before traffic; not owned
 
-  // Runs Tick() on a background thread: woken at the next deadline, when Apply() brings an
-  // earlier one, and at least every `max_sleep`; never more often than every `min_interval`
-  // (deadlines close together share one Tick and one store transaction).  StopDetector()
-  // joins it.
+  // Runs Tick() on a background thread (detector.h): woken at the next deadline, when Apply()
+  // brings an earlier one, and at least every `max_sleep`; never more often than every
+  // `min_interval` (deadlines close together share one Tick and one store transaction).
+  // StopDetector() joins it.  From the owning thread.
   void StartDetector(Duration max_sleep = Duration(1000), Duration min_interval = Duration(50));
   void StopDetector();
 
   // Forgets active orders with no span since `cutoff` (retention removed them from the store:
   // journeys.retention.inactive_orders), with their open messages.  Returns how many.
-  size_t ForgetInactive(Nanos cutoff);
+  size_t ForgetInactive(Nanos cutoff) EXCLUDES(write_mu_, mu_);
 
-  size_t active_orders() const;
-  size_t open_hops() const;
-  size_t stuck_orders() const;
+  size_t active_orders() const EXCLUDES(mu_);
+  size_t open_hops() const EXCLUDES(mu_);
+  size_t stuck_orders() const EXCLUDES(mu_);
   JourneyStore& store() { return store_; }
   const Clock& clock() const { return clock_; }
 
  private:
   struct Active;
-  struct OpenHop;
-  struct Orphan;
-  template <typename T>
-  class Heap;
   using ActiveMap = std::unordered_map<std::string, Active>;
   using ActiveEntry = ActiveMap::value_type;
-  using HopMap = std::unordered_map<std::string, OpenHop>;
-  using HopEntry = HopMap::value_type;
+  using HopEntry = OpenHops::Entry;
 
-  struct Pending;  // the work of one Apply()/Tick(): rows to write, listeners to call
+  struct Pending;  // the work of one mutator: rows to write, listeners to call
   struct Verdict;
 
-  Verdict Evaluate(const Active& a, Nanos now) const;
+  Verdict Evaluate(const Active& a, Nanos now) const REQUIRES(mu_);
   Nanos Settled(Nanos due, Nanos now) const;
-  void Reschedule(ActiveEntry* e, Nanos now, Pending* p);
-  OrderRow RowOf(const ActiveEntry& e) const;
-  void LoadRow(const OrderRow& row, Active* out);
-  ActiveEntry* FindOrLoad(const std::string& order_id, Pending* p, Status* error);
-  void ApplyToOrder(ActiveEntry* e, const SpanRecord& r, Pending* p);
-  void CloseHop(HopEntry* h, const SpanRecord& process, Pending* p);
-  Status Commit(Pending* p);
+  void Reschedule(ActiveEntry* e, Nanos now, Pending* p) REQUIRES(mu_);
+  OrderRow RowOf(const ActiveEntry& e) const REQUIRES(mu_);
+  void LoadRow(const OrderRow& row, Active* out) REQUIRES(mu_);
+  ActiveEntry* FindOrLoad(const std::string& order_id, Pending* p, Status* error) REQUIRES(mu_);
+  void ApplyToOrder(ActiveEntry* e, const SpanRecord& r, Pending* p) REQUIRES(mu_);
+  void CloseHop(HopEntry* h, const SpanRecord& process, Pending* p) REQUIRES(mu_);
+  void CountOrder(const Active& a, int delta) REQUIRES(mu_);
+  void RebuildStageMetrics() REQUIRES(mu_);  // rules replaced or recovered
+  // The in-memory half of a mutation: rows of the touched orders into the batch, closed orders
+  // out of memory, stage gauges published.
+  void Prepare(Pending* p) REQUIRES(write_mu_, mu_);
+  // The store half, after mu_ is released: the batch (after what a failed write still owes
+  // the store) is written; a failure is counted and kept for the next write.
+  Status Write(Pending* p) REQUIRES(write_mu_) EXCLUDES(mu_);
   static void Append(WriteBatch* to, WriteBatch&& from);
-  void Notify(const Pending& p);
-  void RememberOrphan(const SpanRecord& process);
-  const Orphan* FindOrphan(const SpanRecord& send) const;
-  void ForgetOrphan(const SpanRecord& send);
-  Nanos NextDeadlineLocked() const;
-  void KickDetector();
-  uint16_t ServiceIndex(std::string_view service) const;  // watched-service slot, or 0xffff
-  uint16_t InternService(std::string_view service);
-  void DetectorLoop(Duration max_sleep, Duration min_interval);
-  // Per-stage metrics (no order id in any label).  Orders are counted by slot = stage index + 1
-  // (slot 0: no milestone yet, stage="none"), under mu_, as they change stage, get flagged or
-  // cleared, enter or leave memory; the counts are copied to the gauges after each change.
-  size_t StageSlot(int stage) const;
-  void CountOrder(const Active& a, int delta);
-  void ObserveStageLeft(const Active& a, Nanos reached_ns);
-  void RebuildStageMetrics();  // rules replaced or recovered: children per stage, counts again
-  void PublishStageMetrics();
+  void Notify(const Pending& p) EXCLUDES(mu_);
+  Nanos NextDeadlineLocked() const REQUIRES(mu_);
+  uint16_t ServiceIndex(std::string_view service) const REQUIRES(mu_);  // watched slot, 0xffff
+  uint16_t InternService(std::string_view service) REQUIRES(mu_);
 
   JourneyStore& store_;
   const Clock& clock_;
-  EngineOptions options_;
+  const EngineOptions options_;
 
-  mutable std::mutex mu_;  // guards everything below
-  std::shared_ptr<const Rules> rules_;
-  std::vector<std::string> watched_;   // rules_->WatchedServices()
-  std::vector<std::string> services_;  // interned service names (last_service)
-  std::unordered_map<std::string, uint16_t> service_ids_;
-  std::unique_ptr<ActiveMap> active_;
-  std::unique_ptr<Heap<ActiveEntry>> order_heap_;
-  std::unique_ptr<HopMap> hops_;
-  std::unique_ptr<Heap<HopEntry>> hop_heap_;
-  std::unordered_map<std::string, std::string> hop_by_message_;  // message id → send span id
-  std::unique_ptr<std::vector<Orphan>> orphans_;  // ring of process spans seen before publish
-  size_t orphan_next_ = 0;
-  std::unordered_map<std::string, size_t> orphan_index_;  // message/parent/link key → ring slot
-  size_t stuck_ = 0;
-  KnownIds known_;                  // every order id the store holds (active ones too)
-  RecentIds closed_sends_{100000};  // send spans of hops closed lately (retried publishes)
-  std::vector<EngineListener*> listeners_;
-  WriteBatch retry_;  // facts a failed store write still owes the store
+  // Serialises the mutators, each from its state change to the end of its store write.
+  Mutex write_mu_;
+  WriteBatch retry_ GUARDED_BY(write_mu_);  // facts a failed store write still owes the store
 
-  std::mutex write_mu_;  // serialises compute + store write across Apply/Tick/SetRules
+  // The in-memory state; taken after write_mu_ by mutators, alone by readers.
+  mutable Mutex mu_;
+  std::shared_ptr<const Rules> rules_ GUARDED_BY(mu_);
+  std::vector<std::string> watched_ GUARDED_BY(mu_);   // rules_->WatchedServices()
+  std::vector<std::string> services_ GUARDED_BY(mu_);  // interned service names (last_service)
+  std::unordered_map<std::string, uint16_t> service_ids_ GUARDED_BY(mu_);
+  std::unique_ptr<ActiveMap> active_ PT_GUARDED_BY(mu_);
+  std::unique_ptr<DeadlineHeap<ActiveEntry>> order_heap_ PT_GUARDED_BY(mu_);
+  OpenHops hops_ GUARDED_BY(mu_);
+  size_t stuck_ GUARDED_BY(mu_) = 0;
+  KnownIds known_ GUARDED_BY(mu_);  // every order id the store holds (active ones too)
+  std::vector<EngineListener*> listeners_ GUARDED_BY(mu_);
+  std::unique_ptr<EngineMetrics> metrics_ PT_GUARDED_BY(mu_);
+  // What rules() returns: rules_, published for readers that must not wait for mu_.
+  std::atomic<std::shared_ptr<const Rules>> published_rules_;
+  metrics::Counter* store_errors_;  // the one metric written outside mu_ (thread-safe)
 
-  // Detector thread.
-  std::mutex detector_mu_;
-  std::condition_variable detector_cv_;
-  bool detector_stop_ = false;
-  bool detector_kick_ = false;
-  std::thread detector_;
-
-  // Metrics (null-safe: a dummy registry when none is given).
-  std::unique_ptr<metrics::Registry> own_registry_;
-  metrics::Counter* facts_total_;
-  metrics::Counter* store_errors_;
-  metrics::Family<metrics::Counter>* flagged_total_;
-  metrics::Counter* cleared_total_;
-  metrics::Counter* closed_total_;
-  metrics::Family<metrics::Gauge>* stage_index_family_;
-  std::unordered_map<std::string, metrics::Gauge*> stage_index_gauges_;  // by stage name
-  metrics::Histogram* flag_lag_;
-  metrics::Family<metrics::Gauge>* active_by_stage_family_;
-  metrics::Family<metrics::Gauge>* stuck_by_stage_family_;
-  metrics::Family<metrics::Histogram>* stage_duration_family_;
-  metrics::Family<metrics::Counter>* heartbeats_missed_family_;
-  std::vector<int64_t> active_by_stage_;                 // by slot
-  std::vector<int64_t> stuck_by_stage_;                  // by slot * kStuckKinds + kind
-  std::vector<metrics::Gauge*> active_by_stage_gauges_;  // by slot
-  std::vector<metrics::Gauge*> stuck_by_stage_gauges_;   // as stuck_by_stage_; null until used
-  std::vector<metrics::Histogram*> stage_duration_;      // by slot
-  std::vector<metrics::Counter*> heartbeats_missed_;     // by slot
+  Detector detector_;  // last: stopped (by ~Engine) before the state it ticks goes away
 };
 
 }  // namespace ordertrace::journey

@@ -9,7 +9,7 @@
 #include <sstream>
 #include <thread>
 
-#include "journey/memory_store.h"
+#include "journey/store/memory/memory_store.h"
 
 namespace ordertrace::journey {
 namespace {

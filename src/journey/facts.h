@@ -23,7 +23,7 @@
 #include <memory>
 #include <vector>
 
-#include "journey/rules.h"
+#include "journey/rules/rules.h"
 #include "journey/types.h"
 #include "otlp/span_batch.h"
 

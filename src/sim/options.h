@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "journey/rules.h"
+#include "journey/rules/rules.h"
 
 namespace ordertrace::sim {
 

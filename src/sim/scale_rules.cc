@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "config/config.h"
-#include "journey/rules.h"
+#include "journey/rules/rules.h"
 
 namespace ordertrace::sim {
 namespace {

@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "journey/rules.h"
+#include "journey/rules/rules.h"
 
 namespace ordertrace::sim {
 namespace {

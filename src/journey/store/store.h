@@ -1,12 +1,13 @@
-// JourneyStore: where order journeys live.  One interface, three implementations:
-//   MemoryStore  (memory_store.h)  unit tests, and a reference for the others' semantics
-//   SqliteStore  (sqlite_store.h)  the embedded default: one WAL file under --data
-//   a PostgreSQL store (later) when several gateways share state; it implements this
-//   interface and no caller changes.
+// JourneyStore: where order journeys live.  One interface, one folder per implementation:
+//   memory/  MemoryStore  unit tests, and a reference for the others' semantics
+//   sqlite/  SqliteStore  the embedded default: one WAL file under --data
+// A PostgreSQL store (postgres/, not written yet) is planned for several gateways sharing
+// state; it would implement this interface, call semantics.h, join store_contract_test.cc
+// with one line, and no caller would change.
 //
 // The engine is the only writer (one thread); readers (API, CLI through the API) call from
-// any thread.  Semantics every implementation keeps (store_contract_test.cc checks them on
-// each one):
+// any thread.  Semantics every implementation keeps (semantics.h has them exact, and
+// store_contract_test.cc checks them on each one):
 //   - spans are keyed by span_id: writing a span twice keeps the first (exporter retries);
 //   - milestones are keyed by (order_id, stage): the earliest at_ns wins;
 //   - hops are keyed by send_span_id and merged: a non-empty/non-zero field written later

@@ -1,4 +1,4 @@
-// The JourneyStore contract (store.h, memory_store.h): one typed suite run against every
+// The JourneyStore contract (store.h, semantics.h): one typed suite run against every
 // implementation, plus the SQLite store's own cases (persistence, files that are not ours).
 #include <gtest/gtest.h>
 #include <stdlib.h>
@@ -14,9 +14,9 @@
 #include <thread>
 #include <vector>
 
-#include "journey/memory_store.h"
-#include "journey/sqlite_store.h"
-#include "journey/store.h"
+#include "journey/store/memory/memory_store.h"
+#include "journey/store/sqlite/sqlite_store.h"
+#include "journey/store/store.h"
 
 namespace ordertrace::journey {
 namespace {

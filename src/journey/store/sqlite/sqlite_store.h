@@ -1,5 +1,6 @@
 // SqliteStore: the embedded JourneyStore, one SQLite database file (WAL mode) under --data.
-// Semantics are MemoryStore's (memory_store.h), checked by store_contract_test.cc.
+// Semantics are those of store/semantics.h, checked by store_contract_test.cc.  The folder:
+// db.h (the SQLite connection and statement wrapper), schema.h (tables, rows), this store.
 //
 // Schema (version 1, PRAGMA user_version; PRAGMA application_id 'OTJS' marks the file ours):
 //   orders      WITHOUT ROWID, PRIMARY KEY order_id (CHECK order_id <> ''); services as
@@ -36,7 +37,7 @@
 #include <string>
 
 #include "common/status.h"
-#include "journey/store.h"
+#include "journey/store/store.h"
 
 namespace ordertrace::journey {
 

@@ -1,33 +1,37 @@
-// MemoryStore: the in-memory JourneyStore, for unit tests and as the reference for the other
-// implementations' semantics (store_contract_test.cc runs the same suite on each).  Plain
-// ordered maps under one mutex; nothing is persisted.
+// The merge rules every JourneyStore keeps (store.h), made exact, as functions each store
+// calls so they cannot drift apart: MemoryStore applies them to its maps, SqliteStore to the
+// rows it reads back (or in SQL where the rule is one comparison), and a PostgreSQL store
+// would do the same.  store_contract_test.cc checks the result on every store.
 //
-// The merge rules of store.h, made exact here (SqliteStore shares these functions):
 //   - spans are keyed by (order_id, span_id): the first written is kept;
 //   - a milestone replaces the stored one of its (order_id, stage) only when it is earlier:
-//     a smaller at_ns, or the same at_ns and a smaller span_id (so any write order gives the
-//     same result);
-//   - hops merge field by field (MergeHop below);
+//     a smaller at_ns, or the same at_ns and a smaller span_id (MilestoneEarlier), so any
+//     write order gives the same result;
+//   - hops merge field by field (MergeHop);
 //   - an order row with an empty order_id is an invalid batch: the Write() fails, nothing of
 //     the batch is applied.
 // Orders: GetJourney returns nullopt for an order without an order row (its spans, if any,
 // stay until retention).  Spans age by end_ns.  Open hops are those published (published_ns
 // != 0) and not processed (processed_ns == 0).  FindHop by message id returns the earliest
 // published hop carrying it (ties: smallest send_span_id).  Retention of inactive orders also
-// removes hops without an order (order_id "") whose latest time is older than the same limit.
-// Span retention leaves the order row (including its `spans` count) as the engine wrote it.
+// removes hops without an order (order_id "") whose latest time is older than the same limit
+// (RetentionCutoff).  Span retention leaves the order row (including its `spans` count) as the
+// engine wrote it.
 //
-// Thread-safety: all methods may be called concurrently (one mutex); the ForEach callbacks run
-// on a copy, outside the lock.
+// Thread-safety: pure functions.
 #pragma once
 
-#include <memory>
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
-#include "journey/store.h"
+#include "common/clock.h"
+#include "journey/types.h"
 
 namespace ordertrace::journey {
-
-std::unique_ptr<JourneyStore> NewMemoryStore();
 
 // Merges `later` into the stored hop `into` (same send_span_id):
 //   - a string field empty in `into` takes `later`'s;

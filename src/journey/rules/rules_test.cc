@@ -1,4 +1,4 @@
-#include "journey/rules.h"
+#include "journey/rules/rules.h"
 
 #include <gtest/gtest.h>
 

@@ -1,140 +1,14 @@
-#include "journey/memory_store.h"
+#include "journey/store/memory/memory_store.h"
 
 #include <algorithm>
-#include <charconv>
 #include <map>
-#include <mutex>
 #include <set>
 #include <utility>
 
+#include "common/thread_annotations.h"
+#include "journey/store/semantics.h"
+
 namespace ordertrace::journey {
-
-// ---------------------------------------------------------------------------------------------
-// Shared semantics.
-
-namespace {
-
-void FillEmpty(std::string& into, const std::string& later) {
-  if (into.empty()) into = later;
-}
-
-// Whether `later`'s processing is the one to keep over `into`'s (both sides non-zero or
-// `into` unprocessed).
-bool ProcessedEarlier(const Hop& later, const Hop& into) {
-  if (later.processed_ns == 0) return false;
-  if (into.processed_ns == 0) return true;
-  if (later.processed_ns != into.processed_ns) return later.processed_ns < into.processed_ns;
-  return later.process_span_id < into.process_span_id;
-}
-
-}  // namespace
-
-void MergeHop(Hop& into, const Hop& later) {
-  if (ProcessedEarlier(later, into)) {
-    into.processed_ns = later.processed_ns;
-    if (!later.process_service.empty()) into.process_service = later.process_service;
-    if (!later.process_span_id.empty()) into.process_span_id = later.process_span_id;
-    if (!later.process_trace_id.empty()) into.process_trace_id = later.process_trace_id;
-  }
-  if (later.published_ns != 0 &&
-      (into.published_ns == 0 || later.published_ns < into.published_ns)) {
-    into.published_ns = later.published_ns;
-  }
-  FillEmpty(into.order_id, later.order_id);
-  FillEmpty(into.send_trace_id, later.send_trace_id);
-  FillEmpty(into.send_service, later.send_service);
-  FillEmpty(into.message_id, later.message_id);
-  FillEmpty(into.exchange, later.exchange);
-  FillEmpty(into.routing_key, later.routing_key);
-  FillEmpty(into.queue, later.queue);
-  FillEmpty(into.process_service, later.process_service);
-  FillEmpty(into.process_span_id, later.process_span_id);
-  FillEmpty(into.process_trace_id, later.process_trace_id);
-}
-
-bool MilestoneEarlier(const Milestone& a, const Milestone& b) {
-  if (a.at_ns != b.at_ns) return a.at_ns < b.at_ns;
-  return a.span_id < b.span_id;
-}
-
-namespace {
-
-void AppendEscaped(std::string& out, std::string_view name) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  for (char c : name) {
-    if (c == '%' || c == '=' || c == ';') {
-      out.push_back('%');
-      out.push_back(kHex[(static_cast<unsigned char>(c) >> 4) & 0xf]);
-      out.push_back(kHex[static_cast<unsigned char>(c) & 0xf]);
-    } else {
-      out.push_back(c);
-    }
-  }
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-bool Unescape(std::string_view in, std::string* out) {
-  out->clear();
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] != '%') {
-      out->push_back(in[i]);
-      continue;
-    }
-    if (i + 2 >= in.size()) return false;
-    const int hi = HexValue(in[i + 1]);
-    const int lo = HexValue(in[i + 2]);
-    if (hi < 0 || lo < 0) return false;
-    out->push_back(static_cast<char>(hi * 16 + lo));
-    i += 2;
-  }
-  return true;
-}
-
-}  // namespace
-
-std::string FormatServices(const std::vector<std::pair<std::string, Nanos>>& services) {
-  std::string out;
-  for (const auto& [name, ns] : services) {
-    if (!out.empty()) out.push_back(';');
-    AppendEscaped(out, name);
-    out.push_back('=');
-    out += std::to_string(ns);
-  }
-  return out;
-}
-
-bool ParseServices(std::string_view text, std::vector<std::pair<std::string, Nanos>>* out) {
-  out->clear();
-  while (!text.empty()) {
-    const size_t end = text.find(';');
-    const std::string_view item = text.substr(0, end);
-    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
-    const size_t eq = item.find('=');
-    if (eq == std::string_view::npos) return false;
-    std::string name;
-    if (!Unescape(item.substr(0, eq), &name)) return false;
-    const std::string_view digits = item.substr(eq + 1);
-    Nanos ns = 0;
-    const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), ns);
-    if (ec != std::errc() || ptr != digits.data() + digits.size()) return false;
-    out->emplace_back(std::move(name), ns);
-  }
-  return true;
-}
-
-std::optional<Nanos> RetentionCutoff(Nanos now, Duration keep) {
-  if (keep.count() <= 0) return std::nullopt;
-  return now - std::chrono::duration_cast<std::chrono::nanoseconds>(keep).count();
-}
-
-// ---------------------------------------------------------------------------------------------
-// MemoryStore.
 
 namespace {
 
@@ -182,7 +56,7 @@ class MemoryStore final : public JourneyStore {
     for (const auto& o : batch.orders) {
       if (o.order_id.empty()) return Status::InvalidArgument("order row without an order_id");
     }
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     for (const auto& s : batch.spans) {
       per_order_[s.order_id].spans.try_emplace(s.span_id, s);
     }
@@ -201,7 +75,7 @@ class MemoryStore final : public JourneyStore {
   }
 
   Result<std::optional<Journey>> GetJourney(std::string_view order_id, size_t max_spans) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const auto row = orders_.find(order_id);
     if (row == orders_.end()) return std::optional<Journey>();
     Journey j;
@@ -236,7 +110,7 @@ class MemoryStore final : public JourneyStore {
   }
 
   Result<std::optional<OrderRow>> GetOrder(std::string_view order_id) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const auto it = orders_.find(order_id);
     if (it == orders_.end()) return std::optional<OrderRow>();
     return std::optional<OrderRow>(it->second);
@@ -244,7 +118,7 @@ class MemoryStore final : public JourneyStore {
 
   Result<OrderPage> ListOrders(const OrderQuery& query) override {
     const size_t limit = PageLimit(query.limit);
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     OrderPage page;
     for (auto it = orders_.upper_bound(query.cursor); it != orders_.end(); ++it) {
       if (!OrderMatches(it->second, query)) continue;
@@ -260,7 +134,7 @@ class MemoryStore final : public JourneyStore {
   Status ForEachActiveOrder(const std::function<void(const OrderRow&)>& fn) override {
     std::vector<OrderRow> copy;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       for (const auto& [id, o] : orders_) {
         if (!o.closed) copy.push_back(o);
       }
@@ -272,7 +146,7 @@ class MemoryStore final : public JourneyStore {
   Status ForEachOpenHop(const std::function<void(const Hop&)>& fn) override {
     std::vector<Hop> copy;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       for (const auto& [id, h] : hops_) {
         if (HopOpen(h)) copy.push_back(h);
       }
@@ -284,7 +158,7 @@ class MemoryStore final : public JourneyStore {
   Status ForEachOrderId(const std::function<void(std::string_view)>& fn) override {
     std::vector<std::string> copy;
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       copy.reserve(orders_.size());
       for (const auto& [id, o] : orders_) copy.push_back(id);
     }
@@ -294,7 +168,7 @@ class MemoryStore final : public JourneyStore {
 
   Result<std::optional<Hop>> FindHop(std::string_view send_span_id,
                                      std::string_view message_id) override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (!send_span_id.empty()) {
       const auto it = hops_.find(send_span_id);
       if (it != hops_.end()) return std::optional<Hop>(it->second);
@@ -315,7 +189,7 @@ class MemoryStore final : public JourneyStore {
 
   Result<RetentionResult> EnforceRetention(Nanos now, const Retention& retention) override {
     RetentionResult result;
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     const auto closed_cutoff = RetentionCutoff(now, retention.closed_orders);
     const auto inactive_cutoff = RetentionCutoff(now, retention.inactive_orders);
     const auto span_cutoff = RetentionCutoff(now, retention.spans);
@@ -372,7 +246,7 @@ class MemoryStore final : public JourneyStore {
   }
 
   Result<StoreStats> Stats() override {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     StoreStats stats;
     stats.orders = orders_.size();
     stats.hops = hops_.size();
@@ -392,7 +266,7 @@ class MemoryStore final : public JourneyStore {
     std::map<std::string, Milestone, std::less<>> milestones;  // by stage
   };
 
-  void PutHop(const Hop& h) {
+  void PutHop(const Hop& h) REQUIRES(mu_) {
     auto it = hops_.find(h.send_span_id);
     if (it == hops_.end()) {
       hops_.emplace(h.send_span_id, h);
@@ -414,7 +288,7 @@ class MemoryStore final : public JourneyStore {
     }
   }
 
-  void EraseHop(const std::string& id) {
+  void EraseHop(const std::string& id) REQUIRES(mu_) {
     const auto it = hops_.find(id);
     if (it == hops_.end()) return;
     Unindex(hops_by_order_, it->second.order_id, id);
@@ -430,12 +304,12 @@ class MemoryStore final : public JourneyStore {
     if (it->second.empty()) index.erase(it);
   }
 
-  std::mutex mu_;
-  std::map<std::string, OrderRow, std::less<>> orders_;
-  std::map<std::string, PerOrder, std::less<>> per_order_;
-  std::map<std::string, Hop, std::less<>> hops_;  // by send_span_id
-  Index hops_by_order_;                           // order_id -> send_span_ids
-  Index hops_by_message_;                         // message_id -> send_span_ids
+  Mutex mu_;
+  std::map<std::string, OrderRow, std::less<>> orders_ GUARDED_BY(mu_);
+  std::map<std::string, PerOrder, std::less<>> per_order_ GUARDED_BY(mu_);
+  std::map<std::string, Hop, std::less<>> hops_ GUARDED_BY(mu_);  // by send_span_id
+  Index hops_by_order_ GUARDED_BY(mu_);                           // order_id -> send_span_ids
+  Index hops_by_message_ GUARDED_BY(mu_);                         // message_id -> send_span_ids
 };
 
 }  // namespace

@@ -1,0 +1,82 @@
+// EngineMetrics: the engine's metrics, with no order id in any label.  Counters (facts, store
+// errors, flags by kind, clears, closes, flag lag) and the per-stage series: orders active and
+// stuck by stage, the stage index, time spent in a stage, heartbeats missed.  Orders are
+// counted by slot = stage index + 1 (slot 0: no milestone yet, stage="none") as they change
+// stage, get flagged or cleared, enter or leave memory (CountOrder); Publish() copies the
+// counts to the gauges after each change.  Rebuild() starts the per-stage series again for new
+// rules: series of stages the rules no longer have go to 0 (stage index -1), the engine then
+// counts every active order again.
+//
+// Thread-safety: store_errors() (a counter) from any thread; everything else under the
+// engine's state lock (the counts are plain integers).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "journey/rules/rules.h"
+#include "journey/types.h"
+
+namespace ordertrace::journey {
+
+class EngineMetrics {
+ public:
+  // The engine's sizes, read by the callback gauges at scrape time.
+  struct Sizes {
+    std::function<size_t()> active_orders;
+    std::function<size_t()> stuck_orders;
+    std::function<size_t()> open_hops;
+  };
+
+  // `registry` may be null (a private one is used); it must outlive this.  The stage series
+  // are empty until Rebuild().
+  EngineMetrics(metrics::Registry* registry, Sizes sizes);
+  EngineMetrics(const EngineMetrics&) = delete;
+  EngineMetrics& operator=(const EngineMetrics&) = delete;
+
+  void Fact() { facts_total_->Inc(); }
+  metrics::Counter& store_errors() { return *store_errors_; }
+  void Flagged(StuckKind kind, double lag_seconds);
+  void Cleared() { cleared_total_->Inc(); }
+  void Closed() { closed_total_->Inc(); }
+  void HeartbeatMissed(const Rules& rules, int stage);
+
+  // Per-stage counts (see the class comment).
+  void Rebuild(const Rules& rules);
+  void CountOrder(int stage, StuckKind stuck, int delta);
+  // An order left `stage` (entered at `stage_ns`) by reaching a later one at `reached_ns`.
+  void ObserveStageLeft(const Rules& rules, int stage, Nanos stage_ns, Nanos reached_ns);
+  void Publish(const Rules& rules);
+
+ private:
+  size_t StageSlot(int stage) const;
+
+  std::unique_ptr<metrics::Registry> own_registry_;
+  metrics::Counter* facts_total_;
+  metrics::Counter* store_errors_;
+  metrics::Family<metrics::Counter>* flagged_total_;
+  metrics::Counter* cleared_total_;
+  metrics::Counter* closed_total_;
+  metrics::Family<metrics::Gauge>* stage_index_family_;
+  std::unordered_map<std::string, metrics::Gauge*> stage_index_gauges_;  // by stage name
+  metrics::Histogram* flag_lag_;
+  metrics::Family<metrics::Gauge>* active_by_stage_family_;
+  metrics::Family<metrics::Gauge>* stuck_by_stage_family_;
+  metrics::Family<metrics::Histogram>* stage_duration_family_;
+  metrics::Family<metrics::Counter>* heartbeats_missed_family_;
+  std::vector<int64_t> active_by_stage_;                 // by slot
+  std::vector<int64_t> stuck_by_stage_;                  // by slot * kStuckKinds + kind
+  std::vector<metrics::Gauge*> active_by_stage_gauges_;  // by slot
+  std::vector<metrics::Gauge*> stuck_by_stage_gauges_;   // as stuck_by_stage_; null until used
+  std::vector<metrics::Histogram*> stage_duration_;      // by slot
+  std::vector<metrics::Counter*> heartbeats_missed_;     // by slot
+};
+
+}  // namespace ordertrace::journey

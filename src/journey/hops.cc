@@ -1,0 +1,124 @@
+#include "journey/hops.h"
+
+namespace ordertrace::journey {
+
+OpenHops::Entry* OpenHops::Find(const std::string& send_span_id) {
+  auto it = hops_.find(send_span_id);
+  return it == hops_.end() ? nullptr : &*it;
+}
+
+OpenHops::Entry* OpenHops::Match(const SpanRecord& r) {
+  if (!r.message_id.empty()) {
+    auto m = by_message_.find(r.message_id);
+    if (m != by_message_.end()) {
+      if (Entry* h = Find(m->second)) return h;
+    }
+  }
+  if (!r.parent_span_id.empty()) {
+    if (Entry* h = Find(r.parent_span_id)) return h;
+  }
+  for (const std::string& link : r.links) {
+    if (Entry* h = Find(link)) return h;
+  }
+  return nullptr;
+}
+
+std::pair<OpenHops::Entry*, bool> OpenHops::Add(const std::string& send_span_id,
+                                                const std::string& order_id,
+                                                const std::string& message_id, Nanos published_ns) {
+  auto [it, inserted] = hops_.try_emplace(send_span_id);
+  if (!inserted) return {&*it, false};
+  Hop& h = it->second;
+  h.order_id = order_id;
+  h.message_id = message_id;
+  h.published_ns = published_ns;
+  if (!message_id.empty()) {
+    // A publish of a message id already open (a retried publish) chains the earlier one.
+    auto [m, fresh] = by_message_.try_emplace(message_id, send_span_id);
+    if (!fresh && m->second != send_span_id) {
+      if (hops_.count(m->second)) h.earlier = m->second;
+      m->second = send_span_id;
+    }
+  }
+  return {&*it, true};
+}
+
+void OpenHops::Close(Entry* h) {
+  const Hop& oh = h->second;
+  closed_sends_.Add(h->first);
+  if (!oh.message_id.empty()) {
+    // The index names the latest open publish of the message: only this hop's entry goes
+    // (to an earlier open publish of the same message, if any).
+    auto m = by_message_.find(oh.message_id);
+    if (m != by_message_.end() && m->second == h->first) {
+      if (!oh.earlier.empty() && hops_.count(oh.earlier)) {
+        m->second = oh.earlier;
+      } else {
+        by_message_.erase(m);
+      }
+    }
+  }
+  heap_.Remove(h);
+  hops_.erase(h->first);
+}
+
+void OpenHops::Erase(Entry* h) {
+  Unindex(h);
+  hops_.erase(h->first);
+}
+
+void OpenHops::Unindex(Entry* h) {
+  const std::string& message_id = h->second.message_id;
+  auto m = message_id.empty() ? by_message_.end() : by_message_.find(message_id);
+  if (m != by_message_.end() && m->second == h->first) by_message_.erase(m);
+  heap_.Remove(h);
+}
+
+void OpenHops::RememberOrphan(const SpanRecord& r) {
+  if (orphan_capacity_ == 0) return;
+  Orphan o;
+  if (!r.message_id.empty()) o.keys.push_back("m:" + r.message_id);
+  if (!r.parent_span_id.empty()) o.keys.push_back("s:" + r.parent_span_id);
+  for (const std::string& l : r.links) o.keys.push_back("s:" + l);
+  if (o.keys.empty()) return;
+  o.process = r;
+  o.process.links.clear();
+  size_t slot;
+  if (orphans_.size() < orphan_capacity_) {
+    slot = orphans_.size();
+    orphans_.push_back(Orphan{});
+  } else {
+    slot = orphan_next_;  // the oldest: evicted
+    for (const std::string& k : orphans_[slot].keys) {
+      auto it = orphan_index_.find(k);
+      if (it != orphan_index_.end() && it->second == slot) orphan_index_.erase(it);
+    }
+  }
+  for (const std::string& k : o.keys) orphan_index_[k] = slot;
+  orphans_[slot] = std::move(o);
+  orphan_next_ = (slot + 1) % orphan_capacity_;
+}
+
+const OpenHops::Orphan* OpenHops::FindOrphan(const SpanRecord& send) const {
+  auto look = [&](const std::string& key) -> const Orphan* {
+    auto it = orphan_index_.find(key);
+    return it == orphan_index_.end() ? nullptr : &orphans_[it->second];
+  };
+  if (!send.message_id.empty()) {
+    if (const Orphan* o = look("m:" + send.message_id)) return o;
+  }
+  return look("s:" + send.span_id);
+}
+
+void OpenHops::ForgetOrphan(const SpanRecord& send) {
+  const Orphan* o = FindOrphan(send);
+  if (o == nullptr) return;
+  const size_t slot = static_cast<size_t>(o - orphans_.data());
+  for (const std::string& k : orphans_[slot].keys) {
+    auto it = orphan_index_.find(k);
+    if (it != orphan_index_.end() && it->second == slot) orphan_index_.erase(it);
+  }
+  orphans_[slot].keys.clear();
+}
+
+}  // namespace ordertrace::journey

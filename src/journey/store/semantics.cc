@@ -1,0 +1,129 @@
+#include "journey/store/semantics.h"
+
+#include <charconv>
+#include <utility>
+
+namespace ordertrace::journey {
+
+namespace {
+
+void FillEmpty(std::string& into, const std::string& later) {
+  if (into.empty()) into = later;
+}
+
+// Whether `later`'s processing is the one to keep over `into`'s (both sides non-zero or
+// `into` unprocessed).
+bool ProcessedEarlier(const Hop& later, const Hop& into) {
+  if (later.processed_ns == 0) return false;
+  if (into.processed_ns == 0) return true;
+  if (later.processed_ns != into.processed_ns) return later.processed_ns < into.processed_ns;
+  return later.process_span_id < into.process_span_id;
+}
+
+}  // namespace
+
+void MergeHop(Hop& into, const Hop& later) {
+  if (ProcessedEarlier(later, into)) {
+    into.processed_ns = later.processed_ns;
+    if (!later.process_service.empty()) into.process_service = later.process_service;
+    if (!later.process_span_id.empty()) into.process_span_id = later.process_span_id;
+    if (!later.process_trace_id.empty()) into.process_trace_id = later.process_trace_id;
+  }
+  if (later.published_ns != 0 &&
+      (into.published_ns == 0 || later.published_ns < into.published_ns)) {
+    into.published_ns = later.published_ns;
+  }
+  FillEmpty(into.order_id, later.order_id);
+  FillEmpty(into.send_trace_id, later.send_trace_id);
+  FillEmpty(into.send_service, later.send_service);
+  FillEmpty(into.message_id, later.message_id);
+  FillEmpty(into.exchange, later.exchange);
+  FillEmpty(into.routing_key, later.routing_key);
+  FillEmpty(into.queue, later.queue);
+  FillEmpty(into.process_service, later.process_service);
+  FillEmpty(into.process_span_id, later.process_span_id);
+  FillEmpty(into.process_trace_id, later.process_trace_id);
+}
+
+bool MilestoneEarlier(const Milestone& a, const Milestone& b) {
+  if (a.at_ns != b.at_ns) return a.at_ns < b.at_ns;
+  return a.span_id < b.span_id;
+}
+
+namespace {
+
+void AppendEscaped(std::string& out, std::string_view name) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char c : name) {
+    if (c == '%' || c == '=' || c == ';') {
+      out.push_back('%');
+      out.push_back(kHex[(static_cast<unsigned char>(c) >> 4) & 0xf]);
+      out.push_back(kHex[static_cast<unsigned char>(c) & 0xf]);
+    } else {
+      out.push_back(c);
+    }
+  }
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+bool Unescape(std::string_view in, std::string* out) {
+  out->clear();
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] != '%') {
+      out->push_back(in[i]);
+      continue;
+    }
+    if (i + 2 >= in.size()) return false;
+    const int hi = HexValue(in[i + 1]);
+    const int lo = HexValue(in[i + 2]);
+    if (hi < 0 || lo < 0) return false;
+    out->push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string FormatServices(const std::vector<std::pair<std::string, Nanos>>& services) {
+  std::string out;
+  for (const auto& [name, ns] : services) {
+    if (!out.empty()) out.push_back(';');
+    AppendEscaped(out, name);
+    out.push_back('=');
+    out += std::to_string(ns);
+  }
+  return out;
+}
+
+bool ParseServices(std::string_view text, std::vector<std::pair<std::string, Nanos>>* out) {
+  out->clear();
+  while (!text.empty()) {
+    const size_t end = text.find(';');
+    const std::string_view item = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    const size_t eq = item.find('=');
+    if (eq == std::string_view::npos) return false;
+    std::string name;
+    if (!Unescape(item.substr(0, eq), &name)) return false;
+    const std::string_view digits = item.substr(eq + 1);
+    Nanos ns = 0;
+    const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), ns);
+    if (ec != std::errc() || ptr != digits.data() + digits.size()) return false;
+    out->emplace_back(std::move(name), ns);
+  }
+  return true;
+}
+
+std::optional<Nanos> RetentionCutoff(Nanos now, Duration keep) {
+  if (keep.count() <= 0) return std::nullopt;
+  return now - std::chrono::duration_cast<std::chrono::nanoseconds>(keep).count();
+}
+
+}  // namespace ordertrace::journey

@@ -1,0 +1,325 @@
+#include "journey/store/sqlite/schema.h"
+
+#include <vector>
+
+#include "journey/store/semantics.h"
+
+namespace ordertrace::journey::sqlite {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE orders (
+  order_id TEXT NOT NULL PRIMARY KEY CHECK (order_id <> ''),
+  stage TEXT NOT NULL,
+  stage_start_ns INTEGER NOT NULL,
+  stage_ns INTEGER NOT NULL,
+  first_ns INTEGER NOT NULL,
+  last_ns INTEGER NOT NULL,
+  last_heartbeat_ns INTEGER NOT NULL,
+  services TEXT NOT NULL,
+  last_service TEXT NOT NULL,
+  spans INTEGER NOT NULL,
+  open_hops INTEGER NOT NULL,
+  closed INTEGER NOT NULL,
+  stuck INTEGER NOT NULL,
+  stuck_since_ns INTEGER NOT NULL,
+  deadline_ns INTEGER NOT NULL,
+  expected_service TEXT NOT NULL,
+  summary TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX orders_stuck ON orders (order_id) WHERE stuck <> 0;
+CREATE INDEX orders_active ON orders (order_id) WHERE closed = 0;
+CREATE INDEX orders_stage ON orders (stage, order_id);
+CREATE INDEX orders_last ON orders (last_ns);
+
+CREATE TABLE spans (
+  order_id TEXT NOT NULL,
+  span_id NOT NULL,
+  trace_id NOT NULL,
+  parent_span_id NOT NULL,
+  service TEXT NOT NULL,
+  name TEXT NOT NULL,
+  start_ns INTEGER NOT NULL,
+  end_ns INTEGER NOT NULL,
+  flags INTEGER NOT NULL,
+  error TEXT NOT NULL,
+  stage TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  exchange TEXT NOT NULL,
+  routing_key TEXT NOT NULL,
+  queue TEXT NOT NULL,
+  links TEXT,
+  PRIMARY KEY (order_id, span_id)
+) WITHOUT ROWID;
+CREATE INDEX spans_start ON spans (order_id, start_ns);
+CREATE INDEX spans_end ON spans (end_ns);
+
+CREATE TABLE milestones (
+  order_id TEXT NOT NULL,
+  stage TEXT NOT NULL,
+  at_ns INTEGER NOT NULL,
+  service TEXT NOT NULL,
+  trace_id NOT NULL,
+  span_id NOT NULL,
+  PRIMARY KEY (order_id, stage)
+) WITHOUT ROWID;
+
+CREATE TABLE hops (
+  send_span_id NOT NULL,
+  order_id TEXT NOT NULL,
+  send_trace_id NOT NULL,
+  send_service TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  exchange TEXT NOT NULL,
+  routing_key TEXT NOT NULL,
+  queue TEXT NOT NULL,
+  published_ns INTEGER NOT NULL,
+  processed_ns INTEGER NOT NULL,
+  process_service TEXT NOT NULL,
+  process_span_id NOT NULL,
+  process_trace_id NOT NULL
+);
+CREATE UNIQUE INDEX hops_send ON hops (send_span_id);
+CREATE INDEX hops_message ON hops (message_id, published_ns) WHERE message_id <> '';
+CREATE INDEX hops_order ON hops (order_id);
+CREATE INDEX hops_open ON hops (send_span_id) WHERE published_ns <> 0 AND processed_ns = 0;
+
+CREATE TABLE counters (name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO counters VALUES ('orders', 0), ('spans', 0), ('hops', 0);
+)sql";
+
+// Links: NULL for none, else the ids joined by ',' ('%' and ',' percent-encoded).
+std::string JoinLinks(const std::vector<std::string>& links) {
+  std::string out;
+  for (size_t i = 0; i < links.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    for (char c : links[i]) {
+      if (c == '%') {
+        out += "%25";
+      } else if (c == ',') {
+        out += "%2C";
+      } else {
+        out.push_back(c);
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> SplitLinks(std::string_view text) {
+  std::vector<std::string> out(1);
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == ',') {
+      out.emplace_back();
+    } else if (text[i] == '%' && text.substr(i, 3) == "%25") {
+      out.back().push_back('%');
+      i += 2;
+    } else if (text[i] == '%' && text.substr(i, 3) == "%2C") {
+      out.back().push_back(',');
+      i += 2;
+    } else {
+      out.back().push_back(text[i]);
+    }
+  }
+  return out;
+}
+
+int64_t PackFlags(const SpanRecord& s) {
+  return int64_t{s.otel_status} | int64_t{static_cast<uint8_t>(s.step)} << 8 |
+         int64_t{static_cast<uint8_t>(s.hop)} << 16 | int64_t{s.heartbeat ? 1 : 0} << 24;
+}
+
+void UnpackFlags(int64_t f, SpanRecord* s) {
+  s->otel_status = static_cast<uint8_t>(f & 0xff);
+  s->step = static_cast<StepStatus>((f >> 8) & 0xff);
+  s->hop = static_cast<HopRole>((f >> 16) & 0xff);
+  s->heartbeat = ((f >> 24) & 1) != 0;
+}
+
+}  // namespace
+
+Status PrepareSchema(Db& db, bool* created) {
+  ASSIGN_OR_RETURN(const int64_t app_id, db.QueryInt("PRAGMA application_id"));
+  ASSIGN_OR_RETURN(const int64_t version, db.QueryInt("PRAGMA user_version"));
+  ASSIGN_OR_RETURN(const int64_t objects, db.QueryInt("SELECT count(*) FROM sqlite_schema"));
+
+  *created = false;
+  if (app_id == 0 && version == 0 && objects == 0) {
+    RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode = WAL"));
+    RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+    Status s = db.Exec(kSchema);
+    if (s.ok()) s = db.Exec("PRAGMA application_id = " + std::to_string(kApplicationId));
+    if (s.ok()) s = db.Exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
+    if (s.ok()) s = db.Exec("COMMIT");
+    if (!s.ok()) {
+      (void)db.Exec("ROLLBACK");
+      return s;
+    }
+    *created = true;
+    return Status::Ok();
+  }
+  if (app_id != kApplicationId) {
+    return Status::Internal("sqlite " + db.path() +
+                            ": not an ordertrace journey store (application_id " +
+                            std::to_string(app_id) + ", " + std::to_string(objects) +
+                            " schema objects); refusing to use it");
+  }
+  if (version > kSchemaVersion) {
+    return Status::Internal("sqlite " + db.path() + ": journey store schema version " +
+                            std::to_string(version) + " is newer than this build's (" +
+                            std::to_string(kSchemaVersion) +
+                            "); run a newer ordertrace or use another data directory");
+  }
+  if (version < 1) {
+    return Status::Internal("sqlite " + db.path() + ": journey store schema version " +
+                            std::to_string(version) + " is unknown");
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rows.
+
+void BindOrder(Stmt& s, const OrderRow& o) {
+  s.Text(1, o.order_id);
+  s.Text(2, o.stage);
+  s.Int(3, o.stage_start_ns);
+  s.Int(4, o.stage_ns);
+  s.Int(5, o.first_ns);
+  s.Int(6, o.last_ns);
+  s.Int(7, o.last_heartbeat_ns);
+  s.TextCopy(8, FormatServices(o.services));
+  s.Text(9, o.last_service);
+  s.Int(10, o.spans);
+  s.Int(11, o.open_hops);
+  s.Int(12, o.closed ? 1 : 0);
+  s.Int(13, static_cast<int64_t>(o.stuck));
+  s.Int(14, o.stuck_since_ns);
+  s.Int(15, o.deadline_ns);
+  s.Text(16, o.expected_service);
+  s.Text(17, o.summary);
+}
+
+Status ReadOrder(const Db& db, const Stmt& s, OrderRow* o) {
+  o->order_id = s.ColText(0);
+  o->stage = s.ColText(1);
+  o->stage_start_ns = s.ColInt(2);
+  o->stage_ns = s.ColInt(3);
+  o->first_ns = s.ColInt(4);
+  o->last_ns = s.ColInt(5);
+  o->last_heartbeat_ns = s.ColInt(6);
+  if (!ParseServices(s.ColText(7), &o->services)) {
+    return Status::Internal("sqlite " + db.path() + ": order " + o->order_id +
+                            ": malformed services column");
+  }
+  o->last_service = s.ColText(8);
+  o->spans = static_cast<uint32_t>(s.ColInt(9));
+  o->open_hops = static_cast<uint32_t>(s.ColInt(10));
+  o->closed = s.ColInt(11) != 0;
+  o->stuck = static_cast<StuckKind>(s.ColInt(12));
+  o->stuck_since_ns = s.ColInt(13);
+  o->deadline_ns = s.ColInt(14);
+  o->expected_service = s.ColText(15);
+  o->summary = s.ColText(16);
+  return Status::Ok();
+}
+
+void BindSpan(Stmt& s, const SpanRecord& r) {
+  s.Text(1, r.order_id);
+  s.Id(2, r.span_id);
+  s.Id(3, r.trace_id);
+  s.Id(4, r.parent_span_id);
+  s.Text(5, r.service);
+  s.Text(6, r.name);
+  s.Int(7, r.start_ns);
+  s.Int(8, r.end_ns);
+  s.Int(9, PackFlags(r));
+  s.Text(10, r.error);
+  s.Text(11, r.stage);
+  s.Text(12, r.message_id);
+  s.Text(13, r.exchange);
+  s.Text(14, r.routing_key);
+  s.Text(15, r.queue);
+  if (r.links.empty()) {
+    s.Null(16);
+  } else {
+    s.TextCopy(16, JoinLinks(r.links));
+  }
+}
+
+SpanRecord ReadSpan(const Stmt& s) {
+  SpanRecord r;
+  r.order_id = s.ColText(0);
+  r.span_id = s.ColId(1);
+  r.trace_id = s.ColId(2);
+  r.parent_span_id = s.ColId(3);
+  r.service = s.ColText(4);
+  r.name = s.ColText(5);
+  r.start_ns = s.ColInt(6);
+  r.end_ns = s.ColInt(7);
+  UnpackFlags(s.ColInt(8), &r);
+  r.error = s.ColText(9);
+  r.stage = s.ColText(10);
+  r.message_id = s.ColText(11);
+  r.exchange = s.ColText(12);
+  r.routing_key = s.ColText(13);
+  r.queue = s.ColText(14);
+  if (!s.ColNull(15)) r.links = SplitLinks(s.ColText(15));
+  return r;
+}
+
+void BindMilestone(Stmt& s, const Milestone& m) {
+  s.Text(1, m.order_id);
+  s.Text(2, m.stage);
+  s.Int(3, m.at_ns);
+  s.Text(4, m.service);
+  s.Id(5, m.trace_id);
+  s.Id(6, m.span_id);
+}
+
+Milestone ReadMilestone(const Stmt& s) {
+  Milestone m;
+  m.order_id = s.ColText(0);
+  m.stage = s.ColText(1);
+  m.at_ns = s.ColInt(2);
+  m.service = s.ColText(3);
+  m.trace_id = s.ColId(4);
+  m.span_id = s.ColId(5);
+  return m;
+}
+
+void BindHop(Stmt& s, const Hop& h) {
+  s.Id(1, h.send_span_id);
+  s.Text(2, h.order_id);
+  s.Id(3, h.send_trace_id);
+  s.Text(4, h.send_service);
+  s.Text(5, h.message_id);
+  s.Text(6, h.exchange);
+  s.Text(7, h.routing_key);
+  s.Text(8, h.queue);
+  s.Int(9, h.published_ns);
+  s.Int(10, h.processed_ns);
+  s.Text(11, h.process_service);
+  s.Id(12, h.process_span_id);
+  s.Id(13, h.process_trace_id);
+}
+
+Hop ReadHop(const Stmt& s) {
+  Hop h;
+  h.send_span_id = s.ColId(0);
+  h.order_id = s.ColText(1);
+  h.send_trace_id = s.ColId(2);
+  h.send_service = s.ColText(3);
+  h.message_id = s.ColText(4);
+  h.exchange = s.ColText(5);
+  h.routing_key = s.ColText(6);
+  h.queue = s.ColText(7);
+  h.published_ns = s.ColInt(8);
+  h.processed_ns = s.ColInt(9);
+  h.process_service = s.ColText(10);
+  h.process_span_id = s.ColId(11);
+  h.process_trace_id = s.ColId(12);
+  return h;
+}
+
+}  // namespace ordertrace::journey::sqlite

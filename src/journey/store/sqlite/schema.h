@@ -1,0 +1,53 @@
+// The journey store's tables in SQLite: the schema (its DDL, version and application id, and
+// the check that a file is ours at a version this build reads), the column lists, and how a
+// journey record maps onto a row and back.  The layout is described in sqlite_store.h.
+//
+// Thread-safety: functions on a Db the caller holds (see db.h).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+#include "journey/store/sqlite/db.h"
+#include "journey/types.h"
+
+namespace ordertrace::journey::sqlite {
+
+inline constexpr int kSchemaVersion = 1;
+inline constexpr int32_t kApplicationId = 0x4F544A53;  // "OTJS"
+
+// Checks the file is ours (or empty: creates the schema in WAL mode, `*created` = true) and
+// at a version this build reads; a foreign, newer or unknown file is refused with a clear
+// error.
+Status PrepareSchema(Db& db, bool* created);
+
+// Column lists, in the order the Bind and Read functions below use.
+inline constexpr const char* kOrderCols =
+    "order_id, stage, stage_start_ns, stage_ns, first_ns, last_ns, last_heartbeat_ns, services, "
+    "last_service, spans, open_hops, closed, stuck, stuck_since_ns, deadline_ns, "
+    "expected_service, summary";
+inline constexpr const char* kSpanCols =
+    "order_id, span_id, trace_id, parent_span_id, service, name, start_ns, end_ns, flags, error, "
+    "stage, message_id, exchange, routing_key, queue, links";
+inline constexpr const char* kMilestoneCols = "order_id, stage, at_ns, service, trace_id, span_id";
+inline constexpr const char* kHopCols =
+    "send_span_id, order_id, send_trace_id, send_service, message_id, exchange, routing_key, "
+    "queue, published_ns, processed_ns, process_service, process_span_id, process_trace_id";
+
+// `prefix` followed by a column list: Cols("SELECT ", kHopCols).
+inline std::string Cols(std::string_view prefix, const char* cols) {
+  return std::string(prefix) + cols;
+}
+
+// Binds parameters ?1.. in column order; reads columns 0.. in column order.
+void BindOrder(Stmt& s, const OrderRow& o);
+Status ReadOrder(const Db& db, const Stmt& s, OrderRow* o);  // errors on a malformed row
+void BindSpan(Stmt& s, const SpanRecord& r);
+SpanRecord ReadSpan(const Stmt& s);
+void BindMilestone(Stmt& s, const Milestone& m);
+Milestone ReadMilestone(const Stmt& s);
+void BindHop(Stmt& s, const Hop& h);
+Hop ReadHop(const Stmt& s);
+
+}  // namespace ordertrace::journey::sqlite

@@ -1,0 +1,516 @@
+#include "journey/store/sqlite/sqlite_store.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <utility>
+#include <vector>
+
+#include "common/log.h"
+#include "common/thread_annotations.h"
+#include "journey/store/semantics.h"
+#include "journey/store/sqlite/db.h"
+#include "journey/store/sqlite/schema.h"
+
+namespace ordertrace::journey {
+namespace {
+
+using sqlite::Cols;
+using sqlite::Db;
+using sqlite::ForEachRow;
+using sqlite::kHopCols;
+using sqlite::kMilestoneCols;
+using sqlite::kOrderCols;
+using sqlite::kSpanCols;
+using sqlite::Stmt;
+
+constexpr size_t kStreamPage = 1000;       // rows per ForEach page
+constexpr size_t kRetentionOrders = 1000;  // orders deleted per transaction
+constexpr int kRetentionRows = 10000;      // spans / hops deleted per transaction
+
+const std::string& SelectOrderSql() {
+  static const std::string sql = Cols("SELECT ", kOrderCols) + " FROM orders WHERE order_id = ?1";
+  return sql;
+}
+const std::string& SelectHopSql() {
+  static const std::string sql = Cols("SELECT ", kHopCols) + " FROM hops WHERE send_span_id = ?1";
+  return sql;
+}
+
+// Row count changes of one transaction, added to the counters table in the same transaction.
+struct Deltas {
+  int64_t orders = 0;
+  int64_t spans = 0;
+  int64_t hops = 0;
+};
+
+Status AddCounters(Db& db, const Deltas& d) {
+  static const std::string sql = "UPDATE counters SET value = value + ?2 WHERE name = ?1";
+  const std::pair<const char*, int64_t> all[] = {
+      {"orders", d.orders}, {"spans", d.spans}, {"hops", d.hops}};
+  for (const auto& [name, delta] : all) {
+    if (delta == 0) continue;
+    ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+    s.Text(1, name);
+    s.Int(2, delta);
+    RETURN_IF_ERROR(s.Run());
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<Hop>> ReadHopById(Db& db, std::string_view send_span_id) {
+  ASSIGN_OR_RETURN(Stmt s, db.Statement(SelectHopSql()));
+  s.Id(1, send_span_id);
+  ASSIGN_OR_RETURN(const bool row, s.Step());
+  if (!row) return std::optional<Hop>();
+  return std::optional<Hop>(sqlite::ReadHop(s));
+}
+
+Result<std::optional<OrderRow>> ReadOrderRow(Db& db, std::string_view order_id) {
+  ASSIGN_OR_RETURN(Stmt s, db.Statement(SelectOrderSql()));
+  s.Text(1, order_id);
+  ASSIGN_OR_RETURN(const bool row, s.Step());
+  if (!row) return std::optional<OrderRow>();
+  OrderRow o;
+  RETURN_IF_ERROR(sqlite::ReadOrder(db, s, &o));
+  return std::optional<OrderRow>(std::move(o));
+}
+
+// Merges `hop` into its stored row (semantics.h MergeHop), or inserts it.
+Status PutHop(Db& db, const Hop& hop, Deltas* d) {
+  ASSIGN_OR_RETURN(const std::optional<Hop> stored, ReadHopById(db, hop.send_span_id));
+  if (stored.has_value()) {
+    Hop merged = *stored;
+    MergeHop(merged, hop);
+    if (merged == *stored) return Status::Ok();
+    static const std::string sql =
+        "UPDATE hops SET order_id = ?2, send_trace_id = ?3, send_service = ?4, "
+        "message_id = ?5, exchange = ?6, routing_key = ?7, queue = ?8, published_ns = ?9, "
+        "processed_ns = ?10, process_service = ?11, process_span_id = ?12, "
+        "process_trace_id = ?13 WHERE send_span_id = ?1";
+    ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+    sqlite::BindHop(s, merged);
+    return s.Run();
+  }
+  static const std::string sql =
+      Cols("INSERT INTO hops (", kHopCols) +
+      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+  ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+  sqlite::BindHop(s, hop);
+  RETURN_IF_ERROR(s.Run());
+  ++d->hops;
+  return Status::Ok();
+}
+
+// The rows of one Write(), inside its transaction.
+Status ApplyBatch(Db& db, const WriteBatch& batch, Deltas* d) {
+  if (!batch.spans.empty()) {
+    static const std::string sql = Cols("INSERT INTO spans (", kSpanCols) +
+                                   ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+                                   "?12, ?13, ?14, ?15, ?16) ON CONFLICT DO NOTHING";
+    for (const auto& span : batch.spans) {
+      ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+      sqlite::BindSpan(s, span);
+      RETURN_IF_ERROR(s.Run());
+      d->spans += db.Changes();
+    }
+  }
+  if (!batch.milestones.empty()) {
+    // MilestoneEarlier (semantics.h) in SQL: the earliest at_ns, then the smallest span_id.
+    static const std::string sql =
+        Cols("INSERT INTO milestones (", kMilestoneCols) +
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (order_id, stage) DO UPDATE SET "
+        "at_ns = excluded.at_ns, service = excluded.service, trace_id = excluded.trace_id, "
+        "span_id = excluded.span_id WHERE excluded.at_ns < milestones.at_ns OR "
+        "(excluded.at_ns = milestones.at_ns AND excluded.span_id < milestones.span_id)";
+    for (const auto& m : batch.milestones) {
+      ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+      sqlite::BindMilestone(s, m);
+      RETURN_IF_ERROR(s.Run());
+    }
+  }
+  for (const auto& hop : batch.hops) RETURN_IF_ERROR(PutHop(db, hop, d));
+  if (!batch.orders.empty()) {
+    static const std::string update =
+        "UPDATE orders SET stage = ?2, stage_start_ns = ?3, stage_ns = ?4, first_ns = ?5, "
+        "last_ns = ?6, last_heartbeat_ns = ?7, services = ?8, last_service = ?9, spans = ?10, "
+        "open_hops = ?11, closed = ?12, stuck = ?13, stuck_since_ns = ?14, deadline_ns = ?15, "
+        "expected_service = ?16, summary = ?17 WHERE order_id = ?1";
+    static const std::string insert =
+        Cols("INSERT INTO orders (", kOrderCols) +
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+    for (const auto& o : batch.orders) {
+      {
+        ASSIGN_OR_RETURN(Stmt s, db.Statement(update));
+        sqlite::BindOrder(s, o);
+        RETURN_IF_ERROR(s.Run());
+        if (db.Changes() > 0) continue;
+      }
+      ASSIGN_OR_RETURN(Stmt s, db.Statement(insert));
+      sqlite::BindOrder(s, o);
+      RETURN_IF_ERROR(s.Run());
+      ++d->orders;
+    }
+  }
+  return Status::Ok();
+}
+
+// The journey of one order, inside the reader's transaction.
+Result<std::optional<Journey>> ReadJourney(Db& db, std::string_view order_id, size_t max_spans) {
+  ASSIGN_OR_RETURN(std::optional<OrderRow> order, ReadOrderRow(db, order_id));
+  if (!order.has_value()) return std::optional<Journey>();
+  Journey j;
+  j.order = std::move(*order);
+  {
+    static const std::string sql = Cols("SELECT ", kMilestoneCols) +
+                                   " FROM milestones WHERE order_id = ?1 ORDER BY at_ns, stage";
+    ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+    s.Text(1, order_id);
+    RETURN_IF_ERROR(ForEachRow(
+        s, [&](const Stmt& row) { j.milestones.push_back(sqlite::ReadMilestone(row)); }));
+  }
+  {
+    // The latest `max_spans` (one more tells that there are more).
+    static const std::string sql =
+        Cols("SELECT ", kSpanCols) +
+        " FROM spans WHERE order_id = ?1 ORDER BY start_ns DESC, span_id DESC LIMIT ?2";
+    ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+    s.Text(1, order_id);
+    const size_t limit = std::min<size_t>(max_spans, size_t{1} << 40);
+    s.Int(2, static_cast<int64_t>(limit) + 1);
+    RETURN_IF_ERROR(ForEachRow(s, [&](const Stmt& row) {
+      if (j.spans.size() == limit) {
+        j.spans_truncated = true;
+      } else {
+        j.spans.push_back(sqlite::ReadSpan(row));
+      }
+    }));
+    std::reverse(j.spans.begin(), j.spans.end());
+  }
+  {
+    static const std::string sql =
+        Cols("SELECT ", kHopCols) +
+        " FROM hops WHERE order_id = ?1 ORDER BY published_ns, send_span_id";
+    ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+    s.Text(1, order_id);
+    RETURN_IF_ERROR(
+        ForEachRow(s, [&](const Stmt& row) { j.hops.push_back(sqlite::ReadHop(row)); }));
+  }
+  return std::optional<Journey>(std::move(j));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class SqliteStore final : public JourneyStore {
+ public:
+  SqliteStore(std::unique_ptr<Db> writer, std::unique_ptr<Db> reader)
+      : path_(reader->path()), writer_(std::move(writer)), reader_(std::move(reader)) {}
+
+  Status Write(const WriteBatch& batch) override {
+    if (batch.empty()) return Status::Ok();
+    MutexLock lock(writer_mu_);
+    Db& db = *writer_;
+    return db.Transaction(true, [&] {
+      Deltas d;
+      RETURN_IF_ERROR(ApplyBatch(db, batch, &d));
+      return AddCounters(db, d);
+    });
+  }
+
+  Result<std::optional<Journey>> GetJourney(std::string_view order_id, size_t max_spans) override {
+    MutexLock lock(reader_mu_);
+    Db& db = *reader_;
+    Result<std::optional<Journey>> journey = std::optional<Journey>();
+    RETURN_IF_ERROR(db.Transaction(false, [&] {
+      journey = ReadJourney(db, order_id, max_spans);
+      return journey.status();
+    }));
+    return journey;
+  }
+
+  Result<std::optional<OrderRow>> GetOrder(std::string_view order_id) override {
+    MutexLock lock(reader_mu_);
+    return ReadOrderRow(*reader_, order_id);
+  }
+
+  Result<OrderPage> ListOrders(const OrderQuery& query) override {
+    const size_t limit = PageLimit(query.limit);
+    std::string sql = Cols("SELECT ", kOrderCols) + " FROM orders WHERE order_id > :cursor";
+    if (query.stuck.has_value()) sql += *query.stuck ? " AND stuck <> 0" : " AND stuck = 0";
+    if (!query.stage.empty()) sql += " AND stage = :stage";
+    if (!query.service.empty()) {
+      sql += " AND (expected_service = :service OR last_service = :service)";
+    }
+    if (!query.include_closed) sql += " AND closed = 0";
+    sql += " ORDER BY order_id LIMIT :limit";
+
+    MutexLock lock(reader_mu_);
+    Db& db = *reader_;
+    ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+    s.Text(s.Param(":cursor"), query.cursor);
+    if (!query.stage.empty()) s.Text(s.Param(":stage"), query.stage);
+    if (!query.service.empty()) s.Text(s.Param(":service"), query.service);
+    // One row more than a page tells that there is a next page.
+    s.Int(s.Param(":limit"), static_cast<int64_t>(std::min<size_t>(limit, 1u << 30)) + 1);
+    OrderPage page;
+    RETURN_IF_ERROR(ForEachRow(s, [&](const Stmt& row) -> Status {
+      if (page.orders.size() == limit) {
+        page.next_cursor = page.orders.back().order_id;
+        return Status::Ok();
+      }
+      OrderRow o;
+      RETURN_IF_ERROR(sqlite::ReadOrder(db, row, &o));
+      page.orders.push_back(std::move(o));
+      return Status::Ok();
+    }));
+    return page;
+  }
+
+  Status ForEachActiveOrder(const std::function<void(const OrderRow&)>& fn) override {
+    static const std::string sql =
+        Cols("SELECT ", kOrderCols) +
+        " FROM orders WHERE closed = 0 AND order_id > ?1 ORDER BY order_id LIMIT ?2";
+    return StreamPages<OrderRow>(
+        sql, [](Stmt& s, const std::string& cursor) { s.Text(1, cursor); },
+        [](const Db& db, const Stmt& s, OrderRow* o) { return sqlite::ReadOrder(db, s, o); },
+        [](const OrderRow& o) { return o.order_id; }, fn);
+  }
+
+  Status ForEachOpenHop(const std::function<void(const Hop&)>& fn) override {
+    static const std::string sql = Cols("SELECT ", kHopCols) +
+                                   " FROM hops WHERE published_ns <> 0 AND processed_ns = 0 AND "
+                                   "send_span_id > ?1 ORDER BY send_span_id LIMIT ?2";
+    return StreamPages<Hop>(
+        sql, [](Stmt& s, const std::string& cursor) { s.Id(1, cursor); },
+        [](const Db&, const Stmt& s, Hop* h) {
+          *h = sqlite::ReadHop(s);
+          return Status::Ok();
+        },
+        [](const Hop& h) { return h.send_span_id; }, fn);
+  }
+
+  Status ForEachOrderId(const std::function<void(std::string_view)>& fn) override {
+    static const std::string sql =
+        "SELECT order_id FROM orders WHERE order_id > ?1 ORDER BY order_id LIMIT ?2";
+    return StreamPages<std::string>(
+        sql, [](Stmt& s, const std::string& cursor) { s.Text(1, cursor); },
+        [](const Db&, const Stmt& s, std::string* id) {
+          *id = s.ColText(0);
+          return Status::Ok();
+        },
+        [](const std::string& id) { return id; }, fn);
+  }
+
+  Result<std::optional<Hop>> FindHop(std::string_view send_span_id,
+                                     std::string_view message_id) override {
+    MutexLock lock(reader_mu_);
+    Db& db = *reader_;
+    if (!send_span_id.empty()) {
+      auto h = ReadHopById(db, send_span_id);
+      if (!h.ok() || h->has_value()) return h;
+    }
+    if (!message_id.empty()) {
+      static const std::string sql = Cols("SELECT ", kHopCols) +
+                                     " FROM hops WHERE message_id = ?1 AND message_id <> '' "
+                                     "ORDER BY published_ns, send_span_id LIMIT 1";
+      ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+      s.Text(1, message_id);
+      ASSIGN_OR_RETURN(const bool row, s.Step());
+      if (row) return std::optional<Hop>(sqlite::ReadHop(s));
+    }
+    return std::optional<Hop>();
+  }
+
+  Result<RetentionResult> EnforceRetention(Nanos now, const Retention& retention) override {
+    RetentionResult result;
+    if (const auto cutoff = RetentionCutoff(now, retention.closed_orders)) {
+      static const std::string sql =
+          "SELECT order_id FROM orders WHERE last_ns < ?1 AND closed <> 0 LIMIT ?2";
+      RETURN_IF_ERROR(RemoveOrders(sql, *cutoff, &result));
+    }
+    if (const auto cutoff = RetentionCutoff(now, retention.inactive_orders)) {
+      static const std::string sql = "SELECT order_id FROM orders WHERE last_ns < ?1 LIMIT ?2";
+      RETURN_IF_ERROR(RemoveOrders(sql, *cutoff, &result));
+      // Hops that never got an order.
+      static const std::string orphans =
+          "DELETE FROM hops WHERE rowid IN (SELECT rowid FROM hops WHERE "
+          "order_id = '' AND max(published_ns, processed_ns) < ?1 LIMIT ?2)";
+      RETURN_IF_ERROR(DeleteInChunks(orphans, *cutoff, nullptr));
+    }
+    if (const auto cutoff = RetentionCutoff(now, retention.spans)) {
+      static const std::string sql =
+          "DELETE FROM spans WHERE (order_id, span_id) IN (SELECT order_id, span_id FROM spans "
+          "WHERE end_ns < ?1 LIMIT ?2)";
+      RETURN_IF_ERROR(DeleteInChunks(sql, *cutoff, &result.spans_removed));
+    }
+    return result;
+  }
+
+  Result<StoreStats> Stats() override {
+    StoreStats stats;
+    {
+      MutexLock lock(reader_mu_);
+      static const std::string sql = "SELECT name, value FROM counters";
+      ASSIGN_OR_RETURN(Stmt s, reader_->Statement(sql));
+      RETURN_IF_ERROR(ForEachRow(s, [&](const Stmt& row) {
+        const std::string name = row.ColText(0);
+        const auto value = static_cast<uint64_t>(std::max<int64_t>(0, row.ColInt(1)));
+        if (name == "orders") stats.orders = value;
+        if (name == "spans") stats.spans = value;
+        if (name == "hops") stats.hops = value;
+      }));
+    }
+    std::error_code ec;
+    const auto db = std::filesystem::file_size(path_, ec);
+    if (!ec) stats.bytes += db;
+    const auto wal = std::filesystem::file_size(path_ + "-wal", ec);
+    if (!ec) stats.bytes += wal;
+    return stats;
+  }
+
+ private:
+  // Streams a keyset-paged query (?1: the key of the previous page's last row, bound by
+  // `bind`; ?2: the page size) in pages of kStreamPage rows, each row by `read`.  Each page is read
+  // under the reader lock and handed to `fn` without it, so `fn` never holds up the store.
+  template <typename Row, typename Bind, typename Read, typename Key, typename Fn>
+  Status StreamPages(const std::string& sql, Bind bind, Read read, Key key, const Fn& fn)
+      EXCLUDES(reader_mu_) {
+    std::string cursor;
+    std::vector<Row> page;
+    do {
+      page.clear();
+      {
+        MutexLock lock(reader_mu_);
+        Db& db = *reader_;
+        ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+        bind(s, cursor);
+        s.Int(2, static_cast<int64_t>(kStreamPage));
+        RETURN_IF_ERROR(ForEachRow(s, [&](const Stmt& row) -> Status {
+          Row r;
+          RETURN_IF_ERROR(read(db, row, &r));
+          page.push_back(std::move(r));
+          return Status::Ok();
+        }));
+      }
+      for (const auto& r : page) fn(r);
+      if (!page.empty()) cursor = key(page.back());
+    } while (page.size() == kStreamPage);
+    return Status::Ok();
+  }
+
+  // Removes the orders `select_sql` (?1 cutoff, ?2 limit) returns, with their spans,
+  // milestones and hops, kRetentionOrders per transaction (the writer is released between).
+  Status RemoveOrders(const std::string& select_sql, Nanos cutoff, RetentionResult* result)
+      EXCLUDES(writer_mu_) {
+    static const std::string del_spans = "DELETE FROM spans WHERE order_id = ?1";
+    static const std::string del_milestones = "DELETE FROM milestones WHERE order_id = ?1";
+    static const std::string del_hops = "DELETE FROM hops WHERE order_id = ?1";
+    static const std::string del_order = "DELETE FROM orders WHERE order_id = ?1";
+    while (true) {
+      MutexLock lock(writer_mu_);
+      Db& db = *writer_;
+      std::vector<std::string> ids;
+      Deltas d;
+      RETURN_IF_ERROR(db.Transaction(true, [&]() -> Status {
+        {
+          ASSIGN_OR_RETURN(Stmt s, db.Statement(select_sql));
+          s.Int(1, cutoff);
+          s.Int(2, static_cast<int64_t>(kRetentionOrders));
+          RETURN_IF_ERROR(ForEachRow(s, [&](const Stmt& row) { ids.push_back(row.ColText(0)); }));
+        }
+        for (const auto& id : ids) {
+          for (const std::string* sql : {&del_spans, &del_milestones, &del_hops, &del_order}) {
+            ASSIGN_OR_RETURN(Stmt s, db.Statement(*sql));
+            s.Text(1, id);
+            RETURN_IF_ERROR(s.Run());
+            if (sql == &del_spans) d.spans -= db.Changes();
+            if (sql == &del_hops) d.hops -= db.Changes();
+            if (sql == &del_order) d.orders -= db.Changes();
+          }
+        }
+        return AddCounters(db, d);
+      }));
+      result->orders_removed += static_cast<uint64_t>(-d.orders);
+      result->spans_removed += static_cast<uint64_t>(-d.spans);
+      if (ids.size() < kRetentionOrders) return Status::Ok();
+    }
+  }
+
+  // Runs `delete_sql` (?1 cutoff, ?2 limit) until it deletes fewer than kRetentionRows rows,
+  // one transaction each.  `spans_removed` non-null: span rows, else hop rows.
+  Status DeleteInChunks(const std::string& delete_sql, Nanos cutoff, uint64_t* spans_removed)
+      EXCLUDES(writer_mu_) {
+    while (true) {
+      MutexLock lock(writer_mu_);
+      Db& db = *writer_;
+      int64_t n = 0;
+      RETURN_IF_ERROR(db.Transaction(true, [&]() -> Status {
+        {
+          ASSIGN_OR_RETURN(Stmt s, db.Statement(delete_sql));
+          s.Int(1, cutoff);
+          s.Int(2, kRetentionRows);
+          RETURN_IF_ERROR(s.Run());
+          n = db.Changes();
+        }
+        Deltas d;
+        (spans_removed != nullptr ? d.spans : d.hops) = -n;
+        return AddCounters(db, d);
+      }));
+      if (spans_removed != nullptr) *spans_removed += static_cast<uint64_t>(n);
+      if (n < kRetentionRows) return Status::Ok();
+    }
+  }
+
+  const std::string path_;
+  Mutex writer_mu_;
+  std::unique_ptr<Db> writer_ PT_GUARDED_BY(writer_mu_);  // Write, EnforceRetention
+  Mutex reader_mu_;
+  std::unique_ptr<Db> reader_ PT_GUARDED_BY(reader_mu_);  // everything else
+};
+
+Status Configure(Db& db, const SqliteStoreOptions& options, int cache_mb) {
+  RETURN_IF_ERROR(db.Exec("PRAGMA busy_timeout = " + std::to_string(options.busy_timeout_ms)));
+  RETURN_IF_ERROR(db.Exec(std::string("PRAGMA synchronous = ") +
+                          (options.synchronous_full ? "FULL" : "NORMAL")));
+  RETURN_IF_ERROR(db.Exec("PRAGMA cache_size = " + std::to_string(-1024 * cache_mb)));
+  RETURN_IF_ERROR(db.Exec("PRAGMA temp_store = MEMORY"));
+  // Checkpoint every 64 MB of WAL rather than 4 MB: pages rewritten by consecutive batches
+  // (the tails of the append-mostly indexes) are copied once; the WAL is cut back to 64 MB.
+  RETURN_IF_ERROR(db.Exec("PRAGMA wal_autocheckpoint = 16384"));
+  RETURN_IF_ERROR(db.Exec("PRAGMA journal_size_limit = 67108864"));
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<JourneyStore>> OpenSqliteStore(const SqliteStoreOptions& options) {
+  if (options.path.empty()) return Status::InvalidArgument("sqlite store: empty path");
+  auto writer = std::make_unique<Db>(options.path);
+  RETURN_IF_ERROR(writer->Open());
+  RETURN_IF_ERROR(Configure(*writer, options, std::max(1, options.cache_mb)));
+  bool created = false;
+  RETURN_IF_ERROR(sqlite::PrepareSchema(*writer, &created));
+  {
+    ASSIGN_OR_RETURN(Stmt s, writer->Statement("PRAGMA journal_mode = WAL"));
+    ASSIGN_OR_RETURN(const bool row, s.Step());
+    const std::string got = row ? s.ColText(0) : "";
+    if (got != "wal") {
+      return Status::Internal("sqlite " + options.path + ": cannot use WAL mode (journal_mode " +
+                              got + ")");
+    }
+  }
+  // The first read of the schema catches a file that is not a database, the checks below a
+  // damaged one: cheap, not a full integrity check.
+  RETURN_IF_ERROR(writer->QueryInt("SELECT value FROM counters WHERE name = 'orders'").status());
+
+  auto reader = std::make_unique<Db>(options.path);
+  RETURN_IF_ERROR(reader->Open());
+  RETURN_IF_ERROR(Configure(*reader, options, std::max(1, options.cache_mb / 2)));
+  RETURN_IF_ERROR(reader->Exec("PRAGMA query_only = 1"));
+
+  log::Info(created ? "journey store created" : "journey store opened",
+            {{"path", options.path}, {"schema_version", sqlite::kSchemaVersion}});
+  return std::unique_ptr<JourneyStore>(
+      std::make_unique<SqliteStore>(std::move(writer), std::move(reader)));
+}
+
+}  // namespace ordertrace::journey
