@@ -50,7 +50,7 @@
 
 #include "bench_ids.h"
 #include "common/log.h"
-#include "config/config.h"
+#include "common/values.h"
 #include "journey/engine.h"
 #include "journey/rules/rules.h"
 #include "journey/store/memory/memory_store.h"
@@ -106,7 +106,7 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       } else if (a == "--cache-mb") {
         o->cache_mb = std::atoi(v);
       } else if (a == "--spread") {
-        auto d = ordertrace::config::ParseDuration(v);  // 60s, 5m, 500ms ...
+        auto d = ordertrace::ParseDuration(v);  // 60s, 5m, 500ms ...
         if (!d.ok()) return false;
         o->spread_ns = std::chrono::nanoseconds(*d).count();
       } else if (a == "--lead") {
@@ -143,7 +143,7 @@ SpanRecord SubmitSpan(uint64_t i, Nanos end_ns) {
   s.start_ns = end_ns - 35 * kMs;
   s.end_ns = end_ns;
   s.otel_status = 1;
-  s.step = jr::StepStatus::kOk;
+  s.step = ordertrace::StepStatus::kOk;
   s.stage = "SUBMITTED";
   return s;
 }

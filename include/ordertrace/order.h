@@ -1,5 +1,5 @@
-// Order helpers: the attributes ordertrace's gateway reads from a span (DESIGN.md, "Span
-// conventions") and LongOperation, a span for a long calculation that shows life while it runs.
+// Order helpers: the attributes ordertrace's gateway reads from a span (docs/conventions.md) and
+// LongOperation, a span for a long calculation that shows life while it runs.
 //
 // Part of libordertrace's public API (include/ordertrace/).  Every function is noexcept; on a
 // non-recording span (no provider configured, or not sampled) they do nothing.
@@ -11,23 +11,13 @@
 #include <string>
 #include <string_view>
 
+#include "ordertrace/conventions.h"
 #include "ordertrace/tracer.h"
 
 namespace ordertrace {
 
-// Attribute keys (DESIGN.md, "Span conventions").
-inline constexpr std::string_view kOrderIdKey = "order.id";
-inline constexpr std::string_view kOrderStageKey = "order.stage";
-inline constexpr std::string_view kOrderStepStatusKey = "order.step.status";
-inline constexpr std::string_view kPartnerIdKey = "partner.id";
-inline constexpr std::string_view kEndUserIdKey = "enduser.id";
-inline constexpr std::string_view kHeartbeatKey = "ordertrace.heartbeat";
-inline constexpr std::string_view kErrorTypeKey = "error.type";
-
-// order.step.status: the request's own status field, beside the OTel span status.
-enum class StepStatus : uint8_t { kOk, kFail, kTimeout, kRetry };
-// "OK", "FAIL", "TIMEOUT", "RETRY".
-const char* StepStatusName(StepStatus status) noexcept;
+// The attribute keys (kOrderIdKey, ...) and StepStatus with StepStatusName are in
+// ordertrace/conventions.h, shared with the gateway.
 
 // order.id = order_id (ignored when empty).
 void SetOrder(Span& span, std::string_view order_id) noexcept;
@@ -38,7 +28,9 @@ void Milestone(Span& span, std::string_view stage) noexcept;
 //   kOk      → status OK;
 //   kFail    → status ERROR (message), error.type = error_type or "_OTHER";
 //   kTimeout → status ERROR (message), error.type = error_type or "timeout";
-//   kRetry   → the OTel status is left alone (a retry is not an error by itself).
+//   kRetry   → the OTel status is left alone (a retry is not an error by itself);
+//   kUnset   → nothing is set.
+// A value outside the enum is written as "FAIL" (and nothing else is set).
 void SetStepStatus(Span& span, StepStatus status, std::string_view error_type = {},
                    std::string_view message = {}) noexcept;
 // partner.id / enduser.id (the gateway pseudonymises them before storing or forwarding).

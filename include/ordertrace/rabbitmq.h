@@ -36,6 +36,7 @@
 #include <string_view>
 
 #include "ordertrace/context.h"
+#include "ordertrace/conventions.h"
 #include "ordertrace/order.h"
 #include "ordertrace/propagation.h"
 #include "ordertrace/tracer.h"
@@ -43,7 +44,7 @@
 namespace ordertrace::rabbitmq {
 
 // The message header that carries the order id beside the trace context (a long string).
-inline constexpr std::string_view kOrderIdHeader = "order.id";
+inline constexpr std::string_view kOrderIdHeader = kOrderIdKey;
 
 // messaging.destination.name per the conventions above.
 std::string ProducerDestination(std::string_view exchange, std::string_view routing_key);

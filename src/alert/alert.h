@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "common/status.h"
-#include "common/time_format.h"
+#include "common/text_format.h"
 #include "journey/types.h"
 
 namespace ordertrace::alert {
@@ -80,8 +80,7 @@ struct Alert {
 // description with the error.
 Alert BrokerUnreachableAlert(const std::string& broker, const std::string& error, Nanos since);
 
-// Times are written with ordertrace::Rfc3339 (common/time_format.h): "2024-05-01T12:00:00.123Z".
-using ordertrace::Rfc3339;
+// Times are written with ordertrace::Rfc3339 (common/text_format.h): "2024-05-01T12:00:00.123Z".
 
 // The JSON array Alertmanager's POST /api/v2/alerts takes.
 std::string AlertmanagerBody(const std::vector<Alert>& alerts);

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 #include <unordered_set>
 #include <utility>
 
 #include "common/log.h"
+#include "common/text_format.h"
 #include "journey/diagnosis.h"
 
 namespace ordertrace::alert {
@@ -62,7 +64,7 @@ void AlertDispatcher::OnStuck(const journey::OrderRow& row) {
     }
     queue_.push_back(Event{true, row});
   }
-  cv_.notify_one();
+  sender_.Wake();
 }
 
 void AlertDispatcher::OnCleared(const journey::OrderRow& row) {
@@ -75,7 +77,7 @@ void AlertDispatcher::OnCleared(const journey::OrderRow& row) {
     }
     queue_.push_back(Event{false, row});
   }
-  cv_.notify_one();
+  sender_.Wake();
 }
 
 void AlertDispatcher::FireSystem(const std::string& key, Alert alert) {
@@ -83,7 +85,7 @@ void AlertDispatcher::FireSystem(const std::string& key, Alert alert) {
     std::lock_guard lock(mu_);
     system_queue_.push_back(SystemEvent{key, true, std::move(alert), 0});
   }
-  cv_.notify_one();
+  sender_.Wake();
 }
 
 void AlertDispatcher::ResolveSystem(const std::string& key, Nanos at) {
@@ -91,14 +93,16 @@ void AlertDispatcher::ResolveSystem(const std::string& key, Nanos at) {
     std::lock_guard lock(mu_);
     system_queue_.push_back(SystemEvent{key, false, Alert(), at});
   }
-  cv_.notify_one();
+  sender_.Wake();
 }
 
 void AlertDispatcher::Start() {
   if (started_) return;
   started_ = true;
   resync_.store(true);  // the first Poll() rebuilds the firing set from the store
-  thread_ = std::thread([this] { Loop(); });
+  // A pass every tick (due re-sends), or sooner when an event is queued.
+  const auto tick = std::min<Duration>(Duration(1000), options_.resend_interval);
+  sender_.Start("alert dispatcher", tick, [this] { Pass(); });
 }
 
 void AlertDispatcher::Stop() {
@@ -108,8 +112,10 @@ void AlertDispatcher::Stop() {
     stop_ = true;
     stop_deadline_ = std::chrono::steady_clock::now() + options_.stop_timeout;
   }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  sender_.Stop();  // interrupts a group wait or a retry backoff; the current pass finishes
+  // The last pass, on this thread now that the sender's is joined: what is queued is sent
+  // (attempts end at the stop deadline).
+  if (started_) Poll();
 }
 
 bool AlertDispatcher::stopping() const {
@@ -117,21 +123,15 @@ bool AlertDispatcher::stopping() const {
   return stop_;
 }
 
-void AlertDispatcher::Loop() {
-  const auto tick = std::min<Duration>(Duration(1000), options_.resend_interval);
-  for (;;) {
-    bool stop;
-    {
-      std::unique_lock lock(mu_);
-      cv_.wait_for(lock, tick, [&] { return stop_ || !queue_.empty() || !system_queue_.empty(); });
-      if (!stop_ && !queue_.empty() && options_.group_wait.count() > 0) {
-        cv_.wait_for(lock, options_.group_wait, [&] { return stop_; });
-      }
-      stop = stop_;
-    }
-    Poll();
-    if (stop) break;
+void AlertDispatcher::Pass() {
+  bool group_wait = false;
+  {
+    std::lock_guard lock(mu_);
+    group_wait = !stop_ && !queue_.empty() && options_.group_wait.count() > 0;
   }
+  // Flags arriving together go out together.
+  if (group_wait) sender_.SleepFor(options_.group_wait);
+  Poll();
 }
 
 std::string AlertDispatcher::GroupKey(const std::string& stage, const std::string& service) {
@@ -254,7 +254,7 @@ Alert AlertDispatcher::StormAlert(const Group& g, const journey::Rules& rules) c
   a.summary = std::to_string(g.stuck) + " orders stuck at " + g.stage + " waiting for " + g.service;
   a.description = std::to_string(g.stuck) + " orders are stuck at " + g.stage + " waiting for " +
                   g.service + " (more than " + std::to_string(options_.storm_threshold) +
-                  " flagged within " + journey::HumanDuration(options_.storm_window) +
+                  " flagged within " + HumanDuration(options_.storm_window) +
                   "). Per-order alerts for this stage and service are held back while the "
                   "storm lasts; GET /api/v1/orders?stuck=true&stage=" +
                   g.stage + "&service=" + g.service + " lists the orders.";
@@ -317,9 +317,8 @@ Alert AlertDispatcher::OrderAlert(journey::OrderRow* flagged, const journey::Rul
     a.heartbeat_expected = d->heartbeat.expected;
     a.heartbeat_alive = d->heartbeat.alive;
     a.last_heartbeat = d->heartbeat.last_ns;
-    description += " for " + journey::HumanDuration(d->in_stage);
-    if (d->allowed.count() > 0)
-      description += " (allowed " + journey::HumanDuration(d->allowed) + ")";
+    description += " for " + HumanDuration(d->in_stage);
+    if (d->allowed.count() > 0) description += " (allowed " + HumanDuration(d->allowed) + ")";
     if (!d->expected.empty()) {
       description += "; expected " + d->expected;
       if (!a.service.empty() && a.service != "unknown") description += " from " + a.service;
@@ -507,9 +506,9 @@ void AlertDispatcher::Deliver(Sink& sink, const std::vector<Alert>& alerts) {
       r = sink.Send(chunk);
       if (r.ok || !r.retryable || attempt >= options_.max_attempts) break;
       std::chrono::steady_clock::time_point sleep_until{};
+      if (!stopping()) sender_.SleepFor(backoff);  // Stop() interrupts it
       {
-        std::unique_lock lock(mu_);
-        if (!stop_) cv_.wait_for(lock, backoff, [&] { return stop_; });
+        std::lock_guard lock(mu_);
         if (stop_) {
           sleep_until = std::min(stop_deadline_, std::chrono::steady_clock::now() + backoff);
         }

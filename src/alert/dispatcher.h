@@ -24,7 +24,6 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -32,12 +31,12 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "alert/alert.h"
 #include "common/metrics.h"
+#include "common/worker.h"
 #include "journey/diagnosis.h"
 #include "journey/engine.h"
 #include "journey/rules/rules.h"
@@ -158,7 +157,8 @@ class AlertDispatcher : public journey::EngineListener {
   Alert StormAlert(const Group& g, const journey::Rules& rules) const;
   void StartStorm(Group* g, Nanos now);
   void Deliver(Sink& sink, const std::vector<Alert>& alerts);
-  void Loop();
+  // One pass of the sender thread: the group wait when flags are queued, then Poll().
+  void Pass();
   bool stopping() const;
   void UpdateGauges();
 
@@ -170,13 +170,11 @@ class AlertDispatcher : public journey::EngineListener {
 
   // The queue (OnStuck/OnCleared ↔ sender).
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   std::deque<Event> queue_;
   std::deque<SystemEvent> system_queue_;
   bool stop_ = false;
   std::chrono::steady_clock::time_point stop_deadline_{};
   std::atomic<bool> resync_{false};
-  std::thread thread_;
   bool started_ = false;
 
   // Sender-thread state.
@@ -191,6 +189,9 @@ class AlertDispatcher : public journey::EngineListener {
   metrics::Counter* dropped_total_;
   metrics::Family<metrics::Counter>* sent_total_;
   metrics::Family<metrics::Counter>* failed_total_;
+
+  // Last: stopped (joined) first on destruction, while the state above still exists.
+  Worker sender_;
 };
 
 }  // namespace ordertrace::alert

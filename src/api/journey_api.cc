@@ -4,7 +4,7 @@
 #include <utility>
 
 #include "common/log.h"
-#include "common/time_format.h"
+#include "common/text_format.h"
 #include "common/url.h"
 
 namespace ordertrace::api {
@@ -54,22 +54,21 @@ bool Allowed(const Authorizer& auth, const receive::HttpRequest& req, receive::H
 const char* OtelStatusName(uint8_t s) { return s == 2 ? "ERROR" : s == 1 ? "OK" : "UNSET"; }
 
 json SpanJson(const journey::SpanRecord& s, std::string_view jaeger_ui) {
-  json j{{"trace_id", s.trace_id},
-         {"span_id", s.span_id},
-         {"parent_span_id", StrOrNull(s.parent_span_id)},
-         {"service", s.service},
-         {"name", s.name},
-         {"start", Rfc3339(s.start_ns)},
-         {"end", Rfc3339(s.end_ns)},
-         {"duration_ms", static_cast<double>(s.end_ns - s.start_ns) / 1e6},
-         {"status", OtelStatusName(s.otel_status)},
-         {"step_status", s.step == journey::StepStatus::kUnset
-                             ? json(nullptr)
-                             : json(journey::StepStatusName(s.step))},
-         {"error", StrOrNull(s.error)},
-         {"stage", StrOrNull(s.stage)},
-         {"heartbeat", s.heartbeat},
-         {"jaeger", journey::JaegerLink(jaeger_ui, s.trace_id)}};
+  json j{
+      {"trace_id", s.trace_id},
+      {"span_id", s.span_id},
+      {"parent_span_id", StrOrNull(s.parent_span_id)},
+      {"service", s.service},
+      {"name", s.name},
+      {"start", Rfc3339OrEmpty(s.start_ns)},
+      {"end", Rfc3339OrEmpty(s.end_ns)},
+      {"duration_ms", static_cast<double>(s.end_ns - s.start_ns) / 1e6},
+      {"status", OtelStatusName(s.otel_status)},
+      {"step_status", s.step == StepStatus::kUnset ? json(nullptr) : json(StepStatusName(s.step))},
+      {"error", StrOrNull(s.error)},
+      {"stage", StrOrNull(s.stage)},
+      {"heartbeat", s.heartbeat},
+      {"jaeger", journey::JaegerLink(jaeger_ui, s.trace_id)}};
   if (s.hop != journey::HopRole::kNone) {
     j["messaging"] = json{{"operation", journey::HopRoleName(s.hop)},
                           {"message_id", StrOrNull(s.message_id)},
@@ -102,11 +101,10 @@ json DiagnosisJson(const journey::Diagnosis& d) {
     last = json{{"service", s.service},
                 {"operation", s.name},
                 {"status", OtelStatusName(s.otel_status)},
-                {"step_status", s.step == journey::StepStatus::kUnset
-                                    ? json(nullptr)
-                                    : json(journey::StepStatusName(s.step))},
+                {"step_status",
+                 s.step == StepStatus::kUnset ? json(nullptr) : json(StepStatusName(s.step))},
                 {"error", StrOrNull(s.error)},
-                {"end", Rfc3339(s.end_ns)},
+                {"end", Rfc3339OrEmpty(s.end_ns)},
                 {"trace_id", s.trace_id},
                 {"span_id", s.span_id}};
   }
@@ -149,8 +147,6 @@ bool ParseLimit(const std::string& text, size_t max, size_t* out) {
 
 }  // namespace
 
-std::string Rfc3339(Nanos t) { return t == 0 ? "" : ordertrace::Rfc3339(t); }
-
 json OrderSummaryJson(const journey::OrderRow& r) {
   return json{
       {"order_id", r.order_id},
@@ -179,7 +175,7 @@ json OrderJson(const journey::Journey& jr, const std::optional<journey::Diagnosi
   json milestones = json::array();
   for (const journey::Milestone& m : jr.milestones) {
     milestones.push_back(json{{"stage", m.stage},
-                              {"at", Rfc3339(m.at_ns)},
+                              {"at", Rfc3339OrEmpty(m.at_ns)},
                               {"service", m.service},
                               {"trace_id", m.trace_id},
                               {"span_id", m.span_id}});

@@ -67,7 +67,4 @@ nlohmann::json OrderJson(const journey::Journey& journey,
                          std::string_view jaeger_ui);
 nlohmann::json OrderSummaryJson(const journey::OrderRow& row);
 
-// 2026-11-26T11:02:03.123Z (UTC, milliseconds); "" for 0.
-std::string Rfc3339(Nanos t);
-
 }  // namespace ordertrace::api

@@ -1,5 +1,5 @@
 // The gateway's own HTTP endpoints on the --http listener: liveness, readiness and Prometheus
-// metrics (the journey API joins them later).
+// metrics.  The journey API (api/journey_api.h) registers its routes on the same server.
 //
 //   GET /healthz  200 "ok" while the process runs (liveness: restart me if this fails)
 //   GET /readyz   200 "ready" once the receivers listen; 503 "starting" / "draining" otherwise

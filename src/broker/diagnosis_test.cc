@@ -6,6 +6,7 @@
 
 #include "api/journey_api.h"
 #include "broker/monitor.h"
+#include "common/text_format.h"
 #include "journey/rules/rules.h"
 
 namespace ordertrace::broker {
@@ -57,13 +58,13 @@ class FakeView : public BrokerView {
 };
 
 TEST(BrokerDiagnosisTest, Helpers) {
-  EXPECT_EQ(journey::WithThousands(0), "0");
-  EXPECT_EQ(journey::WithThousands(999), "999");
-  EXPECT_EQ(journey::WithThousands(1204), "1,204");
-  EXPECT_EQ(journey::WithThousands(1234567), "1,234,567");
-  EXPECT_EQ(journey::ClockTime(kT0, kT0 + 60 * kSec), "14:02:11Z");
+  EXPECT_EQ(WithThousands(0), "0");
+  EXPECT_EQ(WithThousands(999), "999");
+  EXPECT_EQ(WithThousands(1204), "1,204");
+  EXPECT_EQ(WithThousands(1234567), "1,234,567");
+  EXPECT_EQ(ClockTime(kT0, kT0 + 60 * kSec), "14:02:11Z");
   // Across midnight the date is kept.
-  EXPECT_EQ(journey::ClockTime(kT0, kT0 + 12 * 3600 * kSec), "2026-11-26T14:02:11Z");
+  EXPECT_EQ(ClockTime(kT0, kT0 + 12 * 3600 * kSec), "2026-11-26T14:02:11Z");
 }
 
 TEST(BrokerDiagnosisTest, AttributionSentences) {

@@ -7,7 +7,7 @@
 
 #include "broker/route.h"
 #include "common/log.h"
-#include "common/time_format.h"
+#include "common/text_format.h"
 
 namespace ordertrace::broker {
 namespace {
@@ -24,12 +24,12 @@ const char* ResultOf(const Status& s) {
 
 std::string QueueSentence(const QueueState& q) {
   if (!q.counted) {
-    return "queue " + q.name + ": " + journey::WithThousands(q.consumers) +
+    return "queue " + q.name + ": " + WithThousands(q.consumers) +
            (q.consumers == 1 ? " consumer" : " consumers") +
            ", message counts not reported yet (RabbitMQ just started or declared it)";
   }
-  return "queue " + q.name + ": " + journey::WithThousands(q.ready) + " ready, " +
-         journey::WithThousands(q.unacked) + " unacked, " + journey::WithThousands(q.consumers) +
+  return "queue " + q.name + ": " + WithThousands(q.ready) + " ready, " + WithThousands(q.unacked) +
+         " unacked, " + WithThousands(q.consumers) +
          (q.consumers == 1 ? " consumer" : " consumers");
 }
 
@@ -76,35 +76,16 @@ BrokerMonitor::~BrokerMonitor() { Stop(); }
 void BrokerMonitor::SetTransitionListener(TransitionFn fn) { listener_ = std::move(fn); }
 
 void BrokerMonitor::Start() {
-  if (thread_.joinable()) return;
-  {
-    std::lock_guard lock(thread_mu_);
-    stop_ = false;
-  }
+  if (poller_.running()) return;
   log::Info("polling RabbitMQ's management API",
             {{"broker", broker()},
              {"user", options_.management.user},
              {"vhost", options_.management.vhost},
              {"interval", std::to_string(options_.interval.count()) + "ms"}});
-  thread_ = std::thread([this] { Loop(); });
+  poller_.Start("broker monitor", options_.interval, [this] { PollOnce(); });
 }
 
-void BrokerMonitor::Stop() {
-  {
-    std::lock_guard lock(thread_mu_);
-    stop_ = true;
-  }
-  thread_cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void BrokerMonitor::Loop() {
-  for (;;) {
-    PollOnce();
-    std::unique_lock lock(thread_mu_);
-    if (thread_cv_.wait_for(lock, options_.interval, [&] { return stop_; })) return;
-  }
-}
+void BrokerMonitor::Stop() { poller_.Stop(); }
 
 void BrokerMonitor::PollOnce() {
   const Nanos now = clock_.Now();
@@ -146,7 +127,7 @@ void BrokerMonitor::Record(Result<Snapshot> result, Nanos now) {
       log::Info("RabbitMQ management API reachable again",
                 {{"broker", broker()},
                  {"down_since", Rfc3339(down_since)},
-                 {"down_for", journey::HumanDuration(std::chrono::duration_cast<Duration>(
+                 {"down_for", HumanDuration(std::chrono::duration_cast<Duration>(
                                   std::chrono::nanoseconds(now - down_since)))}});
     }
   } else {
@@ -242,8 +223,7 @@ std::string BrokerMonitor::DescribeHop(const journey::Hop& hop, Nanos now) const
   }
   if (!h.polled) return "";
   if (!h.up) {
-    return "RabbitMQ unreachable since " + journey::ClockTime(h.since_ns, now) + " (" + h.error +
-           ")";
+    return "RabbitMQ unreachable since " + ClockTime(h.since_ns, now) + " (" + h.error + ")";
   }
   if (!snap) return "";
   // The consumer's queue when the span named it, else where the exchange routes the key.

@@ -28,7 +28,6 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
@@ -36,13 +35,13 @@
 #include <mutex>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "broker/management.h"
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/status.h"
+#include "common/worker.h"
 #include "journey/diagnosis.h"
 
 namespace ordertrace::broker {
@@ -109,7 +108,6 @@ class BrokerMonitor final : public journey::BrokerView {
 
  private:
   void UpdateQueueMetrics(const Snapshot& snap);
-  void Loop();
 
   MonitorOptions options_;
   ManagementClient client_;
@@ -133,10 +131,8 @@ class BrokerMonitor final : public journey::BrokerView {
   std::set<std::string> series_;  // queues with series (poll thread only)
   size_t capped_logged_ = 0;      // queues left out when last logged
 
-  std::mutex thread_mu_;
-  std::condition_variable thread_cv_;
-  bool stop_ = false;
-  std::thread thread_;
+  // Last: stopped (joined) first on destruction, while the state above still exists.
+  Worker poller_;
 };
 
 // The hop's exchange as RabbitMQ names it: "" for the default exchange, which spans may call

@@ -15,6 +15,7 @@
 #include "cli/send.h"
 #include "cli/watch.h"
 #include "common/log.h"
+#include "common/values.h"
 #include "config/config.h"
 #include "gateway/gateway.h"
 
@@ -193,7 +194,7 @@ int Main(int argc, char** argv) {
   if (order_cmd->parsed()) return RunOrder(query, order_id);
   if (stuck_cmd->parsed()) return RunStuck(query, stuck);
   if (watch_cmd->parsed()) {
-    auto d = config::ParseDuration(watch_interval);
+    auto d = ParseDuration(watch_interval);
     if (!d.ok() || d->count() < 100) {
       return Usage("--interval: " +
                    (d.ok() ? std::string("at least 100ms") : d.status().message()));
@@ -203,7 +204,7 @@ int Main(int argc, char** argv) {
   }
   if (send_cmd->parsed()) {
     if (!duration_text.empty()) {
-      auto d = config::ParseDuration(duration_text);
+      auto d = ParseDuration(duration_text);
       if (!d.ok()) return Usage("--duration: " + d.status().message());
       send.duration = *d;
     }

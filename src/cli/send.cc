@@ -19,6 +19,7 @@
 #include "common/status.h"
 #include "google/rpc/status.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
+#include "ordertrace/conventions.h"
 
 namespace ordertrace::cli {
 namespace {
@@ -114,28 +115,28 @@ uint64_t NowNanos() {
                                    .count());
 }
 
-void Str(google::protobuf::RepeatedPtrField<pb::common::v1::KeyValue>* attrs, const char* key,
+void Str(google::protobuf::RepeatedPtrField<pb::common::v1::KeyValue>* attrs, std::string_view key,
          const std::string& value) {
   auto* kv = attrs->Add();
-  kv->set_key(key);
+  kv->set_key(std::string(key));
   kv->mutable_value()->set_string_value(value);
 }
-void Int(google::protobuf::RepeatedPtrField<pb::common::v1::KeyValue>* attrs, const char* key,
+void Int(google::protobuf::RepeatedPtrField<pb::common::v1::KeyValue>* attrs, std::string_view key,
          int64_t value) {
   auto* kv = attrs->Add();
-  kv->set_key(key);
+  kv->set_key(std::string(key));
   kv->mutable_value()->set_int_value(value);
 }
-void Dbl(google::protobuf::RepeatedPtrField<pb::common::v1::KeyValue>* attrs, const char* key,
+void Dbl(google::protobuf::RepeatedPtrField<pb::common::v1::KeyValue>* attrs, std::string_view key,
          double value) {
   auto* kv = attrs->Add();
-  kv->set_key(key);
+  kv->set_key(std::string(key));
   kv->mutable_value()->set_double_value(value);
 }
-void Bool(google::protobuf::RepeatedPtrField<pb::common::v1::KeyValue>* attrs, const char* key,
+void Bool(google::protobuf::RepeatedPtrField<pb::common::v1::KeyValue>* attrs, std::string_view key,
           bool value) {
   auto* kv = attrs->Add();
-  kv->set_key(key);
+  kv->set_key(std::string(key));
   kv->mutable_value()->set_bool_value(value);
 }
 
@@ -153,8 +154,8 @@ struct Stats {
   uint64_t throttled = 0;  // 429/503 answers that were retried
 };
 
-// The order lifecycle from DESIGN.md, compressed from hours into seconds.  Each step emits the
-// spans that the real services would: HTTP server spans in the CRM, RabbitMQ publish/process
+// The default order lifecycle (docs/rules.md), compressed from hours into seconds.  Each step emits
+// the spans that the real services would: HTTP server spans in the CRM, RabbitMQ publish/process
 // pairs (the consumer continues the producer's trace and links to it), the MES's price
 // calculation with a heartbeat, and a new trace for each later phase of the order.
 class Journeys {
@@ -236,13 +237,13 @@ class Journeys {
     const uint64_t end = NowNanos() - static_cast<uint64_t>(ends_ms_ago) * 1'000'000;
     span->set_end_time_unix_nano(end);
     span->set_start_time_unix_nano(end - static_cast<uint64_t>(duration_ms) * 1'000'000);
-    Str(span->mutable_attributes(), "order.id", o.id);
+    Str(span->mutable_attributes(), kOrderIdKey, o.id);
     return span;
   }
 
   static void Stage(Span* span, const char* stage) {
-    Str(span->mutable_attributes(), "order.stage", stage);
-    Str(span->mutable_attributes(), "order.step.status", "OK");
+    Str(span->mutable_attributes(), kOrderStageKey, stage);
+    Str(span->mutable_attributes(), kOrderStepStatusKey, StepStatusName(StepStatus::kOk));
   }
 
   void Http(Span* span, const std::string& route, const std::string& path, int status) {
@@ -261,12 +262,12 @@ class Journeys {
     Span* span =
         NewSpan(s, o, parent, "publish " + routing_key, Span::SPAN_KIND_PRODUCER, rng_->Int(1, 4));
     auto* a = span->mutable_attributes();
-    Str(a, "messaging.system", "rabbitmq");
-    Str(a, "messaging.operation.type", "send");
-    Str(a, "messaging.destination.name", exchange);
-    Str(a, "messaging.rabbitmq.destination.routing_key", routing_key);
-    Str(a, "messaging.message.id", rng_->Hex(16));
-    Int(a, "messaging.message.body.size", rng_->Int(300, 2400));
+    Str(a, kMessagingSystemKey, "rabbitmq");
+    Str(a, kMessagingOperationTypeKey, "send");
+    Str(a, kMessagingDestinationNameKey, exchange);
+    Str(a, kMessagingRabbitmqRoutingKeyKey, routing_key);
+    Str(a, kMessagingMessageIdKey, rng_->Hex(16));
+    Int(a, kMessagingBodySizeKey, rng_->Int(300, 2400));
     Str(a, "network.peer.address", "10.20.0.15");
     return span;
   }
@@ -279,11 +280,11 @@ class Journeys {
     link->set_trace_id(o.trace);
     link->set_span_id(producer);
     auto* a = span->mutable_attributes();
-    Str(a, "messaging.system", "rabbitmq");
-    Str(a, "messaging.operation.type", "process");
-    Str(a, "messaging.destination.name", exchange);
-    Str(a, "messaging.rabbitmq.destination.routing_key", routing_key);
-    Str(a, "messaging.consumer.group.name", s == Service::kMes ? "mes.orders" : "crm.orders");
+    Str(a, kMessagingSystemKey, "rabbitmq");
+    Str(a, kMessagingOperationTypeKey, "process");
+    Str(a, kMessagingDestinationNameKey, exchange);
+    Str(a, kMessagingRabbitmqRoutingKeyKey, routing_key);
+    Str(a, kMessagingConsumerGroupKey, s == Service::kMes ? "mes.orders" : "crm.orders");
     return span;
   }
 
@@ -300,8 +301,8 @@ class Journeys {
                                rng_->Int(20, 90));
         Http(server, "/api/orders", "/api/orders", 201);
         Stage(server, "SUBMITTED");
-        Str(server->mutable_attributes(), "partner.id", o->partner);
-        Str(server->mutable_attributes(), "enduser.id", o->buyer);
+        Str(server->mutable_attributes(), kPartnerIdKey, o->partner);
+        Str(server->mutable_attributes(), kEndUserIdKey, o->buyer);
         o->parent =
             Publish(Service::kCrm, *o, server->span_id(), "orders", "price.calculate")->span_id();
         break;
@@ -314,23 +315,24 @@ class Journeys {
         Int(a, "pricing.items", rng_->Int(1, 40));
         Span* beat = NewSpan(Service::kMes, *o, calc->span_id(), "calculate price heartbeat",
                              Span::SPAN_KIND_INTERNAL, 1, rng_->Int(50, 250));
-        Bool(beat->mutable_attributes(), "ordertrace.heartbeat", true);
+        Bool(beat->mutable_attributes(), kHeartbeatKey, true);
         if (!o->failed_once && rng_->Chance(0.08)) {
           o->failed_once = true;
           ++stats_->errors;
-          Str(a, "order.step.status", "FAIL");
-          Str(a, "error.type", "PriceEngineTimeout");
+          Str(a, kOrderStepStatusKey, StepStatusName(StepStatus::kFail));
+          Str(a, kErrorTypeKey, "PriceEngineTimeout");
           calc->mutable_status()->set_code(pb::trace::v1::Status::STATUS_CODE_ERROR);
           calc->mutable_status()->set_message("price engine did not answer within 30s");
           auto* ev = calc->add_events();
-          ev->set_name("exception");
+          ev->set_name(std::string(kExceptionEventName));
           ev->set_time_unix_nano(calc->end_time_unix_nano());
-          Str(ev->mutable_attributes(), "exception.type", "PriceEngineTimeout");
-          Str(ev->mutable_attributes(), "exception.message",
+          Str(ev->mutable_attributes(), kExceptionTypeKey, "PriceEngineTimeout");
+          Str(ev->mutable_attributes(), kExceptionMessageKey,
               "price engine did not answer within 30s");
           return;  // same step again: the retry
         }
-        Str(a, "order.step.status", o->failed_once ? "RETRY" : "OK");
+        Str(a, kOrderStepStatusKey,
+            StepStatusName(o->failed_once ? StepStatus::kRetry : StepStatus::kOk));
         Dbl(a, "pricing.total_amount", static_cast<double>(rng_->Int(10000, 9000000)) / 100);
         o->parent = calc->span_id();
         break;
@@ -348,7 +350,7 @@ class Journeys {
                                Span::SPAN_KIND_SERVER, rng_->Int(15, 60));
         Http(server, "/api/orders/{id}/approve", path, 200);
         Stage(server, "APPROVED");
-        Str(server->mutable_attributes(), "enduser.id", o->buyer);
+        Str(server->mutable_attributes(), kEndUserIdKey, o->buyer);
         o->parent = Publish(Service::kCrm, *o, server->span_id(), "manufacturing", "order.approved")
                         ->span_id();
         break;

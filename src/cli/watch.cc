@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 
-#include "common/time_format.h"
+#include "common/text_format.h"
 #include "common/url.h"
 #include "journey/diagnosis.h"
 #include "receive/http_client.h"
@@ -31,7 +31,7 @@ extern "C" void OnSignal(int) { g_stop.store(true); }
 std::string Count(double v) {
   if (!std::isfinite(v)) return "-";
   const long long n = std::llround(v);
-  const std::string out = journey::WithThousands(static_cast<uint64_t>(n < 0 ? -n : n));
+  const std::string out = WithThousands(static_cast<uint64_t>(n < 0 ? -n : n));
   return n < 0 ? "-" + out : out;
 }
 

@@ -5,15 +5,16 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
-#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <limits>
 #include <map>
 #include <sstream>
 #include <vector>
+
+#include "common/values.h"
+#include "common/yaml_reader.h"
 
 namespace ordertrace::config {
 namespace {
@@ -30,35 +31,6 @@ std::string_view Trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
   return s;
-}
-
-// Parses all of `s` as an unsigned decimal integer.
-std::optional<uint64_t> ParseUint(std::string_view s) {
-  if (s.empty()) return std::nullopt;
-  uint64_t v = 0;
-  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
-  return v;
-}
-
-// Splits "16MiB" into its leading digits and the rest.
-std::pair<std::string_view, std::string_view> SplitNumber(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
-  return {s.substr(0, i), Trim(s.substr(i))};
-}
-
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
 }
 
 // Replaces ${NAME} and ${NAME:-default} with the environment's values; "$$" is a literal "$".
@@ -471,56 +443,46 @@ std::vector<std::string> KeysUnder(const std::string& prefix) {
 
 class Loader {
  public:
-  Loader(std::string_view file, const EnvLookup& env) : file_(file), env_(env) {}
+  Loader(std::string_view file, const EnvLookup& env) : reader_(file), env_(env) {}
+
+  const YamlReader& reader() const { return reader_; }
 
   Status Walk(const YAML::Node& map, const std::string& prefix, Config* config) {
-    std::map<std::string, int> seen;  // key -> line, for duplicates
-    for (auto it = map.begin(); it != map.end(); ++it) {
-      // Copies: the iterator's pair is a temporary proxy, references into it would dangle.
-      const YAML::Node key_node = it->first;
-      const YAML::Node value = it->second;
-      const int line = Line(key_node);
-      if (!key_node.IsScalar()) return Error(line, prefix, "keys must be plain names");
-      const std::string key = key_node.Scalar();
-      const std::string path = prefix.empty() ? key : prefix + "." + key;
-      if (auto [prev, inserted] = seen.emplace(key, line); !inserted) {
-        return Error(line, path,
-                     "duplicate key (first at line " + std::to_string(prev->second) + ")");
-      }
+    return reader_.ForEach(map, prefix, [&](const YamlEntry& entry) -> Status {
+      const YAML::Node& value = entry.value;
+      const int line = entry.line;
+      const std::string& key = entry.key;
+      const std::string path = YamlReader::Join(prefix, key);
       const auto& schema = Schema();
       if (path == "forward.headers" && (value.IsMap() || value.IsNull())) {
         if (Status s = ReadHeaders(value, path, config); !s.ok()) return s;
         lines_[path] = line;
-        continue;
+        return Status::Ok();
       }
       if (path == "alerting.alertmanager" && (value.IsSequence() || value.IsNull())) {
         if (Status s = ReadUrlList(value, path, &config->alerting.alertmanager); !s.ok()) return s;
         lines_[path] = line;
-        continue;
+        return Status::Ok();
       }
       if (auto leaf = schema.find(path); leaf != schema.end()) {
-        if (value.IsNull() || !value.IsDefined()) return Error(line, path, "expected a value");
-        if (!value.IsScalar()) {
-          return Error(line, path,
-                       std::string("expected a single value, got a ") +
-                           (value.IsMap() ? "mapping" : "list"));
-        }
-        auto text = SubstituteEnv(value.Scalar(), env_);
+        auto scalar = reader_.Scalar(entry, path);
+        if (!scalar.ok()) return scalar.status();
+        auto text = SubstituteEnv(*scalar, env_);
         if (!text.ok()) return Error(line, path, text.status().message());
         if (auto err = leaf->second(*text, config)) return Error(line, path, *err);
         lines_[path] = line;
       } else if (IsSection(path)) {
-        if (value.IsNull()) continue;  // "log:" with nothing under it
+        if (value.IsNull()) return Status::Ok();  // "log:" with nothing under it
         if (!value.IsMap()) {
           return Error(line, path,
                        "expected a mapping of keys (" + JoinKeys(KeysUnder(path)) + ")");
         }
-        if (Status s = Walk(value, path, config); !s.ok()) return s;
+        return Walk(value, path, config);
       } else {
         return Error(line, path, UnknownKeyMessage(key, KeysUnder(prefix)));
       }
-    }
-    return Status::Ok();
+      return Status::Ok();
+    });
   }
 
   // forward.headers: header name -> value (values may use ${ENV} for secrets).
@@ -604,18 +566,11 @@ class Loader {
   }
 
   Status Error(int line, const std::string& path, const std::string& message) const {
-    std::string out = file_;
-    if (line > 0) out += ":" + std::to_string(line);
-    out += ": ";
-    if (!path.empty()) out += path + ": ";
-    return Status::InvalidArgument(out + message);
+    return reader_.Error(line, path, message);
   }
 
  private:
-  static int Line(const YAML::Node& n) {
-    const YAML::Mark m = n.Mark();
-    return m.is_null() ? 0 : m.line + 1;
-  }
+  static int Line(const YAML::Node& n) { return YamlReader::Line(n); }
   int LineOf(const std::string& a, const std::string& b) const {
     if (auto it = lines_.find(a); it != lines_.end()) return it->second;
     if (auto it = lines_.find(b); it != lines_.end()) return it->second;
@@ -627,7 +582,7 @@ class Loader {
     return out;
   }
 
-  std::string file_;
+  YamlReader reader_;
   const EnvLookup& env_;
   std::map<std::string, int> lines_;  // path -> line of the keys that were set
 };
@@ -645,23 +600,16 @@ EnvLookup ProcessEnv() {
 Result<Config> ParseConfig(std::string_view yaml, std::string_view file_name,
                            const EnvLookup& env) {
   Loader loader(file_name, env);
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    const int line = e.mark.is_null() ? 0 : e.mark.line + 1;
-    return loader.Error(line, "", "invalid YAML: " + e.msg);
-  }
+  auto loaded = loader.reader().Load(yaml);
+  if (!loaded.ok()) return loaded.status();
+  const YAML::Node& root = *loaded;
   Config config;
   if (root.IsNull() || !root.IsDefined()) return config;  // an empty file: all defaults
   if (!root.IsMap()) {
-    return loader.Error(root.Mark().is_null() ? 0 : root.Mark().line + 1, "",
-                        "expected a mapping of keys at the top level");
+    return loader.Error(YamlReader::Line(root), "", "expected a mapping of keys at the top level");
   }
-  try {
-    if (Status s = loader.Walk(root, "", &config); !s.ok()) return s;
-  } catch (const YAML::Exception& e) {  // not expected for a parsed document; never a crash
-    return loader.Error(e.mark.is_null() ? 0 : e.mark.line + 1, "", e.msg);
+  if (Status s = loader.reader().Guard([&] { return loader.Walk(root, "", &config); }); !s.ok()) {
+    return s;
   }
   if (Status s = loader.CrossCheck(config); !s.ok()) return s;
   return config;
@@ -840,143 +788,11 @@ Status ValidateUpstream(std::string_view url) {
   return Status::Ok();
 }
 
-Result<HostPort> ParseHostPort(std::string_view text) {
-  const std::string_view s = Trim(text);
-  auto bad = [&](std::string why = {}) {
-    return Status::InvalidArgument("expected HOST:PORT like 127.0.0.1:4317, got " + Quote(text) +
-                                   (why.empty() ? "" : " (" + why + ")"));
-  };
-  HostPort hp;
-  std::string_view port;
-  if (!s.empty() && s.front() == '[') {
-    const size_t close = s.find(']');
-    if (close == std::string_view::npos || close + 1 >= s.size() || s[close + 1] != ':') {
-      return bad();
-    }
-    hp.host = std::string(s.substr(1, close - 1));
-    port = s.substr(close + 2);
-    const bool v6_chars =
-        !hp.host.empty() && std::all_of(hp.host.begin(), hp.host.end(), [](char c) {
-          return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
-        });
-    if (!v6_chars || hp.host.find(':') == std::string::npos) return bad("not an IPv6 address");
-  } else {
-    const size_t colon = s.rfind(':');
-    if (colon == std::string_view::npos) return bad("missing :PORT");
-    hp.host = std::string(s.substr(0, colon));
-    port = s.substr(colon + 1);
-    if (hp.host.find(':') != std::string::npos) {
-      return bad("put an IPv6 address in brackets, like [::1]:4317");
-    }
-    if (hp.host.empty()) return bad("missing HOST; use 0.0.0.0 for all interfaces");
-    const bool name_chars = std::all_of(hp.host.begin(), hp.host.end(), [](char c) {
-      return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == '_';
-    });
-    if (!name_chars) return bad("invalid host name");
-  }
-  auto n = ParseUint(port);
-  if (!n || *n > 65535) return bad("port must be 0 to 65535");
-  hp.port = static_cast<uint16_t>(*n);
-  return hp;
-}
-
-std::string FormatHostPort(const HostPort& hp) {
-  if (hp.host.find(':') != std::string::npos) {
-    return "[" + hp.host + "]:" + std::to_string(hp.port);
-  }
-  return hp.host + ":" + std::to_string(hp.port);
-}
-
-Result<uint64_t> ParseSize(std::string_view text) {
-  const auto bad = [&] {
-    return Status::InvalidArgument("expected a size like 16MiB, got " + Quote(text));
-  };
-  auto [digits, unit] = SplitNumber(Trim(text));
-  auto n = ParseUint(digits);
-  if (!n) return bad();
-  static const std::pair<const char*, uint64_t> kUnits[] = {
-      {"", 1},
-      {"b", 1},
-      {"kb", 1000},
-      {"mb", 1000 * 1000},
-      {"gb", 1000 * 1000 * 1000},
-      {"kib", 1 << 10},
-      {"mib", 1 << 20},
-      {"gib", uint64_t{1} << 30},
-  };
-  const std::string u = Lower(unit);
-  for (const auto& [name, mult] : kUnits) {
-    if (u != name) continue;
-    if (*n > std::numeric_limits<uint64_t>::max() / mult) return bad();
-    return *n * mult;
-  }
-  return bad();
-}
-
-Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
-  const auto bad = [&] {
-    return Status::InvalidArgument("expected a duration like 500ms, 30s, 2m, 1h or 5d, got " +
-                                   Quote(text));
-  };
-  auto [digits, unit] = SplitNumber(Trim(text));
-  auto n = ParseUint(digits);
-  if (!n || *n > 1000000000) return bad();
-  const int64_t v = static_cast<int64_t>(*n);
-  if (unit.empty() && v == 0) return std::chrono::milliseconds(0);  // zero needs no unit
-  if (unit == "ms") return std::chrono::milliseconds(v);
-  if (unit == "s") return std::chrono::milliseconds(v * 1000);
-  if (unit == "m") return std::chrono::milliseconds(v * 60 * 1000);
-  if (unit == "h") return std::chrono::milliseconds(v * 3600 * 1000);
-  if (unit == "d") return std::chrono::milliseconds(v * 24 * 3600 * 1000);
-  return bad();
-}
-
-std::string FormatDuration(std::chrono::milliseconds d) {
-  const int64_t ms = d.count();
-  if (ms == 0) return "0s";
-  static const std::pair<const char*, int64_t> kUnits[] = {
-      {"d", int64_t{24} * 3600 * 1000}, {"h", 3600 * 1000}, {"m", 60 * 1000}, {"s", 1000}};
-  for (const auto& [name, mult] : kUnits) {
-    if (ms % mult == 0) return std::to_string(ms / mult) + name;
-  }
-  return std::to_string(ms) + "ms";
-}
-
-Result<bool> ParseBool(std::string_view text) {
-  const std::string b = Lower(Trim(text));
-  if (b == "true" || b == "yes" || b == "on") return true;
-  if (b == "false" || b == "no" || b == "off") return false;
-  return Status::InvalidArgument("expected true or false, got " + Quote(text));
-}
-
-std::string UnknownKeyMessage(std::string_view key, const std::vector<std::string>& known) {
-  std::string best;
-  size_t best_distance = 3;  // suggest only close matches
-  for (const auto& k : known) {
-    size_t d = EditDistance(Lower(key), k);
-    if (d < best_distance) {
-      best_distance = d;
-      best = k;
-    }
-  }
-  if (!best.empty()) return "unknown key (did you mean '" + best + "'?)";
-  std::string list;
-  for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
-  return "unknown key; known keys here: " + list;
-}
-
 Result<log::Format> ParseLogFormat(std::string_view text) {
   const std::string f = Lower(Trim(text));
   if (f == "logfmt") return log::Format::kLogfmt;
   if (f == "json") return log::Format::kJson;
   return Status::InvalidArgument("expected logfmt or json, got " + Quote(text));
-}
-
-std::string FormatSize(uint64_t bytes) {
-  if (bytes != 0 && bytes % (uint64_t{1} << 30) == 0) return std::to_string(bytes >> 30) + "GiB";
-  if (bytes != 0 && bytes % (uint64_t{1} << 20) == 0) return std::to_string(bytes >> 20) + "MiB";
-  if (bytes != 0 && bytes % (uint64_t{1} << 10) == 0) return std::to_string(bytes >> 10) + "KiB";
-  return std::to_string(bytes);
 }
 
 }  // namespace ordertrace::config

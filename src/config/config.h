@@ -20,7 +20,7 @@
 
 #include "common/log.h"
 #include "common/status.h"
-#include "otlp/span_batch.h"
+#include "otlp/limits.h"
 
 namespace ordertrace::config {
 
@@ -162,37 +162,12 @@ Result<std::string> BrokerPassword(const Config::Broker& broker,
 // '/'; "" is off.
 Result<std::string> NormalizeManagementUrl(std::string_view text);
 
-// HOST:PORT as the listeners take it.  HOST is a name or IPv4 address, or an IPv6 address in
-// brackets ("[::1]:4317"); PORT is 0..65535 (0: any free port, for tests).
-struct HostPort {
-  std::string host;  // without brackets
-  uint16_t port = 0;
-};
-Result<HostPort> ParseHostPort(std::string_view text);
-std::string FormatHostPort(const HostPort& hp);  // brackets an IPv6 host again
-
-// Value syntaxes, exposed for the flags and for tests.  Each returns InvalidArgument with a
-// message like "expected a size like 16MiB, got 'abc'".
-Result<uint64_t> ParseSize(std::string_view text);  // 1048576, 512KiB, 16MiB, 1GiB, 10MB
-// 500ms, 1s, 2m, 1h, 5d; a bare "0" is zero.
-Result<std::chrono::milliseconds> ParseDuration(std::string_view text);
-Result<bool> ParseBool(std::string_view text);              // true/false, yes/no, on/off
+// The value syntaxes (sizes, durations, booleans, HOST:PORT) are common/values.h.
 Result<log::Format> ParseLogFormat(std::string_view text);  // logfmt | json
 // An upstream URL: grpc://HOST:PORT, grpcs://HOST:PORT, http(s)://HOST:PORT[/path], or "" (off).
 Status ValidateUpstream(std::string_view url);
 
 // An http(s)://HOST[:PORT][/path] URL (alerting.*), returned without a trailing '/'.
 Result<std::string> NormalizeHttpUrl(std::string_view text);
-
-// Formats a byte count the way the config accepts it back ("16MiB", "1500").
-std::string FormatSize(uint64_t bytes);
-// Formats a duration the way the config accepts it back, in its largest exact unit ("5d",
-// "90m", "1500ms", "0s").
-std::string FormatDuration(std::chrono::milliseconds d);
-
-// For other YAML readers (the journey rules), so that every file reports problems alike:
-// "unknown key (did you mean 'format'?)" when a known key is close to `key`, else
-// "unknown key; known keys here: a, b, c".
-std::string UnknownKeyMessage(std::string_view key, const std::vector<std::string>& known);
 
 }  // namespace ordertrace::config

@@ -1,6 +1,7 @@
 #include "forward/forwarder.h"
 
 #include <fstream>
+#include <thread>
 
 #include "common/log.h"
 #include "forward/encoder.h"
@@ -88,7 +89,9 @@ Forwarder::Forwarder(const ForwarderOptions& options, std::unique_ptr<DurableQue
   registry.AddCallbackGauge("ordertrace_forward_queue_oldest_age_seconds",
                             "Age of the oldest request waiting in the forward queue.",
                             [q] { return q->oldest_age_ms() / 1000.0; });
-  sender_ = std::thread([this] { Run(); });
+  // The body loops by itself (it blocks in the queue's Next()); the worker gives it the stop
+  // flag and the interruptible sleep.
+  sender_.Start("forwarder", std::chrono::milliseconds(0), [this] { Run(); });
 }
 
 Forwarder::~Forwarder() { Close(); }
@@ -121,19 +124,14 @@ Status Forwarder::Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcept 
 }
 
 void Forwarder::Close() {
-  if (!sender_.joinable()) return;
+  if (!sender_.running()) return;
   accepting_.store(false);
   const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
   while (queue_->records() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  queue_->Close();
-  sender_.join();
+  queue_->Close();  // unblocks the sender's Next()
+  sender_.Stop();
   if (queue_->records() > 0) {
     log::Warn("forward queue not empty at shutdown; sent after the next start",
               {{"records", queue_->records()}, {"bytes", queue_->bytes()}});
@@ -144,17 +142,10 @@ bool Forwarder::IsAuthFailure(const std::string& code) {
   return code == "401" || code == "403" || code == "UNAUTHENTICATED" || code == "PERMISSION_DENIED";
 }
 
-bool Forwarder::Sleep(std::chrono::milliseconds d) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return !cv_.wait_for(lock, d, [this] { return stop_; });
-}
+bool Forwarder::Sleep(std::chrono::milliseconds d) { return sender_.SleepFor(d); }
 
 void Forwarder::Run() {
-  while (true) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (stop_) return;
-    }
+  while (!sender_.stopping()) {
     std::vector<QueueRecord> records =
         queue_->Next(options_.batch_max_bytes, std::chrono::milliseconds(200));
     if (records.empty()) continue;

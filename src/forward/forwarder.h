@@ -15,14 +15,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <filesystem>
 #include <memory>
-#include <mutex>
 #include <random>
-#include <thread>
 
 #include "common/metrics.h"
+#include "common/worker.h"
 #include "forward/durable_queue.h"
 #include "forward/otlp_exporter.h"
 #include "pipeline/batch_sink.h"
@@ -75,12 +73,8 @@ class Forwarder : public pipeline::BatchSink {
   std::unique_ptr<DurableQueue> queue_;
   std::unique_ptr<OtlpExporter> exporter_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;
   std::atomic<bool> accepting_{true};
-  std::mt19937_64 rng_;
-  std::thread sender_;
+  std::mt19937_64 rng_;  // sender thread only
 
   metrics::Family<metrics::Counter>& exports_;  // {code}
   metrics::Counter& retries_;
@@ -91,6 +85,9 @@ class Forwarder : public pipeline::BatchSink {
   metrics::Histogram& latency_;
   metrics::Counter& exported_bytes_;
   metrics::Counter& auth_failures_;
+
+  // Last: started when everything above exists, stopped (joined) first on destruction.
+  Worker sender_;
 };
 
 }  // namespace ordertrace::forward

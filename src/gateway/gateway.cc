@@ -19,6 +19,7 @@
 #include "api/routes.h"
 #include "broker/monitor.h"
 #include "common/log.h"
+#include "common/values.h"
 #include "forward/forwarder.h"
 #include "journey/engine.h"
 #include "journey/journey_stage.h"
@@ -183,9 +184,9 @@ Status Gateway::Start() {
   g.started = true;
 
   // Addresses were validated with the config; parse them again for host and port.
-  auto grpc_addr = config::ParseHostPort(config_.listen.otlp_grpc);
-  auto http_addr = config::ParseHostPort(config_.listen.otlp_http);
-  auto api_addr = config::ParseHostPort(config_.listen.http);
+  auto grpc_addr = ParseHostPort(config_.listen.otlp_grpc);
+  auto http_addr = ParseHostPort(config_.listen.otlp_http);
+  auto api_addr = ParseHostPort(config_.listen.http);
   if (!grpc_addr.ok())
     return Status::InvalidArgument("listen.otlp_grpc: " + grpc_addr.status().message());
   if (!http_addr.ok())
@@ -324,9 +325,9 @@ Status Gateway::Start() {
   g.readiness.Set(api::Readiness::State::kReady);
   log::Info("ordertrace gateway started",
             {{"version", Version()},
-             {"otlp_grpc", config::FormatHostPort({grpc_addr->host, otlp_grpc_port()})},
-             {"otlp_http", config::FormatHostPort({http_addr->host, otlp_http_port()})},
-             {"http", config::FormatHostPort({api_addr->host, http_port()})},
+             {"otlp_grpc", FormatHostPort({grpc_addr->host, otlp_grpc_port()})},
+             {"otlp_http", FormatHostPort({http_addr->host, otlp_http_port()})},
+             {"http", FormatHostPort({api_addr->host, http_port()})},
              {"data_dir", config_.data_dir},
              {"upstream", config_.forward.upstream.empty() ? "off" : config_.forward.upstream},
              {"journeys", rules_source},
@@ -451,7 +452,7 @@ Status Gateway::StartAlerts() {
   g.alerts->Start();
   log::Info("alerting on", {{"alertmanager", static_cast<uint64_t>(a.alertmanager.size())},
                             {"webhook", a.webhook.url.empty() ? "off" : a.webhook.url},
-                            {"resend_interval", config::FormatDuration(a.resend_interval)},
+                            {"resend_interval", FormatDuration(a.resend_interval)},
                             {"storm_threshold", static_cast<uint64_t>(a.storm.threshold)}});
   return Status::Ok();
 }

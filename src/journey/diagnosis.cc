@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <unordered_set>
 
-#include "common/time_format.h"
+#include "common/text_format.h"
 
 namespace ordertrace::journey {
 namespace {
@@ -97,31 +97,6 @@ const Expectation* FirstMissed(const Expectations& ex, Duration grace, Nanos now
   return first;
 }
 
-std::string HumanDuration(Duration d) {
-  int64_t s = std::chrono::duration_cast<std::chrono::seconds>(d).count();
-  if (s <= 0) {
-    return d.count() > 0 ? std::to_string(d.count()) + "ms" : "0s";
-  }
-  const int64_t days = s / 86400, hours = s % 86400 / 3600, mins = s % 3600 / 60, secs = s % 60;
-  std::string out;
-  auto part = [&](int64_t v, const char* unit) {
-    if (v == 0) return;
-    if (!out.empty()) out += ' ';
-    out += std::to_string(v) + unit;
-  };
-  if (days > 0) {
-    part(days, "d");
-    part(hours, "h");
-  } else if (hours > 0) {
-    part(hours, "h");
-    part(mins, "m");
-  } else {
-    part(mins, "m");
-    part(secs, "s");
-  }
-  return out;
-}
-
 std::string JaegerLink(std::string_view jaeger_ui, std::string_view trace_id) {
   std::string base(jaeger_ui);
   while (!base.empty() && base.back() == '/') base.pop_back();
@@ -178,21 +153,6 @@ std::string SummaryLine(const OrderRow& row, const Rules& rules, Nanos now) {
          HumanDuration(ToDuration(now - row.last_heartbeat_ns)) + " ago)";
   }
   return s;
-}
-
-std::string ClockTime(Nanos t, Nanos now) {
-  const std::string full = IsoTime(t);  // 2026-11-26T14:02:11Z
-  if (full.size() < 11 || full.compare(0, 10, IsoTime(now), 0, 10) != 0) return full;
-  return full.substr(11);
-}
-
-std::string WithThousands(uint64_t n) {
-  std::string digits = std::to_string(n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
 }
 
 std::string BrokerAttribution(const std::vector<BrokerView::Outage>& outages, Nanos now) {

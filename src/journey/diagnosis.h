@@ -2,7 +2,7 @@
 //
 // Expectations() is the one place the lifecycle rules are interpreted: the engine uses it to
 // schedule and flag, the diagnosis to explain.  Diagnose() answers "where is order X?" from the
-// stored journey (DESIGN.md, "Diagnosis"): the stage and the time in it against the deadline,
+// stored journey (docs/api.md, "diagnosis"): the stage and the time in it against the deadline,
 // what was expected next and from which service, the last span, the open message hops with
 // their exchange / routing key / queue, the heartbeats (alive but slow, or silent since when),
 // the trace ids with links to Jaeger, and a one-line summary in plain words.  With a BrokerView
@@ -95,13 +95,6 @@ class BrokerView {
 // With several, the ongoing or latest one is named and the others counted.
 std::string BrokerAttribution(const std::vector<BrokerView::Outage>& outages, Nanos now);
 
-// 14:02:11Z (UTC time of day) when `t` is on the same UTC day as `now`, else the full
-// 2026-11-25T14:02:11Z: short in a sentence, unambiguous across midnight.
-std::string ClockTime(Nanos t, Nanos now);
-
-// 1204 -> "1,204".
-std::string WithThousands(uint64_t n);
-
 struct Diagnosis {
   StuckKind kind = StuckKind::kNone;
   std::string summary;
@@ -124,9 +117,6 @@ struct Diagnosis {
   std::vector<std::string> trace_ids;     // of the order's spans, latest first
   std::vector<std::string> jaeger_links;  // {jaeger_ui}/trace/{trace_id}, same order
 };
-
-// "1h 5m", "42s", "2d 3h": a duration for people.
-std::string HumanDuration(Duration d);
 
 // The one-line summary of a stuck order from its row alone (what the engine stores when it
 // flags); "" when the row is not stuck.

@@ -95,36 +95,39 @@ void FactExtractor::Extract(const otlp::SpanBatch& batch, std::vector<SpanRecord
         return;
       }
       if (k.size() < 8) return;
+      // The first letter picks the group before any full comparison: most attributes are none
+      // of these.
       if (k[0] == 'o') {
-        if (k == "order.stage" && kv.value.type == ValueType::kString) {
+        if (k == kOrderStageKey && kv.value.type == ValueType::kString) {
           seen.stage = kv.value.str;
-        } else if (k == "order.step.status" && kv.value.type == ValueType::kString) {
+        } else if (k == kOrderStepStatusKey && kv.value.type == ValueType::kString) {
           seen.step = kv.value.str;
-        } else if (k == "ordertrace.heartbeat") {
+        } else if (k == kHeartbeatKey) {
           seen.heartbeat = IsTrue(kv.value);
         }
       } else if (k[0] == 'e') {
-        if (k == "error.type" && kv.value.type == ValueType::kString)
+        if (k == kErrorTypeKey && kv.value.type == ValueType::kString)
           seen.error_type = kv.value.str;
       } else if (k[0] == 'm' && k.substr(0, 10) == "messaging.") {
-        const std::string_view m = k.substr(10);
         const bool str = kv.value.type == ValueType::kString;
-        if (m == "system") {
+        if (k == kMessagingSystemKey) {
           seen.messaging = true;
-        } else if (m == "operation.type" && str) {
+        } else if (k == kMessagingOperationTypeKey && str) {
           seen.operation_type = kv.value.str;
-        } else if (m == "operation" && str) {
+        } else if (k == kMessagingOperationKeyOld && str) {
           seen.operation_old = kv.value.str;
-        } else if (m == "message.id" || m == "message_id") {
+        } else if (k == kMessagingMessageIdKey || k == kMessagingMessageIdKeyOld) {
           seen.message_id = ValueText(kv.value);
-        } else if (m == "destination.name" && str) {
+        } else if (k == kMessagingDestinationNameKey && str) {
           seen.destination = kv.value.str;
-        } else if (m == "destination" && str) {
+        } else if (k == kMessagingDestinationKeyOld && str) {
           seen.destination_old = kv.value.str;
-        } else if ((m == "rabbitmq.destination.routing_key" || m == "rabbitmq.routing_key") &&
+        } else if ((k == kMessagingRabbitmqRoutingKeyKey ||
+                    k == kMessagingRabbitmqRoutingKeyKeyOld) &&
                    str) {
           seen.routing_key = kv.value.str;
-        } else if ((m == "destination.subscription.name" || m == "rabbitmq.queue") && str) {
+        } else if ((k == kMessagingSubscriptionNameKey || k == kMessagingRabbitmqQueueKeyOld) &&
+                   str) {
           seen.queue = kv.value.str;
         }
       }
@@ -187,11 +190,11 @@ void FactExtractor::Extract(const otlp::SpanBatch& batch, std::vector<SpanRecord
       r.error = std::string(seen.error_type);
     } else if (span.events > 0) {
       batch.ForEachEvent(span, [&](const otlp::EventView& ev) {
-        if (!r.error.empty() || ev.name != "exception") return;
+        if (!r.error.empty() || ev.name != kExceptionEventName) return;
         std::string type, message;
         batch.ForEachAttribute(ev, [&](const KeyValueView& kv) {
-          if (kv.key == "exception.type") type = ValueText(kv.value);
-          if (kv.key == "exception.message") message = ValueText(kv.value);
+          if (kv.key == kExceptionTypeKey) type = ValueText(kv.value);
+          if (kv.key == kExceptionMessageKey) message = ValueText(kv.value);
         });
         r.error = type.empty() ? message : message.empty() ? type : type + ": " + message;
         if (r.error.empty()) r.error = "exception";

@@ -18,20 +18,19 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "ordertrace/conventions.h"
 
 namespace ordertrace::journey {
 
-// order.step.status: the request's own status field, beside the OTel span status.
-enum class StepStatus : uint8_t { kUnset = 0, kOk, kFail, kTimeout, kRetry };
-const char* StepStatusName(StepStatus s);  // "", "OK", "FAIL", "TIMEOUT", "RETRY"
-// Case-insensitive; nullopt for anything else.
-std::optional<StepStatus> ParseStepStatus(std::string_view text);
+// order.step.status is ordertrace::StepStatus (ordertrace/conventions.h, shared with
+// libordertrace): kUnset for a span without it.
 
 // The part a span plays in a message hop (messaging.operation.type, or the span kind).
 enum class HopRole : uint8_t { kNone = 0, kSend, kProcess };
 const char* HopRoleName(HopRole r);  // "", "send", "process"
 
-// One span as a journey keeps it: compact, redacted already, strings owned.
+// One span as a journey keeps it: compact, strings owned.  Attributes are stored as received
+// (no redaction yet: pseudonymising partner.id and enduser.id is a later step).
 struct SpanRecord {
   std::string order_id;  // "" only for a process span matched to its order through the message
   std::string trace_id;  // 32 lowercase hex

@@ -8,20 +8,6 @@
 
 namespace ordertrace {
 
-const char* StepStatusName(StepStatus status) noexcept {
-  switch (status) {
-    case StepStatus::kOk:
-      return "OK";
-    case StepStatus::kFail:
-      return "FAIL";
-    case StepStatus::kTimeout:
-      return "TIMEOUT";
-    case StepStatus::kRetry:
-      return "RETRY";
-  }
-  return "FAIL";
-}
-
 void SetOrder(Span& span, std::string_view order_id) noexcept {
   if (!order_id.empty()) span.SetAttribute(kOrderIdKey, order_id);
 }
@@ -32,9 +18,13 @@ void Milestone(Span& span, std::string_view stage) noexcept {
 
 void SetStepStatus(Span& span, StepStatus status, std::string_view error_type,
                    std::string_view message) noexcept {
-  if (!span.recording()) return;
-  span.SetAttribute(kOrderStepStatusKey, StepStatusName(status));
+  if (!span.recording() || status == StepStatus::kUnset) return;
+  const char* name = StepStatusName(status);
+  // Outside the enum: "FAIL", the library's fallback from before kUnset existed.
+  span.SetAttribute(kOrderStepStatusKey, *name != '\0' ? name : "FAIL");
   switch (status) {
+    case StepStatus::kUnset:
+      break;
     case StepStatus::kOk:
       span.SetStatus(SpanStatus::kOk);
       break;
@@ -101,7 +91,7 @@ struct LongOperation::Heartbeat {
     const uint64_t n = count.fetch_add(1, std::memory_order_relaxed) + 1;
     beat.SetAttribute(kHeartbeatKey, true);
     SetOrder(beat, order_id);
-    beat.SetAttribute("ordertrace.heartbeat.sequence", static_cast<int64_t>(n));
+    beat.SetAttribute(kHeartbeatSequenceKey, static_cast<int64_t>(n));
     beat.End();
   }
 };

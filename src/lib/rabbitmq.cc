@@ -12,6 +12,8 @@
 #include <mutex>
 #include <utility>
 
+#include "ordertrace/conventions.h"
+
 namespace ordertrace::rabbitmq {
 namespace {
 
@@ -309,13 +311,12 @@ PublishResult Publish(amqp_connection_state_t conn, amqp_channel_t channel,
   try {
     const std::string destination = ProducerDestination(exchange, routing_key);
     Span span(provider, "publish " + destination, so);
-    span.SetAttribute("messaging.system", "rabbitmq");
-    span.SetAttribute("messaging.operation.type", "send");
-    span.SetAttribute("messaging.operation.name", "publish");
-    span.SetAttribute("messaging.destination.name", destination);
-    if (!routing_key.empty())
-      span.SetAttribute("messaging.rabbitmq.destination.routing_key", routing_key);
-    span.SetAttribute("messaging.message.body.size", static_cast<int64_t>(body.size()));
+    span.SetAttribute(kMessagingSystemKey, "rabbitmq");
+    span.SetAttribute(kMessagingOperationTypeKey, "send");
+    span.SetAttribute(kMessagingOperationNameKey, "publish");
+    span.SetAttribute(kMessagingDestinationNameKey, destination);
+    if (!routing_key.empty()) span.SetAttribute(kMessagingRabbitmqRoutingKeyKey, routing_key);
+    span.SetAttribute(kMessagingBodySizeKey, static_cast<int64_t>(body.size()));
     SetOrder(span, options.order_id);
     SetPeer(span, conn);
 
@@ -330,7 +331,7 @@ PublishResult Publish(amqp_connection_state_t conn, amqp_channel_t channel,
     }
     props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
     props.message_id = Bytes(result.message_id);
-    span.SetAttribute("messaging.message.id", result.message_id);
+    span.SetAttribute(kMessagingMessageIdKey, result.message_id);
 
     // The caller's headers, then ours.
     amqp_table_t base{0, nullptr};
@@ -427,23 +428,21 @@ ProcessSpan::ProcessSpan(const amqp_envelope_t& envelope, std::string_view queue
       so.root = true;  // a message without (usable) context starts a new trace
     }
     span_ = Span(provider, "process " + destination, so);
-    span_.SetAttribute("messaging.system", "rabbitmq");
-    span_.SetAttribute("messaging.operation.type", "process");
-    span_.SetAttribute("messaging.operation.name", "process");
-    span_.SetAttribute("messaging.destination.name", destination);
-    if (!queue.empty()) span_.SetAttribute("messaging.destination.subscription.name", queue);
-    if (!routing_key.empty())
-      span_.SetAttribute("messaging.rabbitmq.destination.routing_key", routing_key);
-    span_.SetAttribute("messaging.rabbitmq.message.delivery_tag",
+    span_.SetAttribute(kMessagingSystemKey, "rabbitmq");
+    span_.SetAttribute(kMessagingOperationTypeKey, "process");
+    span_.SetAttribute(kMessagingOperationNameKey, "process");
+    span_.SetAttribute(kMessagingDestinationNameKey, destination);
+    if (!queue.empty()) span_.SetAttribute(kMessagingSubscriptionNameKey, queue);
+    if (!routing_key.empty()) span_.SetAttribute(kMessagingRabbitmqRoutingKeyKey, routing_key);
+    span_.SetAttribute(kMessagingRabbitmqDeliveryTagKey,
                        static_cast<int64_t>(envelope.delivery_tag));
-    if (!message_id_.empty()) span_.SetAttribute("messaging.message.id", message_id_);
+    if (!message_id_.empty()) span_.SetAttribute(kMessagingMessageIdKey, message_id_);
     if ((props._flags & AMQP_BASIC_CORRELATION_ID_FLAG) && props.correlation_id.len > 0)
-      span_.SetAttribute("messaging.message.conversation_id", View(props.correlation_id));
-    span_.SetAttribute("messaging.message.body.size",
-                       static_cast<int64_t>(envelope.message.body.len));
+      span_.SetAttribute(kMessagingConversationIdKey, View(props.correlation_id));
+    span_.SetAttribute(kMessagingBodySizeKey, static_cast<int64_t>(envelope.message.body.len));
     SetOrder(span_, order_id_);
     SetPeer(span_, options.connection);
-    if (malformed_) span_.SetAttribute("ordertrace.trace_context.malformed", true);
+    if (malformed_) span_.SetAttribute(kTraceContextMalformedKey, true);
     if (redelivered_) SetStepStatus(span_, StepStatus::kRetry);
   } catch (...) {  // out of memory: whatever was built so far
   }
@@ -468,7 +467,7 @@ bool ProcessSpan::Nack(amqp_connection_state_t conn, amqp_channel_t channel,
   const int rc = amqp_basic_nack(conn, channel, delivery_tag_, 0, requeue ? 1 : 0);
   if (rc == AMQP_STATUS_OK) {
     try {
-      span_.AddEvent("nack", {Attribute{"messaging.rabbitmq.requeue", requeue}});
+      span_.AddEvent("nack", {Attribute{std::string(kMessagingRabbitmqRequeueKey), requeue}});
     } catch (...) {
     }
     return true;

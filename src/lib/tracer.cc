@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "lib/internal.h"
+#include "ordertrace/conventions.h"
 
 namespace ordertrace {
 
@@ -500,10 +501,10 @@ void Span::RecordException(std::string_view type, std::string_view message) noex
   if (!data_) return;
   try {
     std::vector<Attribute> attrs;
-    attrs.push_back(Attribute{"exception.type", std::string(type)});
-    attrs.push_back(Attribute{"exception.message", std::string(message)});
-    AddEvent("exception", std::move(attrs));
-    SetAttribute("error.type", type);
+    attrs.push_back(Attribute{std::string(kExceptionTypeKey), std::string(type)});
+    attrs.push_back(Attribute{std::string(kExceptionMessageKey), std::string(message)});
+    AddEvent(kExceptionEventName, std::move(attrs));
+    SetAttribute(kErrorTypeKey, type);
   } catch (...) {
   }
 }

@@ -16,22 +16,12 @@
 #include <string_view>
 #include <vector>
 
+#include "otlp/limits.h"
+
 namespace ordertrace::otlp {
 
 enum class Protocol : uint8_t { kGrpc, kHttpProtobuf, kHttpJson };
 const char* ProtocolName(Protocol p);  // "grpc", "http_protobuf", "http_json"
-
-// Validation limits.  Counts above a limit are truncated (the rest counted as dropped, as the
-// OpenTelemetry SDKs do); a string value above max_attribute_value_bytes is cut at a UTF-8
-// boundary.  See docs/validation.md for what is refused and what is repaired.
-struct Limits {
-  uint32_t max_attributes = 128;            // per span, resource and scope
-  uint32_t max_attributes_per_event = 128;  // per event and per link
-  uint32_t max_events_per_span = 128;
-  uint32_t max_links_per_span = 128;
-  uint32_t max_attribute_value_bytes = 32 * 1024;
-  uint32_t max_value_depth = 8;  // nesting of array/kvlist values
-};
 
 // Why a span was refused (it is not in the batch; counted in partial success).
 enum class RefuseReason : uint8_t {

@@ -1,8 +1,9 @@
 // The one narrow interface between the receivers and the rest of the gateway.
 //
 // Receivers (OTLP/gRPC, OTLP/HTTP) decode and validate a request into a SpanBatch and hand it
-// to a BatchSink.  What is behind it (the in-memory ingest queue today; the durable forward
-// queue, redaction and journeys later) is invisible to them.
+// to a BatchSink.  What is behind it (in the gateway: a SinkChain of the in-memory ingest queue,
+// whose stages log spans and build journeys, and the durable forward queue) is invisible to
+// them.
 #pragma once
 
 #include <memory>

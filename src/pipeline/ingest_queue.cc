@@ -33,7 +33,8 @@ IngestQueue::IngestQueue(IngestQueueOptions options, std::vector<Stage*> stages,
   // Both series exist from the start, so dashboards see 0 rather than nothing.
   refused_.With({"full"});
   refused_.With({"closed"});
-  worker_ = std::thread([this] { Run(); });
+  // Interval 0: the worker waits for Accept()'s Wake() (or Close()).
+  worker_.Start("ingest queue", std::chrono::milliseconds(0), [this] { Drain(); });
 }
 
 IngestQueue::~IngestQueue() { Close(); }
@@ -61,18 +62,16 @@ Status IngestQueue::Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcep
       queue_bytes_.Set(static_cast<double>(bytes_));
       queue_batches_.Set(static_cast<double>(batches_));
     }
-    wake_.notify_one();
+    worker_.Wake();
     return Status::Ok();
   } catch (const std::exception& e) {  // allocation failure in push_back or the metric child
     return Status::Internal(std::string("ingest queue: ") + e.what());
   }
 }
 
-void IngestQueue::Run() {
+void IngestQueue::Drain() {
   std::unique_lock<std::mutex> lock(mu_);
-  for (;;) {
-    wake_.wait(lock, [this] { return closed_ || !queue_.empty(); });
-    if (queue_.empty()) return;  // closed and drained
+  while (!queue_.empty()) {
     std::shared_ptr<const otlp::SpanBatch> batch = std::move(queue_.front());
     queue_.pop_front();
     lock.unlock();
@@ -89,6 +88,7 @@ void IngestQueue::Run() {
     queue_bytes_.Set(static_cast<double>(bytes_));
     queue_batches_.Set(static_cast<double>(batches_));
   }
+  drained_.notify_all();
 }
 
 void IngestQueue::Close() {
@@ -97,11 +97,16 @@ void IngestQueue::Close() {
     std::lock_guard<std::mutex> lock(mu_);
     closed_ = true;
   }
-  wake_.notify_one();
-  if (worker_.joinable()) {
-    worker_.join();
-    log::Debug("ingest queue drained", {{"batches", batches_total_.Value()}});
+  if (!worker_.running()) return;
+  // Nothing is accepted any more; the worker runs what was (on its own thread, as Stage
+  // promises) and then stops.
+  worker_.Wake();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    drained_.wait(lock, [this] { return batches_ == 0; });
   }
+  worker_.Stop();
+  log::Debug("ingest queue drained", {{"batches", batches_total_.Value()}});
 }
 
 size_t IngestQueue::queued_batches() const {

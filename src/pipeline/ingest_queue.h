@@ -1,13 +1,13 @@
 // IngestQueue: the in-memory BatchSink behind the receivers.  It holds accepted batches up to a
 // bound on their total wire bytes and runs them, one batch at a time and in order of
-// acceptance, through a list of Stages on a single worker thread.
+// acceptance, through a list of Stages (pipeline/stage.h) on a single worker thread.
 //
 // Flow control: when the bound is reached Accept() refuses with ResourceExhausted (the
 // receivers turn it into HTTP 429 / gRPC RESOURCE_EXHAUSTED with Retry-After), so a slow
 // stage pushes back on the clients instead of growing memory.  Close() stops accepting
 // (Unavailable) and drains: every batch accepted before Close() goes through every stage
 // before Close() returns.  Nothing is lost on a clean shutdown; on a crash the queue's
-// content is (the durable forward queue of a later issue is what survives crashes).
+// content is (the durable forward queue, src/forward/, is what survives crashes).
 //
 // Thread-safety: Accept() is safe from any number of threads; Close() from any thread, and
 // more than once.  Stages run on the worker thread only, so a Stage needs no locking of its
@@ -21,25 +21,16 @@
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <vector>
 
 #include "common/metrics.h"
 #include "common/status.h"
+#include "common/worker.h"
 #include "otlp/span_batch.h"
 #include "pipeline/batch_sink.h"
+#include "pipeline/stage.h"
 
 namespace ordertrace::pipeline {
-
-// One step of the pipeline run on every accepted batch (logging today; redaction, order
-// facts and forwarding later).  Process() is called on the queue's worker thread, never
-// concurrently with itself, in acceptance order.  It must not throw and should not block for
-// long: while it runs the queue fills and clients are throttled.
-class Stage {
- public:
-  virtual ~Stage() = default;
-  virtual void Process(const otlp::SpanBatch& batch) noexcept = 0;
-};
 
 struct IngestQueueOptions {
   // Bound on the wire bytes of batches accepted and not yet through all stages.  A batch
@@ -73,26 +64,29 @@ class IngestQueue : public BatchSink {
   size_t queued_bytes() const;
 
  private:
-  void Run();
+  // The worker's body: runs every queued batch through the stages, then returns.
+  void Drain();
 
   const IngestQueueOptions options_;
   const std::vector<Stage*> stages_;
 
   mutable std::mutex mu_;
-  std::condition_variable wake_;
+  std::condition_variable drained_;  // the worker emptied the queue (Close() waits for it)
   std::deque<std::shared_ptr<const otlp::SpanBatch>> queue_;
   size_t bytes_ = 0;    // includes the batch the worker is processing
   size_t batches_ = 0;  // likewise
   bool closed_ = false;
 
-  std::mutex join_mu_;  // serialises Close() callers around the join
-  std::thread worker_;
+  std::mutex join_mu_;  // serialises Close() callers around the stop
 
   metrics::Gauge& queue_bytes_;
   metrics::Gauge& queue_batches_;
   metrics::Counter& batches_total_;
   metrics::Counter& spans_total_;
   metrics::Family<metrics::Counter>& refused_;
+
+  // Last: started when everything above exists, stopped (joined) first on destruction.
+  Worker worker_;
 };
 
 }  // namespace ordertrace::pipeline

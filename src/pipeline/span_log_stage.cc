@@ -141,7 +141,7 @@ void SpanLogStage::LogSpan(const otlp::SpanBatch& batch, const otlp::SpanRef& sp
       order = ValueForLog(kv.value, options_.max_value_chars);
     else if (kv.key == options_.stage_key)
       stage = ValueForLog(kv.value, options_.max_value_chars);
-    else if (kv.key == "error.type")
+    else if (kv.key == kErrorTypeKey)
       error_type = ValueForLog(kv.value, options_.max_value_chars);
   });
   std::string_view service;

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ordertrace/conventions.h"
 #include "otlp/span_batch.h"
 #include "pipeline/ingest_queue.h"
 
@@ -30,11 +31,11 @@ struct BatchSummary {
 };
 
 struct SpanLogOptions {
-  bool log_spans = false;                 // one line per span as well (`--log-spans`)
-  std::string order_key = "order.id";     // span attribute naming the order
-  std::string stage_key = "order.stage";  // span attribute naming the milestone reached
-  size_t max_listed = 10;                 // distinct values listed per field and batch
-  size_t max_value_chars = 64;            // longer values are cut in the log line
+  bool log_spans = false;                               // one line per span as well (`--log-spans`)
+  std::string order_key = std::string(kOrderIdKey);     // span attribute naming the order
+  std::string stage_key = std::string(kOrderStageKey);  // the milestone reached
+  size_t max_listed = 10;       // distinct values listed per field and batch
+  size_t max_value_chars = 64;  // longer values are cut in the log line
 };
 
 BatchSummary Summarize(const otlp::SpanBatch& batch, const SpanLogOptions& options);

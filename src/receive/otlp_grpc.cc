@@ -21,6 +21,7 @@
 #include "otlp/decoder.h"
 #include "otlp/grpc_names.h"
 #include "receive/otlp_receivers.h"
+#include "receive/outcome.h"
 
 namespace ordertrace::receive {
 namespace {
@@ -147,23 +148,14 @@ class ExportReactor : public grpc::ServerGenericBidiReactor {
     const uint64_t all_spans = batch->spans().size() + batch->refused_spans();
 
     const Status accepted = batch->spans().empty() ? Status::Ok() : impl_->sink->Accept(batch);
-    switch (accepted.code()) {
-      case StatusCode::kOk:
-        break;
-      case StatusCode::kResourceExhausted:
-        // Refused as a whole and retried by the client: nothing counts as accepted.
-        metrics->Refused(kGrpc, "throttled", all_spans);
-        return RetryableStatus(grpc::StatusCode::RESOURCE_EXHAUSTED, accepted.message(),
-                               std::max(1, accepted.retry_after_ms()));
-      case StatusCode::kUnavailable:
-        metrics->Refused(kGrpc, "unavailable", all_spans);
-        return RetryableStatus(grpc::StatusCode::UNAVAILABLE, accepted.message(),
-                               std::max(1, accepted.retry_after_ms()));
-      default:
-        log::Error("pipeline refused an OTLP batch",
-                   {{"protocol", "grpc"}, {"status", accepted.ToString()}});
-        metrics->Refused(kGrpc, "internal", all_spans);
-        return grpc::Status(grpc::StatusCode::INTERNAL, "internal error");
+    if (!accepted.ok()) {
+      // Refused as a whole and retried by the client: nothing counts as accepted.
+      const RefusalAnswer answer = AnswerRefusal(accepted, kGrpc, all_spans, *metrics);
+      const auto code = static_cast<grpc::StatusCode>(answer.rpc_code);
+      if (answer.retry_after_ms > 0) {
+        return RetryableStatus(code, answer.message, answer.retry_after_ms);
+      }
+      return grpc::Status(code, answer.message);
     }
 
     metrics->RecordBatch(*batch);

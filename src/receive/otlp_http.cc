@@ -14,6 +14,7 @@
 #include "otlp/decoder.h"
 #include "otlp/json.h"
 #include "receive/otlp_receivers.h"
+#include "receive/outcome.h"
 
 namespace ordertrace::receive {
 namespace {
@@ -26,9 +27,7 @@ constexpr const char* kJsonType = "application/json";
 
 // google.rpc.Code values used in error bodies.
 constexpr int kRpcInvalidArgument = 3;
-constexpr int kRpcResourceExhausted = 8;
 constexpr int kRpcInternal = 13;
-constexpr int kRpcUnavailable = 14;
 
 enum class Encoding { kProtobuf, kJson, kOther };
 
@@ -167,26 +166,13 @@ class OtlpHttpReceiver {
 
     // A batch whose every span was refused is answered without bothering the pipeline.
     const Status accepted = batch->spans().empty() ? Status::Ok() : sink_->Accept(batch);
-    switch (accepted.code()) {
-      case StatusCode::kOk:
-        break;
-      case StatusCode::kResourceExhausted:
-        // The whole request is refused and will be retried: nothing in it counts as accepted.
-        metrics_->Refused(protocol, "throttled", batch->spans().size() + batch->refused_spans());
-        SetErrorBody(429, kRpcResourceExhausted, accepted.message(),
-                     std::max(1, accepted.retry_after_ms()), enc, res);
-        return;
-      case StatusCode::kUnavailable:
-        metrics_->Refused(protocol, "unavailable", batch->spans().size() + batch->refused_spans());
-        SetErrorBody(503, kRpcUnavailable, accepted.message(),
-                     std::max(1, accepted.retry_after_ms()), enc, res);
-        return;
-      default:
-        log::Error("pipeline refused an OTLP batch",
-                   {{"protocol", otlp::ProtocolName(protocol)}, {"status", accepted.ToString()}});
-        metrics_->Refused(protocol, "internal", batch->spans().size() + batch->refused_spans());
-        SetErrorBody(500, kRpcInternal, "internal error", 0, enc, res);
-        return;
+    if (!accepted.ok()) {
+      // The whole request is refused and will be retried: nothing in it counts as accepted.
+      const RefusalAnswer answer = AnswerRefusal(
+          accepted, protocol, batch->spans().size() + batch->refused_spans(), *metrics_);
+      SetErrorBody(answer.http_status, answer.rpc_code, answer.message, answer.retry_after_ms, enc,
+                   res);
+      return;
     }
 
     metrics_->RecordBatch(*batch);

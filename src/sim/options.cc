@@ -6,7 +6,7 @@
 #include <cstdio>
 
 #include "common/url.h"
-#include "config/config.h"
+#include "common/values.h"
 
 namespace ordertrace::sim {
 namespace {
@@ -41,14 +41,6 @@ std::optional<double> ParseDouble(std::string_view s) {
   double v = 0;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || p != s.data() + s.size() || !std::isfinite(v)) return std::nullopt;
-  return v;
-}
-
-std::optional<uint64_t> ParseU64(std::string_view s) {
-  if (s.empty()) return std::nullopt;
-  uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
   return v;
 }
 
@@ -142,7 +134,7 @@ Result<FaultSpec> ParseFault(std::string_view text) {
         f.orders.emplace_back(id);
       }
     } else if (key == "after" || key == "for") {
-      auto d = config::ParseDuration(value);
+      auto d = ParseDuration(value);
       if (!d.ok()) return bad(k + ": " + d.status().message());
       if (key == "after")
         f.after = ToMicros(*d);
@@ -278,7 +270,7 @@ Result<AmqpUrl> ParseAmqpUrl(std::string_view text) {
   }
   size_t colon = hostport.rfind(':');
   if (colon != std::string_view::npos) {
-    auto port = ParseU64(hostport.substr(colon + 1));
+    auto port = ParseUint(hostport.substr(colon + 1));
     if (!port || *port == 0 || *port > 65535) return bad("bad port");
     u.port = static_cast<int>(*port);
     hostport = hostport.substr(0, colon);
@@ -367,7 +359,7 @@ Result<Options> ParseArgs(const std::vector<std::string>& args) {
       if (!v.ok()) return v.status();
       o.rate = *v;
     } else if (flag == "--orders" || flag == "--seed" || flag == "--prefetch") {
-      auto v = ParseU64(value);
+      auto v = ParseUint(value);
       if (!v) return bad(flag + ": expected a whole number, got '" + value + "'");
       if (flag == "--orders") {
         o.orders = *v;
@@ -378,7 +370,7 @@ Result<Options> ParseArgs(const std::vector<std::string>& args) {
         o.prefetch = static_cast<int>(*v);
       }
     } else if (flag == "--duration" || flag == "--drain") {
-      auto d = config::ParseDuration(value);
+      auto d = ParseDuration(value);
       if (!d.ok()) return bad(flag + ": " + d.status().message());
       if (flag == "--duration")
         duration = ToMicros(*d);

@@ -6,7 +6,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "config/config.h"
+#include "common/values.h"
 #include "journey/rules/rules.h"
 
 namespace ordertrace::sim {
@@ -14,7 +14,7 @@ namespace {
 
 // Divides the duration held by `node` (a scalar like "30m") by `k`, in place.
 Status ScaleNode(YAML::Node node, const std::string& key, double k) {
-  auto d = config::ParseDuration(node.as<std::string>());
+  auto d = ParseDuration(node.as<std::string>());
   if (!d.ok()) return Status::InvalidArgument(key + ": " + d.status().message());
   if (d->count() == 0) return Status::Ok();
   const double scaled = std::round(static_cast<double>(d->count()) / k);
@@ -24,7 +24,7 @@ Status ScaleNode(YAML::Node node, const std::string& key, double k) {
                   key.c_str(), node.as<std::string>().c_str(), k);
     return Status::InvalidArgument(buf);
   }
-  node = config::FormatDuration(std::chrono::milliseconds(static_cast<int64_t>(scaled)));
+  node = FormatDuration(std::chrono::milliseconds(static_cast<int64_t>(scaled)));
   return Status::Ok();
 }
 

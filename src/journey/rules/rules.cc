@@ -11,35 +11,10 @@
 #include <map>
 #include <sstream>
 
-#include "config/config.h"
+#include "common/values.h"
+#include "common/yaml_reader.h"
 
 namespace ordertrace::journey {
-
-const char* StepStatusName(StepStatus s) {
-  switch (s) {
-    case StepStatus::kUnset:
-      return "";
-    case StepStatus::kOk:
-      return "OK";
-    case StepStatus::kFail:
-      return "FAIL";
-    case StepStatus::kTimeout:
-      return "TIMEOUT";
-    case StepStatus::kRetry:
-      return "RETRY";
-  }
-  return "";
-}
-
-std::optional<StepStatus> ParseStepStatus(std::string_view text) {
-  std::string upper(text);
-  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if (upper == "OK") return StepStatus::kOk;
-  if (upper == "FAIL") return StepStatus::kFail;
-  if (upper == "TIMEOUT") return StepStatus::kTimeout;
-  if (upper == "RETRY") return StepStatus::kRetry;
-  return std::nullopt;
-}
 
 const char* HopRoleName(HopRole r) {
   switch (r) {
@@ -95,7 +70,7 @@ Rules DefaultRules() {
   using std::chrono::minutes;
   Rules r;
   r.source = "built-in default";
-  r.entity_key = "order.id";
+  r.entity_key = std::string(kOrderIdKey);
   auto stage = [&r](const char* name) -> StageRule& {
     r.stages.push_back(StageRule{});
     r.stages.back().name = name;
@@ -169,10 +144,7 @@ std::string Join(const std::vector<std::string>& items) {
   return out;
 }
 
-int Line(const YAML::Node& n) {
-  const YAML::Mark m = n.Mark();
-  return m.is_null() ? 0 : m.line + 1;
-}
+int Line(const YAML::Node& n) { return YamlReader::Line(n); }
 
 // A stage name: a letter, then letters, digits, '_', '-' or '.'; at most 64 characters.
 bool ValidStageName(std::string_view s) {
@@ -182,59 +154,28 @@ bool ValidStageName(std::string_view s) {
   });
 }
 
-// One key of a mapping, with its location.
-struct Entry {
-  std::string key;
-  YAML::Node value;
-  int line = 0;  // of the key
-};
+using Entry = YamlEntry;
 
 class Parser {
  public:
-  explicit Parser(std::string_view file) : file_(file) {}
+  explicit Parser(std::string_view file) : reader_(file), file_(file) {}
 
   Status Error(int line, const std::string& path, const std::string& message) const {
-    std::string out = file_;
-    if (line > 0) out += ":" + std::to_string(line);
-    out += ": ";
-    if (!path.empty()) out += path + ": ";
-    return Status::InvalidArgument(out + message);
+    return reader_.Error(line, path, message);
   }
 
   // The entries of `map` (at `path`), refusing non-plain, duplicate and unknown keys.  An
   // empty `known` accepts any key (the stages under `expect`).
   Status Entries(const YAML::Node& map, const std::string& path,
                  const std::vector<std::string>& known, std::vector<Entry>* out) const {
-    std::map<std::string, int> seen;
-    for (auto it = map.begin(); it != map.end(); ++it) {
-      // Copies: the iterator's pair is a temporary proxy.
-      const YAML::Node key_node = it->first;
-      const YAML::Node value = it->second;
-      const int line = Line(key_node);
-      if (!key_node.IsScalar()) return Error(line, path, "keys must be plain names");
-      const std::string key = key_node.Scalar();
-      const std::string key_path = path.empty() ? key : path + "." + key;
-      if (auto [prev, inserted] = seen.emplace(key, line); !inserted) {
-        return Error(line, key_path,
-                     "duplicate key (first at line " + std::to_string(prev->second) + ")");
-      }
-      if (!known.empty() && std::find(known.begin(), known.end(), key) == known.end()) {
-        return Error(line, key_path, config::UnknownKeyMessage(key, known));
-      }
-      out->push_back({key, value, line});
-    }
-    return Status::Ok();
+    return reader_.Entries(map, path, known, out);
   }
 
   // The entry's value as one scalar (trimmed).
   Result<std::string> Scalar(const Entry& e, const std::string& path) const {
-    if (e.value.IsNull() || !e.value.IsDefined()) return Error(e.line, path, "expected a value");
-    if (!e.value.IsScalar()) {
-      return Error(
-          e.line, path,
-          std::string("expected a single value, got a ") + (e.value.IsMap() ? "mapping" : "list"));
-    }
-    return std::string(Trim(e.value.Scalar()));
+    auto text = reader_.Scalar(e, path);
+    if (!text.ok()) return text.status();
+    return std::string(Trim(*text));
   }
 
   // A duration; zero only when `allow_zero` (then 0 and "off" both mean off).
@@ -242,7 +183,7 @@ class Parser {
     auto text = Scalar(e, path);
     if (!text.ok()) return text.status();
     if (allow_zero && *text == "off") return Duration(0);
-    auto d = config::ParseDuration(*text);
+    auto d = ParseDuration(*text);
     if (!d.ok()) return Error(e.line, path, d.status().message());
     if (!allow_zero && d->count() <= 0) {
       return Error(e.line, path, "expected a duration above zero, got " + Quote(*text));
@@ -258,12 +199,9 @@ class Parser {
   }
 
   Result<Rules> Parse(std::string_view yaml) {
-    YAML::Node root;
-    try {
-      root = YAML::Load(std::string(yaml));
-    } catch (const YAML::Exception& e) {
-      return Error(e.mark.is_null() ? 0 : e.mark.line + 1, "", "invalid YAML: " + e.msg);
-    }
+    auto loaded = reader_.Load(yaml);
+    if (!loaded.ok()) return loaded.status();
+    const YAML::Node& root = *loaded;
     if (root.IsNull() || !root.IsDefined()) {
       return Error(0, "",
                    "the rules file is empty; it needs at least `stages` (see "
@@ -277,11 +215,7 @@ class Parser {
     rules_ = Rules{};
     rules_.source = file_;
     rules_.stages.clear();
-    try {
-      if (Status s = Top(root); !s.ok()) return s;
-    } catch (const YAML::Exception& e) {  // not expected for a parsed document; never a crash
-      return Error(e.mark.is_null() ? 0 : e.mark.line + 1, "", e.msg);
-    }
+    if (Status s = reader_.Guard([&] { return Top(root); }); !s.ok()) return s;
     return rules_;
   }
 
@@ -488,8 +422,8 @@ class Parser {
     }
     if (rule.heartbeat.count() > 0 && rule.within.count() > 0 && rule.heartbeat >= rule.within) {
       return Error(line_of("heartbeat"), path + ".heartbeat",
-                   "must be shorter than within (" + config::FormatDuration(rule.within) +
-                       "), got " + config::FormatDuration(rule.heartbeat));
+                   "must be shorter than within (" + FormatDuration(rule.within) + "), got " +
+                       FormatDuration(rule.heartbeat));
     }
     return Status::Ok();
   }
@@ -567,7 +501,7 @@ class Parser {
           }
           rule.step = *step;
         } else if (e.key == "heartbeat") {
-          auto b = config::ParseBool(*text);
+          auto b = ParseBool(*text);
           if (!b.ok()) return Error(e.line, key_path, b.status().message());
           rule.heartbeat = *b;
         }
@@ -607,6 +541,7 @@ class Parser {
     return Status::Ok();
   }
 
+  YamlReader reader_;
   std::string file_;
   Rules rules_;
 };

@@ -78,7 +78,7 @@ struct MappingRule {
 };
 
 struct Rules {
-  std::string entity_key = "order.id";
+  std::string entity_key = std::string(kOrderIdKey);
   std::vector<StageRule> stages;  // in lifecycle order
   // Any published message of an order must be processed within this.  0: off.
   Duration message_processed_within{0};
