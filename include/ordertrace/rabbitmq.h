@@ -9,9 +9,10 @@
 //
 // Span names and attributes follow the OpenTelemetry semantic conventions for messaging spans
 // and for RabbitMQ (semantic-conventions docs/messaging/messaging-spans.md, "Span name": "The
-// span name SHOULD be `{messaging.operation.name} {destination}`"; docs/messaging/rabbitmq.md:
-// messaging.destination.name is `{exchange}:{routing key}` on the producer side, only the
-// non-empty one when one is empty, `amq.default` for the default exchange without a routing key;
+// span name SHOULD be `{messaging.operation.name} {destination}`";
+// semantic-conventions docs/messaging/rabbitmq.md: messaging.destination.name is
+// `{exchange}:{routing key}` on the producer side, only the non-empty one when one is empty,
+// `amq.default` for the default exchange without a routing key;
 // `{exchange}:{routing key}:{queue}` on the consumer side, empty parts omitted and the routing
 // key and queue written once when they are equal).  So:
 //   publish: "publish {exchange}:{routing_key}", kind PRODUCER, messaging.operation.type=send,

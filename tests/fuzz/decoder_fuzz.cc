@@ -3,9 +3,9 @@
 // decoder must agree with libprotobuf on what is well-formed (see decoder_differential_test.cc
 // for the documented divergences, which are tolerated here the same way).
 //
-// Built as a libFuzzer binary with clang (-DORDERTRACE_FUZZ=ON, see docs/testing.md); with
-// any compiler it is also built as `decoder_fuzz_replay`, which runs the checked-in corpus in
-// CI.
+// Built as a libFuzzer binary with clang (-DORDERTRACE_FUZZ=ON, see docs/fuzzing.md); with
+// any compiler it is also built as `decoder_fuzz_replay` (replay_main.cc), which runs the
+// checked-in corpus tests/fuzz/corpus/decoder in ctest.
 #include <google/protobuf/stubs/logging.h>
 
 #include <cstdint>
@@ -82,36 +82,3 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   return sum == SIZE_MAX ? 1 : 0;
 }
-
-#ifdef ORDERTRACE_FUZZ_REPLAY
-// Replays files (or every file of directories) given on the command line.
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-
-int main(int argc, char** argv) {
-  size_t runs = 0;
-  for (int i = 1; i < argc; ++i) {
-    std::filesystem::path p(argv[i]);
-    std::vector<std::filesystem::path> files;
-    if (std::filesystem::is_directory(p)) {
-      for (const auto& e : std::filesystem::directory_iterator(p)) files.push_back(e.path());
-    } else {
-      files.push_back(p);
-    }
-    for (const auto& f : files) {
-      std::ifstream in(f, std::ios::binary);
-      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-      // Every prefix too: truncation is the commonest real-world corruption.
-      for (size_t n = 0; n < bytes.size(); n += 1 + bytes.size() / 64) {
-        LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), n);
-        ++runs;
-      }
-      ++runs;
-    }
-  }
-  std::printf("decoder_fuzz_replay: %zu inputs, no failure\n", runs);
-  return runs > 0 ? 0 : 1;
-}
-#endif

@@ -107,12 +107,10 @@ std::string OrderId(int i) {
 // Store factories.
 
 struct MemoryFactory {
-  static constexpr bool kSqlite = false;
   static std::unique_ptr<JourneyStore> Open(const fs::path& /*dir*/) { return NewMemoryStore(); }
 };
 
 struct SqliteFactory {
-  static constexpr bool kSqlite = true;
   static std::unique_ptr<JourneyStore> Open(const fs::path& dir) {
     SqliteStoreOptions options;
     options.path = (dir / "journeys.db").string();
