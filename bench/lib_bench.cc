@@ -86,7 +86,7 @@ void BM_ExportToGateway(benchmark::State& state) {
   DiscardSink sink;
   metrics::Registry registry;
   receive::ReceiverMetrics metrics(registry);
-  receive::HttpServer server(receive::HttpServerOptions{});
+  net::HttpServer server(net::HttpServerOptions{});
   receive::RegisterOtlpHttp(server, receive::OtlpReceiverOptions{}, &sink, &metrics);
   if (!server.Start().ok()) {
     state.SkipWithError("cannot start the receiver");

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "alert/sinks.h"
-#include "receive/http_server.h"
+#include "net/http_server.h"
 
 namespace ordertrace::alert {
 namespace {
@@ -130,17 +130,17 @@ TEST(AlertTest, UrlValidation) {
 
 struct Received {
   std::mutex mu;
-  std::vector<receive::HttpRequest> requests;
+  std::vector<net::HttpRequest> requests;
   int status = 200;
 };
 
 class SinkTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    receive::HttpServerOptions o;
+    net::HttpServerOptions o;
     o.threads = 1;
-    server_ = std::make_unique<receive::HttpServer>(o);
-    auto handler = [this](receive::HttpRequest& req, receive::HttpResponse& res) {
+    server_ = std::make_unique<net::HttpServer>(o);
+    auto handler = [this](net::HttpRequest& req, net::HttpResponse& res) {
       std::lock_guard lock(got_.mu);
       got_.requests.push_back(req);
       res.status = got_.status;
@@ -155,7 +155,7 @@ class SinkTest : public ::testing::Test {
     if (!down_) server_->Shutdown(std::chrono::milliseconds(1000));
   }
 
-  std::unique_ptr<receive::HttpServer> server_;
+  std::unique_ptr<net::HttpServer> server_;
   Received got_;
   std::string base_;
   bool down_ = false;

@@ -1,6 +1,6 @@
 // The sinks alerts go to: Alertmanager's API v2 and a generic JSON webhook, over HTTP/1.1 or
-// HTTPS (the system's CAs) with a timeout for the whole request.  Retries are the dispatcher's
-// (dispatcher.h); a sink makes one attempt per Send().
+// HTTPS (the system's CAs) with a timeout for the whole request, on net's HTTP client.  Retries are
+// the dispatcher's (dispatcher.h); a sink makes one attempt per Send().
 //
 // Thread-safety: one thread at a time per sink (each request opens its own connection).
 #pragma once
@@ -16,17 +16,6 @@
 #include "common/status.h"
 
 namespace ordertrace::alert {
-
-struct HttpPostReply {
-  int status = 0;
-  std::string body;
-};
-
-// POSTs `body` to `url` (http:// or https://HOST[:PORT][/path]).  Errors: a bad URL
-// (InvalidArgument), or connect/TLS/timeout/protocol failures (Unavailable).
-Result<HttpPostReply> HttpPost(std::string_view url, std::string_view body,
-                               const std::vector<std::pair<std::string, std::string>>& headers,
-                               std::chrono::milliseconds timeout);
 
 // http(s)://HOST[:PORT][/path] with a host; InvalidArgument naming the problem otherwise.
 Status ValidateHttpUrl(std::string_view url);

@@ -18,14 +18,14 @@ constexpr std::string_view kOrdersPrefix = "/api/v1/orders/";
 json TimeOrNull(Nanos t) { return t == 0 ? json(nullptr) : json(Rfc3339(t)); }
 json StrOrNull(const std::string& s) { return s.empty() ? json(nullptr) : json(s); }
 
-void JsonResponse(receive::HttpResponse& res, int status, const json& body) {
+void JsonResponse(net::HttpResponse& res, int status, const json& body) {
   res.status = status;
   res.content_type = kJson;
   res.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
   res.headers.emplace_back("Cache-Control", "no-store");
 }
 
-void JsonError(receive::HttpResponse& res, int status, const std::string& message) {
+void JsonError(net::HttpResponse& res, int status, const std::string& message) {
   JsonResponse(res, status, json{{"error", message}, {"status", status}});
 }
 
@@ -43,7 +43,7 @@ int HttpStatusOf(const Status& s) {
 }
 
 // Checks the caller; answers the request itself and returns false when it may not proceed.
-bool Allowed(const Authorizer& auth, const receive::HttpRequest& req, receive::HttpResponse& res,
+bool Allowed(const Authorizer& auth, const net::HttpRequest& req, net::HttpResponse& res,
              std::string_view action) {
   Status s = auth.Authorize(req, action);
   if (s.ok()) return true;
@@ -191,10 +191,10 @@ json OrderJson(const journey::Journey& jr, const std::optional<journey::Diagnosi
   return j;
 }
 
-void RegisterBrokerRoute(receive::HttpServer& server, const Authorizer& auth,
+void RegisterBrokerRoute(net::HttpServer& server, const Authorizer& auth,
                          std::function<std::string()> status_json) {
   server.Route("GET", "/api/v1/broker",
-               [&auth, status_json](receive::HttpRequest& req, receive::HttpResponse& res) {
+               [&auth, status_json](net::HttpRequest& req, net::HttpResponse& res) {
                  if (!Allowed(auth, req, res, "broker.read")) return;
                  if (!status_json) {
                    JsonError(res, 404,
@@ -209,11 +209,11 @@ void RegisterBrokerRoute(receive::HttpServer& server, const Authorizer& auth,
                });
 }
 
-void RegisterJourneyRoutes(receive::HttpServer& server, journey::Engine& engine,
-                           const Authorizer& auth, JourneyApiOptions options) {
+void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, const Authorizer& auth,
+                           JourneyApiOptions options) {
   server.Route(
       "GET", "/api/v1/orders/*",
-      [&engine, &auth, options](receive::HttpRequest& req, receive::HttpResponse& res) {
+      [&engine, &auth, options](net::HttpRequest& req, net::HttpResponse& res) {
         if (!Allowed(auth, req, res, "orders.read")) return;
         std::string id;
         const std::string_view raw = std::string_view(req.path).substr(kOrdersPrefix.size());
@@ -239,7 +239,7 @@ void RegisterJourneyRoutes(receive::HttpServer& server, journey::Engine& engine,
         JsonResponse(res, 200, OrderJson(journey, d, options.jaeger_ui));
       });
   server.Route("GET", "/api/v1/orders",
-               [&engine, &auth, options](receive::HttpRequest& req, receive::HttpResponse& res) {
+               [&engine, &auth, options](net::HttpRequest& req, net::HttpResponse& res) {
                  if (!Allowed(auth, req, res, "orders.list")) return;
                  url::QueryParams q;
                  std::string error;

@@ -23,7 +23,7 @@
 #include "common/status.h"
 #include "journey/diagnosis.h"
 #include "journey/engine.h"
-#include "receive/http_server.h"
+#include "net/http_server.h"
 
 namespace ordertrace::api {
 
@@ -33,12 +33,12 @@ class Authorizer {
  public:
   virtual ~Authorizer() = default;
   // `action` names what is asked: "orders.read", "orders.list".
-  virtual Status Authorize(const receive::HttpRequest& req, std::string_view action) const = 0;
+  virtual Status Authorize(const net::HttpRequest& req, std::string_view action) const = 0;
 };
 
 class AllowAll : public Authorizer {
  public:
-  Status Authorize(const receive::HttpRequest&, std::string_view) const override {
+  Status Authorize(const net::HttpRequest&, std::string_view) const override {
     return Status::Ok();
   }
 };
@@ -53,12 +53,12 @@ struct JourneyApiOptions {
 };
 
 // Registers the routes above.  `engine` and `auth` must outlive the server.
-void RegisterJourneyRoutes(receive::HttpServer& server, journey::Engine& engine,
-                           const Authorizer& auth, JourneyApiOptions options);
+void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, const Authorizer& auth,
+                           JourneyApiOptions options);
 
 // GET /api/v1/broker: `status_json` returns the body (BrokerMonitor::StatusJson), or is empty
 // when no broker is configured (then 404 with the config key to set).
-void RegisterBrokerRoute(receive::HttpServer& server, const Authorizer& auth,
+void RegisterBrokerRoute(net::HttpServer& server, const Authorizer& auth,
                          std::function<std::string()> status_json);
 
 // JSON of one order's journey and of a list entry (exposed for tests and the CLI's --json).

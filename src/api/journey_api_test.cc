@@ -7,7 +7,7 @@
 #include <string>
 
 #include "journey/store/memory/memory_store.h"
-#include "receive/http_client.h"
+#include "net/http_client.h"
 
 namespace ordertrace::api {
 namespace {
@@ -37,8 +37,8 @@ class JourneyApiTest : public ::testing::Test {
     store_ = journey::NewMemoryStore();
     engine_ = std::make_unique<journey::Engine>(
         std::make_shared<journey::Rules>(journey::DefaultRules()), *store_, clock_, nullptr);
-    receive::HttpServerOptions o;
-    server_ = std::make_unique<receive::HttpServer>(o);
+    net::HttpServerOptions o;
+    server_ = std::make_unique<net::HttpServer>(o);
     JourneyApiOptions api;
     api.jaeger_ui = "http://jaeger.example:16686/";
     RegisterJourneyRoutes(*server_, *engine_, auth_, api);
@@ -46,7 +46,7 @@ class JourneyApiTest : public ::testing::Test {
   }
 
   json GetJson(const std::string& target, int want_status) {
-    auto r = receive::HttpGet(server_->port(), target);
+    auto r = net::HttpGet(server_->port(), target);
     EXPECT_TRUE(r.ok()) << r.status().message();
     if (!r.ok()) return json();
     EXPECT_EQ(r.value().status, want_status) << target << ": " << r.value().body;
@@ -58,7 +58,7 @@ class JourneyApiTest : public ::testing::Test {
   std::unique_ptr<journey::JourneyStore> store_;
   std::unique_ptr<journey::Engine> engine_;
   AllowAll auth_;
-  std::unique_ptr<receive::HttpServer> server_;
+  std::unique_ptr<net::HttpServer> server_;
 };
 
 TEST_F(JourneyApiTest, StuckOrderCarriesItsDiagnosis) {
@@ -142,7 +142,7 @@ TEST_F(JourneyApiTest, ErrorsAreJson) {
 
 class DenyAll : public Authorizer {
  public:
-  Status Authorize(const receive::HttpRequest&, std::string_view action) const override {
+  Status Authorize(const net::HttpRequest&, std::string_view action) const override {
     return Status::InvalidArgument("not allowed: " + std::string(action));
   }
 };
@@ -153,14 +153,14 @@ TEST(JourneyApiAuthTest, EveryRouteAsksTheAuthorizer) {
   journey::Engine engine(std::make_shared<journey::Rules>(journey::DefaultRules()), *store, clock,
                          nullptr);
   DenyAll deny;
-  receive::HttpServer server(receive::HttpServerOptions{});
+  net::HttpServer server(net::HttpServerOptions{});
   RegisterJourneyRoutes(server, engine, deny, {});
   ASSERT_TRUE(server.Start().ok());
-  auto one = receive::HttpGet(server.port(), "/api/v1/orders/X");
+  auto one = net::HttpGet(server.port(), "/api/v1/orders/X");
   ASSERT_TRUE(one.ok());
   EXPECT_EQ(one.value().status, 400);
   EXPECT_NE(one.value().body.find("not allowed: orders.read"), std::string::npos);
-  auto list = receive::HttpGet(server.port(), "/api/v1/orders");
+  auto list = net::HttpGet(server.port(), "/api/v1/orders");
   ASSERT_TRUE(list.ok());
   EXPECT_NE(list.value().body.find("not allowed: orders.list"), std::string::npos);
 }

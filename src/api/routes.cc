@@ -16,35 +16,35 @@ const char* Readiness::Name(State s) {
   return "unknown";
 }
 
-receive::HttpHandler HealthzHandler() {
-  return [](receive::HttpRequest&, receive::HttpResponse& res) {
+net::HttpHandler HealthzHandler() {
+  return [](net::HttpRequest&, net::HttpResponse& res) {
     res.status = 200;
     res.body = "ok";
   };
 }
 
-receive::HttpHandler ReadyzHandler(const Readiness* readiness) {
-  return [readiness](receive::HttpRequest&, receive::HttpResponse& res) {
+net::HttpHandler ReadyzHandler(const Readiness* readiness) {
+  return [readiness](net::HttpRequest&, net::HttpResponse& res) {
     const Readiness::State state = readiness->state();
     res.status = state == Readiness::State::kReady ? 200 : 503;
     res.body = Readiness::Name(state);
   };
 }
 
-receive::HttpHandler MetricsHandler(const metrics::Registry* registry) {
-  return [registry](receive::HttpRequest&, receive::HttpResponse& res) {
+net::HttpHandler MetricsHandler(const metrics::Registry* registry) {
+  return [registry](net::HttpRequest&, net::HttpResponse& res) {
     res.status = 200;
     res.content_type = kMetricsContentType;
     res.body = registry->Serialize();
   };
 }
 
-void RegisterRoutes(receive::HttpServer& server, const Readiness& readiness,
+void RegisterRoutes(net::HttpServer& server, const Readiness& readiness,
                     const metrics::Registry& registry) {
   server.Route("GET", "/healthz", HealthzHandler());
   server.Route("GET", "/readyz", ReadyzHandler(&readiness));
   server.Route("GET", "/metrics", MetricsHandler(&registry));
-  server.Route("GET", "/", [](receive::HttpRequest&, receive::HttpResponse& res) {
+  server.Route("GET", "/", [](net::HttpRequest&, net::HttpResponse& res) {
     res.body =
         "ordertrace gateway\n"
         "  GET /healthz  liveness\n"

@@ -13,7 +13,7 @@
 #include <atomic>
 
 #include "common/metrics.h"
-#include "receive/http_server.h"
+#include "net/http_server.h"
 
 namespace ordertrace::api {
 
@@ -31,13 +31,13 @@ class Readiness {
   std::atomic<State> state_{State::kStarting};
 };
 
-receive::HttpHandler HealthzHandler();
-receive::HttpHandler ReadyzHandler(const Readiness* readiness);
-receive::HttpHandler MetricsHandler(const metrics::Registry* registry);
+net::HttpHandler HealthzHandler();
+net::HttpHandler ReadyzHandler(const Readiness* readiness);
+net::HttpHandler MetricsHandler(const metrics::Registry* registry);
 
 // Registers the routes above on `server` (before its Start()).  `readiness` and `registry`
 // must outlive the server.
-void RegisterRoutes(receive::HttpServer& server, const Readiness& readiness,
+void RegisterRoutes(net::HttpServer& server, const Readiness& readiness,
                     const metrics::Registry& registry);
 
 }  // namespace ordertrace::api

@@ -4,20 +4,20 @@
 
 #include <string>
 
-#include "receive/http_client.h"
+#include "net/http_client.h"
 
 namespace ordertrace::api {
 namespace {
 
-receive::HttpReply Get(uint16_t port, const std::string& target) {
-  auto r = receive::HttpGet(port, target);
+net::HttpReply Get(uint16_t port, const std::string& target) {
+  auto r = net::HttpGet(port, target);
   EXPECT_TRUE(r.ok()) << r.status().message();
-  return r.ok() ? r.value() : receive::HttpReply{};
+  return r.ok() ? r.value() : net::HttpReply{};
 }
 
 TEST(RoutesTest, HandlersAnswerWithoutAServer) {
-  receive::HttpRequest req;
-  receive::HttpResponse res;
+  net::HttpRequest req;
+  net::HttpResponse res;
   HealthzHandler()(req, res);
   EXPECT_EQ(res.status, 200);
   EXPECT_EQ(res.body, "ok");
@@ -48,16 +48,16 @@ TEST(RoutesTest, ServesOverHttp) {
   metrics::Registry registry;
   registry.AddGauge("ordertrace_test_gauge", "A test gauge.").With({}).Set(7);
   Readiness readiness;
-  receive::HttpServerOptions options;
+  net::HttpServerOptions options;
   options.name = "api";
   options.port = 0;
-  receive::HttpServer server(options);
+  net::HttpServer server(options);
   RegisterRoutes(server, readiness, registry);
   ASSERT_TRUE(server.Start().ok());
   const uint16_t port = server.port();
   ASSERT_NE(port, 0);
 
-  receive::HttpReply r = Get(port, "/healthz");
+  net::HttpReply r = Get(port, "/healthz");
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.body, "ok");
 

@@ -6,7 +6,8 @@
 #include <utility>
 
 #include "common/url.h"
-#include "receive/http_client.h"
+#include "net/http_client.h"
+#include "net/url.h"
 
 namespace ordertrace::broker {
 namespace {
@@ -192,25 +193,25 @@ Status ParseBindings(std::string_view body, std::vector<BindingInfo>* out) {
 }
 
 ManagementClient::ManagementClient(ManagementOptions options) : options_(std::move(options)) {
-  std::string_view url = options_.url;
-  while (!url.empty() && url.back() == '/') url.remove_suffix(1);
-  const size_t scheme = url.find("://");
-  const size_t authority = scheme == std::string_view::npos ? 0 : scheme + 3;
-  const size_t slash = url.find('/', authority);
-  base_ = std::string(url.substr(0, slash));
-  prefix_ = slash == std::string_view::npos ? "" : std::string(url.substr(slash));
-  host_port_ = std::string(url.substr(
-      authority, slash == std::string_view::npos ? std::string_view::npos : slash - authority));
+  std::string_view text = options_.url;
+  while (!text.empty() && text.back() == '/') text.remove_suffix(1);
+  if (auto url = net::ParseUrl(text); url.ok()) {
+    base_ = url->Origin();
+    prefix_ = url->target;
+    host_port_ = url->explicit_port ? url->Authority() : url->HostHeader();
+  } else {
+    base_ = std::string(text);  // every Get() then reports the URL's problem
+  }
   vhost_encoded_ = url::PercentEncode(options_.vhost);
-  authorization_ = receive::BasicAuthorization(options_.user, options_.password);
+  authorization_ = net::BasicAuthorization(options_.user, options_.password);
 }
 
 Result<std::string> ManagementClient::Get(const std::string& path) const {
-  receive::HttpGetOptions o;
+  net::HttpOptions o;
   o.timeout = options_.timeout;
   o.max_body_bytes = options_.max_body_bytes;
   o.headers = {{"Authorization", authorization_}};
-  auto reply = receive::HttpGet(base_, prefix_ + path, o);
+  auto reply = net::HttpGet(base_, prefix_ + path, o);
   if (!reply.ok()) {
     // "GET http://h:p/api/overview: connect: Connection refused" -> "connection refused": the
     // cause alone reads well in a diagnosis; logs add the URL.

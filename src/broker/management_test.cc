@@ -10,8 +10,8 @@
 #include <sstream>
 #include <thread>
 
-#include "receive/http_client.h"
-#include "receive/http_server.h"
+#include "net/http_client.h"
+#include "net/http_server.h"
 
 namespace ordertrace::broker {
 namespace {
@@ -179,10 +179,10 @@ TEST(ManagementParseTest, CorruptedCapturesNeverCrash) {
 class ManagementClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    receive::HttpServerOptions o;
+    net::HttpServerOptions o;
     o.threads = 1;
-    server_ = std::make_unique<receive::HttpServer>(o);
-    server_->Route("GET", "/api/*", [this](receive::HttpRequest& req, receive::HttpResponse& res) {
+    server_ = std::make_unique<net::HttpServer>(o);
+    server_->Route("GET", "/api/*", [this](net::HttpRequest& req, net::HttpResponse& res) {
       authorization_ = std::string(req.Header("authorization"));
       if (req.path == "/api/overview") {
         res.status = 401;
@@ -192,20 +192,19 @@ class ManagementClientTest : public ::testing::Test {
         res.body.assign(3 << 20, ' ');  // 3 MiB
       }
     });
-    server_->Route("GET", "/slow/api/overview",
-                   [](receive::HttpRequest&, receive::HttpResponse& res) {
-                     std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-                     res.body = "{}";
-                   });
-    server_->Route(
-        "GET", "/big/api/overview",
-        [](receive::HttpRequest&, receive::HttpResponse& res) { res.body.assign(3 << 20, ' '); });
+    server_->Route("GET", "/slow/api/overview", [](net::HttpRequest&, net::HttpResponse& res) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+      res.body = "{}";
+    });
+    server_->Route("GET", "/big/api/overview", [](net::HttpRequest&, net::HttpResponse& res) {
+      res.body.assign(3 << 20, ' ');
+    });
     ASSERT_TRUE(server_->Start().ok());
     url_ = "http://127.0.0.1:" + std::to_string(server_->port());
   }
   void TearDown() override { server_->Shutdown(std::chrono::milliseconds(2000)); }
 
-  std::unique_ptr<receive::HttpServer> server_;
+  std::unique_ptr<net::HttpServer> server_;
   std::string url_;
   std::string authorization_;
 };

@@ -19,12 +19,15 @@
 #include <thread>
 #include <vector>
 
+#include "net/http_client.h"
+
 extern char** environ;
 
 namespace {
 
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace net = ordertrace::net;
 using tcp = boost::asio::ip::tcp;
 using namespace std::chrono_literals;
 
@@ -102,25 +105,11 @@ std::string Get(uint16_t port, const std::string& target, int* status) {
 // POSTs `body` and returns the status (0 when the connection failed or was closed early).
 int Post(uint16_t port, const std::string& target, const std::string& content_type,
          const std::string& body, const std::string& encoding = "") {
-  try {
-    boost::asio::io_context io;
-    tcp::socket socket(io);
-    socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
-    http::request<http::string_body> req{http::verb::post, target, 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::content_type, content_type);
-    if (!encoding.empty()) req.set(http::field::content_encoding, encoding);
-    req.body() = body;
-    req.prepare_payload();
-    req.keep_alive(false);
-    http::write(socket, req);
-    beast::flat_buffer buffer;
-    http::response<http::string_body> res;
-    http::read(socket, buffer, res);
-    return static_cast<int>(res.result_int());
-  } catch (const std::exception&) {
-    return 0;
-  }
+  net::HttpOptions options;
+  options.headers = {{"Content-Type", content_type}};
+  if (!encoding.empty()) options.headers.emplace_back("Content-Encoding", encoding);
+  auto reply = net::HttpPost("http://127.0.0.1:" + std::to_string(port) + target, body, options);
+  return reply.ok() ? reply->status : 0;
 }
 
 // Writes raw bytes to a port and reads until the peer closes (or 2 s pass).

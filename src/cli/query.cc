@@ -5,7 +5,7 @@
 #include <string>
 
 #include "common/url.h"
-#include "receive/http_client.h"
+#include "net/http_client.h"
 
 namespace ordertrace::cli {
 namespace {
@@ -25,7 +25,7 @@ std::string Str(const json& j, const char* key, const char* none = "-") {
 
 // Asks the API; prints the reason and returns false when it cannot.
 bool Fetch(const QueryOptions& o, const std::string& target, int* status, json* body) {
-  auto reply = receive::HttpGet(o.api, target);
+  auto reply = net::HttpGet(o.api, target);
   if (!reply.ok()) {
     std::fprintf(stderr, "ordertrace: cannot reach the gateway API at %s: %s\n", o.api.c_str(),
                  reply.status().message().c_str());

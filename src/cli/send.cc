@@ -3,10 +3,6 @@
 #include <zlib.h>
 
 #include <algorithm>
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <cstdio>
 #include <memory>
 #include <random>
@@ -18,16 +14,15 @@
 #include "common/gzip.h"
 #include "common/status.h"
 #include "google/rpc/status.pb.h"
+#include "net/http_client.h"
+#include "net/url.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "ordertrace/conventions.h"
 
 namespace ordertrace::cli {
 namespace {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
 namespace pb = opentelemetry::proto;
-using tcp = boost::asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using pb::trace::v1::Span;
 
@@ -35,48 +30,24 @@ constexpr auto kTick = std::chrono::milliseconds(250);
 
 // ---- endpoint URL ----
 
-struct Endpoint {
-  std::string host;  // without brackets
-  std::string port;
-  std::string target;  // path (+ query)
-  std::string host_header;
-};
-
-Result<Endpoint> ParseEndpoint(std::string_view url) {
-  const auto bad = [&](const std::string& why) {
-    return Status::InvalidArgument("--endpoint: " + why + ", got '" + std::string(url) + "'");
-  };
-  constexpr std::string_view kHttp = "http://";
-  if (url.substr(0, 8) == "https://") {
-    return bad("the sample sender speaks plain http:// only");
+Result<net::Url> ParseEndpoint(std::string_view text) {
+  if (text.substr(0, 8) == "https://") {
+    return Status::InvalidArgument(
+        "--endpoint: the sample sender speaks plain http:// only, got '" + net::RedactUrl(text) +
+        "'");
   }
-  if (url.substr(0, kHttp.size()) != kHttp)
-    return bad("expected a URL like " + std::string(kHttp) + "127.0.0.1:4318/v1/traces");
-  std::string_view rest = url.substr(kHttp.size());
-  const size_t slash = rest.find('/');
-  std::string_view authority = rest.substr(0, slash);
-  Endpoint e;
-  e.target = slash == std::string_view::npos ? "" : std::string(rest.substr(slash));
-  if (e.target.empty() || e.target == "/") e.target = "/v1/traces";
-  e.host_header = std::string(authority);
-  if (!authority.empty() && authority.front() == '[') {
-    const size_t close = authority.find(']');
-    if (close == std::string_view::npos) return bad("unterminated [IPv6] host");
-    e.host = std::string(authority.substr(1, close - 1));
-    std::string_view after = authority.substr(close + 1);
-    if (!after.empty() && after.front() != ':') return bad("expected :PORT after the host");
-    e.port = after.empty() ? "80" : std::string(after.substr(1));
-  } else {
-    const size_t colon = authority.rfind(':');
-    e.host = std::string(authority.substr(0, colon));
-    e.port = colon == std::string_view::npos ? "80" : std::string(authority.substr(colon + 1));
+  net::UrlOptions options;
+  options.what = "--endpoint";
+  options.schemes = {"http"};
+  options.usage = "a URL like http://127.0.0.1:4318/v1/traces";
+  auto url = net::ParseUrl(text, options);
+  if (!url.ok()) return url.status();
+  if (url->target.empty() || url->target == "/") {
+    url->target = "/v1/traces";
+  } else if (url->target.front() == '?') {
+    url->target = "/v1/traces" + url->target;
   }
-  if (e.host.empty()) return bad("missing host");
-  if (e.port.empty() || e.port.size() > 5 ||
-      e.port.find_first_not_of("0123456789") != std::string::npos || std::stoi(e.port) > 65535) {
-    return bad("invalid port");
-  }
-  return e;
+  return url;
 }
 
 // ---- journeys ----
@@ -398,7 +369,10 @@ class Journeys {
 // One keep-alive connection to the endpoint, reconnected on demand.
 class Poster {
  public:
-  Poster(Endpoint endpoint, bool gzip) : endpoint_(std::move(endpoint)), gzip_(gzip) {}
+  Poster(const net::Url& endpoint, bool gzip) : connection_(endpoint), gzip_(gzip) {
+    headers_ = {{"Content-Type", "application/x-protobuf"}, {"User-Agent", "ordertrace-send"}};
+    if (gzip_) headers_.emplace_back("Content-Encoding", "gzip");
+  }
 
   // Posts one request, retrying throttled answers (429/503, honouring Retry-After) and broken
   // connections a few times.  Returns false when it was not accepted; `error` says why.
@@ -409,20 +383,18 @@ class Poster {
       payload = gz.ok() ? std::move(gz).value() : std::string();
     }
     for (int attempt = 1; attempt <= 5; ++attempt) {
-      http::response<http::string_body> res;
-      beast::error_code ec = RoundTrip(payload, &res);
-      if (ec) {
-        *error = "cannot reach " + endpoint_.host_header + ": " + ec.message();
-        Disconnect();
+      net::HttpOutcome out = connection_.Send("POST", connection_.url().target, payload, headers_,
+                                              std::chrono::seconds(10), 1 << 20);
+      if (!out.ok()) {
+        *error = "cannot reach " + connection_.url().HostHeader() + ": " + out.failure->Describe();
         std::this_thread::sleep_for(std::chrono::milliseconds(200 * attempt));
         continue;
       }
-      const int status = static_cast<int>(res.result_int());
-      if (!res.keep_alive()) Disconnect();
-      if (status == 200) {
+      const net::HttpReply& res = out.reply;
+      if (res.status == 200) {
         pb::collector::trace::v1::ExportTraceServiceResponse response;
         stats->spans_sent += static_cast<uint64_t>(spans);
-        if (response.ParseFromString(res.body()) && response.has_partial_success() &&
+        if (response.ParseFromString(res.body) && response.has_partial_success() &&
             response.partial_success().rejected_spans() > 0) {
           stats->spans_rejected +=
               static_cast<uint64_t>(response.partial_success().rejected_spans());
@@ -432,11 +404,11 @@ class Poster {
         }
         return true;
       }
-      *error = "HTTP " + std::to_string(status) + ": " + ErrorMessage(res.body());
-      if (status != 429 && status != 503) return false;  // a client error will not improve
+      *error = "HTTP " + std::to_string(res.status) + ": " + ErrorMessage(res.body);
+      if (res.status != 429 && res.status != 503) return false;  // a client error will not improve
       ++stats->throttled;
       int wait_s = 1;
-      if (auto ra = res[http::field::retry_after]; !ra.empty()) {
+      if (auto ra = res.Header("retry-after"); !ra.empty()) {
         wait_s = std::clamp(std::atoi(std::string(ra).c_str()), 1, 5);
       }
       std::this_thread::sleep_for(std::chrono::seconds(wait_s));
@@ -445,44 +417,6 @@ class Poster {
   }
 
  private:
-  beast::error_code RoundTrip(const std::string& payload, http::response<http::string_body>* res) {
-    beast::error_code ec;
-    if (!stream_) {
-      stream_ = std::make_unique<beast::tcp_stream>(io_);
-      tcp::resolver resolver(io_);
-      auto results = resolver.resolve(endpoint_.host, endpoint_.port, ec);
-      if (ec) return ec;
-      stream_->expires_after(std::chrono::seconds(5));
-      stream_->connect(results, ec);
-      if (ec) return ec;
-    }
-    http::request<http::string_body> req{http::verb::post, endpoint_.target, 11};
-    req.set(http::field::host, endpoint_.host_header);
-    req.set(http::field::content_type, "application/x-protobuf");
-    req.set(http::field::user_agent, "ordertrace-send");
-    if (gzip_) req.set(http::field::content_encoding, "gzip");
-    req.body() = payload;
-    req.prepare_payload();
-    stream_->expires_after(std::chrono::seconds(10));
-    http::write(*stream_, req, ec);
-    if (ec) return ec;
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(1 << 20);
-    http::read(*stream_, buffer, parser, ec);
-    if (ec) return ec;
-    *res = parser.release();
-    return ec;
-  }
-
-  void Disconnect() {
-    if (stream_) {
-      beast::error_code ignored;
-      stream_->socket().shutdown(tcp::socket::shutdown_both, ignored);
-      stream_.reset();
-    }
-  }
-
   // The reason in an OTLP error body (google.rpc.Status), or the body itself.
   static std::string ErrorMessage(const std::string& body) {
     google::rpc::Status status;
@@ -490,10 +424,9 @@ class Poster {
     return body.substr(0, 200);
   }
 
-  Endpoint endpoint_;
+  net::HttpConnection connection_;
   bool gzip_;
-  boost::asio::io_context io_;
-  std::unique_ptr<beast::tcp_stream> stream_;
+  net::HeaderList headers_;
 };
 
 void PrintProgress(double seconds, const Stats& s, size_t active) {

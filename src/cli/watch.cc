@@ -17,7 +17,7 @@
 #include "common/text_format.h"
 #include "common/url.h"
 #include "journey/diagnosis.h"
-#include "receive/http_client.h"
+#include "net/http_client.h"
 
 namespace ordertrace::cli {
 namespace {
@@ -326,7 +326,7 @@ int RunWatch(const WatchOptions& o) {
         "ordertrace watch · " + o.api + " · " + when +
         (tty ? " · every " + std::to_string(o.interval.count()) + " ms, Ctrl-C to stop" : "");
     std::string frame;
-    auto metrics = receive::HttpGet(o.api, "/metrics", std::chrono::milliseconds(3000));
+    auto metrics = net::HttpGet(o.api, "/metrics", std::chrono::milliseconds(3000));
     if (!metrics.ok() || metrics.value().status != 200) {
       const std::string why = metrics.ok() ? "HTTP " + std::to_string(metrics.value().status)
                                            : metrics.status().message();
@@ -335,14 +335,14 @@ int RunWatch(const WatchOptions& o) {
     } else {
       code = 0;
       // Enough rows for the screen; the API returns the oldest stuck orders first.
-      auto stuck = receive::HttpGet(
+      auto stuck = net::HttpGet(
           o.api, "/api/v1/orders?stuck=true&limit=" + std::to_string(std::max<size_t>(o.limit, 1)),
           std::chrono::milliseconds(3000));
       std::string body = stuck.ok() && stuck.value().status == 200 ? stuck.value().body : "";
       // Where the broker holds them: one order view per listed order (at most --limit).
       body = WithBrokerNotes(body, o.limit, [&](const std::string& id) {
-        auto r = receive::HttpGet(o.api, "/api/v1/orders/" + url::PercentEncode(id),
-                                  std::chrono::milliseconds(3000));
+        auto r = net::HttpGet(o.api, "/api/v1/orders/" + url::PercentEncode(id),
+                              std::chrono::milliseconds(3000));
         return r.ok() && r.value().status == 200 ? r.value().body : std::string();
       });
       frame = RenderWatch(ParseMetrics(metrics.value().body), body, header, o.limit,

@@ -15,6 +15,7 @@
 
 #include "common/values.h"
 #include "common/yaml_reader.h"
+#include "net/url.h"
 
 namespace ordertrace::config {
 namespace {
@@ -175,17 +176,13 @@ Setter RetentionKey(std::chrono::milliseconds* (*field)(Config*)) {
 // journeys.jaeger_ui / --jaeger-ui: http(s)://HOST[:PORT][/path], without a trailing '/'.
 Result<std::string> NormalizeJaegerUi(std::string_view text) {
   std::string url(Trim(text));
-  const std::string lower = Lower(url);
-  const size_t scheme = lower.rfind("http://", 0) == 0    ? 7
-                        : lower.rfind("https://", 0) == 0 ? 8
-                                                          : 0;
-  while (url.size() > scheme && url.back() == '/') url.pop_back();
-  if (scheme == 0 || url.size() == scheme || url[scheme] == '/') {
+  if (!net::ParseUrl(url).ok()) {
     return Status::InvalidArgument(
         "expected the Jaeger UI's URL, starting with http:// or https:// (like "
         "http://localhost:16686), got " +
         Quote(text));
   }
+  while (url.back() == '/') url.pop_back();  // the host is not empty: a '/' is not last
   return url;
 }
 
@@ -737,53 +734,53 @@ Result<std::string> BrokerPassword(const Config::Broker& broker, const EnvLookup
 
 Result<std::string> NormalizeHttpUrl(std::string_view text) {
   std::string url(Trim(text));
-  const std::string lower = Lower(url);
-  const size_t scheme = lower.rfind("http://", 0) == 0    ? 7
-                        : lower.rfind("https://", 0) == 0 ? 8
-                                                          : 0;
   auto bad = [&](const std::string& why) {
     return Status::InvalidArgument(
         "expected an http:// or https:// URL like "
         "http://alertmanager:9093 (" +
         why + "), got " + Quote(text));
   };
-  if (scheme == 0) return bad("no http:// or https://");
-  while (url.size() > scheme && url.back() == '/') url.pop_back();
-  std::string_view rest = std::string_view(url).substr(scheme);
-  const std::string_view authority = rest.substr(0, rest.find('/'));
-  if (authority.empty()) return bad("no host");
-  if (authority.find_first_of(" \t?#@") != std::string_view::npos) return bad("invalid host");
-  if (authority.front() != '[' || authority.find("]:") != std::string_view::npos) {
-    const size_t colon = authority.rfind(':');
-    if (colon != std::string_view::npos) {
-      if (colon == 0) return bad("no host");
-      auto port = ParseUint(authority.substr(colon + 1));
-      if (!port || *port == 0 || *port > 65535) return bad("port must be 1 to 65535");
+  net::UrlProblem problem = net::UrlProblem::kNone;
+  if (!net::ParseUrl(url, {}, &problem).ok()) {
+    switch (problem) {
+      case net::UrlProblem::kEmpty:
+      case net::UrlProblem::kScheme:
+        return bad("no http:// or https://");
+      case net::UrlProblem::kNoHost:
+        return bad("no host");
+      case net::UrlProblem::kPort:
+        return bad("port must be 1 to 65535");
+      default:
+        return bad("invalid host");
     }
   }
+  while (url.back() == '/') url.pop_back();  // the host is not empty: a '/' is not last
   return url;
 }
 
 Status ValidateUpstream(std::string_view url) {
   if (url.empty()) return Status::Ok();
-  const auto sep = url.find("://");
-  const std::string scheme = sep == std::string_view::npos ? "" : Lower(url.substr(0, sep));
-  if (scheme != "grpc" && scheme != "grpcs" && scheme != "http" && scheme != "https") {
+  net::UrlOptions options;
+  options.what = "upstream URL";
+  options.schemes = {"grpc", "grpcs", "http", "https"};
+  net::UrlProblem problem = net::UrlProblem::kNone;
+  auto parsed = net::ParseUrl(url, options, &problem);
+  if (problem == net::UrlProblem::kScheme || problem == net::UrlProblem::kEmpty) {
     return Status::InvalidArgument(
         "expected grpc://HOST:PORT, grpcs://HOST:PORT or "
         "http(s)://HOST:PORT/v1/traces, got " +
         Quote(url));
   }
-  std::string_view rest = url.substr(sep + 3);
-  const auto slash = rest.find('/');
-  if (slash != std::string_view::npos && (scheme == "grpc" || scheme == "grpcs")) {
-    return Status::InvalidArgument("a gRPC upstream has no path: expected " + scheme +
-                                   "://HOST:PORT, got " + Quote(url));
-  }
-  auto hp = ParseHostPort(rest.substr(0, slash));
-  if (!hp.ok() || hp->port == 0) {
+  const std::string scheme = Lower(url.substr(0, url.find("://")));
+  if (problem == net::UrlProblem::kNoHost || problem == net::UrlProblem::kHost ||
+      problem == net::UrlProblem::kPort || (parsed.ok() && !parsed->explicit_port)) {
     return Status::InvalidArgument("expected HOST:PORT with a port after " + scheme + "://, got " +
                                    Quote(url));
+  }
+  if (!parsed.ok()) return parsed.status();
+  if (!parsed->target.empty() && (scheme == "grpc" || scheme == "grpcs")) {
+    return Status::InvalidArgument("a gRPC upstream has no path: expected " + scheme +
+                                   "://HOST:PORT, got " + Quote(url));
   }
   return Status::Ok();
 }

@@ -22,7 +22,7 @@
 #include "common/metrics.h"
 #include "common/worker.h"
 #include "forward/durable_queue.h"
-#include "forward/otlp_exporter.h"
+#include "forward/exporter/exporter.h"
 #include "pipeline/batch_sink.h"
 
 namespace ordertrace::forward {

@@ -12,9 +12,9 @@
 #include <sstream>
 #include <thread>
 
+#include "net/http_server.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "otlp/decoder.h"
-#include "receive/http_server.h"
 #include "receive/otlp_receivers.h"
 #include "support/otlp_requests.h"
 
@@ -61,29 +61,28 @@ class UpstreamSink : public pipeline::BatchSink {
 class Upstream {
  public:
   explicit Upstream(uint16_t port = 0) : metrics_(registry_) {
-    receive::HttpServerOptions o;
+    net::HttpServerOptions o;
     o.port = port;
-    server_ = std::make_unique<receive::HttpServer>(o);
+    server_ = std::make_unique<net::HttpServer>(o);
     receive::OtlpReceiverOptions ro;
     receive::RegisterOtlpHttp(*server_, ro, &sink_, &metrics_);
     // A second route that refuses bodies containing POISON with 400, else acts as /v1/traces.
-    server_->Route(
-        "POST", "/strict", [this](receive::HttpRequest& req, receive::HttpResponse& res) {
-          if (req.body.find("POISON") != std::string::npos) {
-            res.status = 400;
-            res.body = "poisoned";
-            return;
-          }
-          auto b = otlp::DecodeExportRequest(req.body, otlp::Protocol::kHttpProtobuf, {});
-          if (!b.ok() || !sink_.Accept(b.value()).ok()) {
-            res.status = 503;
-            return;
-          }
-          res.status = 200;
-          res.content_type = "application/x-protobuf";
-        });
+    server_->Route("POST", "/strict", [this](net::HttpRequest& req, net::HttpResponse& res) {
+      if (req.body.find("POISON") != std::string::npos) {
+        res.status = 400;
+        res.body = "poisoned";
+        return;
+      }
+      auto b = otlp::DecodeExportRequest(req.body, otlp::Protocol::kHttpProtobuf, {});
+      if (!b.ok() || !sink_.Accept(b.value()).ok()) {
+        res.status = 503;
+        return;
+      }
+      res.status = 200;
+      res.content_type = "application/x-protobuf";
+    });
     // A route that answers 401 while `deny_auth_` is set, else acts as /v1/traces.
-    server_->Route("POST", "/auth", [this](receive::HttpRequest& req, receive::HttpResponse& res) {
+    server_->Route("POST", "/auth", [this](net::HttpRequest& req, net::HttpResponse& res) {
       if (deny_auth_.load()) {
         res.status = 401;
         res.body = "bad token";
@@ -105,7 +104,7 @@ class Upstream {
   receive::ReceiverMetrics metrics_;
   UpstreamSink sink_;
   std::atomic<bool> deny_auth_{false};
-  std::unique_ptr<receive::HttpServer> server_;
+  std::unique_ptr<net::HttpServer> server_;
 };
 
 std::shared_ptr<const otlp::SpanBatch> Batch(const std::vector<std::string>& names) {

@@ -27,10 +27,10 @@
 #include "journey/rules/rules.h"
 #include "journey/store/memory/memory_store.h"
 #include "journey/store/sqlite/sqlite_store.h"
+#include "net/http_server.h"
 #include "pipeline/ingest_queue.h"
 #include "pipeline/sink_chain.h"
 #include "pipeline/span_log_stage.h"
-#include "receive/http_server.h"
 #include "receive/otlp_receivers.h"
 #include "receive/receiver_metrics.h"
 
@@ -147,9 +147,9 @@ struct Gateway::Impl {
   std::unique_ptr<forward::Forwarder> forwarder;  // null when no upstream is configured
   std::unique_ptr<pipeline::SinkChain> chain;     // queue, then forwarder
   pipeline::BatchSink* sink = nullptr;            // what the receivers hand batches to
-  std::unique_ptr<receive::HttpServer> otlp_http;
+  std::unique_ptr<net::HttpServer> otlp_http;
   std::unique_ptr<receive::OtlpGrpcReceiver> otlp_grpc;
-  std::unique_ptr<receive::HttpServer> api;
+  std::unique_ptr<net::HttpServer> api;
   // Journeys (null when journeys.enabled is false).
   SystemClock clock;
   // RabbitMQ health (null without broker.management_url); before the alerts and the engine,
@@ -270,13 +270,13 @@ Status Gateway::Start() {
 
   // The API listener before the receivers: /healthz answers (and /readyz says "starting")
   // while the rest comes up.
-  receive::HttpServerOptions api_options;
+  net::HttpServerOptions api_options;
   api_options.name = "api";
   api_options.host = api_addr->host;
   api_options.port = api_addr->port;
   api_options.max_body_bytes = 1 << 20;
   api_options.threads = 1;
-  g.api = std::make_unique<receive::HttpServer>(api_options);
+  g.api = std::make_unique<net::HttpServer>(api_options);
   api::RegisterRoutes(*g.api, g.readiness, registry_);
   if (g.engine) {
     api::JourneyApiOptions journey_api;
@@ -297,13 +297,13 @@ Status Gateway::Start() {
     return Status(s.code(), "API/metrics listener (listen.http / --http): " + s.message());
   }
 
-  receive::HttpServerOptions http_options;
+  net::HttpServerOptions http_options;
   http_options.name = "otlp_http";
   http_options.host = http_addr->host;
   http_options.port = http_addr->port;
   http_options.max_body_bytes = config_.receiver.max_body_bytes;
   http_options.threads = config_.receiver.http_threads;
-  g.otlp_http = std::make_unique<receive::HttpServer>(http_options);
+  g.otlp_http = std::make_unique<net::HttpServer>(http_options);
   receive::RegisterOtlpHttp(*g.otlp_http, receiver_options, g.sink, g.receiver_metrics.get());
   if (Status s = g.otlp_http->Start(); !s.ok()) {
     g.otlp_http.reset();

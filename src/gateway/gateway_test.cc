@@ -7,14 +7,13 @@
 #include <unistd.h>
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <thread>
 
 #include "api/routes.h"
+#include "net/http_client.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "support/otlp_requests.h"
@@ -22,8 +21,6 @@
 namespace ordertrace::gateway {
 namespace {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
 namespace pb = opentelemetry::proto;
 using tcp = boost::asio::ip::tcp;
 using namespace std::chrono_literals;
@@ -33,22 +30,18 @@ struct Reply {
   std::string body;
 };
 
-Reply Request(uint16_t port, http::verb verb, const std::string& target,
+Reply Request(uint16_t port, const char* method, const std::string& target,
               const std::string& body = {}, const std::string& content_type = {}) {
-  boost::asio::io_context io;
-  tcp::socket socket(io);
-  socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
-  http::request<http::string_body> req{verb, target, 11};
-  req.set(http::field::host, "127.0.0.1");
-  if (!content_type.empty()) req.set(http::field::content_type, content_type);
-  req.body() = body;
-  req.prepare_payload();
-  req.keep_alive(false);
-  http::write(socket, req);
-  beast::flat_buffer buffer;
-  http::response<http::string_body> res;
-  http::read(socket, buffer, res);
-  return {static_cast<int>(res.result_int()), res.body()};
+  net::Url url;
+  url.scheme = "http";
+  url.host = "127.0.0.1";
+  url.port = port;
+  net::HttpConnection connection(url, nullptr, /*keep_alive=*/false);
+  net::HeaderList headers;
+  if (!content_type.empty()) headers.emplace_back("Content-Type", content_type);
+  net::HttpOutcome out = connection.Send(method, target, body, headers, 10s, uint64_t{64} << 20);
+  EXPECT_TRUE(out.ok()) << method << " " << target << ": " << out.failure->Describe();
+  return {out.reply.status, out.reply.body};
 }
 
 pb::collector::trace::v1::ExportTraceServiceRequest SampleRequest(int spans) {
@@ -85,7 +78,7 @@ class GatewayTest : public ::testing::Test {
 // Polls /metrics until `needle` shows up (the pipeline runs asynchronously).
 bool MetricsShow(uint16_t port, const std::string& needle) {
   for (int i = 0; i < 200; ++i) {
-    if (Request(port, http::verb::get, "/metrics").body.find(needle) != std::string::npos) {
+    if (Request(port, "GET", "/metrics").body.find(needle) != std::string::npos) {
       return true;
     }
     std::this_thread::sleep_for(10ms);
@@ -101,11 +94,11 @@ TEST_F(GatewayTest, ServesBothProtocolsAndDrains) {
   ASSERT_NE(gw.otlp_http_port(), 0);
   ASSERT_NE(gw.otlp_grpc_port(), 0);
 
-  EXPECT_EQ(Request(gw.http_port(), http::verb::get, "/healthz").body, "ok");
-  Reply ready = Request(gw.http_port(), http::verb::get, "/readyz");
+  EXPECT_EQ(Request(gw.http_port(), "GET", "/healthz").body, "ok");
+  Reply ready = Request(gw.http_port(), "GET", "/readyz");
   EXPECT_EQ(ready.status, 200);
 
-  Reply posted = Request(gw.otlp_http_port(), http::verb::post, "/v1/traces",
+  Reply posted = Request(gw.otlp_http_port(), "POST", "/v1/traces",
                          SampleRequest(3).SerializeAsString(), "application/x-protobuf");
   EXPECT_EQ(posted.status, 200) << posted.body;
 
@@ -123,7 +116,7 @@ TEST_F(GatewayTest, ServesBothProtocolsAndDrains) {
   EXPECT_TRUE(
       MetricsShow(api, "ordertrace_receiver_accepted_spans_total{protocol=\"http_protobuf\"} 3"));
   EXPECT_TRUE(MetricsShow(api, "ordertrace_pipeline_spans_total 5"));
-  const std::string metrics = Request(api, http::verb::get, "/metrics").body;
+  const std::string metrics = Request(api, "GET", "/metrics").body;
   EXPECT_NE(metrics.find("ordertrace_build_info{version=\"" + std::string(Version()) + "\"} 1"),
             std::string::npos);
   EXPECT_NE(metrics.find("ordertrace_uptime_seconds "), std::string::npos);

@@ -60,7 +60,7 @@ class CaptureSink : public pipeline::BatchSink {
 class ExportTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<receive::HttpServer>(receive::HttpServerOptions{});
+    server_ = std::make_unique<net::HttpServer>(net::HttpServerOptions{});
     receive::RegisterOtlpHttp(*server_, receive::OtlpReceiverOptions{}, &sink_, &metrics_);
     ASSERT_TRUE(server_->Start().ok());
   }
@@ -92,7 +92,7 @@ class ExportTest : public ::testing::Test {
   metrics::Registry registry_;
   receive::ReceiverMetrics metrics_{registry_};
   CaptureSink sink_;
-  std::unique_ptr<receive::HttpServer> server_;
+  std::unique_ptr<net::HttpServer> server_;
 };
 
 std::string Bytes(const auto& id) {

@@ -57,7 +57,7 @@ int RetryAfterSeconds(int retry_after_ms) {
 
 // Encodes `msg` as the body of `res` in the request's encoding (binary protobuf unless the
 // request was JSON).
-void SetMessageBody(const google::protobuf::Message& msg, Encoding enc, HttpResponse& res) {
+void SetMessageBody(const google::protobuf::Message& msg, Encoding enc, net::HttpResponse& res) {
   if (enc == Encoding::kJson) {
     res.content_type = kJsonType;
     res.body.clear();
@@ -70,7 +70,7 @@ void SetMessageBody(const google::protobuf::Message& msg, Encoding enc, HttpResp
 
 // 4xx/5xx bodies are a google.rpc.Status (OTLP specification, "Failures").
 void SetErrorBody(int http_status, int rpc_code, const std::string& message, int retry_after_ms,
-                  Encoding enc, HttpResponse& res) {
+                  Encoding enc, net::HttpResponse& res) {
   google::rpc::Status status;
   status.set_code(rpc_code);
   status.set_message(message);
@@ -91,7 +91,7 @@ class OtlpHttpReceiver {
                    ReceiverMetrics* metrics)
       : options_(options), sink_(sink), metrics_(metrics) {}
 
-  void Handle(HttpRequest& req, HttpResponse& res) const {
+  void Handle(net::HttpRequest& req, net::HttpResponse& res) const {
     const auto start = std::chrono::steady_clock::now();
     const Encoding enc = ParseContentType(req.Header("content-type"));
     const otlp::Protocol protocol = ProtocolOf(enc);
@@ -109,7 +109,7 @@ class OtlpHttpReceiver {
 
   // Requests the HTTP server refused before Handle (body over the limit, unknown
   // Content-Encoding, corrupt gzip): counted, and answered with a Status body.
-  void Rejected(const HttpRequest& req, HttpResponse& res) const {
+  void Rejected(const net::HttpRequest& req, net::HttpResponse& res) const {
     const Encoding enc = ParseContentType(req.Header("content-type"));
     const otlp::Protocol protocol = ProtocolOf(enc);
     const char* reason = res.status == 413   ? "too_large"
@@ -125,8 +125,8 @@ class OtlpHttpReceiver {
   }
 
  private:
-  void HandleRequest(HttpRequest& req, Encoding enc, otlp::Protocol protocol,
-                     HttpResponse& res) const {
+  void HandleRequest(net::HttpRequest& req, Encoding enc, otlp::Protocol protocol,
+                     net::HttpResponse& res) const {
     metrics_->Bytes(protocol, req.received_bytes);
     if (enc == Encoding::kOther) {
       metrics_->Refused(protocol, "unsupported", 1);
@@ -187,17 +187,17 @@ class OtlpHttpReceiver {
   }
 
   void Malformed(otlp::Protocol protocol, Encoding enc, const std::string& reason,
-                 HttpResponse& res) const {
+                 net::HttpResponse& res) const {
     metrics_->Refused(protocol, "malformed", 1);
     SetErrorBody(400, kRpcInvalidArgument, reason, 0, enc, res);
   }
 
-  void Internal(const HttpRequest& req, otlp::Protocol protocol, Encoding enc, const char* what,
-                HttpResponse& res) const {
+  void Internal(const net::HttpRequest& req, otlp::Protocol protocol, Encoding enc,
+                const char* what, net::HttpResponse& res) const {
     log::Error("OTLP/HTTP request failed",
                {{"protocol", otlp::ProtocolName(protocol)}, {"peer", req.peer}, {"error", what}});
     metrics_->Refused(protocol, "internal", 1);
-    res = HttpResponse{};
+    res = net::HttpResponse{};
     SetErrorBody(500, kRpcInternal, "internal error", 0, enc, res);
   }
 
@@ -208,12 +208,13 @@ class OtlpHttpReceiver {
 
 }  // namespace
 
-void RegisterOtlpHttp(HttpServer& server, const OtlpReceiverOptions& options,
+void RegisterOtlpHttp(net::HttpServer& server, const OtlpReceiverOptions& options,
                       pipeline::BatchSink* sink, ReceiverMetrics* metrics) {
   auto receiver = std::make_shared<const OtlpHttpReceiver>(options, sink, metrics);
-  server.Route("POST", kTracesPath,
-               [receiver](HttpRequest& req, HttpResponse& res) { receiver->Handle(req, res); });
-  server.OnReject(kTracesPath, [receiver](const HttpRequest& req, HttpResponse& res) {
+  server.Route("POST", kTracesPath, [receiver](net::HttpRequest& req, net::HttpResponse& res) {
+    receiver->Handle(req, res);
+  });
+  server.OnReject(kTracesPath, [receiver](const net::HttpRequest& req, net::HttpResponse& res) {
     receiver->Rejected(req, res);
   });
 }

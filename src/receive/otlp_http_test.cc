@@ -2,8 +2,6 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <mutex>
@@ -12,6 +10,7 @@
 
 #include "common/metrics.h"
 #include "google/rpc/status.pb.h"
+#include "net/http_client.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "receive/otlp_receivers.h"
 #include "support/otlp_requests.h"
@@ -20,12 +19,10 @@
 namespace ordertrace::receive {
 namespace {
 
-namespace net = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace collector = opentelemetry::proto::collector::trace::v1;
 namespace trace = opentelemetry::proto::trace::v1;
-using tcp = net::ip::tcp;
 using namespace std::chrono_literals;
 
 using FakeSink = testing_support::RecordingSink;
@@ -95,10 +92,10 @@ std::string Gzip(const std::string& in) {
 class OtlpHttpTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    HttpServerOptions o;
+    net::HttpServerOptions o;
     o.name = "otlp_http";
     o.max_body_bytes = 64 * 1024;
-    server_ = std::make_unique<HttpServer>(o);
+    server_ = std::make_unique<net::HttpServer>(o);
     OtlpReceiverOptions ro;
     ro.max_body_bytes = o.max_body_bytes;
     RegisterOtlpHttp(*server_, ro, &sink_, &metrics_);
@@ -106,22 +103,24 @@ class OtlpHttpTest : public ::testing::Test {
   }
   void TearDown() override { server_->Shutdown(1s); }
 
+  // The answer as a Beast response, for the assertions on its fields.
   http::response<http::string_body> Post(const std::string& body, const std::string& content_type,
                                          const std::string& content_encoding = "",
-                                         http::verb method = http::verb::post) {
-    net::io_context ioc;
-    tcp::socket socket(ioc);
-    socket.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), server_->port()));
-    http::request<http::string_body> req{method, "/v1/traces", 11};
-    req.set(http::field::host, "127.0.0.1");
-    if (!content_type.empty()) req.set(http::field::content_type, content_type);
-    if (!content_encoding.empty()) req.set(http::field::content_encoding, content_encoding);
-    req.body() = body;
-    req.prepare_payload();
-    http::write(socket, req);
-    beast::flat_buffer buffer;
+                                         const char* method = "POST") {
+    net::Url url;
+    url.scheme = "http";
+    url.host = "127.0.0.1";
+    url.port = server_->port();
+    net::HttpConnection connection(url);
+    net::HeaderList headers;
+    if (!content_type.empty()) headers.emplace_back("Content-Type", content_type);
+    if (!content_encoding.empty()) headers.emplace_back("Content-Encoding", content_encoding);
+    net::HttpOutcome out = connection.Send(method, "/v1/traces", body, headers, 10s, 64 << 20);
+    EXPECT_TRUE(out.ok()) << out.failure->Describe();
     http::response<http::string_body> res;
-    http::read(socket, buffer, res);
+    res.result(static_cast<unsigned>(out.reply.status));
+    for (const auto& [name, value] : out.reply.headers) res.insert(name, value);
+    res.body() = std::move(out.reply.body);
     return res;
   }
 
@@ -133,7 +132,7 @@ class OtlpHttpTest : public ::testing::Test {
   metrics::Registry registry_;
   ReceiverMetrics metrics_{registry_};
   FakeSink sink_;
-  std::unique_ptr<HttpServer> server_;
+  std::unique_ptr<net::HttpServer> server_;
 };
 
 // Checks the one span of MakeRequest() as the pipeline sees it.
@@ -275,7 +274,7 @@ TEST_F(OtlpHttpTest, WrongContentTypeGets415) {
 }
 
 TEST_F(OtlpHttpTest, OtherMethodGets405) {
-  auto res = Post("", "", "", http::verb::get);
+  auto res = Post("", "", "", "GET");
   EXPECT_EQ(res.result_int(), 405);
   EXPECT_EQ(res[http::field::allow], "POST");
 }

@@ -12,9 +12,9 @@
 #include <string>
 
 #include "common/status.h"
+#include "net/http_server.h"
 #include "otlp/span_batch.h"
 #include "pipeline/batch_sink.h"
-#include "receive/http_server.h"
 #include "receive/receiver_metrics.h"
 
 namespace ordertrace::receive {
@@ -25,7 +25,7 @@ struct OtlpReceiverOptions {
 };
 
 // Registers POST /v1/traces on `server`.  `sink` and `metrics` must outlive the server.
-void RegisterOtlpHttp(HttpServer& server, const OtlpReceiverOptions& options,
+void RegisterOtlpHttp(net::HttpServer& server, const OtlpReceiverOptions& options,
                       pipeline::BatchSink* sink, ReceiverMetrics* metrics);
 
 class OtlpGrpcReceiver {

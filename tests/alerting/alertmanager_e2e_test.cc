@@ -33,9 +33,8 @@
 #include <thread>
 #include <vector>
 
-#include "alert/sinks.h"
-#include "receive/http_client.h"
-#include "receive/http_server.h"
+#include "net/http_client.h"
+#include "net/http_server.h"
 #include "support/alertmanager_process.h"
 #include "support/gateway_process.h"
 #include "support/otlp_requests.h"
@@ -180,11 +179,11 @@ TEST_F(AlertmanagerEndToEnd, StuckOrderAlertsWithDiagnosisAndResolvesWhenItMoves
   EXPECT_TRUE(WaitFor([&] { return Notifications(am_hook, order, "resolved") == 1; },
                       std::chrono::milliseconds(10000)))
       << gw.Log() << am.Log();
-  auto api = receive::HttpGet(gw.http_port(), "/api/v1/orders/" + order);
+  auto api = net::HttpGet(gw.http_port(), "/api/v1/orders/" + order);
   ASSERT_TRUE(api.ok());
   EXPECT_EQ(json::parse(api.value().body)["stage"], "PRICE_CALCULATED");
   // Gateway metrics count what was sent.
-  auto metrics = receive::HttpGet(gw.http_port(), "/metrics");
+  auto metrics = net::HttpGet(gw.http_port(), "/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_NE(metrics.value().body.find("ordertrace_alerts_sent_total{sink=\"alertmanager\"}"),
             std::string::npos);
@@ -275,17 +274,19 @@ TEST_F(AlertmanagerEndToEnd, StormOfFiveThousandStuckOrdersGivesBoundedNotificat
       << gw.Log();
 
   constexpr int kOrders = 5000;
+  net::HttpOptions post;
+  post.timeout = std::chrono::milliseconds(30000);
+  post.headers = {{"Content-Type", "application/json"}};
   auto sent =
-      alert::HttpPost("http://127.0.0.1:" + std::to_string(gw.otlp_http_port()) + "/v1/traces",
-                      ManyStuckOrders(kOrders), {{"Content-Type", "application/json"}},
-                      std::chrono::milliseconds(30000));
+      net::HttpPost("http://127.0.0.1:" + std::to_string(gw.otlp_http_port()) + "/v1/traces",
+                    ManyStuckOrders(kOrders), post);
   ASSERT_TRUE(sent.ok()) << sent.status().message();
   ASSERT_EQ(sent.value().status, 200) << sent.value().body;
 
   // Every order is stuck (the API lists them) ...
   ASSERT_TRUE(WaitFor(
       [&] {
-        auto r = receive::HttpGet(gw.http_port(), "/metrics");
+        auto r = net::HttpGet(gw.http_port(), "/metrics");
         return r.ok() && r.value().body.find("ordertrace_alerts_storms 1") != std::string::npos;
       },
       std::chrono::milliseconds(30000)))

@@ -35,11 +35,10 @@
 #include <random>
 #include <thread>
 
-#include "alert/sinks.h"
 #include "broker/monitor.h"
+#include "net/http_client.h"
+#include "net/http_server.h"
 #include "rabbitmq/broker.h"
-#include "receive/http_client.h"
-#include "receive/http_server.h"
 #include "support/alertmanager_process.h"
 #include "support/gateway_process.h"
 #include "support/otlp_requests.h"
@@ -346,7 +345,7 @@ std::vector<json> BrokerEvents(const testing_support::Receiver& hook) {
 }
 
 json GetJson(uint16_t port, const std::string& target) {
-  auto r = receive::HttpGet(port, target);
+  auto r = net::HttpGet(port, target);
   if (!r.ok() || r->status != 200) return json();
   return json::parse(r->body, nullptr, false);
 }
@@ -381,12 +380,12 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
       "ordertrace_broker_queue_messages_ready{queue=\"" + queue + "\"} 1204\n";
   ASSERT_TRUE(testing_support::WaitFor(
       [&] {
-        auto m = receive::HttpGet(gw.http_port(), "/metrics");
+        auto m = net::HttpGet(gw.http_port(), "/metrics");
         return m.ok() && m->body.find(ready_series) != std::string::npos;
       },
       30s))
       << "no " << ready_series;
-  auto metrics = receive::HttpGet(gw.http_port(), "/metrics");
+  auto metrics = net::HttpGet(gw.http_port(), "/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_NE(metrics->body.find("ordertrace_broker_up 1\n"), std::string::npos);
   EXPECT_NE(metrics->body.find("ordertrace_broker_queue_consumers{queue=\"" + queue + "\"} 0\n"),
@@ -408,9 +407,12 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
 
   // An order whose message waits on the queue: its diagnosis has the queue's state.
   {
-    auto posted = alert::HttpPost(
-        "http://127.0.0.1:" + std::to_string(gw.otlp_http_port()) + "/v1/traces",
-        StuckOrderSpans(order, queue), {{"Content-Type", "application/json"}}, 5000ms);
+    net::HttpOptions post;
+    post.timeout = 5000ms;
+    post.headers = {{"Content-Type", "application/json"}};
+    auto posted =
+        net::HttpPost("http://127.0.0.1:" + std::to_string(gw.otlp_http_port()) + "/v1/traces",
+                      StuckOrderSpans(order, queue), post);
     ASSERT_TRUE(posted.ok()) << posted.status().message();
     ASSERT_EQ(posted->status, 200) << posted->body;
   }
@@ -438,7 +440,7 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
   EXPECT_EQ(fired["labels"]["broker"], status["broker"]);
   EXPECT_FALSE(fired["summary"].get<std::string>().empty());
   EXPECT_TRUE(gw.WaitForLog("RabbitMQ management API unreachable"));
-  auto down_metrics = receive::HttpGet(gw.http_port(), "/metrics");
+  auto down_metrics = net::HttpGet(gw.http_port(), "/metrics");
   ASSERT_TRUE(down_metrics.ok());
   EXPECT_NE(down_metrics->body.find("ordertrace_broker_up 0\n"), std::string::npos);
   j = GetJson(gw.http_port(), "/api/v1/orders/" + order);
@@ -453,7 +455,7 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
   EXPECT_EQ(broker_down["up"], false);
   EXPECT_FALSE(broker_down["error"].is_null());
   // Readiness does not depend on the broker.
-  auto ready = receive::HttpGet(gw.http_port(), "/readyz");
+  auto ready = net::HttpGet(gw.http_port(), "/readyz");
   ASSERT_TRUE(ready.ok());
   EXPECT_EQ(ready->status, 200);
 

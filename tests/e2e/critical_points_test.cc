@@ -34,8 +34,8 @@
 #include <thread>
 #include <vector>
 
+#include "net/http_client.h"
 #include "rabbitmq/broker.h"
-#include "receive/http_client.h"
 #include "sim/options.h"
 #include "support/alertmanager_process.h"
 #include "support/child_process.h"
@@ -241,16 +241,16 @@ class CriticalPoints : public ::testing::Test {
   std::string Id(int i) const { return sim::OrderId(prefix_, 42, static_cast<uint64_t>(i)); }
 
   json GetOrder(const std::string& id) {
-    auto r = receive::HttpGet(gateway_->api_url(), "/api/v1/orders/" + id, 3000ms);
+    auto r = net::HttpGet(gateway_->api_url(), "/api/v1/orders/" + id, 3000ms);
     if (!r.ok() || r.value().status != 200) return nullptr;
     return json::parse(r.value().body, nullptr, false);
   }
   std::string Metrics() {
-    auto r = receive::HttpGet(gateway_->api_url(), "/metrics", 3000ms);
+    auto r = net::HttpGet(gateway_->api_url(), "/metrics", 3000ms);
     return r.ok() ? r.value().body : "";
   }
   json StuckList() {
-    auto r = receive::HttpGet(gateway_->api_url(), "/api/v1/orders?stuck=true&limit=1000", 3000ms);
+    auto r = net::HttpGet(gateway_->api_url(), "/api/v1/orders?stuck=true&limit=1000", 3000ms);
     if (!r.ok() || r.value().status != 200) return json::array();
     json j = json::parse(r.value().body, nullptr, false);
     return j.is_object() && j["orders"].is_array() ? j["orders"] : json::array();

@@ -12,8 +12,6 @@
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -26,11 +24,11 @@
 #include <thread>
 
 #include "common/metrics.h"
+#include "net/http_client.h"
+#include "net/http_server.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 #include "otlp/span_batch.h"
 #include "pipeline/batch_sink.h"
-#include "receive/http_client.h"
-#include "receive/http_server.h"
 #include "receive/otlp_receivers.h"
 #include "support/otlp_requests.h"
 
@@ -38,8 +36,6 @@ namespace ordertrace {
 namespace {
 
 using namespace std::chrono_literals;
-namespace beast = boost::beast;
-namespace http = beast::http;
 using tcp = boost::asio::ip::tcp;
 using opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest;
 
@@ -63,9 +59,9 @@ class Upstream : public pipeline::BatchSink {
   ~Upstream() override { Stop(); }
 
   void Start() {
-    receive::HttpServerOptions o;
+    net::HttpServerOptions o;
     o.port = port_;
-    server_ = std::make_unique<receive::HttpServer>(o);
+    server_ = std::make_unique<net::HttpServer>(o);
     receive::RegisterOtlpHttp(*server_, {}, this, &metrics_);
     Status s = server_->Start();
     ASSERT_TRUE(s.ok()) << s.ToString();
@@ -89,7 +85,7 @@ class Upstream : public pipeline::BatchSink {
   const uint16_t port_;
   metrics::Registry registry_;
   receive::ReceiverMetrics metrics_;
-  std::unique_ptr<receive::HttpServer> server_;
+  std::unique_ptr<net::HttpServer> server_;
   mutable std::mutex mu_;
   std::map<std::string, int> received_;
 };
@@ -143,7 +139,7 @@ class GatewayA {
   }
   std::string Log() const { return ReadFile(last_log_); }
   std::string Metrics() const {
-    auto r = receive::HttpGet(api_port_, "/metrics");
+    auto r = net::HttpGet(api_port_, "/metrics");
     return r.ok() ? r.value().body : "";
   }
   double Metric(const std::string& name) const {
@@ -184,24 +180,13 @@ std::string Request(int request, int n, std::vector<std::string>* ids) {
 
 // POSTs to A; returns the HTTP status and the Retry-After header, 0 on a connection failure.
 int Post(uint16_t port, const std::string& body, std::string* retry_after = nullptr) {
-  try {
-    boost::asio::io_context io;
-    tcp::socket socket(io);
-    socket.connect(tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"), port));
-    http::request<http::string_body> req{http::verb::post, "/v1/traces", 11};
-    req.set(http::field::host, "127.0.0.1");
-    req.set(http::field::content_type, "application/x-protobuf");
-    req.body() = body;
-    req.prepare_payload();
-    http::write(socket, req);
-    beast::flat_buffer buffer;
-    http::response<http::string_body> res;
-    http::read(socket, buffer, res);
-    if (retry_after) *retry_after = std::string(res[http::field::retry_after]);
-    return static_cast<int>(res.result_int());
-  } catch (const std::exception&) {
-    return 0;
-  }
+  net::HttpOptions options;
+  options.headers = {{"Content-Type", "application/x-protobuf"}};
+  auto reply =
+      net::HttpPost("http://127.0.0.1:" + std::to_string(port) + "/v1/traces", body, options);
+  if (!reply.ok()) return 0;
+  if (retry_after) *retry_after = std::string(reply->Header("retry-after"));
+  return reply->status;
 }
 
 class ForwardingTest : public ::testing::Test {

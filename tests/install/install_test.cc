@@ -16,7 +16,7 @@
 #include <string>
 #include <thread>
 
-#include "receive/http_client.h"
+#include "net/http_client.h"
 #include "support/gateway_process.h"
 #include "support/run_command.h"
 
@@ -161,7 +161,7 @@ TEST_F(InstallTest, FindPackageBuildOfTheExampleExportsToTheGateway) {
   json j;
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (std::chrono::steady_clock::now() < until) {
-    auto reply = receive::HttpGet(gw.http_port(), "/api/v1/orders/" + order);
+    auto reply = net::HttpGet(gw.http_port(), "/api/v1/orders/" + order);
     if (reply.ok() && reply.value().status == 200) {
       j = json::parse(reply.value().body, nullptr, false);
       if (j.is_object() && j["spans"].size() == static_cast<size_t>(heartbeats + expected_spans))

@@ -35,9 +35,9 @@
 
 #include "common/metrics.h"
 #include "common/status.h"
+#include "net/http_server.h"
 #include "otlp/span_batch.h"
 #include "pipeline/batch_sink.h"
-#include "receive/http_server.h"
 #include "receive/otlp_receivers.h"
 #include "receive/receiver_metrics.h"
 #include "support/gateway_process.h"
@@ -202,7 +202,7 @@ class InteropTest : public ::testing::Test {
     metrics::Registry registry;
     receive::ReceiverMetrics metrics{registry};
     CapturingSink sink;
-    std::unique_ptr<receive::HttpServer> http;
+    std::unique_ptr<net::HttpServer> http;
     std::unique_ptr<receive::OtlpGrpcReceiver> grpc;
     bool started = false;
   };
@@ -212,11 +212,11 @@ class InteropTest : public ::testing::Test {
     if (!skip_reason_->empty()) return;
     gateway_ = new Gateway;
     receive::OtlpReceiverOptions options;
-    receive::HttpServerOptions http_options;
+    net::HttpServerOptions http_options;
     http_options.name = "otlp_http";
     http_options.host = "127.0.0.1";
     http_options.port = 0;
-    gateway_->http = std::make_unique<receive::HttpServer>(http_options);
+    gateway_->http = std::make_unique<net::HttpServer>(http_options);
     receive::RegisterOtlpHttp(*gateway_->http, options, &gateway_->sink, &gateway_->metrics);
     Status st = gateway_->http->Start();
     ASSERT_TRUE(st.ok()) << st.ToString();

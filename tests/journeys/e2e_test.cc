@@ -14,7 +14,7 @@
 #include <string>
 #include <thread>
 
-#include "receive/http_client.h"
+#include "net/http_client.h"
 #include "support/gateway_process.h"
 #include "support/run_command.h"
 
@@ -41,7 +41,7 @@ std::string MissingNode() {
 }
 
 json GetOrder(const GatewayProcess& gw, const std::string& id, int* status = nullptr) {
-  auto r = receive::HttpGet(gw.http_port(), "/api/v1/orders/" + id);
+  auto r = net::HttpGet(gw.http_port(), "/api/v1/orders/" + id);
   if (!r.ok()) return json();
   if (status != nullptr) *status = r.value().status;
   return json::parse(r.value().body, nullptr, false);
@@ -189,7 +189,7 @@ TEST_F(JourneyEndToEnd, BrokenRulesRefuseStartAndSurviveReload) {
   }
   gw.Signal(SIGHUP);
   EXPECT_TRUE(gw.WaitForLog("journey rules replaced")) << gw.Log();
-  auto health = receive::HttpGet(gw.http_port(), "/readyz");
+  auto health = net::HttpGet(gw.http_port(), "/readyz");
   ASSERT_TRUE(health.ok());
   EXPECT_EQ(health.value().status, 200);
   EXPECT_EQ(gw.Stop(), 0);
@@ -214,10 +214,10 @@ TEST_F(JourneyEndToEnd, RetentionRemovesAbandonedJourneys) {
   int status = 0;
   GetOrder(gw, "OLD-1", &status);
   EXPECT_EQ(status, 404);
-  auto list = receive::HttpGet(gw.http_port(), "/api/v1/orders?stuck=true");
+  auto list = net::HttpGet(gw.http_port(), "/api/v1/orders?stuck=true");
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(json::parse(list.value().body)["orders"].size(), 0u) << list.value().body;
-  auto metrics = receive::HttpGet(gw.http_port(), "/metrics");
+  auto metrics = net::HttpGet(gw.http_port(), "/metrics");
   ASSERT_TRUE(metrics.ok());
   EXPECT_NE(metrics.value().body.find("ordertrace_journey_active_orders 0"), std::string::npos);
   EXPECT_NE(metrics.value().body.find("ordertrace_journey_stuck_orders 0"), std::string::npos);

@@ -26,8 +26,8 @@
 #include <utility>
 #include <vector>
 
-#include "receive/http_client.h"
-#include "receive/http_server.h"
+#include "net/http_client.h"
+#include "net/http_server.h"
 
 namespace ordertrace::testing_support {
 
@@ -61,11 +61,11 @@ inline bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds
 class Receiver {
  public:
   Receiver() {
-    receive::HttpServerOptions o;
+    net::HttpServerOptions o;
     o.threads = 1;
     o.max_body_bytes = 64 << 20;
-    server_ = std::make_unique<receive::HttpServer>(o);
-    server_->Route("POST", "/*", [this](receive::HttpRequest& req, receive::HttpResponse& res) {
+    server_ = std::make_unique<net::HttpServer>(o);
+    server_->Route("POST", "/*", [this](net::HttpRequest& req, net::HttpResponse& res) {
       std::lock_guard lock(mu_);
       bodies_.push_back(json::parse(req.body, nullptr, false));
       res.status = 200;
@@ -87,7 +87,7 @@ class Receiver {
  private:
   mutable std::mutex mu_;
   std::vector<json> bodies_;
-  std::unique_ptr<receive::HttpServer> server_;
+  std::unique_ptr<net::HttpServer> server_;
   bool started_ = false;
 };
 
@@ -133,7 +133,7 @@ class Alertmanager {
     }
     return WaitFor(
         [&] {
-          auto r = receive::HttpGet(url(), "/-/ready", std::chrono::milliseconds(500));
+          auto r = net::HttpGet(url(), "/-/ready", std::chrono::milliseconds(500));
           return r.ok() && r.value().status == 200;
         },
         std::chrono::milliseconds(15000));
@@ -161,7 +161,7 @@ class Alertmanager {
 
   // GET /api/v2/alerts (active, not resolved), filtered by label equality.
   json Alerts(const std::vector<std::pair<std::string, std::string>>& labels = {}) const {
-    auto r = receive::HttpGet(url(), "/api/v2/alerts", std::chrono::milliseconds(5000));
+    auto r = net::HttpGet(url(), "/api/v2/alerts", std::chrono::milliseconds(5000));
     if (!r.ok() || r.value().status != 200) return json::array();
     json all = json::parse(r.value().body, nullptr, false);
     json out = json::array();

@@ -1,4 +1,4 @@
-#include "receive/http_server.h"
+#include "net/http_server.h"
 
 #include <algorithm>
 #include <atomic>
@@ -23,12 +23,12 @@
 #include "common/gzip.h"
 #include "common/log.h"
 
-namespace ordertrace::receive {
+namespace ordertrace::net {
 
-namespace net = boost::asio;
+namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-using tcp = net::ip::tcp;
+using tcp = asio::ip::tcp;
 
 namespace {
 
@@ -115,7 +115,7 @@ struct HttpServer::Impl {
 
   explicit Impl(HttpServerOptions o)
       : options(std::move(o)),
-        acceptor(net::make_strand(ioc)),
+        acceptor(asio::make_strand(ioc)),
         accept_retry(acceptor.get_executor()) {}
 
   void DoAccept();
@@ -160,9 +160,9 @@ struct HttpServer::Impl {
 
   // Declared after everything a session touches: sessions still queued in the io_context
   // are destroyed with it, and their destructors use `mu` and `sessions`.
-  net::io_context ioc;
-  tcp::acceptor acceptor;          // on its own strand
-  net::steady_timer accept_retry;  // same strand as the acceptor
+  asio::io_context ioc;
+  tcp::acceptor acceptor;           // on its own strand
+  asio::steady_timer accept_retry;  // same strand as the acceptor
   std::vector<std::thread> threads;
 };
 
@@ -189,12 +189,12 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       std::lock_guard<std::mutex> lock(server_->mu);
       server_->sessions.emplace(this, weak_from_this());
     }
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->WaitForRequest(); });
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->WaitForRequest(); });
   }
 
   // Runs fn on the session's strand (from any thread).
   void Post(void (Session::*fn)()) {
-    net::post(stream_.get_executor(), [self = shared_from_this(), fn] { ((*self).*fn)(); });
+    asio::post(stream_.get_executor(), [self = shared_from_this(), fn] { ((*self).*fn)(); });
   }
 
   // Shutdown: closes the connection if it is between requests.
@@ -259,15 +259,15 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     if (req.version() >= 11 && EqualsIgnoreCase(SV(req[http::field::expect]), "100-continue") &&
         !parser_->is_done()) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-      net::async_write(stream_, net::buffer(kContinue.data(), kContinue.size()),
-                       [self = shared_from_this()](beast::error_code ec, size_t) {
-                         if (self->state_ == State::kClosed) return;
-                         if (ec) {
-                           self->CloseNow();
-                           return;
-                         }
-                         self->ReadBody();
-                       });
+      asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
+                        [self = shared_from_this()](beast::error_code ec, size_t) {
+                          if (self->state_ == State::kClosed) return;
+                          if (ec) {
+                            self->CloseNow();
+                            return;
+                          }
+                          self->ReadBody();
+                        });
       return;
     }
     ReadBody();
@@ -501,7 +501,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   }
 
   void Linger() {
-    stream_.async_read_some(net::buffer(discard_),
+    stream_.async_read_some(asio::buffer(discard_),
                             [self = shared_from_this()](beast::error_code ec, size_t n) {
                               if (self->state_ == State::kClosed) return;
                               self->lingered_ += n;
@@ -532,7 +532,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
 };
 
 void HttpServer::Impl::DoAccept() {
-  acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     OnAccept(ec, std::move(socket));
   });
 }
@@ -595,7 +595,7 @@ Status HttpServer::Start() {
 
   beast::error_code ec;
   tcp::endpoint endpoint;
-  const auto address = net::ip::make_address(o.host, ec);
+  const auto address = asio::ip::make_address(o.host, ec);
   if (!ec) {
     endpoint = tcp::endpoint(address, o.port);
   } else {
@@ -610,9 +610,9 @@ Status HttpServer::Start() {
 
   auto& acceptor = impl_->acceptor;
   acceptor.open(endpoint.protocol(), ec);
-  if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     beast::error_code ignored;
     acceptor.close(ignored);
@@ -652,7 +652,7 @@ void HttpServer::Shutdown(std::chrono::milliseconds drain) {
   }
   Impl* impl = impl_.get();
   impl->stopping = true;
-  net::post(impl->acceptor.get_executor(), [impl] {
+  asio::post(impl->acceptor.get_executor(), [impl] {
     beast::error_code ignored;
     impl->acceptor.close(ignored);
     impl->accept_retry.cancel();
@@ -678,4 +678,4 @@ void HttpServer::Shutdown(std::chrono::milliseconds drain) {
   log::Info("http server stopped", {{"server", impl->options.name}});
 }
 
-}  // namespace ordertrace::receive
+}  // namespace ordertrace::net

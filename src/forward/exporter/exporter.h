@@ -1,6 +1,9 @@
 // OtlpExporter: sends encoded OTLP ExportTraceServiceRequests to an upstream (Jaeger >= 1.35,
 // the OpenTelemetry Collector, another ordertrace gateway) over OTLP/gRPC or OTLP/HTTP
 // protobuf, and classifies the answer per the OTLP specification's retry rules.
+// One transport per file: grpc_exporter.cc (a generic gRPC stub), http_exporter.cc (on
+// net::HttpConnection); options.cc checks the options and holds what both classify with;
+// exporter.cc is the factory choosing between them by the URL's scheme.
 //
 // Thread-safety: Export() may be called from one thread at a time (the forwarder's sender).
 #pragma once

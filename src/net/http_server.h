@@ -17,7 +17,7 @@
 
 #include "common/status.h"
 
-namespace ordertrace::receive {
+namespace ordertrace::net {
 
 struct HttpRequest {
   std::string method;                                        // "GET", "POST", ...
@@ -85,4 +85,4 @@ class HttpServer {
   std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace ordertrace::receive
+}  // namespace ordertrace::net

@@ -1,4 +1,4 @@
-#include "receive/http_server.h"
+#include "net/http_server.h"
 
 #include <gtest/gtest.h>
 #include <zlib.h>
@@ -17,13 +17,13 @@
 #include <string>
 #include <thread>
 
-namespace ordertrace::receive {
+namespace ordertrace::net {
 namespace {
 
-namespace net = boost::asio;
+namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
-using tcp = net::ip::tcp;
+using tcp = asio::ip::tcp;
 using namespace std::chrono_literals;
 
 std::string Gzip(const std::string& in, int window_bits = 15 + 16) {
@@ -44,7 +44,7 @@ std::string Gzip(const std::string& in, int window_bits = 15 + 16) {
 class Client {
  public:
   explicit Client(uint16_t port) : socket_(ioc_) {
-    socket_.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port));
+    socket_.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port));
   }
 
   http::response<http::string_body> Send(
@@ -66,7 +66,7 @@ class Client {
     return parser.release();
   }
 
-  void WriteRaw(const std::string& bytes) { net::write(socket_, net::buffer(bytes)); }
+  void WriteRaw(const std::string& bytes) { asio::write(socket_, asio::buffer(bytes)); }
 
   // Everything until the server closes the connection.
   std::string ReadUntilClose() {
@@ -75,7 +75,7 @@ class Client {
     char chunk[4096];
     beast::error_code ec;
     while (true) {
-      size_t n = socket_.read_some(net::buffer(chunk), ec);
+      size_t n = socket_.read_some(asio::buffer(chunk), ec);
       out.append(chunk, n);
       if (ec) break;
     }
@@ -89,16 +89,16 @@ class Client {
     char c;
     while (std::chrono::steady_clock::now() < deadline) {
       beast::error_code ec;
-      socket_.read_some(net::buffer(&c, 1), ec);
-      if (ec == net::error::eof || ec == net::error::connection_reset) return true;
-      if (ec != net::error::would_block) return false;
+      socket_.read_some(asio::buffer(&c, 1), ec);
+      if (ec == asio::error::eof || ec == asio::error::connection_reset) return true;
+      if (ec != asio::error::would_block) return false;
       std::this_thread::sleep_for(10ms);
     }
     return false;
   }
 
  private:
-  net::io_context ioc_;
+  asio::io_context ioc_;
   tcp::socket socket_;
   beast::flat_buffer buffer_;
 };
@@ -417,10 +417,10 @@ TEST_F(HttpServerTest, GracefulShutdownFinishesInFlightRequest) {
   EXPECT_LT(took, 3s);             // waited for the request, not for the idle connection
   EXPECT_TRUE(idle.ClosedByServer(1s));
   // Nothing listens any more.
-  net::io_context ioc;
+  asio::io_context ioc;
   tcp::socket s(ioc);
   beast::error_code ec;
-  s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port), ec);
+  s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
   EXPECT_TRUE(ec);
 }
 
@@ -470,4 +470,4 @@ TEST(HttpRequestTest, HeaderLookupIsCaseInsensitive) {
 }
 
 }  // namespace
-}  // namespace ordertrace::receive
+}  // namespace ordertrace::net

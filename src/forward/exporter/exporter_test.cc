@@ -3,7 +3,7 @@
 // give, a listener that never answers, and TLS servers with throwaway certificates made by the
 // openssl command line.
 
-#include "forward/otlp_exporter.h"
+#include "forward/exporter/exporter.h"
 
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
@@ -34,8 +34,8 @@
 
 #include "common/metrics.h"
 #include "google/rpc/status.pb.h"
+#include "net/http_server.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
-#include "receive/http_server.h"
 #include "receive/otlp_receivers.h"
 #include "support/otlp_requests.h"
 #include "support/recording_sink.h"
@@ -43,13 +43,13 @@
 namespace ordertrace::forward {
 namespace {
 
-namespace net = boost::asio;
+namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace collector = opentelemetry::proto::collector::trace::v1;
 namespace trace = opentelemetry::proto::trace::v1;
-using tcp = net::ip::tcp;
+using tcp = asio::ip::tcp;
 using Kind = ExportResult::Kind;
 using namespace std::chrono_literals;
 
@@ -98,8 +98,8 @@ ExporterOptions Options(const std::string& url, std::chrono::milliseconds timeou
 
 // A port nothing listens on (bound, read, released).
 uint16_t FreePort() {
-  net::io_context ioc;
-  tcp::acceptor acceptor(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  asio::io_context ioc;
+  tcp::acceptor acceptor(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   return acceptor.local_endpoint().port();
 }
 
@@ -111,10 +111,10 @@ using FakeSink = testing_support::RecordingSink;
 class ReceiversTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    receive::HttpServerOptions o;
+    net::HttpServerOptions o;
     o.name = "upstream_http";
     o.idle_timeout = idle_timeout_;
-    http_ = std::make_unique<receive::HttpServer>(o);
+    http_ = std::make_unique<net::HttpServer>(o);
     receive::RegisterOtlpHttp(*http_, receive::OtlpReceiverOptions{}, &sink_, &metrics_);
     ASSERT_TRUE(http_->Start().ok());
     grpc_ = std::make_unique<receive::OtlpGrpcReceiver>(receive::OtlpReceiverOptions{}, &sink_,
@@ -137,7 +137,7 @@ class ReceiversTest : public ::testing::Test {
   metrics::Registry registry_;
   receive::ReceiverMetrics metrics_{registry_};
   FakeSink sink_;
-  std::unique_ptr<receive::HttpServer> http_;
+  std::unique_ptr<net::HttpServer> http_;
   std::unique_ptr<receive::OtlpGrpcReceiver> grpc_;
 };
 
@@ -301,9 +301,9 @@ TEST_F(ReceiversTest, UpstreamRestartIsRetryableThenOk) {
   EXPECT_EQ(r.kind, Kind::kRetryable) << Describe(r);
   EXPECT_EQ(r.code, "connect_error") << Describe(r);
 
-  receive::HttpServerOptions o;
+  net::HttpServerOptions o;
   o.port = port;
-  http_ = std::make_unique<receive::HttpServer>(o);
+  http_ = std::make_unique<net::HttpServer>(o);
   receive::RegisterOtlpHttp(*http_, receive::OtlpReceiverOptions{}, &sink_, &metrics_);
   ASSERT_TRUE(http_->Start().ok());
   r = http->Export(MakeRequest());
@@ -366,8 +366,8 @@ TEST(OtlpExporterTest, UnresolvableHostIsRetryable) {
 // The kernel completes the TCP handshake for a listening socket's backlog even though nobody
 // accepts: the request is sent and no answer ever comes.
 TEST(OtlpExporterTest, SilentUpstreamTimesOutWithinTheTimeout) {
-  net::io_context ioc;
-  tcp::acceptor silent(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  asio::io_context ioc;
+  tcp::acceptor silent(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   const std::string port = std::to_string(silent.local_endpoint().port());
   for (const std::string& url : {"http://127.0.0.1:" + port, "grpc://127.0.0.1:" + port}) {
     SCOPED_TRACE(url);
@@ -384,15 +384,15 @@ TEST(OtlpExporterTest, SilentUpstreamTimesOutWithinTheTimeout) {
 
 // A server that answers something other than HTTP, then closes.
 TEST(OtlpExporterTest, NotAnHttpAnswerIsRetryableProtocolError) {
-  net::io_context ioc;
-  tcp::acceptor acceptor(ioc, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0));
+  asio::io_context ioc;
+  tcp::acceptor acceptor(ioc, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   const uint16_t port = acceptor.local_endpoint().port();
   std::thread server([&] {
     tcp::socket s(ioc);
     boost::system::error_code ec;
     acceptor.accept(s, ec);
     if (ec) return;
-    net::write(s, net::buffer(std::string("SSH-2.0-OpenSSH_9.2\r\n\r\n")), ec);
+    asio::write(s, asio::buffer(std::string("SSH-2.0-OpenSSH_9.2\r\n\r\n")), ec);
     std::this_thread::sleep_for(100ms);
   });
   auto http = MustCreate(Options("http://127.0.0.1:" + std::to_string(port), 2s));
@@ -423,10 +423,10 @@ struct RecordedRequest {
 class ScriptedHttp {
  public:
   explicit ScriptedHttp(const std::string& path = "/v1/traces", size_t max_body_bytes = 16 << 20) {
-    receive::HttpServerOptions options;
+    net::HttpServerOptions options;
     options.max_body_bytes = max_body_bytes;
-    server_ = std::make_unique<receive::HttpServer>(options);
-    server_->Route("POST", path, [this](receive::HttpRequest& req, receive::HttpResponse& res) {
+    server_ = std::make_unique<net::HttpServer>(options);
+    server_->Route("POST", path, [this](net::HttpRequest& req, net::HttpResponse& res) {
       std::lock_guard<std::mutex> lock(mu_);
       requests_.push_back(
           {req.path, req.query, req.headers, req.body, req.received_bytes, req.peer});
@@ -455,9 +455,9 @@ class ScriptedHttp {
 
  private:
   std::mutex mu_;
-  receive::HttpResponse answer_{200, "application/x-protobuf", {}, ""};
+  net::HttpResponse answer_{200, "application/x-protobuf", {}, ""};
   std::vector<RecordedRequest> requests_;
-  std::unique_ptr<receive::HttpServer> server_;
+  std::unique_ptr<net::HttpServer> server_;
 };
 
 std::string RpcStatus(int code, const std::string& message, int retry_ms = -1) {
@@ -1004,7 +1004,7 @@ class TlsHttpServer {
  public:
   TlsHttpServer(const std::string& cert, const std::string& key, const std::string& client_ca = "")
       : context_(ssl::context::tls_server),
-        acceptor_(ioc_, tcp::endpoint(net::ip::make_address("127.0.0.1"), 0)),
+        acceptor_(ioc_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)),
         port_(acceptor_.local_endpoint().port()) {
     context_.use_certificate_chain_file(cert);
     context_.use_private_key_file(key, ssl::context::pem);
@@ -1018,10 +1018,10 @@ class TlsHttpServer {
     stopping_ = true;
     {
       // Unblock accept() with a connection of our own.
-      net::io_context ioc;
+      asio::io_context ioc;
       tcp::socket s(ioc);
       boost::system::error_code ec;
-      s.connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), port_), ec);
+      s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port_), ec);
       accept_thread_.join();
     }
     // Unblock every connection's read; a connection removes its descriptor before closing it.
@@ -1095,7 +1095,7 @@ class TlsHttpServer {
     }
   }
 
-  net::io_context ioc_;
+  asio::io_context ioc_;
   ssl::context context_;
   tcp::acceptor acceptor_;
   const uint16_t port_;

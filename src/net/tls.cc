@@ -1,0 +1,131 @@
+#include "net/tls.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+
+#include <boost/asio/buffer.hpp>
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "common/log.h"
+
+namespace ordertrace::net {
+namespace {
+
+namespace ssl = boost::asio::ssl;
+
+Result<std::string> ReadFile(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return Status::InvalidArgument(std::string("cannot read the ") + what + " '" + path +
+                                   "': " + std::strerror(errno));
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) {
+    return Status::InvalidArgument(std::string("cannot read the ") + what + " '" + path + "'");
+  }
+  return ss.str();
+}
+
+bool IsPemPrivateKey(const std::string& pem) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (bio == nullptr) return false;
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (key == nullptr) {
+    ERR_clear_error();
+    return false;
+  }
+  EVP_PKEY_free(key);
+  return true;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::Create(const TlsOptions& o) try {
+  std::shared_ptr<TlsClientContext> tls(new TlsClientContext());
+  tls->context_ = std::make_unique<ssl::context>(ssl::context::tls_client);
+  ssl::context& context = *tls->context_;
+  boost::system::error_code ec;
+  context.set_verify_mode(ssl::verify_peer, ec);
+  SSL_CTX_set_min_proto_version(context.native_handle(), TLS1_2_VERSION);
+  if (!o.ca_file.empty()) {
+    auto ca = ReadFile(o.ca_file, "CA file");
+    if (!ca.ok()) return ca.status();
+    tls->ca_pem_ = std::move(ca).value();
+    context.add_certificate_authority(boost::asio::buffer(tls->ca_pem_), ec);
+    if (ec) {
+      return Status::InvalidArgument("CA file '" + o.ca_file +
+                                     "' holds no usable PEM certificate: " + ec.message());
+    }
+  } else {
+    context.set_default_verify_paths(ec);
+    if (ec) {
+      return Status::InvalidArgument("cannot load the system's trusted CAs: " + ec.message());
+    }
+  }
+  if (!o.cert_file.empty() && !o.key_file.empty()) {
+    auto cert = ReadFile(o.cert_file, "client certificate file");
+    if (!cert.ok()) return cert.status();
+    tls->cert_pem_ = std::move(cert).value();
+    auto key = ReadFile(o.key_file, "client key file");
+    if (!key.ok()) return key.status();
+    tls->key_pem_ = std::move(key).value();
+    context.use_certificate_chain(boost::asio::buffer(tls->cert_pem_), ec);
+    if (ec) {
+      return Status::InvalidArgument("client certificate file '" + o.cert_file +
+                                     "' holds no usable PEM certificate: " + ec.message());
+    }
+    if (!IsPemPrivateKey(tls->key_pem_)) {
+      return Status::InvalidArgument("client key file '" + o.key_file +
+                                     "' holds no usable PEM private key");
+    }
+    context.use_private_key(boost::asio::buffer(tls->key_pem_), ssl::context::pem, ec);
+    if (ec || SSL_CTX_check_private_key(context.native_handle()) != 1) {
+      return Status::InvalidArgument("client key file '" + o.key_file +
+                                     "' does not match the certificate in '" + o.cert_file + "'");
+    }
+  }
+  return std::shared_ptr<const TlsClientContext>(std::move(tls));
+} catch (const std::exception& e) {
+  return Status::InvalidArgument(std::string("TLS: ") + e.what());
+}
+
+std::shared_ptr<const TlsClientContext> TlsClientContext::Default() {
+  static std::once_flag once;
+  static std::shared_ptr<const TlsClientContext>* context = nullptr;
+  std::call_once(once, [] {
+    auto created = Create();
+    if (!created.ok()) {
+      log::Error("cannot set up TLS with the system's trusted CAs",
+                 {{"error", created.status().message()}});
+      context = new std::shared_ptr<const TlsClientContext>();
+      return;
+    }
+    context = new std::shared_ptr<const TlsClientContext>(std::move(created).value());
+  });
+  return *context;
+}
+
+void PrepareTlsClient(SSL* ssl, const std::string& host, bool host_is_ip) {
+  X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+  if (host_is_ip) {
+    X509_VERIFY_PARAM_set1_ip_asc(param, host.c_str());
+  } else {
+    SSL_set_tlsext_host_name(ssl, host.c_str());
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    X509_VERIFY_PARAM_set1_host(param, host.c_str(), host.size());
+  }
+}
+
+}  // namespace ordertrace::net
