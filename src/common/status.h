@@ -1,5 +1,7 @@
 // Status and Result<T>: the error currency of ordertrace.  No exceptions cross the ingest
-// hot path; functions that can fail on untrusted input return one of these.
+// hot path; functions that can fail on untrusted input return one of these.  Both are
+// [[nodiscard]]: a result is handled, or dropped with `(void)` and a comment saying why
+// ignoring it is right.
 //
 // Thread-safety: value types, no shared state.
 #pragma once
@@ -23,7 +25,7 @@ enum class StatusCode {
   kInternal,
 };
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
@@ -93,7 +95,7 @@ inline const char* StatusCodeName(StatusCode code) {
 
 // Either a value or a non-OK Status.
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) { assert(!std::get<Status>(v_).ok()); }  // NOLINT

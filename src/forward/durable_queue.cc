@@ -674,7 +674,8 @@ Status DurableQueue::Append(std::string_view payload) {
     lock.lock();
     d.syncing = false;
     if (err != 0) {
-      d.SyncFailed("fdatasync", fd->path, err);
+      // Logged and kept in the sticky sync_error, which every waiting Append() returns.
+      (void)d.SyncFailed("fdatasync", fd->path, err);
     } else if (target > d.durable_id) {
       d.durable_id = target;
       d.consumer_cv.notify_one();
@@ -717,7 +718,7 @@ std::vector<QueueRecord> DurableQueue::Next(uint64_t max_bytes, std::chrono::mil
       d.read_segment = nullptr;
       d.read_fd = ::openat(d.dir_fd, e.segment->name.c_str(), O_RDONLY | O_CLOEXEC);
       if (d.read_fd < 0) {
-        d.IoError("open", d.Path(e.segment->name), errno);
+        (void)d.IoError("open", d.Path(e.segment->name), errno);  // logged; read_failed retries
         read_failed = true;
         break;
       }
@@ -731,7 +732,7 @@ std::vector<QueueRecord> DurableQueue::Next(uint64_t max_bytes, std::chrono::mil
     struct iovec iov[2] = {{header, kHeaderBytes}, {r.payload.data(), e.length}};
     const ssize_t n = ::preadv(d.read_fd, iov, e.length == 0 ? 1 : 2, static_cast<off_t>(e.offset));
     if (n < 0 || static_cast<size_t>(n) != kHeaderBytes + e.length) {
-      d.IoError("read", d.Path(e.segment->name), n < 0 ? errno : EIO);
+      (void)d.IoError("read", d.Path(e.segment->name), n < 0 ? errno : EIO);  // logged; retried
       read_failed = true;
       break;
     }
@@ -797,8 +798,8 @@ Status DurableQueue::Ack(uint64_t id) {
       d.read_segment = nullptr;
     }
     if (::unlinkat(d.dir_fd, seg->name.c_str(), 0) != 0 && errno != ENOENT) {
-      // Acknowledged already: the next Open() deletes it.
-      d.IoError("remove", d.Path(seg->name), errno);
+      // Acknowledged already: the next Open() deletes it.  Logged, nothing to return to.
+      (void)d.IoError("remove", d.Path(seg->name), errno);
     }
   }
   if (d.opt.fsync) {
@@ -819,7 +820,8 @@ void DurableQueue::Close() {
     // A clean shutdown leaves everything on disk even without per-append syncs.
     ++d.syncs;
     if (int err = FdatasyncFd(d.written_fd->fd); err != 0) {
-      d.IoError("fdatasync", d.written_fd->path, err);
+      // Logged; at shutdown the next Open() re-reads what really reached the disk.
+      (void)d.IoError("fdatasync", d.written_fd->path, err);
     }
   }
   d.consumer_cv.notify_all();

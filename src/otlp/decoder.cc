@@ -103,7 +103,7 @@ class Decoder {
     return error_;
   }
   bool FailB(const uint8_t* at, const char* what) {
-    Fail(at, what);
+    (void)Fail(at, what);  // kept in error_, which the caller returns after `false`
     return false;
   }
 
