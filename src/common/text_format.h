@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "common/clock.h"
 
@@ -27,5 +28,12 @@ std::string HumanDuration(Duration d);
 
 // 1204 -> "1,204".
 std::string WithThousands(uint64_t n);
+
+// For error messages about config and rules values: `s` in single quotes.
+std::string Quote(std::string_view s);
+// ASCII lower case (keys, units, booleans); other bytes unchanged.
+std::string AsciiLower(std::string_view s);
+// `s` without leading and trailing ASCII white space.
+std::string_view TrimSpace(std::string_view s);
 
 }  // namespace ordertrace

@@ -6,28 +6,16 @@
 #include <limits>
 #include <utility>
 
+#include "common/text_format.h"
+
 namespace ordertrace {
 namespace {
-
-std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 // Splits "16MiB" into its leading digits and the rest.
 std::pair<std::string_view, std::string_view> SplitNumber(std::string_view s) {
   size_t i = 0;
   while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) ++i;
-  return {s.substr(0, i), Trim(s.substr(i))};
+  return {s.substr(0, i), TrimSpace(s.substr(i))};
 }
 
 size_t EditDistance(std::string_view a, std::string_view b) {
@@ -54,7 +42,7 @@ std::optional<uint64_t> ParseUint(std::string_view s) {
 }
 
 Result<HostPort> ParseHostPort(std::string_view text) {
-  const std::string_view s = Trim(text);
+  const std::string_view s = TrimSpace(text);
   auto bad = [&](std::string why = {}) {
     return Status::InvalidArgument("expected HOST:PORT like 127.0.0.1:4317, got " + Quote(text) +
                                    (why.empty() ? "" : " (" + why + ")"));
@@ -104,7 +92,7 @@ Result<uint64_t> ParseSize(std::string_view text) {
   const auto bad = [&] {
     return Status::InvalidArgument("expected a size like 16MiB, got " + Quote(text));
   };
-  auto [digits, unit] = SplitNumber(Trim(text));
+  auto [digits, unit] = SplitNumber(TrimSpace(text));
   auto n = ParseUint(digits);
   if (!n) return bad();
   static const std::pair<const char*, uint64_t> kUnits[] = {
@@ -117,7 +105,7 @@ Result<uint64_t> ParseSize(std::string_view text) {
       {"mib", 1 << 20},
       {"gib", uint64_t{1} << 30},
   };
-  const std::string u = Lower(unit);
+  const std::string u = AsciiLower(unit);
   for (const auto& [name, mult] : kUnits) {
     if (u != name) continue;
     if (*n > std::numeric_limits<uint64_t>::max() / mult) return bad();
@@ -131,7 +119,7 @@ Result<std::chrono::milliseconds> ParseDuration(std::string_view text) {
     return Status::InvalidArgument("expected a duration like 500ms, 30s, 2m, 1h or 5d, got " +
                                    Quote(text));
   };
-  auto [digits, unit] = SplitNumber(Trim(text));
+  auto [digits, unit] = SplitNumber(TrimSpace(text));
   auto n = ParseUint(digits);
   if (!n || *n > 1000000000) return bad();
   const int64_t v = static_cast<int64_t>(*n);
@@ -156,7 +144,7 @@ std::string FormatDuration(std::chrono::milliseconds d) {
 }
 
 Result<bool> ParseBool(std::string_view text) {
-  const std::string b = Lower(Trim(text));
+  const std::string b = AsciiLower(TrimSpace(text));
   if (b == "true" || b == "yes" || b == "on") return true;
   if (b == "false" || b == "no" || b == "off") return false;
   return Status::InvalidArgument("expected true or false, got " + Quote(text));
@@ -166,7 +154,7 @@ std::string UnknownKeyMessage(std::string_view key, const std::vector<std::strin
   std::string best;
   size_t best_distance = 3;  // suggest only close matches
   for (const auto& k : known) {
-    size_t d = EditDistance(Lower(key), k);
+    size_t d = EditDistance(AsciiLower(key), k);
     if (d < best_distance) {
       best_distance = d;
       best = k;

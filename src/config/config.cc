@@ -13,26 +13,13 @@
 #include <sstream>
 #include <vector>
 
+#include "common/text_format.h"
 #include "common/values.h"
 #include "common/yaml_reader.h"
 #include "net/url.h"
 
 namespace ordertrace::config {
 namespace {
-
-std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
 
 // Replaces ${NAME} and ${NAME:-default} with the environment's values; "$$" is a literal "$".
 Result<std::string> SubstituteEnv(std::string_view in, const EnvLookup& env) {
@@ -90,7 +77,7 @@ Setter HostPortKey(std::string Config::Listen::*field) {
   return [field](std::string_view v, Config* c) -> std::optional<std::string> {
     auto hp = ParseHostPort(v);
     if (!hp.ok()) return hp.status().message();
-    c->listen.*field = std::string(Trim(v));
+    c->listen.*field = std::string(TrimSpace(v));
     return std::nullopt;
   };
 }
@@ -98,7 +85,7 @@ Setter HostPortKey(std::string Config::Listen::*field) {
 template <typename T>
 Setter IntKey(T* (*field)(Config*), uint64_t min, uint64_t max) {
   return [=](std::string_view v, Config* c) -> std::optional<std::string> {
-    auto n = ParseUint(Trim(v));
+    auto n = ParseUint(TrimSpace(v));
     if (!n || *n < min || *n > max) {
       return "expected an integer from " + std::to_string(min) + " to " + std::to_string(max) +
              ", got " + Quote(v);
@@ -123,7 +110,7 @@ Setter SizeKey(T* (*field)(Config*), uint64_t min, uint64_t max) {
 }
 
 std::optional<std::string> SetLogLevel(std::string_view v, Config* c) {
-  std::string level = Lower(Trim(v));
+  std::string level = AsciiLower(TrimSpace(v));
   if (level != "debug" && level != "info" && level != "warn" && level != "error") {
     return "expected one of debug, info, warn, error, got " + Quote(v);
   }
@@ -154,7 +141,7 @@ Setter BoolKey(bool* (*field)(Config*)) {
 
 Setter StringKey(std::string* (*field)(Config*)) {
   return [field](std::string_view v, Config* c) -> std::optional<std::string> {
-    *field(c) = std::string(Trim(v));
+    *field(c) = std::string(TrimSpace(v));
     return std::nullopt;
   };
 }
@@ -162,7 +149,7 @@ Setter StringKey(std::string* (*field)(Config*)) {
 // A retention: a duration, or 0 / off to keep forever.
 Setter RetentionKey(std::chrono::milliseconds* (*field)(Config*)) {
   return [field](std::string_view v, Config* c) -> std::optional<std::string> {
-    if (Lower(Trim(v)) == "off") {
+    if (AsciiLower(TrimSpace(v)) == "off") {
       *field(c) = std::chrono::milliseconds(0);
       return std::nullopt;
     }
@@ -175,7 +162,7 @@ Setter RetentionKey(std::chrono::milliseconds* (*field)(Config*)) {
 
 // journeys.jaeger_ui / --jaeger-ui: http(s)://HOST[:PORT][/path], without a trailing '/'.
 Result<std::string> NormalizeJaegerUi(std::string_view text) {
-  std::string url(Trim(text));
+  std::string url(TrimSpace(text));
   if (!net::ParseUrl(url).ok()) {
     return Status::InvalidArgument(
         "expected the Jaeger UI's URL, starting with http:// or https:// (like "
@@ -189,7 +176,7 @@ Result<std::string> NormalizeJaegerUi(std::string_view text) {
 // An http(s) URL, or "" (off).
 Setter UrlKey(std::string* (*field)(Config*)) {
   return [field](std::string_view v, Config* c) -> std::optional<std::string> {
-    if (Trim(v).empty()) {
+    if (TrimSpace(v).empty()) {
       field(c)->clear();
       return std::nullopt;
     }
@@ -208,7 +195,7 @@ const std::map<std::string, Setter>& Schema() {
           {"listen.http", HostPortKey(&Config::Listen::http)},
           {"data_dir",
            [](std::string_view v, Config* c) -> std::optional<std::string> {
-             if (Trim(v).empty()) return "expected a directory path, got ''";
+             if (TrimSpace(v).empty()) return "expected a directory path, got ''";
              c->data_dir = std::string(v);
              return std::nullopt;
            }},
@@ -246,8 +233,8 @@ const std::map<std::string, Setter>& Schema() {
            }},
           {"forward.upstream",
            [](std::string_view v, Config* c) -> std::optional<std::string> {
-             if (Status s = ValidateUpstream(Trim(v)); !s.ok()) return s.message();
-             c->forward.upstream = std::string(Trim(v));
+             if (Status s = ValidateUpstream(TrimSpace(v)); !s.ok()) return s.message();
+             c->forward.upstream = std::string(TrimSpace(v));
              return std::nullopt;
            }},
           // forward.headers is a mapping (name: value), read by Loader::Walk; listed here so that
@@ -261,7 +248,7 @@ const std::map<std::string, Setter>& Schema() {
                        std::chrono::minutes(10), "10ms to 10m")},
           {"forward.compression",
            [](std::string_view v, Config* c) -> std::optional<std::string> {
-             const std::string m = Lower(Trim(v));
+             const std::string m = AsciiLower(TrimSpace(v));
              if (m != "gzip" && m != "none") return "expected gzip or none, got " + Quote(v);
              c->forward.gzip = m == "gzip";
              return std::nullopt;
@@ -315,7 +302,7 @@ const std::map<std::string, Setter>& Schema() {
            [](std::string_view v,
               Config* c) -> std::
                              optional<std::string> {
-                               const std::string m = Lower(Trim(v));
+                               const std::string m = AsciiLower(TrimSpace(v));
                                if (m != "sqlite" && m != "memory")
                                  return "expected sqlite or memory, got " + Quote(v);
                                c->journeys.store = m;
@@ -375,9 +362,9 @@ const std::map<std::string, Setter>& Schema() {
           {"broker.user",
            [](std::string_view v, Config* c) -> std::
                                                  optional<std::string> {
-                                                   if (Trim(v).empty())
+                                                   if (TrimSpace(v).empty())
                                                      return "expected a user name, got ''";
-                                                   c->broker.user = std::string(Trim(v));
+                                                   c->broker.user = std::string(TrimSpace(v));
                                                    return std::nullopt;
                                                  }},
           {"broker.password",
@@ -390,7 +377,7 @@ const std::map<std::string, Setter>& Schema() {
           {"broker.password_file",
            [](std::string_view v, Config* c) -> std::
                                                  optional<std::string> {
-                                                   const std::string path(Trim(v));
+                                                   const std::string path(TrimSpace(v));
                                                    if (path.empty())
                                                      return "expected a file path, got ''";
                                                    std::ifstream in(path);
@@ -647,7 +634,8 @@ Status ApplyOverrides(const Overrides& o, Config* config) {
   }
   if (Status s = host_port("--http", o.http, &config->listen.http); !s.ok()) return s;
   if (o.data_dir) {
-    if (Trim(*o.data_dir).empty()) return Status::InvalidArgument("--data: expected a directory");
+    if (TrimSpace(*o.data_dir).empty())
+      return Status::InvalidArgument("--data: expected a directory");
     config->data_dir = *o.data_dir;
   }
   if (o.log_level) {
@@ -668,8 +656,9 @@ Status ApplyOverrides(const Overrides& o, Config* config) {
     config->forward.upstream = *o.upstream;
   }
   if (o.rules) {
-    if (Trim(*o.rules).empty()) return Status::InvalidArgument("--rules: expected a rules file");
-    config->journeys.rules = std::string(Trim(*o.rules));
+    if (TrimSpace(*o.rules).empty())
+      return Status::InvalidArgument("--rules: expected a rules file");
+    config->journeys.rules = std::string(TrimSpace(*o.rules));
   }
   if (o.jaeger_ui) {
     auto url = NormalizeJaegerUi(*o.jaeger_ui);
@@ -696,13 +685,13 @@ Status ApplyOverrides(const Overrides& o, Config* config) {
 }
 
 Result<std::string> NormalizeManagementUrl(std::string_view text) {
-  if (Trim(text).empty()) return std::string();
+  if (TrimSpace(text).empty()) return std::string();
   auto url = NormalizeHttpUrl(text);
   if (!url.ok()) {
     return Status::InvalidArgument(
         "expected RabbitMQ's management URL like http://rabbit:15672, got " + Quote(text));
   }
-  if (Lower(*url).rfind("http://", 0) != 0) {
+  if (AsciiLower(*url).rfind("http://", 0) != 0) {
     return Status::InvalidArgument(
         "https is not supported for the management API yet: use http:// (on loopback or a "
         "trusted network), got " +
@@ -733,7 +722,7 @@ Result<std::string> BrokerPassword(const Config::Broker& broker, const EnvLookup
 }
 
 Result<std::string> NormalizeHttpUrl(std::string_view text) {
-  std::string url(Trim(text));
+  std::string url(TrimSpace(text));
   auto bad = [&](const std::string& why) {
     return Status::InvalidArgument(
         "expected an http:// or https:// URL like "
@@ -771,7 +760,7 @@ Status ValidateUpstream(std::string_view url) {
         "http(s)://HOST:PORT/v1/traces, got " +
         Quote(url));
   }
-  const std::string scheme = Lower(url.substr(0, url.find("://")));
+  const std::string scheme = AsciiLower(url.substr(0, url.find("://")));
   if (problem == net::UrlProblem::kNoHost || problem == net::UrlProblem::kHost ||
       problem == net::UrlProblem::kPort || (parsed.ok() && !parsed->explicit_port)) {
     return Status::InvalidArgument("expected HOST:PORT with a port after " + scheme + "://, got " +
@@ -786,7 +775,7 @@ Status ValidateUpstream(std::string_view url) {
 }
 
 Result<log::Format> ParseLogFormat(std::string_view text) {
-  const std::string f = Lower(Trim(text));
+  const std::string f = AsciiLower(TrimSpace(text));
   if (f == "logfmt") return log::Format::kLogfmt;
   if (f == "json") return log::Format::kJson;
   return Status::InvalidArgument("expected logfmt or json, got " + Quote(text));

@@ -11,6 +11,7 @@
 #include <map>
 #include <sstream>
 
+#include "common/text_format.h"
 #include "common/values.h"
 #include "common/yaml_reader.h"
 
@@ -130,14 +131,6 @@ namespace {
 // each, inline): four keep an active order within its 256-byte budget (docs/benchmarks.md).
 constexpr size_t kMaxWatchedServices = 4;
 
-std::string Quote(std::string_view s) { return "'" + std::string(s) + "'"; }
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
 std::string Join(const std::vector<std::string>& items) {
   std::string out;
   for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
@@ -175,7 +168,7 @@ class Parser {
   Result<std::string> Scalar(const Entry& e, const std::string& path) const {
     auto text = reader_.Scalar(e, path);
     if (!text.ok()) return text.status();
-    return std::string(Trim(*text));
+    return std::string(TrimSpace(*text));
   }
 
   // A duration; zero only when `allow_zero` (then 0 and "off" both mean off).
@@ -262,7 +255,7 @@ class Parser {
     std::vector<Entry> entries;
     if (Status s = Entries(entity.value, "entity", {"key"}, &entries); !s.ok()) return s;
     for (const Entry& e : entries) {
-      if (e.value.IsNull() || (e.value.IsScalar() && Trim(e.value.Scalar()).empty())) {
+      if (e.value.IsNull() || (e.value.IsScalar() && TrimSpace(e.value.Scalar()).empty())) {
         return Error(e.line, "entity.key",
                      "expected the attribute that holds the order id, like order.id");
       }
@@ -286,7 +279,7 @@ class Parser {
       const std::string path = "stages[" + std::to_string(i) + "]";
       const int line = Line(item) > 0 ? Line(item) : e.line;
       if (!item.IsScalar()) return Error(line, path, "expected a stage name");
-      const std::string name(Trim(item.Scalar()));
+      const std::string name(TrimSpace(item.Scalar()));
       if (!ValidStageName(name)) {
         return Error(line, path,
                      "invalid stage name " + Quote(name) +
@@ -532,7 +525,7 @@ class Parser {
     if (attrs.empty()) return Error(e.line, path, "expected at least one attribute");
     for (const Entry& a : attrs) {
       const std::string attr_path = path + "." + a.key;
-      if (Trim(a.key).empty()) return Error(a.line, path, "attribute names must not be empty");
+      if (TrimSpace(a.key).empty()) return Error(a.line, path, "attribute names must not be empty");
       if (!a.value.IsScalar()) {
         return Error(a.line, attr_path, "expected a single value (the attribute must equal it)");
       }
