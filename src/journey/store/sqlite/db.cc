@@ -125,10 +125,13 @@ Result<int64_t> Db::QueryInt(const std::string& sql) {
 // ---------------------------------------------------------------------------------------------
 // Stmt.
 
-Stmt::~Stmt() {
+Stmt::~Stmt() { Reset(); }
+
+void Stmt::Reset() {
   if (s_ == nullptr) return;
   sqlite3_reset(s_);
   sqlite3_clear_bindings(s_);
+  bind_rc_ = SQLITE_OK;
 }
 
 Stmt::Stmt(Stmt&& other) noexcept

@@ -91,6 +91,9 @@ class Stmt {
   Result<bool> Step();
   // Steps once, for statements that return no rows.
   Status Run();
+  // Makes the statement ready for its next row (reset, bindings cleared), as the destructor
+  // does: a loop over a batch's rows binds and runs one Stmt, looked up once per batch.
+  void Reset();
 
   // Columns are 0-based.
   int64_t ColInt(int i) const { return sqlite3_column_int64(s_, i); }

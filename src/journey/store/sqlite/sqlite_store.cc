@@ -107,11 +107,12 @@ Status ApplyBatch(Db& db, const WriteBatch& batch, Deltas* d) {
     static const std::string sql = Cols("INSERT INTO spans (", kSpanCols) +
                                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
                                    "?12, ?13, ?14, ?15, ?16) ON CONFLICT DO NOTHING";
+    ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
     for (const auto& span : batch.spans) {
-      ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
       sqlite::BindSpan(s, span);
       RETURN_IF_ERROR(s.Run());
       d->spans += db.Changes();
+      s.Reset();
     }
   }
   if (!batch.milestones.empty()) {
@@ -122,10 +123,11 @@ Status ApplyBatch(Db& db, const WriteBatch& batch, Deltas* d) {
         "at_ns = excluded.at_ns, service = excluded.service, trace_id = excluded.trace_id, "
         "span_id = excluded.span_id WHERE excluded.at_ns < milestones.at_ns OR "
         "(excluded.at_ns = milestones.at_ns AND excluded.span_id < milestones.span_id)";
+    ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
     for (const auto& m : batch.milestones) {
-      ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
       sqlite::BindMilestone(s, m);
       RETURN_IF_ERROR(s.Run());
+      s.Reset();
     }
   }
   for (const auto& hop : batch.hops) RETURN_IF_ERROR(PutHop(db, hop, d));
@@ -138,16 +140,17 @@ Status ApplyBatch(Db& db, const WriteBatch& batch, Deltas* d) {
     static const std::string insert =
         Cols("INSERT INTO orders (", kOrderCols) +
         ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+    ASSIGN_OR_RETURN(Stmt up, db.Statement(update));
+    ASSIGN_OR_RETURN(Stmt in, db.Statement(insert));
     for (const auto& o : batch.orders) {
-      {
-        ASSIGN_OR_RETURN(Stmt s, db.Statement(update));
-        sqlite::BindOrder(s, o);
-        RETURN_IF_ERROR(s.Run());
-        if (db.Changes() > 0) continue;
-      }
-      ASSIGN_OR_RETURN(Stmt s, db.Statement(insert));
-      sqlite::BindOrder(s, o);
-      RETURN_IF_ERROR(s.Run());
+      sqlite::BindOrder(up, o);
+      RETURN_IF_ERROR(up.Run());
+      const bool updated = db.Changes() > 0;
+      up.Reset();
+      if (updated) continue;
+      sqlite::BindOrder(in, o);
+      RETURN_IF_ERROR(in.Run());
+      in.Reset();
       ++d->orders;
     }
   }
