@@ -86,6 +86,15 @@ struct Config {
       std::chrono::milliseconds interval{std::chrono::minutes(10)};  // how often it runs
     } retention;
     uint32_t max_spans_per_view = 1000;  // spans returned by GET /api/v1/orders/{id}
+    // Orders found through trace context for spans without order.id (docs/attribution.md).
+    struct Attribution {
+      bool enabled = true;
+      std::chrono::milliseconds wait{10000};  // shorter than the rules' grace
+      uint32_t max_pending_spans = 200000;
+      uint64_t max_pending_bytes = 64ull << 20;
+      uint32_t max_tracked_spans = 1000000;
+      uint32_t max_tracked_traces = 500000;
+    } attribution;
   } journeys;
   // Alerts about stuck orders (docs/alerting.md); off while no sink is configured.
   struct Alerting {

@@ -360,8 +360,9 @@ void Gateway::Stop(std::chrono::milliseconds drain) {
   if (g.forwarder) g.forwarder->Close();  // sends what it can; the rest stays on disk
   if (g.api) g.api->Shutdown(drain);
   if (g.retention) g.retention->Stop();
-  if (g.engine) g.engine->StopDetector();  // the queue is drained: every fact is applied
-  if (g.broker) g.broker->Stop();          // before the alerts: its transitions go to them
+  if (g.journey_stage) g.journey_stage->Stop();  // spans still waiting for their ancestor
+  if (g.engine) g.engine->StopDetector();        // the queue is drained: every fact is applied
+  if (g.broker) g.broker->Stop();                // before the alerts: its transitions go to them
   // After the detector: flags and clears it raised until now are sent (within a bound).
   if (g.alerts) g.alerts->Stop();
   if (was_serving) {
@@ -394,6 +395,14 @@ Status Gateway::StartJourneys() {
     }
     g.store = std::move(store).value();
   }
+  const config::Config::Journeys::Attribution& ac = config_.journeys.attribution;
+  if (ac.enabled && ac.wait >= (*rules)->grace) {
+    return Status::InvalidArgument(
+        "journeys.attribution.wait (" + std::to_string(ac.wait.count()) +
+        " ms) must be shorter than the rules' grace (" + std::to_string((*rules)->grace.count()) +
+        " ms): a span that waits for its ancestor would be attributed after its order was "
+        "flagged");
+  }
   journey::EngineOptions engine_options;
   engine_options.settle = std::chrono::seconds(1);  // see EngineOptions::settle
   g.engine = std::make_unique<journey::Engine>(std::move(rules).value(), *g.store, g.clock,
@@ -401,7 +410,15 @@ Status Gateway::StartJourneys() {
   if (Status s = g.engine->Recover(); !s.ok()) {
     return Status(s.code(), "journey store: recovering active orders: " + s.message());
   }
-  g.journey_stage = std::make_unique<journey::JourneyStage>(*g.engine, registry_);
+  journey::AttributionOptions attribution;
+  attribution.enabled = ac.enabled;
+  attribution.wait = ac.wait;
+  attribution.max_pending_spans = ac.max_pending_spans;
+  attribution.max_pending_bytes = ac.max_pending_bytes;
+  attribution.max_tracked_spans = ac.max_tracked_spans;
+  attribution.max_tracked_traces = ac.max_tracked_traces;
+  g.journey_stage = std::make_unique<journey::JourneyStage>(*g.engine, registry_, attribution);
+  g.journey_stage->Start();
   if (Status s = StartAlerts(); !s.ok()) return s;
   g.engine->StartDetector();
 

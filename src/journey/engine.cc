@@ -95,6 +95,13 @@ size_t Engine::open_hops() const {
   MutexLock lock(mu_);
   return hops_.size();
 }
+std::string Engine::OpenPublishOrder(std::string_view send_span_id) const {
+  const std::string id(send_span_id);
+  MutexLock lock(mu_);
+  const HopEntry* h = hops_.Find(id);
+  return h == nullptr ? std::string() : h->second.order_id;
+}
+
 size_t Engine::stuck_orders() const {
   MutexLock lock(mu_);
   return stuck_;

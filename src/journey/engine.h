@@ -126,6 +126,10 @@ class Engine {
 
   size_t active_orders() const EXCLUDES(mu_);
   size_t open_hops() const EXCLUDES(mu_);
+  // The order of the open (not yet processed) message whose publish span is `send_span_id`
+  // (16 hex), "" when none: attribution's last resort for a consumer whose producer span is no
+  // longer tracked (published before a restart, or long ago).
+  std::string OpenPublishOrder(std::string_view send_span_id) const EXCLUDES(mu_);
   size_t stuck_orders() const EXCLUDES(mu_);
   JourneyStore& store() { return store_; }
   const Clock& clock() const { return clock_; }

@@ -81,10 +81,26 @@ FactExtractor::FactExtractor(std::shared_ptr<const Rules> rules) : rules_(std::m
 
 void FactExtractor::Extract(const otlp::SpanBatch& batch, std::vector<SpanRecord>* out,
                             ExtractStats* stats) const {
-  const Rules& rules = *rules_;
-  const std::string_view entity_key = rules.entity_key;
   ExtractStats local;
   for (const otlp::SpanRef& span : batch.spans()) {
+    ExtractSpan(batch, span, {}, /*keep_unowned_process=*/true, out, &local);
+  }
+  if (stats != nullptr) {
+    stats->spans += local.spans;
+    stats->kept += local.kept;
+    stats->unknown_stage += local.unknown_stage;
+    stats->mapped += local.mapped;
+  }
+}
+
+FactExtractor::SpanFacts FactExtractor::ExtractSpan(
+    const otlp::SpanBatch& batch, const otlp::SpanRef& span, std::string_view assigned,
+    bool keep_unowned_process, std::vector<SpanRecord>* out, ExtractStats* stats) const {
+  const Rules& rules = *rules_;
+  const std::string_view entity_key = rules.entity_key;
+  ExtractStats& local = *stats;
+  SpanFacts facts;
+  {
     ++local.spans;
     const std::string_view service = batch.resources()[span.resource].service_name;
     Seen seen;
@@ -157,7 +173,10 @@ void FactExtractor::Extract(const otlp::SpanBatch& batch, std::vector<SpanRecord
       role = HopRole::kNone;  // operation words alone do not make a message hop
     }
 
-    if (seen.order_id.empty() && role != HopRole::kProcess) continue;
+    facts.process_hop = role == HopRole::kProcess;
+    facts.has_order = !seen.order_id.empty() || !assigned.empty();
+    if (!facts.has_order && !(keep_unowned_process && facts.process_hop)) return facts;
+    if (seen.order_id.empty()) seen.order_id = std::string(assigned);
 
     SpanRecord r;
     r.order_id = std::move(seen.order_id);
@@ -231,12 +250,7 @@ void FactExtractor::Extract(const otlp::SpanBatch& batch, std::vector<SpanRecord
     out->push_back(std::move(r));
     ++local.kept;
   }
-  if (stats != nullptr) {
-    stats->spans += local.spans;
-    stats->kept += local.kept;
-    stats->unknown_stage += local.unknown_stage;
-    stats->mapped += local.mapped;
-  }
+  return facts;
 }
 
 }  // namespace ordertrace::journey

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "journey/rules/rules.h"
@@ -40,9 +41,24 @@ class FactExtractor {
  public:
   explicit FactExtractor(std::shared_ptr<const Rules> rules);
 
-  // Appends the records of `batch` to `out`.
+  // Appends the records of `batch` to `out`: the spans that carry an order id, and the
+  // process spans without one (the engine matches them through the message).
   void Extract(const otlp::SpanBatch& batch, std::vector<SpanRecord>* out,
                ExtractStats* stats = nullptr) const;
+
+  // What ExtractSpan found.
+  struct SpanFacts {
+    bool has_order = false;    // a record with an order id was appended
+    bool process_hop = false;  // the span processes a message (HopRole::kProcess)
+  };
+  // One span, for attribution (journey/attribution/attributor.h).  A span that carries an
+  // order id (the entity key, or a mapping's order_id_from) is appended with it; one that does
+  // not is appended with `assigned` when that is non-empty (an attributed span: everything
+  // else, hops, mappings, errors, is read as for a span that carries it), and otherwise only
+  // when `keep_unowned_process` is set and it is a process span (with an empty order id).
+  SpanFacts ExtractSpan(const otlp::SpanBatch& batch, const otlp::SpanRef& span,
+                        std::string_view assigned, bool keep_unowned_process,
+                        std::vector<SpanRecord>* out, ExtractStats* stats) const;
 
   const Rules& rules() const { return *rules_; }
 

@@ -7,6 +7,11 @@ OpenHops::Entry* OpenHops::Find(const std::string& send_span_id) {
   return it == hops_.end() ? nullptr : &*it;
 }
 
+const OpenHops::Entry* OpenHops::Find(const std::string& send_span_id) const {
+  auto it = hops_.find(send_span_id);
+  return it == hops_.end() ? nullptr : &*it;
+}
+
 OpenHops::Entry* OpenHops::Match(const SpanRecord& r) {
   if (!r.message_id.empty()) {
     auto m = by_message_.find(r.message_id);

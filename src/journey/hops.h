@@ -55,6 +55,7 @@ class OpenHops {
   size_t size() const { return hops_.size(); }
   Map& all() { return hops_; }
   Entry* Find(const std::string& send_span_id);
+  const Entry* Find(const std::string& send_span_id) const;
 
   // The open hop a process span closes: by its message id, else by its parent (the producer's
   // span, through the propagated context), else by a link.  Null when none is open.

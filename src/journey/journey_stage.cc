@@ -1,14 +1,20 @@
 #include "journey/journey_stage.h"
 
+#include <algorithm>
+#include <chrono>
 #include <exception>
 #include <utility>
 
 #include "common/log.h"
+#include "otlp/span_batch.h"
 
 namespace ordertrace::journey {
 
-JourneyStage::JourneyStage(Engine& engine, metrics::Registry& registry)
+JourneyStage::JourneyStage(Engine& engine, metrics::Registry& registry,
+                           AttributionOptions attribution)
     : engine_(engine),
+      attributor_(attribution.enabled ? std::make_unique<Attributor>(attribution, &registry)
+                                      : nullptr),
       spans_(registry
                  .AddCounter("ordertrace_journey_spans_seen_total",
                              "Spans the journey stage looked at.")
@@ -25,22 +31,91 @@ JourneyStage::JourneyStage(Engine& engine, metrics::Registry& registry)
       failed_batches_(registry
                           .AddCounter("ordertrace_journey_failed_batches_total",
                                       "Batches whose journey facts could not be applied.")
-                          .With({})) {}
+                          .With({})) {
+  if (attributor_) {
+    attributor_->SetOpenPublishLookup(
+        [this](std::string_view send_span_id) { return engine_.OpenPublishOrder(send_span_id); });
+  }
+}
 
-void JourneyStage::Process(const otlp::SpanBatch& batch) noexcept {
+JourneyStage::~JourneyStage() { timer_.Stop(); }
+
+void JourneyStage::Start() {
+  if (!attributor_) return;
+  // The spans of the latest orders, newest first, up to half of what the attributor tracks.
+  size_t remembered = 0;
+  Status s = engine_.store().ForEachRecentSpan(
+      attributor_->options().max_tracked_spans / 2,
+      [&](std::string_view trace_id, std::string_view span_id, std::string_view order_id) {
+        otlp::TraceId t;
+        otlp::SpanId sp;
+        if (!otlp::FromHex(trace_id, t.data(), t.size()) ||
+            !otlp::FromHex(span_id, sp.data(), sp.size())) {
+          return;
+        }
+        attributor_->Remember(t, sp, order_id);
+        ++remembered;
+      });
+  if (!s.ok()) {
+    log::Warn("attribution: recent spans not read from the journey store",
+              {{"error", s.message()}});
+  } else if (remembered > 0) {
+    log::Info("attribution: recent spans remembered from the journey store",
+              {{"spans", std::to_string(remembered)}});
+  }
+  timer_.Start("attribution", [this]() -> std::chrono::nanoseconds {
+    const Nanos now = engine_.clock().Now();
+    ExpireWaits(now);
+    const Nanos next = attributor_->NextExpiry();
+    const Nanos wait = next == Attributor::kForever ? Nanos{250'000'000} : next - now;
+    return std::chrono::nanoseconds(std::clamp<Nanos>(wait, 5'000'000, 250'000'000));
+  });
+}
+
+void JourneyStage::Stop() {
+  timer_.Stop();
+  if (attributor_) ExpireWaits(Attributor::kForever);
+}
+
+size_t JourneyStage::ExpireWaits(Nanos now) noexcept {
+  if (!attributor_) return 0;
+  try {
+    std::vector<SpanRecord> records;
+    FactExtractor extractor(engine_.rules());
+    attributor_->Expire(now, extractor, &records);
+    const size_t n = records.size();
+    kept_.Inc(n);
+    Apply(&records);
+    return n;
+  } catch (const std::exception& e) {
+    failed_batches_.Inc();
+    log::Error("journey stage failed to end attribution waits", {{"error", e.what()}});
+    return 0;
+  }
+}
+
+void JourneyStage::Apply(std::vector<SpanRecord>* records) noexcept {
+  if (records->empty()) return;
+  Status s = engine_.Apply(std::move(*records));
+  *records = {};
+  if (!s.ok()) failed_batches_.Inc();
+}
+
+void JourneyStage::Process(const std::shared_ptr<const otlp::SpanBatch>& batch) noexcept {
   try {
     // The rules are read per batch, so a SIGHUP reload applies from the next batch on.
     FactExtractor extractor(engine_.rules());
     records_.clear();
     ExtractStats stats;
-    extractor.Extract(batch, &records_, &stats);
+    if (attributor_) {
+      attributor_->Process(batch, extractor, engine_.clock().Now(), &records_, &stats);
+    } else {
+      extractor.Extract(*batch, &records_, &stats);
+    }
     spans_.Inc(stats.spans);
     kept_.Inc(stats.kept);
     unknown_stage_.Inc(stats.unknown_stage);
-    if (records_.empty()) return;
-    Status s = engine_.Apply(std::move(records_));
-    records_ = {};
-    if (!s.ok()) failed_batches_.Inc();
+    Apply(&records_);
   } catch (const std::exception& e) {
     // bad_alloc and the like: the batch's facts are lost for journeys (still forwarded).
     failed_batches_.Inc();

@@ -77,6 +77,22 @@ std::string ToHex(const uint8_t* data, size_t n) {
   return out;
 }
 
+bool FromHex(std::string_view hex, uint8_t* out, size_t n) {
+  if (hex.size() != n * 2) return false;
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const int hi = digit(hex[2 * i]), lo = digit(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
 bool SpanRef::has_parent() const {
   for (uint8_t b : parent_span_id) {
     if (b) return true;

@@ -53,6 +53,8 @@ using SpanId = std::array<uint8_t, 8>;
 std::string ToHex(const uint8_t* data, size_t n);
 inline std::string ToHex(const TraceId& id) { return ToHex(id.data(), id.size()); }
 inline std::string ToHex(const SpanId& id) { return ToHex(id.data(), id.size()); }
+// `hex` (exactly 2n hex digits, either case) into n bytes; false, `out` unspecified, otherwise.
+bool FromHex(std::string_view hex, uint8_t* out, size_t n);
 
 enum class ValueType : uint8_t { kEmpty, kString, kBool, kInt, kDouble, kArray, kKvList, kBytes };
 

@@ -76,7 +76,7 @@ void IngestQueue::Drain() {
     queue_.pop_front();
     lock.unlock();
 
-    for (Stage* stage : stages_) stage->Process(*batch);
+    for (Stage* stage : stages_) stage->Process(batch);
     batches_total_.Inc();
     spans_total_.Inc(batch->spans().size());
     const size_t size = batch->wire().size();

@@ -26,7 +26,8 @@ std::shared_ptr<const otlp::SpanBatch> MakeBatch(size_t bytes, char tag = 'x') {
 // Records the tag of every batch it sees.
 class RecordingStage : public Stage {
  public:
-  void Process(const otlp::SpanBatch& batch) noexcept override {
+  void Process(const std::shared_ptr<const otlp::SpanBatch>& shared) noexcept override {
+    const otlp::SpanBatch& batch = *shared;
     std::lock_guard<std::mutex> lock(mu_);
     tags_.push_back(batch.wire().empty() ? '\0' : batch.wire()[0]);
   }
@@ -43,7 +44,7 @@ class RecordingStage : public Stage {
 // Blocks every batch until Release(), so tests can fill the queue behind it.
 class GateStage : public Stage {
  public:
-  void Process(const otlp::SpanBatch&) noexcept override {
+  void Process(const std::shared_ptr<const otlp::SpanBatch>&) noexcept override {
     std::unique_lock<std::mutex> lock(mu_);
     ++entered_;
     cv_.notify_all();

@@ -114,7 +114,8 @@ BatchSummary Summarize(const otlp::SpanBatch& batch, const SpanLogOptions& optio
   return sum;
 }
 
-void SpanLogStage::Process(const otlp::SpanBatch& batch) noexcept {
+void SpanLogStage::Process(const std::shared_ptr<const otlp::SpanBatch>& shared) noexcept {
+  const otlp::SpanBatch& batch = *shared;
   // The summary walks every attribute: not worth it when the line would not be written.
   if (!log::Enabled(log::Level::kInfo)) return;
   try {

@@ -48,7 +48,7 @@ std::string ValueForLog(const otlp::AnyValueView& value, size_t max_chars);
 class SpanLogStage : public Stage {
  public:
   explicit SpanLogStage(SpanLogOptions options) : options_(std::move(options)) {}
-  void Process(const otlp::SpanBatch& batch) noexcept override;
+  void Process(const std::shared_ptr<const otlp::SpanBatch>& batch) noexcept override;
 
  private:
   void LogSpan(const otlp::SpanBatch& batch, const otlp::SpanRef& span) const;

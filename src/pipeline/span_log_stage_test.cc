@@ -61,7 +61,7 @@ TEST(SpanLogStageTest, SummarizesServicesOrdersStagesAndErrors) {
   // The stage itself must log without trouble, per batch and per span.
   SpanLogOptions verbose;
   verbose.log_spans = true;
-  SpanLogStage(verbose).Process(*batch);
+  SpanLogStage(verbose).Process(batch);
 }
 
 TEST(SpanLogStageTest, ListsAreCappedAndKeysConfigurable) {
@@ -87,7 +87,7 @@ TEST(SpanLogStageTest, EmptyBatch) {
   BatchSummary sum = Summarize(*batch, SpanLogOptions{});
   EXPECT_EQ(sum.spans, 0u);
   EXPECT_TRUE(sum.services.empty());
-  SpanLogStage(SpanLogOptions{}).Process(*batch);
+  SpanLogStage(SpanLogOptions{}).Process(batch);
 }
 
 TEST(SpanLogStageTest, ValueForLog) {

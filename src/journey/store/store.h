@@ -111,6 +111,14 @@ class JourneyStore {
   // not call back into the store.
   virtual Status ForEachOrderId(const std::function<void(std::string_view)>& fn) = 0;
 
+  // The `limit` spans that ended last (newest first), as (trace id, span id, order id): the
+  // attributor remembers them at start, so that a restart does not forget which order a
+  // recent span belongs to.  Like ForEachOrderId, `fn` runs without store locks and must not
+  // call back into the store.
+  virtual Status ForEachRecentSpan(
+      size_t limit, const std::function<void(std::string_view trace_id, std::string_view span_id,
+                                             std::string_view order_id)>& fn) = 0;
+
   // A hop by the message id, or by the send span id: the engine's lookup for a process span
   // whose open hop is no longer in memory.  nullopt when unknown.
   virtual Result<std::optional<Hop>> FindHop(std::string_view send_span_id,

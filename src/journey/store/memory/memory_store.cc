@@ -166,6 +166,29 @@ class MemoryStore final : public JourneyStore {
     return Status::Ok();
   }
 
+  Status ForEachRecentSpan(size_t limit,
+                           const std::function<void(std::string_view, std::string_view,
+                                                    std::string_view)>& fn) override {
+    struct Row {
+      Nanos end_ns;
+      std::string trace_id, span_id, order_id;
+    };
+    std::vector<Row> rows;
+    {
+      MutexLock lock(mu_);
+      for (const auto& [order, po] : per_order_) {
+        for (const auto& [sid, sp] : po.spans) {
+          rows.push_back({sp.end_ns, sp.trace_id, sp.span_id, sp.order_id});
+        }
+      }
+    }
+    const size_t n = std::min(limit, rows.size());
+    std::partial_sort(rows.begin(), rows.begin() + static_cast<ptrdiff_t>(n), rows.end(),
+                      [](const Row& a, const Row& b) { return a.end_ns > b.end_ns; });
+    for (size_t i = 0; i < n; ++i) fn(rows[i].trace_id, rows[i].span_id, rows[i].order_id);
+    return Status::Ok();
+  }
+
   Result<std::optional<Hop>> FindHop(std::string_view send_span_id,
                                      std::string_view message_id) override {
     MutexLock lock(mu_);

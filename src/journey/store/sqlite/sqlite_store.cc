@@ -303,6 +303,30 @@ class SqliteStore final : public JourneyStore {
         [](const std::string& id) { return id; }, fn);
   }
 
+  Status ForEachRecentSpan(size_t limit,
+                           const std::function<void(std::string_view, std::string_view,
+                                                    std::string_view)>& fn) override {
+    struct Row {
+      std::string trace_id, span_id, order_id;
+    };
+    std::vector<Row> rows;
+    {
+      MutexLock lock(reader_mu_);
+      // spans_end serves the order; the ids are read as the store writes them.
+      static const std::string sql =
+          "SELECT trace_id, span_id, order_id FROM spans ORDER BY end_ns DESC LIMIT ?1";
+      ASSIGN_OR_RETURN(Stmt s, reader_->Statement(sql));
+      s.Int(1, static_cast<int64_t>(std::min<size_t>(limit, INT64_MAX)));
+      for (;;) {
+        ASSIGN_OR_RETURN(const bool row, s.Step());
+        if (!row) break;
+        rows.push_back({s.ColId(0), s.ColId(1), s.ColText(2)});
+      }
+    }
+    for (const Row& r : rows) fn(r.trace_id, r.span_id, r.order_id);
+    return Status::Ok();
+  }
+
   Result<std::optional<Hop>> FindHop(std::string_view send_span_id,
                                      std::string_view message_id) override {
     MutexLock lock(reader_mu_);

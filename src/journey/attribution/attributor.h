@@ -1,0 +1,168 @@
+// Attributor: the order of a span that does not carry one, found through trace context.
+//
+// Instrumentation libraries (amqplib's, pika's, the Java agent's, .NET RabbitMQ.Client's) record
+// RabbitMQ publish and consume spans without knowing the order; only an application span above
+// them says which order it is.  The attributor gives such a span the order of:
+//   1. its parent (same trace), when the parent's order is known;
+//   2. else a span it links to (consumers that start a new trace per delivery link to the
+//      publish span), applied transitively along the chain: an attributed span is an ancestor
+//      like any other;
+//   3. else, when its wait ends: the engine's open publish of that parent or link (a message
+//      published before a restart, or so long ago the span is no longer tracked), then its
+//      trace, when the trace's spans that carry an order id carry exactly one.
+// An attributed span becomes a SpanRecord exactly as if it carried the order id (hops, mappings,
+// received_by/processed_by, errors).  A span whose parent or links are not known yet waits in
+// the pending set, bounded by count, by the bytes of the requests it holds, and by time (`wait`,
+// shorter than the rules' grace): it is attributed the moment its ancestor arrives, so any
+// arrival order gives what in-order arrival gives.  A span still unattributed when its wait ends
+// is given up (a process span then goes to the engine without an order id, for its
+// message-id match); a span whose parent is itself still waiting follows its parent.
+//
+// Precedence and limits (docs/attribution.md): the parent wins over links when both are known
+// at once; when the first ancestor to be known is a link, its order is taken.  The trace rule
+// is applied only when a span's wait ends, with the spans that arrived by then.
+//
+// Memory: RecentOrders for tracked spans (span → order) and traces (trace → order, or
+// ambiguous), both bounded; the pending set holds a reference to each request it waits on
+// (counted once per request in pending bytes).  docs/benchmarks.md has the cost per span and the
+// bytes per tracked span.
+//
+// Thread-safety: every public method takes the attributor's own lock; Process() runs on the
+// ingest worker and Expire() on the journey stage's timer thread.  The lookup callback is
+// called with the lock held and must not call back into the attributor.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "common/thread_annotations.h"
+#include "journey/attribution/recent_orders.h"
+#include "journey/facts.h"
+#include "otlp/span_batch.h"
+
+namespace ordertrace::journey {
+
+struct AttributionOptions {
+  bool enabled = true;
+  // How long a span waits for its ancestor; it covers exporters' batch delays (the SDKs' batch
+  // processors export every 5 s) and must be shorter than the rules' grace.
+  Duration wait{10000};
+  size_t max_pending_spans = 200000;
+  uint64_t max_pending_bytes = uint64_t{64} << 20;  // the requests pending spans hold
+  size_t max_tracked_spans = 1000000;               // span → order (RecentOrders)
+  size_t max_tracked_traces = 500000;               // trace → order
+};
+
+// How a span's order was found (the `via` label of ordertrace_attribution_spans_total).
+enum class AttributedVia : uint8_t { kCarried, kParent, kLink, kOpenPublish, kTrace, kCount };
+const char* AttributedViaName(AttributedVia v);
+
+struct AttributionStats {
+  uint64_t attributed[static_cast<int>(AttributedVia::kCount)] = {};
+  uint64_t waited = 0;         // spans that entered the pending set
+  uint64_t given_up = 0;       // wait ended without an order
+  uint64_t overflow = 0;       // pending spans whose wait was cut short by the bounds
+  uint64_t ambiguous = 0;      // given up: their trace carries more than one order id
+  uint64_t conflicts = 0;      // parent and link (or two links) name different orders
+  size_t pending_spans = 0;    // now
+  uint64_t pending_bytes = 0;  // now
+  size_t tracked_spans = 0;    // now
+  size_t tracked_traces = 0;   // now
+  uint64_t tracked_bytes = 0;  // now (spans and traces)
+};
+
+class Attributor {
+ public:
+  // The order of an open publish by its send span id (16 hex), "" when none: the engine's open
+  // hops (Engine::OpenPublishOrder).
+  using OpenPublishLookup = std::function<std::string(std::string_view send_span_id)>;
+
+  // `registry` may be null (tests); it must outlive the attributor.
+  Attributor(AttributionOptions options, metrics::Registry* registry);
+  ~Attributor();
+  Attributor(const Attributor&) = delete;
+  Attributor& operator=(const Attributor&) = delete;
+
+  void SetOpenPublishLookup(OpenPublishLookup lookup) EXCLUDES(mu_);
+
+  // Appends to `out` the records of the batch's spans that carry an order or are attributed
+  // now, and of pending spans they resolve; the others wait (the batch is held while they do).
+  // `now` is the clock (the wait is counted in arrival time, not span time).
+  void Process(const std::shared_ptr<const otlp::SpanBatch>& batch, const FactExtractor& extractor,
+               Nanos now, std::vector<SpanRecord>* out, ExtractStats* stats) EXCLUDES(mu_);
+
+  // Ends the wait of every pending span whose wait is over by `now` (kForever: all of them,
+  // at shutdown): attributed through the open publishes or the trace, or given up.
+  static constexpr Nanos kForever = INT64_MAX;
+  void Expire(Nanos now, const FactExtractor& extractor, std::vector<SpanRecord>* out)
+      EXCLUDES(mu_);
+
+  // When the earliest wait ends, kForever when nothing waits.
+  Nanos NextExpiry() const EXCLUDES(mu_);
+
+  // Remembers a span's order without a record (after a restart, from the journey store).
+  void Remember(const otlp::TraceId& trace, const otlp::SpanId& span, std::string_view order)
+      EXCLUDES(mu_);
+
+  AttributionStats stats() const EXCLUDES(mu_);
+  const AttributionOptions& options() const { return options_; }
+
+ private:
+  struct PendingSpan {
+    std::shared_ptr<const otlp::SpanBatch> batch;
+    uint32_t span_index = 0;
+    bool deferred = false;  // its wait ended while its parent still waited
+    bool done = false;
+    uint64_t key = 0, parent_key = 0, trace_key = 0;
+    otlp::SpanId parent{};
+    std::vector<otlp::SpanId> link_ids;  // for the open-publish lookup
+    std::vector<uint64_t> links;         // link keys
+    Nanos expires = 0;
+  };
+
+  // A span got `order`: its record, its key tracked, and the pending spans waiting on it.
+  void Attributed(const otlp::SpanBatch& batch, const otlp::SpanRef& span, uint64_t key,
+                  std::string_view order, AttributedVia via, bool carried,
+                  const FactExtractor& extractor, std::vector<SpanRecord>* out, ExtractStats* stats)
+      REQUIRES(mu_);
+  void ResolveWaiters(uint64_t key, const FactExtractor& extractor, std::vector<SpanRecord>* out)
+      REQUIRES(mu_);
+  // The order of a span's parent or links among the tracked spans ("" none).
+  std::string_view Lookup(uint64_t parent_key, const std::vector<uint64_t>& links,
+                          AttributedVia* via) REQUIRES(mu_);
+  void AddPending(const std::shared_ptr<const otlp::SpanBatch>& batch, uint32_t index, uint64_t key,
+                  uint64_t trace_key, Nanos now) REQUIRES(mu_);
+  // The end of one pending span's wait (expired or overflowed).
+  void EndWait(uint64_t id, const FactExtractor& extractor, std::vector<SpanRecord>* out)
+      REQUIRES(mu_);
+  void Finish(uint64_t id) REQUIRES(mu_);  // out of the pending set
+  void Publish() REQUIRES(mu_);            // gauges
+
+  const AttributionOptions options_;
+  mutable Mutex mu_;
+  OpenPublishLookup open_publish_ GUARDED_BY(mu_);
+  RecentOrders spans_ GUARDED_BY(mu_);
+  RecentOrders traces_ GUARDED_BY(mu_);
+
+  std::unordered_map<uint64_t, PendingSpan> pending_ GUARDED_BY(mu_);          // by pending id
+  std::deque<std::pair<Nanos, uint64_t>> expiry_ GUARDED_BY(mu_);              // (expires, id) FIFO
+  std::unordered_multimap<uint64_t, uint64_t> waiters_ GUARDED_BY(mu_);        // awaited key → id
+  std::unordered_map<uint64_t, uint64_t> pending_by_key_ GUARDED_BY(mu_);      // span key → id
+  std::unordered_map<const otlp::SpanBatch*, uint32_t> held_ GUARDED_BY(mu_);  // batch → spans
+  uint64_t next_id_ GUARDED_BY(mu_) = 1;
+  AttributionStats stats_ GUARDED_BY(mu_);
+
+  struct Metrics;
+  std::unique_ptr<Metrics> metrics_;  // null without a registry
+};
+
+}  // namespace ordertrace::journey

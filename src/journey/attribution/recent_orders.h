@@ -1,0 +1,81 @@
+// RecentOrders: which order a recently seen span (or trace) belongs to, by a 64-bit key, in a
+// bounded amount of memory.
+//
+// Two generations of an open-addressing table (linear probing, no deletion): inserts go to the
+// current one; when it holds capacity/2 keys, the older generation is dropped whole and the
+// current one becomes the older.  Lookups see both, so at least the last capacity/2 keys are
+// always found and never more than `capacity` are kept.  Order ids are interned per generation
+// (one copy per order, not per span).
+//
+// Written here rather than with std::unordered_map: a node map costs about 60 bytes per entry
+// (node, key, value, allocator header, bucket), and the attribution budget is 64 bytes per
+// tracked span for everything; this table costs 12 bytes per slot at a load of at most 1/2, so
+// 24 bytes per key plus the interned ids.  absl's flat_hash_map would do as well but is not a
+// dependency of the project; the table is ~100 lines without deletion or iteration.
+//
+// Keys are 64-bit hashes (0 is reserved; SpanKey/TraceKey never return it).  A collision of two
+// keys is a 2^-64 event per pair.
+//
+// Thread-safety: none; the Attributor guards it with its lock.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "otlp/span_batch.h"
+
+namespace ordertrace::journey {
+
+// A span's key: its trace id and span id hashed together (the same span id in another trace
+// is another span).  Never 0.
+uint64_t SpanKey(const otlp::TraceId& trace, const otlp::SpanId& span);
+// A trace's key.  Never 0.
+uint64_t TraceKey(const otlp::TraceId& trace);
+
+class RecentOrders {
+ public:
+  // What Find returns for a key whose inserts named more than one order (MarkOrMerge).
+  static constexpr std::string_view kAmbiguous = "\x01";
+
+  explicit RecentOrders(size_t capacity);
+
+  // The order of `key`, "" when unknown.  The view lives until the next Insert/Merge.
+  std::string_view Find(uint64_t key) const;
+
+  // Remembers `key` → `order` (a key already known keeps its first order).
+  void Insert(uint64_t key, std::string_view order);
+
+  // For traces: remembers `key` → `order`, or kAmbiguous when the key is known with another
+  // order.  Returns false when it became ambiguous by this call.
+  bool Merge(uint64_t key, std::string_view order);
+
+  size_t size() const;   // keys held
+  size_t bytes() const;  // memory held (tables and interned ids)
+
+ private:
+  struct Generation {
+    explicit Generation(size_t slots);
+    std::vector<uint64_t> keys;  // 0: empty
+    std::vector<uint32_t> refs;  // index into orders
+    size_t count = 0;
+    std::deque<std::string> orders;  // a deque: the views in `index` stay valid as it grows
+    std::unordered_map<std::string_view, uint32_t> index;
+    size_t order_bytes = 0;
+    uint32_t last_ref = UINT32_MAX;   // the last order interned: consecutive spans share it
+    size_t Slot(uint64_t key) const;  // where key is, or the empty slot it would go
+    uint32_t Intern(std::string_view order);
+  };
+  Generation* Current() { return &gens_[current_]; }
+  void Put(uint64_t key, std::string_view order, bool overwrite);
+
+  size_t per_generation_;  // keys before the generation turns
+  Generation gens_[2];
+  int current_ = 0;
+};
+
+}  // namespace ordertrace::journey
