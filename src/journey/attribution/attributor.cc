@@ -101,14 +101,6 @@ bool IsZero(const otlp::SpanId& id) {
   return std::all_of(id.begin(), id.end(), [](uint8_t b) { return b == 0; });
 }
 
-void AddExtractStats(const ExtractStats& from, ExtractStats* to) {
-  if (to == nullptr) return;
-  // `spans` is not added: the span was counted by its first look.
-  to->kept += from.kept;
-  to->unknown_stage += from.unknown_stage;
-  to->mapped += from.mapped;
-}
-
 }  // namespace
 
 Attributor::Attributor(AttributionOptions options, metrics::Registry* registry)
@@ -132,6 +124,12 @@ void Attributor::Remember(const otlp::TraceId& trace, const otlp::SpanId& span,
   traces_.Merge(TraceKey(trace), order);
 }
 
+Attributor::PendingSpan* Attributor::Pending(uint64_t id) {
+  if (id < slab_base_ || id - slab_base_ >= slab_.size()) return nullptr;
+  PendingSpan* p = &slab_[id - slab_base_];
+  return p->done ? nullptr : p;
+}
+
 std::string_view Attributor::Lookup(uint64_t parent_key, const std::vector<uint64_t>& links,
                                     AttributedVia* via) {
   std::string_view found;
@@ -153,52 +151,77 @@ std::string_view Attributor::Lookup(uint64_t parent_key, const std::vector<uint6
   return found;
 }
 
-void Attributor::Attributed(const otlp::SpanBatch& batch, const otlp::SpanRef& span, uint64_t key,
-                            std::string_view order, AttributedVia via, bool carried,
-                            const FactExtractor& extractor, std::vector<SpanRecord>* out,
-                            ExtractStats* stats) {
-  const std::string id(order);  // `order` may point into the tables Insert changes
-  if (!carried) {
-    ExtractStats again;
-    extractor.ExtractSpan(batch, span, id, /*keep_unowned_process=*/false, out, &again);
-    AddExtractStats(again, stats);
+void Attributor::Track(uint64_t key, const otlp::TraceId* carried_trace, std::string_view order,
+                       AttributedVia via, const FactExtractor& extractor,
+                       std::vector<SpanRecord>* out) {
+  spans_.Insert(key, order);
+  if (carried_trace != nullptr) {
+    // Consecutive spans of one trace and order (the usual request) merge once.
+    const uint64_t trace_key = TraceKey(*carried_trace);
+    if (trace_key != last_trace_key_ || order != last_trace_order_) {
+      traces_.Merge(trace_key, order);
+      last_trace_key_ = trace_key;
+      last_trace_order_.assign(order);
+    }
   }
-  spans_.Insert(key, id);
-  if (carried) traces_.Merge(TraceKey(span.trace_id), id);
   ++stats_.attributed[static_cast<int>(via)];
   if (metrics_) metrics_->via[static_cast<int>(via)]->Inc();
-  if (!waiters_.empty()) ResolveWaiters(key, extractor, out);
+  if (live_ != 0) ResolveWaiters(key, extractor, out);
 }
 
 void Attributor::ResolveWaiters(uint64_t key, const FactExtractor& extractor,
                                 std::vector<SpanRecord>* out) {
   std::vector<uint64_t> keys{key};
-  std::vector<uint64_t> ids;
-  while (!keys.empty()) {
+  std::vector<std::pair<uint64_t, AttributedVia>> ids;
+  std::string order;
+  while (!keys.empty() && live_ != 0) {
     const uint64_t k = keys.back();
     keys.pop_back();
     ids.clear();
-    auto [begin, end] = waiters_.equal_range(k);
-    for (auto it = begin; it != end; ++it) ids.push_back(it->second);
+    if (uint64_t* head = children_.Find(k)) {
+      for (uint64_t id = *head; id != 0;) {
+        PendingSpan* p = Pending(id);
+        if (p == nullptr) break;
+        ids.emplace_back(id, AttributedVia::kParent);
+        id = p->next_sibling;
+      }
+      children_.Erase(k);
+    }
+    if (!link_waiters_.empty()) {
+      auto [begin, end] = link_waiters_.equal_range(k);
+      for (auto it = begin; it != end; ++it) ids.emplace_back(it->second, AttributedVia::kLink);
+    }
     if (ids.empty()) continue;
-    const std::string order(spans_.Find(k));
+    order.assign(spans_.Find(k));
     if (order.empty()) continue;
-    for (uint64_t id : ids) {
-      auto it = pending_.find(id);
-      if (it == pending_.end() || it->second.done) continue;
-      PendingSpan& p = it->second;
-      const AttributedVia via = k == p.parent_key ? AttributedVia::kParent : AttributedVia::kLink;
-      const otlp::SpanRef& span = p.batch->spans()[p.span_index];
+    for (const auto& [id, via] : ids) {
+      PendingSpan* p = Pending(id);
+      if (p == nullptr) continue;
+      const otlp::SpanBatch& batch = *held_[p->batch - held_base_].batch;
       ExtractStats again;
-      extractor.ExtractSpan(*p.batch, span, order, /*keep_unowned_process=*/false, out, &again);
-      spans_.Insert(p.key, order);
+      extractor.ExtractSpan(batch, batch.spans()[p->span_index], order,
+                            /*keep_unowned_process=*/false, out, &again);
+      spans_.Insert(p->key, order);
       ++stats_.attributed[static_cast<int>(via)];
       if (metrics_) metrics_->via[static_cast<int>(via)]->Inc();
-      keys.push_back(p.key);
-      Finish(id);
+      keys.push_back(p->key);
+      Finish(id, /*unlink=*/via != AttributedVia::kParent);
     }
   }
 }
+
+namespace {
+
+// The order a span's parent or links give, asked by the extractor only when the span carries
+// none of its own.
+template <typename F>
+struct LazyOrder final : FactExtractor::OrderSource {
+  explicit LazyOrder(F f) : fn(std::move(f)) {}
+  std::string_view OrderOf() override { return fn(); }
+  F fn;
+};
+
+}  // namespace
 
 void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
                          const FactExtractor& extractor, Nanos now, std::vector<SpanRecord>* out,
@@ -208,38 +231,47 @@ void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
   MutexLock lock(mu_);
   const std::vector<otlp::SpanRef>& spans = batch->spans();
   std::vector<uint64_t> links;
+  uint64_t held = 0;  // this batch's id in held_, once a span of it waits
   for (uint32_t i = 0; i < spans.size(); ++i) {
     const otlp::SpanRef& span = spans[i];
-    const FactExtractor::SpanFacts facts =
-        extractor.ExtractSpan(*batch, span, {}, /*keep_unowned_process=*/false, out, stats);
-    const uint64_t key = SpanKey(span.trace_id, span.span_id);
-    if (facts.has_order) {
-      Attributed(*batch, span, key, out->back().order_id, AttributedVia::kCarried,
-                 /*carried=*/true, extractor, out, stats);
-      continue;
-    }
     const uint64_t parent_key = span.has_parent() ? SpanKey(span.trace_id, span.parent_span_id) : 0;
     links.clear();
-    if (span.links > 0) {
-      batch->ForEachLink(
-          span, [&](const otlp::LinkView& l) { links.push_back(SpanKey(l.trace_id, l.span_id)); });
-    }
     AttributedVia via = AttributedVia::kCarried;
-    const std::string_view order = Lookup(parent_key, links, &via);
-    if (!order.empty()) {
-      Attributed(*batch, span, key, order, via, /*carried=*/false, extractor, out, stats);
+    std::string assigned;
+    auto source = LazyOrder([&]() -> std::string_view {
+      if (span.links > 0) {
+        batch->ForEachLink(span, [&](const otlp::LinkView& l) {
+          const uint64_t k = SpanKey(l.trace_id, l.span_id);
+          if (k != parent_key) links.push_back(k);
+        });
+      }
+      assigned.assign(Lookup(parent_key, links, &via));
+      return assigned;
+    });
+    const FactExtractor::SpanFacts facts =
+        extractor.ExtractSpan(*batch, span, &source, /*keep_unowned_process=*/false, out, stats);
+    const uint64_t key = SpanKey(span.trace_id, span.span_id);
+    if (facts.has_order) {
+      const std::string& order = out->back().order_id;
+      Track(key, facts.carried ? &span.trace_id : nullptr, order,
+            facts.carried ? AttributedVia::kCarried : via, extractor, out);
       continue;
     }
-    AddPending(batch, i, key, TraceKey(span.trace_id), now);
+    // This batch is held from its first waiting span on (again if its waits all ended).
+    if (held < held_base_ || held_[held - held_base_].batch == nullptr) {
+      held_.push_back({batch, 0});
+      held = held_base_ + held_.size() - 1;
+      stats_.pending_bytes += HeldBytes(*batch);
+    }
+    AddPending(held, span, i, key, facts.process_hop, links, now);
   }
   // The bounds: the oldest waits end early.
-  while ((pending_.size() > options_.max_pending_spans ||
-          stats_.pending_bytes > options_.max_pending_bytes) &&
-         !expiry_.empty()) {
-    const uint64_t id = expiry_.front().second;
-    expiry_.pop_front();
-    auto it = pending_.find(id);
-    if (it == pending_.end() || it->second.done) continue;
+  while (
+      (live_ > options_.max_pending_spans || stats_.pending_bytes > options_.max_pending_bytes) &&
+      wait_cursor_ < slab_base_ + slab_.size()) {
+    const uint64_t id = wait_cursor_++;
+    PendingSpan* p = Pending(id);
+    if (p == nullptr || p->deferred) continue;
     ++stats_.overflow;
     if (metrics_) metrics_->overflow->Inc();
     EndWait(id, extractor, out);
@@ -247,99 +279,125 @@ void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
   Publish();
 }
 
-void Attributor::AddPending(const std::shared_ptr<const otlp::SpanBatch>& batch, uint32_t index,
-                            uint64_t key, uint64_t trace_key, Nanos now) {
-  const otlp::SpanRef& span = batch->spans()[index];
-  const uint64_t id = next_id_++;
-  PendingSpan& p = pending_[id];
+void Attributor::AddPending(uint64_t batch, const otlp::SpanRef& span, uint32_t index, uint64_t key,
+                            bool process_hop, const std::vector<uint64_t>& links, Nanos now) {
+  const uint64_t id = slab_base_ + slab_.size();
+  slab_.emplace_back();
+  PendingSpan& p = slab_.back();
+  p.done = false;
   p.batch = batch;
   p.span_index = index;
+  p.process_hop = process_hop;
   p.key = key;
-  p.trace_key = trace_key;
+  p.trace_key = TraceKey(span.trace_id);
   if (span.has_parent()) {
     p.parent = span.parent_span_id;
     p.parent_key = SpanKey(span.trace_id, span.parent_span_id);
-    waiters_.emplace(p.parent_key, id);
+    uint64_t* head = children_.Find(p.parent_key);
+    p.next_sibling = head != nullptr ? *head : 0;
+    children_.Put(p.parent_key, id);
   }
   if (span.links > 0) {
-    batch->ForEachLink(span, [&](const otlp::LinkView& l) {
-      const uint64_t k = SpanKey(l.trace_id, l.span_id);
-      if (k == p.parent_key) return;
-      p.link_ids.push_back(l.span_id);
-      p.links.push_back(k);
-      waiters_.emplace(k, id);
+    p.links = links;
+    held_[batch - held_base_].batch->ForEachLink(span, [&](const otlp::LinkView& l) {
+      if (SpanKey(l.trace_id, l.span_id) != p.parent_key) p.link_ids.push_back(l.span_id);
     });
+    for (uint64_t k : p.links) link_waiters_.emplace(k, id);
   }
   const Nanos wait = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.wait).count();
   p.expires = now > kForever - wait ? kForever : now + wait;
-  expiry_.emplace_back(p.expires, id);
-  pending_by_key_.emplace(key, id);
-  if (held_[batch.get()]++ == 0) {
-    stats_.pending_bytes += HeldBytes(*batch);
-  }
-  stats_.pending_bytes += kPendingEntryBytes + p.links.capacity() * 16;
+  self_.Put(key, id);
+  ++held_[batch - held_base_].live;
+  ++live_;
+  stats_.pending_bytes += kPendingEntryBytes + p.links.size() * 48;
   ++stats_.waited;
   if (metrics_) metrics_->waited->Inc();
 }
 
-void Attributor::Finish(uint64_t id) {
-  auto it = pending_.find(id);
-  if (it == pending_.end()) return;
-  PendingSpan& p = it->second;
-  p.done = true;
-  auto unwait = [&](uint64_t k) {
-    auto [begin, end] = waiters_.equal_range(k);
+void Attributor::Finish(uint64_t id, bool unlink) {
+  PendingSpan* p = Pending(id);
+  if (p == nullptr) return;
+  p->done = true;
+  if (unlink && p->parent_key != 0) {
+    // Out of its parent's list of waiting children.
+    if (uint64_t* head = children_.Find(p->parent_key)) {
+      if (*head == id) {
+        if (p->next_sibling != 0 && Pending(p->next_sibling) != nullptr) {
+          *head = p->next_sibling;
+        } else {
+          children_.Erase(p->parent_key);
+        }
+      } else {
+        for (uint64_t c = *head; c != 0;) {
+          PendingSpan* q = Pending(c);
+          if (q == nullptr) break;
+          if (q->next_sibling == id) {
+            q->next_sibling = p->next_sibling;
+            break;
+          }
+          c = q->next_sibling;
+        }
+      }
+    }
+  }
+  for (uint64_t k : p->links) {
+    auto [begin, end] = link_waiters_.equal_range(k);
     for (auto w = begin; w != end; ++w) {
       if (w->second == id) {
-        waiters_.erase(w);
+        link_waiters_.erase(w);
         break;
       }
     }
-  };
-  if (p.parent_key != 0) unwait(p.parent_key);
-  for (uint64_t k : p.links) unwait(k);
-  auto by_key = pending_by_key_.find(p.key);
-  if (by_key != pending_by_key_.end() && by_key->second == id) pending_by_key_.erase(by_key);
-  stats_.pending_bytes -=
-      std::min<uint64_t>(stats_.pending_bytes, kPendingEntryBytes + p.links.capacity() * 16);
-  auto held = held_.find(p.batch.get());
-  if (held != held_.end() && --held->second == 0) {
-    stats_.pending_bytes -= std::min<uint64_t>(stats_.pending_bytes, HeldBytes(*p.batch));
-    held_.erase(held);
   }
-  pending_.erase(it);
+  if (uint64_t* self = self_.Find(p->key); self != nullptr && *self == id) self_.Erase(p->key);
+  stats_.pending_bytes -=
+      std::min<uint64_t>(stats_.pending_bytes, kPendingEntryBytes + p->links.size() * 48);
+  HeldBatch& h = held_[p->batch - held_base_];
+  if (--h.live == 0) {
+    stats_.pending_bytes -= std::min<uint64_t>(stats_.pending_bytes, HeldBytes(*h.batch));
+    h.batch.reset();
+    while (!held_.empty() && held_.front().live == 0 && held_.front().batch == nullptr) {
+      held_.pop_front();
+      ++held_base_;
+    }
+  }
+  p->links.clear();
+  p->link_ids.clear();
+  --live_;
+  while (!slab_.empty() && slab_.front().done) {
+    slab_.pop_front();
+    ++slab_base_;
+  }
+  if (wait_cursor_ < slab_base_) wait_cursor_ = slab_base_;
 }
 
 void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
                          std::vector<SpanRecord>* out) {
-  auto it = pending_.find(id);
-  if (it == pending_.end() || it->second.done) return;
-  PendingSpan& p = it->second;
-  // A parent that still waits decides for its children (unless it waits on one of them, or
-  // follows its own parent already: no chains of deferrals, no cycles).
-  if (!p.deferred && p.parent_key != 0) {
-    auto parent = pending_by_key_.find(p.parent_key);
-    if (parent != pending_by_key_.end()) {
-      auto pp = pending_.find(parent->second);
-      if (pp != pending_.end() && !pp->second.deferred && !pp->second.done) {
-        p.deferred = true;
+  PendingSpan* p = Pending(id);
+  if (p == nullptr) return;
+  // A parent that still waits decides for its children (unless it follows its own parent
+  // already: no chains of deferrals, no cycles).
+  if (!p->deferred && p->parent_key != 0) {
+    if (uint64_t* parent = self_.Find(p->parent_key)) {
+      const PendingSpan* pp = Pending(*parent);
+      if (pp != nullptr && !pp->deferred) {
+        p->deferred = true;
         return;
       }
     }
   }
-  const otlp::SpanRef& span = p.batch->spans()[p.span_index];
   std::string order;
   AttributedVia via = AttributedVia::kOpenPublish;
   if (open_publish_) {
     char buf[16];
-    if (p.parent_key != 0 && !IsZero(p.parent)) order = open_publish_(Hex16(p.parent, buf));
-    for (size_t i = 0; order.empty() && i < p.link_ids.size(); ++i) {
-      order = open_publish_(Hex16(p.link_ids[i], buf));
+    if (p->parent_key != 0 && !IsZero(p->parent)) order = open_publish_(Hex16(p->parent, buf));
+    for (size_t i = 0; order.empty() && i < p->link_ids.size(); ++i) {
+      order = open_publish_(Hex16(p->link_ids[i], buf));
     }
   }
   bool ambiguous = false;
   if (order.empty()) {
-    const std::string_view t = traces_.Find(p.trace_key);
+    const std::string_view t = traces_.Find(p->trace_key);
     if (t == RecentOrders::kAmbiguous) {
       ambiguous = true;
     } else if (!t.empty()) {
@@ -347,52 +405,56 @@ void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
       via = AttributedVia::kTrace;
     }
   }
-  const uint64_t key = p.key;
-  std::shared_ptr<const otlp::SpanBatch> batch = p.batch;  // Finish() drops the entry's
+  const uint64_t key = p->key;
+  const std::shared_ptr<const otlp::SpanBatch> batch = held_[p->batch - held_base_].batch;
+  const otlp::SpanRef& span = batch->spans()[p->span_index];
+  const bool process_hop = p->process_hop;
   if (!order.empty()) {
     ExtractStats again;
     extractor.ExtractSpan(*batch, span, order, /*keep_unowned_process=*/false, out, &again);
     Finish(id);
-    spans_.Insert(key, order);
-    ++stats_.attributed[static_cast<int>(via)];
-    if (metrics_) metrics_->via[static_cast<int>(via)]->Inc();
-    ResolveWaiters(key, extractor, out);
+    Track(key, nullptr, order, via, extractor, out);
     return;
   }
   // Given up: a process span still goes to the engine (its message id may match an open hop).
-  ExtractStats again;
-  extractor.ExtractSpan(*batch, span, {}, /*keep_unowned_process=*/true, out, &again);
+  if (process_hop) {
+    ExtractStats again;
+    extractor.ExtractSpan(*batch, span, std::string_view(), /*keep_unowned_process=*/true, out,
+                          &again);
+  }
   Finish(id);
   ++stats_.given_up;
   if (ambiguous) ++stats_.ambiguous;
   if (metrics_) (ambiguous ? metrics_->given_up_ambiguous : metrics_->given_up_none)->Inc();
   // Children that followed this span end their wait now.
-  std::vector<uint64_t> deferred;
-  auto [begin, end] = waiters_.equal_range(key);
-  for (auto w = begin; w != end; ++w) {
-    auto c = pending_.find(w->second);
-    if (c != pending_.end() && c->second.deferred && !c->second.done) deferred.push_back(w->second);
+  if (uint64_t* head = children_.Find(key)) {
+    std::vector<uint64_t> deferred;
+    for (uint64_t c = *head; c != 0;) {
+      const PendingSpan* q = Pending(c);
+      if (q == nullptr) break;
+      if (q->deferred) deferred.push_back(c);
+      c = q->next_sibling;
+    }
+    for (uint64_t child : deferred) EndWait(child, extractor, out);
   }
-  for (uint64_t child : deferred) EndWait(child, extractor, out);
 }
 
 void Attributor::Expire(Nanos now, const FactExtractor& extractor, std::vector<SpanRecord>* out) {
   MutexLock lock(mu_);
-  while (!expiry_.empty() && expiry_.front().first <= now) {
-    const uint64_t id = expiry_.front().second;
-    expiry_.pop_front();
-    EndWait(id, extractor, out);
+  while (wait_cursor_ < slab_base_ + slab_.size()) {
+    const uint64_t id = wait_cursor_;
+    const PendingSpan* p = Pending(id);
+    if (p != nullptr && p->expires > now) break;
+    ++wait_cursor_;
+    if (p != nullptr && !p->deferred) EndWait(id, extractor, out);
   }
   if (now == kForever) {
     // Shutdown: whatever still follows a parent ends too.
-    std::vector<uint64_t> rest;
-    for (const auto& [id, p] : pending_) rest.push_back(id);
-    std::sort(rest.begin(), rest.end());
-    for (uint64_t id : rest) {
-      auto it = pending_.find(id);
-      if (it == pending_.end()) continue;
-      it->second.deferred = true;
-      EndWait(id, extractor, out);
+    for (uint64_t id = slab_base_; live_ != 0 && id < slab_base_ + slab_.size(); ++id) {
+      if (PendingSpan* p = Pending(id)) {
+        p->deferred = true;
+        EndWait(id, extractor, out);
+      }
     }
   }
   Publish();
@@ -400,14 +462,17 @@ void Attributor::Expire(Nanos now, const FactExtractor& extractor, std::vector<S
 
 Nanos Attributor::NextExpiry() const {
   MutexLock lock(mu_);
-  // The front may be a span resolved already: the early wake-up pops it.
-  return expiry_.empty() ? kForever : expiry_.front().first;
+  for (uint64_t id = wait_cursor_; id < slab_base_ + slab_.size(); ++id) {
+    const PendingSpan& p = slab_[id - slab_base_];
+    if (!p.done && !p.deferred) return p.expires;
+  }
+  return kForever;
 }
 
 AttributionStats Attributor::stats() const {
   MutexLock lock(mu_);
   AttributionStats s = stats_;
-  s.pending_spans = pending_.size();
+  s.pending_spans = live_;
   s.tracked_spans = spans_.size();
   s.tracked_traces = traces_.size();
   s.tracked_bytes = spans_.bytes() + traces_.bytes();
@@ -416,7 +481,7 @@ AttributionStats Attributor::stats() const {
 
 void Attributor::Publish() {
   if (!metrics_) return;
-  metrics_->pending_spans->Set(static_cast<double>(pending_.size()));
+  metrics_->pending_spans->Set(static_cast<double>(live_));
   metrics_->pending_bytes->Set(static_cast<double>(stats_.pending_bytes));
   metrics_->tracked_spans->Set(static_cast<double>(spans_.size()));
   metrics_->tracked_bytes->Set(static_cast<double>(spans_.bytes() + traces_.bytes()));

@@ -45,6 +45,7 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/thread_annotations.h"
+#include "journey/attribution/flat_index.h"
 #include "journey/attribution/recent_orders.h"
 #include "journey/facts.h"
 #include "otlp/span_batch.h"
@@ -117,48 +118,64 @@ class Attributor {
   const AttributionOptions& options() const { return options_; }
 
  private:
+  // A span waiting for its ancestor.  Kept in arrival order in a slab (ids are consecutive), so
+  // the wait ends in id order and no entry costs an allocation of its own.
   struct PendingSpan {
-    std::shared_ptr<const otlp::SpanBatch> batch;
+    uint64_t batch = 0;  // id in held_
     uint32_t span_index = 0;
+    bool process_hop = false;
     bool deferred = false;  // its wait ended while its parent still waited
-    bool done = false;
+    bool done = true;       // attributed or given up (the slot is free)
     uint64_t key = 0, parent_key = 0, trace_key = 0;
+    uint64_t next_sibling = 0;  // the next pending span waiting on the same parent (0: none)
     otlp::SpanId parent{};
-    std::vector<otlp::SpanId> link_ids;  // for the open-publish lookup
+    std::vector<otlp::SpanId> link_ids;  // for the open-publish lookup (links are rare)
     std::vector<uint64_t> links;         // link keys
     Nanos expires = 0;
   };
+  // A request pending spans hold.
+  struct HeldBatch {
+    std::shared_ptr<const otlp::SpanBatch> batch;
+    uint32_t live = 0;  // pending spans in it
+  };
 
-  // A span got `order`: its record, its key tracked, and the pending spans waiting on it.
-  void Attributed(const otlp::SpanBatch& batch, const otlp::SpanRef& span, uint64_t key,
-                  std::string_view order, AttributedVia via, bool carried,
-                  const FactExtractor& extractor, std::vector<SpanRecord>* out, ExtractStats* stats)
+  PendingSpan* Pending(uint64_t id) REQUIRES(mu_);  // null when not pending
+  // A span got `order`: its key tracked (and its trace, when it carries the order), then the
+  // pending spans waiting on it.
+  void Track(uint64_t key, const otlp::TraceId* carried_trace, std::string_view order,
+             AttributedVia via, const FactExtractor& extractor, std::vector<SpanRecord>* out)
       REQUIRES(mu_);
   void ResolveWaiters(uint64_t key, const FactExtractor& extractor, std::vector<SpanRecord>* out)
       REQUIRES(mu_);
   // The order of a span's parent or links among the tracked spans ("" none).
   std::string_view Lookup(uint64_t parent_key, const std::vector<uint64_t>& links,
                           AttributedVia* via) REQUIRES(mu_);
-  void AddPending(const std::shared_ptr<const otlp::SpanBatch>& batch, uint32_t index, uint64_t key,
-                  uint64_t trace_key, Nanos now) REQUIRES(mu_);
+  void AddPending(uint64_t batch, const otlp::SpanRef& span, uint32_t index, uint64_t key,
+                  bool process_hop, const std::vector<uint64_t>& links, Nanos now) REQUIRES(mu_);
   // The end of one pending span's wait (expired or overflowed).
   void EndWait(uint64_t id, const FactExtractor& extractor, std::vector<SpanRecord>* out)
       REQUIRES(mu_);
-  void Finish(uint64_t id) REQUIRES(mu_);  // out of the pending set
-  void Publish() REQUIRES(mu_);            // gauges
+  // Out of the pending set; `unlink` false when its parent's list of waiters is gone already.
+  void Finish(uint64_t id, bool unlink = true) REQUIRES(mu_);
+  void Publish() REQUIRES(mu_);  // gauges
 
   const AttributionOptions options_;
   mutable Mutex mu_;
   OpenPublishLookup open_publish_ GUARDED_BY(mu_);
   RecentOrders spans_ GUARDED_BY(mu_);
   RecentOrders traces_ GUARDED_BY(mu_);
+  uint64_t last_trace_key_ GUARDED_BY(mu_) = 0;  // the trace merged last, and its order
+  std::string last_trace_order_ GUARDED_BY(mu_);
 
-  std::unordered_map<uint64_t, PendingSpan> pending_ GUARDED_BY(mu_);          // by pending id
-  std::deque<std::pair<Nanos, uint64_t>> expiry_ GUARDED_BY(mu_);              // (expires, id) FIFO
-  std::unordered_multimap<uint64_t, uint64_t> waiters_ GUARDED_BY(mu_);        // awaited key → id
-  std::unordered_map<uint64_t, uint64_t> pending_by_key_ GUARDED_BY(mu_);      // span key → id
-  std::unordered_map<const otlp::SpanBatch*, uint32_t> held_ GUARDED_BY(mu_);  // batch → spans
-  uint64_t next_id_ GUARDED_BY(mu_) = 1;
+  std::deque<PendingSpan> slab_ GUARDED_BY(mu_);  // ids slab_base_, slab_base_ + 1, ...
+  uint64_t slab_base_ GUARDED_BY(mu_) = 1;
+  uint64_t wait_cursor_ GUARDED_BY(mu_) = 1;  // spans below it have ended their wait
+  size_t live_ GUARDED_BY(mu_) = 0;           // pending spans
+  FlatIndex children_ GUARDED_BY(mu_);        // parent key → the last pending child's id
+  FlatIndex self_ GUARDED_BY(mu_);            // pending span key → id
+  std::unordered_multimap<uint64_t, uint64_t> link_waiters_ GUARDED_BY(mu_);  // link → id
+  std::deque<HeldBatch> held_ GUARDED_BY(mu_);                                // ids held_base_, ...
+  uint64_t held_base_ GUARDED_BY(mu_) = 1;
   AttributionStats stats_ GUARDED_BY(mu_);
 
   struct Metrics;

@@ -28,12 +28,12 @@ constexpr size_t kInitialSlots = 1024;
 
 uint64_t TraceKey(const otlp::TraceId& trace) {
   const uint64_t k = Mix(Load64(trace.data()) ^ Mix(Load64(trace.data() + 8)));
-  return k == 0 ? 1 : k;
+  return k == 0 || k == UINT64_MAX ? 1 : k;
 }
 
 uint64_t SpanKey(const otlp::TraceId& trace, const otlp::SpanId& span) {
   const uint64_t k = Mix(Load64(span.data()) ^ (TraceKey(trace) * 0x9e3779b97f4a7c15ULL));
-  return k == 0 ? 1 : k;
+  return k == 0 || k == UINT64_MAX ? 1 : k;
 }
 
 RecentOrders::Generation::Generation(size_t slots) : keys(slots, 0), refs(slots, 0) {}
@@ -73,7 +73,9 @@ std::string_view RecentOrders::Find(uint64_t key) const {
 }
 
 void RecentOrders::Insert(uint64_t key, std::string_view order) {
-  if (!Find(key).empty()) return;
+  // Put() looks in the current generation; the older one is looked at here.
+  const Generation& older = gens_[1 - current_];
+  if (older.count != 0 && older.keys[older.Slot(key)] == key) return;
   Put(key, order, /*overwrite=*/false);
 }
 
