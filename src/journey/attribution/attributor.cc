@@ -125,8 +125,8 @@ void Attributor::Remember(const otlp::TraceId& trace, const otlp::SpanId& span,
 }
 
 Attributor::PendingSpan* Attributor::Pending(uint64_t id) {
-  if (id < slab_base_ || id - slab_base_ >= slab_.size()) return nullptr;
-  PendingSpan* p = &slab_[id - slab_base_];
+  if (id < slab_base_ || id - slab_base_ >= slab_.size() - head_) return nullptr;
+  PendingSpan* p = &slab_[head_ + (id - slab_base_)];
   return p->done ? nullptr : p;
 }
 
@@ -268,7 +268,7 @@ void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
   // The bounds: the oldest waits end early.
   while (
       (live_ > options_.max_pending_spans || stats_.pending_bytes > options_.max_pending_bytes) &&
-      wait_cursor_ < slab_base_ + slab_.size()) {
+      wait_cursor_ < slab_base_ + (slab_.size() - head_)) {
     const uint64_t id = wait_cursor_++;
     PendingSpan* p = Pending(id);
     if (p == nullptr || p->deferred) continue;
@@ -281,7 +281,7 @@ void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
 
 void Attributor::AddPending(uint64_t batch, const otlp::SpanRef& span, uint32_t index, uint64_t key,
                             bool process_hop, const std::vector<uint64_t>& links, Nanos now) {
-  const uint64_t id = slab_base_ + slab_.size();
+  const uint64_t id = slab_base_ + (slab_.size() - head_);
   slab_.emplace_back();
   PendingSpan& p = slab_.back();
   p.done = false;
@@ -297,19 +297,21 @@ void Attributor::AddPending(uint64_t batch, const otlp::SpanRef& span, uint32_t 
     p.next_sibling = head != nullptr ? *head : 0;
     children_.Put(p.parent_key, id);
   }
-  if (span.links > 0) {
-    p.links = links;
-    held_[batch - held_base_].batch->ForEachLink(span, [&](const otlp::LinkView& l) {
-      if (SpanKey(l.trace_id, l.span_id) != p.parent_key) p.link_ids.push_back(l.span_id);
+  if (!links.empty()) {
+    PendingLinks& l = links_[id];
+    l.keys = links;
+    held_[batch - held_base_].batch->ForEachLink(span, [&](const otlp::LinkView& v) {
+      if (SpanKey(v.trace_id, v.span_id) != p.parent_key) l.ids.push_back(v.span_id);
     });
-    for (uint64_t k : p.links) link_waiters_.emplace(k, id);
+    for (uint64_t k : l.keys) link_waiters_.emplace(k, id);
+    p.has_links = true;
   }
   const Nanos wait = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.wait).count();
   p.expires = now > kForever - wait ? kForever : now + wait;
   self_.Put(key, id);
   ++held_[batch - held_base_].live;
   ++live_;
-  stats_.pending_bytes += kPendingEntryBytes + p.links.size() * 48;
+  stats_.pending_bytes += kPendingEntryBytes + links.size() * 48;
   ++stats_.waited;
   if (metrics_) metrics_->waited->Inc();
 }
@@ -340,18 +342,26 @@ void Attributor::Finish(uint64_t id, bool unlink) {
       }
     }
   }
-  for (uint64_t k : p->links) {
-    auto [begin, end] = link_waiters_.equal_range(k);
-    for (auto w = begin; w != end; ++w) {
-      if (w->second == id) {
-        link_waiters_.erase(w);
-        break;
+  size_t link_count = 0;
+  if (p->has_links) {
+    auto l = links_.find(id);
+    if (l != links_.end()) {
+      for (uint64_t k : l->second.keys) {
+        auto [begin, end] = link_waiters_.equal_range(k);
+        for (auto w = begin; w != end; ++w) {
+          if (w->second == id) {
+            link_waiters_.erase(w);
+            break;
+          }
+        }
       }
+      link_count = l->second.keys.size();
+      links_.erase(l);
     }
   }
   if (uint64_t* self = self_.Find(p->key); self != nullptr && *self == id) self_.Erase(p->key);
   stats_.pending_bytes -=
-      std::min<uint64_t>(stats_.pending_bytes, kPendingEntryBytes + p->links.size() * 48);
+      std::min<uint64_t>(stats_.pending_bytes, kPendingEntryBytes + link_count * 48);
   HeldBatch& h = held_[p->batch - held_base_];
   if (--h.live == 0) {
     stats_.pending_bytes -= std::min<uint64_t>(stats_.pending_bytes, HeldBytes(*h.batch));
@@ -361,12 +371,17 @@ void Attributor::Finish(uint64_t id, bool unlink) {
       ++held_base_;
     }
   }
-  p->links.clear();
-  p->link_ids.clear();
   --live_;
-  while (!slab_.empty() && slab_.front().done) {
-    slab_.pop_front();
+  while (head_ < slab_.size() && slab_[head_].done) {
+    ++head_;
     ++slab_base_;
+  }
+  if (head_ == slab_.size()) {
+    slab_.clear();
+    head_ = 0;
+  } else if (head_ >= 4096 && head_ * 2 >= slab_.size()) {
+    slab_.erase(slab_.begin(), slab_.begin() + static_cast<ptrdiff_t>(head_));
+    head_ = 0;
   }
   if (wait_cursor_ < slab_base_) wait_cursor_ = slab_base_;
 }
@@ -391,8 +406,11 @@ void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
   if (open_publish_) {
     char buf[16];
     if (p->parent_key != 0 && !IsZero(p->parent)) order = open_publish_(Hex16(p->parent, buf));
-    for (size_t i = 0; order.empty() && i < p->link_ids.size(); ++i) {
-      order = open_publish_(Hex16(p->link_ids[i], buf));
+    if (p->has_links) {
+      auto l = links_.find(id);
+      for (size_t i = 0; l != links_.end() && order.empty() && i < l->second.ids.size(); ++i) {
+        order = open_publish_(Hex16(l->second.ids[i], buf));
+      }
     }
   }
   bool ambiguous = false;
@@ -441,7 +459,7 @@ void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
 
 void Attributor::Expire(Nanos now, const FactExtractor& extractor, std::vector<SpanRecord>* out) {
   MutexLock lock(mu_);
-  while (wait_cursor_ < slab_base_ + slab_.size()) {
+  while (wait_cursor_ < slab_base_ + (slab_.size() - head_)) {
     const uint64_t id = wait_cursor_;
     const PendingSpan* p = Pending(id);
     if (p != nullptr && p->expires > now) break;
@@ -450,7 +468,7 @@ void Attributor::Expire(Nanos now, const FactExtractor& extractor, std::vector<S
   }
   if (now == kForever) {
     // Shutdown: whatever still follows a parent ends too.
-    for (uint64_t id = slab_base_; live_ != 0 && id < slab_base_ + slab_.size(); ++id) {
+    for (uint64_t id = slab_base_; live_ != 0 && id < slab_base_ + (slab_.size() - head_); ++id) {
       if (PendingSpan* p = Pending(id)) {
         p->deferred = true;
         EndWait(id, extractor, out);
@@ -462,8 +480,9 @@ void Attributor::Expire(Nanos now, const FactExtractor& extractor, std::vector<S
 
 Nanos Attributor::NextExpiry() const {
   MutexLock lock(mu_);
-  for (uint64_t id = wait_cursor_; id < slab_base_ + slab_.size(); ++id) {
-    const PendingSpan& p = slab_[id - slab_base_];
+  for (uint64_t id = std::max(wait_cursor_, slab_base_); id < slab_base_ + (slab_.size() - head_);
+       ++id) {
+    const PendingSpan& p = slab_[head_ + (id - slab_base_)];
     if (!p.done && !p.deferred) return p.expires;
   }
   return kForever;

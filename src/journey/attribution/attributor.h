@@ -127,11 +127,15 @@ class Attributor {
     bool deferred = false;  // its wait ended while its parent still waited
     bool done = true;       // attributed or given up (the slot is free)
     uint64_t key = 0, parent_key = 0, trace_key = 0;
+    bool has_links = false;     // its links are in links_
     uint64_t next_sibling = 0;  // the next pending span waiting on the same parent (0: none)
     otlp::SpanId parent{};
-    std::vector<otlp::SpanId> link_ids;  // for the open-publish lookup (links are rare)
-    std::vector<uint64_t> links;         // link keys
     Nanos expires = 0;
+  };
+  // The links of a pending span that has any (rare: consumers that start a trace per message).
+  struct PendingLinks {
+    std::vector<uint64_t> keys;
+    std::vector<otlp::SpanId> ids;  // for the open-publish lookup
   };
   // A request pending spans hold.
   struct HeldBatch {
@@ -167,8 +171,13 @@ class Attributor {
   uint64_t last_trace_key_ GUARDED_BY(mu_) = 0;  // the trace merged last, and its order
   std::string last_trace_order_ GUARDED_BY(mu_);
 
-  std::deque<PendingSpan> slab_ GUARDED_BY(mu_);  // ids slab_base_, slab_base_ + 1, ...
+  // Pending spans by id: slab_[head_] has id slab_base_, the next one slab_base_ + 1, ...  A
+  // vector rather than a deque: libstdc++'s deque allocates a block per 512 bytes (every few
+  // entries here); the vector drops its finished front in one move now and then.
+  std::vector<PendingSpan> slab_ GUARDED_BY(mu_);
+  size_t head_ GUARDED_BY(mu_) = 0;
   uint64_t slab_base_ GUARDED_BY(mu_) = 1;
+  std::unordered_map<uint64_t, PendingLinks> links_ GUARDED_BY(mu_);  // by pending id
   uint64_t wait_cursor_ GUARDED_BY(mu_) = 1;  // spans below it have ended their wait
   size_t live_ GUARDED_BY(mu_) = 0;           // pending spans
   FlatIndex children_ GUARDED_BY(mu_);        // parent key → the last pending child's id
