@@ -47,7 +47,7 @@ class RecentOrders {
   // The order of `key`, "" when unknown.  The view lives until the next Insert/Merge.
   std::string_view Find(uint64_t key) const;
 
-  // Remembers `key` → `order` (a key already known keeps its first order).
+  // Remembers `key` → `order` (a key already in the current generation keeps its order).
   void Insert(uint64_t key, std::string_view order);
 
   // For traces: remembers `key` → `order`, or kAmbiguous when the key is known with another
