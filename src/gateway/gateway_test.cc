@@ -223,6 +223,66 @@ TEST_F(GatewayTest, ASpanWithoutOrderIdFindsItsOrderThroughItsParent) {
   gw.Stop();
 }
 
+// The consumer of a message published before a restart finds its order through its parent:
+// the restarted gateway remembers the latest spans from the journey store.
+TEST_F(GatewayTest, ARestartDoesNotForgetWhichOrderASpanBelongsTo) {
+  const std::string trace(16, '\x6b'), order_span(8, '\x01'), publish(8, '\x02'),
+      consume(8, '\x03');
+  const uint64_t now =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
+  auto messaging = [](testing_support::SpanBuilder b, const char* op) {
+    b.Attr("messaging.system", "rabbitmq")
+        .Attr("messaging.operation.type", op)
+        .Attr("messaging.destination.name", "orders:order.submitted")
+        .Attr("messaging.rabbitmq.destination.routing_key", "order.submitted");
+    return b;
+  };
+  {
+    Gateway gw(config_);
+    ASSERT_TRUE(gw.Start().ok());
+    testing_support::RequestBuilder req;
+    req.Resource("crm").Scope();
+    req.Add(testing_support::SpanBuilder("POST /orders")
+                .Ids(trace, order_span)
+                .Times(now, now + 1000)
+                .Attr("order.id", "GW-RESTART-1")
+                .Attr("order.stage", "SUBMITTED"));
+    req.Add(messaging(testing_support::SpanBuilder("publish orders")
+                          .Ids(trace, publish, order_span)
+                          .Kind(pb::trace::v1::Span::SPAN_KIND_PRODUCER)
+                          .Times(now + 1000, now + 2000),
+                      "publish"));
+    EXPECT_EQ(Request(gw.otlp_http_port(), "POST", "/v1/traces", req.Serialized(),
+                      "application/x-protobuf")
+                  .status,
+              200);
+    EXPECT_TRUE(MetricsShow(gw.http_port(), "ordertrace_journey_open_hops 1"));
+    gw.Stop();
+  }
+  Gateway gw(config_);
+  ASSERT_TRUE(gw.Start().ok());
+  testing_support::RequestBuilder req;
+  req.Resource("mes").Scope("io.opentelemetry.pika", "0.50b0");
+  req.Add(messaging(testing_support::SpanBuilder("order.submitted process")
+                        .Ids(trace, consume, publish)
+                        .Kind(pb::trace::v1::Span::SPAN_KIND_CONSUMER)
+                        .Times(now + 3000, now + 4000),
+                    "process"));
+  EXPECT_EQ(
+      Request(gw.otlp_http_port(), "POST", "/v1/traces", req.Serialized(), "application/x-protobuf")
+          .status,
+      200);
+  // Attributed on arrival (no wait), through the parent remembered from the store.
+  EXPECT_TRUE(MetricsShow(gw.http_port(), "ordertrace_attribution_spans_total{via=\"parent\"} 1"));
+  EXPECT_TRUE(MetricsShow(gw.http_port(), "ordertrace_journey_open_hops 0"));
+  const Reply journey = Request(gw.http_port(), "GET", "/api/v1/orders/GW-RESTART-1");
+  EXPECT_NE(journey.body.find("\"open_hops\":0"), std::string::npos) << journey.body;
+  EXPECT_NE(journey.body.find("\"processor\":\"mes\""), std::string::npos) << journey.body;
+  gw.Stop();
+}
+
 TEST_F(GatewayTest, RunReturnsAfterRequestStop) {
   Gateway gw(config_);
   Status result = Status::Internal("not run");
