@@ -95,11 +95,15 @@ size_t Engine::open_hops() const {
   MutexLock lock(mu_);
   return hops_.size();
 }
-std::string Engine::OpenPublishOrder(std::string_view send_span_id) const {
+std::string Engine::PublishOrder(std::string_view send_span_id) {
   const std::string id(send_span_id);
-  MutexLock lock(mu_);
-  const HopEntry* h = hops_.Find(id);
-  return h == nullptr ? std::string() : h->second.order_id;
+  {
+    MutexLock lock(mu_);
+    if (const HopEntry* h = hops_.Find(id)) return h->second.order_id;
+  }
+  Result<std::optional<Hop>> stored = store_.FindHop(id, {});
+  if (!stored.ok() || !stored->has_value()) return {};
+  return (*stored)->order_id;
 }
 
 size_t Engine::stuck_orders() const {

@@ -126,10 +126,12 @@ class Engine {
 
   size_t active_orders() const EXCLUDES(mu_);
   size_t open_hops() const EXCLUDES(mu_);
-  // The order of the open (not yet processed) message whose publish span is `send_span_id`
-  // (16 hex), "" when none: attribution's last resort for a consumer whose producer span is no
-  // longer tracked (published before a restart, or long ago).
-  std::string OpenPublishOrder(std::string_view send_span_id) const EXCLUDES(mu_);
+  // The order of the message whose publish span is `send_span_id` (16 hex), "" when unknown: an
+  // open hop in memory, else a hop of the store (processed already: the consumer's own span,
+  // sent ahead without an order, may have closed it).  Attribution's last resort for a consumer
+  // whose producer span is no longer tracked (published before a restart, or long ago).  The
+  // store read runs without the engine's locks.
+  std::string PublishOrder(std::string_view send_span_id) EXCLUDES(mu_);
   size_t stuck_orders() const EXCLUDES(mu_);
   JourneyStore& store() { return store_; }
   const Clock& clock() const { return clock_; }

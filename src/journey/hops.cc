@@ -86,8 +86,7 @@ void OpenHops::RememberOrphan(const SpanRecord& r) {
   if (!r.parent_span_id.empty()) o.keys.push_back("s:" + r.parent_span_id);
   for (const std::string& l : r.links) o.keys.push_back("s:" + l);
   if (o.keys.empty()) return;
-  o.process = r;
-  o.process.links.clear();
+  o.process = r;  // links included: the stored copy is the span as received
   size_t slot;
   if (orphans_.size() < orphan_capacity_) {
     slot = orphans_.size();

@@ -47,7 +47,7 @@ class OpenHops {
   // A process span seen before its publish.
   struct Orphan {
     std::vector<std::string> keys;  // "m:<message id>", "s:<span id>"
-    SpanRecord process;             // the process span (without links)
+    SpanRecord process;             // the process span
   };
 
   explicit OpenHops(size_t orphan_capacity) : orphan_capacity_(orphan_capacity) {}

@@ -33,8 +33,8 @@ JourneyStage::JourneyStage(Engine& engine, metrics::Registry& registry,
                                       "Batches whose journey facts could not be applied.")
                           .With({})) {
   if (attributor_) {
-    attributor_->SetOpenPublishLookup(
-        [this](std::string_view send_span_id) { return engine_.OpenPublishOrder(send_span_id); });
+    attributor_->SetPublishLookup(
+        [this](std::string_view send_span_id) { return engine_.PublishOrder(send_span_id); });
   }
 }
 

@@ -13,8 +13,8 @@ const char* AttributedViaName(AttributedVia v) {
       return "parent";
     case AttributedVia::kLink:
       return "link";
-    case AttributedVia::kOpenPublish:
-      return "open_publish";
+    case AttributedVia::kPublish:
+      return "publish";
     case AttributedVia::kTrace:
       return "trace";
     default:
@@ -24,11 +24,12 @@ const char* AttributedViaName(AttributedVia v) {
 
 struct Attributor::Metrics {
   explicit Metrics(metrics::Registry& r) {
-    auto& spans = r.AddCounter("ordertrace_attribution_spans_total",
-                               "Spans given an order, by how it was found: carried (the span's "
-                               "own order.id), parent, link, open_publish (an open message of "
-                               "the engine), trace (the only order of the span's trace).",
-                               {"via"});
+    auto& spans = r.AddCounter(
+        "ordertrace_attribution_spans_total",
+        "Spans given an order, by how it was found: carried (the span's "
+        "own order.id), parent, link, publish (the message its parent or "
+        "link published, as the engine knows it), trace (the only order of the span's trace).",
+        {"via"});
     for (int v = 0; v < static_cast<int>(AttributedVia::kCount); ++v) {
       via[v] = &spans.With({AttributedViaName(static_cast<AttributedVia>(v))});
     }
@@ -111,9 +112,9 @@ Attributor::Attributor(AttributionOptions options, metrics::Registry* registry)
 
 Attributor::~Attributor() = default;
 
-void Attributor::SetOpenPublishLookup(OpenPublishLookup lookup) {
+void Attributor::SetPublishLookup(PublishLookup lookup) {
   MutexLock lock(mu_);
-  open_publish_ = std::move(lookup);
+  publish_ = std::move(lookup);
 }
 
 void Attributor::Remember(const otlp::TraceId& trace, const otlp::SpanId& span,
@@ -276,6 +277,7 @@ void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
     AttributedVia via = AttributedVia::kCarried;
     std::string assigned;
     auto source = LazyOrder([&]() -> std::string_view {
+      mu_.AssertHeld();  // called by ExtractSpan below, within this function's lock
       if (span.links > 0) {
         const uint64_t parent_key =
             span.has_parent() ? SpanKey(span.trace_id, span.parent_span_id) : 0;
@@ -471,14 +473,14 @@ void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
     }
   }
   std::string order;
-  AttributedVia via = AttributedVia::kOpenPublish;
-  if (open_publish_) {
+  AttributedVia via = AttributedVia::kPublish;
+  if (publish_) {
     char buf[16];
-    if (p->parent_key != 0 && !IsZero(p->parent)) order = open_publish_(Hex16(p->parent, buf));
+    if (p->parent_key != 0 && !IsZero(p->parent)) order = publish_(Hex16(p->parent, buf));
     if (p->has_links) {
       auto l = links_.find(id);
       for (size_t i = 0; l != links_.end() && order.empty() && i < l->second.ids.size(); ++i) {
-        order = open_publish_(Hex16(l->second.ids[i], buf));
+        order = publish_(Hex16(l->second.ids[i], buf));
       }
     }
   }

@@ -7,9 +7,10 @@
 //   2. else a span it links to (consumers that start a new trace per delivery link to the
 //      publish span), applied transitively along the chain: an attributed span is an ancestor
 //      like any other;
-//   3. else, when its wait ends: the engine's open publish of that parent or link (a message
-//      published before a restart, or so long ago the span is no longer tracked), then its
-//      trace, when the trace's spans with an order (carried or attributed) have exactly one.
+//   3. else, when its wait ends: the order of the message that parent or link published, as
+//      the engine knows it (open in memory, or in the journey store: published before a
+//      restart, or so long ago the span is no longer tracked), then its trace, when the trace's
+//      spans with an order (carried or attributed) have exactly one.
 // An attributed span becomes a SpanRecord exactly as if it carried the order id (hops, mappings,
 // received_by/processed_by, errors).  A span whose parent or links are not known yet waits in
 // the pending set, bounded by count, by the bytes of the requests it holds, and by time (`wait`,
@@ -66,7 +67,7 @@ struct AttributionOptions {
 };
 
 // How a span's order was found (the `via` label of ordertrace_attribution_spans_total).
-enum class AttributedVia : uint8_t { kCarried, kParent, kLink, kOpenPublish, kTrace, kCount };
+enum class AttributedVia : uint8_t { kCarried, kParent, kLink, kPublish, kTrace, kCount };
 const char* AttributedViaName(AttributedVia v);
 
 struct AttributionStats {
@@ -85,9 +86,9 @@ struct AttributionStats {
 
 class Attributor {
  public:
-  // The order of an open publish by its send span id (16 hex), "" when none: the engine's open
-  // hops (Engine::OpenPublishOrder).
-  using OpenPublishLookup = std::function<std::string(std::string_view send_span_id)>;
+  // The order of the message a send span (16 hex) published, "" when unknown: the engine's
+  // open hops, else the journey store's hops (Engine::PublishOrder).
+  using PublishLookup = std::function<std::string(std::string_view send_span_id)>;
 
   // `registry` may be null (tests); it must outlive the attributor.
   Attributor(AttributionOptions options, metrics::Registry* registry);
@@ -95,7 +96,7 @@ class Attributor {
   Attributor(const Attributor&) = delete;
   Attributor& operator=(const Attributor&) = delete;
 
-  void SetOpenPublishLookup(OpenPublishLookup lookup) EXCLUDES(mu_);
+  void SetPublishLookup(PublishLookup lookup) EXCLUDES(mu_);
 
   // Appends to `out` the records of the batch's spans that carry an order or are attributed
   // now, and of pending spans they resolve; the others wait (the batch is held while they do).
@@ -104,7 +105,7 @@ class Attributor {
                Nanos now, std::vector<SpanRecord>* out, ExtractStats* stats) EXCLUDES(mu_);
 
   // Ends the wait of every pending span whose wait is over by `now` (kForever: all of them,
-  // at shutdown): attributed through the open publishes or the trace, or given up.
+  // at shutdown): attributed through the published messages or the trace, or given up.
   static constexpr Nanos kForever = INT64_MAX;
   void Expire(Nanos now, const FactExtractor& extractor, std::vector<SpanRecord>* out)
       EXCLUDES(mu_);
@@ -188,7 +189,7 @@ class Attributor {
 
   const AttributionOptions options_;
   mutable Mutex mu_;
-  OpenPublishLookup open_publish_ GUARDED_BY(mu_);
+  PublishLookup publish_ GUARDED_BY(mu_);
   RecentOrders spans_ GUARDED_BY(mu_);   // span → order
   RecentOrders traces_ GUARDED_BY(mu_);  // trace → the order of its tracked spans (or ambiguous)
   uint64_t last_trace_key_ GUARDED_BY(mu_) = 0;  // the trace merged last, and its order

@@ -206,14 +206,14 @@ TEST_F(AttributorTest, AWaitingProcessSpanReachesTheEngineAtOnceWithoutAnOrder) 
   EXPECT_EQ(attributor_.stats().given_up, 1u);
 }
 
-TEST_F(AttributorTest, AnOpenPublishOfTheEngineAttributesAConsumerAfterARestart) {
-  attributor_.SetOpenPublishLookup(
+TEST_F(AttributorTest, AMessageTheEngineKnowsAttributesItsConsumerAfterARestart) {
+  attributor_.SetPublishLookup(
       [](std::string_view send) { return send == SpanHex(2) ? std::string("ORD-R") : ""; });
   EXPECT_EQ(Feed({{"mes", "q process", 1, 3, 2, "", {}, "process"}}),
             (std::map<std::string, std::string>{{SpanHex(3), ""}}));
   EXPECT_EQ(Expire(kT0 + 10 * kSecond),
             (std::map<std::string, std::string>{{SpanHex(3), "ORD-R"}}));
-  EXPECT_EQ(attributor_.stats().attributed[static_cast<int>(AttributedVia::kOpenPublish)], 1u);
+  EXPECT_EQ(attributor_.stats().attributed[static_cast<int>(AttributedVia::kPublish)], 1u);
 }
 
 TEST_F(AttributorTest, RememberedSpansAreAncestorsLikeOthers) {
