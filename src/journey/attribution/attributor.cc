@@ -125,9 +125,44 @@ void Attributor::Remember(const otlp::TraceId& trace, const otlp::SpanId& span,
 }
 
 Attributor::PendingSpan* Attributor::Pending(uint64_t id) {
-  if (id < slab_base_ || id - slab_base_ >= slab_.size()) return nullptr;
-  PendingSpan* p = &slab_[id - slab_base_];
+  if (id < slab_base_ || id - slab_base_ >= slab_.size() - head_) return nullptr;
+  PendingSpan* p = &slab_[head_ + (id - slab_base_)];
   return p->done ? nullptr : p;
+}
+
+Attributor::Group* Attributor::FindGroup(uint64_t trace_key) {
+  if (trace_key == cached_trace_ && cached_group_ != nullptr) return cached_group_;
+  auto it = groups_.find(trace_key);
+  if (it == groups_.end()) return nullptr;
+  cached_trace_ = trace_key;
+  cached_group_ = &it->second;
+  return cached_group_;
+}
+
+uint64_t Attributor::PendingByKey(Group* g, uint64_t key) {
+  if (g == nullptr) return 0;
+  if (g->by_key) {
+    const uint64_t* id = g->by_key->Find(key);
+    return id == nullptr ? 0 : *id;
+  }
+  for (uint64_t id : g->ids) {
+    const PendingSpan* p = Pending(id);
+    if (p != nullptr && p->key == key) return id;
+  }
+  return 0;
+}
+
+void Attributor::ChildrenOf(Group* g, uint64_t parent_key, std::vector<uint64_t>* ids) {
+  if (g == nullptr) return;
+  if (g->by_parent) {
+    auto [begin, end] = g->by_parent->equal_range(parent_key);
+    for (auto it = begin; it != end; ++it) ids->push_back(it->second);
+    return;
+  }
+  for (uint64_t id : g->ids) {
+    const PendingSpan* p = Pending(id);
+    if (p != nullptr && p->parent_key == parent_key) ids->push_back(id);
+  }
 }
 
 std::string_view Attributor::Lookup(uint64_t parent_key, const std::vector<uint64_t>& links,
@@ -151,61 +186,56 @@ std::string_view Attributor::Lookup(uint64_t parent_key, const std::vector<uint6
   return found;
 }
 
-void Attributor::Track(uint64_t key, const otlp::TraceId* carried_trace, std::string_view order,
-                       AttributedVia via, const FactExtractor& extractor,
-                       std::vector<SpanRecord>* out) {
-  spans_.Insert(key, order);
-  if (carried_trace != nullptr) {
-    // Consecutive spans of one trace and order (the usual request) merge once.
-    const uint64_t trace_key = TraceKey(*carried_trace);
-    if (trace_key != last_trace_key_ || order != last_trace_order_) {
-      traces_.Merge(trace_key, order);
-      last_trace_key_ = trace_key;
-      last_trace_order_.assign(order);
-    }
-  }
-  ++stats_.attributed[static_cast<int>(via)];
-  if (metrics_) metrics_->via[static_cast<int>(via)]->Inc();
-  if (live_ != 0) ResolveWaiters(key, extractor, out);
+void Attributor::TrackTrace(uint64_t trace_key, std::string_view order) {
+  if (trace_key == last_trace_key_ && order == last_trace_order_) return;
+  traces_.Merge(trace_key, order);
+  last_trace_key_ = trace_key;
+  last_trace_order_.assign(order);
 }
 
-void Attributor::ResolveWaiters(uint64_t key, const FactExtractor& extractor,
+void Attributor::Track(uint64_t key, uint64_t trace_key, std::string_view order, AttributedVia via,
+                       const FactExtractor& extractor, std::vector<SpanRecord>* out) {
+  spans_.Insert(key, order);
+  TrackTrace(trace_key, order);
+  ++stats_.attributed[static_cast<int>(via)];
+  if (metrics_) metrics_->via[static_cast<int>(via)]->Inc();
+  if (live_ != 0) ResolveWaiters({key, trace_key}, extractor, out);
+}
+
+void Attributor::ResolveWaiters(Resolved first, const FactExtractor& extractor,
                                 std::vector<SpanRecord>* out) {
-  std::vector<uint64_t> keys{key};
-  std::vector<std::pair<uint64_t, AttributedVia>> ids;
+  std::vector<Resolved> work{first};
+  std::vector<std::pair<uint64_t, AttributedVia>> found;
+  std::vector<uint64_t> ids;
   std::string order;
-  while (!keys.empty() && live_ != 0) {
-    const uint64_t k = keys.back();
-    keys.pop_back();
+  while (!work.empty() && live_ != 0) {
+    const Resolved r = work.back();
+    work.pop_back();
+    found.clear();
     ids.clear();
-    if (uint64_t* head = children_.Find(k)) {
-      for (uint64_t id = *head; id != 0;) {
-        PendingSpan* p = Pending(id);
-        if (p == nullptr) break;
-        ids.emplace_back(id, AttributedVia::kParent);
-        id = p->next_sibling;
-      }
-      children_.Erase(k);
-    }
+    ChildrenOf(FindGroup(r.trace_key), r.key, &ids);
+    for (uint64_t id : ids) found.emplace_back(id, AttributedVia::kParent);
     if (!link_waiters_.empty()) {
-      auto [begin, end] = link_waiters_.equal_range(k);
-      for (auto it = begin; it != end; ++it) ids.emplace_back(it->second, AttributedVia::kLink);
+      auto [begin, end] = link_waiters_.equal_range(r.key);
+      for (auto it = begin; it != end; ++it) found.emplace_back(it->second, AttributedVia::kLink);
     }
-    if (ids.empty()) continue;
-    order.assign(spans_.Find(k));
+    if (found.empty()) continue;
+    order.assign(spans_.Find(r.key));
     if (order.empty()) continue;
-    for (const auto& [id, via] : ids) {
+    for (const auto& [id, via] : found) {
       PendingSpan* p = Pending(id);
       if (p == nullptr) continue;
       const otlp::SpanBatch& batch = *held_[p->batch - held_base_].batch;
       ExtractStats again;
       extractor.ExtractSpan(batch, batch.spans()[p->span_index], order,
                             /*keep_unowned_process=*/false, out, &again);
-      spans_.Insert(p->key, order);
+      const Resolved child{p->key, p->trace_key};
+      spans_.Insert(child.key, order);
+      TrackTrace(child.trace_key, order);
       ++stats_.attributed[static_cast<int>(via)];
       if (metrics_) metrics_->via[static_cast<int>(via)]->Inc();
-      keys.push_back(p->key);
-      Finish(id, /*unlink=*/via != AttributedVia::kParent);
+      Finish(id);
+      work.push_back(child);
     }
   }
 }
@@ -232,19 +262,32 @@ void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
   const std::vector<otlp::SpanRef>& spans = batch->spans();
   std::vector<uint64_t> links;
   uint64_t held = 0;  // this batch's id in held_, once a span of it waits
+  uint64_t trace_key = 0;
+  const otlp::TraceId* trace = nullptr;
+  bool trace_touched = false;  // whether trace_key has tracked spans
   for (uint32_t i = 0; i < spans.size(); ++i) {
     const otlp::SpanRef& span = spans[i];
-    const uint64_t parent_key = span.has_parent() ? SpanKey(span.trace_id, span.parent_span_id) : 0;
+    if (trace == nullptr || span.trace_id != *trace) {
+      trace = &span.trace_id;
+      trace_key = TraceKey(span.trace_id);
+      trace_touched = trace_key == last_trace_key_ || !traces_.Find(trace_key).empty();
+    }
     links.clear();
     AttributedVia via = AttributedVia::kCarried;
     std::string assigned;
     auto source = LazyOrder([&]() -> std::string_view {
       if (span.links > 0) {
+        const uint64_t parent_key =
+            span.has_parent() ? SpanKey(span.trace_id, span.parent_span_id) : 0;
         batch->ForEachLink(span, [&](const otlp::LinkView& l) {
           const uint64_t k = SpanKey(l.trace_id, l.span_id);
           if (k != parent_key) links.push_back(k);
         });
       }
+      // A parent is worth looking up only in a trace with tracked spans.
+      const uint64_t parent_key =
+          trace_touched && span.has_parent() ? SpanKey(span.trace_id, span.parent_span_id) : 0;
+      if (parent_key == 0 && links.empty()) return {};
       assigned.assign(Lookup(parent_key, links, &via));
       return assigned;
     });
@@ -253,8 +296,8 @@ void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
     const uint64_t key = SpanKey(span.trace_id, span.span_id);
     if (facts.has_order) {
       const std::string& order = out->back().order_id;
-      Track(key, facts.carried ? &span.trace_id : nullptr, order,
-            facts.carried ? AttributedVia::kCarried : via, extractor, out);
+      Track(key, trace_key, order, facts.carried ? AttributedVia::kCarried : via, extractor, out);
+      trace_touched = true;
       continue;
     }
     // This batch is held from its first waiting span on (again if its waits all ended).
@@ -263,12 +306,12 @@ void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
       held = held_base_ + held_.size() - 1;
       stats_.pending_bytes += HeldBytes(*batch);
     }
-    AddPending(held, span, i, key, facts.process_hop, links, now);
+    AddPending(held, span, i, key, trace_key, facts.process_hop, links, now);
   }
   // The bounds: the oldest waits end early.
   while (
       (live_ > options_.max_pending_spans || stats_.pending_bytes > options_.max_pending_bytes) &&
-      wait_cursor_ < slab_base_ + slab_.size()) {
+      wait_cursor_ < slab_base_ + (slab_.size() - head_)) {
     const uint64_t id = wait_cursor_++;
     PendingSpan* p = Pending(id);
     if (p == nullptr || p->deferred) continue;
@@ -280,8 +323,9 @@ void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
 }
 
 void Attributor::AddPending(uint64_t batch, const otlp::SpanRef& span, uint32_t index, uint64_t key,
-                            bool process_hop, const std::vector<uint64_t>& links, Nanos now) {
-  const uint64_t id = slab_base_ + slab_.size();
+                            uint64_t trace_key, bool process_hop,
+                            const std::vector<uint64_t>& links, Nanos now) {
+  const uint64_t id = slab_base_ + (slab_.size() - head_);
   slab_.emplace_back();
   PendingSpan& p = slab_.back();
   p.done = false;
@@ -289,69 +333,102 @@ void Attributor::AddPending(uint64_t batch, const otlp::SpanRef& span, uint32_t 
   p.span_index = index;
   p.process_hop = process_hop;
   p.key = key;
-  p.trace_key = TraceKey(span.trace_id);
+  p.trace_key = trace_key;
   if (span.has_parent()) {
     p.parent = span.parent_span_id;
     p.parent_key = SpanKey(span.trace_id, span.parent_span_id);
-    uint64_t* head = children_.Find(p.parent_key);
-    p.next_sibling = head != nullptr ? *head : 0;
-    children_.Put(p.parent_key, id);
   }
-  if (span.links > 0) {
-    p.links = links;
-    held_[batch - held_base_].batch->ForEachLink(span, [&](const otlp::LinkView& l) {
-      if (SpanKey(l.trace_id, l.span_id) != p.parent_key) p.link_ids.push_back(l.span_id);
+  if (!links.empty()) {
+    PendingLinks& l = links_[id];
+    l.keys = links;
+    held_[batch - held_base_].batch->ForEachLink(span, [&](const otlp::LinkView& v) {
+      if (SpanKey(v.trace_id, v.span_id) != p.parent_key) l.ids.push_back(v.span_id);
     });
-    for (uint64_t k : p.links) link_waiters_.emplace(k, id);
+    for (uint64_t k : l.keys) link_waiters_.emplace(k, id);
+    p.has_links = true;
   }
   const Nanos wait = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.wait).count();
   p.expires = now > kForever - wait ? kForever : now + wait;
-  self_.Put(key, id);
+
+  Group* g = FindGroup(trace_key);
+  if (g == nullptr) {
+    g = &groups_[trace_key];
+    cached_trace_ = trace_key;
+    cached_group_ = g;
+  }
+  g->ids.push_back(id);
+  ++g->live;
+  if (g->by_key) {
+    g->by_key->Put(key, id);
+    g->by_parent->emplace(p.parent_key, id);
+  } else if (g->live > kIndexedGroup) {
+    g->by_key = std::make_unique<FlatIndex>();
+    g->by_parent = std::make_unique<std::unordered_multimap<uint64_t, uint64_t>>();
+    for (uint64_t m : g->ids) {
+      if (const PendingSpan* q = Pending(m)) {
+        g->by_key->Put(q->key, m);
+        g->by_parent->emplace(q->parent_key, m);
+      }
+    }
+  }
+
   ++held_[batch - held_base_].live;
   ++live_;
-  stats_.pending_bytes += kPendingEntryBytes + p.links.size() * 48;
+  stats_.pending_bytes += kPendingEntryBytes + links.size() * 48;
   ++stats_.waited;
   if (metrics_) metrics_->waited->Inc();
 }
 
-void Attributor::Finish(uint64_t id, bool unlink) {
+void Attributor::Finish(uint64_t id) {
   PendingSpan* p = Pending(id);
   if (p == nullptr) return;
   p->done = true;
-  if (unlink && p->parent_key != 0) {
-    // Out of its parent's list of waiting children.
-    if (uint64_t* head = children_.Find(p->parent_key)) {
-      if (*head == id) {
-        if (p->next_sibling != 0 && Pending(p->next_sibling) != nullptr) {
-          *head = p->next_sibling;
-        } else {
-          children_.Erase(p->parent_key);
-        }
-      } else {
-        for (uint64_t c = *head; c != 0;) {
-          PendingSpan* q = Pending(c);
-          if (q == nullptr) break;
-          if (q->next_sibling == id) {
-            q->next_sibling = p->next_sibling;
+  size_t link_count = 0;
+  if (p->has_links) {
+    auto l = links_.find(id);
+    if (l != links_.end()) {
+      for (uint64_t k : l->second.keys) {
+        auto [begin, end] = link_waiters_.equal_range(k);
+        for (auto w = begin; w != end; ++w) {
+          if (w->second == id) {
+            link_waiters_.erase(w);
             break;
           }
-          c = q->next_sibling;
         }
       }
+      link_count = l->second.keys.size();
+      links_.erase(l);
     }
   }
-  for (uint64_t k : p->links) {
-    auto [begin, end] = link_waiters_.equal_range(k);
-    for (auto w = begin; w != end; ++w) {
-      if (w->second == id) {
-        link_waiters_.erase(w);
-        break;
+  if (Group* g = FindGroup(p->trace_key)) {
+    if (--g->live == 0) {
+      groups_.erase(p->trace_key);
+      cached_trace_ = 0;
+      cached_group_ = nullptr;
+    } else {
+      if (g->by_key) {
+        g->by_key->Erase(p->key);
+        auto [begin, end] = g->by_parent->equal_range(p->parent_key);
+        for (auto it = begin; it != end; ++it) {
+          if (it->second == id) {
+            g->by_parent->erase(it);
+            break;
+          }
+        }
+      }
+      // Finished ids are skipped; drop them when they outnumber the live ones.
+      if (g->ids.size() >= 64 && g->ids.size() > 4 * g->live) {
+        std::vector<uint64_t> keep;
+        keep.reserve(g->live);
+        for (uint64_t m : g->ids) {
+          if (m != id && Pending(m) != nullptr) keep.push_back(m);
+        }
+        g->ids.swap(keep);
       }
     }
   }
-  if (uint64_t* self = self_.Find(p->key); self != nullptr && *self == id) self_.Erase(p->key);
   stats_.pending_bytes -=
-      std::min<uint64_t>(stats_.pending_bytes, kPendingEntryBytes + p->links.size() * 48);
+      std::min<uint64_t>(stats_.pending_bytes, kPendingEntryBytes + link_count * 48);
   HeldBatch& h = held_[p->batch - held_base_];
   if (--h.live == 0) {
     stats_.pending_bytes -= std::min<uint64_t>(stats_.pending_bytes, HeldBytes(*h.batch));
@@ -361,12 +438,17 @@ void Attributor::Finish(uint64_t id, bool unlink) {
       ++held_base_;
     }
   }
-  p->links.clear();
-  p->link_ids.clear();
   --live_;
-  while (!slab_.empty() && slab_.front().done) {
-    slab_.pop_front();
+  while (head_ < slab_.size() && slab_[head_].done) {
+    ++head_;
     ++slab_base_;
+  }
+  if (head_ == slab_.size()) {
+    slab_.clear();
+    head_ = 0;
+  } else if (head_ >= 4096 && head_ * 2 >= slab_.size()) {
+    slab_.erase(slab_.begin(), slab_.begin() + static_cast<ptrdiff_t>(head_));
+    head_ = 0;
   }
   if (wait_cursor_ < slab_base_) wait_cursor_ = slab_base_;
 }
@@ -378,12 +460,10 @@ void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
   // A parent that still waits decides for its children (unless it follows its own parent
   // already: no chains of deferrals, no cycles).
   if (!p->deferred && p->parent_key != 0) {
-    if (uint64_t* parent = self_.Find(p->parent_key)) {
-      const PendingSpan* pp = Pending(*parent);
-      if (pp != nullptr && !pp->deferred) {
-        p->deferred = true;
-        return;
-      }
+    const PendingSpan* pp = Pending(PendingByKey(FindGroup(p->trace_key), p->parent_key));
+    if (pp != nullptr && !pp->deferred) {
+      p->deferred = true;
+      return;
     }
   }
   std::string order;
@@ -391,8 +471,11 @@ void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
   if (open_publish_) {
     char buf[16];
     if (p->parent_key != 0 && !IsZero(p->parent)) order = open_publish_(Hex16(p->parent, buf));
-    for (size_t i = 0; order.empty() && i < p->link_ids.size(); ++i) {
-      order = open_publish_(Hex16(p->link_ids[i], buf));
+    if (p->has_links) {
+      auto l = links_.find(id);
+      for (size_t i = 0; l != links_.end() && order.empty() && i < l->second.ids.size(); ++i) {
+        order = open_publish_(Hex16(l->second.ids[i], buf));
+      }
     }
   }
   bool ambiguous = false;
@@ -405,7 +488,7 @@ void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
       via = AttributedVia::kTrace;
     }
   }
-  const uint64_t key = p->key;
+  const Resolved self{p->key, p->trace_key};
   const std::shared_ptr<const otlp::SpanBatch> batch = held_[p->batch - held_base_].batch;
   const otlp::SpanRef& span = batch->spans()[p->span_index];
   const bool process_hop = p->process_hop;
@@ -413,7 +496,7 @@ void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
     ExtractStats again;
     extractor.ExtractSpan(*batch, span, order, /*keep_unowned_process=*/false, out, &again);
     Finish(id);
-    Track(key, nullptr, order, via, extractor, out);
+    Track(self.key, self.trace_key, order, via, extractor, out);
     return;
   }
   // Given up: a process span still goes to the engine (its message id may match an open hop).
@@ -427,21 +510,17 @@ void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
   if (ambiguous) ++stats_.ambiguous;
   if (metrics_) (ambiguous ? metrics_->given_up_ambiguous : metrics_->given_up_none)->Inc();
   // Children that followed this span end their wait now.
-  if (uint64_t* head = children_.Find(key)) {
-    std::vector<uint64_t> deferred;
-    for (uint64_t c = *head; c != 0;) {
-      const PendingSpan* q = Pending(c);
-      if (q == nullptr) break;
-      if (q->deferred) deferred.push_back(c);
-      c = q->next_sibling;
-    }
-    for (uint64_t child : deferred) EndWait(child, extractor, out);
+  std::vector<uint64_t> children;
+  ChildrenOf(FindGroup(self.trace_key), self.key, &children);
+  for (uint64_t child : children) {
+    const PendingSpan* c = Pending(child);
+    if (c != nullptr && c->deferred) EndWait(child, extractor, out);
   }
 }
 
 void Attributor::Expire(Nanos now, const FactExtractor& extractor, std::vector<SpanRecord>* out) {
   MutexLock lock(mu_);
-  while (wait_cursor_ < slab_base_ + slab_.size()) {
+  while (wait_cursor_ < slab_base_ + (slab_.size() - head_)) {
     const uint64_t id = wait_cursor_;
     const PendingSpan* p = Pending(id);
     if (p != nullptr && p->expires > now) break;
@@ -450,7 +529,7 @@ void Attributor::Expire(Nanos now, const FactExtractor& extractor, std::vector<S
   }
   if (now == kForever) {
     // Shutdown: whatever still follows a parent ends too.
-    for (uint64_t id = slab_base_; live_ != 0 && id < slab_base_ + slab_.size(); ++id) {
+    for (uint64_t id = slab_base_; live_ != 0 && id < slab_base_ + (slab_.size() - head_); ++id) {
       if (PendingSpan* p = Pending(id)) {
         p->deferred = true;
         EndWait(id, extractor, out);
@@ -462,8 +541,9 @@ void Attributor::Expire(Nanos now, const FactExtractor& extractor, std::vector<S
 
 Nanos Attributor::NextExpiry() const {
   MutexLock lock(mu_);
-  for (uint64_t id = wait_cursor_; id < slab_base_ + slab_.size(); ++id) {
-    const PendingSpan& p = slab_[id - slab_base_];
+  for (uint64_t id = std::max(wait_cursor_, slab_base_); id < slab_base_ + (slab_.size() - head_);
+       ++id) {
+    const PendingSpan& p = slab_[head_ + (id - slab_base_)];
     if (!p.done && !p.deferred) return p.expires;
   }
   return kForever;

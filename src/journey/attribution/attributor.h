@@ -9,7 +9,7 @@
 //      like any other;
 //   3. else, when its wait ends: the engine's open publish of that parent or link (a message
 //      published before a restart, or so long ago the span is no longer tracked), then its
-//      trace, when the trace's spans that carry an order id carry exactly one.
+//      trace, when the trace's spans with an order (carried or attributed) have exactly one.
 // An attributed span becomes a SpanRecord exactly as if it carried the order id (hops, mappings,
 // received_by/processed_by, errors).  A span whose parent or links are not known yet waits in
 // the pending set, bounded by count, by the bytes of the requests it holds, and by time (`wait`,
@@ -124,13 +124,11 @@ class Attributor {
     uint64_t batch = 0;  // id in held_
     uint32_t span_index = 0;
     bool process_hop = false;
-    bool deferred = false;  // its wait ended while its parent still waited
-    bool done = true;       // attributed or given up (the slot is free)
+    bool deferred = false;   // its wait ended while its parent still waited
+    bool done = true;        // attributed or given up (the slot is free)
+    bool has_links = false;  // its links are in links_
     uint64_t key = 0, parent_key = 0, trace_key = 0;
-    uint64_t next_sibling = 0;  // the next pending span waiting on the same parent (0: none)
     otlp::SpanId parent{};
-    std::vector<otlp::SpanId> link_ids;  // for the open-publish lookup (links are rare)
-    std::vector<uint64_t> links;         // link keys
     Nanos expires = 0;
   };
   // A request pending spans hold.
@@ -138,41 +136,74 @@ class Attributor {
     std::shared_ptr<const otlp::SpanBatch> batch;
     uint32_t live = 0;  // pending spans in it
   };
+  // The links of a pending span that has any (rare: consumers that start a trace per message).
+  struct PendingLinks {
+    std::vector<uint64_t> keys;
+    std::vector<otlp::SpanId> ids;  // for the open-publish lookup
+  };
+  // The pending spans of one trace.  A span's parent is in its own trace, so the spans a new
+  // ancestor resolves are found in its trace's group: one lookup per trace (and none for the
+  // next spans of the same trace), where an index per span cost a cache miss per span.  Large
+  // groups get indexes of their own.
+  struct Group {
+    std::vector<uint64_t> ids;  // pending ids in arrival order (finished ones are skipped)
+    size_t live = 0;
+    std::unique_ptr<FlatIndex> by_key;                                       // span key → id
+    std::unique_ptr<std::unordered_multimap<uint64_t, uint64_t>> by_parent;  // → child ids
+  };
+  // A group is indexed once it holds more pending spans than this.
+  static constexpr size_t kIndexedGroup = 32;
+  // A resolved or given-up span, to look for its waiting descendants.
+  struct Resolved {
+    uint64_t key;
+    uint64_t trace_key;
+  };
 
   PendingSpan* Pending(uint64_t id) REQUIRES(mu_);  // null when not pending
-  // A span got `order`: its key tracked (and its trace, when it carries the order), then the
-  // pending spans waiting on it.
-  void Track(uint64_t key, const otlp::TraceId* carried_trace, std::string_view order,
-             AttributedVia via, const FactExtractor& extractor, std::vector<SpanRecord>* out)
-      REQUIRES(mu_);
-  void ResolveWaiters(uint64_t key, const FactExtractor& extractor, std::vector<SpanRecord>* out)
+  Group* FindGroup(uint64_t trace_key) REQUIRES(mu_);
+  // The pending span of the group with this key, 0 when none.
+  uint64_t PendingByKey(Group* g, uint64_t key) REQUIRES(mu_);
+  // The pending spans of the group whose parent is `parent_key`.
+  void ChildrenOf(Group* g, uint64_t parent_key, std::vector<uint64_t>* ids) REQUIRES(mu_);
+  // A span got `order`: its key and its trace tracked, then the pending spans waiting on it.
+  void Track(uint64_t key, uint64_t trace_key, std::string_view order, AttributedVia via,
+             const FactExtractor& extractor, std::vector<SpanRecord>* out) REQUIRES(mu_);
+  // Its trace: merged once for consecutive spans of one trace and order.
+  void TrackTrace(uint64_t trace_key, std::string_view order) REQUIRES(mu_);
+  void ResolveWaiters(Resolved first, const FactExtractor& extractor, std::vector<SpanRecord>* out)
       REQUIRES(mu_);
   // The order of a span's parent or links among the tracked spans ("" none).
   std::string_view Lookup(uint64_t parent_key, const std::vector<uint64_t>& links,
                           AttributedVia* via) REQUIRES(mu_);
   void AddPending(uint64_t batch, const otlp::SpanRef& span, uint32_t index, uint64_t key,
-                  bool process_hop, const std::vector<uint64_t>& links, Nanos now) REQUIRES(mu_);
+                  uint64_t trace_key, bool process_hop, const std::vector<uint64_t>& links,
+                  Nanos now) REQUIRES(mu_);
   // The end of one pending span's wait (expired or overflowed).
   void EndWait(uint64_t id, const FactExtractor& extractor, std::vector<SpanRecord>* out)
       REQUIRES(mu_);
-  // Out of the pending set; `unlink` false when its parent's list of waiters is gone already.
-  void Finish(uint64_t id, bool unlink = true) REQUIRES(mu_);
-  void Publish() REQUIRES(mu_);  // gauges
+  void Finish(uint64_t id) REQUIRES(mu_);  // out of the pending set
+  void Publish() REQUIRES(mu_);            // gauges
 
   const AttributionOptions options_;
   mutable Mutex mu_;
   OpenPublishLookup open_publish_ GUARDED_BY(mu_);
-  RecentOrders spans_ GUARDED_BY(mu_);
-  RecentOrders traces_ GUARDED_BY(mu_);
+  RecentOrders spans_ GUARDED_BY(mu_);   // span → order
+  RecentOrders traces_ GUARDED_BY(mu_);  // trace → the order of its tracked spans (or ambiguous)
   uint64_t last_trace_key_ GUARDED_BY(mu_) = 0;  // the trace merged last, and its order
   std::string last_trace_order_ GUARDED_BY(mu_);
 
-  std::deque<PendingSpan> slab_ GUARDED_BY(mu_);  // ids slab_base_, slab_base_ + 1, ...
+  // Pending spans by id: slab_[head_] has id slab_base_, the next one slab_base_ + 1, ...  A
+  // vector rather than a deque: libstdc++'s deque allocates a block per 512 bytes (every few
+  // entries here); the vector drops its finished front in one move now and then.
+  std::vector<PendingSpan> slab_ GUARDED_BY(mu_);
+  size_t head_ GUARDED_BY(mu_) = 0;
   uint64_t slab_base_ GUARDED_BY(mu_) = 1;
   uint64_t wait_cursor_ GUARDED_BY(mu_) = 1;  // spans below it have ended their wait
   size_t live_ GUARDED_BY(mu_) = 0;           // pending spans
-  FlatIndex children_ GUARDED_BY(mu_);        // parent key → the last pending child's id
-  FlatIndex self_ GUARDED_BY(mu_);            // pending span key → id
+  std::unordered_map<uint64_t, Group> groups_ GUARDED_BY(mu_);  // by trace key
+  uint64_t cached_trace_ GUARDED_BY(mu_) = 0;                   // FindGroup's last answer
+  Group* cached_group_ GUARDED_BY(mu_) = nullptr;
+  std::unordered_map<uint64_t, PendingLinks> links_ GUARDED_BY(mu_);          // by pending id
   std::unordered_multimap<uint64_t, uint64_t> link_waiters_ GUARDED_BY(mu_);  // link → id
   std::deque<HeldBatch> held_ GUARDED_BY(mu_);                                // ids held_base_, ...
   uint64_t held_base_ GUARDED_BY(mu_) = 1;
