@@ -292,7 +292,7 @@ void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
       return assigned;
     });
     const FactExtractor::SpanFacts facts =
-        extractor.ExtractSpan(*batch, span, &source, /*keep_unowned_process=*/false, out, stats);
+        extractor.ExtractSpan(*batch, span, &source, /*keep_unowned_process=*/true, out, stats);
     const uint64_t key = SpanKey(span.trace_id, span.span_id);
     if (facts.has_order) {
       const std::string& order = out->back().order_id;
@@ -300,6 +300,10 @@ void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
       trace_touched = true;
       continue;
     }
+    // No order yet.  A process span went to the engine without one all the same (appended by
+    // ExtractSpan): its message id may close an open hop at once, as before attribution, and
+    // waiting would delay a message processed just in time into a false flag; if it is
+    // attributed later, the engine folds its record a second time, which changes nothing.
     // This batch is held from its first waiting span on (again if its waits all ended).
     if (held < held_base_ || held_[held - held_base_].batch == nullptr) {
       held_.push_back({batch, 0});
@@ -491,7 +495,6 @@ void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
   const Resolved self{p->key, p->trace_key};
   const std::shared_ptr<const otlp::SpanBatch> batch = held_[p->batch - held_base_].batch;
   const otlp::SpanRef& span = batch->spans()[p->span_index];
-  const bool process_hop = p->process_hop;
   if (!order.empty()) {
     ExtractStats again;
     extractor.ExtractSpan(*batch, span, order, /*keep_unowned_process=*/false, out, &again);
@@ -499,12 +502,7 @@ void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
     Track(self.key, self.trace_key, order, via, extractor, out);
     return;
   }
-  // Given up: a process span still goes to the engine (its message id may match an open hop).
-  if (process_hop) {
-    ExtractStats again;
-    extractor.ExtractSpan(*batch, span, std::string_view(), /*keep_unowned_process=*/true, out,
-                          &again);
-  }
+  // Given up.  (A process span went to the engine without an order on arrival already.)
   Finish(id);
   ++stats_.given_up;
   if (ambiguous) ++stats_.ambiguous;

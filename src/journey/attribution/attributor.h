@@ -14,9 +14,11 @@
 // received_by/processed_by, errors).  A span whose parent or links are not known yet waits in
 // the pending set, bounded by count, by the bytes of the requests it holds, and by time (`wait`,
 // shorter than the rules' grace): it is attributed the moment its ancestor arrives, so any
-// arrival order gives what in-order arrival gives.  A span still unattributed when its wait ends
-// is given up (a process span then goes to the engine without an order id, for its
-// message-id match); a span whose parent is itself still waiting follows its parent.
+// arrival order gives what in-order arrival gives.  A process span (a consumer) that waits also
+// goes to the engine at once without an order id, for the engine's message-id match, so that
+// waiting never delays a message processed just in time into a false flag (the engine folds a
+// later attributed copy idempotently).  A span still unattributed when its wait ends is given
+// up; a span whose parent is itself still waiting follows its parent.
 //
 // Precedence and limits (docs/attribution.md): the parent wins over links when both are known
 // at once; when the first ancestor to be known is a link, its order is taken.  The trace rule
