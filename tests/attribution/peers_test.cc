@@ -610,6 +610,12 @@ TEST_F(Attribution, ConsumerSpansBeforeProducerSpansGiveTheSameVerdict) {
                 MetricSum(before, "ordertrace_attribution_waited_total"),
             1)
       << after;
+  // Through their parents: the publish span (the app span's child) and the consumer's span (the
+  // publish span's child), not only through the consumer's message id.
+  EXPECT_GE(MetricSum(after, "ordertrace_attribution_spans_total", R"(via="parent")") -
+                MetricSum(before, "ordertrace_attribution_spans_total", R"(via="parent")"),
+            2)
+      << after;
 }
 
 // 4. The third-party MES (Java agent, default conventions) consumes the order's message and
