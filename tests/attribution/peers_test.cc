@@ -574,11 +574,11 @@ TEST_F(Attribution, ConsumerSpansBeforeProducerSpansGiveTheSameVerdict) {
   ChildProcess* producer = StartProducer(order, queue, release);
   ASSERT_TRUE(WaitLine(*producer, "published").is_object()) << producer->Log();
   ChildProcess* consumer = StartPythonConsumer(queue, "py-consumer");
+  // Printed after its force-flush: its span has been sent.
   ASSERT_TRUE(WaitLine(*consumer, "consumed").is_object()) << consumer->Log();
-  EXPECT_TRUE(consumer->Wait(10s));
-  EXPECT_EQ(consumer->exit_code(), 0);
 
-  // The consumer's span is in the gateway, waiting for its parent (the held publish span).
+  // The consumer's span is in the gateway, waiting for its parent (the held publish span); it
+  // waits kAttributionWait at most, so this looks at once.
   const auto until = Clock::now() + 5s;
   std::string m;
   while (Clock::now() < until) {
@@ -599,6 +599,8 @@ TEST_F(Attribution, ConsumerSpansBeforeProducerSpansGiveTheSameVerdict) {
   ASSERT_TRUE(WaitLine(*producer, "exported", 10s).is_object()) << producer->Log();
   EXPECT_TRUE(producer->Wait(5s));
   EXPECT_EQ(producer->exit_code(), 0);
+  EXPECT_TRUE(consumer->Wait(10s));
+  EXPECT_EQ(consumer->exit_code(), 0);
   ExpectConsumed(order, queue, "py-consumer", queue + " receive");
   // Attributed when its ancestor came, within the wait: nothing was given up.
   const std::string after = Metrics();
