@@ -295,8 +295,22 @@ SpanBuilder CaseSpan(const YAML::Node& s, const CaseState& st, size_t step, size
   if (!rk.empty()) span.Attr("messaging.rabbitmq.destination.routing_key", rk);
   if (s["queue"]) span.Attr("messaging.destination.subscription.name", Str(s["queue"]));
   if (s["attrs"]) {
-    for (const auto& kv : s["attrs"])
-      span.Attr(kv.first.as<std::string>(), kv.second.as<std::string>());
+    // Plain integers and booleans keep their type (messaging.message.body.size: 42,
+    // messaging.destination.temporary: true), as instrumentations send them; quoted values and
+    // any other text are strings.
+    for (const auto& kv : s["attrs"]) {
+      const std::string key = kv.first.as<std::string>();
+      const YAML::Node& v = kv.second;
+      const bool plain = v.IsScalar() && v.Tag() == "?";
+      int64_t i = 0;
+      if (plain && YAML::convert<int64_t>::decode(v, i)) {
+        span.Attr(key, i);
+      } else if (plain && (v.Scalar() == "true" || v.Scalar() == "false")) {
+        span.Attr(key, v.Scalar() == "true");
+      } else {
+        span.Attr(key, v.as<std::string>());
+      }
+    }
   }
   if (s["exception"]) {
     const YAML::Node& ex = s["exception"];
@@ -320,7 +334,8 @@ SpanBuilder CaseSpan(const YAML::Node& s, const CaseState& st, size_t step, size
   }
   for (const auto& l : s["links"]) {
     if (l.IsMap()) {
-      span.Link(TraceBytes(Str(l["trace"], "default")), SpanBytes(Str(l["span"])));
+      CheckKeys(l, {"span", "trace"}, "links[]");
+      span.Link(l["trace"] ? TraceBytes(Str(l["trace"])) : trace_id, SpanBytes(Str(l["span"])));
     } else {
       span.Link(trace_id, SpanBytes(l.as<std::string>()));
     }
