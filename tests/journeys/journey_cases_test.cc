@@ -407,8 +407,10 @@ class JourneyCaseTest : public testing::TestWithParam<CaseParam> {
   // A new Engine and JourneyStage on the store, as a gateway start does: Recover(), then the
   // attributor's warm-up from the store (JourneyStage::Start() without its timer: the case's
   // ticks end the waits).  The previous stage is dropped without Stop(), like a crash: spans
-  // still waiting for their ancestor are lost with it.
-  void NewEngine() {
+  // still waiting for their ancestor are lost with it.  `warm_up` false skips the warm-up (a
+  // store whose recent spans were not read): the attributor then relies on the engine's open
+  // publishes alone.
+  void NewEngine(bool warm_up = true) {
     st_.stage.reset();
     st_.engine.reset();
     st_.engine = std::make_unique<Engine>(st_.rules, *st_.store, st_.clock, nullptr);
@@ -417,7 +419,7 @@ class JourneyCaseTest : public testing::TestWithParam<CaseParam> {
     ASSERT_TRUE(s.ok()) << s.ToString();
     st_.registry = std::make_unique<metrics::Registry>();
     st_.stage = std::make_unique<JourneyStage>(*st_.engine, *st_.registry, st_.attribution);
-    st_.stage->RememberRecentSpans();
+    if (warm_up) st_.stage->RememberRecentSpans();
   }
 
   // The stage swallows failures (counted, logged): a case must see none.
@@ -830,7 +832,18 @@ TEST_P(JourneyCaseTest, Run) {
         ASSERT_GE(at, st_.clock.Now()) << "the clock does not go back";
         st_.clock.Set(at);
       }
-      if (step["restart"] && step["restart"].as<bool>()) {
+      // `restart: true`, or `restart: {warm_up: false}`.
+      bool restart = false, warm_up = true;
+      if (const YAML::Node& r = step["restart"]) {
+        if (r.IsMap()) {
+          CheckKeys(r, {"warm_up"}, "restart");
+          restart = true;
+          if (r["warm_up"]) warm_up = r["warm_up"].as<bool>();
+        } else {
+          restart = r.as<bool>();
+        }
+      }
+      if (restart) {
         st_.recorder.Seed(StuckSet(*st_.store));
         if (GetParam().store == StoreKind::kSqlite) {
           st_.stage.reset();
@@ -839,7 +852,7 @@ TEST_P(JourneyCaseTest, Run) {
           OpenStore();
           if (HasFatalFailure()) return;
         }
-        NewEngine();
+        NewEngine(warm_up);
         if (HasFatalFailure()) return;
       }
       if (step["rules"]) {
