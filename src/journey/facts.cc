@@ -92,7 +92,7 @@ void FactExtractor::Extract(const otlp::SpanBatch& batch, std::vector<SpanRecord
                             ExtractStats* stats) const {
   ExtractStats local;
   for (const otlp::SpanRef& span : batch.spans()) {
-    ExtractSpan(batch, span, {}, /*keep_unowned_process=*/true, out, &local);
+    ExtractSpan(batch, span, nullptr, /*keep_unowned_process=*/true, out, &local);
   }
   if (stats != nullptr) {
     stats->spans += local.spans;
@@ -105,6 +105,20 @@ void FactExtractor::Extract(const otlp::SpanBatch& batch, std::vector<SpanRecord
 FactExtractor::SpanFacts FactExtractor::ExtractSpan(
     const otlp::SpanBatch& batch, const otlp::SpanRef& span, std::string_view assigned,
     bool keep_unowned_process, std::vector<SpanRecord>* out, ExtractStats* stats) const {
+  struct Fixed final : OrderSource {
+    explicit Fixed(std::string_view o) : order(o) {}
+    std::string_view OrderOf() override { return order; }
+    std::string_view order;
+  } fixed(assigned);
+  return ExtractSpan(batch, span, assigned.empty() ? nullptr : &fixed, keep_unowned_process, out,
+                     stats);
+}
+
+FactExtractor::SpanFacts FactExtractor::ExtractSpan(const otlp::SpanBatch& batch,
+                                                    const otlp::SpanRef& span, OrderSource* assign,
+                                                    bool keep_unowned_process,
+                                                    std::vector<SpanRecord>* out,
+                                                    ExtractStats* stats) const {
   const Rules& rules = *rules_;
   const std::string_view entity_key = rules.entity_key;
   ExtractStats& local = *stats;
@@ -186,9 +200,10 @@ FactExtractor::SpanFacts FactExtractor::ExtractSpan(
     }
 
     facts.process_hop = role == HopRole::kProcess;
-    facts.has_order = !seen.order_id.empty() || !assigned.empty();
+    facts.carried = !seen.order_id.empty();
+    if (!facts.carried && assign != nullptr) seen.order_id = std::string(assign->OrderOf());
+    facts.has_order = !seen.order_id.empty();
     if (!facts.has_order && !(keep_unowned_process && facts.process_hop)) return facts;
-    if (seen.order_id.empty()) seen.order_id = std::string(assigned);
 
     SpanRecord r;
     r.order_id = std::move(seen.order_id);

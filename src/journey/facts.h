@@ -55,13 +55,27 @@ class FactExtractor {
   // What ExtractSpan found.
   struct SpanFacts {
     bool has_order = false;    // a record with an order id was appended
+    bool carried = false;      // the span carries its order id (entity key or order_id_from)
     bool process_hop = false;  // the span processes a message (HopRole::kProcess)
+  };
+  // Asked, once the span's attributes are read, for the order of a span that carries none.
+  class OrderSource {
+   public:
+    virtual std::string_view OrderOf() = 0;  // "" when unknown
+
+   protected:
+    ~OrderSource() = default;
   };
   // One span, for attribution (journey/attribution/attributor.h).  A span that carries an
   // order id (the entity key, or a mapping's order_id_from) is appended with it; one that does
-  // not is appended with `assigned` when that is non-empty (an attributed span: everything
-  // else, hops, mappings, errors, is read as for a span that carries it), and otherwise only
-  // when `keep_unowned_process` is set and it is a process span (with an empty order id).
+  // not is appended with the order `assign` gives, when it gives one (an attributed span:
+  // everything else, hops, mappings, errors, is read as for a span that carries it), and
+  // otherwise only when `keep_unowned_process` is set and it is a process span (with an empty
+  // order id).  `assign` may be null.
+  SpanFacts ExtractSpan(const otlp::SpanBatch& batch, const otlp::SpanRef& span,
+                        OrderSource* assign, bool keep_unowned_process,
+                        std::vector<SpanRecord>* out, ExtractStats* stats) const;
+  // The same with a known order ("" none).
   SpanFacts ExtractSpan(const otlp::SpanBatch& batch, const otlp::SpanRef& span,
                         std::string_view assigned, bool keep_unowned_process,
                         std::vector<SpanRecord>* out, ExtractStats* stats) const;

@@ -119,7 +119,7 @@ void JourneyStage::Process(const std::shared_ptr<const otlp::SpanBatch>& batch) 
       extractor.Extract(*batch, &records_, &stats);
     }
     spans_.Inc(stats.spans);
-    kept_.Inc(stats.kept);
+    kept_.Inc(records_.size());  // with the pending spans this batch resolved
     unknown_stage_.Inc(stats.unknown_stage);
     Apply(&records_);
   } catch (const std::exception& e) {

@@ -101,20 +101,13 @@ bool IsZero(const otlp::SpanId& id) {
   return std::all_of(id.begin(), id.end(), [](uint8_t b) { return b == 0; });
 }
 
-void AddExtractStats(const ExtractStats& from, ExtractStats* to) {
-  if (to == nullptr) return;
-  // `spans` is not added: the span was counted by its first look.
-  to->kept += from.kept;
-  to->unknown_stage += from.unknown_stage;
-  to->mapped += from.mapped;
-}
-
 }  // namespace
 
 Attributor::Attributor(AttributionOptions options, metrics::Registry* registry)
     : options_(options),
       spans_(options.max_tracked_spans),
       traces_(options.max_tracked_traces),
+      touched_(options.max_tracked_traces),
       metrics_(registry != nullptr ? std::make_unique<Metrics>(*registry) : nullptr) {}
 
 Attributor::~Attributor() = default;
@@ -130,6 +123,48 @@ void Attributor::Remember(const otlp::TraceId& trace, const otlp::SpanId& span,
   MutexLock lock(mu_);
   spans_.Insert(SpanKey(trace, span), order);
   traces_.Merge(TraceKey(trace), order);
+  touched_.Insert(TraceKey(trace), order);
+}
+
+Attributor::PendingSpan* Attributor::Pending(uint64_t id) {
+  if (id < slab_base_ || id - slab_base_ >= slab_.size() - head_) return nullptr;
+  PendingSpan* p = &slab_[head_ + (id - slab_base_)];
+  return p->done ? nullptr : p;
+}
+
+Attributor::Group* Attributor::FindGroup(uint64_t trace_key) {
+  if (trace_key == cached_trace_ && cached_group_ != nullptr) return cached_group_;
+  auto it = groups_.find(trace_key);
+  if (it == groups_.end()) return nullptr;
+  cached_trace_ = trace_key;
+  cached_group_ = &it->second;
+  return cached_group_;
+}
+
+uint64_t Attributor::PendingByKey(Group* g, uint64_t key) {
+  if (g == nullptr) return 0;
+  if (g->by_key) {
+    const uint64_t* id = g->by_key->Find(key);
+    return id == nullptr ? 0 : *id;
+  }
+  for (uint64_t id : g->ids) {
+    const PendingSpan* p = Pending(id);
+    if (p != nullptr && p->key == key) return id;
+  }
+  return 0;
+}
+
+void Attributor::ChildrenOf(Group* g, uint64_t parent_key, std::vector<uint64_t>* ids) {
+  if (g == nullptr) return;
+  if (g->by_parent) {
+    auto [begin, end] = g->by_parent->equal_range(parent_key);
+    for (auto it = begin; it != end; ++it) ids->push_back(it->second);
+    return;
+  }
+  for (uint64_t id : g->ids) {
+    const PendingSpan* p = Pending(id);
+    if (p != nullptr && p->parent_key == parent_key) ids->push_back(id);
+  }
 }
 
 std::string_view Attributor::Lookup(uint64_t parent_key, const std::vector<uint64_t>& links,
@@ -153,52 +188,80 @@ std::string_view Attributor::Lookup(uint64_t parent_key, const std::vector<uint6
   return found;
 }
 
-void Attributor::Attributed(const otlp::SpanBatch& batch, const otlp::SpanRef& span, uint64_t key,
-                            std::string_view order, AttributedVia via, bool carried,
-                            const FactExtractor& extractor, std::vector<SpanRecord>* out,
-                            ExtractStats* stats) {
-  const std::string id(order);  // `order` may point into the tables Insert changes
-  if (!carried) {
-    ExtractStats again;
-    extractor.ExtractSpan(batch, span, id, /*keep_unowned_process=*/false, out, &again);
-    AddExtractStats(again, stats);
+void Attributor::Track(uint64_t key, uint64_t trace_key, bool carried, std::string_view order,
+                       AttributedVia via, const FactExtractor& extractor,
+                       std::vector<SpanRecord>* out) {
+  spans_.Insert(key, order);
+  if (trace_key != last_touched_) {
+    touched_.Insert(trace_key, order);
+    last_touched_ = trace_key;
   }
-  spans_.Insert(key, id);
-  if (carried) traces_.Merge(TraceKey(span.trace_id), id);
+  if (carried) {
+    // Consecutive spans of one trace and order (the usual request) merge once.
+    if (trace_key != last_trace_key_ || order != last_trace_order_) {
+      traces_.Merge(trace_key, order);
+      last_trace_key_ = trace_key;
+      last_trace_order_.assign(order);
+    }
+  }
   ++stats_.attributed[static_cast<int>(via)];
   if (metrics_) metrics_->via[static_cast<int>(via)]->Inc();
-  if (!waiters_.empty()) ResolveWaiters(key, extractor, out);
+  if (live_ != 0) ResolveWaiters({key, trace_key}, extractor, out);
 }
 
-void Attributor::ResolveWaiters(uint64_t key, const FactExtractor& extractor,
+void Attributor::ResolveWaiters(Resolved first, const FactExtractor& extractor,
                                 std::vector<SpanRecord>* out) {
-  std::vector<uint64_t> keys{key};
+  std::vector<Resolved> work{first};
+  std::vector<std::pair<uint64_t, AttributedVia>> found;
   std::vector<uint64_t> ids;
-  while (!keys.empty()) {
-    const uint64_t k = keys.back();
-    keys.pop_back();
+  std::string order;
+  while (!work.empty() && live_ != 0) {
+    const Resolved r = work.back();
+    work.pop_back();
+    found.clear();
     ids.clear();
-    auto [begin, end] = waiters_.equal_range(k);
-    for (auto it = begin; it != end; ++it) ids.push_back(it->second);
-    if (ids.empty()) continue;
-    const std::string order(spans_.Find(k));
+    ChildrenOf(FindGroup(r.trace_key), r.key, &ids);
+    for (uint64_t id : ids) found.emplace_back(id, AttributedVia::kParent);
+    if (!link_waiters_.empty()) {
+      auto [begin, end] = link_waiters_.equal_range(r.key);
+      for (auto it = begin; it != end; ++it) found.emplace_back(it->second, AttributedVia::kLink);
+    }
+    if (found.empty()) continue;
+    order.assign(spans_.Find(r.key));
     if (order.empty()) continue;
-    for (uint64_t id : ids) {
-      auto it = pending_.find(id);
-      if (it == pending_.end() || it->second.done) continue;
-      PendingSpan& p = it->second;
-      const AttributedVia via = k == p.parent_key ? AttributedVia::kParent : AttributedVia::kLink;
-      const otlp::SpanRef& span = p.batch->spans()[p.span_index];
+    for (const auto& [id, via] : found) {
+      PendingSpan* p = Pending(id);
+      if (p == nullptr) continue;
+      const otlp::SpanBatch& batch = *held_[p->batch - held_base_].batch;
       ExtractStats again;
-      extractor.ExtractSpan(*p.batch, span, order, /*keep_unowned_process=*/false, out, &again);
-      spans_.Insert(p.key, order);
+      extractor.ExtractSpan(batch, batch.spans()[p->span_index], order,
+                            /*keep_unowned_process=*/false, out, &again);
+      const Resolved child{p->key, p->trace_key};
+      spans_.Insert(child.key, order);
+      if (child.trace_key != last_touched_) {
+        touched_.Insert(child.trace_key, order);
+        last_touched_ = child.trace_key;
+      }
       ++stats_.attributed[static_cast<int>(via)];
       if (metrics_) metrics_->via[static_cast<int>(via)]->Inc();
-      keys.push_back(p.key);
       Finish(id);
+      work.push_back(child);
     }
   }
 }
+
+namespace {
+
+// The order a span's parent or links give, asked by the extractor only when the span carries
+// none of its own.
+template <typename F>
+struct LazyOrder final : FactExtractor::OrderSource {
+  explicit LazyOrder(F f) : fn(std::move(f)) {}
+  std::string_view OrderOf() override { return fn(); }
+  F fn;
+};
+
+}  // namespace
 
 void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
                          const FactExtractor& extractor, Nanos now, std::vector<SpanRecord>* out,
@@ -208,38 +271,61 @@ void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
   MutexLock lock(mu_);
   const std::vector<otlp::SpanRef>& spans = batch->spans();
   std::vector<uint64_t> links;
+  uint64_t held = 0;  // this batch's id in held_, once a span of it waits
+  uint64_t trace_key = 0;
+  const otlp::TraceId* trace = nullptr;
+  bool trace_touched = false;  // whether trace_key has tracked spans
   for (uint32_t i = 0; i < spans.size(); ++i) {
     const otlp::SpanRef& span = spans[i];
+    if (trace == nullptr || span.trace_id != *trace) {
+      trace = &span.trace_id;
+      trace_key = TraceKey(span.trace_id);
+      trace_touched = trace_key == last_touched_ || !touched_.Find(trace_key).empty();
+    }
+    links.clear();
+    AttributedVia via = AttributedVia::kCarried;
+    std::string assigned;
+    auto source = LazyOrder([&]() -> std::string_view {
+      if (span.links > 0) {
+        const uint64_t parent_key =
+            span.has_parent() ? SpanKey(span.trace_id, span.parent_span_id) : 0;
+        batch->ForEachLink(span, [&](const otlp::LinkView& l) {
+          const uint64_t k = SpanKey(l.trace_id, l.span_id);
+          if (k != parent_key) links.push_back(k);
+        });
+      }
+      // A parent is worth looking up only in a trace with tracked spans.
+      const uint64_t parent_key =
+          trace_touched && span.has_parent() ? SpanKey(span.trace_id, span.parent_span_id) : 0;
+      if (parent_key == 0 && links.empty()) return {};
+      assigned.assign(Lookup(parent_key, links, &via));
+      return assigned;
+    });
     const FactExtractor::SpanFacts facts =
-        extractor.ExtractSpan(*batch, span, {}, /*keep_unowned_process=*/false, out, stats);
+        extractor.ExtractSpan(*batch, span, &source, /*keep_unowned_process=*/false, out, stats);
     const uint64_t key = SpanKey(span.trace_id, span.span_id);
     if (facts.has_order) {
-      Attributed(*batch, span, key, out->back().order_id, AttributedVia::kCarried,
-                 /*carried=*/true, extractor, out, stats);
+      const std::string& order = out->back().order_id;
+      Track(key, trace_key, facts.carried, order, facts.carried ? AttributedVia::kCarried : via,
+            extractor, out);
+      trace_touched = true;
       continue;
     }
-    const uint64_t parent_key = span.has_parent() ? SpanKey(span.trace_id, span.parent_span_id) : 0;
-    links.clear();
-    if (span.links > 0) {
-      batch->ForEachLink(
-          span, [&](const otlp::LinkView& l) { links.push_back(SpanKey(l.trace_id, l.span_id)); });
+    // This batch is held from its first waiting span on (again if its waits all ended).
+    if (held < held_base_ || held_[held - held_base_].batch == nullptr) {
+      held_.push_back({batch, 0});
+      held = held_base_ + held_.size() - 1;
+      stats_.pending_bytes += HeldBytes(*batch);
     }
-    AttributedVia via = AttributedVia::kCarried;
-    const std::string_view order = Lookup(parent_key, links, &via);
-    if (!order.empty()) {
-      Attributed(*batch, span, key, order, via, /*carried=*/false, extractor, out, stats);
-      continue;
-    }
-    AddPending(batch, i, key, TraceKey(span.trace_id), now);
+    AddPending(held, span, i, key, trace_key, facts.process_hop, links, now);
   }
   // The bounds: the oldest waits end early.
-  while ((pending_.size() > options_.max_pending_spans ||
-          stats_.pending_bytes > options_.max_pending_bytes) &&
-         !expiry_.empty()) {
-    const uint64_t id = expiry_.front().second;
-    expiry_.pop_front();
-    auto it = pending_.find(id);
-    if (it == pending_.end() || it->second.done) continue;
+  while (
+      (live_ > options_.max_pending_spans || stats_.pending_bytes > options_.max_pending_bytes) &&
+      wait_cursor_ < slab_base_ + (slab_.size() - head_)) {
+    const uint64_t id = wait_cursor_++;
+    PendingSpan* p = Pending(id);
+    if (p == nullptr || p->deferred) continue;
     ++stats_.overflow;
     if (metrics_) metrics_->overflow->Inc();
     EndWait(id, extractor, out);
@@ -247,99 +333,165 @@ void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
   Publish();
 }
 
-void Attributor::AddPending(const std::shared_ptr<const otlp::SpanBatch>& batch, uint32_t index,
-                            uint64_t key, uint64_t trace_key, Nanos now) {
-  const otlp::SpanRef& span = batch->spans()[index];
-  const uint64_t id = next_id_++;
-  PendingSpan& p = pending_[id];
+void Attributor::AddPending(uint64_t batch, const otlp::SpanRef& span, uint32_t index, uint64_t key,
+                            uint64_t trace_key, bool process_hop,
+                            const std::vector<uint64_t>& links, Nanos now) {
+  const uint64_t id = slab_base_ + (slab_.size() - head_);
+  slab_.emplace_back();
+  PendingSpan& p = slab_.back();
+  p.done = false;
   p.batch = batch;
   p.span_index = index;
+  p.process_hop = process_hop;
   p.key = key;
   p.trace_key = trace_key;
   if (span.has_parent()) {
     p.parent = span.parent_span_id;
     p.parent_key = SpanKey(span.trace_id, span.parent_span_id);
-    waiters_.emplace(p.parent_key, id);
   }
-  if (span.links > 0) {
-    batch->ForEachLink(span, [&](const otlp::LinkView& l) {
-      const uint64_t k = SpanKey(l.trace_id, l.span_id);
-      if (k == p.parent_key) return;
-      p.link_ids.push_back(l.span_id);
-      p.links.push_back(k);
-      waiters_.emplace(k, id);
+  if (!links.empty()) {
+    PendingLinks& l = links_[id];
+    l.keys = links;
+    held_[batch - held_base_].batch->ForEachLink(span, [&](const otlp::LinkView& v) {
+      if (SpanKey(v.trace_id, v.span_id) != p.parent_key) l.ids.push_back(v.span_id);
     });
+    for (uint64_t k : l.keys) link_waiters_.emplace(k, id);
+    p.has_links = true;
   }
   const Nanos wait = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.wait).count();
   p.expires = now > kForever - wait ? kForever : now + wait;
-  expiry_.emplace_back(p.expires, id);
-  pending_by_key_.emplace(key, id);
-  if (held_[batch.get()]++ == 0) {
-    stats_.pending_bytes += HeldBytes(*batch);
+
+  Group* g = FindGroup(trace_key);
+  if (g == nullptr) {
+    g = &groups_[trace_key];
+    cached_trace_ = trace_key;
+    cached_group_ = g;
   }
-  stats_.pending_bytes += kPendingEntryBytes + p.links.capacity() * 16;
+  g->ids.push_back(id);
+  ++g->live;
+  if (g->by_key) {
+    g->by_key->Put(key, id);
+    g->by_parent->emplace(p.parent_key, id);
+  } else if (g->live > kIndexedGroup) {
+    g->by_key = std::make_unique<FlatIndex>();
+    g->by_parent = std::make_unique<std::unordered_multimap<uint64_t, uint64_t>>();
+    for (uint64_t m : g->ids) {
+      if (const PendingSpan* q = Pending(m)) {
+        g->by_key->Put(q->key, m);
+        g->by_parent->emplace(q->parent_key, m);
+      }
+    }
+  }
+
+  ++held_[batch - held_base_].live;
+  ++live_;
+  stats_.pending_bytes += kPendingEntryBytes + links.size() * 48;
   ++stats_.waited;
   if (metrics_) metrics_->waited->Inc();
 }
 
 void Attributor::Finish(uint64_t id) {
-  auto it = pending_.find(id);
-  if (it == pending_.end()) return;
-  PendingSpan& p = it->second;
-  p.done = true;
-  auto unwait = [&](uint64_t k) {
-    auto [begin, end] = waiters_.equal_range(k);
-    for (auto w = begin; w != end; ++w) {
-      if (w->second == id) {
-        waiters_.erase(w);
-        break;
+  PendingSpan* p = Pending(id);
+  if (p == nullptr) return;
+  p->done = true;
+  size_t link_count = 0;
+  if (p->has_links) {
+    auto l = links_.find(id);
+    if (l != links_.end()) {
+      for (uint64_t k : l->second.keys) {
+        auto [begin, end] = link_waiters_.equal_range(k);
+        for (auto w = begin; w != end; ++w) {
+          if (w->second == id) {
+            link_waiters_.erase(w);
+            break;
+          }
+        }
+      }
+      link_count = l->second.keys.size();
+      links_.erase(l);
+    }
+  }
+  if (Group* g = FindGroup(p->trace_key)) {
+    if (--g->live == 0) {
+      groups_.erase(p->trace_key);
+      cached_trace_ = 0;
+      cached_group_ = nullptr;
+    } else {
+      if (g->by_key) {
+        g->by_key->Erase(p->key);
+        auto [begin, end] = g->by_parent->equal_range(p->parent_key);
+        for (auto it = begin; it != end; ++it) {
+          if (it->second == id) {
+            g->by_parent->erase(it);
+            break;
+          }
+        }
+      }
+      // Finished ids are skipped; drop them when they outnumber the live ones.
+      if (g->ids.size() >= 64 && g->ids.size() > 4 * g->live) {
+        std::vector<uint64_t> keep;
+        keep.reserve(g->live);
+        for (uint64_t m : g->ids) {
+          if (m != id && Pending(m) != nullptr) keep.push_back(m);
+        }
+        g->ids.swap(keep);
       }
     }
-  };
-  if (p.parent_key != 0) unwait(p.parent_key);
-  for (uint64_t k : p.links) unwait(k);
-  auto by_key = pending_by_key_.find(p.key);
-  if (by_key != pending_by_key_.end() && by_key->second == id) pending_by_key_.erase(by_key);
-  stats_.pending_bytes -=
-      std::min<uint64_t>(stats_.pending_bytes, kPendingEntryBytes + p.links.capacity() * 16);
-  auto held = held_.find(p.batch.get());
-  if (held != held_.end() && --held->second == 0) {
-    stats_.pending_bytes -= std::min<uint64_t>(stats_.pending_bytes, HeldBytes(*p.batch));
-    held_.erase(held);
   }
-  pending_.erase(it);
+  stats_.pending_bytes -=
+      std::min<uint64_t>(stats_.pending_bytes, kPendingEntryBytes + link_count * 48);
+  HeldBatch& h = held_[p->batch - held_base_];
+  if (--h.live == 0) {
+    stats_.pending_bytes -= std::min<uint64_t>(stats_.pending_bytes, HeldBytes(*h.batch));
+    h.batch.reset();
+    while (!held_.empty() && held_.front().live == 0 && held_.front().batch == nullptr) {
+      held_.pop_front();
+      ++held_base_;
+    }
+  }
+  --live_;
+  while (head_ < slab_.size() && slab_[head_].done) {
+    ++head_;
+    ++slab_base_;
+  }
+  if (head_ == slab_.size()) {
+    slab_.clear();
+    head_ = 0;
+  } else if (head_ >= 4096 && head_ * 2 >= slab_.size()) {
+    slab_.erase(slab_.begin(), slab_.begin() + static_cast<ptrdiff_t>(head_));
+    head_ = 0;
+  }
+  if (wait_cursor_ < slab_base_) wait_cursor_ = slab_base_;
 }
 
 void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
                          std::vector<SpanRecord>* out) {
-  auto it = pending_.find(id);
-  if (it == pending_.end() || it->second.done) return;
-  PendingSpan& p = it->second;
-  // A parent that still waits decides for its children (unless it waits on one of them, or
-  // follows its own parent already: no chains of deferrals, no cycles).
-  if (!p.deferred && p.parent_key != 0) {
-    auto parent = pending_by_key_.find(p.parent_key);
-    if (parent != pending_by_key_.end()) {
-      auto pp = pending_.find(parent->second);
-      if (pp != pending_.end() && !pp->second.deferred && !pp->second.done) {
-        p.deferred = true;
-        return;
-      }
+  PendingSpan* p = Pending(id);
+  if (p == nullptr) return;
+  // A parent that still waits decides for its children (unless it follows its own parent
+  // already: no chains of deferrals, no cycles).
+  if (!p->deferred && p->parent_key != 0) {
+    const PendingSpan* pp = Pending(PendingByKey(FindGroup(p->trace_key), p->parent_key));
+    if (pp != nullptr && !pp->deferred) {
+      p->deferred = true;
+      return;
     }
   }
-  const otlp::SpanRef& span = p.batch->spans()[p.span_index];
   std::string order;
   AttributedVia via = AttributedVia::kOpenPublish;
   if (open_publish_) {
     char buf[16];
-    if (p.parent_key != 0 && !IsZero(p.parent)) order = open_publish_(Hex16(p.parent, buf));
-    for (size_t i = 0; order.empty() && i < p.link_ids.size(); ++i) {
-      order = open_publish_(Hex16(p.link_ids[i], buf));
+    if (p->parent_key != 0 && !IsZero(p->parent)) order = open_publish_(Hex16(p->parent, buf));
+    if (p->has_links) {
+      auto l = links_.find(id);
+      for (size_t i = 0; l != links_.end() && order.empty() && i < l->second.ids.size(); ++i) {
+        order = open_publish_(Hex16(l->second.ids[i], buf));
+      }
     }
   }
   bool ambiguous = false;
   if (order.empty()) {
-    const std::string_view t = traces_.Find(p.trace_key);
+    const std::string_view t = traces_.Find(p->trace_key);
     if (t == RecentOrders::kAmbiguous) {
       ambiguous = true;
     } else if (!t.empty()) {
@@ -347,52 +499,52 @@ void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
       via = AttributedVia::kTrace;
     }
   }
-  const uint64_t key = p.key;
-  std::shared_ptr<const otlp::SpanBatch> batch = p.batch;  // Finish() drops the entry's
+  const Resolved self{p->key, p->trace_key};
+  const std::shared_ptr<const otlp::SpanBatch> batch = held_[p->batch - held_base_].batch;
+  const otlp::SpanRef& span = batch->spans()[p->span_index];
+  const bool process_hop = p->process_hop;
   if (!order.empty()) {
     ExtractStats again;
     extractor.ExtractSpan(*batch, span, order, /*keep_unowned_process=*/false, out, &again);
     Finish(id);
-    spans_.Insert(key, order);
-    ++stats_.attributed[static_cast<int>(via)];
-    if (metrics_) metrics_->via[static_cast<int>(via)]->Inc();
-    ResolveWaiters(key, extractor, out);
+    Track(self.key, self.trace_key, /*carried=*/false, order, via, extractor, out);
     return;
   }
   // Given up: a process span still goes to the engine (its message id may match an open hop).
-  ExtractStats again;
-  extractor.ExtractSpan(*batch, span, {}, /*keep_unowned_process=*/true, out, &again);
+  if (process_hop) {
+    ExtractStats again;
+    extractor.ExtractSpan(*batch, span, std::string_view(), /*keep_unowned_process=*/true, out,
+                          &again);
+  }
   Finish(id);
   ++stats_.given_up;
   if (ambiguous) ++stats_.ambiguous;
   if (metrics_) (ambiguous ? metrics_->given_up_ambiguous : metrics_->given_up_none)->Inc();
   // Children that followed this span end their wait now.
-  std::vector<uint64_t> deferred;
-  auto [begin, end] = waiters_.equal_range(key);
-  for (auto w = begin; w != end; ++w) {
-    auto c = pending_.find(w->second);
-    if (c != pending_.end() && c->second.deferred && !c->second.done) deferred.push_back(w->second);
+  std::vector<uint64_t> children;
+  ChildrenOf(FindGroup(self.trace_key), self.key, &children);
+  for (uint64_t child : children) {
+    const PendingSpan* c = Pending(child);
+    if (c != nullptr && c->deferred) EndWait(child, extractor, out);
   }
-  for (uint64_t child : deferred) EndWait(child, extractor, out);
 }
 
 void Attributor::Expire(Nanos now, const FactExtractor& extractor, std::vector<SpanRecord>* out) {
   MutexLock lock(mu_);
-  while (!expiry_.empty() && expiry_.front().first <= now) {
-    const uint64_t id = expiry_.front().second;
-    expiry_.pop_front();
-    EndWait(id, extractor, out);
+  while (wait_cursor_ < slab_base_ + (slab_.size() - head_)) {
+    const uint64_t id = wait_cursor_;
+    const PendingSpan* p = Pending(id);
+    if (p != nullptr && p->expires > now) break;
+    ++wait_cursor_;
+    if (p != nullptr && !p->deferred) EndWait(id, extractor, out);
   }
   if (now == kForever) {
     // Shutdown: whatever still follows a parent ends too.
-    std::vector<uint64_t> rest;
-    for (const auto& [id, p] : pending_) rest.push_back(id);
-    std::sort(rest.begin(), rest.end());
-    for (uint64_t id : rest) {
-      auto it = pending_.find(id);
-      if (it == pending_.end()) continue;
-      it->second.deferred = true;
-      EndWait(id, extractor, out);
+    for (uint64_t id = slab_base_; live_ != 0 && id < slab_base_ + (slab_.size() - head_); ++id) {
+      if (PendingSpan* p = Pending(id)) {
+        p->deferred = true;
+        EndWait(id, extractor, out);
+      }
     }
   }
   Publish();
@@ -400,26 +552,31 @@ void Attributor::Expire(Nanos now, const FactExtractor& extractor, std::vector<S
 
 Nanos Attributor::NextExpiry() const {
   MutexLock lock(mu_);
-  // The front may be a span resolved already: the early wake-up pops it.
-  return expiry_.empty() ? kForever : expiry_.front().first;
+  for (uint64_t id = std::max(wait_cursor_, slab_base_); id < slab_base_ + (slab_.size() - head_);
+       ++id) {
+    const PendingSpan& p = slab_[head_ + (id - slab_base_)];
+    if (!p.done && !p.deferred) return p.expires;
+  }
+  return kForever;
 }
 
 AttributionStats Attributor::stats() const {
   MutexLock lock(mu_);
   AttributionStats s = stats_;
-  s.pending_spans = pending_.size();
+  s.pending_spans = live_;
   s.tracked_spans = spans_.size();
   s.tracked_traces = traces_.size();
-  s.tracked_bytes = spans_.bytes() + traces_.bytes();
+  s.tracked_bytes = spans_.bytes() + traces_.bytes() + touched_.bytes();
   return s;
 }
 
 void Attributor::Publish() {
   if (!metrics_) return;
-  metrics_->pending_spans->Set(static_cast<double>(pending_.size()));
+  metrics_->pending_spans->Set(static_cast<double>(live_));
   metrics_->pending_bytes->Set(static_cast<double>(stats_.pending_bytes));
   metrics_->tracked_spans->Set(static_cast<double>(spans_.size()));
-  metrics_->tracked_bytes->Set(static_cast<double>(spans_.bytes() + traces_.bytes()));
+  metrics_->tracked_bytes->Set(
+      static_cast<double>(spans_.bytes() + traces_.bytes() + touched_.bytes()));
 }
 
 }  // namespace ordertrace::journey

@@ -45,6 +45,7 @@
 #include "common/clock.h"
 #include "common/metrics.h"
 #include "common/thread_annotations.h"
+#include "journey/attribution/flat_index.h"
 #include "journey/attribution/recent_orders.h"
 #include "journey/facts.h"
 #include "otlp/span_batch.h"
@@ -117,30 +118,66 @@ class Attributor {
   const AttributionOptions& options() const { return options_; }
 
  private:
+  // A span waiting for its ancestor.  Kept in arrival order in a slab (ids are consecutive), so
+  // the wait ends in id order and no entry costs an allocation of its own.
   struct PendingSpan {
-    std::shared_ptr<const otlp::SpanBatch> batch;
+    uint64_t batch = 0;  // id in held_
     uint32_t span_index = 0;
-    bool deferred = false;  // its wait ended while its parent still waited
-    bool done = false;
+    bool process_hop = false;
+    bool deferred = false;   // its wait ended while its parent still waited
+    bool done = true;        // attributed or given up (the slot is free)
+    bool has_links = false;  // its links are in links_
     uint64_t key = 0, parent_key = 0, trace_key = 0;
     otlp::SpanId parent{};
-    std::vector<otlp::SpanId> link_ids;  // for the open-publish lookup
-    std::vector<uint64_t> links;         // link keys
     Nanos expires = 0;
   };
+  // A request pending spans hold.
+  struct HeldBatch {
+    std::shared_ptr<const otlp::SpanBatch> batch;
+    uint32_t live = 0;  // pending spans in it
+  };
+  // The links of a pending span that has any (rare: consumers that start a trace per message).
+  struct PendingLinks {
+    std::vector<uint64_t> keys;
+    std::vector<otlp::SpanId> ids;  // for the open-publish lookup
+  };
+  // The pending spans of one trace.  A span's parent is in its own trace, so the spans a new
+  // ancestor resolves are found in its trace's group: one lookup per trace (and none for the
+  // next spans of the same trace), where an index per span cost a cache miss per span.  Large
+  // groups get indexes of their own.
+  struct Group {
+    std::vector<uint64_t> ids;  // pending ids in arrival order (finished ones are skipped)
+    size_t live = 0;
+    std::unique_ptr<FlatIndex> by_key;                                       // span key → id
+    std::unique_ptr<std::unordered_multimap<uint64_t, uint64_t>> by_parent;  // → child ids
+  };
+  // A group is indexed once it holds more pending spans than this.
+  static constexpr size_t kIndexedGroup = 32;
+  // A resolved or given-up span, to look for its waiting descendants.
+  struct Resolved {
+    uint64_t key;
+    uint64_t trace_key;
+  };
 
-  // A span got `order`: its record, its key tracked, and the pending spans waiting on it.
-  void Attributed(const otlp::SpanBatch& batch, const otlp::SpanRef& span, uint64_t key,
-                  std::string_view order, AttributedVia via, bool carried,
-                  const FactExtractor& extractor, std::vector<SpanRecord>* out, ExtractStats* stats)
+  PendingSpan* Pending(uint64_t id) REQUIRES(mu_);  // null when not pending
+  Group* FindGroup(uint64_t trace_key) REQUIRES(mu_);
+  // The pending span of the group with this key, 0 when none.
+  uint64_t PendingByKey(Group* g, uint64_t key) REQUIRES(mu_);
+  // The pending spans of the group whose parent is `parent_key`.
+  void ChildrenOf(Group* g, uint64_t parent_key, std::vector<uint64_t>* ids) REQUIRES(mu_);
+  // A span got `order`: its key tracked (and its trace, when it carries the order), then the
+  // pending spans waiting on it.
+  void Track(uint64_t key, uint64_t trace_key, bool carried, std::string_view order,
+             AttributedVia via, const FactExtractor& extractor, std::vector<SpanRecord>* out)
       REQUIRES(mu_);
-  void ResolveWaiters(uint64_t key, const FactExtractor& extractor, std::vector<SpanRecord>* out)
+  void ResolveWaiters(Resolved first, const FactExtractor& extractor, std::vector<SpanRecord>* out)
       REQUIRES(mu_);
   // The order of a span's parent or links among the tracked spans ("" none).
   std::string_view Lookup(uint64_t parent_key, const std::vector<uint64_t>& links,
                           AttributedVia* via) REQUIRES(mu_);
-  void AddPending(const std::shared_ptr<const otlp::SpanBatch>& batch, uint32_t index, uint64_t key,
-                  uint64_t trace_key, Nanos now) REQUIRES(mu_);
+  void AddPending(uint64_t batch, const otlp::SpanRef& span, uint32_t index, uint64_t key,
+                  uint64_t trace_key, bool process_hop, const std::vector<uint64_t>& links,
+                  Nanos now) REQUIRES(mu_);
   // The end of one pending span's wait (expired or overflowed).
   void EndWait(uint64_t id, const FactExtractor& extractor, std::vector<SpanRecord>* out)
       REQUIRES(mu_);
@@ -150,15 +187,28 @@ class Attributor {
   const AttributionOptions options_;
   mutable Mutex mu_;
   OpenPublishLookup open_publish_ GUARDED_BY(mu_);
-  RecentOrders spans_ GUARDED_BY(mu_);
-  RecentOrders traces_ GUARDED_BY(mu_);
+  RecentOrders spans_ GUARDED_BY(mu_);    // span → order
+  RecentOrders traces_ GUARDED_BY(mu_);   // trace → the order its spans carry (or ambiguous)
+  RecentOrders touched_ GUARDED_BY(mu_);  // traces with a tracked span (spans_ worth a look)
+  uint64_t last_trace_key_ GUARDED_BY(mu_) = 0;  // the trace merged last, and its order
+  std::string last_trace_order_ GUARDED_BY(mu_);
+  uint64_t last_touched_ GUARDED_BY(mu_) = 0;  // the trace last found in or put into touched_
 
-  std::unordered_map<uint64_t, PendingSpan> pending_ GUARDED_BY(mu_);          // by pending id
-  std::deque<std::pair<Nanos, uint64_t>> expiry_ GUARDED_BY(mu_);              // (expires, id) FIFO
-  std::unordered_multimap<uint64_t, uint64_t> waiters_ GUARDED_BY(mu_);        // awaited key → id
-  std::unordered_map<uint64_t, uint64_t> pending_by_key_ GUARDED_BY(mu_);      // span key → id
-  std::unordered_map<const otlp::SpanBatch*, uint32_t> held_ GUARDED_BY(mu_);  // batch → spans
-  uint64_t next_id_ GUARDED_BY(mu_) = 1;
+  // Pending spans by id: slab_[head_] has id slab_base_, the next one slab_base_ + 1, ...  A
+  // vector rather than a deque: libstdc++'s deque allocates a block per 512 bytes (every few
+  // entries here); the vector drops its finished front in one move now and then.
+  std::vector<PendingSpan> slab_ GUARDED_BY(mu_);
+  size_t head_ GUARDED_BY(mu_) = 0;
+  uint64_t slab_base_ GUARDED_BY(mu_) = 1;
+  uint64_t wait_cursor_ GUARDED_BY(mu_) = 1;  // spans below it have ended their wait
+  size_t live_ GUARDED_BY(mu_) = 0;           // pending spans
+  std::unordered_map<uint64_t, Group> groups_ GUARDED_BY(mu_);  // by trace key
+  uint64_t cached_trace_ GUARDED_BY(mu_) = 0;                   // FindGroup's last answer
+  Group* cached_group_ GUARDED_BY(mu_) = nullptr;
+  std::unordered_map<uint64_t, PendingLinks> links_ GUARDED_BY(mu_);          // by pending id
+  std::unordered_multimap<uint64_t, uint64_t> link_waiters_ GUARDED_BY(mu_);  // link → id
+  std::deque<HeldBatch> held_ GUARDED_BY(mu_);                                // ids held_base_, ...
+  uint64_t held_base_ GUARDED_BY(mu_) = 1;
   AttributionStats stats_ GUARDED_BY(mu_);
 
   struct Metrics;

@@ -28,12 +28,12 @@ constexpr size_t kInitialSlots = 1024;
 
 uint64_t TraceKey(const otlp::TraceId& trace) {
   const uint64_t k = Mix(Load64(trace.data()) ^ Mix(Load64(trace.data() + 8)));
-  return k == 0 ? 1 : k;
+  return k == 0 || k == UINT64_MAX ? 1 : k;
 }
 
 uint64_t SpanKey(const otlp::TraceId& trace, const otlp::SpanId& span) {
   const uint64_t k = Mix(Load64(span.data()) ^ (TraceKey(trace) * 0x9e3779b97f4a7c15ULL));
-  return k == 0 ? 1 : k;
+  return k == 0 || k == UINT64_MAX ? 1 : k;
 }
 
 RecentOrders::Generation::Generation(size_t slots) : keys(slots, 0), refs(slots, 0) {}
@@ -73,7 +73,9 @@ std::string_view RecentOrders::Find(uint64_t key) const {
 }
 
 void RecentOrders::Insert(uint64_t key, std::string_view order) {
-  if (!Find(key).empty()) return;
+  // Only the current generation is looked at: a key of the older one inserted again (a span
+  // exported twice) gets a second, newer copy, which Find sees first; not looking saves a cache
+  // miss per insert.
   Put(key, order, /*overwrite=*/false);
 }
 
@@ -97,8 +99,10 @@ void RecentOrders::Put(uint64_t key, std::string_view order, bool overwrite) {
   }
   if (gen->count >= per_generation_) {
     // The generation is full: the older one goes, this one becomes the older.
+    // The new generation starts at the size the last one reached: it will fill as far.
+    const size_t slots = gen->keys.size();
     current_ = 1 - current_;
-    gens_[current_] = Generation(kInitialSlots);
+    gens_[current_] = Generation(slots);
     gen = Current();
     i = gen->Slot(key);
   } else if ((gen->count + 1) * 2 > gen->keys.size()) {

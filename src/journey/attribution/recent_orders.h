@@ -13,8 +13,8 @@
 // 24 bytes per key plus the interned ids.  absl's flat_hash_map would do as well but is not a
 // dependency of the project; the table is ~100 lines without deletion or iteration.
 //
-// Keys are 64-bit hashes (0 is reserved; SpanKey/TraceKey never return it).  A collision of two
-// keys is a 2^-64 event per pair.
+// Keys are 64-bit hashes (0 and UINT64_MAX are reserved; SpanKey/TraceKey never return them).  A
+// collision of two keys is a 2^-64 event per pair.
 //
 // Thread-safety: none; the Attributor guards it with its lock.
 #pragma once
@@ -32,9 +32,9 @@
 namespace ordertrace::journey {
 
 // A span's key: its trace id and span id hashed together (the same span id in another trace
-// is another span).  Never 0.
+// is another span).  Never 0 or UINT64_MAX.
 uint64_t SpanKey(const otlp::TraceId& trace, const otlp::SpanId& span);
-// A trace's key.  Never 0.
+// A trace's key.  Never 0 or UINT64_MAX.
 uint64_t TraceKey(const otlp::TraceId& trace);
 
 class RecentOrders {
@@ -47,7 +47,7 @@ class RecentOrders {
   // The order of `key`, "" when unknown.  The view lives until the next Insert/Merge.
   std::string_view Find(uint64_t key) const;
 
-  // Remembers `key` → `order` (a key already known keeps its first order).
+  // Remembers `key` → `order` (a key already in the current generation keeps its order).
   void Insert(uint64_t key, std::string_view order);
 
   // For traces: remembers `key` → `order`, or kAmbiguous when the key is known with another
