@@ -24,7 +24,6 @@
 #include "journey/attribution/attributor.h"
 #include "journey/diagnosis.h"
 #include "journey/engine.h"
-#include "journey/facts.h"
 #include "journey/journey_stage.h"
 #include "journey/rules/rules.h"
 #include "journey/store/memory/memory_store.h"
