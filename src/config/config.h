@@ -89,7 +89,9 @@ struct Config {
     // Orders found through trace context for spans without order.id (docs/attribution.md).
     struct Attribution {
       bool enabled = true;
-      std::chrono::milliseconds wait{10000};  // shorter than the rules' grace
+      // 0: 10 s, or half the rules' grace when that is shorter; set, it must be shorter than
+      // the grace.
+      std::chrono::milliseconds wait{0};
       uint32_t max_pending_spans = 200000;
       uint64_t max_pending_bytes = 64ull << 20;
       uint32_t max_tracked_spans = 1000000;

@@ -418,6 +418,45 @@ TEST(ConfigTest, JourneysDefaults) {
   EXPECT_EQ(j.retention.spans, 24h * 14);
   EXPECT_EQ(j.retention.interval, 10min);
   EXPECT_EQ(j.max_spans_per_view, 1000u);
+  EXPECT_TRUE(j.attribution.enabled);
+  EXPECT_EQ(j.attribution.wait, 0ms);  // the gateway's choice: 10 s, or half the grace
+  EXPECT_EQ(j.attribution.max_pending_spans, 200000u);
+  EXPECT_EQ(j.attribution.max_pending_bytes, 64u << 20);
+  EXPECT_EQ(j.attribution.max_tracked_spans, 1000000u);
+  EXPECT_EQ(j.attribution.max_tracked_traces, 500000u);
+}
+
+TEST(ConfigTest, AttributionIsReadAndValidated) {
+  auto c = Parse(R"(
+journeys:
+  attribution:
+    enabled: false
+    wait: 3s
+    max_pending_spans: 5000
+    max_pending_bytes: 8MiB
+    max_tracked_spans: 20000
+    max_tracked_traces: 4000
+)");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  const Config::Journeys::Attribution& a = c->journeys.attribution;
+  EXPECT_FALSE(a.enabled);
+  EXPECT_EQ(a.wait, 3s);
+  EXPECT_EQ(a.max_pending_spans, 5000u);
+  EXPECT_EQ(a.max_pending_bytes, 8u << 20);
+  EXPECT_EQ(a.max_tracked_spans, 20000u);
+  EXPECT_EQ(a.max_tracked_traces, 4000u);
+
+  EXPECT_EQ(ErrorOf("journeys:\n  attribution:\n    wait: 10ms\n"),
+            "gateway.yaml:3: journeys.attribution.wait: expected a duration from 100ms to 1h, got "
+            "'10ms'");
+  EXPECT_EQ(ErrorOf("journeys:\n  attribution:\n    max_pending_spans: 0\n"),
+            "gateway.yaml:3: journeys.attribution.max_pending_spans: expected an integer from 1 to "
+            "100000000, got '0'");
+  EXPECT_EQ(ErrorOf("journeys:\n  attribution:\n    max_pending_bytes: 1KiB\n"),
+            "gateway.yaml:3: journeys.attribution.max_pending_bytes: expected a size from 1MiB to "
+            "64GiB, got '1KiB'");
+  EXPECT_EQ(ErrorOf("journeys:\n  attribution:\n    wiat: 1s\n"),
+            "gateway.yaml:3: journeys.attribution.wiat: unknown key (did you mean 'wait'?)");
 }
 
 TEST(ConfigTest, JourneysSectionIsRead) {

@@ -396,13 +396,16 @@ Status Gateway::StartJourneys() {
     g.store = std::move(store).value();
   }
   const config::Config::Journeys::Attribution& ac = config_.journeys.attribution;
-  if (ac.enabled && ac.wait >= (*rules)->grace) {
+  const Duration grace = (*rules)->grace;
+  if (ac.enabled && ac.wait.count() > 0 && ac.wait >= grace) {
     return Status::InvalidArgument(
         "journeys.attribution.wait (" + std::to_string(ac.wait.count()) +
-        " ms) must be shorter than the rules' grace (" + std::to_string((*rules)->grace.count()) +
+        " ms) must be shorter than the rules' grace (" + std::to_string(grace.count()) +
         " ms): a span that waits for its ancestor would be attributed after its order was "
         "flagged");
   }
+  // Unset: 10 s (the SDKs' batch processors export every 5 s), or half the grace if shorter.
+  const Duration wait = ac.wait.count() > 0 ? ac.wait : std::min(Duration(10000), grace / 2);
   journey::EngineOptions engine_options;
   engine_options.settle = std::chrono::seconds(1);  // see EngineOptions::settle
   g.engine = std::make_unique<journey::Engine>(std::move(rules).value(), *g.store, g.clock,
@@ -412,7 +415,7 @@ Status Gateway::StartJourneys() {
   }
   journey::AttributionOptions attribution;
   attribution.enabled = ac.enabled;
-  attribution.wait = ac.wait;
+  attribution.wait = wait;
   attribution.max_pending_spans = ac.max_pending_spans;
   attribution.max_pending_bytes = ac.max_pending_bytes;
   attribution.max_tracked_spans = ac.max_tracked_spans;

@@ -163,6 +163,126 @@ TEST_F(GatewayTest, UnusableDataDirIsAnError) {
   EXPECT_NE(s.message().find(config_.data_dir), std::string::npos) << s.message();
 }
 
+TEST_F(GatewayTest, AnAttributionWaitAsLongAsTheGraceIsAnError) {
+  config_.journeys.attribution.wait = 30s;  // the default rules' grace
+  Gateway gw(config_);
+  Status s = gw.Start();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("journeys.attribution.wait (30000 ms) must be shorter than the "
+                             "rules' grace (30000 ms)"),
+            std::string::npos)
+      << s.message();
+}
+
+// A publish span without order.id arrives before the order's span, its parent: it waits, then
+// belongs to the order (its hop is the order's).
+TEST_F(GatewayTest, ASpanWithoutOrderIdFindsItsOrderThroughItsParent) {
+  config_.journeys.store = "memory";
+  Gateway gw(config_);
+  ASSERT_TRUE(gw.Start().ok());
+  const std::string trace(16, '\x5a'), parent(8, '\x01'), child(8, '\x02');
+  const uint64_t now =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
+  testing_support::RequestBuilder publish;
+  publish.Resource("crm").Scope("io.opentelemetry.amqplib", "0.70.0");
+  publish.Add(testing_support::SpanBuilder("publish orders")
+                  .Ids(trace, child, parent)
+                  .Kind(pb::trace::v1::Span::SPAN_KIND_PRODUCER)
+                  .Times(now, now + 1000)
+                  .Attr("messaging.system", "rabbitmq")
+                  .Attr("messaging.operation", "publish")
+                  .Attr("messaging.destination", "orders")
+                  .Attr("messaging.rabbitmq.routing_key", "order.submitted"));
+  testing_support::RequestBuilder order;
+  order.Resource("crm").Scope();
+  order.Add(testing_support::SpanBuilder("POST /orders")
+                .Ids(trace, parent)
+                .Times(now, now + 2000)
+                .Attr("order.id", "GW-ATTR-1")
+                .Attr("order.stage", "SUBMITTED"));
+  const uint16_t api = gw.http_port();
+  EXPECT_EQ(Request(gw.otlp_http_port(), "POST", "/v1/traces", publish.Serialized(),
+                    "application/x-protobuf")
+                .status,
+            200);
+  EXPECT_TRUE(MetricsShow(api, "ordertrace_attribution_pending_spans 1"));
+  EXPECT_EQ(Request(gw.otlp_http_port(), "POST", "/v1/traces", order.Serialized(),
+                    "application/x-protobuf")
+                .status,
+            200);
+  EXPECT_TRUE(MetricsShow(api, "ordertrace_attribution_spans_total{via=\"parent\"} 1"));
+  EXPECT_TRUE(MetricsShow(api, "ordertrace_attribution_pending_spans 0"));
+  const Reply journey = Request(api, "GET", "/api/v1/orders/GW-ATTR-1");
+  EXPECT_EQ(journey.status, 200);
+  EXPECT_NE(journey.body.find("\"open_hops\":1"), std::string::npos) << journey.body;
+  EXPECT_NE(journey.body.find("\"routing_key\":\"order.submitted\""), std::string::npos)
+      << journey.body;
+  EXPECT_NE(journey.body.find("\"name\":\"publish orders\""), std::string::npos) << journey.body;
+  gw.Stop();
+}
+
+// The consumer of a message published before a restart finds its order through its parent:
+// the restarted gateway remembers the latest spans from the journey store.
+TEST_F(GatewayTest, ARestartDoesNotForgetWhichOrderASpanBelongsTo) {
+  const std::string trace(16, '\x6b'), order_span(8, '\x01'), publish(8, '\x02'),
+      consume(8, '\x03');
+  const uint64_t now =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count());
+  auto messaging = [](testing_support::SpanBuilder b, const char* op) {
+    b.Attr("messaging.system", "rabbitmq")
+        .Attr("messaging.operation.type", op)
+        .Attr("messaging.destination.name", "orders:order.submitted")
+        .Attr("messaging.rabbitmq.destination.routing_key", "order.submitted");
+    return b;
+  };
+  {
+    Gateway gw(config_);
+    ASSERT_TRUE(gw.Start().ok());
+    testing_support::RequestBuilder req;
+    req.Resource("crm").Scope();
+    req.Add(testing_support::SpanBuilder("POST /orders")
+                .Ids(trace, order_span)
+                .Times(now, now + 1000)
+                .Attr("order.id", "GW-RESTART-1")
+                .Attr("order.stage", "SUBMITTED"));
+    req.Add(messaging(testing_support::SpanBuilder("publish orders")
+                          .Ids(trace, publish, order_span)
+                          .Kind(pb::trace::v1::Span::SPAN_KIND_PRODUCER)
+                          .Times(now + 1000, now + 2000),
+                      "publish"));
+    EXPECT_EQ(Request(gw.otlp_http_port(), "POST", "/v1/traces", req.Serialized(),
+                      "application/x-protobuf")
+                  .status,
+              200);
+    EXPECT_TRUE(MetricsShow(gw.http_port(), "ordertrace_journey_open_hops 1"));
+    gw.Stop();
+  }
+  Gateway gw(config_);
+  ASSERT_TRUE(gw.Start().ok());
+  testing_support::RequestBuilder req;
+  req.Resource("mes").Scope("io.opentelemetry.pika", "0.50b0");
+  req.Add(messaging(testing_support::SpanBuilder("order.submitted process")
+                        .Ids(trace, consume, publish)
+                        .Kind(pb::trace::v1::Span::SPAN_KIND_CONSUMER)
+                        .Times(now + 3000, now + 4000),
+                    "process"));
+  EXPECT_EQ(
+      Request(gw.otlp_http_port(), "POST", "/v1/traces", req.Serialized(), "application/x-protobuf")
+          .status,
+      200);
+  // Attributed on arrival (no wait), through the parent remembered from the store.
+  EXPECT_TRUE(MetricsShow(gw.http_port(), "ordertrace_attribution_spans_total{via=\"parent\"} 1"));
+  EXPECT_TRUE(MetricsShow(gw.http_port(), "ordertrace_journey_open_hops 0"));
+  const Reply journey = Request(gw.http_port(), "GET", "/api/v1/orders/GW-RESTART-1");
+  EXPECT_NE(journey.body.find("\"open_hops\":0"), std::string::npos) << journey.body;
+  EXPECT_NE(journey.body.find("\"processor\":\"mes\""), std::string::npos) << journey.body;
+  gw.Stop();
+}
+
 TEST_F(GatewayTest, RunReturnsAfterRequestStop) {
   Gateway gw(config_);
   Status result = Status::Internal("not run");

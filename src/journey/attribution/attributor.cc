@@ -107,7 +107,6 @@ Attributor::Attributor(AttributionOptions options, metrics::Registry* registry)
     : options_(options),
       spans_(options.max_tracked_spans),
       traces_(options.max_tracked_traces),
-      touched_(options.max_tracked_traces),
       metrics_(registry != nullptr ? std::make_unique<Metrics>(*registry) : nullptr) {}
 
 Attributor::~Attributor() = default;
@@ -123,7 +122,6 @@ void Attributor::Remember(const otlp::TraceId& trace, const otlp::SpanId& span,
   MutexLock lock(mu_);
   spans_.Insert(SpanKey(trace, span), order);
   traces_.Merge(TraceKey(trace), order);
-  touched_.Insert(TraceKey(trace), order);
 }
 
 Attributor::PendingSpan* Attributor::Pending(uint64_t id) {
@@ -188,22 +186,17 @@ std::string_view Attributor::Lookup(uint64_t parent_key, const std::vector<uint6
   return found;
 }
 
-void Attributor::Track(uint64_t key, uint64_t trace_key, bool carried, std::string_view order,
-                       AttributedVia via, const FactExtractor& extractor,
-                       std::vector<SpanRecord>* out) {
+void Attributor::TrackTrace(uint64_t trace_key, std::string_view order) {
+  if (trace_key == last_trace_key_ && order == last_trace_order_) return;
+  traces_.Merge(trace_key, order);
+  last_trace_key_ = trace_key;
+  last_trace_order_.assign(order);
+}
+
+void Attributor::Track(uint64_t key, uint64_t trace_key, std::string_view order, AttributedVia via,
+                       const FactExtractor& extractor, std::vector<SpanRecord>* out) {
   spans_.Insert(key, order);
-  if (trace_key != last_touched_) {
-    touched_.Insert(trace_key, order);
-    last_touched_ = trace_key;
-  }
-  if (carried) {
-    // Consecutive spans of one trace and order (the usual request) merge once.
-    if (trace_key != last_trace_key_ || order != last_trace_order_) {
-      traces_.Merge(trace_key, order);
-      last_trace_key_ = trace_key;
-      last_trace_order_.assign(order);
-    }
-  }
+  TrackTrace(trace_key, order);
   ++stats_.attributed[static_cast<int>(via)];
   if (metrics_) metrics_->via[static_cast<int>(via)]->Inc();
   if (live_ != 0) ResolveWaiters({key, trace_key}, extractor, out);
@@ -238,10 +231,7 @@ void Attributor::ResolveWaiters(Resolved first, const FactExtractor& extractor,
                             /*keep_unowned_process=*/false, out, &again);
       const Resolved child{p->key, p->trace_key};
       spans_.Insert(child.key, order);
-      if (child.trace_key != last_touched_) {
-        touched_.Insert(child.trace_key, order);
-        last_touched_ = child.trace_key;
-      }
+      TrackTrace(child.trace_key, order);
       ++stats_.attributed[static_cast<int>(via)];
       if (metrics_) metrics_->via[static_cast<int>(via)]->Inc();
       Finish(id);
@@ -280,7 +270,7 @@ void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
     if (trace == nullptr || span.trace_id != *trace) {
       trace = &span.trace_id;
       trace_key = TraceKey(span.trace_id);
-      trace_touched = trace_key == last_touched_ || !touched_.Find(trace_key).empty();
+      trace_touched = trace_key == last_trace_key_ || !traces_.Find(trace_key).empty();
     }
     links.clear();
     AttributedVia via = AttributedVia::kCarried;
@@ -302,15 +292,18 @@ void Attributor::Process(const std::shared_ptr<const otlp::SpanBatch>& batch,
       return assigned;
     });
     const FactExtractor::SpanFacts facts =
-        extractor.ExtractSpan(*batch, span, &source, /*keep_unowned_process=*/false, out, stats);
+        extractor.ExtractSpan(*batch, span, &source, /*keep_unowned_process=*/true, out, stats);
     const uint64_t key = SpanKey(span.trace_id, span.span_id);
     if (facts.has_order) {
       const std::string& order = out->back().order_id;
-      Track(key, trace_key, facts.carried, order, facts.carried ? AttributedVia::kCarried : via,
-            extractor, out);
+      Track(key, trace_key, order, facts.carried ? AttributedVia::kCarried : via, extractor, out);
       trace_touched = true;
       continue;
     }
+    // No order yet.  A process span went to the engine without one all the same (appended by
+    // ExtractSpan): its message id may close an open hop at once, as before attribution, and
+    // waiting would delay a message processed just in time into a false flag; if it is
+    // attributed later, the engine folds its record a second time, which changes nothing.
     // This batch is held from its first waiting span on (again if its waits all ended).
     if (held < held_base_ || held_[held - held_base_].batch == nullptr) {
       held_.push_back({batch, 0});
@@ -502,20 +495,14 @@ void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
   const Resolved self{p->key, p->trace_key};
   const std::shared_ptr<const otlp::SpanBatch> batch = held_[p->batch - held_base_].batch;
   const otlp::SpanRef& span = batch->spans()[p->span_index];
-  const bool process_hop = p->process_hop;
   if (!order.empty()) {
     ExtractStats again;
     extractor.ExtractSpan(*batch, span, order, /*keep_unowned_process=*/false, out, &again);
     Finish(id);
-    Track(self.key, self.trace_key, /*carried=*/false, order, via, extractor, out);
+    Track(self.key, self.trace_key, order, via, extractor, out);
     return;
   }
-  // Given up: a process span still goes to the engine (its message id may match an open hop).
-  if (process_hop) {
-    ExtractStats again;
-    extractor.ExtractSpan(*batch, span, std::string_view(), /*keep_unowned_process=*/true, out,
-                          &again);
-  }
+  // Given up.  (A process span went to the engine without an order on arrival already.)
   Finish(id);
   ++stats_.given_up;
   if (ambiguous) ++stats_.ambiguous;
@@ -566,7 +553,7 @@ AttributionStats Attributor::stats() const {
   s.pending_spans = live_;
   s.tracked_spans = spans_.size();
   s.tracked_traces = traces_.size();
-  s.tracked_bytes = spans_.bytes() + traces_.bytes() + touched_.bytes();
+  s.tracked_bytes = spans_.bytes() + traces_.bytes();
   return s;
 }
 
@@ -575,8 +562,7 @@ void Attributor::Publish() {
   metrics_->pending_spans->Set(static_cast<double>(live_));
   metrics_->pending_bytes->Set(static_cast<double>(stats_.pending_bytes));
   metrics_->tracked_spans->Set(static_cast<double>(spans_.size()));
-  metrics_->tracked_bytes->Set(
-      static_cast<double>(spans_.bytes() + traces_.bytes() + touched_.bytes()));
+  metrics_->tracked_bytes->Set(static_cast<double>(spans_.bytes() + traces_.bytes()));
 }
 
 }  // namespace ordertrace::journey

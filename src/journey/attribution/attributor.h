@@ -9,14 +9,16 @@
 //      like any other;
 //   3. else, when its wait ends: the engine's open publish of that parent or link (a message
 //      published before a restart, or so long ago the span is no longer tracked), then its
-//      trace, when the trace's spans that carry an order id carry exactly one.
+//      trace, when the trace's spans with an order (carried or attributed) have exactly one.
 // An attributed span becomes a SpanRecord exactly as if it carried the order id (hops, mappings,
 // received_by/processed_by, errors).  A span whose parent or links are not known yet waits in
 // the pending set, bounded by count, by the bytes of the requests it holds, and by time (`wait`,
 // shorter than the rules' grace): it is attributed the moment its ancestor arrives, so any
-// arrival order gives what in-order arrival gives.  A span still unattributed when its wait ends
-// is given up (a process span then goes to the engine without an order id, for its
-// message-id match); a span whose parent is itself still waiting follows its parent.
+// arrival order gives what in-order arrival gives.  A process span (a consumer) that waits also
+// goes to the engine at once without an order id, for the engine's message-id match, so that
+// waiting never delays a message processed just in time into a false flag (the engine folds a
+// later attributed copy idempotently).  A span still unattributed when its wait ends is given
+// up; a span whose parent is itself still waiting follows its parent.
 //
 // Precedence and limits (docs/attribution.md): the parent wins over links when both are known
 // at once; when the first ancestor to be known is a link, its order is taken.  The trace rule
@@ -165,11 +167,11 @@ class Attributor {
   uint64_t PendingByKey(Group* g, uint64_t key) REQUIRES(mu_);
   // The pending spans of the group whose parent is `parent_key`.
   void ChildrenOf(Group* g, uint64_t parent_key, std::vector<uint64_t>* ids) REQUIRES(mu_);
-  // A span got `order`: its key tracked (and its trace, when it carries the order), then the
-  // pending spans waiting on it.
-  void Track(uint64_t key, uint64_t trace_key, bool carried, std::string_view order,
-             AttributedVia via, const FactExtractor& extractor, std::vector<SpanRecord>* out)
-      REQUIRES(mu_);
+  // A span got `order`: its key and its trace tracked, then the pending spans waiting on it.
+  void Track(uint64_t key, uint64_t trace_key, std::string_view order, AttributedVia via,
+             const FactExtractor& extractor, std::vector<SpanRecord>* out) REQUIRES(mu_);
+  // Its trace: merged once for consecutive spans of one trace and order.
+  void TrackTrace(uint64_t trace_key, std::string_view order) REQUIRES(mu_);
   void ResolveWaiters(Resolved first, const FactExtractor& extractor, std::vector<SpanRecord>* out)
       REQUIRES(mu_);
   // The order of a span's parent or links among the tracked spans ("" none).
@@ -187,12 +189,10 @@ class Attributor {
   const AttributionOptions options_;
   mutable Mutex mu_;
   OpenPublishLookup open_publish_ GUARDED_BY(mu_);
-  RecentOrders spans_ GUARDED_BY(mu_);    // span → order
-  RecentOrders traces_ GUARDED_BY(mu_);   // trace → the order its spans carry (or ambiguous)
-  RecentOrders touched_ GUARDED_BY(mu_);  // traces with a tracked span (spans_ worth a look)
+  RecentOrders spans_ GUARDED_BY(mu_);   // span → order
+  RecentOrders traces_ GUARDED_BY(mu_);  // trace → the order of its tracked spans (or ambiguous)
   uint64_t last_trace_key_ GUARDED_BY(mu_) = 0;  // the trace merged last, and its order
   std::string last_trace_order_ GUARDED_BY(mu_);
-  uint64_t last_touched_ GUARDED_BY(mu_) = 0;  // the trace last found in or put into touched_
 
   // Pending spans by id: slab_[head_] has id slab_base_, the next one slab_base_ + 1, ...  A
   // vector rather than a deque: libstdc++'s deque allocates a block per 512 bytes (every few

@@ -36,26 +36,23 @@ uint64_t SpanKey(const otlp::TraceId& trace, const otlp::SpanId& span) {
   return k == 0 || k == UINT64_MAX ? 1 : k;
 }
 
-RecentOrders::Generation::Generation(size_t slots) : keys(slots, 0), refs(slots, 0) {}
+RecentOrders::Generation::Generation(size_t n) : slots(n, Slot{0, 0}) {}
 
-size_t RecentOrders::Generation::Slot(uint64_t key) const {
-  const size_t mask = keys.size() - 1;
+size_t RecentOrders::Generation::Find(uint64_t key) const {
+  const size_t mask = slots.size() - 1;
   size_t i = static_cast<size_t>(key) & mask;
-  while (keys[i] != 0 && keys[i] != key) i = (i + 1) & mask;
+  while (slots[i].key != 0 && slots[i].key != key) i = (i + 1) & mask;
   return i;
 }
 
 uint32_t RecentOrders::Generation::Intern(std::string_view order) {
+  // Only a run of one order shares its copy: spans of an order come in runs (a request, a
+  // trace), and a hash index of every id cost a cache miss per run (more than the copies).
   if (last_ref != UINT32_MAX && orders[last_ref] == order) return last_ref;
-  auto it = index.find(order);
-  if (it == index.end()) {
-    orders.emplace_back(order);
-    order_bytes += orders.back().capacity() + 1;
-    const auto ref = static_cast<uint32_t>(orders.size() - 1);
-    it = index.emplace(std::string_view(orders.back()), ref).first;
-  }
-  last_ref = it->second;
-  return it->second;
+  orders.emplace_back(order);
+  order_bytes += orders.back().capacity() + 1;
+  last_ref = static_cast<uint32_t>(orders.size() - 1);
+  return last_ref;
 }
 
 RecentOrders::RecentOrders(size_t capacity)
@@ -66,8 +63,8 @@ std::string_view RecentOrders::Find(uint64_t key) const {
   for (int g : {current_, 1 - current_}) {
     const Generation& gen = gens_[g];
     if (gen.count == 0) continue;
-    const size_t i = gen.Slot(key);
-    if (gen.keys[i] == key) return gen.orders[gen.refs[i]];
+    const Slot& slot = gen.slots[gen.Find(key)];
+    if (slot.key == key) return gen.orders[slot.ref];
   }
   return {};
 }
@@ -92,37 +89,33 @@ bool RecentOrders::Merge(uint64_t key, std::string_view order) {
 
 void RecentOrders::Put(uint64_t key, std::string_view order, bool overwrite) {
   Generation* gen = Current();
-  size_t i = gen->Slot(key);
-  if (gen->keys[i] == key) {
-    if (overwrite) gen->refs[i] = gen->Intern(order);
+  size_t i = gen->Find(key);
+  if (gen->slots[i].key == key) {
+    if (overwrite) gen->slots[i].ref = gen->Intern(order);
     return;
   }
   if (gen->count >= per_generation_) {
-    // The generation is full: the older one goes, this one becomes the older.
-    // The new generation starts at the size the last one reached: it will fill as far.
-    const size_t slots = gen->keys.size();
+    // The generation is full: the older one goes, this one becomes the older.  The new
+    // generation starts at the size the last one reached: it will fill as far.
+    const size_t n = gen->slots.size();
     current_ = 1 - current_;
-    gens_[current_] = Generation(slots);
+    gens_[current_] = Generation(n);
     gen = Current();
-    i = gen->Slot(key);
-  } else if ((gen->count + 1) * 2 > gen->keys.size()) {
+    i = gen->Find(key);
+  } else if ((gen->count + 1) * 2 > gen->slots.size()) {
     // Keep the load at or below 1/2: grow and re-insert.
-    Generation bigger(gen->keys.size() * 2);
+    Generation bigger(gen->slots.size() * 2);
     bigger.orders = std::move(gen->orders);
-    bigger.index = std::move(gen->index);
     bigger.order_bytes = gen->order_bytes;
-    for (size_t s = 0; s < gen->keys.size(); ++s) {
-      if (gen->keys[s] == 0) continue;
-      const size_t j = bigger.Slot(gen->keys[s]);
-      bigger.keys[j] = gen->keys[s];
-      bigger.refs[j] = gen->refs[s];
+    bigger.last_ref = gen->last_ref;
+    for (const Slot& s : gen->slots) {
+      if (s.key != 0) bigger.slots[bigger.Find(s.key)] = s;
     }
     bigger.count = gen->count;
     *gen = std::move(bigger);
-    i = gen->Slot(key);
+    i = gen->Find(key);
   }
-  gen->keys[i] = key;
-  gen->refs[i] = gen->Intern(order);
+  gen->slots[i] = Slot{key, gen->Intern(order)};
   ++gen->count;
 }
 
@@ -131,10 +124,9 @@ size_t RecentOrders::size() const { return gens_[0].count + gens_[1].count; }
 size_t RecentOrders::bytes() const {
   size_t n = 0;
   for (const Generation& g : gens_) {
-    n += g.keys.capacity() * (sizeof(uint64_t) + sizeof(uint32_t));
-    // Interned ids: the string, the deque slot, the index node (key view, value, next
-    // pointer, hash, allocator header) and its bucket.
-    n += g.order_bytes + g.orders.size() * (sizeof(std::string) + 64);
+    n += g.slots.capacity() * sizeof(Slot);
+    // Order ids: the strings and their deque slots.
+    n += g.order_bytes + g.orders.size() * sizeof(std::string);
   }
   return n;
 }

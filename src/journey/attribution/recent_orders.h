@@ -4,13 +4,14 @@
 // Two generations of an open-addressing table (linear probing, no deletion): inserts go to the
 // current one; when it holds capacity/2 keys, the older generation is dropped whole and the
 // current one becomes the older.  Lookups see both, so at least the last capacity/2 keys are
-// always found and never more than `capacity` are kept.  Order ids are interned per generation
-// (one copy per order, not per span).
+// always found and never more than `capacity` are kept.  Order ids are stored per generation,
+// one copy per run of consecutive keys with the same order (a request's or a trace's spans),
+// not per key.
 //
 // Written here rather than with std::unordered_map: a node map costs about 60 bytes per entry
 // (node, key, value, allocator header, bucket), and the attribution budget is 64 bytes per
 // tracked span for everything; this table costs 12 bytes per slot at a load of at most 1/2, so
-// 24 bytes per key plus the interned ids.  absl's flat_hash_map would do as well but is not a
+// 24 bytes per key plus the order ids.  absl's flat_hash_map would do as well but is not a
 // dependency of the project; the table is ~100 lines without deletion or iteration.
 //
 // Keys are 64-bit hashes (0 and UINT64_MAX are reserved; SpanKey/TraceKey never return them).  A
@@ -24,7 +25,6 @@
 #include <deque>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "otlp/span_batch.h"
@@ -58,16 +58,22 @@ class RecentOrders {
   size_t bytes() const;  // memory held (tables and interned ids)
 
  private:
+#pragma pack(push, 4)
+  // Key and order side by side: one cache miss per probe, 12 bytes a slot.
+  struct Slot {
+    uint64_t key;  // 0: empty
+    uint32_t ref;  // index into orders
+  };
+#pragma pack(pop)
+  static_assert(sizeof(Slot) == 12);
   struct Generation {
     explicit Generation(size_t slots);
-    std::vector<uint64_t> keys;  // 0: empty
-    std::vector<uint32_t> refs;  // index into orders
+    std::vector<Slot> slots;
     size_t count = 0;
-    std::deque<std::string> orders;  // a deque: the views in `index` stay valid as it grows
-    std::unordered_map<std::string_view, uint32_t> index;
+    std::deque<std::string> orders;  // a deque: views handed out stay valid as it grows
     size_t order_bytes = 0;
-    uint32_t last_ref = UINT32_MAX;   // the last order interned: consecutive spans share it
-    size_t Slot(uint64_t key) const;  // where key is, or the empty slot it would go
+    uint32_t last_ref = UINT32_MAX;   // the last order stored: consecutive spans share it
+    size_t Find(uint64_t key) const;  // where key is, or the empty slot it would go
     uint32_t Intern(std::string_view order);
   };
   Generation* Current() { return &gens_[current_]; }
