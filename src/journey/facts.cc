@@ -39,8 +39,17 @@ bool IsTrue(const AnyValueView& v) {
 
 HopRole RoleFromOperation(std::string_view op) {
   if (op == "send" || op == "publish" || op == "create") return HopRole::kSend;
-  if (op == "process" || op == "deliver" || op == "receive") return HopRole::kProcess;
+  if (op == "process" || op == "deliver" || op == "receive" || op == "fetch") {
+    return HopRole::kProcess;
+  }
   return HopRole::kNone;
+}
+
+// The names instrumentations give RabbitMQ's default exchange, whose real name is "": .NET
+// RabbitMQ.Client 7 and the Java agent's stable conventions write "amq.default", the Java
+// agent's older ones "<default>".
+bool IsDefaultExchangeName(std::string_view exchange) {
+  return exchange == "amq.default" || exchange == "<default>";
 }
 
 constexpr uint8_t kSpanKindProducer = 4;
@@ -52,7 +61,7 @@ struct Seen {
   std::string_view stage, step, error_type;
   bool heartbeat = false;
   bool messaging = false;
-  std::string_view operation_type, operation_old;
+  std::string_view operation_type, operation_name, operation_old;
   std::string message_id;
   std::string_view destination, destination_old, routing_key, queue;
 };
@@ -144,6 +153,8 @@ FactExtractor::SpanFacts FactExtractor::ExtractSpan(const otlp::SpanBatch& batch
           seen.messaging = true;
         } else if (k == kMessagingOperationTypeKey && str) {
           seen.operation_type = kv.value.str;
+        } else if (k == kMessagingOperationNameKey && str) {
+          seen.operation_name = kv.value.str;
         } else if (k == kMessagingOperationKeyOld && str) {
           seen.operation_old = kv.value.str;
         } else if (k == kMessagingMessageIdKey || k == kMessagingMessageIdKeyOld) {
@@ -177,6 +188,7 @@ FactExtractor::SpanFacts FactExtractor::ExtractSpan(const otlp::SpanBatch& batch
     }
 
     HopRole role = RoleFromOperation(seen.operation_type);
+    if (role == HopRole::kNone) role = RoleFromOperation(seen.operation_name);
     if (role == HopRole::kNone) role = RoleFromOperation(seen.operation_old);
     if (role == HopRole::kNone && seen.messaging) {
       if (span.kind == kSpanKindProducer) role = HopRole::kSend;
@@ -257,6 +269,7 @@ FactExtractor::SpanFacts FactExtractor::ExtractSpan(const otlp::SpanBatch& batch
       } else if (!seen.destination_old.empty()) {
         r.exchange = std::string(seen.destination_old);
       }
+      if (IsDefaultExchangeName(r.exchange)) r.exchange.clear();
       if (span.links > 0) {
         batch.ForEachLink(
             span, [&](const otlp::LinkView& l) { r.links.push_back(otlp::ToHex(l.span_id)); });

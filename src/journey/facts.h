@@ -6,14 +6,20 @@
 // matches it to its order through the message (id, parent span or link).  Every other span is
 // skipped after one pass over its attributes.
 //
-// What is read (OTel conventions, with the older names @opentelemetry/instrumentation-amqplib
-// 0.x and .NET RabbitMQ.Client still send):
+// What is read (OTel conventions, with the older names that @opentelemetry/instrumentation-amqplib,
+// opentelemetry-instrumentation-pika and the OpenTelemetry Java agent still send):
 //   order.stage, order.step.status, ordertrace.heartbeat
 //   error.type; else the exception event's exception.type/message; else the status message
-//   messaging.operation.type (send|publish|create → send, process|deliver|receive → process),
-//     older messaging.operation; else the span kind PRODUCER/CONSUMER when messaging.system is set
+//   messaging.operation.type (send|publish|create → send, process|deliver|receive|fetch →
+//     process), else messaging.operation.name (RabbitMQ.Client 7.1+: publish, deliver, fetch),
+//     else the older messaging.operation; else the span kind PRODUCER/CONSUMER when
+//     messaging.system is set (amqplib's and pika's publish spans carry no operation).  The span
+//     kind does not matter when an operation is given: a CLIENT `receive` span (semantic
+//     conventions 1.26+) processes a message.
 //   messaging.message.id (older messaging.message_id)
-//   messaging.destination.name "{exchange}:{routing_key}" (older messaging.destination)
+//   messaging.destination.name "{exchange}:{routing_key}", the exchange alone, or the routing
+//     key alone (older messaging.destination); the default exchange is "" whether written "",
+//     "amq.default" (RabbitMQ.Client 7) or "<default>" (the Java agent)
 //   messaging.rabbitmq.destination.routing_key (older messaging.rabbitmq.routing_key)
 //   messaging.destination.subscription.name, messaging.rabbitmq.queue (the queue)
 //

@@ -40,8 +40,8 @@ JourneyStage::JourneyStage(Engine& engine, metrics::Registry& registry,
 
 JourneyStage::~JourneyStage() { timer_.Stop(); }
 
-void JourneyStage::Start() {
-  if (!attributor_) return;
+size_t JourneyStage::RememberRecentSpans() {
+  if (!attributor_) return 0;
   // The spans of the latest orders, newest first, up to half of what the attributor tracks.
   size_t remembered = 0;
   Status s = engine_.store().ForEachRecentSpan(
@@ -63,6 +63,12 @@ void JourneyStage::Start() {
     log::Info("attribution: recent spans remembered from the journey store",
               {{"spans", std::to_string(remembered)}});
   }
+  return remembered;
+}
+
+void JourneyStage::Start() {
+  if (!attributor_) return;
+  RememberRecentSpans();
   timer_.Start("attribution", [this]() -> std::chrono::nanoseconds {
     const Nanos now = engine_.clock().Now();
     ExpireWaits(now);

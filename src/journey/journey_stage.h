@@ -32,9 +32,13 @@ class JourneyStage : public pipeline::Stage {
 
   void Process(const std::shared_ptr<const otlp::SpanBatch>& batch) noexcept override;
 
-  // Warms the attributor from the store (the spans of the latest orders, so a restart does not
-  // forget which order a recent span belongs to), then starts the timer that ends waits.
+  // RememberRecentSpans(), then starts the timer that ends waits.
   void Start();
+  // Warms the attributor from the store: the spans of the latest orders, so that a restart does
+  // not forget which order a recent span belongs to.  Start() calls it; a harness that drives
+  // the stage with a manual clock (no timer) calls it after a restart.  Returns the spans
+  // remembered (0 when attribution is off; a store that cannot be read is logged).
+  size_t RememberRecentSpans();
   // Ends every wait and applies what it gives; stops the timer.  Call before the engine stops.
   void Stop();
 

@@ -1,8 +1,10 @@
 // Data-driven tests of order journeys and the stuck-order detector: one test per case file in
 // tests/journeys/cases/ (the format is in tests/journeys/README.md), each run on every journey
 // store.  Spans take the real path: an OTLP ExportTraceServiceRequest built with libprotobuf,
-// serialised, decoded by otlp::DecodeExportRequest, turned into facts by the FactExtractor and
-// applied by the Engine; a ManualClock drives the detector (Tick).
+// serialised, decoded by otlp::DecodeExportRequest and handed to a JourneyStage, which runs the
+// FactExtractor through the Attributor (attribution/attributor.h, on unless a case turns it off)
+// and applies the facts to the Engine; a ManualClock drives the attributor's waits
+// (JourneyStage::ExpireWaits) and the detector (Engine::Tick).
 #include <gtest/gtest.h>
 #include <stdlib.h>
 #include <yaml-cpp/yaml.h>
@@ -18,9 +20,11 @@
 #include <string>
 #include <vector>
 
+#include "common/metrics.h"
+#include "journey/attribution/attributor.h"
 #include "journey/diagnosis.h"
 #include "journey/engine.h"
-#include "journey/facts.h"
+#include "journey/journey_stage.h"
 #include "journey/rules/rules.h"
 #include "journey/store/memory/memory_store.h"
 #include "journey/store/sqlite/sqlite_store.h"
@@ -236,8 +240,12 @@ struct CaseState {
   std::string jaeger_ui = "http://jaeger.test:16686";
   std::shared_ptr<const Rules> rules;
   ManualClock clock;
+  AttributionOptions attribution;  // the case's `attribution:` (on by default)
   std::unique_ptr<JourneyStore> store;
   std::unique_ptr<Engine> engine;
+  // A stage per engine, with a registry of its own (a restart registers its metrics anew).
+  std::unique_ptr<metrics::Registry> registry;
+  std::unique_ptr<JourneyStage> stage;
   Recorder recorder;
   fs::path temp_dir;
 
@@ -286,8 +294,22 @@ SpanBuilder CaseSpan(const YAML::Node& s, const CaseState& st, size_t step, size
   if (!rk.empty()) span.Attr("messaging.rabbitmq.destination.routing_key", rk);
   if (s["queue"]) span.Attr("messaging.destination.subscription.name", Str(s["queue"]));
   if (s["attrs"]) {
-    for (const auto& kv : s["attrs"])
-      span.Attr(kv.first.as<std::string>(), kv.second.as<std::string>());
+    // Plain integers and booleans keep their type (messaging.message.body.size: 42,
+    // messaging.destination.temporary: true), as instrumentations send them; quoted values and
+    // any other text are strings.
+    for (const auto& kv : s["attrs"]) {
+      const std::string key = kv.first.as<std::string>();
+      const YAML::Node& v = kv.second;
+      const bool plain = v.IsScalar() && v.Tag() == "?";
+      int64_t i = 0;
+      if (plain && YAML::convert<int64_t>::decode(v, i)) {
+        span.Attr(key, i);
+      } else if (plain && (v.Scalar() == "true" || v.Scalar() == "false")) {
+        span.Attr(key, v.Scalar() == "true");
+      } else {
+        span.Attr(key, v.as<std::string>());
+      }
+    }
   }
   if (s["exception"]) {
     const YAML::Node& ex = s["exception"];
@@ -311,7 +333,8 @@ SpanBuilder CaseSpan(const YAML::Node& s, const CaseState& st, size_t step, size
   }
   for (const auto& l : s["links"]) {
     if (l.IsMap()) {
-      span.Link(TraceBytes(Str(l["trace"], "default")), SpanBytes(Str(l["span"])));
+      CheckKeys(l, {"span", "trace"}, "links[]");
+      span.Link(l["trace"] ? TraceBytes(Str(l["trace"])) : trace_id, SpanBytes(Str(l["span"])));
     } else {
       span.Link(trace_id, SpanBytes(l.as<std::string>()));
     }
@@ -352,6 +375,7 @@ std::vector<std::string> Sorted(std::vector<std::string> v) {
 class JourneyCaseTest : public testing::TestWithParam<CaseParam> {
  protected:
   void TearDown() override {
+    st_.stage.reset();
     st_.engine.reset();
     st_.store.reset();
     if (!st_.temp_dir.empty()) {
@@ -379,12 +403,31 @@ class JourneyCaseTest : public testing::TestWithParam<CaseParam> {
     st_.store = std::move(store).value();
   }
 
-  void NewEngine() {
+  // A new Engine and JourneyStage on the store, as a gateway start does: Recover(), then the
+  // attributor's warm-up from the store (JourneyStage::Start() without its timer: the case's
+  // ticks end the waits).  The previous stage is dropped without Stop(), like a crash: spans
+  // still waiting for their ancestor are lost with it.  `warm_up` false skips the warm-up (a
+  // store whose recent spans were not read): the attributor then relies on the engine's open
+  // publishes alone.
+  void NewEngine(bool warm_up = true) {
+    st_.stage.reset();
     st_.engine.reset();
     st_.engine = std::make_unique<Engine>(st_.rules, *st_.store, st_.clock, nullptr);
     st_.engine->AddListener(&st_.recorder);
     Status s = st_.engine->Recover();
     ASSERT_TRUE(s.ok()) << s.ToString();
+    st_.registry = std::make_unique<metrics::Registry>();
+    st_.stage = std::make_unique<JourneyStage>(*st_.engine, *st_.registry, st_.attribution);
+    if (warm_up) st_.stage->RememberRecentSpans();
+  }
+
+  // The stage swallows failures (counted, logged): a case must see none.
+  void CheckNoFailedBatches() {
+    const std::string text = st_.registry->Serialize();
+    const std::string key = "\nordertrace_journey_failed_batches_total ";
+    const size_t at = text.find(key);
+    ASSERT_NE(at, std::string::npos) << "no failed-batches counter in:\n" << text;
+    EXPECT_EQ(text.substr(at + key.size(), 2), "0\n") << "the journey stage failed on a batch";
   }
 
   std::shared_ptr<const Rules> ParseInlineRules(const YAML::Node& n) {
@@ -412,11 +455,19 @@ class JourneyCaseTest : public testing::TestWithParam<CaseParam> {
     }
     auto batch = otlp::DecodeExportRequest(req.Serialized(), otlp::Protocol::kHttpProtobuf, {});
     ASSERT_TRUE(batch.ok()) << batch.status().ToString();
-    FactExtractor extractor(st_.engine->rules());
-    std::vector<SpanRecord> facts;
-    extractor.Extract(*batch.value(), &facts);
-    Status s = st_.engine->Apply(std::move(facts));
-    ASSERT_TRUE(s.ok()) << s.ToString();
+    st_.stage->Process(batch.value());
+    CheckNoFailedBatches();
+  }
+
+  // `attribution: {enabled: true|false, wait: 10s}`.
+  void ParseAttribution(const YAML::Node& n) {
+    CheckKeys(n, {"enabled", "wait"}, "attribution");
+    if (n["enabled"]) st_.attribution.enabled = n["enabled"].as<bool>();
+    if (n["wait"]) {
+      const Nanos wait = ParseRel(Str(n["wait"]));
+      if (wait <= 0) throw std::runtime_error("attribution.wait: a positive time, at " + Where(n));
+      st_.attribution.wait = std::chrono::duration_cast<Duration>(std::chrono::nanoseconds(wait));
+    }
   }
 
   void CheckOrder(const std::string& id, const YAML::Node& want);
@@ -750,8 +801,11 @@ TEST_P(JourneyCaseTest, Run) {
     FAIL() << file << ": " << ex.what();
   }
   try {
-    CheckKeys(doc, {"name", "description", "rules", "start", "clock", "jaeger_ui", "steps"},
-              "case");
+    CheckKeys(
+        doc,
+        {"name", "description", "rules", "start", "clock", "jaeger_ui", "attribution", "steps"},
+        "case");
+    if (doc["attribution"]) ParseAttribution(doc["attribution"]);
     if (doc["start"]) {
       // An absolute start is not needed: the default is a fixed Monday morning.  Accept an
       // offset in seconds since the epoch for cases that care.
@@ -777,15 +831,27 @@ TEST_P(JourneyCaseTest, Run) {
         ASSERT_GE(at, st_.clock.Now()) << "the clock does not go back";
         st_.clock.Set(at);
       }
-      if (step["restart"] && step["restart"].as<bool>()) {
+      // `restart: true`, or `restart: {warm_up: false}`.
+      bool restart = false, warm_up = true;
+      if (const YAML::Node& r = step["restart"]) {
+        if (r.IsMap()) {
+          CheckKeys(r, {"warm_up"}, "restart");
+          restart = true;
+          if (r["warm_up"]) warm_up = r["warm_up"].as<bool>();
+        } else {
+          restart = r.as<bool>();
+        }
+      }
+      if (restart) {
         st_.recorder.Seed(StuckSet(*st_.store));
         if (GetParam().store == StoreKind::kSqlite) {
+          st_.stage.reset();
           st_.engine.reset();
           st_.store.reset();
           OpenStore();
           if (HasFatalFailure()) return;
         }
-        NewEngine();
+        NewEngine(warm_up);
         if (HasFatalFailure()) return;
       }
       if (step["rules"]) {
@@ -797,7 +863,12 @@ TEST_P(JourneyCaseTest, Run) {
         if (HasFatalFailure()) return;
       }
       const bool tick = step["tick"] ? step["tick"].as<bool>() : true;
-      if (tick) st_.engine->Tick(st_.clock.Now());
+      if (tick) {
+        // The waits that end by now first: what they attribute is due at this tick too.
+        st_.stage->ExpireWaits(st_.clock.Now());
+        CheckNoFailedBatches();
+        st_.engine->Tick(st_.clock.Now());
+      }
       for (const auto& err : st_.recorder.errors) ADD_FAILURE() << err;
       st_.recorder.errors.clear();
       if (step["expect"]) CheckExpect(step["expect"]);
