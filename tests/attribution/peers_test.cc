@@ -41,6 +41,8 @@
 
 #include "net/http_client.h"
 #include "rabbitmq/broker.h"
+#include "rabbitmq/broker_environment.h"
+#include "support/api_text.h"
 #include "support/child_process.h"
 #include "support/gateway_process.h"
 #include "support/run_command.h"
@@ -138,20 +140,6 @@ std::string PeersMissing(std::initializer_list<Peer> peers) {
     }                                                                          \
   } while (0)
 
-int64_t ParseTime(const json& v) {  // RFC 3339 UTC with optional fraction → ns; 0 for null
-  if (!v.is_string()) return 0;
-  const std::string s = v.get<std::string>();
-  std::tm tm{};
-  const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (rest == nullptr) return 0;
-  int64_t ns = static_cast<int64_t>(timegm(&tm)) * 1'000'000'000;
-  if (*rest == '.') {
-    int64_t scale = 100'000'000;
-    for (++rest; *rest >= '0' && *rest <= '9'; ++rest, scale /= 10) ns += (*rest - '0') * scale;
-  }
-  return ns;
-}
-
 int64_t WallNowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -159,21 +147,6 @@ int64_t WallNowNs() {
 }
 
 constexpr int64_t Ns(std::chrono::nanoseconds d) { return d.count(); }
-
-// The sum of a metric's samples (every label set) in a Prometheus text page; `labels` (e.g.
-// `via="parent"`) keeps only samples whose label set contains it.
-double MetricSum(const std::string& text, const std::string& name, const std::string& labels = "") {
-  double sum = 0;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
-    if (line[name.size()] != '{' && line[name.size()] != ' ') continue;
-    if (!labels.empty() && line.find(labels) == std::string::npos) continue;
-    sum += std::atof(line.substr(line.rfind(' ') + 1).c_str());
-  }
-  return sum;
-}
 
 std::string Unique(const std::string& prefix) {
   static std::mt19937_64 rng(std::random_device{}());
@@ -183,38 +156,8 @@ std::string Unique(const std::string& prefix) {
 // ---------------------------------------------------------------------------------------------
 // The broker for the whole program.
 
-class BrokerEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const char* state = std::getenv("ORDERTRACE_RABBITMQ_STATE");
-    if (state != nullptr && *state != '\0') {
-      if (!testing::LoadBroker(state, &broker_))
-        broker_.reason = std::string("no broker state in ") + state +
-                         " (did the ctest fixture rabbitmq.broker_start fail?)";
-      return;
-    }
-    char tmpl[] = "/tmp/ot-attribution-broker-XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) {
-      broker_.reason = "mkdtemp failed";
-      return;
-    }
-    dir_ = tmpl;
-    broker_ = testing::StartBroker(dir_, /*die_with_parent=*/true);
-  }
-  void TearDown() override {
-    if (dir_.empty()) return;
-    testing::StopBroker(&broker_);
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  static const testing::Broker& broker() { return broker_; }
-
- private:
-  static inline testing::Broker broker_;
-  std::string dir_;
-};
-
-::testing::Environment* const g_env = ::testing::AddGlobalTestEnvironment(new BrokerEnvironment());
+::testing::Environment* const g_env = ::testing::AddGlobalTestEnvironment(
+    new testing::BrokerEnvironment("ot-attribution-broker", /*use_fixture=*/true));
 
 // ---------------------------------------------------------------------------------------------
 
@@ -230,7 +173,7 @@ struct Watched {
 class Attribution : public ::testing::Test {
  protected:
   void SetUp() override {
-    const testing::Broker& b = BrokerEnvironment::broker();
+    const testing::Broker& b = testing::BrokerEnvironment::broker();
     if (!b.available) {
       if (RequireInterop()) FAIL() << "RabbitMQ is required: " << b.reason;
       GTEST_SKIP() << "RabbitMQ not available: " << b.reason;
@@ -263,7 +206,7 @@ class Attribution : public ::testing::Test {
       for (auto& [name, p] : peers_) std::cerr << "---- " << name << " ----\n" << Tail(p->Log());
       if (gateway_) std::cerr << "---- gateway log (tail) ----\n" << Tail(gateway_->Log());
     }
-    if (!vhost_.empty() && BrokerEnvironment::broker().available)
+    if (!vhost_.empty() && testing::BrokerEnvironment::broker().available)
       Management("DELETE", "/api/vhosts/" + vhost_, "");
     std::error_code ec;
     if (!dir_.empty()) fs::remove_all(dir_, ec);
@@ -279,13 +222,14 @@ class Attribution : public ::testing::Test {
     const std::string cmd =
         "curl -sf -o /dev/null -u guest:guest -X " + method +
         " -H 'content-type: application/json' " + (body.empty() ? "" : "-d '" + body + "' ") +
-        "http://127.0.0.1:" + std::to_string(BrokerEnvironment::broker().management_port) + path;
+        "http://127.0.0.1:" + std::to_string(testing::BrokerEnvironment::broker().management_port) +
+        path;
     return RunCommand(cmd).exit_code == 0;
   }
 
   std::string AmqpUrl() const {
-    return "amqp://guest:guest@127.0.0.1:" + std::to_string(BrokerEnvironment::broker().port) +
-           "/" + vhost_;
+    return "amqp://guest:guest@127.0.0.1:" +
+           std::to_string(testing::BrokerEnvironment::broker().port) + "/" + vhost_;
   }
   std::string OtlpBase() const {
     return "http://127.0.0.1:" + std::to_string(gateway_->otlp_http_port());
@@ -423,7 +367,7 @@ class Attribution : public ::testing::Test {
     int64_t latest = 0;
     for (const json& h : o["hops"]) {
       if (h.value("open", true)) return false;
-      latest = std::max(latest, ParseTime(h["published"]));
+      latest = std::max(latest, testing_support::Rfc3339Nanos(h["published"]));
     }
     return WallNowNs() >= latest + Ns(kProcessedWithin + kGrace + 1s);
   }
@@ -507,10 +451,12 @@ TEST_F(Attribution, UnconsumedMessageFromAmqplibIsFlagged) {
   EXPECT_EQ(hop.value("publisher", ""), "node-shop");
   EXPECT_EQ(hop.value("routing_key", ""), queue);
   // Not before the deadline: stuck_since is the publish + processed_within + grace.
-  const int64_t hop_published = ParseTime(hop["published"]);
-  EXPECT_GE(ParseTime(o["stuck_since"]) - hop_published, Ns(kProcessedWithin + kGrace) - 1'000'000)
+  const int64_t hop_published = testing_support::Rfc3339Nanos(hop["published"]);
+  EXPECT_GE(testing_support::Rfc3339Nanos(o["stuck_since"]) - hop_published,
+            Ns(kProcessedWithin + kGrace) - 1'000'000)
       << o.dump(2);
-  EXPECT_LE(ParseTime(o["stuck_since"]) - hop_published, Ns(kProcessedWithin + kGrace + 1s));
+  EXPECT_LE(testing_support::Rfc3339Nanos(o["stuck_since"]) - hop_published,
+            Ns(kProcessedWithin + kGrace + 1s));
 
   const json& d = o["diagnosis"];
   ASSERT_TRUE(d.is_object()) << o.dump(2);
@@ -528,9 +474,11 @@ TEST_F(Attribution, UnconsumedMessageFromAmqplibIsFlagged) {
   EXPECT_TRUE(HasSpan(o, "node-shop", "publish <default>")) << Spans(o);
   EXPECT_TRUE(InStuckList(order));
   const std::string after = Metrics();
-  EXPECT_GE(MetricSum(after, "ordertrace_attribution_spans_total", R"(via="parent")") -
-                MetricSum(before, "ordertrace_attribution_spans_total", R"(via="parent")"),
-            1)
+  EXPECT_GE(
+      testing_support::MetricSum(after, "ordertrace_attribution_spans_total", R"(via="parent")") -
+          testing_support::MetricSum(before, "ordertrace_attribution_spans_total",
+                                     R"(via="parent")"),
+      1)
       << after;
 }
 
@@ -583,12 +531,12 @@ TEST_F(Attribution, ConsumerSpansBeforeProducerSpansGiveTheSameVerdict) {
   std::string m;
   while (Clock::now() < until) {
     m = Metrics();
-    if (MetricSum(m, "ordertrace_attribution_pending_spans") >= 1) break;
+    if (testing_support::MetricSum(m, "ordertrace_attribution_pending_spans") >= 1) break;
     std::this_thread::sleep_for(20ms);
   }
-  ASSERT_GE(MetricSum(m, "ordertrace_attribution_pending_spans"), 1) << m;
-  EXPECT_GE(MetricSum(m, "ordertrace_receiver_accepted_spans_total") -
-                MetricSum(before, "ordertrace_receiver_accepted_spans_total"),
+  ASSERT_GE(testing_support::MetricSum(m, "ordertrace_attribution_pending_spans"), 1) << m;
+  EXPECT_GE(testing_support::MetricSum(m, "ordertrace_receiver_accepted_spans_total") -
+                testing_support::MetricSum(before, "ordertrace_receiver_accepted_spans_total"),
             1);
   int status = 0;
   EXPECT_TRUE(GetOrder(order, &status).is_null());
@@ -604,19 +552,21 @@ TEST_F(Attribution, ConsumerSpansBeforeProducerSpansGiveTheSameVerdict) {
   ExpectConsumed(order, queue, "py-consumer", queue + " receive");
   // Attributed when its ancestor came, within the wait: nothing was given up.
   const std::string after = Metrics();
-  EXPECT_EQ(MetricSum(after, "ordertrace_attribution_given_up_total") -
-                MetricSum(before, "ordertrace_attribution_given_up_total"),
+  EXPECT_EQ(testing_support::MetricSum(after, "ordertrace_attribution_given_up_total") -
+                testing_support::MetricSum(before, "ordertrace_attribution_given_up_total"),
             0)
       << after;
-  EXPECT_GE(MetricSum(after, "ordertrace_attribution_waited_total") -
-                MetricSum(before, "ordertrace_attribution_waited_total"),
+  EXPECT_GE(testing_support::MetricSum(after, "ordertrace_attribution_waited_total") -
+                testing_support::MetricSum(before, "ordertrace_attribution_waited_total"),
             1)
       << after;
   // Through their parents: the publish span (the app span's child) and the consumer's span (the
   // publish span's child), not only through the consumer's message id.
-  EXPECT_GE(MetricSum(after, "ordertrace_attribution_spans_total", R"(via="parent")") -
-                MetricSum(before, "ordertrace_attribution_spans_total", R"(via="parent")"),
-            2)
+  EXPECT_GE(
+      testing_support::MetricSum(after, "ordertrace_attribution_spans_total", R"(via="parent")") -
+          testing_support::MetricSum(before, "ordertrace_attribution_spans_total",
+                                     R"(via="parent")"),
+      2)
       << after;
 }
 

@@ -39,6 +39,7 @@
 #include "net/http_client.h"
 #include "net/http_server.h"
 #include "rabbitmq/broker.h"
+#include "rabbitmq/broker_environment.h"
 #include "support/alertmanager_process.h"
 #include "support/gateway_process.h"
 #include "support/otlp_requests.h"
@@ -51,31 +52,8 @@ using namespace std::chrono_literals;
 using nlohmann::json;
 using testing::Broker;
 
-class BrokerEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    char tmpl[] = "/tmp/ot-broker-health-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) {
-      broker_.reason = "mkdtemp failed";
-      return;
-    }
-    dir_ = tmpl;
-    broker_ = testing::StartBroker(dir_, /*die_with_parent=*/true);
-  }
-  void TearDown() override {
-    if (dir_.empty()) return;
-    testing::StopBroker(&broker_);
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  static Broker& broker() { return broker_; }
-
- private:
-  static inline Broker broker_;
-  std::string dir_;
-};
-
-::testing::Environment* const g_env = ::testing::AddGlobalTestEnvironment(new BrokerEnvironment());
+::testing::Environment* const g_env = ::testing::AddGlobalTestEnvironment(
+    new testing::BrokerEnvironment("ot-broker-health", /*use_fixture=*/false));
 
 bool RequireInterop() {
   const char* v = std::getenv("ORDERTRACE_REQUIRE_INTEROP");
@@ -154,7 +132,7 @@ class Amqp {
 class BrokerHealth : public ::testing::Test {
  protected:
   void SetUp() override {
-    Broker& b = BrokerEnvironment::broker();
+    Broker& b = testing::BrokerEnvironment::broker();
     if (!b.available) {
       if (RequireInterop()) FAIL() << "RabbitMQ is required but not available: " << b.reason;
       GTEST_SKIP() << "RabbitMQ not available: " << b.reason;
@@ -163,9 +141,9 @@ class BrokerHealth : public ::testing::Test {
     management_url_ = "http://127.0.0.1:" + std::to_string(b.management_port);
   }
   // The outage: rabbitmq-server stopped, then started again with the same node, ports, data.
-  void StopServer() { ASSERT_TRUE(testing::StopServer(&BrokerEnvironment::broker())); }
+  void StopServer() { ASSERT_TRUE(testing::StopServer(&testing::BrokerEnvironment::broker())); }
   void StartServer() {
-    Broker& b = BrokerEnvironment::broker();
+    Broker& b = testing::BrokerEnvironment::broker();
     ASSERT_TRUE(testing::StartServer(&b, /*die_with_parent=*/true)) << b.reason;
   }
 
@@ -198,7 +176,7 @@ TEST_F(BrokerHealth, MonitorSeesQueueDepthConsumersAndTheOutage) {
     return *q;
   };
   {
-    Amqp producer(BrokerEnvironment::broker().port);
+    Amqp producer(testing::BrokerEnvironment::broker().port);
     ASSERT_EQ(producer.error(), "");
     producer.DeclareQueue(queue);
     producer.Publish(queue, kMessages);
@@ -224,7 +202,7 @@ TEST_F(BrokerHealth, MonitorSeesQueueDepthConsumersAndTheOutage) {
   EXPECT_NE(metrics_text.find("ordertrace_broker_up 1\n"), std::string::npos);
 
   {
-    Amqp consumer(BrokerEnvironment::broker().port);
+    Amqp consumer(testing::BrokerEnvironment::broker().port);
     ASSERT_EQ(consumer.error(), "");
     consumer.Consume(queue);
     ASSERT_EQ(consumer.error(), "");
@@ -355,7 +333,7 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
   const std::string order = Unique("ORD-BH");
   constexpr int kMessages = 1204;
   {
-    Amqp producer(BrokerEnvironment::broker().port);
+    Amqp producer(testing::BrokerEnvironment::broker().port);
     ASSERT_EQ(producer.error(), "");
     producer.DeclareQueue(queue);
     producer.Publish(queue, kMessages);
@@ -394,7 +372,7 @@ TEST_F(BrokerHealth, GatewayExportsQueuesDiagnosesAndAlertsTheOutage) {
   ASSERT_TRUE(status.is_object());
   EXPECT_EQ(status["up"], true);
   EXPECT_EQ(status["broker"],
-            "127.0.0.1:" + std::to_string(BrokerEnvironment::broker().management_port));
+            "127.0.0.1:" + std::to_string(testing::BrokerEnvironment::broker().management_port));
   bool listed = false;
   for (const json& q : status["queues"]) {
     if (q["name"] == queue) {

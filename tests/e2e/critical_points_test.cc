@@ -38,6 +38,7 @@
 #include "rabbitmq/broker.h"
 #include "sim/options.h"
 #include "support/alertmanager_process.h"
+#include "support/api_text.h"
 #include "support/child_process.h"
 #include "support/gateway_process.h"
 #include "support/run_command.h"
@@ -71,32 +72,6 @@ messages: {processed_within: 2s}
 grace: 1s
 )";
 constexpr auto kGrace = 1s;
-
-int64_t ParseTime(const json& v) {  // RFC 3339 UTC with optional fraction → ns; 0 for null
-  if (!v.is_string()) return 0;
-  const std::string s = v.get<std::string>();
-  std::tm tm{};
-  const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (rest == nullptr) return 0;
-  int64_t ns = static_cast<int64_t>(timegm(&tm)) * 1'000'000'000;
-  if (*rest == '.') {
-    int64_t scale = 100'000'000;
-    for (++rest; *rest >= '0' && *rest <= '9'; ++rest, scale /= 10) ns += (*rest - '0') * scale;
-  }
-  return ns;
-}
-
-double MetricSum(const std::string& text, const std::string& name) {
-  double sum = 0;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(name, 0) != 0 || line.size() <= name.size()) continue;
-    if (line[name.size()] != '{' && line[name.size()] != ' ') continue;
-    sum += std::atof(line.substr(line.rfind(' ') + 1).c_str());
-  }
-  return sum;
-}
 
 // What a test expects of one faulted order.
 struct Expect {
@@ -348,8 +323,8 @@ class CriticalPoints : public ::testing::Test {
       EXPECT_EQ(o.value("stuck_kind", ""), x.kind) << id << ": " << d.value("summary", "");
       EXPECT_EQ(d.value("expected_service", ""), x.service) << id << ": " << d.value("summary", "");
       // Flagged within deadline + grace + 1 s, and not before deadline + grace.
-      const int64_t due = ParseTime(d["deadline"]);
-      const int64_t since = ParseTime(o["stuck_since"]);
+      const int64_t due = testing_support::Rfc3339Nanos(d["deadline"]);
+      const int64_t since = testing_support::Rfc3339Nanos(o["stuck_since"]);
       ASSERT_GT(due, 0) << d.dump();
       ASSERT_GT(since, 0) << o.dump();
       const int64_t grace = std::chrono::nanoseconds(kGrace).count();
@@ -386,7 +361,7 @@ class CriticalPoints : public ::testing::Test {
     std::set<std::string> want_flagged;
     for (const auto& [i, x] : expect) want_flagged.insert(Id(i));
     EXPECT_EQ(FlaggedInLog(), want_flagged);
-    EXPECT_GE(MetricSum(Metrics(), "ordertrace_journey_flagged_total"),
+    EXPECT_GE(testing_support::MetricSum(Metrics(), "ordertrace_journey_flagged_total"),
               static_cast<double>(expect.size()));
     std::set<std::string> stuck_now, want_stuck;
     for (const json& o : StuckList()) stuck_now.insert(o.value("order_id", ""));
@@ -513,7 +488,7 @@ TEST_F(CriticalPoints, ConsumerGoneQueuePilesUp) {
   }
   EXPECT_EQ(FlaggedInLog(), seen_stuck) << "only orders held by the missing consumer are flagged";
   EXPECT_TRUE(StuckList().empty());
-  EXPECT_EQ(MetricSum(Metrics(), "ordertrace_journey_cleared_total"), flagged);
+  EXPECT_EQ(testing_support::MetricSum(Metrics(), "ordertrace_journey_cleared_total"), flagged);
 }
 
 // Critical point 5 (RabbitMQ fails): the broker is stopped mid-run and restarted.
@@ -536,7 +511,10 @@ TEST_F(CriticalPoints, BrokerOutage) {
   ASSERT_TRUE(testing::StopServer(broker_));
   // The gateway reports the broker itself: metric, and an alert in Alertmanager.
   EXPECT_TRUE(testing_support::WaitFor(
-      [&] { return MetricSum(Metrics(), "ordertrace_broker_up") == 0 && !Metrics().empty(); },
+      [&] {
+        return testing_support::MetricSum(Metrics(), "ordertrace_broker_up") == 0 &&
+               !Metrics().empty();
+      },
       10s));
   EXPECT_TRUE(testing_support::WaitFor(
       [&] {
@@ -578,7 +556,7 @@ TEST_F(CriticalPoints, BrokerOutage) {
       },
       30s))
       << am.Alerts().dump();
-  EXPECT_GE(MetricSum(Metrics(), "ordertrace_broker_up"), 1);
+  EXPECT_GE(testing_support::MetricSum(Metrics(), "ordertrace_broker_up"), 1);
 
   // No span lost: every span the three sims exported reached the gateway, none was dropped.
   EXPECT_TRUE(partner_->Wait(5s));
@@ -599,10 +577,13 @@ TEST_F(CriticalPoints, BrokerOutage) {
   EXPECT_EQ(dropped, 0);
   EXPECT_GE(reconnects, 2) << "crm and mes reconnect after the outage";
   EXPECT_TRUE(testing_support::WaitFor(
-      [&] { return MetricSum(Metrics(), "ordertrace_receiver_accepted_spans_total") == exported; },
+      [&] {
+        return testing_support::MetricSum(Metrics(), "ordertrace_receiver_accepted_spans_total") ==
+               exported;
+      },
       10s))
       << "exported " << exported << ", accepted "
-      << MetricSum(Metrics(), "ordertrace_receiver_accepted_spans_total");
+      << testing_support::MetricSum(Metrics(), "ordertrace_receiver_accepted_spans_total");
 }
 
 }  // namespace

@@ -28,6 +28,7 @@
 #include <random>
 
 #include "rabbitmq/broker.h"
+#include "rabbitmq/broker_environment.h"
 #include "support/memory_exporter.h"
 
 namespace ordertrace {
@@ -45,38 +46,8 @@ using testing::Broker;
 // ---------------------------------------------------------------------------------------------
 // The broker for the whole program.
 
-class BrokerEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    const char* state = std::getenv("ORDERTRACE_RABBITMQ_STATE");
-    if (state != nullptr && *state != '\0') {
-      if (!testing::LoadBroker(state, &broker_))
-        broker_.reason = std::string("no broker state in ") + state +
-                         " (did the ctest fixture rabbitmq.broker_start fail?)";
-      return;
-    }
-    char tmpl[] = "/tmp/ot-rabbitmq-XXXXXX";
-    if (mkdtemp(tmpl) == nullptr) {
-      broker_.reason = "mkdtemp failed";
-      return;
-    }
-    dir_ = tmpl;
-    broker_ = testing::StartBroker(dir_, /*die_with_parent=*/true);
-  }
-  void TearDown() override {
-    if (dir_.empty()) return;
-    testing::StopBroker(&broker_);
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  static const Broker& broker() { return broker_; }
-
- private:
-  static inline Broker broker_;
-  std::string dir_;
-};
-
-::testing::Environment* const g_env = ::testing::AddGlobalTestEnvironment(new BrokerEnvironment());
+::testing::Environment* const g_env = ::testing::AddGlobalTestEnvironment(
+    new testing::BrokerEnvironment("ot-rabbitmq", /*use_fixture=*/true));
 
 bool RequireInterop() {
   const char* v = std::getenv("ORDERTRACE_REQUIRE_INTEROP");
@@ -192,7 +163,7 @@ struct EnvelopeGuard {
 class RabbitMQ : public ::testing::Test {
  protected:
   void SetUp() override {
-    const Broker& b = BrokerEnvironment::broker();
+    const Broker& b = testing::BrokerEnvironment::broker();
     if (!b.available) {
       if (RequireInterop())
         FAIL() << "RabbitMQ is required (ORDERTRACE_REQUIRE_INTEROP=1) but not available: "
@@ -319,7 +290,7 @@ TEST_F(RabbitMQ, ContextCrossesPublishConsume) {
   EXPECT_EQ(Str(p, "order.id"), "ORD-100");
   EXPECT_EQ(Str(p, "order.step.status"), "OK");
   EXPECT_EQ(Str(p, "network.peer.address"), "127.0.0.1");
-  EXPECT_EQ(Int(p, "network.peer.port"), BrokerEnvironment::broker().port);
+  EXPECT_EQ(Int(p, "network.peer.port"), testing::BrokerEnvironment::broker().port);
   EXPECT_EQ(p.status, SpanStatus::kOk);
 
   // Consumer span: same trace, parent = the producer span, and a link to it.
@@ -713,7 +684,8 @@ class Interop : public RabbitMQ {
     }
   }
   std::string Url() const {
-    return "amqp://guest:guest@127.0.0.1:" + std::to_string(BrokerEnvironment::broker().port);
+    return "amqp://guest:guest@127.0.0.1:" +
+           std::to_string(testing::BrokerEnvironment::broker().port);
   }
 };
 
