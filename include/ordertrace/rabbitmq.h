@@ -68,7 +68,10 @@ enum class PublishStatus : uint8_t {
 const char* PublishStatusName(PublishStatus status) noexcept;
 
 struct PublishOptions {
-  std::string order_id;    // order.id on the span and in the `order.id` header ("" none)
+  std::string order_id;  // order.id on the span and in the `order.id` header ("" none)
+  // false: the order id goes in the header only, and the span is what a third-party
+  // instrumentation records (no order.id): the gateway finds its order through its parent.
+  bool order_on_span = true;
   std::string message_id;  // "": the properties' message_id, else a new random one
   bool mandatory = false;  // basic.return for unroutable messages (seen with wait_for_confirm)
   // Publisher confirms: wait for the broker's basic.ack / basic.nack (and basic.return) for this
@@ -126,6 +129,9 @@ uint64_t MalformedHeaderCount() noexcept;
 
 struct ProcessOptions {
   std::string order_id;  // "": the message's `order.id` header, if any
+  // false: order_id() still says the order, but the span does not carry order.id (as a
+  // third-party instrumentation's would not): the gateway finds it through the parent.
+  bool order_on_span = true;
   // For network.peer.address/port (the broker's end of this connection); nullptr: not set.
   amqp_connection_state_t connection = nullptr;
   bool make_current = true;            // make the span the thread's current one (a Scope)

@@ -317,7 +317,7 @@ PublishResult Publish(amqp_connection_state_t conn, amqp_channel_t channel,
     span.SetAttribute(kMessagingDestinationNameKey, destination);
     if (!routing_key.empty()) span.SetAttribute(kMessagingRabbitmqRoutingKeyKey, routing_key);
     span.SetAttribute(kMessagingBodySizeKey, static_cast<int64_t>(body.size()));
-    SetOrder(span, options.order_id);
+    if (options.order_on_span) SetOrder(span, options.order_id);
     SetPeer(span, conn);
 
     amqp_basic_properties_t props{};
@@ -440,7 +440,7 @@ ProcessSpan::ProcessSpan(const amqp_envelope_t& envelope, std::string_view queue
     if ((props._flags & AMQP_BASIC_CORRELATION_ID_FLAG) && props.correlation_id.len > 0)
       span_.SetAttribute(kMessagingConversationIdKey, View(props.correlation_id));
     span_.SetAttribute(kMessagingBodySizeKey, static_cast<int64_t>(envelope.message.body.len));
-    SetOrder(span_, order_id_);
+    if (options.order_on_span) SetOrder(span_, order_id_);
     SetPeer(span_, options.connection);
     if (malformed_) span_.SetAttribute(kTraceContextMalformedKey, true);
     if (redelivered_) SetStepStatus(span_, StepStatus::kRetry);

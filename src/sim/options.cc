@@ -318,9 +318,9 @@ Result<Options> ParseArgs(const std::vector<std::string>& args) {
       continue;
     }
     static const char* const kValued[] = {
-        "--amqp",  "--otlp",   "--rules",    "--pace", "--time-scale",
-        "--rate",  "--orders", "--duration", "--seed", "--order-prefix",
-        "--fault", "--report", "--prefetch", "--drain"};
+        "--amqp",  "--otlp",   "--rules",    "--pace",  "--time-scale",
+        "--rate",  "--orders", "--duration", "--seed",  "--order-prefix",
+        "--fault", "--report", "--prefetch", "--drain", "--order-id-spans"};
     bool valued = false;
     for (const char* v : kValued) valued = valued || flag == v;
     if (!valued) return bad("unknown flag '" + flag + "'\n" + kUsage);
@@ -335,7 +335,11 @@ Result<Options> ParseArgs(const std::vector<std::string>& args) {
         return bad(flag + ": expected a number " + range + ", got '" + value + "'");
       return *v;
     };
-    if (flag == "--amqp") {
+    if (flag == "--order-id-spans") {
+      if (value != "every" && value != "entry")
+        return bad("--order-id-spans: expected every or entry, got '" + value + "'");
+      o.order_id_on_every_span = value == "every";
+    } else if (flag == "--amqp") {
       auto u = ParseAmqpUrl(value);
       if (!u.ok()) return u.status();
       o.amqp = *u;

@@ -149,6 +149,11 @@ struct Options {
   bool quiet = false;
   int prefetch = 1000;
   Micros drain{std::chrono::seconds(10)};
+  // --order-id-spans: `every` span of an order carries order.id (libordertrace's way), or only
+  // the `entry` span (the partner's submit) and the heartbeats, the way services traced by
+  // third-party instrumentation look: the gateway attributes the rest through trace context
+  // (docs/attribution.md).
+  bool order_id_on_every_span = true;
   Pacing pacing;
 };
 
@@ -156,7 +161,7 @@ constexpr const char* kUsage =
     "usage: ordertrace-sim partner|crm|mes|all [--amqp URL] [--otlp URL] [--rules FILE]\n"
     "         [--pace F] [--time-scale K] [--rate R] [--orders N] [--duration D] [--seed S]\n"
     "         [--order-prefix P] [--fault SPEC]... [--report FILE] [--quiet] [--prefetch N]\n"
-    "         [--drain D]\n"
+    "         [--drain D] [--order-id-spans every|entry]\n"
     "       ordertrace-sim scale-rules --time-scale K FILE   (the rules for the gateway)\n"
     "see docs/sim.md\n";
 

@@ -229,6 +229,9 @@ TEST(SimArgs, DefaultsAndFlags) {
   EXPECT_EQ(o->otlp, "http://127.0.0.1:4318/v1/traces");
   EXPECT_DOUBLE_EQ(o->pace, 0.3);
   EXPECT_EQ(o->pacing.stages[0], "SUBMITTED");
+  EXPECT_TRUE(o->order_id_on_every_span);
+  EXPECT_FALSE(ParseArgs({"mes", "--order-id-spans", "entry"})->order_id_on_every_span);
+  EXPECT_TRUE(ParseArgs({"mes", "--order-id-spans=every"})->order_id_on_every_span);
 
   o = ParseArgs({"partner", "--amqp", "amqp://u:p%40ss@h:5673/%2F", "--rate=200", "--orders", "10",
                  "--seed", "9", "--fault", "mes-silent:rate=0.5", "--quiet", "--duration", "30s",
@@ -259,6 +262,8 @@ TEST(SimArgs, Errors) {
   };
   EXPECT_EQ(err({"billing"}), "unknown role 'billing' (roles: partner, crm, mes, all)");
   EXPECT_EQ(err({"crm", "--pace", "0"}), "--pace: expected a number above 0, at most 1, got '0'");
+  EXPECT_EQ(err({"crm", "--order-id-spans", "some"}),
+            "--order-id-spans: expected every or entry, got 'some'");
   EXPECT_EQ(err({"crm", "--pace", "1.5"}),
             "--pace: expected a number above 0, at most 1, got '1.5'");
   EXPECT_EQ(err({"crm", "--rate"}), "--rate needs a value");

@@ -138,6 +138,9 @@ class Mes final : public RoleLogic {
   }
   void Heartbeat(const LongStep& step) {
     Span hb = c_.Child(step.heartbeat_name, step.parent, step.order);
+    // Always with the order: the heartbeats' parent (the long step) is exported only when it
+    // ends, too late for a heartbeat to wait for it (docs/attribution.md, long-running parents).
+    SetOrder(hb, step.order);
     hb.SetAttribute(kHeartbeatKey, true);
     hb.End();
   }

@@ -47,7 +47,7 @@ struct RoleContext {
     StartOptions so;
     so.parent = &parent;
     Span s(provider, name, so);
-    SetOrder(s, order);
+    if (options.order_id_on_every_span) SetOrder(s, order);
     return s;
   }
   // For rabbitmq::ProcessSpan on a delivery of the inbox.
@@ -55,6 +55,7 @@ struct RoleContext {
     rabbitmq::ProcessOptions po;
     po.connection = inbox.connection();
     po.provider = &provider;
+    po.order_on_span = options.order_id_on_every_span;
     return po;
   }
 };

@@ -9,7 +9,8 @@ namespace ordertrace::sim {
 
 Outbox::Outbox(const Options& options, const std::string& role, std::vector<QueueDef> declared,
                TracerProvider& provider, Stats& stats)
-    : declared_(std::move(declared)),
+    : order_on_span_(options.order_id_on_every_span),
+      declared_(std::move(declared)),
       provider_(provider),
       stats_(stats),
       link_(options.amqp, role + " publish") {}
@@ -52,7 +53,7 @@ void Outbox::Flush() {
       StartOptions so;
       so.parent = &m.parent;
       retry = Span(provider_, "publish retry " + m.routing_key, so);
-      SetOrder(retry, m.order_id);
+      if (order_on_span_) SetOrder(retry, m.order_id);
       SetStepStatus(retry, StepStatus::kRetry);
       retry.SetAttribute("ordertrace.sim.attempt", static_cast<int64_t>(m.attempts + 1));
       parent = &retry.context();
@@ -64,6 +65,7 @@ void Outbox::Flush() {
     props.content_type = Bytes("application/json");
     rabbitmq::PublishOptions po;
     po.order_id = m.order_id;
+    po.order_on_span = order_on_span_;
     po.message_id = m.message_id;
     po.wait_for_confirm = true;
     po.mandatory = false;

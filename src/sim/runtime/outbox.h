@@ -49,6 +49,7 @@ class Outbox {
     std::function<void()> done;  // after the confirm
   };
 
+  const bool order_on_span_;  // Options::order_id_on_every_span
   const std::vector<QueueDef> declared_;
   TracerProvider& provider_;
   Stats& stats_;
