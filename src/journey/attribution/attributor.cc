@@ -464,10 +464,11 @@ void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
   PendingSpan* p = Pending(id);
   if (p == nullptr) return;
   // A parent that still waits decides for its children (unless it follows its own parent
-  // already: no chains of deferrals, no cycles).
-  if (!p->deferred && p->parent_key != 0) {
+  // already, or is the span itself: no chains of deferrals, no cycles; a span that names itself
+  // as its parent would otherwise wait forever; found by the attribution fuzz target).
+  if (!p->deferred && p->parent_key != 0 && p->parent_key != p->key) {
     const PendingSpan* pp = Pending(PendingByKey(FindGroup(p->trace_key), p->parent_key));
-    if (pp != nullptr && !pp->deferred) {
+    if (pp != nullptr && pp != p && !pp->deferred) {
       p->deferred = true;
       return;
     }

@@ -239,6 +239,20 @@ TEST_F(AttributorTest, AChildWhoseParentStillWaitsFollowsTheParent) {
   EXPECT_EQ(attributor_.stats().pending_spans, 0u);
 }
 
+TEST_F(AttributorTest, ASpanThatIsItsOwnParentIsGivenUpWhenItsWaitEnds) {
+  EXPECT_TRUE(Feed({{"x", "self", 1, 3, 3}}).empty());
+  EXPECT_TRUE(Expire(kT0 + 10 * kSecond).empty());
+  EXPECT_EQ(attributor_.stats().given_up, 1u);
+  EXPECT_EQ(attributor_.stats().pending_spans, 0u);
+}
+
+TEST_F(AttributorTest, ACycleOfParentsEndsWhenTheWaitsEnd) {
+  Feed({{"x", "a", 1, 1, 3}, {"x", "b", 1, 2, 1}, {"x", "c", 1, 3, 2}});
+  EXPECT_TRUE(Expire(kT0 + 10 * kSecond).empty());
+  EXPECT_EQ(attributor_.stats().given_up, 3u);
+  EXPECT_EQ(attributor_.stats().pending_spans, 0u);
+}
+
 TEST_F(AttributorTest, ACycleOfParentsEndsAtShutdown) {
   Feed({{"x", "a", 1, 1, 2}, {"x", "b", 1, 2, 1}});
   EXPECT_TRUE(Expire(Attributor::kForever).empty());
