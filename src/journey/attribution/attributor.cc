@@ -475,7 +475,9 @@ void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
   }
   std::string order;
   AttributedVia via = AttributedVia::kPublish;
-  if (publish_) {
+  // Only a consumer's parent or link can be a publish; asking for every span would cost a store
+  // read per span of traffic that never had an order.
+  if (publish_ && p->process_hop) {
     char buf[16];
     if (p->parent_key != 0 && !IsZero(p->parent)) order = publish_(Hex16(p->parent, buf));
     if (p->has_links) {

@@ -7,10 +7,10 @@
 //   2. else a span it links to (consumers that start a new trace per delivery link to the
 //      publish span), applied transitively along the chain: an attributed span is an ancestor
 //      like any other;
-//   3. else, when its wait ends: the order of the message that parent or link published, as
-//      the engine knows it (open in memory, or in the journey store: published before a
-//      restart, or so long ago the span is no longer tracked), then its trace, when the trace's
-//      spans with an order (carried or attributed) have exactly one.
+//   3. else, when its wait ends: for a span that processes a message, the order of the message
+//      its parent or link published, as the engine knows it (open in memory, or in the journey
+//      store: published before a restart, or so long ago the span is no longer tracked); then
+//      its trace, when the trace's spans with an order (carried or attributed) have exactly one.
 // An attributed span becomes a SpanRecord exactly as if it carried the order id (hops, mappings,
 // received_by/processed_by, errors).  A span whose parent or links are not known yet waits in
 // the pending set, bounded by count, by the bytes of the requests it holds, and by time (`wait`,
