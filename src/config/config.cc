@@ -146,6 +146,69 @@ Setter StringKey(std::string* (*field)(Config*)) {
   };
 }
 
+using ListenerTls = Config::Listen::Tls;
+
+// listen.tls.<listener>.* and listen.insecure.<listener>, for each listener.
+void AddListenerKeys(std::map<std::string, Setter>* schema) {
+  struct Listener {
+    const char* name;
+    ListenerTls Config::Listen::Listeners::*tls;
+    bool Config::Listen::Insecure::*insecure;
+  };
+  static constexpr Listener kListeners[] = {
+      {"otlp_grpc", &Config::Listen::Listeners::otlp_grpc, &Config::Listen::Insecure::otlp_grpc},
+      {"otlp_http", &Config::Listen::Listeners::otlp_http, &Config::Listen::Insecure::otlp_http},
+      {"http", &Config::Listen::Listeners::http, &Config::Listen::Insecure::http},
+  };
+  for (const Listener& l : kListeners) {
+    const std::string prefix = std::string("listen.tls.") + l.name + ".";
+    for (auto file :
+         {&ListenerTls::cert_file, &ListenerTls::key_file, &ListenerTls::client_ca_file}) {
+      const char* leaf = file == &ListenerTls::cert_file  ? "cert_file"
+                         : file == &ListenerTls::key_file ? "key_file"
+                                                          : "client_ca_file";
+      (*schema)[prefix + leaf] = [tls = l.tls, file](std::string_view v,
+                                                     Config* c) -> std::optional<std::string> {
+        if (TrimSpace(v).empty()) return "expected a file path, got ''";
+        (c->listen.tls.*tls).*file = std::string(TrimSpace(v));
+        return std::nullopt;
+      };
+    }
+    (*schema)[prefix + "min_version"] = [tls = l.tls](std::string_view v,
+                                                      Config* c) -> std::optional<std::string> {
+      const std::string version(TrimSpace(v));
+      if (version == "1.0" || version == "1.1") {
+        return "TLS " + version + " is not allowed: use 1.2 or 1.3";
+      }
+      if (version != "1.2" && version != "1.3") return "expected 1.2 or 1.3, got " + Quote(v);
+      (c->listen.tls.*tls).min_version = version;
+      return std::nullopt;
+    };
+    (*schema)[std::string("listen.insecure.") + l.name] =
+        [insecure = l.insecure](std::string_view v, Config* c) -> std::optional<std::string> {
+      auto b = ParseBool(v);
+      if (!b.ok()) return b.status().message();
+      c->listen.insecure.*insecure = *b;
+      return std::nullopt;
+    };
+  }
+}
+
+bool IsLoopbackHost(std::string_view host) {
+  if (host == "localhost" || host == "::1") return true;
+  // 127.0.0.0/8, written as a dotted quad
+  if (host.substr(0, 4) != "127.") return false;
+  int dots = 0;
+  for (char ch : host) {
+    if (ch == '.') {
+      ++dots;
+    } else if (ch < '0' || ch > '9') {
+      return false;
+    }
+  }
+  return dots == 3;
+}
+
 // A retention: a duration, or 0 / off to keep forever.
 Setter RetentionKey(std::chrono::milliseconds* (*field)(Config*)) {
   return [field](std::string_view v, Config* c) -> std::optional<std::string> {
@@ -188,237 +251,256 @@ Setter UrlKey(std::string* (*field)(Config*)) {
 }
 
 const std::map<std::string, Setter>& Schema() {
-  static const auto* schema =
-      new std::map<std::string, Setter>{
-          {"listen.otlp_grpc", HostPortKey(&Config::Listen::otlp_grpc)},
-          {"listen.otlp_http", HostPortKey(&Config::Listen::otlp_http)},
-          {"listen.http", HostPortKey(&Config::Listen::http)},
-          {"data_dir",
-           [](std::string_view v, Config* c) -> std::optional<std::string> {
-             if (TrimSpace(v).empty()) return "expected a directory path, got ''";
-             c->data_dir = std::string(v);
-             return std::nullopt;
-           }},
-          {"receiver.max_body_bytes",
-           SizeKey<uint64_t>([](Config* c) { return &c->receiver.max_body_bytes; }, 1024,
-                             uint64_t{1} << 30)},
-          {"receiver.http_threads",
-           IntKey<int>([](Config* c) { return &c->receiver.http_threads; }, 1, 64)},
-          {"limits.max_attributes",
-           IntKey<uint32_t>([](Config* c) { return &c->limits.max_attributes; }, 0, 1000000)},
-          {"limits.max_attributes_per_event",
-           IntKey<uint32_t>([](Config* c) { return &c->limits.max_attributes_per_event; }, 0,
-                            1000000)},
-          {"limits.max_events_per_span",
-           IntKey<uint32_t>([](Config* c) { return &c->limits.max_events_per_span; }, 0, 1000000)},
-          {"limits.max_links_per_span",
-           IntKey<uint32_t>([](Config* c) { return &c->limits.max_links_per_span; }, 0, 1000000)},
-          {"limits.max_attribute_value_bytes",
-           SizeKey<uint32_t>([](Config* c) { return &c->limits.max_attribute_value_bytes; }, 1,
-                             uint64_t{64} << 20)},
-          {"limits.max_value_depth",
-           IntKey<uint32_t>([](Config* c) { return &c->limits.max_value_depth; }, 1, 64)},
-          {"pipeline.queue_max_bytes",
-           SizeKey<uint64_t>([](Config* c) { return &c->pipeline.queue_max_bytes; },
-                             uint64_t{1} << 20, uint64_t{64} << 30)},
-          {"pipeline.retry_after",
-           [](std::string_view v, Config* c) -> std::optional<std::string> {
-             auto d = ParseDuration(v);
-             if (!d.ok()) return d.status().message();
-             if (*d < std::chrono::milliseconds(1) || *d > std::chrono::hours(1)) {
-               return "expected a duration from 1ms to 1h, got " + Quote(v);
-             }
-             c->pipeline.retry_after = *d;
-             return std::nullopt;
-           }},
-          {"forward.upstream",
-           [](std::string_view v, Config* c) -> std::optional<std::string> {
-             if (Status s = ValidateUpstream(TrimSpace(v)); !s.ok()) return s.message();
-             c->forward.upstream = std::string(TrimSpace(v));
-             return std::nullopt;
-           }},
-          // forward.headers is a mapping (name: value), read by Loader::Walk; listed here so that
-          // it is a known key.
-          {"forward.headers",
-           [](std::string_view, Config*) -> std::optional<std::string> {
-             return "expected a mapping of header names to values";
-           }},
-          {"forward.timeout",
-           DurationKey([](Config* c) { return &c->forward.timeout; }, std::chrono::milliseconds(10),
-                       std::chrono::minutes(10), "10ms to 10m")},
-          {"forward.compression",
-           [](std::string_view v, Config* c) -> std::optional<std::string> {
-             const std::string m = AsciiLower(TrimSpace(v));
-             if (m != "gzip" && m != "none") return "expected gzip or none, got " + Quote(v);
-             c->forward.gzip = m == "gzip";
-             return std::nullopt;
-           }},
-          {"forward.tls.ca_file", StringKey([](Config* c) { return &c->forward.tls.ca_file; })},
-          {"forward.tls.cert_file", StringKey([](Config* c) { return &c->forward.tls.cert_file; })},
-          {"forward.tls.key_file", StringKey([](Config* c) { return &c->forward.tls.key_file; })},
-          {"forward.batch.max_bytes",
-           SizeKey<uint64_t>([](Config* c) { return &c->forward.batch.max_bytes; }, 1024,
-                             uint64_t{256} << 20)},
-          {"forward.batch.max_age",
-           DurationKey([](Config* c) { return &c->forward.batch.max_age; },
-                       std::chrono::milliseconds(0), std::chrono::minutes(1), "0ms to 1m")},
-          {"forward.queue.dir", StringKey([](Config* c) { return &c->forward.queue.dir; })},
-          {"forward.queue.max_bytes",
-           SizeKey<uint64_t>([](Config* c) { return &c->forward.queue.max_bytes; },
-                             uint64_t{1} << 20, uint64_t{1} << 40)},
-          {"forward.queue.fsync", BoolKey([](Config* c) { return &c->forward.queue.fsync; })},
-          {"forward.retry.initial",
-           DurationKey([](Config* c) { return &c->forward.retry.initial; },
-                       std::chrono::milliseconds(1), std::chrono::minutes(10), "1ms to 10m")},
-          {"forward.retry.max",
-           DurationKey([](Config* c) { return &c->forward.retry.max; },
-                       std::chrono::milliseconds(1), std::chrono::hours(1), "1ms to 1h")},
-          {"forward.drain_timeout",
-           DurationKey([](Config* c) { return &c->forward.drain_timeout; },
-                       std::chrono::milliseconds(0), std::chrono::minutes(10), "0s to 10m")},
-          {"log.level", SetLogLevel},
-          {"log.format",
-           [](std::string_view v,
-              Config* c) -> std::
-                             optional<std::string> {
-                               auto f = ParseLogFormat(v);
-                               if (!f.ok()) return f.status().message();
-                               c->log.format = *f;
-                               return std::nullopt;
-                             }},
-          {"log.spans", BoolKey([](Config* c) { return &c->log.spans; })},
-          {"journeys.enabled", BoolKey([](Config* c) { return &c->journeys.enabled; })},
-          {"journeys.rules", StringKey([](Config* c) { return &c->journeys.rules; })},
-          {"journeys.jaeger_ui",
-           [](std::string_view v,
-              Config* c) -> std::
-                             optional<std::string> {
-                               auto url = NormalizeJaegerUi(v);
-                               if (!url.ok()) return url.status().message();
-                               c->journeys.jaeger_ui = *url;
-                               return std::nullopt;
-                             }},
-          {"journeys.store",
-           [](std::string_view v,
-              Config* c) -> std::
-                             optional<std::string> {
-                               const std::string m = AsciiLower(TrimSpace(v));
-                               if (m != "sqlite" && m != "memory")
-                                 return "expected sqlite or memory, got " + Quote(v);
-                               c->journeys.store = m;
-                               return std::nullopt;
-                             }},
-          {"journeys.sqlite_path", StringKey([](Config* c) { return &c->journeys.sqlite_path; })},
-          {"journeys.sqlite_cache",
-           SizeKey<uint64_t>([](Config* c) { return &c->journeys.sqlite_cache_bytes; }, 1ull << 20,
-                             64ull << 30)},
-          {"journeys.retention.closed_orders",
-           RetentionKey([](Config* c) { return &c->journeys.retention.closed_orders; })},
-          {"journeys.retention.inactive_orders",
-           RetentionKey([](Config* c) { return &c->journeys.retention.inactive_orders; })},
-          {"journeys.retention.spans",
-           RetentionKey([](Config* c) { return &c->journeys.retention.spans; })},
-          {"journeys.retention.interval",
-           DurationKey([](Config* c) { return &c->journeys.retention.interval; },
-                       std::chrono::seconds(1), std::chrono::hours(24), "1s to 24h")},
-          {"journeys.max_spans_per_view",
-           IntKey<uint32_t>([](Config* c) { return &c->journeys.max_spans_per_view; }, 1, 100000)},
-          {"journeys.attribution.enabled",
-           BoolKey([](Config* c) { return &c->journeys.attribution.enabled; })},
-          {"journeys.attribution.wait",
-           DurationKey([](Config* c) { return &c->journeys.attribution.wait; },
-                       std::chrono::milliseconds(100), std::chrono::hours(1), "100ms to 1h")},
-          {"journeys.attribution.max_pending_spans",
-           IntKey<uint32_t>([](Config* c) { return &c->journeys.attribution.max_pending_spans; }, 1,
-                            100000000)},
-          {"journeys.attribution.max_pending_bytes",
-           SizeKey<uint64_t>([](Config* c) { return &c->journeys.attribution.max_pending_bytes; },
-                             1ull << 20, 64ull << 30)},
-          {"journeys.attribution.max_tracked_spans",
-           IntKey<uint32_t>([](Config* c) { return &c->journeys.attribution.max_tracked_spans; },
-                            1000, 1000000000)},
-          {"journeys.attribution.max_tracked_traces",
-           IntKey<uint32_t>([](Config* c) { return &c->journeys.attribution.max_tracked_traces; },
-                            1000, 1000000000)},
-          // alerting.alertmanager is a list of URLs (or one URL), read by Loader::Walk.
-          {"alerting.alertmanager",
-           [](std::string_view v, Config* c) -> std::optional<std::string> {
-             auto url = NormalizeHttpUrl(v);
-             if (!url.ok()) return url.status().message();
-             c->alerting.alertmanager = {*url};
-             return std::nullopt;
-           }},
-          {"alerting.resend_interval",
-           DurationKey([](Config* c) { return &c->alerting.resend_interval; },
-                       std::chrono::seconds(1), std::chrono::hours(1), "1s to 1h")},
-          {"alerting.timeout",
-           DurationKey([](Config* c) { return &c->alerting.timeout; },
-                       std::chrono::milliseconds(100), std::chrono::minutes(5), "100ms to 5m")},
-          {"alerting.runbook_url", UrlKey([](Config* c) { return &c->alerting.runbook_url; })},
-          {"alerting.webhook.url", UrlKey([](Config* c) { return &c->alerting.webhook.url; })},
-          {"alerting.webhook.secret",
-           [](std::string_view v, Config* c) -> std::optional<std::string> {
-             c->alerting.webhook.secret = std::string(v);  // as given: a secret may have spaces
-             return std::nullopt;
-           }},
-          {"alerting.webhook.timeout",
-           DurationKey([](Config* c) { return &c->alerting.webhook.timeout; },
-                       std::chrono::milliseconds(100), std::chrono::minutes(5), "100ms to 5m")},
-          {"alerting.storm.threshold",
-           IntKey<uint32_t>([](Config* c) { return &c->alerting.storm.threshold; }, 0, 10000000)},
-          {"alerting.storm.window",
-           DurationKey([](Config* c) { return &c->alerting.storm.window; }, std::chrono::seconds(1),
-                       std::chrono::hours(24), "1s to 24h")},
-          {"broker.management_url",
-           [](std::string_view v, Config* c) -> std::optional<std::string> {
-             auto url = NormalizeManagementUrl(v);
-             if (!url.ok()) return url.status().message();
-             c->broker.management_url = *url;
-             return std::nullopt;
-           }},
-          {"broker.user",
-           [](std::string_view v, Config* c) -> std::
-                                                 optional<std::string> {
-                                                   if (TrimSpace(v).empty())
-                                                     return "expected a user name, got ''";
-                                                   c->broker.user = std::string(TrimSpace(v));
-                                                   return std::nullopt;
-                                                 }},
-          {"broker.password",
-           [](std::string_view v, Config* c) -> std::
-                                                 optional<std::string> {
-                                                   c->broker.password = std::string(
-                                                       v);  // as given: a password may have spaces
-                                                   return std::nullopt;
-                                                 }},
-          {"broker.password_file",
-           [](std::string_view v, Config* c) -> std::
-                                                 optional<std::string> {
-                                                   const std::string path(TrimSpace(v));
-                                                   if (path.empty())
-                                                     return "expected a file path, got ''";
-                                                   std::ifstream in(path);
-                                                   if (!in)
-                                                     return "cannot read " + Quote(path) + ": " +
-                                                            std::strerror(errno);
-                                                   c->broker.password_file = path;
-                                                   return std::nullopt;
-                                                 }},
-          {"broker.vhost",
-           [](std::string_view v,
-              Config* c) -> std::
-                             optional<std::string> {
-                               if (v.empty()) return "expected a virtual host like /, got ''";
-                               c->broker.vhost = std::string(v);
-                               return std::nullopt;
-                             }},
-          {"broker.interval",
-           DurationKey([](Config* c) { return &c->broker.interval; }, std::chrono::seconds(1),
-                       std::chrono::hours(1), "1s to 1h")},
-          {"broker.timeout",
-           DurationKey([](Config* c) { return &c->broker.timeout; }, std::chrono::milliseconds(100),
-                       std::chrono::minutes(1), "100ms to 1m")},
-      };
+  static const auto*
+      schema =
+          [] {
+            auto* keys =
+                new std::map<std::string, Setter>{
+                    {"listen.otlp_grpc", HostPortKey(&Config::Listen::otlp_grpc)},
+                    {"listen.otlp_http", HostPortKey(&Config::Listen::otlp_http)},
+                    {"listen.http", HostPortKey(&Config::Listen::http)},
+                    {"data_dir",
+                     [](std::string_view v, Config* c) -> std::optional<std::string> {
+                       if (TrimSpace(v).empty()) return "expected a directory path, got ''";
+                       c->data_dir = std::string(v);
+                       return std::nullopt;
+                     }},
+                    {"receiver.max_body_bytes",
+                     SizeKey<uint64_t>([](Config* c) { return &c->receiver.max_body_bytes; }, 1024,
+                                       uint64_t{1} << 30)},
+                    {"receiver.http_threads",
+                     IntKey<int>([](Config* c) { return &c->receiver.http_threads; }, 1, 64)},
+                    {"limits.max_attributes",
+                     IntKey<uint32_t>([](Config* c) { return &c->limits.max_attributes; }, 0,
+                                      1000000)},
+                    {"limits.max_attributes_per_event",
+                     IntKey<uint32_t>([](Config* c) { return &c->limits.max_attributes_per_event; },
+                                      0, 1000000)},
+                    {"limits.max_events_per_span",
+                     IntKey<uint32_t>([](Config* c) { return &c->limits.max_events_per_span; }, 0,
+                                      1000000)},
+                    {"limits.max_links_per_span",
+                     IntKey<uint32_t>([](Config* c) { return &c->limits.max_links_per_span; }, 0,
+                                      1000000)},
+                    {"limits.max_attribute_value_bytes",
+                     SizeKey<uint32_t>(
+                         [](Config* c) { return &c->limits.max_attribute_value_bytes; }, 1,
+                         uint64_t{64} << 20)},
+                    {"limits.max_value_depth",
+                     IntKey<uint32_t>([](Config* c) { return &c->limits.max_value_depth; }, 1, 64)},
+                    {"pipeline.queue_max_bytes",
+                     SizeKey<uint64_t>([](Config* c) { return &c->pipeline.queue_max_bytes; },
+                                       uint64_t{1} << 20, uint64_t{64} << 30)},
+                    {"pipeline.retry_after",
+                     [](std::string_view v, Config* c) -> std::optional<std::string> {
+                       auto d = ParseDuration(v);
+                       if (!d.ok()) return d.status().message();
+                       if (*d < std::chrono::milliseconds(1) || *d > std::chrono::hours(1)) {
+                         return "expected a duration from 1ms to 1h, got " + Quote(v);
+                       }
+                       c->pipeline.retry_after = *d;
+                       return std::nullopt;
+                     }},
+                    {"forward.upstream",
+                     [](std::string_view v, Config* c) -> std::optional<std::string> {
+                       if (Status s = ValidateUpstream(TrimSpace(v)); !s.ok()) return s.message();
+                       c->forward.upstream = std::string(TrimSpace(v));
+                       return std::nullopt;
+                     }},
+                    // forward.headers is a mapping (name: value), read by Loader::Walk; listed here
+                    // so that it is a known key.
+                    {"forward.headers",
+                     [](std::string_view, Config*) -> std::optional<std::string> {
+                       return "expected a mapping of header names to values";
+                     }},
+                    {"forward.timeout", DurationKey([](Config* c) { return &c->forward.timeout; },
+                                                    std::chrono::milliseconds(10),
+                                                    std::chrono::minutes(10), "10ms to 10m")},
+                    {"forward.compression",
+                     [](std::string_view v, Config* c) -> std::optional<std::string> {
+                       const std::string m = AsciiLower(TrimSpace(v));
+                       if (m != "gzip" && m != "none")
+                         return "expected gzip or none, got " + Quote(v);
+                       c->forward.gzip = m == "gzip";
+                       return std::nullopt;
+                     }},
+                    {"forward.tls.ca_file",
+                     StringKey([](Config* c) { return &c->forward.tls.ca_file; })},
+                    {"forward.tls.cert_file",
+                     StringKey([](Config* c) { return &c->forward.tls.cert_file; })},
+                    {"forward.tls.key_file",
+                     StringKey([](Config* c) { return &c->forward.tls.key_file; })},
+                    {"forward.batch.max_bytes",
+                     SizeKey<uint64_t>([](Config* c) { return &c->forward.batch.max_bytes; }, 1024,
+                                       uint64_t{256} << 20)},
+                    {"forward.batch.max_age",
+                     DurationKey([](Config* c) { return &c->forward.batch.max_age; },
+                                 std::chrono::milliseconds(0), std::chrono::minutes(1),
+                                 "0ms to 1m")},
+                    {"forward.queue.dir",
+                     StringKey([](Config* c) { return &c->forward.queue.dir; })},
+                    {"forward.queue.max_bytes",
+                     SizeKey<uint64_t>([](Config* c) { return &c->forward.queue.max_bytes; },
+                                       uint64_t{1} << 20, uint64_t{1} << 40)},
+                    {"forward.queue.fsync",
+                     BoolKey([](Config* c) { return &c->forward.queue.fsync; })},
+                    {"forward.retry.initial",
+                     DurationKey([](Config* c) { return &c->forward.retry.initial; },
+                                 std::chrono::milliseconds(1), std::chrono::minutes(10),
+                                 "1ms to 10m")},
+                    {"forward.retry.max",
+                     DurationKey([](Config* c) { return &c->forward.retry.max; },
+                                 std::chrono::milliseconds(1), std::chrono::hours(1), "1ms to 1h")},
+                    {"forward.drain_timeout",
+                     DurationKey([](Config* c) { return &c->forward.drain_timeout; },
+                                 std::chrono::milliseconds(0), std::chrono::minutes(10),
+                                 "0s to 10m")},
+                    {"log.level", SetLogLevel},
+                    {"log.format",
+                     [](std::string_view v,
+                        Config* c) -> std::
+                                       optional<std::string> {
+                                         auto f = ParseLogFormat(v);
+                                         if (!f.ok()) return f.status().message();
+                                         c->log.format = *f;
+                                         return std::nullopt;
+                                       }},
+                    {"log.spans", BoolKey([](Config* c) { return &c->log.spans; })},
+                    {"journeys.enabled", BoolKey([](Config* c) { return &c->journeys.enabled; })},
+                    {"journeys.rules", StringKey([](Config* c) { return &c->journeys.rules; })},
+                    {"journeys.jaeger_ui",
+                     [](std::string_view v, Config* c) -> std::optional<std::string> {
+                       auto url = NormalizeJaegerUi(v);
+                       if (!url.ok()) return url.status().message();
+                       c->journeys.jaeger_ui = *url;
+                       return std::nullopt;
+                     }},
+                    {"journeys.store",
+                     [](std::string_view v, Config* c) -> std::optional<std::string> {
+                       const std::string m = AsciiLower(TrimSpace(v));
+                       if (m != "sqlite" && m != "memory")
+                         return "expected sqlite or memory, got " + Quote(v);
+                       c->journeys.store = m;
+                       return std::nullopt;
+                     }},
+                    {"journeys.sqlite_path",
+                     StringKey([](Config* c) { return &c->journeys.sqlite_path; })},
+                    {"journeys.sqlite_cache",
+                     SizeKey<uint64_t>([](Config* c) { return &c->journeys.sqlite_cache_bytes; },
+                                       1ull << 20, 64ull << 30)},
+                    {"journeys.retention.closed_orders",
+                     RetentionKey([](Config* c) { return &c->journeys.retention.closed_orders; })},
+                    {"journeys.retention.inactive_orders", RetentionKey([](Config* c) {
+                       return &c->journeys.retention.inactive_orders;
+                     })},
+                    {"journeys.retention.spans",
+                     RetentionKey([](Config* c) { return &c->journeys.retention.spans; })},
+                    {"journeys.retention.interval",
+                     DurationKey([](Config* c) { return &c->journeys.retention.interval; },
+                                 std::chrono::seconds(1), std::chrono::hours(24), "1s to 24h")},
+                    {"journeys.max_spans_per_view",
+                     IntKey<uint32_t>([](Config* c) { return &c->journeys.max_spans_per_view; }, 1,
+                                      100000)},
+                    {"journeys.attribution.enabled",
+                     BoolKey([](Config* c) { return &c->journeys.attribution.enabled; })},
+                    {"journeys.attribution.wait",
+                     DurationKey([](Config* c) { return &c->journeys.attribution.wait; },
+                                 std::chrono::milliseconds(100), std::chrono::hours(1),
+                                 "100ms to 1h")},
+                    {"journeys.attribution.max_pending_spans",
+                     IntKey<uint32_t>(
+                         [](Config* c) { return &c->journeys.attribution.max_pending_spans; }, 1,
+                         100000000)},
+                    {"journeys.attribution.max_pending_bytes",
+                     SizeKey<uint64_t>(
+                         [](Config* c) { return &c->journeys.attribution.max_pending_bytes; },
+                         1ull << 20, 64ull << 30)},
+                    {"journeys.attribution.max_tracked_spans",
+                     IntKey<uint32_t>(
+                         [](Config* c) { return &c->journeys.attribution.max_tracked_spans; }, 1000,
+                         1000000000)},
+                    {"journeys.attribution.max_tracked_traces",
+                     IntKey<uint32_t>(
+                         [](Config* c) { return &c->journeys.attribution.max_tracked_traces; },
+                         1000, 1000000000)},
+                    // alerting.alertmanager is a list of URLs (or one URL), read by Loader::Walk.
+                    {"alerting.alertmanager",
+                     [](std::string_view v, Config* c) -> std::optional<std::string> {
+                       auto url = NormalizeHttpUrl(v);
+                       if (!url.ok()) return url.status().message();
+                       c->alerting.alertmanager = {*url};
+                       return std::nullopt;
+                     }},
+                    {"alerting.resend_interval",
+                     DurationKey([](Config* c) { return &c->alerting.resend_interval; },
+                                 std::chrono::seconds(1), std::chrono::hours(1), "1s to 1h")},
+                    {"alerting.timeout",
+                     DurationKey([](Config* c) { return &c->alerting.timeout; },
+                                 std::chrono::milliseconds(100), std::chrono::minutes(5),
+                                 "100ms to 5m")},
+                    {"alerting.runbook_url",
+                     UrlKey([](Config* c) { return &c->alerting.runbook_url; })},
+                    {"alerting.webhook.url",
+                     UrlKey([](Config* c) { return &c->alerting.webhook.url; })},
+                    {"alerting.webhook.secret",
+                     [](std::string_view v, Config* c) -> std::optional<std::string> {
+                       c->alerting.webhook.secret =
+                           std::string(v);  // as given: a secret may have spaces
+                       return std::nullopt;
+                     }},
+                    {"alerting.webhook.timeout",
+                     DurationKey([](Config* c) { return &c->alerting.webhook.timeout; },
+                                 std::chrono::milliseconds(100), std::chrono::minutes(5),
+                                 "100ms to 5m")},
+                    {"alerting.storm.threshold",
+                     IntKey<uint32_t>([](Config* c) { return &c->alerting.storm.threshold; }, 0,
+                                      10000000)},
+                    {"alerting.storm.window",
+                     DurationKey([](Config* c) { return &c->alerting.storm.window; },
+                                 std::chrono::seconds(1), std::chrono::hours(24), "1s to 24h")},
+                    {"broker.management_url",
+                     [](std::string_view v, Config* c) -> std::optional<std::string> {
+                       auto url = NormalizeManagementUrl(v);
+                       if (!url.ok()) return url.status().message();
+                       c->broker.management_url = *url;
+                       return std::nullopt;
+                     }},
+                    {"broker.user",
+                     [](std::string_view v, Config* c) -> std::optional<std::string> {
+                       if (TrimSpace(v).empty()) return "expected a user name, got ''";
+                       c->broker.user = std::string(TrimSpace(v));
+                       return std::nullopt;
+                     }},
+                    {"broker.password",
+                     [](std::string_view v, Config* c) -> std::optional<std::string> {
+                       c->broker.password = std::string(v);  // as given: a password may have spaces
+                       return std::nullopt;
+                     }},
+                    {"broker.password_file",
+                     [](std::string_view v, Config* c) -> std::optional<std::string> {
+                       const std::string path(TrimSpace(v));
+                       if (path.empty()) return "expected a file path, got ''";
+                       std::ifstream in(path);
+                       if (!in) return "cannot read " + Quote(path) + ": " + std::strerror(errno);
+                       c->broker.password_file = path;
+                       return std::nullopt;
+                     }},
+                    {"broker.vhost",
+                     [](std::string_view v, Config* c) -> std::optional<std::string> {
+                       if (v.empty()) return "expected a virtual host like /, got ''";
+                       c->broker.vhost = std::string(v);
+                       return std::nullopt;
+                     }},
+                    {"broker.interval",
+                     DurationKey([](Config* c) { return &c->broker.interval; },
+                                 std::chrono::seconds(1), std::chrono::hours(1), "1s to 1h")},
+                    {"broker.timeout", DurationKey([](Config* c) { return &c->broker.timeout; },
+                                                   std::chrono::milliseconds(100),
+                                                   std::chrono::minutes(1), "100ms to 1m")},
+                };
+            AddListenerKeys(keys);
+            return keys;
+          }();
   return *schema;
 }
 
@@ -539,6 +621,27 @@ class Loader {
                    "must be at least receiver.max_body_bytes (" +
                        FormatSize(config.receiver.max_body_bytes) + "), got " +
                        FormatSize(config.pipeline.queue_max_bytes));
+    }
+    for (const auto& [name, tls] :
+         {std::pair<std::string, const ListenerTls*>{"otlp_grpc", &config.listen.tls.otlp_grpc},
+          {"otlp_http", &config.listen.tls.otlp_http},
+          {"http", &config.listen.tls.http}}) {
+      const std::string p = "listen.tls." + name + ".";
+      if (tls->cert_file.empty() != tls->key_file.empty()) {
+        return Error(LineOf(p + "cert_file", p + "key_file"), "listen.tls." + name,
+                     "cert_file and key_file go together");
+      }
+      if (name == "otlp_grpc" && tls->min_version != "1.2") {
+        const std::string key = p + "min_version";
+        return Error(LineOf(key, key), key,
+                     "gRPC 1.51 cannot limit its TLS to 1.3; use 1.2 (TLS 1.2 or newer)");
+      }
+      if (tls->cert_file.empty() &&
+          (lines_.contains(p + "client_ca_file") || lines_.contains(p + "min_version"))) {
+        const std::string key =
+            lines_.contains(p + "client_ca_file") ? "client_ca_file" : "min_version";
+        return Error(LineOf(p + key, p + key), p + key, "needs " + p + "cert_file and key_file");
+      }
     }
     if (config.forward.tls.cert_file.empty() != config.forward.tls.key_file.empty()) {
       return Error(LineOf("forward.tls.cert_file", "forward.tls.key_file"), "forward.tls",
@@ -787,6 +890,36 @@ Status ValidateUpstream(std::string_view url) {
   if (!parsed->target.empty() && (scheme == "grpc" || scheme == "grpcs")) {
     return Status::InvalidArgument("a gRPC upstream has no path: expected " + scheme +
                                    "://HOST:PORT, got " + Quote(url));
+  }
+  return Status::Ok();
+}
+
+Status CheckListenerExposure(const Config& config) {
+  struct Listener {
+    const char* name;
+    const std::string& address;
+    const Config::Listen::Tls& tls;
+    bool insecure;
+  };
+  const Listener listeners[] = {
+      {"http", config.listen.http, config.listen.tls.http, config.listen.insecure.http},
+      {"otlp_http", config.listen.otlp_http, config.listen.tls.otlp_http,
+       config.listen.insecure.otlp_http},
+      {"otlp_grpc", config.listen.otlp_grpc, config.listen.tls.otlp_grpc,
+       config.listen.insecure.otlp_grpc},
+  };
+  for (const Listener& l : listeners) {
+    if (l.tls.enabled() || l.insecure) continue;
+    auto hp = ParseHostPort(l.address);
+    if (!hp.ok())
+      return Status::InvalidArgument(std::string("listen.") + l.name + ": " +
+                                     hp.status().message());
+    if (IsLoopbackHost(hp->host)) continue;
+    return Status::InvalidArgument(
+        std::string("listen.") + l.name + ": " + l.address +
+        " is not a loopback address and the listener has no TLS: set listen.tls." + l.name +
+        ".cert_file and key_file, or listen.insecure." + l.name +
+        ": true to serve it unencrypted anyway");
   }
   return Status::Ok();
 }

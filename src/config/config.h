@@ -29,6 +29,20 @@ struct Config {
     std::string otlp_grpc = "127.0.0.1:4317";  // OTLP/gRPC
     std::string otlp_http = "127.0.0.1:4318";  // OTLP/HTTP (POST /v1/traces)
     std::string http = "127.0.0.1:8080";       // health, readiness, metrics, API
+    // TLS per listener (docs/security.md); a listener serves TLS when its cert_file is set.
+    struct Tls {
+      std::string cert_file, key_file;  // PEM; read at start and on SIGHUP
+      std::string client_ca_file;       // set: client certificates required and verified (mTLS)
+      std::string min_version = "1.2";  // 1.2 | 1.3
+      bool enabled() const { return !cert_file.empty(); }
+    };
+    struct Listeners {
+      Tls otlp_grpc, otlp_http, http;
+    } tls;
+    // A listener on a non-loopback address needs TLS, or true here (CheckListenerExposure).
+    struct Insecure {
+      bool otlp_grpc = false, otlp_http = false, http = false;
+    } insecure;
   } listen;
   std::string data_dir = "./data";
   struct Receiver {
@@ -172,6 +186,12 @@ Result<std::string> BrokerPassword(const Config::Broker& broker,
 // broker.management_url / --rabbitmq-management: http://HOST:PORT[/prefix], without a trailing
 // '/'; "" is off.
 Result<std::string> NormalizeManagementUrl(std::string_view text);
+
+// The rule for exposed listeners: a listener bound to an address other than loopback
+// (127.0.0.0/8, ::1, localhost) without TLS is refused, naming the key
+// ("listen.http: 0.0.0.0:8080 is not a loopback address: ..."), unless listen.insecure.<name>
+// is true.  Run at start, after the command-line overrides.
+Status CheckListenerExposure(const Config& config);
 
 // The value syntaxes (sizes, durations, booleans, HOST:PORT) are common/values.h.
 Result<log::Format> ParseLogFormat(std::string_view text);  // logfmt | json

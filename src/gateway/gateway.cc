@@ -28,6 +28,7 @@
 #include "journey/store/memory/memory_store.h"
 #include "journey/store/sqlite/sqlite_store.h"
 #include "net/http_server.h"
+#include "net/tls.h"
 #include "pipeline/ingest_queue.h"
 #include "pipeline/sink_chain.h"
 #include "pipeline/span_log_stage.h"
@@ -40,6 +41,23 @@
 
 namespace ordertrace::gateway {
 namespace {
+
+// A listener's TLS context, or null when its listen.tls.<name> is off; errors name the key.
+Result<std::shared_ptr<const net::TlsServerContext>> LoadListenerTls(
+    const config::Config::Listen::Tls& tls, const char* name) {
+  if (!tls.enabled()) return std::shared_ptr<const net::TlsServerContext>();
+  net::TlsServerOptions o;
+  o.cert_file = tls.cert_file;
+  o.key_file = tls.key_file;
+  o.client_ca_file = tls.client_ca_file;
+  o.min_version = tls.min_version == "1.3" ? net::TlsMinVersion::k13 : net::TlsMinVersion::k12;
+  auto context = net::TlsServerContext::Create(o);
+  if (!context.ok()) {
+    return Status(context.status().code(),
+                  std::string("listen.tls.") + name + ": " + context.status().message());
+  }
+  return context;
+}
 
 double NowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -192,6 +210,13 @@ Status Gateway::Start() {
   if (!http_addr.ok())
     return Status::InvalidArgument("listen.otlp_http: " + http_addr.status().message());
   if (!api_addr.ok()) return Status::InvalidArgument("listen.http: " + api_addr.status().message());
+  if (Status s = config::CheckListenerExposure(config_); !s.ok()) return s;
+  auto api_tls = LoadListenerTls(config_.listen.tls.http, "http");
+  if (!api_tls.ok()) return api_tls.status();
+  auto http_tls = LoadListenerTls(config_.listen.tls.otlp_http, "otlp_http");
+  if (!http_tls.ok()) return http_tls.status();
+  auto grpc_tls = LoadListenerTls(config_.listen.tls.otlp_grpc, "otlp_grpc");
+  if (!grpc_tls.ok()) return grpc_tls.status();
 
   if (Status s = PrepareDataDir(config_.data_dir); !s.ok()) return s;
 
@@ -276,6 +301,8 @@ Status Gateway::Start() {
   api_options.port = api_addr->port;
   api_options.max_body_bytes = 1 << 20;
   api_options.threads = 1;
+  api_options.tls = *api_tls;
+  api_options.hsts = true;
   g.api = std::make_unique<net::HttpServer>(api_options);
   api::RegisterRoutes(*g.api, g.readiness, registry_);
   if (g.engine) {
@@ -303,6 +330,7 @@ Status Gateway::Start() {
   http_options.port = http_addr->port;
   http_options.max_body_bytes = config_.receiver.max_body_bytes;
   http_options.threads = config_.receiver.http_threads;
+  http_options.tls = *http_tls;
   g.otlp_http = std::make_unique<net::HttpServer>(http_options);
   receive::RegisterOtlpHttp(*g.otlp_http, receiver_options, g.sink, g.receiver_metrics.get());
   if (Status s = g.otlp_http->Start(); !s.ok()) {
@@ -313,7 +341,7 @@ Status Gateway::Start() {
 
   g.otlp_grpc = std::make_unique<receive::OtlpGrpcReceiver>(receiver_options, g.sink,
                                                             g.receiver_metrics.get());
-  if (Status s = g.otlp_grpc->Start(grpc_addr->host, grpc_addr->port); !s.ok()) {
+  if (Status s = g.otlp_grpc->Start(grpc_addr->host, grpc_addr->port, *grpc_tls); !s.ok()) {
     g.otlp_grpc.reset();
     Stop();
     return Status(s.code(), "OTLP/gRPC listener (listen.otlp_grpc / --otlp-grpc): " + s.message());
@@ -485,6 +513,26 @@ Status Gateway::ReloadRules() {
   return g.engine->SetRules(std::move(rules).value());
 }
 
+Status Gateway::ReloadTls() {
+  Impl& g = *impl_;
+  std::string errors;
+  const std::pair<const config::Config::Listen::Tls*, const char*> listeners[] = {
+      {&config_.listen.tls.http, "http"}, {&config_.listen.tls.otlp_http, "otlp_http"}};
+  for (const auto& [tls, name] : listeners) {
+    net::HttpServer* server = std::string_view(name) == "http" ? g.api.get() : g.otlp_http.get();
+    if (!tls->enabled() || server == nullptr) continue;
+    auto context = LoadListenerTls(*tls, name);
+    Status s = context.ok() ? server->SetTls(*context) : context.status();
+    if (!s.ok()) {
+      errors += (errors.empty() ? "" : "; ") + s.message();
+      continue;
+    }
+    log::Info("TLS certificate reloaded", {{"listener", std::string("listen.") + name}});
+  }
+  if (!errors.empty()) return Status::InvalidArgument(errors);
+  return Status::Ok();
+}
+
 Status Gateway::Run() {
   BlockTerminationSignals();
   if (Status s = Start(); !s.ok()) return s;
@@ -500,9 +548,15 @@ Status Gateway::Run() {
     sig = sigtimedwait(&set, nullptr, &tick);
     if (sig == SIGINT || sig == SIGTERM) break;
     if (sig == SIGHUP) {
-      log::Info("SIGHUP received, reloading the journey rules");
-      if (Status s = ReloadRules(); !s.ok()) {
-        log::Error("rules not reloaded; the previous rules stay in force",
+      log::Info("SIGHUP received, reloading the journey rules and TLS certificates");
+      if (impl_->engine) {
+        if (Status s = ReloadRules(); !s.ok()) {
+          log::Error("rules not reloaded; the previous rules stay in force",
+                     {{"error", s.message()}});
+        }
+      }
+      if (Status s = ReloadTls(); !s.ok()) {
+        log::Error("TLS certificate not reloaded; the previous one stays in force",
                    {{"error", s.message()}});
       }
     }

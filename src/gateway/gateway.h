@@ -72,6 +72,12 @@ class Gateway {
   // in force and the Status says what is wrong with the file.
   Status ReloadRules();
 
+  // Reads the TLS certificates, keys and client CAs of the HTTP listeners again (SIGHUP does
+  // this in Run()); new connections get the new ones.  A listener whose files fail keeps its
+  // previous certificate and the Status names its key.  The OTLP/gRPC listener's certificate
+  // is read at start only (gRPC 1.51; docs/security.md).
+  Status ReloadTls();
+
   // Bound ports (useful when the config asked for port 0).
   uint16_t otlp_grpc_port() const;
   uint16_t otlp_http_port() const;

@@ -11,6 +11,7 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 #include <charconv>
 #include <climits>
 #include <condition_variable>
@@ -22,6 +23,7 @@
 
 #include "common/gzip.h"
 #include "common/log.h"
+#include "net/tls.h"
 
 namespace ordertrace::net {
 
@@ -111,17 +113,35 @@ std::string_view HttpRequest::Header(std::string_view lower_name) const {
 }
 
 struct HttpServer::Impl {
+  // A connection, plain or TLS; the shutdown's view of it.
+  class SessionBase {
+   public:
+    virtual ~SessionBase() = default;
+    // Runs fn on the session's strand (from any thread).
+    virtual void Post(void (SessionBase::*fn)()) = 0;
+    // Shutdown: closes the connection if it is between requests.
+    virtual void CloseIfIdle() = 0;
+    // Shutdown after the drain deadline: closes whatever the connection was doing.
+    virtual void ForceClose() = 0;
+  };
+  template <class Stream>
   class Session;
 
   explicit Impl(HttpServerOptions o)
       : options(std::move(o)),
+        tls_enabled(options.tls != nullptr),
+        tls(options.tls),
         acceptor(asio::make_strand(ioc)),
         accept_retry(acceptor.get_executor()) {}
 
   void DoAccept();
   void OnAccept(beast::error_code ec, tcp::socket socket);
   // Runs fn on each live session's strand.
-  void ForEachSession(void (Session::*fn)());
+  void ForEachSession(void (SessionBase::*fn)());
+  std::shared_ptr<const TlsServerContext> CurrentTls() {
+    std::lock_guard<std::mutex> lock(tls_mu);
+    return tls;
+  }
   size_t SessionCount() {
     std::lock_guard<std::mutex> lock(mu);
     return sessions.size();
@@ -149,6 +169,10 @@ struct HttpServer::Impl {
   }
   std::atomic<bool> stopping{false};
   std::atomic<uint16_t> port{0};
+  const bool tls_enabled;
+
+  std::mutex tls_mu;
+  std::shared_ptr<const TlsServerContext> tls;  // guarded by tls_mu; for new connections
 
   std::mutex lifecycle_mu;
   bool started = false;
@@ -156,7 +180,7 @@ struct HttpServer::Impl {
 
   std::mutex mu;
   std::condition_variable sessions_changed;
-  std::unordered_map<Session*, std::weak_ptr<Session>> sessions;  // guarded by mu
+  std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions;  // guarded by mu
 
   // Declared after everything a session touches: sessions still queued in the io_context
   // are destroyed with it, and their destructors use `mu` and `sessions`.
@@ -168,10 +192,19 @@ struct HttpServer::Impl {
 
 // One connection: reads requests one after another (keep-alive), runs the handler on the
 // connection's strand, writes the response.  All members are touched only on the strand.
-class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
+// Stream is beast::tcp_stream (plain) or beast::ssl_stream<beast::tcp_stream> (TLS, handshake
+// first).
+template <class Stream>
+class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
+                                  public std::enable_shared_from_this<Session<Stream>> {
  public:
-  Session(tcp::socket socket, HttpServer::Impl* server)
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+
+  Session(tcp::socket socket, HttpServer::Impl* server) requires(!kTls)
       : server_(server), stream_(std::move(socket)) {}
+  Session(tcp::socket socket, HttpServer::Impl* server,
+          std::shared_ptr<const TlsServerContext> tls) requires(kTls)
+      : server_(server), tls_(std::move(tls)), stream_(std::move(socket), tls_->context()) {}
 
   ~Session() {
     std::lock_guard<std::mutex> lock(server_->mu);
@@ -182,32 +215,52 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   // Called once, right after construction (not yet on the strand).
   void Start() {
     beast::error_code ec;
-    auto ep = stream_.socket().remote_endpoint(ec);
+    auto ep = Socket().remote_endpoint(ec);
     if (!ec) peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
-    stream_.socket().set_option(tcp::no_delay(true), ec);
+    Socket().set_option(tcp::no_delay(true), ec);
     {
       std::lock_guard<std::mutex> lock(server_->mu);
-      server_->sessions.emplace(this, weak_from_this());
+      server_->sessions.emplace(this, std::weak_ptr<SessionBase>(this->shared_from_this()));
     }
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->WaitForRequest(); });
+    if constexpr (kTls) {
+      asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
+        self->state_ = State::kIdle;  // a shutdown may close a connection still shaking hands
+        self->Lowest().expires_after(self->options().handshake_timeout);
+        self->stream_.async_handshake(asio::ssl::stream_base::server,
+                                      [self](beast::error_code ec) { self->OnHandshake(ec); });
+      });
+    } else {
+      asio::dispatch(stream_.get_executor(),
+                     [self = this->shared_from_this()] { self->WaitForRequest(); });
+    }
   }
 
-  // Runs fn on the session's strand (from any thread).
-  void Post(void (Session::*fn)()) {
-    asio::post(stream_.get_executor(), [self = shared_from_this(), fn] { ((*self).*fn)(); });
+  void Post(void (SessionBase::*fn)()) override {
+    asio::post(stream_.get_executor(), [self = this->shared_from_this(), fn] { ((*self).*fn)(); });
   }
 
-  // Shutdown: closes the connection if it is between requests.
-  void CloseIfIdle() {
+  void CloseIfIdle() override {
     if (state_ == State::kIdle) CloseNow();
   }
-  // Shutdown after the drain deadline: closes whatever the connection was doing.
-  void ForceClose() { CloseNow(); }
+  void ForceClose() override { CloseNow(); }
 
  private:
   enum class State { kIdle, kBusy, kLingering, kClosed };
 
   const HttpServerOptions& options() const { return server_->options; }
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+  tcp::socket& Socket() { return Lowest().socket(); }
+
+  void OnHandshake(beast::error_code ec) {
+    if (state_ == State::kClosed) return;
+    if (ec) {  // timeout, a client below the minimum version, no or a refused client certificate
+      log::Debug("TLS handshake failed",
+                 {{"server", options().name}, {"peer", peer_}, {"error", ec.message()}});
+      CloseNow();
+      return;
+    }
+    WaitForRequest();
+  }
 
   void WaitForRequest() {
     if (state_ == State::kClosed) return;
@@ -224,10 +277,11 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
       return;
     }
     state_ = State::kIdle;
-    stream_.expires_after(options().idle_timeout);
-    stream_.async_read_some(
-        buffer_.prepare(kReadChunk),
-        [self = shared_from_this()](beast::error_code ec, size_t n) { self->OnFirstBytes(ec, n); });
+    Lowest().expires_after(options().idle_timeout);
+    stream_.async_read_some(buffer_.prepare(kReadChunk),
+                            [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+                              self->OnFirstBytes(ec, n);
+                            });
   }
 
   void OnFirstBytes(beast::error_code ec, size_t n) {
@@ -243,10 +297,10 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
 
   void ReadHeader() {
     // The whole request must arrive within read_timeout of its first bytes.
-    stream_.expires_after(options().read_timeout);
+    Lowest().expires_after(options().read_timeout);
     http::async_read_header(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void OnHeader(beast::error_code ec) {
@@ -260,7 +314,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
         !parser_->is_done()) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
       asio::async_write(stream_, asio::buffer(kContinue.data(), kContinue.size()),
-                        [self = shared_from_this()](beast::error_code ec, size_t) {
+                        [self = this->shared_from_this()](beast::error_code ec, size_t) {
                           if (self->state_ == State::kClosed) return;
                           if (ec) {
                             self->CloseNow();
@@ -276,7 +330,7 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void ReadBody() {
     http::async_read(
         stream_, buffer_, *parser_,
-        [self = shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
   }
 
   void OnBody(beast::error_code ec) {
@@ -463,12 +517,14 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
     res_.result(static_cast<unsigned>(out.status >= 100 && out.status <= 599 ? out.status : 500));
     res_.set(http::field::content_type, out.content_type);
     for (const auto& [name, value] : out.headers) res_.insert(name, value);
+    if (kTls && options().hsts)
+      res_.set(http::field::strict_transport_security, "max-age=31536000");
     res_.body() = std::move(out.body);
     res_.keep_alive(!close);
     res_.prepare_payload();
-    stream_.expires_after(options().read_timeout);
+    Lowest().expires_after(options().read_timeout);
     http::async_write(stream_, res_,
-                      [self = shared_from_this(), close](beast::error_code ec, size_t) {
+                      [self = this->shared_from_this(), close](beast::error_code ec, size_t) {
                         self->OnWrite(ec, close);
                       });
   }
@@ -491,36 +547,38 @@ class HttpServer::Impl::Session : public std::enable_shared_from_this<Session> {
   void CloseGracefully() {
     state_ = State::kLingering;
     beast::error_code ec;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    Socket().shutdown(tcp::socket::shutdown_send, ec);
     if (ec) {
       CloseNow();
       return;
     }
-    stream_.expires_after(kLingerTime);
+    Lowest().expires_after(kLingerTime);
     Linger();
   }
 
   void Linger() {
-    stream_.async_read_some(asio::buffer(discard_),
-                            [self = shared_from_this()](beast::error_code ec, size_t n) {
-                              if (self->state_ == State::kClosed) return;
-                              self->lingered_ += n;
-                              if (ec || self->lingered_ > kMaxLingerBytes) {
-                                self->CloseNow();
-                              } else {
-                                self->Linger();
-                              }
-                            });
+    // On the TCP stream even with TLS: the bytes are discarded, not decrypted.
+    Lowest().async_read_some(asio::buffer(discard_),
+                             [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+                               if (self->state_ == State::kClosed) return;
+                               self->lingered_ += n;
+                               if (ec || self->lingered_ > kMaxLingerBytes) {
+                                 self->CloseNow();
+                               } else {
+                                 self->Linger();
+                               }
+                             });
   }
 
   void CloseNow() {
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
-    stream_.close();
+    Lowest().close();
   }
 
   HttpServer::Impl* server_;
-  beast::tcp_stream stream_;
+  std::shared_ptr<const TlsServerContext> tls_;  // keeps the context alive for stream_
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
@@ -552,12 +610,18 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
     });
     return;
   }
-  std::make_shared<Session>(std::move(socket), this)->Start();
+  if (tls_enabled) {
+    std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), this,
+                                                                    CurrentTls())
+        ->Start();
+  } else {
+    std::make_shared<Session<beast::tcp_stream>>(std::move(socket), this)->Start();
+  }
   DoAccept();
 }
 
-void HttpServer::Impl::ForEachSession(void (Session::*fn)()) {
-  std::vector<std::shared_ptr<Session>> live;
+void HttpServer::Impl::ForEachSession(void (SessionBase::*fn)()) {
+  std::vector<std::shared_ptr<SessionBase>> live;
   {
     std::lock_guard<std::mutex> lock(mu);
     for (auto& [ptr, weak] : sessions) {
@@ -644,6 +708,16 @@ Status HttpServer::Start() {
 
 uint16_t HttpServer::port() const { return impl_->port.load(); }
 
+Status HttpServer::SetTls(std::shared_ptr<const TlsServerContext> tls) {
+  if (!impl_->tls_enabled || tls == nullptr) {
+    return Status::InvalidArgument("http server " + impl_->options.name +
+                                   ": TLS can be replaced only on a server started with TLS");
+  }
+  std::lock_guard<std::mutex> lock(impl_->tls_mu);
+  impl_->tls = std::move(tls);
+  return Status::Ok();
+}
+
 void HttpServer::Shutdown(std::chrono::milliseconds drain) {
   {
     std::lock_guard<std::mutex> lifecycle(impl_->lifecycle_mu);
@@ -657,7 +731,7 @@ void HttpServer::Shutdown(std::chrono::milliseconds drain) {
     impl->acceptor.close(ignored);
     impl->accept_retry.cancel();
   });
-  impl->ForEachSession(&Impl::Session::CloseIfIdle);
+  impl->ForEachSession(&Impl::SessionBase::CloseIfIdle);
 
   const auto deadline = std::chrono::steady_clock::now() + drain;
   {
@@ -667,7 +741,7 @@ void HttpServer::Shutdown(std::chrono::milliseconds drain) {
   if (size_t left = impl->SessionCount(); left > 0) {
     log::Warn("http server drain deadline passed; closing connections",
               {{"server", impl->options.name}, {"connections", static_cast<uint64_t>(left)}});
-    impl->ForEachSession(&Impl::Session::ForceClose);
+    impl->ForEachSession(&Impl::SessionBase::ForceClose);
     std::unique_lock<std::mutex> lock(impl->mu);
     impl->sessions_changed.wait_for(lock, std::chrono::seconds(1),
                                     [impl] { return impl->sessions.empty(); });

@@ -1,9 +1,12 @@
 // A small HTTP/1.1 server on Boost.Beast: exact-path routes, keep-alive, a body limit (413),
 // gzip request bodies decoded within the same limit, and a graceful shutdown that finishes
-// in-flight requests.  Used by the OTLP/HTTP receiver and by the API/health/metrics listener.
+// in-flight requests; HTTPS when given a TlsServerContext (net/tls.h), whose certificate can be
+// replaced while running (SetTls, for new connections).  Used by the OTLP/HTTP receiver and by
+// the API/health/metrics listener.
 //
 // Thread-safety: Route() before Start(); handlers run concurrently on the server's threads
-// and must be thread-safe.  Shutdown() may be called from any thread, once.
+// and must be thread-safe.  SetTls() may be called from any thread.  Shutdown() may be called
+// from any thread, once.
 #pragma once
 
 #include <chrono>
@@ -18,6 +21,8 @@
 #include "common/status.h"
 
 namespace ordertrace::net {
+
+class TlsServerContext;
 
 struct HttpRequest {
   std::string method;                                        // "GET", "POST", ...
@@ -56,6 +61,12 @@ struct HttpServerOptions {
   int threads = 2;
   std::chrono::milliseconds idle_timeout{60000};  // keep-alive connections idle this long close
   std::chrono::milliseconds read_timeout{30000};  // a request must arrive in full within this
+  // HTTPS when set (null: plain HTTP).  A connection's TLS handshake must finish within
+  // handshake_timeout.
+  std::shared_ptr<const TlsServerContext> tls;
+  std::chrono::milliseconds handshake_timeout{10000};
+  // With tls: every response carries Strict-Transport-Security: max-age=31536000.
+  bool hsts = false;
 };
 
 class HttpServer {
@@ -75,6 +86,11 @@ class HttpServer {
   // address cannot be bound.
   Status Start();
   uint16_t port() const;  // the bound port, after Start()
+
+  // Replaces the TLS context for connections accepted from now on (a certificate reload);
+  // connections already open keep theirs.  InvalidArgument when the server was not started
+  // with TLS or `tls` is null.
+  Status SetTls(std::shared_ptr<const TlsServerContext> tls);
 
   // Stops accepting, lets requests in progress finish (up to `drain`), closes idle
   // keep-alive connections, joins the threads.  Not from a handler (it joins their threads).

@@ -101,6 +101,65 @@ Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::Create(const T
   return Status::InvalidArgument(std::string("TLS: ") + e.what());
 }
 
+Result<std::shared_ptr<const TlsServerContext>> TlsServerContext::Create(
+    const TlsServerOptions& o) try {
+  if (o.cert_file.empty() || o.key_file.empty()) {
+    return Status::InvalidArgument("TLS needs both a certificate file and a key file");
+  }
+  std::shared_ptr<TlsServerContext> tls(new TlsServerContext());
+  tls->options_ = o;
+  tls->context_ = std::make_unique<ssl::context>(ssl::context::tls_server);
+  ssl::context& context = *tls->context_;
+  SSL_CTX* native = context.native_handle();
+  SSL_CTX_set_min_proto_version(
+      native, o.min_version == TlsMinVersion::k13 ? TLS1_3_VERSION : TLS1_2_VERSION);
+  context.set_options(ssl::context::default_workarounds | ssl::context::no_compression |
+                      ssl::context::single_dh_use);
+  boost::system::error_code ec;
+  auto cert = ReadFile(o.cert_file, "certificate file");
+  if (!cert.ok()) return cert.status();
+  tls->cert_pem_ = std::move(cert).value();
+  auto key = ReadFile(o.key_file, "key file");
+  if (!key.ok()) return key.status();
+  tls->key_pem_ = std::move(key).value();
+  context.use_certificate_chain(boost::asio::buffer(tls->cert_pem_), ec);
+  if (ec) {
+    ERR_clear_error();
+    return Status::InvalidArgument("certificate file '" + o.cert_file +
+                                   "' holds no usable PEM certificate");
+  }
+  if (!IsPemPrivateKey(tls->key_pem_)) {
+    return Status::InvalidArgument("key file '" + o.key_file + "' holds no usable PEM private key");
+  }
+  context.use_private_key(boost::asio::buffer(tls->key_pem_), ssl::context::pem, ec);
+  if (ec || SSL_CTX_check_private_key(native) != 1) {
+    ERR_clear_error();
+    return Status::InvalidArgument("key file '" + o.key_file +
+                                   "' does not match the certificate in '" + o.cert_file + "'");
+  }
+  if (!o.client_ca_file.empty()) {
+    auto ca = ReadFile(o.client_ca_file, "client CA file");
+    if (!ca.ok()) return ca.status();
+    tls->client_ca_pem_ = std::move(ca).value();
+    context.add_certificate_authority(boost::asio::buffer(tls->client_ca_pem_), ec);
+    if (ec) {
+      ERR_clear_error();
+      return Status::InvalidArgument("client CA file '" + o.client_ca_file +
+                                     "' holds no usable PEM certificate");
+    }
+    context.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert, ec);
+    // Session resumption across contexts is off (no session id context is needed then).
+    SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(native, 0);
+    SSL_CTX_set_options(native, SSL_OP_NO_TICKET);
+  } else {
+    context.set_verify_mode(ssl::verify_none, ec);
+  }
+  return std::shared_ptr<const TlsServerContext>(std::move(tls));
+} catch (const std::exception& e) {
+  return Status::InvalidArgument(std::string("TLS: ") + e.what());
+}
+
 std::shared_ptr<const TlsClientContext> TlsClientContext::Default() {
   static std::once_flag once;
   static std::shared_ptr<const TlsClientContext>* context = nullptr;

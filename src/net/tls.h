@@ -1,10 +1,12 @@
-// Client-side TLS for the gateway's outgoing HTTPS (and the forward exporter's gRPC
-// credentials): an OpenSSL context (through Boost.Asio) that verifies the server against the
-// system's trust store or a CA file, at TLS 1.2 or newer, optionally presenting a client
-// certificate (mTLS); and the per-connection setup (SNI, host name or address check).
+// Server-side TLS for the listeners (TlsServerContext) and client-side TLS for the gateway's
+// outgoing HTTPS (and the forward exporter's gRPC credentials): an OpenSSL context (through
+// Boost.Asio) that verifies the server against the system's trust store or a CA file, at TLS 1.2 or
+// newer, optionally presenting a client certificate (mTLS); and the per-connection setup (SNI, host
+// name or address check).
 //
-// Thread-safety: a TlsClientContext is immutable after Create() and may be shared by any number
-// of connections on any threads (OpenSSL's SSL_CTX is safe for concurrent SSL_new).
+// Thread-safety: a TlsClientContext or TlsServerContext is immutable after Create() and may be
+// shared by any number of connections on any threads (OpenSSL's SSL_CTX is safe for concurrent
+// SSL_new).
 #pragma once
 
 #include <openssl/ssl.h>
@@ -45,6 +47,38 @@ class TlsClientContext {
   TlsClientContext() = default;
   std::unique_ptr<boost::asio::ssl::context> context_;
   std::string ca_pem_, cert_pem_, key_pem_;
+};
+
+enum class TlsMinVersion { k12, k13 };
+
+struct TlsServerOptions {
+  std::string cert_file;       // certificate chain (PEM), required
+  std::string key_file;        // private key (PEM), required
+  std::string client_ca_file;  // when set: client certificates required and verified (mTLS)
+  TlsMinVersion min_version = TlsMinVersion::k12;
+};
+
+// A listener's certificate, key and client-CA, read from their files.  A reload makes a new one
+// (the old one keeps serving the connections that use it).
+class TlsServerContext {
+ public:
+  // Reads and checks the files; InvalidArgument naming the file and the problem ("cannot read
+  // the certificate file '/c': ...", "key file '/k' does not match the certificate in '/c'").
+  // The messages never contain the files' contents.
+  static Result<std::shared_ptr<const TlsServerContext>> Create(const TlsServerOptions& options);
+
+  boost::asio::ssl::context& context() const { return *context_; }
+  const TlsServerOptions& options() const { return options_; }
+  // The PEM text of the files, for gRPC's SslServerCredentials ("" when not configured).
+  const std::string& cert_pem() const { return cert_pem_; }
+  const std::string& key_pem() const { return key_pem_; }
+  const std::string& client_ca_pem() const { return client_ca_pem_; }
+
+ private:
+  TlsServerContext() = default;
+  std::unique_ptr<boost::asio::ssl::context> context_;
+  TlsServerOptions options_;
+  std::string cert_pem_, key_pem_, client_ca_pem_;
 };
 
 // Prepares a client connection to `host` (as in the URL, an IPv6 literal without brackets):

@@ -209,7 +209,8 @@ OtlpGrpcReceiver::OtlpGrpcReceiver(OtlpReceiverOptions options, pipeline::BatchS
 
 OtlpGrpcReceiver::~OtlpGrpcReceiver() { Shutdown(); }
 
-Status OtlpGrpcReceiver::Start(const std::string& host, uint16_t port) {
+Status OtlpGrpcReceiver::Start(const std::string& host, uint16_t port,
+                               std::shared_ptr<const net::TlsServerContext> tls) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->server) return Status::Internal("gRPC receiver already started");
   const std::string address = GrpcAddress(host, port);
@@ -217,7 +218,19 @@ Status OtlpGrpcReceiver::Start(const std::string& host, uint16_t port) {
 
   grpc::ServerBuilder builder;
   int selected_port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &selected_port);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (tls) {
+    if (tls->options().min_version != net::TlsMinVersion::k12) {
+      return Status::InvalidArgument("gRPC 1.51 cannot limit its TLS to version 1.3");
+    }
+    grpc::SslServerCredentialsOptions ssl(
+        tls->client_ca_pem().empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                     : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    ssl.pem_root_certs = tls->client_ca_pem();
+    ssl.pem_key_cert_pairs.push_back({tls->key_pem(), tls->cert_pem()});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
+  builder.AddListeningPort(address, credentials, &selected_port);
   builder.SetMaxReceiveMessageSize(
       static_cast<int>(std::min<size_t>(impl_->context.options.max_body_bytes, INT_MAX)));
   // gRPC sets SO_REUSEPORT by default, which would let a second gateway share the port
@@ -231,7 +244,8 @@ Status OtlpGrpcReceiver::Start(const std::string& host, uint16_t port) {
   }
   impl_->server = std::move(server);
   impl_->port = static_cast<uint16_t>(selected_port);
-  log::Info("OTLP/gRPC receiver listening", {{"address", GrpcAddress(host, impl_->port)}});
+  log::Info("OTLP/gRPC receiver listening",
+            {{"address", GrpcAddress(host, impl_->port)}, {"tls", tls ? "on" : "off"}});
   return Status::Ok();
 }
 

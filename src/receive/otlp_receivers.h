@@ -13,6 +13,7 @@
 
 #include "common/status.h"
 #include "net/http_server.h"
+#include "net/tls.h"
 #include "otlp/span_batch.h"
 #include "pipeline/batch_sink.h"
 #include "receive/receiver_metrics.h"
@@ -34,8 +35,12 @@ class OtlpGrpcReceiver {
                    ReceiverMetrics* metrics);
   ~OtlpGrpcReceiver();
 
-  // Binds host:port (port 0 picks a free one) and starts serving.
-  Status Start(const std::string& host, uint16_t port);
+  // Binds host:port (port 0 picks a free one) and starts serving; over TLS when `tls` is set
+  // (the certificate and key, and with a client CA client certificates required and verified).
+  // gRPC 1.51's SslServerCredentials enforce TLS 1.2 or newer and cannot be limited to 1.3;
+  // the certificate is read once (a new one needs a restart).
+  Status Start(const std::string& host, uint16_t port,
+               std::shared_ptr<const net::TlsServerContext> tls = nullptr);
   uint16_t port() const;
   // Refuses new calls with UNAVAILABLE, waits for calls in progress (up to `drain`), stops.
   void Shutdown(std::chrono::milliseconds drain = std::chrono::milliseconds(5000));
