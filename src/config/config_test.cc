@@ -742,3 +742,106 @@ TEST(ConfigTest, RabbitmqManagementFlagOverridesAndIsValidated) {
 
 }  // namespace
 }  // namespace ordertrace::config
+
+namespace ordertrace::config {
+namespace {
+
+TEST(ConfigTlsTest, EveryListenerTlsKeyIsRead) {
+  auto c = Parse(R"(listen:
+  tls:
+    http: {cert_file: /etc/a.crt, key_file: /etc/a.key, client_ca_file: /etc/ca.crt,
+           min_version: "1.3"}
+    otlp_http: {cert_file: /etc/b.crt, key_file: /etc/b.key, min_version: "1.2"}
+    otlp_grpc: {cert_file: /etc/c.crt, key_file: /etc/c.key, client_ca_file: /etc/ca2.crt}
+  insecure: {http: true, otlp_http: false, otlp_grpc: true}
+)");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->listen.tls.http.cert_file, "/etc/a.crt");
+  EXPECT_EQ(c->listen.tls.http.key_file, "/etc/a.key");
+  EXPECT_EQ(c->listen.tls.http.client_ca_file, "/etc/ca.crt");
+  EXPECT_EQ(c->listen.tls.http.min_version, "1.3");
+  EXPECT_EQ(c->listen.tls.otlp_http.cert_file, "/etc/b.crt");
+  EXPECT_EQ(c->listen.tls.otlp_http.key_file, "/etc/b.key");
+  EXPECT_EQ(c->listen.tls.otlp_http.client_ca_file, "");
+  EXPECT_EQ(c->listen.tls.otlp_http.min_version, "1.2");
+  EXPECT_EQ(c->listen.tls.otlp_grpc.cert_file, "/etc/c.crt");
+  EXPECT_EQ(c->listen.tls.otlp_grpc.key_file, "/etc/c.key");
+  EXPECT_EQ(c->listen.tls.otlp_grpc.client_ca_file, "/etc/ca2.crt");
+  EXPECT_TRUE(c->listen.insecure.http);
+  EXPECT_FALSE(c->listen.insecure.otlp_http);
+  EXPECT_TRUE(c->listen.insecure.otlp_grpc);
+}
+
+TEST(ConfigTlsTest, DefaultsAreOffAndLoopback) {
+  auto c = Parse("");
+  ASSERT_TRUE(c.ok());
+  EXPECT_FALSE(c->listen.tls.http.enabled());
+  EXPECT_FALSE(c->listen.tls.otlp_http.enabled());
+  EXPECT_FALSE(c->listen.tls.otlp_grpc.enabled());
+  EXPECT_EQ(c->listen.tls.http.min_version, "1.2");
+  EXPECT_TRUE(CheckListenerExposure(*c).ok());
+}
+
+TEST(ConfigTlsTest, Errors) {
+  EXPECT_EQ(ErrorOf("listen:\n  tls:\n    http:\n      min_version: \"1.1\"\n"),
+            "gateway.yaml:4: listen.tls.http.min_version: TLS 1.1 is not allowed: use 1.2 or 1.3");
+  EXPECT_EQ(ErrorOf("listen:\n  tls:\n    otlp_http:\n      min_version: \"1.0\"\n"),
+            "gateway.yaml:4: listen.tls.otlp_http.min_version: TLS 1.0 is not allowed: use 1.2 "
+            "or 1.3");
+  EXPECT_EQ(ErrorOf("listen:\n  tls:\n    http:\n      min_version: tls13\n"),
+            "gateway.yaml:4: listen.tls.http.min_version: expected 1.2 or 1.3, got 'tls13'");
+  EXPECT_EQ(ErrorOf("listen:\n  tls:\n    http:\n      cert_file: /a.crt\n"),
+            "gateway.yaml:4: listen.tls.http: cert_file and key_file go together");
+  EXPECT_EQ(ErrorOf("listen:\n  tls:\n    otlp_http:\n      key_file: /a.key\n"),
+            "gateway.yaml:4: listen.tls.otlp_http: cert_file and key_file go together");
+  EXPECT_EQ(ErrorOf("listen:\n  tls:\n    http:\n      client_ca_file: /ca.crt\n"),
+            "gateway.yaml:4: listen.tls.http.client_ca_file: needs listen.tls.http.cert_file "
+            "and key_file");
+  EXPECT_EQ(ErrorOf("listen:\n  tls:\n    otlp_grpc:\n      min_version: \"1.2\"\n"),
+            "gateway.yaml:4: listen.tls.otlp_grpc.min_version: needs listen.tls.otlp_grpc."
+            "cert_file and key_file");
+  EXPECT_EQ(ErrorOf("listen:\n  tls:\n    otlp_grpc: {cert_file: /c, key_file: /k, "
+                    "min_version: \"1.3\"}\n"),
+            "gateway.yaml:3: listen.tls.otlp_grpc.min_version: gRPC 1.51 cannot limit its TLS to "
+            "1.3; use 1.2 (TLS 1.2 or newer)");
+  EXPECT_EQ(ErrorOf("listen:\n  tls:\n    http:\n      cert_file: \"\"\n"),
+            "gateway.yaml:4: listen.tls.http.cert_file: expected a file path, got ''");
+  EXPECT_EQ(ErrorOf("listen:\n  insecure:\n    http: maybe\n")
+                .find("gateway.yaml:3: "
+                      "listen.insecure.http: "),
+            0u);
+  EXPECT_NE(ErrorOf("listen:\n  tls:\n    api: {cert_file: /c, key_file: /k}\n"), "<loaded>");
+}
+
+TEST(ConfigTlsTest, NonLoopbackNeedsTlsOrInsecure) {
+  Config c;
+  EXPECT_TRUE(CheckListenerExposure(c).ok());
+  c.listen.http = "127.0.0.2:8080";
+  c.listen.otlp_http = "[::1]:4318";
+  c.listen.otlp_grpc = "localhost:4317";
+  EXPECT_TRUE(CheckListenerExposure(c).ok());
+
+  c.listen.http = "0.0.0.0:0";
+  Status s = CheckListenerExposure(c);
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.message(),
+            "listen.http: 0.0.0.0:0 is not a loopback address and the listener has no TLS: set "
+            "listen.tls.http.cert_file and key_file, or listen.insecure.http: true to serve it "
+            "unencrypted anyway");
+  c.listen.insecure.http = true;
+  EXPECT_TRUE(CheckListenerExposure(c).ok());
+
+  c.listen.otlp_http = "10.1.2.3:4318";
+  EXPECT_EQ(CheckListenerExposure(c).message().rfind("listen.otlp_http: 10.1.2.3:4318", 0), 0u);
+  c.listen.tls.otlp_http.cert_file = "/c";
+  c.listen.tls.otlp_http.key_file = "/k";
+  EXPECT_TRUE(CheckListenerExposure(c).ok());
+
+  c.listen.otlp_grpc = "[::]:4317";
+  EXPECT_EQ(CheckListenerExposure(c).message().rfind("listen.otlp_grpc: [::]:4317", 0), 0u);
+  c.listen.otlp_grpc = "127.0.0.1.example.com:4317";  // a name, not 127/8
+  EXPECT_FALSE(CheckListenerExposure(c).ok());
+}
+
+}  // namespace
+}  // namespace ordertrace::config

@@ -5,6 +5,12 @@
 // Thread-safety: not thread-safe: one owner (runs openssl in the calling thread).
 #pragma once
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
 #include <fstream>
 #include <string>
 
@@ -70,5 +76,28 @@ class TlsFiles {
   std::string dir_;
   int serial_ = 1000;
 };
+
+// The common name of the certificate a TLS server on 127.0.0.1:`port` presents to a new
+// connection that trusts `ca_file`; "" when the handshake fails.
+inline std::string ServerCommonName(uint16_t port, const std::string& ca_file) {
+  namespace asio = boost::asio;
+  asio::io_context ioc;
+  asio::ssl::context context(asio::ssl::context::tls_client);
+  boost::system::error_code ec;
+  context.load_verify_file(ca_file, ec);
+  context.set_verify_mode(asio::ssl::verify_peer, ec);
+  if (ec) return "";
+  asio::ssl::stream<asio::ip::tcp::socket> stream(ioc, context);
+  stream.next_layer().connect({asio::ip::make_address("127.0.0.1"), port}, ec);
+  if (!ec) stream.handshake(asio::ssl::stream_base::client, ec);
+  if (ec) return "";
+  X509* cert = SSL_get_peer_certificate(stream.native_handle());
+  if (cert == nullptr) return "";
+  char cn[256] = {};
+  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+  X509_free(cert);
+  stream.shutdown(ec);
+  return cn;
+}
 
 }  // namespace ordertrace::testing_support
