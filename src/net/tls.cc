@@ -50,6 +50,40 @@ bool IsPemPrivateKey(const std::string& pem) {
   return true;
 }
 
+// Reads the certificate chain and private key files into `context` (and their PEM text into
+// `cert_pem` and `key_pem`); errors name the files ("client " + "key file '/k' does not match
+// the certificate in '/c'" with `who` = "client "), never their contents.
+Status UseCertificateAndKey(const std::string& cert_file, const std::string& key_file,
+                            const std::string& who, ssl::context* context, std::string* cert_pem,
+                            std::string* key_pem) {
+  const std::string cert_what = who + "certificate file";
+  const std::string key_what = who + "key file";
+  auto cert = ReadFile(cert_file, cert_what.c_str());
+  if (!cert.ok()) return cert.status();
+  *cert_pem = std::move(cert).value();
+  auto key = ReadFile(key_file, key_what.c_str());
+  if (!key.ok()) return key.status();
+  *key_pem = std::move(key).value();
+  boost::system::error_code ec;
+  context->use_certificate_chain(boost::asio::buffer(*cert_pem), ec);
+  if (ec) {
+    ERR_clear_error();
+    return Status::InvalidArgument(cert_what + " '" + cert_file +
+                                   "' holds no usable PEM certificate: " + ec.message());
+  }
+  if (!IsPemPrivateKey(*key_pem)) {
+    return Status::InvalidArgument(key_what + " '" + key_file +
+                                   "' holds no usable PEM private key");
+  }
+  context->use_private_key(boost::asio::buffer(*key_pem), ssl::context::pem, ec);
+  if (ec || SSL_CTX_check_private_key(context->native_handle()) != 1) {
+    ERR_clear_error();
+    return Status::InvalidArgument(key_what + " '" + key_file +
+                                   "' does not match the certificate in '" + cert_file + "'");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::Create(const TlsOptions& o) try {
@@ -75,25 +109,10 @@ Result<std::shared_ptr<const TlsClientContext>> TlsClientContext::Create(const T
     }
   }
   if (!o.cert_file.empty() && !o.key_file.empty()) {
-    auto cert = ReadFile(o.cert_file, "client certificate file");
-    if (!cert.ok()) return cert.status();
-    tls->cert_pem_ = std::move(cert).value();
-    auto key = ReadFile(o.key_file, "client key file");
-    if (!key.ok()) return key.status();
-    tls->key_pem_ = std::move(key).value();
-    context.use_certificate_chain(boost::asio::buffer(tls->cert_pem_), ec);
-    if (ec) {
-      return Status::InvalidArgument("client certificate file '" + o.cert_file +
-                                     "' holds no usable PEM certificate: " + ec.message());
-    }
-    if (!IsPemPrivateKey(tls->key_pem_)) {
-      return Status::InvalidArgument("client key file '" + o.key_file +
-                                     "' holds no usable PEM private key");
-    }
-    context.use_private_key(boost::asio::buffer(tls->key_pem_), ssl::context::pem, ec);
-    if (ec || SSL_CTX_check_private_key(context.native_handle()) != 1) {
-      return Status::InvalidArgument("client key file '" + o.key_file +
-                                     "' does not match the certificate in '" + o.cert_file + "'");
+    if (Status st = UseCertificateAndKey(o.cert_file, o.key_file, "client ", &context,
+                                         &tls->cert_pem_, &tls->key_pem_);
+        !st.ok()) {
+      return st;
     }
   }
   return std::shared_ptr<const TlsClientContext>(std::move(tls));
@@ -115,28 +134,12 @@ Result<std::shared_ptr<const TlsServerContext>> TlsServerContext::Create(
       native, o.min_version == TlsMinVersion::k13 ? TLS1_3_VERSION : TLS1_2_VERSION);
   context.set_options(ssl::context::default_workarounds | ssl::context::no_compression |
                       ssl::context::single_dh_use);
+  if (Status st = UseCertificateAndKey(o.cert_file, o.key_file, "", &context, &tls->cert_pem_,
+                                       &tls->key_pem_);
+      !st.ok()) {
+    return st;
+  }
   boost::system::error_code ec;
-  auto cert = ReadFile(o.cert_file, "certificate file");
-  if (!cert.ok()) return cert.status();
-  tls->cert_pem_ = std::move(cert).value();
-  auto key = ReadFile(o.key_file, "key file");
-  if (!key.ok()) return key.status();
-  tls->key_pem_ = std::move(key).value();
-  context.use_certificate_chain(boost::asio::buffer(tls->cert_pem_), ec);
-  if (ec) {
-    ERR_clear_error();
-    return Status::InvalidArgument("certificate file '" + o.cert_file +
-                                   "' holds no usable PEM certificate");
-  }
-  if (!IsPemPrivateKey(tls->key_pem_)) {
-    return Status::InvalidArgument("key file '" + o.key_file + "' holds no usable PEM private key");
-  }
-  context.use_private_key(boost::asio::buffer(tls->key_pem_), ssl::context::pem, ec);
-  if (ec || SSL_CTX_check_private_key(native) != 1) {
-    ERR_clear_error();
-    return Status::InvalidArgument("key file '" + o.key_file +
-                                   "' does not match the certificate in '" + o.cert_file + "'");
-  }
   if (!o.client_ca_file.empty()) {
     auto ca = ReadFile(o.client_ca_file, "client CA file");
     if (!ca.ok()) return ca.status();
