@@ -169,7 +169,6 @@ void AddListenerKeys(std::map<std::string, Setter>* schema) {
                                                           : "client_ca_file";
       (*schema)[prefix + leaf] = [tls = l.tls, file](std::string_view v,
                                                      Config* c) -> std::optional<std::string> {
-        if (TrimSpace(v).empty()) return "expected a file path, got ''";
         (c->listen.tls.*tls).*file = std::string(TrimSpace(v));
         return std::nullopt;
       };
@@ -636,10 +635,9 @@ class Loader {
         return Error(LineOf(key, key), key,
                      "gRPC 1.51 cannot limit its TLS to 1.3; use 1.2 (TLS 1.2 or newer)");
       }
-      if (tls->cert_file.empty() &&
-          (lines_.contains(p + "client_ca_file") || lines_.contains(p + "min_version"))) {
-        const std::string key =
-            lines_.contains(p + "client_ca_file") ? "client_ca_file" : "min_version";
+      // "" is off, as in the defaults; a client CA or TLS 1.3 without a certificate is a mistake.
+      if (tls->cert_file.empty() && (!tls->client_ca_file.empty() || tls->min_version != "1.2")) {
+        const std::string key = !tls->client_ca_file.empty() ? "client_ca_file" : "min_version";
         return Error(LineOf(p + key, p + key), p + key, "needs " + p + "cert_file and key_file");
       }
     }
