@@ -2,12 +2,16 @@
 // reload.  Certificates are made by openssl in the test's directory (tests/support/tls_files.h).
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 
+#include "api/routes.h"
 #include "gateway/gateway.h"
 #include "net/http_client.h"
 #include "net/tls.h"
@@ -170,6 +174,35 @@ TEST_F(GatewayTlsTest, ReloadServesTheReplacedCertificateAndKeepsItOnABadFile) {
   EXPECT_EQ(bad.message().rfind("listen.tls.http: certificate file", 0), 0u) << bad.message();
   EXPECT_EQ(testing_support::ServerCommonName(gw.http_port(), files_.ca_cert), "server-2");
   gw.Stop();
+}
+
+TEST_F(GatewayTlsTest, SighupServesTheReplacedCertificate) {
+  config_.listen.tls.http = ServerTls();
+  Gateway gw(config_);
+  Status result = Status::Internal("not run");
+  std::thread runner([&] { result = gw.Run(); });
+  for (int i = 0; i < 500 && gw.readiness().state() != api::Readiness::State::kReady; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(gw.readiness().state(), api::Readiness::State::kReady);
+  EXPECT_EQ(testing_support::ServerCommonName(gw.http_port(), files_.ca_cert), "server-1");
+
+  ASSERT_TRUE(files_.MakeServerCert("server2", "server-2"));
+  std::filesystem::copy_file(dir_ / "server2.crt", files_.server_cert,
+                             std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(dir_ / "server2.key", files_.server_key,
+                             std::filesystem::copy_options::overwrite_existing);
+  // To the runner thread only: it blocks SIGHUP, so the signal waits for its sigtimedwait.
+  ASSERT_EQ(pthread_kill(runner.native_handle(), SIGHUP), 0);
+  std::string served;
+  for (int i = 0; i < 500 && served != "server-2"; ++i) {
+    std::this_thread::sleep_for(10ms);
+    served = testing_support::ServerCommonName(gw.http_port(), files_.ca_cert);
+  }
+  EXPECT_EQ(served, "server-2");
+  gw.RequestStop();
+  runner.join();
+  EXPECT_TRUE(result.ok()) << result.ToString();
 }
 
 }  // namespace
