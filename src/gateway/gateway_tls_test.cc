@@ -67,6 +67,19 @@ class GatewayTlsTest : public ::testing::Test {
     return connection.Send(method, target, body, headers, 10s, uint64_t{64} << 20);
   }
 
+  // Writes a new certificate (common name "server-2") over the server's files.
+  bool ReplaceServerCertificate() {
+    if (!files_.MakeServerCert("server2", "server-2")) return false;
+    std::error_code ec;
+    std::filesystem::copy_file(dir_ / "server2.crt", files_.server_cert,
+                               std::filesystem::copy_options::overwrite_existing, ec);
+    if (!ec) {
+      std::filesystem::copy_file(dir_ / "server2.key", files_.server_key,
+                                 std::filesystem::copy_options::overwrite_existing, ec);
+    }
+    return !ec;
+  }
+
   grpc::Status GrpcExport(uint16_t port, bool client_cert) {
     grpc::SslCredentialsOptions ssl;
     ssl.pem_root_certs = ReadAll(files_.ca_cert);
@@ -159,11 +172,7 @@ TEST_F(GatewayTlsTest, ReloadServesTheReplacedCertificateAndKeepsItOnABadFile) {
   ASSERT_TRUE(gw.Start().ok());
   EXPECT_EQ(testing_support::ServerCommonName(gw.http_port(), files_.ca_cert), "server-1");
 
-  ASSERT_TRUE(files_.MakeServerCert("server2", "server-2"));
-  std::filesystem::copy_file(dir_ / "server2.crt", files_.server_cert,
-                             std::filesystem::copy_options::overwrite_existing);
-  std::filesystem::copy_file(dir_ / "server2.key", files_.server_key,
-                             std::filesystem::copy_options::overwrite_existing);
+  ASSERT_TRUE(ReplaceServerCertificate());
   Status reloaded = gw.ReloadTls();
   ASSERT_TRUE(reloaded.ok()) << reloaded.message();
   EXPECT_EQ(testing_support::ServerCommonName(gw.http_port(), files_.ca_cert), "server-2");
@@ -187,11 +196,7 @@ TEST_F(GatewayTlsTest, SighupServesTheReplacedCertificate) {
   ASSERT_EQ(gw.readiness().state(), api::Readiness::State::kReady);
   EXPECT_EQ(testing_support::ServerCommonName(gw.http_port(), files_.ca_cert), "server-1");
 
-  ASSERT_TRUE(files_.MakeServerCert("server2", "server-2"));
-  std::filesystem::copy_file(dir_ / "server2.crt", files_.server_cert,
-                             std::filesystem::copy_options::overwrite_existing);
-  std::filesystem::copy_file(dir_ / "server2.key", files_.server_key,
-                             std::filesystem::copy_options::overwrite_existing);
+  ASSERT_TRUE(ReplaceServerCertificate());
   // To the runner thread only: it blocks SIGHUP, so the signal waits for its sigtimedwait.
   ASSERT_EQ(pthread_kill(runner.native_handle(), SIGHUP), 0);
   std::string served;
