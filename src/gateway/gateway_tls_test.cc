@@ -57,7 +57,9 @@ class GatewayTlsTest : public ::testing::Test {
 
   net::HttpOutcome Https(uint16_t port, const char* method, const std::string& target,
                          const std::string& body = {}, const net::HeaderList& headers = {}) {
-    auto tls = net::TlsClientContext::Create({.ca_file = files_.ca_cert});
+    net::TlsOptions trust;
+    trust.ca_file = files_.ca_cert;
+    auto tls = net::TlsClientContext::Create(trust);
     EXPECT_TRUE(tls.ok());
     net::Url url;
     url.scheme = "https";

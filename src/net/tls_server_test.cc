@@ -22,6 +22,13 @@
 namespace ordertrace::net {
 namespace {
 
+// Client options that trust `ca_file` and present no certificate.
+TlsOptions TrustOnly(const std::string& ca_file) {
+  TlsOptions o;
+  o.ca_file = ca_file;
+  return o;
+}
+
 namespace asio = boost::asio;
 namespace ssl = boost::asio::ssl;
 
@@ -102,7 +109,7 @@ class TlsServerTest : public ::testing::Test {
 
 TEST_F(TlsServerTest, ServesHttpsWithHsts) {
   StartServer(Context(ServerOptions()), /*hsts=*/true);
-  auto reply = Get({.ca_file = files_.ca_cert});
+  auto reply = Get(TrustOnly(files_.ca_cert));
   ASSERT_TRUE(reply.ok()) << reply.status().message();
   EXPECT_EQ(reply->status, 200);
   EXPECT_EQ(reply->body, "hello over tls");
@@ -111,7 +118,7 @@ TEST_F(TlsServerTest, ServesHttpsWithHsts) {
 
 TEST_F(TlsServerTest, ClientWithoutTheCaRefusesTheServer) {
   StartServer(Context(ServerOptions()));
-  EXPECT_FALSE(Get({.ca_file = files_.foreign_ca_cert}).ok());
+  EXPECT_FALSE(Get(TrustOnly(files_.foreign_ca_cert)).ok());
 }
 
 TEST_F(TlsServerTest, RefusesTls11Clients) {
@@ -137,12 +144,12 @@ TEST_F(TlsServerTest, MinimumVersion13RefusesTls12) {
   SSL_CTX_set_max_proto_version(client.native_handle(), TLS1_2_VERSION);
   client.set_verify_mode(ssl::verify_none);
   EXPECT_FALSE(Handshake(client).ok());
-  EXPECT_TRUE(Get({.ca_file = files_.ca_cert}).ok());
+  EXPECT_TRUE(Get(TrustOnly(files_.ca_cert)).ok());
 }
 
 TEST_F(TlsServerTest, MutualTlsNeedsAClientCertificateFromTheCa) {
   StartServer(Context(ServerOptions(/*mtls=*/true)));
-  EXPECT_FALSE(Get({.ca_file = files_.ca_cert}).ok()) << "no client certificate";
+  EXPECT_FALSE(Get(TrustOnly(files_.ca_cert)).ok()) << "no client certificate";
   EXPECT_FALSE(Get({.ca_file = files_.ca_cert,
                     .cert_file = files_.foreign_client_cert,
                     .key_file = files_.foreign_client_key})
