@@ -82,24 +82,11 @@ namespace {
 // What one pending span costs besides its request: the entry, its index and waiter nodes.
 constexpr uint64_t kPendingEntryBytes = 320;
 
-std::string_view Hex16(const otlp::SpanId& id, char (&buf)[16]) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  for (size_t i = 0; i < id.size(); ++i) {
-    buf[2 * i] = kDigits[id[i] >> 4];
-    buf[2 * i + 1] = kDigits[id[i] & 15];
-  }
-  return {buf, sizeof buf};
-}
-
 // The memory a held request costs: its wire bytes and its span index.
 uint64_t HeldBytes(const otlp::SpanBatch& b) {
   return b.wire().size() + b.spans().size() * sizeof(otlp::SpanRef) +
          b.resources().size() * sizeof(otlp::ResourceRef) +
          b.scopes().size() * sizeof(otlp::ScopeRef);
-}
-
-bool IsZero(const otlp::SpanId& id) {
-  return std::all_of(id.begin(), id.end(), [](uint8_t b) { return b == 0; });
 }
 
 }  // namespace
@@ -478,12 +465,11 @@ void Attributor::EndWait(uint64_t id, const FactExtractor& extractor,
   // Only a consumer's parent or link can be a publish; asking for every span would cost a store
   // read per span of traffic that never had an order.
   if (publish_ && p->process_hop) {
-    char buf[16];
-    if (p->parent_key != 0 && !IsZero(p->parent)) order = publish_(Hex16(p->parent, buf));
+    if (p->parent_key != 0) order = publish_(otlp::ToHex(p->parent));
     if (p->has_links) {
       auto l = links_.find(id);
       for (size_t i = 0; l != links_.end() && order.empty() && i < l->second.ids.size(); ++i) {
-        order = publish_(Hex16(l->second.ids[i], buf));
+        order = publish_(otlp::ToHex(l->second.ids[i]));
       }
     }
   }

@@ -57,7 +57,6 @@ class FlatIndex {
   }
 
   size_t size() const { return count_; }
-  size_t bytes() const { return keys_.capacity() * 16; }
 
  private:
   static constexpr uint64_t kEmpty = 0;
