@@ -83,9 +83,22 @@ enum class Sampler : uint8_t {
 };
 
 struct ExporterOptions {
-  // Full URL of the traces endpoint; http:// only for now (no TLS yet).
+  // Full URL of the traces endpoint, http:// or https://.
   std::string endpoint = "http://localhost:4318/v1/traces";
   std::vector<std::pair<std::string, std::string>> headers;
+  // https:// only.  The server is always verified (chain, host name or IP address in the URL,
+  // SNI for a name) at TLS 1.2 or newer: against the CAs in `certificate_file` (PEM) when set,
+  // else the system's trust store.  `client_certificate_file` and `client_key_file` (PEM,
+  // both or neither) present a client certificate for mTLS.  The files are read when the
+  // exporter is made; errors name the file, never its content.
+  std::string certificate_file;         // OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE
+  std::string client_certificate_file;  // OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_CERTIFICATE
+  std::string client_key_file;          // OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_KEY
+  // Told, in one line, why the exporter cannot work (a bad URL, an unreadable CA file) and
+  // why an export failed (refused, TLS verification failed, HTTP 401): each reason once until
+  // it changes or an export succeeds.  Never the headers' values nor a file's content.  Called
+  // on the export thread.  Empty: the line goes to stderr as "libordertrace: <reason>".
+  std::function<void(const std::string& reason)> on_error;
   std::chrono::milliseconds timeout{10000};  // per HTTP attempt
   int max_attempts = 5;                      // then the batch is dropped and counted
   std::chrono::milliseconds initial_backoff{1000};
@@ -124,9 +137,16 @@ class SpanExporter {
 };
 
 // The OTLP/HTTP protobuf exporter.  `resource` are the resource attributes sent with every
-// batch (service.name first).
+// batch (service.name first).  Options it cannot use (see CheckExporterOptions) make an
+// exporter whose every Export() fails, reported once through on_error.
 std::unique_ptr<SpanExporter> MakeOtlpHttpExporter(
     ExporterOptions options, std::vector<std::pair<std::string, std::string>> resource);
+
+// "" when MakeOtlpHttpExporter can use `options`, else the reason: "endpoint 'ftp://x' is not
+// an http:// or https:// URL", "cannot read the CA file '/etc/x.pem': No such file or
+// directory", "client_key_file is set without client_certificate_file".  Reads the files;
+// for a program's start-up check.
+std::string CheckExporterOptions(const ExporterOptions& options);
 
 // Encodes an ExportTraceServiceRequest (protobuf wire format) with one resource and one
 // scope ("libordertrace").  Exposed for tests and benchmarks.

@@ -109,6 +109,18 @@ TracerOptions TracerOptionsFromEnv(const GetEnv& getenv_fn) {
     o.exporter.endpoint = url + "v1/traces";
   }
   o.exporter.headers = ParseList(get("OTEL_EXPORTER_OTLP_HEADERS"));
+  // TLS files (https:// endpoints): the signal-specific variable wins over the general one, as
+  // the OTLP exporter specification says of every option.
+  auto traces_or_general = [&](const char* traces, const char* general) {
+    const std::string_view v = get(traces);
+    return std::string(v.empty() ? get(general) : v);
+  };
+  o.exporter.certificate_file =
+      traces_or_general("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE");
+  o.exporter.client_certificate_file = traces_or_general(
+      "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE");
+  o.exporter.client_key_file =
+      traces_or_general("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "OTEL_EXPORTER_OTLP_CLIENT_KEY");
   if (auto t = get("OTEL_EXPORTER_OTLP_TIMEOUT"); !t.empty()) {
     int64_t ms = 0;
     auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), ms);

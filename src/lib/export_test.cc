@@ -1,9 +1,14 @@
 // libordertrace's exporter against the gateway's real OTLP/HTTP receiver: what the library
-// sends arrives field by field; retries on 503 honour Retry-After.
+// sends arrives field by field; retries on 503 honour Retry-After; over HTTPS the server is
+// verified (CA file, host or address check), mTLS presents the client certificate, and the
+// headers (a bearer token) still arrive.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -11,10 +16,13 @@
 
 #include "common/metrics.h"
 #include "internal.h"
+#include "net/http_server.h"
+#include "net/tls.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "ordertrace/order.h"
 #include "ordertrace/tracer.h"
 #include "receive/otlp_receivers.h"
+#include "support/tls_files.h"
 
 namespace ordertrace {
 namespace {
@@ -517,11 +525,217 @@ TEST_F(ExportTest, ShutdownAbandonsRetriesAfterItsTimeout) {
 
 TEST_F(ExportTest, NonHttpEndpointIsRefusedWithoutCrashing) {
   TracerOptions o = Options();
-  o.exporter.endpoint = "https://127.0.0.1:4318/v1/traces";  // TLS: not supported yet
+  o.exporter.endpoint = "ftp://user:pw@127.0.0.1:4318/v1/traces";
+  std::vector<std::string> errors;
+  o.exporter.on_error = [&errors](const std::string& e) { errors.push_back(e); };
   TracerProvider provider(o);
   Span(provider, "x").End();
   ASSERT_TRUE(provider.ForceFlush(10s));
-  EXPECT_EQ(provider.stats().dropped_export_failed, 1u);
+  Span(provider, "y").End();
+  ASSERT_TRUE(provider.ForceFlush(10s));
+  EXPECT_EQ(provider.stats().dropped_export_failed, 2u);
+  ASSERT_EQ(errors.size(), 1u);  // once per reason
+  EXPECT_NE(errors[0].find("not an http:// or https:// URL (scheme 'ftp')"), std::string::npos)
+      << errors[0];
+  EXPECT_EQ(errors[0].find("pw"), std::string::npos) << errors[0];
+  EXPECT_NE(CheckExporterOptions(o.exporter), "");
+}
+
+// --- HTTPS -----------------------------------------------------------------------------------
+
+// The gateway's OTLP/HTTP receiver behind TLS (certificates made by openssl), plus a route that
+// records the Authorization header each export brings.
+class HttpsExportTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("ordertrace_export_tls_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    ASSERT_TRUE(files_.Make(dir_.string())) << "openssl failed";
+  }
+  void TearDown() override {
+    if (server_) server_->Shutdown(1s);
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  // Starts the server on `host`; with `client_ca`, it requires client certificates (mTLS).
+  void Start(const std::string& client_ca = "", const std::string& host = "127.0.0.1") {
+    net::TlsServerOptions tls;
+    tls.cert_file = files_.server_cert;
+    tls.key_file = files_.server_key;
+    tls.client_ca_file = client_ca;
+    auto context = net::TlsServerContext::Create(tls);
+    ASSERT_TRUE(context.ok()) << context.status().message();
+    net::HttpServerOptions options;
+    options.host = host;
+    options.tls = context.value();
+    server_ = std::make_unique<net::HttpServer>(options);
+    receive::RegisterOtlpHttp(*server_, receive::OtlpReceiverOptions{}, &sink_, &metrics_);
+    server_->Route("POST", "/bearer/v1/traces",
+                   [this](net::HttpRequest& req, net::HttpResponse& res) {
+                     std::lock_guard<std::mutex> lock(mu_);
+                     authorizations_.emplace_back(req.Header("authorization"));
+                     res.status = 200;
+                     res.content_type = "application/x-protobuf";
+                   });
+    ASSERT_TRUE(server_->Start().ok());
+  }
+
+  TracerOptions Options(const std::string& host = "127.0.0.1") {
+    TracerOptions o;
+    o.service_name = "crm";
+    o.exporter.endpoint = "https://" + host + ":" + std::to_string(server_->port()) + "/v1/traces";
+    o.exporter.certificate_file = files_.ca_cert;
+    o.exporter.timeout = 5s;
+    o.exporter.max_attempts = 1;
+    o.exporter.on_error = [this](const std::string& e) {
+      std::lock_guard<std::mutex> lock(mu_);
+      errors_.push_back(e);
+    };
+    o.schedule_delay = 1h;
+    return o;
+  }
+
+  // Ends one span, flushes; true when it was exported.
+  bool ExportOne(TracerOptions o) {
+    TracerProvider provider(std::move(o));
+    Span(provider, "checkout").End();
+    EXPECT_TRUE(provider.ForceFlush(10s));
+    return provider.stats().exported == 1;
+  }
+
+  std::string Errors() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::string all;
+    for (const auto& e : errors_) all += e + "\n";
+    return all;
+  }
+
+  std::filesystem::path dir_;
+  testing_support::TlsFiles files_;
+  metrics::Registry registry_;
+  receive::ReceiverMetrics metrics_{registry_};
+  CaptureSink sink_;
+  std::unique_ptr<net::HttpServer> server_;
+  std::mutex mu_;
+  std::vector<std::string> errors_, authorizations_;
+};
+
+TEST_F(HttpsExportTest, TrustsTheCaFileAndSpansArrive) {
+  Start();
+  EXPECT_TRUE(ExportOne(Options())) << Errors();
+  ASSERT_EQ(sink_.batches().size(), 1u);
+  EXPECT_EQ(sink_.batches()[0]->spans().size(), 1u);
+  EXPECT_EQ(Errors(), "");
+  // By name too: the certificate's SAN has localhost, and the name goes as SNI.
+  EXPECT_TRUE(ExportOne(Options("localhost"))) << Errors();
+}
+
+TEST_F(HttpsExportTest, BearerHeaderArrivesOverHttps) {
+  Start();
+  TracerOptions o = Options();
+  o.exporter.endpoint =
+      "https://127.0.0.1:" + std::to_string(server_->port()) + "/bearer/v1/traces";
+  o.exporter.headers = {{"Authorization", "Bearer s3cret-token"}};
+  EXPECT_TRUE(ExportOne(o)) << Errors();
+  std::lock_guard<std::mutex> lock(mu_);
+  ASSERT_EQ(authorizations_.size(), 1u);
+  EXPECT_EQ(authorizations_[0], "Bearer s3cret-token");
+}
+
+TEST_F(HttpsExportTest, TheEnvironmentVariablesConfigureTls) {
+  Start(files_.ca_cert);
+  const std::string endpoint = "https://localhost:" + std::to_string(server_->port());
+  std::map<std::string, std::string> env = {
+      {"OTEL_EXPORTER_OTLP_ENDPOINT", endpoint},
+      {"OTEL_EXPORTER_OTLP_CERTIFICATE", files_.foreign_ca_cert},  // the TRACES_ one wins
+      {"OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", files_.ca_cert},
+      {"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", files_.client_cert},
+      {"OTEL_EXPORTER_OTLP_CLIENT_KEY", files_.client_key},
+      {"OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20abc"},
+  };
+  TracerOptions o = TracerOptionsFromEnv([&env](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  });
+  o.schedule_delay = 1h;
+  EXPECT_EQ(CheckExporterOptions(o.exporter), "");
+  EXPECT_TRUE(ExportOne(o));
+  EXPECT_EQ(sink_.batches().size(), 1u);
+}
+
+TEST_F(HttpsExportTest, MutualTlsWithTheClientCertificate) {
+  Start(files_.ca_cert);
+  TracerOptions o = Options();
+  o.exporter.client_certificate_file = files_.client_cert;
+  o.exporter.client_key_file = files_.client_key;
+  EXPECT_TRUE(ExportOne(o)) << Errors();
+  EXPECT_EQ(sink_.batches().size(), 1u);
+}
+
+TEST_F(HttpsExportTest, MutualTlsServerRefusesAnExporterWithoutClientCertificate) {
+  Start(files_.ca_cert);
+  EXPECT_FALSE(ExportOne(Options()));
+  EXPECT_EQ(sink_.batches().size(), 0u);
+  EXPECT_NE(Errors().find("failed"), std::string::npos) << Errors();
+  // A certificate of another CA is refused as well.
+  TracerOptions foreign = Options();
+  foreign.exporter.client_certificate_file = files_.foreign_client_cert;
+  foreign.exporter.client_key_file = files_.foreign_client_key;
+  EXPECT_FALSE(ExportOne(foreign));
+  EXPECT_EQ(sink_.batches().size(), 0u);
+}
+
+TEST_F(HttpsExportTest, AServerOfAnotherCaIsRefused) {
+  Start();
+  TracerOptions o = Options();
+  o.exporter.certificate_file = files_.foreign_ca_cert;
+  EXPECT_FALSE(ExportOne(o));
+  EXPECT_EQ(sink_.batches().size(), 0u);
+  EXPECT_NE(Errors().find("certificate verify failed"), std::string::npos) << Errors();
+  // Without a CA file, the system's trust store does not know the test CA either.
+  TracerOptions system = Options();
+  system.exporter.certificate_file.clear();
+  EXPECT_FALSE(ExportOne(system));
+  EXPECT_EQ(sink_.batches().size(), 0u);
+}
+
+TEST_F(HttpsExportTest, AnAddressTheCertificateDoesNotNameIsRefused) {
+  Start("", "127.0.0.2");  // the certificate names localhost and 127.0.0.1 only
+  EXPECT_FALSE(ExportOne(Options("127.0.0.2")));
+  EXPECT_EQ(sink_.batches().size(), 0u);
+  EXPECT_NE(Errors().find("certificate verify failed"), std::string::npos) << Errors();
+}
+
+TEST_F(HttpsExportTest, BadFilesAreNamedNeverShown) {
+  Start();
+  TracerOptions o = Options();
+  o.exporter.certificate_file = (dir_ / "missing-ca.pem").string();
+  EXPECT_EQ(
+      CheckExporterOptions(o.exporter),
+      "cannot read the CA file '" + o.exporter.certificate_file + "': No such file or directory");
+  EXPECT_FALSE(ExportOne(o));
+  EXPECT_NE(Errors().find("missing-ca.pem"), std::string::npos) << Errors();
+
+  const std::string not_pem = (dir_ / "not-pem.txt").string();
+  std::ofstream(not_pem) << "SECRET-CONTENT\n";
+  o.exporter.certificate_file = not_pem;
+  const std::string ca_error = CheckExporterOptions(o.exporter);
+  EXPECT_NE(ca_error.find("not-pem.txt"), std::string::npos) << ca_error;
+  EXPECT_EQ(ca_error.find("SECRET"), std::string::npos) << ca_error;
+
+  o.exporter.certificate_file = files_.ca_cert;
+  o.exporter.client_certificate_file = files_.client_cert;
+  EXPECT_NE(CheckExporterOptions(o.exporter).find("without client_key_file"), std::string::npos);
+  o.exporter.client_key_file = not_pem;
+  const std::string key_error = CheckExporterOptions(o.exporter);
+  EXPECT_NE(key_error.find("not-pem.txt"), std::string::npos) << key_error;
+  EXPECT_EQ(key_error.find("SECRET"), std::string::npos) << key_error;
+  o.exporter.client_key_file = files_.foreign_client_key;  // another certificate's key
+  EXPECT_NE(CheckExporterOptions(o.exporter).find("matching the certificate"), std::string::npos);
+  EXPECT_EQ(Errors().find("SECRET"), std::string::npos);
 }
 
 }  // namespace

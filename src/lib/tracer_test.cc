@@ -400,6 +400,28 @@ TEST(Env, EachVariable) {
   EXPECT_FALSE(FromEnv({{"OTEL_SDK_DISABLED", "yes"}}).disabled);
 }
 
+TEST(Env, TlsFilesTheTracesVariablesWin) {
+  TracerOptions general = FromEnv({{"OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"},
+                                   {"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/c.pem"},
+                                   {"OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/c.key"}});
+  EXPECT_EQ(general.exporter.certificate_file, "/etc/ca.pem");
+  EXPECT_EQ(general.exporter.client_certificate_file, "/etc/c.pem");
+  EXPECT_EQ(general.exporter.client_key_file, "/etc/c.key");
+  TracerOptions traces = FromEnv({{"OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"},
+                                  {"OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/t/ca.pem"},
+                                  {"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/c.pem"},
+                                  {"OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "/t/c.pem"},
+                                  {"OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/c.key"},
+                                  {"OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "/t/c.key"}});
+  EXPECT_EQ(traces.exporter.certificate_file, "/t/ca.pem");
+  EXPECT_EQ(traces.exporter.client_certificate_file, "/t/c.pem");
+  EXPECT_EQ(traces.exporter.client_key_file, "/t/c.key");
+  TracerOptions none = FromEnv({});
+  EXPECT_TRUE(none.exporter.certificate_file.empty());
+  EXPECT_TRUE(none.exporter.client_certificate_file.empty());
+  EXPECT_TRUE(none.exporter.client_key_file.empty());
+}
+
 TEST(Env, SamplerNames) {
   std::vector<std::pair<std::string, Sampler>> cases = {
       {"always_on", Sampler::kAlwaysOn},
