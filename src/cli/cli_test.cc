@@ -1,5 +1,6 @@
-// Runs the `ordertrace` binary as a user would: exit codes, messages, and a gateway that
-// receives spans from `ordertrace send` and drains on SIGTERM.
+// Runs the `ordertrace` binary as a user would: exit codes, messages, a gateway that receives
+// spans from `ordertrace send` and drains on SIGTERM, and the API commands sending a bearer
+// token to an HTTPS API that checks it.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -13,6 +14,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <mutex>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -20,6 +23,9 @@
 #include <vector>
 
 #include "net/http_client.h"
+#include "net/http_server.h"
+#include "net/tls.h"
+#include "support/tls_files.h"
 
 extern char** environ;
 
@@ -336,6 +342,145 @@ TEST_F(CliTest, BadInputNeverTakesTheGatewayDown) {
   EXPECT_GE(std::stoi(refused[1]), malformed);
   serve.Signal(SIGTERM);
   EXPECT_EQ(serve.Wait(20s), 0) << serve.err();
+}
+
+// --- The API commands with a token over HTTPS ------------------------------------------------
+
+// An HTTPS API in the shape of the gateway's, behind a bearer check: "Bearer dev-token" may
+// read, "Bearer sales-token" is a valid user without the role (403), anything else 401.
+class CliApiTest : public CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    ASSERT_TRUE(files_.Make(dir_.string())) << "openssl failed";
+    net::TlsServerOptions tls;
+    tls.cert_file = files_.server_cert;
+    tls.key_file = files_.server_key;
+    auto context = net::TlsServerContext::Create(tls);
+    ASSERT_TRUE(context.ok()) << context.status().message();
+    net::HttpServerOptions options;
+    options.tls = context.value();
+    server_ = std::make_unique<net::HttpServer>(options);
+    auto guarded = [this](std::string body, std::string content_type) {
+      return [this, body, content_type](net::HttpRequest& req, net::HttpResponse& res) {
+        const std::string authorization(req.Header("authorization"));
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          seen_.push_back(authorization);
+        }
+        res.content_type = "application/json";
+        if (authorization == "Bearer dev-token") {
+          res.body = body;
+          res.content_type = content_type;
+        } else if (authorization == "Bearer sales-token") {
+          res.status = 403;
+          res.body = R"({"error":"forbidden"})";
+        } else {
+          res.status = 401;
+          res.headers.emplace_back("WWW-Authenticate", "Bearer");
+          res.body = R"({"error":"unauthorized"})";
+        }
+      };
+    };
+    server_->Route(
+        "GET", "/api/v1/orders/*",
+        guarded(R"({"order_id":"ORD-1","stage":"SUBMITTED","stuck":false})", "application/json"));
+    server_->Route("GET", "/api/v1/orders",
+                   guarded(R"({"orders":[],"next_cursor":null})", "application/json"));
+    server_->Route("GET", "/metrics",
+                   guarded("ordertrace_journey_stuck_orders 0\n", "text/plain; version=0.0.4"));
+    ASSERT_TRUE(server_->Start().ok());
+    api_ = "https://localhost:" + std::to_string(server_->port());
+    dev_token_ = (dir_ / "dev.token").string();
+    std::ofstream(dev_token_) << "dev-token\n";
+    sales_token_ = (dir_ / "sales.token").string();
+    std::ofstream(sales_token_) << "sales-token\n";
+  }
+  void TearDown() override {
+    server_->Shutdown(1s);
+    unsetenv("ORDERTRACE_TOKEN");
+    unsetenv("ORDERTRACE_CA_FILE");
+    CliTest::TearDown();
+  }
+  std::vector<std::string> Seen() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return seen_;
+  }
+
+  ordertrace::testing_support::TlsFiles files_;
+  std::unique_ptr<net::HttpServer> server_;
+  std::string api_, dev_token_, sales_token_;
+  std::mutex mu_;
+  std::vector<std::string> seen_;
+};
+
+TEST_F(CliApiTest, OrderStuckAndWatchSendTheTokenFromTheFile) {
+  std::string out, err;
+  EXPECT_EQ(Run({"order", "ORD-1", "--api", api_, "--token-file", dev_token_, "--ca-file",
+                 files_.ca_cert},
+                &out, &err),
+            0)
+      << err;
+  EXPECT_NE(out.find("order ORD-1"), std::string::npos) << out;
+  EXPECT_EQ(Run({"stuck", "--api", api_, "--token-file", dev_token_, "--ca-file", files_.ca_cert},
+                &out, &err),
+            0)
+      << err;
+  EXPECT_NE(out.find("no stuck orders"), std::string::npos) << out;
+  EXPECT_EQ(Run({"watch", "--once", "--api", api_, "--token-file", dev_token_, "--ca-file",
+                 files_.ca_cert},
+                &out, &err),
+            0)
+      << out << err;
+  const auto seen = Seen();
+  ASSERT_GE(seen.size(), 3u);
+  for (const auto& a : seen) EXPECT_EQ(a, "Bearer dev-token");
+}
+
+TEST_F(CliApiTest, TheEnvironmentGivesTokenAndCaAndTheFlagWins) {
+  setenv("ORDERTRACE_TOKEN", "dev-token", 1);
+  setenv("ORDERTRACE_CA_FILE", files_.ca_cert.c_str(), 1);
+  std::string out, err;
+  EXPECT_EQ(Run({"order", "ORD-1", "--api", api_}, &out, &err), 0) << err;
+  // --token-file wins over ORDERTRACE_TOKEN: the sales user gets 403.
+  EXPECT_EQ(Run({"order", "ORD-1", "--api", api_, "--token-file", sales_token_}, &out, &err), 1);
+  EXPECT_NE(err.find("403"), std::string::npos) << err;
+  EXPECT_NE(err.find("Developer or DevOps role"), std::string::npos) << err;
+  EXPECT_EQ(err.find("sales-token"), std::string::npos) << err;
+  EXPECT_EQ(out.find("sales-token"), std::string::npos) << out;
+}
+
+TEST_F(CliApiTest, RefusalsSayWhatToDoAndNeverShowTheToken) {
+  std::string out, err;
+  // No token: 401 and how to give one.
+  EXPECT_EQ(Run({"stuck", "--api", api_, "--ca-file", files_.ca_cert}, &out, &err), 1);
+  EXPECT_NE(err.find("the API wants a token: --token-file or ORDERTRACE_TOKEN"), std::string::npos)
+      << err;
+  EXPECT_EQ(Run({"watch", "--once", "--api", api_, "--ca-file", files_.ca_cert}, &out, &err), 1);
+  EXPECT_NE(out.find("the API wants a token"), std::string::npos) << out;
+  // A token the API does not accept.
+  const std::string wrong = (dir_ / "wrong.token").string();
+  std::ofstream(wrong) << "wrong-token-value\n";
+  EXPECT_EQ(Run({"order", "X", "--api", api_, "--token-file", wrong, "--ca-file", files_.ca_cert},
+                &out, &err),
+            1);
+  EXPECT_NE(err.find("did not accept the token"), std::string::npos) << err;
+  EXPECT_EQ(err.find("wrong-token-value"), std::string::npos) << err;
+  // Without the CA file the server is not trusted; a bad CA file or token file is a usage error.
+  EXPECT_EQ(Run({"order", "X", "--api", api_, "--token-file", dev_token_}, &out, &err), 1);
+  EXPECT_NE(err.find("certificate verify failed"), std::string::npos) << err;
+  EXPECT_EQ(
+      Run({"order", "X", "--api", api_, "--ca-file", (dir_ / "none.pem").string()}, &out, &err), 2);
+  EXPECT_NE(err.find("none.pem"), std::string::npos) << err;
+  EXPECT_EQ(
+      Run({"stuck", "--api", api_, "--token-file", (dir_ / "none.token").string()}, &out, &err), 2);
+  EXPECT_NE(err.find("none.token"), std::string::npos) << err;
+  // Never the token in clear text to another host.
+  EXPECT_EQ(
+      Run({"order", "X", "--api", "http://192.0.2.1:8080", "--token-file", dev_token_}, &out, &err),
+      2);
+  EXPECT_NE(err.find("use https://"), std::string::npos) << err;
+  EXPECT_EQ(err.find("dev-token"), std::string::npos) << err;
 }
 
 }  // namespace

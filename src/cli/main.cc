@@ -73,6 +73,16 @@ CLI::Option* AddOptional(CLI::App* app, const std::string& name, std::optional<T
       name, [target](const T& v) { *target = v; }, help);
 }
 
+// --token-file and --ca-file of the API commands (cli/api_access.h).
+void AddApiAccessFlags(CLI::App* cmd, ApiAccess* access) {
+  cmd->add_option("--token-file", access->token_file,
+                  "Send the bearer token on this file's first line (default: the environment "
+                  "variable ORDERTRACE_TOKEN)");
+  cmd->add_option("--ca-file", access->ca_file,
+                  "Trust the CAs in this PEM file for an https:// --api (default: "
+                  "ORDERTRACE_CA_FILE, else the system's)");
+}
+
 }  // namespace
 
 int Main(int argc, char** argv) {
@@ -157,6 +167,7 @@ int Main(int argc, char** argv) {
     cmd->add_option("--api", query.api, "The gateway's API (its --http listener)")
         ->capture_default_str();
     cmd->add_flag("--json", query.json, "Print the API's JSON");
+    AddApiAccessFlags(cmd, &query.access);
   }
 
   WatchOptions watch;
@@ -172,6 +183,7 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000));
   watch_cmd->add_flag("--once", watch.once,
                       "Print one frame and exit (1 when the gateway cannot be asked)");
+  AddApiAccessFlags(watch_cmd, &watch.access);
 
   auto* version_cmd = app.add_subcommand("version", "Print the version");
 

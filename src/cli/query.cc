@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cli/api_access.h"
 #include "common/url.h"
 #include "net/http_client.h"
 
@@ -13,6 +14,7 @@ namespace {
 using nlohmann::json;
 
 constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
 constexpr int kExitNotFound = 3;
 constexpr int kExitStuck = 4;
 
@@ -23,15 +25,21 @@ std::string Str(const json& j, const char* key, const char* none = "-") {
   return it->dump();
 }
 
-// Asks the API; prints the reason and returns false when it cannot.
-bool Fetch(const QueryOptions& o, const std::string& target, int* status, json* body) {
-  auto reply = net::HttpGet(o.api, target);
+// Asks the API; prints the reason and returns false when it cannot, or when it refuses
+// (401, 403, 503: what the user can do about it).
+bool Fetch(const QueryOptions& o, const ApiClient& client, const std::string& target, int* status,
+           json* body) {
+  auto reply = client.Get(target);
   if (!reply.ok()) {
     std::fprintf(stderr, "ordertrace: cannot reach the gateway API at %s: %s\n", o.api.c_str(),
                  reply.status().message().c_str());
     return false;
   }
   *status = reply.value().status;
+  if (std::string why = ExplainRefusal(*status, client.has_token()); !why.empty()) {
+    std::fprintf(stderr, "ordertrace: the gateway answered %d: %s\n", *status, why.c_str());
+    return false;
+  }
   *body = json::parse(reply.value().body, nullptr, /*allow_exceptions=*/false);
   if (body->is_discarded()) {
     std::fprintf(stderr,
@@ -85,9 +93,16 @@ void PrintDiagnosis(const json& d) {
 }  // namespace
 
 int RunOrder(const QueryOptions& o, const std::string& order_id) {
+  auto client = ApiClient::Make(o.api, o.access);
+  if (!client.ok()) {
+    std::fprintf(stderr, "ordertrace: %s\n", client.status().message().c_str());
+    return kExitUsage;
+  }
   int status = 0;
   json j;
-  if (!Fetch(o, "/api/v1/orders/" + url::PercentEncode(order_id), &status, &j)) return kExitFailure;
+  if (!Fetch(o, *client, "/api/v1/orders/" + url::PercentEncode(order_id), &status, &j)) {
+    return kExitFailure;
+  }
   if (o.json) std::printf("%s\n", j.dump(2).c_str());
   if (status == 404) {
     if (!o.json) std::fprintf(stderr, "ordertrace: %s\n", Str(j, "error").c_str());
@@ -134,6 +149,11 @@ int RunOrder(const QueryOptions& o, const std::string& order_id) {
 }
 
 int RunStuck(const QueryOptions& o, const StuckOptions& s) {
+  auto client = ApiClient::Make(o.api, o.access);
+  if (!client.ok()) {
+    std::fprintf(stderr, "ordertrace: %s\n", client.status().message().c_str());
+    return kExitUsage;
+  }
   json all = json::array();
   std::string cursor;
   do {
@@ -144,7 +164,7 @@ int RunStuck(const QueryOptions& o, const StuckOptions& s) {
     if (!cursor.empty()) target += "&cursor=" + url::PercentEncode(cursor);
     int status = 0;
     json page;
-    if (!Fetch(o, target, &status, &page)) return kExitFailure;
+    if (!Fetch(o, *client, target, &status, &page)) return kExitFailure;
     if (status != 200) {
       std::fprintf(stderr, "ordertrace: the gateway answered %d: %s\n", status,
                    Str(page, "error").c_str());

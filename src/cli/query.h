@@ -1,19 +1,24 @@
 // `ordertrace order ID` and `ordertrace stuck`: the journey API for a terminal.  Both ask a
-// running gateway over HTTP (--api, default http://127.0.0.1:8080) and print either the JSON
-// as the API returns it (--json) or a readable view.
+// running gateway over HTTP or HTTPS (--api, default http://127.0.0.1:8080; a token and a CA
+// file as in cli/api_access.h) and print either the JSON as the API returns it (--json) or a
+// readable view.
 #pragma once
 
 #include <cstddef>
 #include <string>
 
+#include "cli/api_access.h"
+
 namespace ordertrace::cli {
 
 struct QueryOptions {
   std::string api = "http://127.0.0.1:8080";
+  ApiAccess access;  // --token-file, --ca-file
   bool json = false;
 };
 
-// Exit codes: 0 found, 1 the gateway could not be asked (or answered 5xx), 3 no such order.
+// Exit codes: 0 found, 1 the gateway could not be asked (or answered 5xx, 401, 403), 2 a bad
+// --token-file / --ca-file, 3 no such order.
 int RunOrder(const QueryOptions& options, const std::string& order_id);
 
 struct StuckOptions {

@@ -303,6 +303,11 @@ std::string RenderWatch(const std::vector<Sample>& m, std::string_view stuck_jso
 }
 
 int RunWatch(const WatchOptions& o) {
+  auto client = ApiClient::Make(o.api, o.access);
+  if (!client.ok()) {
+    std::fprintf(stderr, "ordertrace: %s\n", client.status().message().c_str());
+    return 2;
+  }
   const bool tty = !o.once && isatty(STDOUT_FILENO) == 1;
   g_stop.store(false);
   // main() blocks SIGINT/SIGTERM for the gateway's sigwait; this command takes them itself.
@@ -326,23 +331,27 @@ int RunWatch(const WatchOptions& o) {
         "ordertrace watch · " + o.api + " · " + when +
         (tty ? " · every " + std::to_string(o.interval.count()) + " ms, Ctrl-C to stop" : "");
     std::string frame;
-    auto metrics = net::HttpGet(o.api, "/metrics", std::chrono::milliseconds(3000));
+    auto metrics = client->Get("/metrics", std::chrono::milliseconds(3000));
     if (!metrics.ok() || metrics.value().status != 200) {
-      const std::string why = metrics.ok() ? "HTTP " + std::to_string(metrics.value().status)
-                                           : metrics.status().message();
+      std::string why = metrics.status().message();
+      if (metrics.ok()) {
+        const std::string refusal = ExplainRefusal(metrics.value().status, client->has_token());
+        why = "HTTP " + std::to_string(metrics.value().status) +
+              (refusal.empty() ? "" : ": " + refusal);
+      }
       frame = header + "\n\nthe gateway cannot be asked: " + why + " (retrying)\n";
       code = 1;
     } else {
       code = 0;
       // Enough rows for the screen; the API returns the oldest stuck orders first.
-      auto stuck = net::HttpGet(
-          o.api, "/api/v1/orders?stuck=true&limit=" + std::to_string(std::max<size_t>(o.limit, 1)),
+      auto stuck = client->Get(
+          "/api/v1/orders?stuck=true&limit=" + std::to_string(std::max<size_t>(o.limit, 1)),
           std::chrono::milliseconds(3000));
       std::string body = stuck.ok() && stuck.value().status == 200 ? stuck.value().body : "";
       // Where the broker holds them: one order view per listed order (at most --limit).
       body = WithBrokerNotes(body, o.limit, [&](const std::string& id) {
-        auto r = net::HttpGet(o.api, "/api/v1/orders/" + url::PercentEncode(id),
-                              std::chrono::milliseconds(3000));
+        auto r = client->Get("/api/v1/orders/" + url::PercentEncode(id),
+                             std::chrono::milliseconds(3000));
         return r.ok() && r.value().status == 200 ? r.value().body : std::string();
       });
       frame = RenderWatch(ParseMetrics(metrics.value().body), body, header, o.limit,

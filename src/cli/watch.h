@@ -16,10 +16,13 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/api_access.h"
+
 namespace ordertrace::cli {
 
 struct WatchOptions {
   std::string api = "http://127.0.0.1:8080";
+  ApiAccess access;  // --token-file, --ca-file (cli/api_access.h)
   std::chrono::milliseconds interval{1000};
   size_t limit = 10;  // stuck orders listed
   bool once = false;  // one frame, then exit (1 when the gateway cannot be asked)

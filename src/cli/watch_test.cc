@@ -1,10 +1,20 @@
 #include "cli/watch.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "cli/api_access.h"
+#include "net/http_server.h"
+#include "net/tls.h"
+#include "support/tls_files.h"
 
 namespace ordertrace::cli {
 namespace {
@@ -145,6 +155,168 @@ TEST(WatchTest, LimitCapsTheList) {
   EXPECT_NE(f.find("ORD-1"), std::string::npos);
   EXPECT_EQ(f.find("ORD-2"), std::string::npos);
   EXPECT_NE(f.find("(the oldest 1)"), std::string::npos) << f;
+}
+
+// --- ApiClient (cli/api_access.h): the token and the CA file, against an HTTPS server -------
+
+class ApiAccessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("ordertrace_api_access_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    ASSERT_TRUE(files_.Make(dir_.string())) << "openssl failed";
+    net::TlsServerOptions tls;
+    tls.cert_file = files_.server_cert;
+    tls.key_file = files_.server_key;
+    auto context = net::TlsServerContext::Create(tls);
+    ASSERT_TRUE(context.ok()) << context.status().message();
+    net::HttpServerOptions options;
+    options.tls = context.value();
+    server_ = std::make_unique<net::HttpServer>(options);
+    server_->Route("GET", "/metrics", [this](net::HttpRequest& req, net::HttpResponse& res) {
+      std::lock_guard<std::mutex> lock(mu_);
+      authorization_ = std::string(req.Header("authorization"));
+      res.status = authorization_ == "Bearer good" ? 200 : 401;
+    });
+    ASSERT_TRUE(server_->Start().ok());
+    api_ = "https://127.0.0.1:" + std::to_string(server_->port());
+  }
+  void TearDown() override {
+    server_->Shutdown(std::chrono::seconds(1));
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  std::string WriteFile(const std::string& name, const std::string& content) {
+    const std::string path = (dir_ / name).string();
+    std::ofstream(path) << content;
+    return path;
+  }
+  // ApiClient::Make with these variables only.
+  Result<ApiClient> Make(const ApiAccess& access, std::map<std::string, std::string> env = {},
+                         const std::string& api = "") {
+    return ApiClient::Make(api.empty() ? api_ : api, access,
+                           [env = std::move(env)](const char* name) -> const char* {
+                             auto it = env.find(name);
+                             return it == env.end() ? nullptr : it->second.c_str();
+                           });
+  }
+  // The status of GET /metrics and the Authorization header the server saw.
+  int Status(const ApiClient& client, std::string* authorization = nullptr) {
+    auto reply = client.Get("/metrics");
+    EXPECT_TRUE(reply.ok()) << reply.status().message();
+    std::lock_guard<std::mutex> lock(mu_);
+    if (authorization) *authorization = authorization_;
+    return reply.ok() ? reply->status : 0;
+  }
+
+  std::filesystem::path dir_;
+  testing_support::TlsFiles files_;
+  std::unique_ptr<net::HttpServer> server_;
+  std::string api_;
+  std::mutex mu_;
+  std::string authorization_;
+};
+
+TEST_F(ApiAccessTest, TokenFileFirstLineTrimmedOverHttpsWithTheCaFile) {
+  ApiAccess access;
+  access.token_file = WriteFile("token", "  good \nsecond line\n");
+  access.ca_file = files_.ca_cert;
+  auto client = Make(access);
+  ASSERT_TRUE(client.ok()) << client.status().message();
+  EXPECT_TRUE(client->has_token());
+  std::string seen;
+  EXPECT_EQ(Status(*client, &seen), 200);
+  EXPECT_EQ(seen, "Bearer good");
+}
+
+TEST_F(ApiAccessTest, TheFlagsWinOverTheEnvironment) {
+  ApiAccess access;
+  access.token_file = WriteFile("token", "good\n");
+  access.ca_file = files_.ca_cert;
+  auto client =
+      Make(access, {{"ORDERTRACE_TOKEN", "bad"}, {"ORDERTRACE_CA_FILE", files_.foreign_ca_cert}});
+  ASSERT_TRUE(client.ok()) << client.status().message();
+  EXPECT_EQ(Status(*client), 200);
+
+  // Without the flags, the variables.
+  auto from_env =
+      Make(ApiAccess{}, {{"ORDERTRACE_TOKEN", " good "}, {"ORDERTRACE_CA_FILE", files_.ca_cert}});
+  ASSERT_TRUE(from_env.ok()) << from_env.status().message();
+  std::string seen;
+  EXPECT_EQ(Status(*from_env, &seen), 200);
+  EXPECT_EQ(seen, "Bearer good");
+}
+
+TEST_F(ApiAccessTest, NoTokenSendsNoHeaderAndTheRefusalIsExplained) {
+  ApiAccess access;
+  access.ca_file = files_.ca_cert;
+  auto client = Make(access);
+  ASSERT_TRUE(client.ok());
+  EXPECT_FALSE(client->has_token());
+  std::string seen = "x";
+  EXPECT_EQ(Status(*client, &seen), 401);
+  EXPECT_EQ(seen, "");
+  EXPECT_EQ(ExplainRefusal(401, false), "the API wants a token: --token-file or ORDERTRACE_TOKEN");
+  EXPECT_NE(ExplainRefusal(401, true).find("did not accept the token"), std::string::npos);
+  EXPECT_NE(ExplainRefusal(403, true).find("Developer or DevOps role"), std::string::npos);
+  EXPECT_NE(ExplainRefusal(503, true), "");
+  EXPECT_EQ(ExplainRefusal(404, true), "");
+}
+
+TEST_F(ApiAccessTest, AServerOfAnotherCaIsRefused) {
+  ApiAccess access;
+  access.ca_file = files_.foreign_ca_cert;
+  auto client = Make(access, {{"ORDERTRACE_TOKEN", "good"}});
+  ASSERT_TRUE(client.ok());
+  auto reply = client->Get("/metrics");
+  ASSERT_FALSE(reply.ok());
+  EXPECT_NE(reply.status().message().find("certificate verify failed"), std::string::npos)
+      << reply.status().message();
+  EXPECT_EQ(reply.status().message().find("good"), std::string::npos);
+  // The system's CAs (no CA file) do not know the test CA either.
+  EXPECT_FALSE(Make(ApiAccess{})->Get("/metrics").ok());
+}
+
+TEST_F(ApiAccessTest, BadFilesAndUnsafeUsesAreNamedNeverTheToken) {
+  ApiAccess missing;
+  missing.token_file = (dir_ / "nope").string();
+  auto m = Make(missing);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.status().message(),
+            "--token-file '" + missing.token_file + "': No such file or directory");
+
+  ApiAccess empty;
+  empty.token_file = WriteFile("empty", "\n");
+  EXPECT_NE(Make(empty).status().message().find("is empty"), std::string::npos);
+
+  ApiAccess spaced;
+  spaced.token_file = WriteFile("spaced", "sec ret\n");
+  auto sp = Make(spaced);
+  ASSERT_FALSE(sp.ok());
+  EXPECT_EQ(sp.status().message().find("sec ret"), std::string::npos);
+  EXPECT_FALSE(Make(ApiAccess{}, {{"ORDERTRACE_TOKEN", "a\x01b"}}).ok());
+
+  ApiAccess bad_ca;
+  bad_ca.ca_file = (dir_ / "no-ca.pem").string();
+  auto ca = Make(bad_ca);
+  ASSERT_FALSE(ca.ok());
+  EXPECT_NE(ca.status().message().find("--ca-file: cannot read the CA file"), std::string::npos)
+      << ca.status().message();
+  auto ca_env = Make(ApiAccess{}, {{"ORDERTRACE_CA_FILE", bad_ca.ca_file}});
+  ASSERT_FALSE(ca_env.ok());
+  EXPECT_NE(ca_env.status().message().find("ORDERTRACE_CA_FILE"), std::string::npos);
+
+  // A token never crosses the network in clear text, except to loopback.
+  auto remote = Make(ApiAccess{}, {{"ORDERTRACE_TOKEN", "s3cret"}}, "http://10.1.2.3:8080");
+  ASSERT_FALSE(remote.ok());
+  EXPECT_EQ(remote.status().message(),
+            "refusing to send the token over plain http:// to 10.1.2.3: use https://");
+  EXPECT_TRUE(Make(ApiAccess{}, {{"ORDERTRACE_TOKEN", "s3cret"}}, "http://127.0.0.1:8080").ok());
+  EXPECT_TRUE(Make(ApiAccess{}, {{"ORDERTRACE_TOKEN", "s3cret"}}, "http://localhost:8080").ok());
+  EXPECT_TRUE(Make(ApiAccess{}, {}, "http://10.1.2.3:8080").ok());  // no token: nothing to leak
 }
 
 }  // namespace

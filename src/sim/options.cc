@@ -344,9 +344,11 @@ Result<Options> ParseArgs(const std::vector<std::string>& args) {
       if (!u.ok()) return u.status();
       o.amqp = *u;
     } else if (flag == "--otlp") {
-      if (value.rfind("http://", 0) != 0)
-        return bad("--otlp: expected an http:// URL like http://127.0.0.1:4318/v1/traces, got '" +
-                   value + "'");
+      if (value.rfind("http://", 0) != 0 && value.rfind("https://", 0) != 0)
+        return bad(
+            "--otlp: expected an http:// or https:// URL like "
+            "http://127.0.0.1:4318/v1/traces, got '" +
+            value + "'");
       o.otlp = value;
     } else if (flag == "--rules") {
       o.rules_file = value;

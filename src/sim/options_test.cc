@@ -227,6 +227,9 @@ TEST(SimArgs, DefaultsAndFlags) {
   EXPECT_EQ(o->amqp.port, 5672);
   EXPECT_EQ(o->amqp.vhost, "/");
   EXPECT_EQ(o->otlp, "http://127.0.0.1:4318/v1/traces");
+  EXPECT_EQ(ParseArgs({"crm", "--otlp", "https://gw:4318/v1/traces"})->otlp,
+            "https://gw:4318/v1/traces");
+  EXPECT_FALSE(ParseArgs({"crm", "--otlp", "grpc://gw:4317"}).ok());
   EXPECT_DOUBLE_EQ(o->pace, 0.3);
   EXPECT_EQ(o->pacing.stages[0], "SUBMITTED");
   EXPECT_TRUE(o->order_id_on_every_span);

@@ -84,6 +84,12 @@ int SimMain(int argc, char** argv) {
     return 2;
   }
   const Options& o = *parsed;
+  // The exporter's TLS files (OTEL_EXPORTER_OTLP_CERTIFICATE, ...) are checked now, so that a
+  // wrong path is a usage error at start rather than spans silently dropped.
+  if (std::string why = CheckExporterOptions(SimTracerOptions(o, "check").exporter); !why.empty()) {
+    std::fprintf(stderr, "ordertrace-sim: OTLP exporter: %s\n", why.c_str());
+    return 2;
+  }
   ReportWriter report;
   if (!o.report.empty() && !report.Open(o.report)) {
     std::fprintf(stderr, "ordertrace-sim: --report %s: %s\n", o.report.c_str(),
