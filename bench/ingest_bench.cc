@@ -1,4 +1,5 @@
-// Ingest benchmark: drives a running `ordertrace serve` over loopback OTLP/HTTP with a fixed
+// Ingest benchmark: drives a running `ordertrace serve` over loopback OTLP/HTTP (keep-alive;
+// https:// with --ca-file: TLS) or OTLP/gRPC (grpc://, grpcs:// with --ca-file) with a fixed
 // workload and measures the gateway's own CPU time per span (from /proc/<pid>/stat), then, in
 // the same run on the same bytes, libprotobuf's plain arena parse of the request as reference.
 //
@@ -7,12 +8,18 @@
 // span in 10, messaging.*, http.*, one e-mail-like enduser.id) and one event.
 //
 // Usage: ordertrace-bench-ingest --url http://127.0.0.1:4318/v1/traces --pid PID
-//          [--connections 4] [--seconds 10] [--warmup 2] [--distinct 16]
+//          [--connections 4] [--seconds 10] [--warmup 2] [--distinct 16] [--ca-file CA.pem]
+//        --url https://127.0.0.1:4318/v1/traces, grpc://127.0.0.1:4317 or grpcs://127.0.0.1:4317
+//        (TLS: the server is verified against --ca-file, TLS 1.2 or newer).  For gRPC each
+//        connection is its own channel (its own HTTP/2 connection) sending unary Export calls.
 // The last line of output is one JSON object with the figures.
 #include <arpa/inet.h>
 #include <google/protobuf/arena.h>
+#include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +36,7 @@
 #include <thread>
 #include <vector>
 
+#include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
 #include "otlp/decoder.h"
 #include "support/otlp_requests.h"
@@ -36,6 +44,8 @@
 namespace {
 
 using opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest;
+using opentelemetry::proto::collector::trace::v1::ExportTraceServiceResponse;
+using opentelemetry::proto::collector::trace::v1::TraceService;
 using opentelemetry::proto::trace::v1::Span;
 using ordertrace::testing_support::RequestBuilder;
 using ordertrace::testing_support::SpanBuilder;
@@ -135,15 +145,22 @@ double ProcessCpuNs(int pid) {
 }
 
 struct Url {
+  std::string scheme = "http";  // http, https, grpc, grpcs
   std::string host = "127.0.0.1";
   int port = 4318;
   std::string path = "/v1/traces";
+  bool tls() const { return scheme == "https" || scheme == "grpcs"; }
+  bool grpc() const { return scheme == "grpc" || scheme == "grpcs"; }
 };
 
 bool ParseUrl(const std::string& s, Url* u) {
-  const std::string prefix = "http://";
-  if (s.rfind(prefix, 0) != 0) return false;
-  std::string rest = s.substr(prefix.size());
+  const auto colon_slashes = s.find("://");
+  if (colon_slashes == std::string::npos) return false;
+  u->scheme = s.substr(0, colon_slashes);
+  if (u->scheme != "http" && u->scheme != "https" && u->scheme != "grpc" && u->scheme != "grpcs") {
+    return false;
+  }
+  std::string rest = s.substr(colon_slashes + 3);
   auto slash = rest.find('/');
   std::string hostport = rest.substr(0, slash);
   u->path = slash == std::string::npos ? "/v1/traces" : rest.substr(slash);
@@ -154,7 +171,7 @@ bool ParseUrl(const std::string& s, Url* u) {
   return true;
 }
 
-int Connect(const Url& u) {
+int ConnectTcp(const Url& u) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -169,11 +186,58 @@ int Connect(const Url& u) {
   return fd;
 }
 
+// An HTTP/1.1 keep-alive connection, plain or TLS (`ssl` set).
+struct Connection {
+  int fd = -1;
+  SSL* ssl = nullptr;
+  bool ok() const { return fd >= 0; }
+  ssize_t Write(const char* p, size_t n) {
+    return ssl ? SSL_write(ssl, p, static_cast<int>(n)) : write(fd, p, n);
+  }
+  ssize_t Read(char* p, size_t n) {
+    return ssl ? SSL_read(ssl, p, static_cast<int>(n)) : read(fd, p, n);
+  }
+  void Close() {
+    if (ssl) SSL_free(ssl);
+    if (fd >= 0) close(fd);
+    ssl = nullptr;
+    fd = -1;
+  }
+};
+
+// The client TLS context of --ca-file: the server verified, TLS 1.2 or newer.
+SSL_CTX* MakeTlsContext(const std::string& ca_file) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+  if (SSL_CTX_load_verify_locations(ctx, ca_file.c_str(), nullptr) != 1) {
+    SSL_CTX_free(ctx);
+    return nullptr;
+  }
+  return ctx;
+}
+
+// Connects (and, with `tls`, completes the handshake, checking the host's address or name).
+Connection Connect(const Url& u, SSL_CTX* tls) {
+  Connection c;
+  c.fd = ConnectTcp(u);
+  if (c.fd < 0 || tls == nullptr) return c;
+  c.ssl = SSL_new(tls);
+  SSL_set_fd(c.ssl, c.fd);
+  X509_VERIFY_PARAM* param = SSL_get0_param(c.ssl);
+  if (X509_VERIFY_PARAM_set1_ip_asc(param, u.host.c_str()) != 1) {
+    SSL_set_tlsext_host_name(c.ssl, u.host.c_str());
+    X509_VERIFY_PARAM_set1_host(param, u.host.c_str(), u.host.size());
+  }
+  if (SSL_connect(c.ssl) != 1) c.Close();
+  return c;
+}
+
 // Sends one request on a keep-alive connection; returns the HTTP status or -1.
-int RoundTrip(int fd, const std::string& request, std::string* buf) {
+int RoundTrip(Connection& conn, const std::string& request, std::string* buf) {
   size_t off = 0;
   while (off < request.size()) {
-    ssize_t n = write(fd, request.data() + off, request.size() - off);
+    ssize_t n = conn.Write(request.data() + off, request.size() - off);
     if (n <= 0) return -1;
     off += static_cast<size_t>(n);
   }
@@ -181,7 +245,7 @@ int RoundTrip(int fd, const std::string& request, std::string* buf) {
   char tmp[4096];
   size_t header_end = std::string::npos;
   while ((header_end = buf->find("\r\n\r\n")) == std::string::npos) {
-    ssize_t n = read(fd, tmp, sizeof tmp);
+    ssize_t n = conn.Read(tmp, sizeof tmp);
     if (n <= 0) return -1;
     buf->append(tmp, static_cast<size_t>(n));
   }
@@ -194,7 +258,7 @@ int RoundTrip(int fd, const std::string& request, std::string* buf) {
     }
   }
   while (buf->size() < header_end + 4 + content_length) {
-    ssize_t n = read(fd, tmp, sizeof tmp);
+    ssize_t n = conn.Read(tmp, sizeof tmp);
     if (n <= 0) return -1;
     buf->append(tmp, static_cast<size_t>(n));
   }
@@ -209,6 +273,7 @@ int main(int argc, char** argv) {
   bool reference_only = false;  // --reference-only 1: skip the load, measure parsers only
   double seconds = 10, warmup = 2;
   int distinct = 16;  // distinct requests, sent round-robin (each span id recurs every round)
+  std::string ca_file;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--url")
@@ -225,29 +290,47 @@ int main(int argc, char** argv) {
       reference_only = v == "1";
     else if (k == "--distinct")
       distinct = std::max(1, std::stoi(v));
+    else if (k == "--ca-file")
+      ca_file = v;
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
     }
   }
   Url url;
-  if (!ParseUrl(url_arg, &url) || (pid <= 0 && !reference_only)) {
+  if (!ParseUrl(url_arg, &url) || (pid <= 0 && !reference_only) || url.tls() != !ca_file.empty()) {
     std::fprintf(stderr,
-                 "usage: %s --url http://HOST:PORT/v1/traces --pid GATEWAY_PID "
-                 "[--connections N] [--seconds S] [--warmup S] [--distinct N]\n",
+                 "usage: %s --url http(s)://HOST:PORT/v1/traces|grpc(s)://HOST:PORT "
+                 "--pid GATEWAY_PID [--connections N] [--seconds S] [--warmup S] [--distinct N] "
+                 "[--ca-file CA.pem (https, grpcs)]\n",
                  argv[0]);
     return 2;
+  }
+  SSL_CTX* tls = nullptr;
+  std::string ca_pem;
+  if (url.tls()) {
+    tls = MakeTlsContext(ca_file);
+    std::ifstream in(ca_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    ca_pem = ss.str();
+    if (tls == nullptr || ca_pem.empty()) {
+      std::fprintf(stderr, "cannot load the CA file '%s'\n", ca_file.c_str());
+      return 2;
+    }
   }
 
   // The workload: `distinct` requests (16 by default), sent round-robin.
   std::mt19937_64 rng(42);
   std::vector<std::string> bodies, requests;
+  std::vector<ExportTraceServiceRequest> messages;  // for gRPC
   const uint64_t base_ns =
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count());
   for (int i = 0; i < distinct; ++i) {
-    bodies.push_back(MakeRequest(rng, i, base_ns).SerializeAsString());
+    messages.push_back(MakeRequest(rng, i, base_ns));
+    bodies.push_back(messages.back().SerializeAsString());
   }
   size_t total_bytes = 0;
   for (const auto& b : bodies) {
@@ -258,8 +341,9 @@ int main(int argc, char** argv) {
   }
   const double bytes_per_span =
       static_cast<double>(total_bytes) / (static_cast<double>(distinct) * kSpansPerRequest);
-  std::printf("workload: %d spans/request, %.0f bytes/span, %zu-byte requests, %d connections\n",
-              kSpansPerRequest, bytes_per_span, bodies[0].size(), connections);
+  std::printf(
+      "workload: %d spans/request, %.0f bytes/span, %zu-byte requests, %d connections, %s\n",
+      kSpansPerRequest, bytes_per_span, bodies[0].size(), connections, url.scheme.c_str());
 
   // Load: each connection thread sends requests back to back.
   std::atomic<int> phase{0};  // 0 warm-up, 1 measure, 2 stop
@@ -269,29 +353,65 @@ int main(int argc, char** argv) {
     connections = 0;
     warmup = seconds = 0;
   }
-  for (int c = 0; c < connections; ++c) {
+  for (int c = 0; c < connections && url.grpc(); ++c) {
     threads.emplace_back([&, c] {
-      int fd = Connect(url);
-      std::string buf;
+      // One channel per connection: distinct channel arguments keep gRPC from sharing one
+      // HTTP/2 connection between them.
+      grpc::ChannelArguments args;
+      args.SetInt("ordertrace.bench.connection", c);
+      args.SetMaxSendMessageSize(-1);
+      args.SetMaxReceiveMessageSize(-1);
+      std::shared_ptr<grpc::ChannelCredentials> credentials;
+      if (url.tls()) {
+        grpc::SslCredentialsOptions ssl;
+        ssl.pem_root_certs = ca_pem;
+        credentials = grpc::SslCredentials(ssl);
+      } else {
+        credentials = grpc::InsecureChannelCredentials();
+      }
+      auto channel =
+          grpc::CreateCustomChannel(url.host + ":" + std::to_string(url.port), credentials, args);
+      auto stub = TraceService::NewStub(channel);
       size_t next = static_cast<size_t>(c);
       while (phase.load() < 2) {
-        if (fd < 0) {
+        const int p = phase.load();
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+        ExportTraceServiceResponse response;
+        const grpc::Status status =
+            stub->Export(&context, messages[next++ % messages.size()], &response);
+        if (!status.ok()) {
           errors.fetch_add(1);
           std::this_thread::sleep_for(std::chrono::milliseconds(100));
-          fd = Connect(url);
-          continue;
-        }
-        const int p = phase.load();
-        int status = RoundTrip(fd, requests[next++ % requests.size()], &buf);
-        if (status != 200) {
-          errors.fetch_add(1);
-          close(fd);
-          fd = Connect(url);
           continue;
         }
         if (p == 1 && phase.load() == 1) measured_requests.fetch_add(1);
       }
-      if (fd >= 0) close(fd);
+    });
+  }
+  for (int c = 0; c < connections && !url.grpc(); ++c) {
+    threads.emplace_back([&, c] {
+      Connection conn = Connect(url, tls);
+      std::string buf;
+      size_t next = static_cast<size_t>(c);
+      while (phase.load() < 2) {
+        if (!conn.ok()) {
+          errors.fetch_add(1);
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          conn = Connect(url, tls);
+          continue;
+        }
+        const int p = phase.load();
+        int status = RoundTrip(conn, requests[next++ % requests.size()], &buf);
+        if (status != 200) {
+          errors.fetch_add(1);
+          conn.Close();
+          conn = Connect(url, tls);
+          continue;
+        }
+        if (p == 1 && phase.load() == 1) measured_requests.fetch_add(1);
+      }
+      conn.Close();
     });
   }
   std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
@@ -339,11 +459,12 @@ int main(int argc, char** argv) {
   std::printf("libprotobuf arena parse per span: %.0f ns; decoder alone: %.0f ns\n",
               parse_cpu_ns_per_span, decode_cpu_ns_per_span);
   std::printf(
-      "{\"benchmark\":\"ingest\",\"spans_per_request\":%d,\"distinct_requests\":%d,"
+      "{\"benchmark\":\"ingest\",\"transport\":\"%s\",\"spans_per_request\":%d,\"distinct_"
+      "requests\":%d,"
       "\"bytes_per_span\":%.0f,\"connections\":%d,\"seconds\":%.2f,\"spans\":%.0f,\"errors\":%llu,"
       "\"spans_per_sec\":%.0f,\"spans_per_cpu_sec\":%.0f,\"cpu_ns_per_span\":%.1f,"
       "\"parse_cpu_ns_per_span\":%.1f,\"decode_cpu_ns_per_span\":%.1f,\"ratio\":%.3f}\n",
-      kSpansPerRequest, distinct, bytes_per_span, connections, wall, spans,
+      url.scheme.c_str(), kSpansPerRequest, distinct, bytes_per_span, connections, wall, spans,
       static_cast<unsigned long long>(errors.load()), wall > 0 ? spans / wall : 0,
       cpu_ns_per_span > 0 ? 1e9 / cpu_ns_per_span : 0, cpu_ns_per_span, parse_cpu_ns_per_span,
       decode_cpu_ns_per_span,
