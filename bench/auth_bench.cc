@@ -59,7 +59,8 @@ std::vector<double> ServeAndMeasure(const api::Authorizer& auth, const std::stri
   us.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n + n / 10; ++i) {  // the first tenth warms up
     const auto t0 = Steady::now();
-    auto out = connection.Send("GET", "/api/v1/broker", "", headers, std::chrono::seconds(5), 1 << 20);
+    auto out =
+        connection.Send("GET", "/api/v1/broker", "", headers, std::chrono::seconds(5), 1 << 20);
     const double d = std::chrono::duration<double, std::micro>(Steady::now() - t0).count();
     if (!out.ok() || out.reply.status != 200) {
       std::fprintf(stderr, "request failed: %d\n", out.ok() ? out.reply.status : -1);
@@ -78,17 +79,18 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--requests") == 0) n = std::max(100, std::atoi(argv[i + 1]));
   }
-  (void)ordertrace::log::Init("warn", ordertrace::log::Format::kLogfmt);  // the servers' start/stop lines are noise here
+  (void)ordertrace::log::Init(
+      "warn", ordertrace::log::Format::kLogfmt);  // the servers' start/stop lines are noise here
   const testing_support::TestKey rsa = testing_support::TestKey::Rsa(2048);
   const testing_support::TestKey ec = testing_support::TestKey::EcP256();
   auto set = auth::KeySet::Parse(json{{"keys", {rsa.Jwk("rsa-1"), ec.Jwk("ec-1")}}}.dump());
   auth::StaticKeySource keys(std::make_shared<const auth::KeySet>(std::move(set).value()));
   const SystemClock clock;
   const int64_t now = clock.Now() / 1'000'000'000;
-  const json claims = {{"iss", kIssuer},       {"aud", kAudience},
-                       {"sub", "bench"},       {"exp", now + 3600},
-                       {"iat", now},           {"client_id", "svc-bench"},
-                       {"roles", {"DevOps"}},  {"jti", "0123456789abcdef"}};
+  const json claims = {{"iss", kIssuer},      {"aud", kAudience},
+                       {"sub", "bench"},      {"exp", now + 3600},
+                       {"iat", now},          {"client_id", "svc-bench"},
+                       {"roles", {"DevOps"}}, {"jti", "0123456789abcdef"}};
   const std::string rs256 = testing_support::MintJwt(
       json{{"alg", "RS256"}, {"typ", "at+jwt"}, {"kid", "rsa-1"}}, claims, rsa);
   const std::string es256 = testing_support::MintJwt(
@@ -129,13 +131,12 @@ int main(int argc, char** argv) {
   std::printf("%-28s %10.1f %10.1f\n", "GET, ES256 bearer", es.p50, es.p99);
   std::printf("added by the check, p99: RS256 %.1f µs, ES256 %.1f µs\n", rs.p99 - base.p99,
               es.p99 - base.p99);
-  std::printf(
-      R"({"requests":%d,"verify_rs256_p50_us":%.1f,"verify_rs256_p99_us":%.1f,)"
-      R"("verify_es256_p50_us":%.1f,"verify_es256_p99_us":%.1f,"get_allowall_p50_us":%.1f,)"
-      R"("get_allowall_p99_us":%.1f,"get_rs256_p50_us":%.1f,"get_rs256_p99_us":%.1f,)"
-      R"("get_es256_p50_us":%.1f,"get_es256_p99_us":%.1f})"
-      "\n",
-      n, v_rs.p50, v_rs.p99, v_es.p50, v_es.p99, base.p50, base.p99, rs.p50, rs.p99, es.p50,
-      es.p99);
+  std::printf(R"({"requests":%d,"verify_rs256_p50_us":%.1f,"verify_rs256_p99_us":%.1f,)"
+              R"("verify_es256_p50_us":%.1f,"verify_es256_p99_us":%.1f,"get_allowall_p50_us":%.1f,)"
+              R"("get_allowall_p99_us":%.1f,"get_rs256_p50_us":%.1f,"get_rs256_p99_us":%.1f,)"
+              R"("get_es256_p50_us":%.1f,"get_es256_p99_us":%.1f})"
+              "\n",
+              n, v_rs.p50, v_rs.p99, v_es.p50, v_es.p99, base.p50, base.p99, rs.p50, rs.p99, es.p50,
+              es.p99);
   return 0;
 }

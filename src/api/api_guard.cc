@@ -97,8 +97,9 @@ std::string NewRequestId() {
   if (RAND_bytes(b, sizeof b) != 1) {
     // The CSPRNG failing is not a reason to refuse the request; the id need only be unique.
     static std::atomic<uint64_t> fallback{0};
-    const uint64_t n = fallback.fetch_add(1) ^
-                       static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+    const uint64_t n =
+        fallback.fetch_add(1) ^
+        static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
     for (int i = 0; i < 16; ++i) b[i] = static_cast<unsigned char>(n >> ((i % 8) * 8));
   }
   b[6] = static_cast<unsigned char>((b[6] & 0x0F) | 0x40);  // version 4
@@ -127,8 +128,8 @@ metrics::Counter& ApiGuard::Count(const std::string& method, const std::string& 
 
 net::HttpHandler ApiGuard::Wrap(std::string route, std::string action,
                                 GuardedHandler handler) const {
-  return [this, route = std::move(route), action = std::move(action),
-          handler = std::move(handler)](net::HttpRequest& req, net::HttpResponse& res) {
+  return [this, route = std::move(route), action = std::move(action), handler = std::move(handler)](
+             net::HttpRequest& req, net::HttpResponse& res) {
     const auto began = std::chrono::steady_clock::now();
     audit::AuditEvent event;
     event.event = "api_request";
@@ -141,8 +142,8 @@ net::HttpHandler ApiGuard::Wrap(std::string route, std::string action,
     AuthResult decision = auth_.Authorize(req, action);
     event.actor = decision.principal;
     if (auth_total_) {
-      const std::string method = decision.principal.method.empty() ? "none"
-                                                                     : decision.principal.method;
+      const std::string method =
+          decision.principal.method.empty() ? "none" : decision.principal.method;
       Count(method, ResultName(decision)).Inc();
     }
     if (decision.allowed()) {

@@ -4,7 +4,8 @@
 // records one audit event per request, allowed or denied.
 //
 //   no token                 401  WWW-Authenticate: Bearer realm="ordertrace"
-//   bad token                401  WWW-Authenticate: Bearer realm="ordertrace", error="invalid_token"
+//   bad token                401  WWW-Authenticate: Bearer realm="ordertrace",
+//   error="invalid_token"
 //                                 (why it was bad goes to the audit and the debug log only)
 //   two Authorization        400  error="invalid_request"
 //   valid, no allowed role   403  error="insufficient_scope"
@@ -36,8 +37,7 @@ struct AuthResult {
   auth::Principal principal;  // as far as known (a 403 knows the user, a 401 only the method)
 
   static AuthResult Allow(auth::Principal p);
-  static AuthResult Deny(int status, std::string error, std::string reason,
-                         auth::Principal p = {});
+  static AuthResult Deny(int status, std::string error, std::string reason, auth::Principal p = {});
 };
 
 // Decides whether a request may do an action ("orders.read", "orders.list", "broker.read").

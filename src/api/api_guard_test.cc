@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio.hpp>
-
 #include <mutex>
 #include <regex>
 
@@ -85,8 +84,8 @@ class ApiGuardTest : public ::testing::Test {
   }
 
   static std::string Token(const json& extra, const std::string& kid = "k1") {
-    json claims = {{"iss", kIssuer}, {"aud", kAudience}, {"sub", "alice"},
-                   {"exp", kNow + 300}, {"iat", kNow}, {"client_id", "svc-ops"}};
+    json claims = {{"iss", kIssuer},    {"aud", kAudience}, {"sub", "alice"},
+                   {"exp", kNow + 300}, {"iat", kNow},      {"client_id", "svc-ops"}};
     claims.update(extra);
     return MintJwt(json{{"alg", "RS256"}, {"typ", "at+jwt"}, {"kid", kid}}, claims, Rsa());
   }
@@ -231,9 +230,10 @@ TEST_F(ApiGuardTest, SchemeCaseTwoHeadersUnknownKidAndNoKeys) {
   EXPECT_EQ(Get("/api/v1/orders", {{"Authorization", "bearer " + t}}).status, 200);
   EXPECT_EQ(Get("/api/v1/orders", {{"Authorization", "BEARER  " + t}}).status, 200);
   // Two Authorization headers (the client merges same names, so a raw request).
-  const std::string two = RawStatusLine("GET /api/v1/orders HTTP/1.1\r\nHost: x\r\n"
-                                        "Authorization: Bearer " + t + "\r\nAuthorization: Bearer " +
-                                        t + "\r\nConnection: close\r\n\r\n");
+  const std::string two = RawStatusLine(
+      "GET /api/v1/orders HTTP/1.1\r\nHost: x\r\n"
+      "Authorization: Bearer " +
+      t + "\r\nAuthorization: Bearer " + t + "\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(two, "HTTP/1.1 400 Bad Request");
   // An unknown kid: refused at once, the key source asked (it refetches in the background).
   EXPECT_EQ(GetWith(Token({{"roles", {"Developer"}}}, "k9")).status, 401);

@@ -25,8 +25,7 @@ std::string StringClaim(const nlohmann::json& claims, const char* name) {
 
 }  // namespace
 
-AuthResult BearerAuthorizer::Authorize(const net::HttpRequest& req,
-                                       std::string_view action) const {
+AuthResult BearerAuthorizer::Authorize(const net::HttpRequest& req, std::string_view action) const {
   auth::Principal who;
   who.method = "none";
   size_t headers = 0;

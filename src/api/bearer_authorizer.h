@@ -19,8 +19,8 @@ namespace ordertrace::api {
 
 class BearerAuthorizer : public Authorizer {
  public:
-  BearerAuthorizer(auth::JwtVerifier verifier, auth::RoleMapper roles,
-                   const auth::KeySource& keys, const Clock& clock)
+  BearerAuthorizer(auth::JwtVerifier verifier, auth::RoleMapper roles, const auth::KeySource& keys,
+                   const Clock& clock)
       : verifier_(std::move(verifier)), roles_(std::move(roles)), keys_(keys), clock_(clock) {}
 
   AuthResult Authorize(const net::HttpRequest& req, std::string_view action) const override;

@@ -20,8 +20,8 @@ bool MetricsTokenMatches(std::string_view authorization, const std::string& sha2
   std::string_view token = authorization.substr(7);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  if (token.empty() || EVP_Digest(token.data(), token.size(), digest, &len, EVP_sha256(),
-                                  nullptr) != 1) {
+  if (token.empty() ||
+      EVP_Digest(token.data(), token.size(), digest, &len, EVP_sha256(), nullptr) != 1) {
     return false;
   }
   char hex[2 * EVP_MAX_MD_SIZE + 1];

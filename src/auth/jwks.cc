@@ -46,7 +46,8 @@ bool Member(const json& jwk, const char* name, std::string* decoded) {
 
 Result<std::shared_ptr<EVP_PKEY>> FromData(const char* type, OSSL_PARAM_BLD* bld) {
   std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld));
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
+      EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
   EVP_PKEY* key = nullptr;
   if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
       EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) <= 0) {
@@ -60,12 +61,10 @@ Result<Jwk> RsaKey(const json& jwk, Jwk out) {
   if (!Member(jwk, "n", &n) || !Member(jwk, "e", &e) || n.empty() || e.empty()) {
     return Status::InvalidArgument("RSA key without base64url n and e");
   }
-  std::unique_ptr<BIGNUM, BnFree> bn_n(
-      BN_bin2bn(reinterpret_cast<const unsigned char*>(n.data()), static_cast<int>(n.size()),
-                nullptr));
-  std::unique_ptr<BIGNUM, BnFree> bn_e(
-      BN_bin2bn(reinterpret_cast<const unsigned char*>(e.data()), static_cast<int>(e.size()),
-                nullptr));
+  std::unique_ptr<BIGNUM, BnFree> bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n.data()),
+                                                 static_cast<int>(n.size()), nullptr));
+  std::unique_ptr<BIGNUM, BnFree> bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e.data()),
+                                                 static_cast<int>(e.size()), nullptr));
   if (!bn_n || !bn_e) return Status::Internal("out of memory");
   out.bits = BN_num_bits(bn_n.get());
   if (out.bits < kMinRsaBits) {

@@ -16,8 +16,7 @@ namespace {
 using nlohmann::json;
 
 // The order n of P-256's base point (SEC 2), for the r, s range check.
-constexpr char kP256OrderHex[] =
-    "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551";
+constexpr char kP256OrderHex[] = "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551";
 // NumericDate values beyond this (year 2255) are refused, so that seconds × 1e9 fits Nanos.
 constexpr double kMaxNumericDate = 9.0e9;
 
@@ -172,8 +171,8 @@ Result<JwtVerifier> JwtVerifier::Create(JwtVerifierOptions options) {
 
 JwtResult JwtVerifier::Verify(std::string_view token, const KeySet& keys, Nanos now) const {
   if (token.size() > options_.max_token_bytes) {
-    return Fail(JwtError::kMalformed, "token longer than " +
-                                          std::to_string(options_.max_token_bytes) + " bytes");
+    return Fail(JwtError::kMalformed,
+                "token longer than " + std::to_string(options_.max_token_bytes) + " bytes");
   }
   const size_t dot1 = token.find('.');
   const size_t dot2 = dot1 == std::string_view::npos ? dot1 : token.find('.', dot1 + 1);
@@ -265,12 +264,14 @@ JwtResult JwtVerifier::Verify(std::string_view token, const KeySet& keys, Nanos 
   if (aud != c.end() && aud->is_string()) {
     audience_ok = *aud == options_.audience;
   } else if (aud != c.end() && aud->is_array()) {
-    for (const json& a : *aud) audience_ok = audience_ok || (a.is_string() && a == options_.audience);
+    for (const json& a : *aud)
+      audience_ok = audience_ok || (a.is_string() && a == options_.audience);
   }
   if (!audience_ok) {
     return Fail(JwtError::kAudience, aud == c.end() ? "no aud" : "aud lacks the audience");
   }
-  const Nanos leeway = std::chrono::duration_cast<std::chrono::nanoseconds>(options_.leeway).count();
+  const Nanos leeway =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(options_.leeway).count();
   Nanos exp = 0;
   auto exp_it = c.find("exp");
   if (exp_it == c.end() || !NumericDate(*exp_it, &exp)) {

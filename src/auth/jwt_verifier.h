@@ -64,17 +64,17 @@ struct VerifiedJwt {
 
 // Why a token was refused, for metrics and the audit's `reason` (bounded set).
 enum class JwtError {
-  kMalformed,     // size, segments, base64url, JSON, duplicates, crit
-  kAlgorithm,     // alg not allowed
-  kUnknownKey,    // no key with that kid (the OIDC client may refetch the JWKS)
-  kKey,           // no fitting key (type, alg, or no kid and not exactly one candidate)
-  kSignature,     // the signature does not verify
-  kType,          // typ not accepted
-  kIssuer,        // iss
-  kAudience,      // aud
-  kExpired,       // exp
-  kNotYetValid,   // nbf, iat in the future
-  kClaims,        // exp missing or not a number, sub missing, ...
+  kMalformed,    // size, segments, base64url, JSON, duplicates, crit
+  kAlgorithm,    // alg not allowed
+  kUnknownKey,   // no key with that kid (the OIDC client may refetch the JWKS)
+  kKey,          // no fitting key (type, alg, or no kid and not exactly one candidate)
+  kSignature,    // the signature does not verify
+  kType,         // typ not accepted
+  kIssuer,       // iss
+  kAudience,     // aud
+  kExpired,      // exp
+  kNotYetValid,  // nbf, iat in the future
+  kClaims,       // exp missing or not a number, sub missing, ...
 };
 const char* JwtErrorName(JwtError e);  // "malformed", "algorithm", "unknown_key", ...
 

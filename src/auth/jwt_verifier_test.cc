@@ -44,8 +44,8 @@ class JwtVerifierTest : public ::testing::Test {
     auto v = JwtVerifier::Create(o);
     ASSERT_TRUE(v.ok()) << v.status().message();
     verifier_ = std::make_unique<JwtVerifier>(std::move(v).value());
-    json jwks = {{"keys",
-                  {K().rsa.Jwk("rsa-1"), K().ec.Jwk("ec-1"), K().rsa_small.Jwk("small-1")}}};
+    json jwks = {
+        {"keys", {K().rsa.Jwk("rsa-1"), K().ec.Jwk("ec-1"), K().rsa_small.Jwk("small-1")}}};
     std::vector<std::string> skipped;
     auto set = KeySet::Parse(jwks.dump(), &skipped);
     ASSERT_TRUE(set.ok()) << set.status().message();
@@ -61,7 +61,7 @@ class JwtVerifierTest : public ::testing::Test {
     return h;
   }
   static json Claims() {
-    return {{"iss", kIssuer},  {"aud", kAudience}, {"sub", "alice"},
+    return {{"iss", kIssuer},    {"aud", kAudience}, {"sub", "alice"},
             {"exp", kNow + 300}, {"iat", kNow - 10}, {"client_id", "svc-ops"}};
   }
   std::string Rs(const json& claims = Claims()) {
@@ -75,8 +75,7 @@ class JwtVerifierTest : public ::testing::Test {
     JwtResult r = Verify(token);
     EXPECT_FALSE(r.ok()) << what;
     if (!r.ok()) {
-      EXPECT_EQ(JwtErrorName(r.error), std::string(JwtErrorName(want))) << what << ": "
-                                                                         << r.reason;
+      EXPECT_EQ(JwtErrorName(r.error), std::string(JwtErrorName(want))) << what << ": " << r.reason;
     }
   }
 
@@ -122,18 +121,18 @@ TEST_F(JwtVerifierTest, AlgorithmAndKeyTypeMismatchesAreRefused) {
   ExpectRefused(MintJwt(Header("RS256", "ec-1"), Claims(), K().rsa), JwtError::kKey, "RS256/EC");
   ExpectRefused(MintJwt(Header("ES256", "rsa-1"), Claims(), K().ec), JwtError::kKey, "ES256/RSA");
   // PS256 signature under an RS256 header and the reverse: the padding is bound to the alg.
-  ExpectRefused(MintJwt(Header("RS256", "rsa-1"), Claims(), K().rsa, "PS256"),
-                JwtError::kSignature, "RS256 header, PSS signature");
-  ExpectRefused(MintJwt(Header("PS256", "rsa-1"), Claims(), K().rsa, "RS256"),
-                JwtError::kSignature, "PS256 header, PKCS1 signature");
+  ExpectRefused(MintJwt(Header("RS256", "rsa-1"), Claims(), K().rsa, "PS256"), JwtError::kSignature,
+                "RS256 header, PSS signature");
+  ExpectRefused(MintJwt(Header("PS256", "rsa-1"), Claims(), K().rsa, "RS256"), JwtError::kSignature,
+                "PS256 header, PKCS1 signature");
   // PS256 not configured: refused even with a good signature.
   JwtVerifierOptions o = verifier_->options();
   o.algorithms = {"RS256"};
   auto rs_only = JwtVerifier::Create(o);
   ASSERT_TRUE(rs_only.ok());
-  EXPECT_FALSE(rs_only->Verify(MintJwt(Header("PS256", "rsa-1"), Claims(), K().rsa), keys_,
-                               kNow * kSec)
-                   .ok());
+  EXPECT_FALSE(
+      rs_only->Verify(MintJwt(Header("PS256", "rsa-1"), Claims(), K().rsa), keys_, kNow * kSec)
+          .ok());
   // A JWK whose alg says RS256 does not verify PS256.
   auto pinned = KeySet::Parse(json{{"keys", {K().rsa.Jwk("rsa-1", "RS256")}}}.dump());
   ASSERT_TRUE(pinned.ok());
@@ -169,7 +168,8 @@ TEST_F(JwtVerifierTest, AttackerKeysAreNeverUsed) {
 }
 
 TEST_F(JwtVerifierTest, UnknownAndHostileKidsAreUnknownKeys) {
-  for (std::string kid : std::vector<std::string>{"../../etc/passwd", std::string(10000, 'k'), "' OR 1=1 --", "rsa-2"}) {
+  for (std::string kid : std::vector<std::string>{"../../etc/passwd", std::string(10000, 'k'),
+                                                  "' OR 1=1 --", "rsa-2"}) {
     JwtResult r = Verify(MintJwt(Header("RS256", kid), Claims(), K().rsa));
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error, JwtError::kUnknownKey);
@@ -177,8 +177,7 @@ TEST_F(JwtVerifierTest, UnknownAndHostileKidsAreUnknownKeys) {
   }
   // Without a kid: only when exactly one key fits the alg.
   EXPECT_TRUE(Verify(MintJwt(Header("RS256", ""), Claims(), K().rsa)).ok());
-  auto two = KeySet::Parse(
-      json{{"keys", {K().rsa.Jwk("a"), K().attacker_rsa.Jwk("b")}}}.dump());
+  auto two = KeySet::Parse(json{{"keys", {K().rsa.Jwk("a"), K().attacker_rsa.Jwk("b")}}}.dump());
   ASSERT_TRUE(two.ok());
   JwtResult r =
       verifier_->Verify(MintJwt(Header("RS256", ""), Claims(), K().rsa), *two, kNow * kSec);
@@ -319,23 +318,23 @@ TEST_F(JwtVerifierTest, MalformedEs256SignaturesAreRefused) {
     n_bytes.push_back(static_cast<char>(std::stoi(n_hex.substr(i, 2), nullptr, 16)));
   }
   const std::string all_ff(32, '\xff');
-  for (const auto& [sig, what] : std::vector<std::pair<std::string, std::string>>{
-           {zero + zero, "r=s=0"},
-           {zero + good.substr(32), "r=0"},
-           {good.substr(0, 32) + zero, "s=0"},
-           {n_bytes + good.substr(32), "r=n"},
-           {good.substr(0, 32) + n_bytes, "s=n"},
-           {all_ff + good.substr(32), "r>n"},
-           {good.substr(0, 63), "63 bytes"},
-           {good + "x", "65 bytes"}}) {
+  for (const auto& [sig, what] :
+       std::vector<std::pair<std::string, std::string>>{{zero + zero, "r=s=0"},
+                                                        {zero + good.substr(32), "r=0"},
+                                                        {good.substr(0, 32) + zero, "s=0"},
+                                                        {n_bytes + good.substr(32), "r=n"},
+                                                        {good.substr(0, 32) + n_bytes, "s=n"},
+                                                        {all_ff + good.substr(32), "r>n"},
+                                                        {good.substr(0, 63), "63 bytes"},
+                                                        {good + "x", "65 bytes"}}) {
     ExpectRefused(input + "." + Base64UrlEncode(sig), JwtError::kSignature, what);
   }
   EXPECT_TRUE(Verify(input + "." + Base64UrlEncode(good)).ok());
 }
 
 TEST_F(JwtVerifierTest, SmallRsaKeyIsNeverUsed) {
-  ExpectRefused(MintJwt(Header("RS256", "small-1"), Claims(), K().rsa_small),
-                JwtError::kUnknownKey, "1024-bit key");
+  ExpectRefused(MintJwt(Header("RS256", "small-1"), Claims(), K().rsa_small), JwtError::kUnknownKey,
+                "1024-bit key");
   auto only_small = KeySet::Parse(json{{"keys", {K().rsa_small.Jwk("")}}}.dump());
   ASSERT_TRUE(only_small.ok());
   EXPECT_TRUE(only_small->keys().empty());
@@ -365,9 +364,9 @@ TEST_F(JwtVerifierTest, MalformedTokensAreRefused) {
                           "{" + base + R"(,"aud":"urn:ordertrace:api"})"),
                 JwtError::kMalformed, "duplicate alg");
   // Nested objects keep their own member names.
-  EXPECT_TRUE(Verify(hand_made(hdr, "{" + base +
-                                        R"(,"aud":"urn:ordertrace:api","a":{"x":1},"b":{"x":1}})"))
-                  .ok());
+  EXPECT_TRUE(
+      Verify(hand_made(hdr, "{" + base + R"(,"aud":"urn:ordertrace:api","a":{"x":1},"b":{"x":1}})"))
+          .ok());
   // Padded, standard-alphabet and whitespace base64.
   const size_t d1 = good.find('.');
   ExpectRefused(good.substr(0, d1) + "=" + good.substr(d1), JwtError::kMalformed, "padding");
@@ -412,7 +411,8 @@ TEST(Base64UrlTest, StrictDecoding) {
   EXPECT_FALSE(Base64UrlDecode("Y", &out));
   EXPECT_FALSE(Base64UrlDecode("a+b/", &out));
   EXPECT_TRUE(Base64UrlDecode("a-b_", &out));
-  for (std::string s : std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
+  for (std::string s :
+       std::vector<std::string>{"", "a", "ab", "abc", "abcd", std::string("\0\xff\x10", 3)}) {
     EXPECT_TRUE(Base64UrlDecode(Base64UrlEncode(s), &out));
     EXPECT_EQ(out, s);
   }

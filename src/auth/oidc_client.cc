@@ -58,9 +58,9 @@ Result<std::unique_ptr<OidcClient>> OidcClient::Create(OidcClientOptions options
 OidcClient::OidcClient(OidcClientOptions options, const Clock& clock, metrics::Registry* registry)
     : options_(std::move(options)), clock_(clock) {
   if (registry) {
-    auto& family = registry->AddCounter("ordertrace_oidc_jwks_fetch_total",
-                                        "JWKS (and discovery) fetches from the OpenID provider.",
-                                        {"result"});
+    auto& family =
+        registry->AddCounter("ordertrace_oidc_jwks_fetch_total",
+                             "JWKS (and discovery) fetches from the OpenID provider.", {"result"});
     fetch_ok_ = &family.With({"ok"});
     fetch_error_ = &family.With({"error"});
   }
@@ -112,7 +112,8 @@ std::chrono::nanoseconds OidcClient::Tick() {
                  {"error", s.message()},
                  {"have_keys", Keys() != nullptr}});
       if (Keys() == nullptr) {
-        backoff_ = std::min(backoff_ * 2, std::max(options_.cooldown, std::chrono::milliseconds(1000)));
+        backoff_ =
+            std::min(backoff_ * 2, std::max(options_.cooldown, std::chrono::milliseconds(1000)));
       } else {
         // Retry an old set after the cooldown, not at once (the set is kept meanwhile).
         last_success_ = now - ToNanos(options_.max_age) + cooldown;
@@ -157,8 +158,8 @@ Status OidcClient::Fetch() {
     if (jwks == doc.end() || !jwks->is_string()) {
       return Status::InvalidArgument("discovery document has no jwks_uri");
     }
-    if (Status s = CheckFetchUrl(jwks->get<std::string>(), options_.allow_insecure_loopback,
-                                 "jwks_uri");
+    if (Status s =
+            CheckFetchUrl(jwks->get<std::string>(), options_.allow_insecure_loopback, "jwks_uri");
         !s.ok()) {
       return s;
     }

@@ -27,9 +27,10 @@ class FakeProvider {
                    [this](net::HttpRequest&, net::HttpResponse& res) {
                      std::lock_guard<std::mutex> lock(mu_);
                      res.content_type = "application/json";
-                     res.body = json{{"issuer", issuer_override_.empty() ? issuer() : issuer_override_},
-                                     {"jwks_uri", origin() + "/realm/jwks"}}
-                                    .dump();
+                     res.body =
+                         json{{"issuer", issuer_override_.empty() ? issuer() : issuer_override_},
+                              {"jwks_uri", origin() + "/realm/jwks"}}
+                             .dump();
                    });
     server_->Route("GET", "/realm/jwks", [this](net::HttpRequest&, net::HttpResponse& res) {
       ++jwks_requests;

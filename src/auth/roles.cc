@@ -83,8 +83,7 @@ RoleGrant RoleMapper::Map(const json& claims) const {
       if (gateway_role != role) continue;
       const bool granted = std::any_of(idp_values.begin(), idp_values.end(),
                                        [&](const std::string& v) { return values.count(v) > 0; });
-      if (granted &&
-          std::find(grant.roles.begin(), grant.roles.end(), role) == grant.roles.end()) {
+      if (granted && std::find(grant.roles.begin(), grant.roles.end(), role) == grant.roles.end()) {
         grant.roles.push_back(role);
       }
     }

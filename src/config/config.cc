@@ -288,9 +288,9 @@ void AddAuthKeys(std::map<std::string, Setter>* schema) {
     return std::nullopt;
   };
   k["auth.oidc.audience"] = StringKey([](Config* c) { return &c->auth.oidc.audience; });
-  k["auth.oidc.leeway"] = DurationKey([](Config* c) { return &c->auth.oidc.leeway; },
-                                      std::chrono::milliseconds(0), std::chrono::minutes(5),
-                                      "0s to 5m");
+  k["auth.oidc.leeway"] =
+      DurationKey([](Config* c) { return &c->auth.oidc.leeway; }, std::chrono::milliseconds(0),
+                  std::chrono::minutes(5), "0s to 5m");
   k["auth.oidc.allow_insecure_loopback"] =
       BoolKey([](Config* c) { return &c->auth.oidc.allow_insecure_loopback; });
   k["auth.oidc.ca_file"] = [](std::string_view v, Config* c) -> std::optional<std::string> {
@@ -302,17 +302,17 @@ void AddAuthKeys(std::map<std::string, Setter>* schema) {
     c->auth.oidc.ca_file = path;
     return std::nullopt;
   };
-  k["auth.oidc.jwks_cooldown"] = DurationKey([](Config* c) { return &c->auth.oidc.jwks_cooldown; },
-                                             std::chrono::seconds(1), std::chrono::hours(1),
-                                             "1s to 1h");
-  k["auth.oidc.jwks_max_age"] = DurationKey([](Config* c) { return &c->auth.oidc.jwks_max_age; },
-                                            std::chrono::seconds(1), std::chrono::hours(24),
-                                            "1s to 24h");
+  k["auth.oidc.jwks_cooldown"] =
+      DurationKey([](Config* c) { return &c->auth.oidc.jwks_cooldown; }, std::chrono::seconds(1),
+                  std::chrono::hours(1), "1s to 1h");
+  k["auth.oidc.jwks_max_age"] =
+      DurationKey([](Config* c) { return &c->auth.oidc.jwks_max_age; }, std::chrono::seconds(1),
+                  std::chrono::hours(24), "1s to 24h");
   k["auth.roles.client"] = StringKey([](Config* c) { return &c->auth.roles.client; });
   k["auth.metrics_token_sha256"] = [](std::string_view v, Config* c) -> std::optional<std::string> {
     std::string hex = AsciiLower(TrimSpace(v));
-    if (!hex.empty() && (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") !=
-                                                 std::string::npos)) {
+    if (!hex.empty() &&
+        (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos)) {
       return "expected the SHA-256 of the token as 64 hex digits (sha256sum), got " +
              std::to_string(hex.size()) + " characters";
     }
@@ -359,10 +359,9 @@ Status CheckAuth(const Config::Auth& auth) {
   auto url = net::ParseUrl(o.issuer, uo);
   if (!url.ok()) return url.status();
   if (url->scheme != "https" && !(o.allow_insecure_loopback && IsLoopbackHost(url->host))) {
-    return Status::InvalidArgument(
-        "auth.oidc.issuer: " + Quote(net::RedactUrl(o.issuer)) +
-        " must be https (plain http only to a loopback issuer with "
-        "auth.oidc.allow_insecure_loopback: true)");
+    return Status::InvalidArgument("auth.oidc.issuer: " + Quote(net::RedactUrl(o.issuer)) +
+                                   " must be https (plain http only to a loopback issuer with "
+                                   "auth.oidc.allow_insecure_loopback: true)");
   }
   if (o.algorithms.empty()) return Status::InvalidArgument("auth.oidc.algorithms: empty");
   if (o.accepted_typ.empty()) return Status::InvalidArgument("auth.oidc.accepted_typ: empty");
@@ -665,7 +664,8 @@ class Loader {
         lines_[path] = line;
         return Status::Ok();
       }
-      if ((AuthList(path, config) && value.IsSequence()) || (AuthMap(path, config) && value.IsMap())) {
+      if ((AuthList(path, config) && value.IsSequence()) ||
+          (AuthMap(path, config) && value.IsMap())) {
         if (Status s = ReadAuthValue(value, path, config); !s.ok()) return s;
         lines_[path] = line;
         return Status::Ok();
@@ -722,8 +722,7 @@ class Loader {
 
   // auth.* lists (a sequence of strings) and role maps (role -> sequence or one string).
   Status ReadAuthValue(const YAML::Node& node, const std::string& path, Config* config) {
-    auto read_list = [&](const YAML::Node& list, const std::string& at,
-                         StringList* out) -> Status {
+    auto read_list = [&](const YAML::Node& list, const std::string& at, StringList* out) -> Status {
       out->clear();
       if (list.IsScalar()) {
         auto text = SubstituteEnv(list.Scalar(), env_);
@@ -977,8 +976,8 @@ Status ApplyOverrides(const Overrides& o, Config* config) {
   if (o.oidc_audience) config->auth.oidc.audience = std::string(TrimSpace(*o.oidc_audience));
   if (o.oidc_issuer || o.oidc_audience) {
     if (Status s = CheckAuth(config->auth); !s.ok()) {
-      return Status::InvalidArgument(std::string(o.oidc_issuer ? "--oidc-issuer" : "--oidc-audience") +
-                                     ": " + s.message());
+      return Status::InvalidArgument(
+          std::string(o.oidc_issuer ? "--oidc-issuer" : "--oidc-audience") + ": " + s.message());
     }
   }
   return Status::Ok();

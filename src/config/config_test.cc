@@ -905,27 +905,28 @@ auth:
 
 TEST(ConfigAuthTest, ErrorsNameTheKey) {
   EXPECT_EQ(ErrorOf("auth:\n  oidc:\n    algorithms: [RS256, HS256]\n"),
-              "gateway.yaml:3: auth.oidc.algorithms[1]: expected RS256, PS256 or ES256 (never none "
-              "or HS*), got 'HS256'");
+            "gateway.yaml:3: auth.oidc.algorithms[1]: expected RS256, PS256 or ES256 (never none "
+            "or HS*), got 'HS256'");
   EXPECT_EQ(ErrorOf("auth:\n  oidc:\n    algorithms: none\n"),
-              "gateway.yaml:3: auth.oidc.algorithms: expected RS256, PS256 or ES256 (never none or "
-              "HS*), got 'none'");
+            "gateway.yaml:3: auth.oidc.algorithms: expected RS256, PS256 or ES256 (never none or "
+            "HS*), got 'none'");
   EXPECT_EQ(ErrorOf("auth:\n  roles:\n    claims: [realm_access.roles]\n"),
-              "gateway.yaml:3: auth.roles.claims[0]: expected a JSON Pointer like "
-              "/realm_access/roles, got 'realm_access.roles'");
+            "gateway.yaml:3: auth.roles.claims[0]: expected a JSON Pointer like "
+            "/realm_access/roles, got 'realm_access.roles'");
   EXPECT_EQ(ErrorOf("auth:\n  oidc:\n    issuer: https://idp.example\n"),
-              "gateway.yaml:3: auth.oidc.audience: required with auth.oidc.issuer "
-              "(--oidc-audience): the API's identifier that access tokens carry in aud");
+            "gateway.yaml:3: auth.oidc.audience: required with auth.oidc.issuer "
+            "(--oidc-audience): the API's identifier that access tokens carry in aud");
   EXPECT_EQ(ErrorOf("auth:\n  oidc:\n    issuer: http://idp.example\n    audience: api\n"),
-              "gateway.yaml:3: auth.oidc.issuer: 'http://idp.example' must be https (plain http "
-              "only to a loopback issuer with auth.oidc.allow_insecure_loopback: true)");
+            "gateway.yaml:3: auth.oidc.issuer: 'http://idp.example' must be https (plain http "
+            "only to a loopback issuer with auth.oidc.allow_insecure_loopback: true)");
   EXPECT_EQ(ErrorOf("auth:\n  oidc:\n    issuer: http://127.0.0.1:9000\n    audience: api\n"),
-              "gateway.yaml:3: auth.oidc.issuer: 'http://127.0.0.1:9000' must be https (plain "
-              "http only to a loopback issuer with auth.oidc.allow_insecure_loopback: true)");
+            "gateway.yaml:3: auth.oidc.issuer: 'http://127.0.0.1:9000' must be https (plain "
+            "http only to a loopback issuer with auth.oidc.allow_insecure_loopback: true)");
   EXPECT_EQ(ErrorOf("auth:\n  metrics_token_sha256: abc\n"),
-              "gateway.yaml:2: auth.metrics_token_sha256: expected the SHA-256 of the token as 64 "
-              "hex digits (sha256sum), got 3 characters");
-  EXPECT_EQ(ErrorOf("auth:\n  oidc:\n    isuer: x\n"), "gateway.yaml:3: auth.oidc.isuer: unknown key (did you mean 'issuer'?)");
+            "gateway.yaml:2: auth.metrics_token_sha256: expected the SHA-256 of the token as 64 "
+            "hex digits (sha256sum), got 3 characters");
+  EXPECT_EQ(ErrorOf("auth:\n  oidc:\n    isuer: x\n"),
+            "gateway.yaml:3: auth.oidc.isuer: unknown key (did you mean 'issuer'?)");
   auto ok = Parse(
       "auth:\n  oidc:\n    issuer: http://127.0.0.1:9000\n    audience: api\n"
       "    allow_insecure_loopback: true\n");

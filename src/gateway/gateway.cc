@@ -19,8 +19,8 @@
 #include "api/bearer_authorizer.h"
 #include "api/journey_api.h"
 #include "api/routes.h"
-#include "broker/monitor.h"
 #include "auth/oidc_client.h"
+#include "broker/monitor.h"
 #include "common/log.h"
 #include "common/values.h"
 #include "forward/forwarder.h"
@@ -366,17 +366,18 @@ Status Gateway::Start() {
   // spans that tell about the outage) out of service.
   if (g.broker) g.broker->Start();
   g.readiness.Set(api::Readiness::State::kReady);
-  log::Info("ordertrace gateway started",
-            {{"version", Version()},
-             {"otlp_grpc", FormatHostPort({grpc_addr->host, otlp_grpc_port()})},
-             {"otlp_http", FormatHostPort({http_addr->host, otlp_http_port()})},
-             {"http", FormatHostPort({api_addr->host, http_port()})},
-             {"data_dir", config_.data_dir},
-             {"upstream", config_.forward.upstream.empty() ? "off" : config_.forward.upstream},
-             {"journeys", rules_source},
-             {"broker", g.broker ? g.broker->broker() : std::string("off")},
-             {"sign_in", config_.auth.oidc.enabled() ? config_.auth.oidc.issuer : std::string("off")},
-             {"log_spans", config_.log.spans}});
+  log::Info(
+      "ordertrace gateway started",
+      {{"version", Version()},
+       {"otlp_grpc", FormatHostPort({grpc_addr->host, otlp_grpc_port()})},
+       {"otlp_http", FormatHostPort({http_addr->host, otlp_http_port()})},
+       {"http", FormatHostPort({api_addr->host, http_port()})},
+       {"data_dir", config_.data_dir},
+       {"upstream", config_.forward.upstream.empty() ? "off" : config_.forward.upstream},
+       {"journeys", rules_source},
+       {"broker", g.broker ? g.broker->broker() : std::string("off")},
+       {"sign_in", config_.auth.oidc.enabled() ? config_.auth.oidc.issuer : std::string("off")},
+       {"log_spans", config_.log.spans}});
   return Status::Ok();
 }
 

@@ -169,8 +169,11 @@ TEST_F(OidcTest, AThousandUnknownKidsCauseAtMostOneFetch) {
   const testing_support::TestKey attacker = testing_support::TestKey::Rsa(2048);
   std::vector<std::string> tokens;
   for (int i = 0; i < 1000; ++i) {
-    json claims = {{"iss", idp_->issuer()}, {"aud", "urn:ordertrace:api"}, {"sub", "x"},
-                   {"exp", 4102444800}, {"roles", {"DevOps"}}};
+    json claims = {{"iss", idp_->issuer()},
+                   {"aud", "urn:ordertrace:api"},
+                   {"sub", "x"},
+                   {"exp", 4102444800},
+                   {"roles", {"DevOps"}}};
     tokens.push_back(testing_support::MintJwt(
         json{{"alg", "RS256"}, {"typ", "at+jwt"}, {"kid", "kid-" + std::to_string(i)}}, claims,
         attacker));

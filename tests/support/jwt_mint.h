@@ -78,8 +78,7 @@ class TestKey {
   // The JWS signature of `input` under `alg` (RS256, PS256, ES256 as r‖s; "ES256-DER" as the
   // DER that OpenSSL makes).
   std::string Sign(const std::string& alg, const std::string& input) const {
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
-                                                                EVP_MD_CTX_free);
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
     EVP_PKEY_CTX* pctx = nullptr;
     EVP_DigestSignInit(ctx.get(), &pctx, EVP_sha256(), nullptr, key_.get());
     if (alg == "PS256") {
