@@ -6,6 +6,7 @@
 
 #include <array>
 
+#include "auth/openssl_ptr.h"
 #include "auth/strict_json.h"
 
 namespace ordertrace::auth {
@@ -24,19 +25,6 @@ int DecodeChar(char c) {
   return -1;
 }
 
-struct BnFree {
-  void operator()(BIGNUM* b) const { BN_free(b); }
-};
-struct ParamBldFree {
-  void operator()(OSSL_PARAM_BLD* b) const { OSSL_PARAM_BLD_free(b); }
-};
-struct ParamFree {
-  void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
-};
-struct PkeyCtxFree {
-  void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); }
-};
-
 // A JWK member that must be a base64url string when present.
 bool Member(const json& jwk, const char* name, std::string* decoded) {
   auto it = jwk.find(name);
@@ -45,15 +33,14 @@ bool Member(const json& jwk, const char* name, std::string* decoded) {
 }
 
 Result<std::shared_ptr<EVP_PKEY>> FromData(const char* type, OSSL_PARAM_BLD* bld) {
-  std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld));
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(
-      EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  OpenSslPtr<OSSL_PARAM> params(OSSL_PARAM_BLD_to_param(bld));
+  OpenSslPtr<EVP_PKEY_CTX> ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
   EVP_PKEY* key = nullptr;
   if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
       EVP_PKEY_fromdata(ctx.get(), &key, EVP_PKEY_PUBLIC_KEY, params.get()) <= 0) {
     return Status::InvalidArgument("OpenSSL refused the key parameters");
   }
-  return std::shared_ptr<EVP_PKEY>(key, EvpPkeyFree());
+  return std::shared_ptr<EVP_PKEY>(key, OpenSslFree());
 }
 
 Result<Jwk> RsaKey(const json& jwk, Jwk out) {
@@ -61,10 +48,10 @@ Result<Jwk> RsaKey(const json& jwk, Jwk out) {
   if (!Member(jwk, "n", &n) || !Member(jwk, "e", &e) || n.empty() || e.empty()) {
     return Status::InvalidArgument("RSA key without base64url n and e");
   }
-  std::unique_ptr<BIGNUM, BnFree> bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n.data()),
-                                                 static_cast<int>(n.size()), nullptr));
-  std::unique_ptr<BIGNUM, BnFree> bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e.data()),
-                                                 static_cast<int>(e.size()), nullptr));
+  OpenSslPtr<BIGNUM> bn_n(BN_bin2bn(reinterpret_cast<const unsigned char*>(n.data()),
+                                    static_cast<int>(n.size()), nullptr));
+  OpenSslPtr<BIGNUM> bn_e(BN_bin2bn(reinterpret_cast<const unsigned char*>(e.data()),
+                                    static_cast<int>(e.size()), nullptr));
   if (!bn_n || !bn_e) return Status::Internal("out of memory");
   out.bits = BN_num_bits(bn_n.get());
   if (out.bits < kMinRsaBits) {
@@ -75,7 +62,7 @@ Result<Jwk> RsaKey(const json& jwk, Jwk out) {
   if (!BN_is_odd(bn_e.get()) || BN_is_one(bn_e.get())) {
     return Status::InvalidArgument("RSA exponent is not an odd number above 1");
   }
-  std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
+  OpenSslPtr<OSSL_PARAM_BLD> bld(OSSL_PARAM_BLD_new());
   if (!bld || !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, bn_n.get()) ||
       !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, bn_e.get())) {
     return Status::Internal("out of memory");
@@ -97,7 +84,7 @@ Result<Jwk> EcKey(const json& jwk, Jwk out) {
     return Status::InvalidArgument("EC key without 32-byte base64url x and y");
   }
   std::string point = "\x04" + x + y;  // uncompressed SEC1 point
-  std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
+  OpenSslPtr<OSSL_PARAM_BLD> bld(OSSL_PARAM_BLD_new());
   if (!bld ||
       !OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
       !OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(),
@@ -107,8 +94,7 @@ Result<Jwk> EcKey(const json& jwk, Jwk out) {
   auto key = FromData("EC", bld.get());
   if (!key.ok()) return Status::InvalidArgument("EC point is not on P-256");
   // fromdata does not promise a full check of the point; an invalid-curve key must not verify.
-  std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> check(
-      EVP_PKEY_CTX_new_from_pkey(nullptr, key.value().get(), nullptr));
+  OpenSslPtr<EVP_PKEY_CTX> check(EVP_PKEY_CTX_new_from_pkey(nullptr, key.value().get(), nullptr));
   if (!check || EVP_PKEY_public_check(check.get()) != 1) {
     return Status::InvalidArgument("EC point is not on P-256");
   }

@@ -28,10 +28,6 @@ namespace ordertrace::auth {
 bool Base64UrlDecode(std::string_view in, std::string* out);
 std::string Base64UrlEncode(std::string_view in);
 
-struct EvpPkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-
 struct Jwk {
   enum class Type { kRsa, kEcP256 };
   Type type = Type::kRsa;

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <memory>
 
+#include "auth/openssl_ptr.h"
 #include "auth/strict_json.h"
 
 namespace ordertrace::auth {
@@ -19,16 +20,6 @@ using nlohmann::json;
 constexpr char kP256OrderHex[] = "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551";
 // NumericDate values beyond this (year 2255) are refused, so that seconds × 1e9 fits Nanos.
 constexpr double kMaxNumericDate = 9.0e9;
-
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-struct BnFree {
-  void operator()(BIGNUM* b) const { BN_free(b); }
-};
-struct EcdsaSigFree {
-  void operator()(ECDSA_SIG* s) const { ECDSA_SIG_free(s); }
-};
 
 JwtResult Fail(JwtError e, std::string reason) {
   JwtResult r;
@@ -51,16 +42,15 @@ bool EcdsaRawToDer(std::string_view raw, std::string* der) {
   if (raw.size() != 64) return false;
   BIGNUM* order_raw = nullptr;
   if (BN_hex2bn(&order_raw, kP256OrderHex) == 0) return false;
-  std::unique_ptr<BIGNUM, BnFree> order(order_raw);
-  std::unique_ptr<BIGNUM, BnFree> r(
-      BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()), 32, nullptr));
-  std::unique_ptr<BIGNUM, BnFree> s(
+  OpenSslPtr<BIGNUM> order(order_raw);
+  OpenSslPtr<BIGNUM> r(BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()), 32, nullptr));
+  OpenSslPtr<BIGNUM> s(
       BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data() + 32), 32, nullptr));
   if (!r || !s) return false;
   for (const BIGNUM* v : {r.get(), s.get()}) {
     if (BN_is_zero(v) || BN_cmp(v, order.get()) >= 0) return false;
   }
-  std::unique_ptr<ECDSA_SIG, EcdsaSigFree> sig(ECDSA_SIG_new());
+  OpenSslPtr<ECDSA_SIG> sig(ECDSA_SIG_new());
   if (!sig || ECDSA_SIG_set0(sig.get(), r.get(), s.get()) != 1) return false;
   (void)r.release();  // owned by sig now
   (void)s.release();
@@ -81,7 +71,7 @@ bool VerifySignature(const Jwk& key, std::string_view alg, std::string_view sign
   } else if (signature.size() != static_cast<size_t>((key.bits + 7) / 8)) {
     return false;  // RSA signatures are exactly the modulus length
   }
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  OpenSslPtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;
   if (!ctx || EVP_DigestVerifyInit(ctx.get(), &pctx, EVP_sha256(), nullptr, key.key.get()) != 1) {
     return false;
