@@ -15,10 +15,9 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ordertrace::auth;
   static const KeySet* keys = [] {
-    auto set = KeySet::Parse(
-        R"({"keys":[{"kty":"EC","crv":"P-256","kid":"ec-1",)"
-        R"("x":"wDauJPUN47quW2cPepUygyHD2QufuRLrVErGzacyBAs",)"
-        R"("y":"uqeU5WtTWXvgA8a7OViyAS1mDr1WqmILgYgzaRukUJc"}]})");
+    auto set = KeySet::Parse(R"({"keys":[{"kty":"EC","crv":"P-256","kid":"ec-1",)"
+                             R"("x":"wDauJPUN47quW2cPepUygyHD2QufuRLrVErGzacyBAs",)"
+                             R"("y":"uqeU5WtTWXvgA8a7OViyAS1mDr1WqmILgYgzaRukUJc"}]})");
     if (!set.ok()) std::abort();
     return new KeySet(std::move(set).value());
   }();
