@@ -8,6 +8,7 @@
 #include <boost/asio.hpp>
 #include <mutex>
 #include <regex>
+#include <thread>
 
 #include "api/bearer_authorizer.h"
 #include "api/journey_api.h"
@@ -80,6 +81,11 @@ class ApiGuardTest : public ::testing::Test {
     server_ = std::make_unique<net::HttpServer>(net::HttpServerOptions{});
     RegisterJourneyRoutes(*server_, *engine_, *guard_, {});
     RegisterBrokerRoute(*server_, *guard_, [] { return std::string("{}"); });
+    // Where an attacker's jku / x5u point: nothing may ever ask.
+    server_->Route("GET", "/attacker/*", [this](net::HttpRequest&, net::HttpResponse& res) {
+      ++attacker_fetches_;
+      res.body = "{}";
+    });
     ASSERT_TRUE(server_->Start().ok());
   }
 
@@ -114,6 +120,7 @@ class ApiGuardTest : public ::testing::Test {
     return line.substr(0, line.find("\r\n"));
   }
 
+  std::atomic<int> attacker_fetches_{0};
   ManualClock clock_{kNow * kSec};
   CountingKeys keys_;
   RecordingAudit audit_;
@@ -243,6 +250,29 @@ TEST_F(ApiGuardTest, SchemeCaseTwoHeadersUnknownKidAndNoKeys) {
   net::HttpReply r = GetWith(t);
   EXPECT_EQ(r.status, 503);
   EXPECT_FALSE(r.Header("Retry-After").empty());
+}
+
+TEST_F(ApiGuardTest, EmbeddedKeysAndKeyUrlsAreNeverFetched) {
+  const TestKey attacker = TestKey::Rsa(2048);
+  const std::string base = "http://127.0.0.1:" + std::to_string(server_->port()) + "/attacker";
+  json header = {{"alg", "RS256"},
+                 {"typ", "at+jwt"},
+                 {"kid", "k1"},
+                 {"jku", base + "/jwks.json"},
+                 {"x5u", base + "/cert.pem"},
+                 {"jwk", attacker.Jwk("k1")}};
+  json claims = {{"iss", kIssuer},
+                 {"aud", kAudience},
+                 {"sub", "mallory"},
+                 {"exp", kNow + 300},
+                 {"roles", {"DevOps"}}};
+  EXPECT_EQ(GetWith(MintJwt(header, claims, attacker)).status, 401);
+  header.erase("kid");
+  EXPECT_EQ(GetWith(MintJwt(header, claims, attacker)).status, 401);
+  header["kid"] = "attacker-kid";
+  EXPECT_EQ(GetWith(MintJwt(header, claims, attacker)).status, 401);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(attacker_fetches_.load(), 0);
 }
 
 TEST_F(ApiGuardTest, NoSecretReachesTheAuditOrTheAnswer) {

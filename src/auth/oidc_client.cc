@@ -81,7 +81,7 @@ std::shared_ptr<const KeySet> OidcClient::Keys() const {
 
 void OidcClient::OnUnknownKid() const {
   // Bounded: a flag and a wake; the worker decides whether the cooldown allows a fetch.
-  if (!refetch_wanted_.exchange(true)) const_cast<Worker&>(worker_).Wake();
+  if (!refetch_wanted_.exchange(true)) worker_.Wake();
 }
 
 std::chrono::nanoseconds OidcClient::Tick() {

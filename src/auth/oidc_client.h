@@ -94,7 +94,7 @@ class OidcClient : public KeySource {
   metrics::Counter* fetch_ok_ = nullptr;
   metrics::Counter* fetch_error_ = nullptr;
   std::shared_ptr<const void> tls_;  // net::TlsClientContext, kept opaque to this header
-  Worker worker_;
+  mutable Worker worker_;            // Wake() from OnUnknownKid() (const: the KeySource interface)
 
   mutable Mutex mu_;
   std::shared_ptr<const KeySet> keys_ GUARDED_BY(mu_);
