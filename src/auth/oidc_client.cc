@@ -87,17 +87,21 @@ void OidcClient::OnUnknownKid() const {
 std::chrono::nanoseconds OidcClient::Tick() {
   const Nanos now = clock_.Now();
   const bool have_keys = Keys() != nullptr;
-  const bool wanted = refetch_wanted_.exchange(false);
+  // An unknown kid inside the cooldown is remembered and served when the cooldown ends: one
+  // fetch per cooldown at most, and a rotated key is picked up without waiting for another
+  // request.
+  if (refetch_wanted_.exchange(false)) refetch_pending_ = true;
   const Nanos cooldown = ToNanos(options_.cooldown);
   bool due;
   if (!have_keys) {
     due = !attempted_ || now - last_attempt_ >= ToNanos(backoff_);
   } else {
     due = now - last_success_ >= ToNanos(options_.max_age) ||
-          (wanted && now - last_attempt_ >= cooldown);
+          (refetch_pending_ && now - last_attempt_ >= cooldown);
   }
   if (due) {
     attempted_ = true;
+    refetch_pending_ = false;
     last_attempt_ = now;
     Status s = Fetch();
     if (s.ok()) {

@@ -6,10 +6,10 @@
 // The cache (after panva/jose's createRemoteJWKSet): keys live `max_age` (10 min), then the
 // worker refetches; a token with an unknown `kid` is refused at once and asks for a refetch,
 // which happens at most once per `cooldown` (30 s) however many such tokens arrive (single
-// flight: one worker).  A failed fetch keeps the last good set; until a first set arrives the
-// API answers 503 (HasKeys() false) and the worker retries with a backoff (1 s doubling to
-// the cooldown).  Only https URLs, plain http only to a loopback host with
-// allow_insecure_loopback (tests); TLS verified, timeout 5 s, bodies ≤ 1 MiB.
+// flight: one worker; a request inside the cooldown is served when it ends).  A failed fetch keeps
+// the last good set; until a first set arrives the API answers 503 (HasKeys() false) and the worker
+// retries with a backoff (1 s doubling to the cooldown).  Only https URLs, plain http only to a
+// loopback host with allow_insecure_loopback (tests); TLS verified, timeout 5 s, bodies ≤ 1 MiB.
 //
 // Metrics: ordertrace_oidc_jwks_fetch_total{result="ok|error"}.
 //
@@ -105,6 +105,7 @@ class OidcClient : public KeySource {
   Nanos last_attempt_ = 0;
   Nanos last_success_ = 0;
   bool attempted_ = false;
+  bool refetch_pending_ = false;  // an unknown kid was seen; fetch once the cooldown allows
   std::chrono::milliseconds backoff_{1000};
 };
 
