@@ -29,28 +29,6 @@ void JsonError(net::HttpResponse& res, int status, const std::string& message) {
   JsonResponse(res, status, json{{"error", message}, {"status", status}});
 }
 
-int HttpStatusOf(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kInvalidArgument:
-      return 400;
-    case StatusCode::kNotFound:
-      return 404;
-    case StatusCode::kUnavailable:
-      return 503;
-    default:
-      return 500;
-  }
-}
-
-// Checks the caller; answers the request itself and returns false when it may not proceed.
-bool Allowed(const Authorizer& auth, const net::HttpRequest& req, net::HttpResponse& res,
-             std::string_view action) {
-  Status s = auth.Authorize(req, action);
-  if (s.ok()) return true;
-  JsonError(res, HttpStatusOf(s) == 500 ? 403 : HttpStatusOf(s), s.message());
-  return false;
-}
-
 const char* OtelStatusName(uint8_t s) { return s == 2 ? "ERROR" : s == 1 ? "OK" : "UNSET"; }
 
 json SpanJson(const journey::SpanRecord& s, std::string_view jaeger_ui) {
@@ -191,119 +169,131 @@ json OrderJson(const journey::Journey& jr, const std::optional<journey::Diagnosi
   return j;
 }
 
-void RegisterBrokerRoute(net::HttpServer& server, const Authorizer& auth,
+void RegisterBrokerRoute(net::HttpServer& server, const ApiGuard& guard,
                          std::function<std::string()> status_json) {
   server.Route("GET", "/api/v1/broker",
-               [&auth, status_json](net::HttpRequest& req, net::HttpResponse& res) {
-                 if (!Allowed(auth, req, res, "broker.read")) return;
-                 if (!status_json) {
-                   JsonError(res, 404,
-                             "no broker configured (broker.management_url / "
-                             "--rabbitmq-management)");
-                   return;
-                 }
-                 res.status = 200;
-                 res.content_type = kJson;
-                 res.body = status_json();
-                 res.headers.emplace_back("Cache-Control", "no-store");
-               });
+               guard.Wrap("/api/v1/broker", "broker.read",
+                          [status_json](net::HttpRequest&, net::HttpResponse& res,
+                                        audit::AuditEvent& event) {
+                            event.resource.emplace_back("type", "broker");
+                            if (!status_json) {
+                              JsonError(res, 404,
+                                        "no broker configured (broker.management_url / "
+                                        "--rabbitmq-management)");
+                              return;
+                            }
+                            res.status = 200;
+                            res.content_type = kJson;
+                            res.body = status_json();
+                            res.headers.emplace_back("Cache-Control", "no-store");
+                          }));
 }
 
-void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, const Authorizer& auth,
+void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, const ApiGuard& guard,
                            JourneyApiOptions options) {
   server.Route(
       "GET", "/api/v1/orders/*",
-      [&engine, &auth, options](net::HttpRequest& req, net::HttpResponse& res) {
-        if (!Allowed(auth, req, res, "orders.read")) return;
-        std::string id;
-        const std::string_view raw = std::string_view(req.path).substr(kOrdersPrefix.size());
-        if (raw.empty() || raw.find('/') != std::string_view::npos ||
-            !url::PercentDecode(raw, &id) || id.empty()) {
-          JsonError(res, 400, "expected /api/v1/orders/{id} with one percent-encoded order id");
-          return;
-        }
-        auto jr = engine.store().GetJourney(id, options.max_spans);
-        if (!jr.ok()) {
-          log::Error("journey read failed", {{"order_id", id}, {"error", jr.status().message()}});
-          JsonError(res, 500, "journey store: " + jr.status().message());
-          return;
-        }
-        if (!jr.value().has_value()) {
-          JsonError(res, 404, "order '" + id + "' not found");
-          return;
-        }
-        const journey::Journey& journey = *jr.value();
-        const auto rules = engine.rules();
-        auto d = journey::Diagnose(journey, *rules, engine.clock().Now(), options.jaeger_ui,
-                                   options.broker);
-        JsonResponse(res, 200, OrderJson(journey, d, options.jaeger_ui));
-      });
-  server.Route("GET", "/api/v1/orders",
-               [&engine, &auth, options](net::HttpRequest& req, net::HttpResponse& res) {
-                 if (!Allowed(auth, req, res, "orders.list")) return;
-                 url::QueryParams q;
-                 std::string error;
-                 if (!url::ParseQuery(req.query, &q, &error)) {
-                   JsonError(res, 400, error);
-                   return;
-                 }
-                 journey::OrderQuery query;
-                 query.limit = options.default_limit;
-                 for (const auto& [k, v] : q.params) {
-                   if (k == "stuck") {
-                     if (v == "true" || v == "1") {
-                       query.stuck = true;
-                     } else if (v == "false" || v == "0") {
-                       query.stuck = false;
-                     } else if (!v.empty()) {
-                       JsonError(res, 400, "stuck: expected true or false, got '" + v + "'");
-                       return;
-                     }
-                   } else if (k == "stage") {
-                     query.stage = v;
-                   } else if (k == "service") {
-                     query.service = v;
-                   } else if (k == "cursor") {
-                     query.cursor = v;
-                   } else if (k == "limit") {
-                     if (!v.empty() && !ParseLimit(v, options.max_limit, &query.limit)) {
-                       JsonError(res, 400,
-                                 "limit: expected 1.." + std::to_string(options.max_limit) +
-                                     ", got '" + v + "'");
-                       return;
-                     }
-                   } else if (k == "closed") {
-                     query.include_closed = v != "false" && v != "0";
-                   } else {
-                     JsonError(res, 400,
-                               "unknown query parameter '" + k +
-                                   "' (known: stuck, stage, service, limit, cursor, closed)");
+      guard.Wrap(
+          "/api/v1/orders/{id}", "orders.read",
+          [&engine, options](net::HttpRequest& req, net::HttpResponse& res,
+                             audit::AuditEvent& event) {
+            event.resource.emplace_back("type", "order");
+            std::string id;
+            const std::string_view raw = std::string_view(req.path).substr(kOrdersPrefix.size());
+            if (raw.empty() || raw.find('/') != std::string_view::npos ||
+                !url::PercentDecode(raw, &id) || id.empty()) {
+              JsonError(res, 400, "expected /api/v1/orders/{id} with one percent-encoded order id");
+              return;
+            }
+            event.resource.emplace_back("id", id);
+            auto jr = engine.store().GetJourney(id, options.max_spans);
+            if (!jr.ok()) {
+              log::Error("journey read failed",
+                         {{"order_id", id}, {"error", jr.status().message()}});
+              JsonError(res, 500, "journey store: " + jr.status().message());
+              return;
+            }
+            if (!jr.value().has_value()) {
+              JsonError(res, 404, "order '" + id + "' not found");
+              return;
+            }
+            const journey::Journey& journey = *jr.value();
+            const auto rules = engine.rules();
+            auto d = journey::Diagnose(journey, *rules, engine.clock().Now(), options.jaeger_ui,
+                                       options.broker);
+            JsonResponse(res, 200, OrderJson(journey, d, options.jaeger_ui));
+          }));
+  server.Route(
+      "GET", "/api/v1/orders",
+      guard.Wrap("/api/v1/orders", "orders.list",
+                 [&engine, options](net::HttpRequest& req, net::HttpResponse& res,
+                                    audit::AuditEvent& event) {
+                   event.resource.emplace_back("type", "order_list");
+                   url::QueryParams q;
+                   std::string error;
+                   if (!url::ParseQuery(req.query, &q, &error)) {
+                     JsonError(res, 400, error);
                      return;
                    }
-                 }
-                 if (!query.stage.empty() && engine.rules()->StageIndex(query.stage) < 0) {
-                   JsonError(res, 400, "stage: unknown stage '" + query.stage + "'");
-                   return;
-                 }
-                 auto page = engine.store().ListOrders(query);
-                 if (!page.ok()) {
-                   JsonError(res, 500, "journey store: " + page.status().message());
-                   return;
-                 }
-                 json orders = json::array();
-                 const auto rules = engine.rules();
-                 const Nanos now = engine.clock().Now();
-                 for (journey::OrderRow& r : page.value().orders) {
-                   // The stored line was written when the order was flagged; say it as of now.
-                   if (r.stuck != journey::StuckKind::kNone) {
-                     r.summary = journey::SummaryLine(r, *rules, now);
+                   journey::OrderQuery query;
+                   query.limit = options.default_limit;
+                   for (const auto& [k, v] : q.params) {
+                     // The filters, not the cursor (an opaque position, kept out of the audit).
+                     if (k != "cursor") event.resource.emplace_back(k, v.substr(0, 128));
+                     if (k == "stuck") {
+                       if (v == "true" || v == "1") {
+                         query.stuck = true;
+                       } else if (v == "false" || v == "0") {
+                         query.stuck = false;
+                       } else if (!v.empty()) {
+                         JsonError(res, 400, "stuck: expected true or false, got '" + v + "'");
+                         return;
+                       }
+                     } else if (k == "stage") {
+                       query.stage = v;
+                     } else if (k == "service") {
+                       query.service = v;
+                     } else if (k == "cursor") {
+                       query.cursor = v;
+                     } else if (k == "limit") {
+                       if (!v.empty() && !ParseLimit(v, options.max_limit, &query.limit)) {
+                         JsonError(res, 400,
+                                   "limit: expected 1.." + std::to_string(options.max_limit) +
+                                       ", got '" + v + "'");
+                         return;
+                       }
+                     } else if (k == "closed") {
+                       query.include_closed = v != "false" && v != "0";
+                     } else {
+                       JsonError(res, 400,
+                                 "unknown query parameter '" + k +
+                                     "' (known: stuck, stage, service, limit, cursor, closed)");
+                       return;
+                     }
                    }
-                   orders.push_back(OrderSummaryJson(r));
-                 }
-                 JsonResponse(res, 200,
-                              json{{"orders", std::move(orders)},
-                                   {"next_cursor", StrOrNull(page.value().next_cursor)}});
-               });
+                   if (!query.stage.empty() && engine.rules()->StageIndex(query.stage) < 0) {
+                     JsonError(res, 400, "stage: unknown stage '" + query.stage + "'");
+                     return;
+                   }
+                   auto page = engine.store().ListOrders(query);
+                   if (!page.ok()) {
+                     JsonError(res, 500, "journey store: " + page.status().message());
+                     return;
+                   }
+                   json orders = json::array();
+                   const auto rules = engine.rules();
+                   const Nanos now = engine.clock().Now();
+                   for (journey::OrderRow& r : page.value().orders) {
+                     // The stored line was written when the order was flagged; say it as of now.
+                     if (r.stuck != journey::StuckKind::kNone) {
+                       r.summary = journey::SummaryLine(r, *rules, now);
+                     }
+                     orders.push_back(OrderSummaryJson(r));
+                   }
+                   JsonResponse(res, 200,
+                                json{{"orders", std::move(orders)},
+                                     {"next_cursor", StrOrNull(page.value().next_cursor)}});
+                 }));
 }
 
 }  // namespace ordertrace::api

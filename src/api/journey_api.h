@@ -7,8 +7,8 @@
 //   GET /api/v1/broker        RabbitMQ as the broker monitor sees it (docs/broker.md); 404 when
 //                             no broker is configured.  Never affects /readyz.
 //
-// Every route asks the Authorizer first: it is the one place sign-in and roles plug in (the
-// security issue adds OIDC there); until then AllowAll is used on a loopback listener.
+// Every route runs behind the ApiGuard (api/api_guard.h): request id, sign-in, the action's
+// role check and one audit event per request.  Actions: orders.read, orders.list, broker.read.
 //
 // Thread-safety: handlers run concurrently; the engine and store are thread-safe.
 #pragma once
@@ -20,28 +20,13 @@
 #include <string>
 #include <string_view>
 
+#include "api/api_guard.h"
 #include "common/status.h"
 #include "journey/diagnosis.h"
 #include "journey/engine.h"
 #include "net/http_server.h"
 
 namespace ordertrace::api {
-
-// Decides whether a request may read journeys.  Returns OK, or an error whose code maps to the
-// HTTP status (kUnauthenticated-like errors as 401/403 come with the security issue).
-class Authorizer {
- public:
-  virtual ~Authorizer() = default;
-  // `action` names what is asked: "orders.read", "orders.list".
-  virtual Status Authorize(const net::HttpRequest& req, std::string_view action) const = 0;
-};
-
-class AllowAll : public Authorizer {
- public:
-  Status Authorize(const net::HttpRequest&, std::string_view) const override {
-    return Status::Ok();
-  }
-};
 
 struct JourneyApiOptions {
   std::string jaeger_ui = "http://localhost:16686";
@@ -52,13 +37,13 @@ struct JourneyApiOptions {
   const journey::BrokerView* broker = nullptr;
 };
 
-// Registers the routes above.  `engine` and `auth` must outlive the server.
-void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, const Authorizer& auth,
+// Registers the routes above.  `engine` and `guard` must outlive the server.
+void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, const ApiGuard& guard,
                            JourneyApiOptions options);
 
 // GET /api/v1/broker: `status_json` returns the body (BrokerMonitor::StatusJson), or is empty
 // when no broker is configured (then 404 with the config key to set).
-void RegisterBrokerRoute(net::HttpServer& server, const Authorizer& auth,
+void RegisterBrokerRoute(net::HttpServer& server, const ApiGuard& guard,
                          std::function<std::string()> status_json);
 
 // JSON of one order's journey and of a list entry (exposed for tests and the CLI's --json).

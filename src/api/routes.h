@@ -4,7 +4,7 @@
 //   GET /healthz  200 "ok" while the process runs (liveness: restart me if this fails)
 //   GET /readyz   200 "ready" once the receivers listen; 503 "starting" / "draining" otherwise
 //                 (readiness: send me traffic only on 200)
-//   GET /metrics  Prometheus text exposition format 0.0.4
+//   GET /metrics  Prometheus text exposition format 0.0.4 (optionally behind a static token)
 //   GET /         a short index of the above
 //
 // Thread-safety: handlers run concurrently on the server's threads; Readiness is atomic.
@@ -33,11 +33,14 @@ class Readiness {
 
 net::HttpHandler HealthzHandler();
 net::HttpHandler ReadyzHandler(const Readiness* readiness);
-net::HttpHandler MetricsHandler(const metrics::Registry* registry);
+// With `token_sha256` (64 lower-case hex digits, auth.metrics_token_sha256) the scrape must
+// send `Authorization: Bearer <token>` whose SHA-256 matches (compared in constant time), else
+// 401; "" leaves /metrics open (it carries no order ids or personal data).
+net::HttpHandler MetricsHandler(const metrics::Registry* registry, std::string token_sha256 = "");
 
 // Registers the routes above on `server` (before its Start()).  `readiness` and `registry`
 // must outlive the server.
 void RegisterRoutes(net::HttpServer& server, const Readiness& readiness,
-                    const metrics::Registry& registry);
+                    const metrics::Registry& registry, std::string metrics_token_sha256 = "");
 
 }  // namespace ordertrace::api

@@ -82,5 +82,24 @@ TEST(RoutesTest, ServesOverHttp) {
   server.Shutdown();
 }
 
+TEST(RoutesTest, MetricsCanRequireAStaticToken) {
+  metrics::Registry registry;
+  // sha256("test") (printf test | sha256sum)
+  auto handler =
+      MetricsHandler(&registry, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+  auto status_with = [&](const std::string& authorization) {
+    net::HttpRequest req;
+    if (!authorization.empty()) req.headers.emplace_back("authorization", authorization);
+    net::HttpResponse res;
+    handler(req, res);
+    return res.status;
+  };
+  EXPECT_EQ(status_with(""), 401);
+  EXPECT_EQ(status_with("Bearer nope"), 401);
+  EXPECT_EQ(status_with("Basic test"), 401);
+  EXPECT_EQ(status_with("Bearer test"), 200);
+  EXPECT_EQ(status_with("bearer test"), 200);
+}
+
 }  // namespace
 }  // namespace ordertrace::api

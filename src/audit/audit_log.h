@@ -43,14 +43,23 @@ struct AuditEvent {
   std::string user_agent;  // untrusted; truncated when written
 };
 
-class AuditLog {
+// Where audit events go: the AuditLog file, or a recording fake in unit tests (the API's
+// guard takes a nullable AuditSink*).
+class AuditSink {
+ public:
+  virtual ~AuditSink() = default;
+  // Never throws and never blocks long: called on the API's request thread.
+  virtual void Record(const AuditEvent& event) = 0;
+};
+
+class AuditLog : public AuditSink {
  public:
   // Opens (creates 0600) `path` for appending; an error names the file (audit.file).
   static Result<std::unique_ptr<AuditLog>> Open(const std::string& path);
-  ~AuditLog();
+  ~AuditLog() override;
   // Appends one line with `ts` (RFC 3339 ms, UTC) and the event's fields.  A write failure is
   // counted and logged once per episode, never thrown.
-  void Record(const AuditEvent& event);
+  void Record(const AuditEvent& event) override;
   // Reopens the file at its path (after logrotate moved it); the old descriptor is closed.
   Status Reopen();
 

@@ -113,6 +113,11 @@ int Main(int argc, char** argv) {
   AddOptional(serve_cmd, "--rabbitmq-management", &serve.overrides.rabbitmq_management,
               "Poll this RabbitMQ management API, http://HOST:PORT (docs/broker.md; \"\": off); "
               "replaces broker.management_url");
+  AddOptional(serve_cmd, "--oidc-issuer", &serve.overrides.oidc_issuer,
+              "Require OIDC bearer tokens from this issuer on the API (https://...; "
+              "auth.oidc.issuer, docs/security.md); needs --oidc-audience");
+  AddOptional(serve_cmd, "--oidc-audience", &serve.overrides.oidc_audience,
+              "The audience API tokens must carry (auth.oidc.audience)");
   AddOptional(serve_cmd, "--jaeger-ui", &serve.overrides.jaeger_ui,
               "Jaeger UI base URL for trace links (default http://localhost:16686)");
   serve_cmd

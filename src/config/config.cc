@@ -249,6 +249,128 @@ Setter UrlKey(std::string* (*field)(Config*)) {
   };
 }
 
+// ---- auth.*: API sign-in (OIDC bearer tokens) and roles ---------------------------------------
+
+using StringList = std::vector<std::string>;
+using RoleLists = std::vector<std::pair<std::string, StringList>>;
+
+// The list keys of auth.*: a YAML sequence, or one scalar for a one-element list.
+StringList* AuthList(const std::string& path, Config* c) {
+  if (path == "auth.oidc.algorithms") return &c->auth.oidc.algorithms;
+  if (path == "auth.oidc.accepted_typ") return &c->auth.oidc.accepted_typ;
+  if (path == "auth.roles.claims") return &c->auth.roles.claims;
+  if (path == "auth.roles.allowed") return &c->auth.roles.allowed;
+  return nullptr;
+}
+// The map keys of auth.*: gateway role -> list of values.
+RoleLists* AuthMap(const std::string& path, Config* c) {
+  if (path == "auth.roles.map") return &c->auth.roles.map;
+  if (path == "auth.roles.actions") return &c->auth.roles.actions;
+  return nullptr;
+}
+
+// Checks one item of an auth list; an error message, or nullopt.
+std::optional<std::string> CheckAuthItem(const std::string& path, const std::string& v) {
+  if (v.empty()) return "empty value";
+  if (path == "auth.oidc.algorithms" && v != "RS256" && v != "PS256" && v != "ES256") {
+    return "expected RS256, PS256 or ES256 (never none or HS*), got " + Quote(v);
+  }
+  if (path == "auth.roles.claims" && v[0] != '/') {
+    return "expected a JSON Pointer like /realm_access/roles, got " + Quote(v);
+  }
+  return std::nullopt;
+}
+
+void AddAuthKeys(std::map<std::string, Setter>* schema) {
+  auto& k = *schema;
+  k["auth.oidc.issuer"] = [](std::string_view v, Config* c) -> std::optional<std::string> {
+    c->auth.oidc.issuer = std::string(TrimSpace(v));
+    return std::nullopt;
+  };
+  k["auth.oidc.audience"] = StringKey([](Config* c) { return &c->auth.oidc.audience; });
+  k["auth.oidc.leeway"] =
+      DurationKey([](Config* c) { return &c->auth.oidc.leeway; }, std::chrono::milliseconds(0),
+                  std::chrono::minutes(5), "0s to 5m");
+  k["auth.oidc.allow_insecure_loopback"] =
+      BoolKey([](Config* c) { return &c->auth.oidc.allow_insecure_loopback; });
+  k["auth.oidc.ca_file"] = [](std::string_view v, Config* c) -> std::optional<std::string> {
+    const std::string path(TrimSpace(v));
+    if (!path.empty()) {
+      std::ifstream in(path);
+      if (!in) return "cannot read " + Quote(path) + ": " + std::strerror(errno);
+    }
+    c->auth.oidc.ca_file = path;
+    return std::nullopt;
+  };
+  k["auth.oidc.jwks_cooldown"] =
+      DurationKey([](Config* c) { return &c->auth.oidc.jwks_cooldown; }, std::chrono::seconds(1),
+                  std::chrono::hours(1), "1s to 1h");
+  k["auth.oidc.jwks_max_age"] =
+      DurationKey([](Config* c) { return &c->auth.oidc.jwks_max_age; }, std::chrono::seconds(1),
+                  std::chrono::hours(24), "1s to 24h");
+  k["auth.roles.client"] = StringKey([](Config* c) { return &c->auth.roles.client; });
+  k["auth.metrics_token_sha256"] = [](std::string_view v, Config* c) -> std::optional<std::string> {
+    std::string hex = AsciiLower(TrimSpace(v));
+    if (!hex.empty() &&
+        (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos)) {
+      return "expected the SHA-256 of the token as 64 hex digits (sha256sum), got " +
+             std::to_string(hex.size()) + " characters";
+    }
+    c->auth.metrics_token_sha256 = hex;
+    return std::nullopt;
+  };
+  // The list and map keys, written as one scalar (a one-element list); sequences and mappings
+  // are read by Loader::ReadAuthValue.
+  for (const char* path : {"auth.oidc.algorithms", "auth.oidc.accepted_typ", "auth.roles.claims",
+                           "auth.roles.allowed"}) {
+    k[path] = [p = std::string(path)](std::string_view v, Config* c) -> std::optional<std::string> {
+      StringList* list = AuthList(p, c);
+      list->clear();
+      const std::string item(TrimSpace(v));
+      if (item.empty()) return std::nullopt;
+      if (auto err = CheckAuthItem(p, item)) return err;
+      list->push_back(item);
+      return std::nullopt;
+    };
+  }
+  for (const char* path : {"auth.roles.map", "auth.roles.actions"}) {
+    k[path] = [](std::string_view, Config*) -> std::optional<std::string> {
+      return "expected a mapping of role names to lists";
+    };
+  }
+}
+
+// The auth.* rules that involve more than one key; messages name the keys.
+Status CheckAuth(const Config::Auth& auth) {
+  const auto& o = auth.oidc;
+  if (!o.enabled()) {
+    if (!o.audience.empty()) {
+      return Status::InvalidArgument("auth.oidc.audience: needs auth.oidc.issuer (--oidc-issuer)");
+    }
+    return Status::Ok();
+  }
+  if (o.audience.empty()) {
+    return Status::InvalidArgument(
+        "auth.oidc.audience: required with auth.oidc.issuer (--oidc-audience): the API's "
+        "identifier that access tokens carry in aud");
+  }
+  net::UrlOptions uo;
+  uo.what = "auth.oidc.issuer";
+  auto url = net::ParseUrl(o.issuer, uo);
+  if (!url.ok()) return url.status();
+  if (url->scheme != "https" && !(o.allow_insecure_loopback && IsLoopbackHost(url->host))) {
+    return Status::InvalidArgument("auth.oidc.issuer: " + Quote(net::RedactUrl(o.issuer)) +
+                                   " must be https (plain http only to a loopback issuer with "
+                                   "auth.oidc.allow_insecure_loopback: true)");
+  }
+  if (o.algorithms.empty()) return Status::InvalidArgument("auth.oidc.algorithms: empty");
+  if (o.accepted_typ.empty()) return Status::InvalidArgument("auth.oidc.accepted_typ: empty");
+  if (auth.roles.allowed.empty()) {
+    return Status::InvalidArgument("auth.roles.allowed: empty (nobody could use the API)");
+  }
+  return Status::Ok();
+}
+
 const std::map<std::string, Setter>& Schema() {
   static const auto*
       schema =
@@ -498,6 +620,7 @@ const std::map<std::string, Setter>& Schema() {
                                                    std::chrono::minutes(1), "100ms to 1m")},
                 };
             AddListenerKeys(keys);
+            AddAuthKeys(keys);
             return keys;
           }();
   return *schema;
@@ -538,6 +661,12 @@ class Loader {
       const auto& schema = Schema();
       if (path == "forward.headers" && (value.IsMap() || value.IsNull())) {
         if (Status s = ReadHeaders(value, path, config); !s.ok()) return s;
+        lines_[path] = line;
+        return Status::Ok();
+      }
+      if ((AuthList(path, config) && value.IsSequence()) ||
+          (AuthMap(path, config) && value.IsMap())) {
+        if (Status s = ReadAuthValue(value, path, config); !s.ok()) return s;
         lines_[path] = line;
         return Status::Ok();
       }
@@ -587,6 +716,47 @@ class Loader {
       auto text = SubstituteEnv(value.Scalar(), env_);
       if (!text.ok()) return Error(line, path + "." + name, text.status().message());
       config->forward.headers.emplace_back(name, *text);
+    }
+    return Status::Ok();
+  }
+
+  // auth.* lists (a sequence of strings) and role maps (role -> sequence or one string).
+  Status ReadAuthValue(const YAML::Node& node, const std::string& path, Config* config) {
+    auto read_list = [&](const YAML::Node& list, const std::string& at, StringList* out) -> Status {
+      out->clear();
+      if (list.IsScalar()) {
+        auto text = SubstituteEnv(list.Scalar(), env_);
+        if (!text.ok()) return Error(Line(list), at, text.status().message());
+        if (auto err = CheckAuthItem(path, std::string(TrimSpace(*text)))) {
+          return Error(Line(list), at, *err);
+        }
+        out->push_back(std::string(TrimSpace(*text)));
+        return Status::Ok();
+      }
+      if (!list.IsSequence()) return Error(Line(list), at, "expected a list of strings");
+      for (size_t i = 0; i < list.size(); ++i) {
+        const std::string item_path = at + "[" + std::to_string(i) + "]";
+        if (!list[i].IsScalar()) return Error(Line(list[i]), item_path, "expected a string");
+        auto text = SubstituteEnv(list[i].Scalar(), env_);
+        if (!text.ok()) return Error(Line(list[i]), item_path, text.status().message());
+        const std::string item(TrimSpace(*text));
+        if (auto err = CheckAuthItem(path, item)) return Error(Line(list[i]), item_path, *err);
+        if (std::find(out->begin(), out->end(), item) == out->end()) out->push_back(item);
+      }
+      return Status::Ok();
+    };
+    if (StringList* list = AuthList(path, config)) return read_list(node, path, list);
+    RoleLists* map = AuthMap(path, config);
+    map->clear();
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const YAML::Node key = it->first;
+      if (!key.IsScalar() || TrimSpace(key.Scalar()).empty()) {
+        return Error(Line(key), path, "role names must be plain names");
+      }
+      const std::string role(TrimSpace(key.Scalar()));
+      StringList values;
+      if (Status s = read_list(it->second, path + "." + role, &values); !s.ok()) return s;
+      map->emplace_back(role, std::move(values));
     }
     return Status::Ok();
   }
@@ -658,6 +828,9 @@ class Loader {
       return Error(LineOf("broker.timeout", "broker.interval"), "broker.timeout",
                    "must not exceed broker.interval (" + FormatDuration(config.broker.interval) +
                        "), got " + FormatDuration(config.broker.timeout));
+    }
+    if (Status s = CheckAuth(config.auth); !s.ok()) {
+      return Error(LineOf("auth.oidc.issuer", "auth.oidc.audience"), "", s.message());
     }
     if (!config.alerting.webhook.secret.empty() && config.alerting.webhook.url.empty()) {
       return Error(LineOf("alerting.webhook.secret", "alerting.webhook.url"),
@@ -799,6 +972,14 @@ Status ApplyOverrides(const Overrides& o, Config* config) {
     }
     config->broker.management_url = *url;
   }
+  if (o.oidc_issuer) config->auth.oidc.issuer = std::string(TrimSpace(*o.oidc_issuer));
+  if (o.oidc_audience) config->auth.oidc.audience = std::string(TrimSpace(*o.oidc_audience));
+  if (o.oidc_issuer || o.oidc_audience) {
+    if (Status s = CheckAuth(config->auth); !s.ok()) {
+      return Status::InvalidArgument(
+          std::string(o.oidc_issuer ? "--oidc-issuer" : "--oidc-audience") + ": " + s.message());
+    }
+  }
   return Status::Ok();
 }
 
@@ -918,6 +1099,18 @@ Status CheckListenerExposure(const Config& config) {
         " is not a loopback address and the listener has no TLS: set listen.tls." + l.name +
         ".cert_file and key_file, or listen.insecure." + l.name +
         ": true to serve it unencrypted anyway");
+  }
+  // The API off loopback also needs sign-in: TLS alone would serve every order to anyone.
+  if (Status s = CheckAuth(config.auth); !s.ok()) return s;
+  if (!config.listen.insecure.http && !config.auth.oidc.enabled()) {
+    auto hp = ParseHostPort(config.listen.http);
+    if (hp.ok() && !IsLoopbackHost(hp->host)) {
+      return Status::InvalidArgument(
+          "listen.http: " + config.listen.http +
+          " is not a loopback address and the API has no sign-in: set auth.oidc.issuer and "
+          "auth.oidc.audience (--oidc-issuer, --oidc-audience), or listen.insecure.http: true "
+          "to serve it to anyone anyway");
+    }
   }
   return Status::Ok();
 }

@@ -142,6 +142,33 @@ struct Config {
     std::chrono::milliseconds interval{10000};  // between polls
     std::chrono::milliseconds timeout{5000};    // per request
   } broker;
+  // API sign-in (docs/security.md): OIDC bearer tokens and the roles they carry; off (the API
+  // answers anyone, loopback only) while auth.oidc.issuer is "".
+  struct Auth {
+    struct Oidc {
+      std::string issuer;    // https://...; `iss` and discovery's `issuer` must equal it
+      std::string audience;  // `aud` must contain it (the API's resource / client id)
+      std::vector<std::string> algorithms = {"RS256", "PS256", "ES256"};
+      std::vector<std::string> accepted_typ = {"at+jwt", "application/at+jwt"};
+      std::chrono::milliseconds leeway{60000};
+      bool allow_insecure_loopback = false;  // plain http to a loopback issuer (tests)
+      std::string ca_file;                   // trust these CAs for the issuer ("" : system's)
+      std::chrono::milliseconds jwks_cooldown{30000};  // between refetches for unknown kids
+      std::chrono::milliseconds jwks_max_age{600000};  // keys are refetched this often
+      bool enabled() const { return !issuer.empty(); }
+    } oidc;
+    struct Roles {
+      std::vector<std::string> claims;  // JSON Pointers; empty: the defaults (auth/roles.h)
+      std::string client;               // Keycloak client for /resource_access/<client>/roles
+      // Gateway role -> IdP values; empty: each allowed role maps to the value of its name.
+      std::vector<std::pair<std::string, std::vector<std::string>>> map;
+      std::vector<std::string> allowed = {"Developer", "DevOps"};
+      // Gateway role -> actions; empty: orders.read, orders.list, broker.read for both roles.
+      std::vector<std::pair<std::string, std::vector<std::string>>> actions;
+    } roles;
+    // SHA-256 (hex) of a static bearer token that GET /metrics then requires; "" : open.
+    std::string metrics_token_sha256;
+  } auth;
 };
 
 // Reads an environment variable; nullopt when unset.  Injected for tests.
@@ -169,6 +196,8 @@ struct Overrides {
   std::optional<std::string> jaeger_ui;   // --jaeger-ui
   std::vector<std::string> alertmanager;  // --alertmanager (repeatable); replaces the file's
   std::optional<std::string> rabbitmq_management;  // --rabbitmq-management ("" turns it off)
+  std::optional<std::string> oidc_issuer;          // --oidc-issuer (auth.oidc.issuer)
+  std::optional<std::string> oidc_audience;        // --oidc-audience (auth.oidc.audience)
 };
 
 // Applies `overrides` to `config` and validates them; errors name the flag
@@ -190,7 +219,9 @@ Result<std::string> NormalizeManagementUrl(std::string_view text);
 // The rule for exposed listeners: a listener bound to an address other than loopback
 // (127.0.0.0/8, ::1, localhost) without TLS is refused, naming the key
 // ("listen.http: 0.0.0.0:8080 is not a loopback address: ..."), unless listen.insecure.<name>
-// is true.  Run at start, after the command-line overrides.
+// is true.  The API listener (listen.http) off loopback also needs sign-in (auth.oidc.issuer),
+// again unless listen.insecure.http.  Run at start, after the command-line overrides; also
+// checks the auth.oidc keys that flags may have set (issuer and audience together).
 Status CheckListenerExposure(const Config& config);
 
 // The value syntaxes (sizes, durations, booleans, HOST:PORT) are common/values.h.

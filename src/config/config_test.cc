@@ -859,5 +859,105 @@ TEST(ConfigTlsTest, NonLoopbackNeedsTlsOrInsecure) {
   EXPECT_FALSE(CheckListenerExposure(c).ok());
 }
 
+TEST(ConfigAuthTest, OidcAndRolesKeys) {
+  auto c = Parse(R"(
+auth:
+  oidc:
+    issuer: https://idp.example/realms/corp
+    audience: urn:ordertrace:api
+    algorithms: [RS256, ES256]
+    accepted_typ: [at+jwt, JWT]
+    leeway: 30s
+    ca_file: ""
+    jwks_cooldown: 10s
+    jwks_max_age: 5m
+  roles:
+    client: ordertrace
+    claims: [/realm_access/roles, /groups]
+    map:
+      Developer: [Developer, 1b2c3d4e-0000-4000-8000-000000000001]
+      DevOps: DevOps
+    allowed: [Developer, DevOps]
+    actions:
+      Developer: [orders.read, orders.list]
+      DevOps: [orders.read, orders.list, broker.read]
+  metrics_token_sha256: 9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08
+)");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  const Config::Auth& a = c->auth;
+  EXPECT_TRUE(a.oidc.enabled());
+  EXPECT_EQ(a.oidc.audience, "urn:ordertrace:api");
+  EXPECT_EQ(a.oidc.algorithms, (std::vector<std::string>{"RS256", "ES256"}));
+  EXPECT_EQ(a.oidc.accepted_typ, (std::vector<std::string>{"at+jwt", "JWT"}));
+  EXPECT_EQ(a.oidc.leeway, 30s);
+  EXPECT_EQ(a.oidc.jwks_cooldown, 10s);
+  EXPECT_EQ(a.oidc.jwks_max_age, 5min);
+  EXPECT_EQ(a.roles.client, "ordertrace");
+  EXPECT_EQ(a.roles.claims, (std::vector<std::string>{"/realm_access/roles", "/groups"}));
+  ASSERT_EQ(a.roles.map.size(), 2u);
+  EXPECT_EQ(a.roles.map[0].second.size(), 2u);
+  EXPECT_EQ(a.roles.map[1].second, std::vector<std::string>{"DevOps"});
+  ASSERT_EQ(a.roles.actions.size(), 2u);
+  EXPECT_EQ(a.roles.actions[1].second.back(), "broker.read");
+  EXPECT_EQ(a.metrics_token_sha256,
+            "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08");
+}
+
+TEST(ConfigAuthTest, ErrorsNameTheKey) {
+  EXPECT_EQ(ErrorOf("auth:\n  oidc:\n    algorithms: [RS256, HS256]\n"),
+            "gateway.yaml:3: auth.oidc.algorithms[1]: expected RS256, PS256 or ES256 (never none "
+            "or HS*), got 'HS256'");
+  EXPECT_EQ(ErrorOf("auth:\n  oidc:\n    algorithms: none\n"),
+            "gateway.yaml:3: auth.oidc.algorithms: expected RS256, PS256 or ES256 (never none or "
+            "HS*), got 'none'");
+  EXPECT_EQ(ErrorOf("auth:\n  roles:\n    claims: [realm_access.roles]\n"),
+            "gateway.yaml:3: auth.roles.claims[0]: expected a JSON Pointer like "
+            "/realm_access/roles, got 'realm_access.roles'");
+  EXPECT_EQ(ErrorOf("auth:\n  oidc:\n    issuer: https://idp.example\n"),
+            "gateway.yaml:3: auth.oidc.audience: required with auth.oidc.issuer "
+            "(--oidc-audience): the API's identifier that access tokens carry in aud");
+  EXPECT_EQ(ErrorOf("auth:\n  oidc:\n    issuer: http://idp.example\n    audience: api\n"),
+            "gateway.yaml:3: auth.oidc.issuer: 'http://idp.example' must be https (plain http "
+            "only to a loopback issuer with auth.oidc.allow_insecure_loopback: true)");
+  EXPECT_EQ(ErrorOf("auth:\n  oidc:\n    issuer: http://127.0.0.1:9000\n    audience: api\n"),
+            "gateway.yaml:3: auth.oidc.issuer: 'http://127.0.0.1:9000' must be https (plain "
+            "http only to a loopback issuer with auth.oidc.allow_insecure_loopback: true)");
+  EXPECT_EQ(ErrorOf("auth:\n  metrics_token_sha256: abc\n"),
+            "gateway.yaml:2: auth.metrics_token_sha256: expected the SHA-256 of the token as 64 "
+            "hex digits (sha256sum), got 3 characters");
+  EXPECT_EQ(ErrorOf("auth:\n  oidc:\n    isuer: x\n"),
+            "gateway.yaml:3: auth.oidc.isuer: unknown key (did you mean 'issuer'?)");
+  auto ok = Parse(
+      "auth:\n  oidc:\n    issuer: http://127.0.0.1:9000\n    audience: api\n"
+      "    allow_insecure_loopback: true\n");
+  EXPECT_TRUE(ok.ok()) << ok.status().message();
+}
+
+TEST(ConfigAuthTest, FlagsAndTheExposedApi) {
+  Config c;
+  Overrides o;
+  o.oidc_issuer = "https://idp.example/realms/corp";
+  EXPECT_EQ(ApplyOverrides(o, &c).message(),
+            "--oidc-issuer: auth.oidc.audience: required with auth.oidc.issuer (--oidc-audience): "
+            "the API's identifier that access tokens carry in aud");
+  o.oidc_audience = "urn:ordertrace:api";
+  ASSERT_TRUE(ApplyOverrides(o, &c).ok());
+  EXPECT_EQ(c.auth.oidc.issuer, "https://idp.example/realms/corp");
+
+  Config exposed;
+  exposed.listen.http = "0.0.0.0:8443";
+  exposed.listen.tls.http.cert_file = "/c";
+  exposed.listen.tls.http.key_file = "/k";
+  EXPECT_EQ(CheckListenerExposure(exposed).message(),
+            "listen.http: 0.0.0.0:8443 is not a loopback address and the API has no sign-in: set "
+            "auth.oidc.issuer and auth.oidc.audience (--oidc-issuer, --oidc-audience), or "
+            "listen.insecure.http: true to serve it to anyone anyway");
+  exposed.auth = c.auth;
+  EXPECT_TRUE(CheckListenerExposure(exposed).ok());
+  exposed.auth = Config::Auth{};
+  exposed.listen.insecure.http = true;
+  EXPECT_TRUE(CheckListenerExposure(exposed).ok());
+}
+
 }  // namespace
 }  // namespace ordertrace::config

@@ -15,8 +15,11 @@
 
 #include "alert/dispatcher.h"
 #include "alert/sinks.h"
+#include "api/api_guard.h"
+#include "api/bearer_authorizer.h"
 #include "api/journey_api.h"
 #include "api/routes.h"
+#include "auth/oidc_client.h"
 #include "broker/monitor.h"
 #include "common/log.h"
 #include "common/values.h"
@@ -167,6 +170,14 @@ struct Gateway::Impl {
   pipeline::BatchSink* sink = nullptr;            // what the receivers hand batches to
   std::unique_ptr<net::HttpServer> otlp_http;
   std::unique_ptr<receive::OtlpGrpcReceiver> otlp_grpc;
+  // API sign-in, before the API server that holds them (declared first, destroyed last): the
+  // OIDC client (null without auth.oidc.issuer), the authorizer (AllowAll without it) and the
+  // guard every journey/broker route runs behind.
+  std::unique_ptr<auth::OidcClient> oidc;
+  std::unique_ptr<api::Authorizer> authorizer;
+  // The access audit (audit.file); null until the audit writer is wired in.
+  audit::AuditSink* audit = nullptr;
+  std::unique_ptr<api::ApiGuard> guard;
   std::unique_ptr<net::HttpServer> api;
   // Journeys (null when journeys.enabled is false).
   SystemClock clock;
@@ -179,7 +190,6 @@ struct Gateway::Impl {
   std::unique_ptr<alert::AlertDispatcher> alerts;
   std::unique_ptr<journey::Engine> engine;
   std::unique_ptr<journey::JourneyStage> journey_stage;
-  api::AllowAll authorizer;  // sign-in and roles arrive with the security issue
   std::unique_ptr<journey::RetentionTask> retention;
   bool started = false;
   bool stopped = false;
@@ -289,6 +299,11 @@ Status Gateway::Start() {
     g.sink = g.chain.get();
   }
 
+  if (Status s = StartSignIn(); !s.ok()) {
+    Stop();
+    return s;
+  }
+
   receive::OtlpReceiverOptions receiver_options;
   receiver_options.limits = config_.limits;
   receiver_options.max_body_bytes = config_.receiver.max_body_bytes;
@@ -304,20 +319,20 @@ Status Gateway::Start() {
   api_options.tls = *api_tls;
   api_options.hsts = true;
   g.api = std::make_unique<net::HttpServer>(api_options);
-  api::RegisterRoutes(*g.api, g.readiness, registry_);
+  api::RegisterRoutes(*g.api, g.readiness, registry_, config_.auth.metrics_token_sha256);
   if (g.engine) {
     api::JourneyApiOptions journey_api;
     journey_api.jaeger_ui = config_.journeys.jaeger_ui;
     journey_api.max_spans = config_.journeys.max_spans_per_view;
     journey_api.broker = g.broker.get();
-    api::RegisterJourneyRoutes(*g.api, *g.engine, g.authorizer, journey_api);
+    api::RegisterJourneyRoutes(*g.api, *g.engine, *g.guard, journey_api);
   }
   std::function<std::string()> broker_json;
   if (g.broker) {
     broker::BrokerMonitor* monitor = g.broker.get();
     broker_json = [monitor] { return monitor->StatusJson(); };
   }
-  api::RegisterBrokerRoute(*g.api, g.authorizer, std::move(broker_json));
+  api::RegisterBrokerRoute(*g.api, *g.guard, std::move(broker_json));
   if (Status s = g.api->Start(); !s.ok()) {
     g.api.reset();
     Stop();
@@ -351,16 +366,18 @@ Status Gateway::Start() {
   // spans that tell about the outage) out of service.
   if (g.broker) g.broker->Start();
   g.readiness.Set(api::Readiness::State::kReady);
-  log::Info("ordertrace gateway started",
-            {{"version", Version()},
-             {"otlp_grpc", FormatHostPort({grpc_addr->host, otlp_grpc_port()})},
-             {"otlp_http", FormatHostPort({http_addr->host, otlp_http_port()})},
-             {"http", FormatHostPort({api_addr->host, http_port()})},
-             {"data_dir", config_.data_dir},
-             {"upstream", config_.forward.upstream.empty() ? "off" : config_.forward.upstream},
-             {"journeys", rules_source},
-             {"broker", g.broker ? g.broker->broker() : std::string("off")},
-             {"log_spans", config_.log.spans}});
+  log::Info(
+      "ordertrace gateway started",
+      {{"version", Version()},
+       {"otlp_grpc", FormatHostPort({grpc_addr->host, otlp_grpc_port()})},
+       {"otlp_http", FormatHostPort({http_addr->host, otlp_http_port()})},
+       {"http", FormatHostPort({api_addr->host, http_port()})},
+       {"data_dir", config_.data_dir},
+       {"upstream", config_.forward.upstream.empty() ? "off" : config_.forward.upstream},
+       {"journeys", rules_source},
+       {"broker", g.broker ? g.broker->broker() : std::string("off")},
+       {"sign_in", config_.auth.oidc.enabled() ? config_.auth.oidc.issuer : std::string("off")},
+       {"log_spans", config_.log.spans}});
   return Status::Ok();
 }
 
@@ -387,6 +404,7 @@ void Gateway::Stop(std::chrono::milliseconds drain) {
   }
   if (g.forwarder) g.forwarder->Close();  // sends what it can; the rest stays on disk
   if (g.api) g.api->Shutdown(drain);
+  if (g.oidc) g.oidc->Stop();
   if (g.retention) g.retention->Stop();
   if (g.journey_stage) g.journey_stage->Stop();  // spans still waiting for their ancestor
   if (g.engine) g.engine->StopDetector();        // the queue is drained: every fact is applied
@@ -399,6 +417,49 @@ void Gateway::Stop(std::chrono::milliseconds drain) {
     log::Info("ordertrace gateway stopped",
               {{"drain_seconds", seconds}, {"batches_drained_from_queue", queued}});
   }
+}
+
+Status Gateway::StartSignIn() {
+  Impl& g = *impl_;
+  const config::Config::Auth& a = config_.auth;
+  if (!a.oidc.enabled()) {
+    g.authorizer = std::make_unique<api::AllowAll>();
+  } else {
+    auth::JwtVerifierOptions v;
+    v.issuer = a.oidc.issuer;
+    v.audience = a.oidc.audience;
+    v.algorithms = a.oidc.algorithms;
+    v.accepted_typ = a.oidc.accepted_typ;
+    v.leeway = std::chrono::duration_cast<std::chrono::seconds>(a.oidc.leeway);
+    auto verifier = auth::JwtVerifier::Create(v);
+    if (!verifier.ok()) return Status::InvalidArgument("auth.oidc." + verifier.status().message());
+    auth::RoleOptions r;
+    r.claims = a.roles.claims;
+    r.client = a.roles.client;
+    r.map = a.roles.map;
+    r.allowed = a.roles.allowed;
+    r.actions = a.roles.actions;
+    auto roles = auth::RoleMapper::Create(r);
+    if (!roles.ok()) return Status::InvalidArgument("auth.roles." + roles.status().message());
+    auth::OidcClientOptions o;
+    o.issuer = a.oidc.issuer;
+    o.allow_insecure_loopback = a.oidc.allow_insecure_loopback;
+    o.ca_file = a.oidc.ca_file;
+    o.cooldown = a.oidc.jwks_cooldown;
+    o.max_age = a.oidc.jwks_max_age;
+    auto client = auth::OidcClient::Create(o, g.clock, &registry_);
+    if (!client.ok()) {
+      return Status(client.status().code(), "auth.oidc: " + client.status().message());
+    }
+    g.oidc = std::move(client).value();
+    // The first fetch runs on the client's worker: the API serves (503 on its protected routes)
+    // while the IdP is down, and recovers when it answers, without a restart.
+    g.oidc->Start();
+    g.authorizer = std::make_unique<api::BearerAuthorizer>(
+        std::move(verifier).value(), std::move(roles).value(), *g.oidc, g.clock);
+  }
+  g.guard = std::make_unique<api::ApiGuard>(*g.authorizer, g.audit, &registry_);
+  return Status::Ok();
 }
 
 Status Gateway::StartJourneys() {

@@ -89,6 +89,9 @@ class Gateway {
  private:
   struct Impl;
   Status StartJourneys();
+  // The API's sign-in: the OIDC client (its first fetch runs on its worker), the authorizer
+  // and the guard; AllowAll without auth.oidc.issuer.
+  Status StartSignIn();
   Status StartAlerts();  // alerting.*: the dispatcher, listening to the engine
 
   config::Config config_;
