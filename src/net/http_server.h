@@ -19,10 +19,10 @@
 #include <vector>
 
 #include "common/status.h"
+#include "net/cidr.h"
+#include "net/tls.h"
 
 namespace ordertrace::net {
-
-class TlsServerContext;
 
 struct HttpRequest {
   std::string method;                                        // "GET", "POST", ...
@@ -32,6 +32,12 @@ struct HttpRequest {
   std::string body;           // already gunzipped when Content-Encoding was gzip
   std::string peer;           // "ip:port"
   size_t received_bytes = 0;  // body bytes as received, before Content-Encoding decoding
+  // The verified client certificate (mTLS); verified == false without one.
+  TlsPeer tls_peer;
+  // The client address a trusted proxy (HttpServerOptions::trusted_proxies) named in
+  // X-Forwarded-For (the right-most hop that is not a trusted proxy); "" when the peer is not a
+  // trusted proxy or sent none.  Never taken from an untrusted peer.
+  std::string forwarded_for;
 
   // Case-insensitive header lookup; "" when absent.
   std::string_view Header(std::string_view lower_name) const;
@@ -42,6 +48,13 @@ struct HttpResponse {
   std::string content_type = "text/plain; charset=utf-8";
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+};
+
+// A connection or request refused by the allowlist (HttpServerOptions::allow).
+struct RefusedPeer {
+  std::string ip;  // the TCP peer
+  uint16_t port = 0;
+  std::string forwarded_for;  // the refused client a trusted proxy named; "" at accept
 };
 
 using HttpHandler = std::function<void(HttpRequest& req, HttpResponse& res)>;
@@ -67,6 +80,20 @@ struct HttpServerOptions {
   std::chrono::milliseconds handshake_timeout{10000};
   // With tls: every response carries Strict-Transport-Security: max-age=31536000.
   bool hsts = false;
+  // Every response carries Content-Security-Policy: default-src 'self'; frame-ancestors 'none',
+  // X-Content-Type-Options: nosniff and Referrer-Policy: no-referrer (the API listener: order
+  // ids must not leak through a Referer, and no page may frame it).  A header the handler set
+  // itself is kept.
+  bool security_headers = false;
+  // The client networks allowed (listen.allow.<name>); null or empty: every peer.  A peer
+  // outside them is closed right after accept, before any TLS handshake.  When a trusted proxy
+  // forwards (X-Forwarded-For), the client it names must be allowed too, else the request gets
+  // 403 and the connection closes; an unreadable X-Forwarded-For from a trusted proxy is refused
+  // the same way.  Each refusal is reported to on_refused (on a server thread; keep it short).
+  std::shared_ptr<const CidrSet> allow;
+  // Peers whose X-Forwarded-For is believed (listen.trusted_proxies); null or empty: none.
+  std::shared_ptr<const CidrSet> trusted_proxies;
+  std::function<void(const RefusedPeer&)> on_refused;
 };
 
 class HttpServer {

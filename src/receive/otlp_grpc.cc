@@ -14,6 +14,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/log.h"
 #include "google/rpc/status.pb.h"
@@ -67,16 +68,36 @@ std::string BindFailureReason(const std::string& host, uint16_t port) {
 
 // What an Export call needs; owned by the receiver, outlives every call.
 struct ExportContext {
-  OtlpReceiverOptions options;
+  OtlpReceiverOptions options;  // auth set (mode none when not configured)
   pipeline::BatchSink* sink;
   ReceiverMetrics* metrics;
 };
+
+// The verified client certificate of a call, from gRPC's auth context (mTLS).
+net::TlsPeer PeerOf(const grpc::ServerContextBase& ctx) {
+  net::TlsPeer peer;
+  const std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+  if (!auth || !auth->IsPeerAuthenticated()) return peer;
+  peer.verified = true;
+  for (const grpc::string_ref& v : auth->FindPropertyValues("x509_common_name")) {
+    peer.common_name.assign(v.data(), v.size());
+  }
+  for (const grpc::string_ref& v : auth->FindPropertyValues("x509_subject_alternative_name")) {
+    peer.alt_names.emplace_back(v.data(), v.size());
+  }
+  return peer;
+}
+
+OtlpReceiverOptions WithAuth(OtlpReceiverOptions o) {
+  if (!o.auth) o.auth = std::make_shared<const IngestAuthenticator>();
+  return o;
+}
 
 }  // namespace
 
 struct OtlpGrpcReceiver::Impl : public grpc::CallbackGenericService {
   Impl(OtlpReceiverOptions o, pipeline::BatchSink* s, ReceiverMetrics* m)
-      : context{std::move(o), s, m} {}
+      : context{WithAuth(std::move(o)), s, m} {}
 
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override;
 
@@ -94,8 +115,8 @@ namespace {
 // One Export call: read the request, decode, hand off, answer.  Deletes itself in OnDone.
 class ExportReactor : public grpc::ServerGenericBidiReactor {
  public:
-  explicit ExportReactor(const ExportContext* impl)
-      : impl_(impl), start_(std::chrono::steady_clock::now()) {
+  ExportReactor(const ExportContext* impl, IngestCaller caller)
+      : impl_(impl), caller_(caller), start_(std::chrono::steady_clock::now()) {
     StartRead(&request_);
   }
 
@@ -113,6 +134,7 @@ class ExportReactor : public grpc::ServerGenericBidiReactor {
       }
     }
     auto* m = impl_->metrics;
+    if (impl_->options.auth->enabled()) m->Auth(otlp::Protocol::kGrpc, caller_.result);
     m->Request(otlp::Protocol::kGrpc, GrpcCodeName(status.error_code()));
     m->Duration(otlp::Protocol::kGrpc,
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
@@ -146,6 +168,13 @@ class ExportReactor : public grpc::ServerGenericBidiReactor {
     }
     std::shared_ptr<const otlp::SpanBatch> batch = std::move(decoded).value();
     const uint64_t all_spans = batch->spans().size() + batch->refused_spans();
+    if (!impl_->options.auth->MaySend(caller_, *batch)) {
+      caller_.result = IngestAuthResult::kForbiddenService;
+      metrics->Refused(kGrpc, "forbidden_service", all_spans);
+      return grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                          "these credentials may not send spans for a service.name in this "
+                          "request");
+    }
 
     const Status accepted = batch->spans().empty() ? Status::Ok() : impl_->sink->Accept(batch);
     if (!accepted.ok()) {
@@ -178,17 +207,17 @@ class ExportReactor : public grpc::ServerGenericBidiReactor {
   }
 
   const ExportContext* const impl_;
+  IngestCaller caller_;  // authenticated (or mode none); forbidden_service once refused
   const std::chrono::steady_clock::time_point start_;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer response_;
 };
 
-// Any other method: UNIMPLEMENTED, as a gRPC server without that service would answer.
-class UnimplementedReactor : public grpc::ServerGenericBidiReactor {
+// A call answered without reading it: an unknown method (UNIMPLEMENTED, as a gRPC server
+// without that service would answer), a refused peer or missing credentials.
+class FinishReactor : public grpc::ServerGenericBidiReactor {
  public:
-  explicit UnimplementedReactor(const std::string& method) {
-    Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "unknown method " + method));
-  }
+  explicit FinishReactor(grpc::Status status) { Finish(std::move(status)); }
   void OnDone() override { delete this; }
 };
 
@@ -196,11 +225,42 @@ class UnimplementedReactor : public grpc::ServerGenericBidiReactor {
 
 grpc::ServerGenericBidiReactor* OtlpGrpcReceiver::Impl::CreateReactor(
     grpc::GenericCallbackServerContext* ctx) {
-  if (ctx->method() != otlp::kGrpcExportMethod) {
-    context.metrics->Request(otlp::Protocol::kGrpc, "UNIMPLEMENTED");
-    return new UnimplementedReactor(ctx->method());
+  constexpr otlp::Protocol kGrpc = otlp::Protocol::kGrpc;
+  const OtlpReceiverOptions& o = context.options;
+  // The allowlist first (gRPC has accepted the connection already; the call is what can be
+  // refused).
+  if (o.allow && !o.allow->empty()) {
+    uint16_t port = 0;
+    auto ip = net::ParseGrpcPeer(ctx->peer(), &port);
+    if (!ip.ok() || !o.allow->Contains(*ip)) {
+      log::Debug("gRPC call refused by the allowlist", {{"peer", ctx->peer()}});
+      if (o.on_refused) o.on_refused(ip.ok() ? ip->ToString() : std::string(), port);
+      context.metrics->Request(kGrpc, "PERMISSION_DENIED");
+      return new FinishReactor(
+          grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "client address not allowed"));
+    }
   }
-  return new ExportReactor(&context);
+  if (ctx->method() != otlp::kGrpcExportMethod) {
+    context.metrics->Request(kGrpc, "UNIMPLEMENTED");
+    return new FinishReactor(
+        grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "unknown method " + ctx->method()));
+  }
+  std::vector<std::string_view> authorization;
+  for (const auto& [key, value] : ctx->client_metadata()) {
+    if (key == "authorization") authorization.emplace_back(value.data(), value.size());
+  }
+  const IngestCaller caller = o.auth->Authenticate(authorization, PeerOf(*ctx));
+  if (caller.result != IngestAuthResult::kOk) {
+    context.metrics->Auth(kGrpc, caller.result);
+    context.metrics->Refused(kGrpc, "unauthenticated", 1);
+    context.metrics->Request(kGrpc, "UNAUTHENTICATED");
+    return new FinishReactor(
+        grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                     o.auth->mode() == IngestAuthMode::kBearer
+                         ? "missing or invalid ingest token (authorization: Bearer metadata)"
+                         : "the client certificate is not a known ingest identity"));
+  }
+  return new ExportReactor(&context, caller);
 }
 
 OtlpGrpcReceiver::OtlpGrpcReceiver(OtlpReceiverOptions options, pipeline::BatchSink* sink,

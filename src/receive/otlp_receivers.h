@@ -8,14 +8,17 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "common/status.h"
+#include "net/cidr.h"
 #include "net/http_server.h"
 #include "net/tls.h"
 #include "otlp/span_batch.h"
 #include "pipeline/batch_sink.h"
+#include "receive/ingest_auth.h"
 #include "receive/receiver_metrics.h"
 
 namespace ordertrace::receive {
@@ -23,6 +26,16 @@ namespace ordertrace::receive {
 struct OtlpReceiverOptions {
   otlp::Limits limits;
   size_t max_body_bytes = 16 << 20;  // protobuf/JSON after gzip decoding; gRPC message size
+  // Ingest authentication (ingest.auth); null or mode none: every caller may send.  Missing or
+  // wrong credentials: HTTP 401 (with WWW-Authenticate: Bearer in bearer mode) / gRPC
+  // UNAUTHENTICATED; a batch with a service.name its credentials are not bound to: HTTP 403 /
+  // gRPC PERMISSION_DENIED.  Both non-retryable, as the OTLP specification treats them.
+  std::shared_ptr<const IngestAuthenticator> auth;
+  // gRPC only (the HTTP listener checks its peers in net::HttpServer): the client networks
+  // allowed (listen.allow.otlp_grpc); null or empty: all.  A call from elsewhere is answered
+  // PERMISSION_DENIED and reported to on_refused (ip, port).
+  std::shared_ptr<const net::CidrSet> allow;
+  std::function<void(const std::string& ip, uint16_t port)> on_refused;
 };
 
 // Registers POST /v1/traces on `server`.  `sink` and `metrics` must outlive the server.
