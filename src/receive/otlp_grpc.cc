@@ -2,15 +2,24 @@
 // so the hot path is the zero-copy decoder, not libprotobuf; only the small response and
 // error details use the generated classes.
 
+#include <fcntl.h>
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <cerrno>
 #include <chrono>
 #include <climits>
+#include <cstring>
 #include <exception>
+#include <filesystem>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -66,6 +75,10 @@ std::string BindFailureReason(const std::string& host, uint16_t port) {
   return "gRPC could not bind the address";
 }
 
+// How often gRPC's file watcher looks at the certificate files (its minimum): a reload reaches
+// new connections within this.
+constexpr unsigned kTlsRefreshSeconds = 1;
+
 // What an Export call needs; owned by the receiver, outlives every call.
 struct ExportContext {
   OtlpReceiverOptions options;  // auth set (mode none when not configured)
@@ -101,11 +114,24 @@ struct OtlpGrpcReceiver::Impl : public grpc::CallbackGenericService {
 
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override;
 
+  // Writes the PEMs of `tls` as the next generation under tls_dir and points `current` at it
+  // (see SetTls).  Called with mu held.
+  Status WriteTlsGeneration(const net::TlsServerContext& tls);
+  // TLS credentials whose certificate, key and client CA come from the files under tls_dir,
+  // re-read every kTlsRefreshSeconds.  Called with mu held, at start.
+  Result<std::shared_ptr<grpc::ServerCredentials>> MakeTlsCredentials(
+      const net::TlsServerContext& tls);
+
   const ExportContext context;
 
   std::mutex mu;
   bool shut_down = false;  // guarded by mu
   uint16_t port = 0;
+  bool tls = false;               // guarded by mu
+  std::filesystem::path tls_dir;  // guarded by mu; the watched files live under it
+  bool remove_tls_dir = false;    // a temporary directory of our own
+  int tls_generation = 0;         // guarded by mu
+  std::shared_ptr<grpc::experimental::CertificateProviderInterface> certificates;
   // Destroyed before the service it calls (members before the base class).
   std::unique_ptr<grpc::Server> server;
 };
@@ -263,6 +289,62 @@ grpc::ServerGenericBidiReactor* OtlpGrpcReceiver::Impl::CreateReactor(
   return new ExportReactor(&context, caller);
 }
 
+namespace {
+
+// Writes `text` to `path` (mode 0600), with its modification time set to `mtime` seconds.
+Status WritePem(const std::filesystem::path& path, const std::string& text, time_t mtime) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return Status::Unavailable("cannot write '" + path.string() + "': " + std::strerror(errno));
+  }
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = errno;
+      ::close(fd);
+      return Status::Unavailable("cannot write '" + path.string() + "': " + std::strerror(err));
+    }
+    done += static_cast<size_t>(n);
+  }
+  const timespec times[2] = {{mtime, 0}, {mtime, 0}};
+  ::futimens(fd, times);
+  ::close(fd);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status OtlpGrpcReceiver::Impl::WriteTlsGeneration(const net::TlsServerContext& tls) {
+  // gRPC's file watcher reads the key and then the certificate, and accepts the pair only when
+  // neither file's modification time changed meanwhile.  Every generation gets its own
+  // modification time (its number), and `current` is swapped with one rename, so a read that
+  // straddles a swap is noticed and retried instead of pairing an old key with a new
+  // certificate.
+  const int generation = tls_generation + 1;
+  const std::filesystem::path gen_dir = tls_dir / ("gen-" + std::to_string(generation));
+  std::error_code ec;
+  std::filesystem::remove_all(gen_dir, ec);
+  std::filesystem::create_directory(gen_dir, ec);
+  if (ec) {
+    return Status::Unavailable("cannot create '" + gen_dir.string() + "': " + ec.message());
+  }
+  const time_t mtime = generation;
+  if (Status s = WritePem(gen_dir / "key.pem", tls.key_pem(), mtime); !s.ok()) return s;
+  if (Status s = WritePem(gen_dir / "cert.pem", tls.cert_pem(), mtime); !s.ok()) return s;
+  if (Status s = WritePem(gen_dir / "ca.pem", tls.client_ca_pem(), mtime); !s.ok()) return s;
+  const std::filesystem::path link = tls_dir / "current", tmp = tls_dir / "current.tmp";
+  std::filesystem::remove(tmp, ec);
+  std::filesystem::create_directory_symlink(gen_dir.filename(), tmp, ec);
+  if (!ec) std::filesystem::rename(tmp, link, ec);
+  if (ec) return Status::Unavailable("cannot switch '" + link.string() + "': " + ec.message());
+  tls_generation = generation;
+  // The previous generation may still be being read; older ones are not.
+  std::filesystem::remove_all(tls_dir / ("gen-" + std::to_string(generation - 2)), ec);
+  return Status::Ok();
+}
+
 OtlpGrpcReceiver::OtlpGrpcReceiver(OtlpReceiverOptions options, pipeline::BatchSink* sink,
                                    ReceiverMetrics* metrics)
     : impl_(std::make_unique<Impl>(std::move(options), sink, metrics)) {}
@@ -283,12 +365,9 @@ Status OtlpGrpcReceiver::Start(const std::string& host, uint16_t port,
     if (tls->options().min_version != net::TlsMinVersion::k12) {
       return Status::InvalidArgument("gRPC 1.51 cannot limit its TLS to version 1.3");
     }
-    grpc::SslServerCredentialsOptions ssl(
-        tls->client_ca_pem().empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-                                     : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    ssl.pem_root_certs = tls->client_ca_pem();
-    ssl.pem_key_cert_pairs.push_back({tls->key_pem(), tls->cert_pem()});
-    credentials = grpc::SslServerCredentials(ssl);
+    auto made = impl_->MakeTlsCredentials(*tls);
+    if (!made.ok()) return made.status();
+    credentials = std::move(made).value();
   }
   builder.AddListeningPort(address, credentials, &selected_port);
   builder.SetMaxReceiveMessageSize(
@@ -309,6 +388,59 @@ Status OtlpGrpcReceiver::Start(const std::string& host, uint16_t port,
   return Status::Ok();
 }
 
+Result<std::shared_ptr<grpc::ServerCredentials>> OtlpGrpcReceiver::Impl::MakeTlsCredentials(
+    const net::TlsServerContext& tls) {
+  // gRPC 1.51 reloads certificates only through a certificate provider; the one that can change
+  // is the file watcher, so the receiver keeps its own copy of the PEMs in a private directory
+  // (0700) and SetTls() replaces it (the files the config names may change at any time; the copy
+  // changes only when the gateway has checked the new files).
+  Impl& g = *this;
+  std::error_code ec;
+  if (g.context.options.tls_dir.empty()) {
+    std::string pattern =
+        (std::filesystem::temp_directory_path(ec) / "ordertrace-grpc-tls-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      return Status::Unavailable("cannot create a directory for the gRPC certificate: " +
+                                 std::string(std::strerror(errno)));
+    }
+    g.tls_dir = pattern;
+    g.remove_tls_dir = true;
+  } else {
+    g.tls_dir = g.context.options.tls_dir;
+    std::filesystem::create_directories(g.tls_dir, ec);
+    if (ec) {
+      return Status::Unavailable("cannot create '" + g.tls_dir.string() + "': " + ec.message());
+    }
+  }
+  std::filesystem::permissions(g.tls_dir, std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::replace, ec);
+  if (Status s = g.WriteTlsGeneration(tls); !s.ok()) return s;
+  const std::filesystem::path current = g.tls_dir / "current";
+  const bool mtls = !tls.client_ca_pem().empty();
+  g.certificates = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      (current / "key.pem").string(), (current / "cert.pem").string(),
+      mtls ? (current / "ca.pem").string() : std::string(), kTlsRefreshSeconds);
+  grpc::experimental::TlsServerCredentialsOptions options(g.certificates);
+  options.watch_identity_key_cert_pairs();
+  if (mtls) {
+    options.watch_root_certs();
+    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  } else {
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  }
+  g.tls = true;
+  return grpc::experimental::TlsServerCredentials(options);
+}
+
+Status OtlpGrpcReceiver::SetTls(std::shared_ptr<const net::TlsServerContext> tls) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (!impl_->tls || tls == nullptr || impl_->shut_down) {
+    return Status::InvalidArgument(
+        "OTLP/gRPC: TLS can be replaced only on a receiver started with TLS");
+  }
+  return impl_->WriteTlsGeneration(*tls);
+}
+
 uint16_t OtlpGrpcReceiver::port() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->port;
@@ -320,6 +452,10 @@ void OtlpGrpcReceiver::Shutdown(std::chrono::milliseconds drain) {
   impl_->shut_down = true;
   impl_->server->Shutdown(std::chrono::system_clock::now() + drain);
   impl_->server->Wait();
+  if (impl_->remove_tls_dir) {
+    std::error_code ec;
+    std::filesystem::remove_all(impl_->tls_dir, ec);
+  }
   log::Info("OTLP/gRPC receiver stopped");
 }
 

@@ -36,6 +36,10 @@ struct OtlpReceiverOptions {
   // PERMISSION_DENIED and reported to on_refused (ip, port).
   std::shared_ptr<const net::CidrSet> allow;
   std::function<void(const std::string& ip, uint16_t port)> on_refused;
+  // gRPC with TLS: the private directory (created 0700) where the receiver keeps the copy of
+  // its certificate, key and client CA that gRPC watches (OtlpGrpcReceiver::SetTls); "" makes a
+  // temporary one, removed at Shutdown().
+  std::string tls_dir;
 };
 
 // Registers POST /v1/traces on `server`.  `sink` and `metrics` must outlive the server.
@@ -50,10 +54,16 @@ class OtlpGrpcReceiver {
 
   // Binds host:port (port 0 picks a free one) and starts serving; over TLS when `tls` is set
   // (the certificate and key, and with a client CA client certificates required and verified).
-  // gRPC 1.51's SslServerCredentials enforce TLS 1.2 or newer and cannot be limited to 1.3;
-  // the certificate is read once (a new one needs a restart).
+  // gRPC 1.51's TLS credentials accept TLS 1.2 or newer and cannot be limited to 1.3.
   Status Start(const std::string& host, uint16_t port,
                std::shared_ptr<const net::TlsServerContext> tls = nullptr);
+  // Replaces the certificate, key and client CA for connections accepted from now on (a
+  // reload), within about a second: gRPC 1.51 can change them only through its experimental
+  // TlsServerCredentials with a FileWatcherCertificateProvider, which re-reads its files every
+  // second; the receiver writes `tls`'s PEMs there (OtlpReceiverOptions::tls_dir).  Connections
+  // already open keep theirs.  Whether client certificates are required is fixed at Start().
+  // InvalidArgument when the receiver was not started with TLS.
+  Status SetTls(std::shared_ptr<const net::TlsServerContext> tls);
   uint16_t port() const;
   // Refuses new calls with UNAVAILABLE, waits for calls in progress (up to `drain`), stops.
   void Shutdown(std::chrono::milliseconds drain = std::chrono::milliseconds(5000));
