@@ -675,9 +675,7 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
   if (options.allow && !options.allow->empty() && (peer_ec || !options.allow->Contains(ip))) {
     log::Debug("connection refused by the allowlist",
                {{"server", options.name}, {"peer", peer_ec ? "?" : ip.ToString()}});
-    beast::error_code ignored;
-    socket.close(ignored);
-    if (options.on_refused) {
+    if (options.on_refused) {  // before the close, which the client may be waiting for
       RefusedPeer refused;
       refused.ip = peer_ec ? std::string() : ip.ToString();
       refused.port = peer_ec ? 0 : remote.port();
@@ -687,6 +685,8 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
         log::Error("http refusal hook failed", {{"server", options.name}, {"error", e.what()}});
       }
     }
+    beast::error_code ignored;
+    socket.close(ignored);
     DoAccept();
     return;
   }
