@@ -150,6 +150,7 @@ struct HttpServer::Impl {
   struct RouteEntry {
     std::vector<std::pair<std::string, HttpHandler>> methods;
     HttpRejectHook reject_hook;
+    HttpGuard guard;
   };
 
   const HttpServerOptions options;
@@ -507,6 +508,17 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
       out.headers.emplace_back("Allow", allow);
       return;
     }
+    if (it->second.guard) {
+      bool pass = false;
+      try {
+        pass = it->second.guard(req, out);
+      } catch (const std::exception& e) {
+        log::Error("http guard failed", {{"server", options().name}, {"error", e.what()}});
+        out = HttpResponse{};
+        Text(out, 500, "internal error");
+      }
+      if (!pass) return;
+    }
     if (Status s = DecodeContentEncoding(req.Header("content-encoding"), options().max_body_bytes,
                                          &req.body);
         !s.ok()) {
@@ -729,6 +741,10 @@ void HttpServer::Route(std::string method, std::string path, HttpHandler handler
 
 void HttpServer::OnReject(std::string path, HttpRejectHook hook) {
   impl_->routes[std::move(path)].reject_hook = std::move(hook);
+}
+
+void HttpServer::Guard(std::string path, HttpGuard guard) {
+  impl_->routes[std::move(path)].guard = std::move(guard);
 }
 
 Status HttpServer::Start() {

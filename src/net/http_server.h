@@ -66,6 +66,11 @@ using HttpHandler = std::function<void(HttpRequest& req, HttpResponse& res)>;
 // the request and rewrite the body and content type, e.g. into the protocol's error format.
 using HttpRejectHook = std::function<void(const HttpRequest& req, HttpResponse& res)>;
 
+// Runs before a hooked path's body is decoded (Content-Encoding) and before its handler: returns
+// false after filling `res` to answer the request without either (an authentication check that
+// must not cost the server a gunzip of an unauthenticated body).  `req.body` is as received.
+using HttpGuard = std::function<bool(const HttpRequest& req, HttpResponse& res)>;
+
 struct HttpServerOptions {
   std::string name = "http";  // for logs and metrics
   std::string host = "127.0.0.1";
@@ -108,6 +113,8 @@ class HttpServer {
   // Registers a hook for requests to `path` refused before their handler (see HttpRejectHook).
   // Before Start(), like Route().
   void OnReject(std::string path, HttpRejectHook hook);
+  // Registers a guard for requests to `path` (see HttpGuard).  Before Start(), like Route().
+  void Guard(std::string path, HttpGuard guard);
 
   // Binds and starts serving; returns InvalidArgument / Unavailable with the reason when the
   // address cannot be bound.

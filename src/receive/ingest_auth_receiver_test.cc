@@ -183,6 +183,10 @@ TEST_F(IngestAuthReceiverTest, HttpBearer) {
   ASSERT_TRUE(body.ParseFromString(none.reply.body));
   EXPECT_EQ(body.code(), 16);  // UNAUTHENTICATED
 
+  // The credentials are checked before the body is decoded: a corrupt gzip body gets 401, not
+  // 400, and an unauthenticated client cannot make the server inflate anything.
+  EXPECT_EQ(Post("not gzip at all", {{"Content-Encoding", "gzip"}}).reply.status, 401);
+
   net::HttpOutcome wrong = Post(RequestFor("crm"), {{"Authorization", "Bearer nope"}});
   EXPECT_EQ(wrong.reply.status, 401);
   EXPECT_EQ(wrong.reply.body.find("nope"), std::string::npos);

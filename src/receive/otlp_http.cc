@@ -115,6 +115,22 @@ class OtlpHttpReceiver {
         protocol, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
 
+  // Before the body is decoded: refuses a request without valid credentials (401), so that an
+  // unauthenticated client cannot make the server gunzip its body.
+  bool Guard(const net::HttpRequest& req, net::HttpResponse& res) const {
+    if (!options_.auth->enabled()) return true;
+    const IngestCaller caller = Authenticate(req);
+    if (caller.result == IngestAuthResult::kOk) return true;
+    const Encoding enc = ParseContentType(req.Header("content-type"));
+    const otlp::Protocol protocol = ProtocolOf(enc);
+    metrics_->Bytes(protocol, req.received_bytes);
+    metrics_->Auth(protocol, caller.result);
+    metrics_->Refused(protocol, "unauthenticated", 1);
+    Unauthenticated(enc, res);
+    metrics_->Request(protocol, std::to_string(res.status));
+    return false;
+  }
+
   // Requests the HTTP server refused before Handle (body over the limit, unknown
   // Content-Encoding, corrupt gzip): counted, and answered with a Status body.
   void Rejected(const net::HttpRequest& req, net::HttpResponse& res) const {
@@ -136,21 +152,13 @@ class OtlpHttpReceiver {
   void HandleRequest(net::HttpRequest& req, Encoding enc, otlp::Protocol protocol,
                      net::HttpResponse& res, std::optional<IngestAuthResult>* auth) const {
     metrics_->Bytes(protocol, req.received_bytes);
-    // Credentials first: a caller without them learns nothing about the request's content.
-    std::vector<std::string_view> authorization;
-    for (const auto& [name, value] : req.headers) {
-      if (name == "authorization") authorization.push_back(value);
-    }
-    const IngestCaller caller = options_.auth->Authenticate(authorization, req.tls_peer);
+    // Checked again (the guard refused the others before their body was decoded); hashing a
+    // token is cheap.
+    const IngestCaller caller = Authenticate(req);
     *auth = caller.result;
-    if (caller.result != IngestAuthResult::kOk) {
+    if (caller.result != IngestAuthResult::kOk) {  // not reached: the guard answered it
       metrics_->Refused(protocol, "unauthenticated", 1);
-      const bool bearer = options_.auth->mode() == IngestAuthMode::kBearer;
-      if (bearer) res.headers.emplace_back("WWW-Authenticate", "Bearer");
-      SetErrorBody(401, kRpcUnauthenticated,
-                   bearer ? "missing or invalid ingest token (Authorization: Bearer)"
-                          : "the client certificate is not a known ingest identity",
-                   0, enc == Encoding::kOther ? Encoding::kProtobuf : enc, res);
+      Unauthenticated(enc, res);
       return;
     }
     if (enc == Encoding::kOther) {
@@ -220,6 +228,24 @@ class OtlpHttpReceiver {
     SetMessageBody(response, enc, res);
   }
 
+  // 401 (RFC 6750: WWW-Authenticate: Bearer in bearer mode) with an UNAUTHENTICATED body.
+  void Unauthenticated(Encoding enc, net::HttpResponse& res) const {
+    const bool bearer = options_.auth->mode() == IngestAuthMode::kBearer;
+    if (bearer) res.headers.emplace_back("WWW-Authenticate", "Bearer");
+    SetErrorBody(401, kRpcUnauthenticated,
+                 bearer ? "missing or invalid ingest token (Authorization: Bearer)"
+                        : "the client certificate is not a known ingest identity",
+                 0, enc == Encoding::kOther ? Encoding::kProtobuf : enc, res);
+  }
+
+  IngestCaller Authenticate(const net::HttpRequest& req) const {
+    std::vector<std::string_view> authorization;
+    for (const auto& [name, value] : req.headers) {
+      if (name == "authorization") authorization.push_back(value);
+    }
+    return options_.auth->Authenticate(authorization, req.tls_peer);
+  }
+
   void Malformed(otlp::Protocol protocol, Encoding enc, const std::string& reason,
                  net::HttpResponse& res) const {
     metrics_->Refused(protocol, "malformed", 1);
@@ -247,6 +273,9 @@ void RegisterOtlpHttp(net::HttpServer& server, const OtlpReceiverOptions& option
   auto receiver = std::make_shared<const OtlpHttpReceiver>(options, sink, metrics);
   server.Route("POST", kTracesPath, [receiver](net::HttpRequest& req, net::HttpResponse& res) {
     receiver->Handle(req, res);
+  });
+  server.Guard(kTracesPath, [receiver](const net::HttpRequest& req, net::HttpResponse& res) {
+    return receiver->Guard(req, res);
   });
   server.OnReject(kTracesPath, [receiver](const net::HttpRequest& req, net::HttpResponse& res) {
     receiver->Rejected(req, res);
