@@ -202,7 +202,7 @@ TEST_F(IngestAuthReceiverTest, HttpBearer) {
   EXPECT_EQ(sink_.batches().size(), 2u);
 
   EXPECT_TRUE(
-      HasMetric(R"(ordertrace_ingest_auth_total{listener="otlp_http",result="missing"} 1)"));
+      HasMetric(R"(ordertrace_ingest_auth_total{listener="otlp_http",result="missing"} 2)"));
   EXPECT_TRUE(
       HasMetric(R"(ordertrace_ingest_auth_total{listener="otlp_http",result="invalid"} 1)"));
   EXPECT_TRUE(HasMetric(
