@@ -993,6 +993,28 @@ TEST(ConfigNetworkTest, IngestErrorsNameTheEntryAndNeverEchoASecret) {
             "certificate's common name or a DNS/URI SAN");
 }
 
+TEST(ConfigNetworkTest, TheDefaultsWrittenOutLoad) {
+  // As in docs/configuration.md's complete file.
+  auto c = Parse(R"(listen:
+  allow:
+    http: []
+    otlp_http: []
+    otlp_grpc: []
+  trusted_proxies: []
+ingest:
+  auth:
+    mode: none
+    tokens: []
+    identities: []
+audit:
+  enabled: true
+  file: ""
+)");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->ingest.auth.mode, "none");
+  EXPECT_TRUE(c->audit.enabled);
+}
+
 TEST(ConfigNetworkTest, AuditIsRead) {
   auto c = Parse("audit:\n  enabled: false\n  file: /var/log/ordertrace/audit.log\n");
   ASSERT_TRUE(c.ok()) << c.status().message();
