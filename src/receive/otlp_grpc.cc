@@ -129,7 +129,6 @@ struct OtlpGrpcReceiver::Impl : public grpc::CallbackGenericService {
   uint16_t port = 0;
   bool tls = false;               // guarded by mu
   std::filesystem::path tls_dir;  // guarded by mu; the watched files live under it
-  bool remove_tls_dir = false;    // a temporary directory of our own
   int tls_generation = 0;         // guarded by mu
   std::shared_ptr<grpc::experimental::CertificateProviderInterface> certificates;
   // Destroyed before the service it calls (members before the base class).
@@ -379,6 +378,10 @@ Status OtlpGrpcReceiver::Start(const std::string& host, uint16_t port,
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || selected_port == 0) {
     if (server) server->Shutdown();
+    if (impl_->tls) {
+      std::error_code ec;
+      std::filesystem::remove_all(impl_->tls_dir, ec);
+    }
     return Status::Unavailable("cannot listen on " + where + ": " + BindFailureReason(host, port));
   }
   impl_->server = std::move(server);
@@ -404,7 +407,6 @@ Result<std::shared_ptr<grpc::ServerCredentials>> OtlpGrpcReceiver::Impl::MakeTls
                                  std::string(std::strerror(errno)));
     }
     g.tls_dir = pattern;
-    g.remove_tls_dir = true;
   } else {
     g.tls_dir = g.context.options.tls_dir;
     std::filesystem::create_directories(g.tls_dir, ec);
@@ -452,7 +454,7 @@ void OtlpGrpcReceiver::Shutdown(std::chrono::milliseconds drain) {
   impl_->shut_down = true;
   impl_->server->Shutdown(std::chrono::system_clock::now() + drain);
   impl_->server->Wait();
-  if (impl_->remove_tls_dir) {
+  if (impl_->tls) {  // the copy of the key is not left behind
     std::error_code ec;
     std::filesystem::remove_all(impl_->tls_dir, ec);
   }

@@ -36,9 +36,9 @@ struct OtlpReceiverOptions {
   // PERMISSION_DENIED and reported to on_refused (ip, port).
   std::shared_ptr<const net::CidrSet> allow;
   std::function<void(const std::string& ip, uint16_t port)> on_refused;
-  // gRPC with TLS: the private directory (created 0700) where the receiver keeps the copy of
-  // its certificate, key and client CA that gRPC watches (OtlpGrpcReceiver::SetTls); "" makes a
-  // temporary one, removed at Shutdown().
+  // gRPC with TLS: the private directory (created 0700, the receiver's alone) where the
+  // receiver keeps the copy of its certificate, key and client CA that gRPC watches
+  // (OtlpGrpcReceiver::SetTls); "" makes a temporary one.  Removed at Shutdown().
   std::string tls_dir;
 };
 
