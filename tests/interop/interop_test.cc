@@ -6,6 +6,9 @@
 // the SDK's own record of the spans, not from the serializer under test) as JSON.  The test
 // turns each decoded span back into the same JSON shape and compares field by field.
 //
+// InteropTlsTest sends the same spans over TLS with an ingest token (and without, or with a
+// wrong one, to see them refused).
+//
 // Needs node and tests/interop/node_modules (tests/interop/setup installs them); skips with
 // the reason when either is missing.
 #include <fcntl.h>
@@ -36,12 +39,15 @@
 #include "common/metrics.h"
 #include "common/status.h"
 #include "net/http_server.h"
+#include "net/tls.h"
 #include "otlp/span_batch.h"
 #include "pipeline/batch_sink.h"
+#include "receive/ingest_auth.h"
 #include "receive/otlp_receivers.h"
 #include "receive/receiver_metrics.h"
 #include "support/gateway_process.h"
 #include "support/run_command.h"
+#include "support/tls_files.h"
 
 #ifndef ORDERTRACE_SOURCE_DIR
 #error "ORDERTRACE_SOURCE_DIR must name the source tree (set in tests/CMakeLists.txt)"
@@ -455,6 +461,116 @@ TEST_F(InteropTest, ChainGrpcThroughGrpcUpstream) {
   ForwardingGateway a("grpc://127.0.0.1:" + std::to_string(gateway_->grpc->port()));
   ASSERT_TRUE(a.started()) << a.Log();
   SendAndVerify("grpc", "none", otlp::Protocol::kGrpc, &a);
+}
+
+// ---- the same exporters over TLS with an ingest token (ingest.auth, docs/security.md) ----
+
+// Receivers over TLS (a certificate for 127.0.0.1 from a CA made by openssl in the test) that
+// require a bearer token bound to service.name "interop-crm" (what send_spans.mjs sends).  The
+// exporters get the CA and the token the standard way: OTEL_EXPORTER_OTLP_CERTIFICATE and
+// OTEL_EXPORTER_OTLP_HEADERS.
+class InteropTlsTest : public ::testing::Test {
+ protected:
+  static constexpr const char* kToken = "interop-token-3a7c9e1f5b2d4c6e8a0b1c2d3e4f5a6b";
+
+  void SetUp() override {
+    const std::string missing = MissingPrerequisite();
+    if (!missing.empty()) {
+      const char* required = std::getenv("ORDERTRACE_REQUIRE_INTEROP");
+      if (required && std::string(required) == "1") FAIL() << missing;
+      GTEST_SKIP() << missing;
+    }
+    dir_ = std::filesystem::temp_directory_path() /
+           ("ordertrace_interop_tls_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    ASSERT_TRUE(files_.Make(dir_.string())) << "openssl could not make the test certificates";
+    net::TlsServerOptions tls_options;
+    tls_options.cert_file = files_.server_cert;
+    tls_options.key_file = files_.server_key;
+    auto tls = net::TlsServerContext::Create(tls_options);
+    ASSERT_TRUE(tls.ok()) << tls.status().message();
+
+    receive::IngestAuthOptions auth;
+    auth.mode = receive::IngestAuthMode::kBearer;
+    receive::IngestAuthOptions::Token crm;
+    crm.name = "crm";
+    crm.sha256 = receive::Sha256Hex(kToken);
+    crm.services = {"interop-crm"};
+    receive::IngestAuthOptions::Token other;
+    other.name = "mes";
+    other.sha256 = receive::Sha256Hex(std::string(kToken) + "-mes");
+    other.services = {"mes"};
+    auth.tokens = {crm, other};
+    auto authenticator = receive::IngestAuthenticator::Create(auth);
+    ASSERT_TRUE(authenticator.ok());
+    receive::OtlpReceiverOptions options;
+    options.auth = std::make_shared<const receive::IngestAuthenticator>(*authenticator);
+
+    net::HttpServerOptions http_options;
+    http_options.name = "otlp_http";
+    http_options.tls = *tls;
+    http_ = std::make_unique<net::HttpServer>(http_options);
+    receive::RegisterOtlpHttp(*http_, options, &sink_, &metrics_);
+    ASSERT_TRUE(http_->Start().ok());
+    grpc_ = std::make_unique<receive::OtlpGrpcReceiver>(options, &sink_, &metrics_);
+    Status st = grpc_->Start("127.0.0.1", 0, *tls);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+  }
+  void TearDown() override {
+    if (grpc_) grpc_->Shutdown(std::chrono::milliseconds(2000));
+    if (http_) http_->Shutdown(std::chrono::milliseconds(2000));
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  // Runs send_spans.mjs over https with `token` (none when empty); its exit code.
+  int Send(const std::string& exporter, const std::string& token) {
+    const uint16_t port = exporter == "grpc" ? grpc_->port() : http_->port();
+    std::string env = "OTEL_EXPORTER_OTLP_CERTIFICATE='" + files_.ca_cert + "' ";
+    if (!token.empty()) env += "OTEL_EXPORTER_OTLP_HEADERS='authorization=Bearer%20" + token + "' ";
+    const std::string command = "cd '" + kInteropDir + "' && " + env + "timeout 120 '" +
+                                FindNode() + "' send_spans.mjs --exporter " + exporter +
+                                " --endpoint https://127.0.0.1:" + std::to_string(port) +
+                                " >/dev/null 2>&1";
+    return RunCommand(command).exit_code;
+  }
+
+  size_t SpansReceived() {
+    size_t n = 0;
+    for (const auto& b : sink_.Take()) n += b->spans().size();
+    return n;
+  }
+
+  std::filesystem::path dir_;
+  testing_support::TlsFiles files_;
+  metrics::Registry registry_;
+  receive::ReceiverMetrics metrics_{registry_};
+  CapturingSink sink_;
+  std::unique_ptr<net::HttpServer> http_;
+  std::unique_ptr<receive::OtlpGrpcReceiver> grpc_;
+};
+
+TEST_F(InteropTlsTest, EveryExporterSendsOverHttpsWithItsToken) {
+  for (const char* exporter : {"proto", "json", "grpc"}) {
+    EXPECT_EQ(Send(exporter, kToken), 0) << exporter;
+    EXPECT_GE(SpansReceived(), 6u) << exporter;
+  }
+}
+
+TEST_F(InteropTlsTest, NoTokenWrongTokenOrAnotherServicesTokenIsRefused) {
+  for (const char* exporter : {"proto", "grpc"}) {
+    EXPECT_NE(Send(exporter, ""), 0) << exporter;
+    EXPECT_NE(Send(exporter, "not-the-token"), 0) << exporter;
+    EXPECT_NE(Send(exporter, std::string(kToken) + "-mes"), 0) << exporter;  // bound to mes
+    EXPECT_EQ(SpansReceived(), 0u) << exporter;
+  }
+  const std::string m = registry_.Serialize();
+  EXPECT_NE(m.find(R"(ordertrace_ingest_auth_total{listener="otlp_http",result="missing"})"),
+            std::string::npos);
+  EXPECT_NE(
+      m.find(R"(ordertrace_ingest_auth_total{listener="otlp_grpc",result="forbidden_service"})"),
+      std::string::npos);
 }
 
 }  // namespace
