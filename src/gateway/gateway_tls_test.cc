@@ -369,6 +369,7 @@ TEST_F(GatewayTlsTest, AllowedPeersAreServedAndTheApiSendsSecurityHeaders) {
             "default-src 'self'; frame-ancestors 'none'");
   EXPECT_EQ(health.reply.Header("x-content-type-options"), "nosniff");
   EXPECT_EQ(health.reply.Header("referrer-policy"), "no-referrer");
+  EXPECT_EQ(health.reply.Header("cache-control"), "no-store");
   EXPECT_TRUE(GrpcExport(gw.otlp_grpc_port(), false, "crm").ok());
   // The OTLP listener is no browser's business: no API headers there.
   net::HttpOutcome otlp = Send(gw.otlp_http_port(), false, "POST", "/v1/traces", Request("crm"),

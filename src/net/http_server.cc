@@ -581,6 +581,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
       set_default("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'");
       set_default("X-Content-Type-Options", "nosniff");
       set_default("Referrer-Policy", "no-referrer");
+      set_default("Cache-Control", "no-store");
     }
     res_.body() = std::move(out.body);
     res_.keep_alive(!close);

@@ -86,9 +86,9 @@ struct HttpServerOptions {
   // With tls: every response carries Strict-Transport-Security: max-age=31536000.
   bool hsts = false;
   // Every response carries Content-Security-Policy: default-src 'self'; frame-ancestors 'none',
-  // X-Content-Type-Options: nosniff and Referrer-Policy: no-referrer (the API listener: order
-  // ids must not leak through a Referer, and no page may frame it).  A header the handler set
-  // itself is kept.
+  // X-Content-Type-Options: nosniff, Referrer-Policy: no-referrer and Cache-Control: no-store
+  // (the API listener: order ids must not leak through a Referer or a shared cache, and no page
+  // may frame it).  A header the handler set itself is kept.
   bool security_headers = false;
   // The client networks allowed (listen.allow.<name>); null or empty: every peer.  A peer
   // outside them is closed right after accept, before any TLS handshake.  When a trusted proxy

@@ -138,6 +138,7 @@ TEST_F(HttpServerGuardTest, SecurityHeadersWhenAskedForAndTheHandlersOwnWins) {
             "default-src 'self'; frame-ancestors 'none'");
   EXPECT_EQ(out.reply.Header("x-content-type-options"), "nosniff");
   EXPECT_EQ(out.reply.Header("referrer-policy"), "no-referrer");
+  EXPECT_EQ(out.reply.Header("cache-control"), "no-store");
   out = Get("/nowhere");  // the server's own 404 too
   ASSERT_TRUE(out.ok());
   EXPECT_EQ(out.reply.status, 404);
