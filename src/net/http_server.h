@@ -1,10 +1,11 @@
 // A small HTTP/1.1 server on Boost.Beast: exact-path routes, keep-alive, a body limit (413),
 // gzip request bodies decoded within the same limit, and a graceful shutdown that finishes
 // in-flight requests; HTTPS when given a TlsServerContext (net/tls.h), whose certificate can be
-// replaced while running (SetTls, for new connections).  Used by the OTLP/HTTP receiver and by
-// the API/health/metrics listener.
+// replaced while running (SetTls, for new connections); an allowlist of client networks checked
+// at accept and X-Forwarded-For believed from trusted proxies only.  Used by the OTLP/HTTP
+// receiver and by the API/health/metrics listener.
 //
-// Thread-safety: Route() before Start(); handlers run concurrently on the server's threads
+// Thread-safety: Route(), OnReject() and Guard() before Start(); handlers run concurrently on the server's threads
 // and must be thread-safe.  SetTls() may be called from any thread.  Shutdown() may be called
 // from any thread, once.
 #pragma once

@@ -1,9 +1,11 @@
 // The OTLP trace receivers: OTLP/HTTP (POST /v1/traces, protobuf and JSON) registered on an
 // HttpServer, and OTLP/gRPC (opentelemetry.proto.collector.trace.v1.TraceService/Export).
 // Both decode and validate into a SpanBatch and hand it to a pipeline::BatchSink; status codes,
-// partial success and throttling follow the OTLP specification (docs/receivers.md).
+// partial success and throttling follow the OTLP specification (docs/receivers.md).  Both check
+// ingest authentication (receive/ingest_auth.h) first when it is configured.
 //
 // Thread-safety: requests are handled concurrently; the sink must be thread-safe.
+// OtlpGrpcReceiver::SetTls() may be called from any thread.
 #pragma once
 
 #include <chrono>
