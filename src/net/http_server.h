@@ -5,9 +5,9 @@
 // at accept and X-Forwarded-For believed from trusted proxies only.  Used by the OTLP/HTTP
 // receiver and by the API/health/metrics listener.
 //
-// Thread-safety: Route(), OnReject() and Guard() before Start(); handlers run concurrently on the server's threads
-// and must be thread-safe.  SetTls() may be called from any thread.  Shutdown() may be called
-// from any thread, once.
+// Thread-safety: Route(), OnReject() and Guard() before Start(); handlers run concurrently on
+// the server's threads and must be thread-safe.  SetTls() may be called from any thread.
+// Shutdown() may be called from any thread, once.
 #pragma once
 
 #include <chrono>
