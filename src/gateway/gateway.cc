@@ -204,11 +204,30 @@ struct Gateway::Impl {
   metrics::Family<metrics::Counter>* connections_refused = nullptr;
   std::shared_ptr<const receive::IngestAuthenticator> ingest_auth;
 
-  // Counts and audits a connection (HTTP) or call (gRPC) an allowlist refused.
+  // Counts and audits a connection (HTTP) or call (gRPC) an allowlist refused.  At most
+  // kRefusalsAuditedPerSecond lines per second go to the audit, so that a blocked network
+  // cannot fill the disk; the next line says how many were left out (the metric counts all).
+  static constexpr int kRefusalsAuditedPerSecond = 20;
   void Refused(const char* listener, const std::string& ip, uint16_t port,
                const std::string& forwarded_for) {
     if (connections_refused) connections_refused->With({listener}).Inc();
     if (!audit) return;
+    uint64_t left_out = 0;
+    {
+      const int64_t second = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count();
+      std::lock_guard<std::mutex> lock(refusals_mu);
+      if (second != refusals_second) {
+        refusals_second = second;
+        refusals_in_second = 0;
+      }
+      if (++refusals_in_second > kRefusalsAuditedPerSecond) {
+        ++refusals_left_out;
+        return;
+      }
+      left_out = std::exchange(refusals_left_out, 0);
+    }
     audit::AuditEvent e;
     e.event = "connection_refused";
     e.outcome = "denied";
@@ -217,8 +236,13 @@ struct Gateway::Impl {
     e.source.port = port;
     e.source.forwarded_for = forwarded_for;
     e.resource = {{"listener", listener}};
+    if (left_out > 0) e.resource.emplace_back("refusals_not_audited", std::to_string(left_out));
     audit->Record(e);
   }
+  std::mutex refusals_mu;
+  int64_t refusals_second = 0;     // guarded by refusals_mu
+  int refusals_in_second = 0;      // guarded by refusals_mu
+  uint64_t refusals_left_out = 0;  // guarded by refusals_mu
   std::function<void(const net::RefusedPeer&)> RefusedHook(const char* listener) {
     return [this, listener](const net::RefusedPeer& p) {
       Refused(listener, p.ip, p.port, p.forwarded_for);

@@ -357,6 +357,25 @@ TEST_F(GatewayTlsTest, AllowlistsRefuseOnEveryListenerCountAndAudit) {
   }
 }
 
+TEST_F(GatewayTlsTest, RefusalsFloodingTheAuditAreCappedButAllCounted) {
+  config_.listen.allow.otlp_grpc = {"10.0.0.0/8"};
+  Gateway gw(config_);
+  ASSERT_TRUE(gw.Start().ok());
+  constexpr int kCalls = 60;
+  for (int i = 0; i < kCalls; ++i) {
+    EXPECT_EQ(GrpcExport(gw.otlp_grpc_port(), false, "crm").error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  EXPECT_NE(
+      gw.registry().Serialize().find(
+          "ordertrace_connections_refused_total{listener=\"otlp_grpc\"} " + std::to_string(kCalls)),
+      std::string::npos);
+  gw.Stop();
+  const auto lines = Lines(AuditPath());
+  EXPECT_GE(lines.size(), 20u);
+  EXPECT_LT(lines.size(), static_cast<size_t>(kCalls));
+}
+
 TEST_F(GatewayTlsTest, AllowedPeersAreServedAndTheApiSendsSecurityHeaders) {
   config_.listen.allow.http = {"127.0.0.0/8", "::1"};
   config_.listen.allow.otlp_grpc = {"127.0.0.1"};
