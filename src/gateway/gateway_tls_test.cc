@@ -44,15 +44,34 @@ std::vector<std::string> Lines(const std::string& path) {
   return lines;
 }
 
-// One span of `service`, as an encoded ExportTraceServiceRequest.
-std::string Request(const std::string& service) {
-  testing_support::RequestBuilder req;
-  req.Resource(service).Scope();
-  req.Add(testing_support::SpanBuilder("POST /orders")
-              .Ids(std::string(16, '\x11'), std::string(8, '\x22'))
-              .Times(1'700'000'000'000'000'000ull, 1'700'000'000'010'000'000ull));
-  return std::move(req).Build().SerializeAsString();
-}
+using testing_support::OneSpanRequest;
+
+// Runs gw.Run() on a thread of its own, as `ordertrace serve` does, until Stop().
+class Running {
+ public:
+  explicit Running(Gateway& gw) : gw_(gw), thread_([this] { result_ = gw_.Run(); }) {}
+  ~Running() {
+    if (thread_.joinable()) (void)Stop();  // a failed test's leftover; the result is moot
+  }
+  bool WaitReady() {
+    for (int i = 0; i < 500 && gw_.readiness().state() != api::Readiness::State::kReady; ++i) {
+      std::this_thread::sleep_for(10ms);
+    }
+    return gw_.readiness().state() == api::Readiness::State::kReady;
+  }
+  // To the runner thread only: it blocks SIGHUP, so the signal waits for its sigtimedwait.
+  bool Hup() { return pthread_kill(thread_.native_handle(), SIGHUP) == 0; }
+  Status Stop() {
+    gw_.RequestStop();
+    thread_.join();
+    return result_;
+  }
+
+ private:
+  Gateway& gw_;
+  Status result_ = Status::Internal("not run");
+  std::thread thread_;  // last: starts once the rest is ready
+};
 
 class GatewayTlsTest : public ::testing::Test {
  protected:
@@ -138,7 +157,7 @@ class GatewayTlsTest : public ::testing::Test {
     ctx.set_deadline(std::chrono::system_clock::now() + 10s);
     if (!authorization.empty()) ctx.AddMetadata("authorization", authorization);
     pb::collector::trace::v1::ExportTraceServiceRequest req;
-    EXPECT_TRUE(req.ParseFromString(Request(service)));
+    EXPECT_TRUE(req.ParseFromString(OneSpanRequest(service)));
     pb::collector::trace::v1::ExportTraceServiceResponse response;
     return stub->Export(&ctx, req, &response);
   }
@@ -239,25 +258,19 @@ TEST_F(GatewayTlsTest, ReloadServesTheReplacedCertificateAndKeepsItOnABadFile) {
 TEST_F(GatewayTlsTest, SighupServesTheReplacedCertificate) {
   config_.listen.tls.http = ServerTls();
   Gateway gw(config_);
-  Status result = Status::Internal("not run");
-  std::thread runner([&] { result = gw.Run(); });
-  for (int i = 0; i < 500 && gw.readiness().state() != api::Readiness::State::kReady; ++i) {
-    std::this_thread::sleep_for(10ms);
-  }
-  ASSERT_EQ(gw.readiness().state(), api::Readiness::State::kReady);
+  Running running(gw);
+  ASSERT_TRUE(running.WaitReady());
   EXPECT_EQ(testing_support::ServerCommonName(gw.http_port(), files_.ca_cert), "server-1");
 
   ASSERT_TRUE(ReplaceServerCertificate());
-  // To the runner thread only: it blocks SIGHUP, so the signal waits for its sigtimedwait.
-  ASSERT_EQ(pthread_kill(runner.native_handle(), SIGHUP), 0);
+  ASSERT_TRUE(running.Hup());
   std::string served;
   for (int i = 0; i < 500 && served != "server-2"; ++i) {
     std::this_thread::sleep_for(10ms);
     served = testing_support::ServerCommonName(gw.http_port(), files_.ca_cert);
   }
   EXPECT_EQ(served, "server-2");
-  gw.RequestStop();
-  runner.join();
+  Status result = running.Stop();
   EXPECT_TRUE(result.ok()) << result.ToString();
 }
 
@@ -274,16 +287,16 @@ TEST_F(GatewayTlsTest, IngestTokensOverTlsOnAnExposedAddress) {
 
   const net::HeaderList protobuf{{"Content-Type", "application/x-protobuf"}};
   net::HttpOutcome none =
-      Send(gw.otlp_http_port(), true, "POST", "/v1/traces", Request("crm"), protobuf);
+      Send(gw.otlp_http_port(), true, "POST", "/v1/traces", OneSpanRequest("crm"), protobuf);
   ASSERT_TRUE(none.ok()) << none.failure->Describe();
   EXPECT_EQ(none.reply.status, 401);
   EXPECT_EQ(none.reply.Header("www-authenticate"), "Bearer");
   net::HeaderList with_token = protobuf;
   with_token.emplace_back("Authorization", "Bearer " + kToken);
-  EXPECT_EQ(Send(gw.otlp_http_port(), true, "POST", "/v1/traces", Request("crm"), with_token)
+  EXPECT_EQ(Send(gw.otlp_http_port(), true, "POST", "/v1/traces", OneSpanRequest("crm"), with_token)
                 .reply.status,
             200);
-  EXPECT_EQ(Send(gw.otlp_http_port(), true, "POST", "/v1/traces", Request("mes"), with_token)
+  EXPECT_EQ(Send(gw.otlp_http_port(), true, "POST", "/v1/traces", OneSpanRequest("mes"), with_token)
                 .reply.status,
             403);
 
@@ -333,7 +346,7 @@ TEST_F(GatewayTlsTest, AllowlistsRefuseOnEveryListenerCountAndAudit) {
   Gateway gw(config_);
   ASSERT_TRUE(gw.Start().ok());
   EXPECT_FALSE(Send(gw.http_port(), false, "GET", "/healthz").ok());
-  EXPECT_FALSE(Send(gw.otlp_http_port(), false, "POST", "/v1/traces", Request("crm"),
+  EXPECT_FALSE(Send(gw.otlp_http_port(), false, "POST", "/v1/traces", OneSpanRequest("crm"),
                     {{"Content-Type", "application/x-protobuf"}})
                    .ok());
   EXPECT_EQ(GrpcExport(gw.otlp_grpc_port(), false, "crm").error_code(),
@@ -391,8 +404,8 @@ TEST_F(GatewayTlsTest, AllowedPeersAreServedAndTheApiSendsSecurityHeaders) {
   EXPECT_EQ(health.reply.Header("cache-control"), "no-store");
   EXPECT_TRUE(GrpcExport(gw.otlp_grpc_port(), false, "crm").ok());
   // The OTLP listener is no browser's business: no API headers there.
-  net::HttpOutcome otlp = Send(gw.otlp_http_port(), false, "POST", "/v1/traces", Request("crm"),
-                               {{"Content-Type", "application/x-protobuf"}});
+  net::HttpOutcome otlp = Send(gw.otlp_http_port(), false, "POST", "/v1/traces",
+                               OneSpanRequest("crm"), {{"Content-Type", "application/x-protobuf"}});
   ASSERT_TRUE(otlp.ok());
   EXPECT_EQ(otlp.reply.status, 200);
   EXPECT_EQ(otlp.reply.Header("content-security-policy"), "");
@@ -402,18 +415,13 @@ TEST_F(GatewayTlsTest, AllowedPeersAreServedAndTheApiSendsSecurityHeaders) {
 TEST_F(GatewayTlsTest, SighupServesTheReplacedGrpcCertificateAndReopensTheAudit) {
   config_.listen.tls.otlp_grpc = ServerTls();
   Gateway gw(config_);
-  Status result = Status::Internal("not run");
-  std::thread runner([&] { result = gw.Run(); });
-  for (int i = 0; i < 500 && gw.readiness().state() != api::Readiness::State::kReady; ++i) {
-    std::this_thread::sleep_for(10ms);
-  }
-  ASSERT_EQ(gw.readiness().state(), api::Readiness::State::kReady);
+  Running running(gw);
+  ASSERT_TRUE(running.WaitReady());
   EXPECT_EQ(testing_support::ServerCommonName(gw.otlp_grpc_port(), files_.ca_cert), "server-1");
 
   ASSERT_TRUE(ReplaceServerCertificate());
   std::filesystem::rename(AuditPath(), AuditPath() + ".1");  // logrotate
-  // To the runner thread only: it blocks SIGHUP, so the signal waits for its sigtimedwait.
-  ASSERT_EQ(pthread_kill(runner.native_handle(), SIGHUP), 0);
+  ASSERT_TRUE(running.Hup());
   std::string served;
   for (int i = 0; i < 500 && served != "server-2"; ++i) {
     std::this_thread::sleep_for(10ms);
@@ -422,8 +430,7 @@ TEST_F(GatewayTlsTest, SighupServesTheReplacedGrpcCertificateAndReopensTheAudit)
   EXPECT_EQ(served, "server-2");
   grpc::Status ok = GrpcExport(gw.otlp_grpc_port(), true, "crm");
   EXPECT_TRUE(ok.ok()) << ok.error_message();
-  gw.RequestStop();
-  runner.join();
+  Status result = running.Stop();
   EXPECT_TRUE(result.ok()) << result.ToString();
   const auto lines = Lines(AuditPath());
   ASSERT_EQ(lines.size(), 1u);

@@ -32,14 +32,7 @@ std::string ReadAll(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-std::string RequestFor(const std::string& service) {
-  testing_support::RequestBuilder req;
-  req.Resource(service).Scope();
-  req.Add(testing_support::SpanBuilder("POST /orders")
-              .Ids(std::string(16, '\x11'), std::string(8, '\x22'))
-              .Times(1'700'000'000'000'000'000ull, 1'700'000'000'010'000'000ull));
-  return std::move(req).Build().SerializeAsString();
-}
+using testing_support::OneSpanRequest;
 
 std::shared_ptr<const IngestAuthenticator> BearerAuth() {
   IngestAuthOptions o;
@@ -156,7 +149,7 @@ class IngestAuthReceiverTest : public ::testing::Test {
     ctx.set_deadline(std::chrono::system_clock::now() + 10s);
     if (!authorization.empty()) ctx.AddMetadata("authorization", authorization);
     collector::ExportTraceServiceRequest req;
-    EXPECT_TRUE(req.ParseFromString(RequestFor(service)));
+    EXPECT_TRUE(req.ParseFromString(OneSpanRequest(service)));
     collector::ExportTraceServiceResponse res;
     return stub->Export(&ctx, req, &res);
   }
@@ -176,7 +169,7 @@ class IngestAuthReceiverTest : public ::testing::Test {
 
 TEST_F(IngestAuthReceiverTest, HttpBearer) {
   Start(BearerAuth());
-  net::HttpOutcome none = Post(RequestFor("crm"));
+  net::HttpOutcome none = Post(OneSpanRequest("crm"));
   EXPECT_EQ(none.reply.status, 401);
   EXPECT_EQ(none.reply.Header("www-authenticate"), "Bearer");
   google::rpc::Status body;
@@ -187,18 +180,20 @@ TEST_F(IngestAuthReceiverTest, HttpBearer) {
   // 400, and an unauthenticated client cannot make the server inflate anything.
   EXPECT_EQ(Post("not gzip at all", {{"Content-Encoding", "gzip"}}).reply.status, 401);
 
-  net::HttpOutcome wrong = Post(RequestFor("crm"), {{"Authorization", "Bearer nope"}});
+  net::HttpOutcome wrong = Post(OneSpanRequest("crm"), {{"Authorization", "Bearer nope"}});
   EXPECT_EQ(wrong.reply.status, 401);
   EXPECT_EQ(wrong.reply.body.find("nope"), std::string::npos);
 
   net::HttpOutcome other =
-      Post(RequestFor("mes"), {{"Authorization", "Bearer " + kCrmToken}});  // bound to crm
+      Post(OneSpanRequest("mes"), {{"Authorization", "Bearer " + kCrmToken}});  // bound to crm
   EXPECT_EQ(other.reply.status, 403);
   ASSERT_TRUE(body.ParseFromString(other.reply.body));
   EXPECT_EQ(body.code(), 7);  // PERMISSION_DENIED
 
-  EXPECT_EQ(Post(RequestFor("crm"), {{"Authorization", "bearer " + kCrmToken}}).reply.status, 200);
-  EXPECT_EQ(Post(RequestFor("mes"), {{"Authorization", "Bearer " + kOpsToken}}).reply.status, 200);
+  EXPECT_EQ(Post(OneSpanRequest("crm"), {{"Authorization", "bearer " + kCrmToken}}).reply.status,
+            200);
+  EXPECT_EQ(Post(OneSpanRequest("mes"), {{"Authorization", "Bearer " + kOpsToken}}).reply.status,
+            200);
   EXPECT_EQ(sink_.batches().size(), 2u);
 
   EXPECT_TRUE(
@@ -234,9 +229,9 @@ TEST_F(IngestAuthReceiverTest, GrpcBearer) {
 
 TEST_F(IngestAuthReceiverTest, HttpMtlsIdentity) {
   Start(MtlsAuth(), /*mtls=*/true);
-  EXPECT_EQ(Post(RequestFor("crm"), {}, "client").reply.status, 200);
-  EXPECT_EQ(Post(RequestFor("mes"), {}, "client").reply.status, 403);
-  net::HttpOutcome stranger = Post(RequestFor("crm"), {}, "stranger");  // same CA, unknown name
+  EXPECT_EQ(Post(OneSpanRequest("crm"), {}, "client").reply.status, 200);
+  EXPECT_EQ(Post(OneSpanRequest("mes"), {}, "client").reply.status, 403);
+  net::HttpOutcome stranger = Post(OneSpanRequest("crm"), {}, "stranger");  // same CA, unknown name
   EXPECT_EQ(stranger.reply.status, 401);
   EXPECT_EQ(stranger.reply.Header("www-authenticate"), "");
   EXPECT_EQ(sink_.batches().size(), 1u);
