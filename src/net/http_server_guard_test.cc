@@ -47,10 +47,11 @@ class HttpServerGuardTest : public ::testing::Test {
   }
 
   HttpOutcome Get(const std::string& target, const HeaderList& headers = {},
-                  std::shared_ptr<const TlsClientContext> tls = nullptr) {
+                  std::shared_ptr<const TlsClientContext> tls = nullptr,
+                  const std::string& host = "127.0.0.1") {
     Url url;
     url.scheme = tls ? "https" : "http";
-    url.host = "127.0.0.1";
+    url.host = host;
     url.port = server_->port();
     HttpConnection connection(url, tls, /*keep_alive=*/false);
     return connection.Send("GET", target, "", headers, 5s, 1 << 20);
@@ -88,6 +89,45 @@ TEST_F(HttpServerGuardTest, APeerInsideTheAllowlistIsServed) {
   ASSERT_TRUE(out.ok()) << out.failure->Describe();
   EXPECT_EQ(out.reply.status, 200);
   EXPECT_TRUE(Refused().empty());
+}
+
+TEST_F(HttpServerGuardTest, AnIpv4MappedPeerOnADualStackListenerIsCheckedAsIpv4) {
+  HttpServerOptions o;
+  o.host = "::";  // dual-stack: an IPv4 client arrives as ::ffff:127.0.0.1
+  o.allow = Set({"127.0.0.0/8"});
+  Start(o);
+  HttpOutcome out = Get("/who");
+  ASSERT_TRUE(out.ok()) << out.failure->Describe();
+  EXPECT_EQ(out.reply.status, 200);
+}
+
+TEST_F(HttpServerGuardTest, AnIpv4MappedPeerOutsideTheListIsReportedAsIpv4) {
+  HttpServerOptions o;
+  o.host = "::";
+  o.allow = Set({"::1"});
+  Start(o);
+  EXPECT_FALSE(Get("/who").ok());
+  const auto refused = Refused();
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].ip, "127.0.0.1");
+}
+
+TEST_F(HttpServerGuardTest, Ipv6PeersAreCheckedAsIpv6) {
+  HttpServerOptions o;
+  o.host = "::1";
+  o.allow = Set({"::1/128"});
+  Start(o);
+  HttpOutcome out = Get("/who", {}, nullptr, "::1");
+  ASSERT_TRUE(out.ok()) << out.failure->Describe();
+  EXPECT_EQ(out.reply.status, 200);
+  server_->Shutdown(1s);
+
+  o.allow = Set({"127.0.0.0/8"});
+  Start(o);
+  EXPECT_FALSE(Get("/who", {}, nullptr, "::1").ok());
+  const auto refused = Refused();
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_EQ(refused[0].ip, "::1");
 }
 
 TEST_F(HttpServerGuardTest, ForwardedForIsBelievedOnlyFromATrustedProxy) {
