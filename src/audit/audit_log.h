@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "auth/principal.h"
+#include "common/metrics.h"
 #include "common/status.h"
 
 namespace ordertrace::audit {
@@ -54,12 +55,20 @@ class AuditSink {
 
 class AuditLog : public AuditSink {
  public:
-  // Opens (creates 0600) `path` for appending; an error names the file (audit.file).
-  static Result<std::unique_ptr<AuditLog>> Open(const std::string& path);
+  // Opens (creates 0600) `path` for appending; an error names the file (audit.file).  An
+  // existing file is set to 0600 too.  With `registry`, failed writes are counted in
+  // ordertrace_audit_write_errors_total.
+  static Result<std::unique_ptr<AuditLog>> Open(const std::string& path,
+                                                metrics::Registry* registry = nullptr);
   ~AuditLog() override;
   // Appends one line with `ts` (RFC 3339 ms, UTC) and the event's fields.  A write failure is
-  // counted and logged once per episode, never thrown.
+  // counted and logged once per episode, never thrown.  An event without a request_id gets a
+  // random UUID as its audit_id.  The http object is left out when the event has no method.
   void Record(const AuditEvent& event) override;
+  // The line Record() writes for `event` at `now` (without the newline); for tests.
+  static std::string Format(const AuditEvent& event, std::chrono::system_clock::time_point now);
+  // The user agent is cut to this many bytes.
+  static constexpr size_t kMaxUserAgentBytes = 256;
   // Reopens the file at its path (after logrotate moved it); the old descriptor is closed.
   Status Reopen();
 

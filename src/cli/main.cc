@@ -1,5 +1,5 @@
 // `ordertrace`: the gateway (`serve`), a sample sender (`send`), the journey queries (`order`,
-// `stuck`) and `version`.
+// `stuck`), ingest tokens (`token new`) and `version`.
 //
 // Exit codes: 0 success; 1 a runtime failure (a port in use, requests refused); 2 bad usage
 // or a bad config file, with the problem on stderr; `order` 3 for an unknown order; `stuck` 4
@@ -13,6 +13,7 @@
 
 #include "cli/query.h"
 #include "cli/send.h"
+#include "cli/token.h"
 #include "cli/watch.h"
 #include "common/log.h"
 #include "common/values.h"
@@ -190,6 +191,14 @@ int Main(int argc, char** argv) {
                       "Print one frame and exit (1 when the gateway cannot be asked)");
   AddApiAccessFlags(watch_cmd, &watch.access);
 
+  auto* token_cmd = app.add_subcommand("token", "Ingest tokens (ingest.auth, docs/security.md)");
+  token_cmd->require_subcommand(1);
+  std::string token_name = "my-service";
+  auto* token_new_cmd = token_cmd->add_subcommand(
+      "new", "Print a new random ingest token and the sha256 line for the gateway's config");
+  token_new_cmd->add_option("--name", token_name, "The service, for the config line")
+      ->capture_default_str();
+
   auto* version_cmd = app.add_subcommand("version", "Print the version");
 
   try {
@@ -208,6 +217,15 @@ int Main(int argc, char** argv) {
     return 0;
   }
   if (serve_cmd->parsed()) return Serve(serve);
+  if (token_new_cmd->parsed()) {
+    auto t = NewIngestToken();
+    if (!t.ok()) {
+      std::fprintf(stderr, "ordertrace: %s\n", t.status().message().c_str());
+      return kExitFailure;
+    }
+    std::fputs(FormatIngestToken(*t, token_name).c_str(), stdout);
+    return 0;
+  }
   if (order_cmd->parsed()) return RunOrder(query, order_id);
   if (stuck_cmd->parsed()) return RunStuck(query, stuck);
   if (watch_cmd->parsed()) {

@@ -10,12 +10,14 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <vector>
 
 #include "common/text_format.h"
 #include "common/values.h"
 #include "common/yaml_reader.h"
+#include "net/cidr.h"
 #include "net/url.h"
 
 namespace ordertrace::config {
@@ -191,6 +193,47 @@ void AddListenerKeys(std::map<std::string, Setter>* schema) {
       return std::nullopt;
     };
   }
+}
+
+// listen.allow.*, listen.trusted_proxies (CIDR lists, read by Loader::ReadCidrList; a single
+// scalar is a list of one), ingest.auth.* and audit.*.
+std::vector<std::string>* CidrListField(const std::string& path, Config* c) {
+  if (path == "listen.allow.otlp_grpc") return &c->listen.allow.otlp_grpc;
+  if (path == "listen.allow.otlp_http") return &c->listen.allow.otlp_http;
+  if (path == "listen.allow.http") return &c->listen.allow.http;
+  if (path == "listen.trusted_proxies") return &c->listen.trusted_proxies;
+  return nullptr;
+}
+
+void AddNetworkKeys(std::map<std::string, Setter>* schema) {
+  for (const char* key : {"listen.allow.otlp_grpc", "listen.allow.otlp_http", "listen.allow.http",
+                          "listen.trusted_proxies"}) {
+    (*schema)[key] = [path = std::string(key)](std::string_view v,
+                                               Config* c) -> std::optional<std::string> {
+      auto cidr = net::Cidr::Parse(v);
+      if (!cidr.ok()) return cidr.status().message();
+      *CidrListField(path, c) = {std::string(TrimSpace(v))};
+      return std::nullopt;
+    };
+  }
+  (*schema)["ingest.auth.mode"] = [](std::string_view v, Config* c) -> std::optional<std::string> {
+    const std::string m = AsciiLower(TrimSpace(v));
+    if (m != "none" && m != "bearer" && m != "mtls") {
+      return "expected none, bearer or mtls, got " + Quote(v);
+    }
+    c->ingest.auth.mode = m;
+    return std::nullopt;
+  };
+  // Lists of mappings, read by Loader::ReadCredentials; listed so that they are known keys.
+  (*schema)["ingest.auth.tokens"] = [](std::string_view, Config*) -> std::optional<std::string> {
+    return "expected a list of {name, sha256, services}";
+  };
+  (*schema)["ingest.auth.identities"] = [](std::string_view,
+                                           Config*) -> std::optional<std::string> {
+    return "expected a list of {name, subject, services}";
+  };
+  (*schema)["audit.enabled"] = BoolKey([](Config* c) { return &c->audit.enabled; });
+  (*schema)["audit.file"] = StringKey([](Config* c) { return &c->audit.file; });
 }
 
 bool IsLoopbackHost(std::string_view host) {
@@ -621,6 +664,7 @@ const std::map<std::string, Setter>& Schema() {
                 };
             AddListenerKeys(keys);
             AddAuthKeys(keys);
+            AddNetworkKeys(keys);
             return keys;
           }();
   return *schema;
@@ -667,6 +711,18 @@ class Loader {
       if ((AuthList(path, config) && value.IsSequence()) ||
           (AuthMap(path, config) && value.IsMap())) {
         if (Status s = ReadAuthValue(value, path, config); !s.ok()) return s;
+        lines_[path] = line;
+        return Status::Ok();
+      }
+      if (auto* list = CidrListField(path, config);
+          list != nullptr && (value.IsSequence() || value.IsNull())) {
+        if (Status s = ReadCidrList(value, path, list); !s.ok()) return s;
+        lines_[path] = line;
+        return Status::Ok();
+      }
+      if ((path == "ingest.auth.tokens" || path == "ingest.auth.identities") &&
+          (value.IsSequence() || value.IsNull())) {
+        if (Status s = ReadCredentials(value, path, &config->ingest.auth); !s.ok()) return s;
         lines_[path] = line;
         return Status::Ok();
       }
@@ -781,6 +837,118 @@ class Loader {
     return Status::Ok();
   }
 
+  // A list of CIDR networks (listen.allow.*, listen.trusted_proxies).
+  Status ReadCidrList(const YAML::Node& list, const std::string& path,
+                      std::vector<std::string>* out) {
+    out->clear();
+    for (size_t i = 0; i < list.size(); ++i) {
+      const YAML::Node item = list[i];
+      const std::string item_path = path + "[" + std::to_string(i) + "]";
+      if (!item.IsScalar())
+        return Error(Line(item), item_path, "expected a network like 10.0.0.0/8");
+      auto text = SubstituteEnv(item.Scalar(), env_);
+      if (!text.ok()) return Error(Line(item), item_path, text.status().message());
+      auto cidr = net::Cidr::Parse(*text);
+      if (!cidr.ok()) return Error(Line(item), item_path, cidr.status().message());
+      out->push_back(std::string(TrimSpace(*text)));
+    }
+    return Status::Ok();
+  }
+
+  // ingest.auth.tokens ({name, sha256, services}) or ingest.auth.identities ({name, subject,
+  // services}).  A sha256 that is not 64 hex digits is refused without repeating it: it may be
+  // the token itself, pasted in the wrong place.
+  Status ReadCredentials(const YAML::Node& list, const std::string& path,
+                         Config::Ingest::Auth* auth) {
+    const bool tokens = path == "ingest.auth.tokens";
+    const std::string secret_key = tokens ? "sha256" : "subject";
+    if (tokens)
+      auth->tokens.clear();
+    else
+      auth->identities.clear();
+    std::set<std::string> names;
+    for (size_t i = 0; i < list.size(); ++i) {
+      const YAML::Node item = list[i];
+      const std::string item_path = path + "[" + std::to_string(i) + "]";
+      if (!item.IsMap()) {
+        return Error(Line(item), item_path, "expected {name, " + secret_key + ", services}");
+      }
+      std::vector<YamlEntry> entries;
+      if (Status s = reader_.Entries(item, item_path, {"name", secret_key, "services"}, &entries);
+          !s.ok()) {
+        return s;
+      }
+      std::string name, value;
+      std::vector<std::string> services;
+      for (const YamlEntry& e : entries) {
+        const std::string key_path = item_path + "." + e.key;
+        if (e.key == "services") {
+          if (Status s = ReadStringList(e, key_path, &services); !s.ok()) return s;
+          continue;
+        }
+        auto scalar = reader_.Scalar(e, key_path);
+        if (!scalar.ok()) return scalar.status();
+        auto text = SubstituteEnv(*scalar, env_);
+        if (!text.ok()) return Error(e.line, key_path, text.status().message());
+        (e.key == "name" ? name : value) = std::string(TrimSpace(*text));
+      }
+      const int line = Line(item);
+      if (name.empty()) return Error(line, item_path + ".name", "expected a name");
+      if (!names.insert(name).second) {
+        return Error(line, item_path + ".name", Quote(name) + " is listed twice");
+      }
+      if (tokens) {
+        const bool hex = value.size() == 64 && std::all_of(value.begin(), value.end(), [](char ch) {
+                           return std::isxdigit(static_cast<unsigned char>(ch));
+                         });
+        if (!hex) {
+          return Error(line, item_path + ".sha256",
+                       "expected 64 hex digits, the SHA-256 of the token (`ordertrace token new` "
+                       "prints it), got " +
+                           std::to_string(value.size()) + " characters");
+        }
+        Config::Ingest::Auth::Token t;
+        t.name = name;
+        t.sha256 = AsciiLower(value);
+        t.services = std::move(services);
+        auth->tokens.push_back(std::move(t));
+      } else {
+        if (value.empty()) {
+          return Error(line, item_path + ".subject",
+                       "expected the client certificate's common name or a DNS/URI SAN");
+        }
+        Config::Ingest::Auth::Identity id;
+        id.name = name;
+        id.subject = value;
+        id.services = std::move(services);
+        auth->identities.push_back(std::move(id));
+      }
+    }
+    return Status::Ok();
+  }
+
+  // A list of non-empty strings, or one string.
+  Status ReadStringList(const YamlEntry& entry, const std::string& path,
+                        std::vector<std::string>* out) {
+    std::vector<YAML::Node> items;
+    if (entry.value.IsSequence()) {
+      for (size_t i = 0; i < entry.value.size(); ++i) items.push_back(entry.value[i]);
+    } else if (entry.value.IsScalar()) {
+      items.push_back(entry.value);
+    } else if (!entry.value.IsNull()) {
+      return Error(entry.line, path, "expected a list of service.name values");
+    }
+    for (const YAML::Node& item : items) {
+      if (!item.IsScalar() || TrimSpace(item.Scalar()).empty()) {
+        return Error(Line(item), path, "expected a list of service.name values");
+      }
+      auto text = SubstituteEnv(item.Scalar(), env_);
+      if (!text.ok()) return Error(Line(item), path, text.status().message());
+      out->push_back(std::string(TrimSpace(*text)));
+    }
+    return Status::Ok();
+  }
+
   // Checks that involve more than one key; located at the line of the first key named.
   // Also settles defaults that depend on other keys (broker.timeout follows broker.interval).
   Status CrossCheck(Config& config) {
@@ -832,10 +1000,46 @@ class Loader {
     if (Status s = CheckAuth(config.auth); !s.ok()) {
       return Error(LineOf("auth.oidc.issuer", "auth.oidc.audience"), "", s.message());
     }
+    if (Status s = CheckIngestAuth(config); !s.ok()) return s;
     if (!config.alerting.webhook.secret.empty() && config.alerting.webhook.url.empty()) {
       return Error(LineOf("alerting.webhook.secret", "alerting.webhook.url"),
                    "alerting.webhook.secret",
                    "needs alerting.webhook.url (the webhook to sign for)");
+    }
+    return Status::Ok();
+  }
+
+  // ingest.auth: the mode and its list go together; mtls needs client certificates verified on
+  // both OTLP listeners.
+  Status CheckIngestAuth(const Config& config) {
+    const auto& a = config.ingest.auth;
+    const std::string mode_key = "ingest.auth.mode";
+    if (a.mode != "bearer" && !a.tokens.empty()) {
+      return Error(LineOf("ingest.auth.tokens", mode_key), "ingest.auth.tokens",
+                   "tokens are used only with ingest.auth.mode: bearer (mode is " + a.mode + ")");
+    }
+    if (a.mode != "mtls" && !a.identities.empty()) {
+      return Error(LineOf("ingest.auth.identities", mode_key), "ingest.auth.identities",
+                   "identities are used only with ingest.auth.mode: mtls (mode is " + a.mode + ")");
+    }
+    if (a.mode == "bearer" && a.tokens.empty()) {
+      return Error(LineOf(mode_key, mode_key), mode_key,
+                   "bearer needs at least one entry in ingest.auth.tokens");
+    }
+    if (a.mode == "mtls") {
+      if (a.identities.empty()) {
+        return Error(LineOf(mode_key, mode_key), mode_key,
+                     "mtls needs at least one entry in ingest.auth.identities");
+      }
+      for (const char* l : {"otlp_http", "otlp_grpc"}) {
+        const ListenerTls& tls = std::string_view(l) == "otlp_http" ? config.listen.tls.otlp_http
+                                                                    : config.listen.tls.otlp_grpc;
+        if (tls.client_ca_file.empty()) {
+          return Error(LineOf(mode_key, mode_key), mode_key,
+                       std::string("mtls needs client certificates verified on listen.") + l +
+                           ": set listen.tls." + l + ".client_ca_file");
+        }
+      }
     }
     return Status::Ok();
   }
@@ -1079,26 +1283,36 @@ Status CheckListenerExposure(const Config& config) {
     const std::string& address;
     const Config::Listen::Tls& tls;
     bool insecure;
+    bool ingest;  // an OTLP listener: needs ingest authentication too
   };
+  const bool ingest_auth = config.ingest.auth.mode != "none";
   const Listener listeners[] = {
-      {"http", config.listen.http, config.listen.tls.http, config.listen.insecure.http},
+      {"http", config.listen.http, config.listen.tls.http, config.listen.insecure.http, false},
       {"otlp_http", config.listen.otlp_http, config.listen.tls.otlp_http,
-       config.listen.insecure.otlp_http},
+       config.listen.insecure.otlp_http, true},
       {"otlp_grpc", config.listen.otlp_grpc, config.listen.tls.otlp_grpc,
-       config.listen.insecure.otlp_grpc},
+       config.listen.insecure.otlp_grpc, true},
   };
   for (const Listener& l : listeners) {
-    if (l.tls.enabled() || l.insecure) continue;
+    if (l.insecure || (l.tls.enabled() && (!l.ingest || ingest_auth))) continue;
     auto hp = ParseHostPort(l.address);
     if (!hp.ok())
       return Status::InvalidArgument(std::string("listen.") + l.name + ": " +
                                      hp.status().message());
     if (IsLoopbackHost(hp->host)) continue;
+    const std::string key = std::string("listen.") + l.name;
+    if (!l.tls.enabled()) {
+      return Status::InvalidArgument(key + ": " + l.address +
+                                     " is not a loopback address and the listener has no TLS: set "
+                                     "listen.tls." +
+                                     l.name + ".cert_file and key_file, or listen.insecure." +
+                                     l.name + ": true to serve it unencrypted anyway");
+    }
     return Status::InvalidArgument(
-        std::string("listen.") + l.name + ": " + l.address +
-        " is not a loopback address and the listener has no TLS: set listen.tls." + l.name +
-        ".cert_file and key_file, or listen.insecure." + l.name +
-        ": true to serve it unencrypted anyway");
+        key + ": " + l.address +
+        " is not a loopback address and spans sent to it are not authenticated: set "
+        "ingest.auth.mode (bearer or mtls), or listen.insecure." +
+        l.name + ": true to accept spans from anyone who reaches it");
   }
   // The API off loopback also needs sign-in: TLS alone would serve every order to anyone.
   if (Status s = CheckAuth(config.auth); !s.ok()) return s;

@@ -43,7 +43,36 @@ struct Config {
     struct Insecure {
       bool otlp_grpc = false, otlp_http = false, http = false;
     } insecure;
+    // Client networks allowed per listener (IPv4/IPv6 CIDR, validated at load); empty: all.
+    struct Allow {
+      std::vector<std::string> otlp_grpc, otlp_http, http;
+    } allow;
+    // Peers whose X-Forwarded-For is believed (CIDR); empty: nobody's.
+    std::vector<std::string> trusted_proxies;
   } listen;
+  // Who may send spans to the OTLP listeners (docs/security.md, "Ingest authentication").
+  struct Ingest {
+    struct Auth {
+      std::string mode = "none";  // none | bearer | mtls
+      struct Token {
+        std::string name;
+        std::string sha256;                 // 64 hex digits, the SHA-256 of the token
+        std::vector<std::string> services;  // service.name values it may send; empty: any
+      };
+      std::vector<Token> tokens;
+      struct Identity {
+        std::string name;
+        std::string subject;  // client certificate CN, or a DNS/URI SAN
+        std::vector<std::string> services;
+      };
+      std::vector<Identity> identities;
+    } auth;
+  } ingest;
+  // The access audit log (docs/security.md, "Access audit").
+  struct Audit {
+    bool enabled = true;
+    std::string file;  // default <data_dir>/audit.log
+  } audit;
   std::string data_dir = "./data";
   struct Receiver {
     uint64_t max_body_bytes = uint64_t{16} << 20;  // after gunzip; also the gRPC message limit
@@ -218,10 +247,12 @@ Result<std::string> NormalizeManagementUrl(std::string_view text);
 
 // The rule for exposed listeners: a listener bound to an address other than loopback
 // (127.0.0.0/8, ::1, localhost) without TLS is refused, naming the key
-// ("listen.http: 0.0.0.0:8080 is not a loopback address: ..."), unless listen.insecure.<name>
-// is true.  The API listener (listen.http) off loopback also needs sign-in (auth.oidc.issuer),
-// again unless listen.insecure.http.  Run at start, after the command-line overrides; also
-// checks the auth.oidc keys that flags may have set (issuer and audience together).
+// ("listen.http: 0.0.0.0:8080 is not a loopback address: ..."), and so is an OTLP listener
+// (otlp_http, otlp_grpc) there without ingest authentication (ingest.auth.mode none), unless
+// listen.insecure.<name> is true.  The API listener (listen.http) off loopback also needs
+// sign-in (auth.oidc.issuer), again unless listen.insecure.http.  Run at start, after the
+// command-line overrides; also checks the auth.oidc keys that flags may have set (issuer and
+// audience together).
 Status CheckListenerExposure(const Config& config);
 
 // The value syntaxes (sizes, durations, booleans, HOST:PORT) are common/values.h.

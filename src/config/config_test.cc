@@ -851,6 +851,21 @@ TEST(ConfigTlsTest, NonLoopbackNeedsTlsOrInsecure) {
   EXPECT_EQ(CheckListenerExposure(c).message().rfind("listen.otlp_http: 10.1.2.3:4318", 0), 0u);
   c.listen.tls.otlp_http.cert_file = "/c";
   c.listen.tls.otlp_http.key_file = "/k";
+  // TLS is not enough for an OTLP listener: spans must be authenticated too.
+  EXPECT_EQ(CheckListenerExposure(c).message(),
+            "listen.otlp_http: 10.1.2.3:4318 is not a loopback address and spans sent to it are "
+            "not authenticated: set ingest.auth.mode (bearer or mtls), or "
+            "listen.insecure.otlp_http: true to accept spans from anyone who reaches it");
+  c.ingest.auth.mode = "bearer";
+  EXPECT_TRUE(CheckListenerExposure(c).ok());
+  // Authentication without TLS is not enough either (the token would travel in clear).
+  c.listen.tls.otlp_http = {};
+  EXPECT_EQ(CheckListenerExposure(c).message().rfind(
+                "listen.otlp_http: 10.1.2.3:4318 is not a loopback address and the listener has "
+                "no TLS",
+                0),
+            0u);
+  c.listen.insecure.otlp_http = true;
   EXPECT_TRUE(CheckListenerExposure(c).ok());
 
   c.listen.otlp_grpc = "[::]:4317";
@@ -957,6 +972,154 @@ TEST(ConfigAuthTest, FlagsAndTheExposedApi) {
   exposed.auth = Config::Auth{};
   exposed.listen.insecure.http = true;
   EXPECT_TRUE(CheckListenerExposure(exposed).ok());
+}
+
+}  // namespace
+}  // namespace ordertrace::config
+
+namespace ordertrace::config {
+namespace {
+
+const std::string kDigest(64, 'a');
+
+TEST(ConfigNetworkTest, DefaultsAreOpenOnLoopbackWithoutIngestAuthAndAuditOn) {
+  auto c = Parse("");
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->listen.allow.http.empty());
+  EXPECT_TRUE(c->listen.allow.otlp_http.empty());
+  EXPECT_TRUE(c->listen.allow.otlp_grpc.empty());
+  EXPECT_TRUE(c->listen.trusted_proxies.empty());
+  EXPECT_EQ(c->ingest.auth.mode, "none");
+  EXPECT_TRUE(c->audit.enabled);
+  EXPECT_EQ(c->audit.file, "");
+}
+
+TEST(ConfigNetworkTest, AllowlistsAndTrustedProxiesAreRead) {
+  auto c = Parse(R"(listen:
+  allow:
+    http: [10.0.0.0/8, "fd00::/8"]
+    otlp_http: 192.168.1.0/24
+    otlp_grpc: []
+  trusted_proxies: [10.1.2.3]
+)");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->listen.allow.http, (std::vector<std::string>{"10.0.0.0/8", "fd00::/8"}));
+  EXPECT_EQ(c->listen.allow.otlp_http, (std::vector<std::string>{"192.168.1.0/24"}));
+  EXPECT_TRUE(c->listen.allow.otlp_grpc.empty());
+  EXPECT_EQ(c->listen.trusted_proxies, (std::vector<std::string>{"10.1.2.3"}));
+}
+
+TEST(ConfigNetworkTest, AllowlistErrorsNameTheLineAndEntry) {
+  EXPECT_EQ(ErrorOf("listen:\n  allow:\n    http: [10.0.0.0/8, 10.1.0.0/8]\n"),
+            "gateway.yaml:3: listen.allow.http[1]: '10.1.0.0/8' has address bits set after the /8 "
+            "prefix: did you mean 10.0.0.0/8?");
+  EXPECT_EQ(ErrorOf("listen:\n  trusted_proxies:\n    - proxy.local\n"),
+            "gateway.yaml:3: listen.trusted_proxies[0]: expected an IPv4 or IPv6 network like "
+            "10.0.0.0/8 or fd00::/8 (or one address), got 'proxy.local'");
+  EXPECT_EQ(ErrorOf("listen:\n  allow:\n    otlp_grpc: 10.0.0.0/40\n"),
+            "gateway.yaml:3: listen.allow.otlp_grpc: the prefix length of '10.0.0.0/40' must be 0 "
+            "to 32 (IPv4)");
+  EXPECT_NE(ErrorOf("listen:\n  allow:\n    api: [10.0.0.0/8]\n").find("unknown key"),
+            std::string::npos);
+}
+
+TEST(ConfigNetworkTest, IngestTokensAndIdentitiesAreRead) {
+  auto c = Parse(R"(ingest:
+  auth:
+    mode: bearer
+    tokens:
+      - {name: crm, sha256: )" +
+                     kDigest + R"(, services: [crm, crm-worker]}
+      - name: collector
+        sha256: ${DIGEST}
+)",
+                 {{"DIGEST", std::string(64, 'B')}});
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  ASSERT_EQ(c->ingest.auth.tokens.size(), 2u);
+  EXPECT_EQ(c->ingest.auth.mode, "bearer");
+  EXPECT_EQ(c->ingest.auth.tokens[0].name, "crm");
+  EXPECT_EQ(c->ingest.auth.tokens[0].sha256, kDigest);
+  EXPECT_EQ(c->ingest.auth.tokens[0].services, (std::vector<std::string>{"crm", "crm-worker"}));
+  EXPECT_EQ(c->ingest.auth.tokens[1].sha256, std::string(64, 'b'));  // lower-cased
+  EXPECT_TRUE(c->ingest.auth.tokens[1].services.empty());
+
+  auto m = Parse(R"(listen:
+  tls:
+    otlp_http: {cert_file: /c, key_file: /k, client_ca_file: /ca}
+    otlp_grpc: {cert_file: /c, key_file: /k, client_ca_file: /ca}
+ingest:
+  auth:
+    mode: mtls
+    identities:
+      - {name: mes, subject: "spiffe://example/mes", services: mes}
+)");
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  ASSERT_EQ(m->ingest.auth.identities.size(), 1u);
+  EXPECT_EQ(m->ingest.auth.identities[0].subject, "spiffe://example/mes");
+  EXPECT_EQ(m->ingest.auth.identities[0].services, (std::vector<std::string>{"mes"}));
+}
+
+TEST(ConfigNetworkTest, IngestErrorsNameTheEntryAndNeverEchoASecret) {
+  EXPECT_EQ(ErrorOf("ingest:\n  auth:\n    mode: token\n"),
+            "gateway.yaml:3: ingest.auth.mode: expected none, bearer or mtls, got 'token'");
+  const std::string pasted = ErrorOf(
+      "ingest:\n  auth:\n    mode: bearer\n    tokens:\n      - {name: a, sha256: s3cr3t-token}\n");
+  EXPECT_EQ(pasted,
+            "gateway.yaml:5: ingest.auth.tokens[0].sha256: expected 64 hex digits, the SHA-256 of "
+            "the token (`ordertrace token new` prints it), got 12 characters");
+  EXPECT_EQ(pasted.find("s3cr3t"), std::string::npos);
+  EXPECT_EQ(ErrorOf("ingest:\n  auth:\n    mode: bearer\n    tokens:\n      - {name: a, sha256: " +
+                    kDigest + "}\n      - {name: a, sha256: " + kDigest + "}\n"),
+            "gateway.yaml:6: ingest.auth.tokens[1].name: 'a' is listed twice");
+  EXPECT_EQ(ErrorOf("ingest:\n  auth:\n    mode: bearer\n    tokens:\n      - {sha256: " + kDigest +
+                    "}\n"),
+            "gateway.yaml:5: ingest.auth.tokens[0].name: expected a name");
+  EXPECT_NE(ErrorOf("ingest:\n  auth:\n    mode: bearer\n    tokens:\n      - {name: a, sha256: " +
+                    kDigest + ", token: x}\n")
+                .find("ingest.auth.tokens[0]"),
+            std::string::npos);
+  EXPECT_EQ(ErrorOf("ingest:\n  auth:\n    mode: bearer\n"),
+            "gateway.yaml:3: ingest.auth.mode: bearer needs at least one entry in "
+            "ingest.auth.tokens");
+  EXPECT_EQ(ErrorOf("ingest:\n  auth:\n    tokens:\n      - {name: a, sha256: " + kDigest + "}\n"),
+            "gateway.yaml:3: ingest.auth.tokens: tokens are used only with ingest.auth.mode: "
+            "bearer (mode is none)");
+  EXPECT_EQ(ErrorOf("ingest:\n  auth:\n    mode: mtls\n    identities:\n      - {name: a, "
+                    "subject: a}\n"),
+            "gateway.yaml:3: ingest.auth.mode: mtls needs client certificates verified on "
+            "listen.otlp_http: set listen.tls.otlp_http.client_ca_file");
+  EXPECT_EQ(ErrorOf("ingest:\n  auth:\n    mode: mtls\n    identities:\n      - {name: a}\n"),
+            "gateway.yaml:5: ingest.auth.identities[0].subject: expected the client "
+            "certificate's common name or a DNS/URI SAN");
+}
+
+TEST(ConfigNetworkTest, TheDefaultsWrittenOutLoad) {
+  // As in docs/configuration.md's complete file.
+  auto c = Parse(R"(listen:
+  allow:
+    http: []
+    otlp_http: []
+    otlp_grpc: []
+  trusted_proxies: []
+ingest:
+  auth:
+    mode: none
+    tokens: []
+    identities: []
+audit:
+  enabled: true
+  file: ""
+)");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->ingest.auth.mode, "none");
+  EXPECT_TRUE(c->audit.enabled);
+}
+
+TEST(ConfigNetworkTest, AuditIsRead) {
+  auto c = Parse("audit:\n  enabled: false\n  file: /var/log/ordertrace/audit.log\n");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_FALSE(c->audit.enabled);
+  EXPECT_EQ(c->audit.file, "/var/log/ordertrace/audit.log");
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "api/bearer_authorizer.h"
 #include "api/journey_api.h"
 #include "api/routes.h"
+#include "audit/audit_log.h"
 #include "auth/oidc_client.h"
 #include "broker/monitor.h"
 #include "common/log.h"
@@ -30,6 +31,7 @@
 #include "journey/rules/rules.h"
 #include "journey/store/memory/memory_store.h"
 #include "journey/store/sqlite/sqlite_store.h"
+#include "net/cidr.h"
 #include "net/http_server.h"
 #include "net/tls.h"
 #include "pipeline/ingest_queue.h"
@@ -60,6 +62,43 @@ Result<std::shared_ptr<const net::TlsServerContext>> LoadListenerTls(
                   std::string("listen.tls.") + name + ": " + context.status().message());
   }
   return context;
+}
+
+// The ingest authentication ingest.auth configures (validated with the config; Create checks
+// again).
+Result<std::shared_ptr<const receive::IngestAuthenticator>> IngestAuthOf(const config::Config& c) {
+  receive::IngestAuthOptions o;
+  const std::string& mode = c.ingest.auth.mode;
+  o.mode = mode == "bearer" ? receive::IngestAuthMode::kBearer
+           : mode == "mtls" ? receive::IngestAuthMode::kMtls
+                            : receive::IngestAuthMode::kNone;
+  for (const auto& t : c.ingest.auth.tokens) {
+    receive::IngestAuthOptions::Token token;
+    token.name = t.name;
+    token.sha256 = t.sha256;
+    token.services = t.services;
+    o.tokens.push_back(std::move(token));
+  }
+  for (const auto& i : c.ingest.auth.identities) {
+    receive::IngestAuthOptions::Identity id;
+    id.name = i.name;
+    id.subject = i.subject;
+    id.services = i.services;
+    o.identities.push_back(std::move(id));
+  }
+  auto auth = receive::IngestAuthenticator::Create(o);
+  if (!auth.ok()) return auth.status();
+  return std::shared_ptr<const receive::IngestAuthenticator>(
+      std::make_shared<receive::IngestAuthenticator>(std::move(auth).value()));
+}
+
+// A CIDR list of the config as a set; errors name the key.
+Result<std::shared_ptr<const net::CidrSet>> CidrSetOf(const std::vector<std::string>& list,
+                                                      const std::string& key) {
+  auto set = net::CidrSet::Parse(list);
+  if (!set.ok()) return Status::InvalidArgument(key + ": " + set.status().message());
+  return std::shared_ptr<const net::CidrSet>(
+      std::make_shared<net::CidrSet>(std::move(set).value()));
 }
 
 double NowSeconds() {
@@ -162,6 +201,56 @@ journey::Retention RetentionOf(const config::Config& c) {
 
 struct Gateway::Impl {
   api::Readiness readiness;
+  // The access audit (null with audit.enabled false); declared before the listeners that record
+  // to it, so that it outlives them.
+  std::unique_ptr<audit::AuditLog> audit;
+  metrics::Family<metrics::Counter>* connections_refused = nullptr;
+  std::shared_ptr<const receive::IngestAuthenticator> ingest_auth;
+
+  // Counts and audits a connection (HTTP) or call (gRPC) an allowlist refused.  At most
+  // kRefusalsAuditedPerSecond lines per second go to the audit, so that a blocked network
+  // cannot fill the disk; the next line says how many were left out (the metric counts all).
+  static constexpr int kRefusalsAuditedPerSecond = 20;
+  void Refused(const char* listener, const std::string& ip, uint16_t port,
+               const std::string& forwarded_for) {
+    if (connections_refused) connections_refused->With({listener}).Inc();
+    if (!audit) return;
+    uint64_t left_out = 0;
+    {
+      const int64_t second = std::chrono::duration_cast<std::chrono::seconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count();
+      std::lock_guard<std::mutex> lock(refusals_mu);
+      if (second != refusals_second) {
+        refusals_second = second;
+        refusals_in_second = 0;
+      }
+      if (++refusals_in_second > kRefusalsAuditedPerSecond) {
+        ++refusals_left_out;
+        return;
+      }
+      left_out = std::exchange(refusals_left_out, 0);
+    }
+    audit::AuditEvent e;
+    e.event = "connection_refused";
+    e.outcome = "denied";
+    e.reason = "not_allowed";
+    e.source.ip = ip;
+    e.source.port = port;
+    e.source.forwarded_for = forwarded_for;
+    e.resource = {{"listener", listener}};
+    if (left_out > 0) e.resource.emplace_back("refusals_not_audited", std::to_string(left_out));
+    audit->Record(e);
+  }
+  std::mutex refusals_mu;
+  int64_t refusals_second = 0;     // guarded by refusals_mu
+  int refusals_in_second = 0;      // guarded by refusals_mu
+  uint64_t refusals_left_out = 0;  // guarded by refusals_mu
+  std::function<void(const net::RefusedPeer&)> RefusedHook(const char* listener) {
+    return [this, listener](const net::RefusedPeer& p) {
+      Refused(listener, p.ip, p.port, p.forwarded_for);
+    };
+  }
   std::unique_ptr<receive::ReceiverMetrics> receiver_metrics;
   std::unique_ptr<pipeline::SpanLogStage> span_log;
   std::unique_ptr<pipeline::IngestQueue> queue;
@@ -175,8 +264,6 @@ struct Gateway::Impl {
   // guard every journey/broker route runs behind.
   std::unique_ptr<auth::OidcClient> oidc;
   std::unique_ptr<api::Authorizer> authorizer;
-  // The access audit (audit.file); null until the audit writer is wired in.
-  audit::AuditSink* audit = nullptr;
   std::unique_ptr<api::ApiGuard> guard;
   std::unique_ptr<net::HttpServer> api;
   // Journeys (null when journeys.enabled is false).
@@ -201,6 +288,8 @@ Gateway::Gateway(config::Config config)
 Gateway::~Gateway() { Stop(); }
 
 const api::Readiness& Gateway::readiness() const { return impl_->readiness; }
+
+audit::AuditLog* Gateway::audit_log() const { return impl_->audit.get(); }
 
 uint16_t Gateway::otlp_grpc_port() const { return impl_->otlp_grpc ? impl_->otlp_grpc->port() : 0; }
 uint16_t Gateway::otlp_http_port() const { return impl_->otlp_http ? impl_->otlp_http->port() : 0; }
@@ -227,8 +316,31 @@ Status Gateway::Start() {
   if (!http_tls.ok()) return http_tls.status();
   auto grpc_tls = LoadListenerTls(config_.listen.tls.otlp_grpc, "otlp_grpc");
   if (!grpc_tls.ok()) return grpc_tls.status();
+  auto ingest_auth = IngestAuthOf(config_);
+  if (!ingest_auth.ok()) return ingest_auth.status();
+  g.ingest_auth = *ingest_auth;
+  auto allow_api = CidrSetOf(config_.listen.allow.http, "listen.allow.http");
+  if (!allow_api.ok()) return allow_api.status();
+  auto allow_http = CidrSetOf(config_.listen.allow.otlp_http, "listen.allow.otlp_http");
+  if (!allow_http.ok()) return allow_http.status();
+  auto allow_grpc = CidrSetOf(config_.listen.allow.otlp_grpc, "listen.allow.otlp_grpc");
+  if (!allow_grpc.ok()) return allow_grpc.status();
+  auto trusted = CidrSetOf(config_.listen.trusted_proxies, "listen.trusted_proxies");
+  if (!trusted.ok()) return trusted.status();
 
   if (Status s = PrepareDataDir(config_.data_dir); !s.ok()) return s;
+  if (config_.audit.enabled) {
+    const std::string path = config_.audit.file.empty()
+                                 ? (std::filesystem::path(config_.data_dir) / "audit.log").string()
+                                 : config_.audit.file;
+    auto audit = audit::AuditLog::Open(path, &registry_);
+    if (!audit.ok()) return audit.status();
+    g.audit = std::move(audit).value();
+  }
+  g.connections_refused = &registry_.AddCounter(
+      "ordertrace_connections_refused_total",
+      "Connections (HTTP) and calls (gRPC) refused by the listener's allowlist (listen.allow.*).",
+      {"listener"});
 
   // Process-level metrics.
   registry_
@@ -307,6 +419,13 @@ Status Gateway::Start() {
   receive::OtlpReceiverOptions receiver_options;
   receiver_options.limits = config_.limits;
   receiver_options.max_body_bytes = config_.receiver.max_body_bytes;
+  receiver_options.auth = g.ingest_auth;
+  receiver_options.allow = *allow_grpc;  // used by the gRPC receiver only
+  receiver_options.on_refused = [&g](const std::string& ip, uint16_t port) {
+    g.Refused("otlp_grpc", ip, port, "");
+  };
+  receiver_options.tls_dir =
+      (std::filesystem::path(config_.data_dir) / "tls" / "otlp_grpc").string();
 
   // The API listener before the receivers: /healthz answers (and /readyz says "starting")
   // while the rest comes up.
@@ -318,6 +437,10 @@ Status Gateway::Start() {
   api_options.threads = 1;
   api_options.tls = *api_tls;
   api_options.hsts = true;
+  api_options.security_headers = true;
+  api_options.allow = *allow_api;
+  api_options.trusted_proxies = *trusted;
+  api_options.on_refused = g.RefusedHook("http");
   g.api = std::make_unique<net::HttpServer>(api_options);
   api::RegisterRoutes(*g.api, g.readiness, registry_, config_.auth.metrics_token_sha256);
   if (g.engine) {
@@ -346,6 +469,9 @@ Status Gateway::Start() {
   http_options.max_body_bytes = config_.receiver.max_body_bytes;
   http_options.threads = config_.receiver.http_threads;
   http_options.tls = *http_tls;
+  http_options.allow = *allow_http;
+  http_options.trusted_proxies = *trusted;
+  http_options.on_refused = g.RefusedHook("otlp_http");
   g.otlp_http = std::make_unique<net::HttpServer>(http_options);
   receive::RegisterOtlpHttp(*g.otlp_http, receiver_options, g.sink, g.receiver_metrics.get());
   if (Status s = g.otlp_http->Start(); !s.ok()) {
@@ -458,7 +584,7 @@ Status Gateway::StartSignIn() {
     g.authorizer = std::make_unique<api::BearerAuthorizer>(
         std::move(verifier).value(), std::move(roles).value(), *g.oidc, g.clock);
   }
-  g.guard = std::make_unique<api::ApiGuard>(*g.authorizer, g.audit, &registry_);
+  g.guard = std::make_unique<api::ApiGuard>(*g.authorizer, g.audit.get(), &registry_);
   return Status::Ok();
 }
 
@@ -590,6 +716,15 @@ Status Gateway::ReloadTls() {
     }
     log::Info("TLS certificate reloaded", {{"listener", std::string("listen.") + name}});
   }
+  if (config_.listen.tls.otlp_grpc.enabled() && g.otlp_grpc) {
+    auto context = LoadListenerTls(config_.listen.tls.otlp_grpc, "otlp_grpc");
+    Status s = context.ok() ? g.otlp_grpc->SetTls(*context) : context.status();
+    if (s.ok()) {
+      log::Info("TLS certificate reloaded", {{"listener", "listen.otlp_grpc"}});
+    } else {
+      errors += (errors.empty() ? "" : "; ") + s.message();
+    }
+  }
   if (!errors.empty()) return Status::InvalidArgument(errors);
   return Status::Ok();
 }
@@ -610,15 +745,34 @@ Status Gateway::Run() {
     if (sig == SIGINT || sig == SIGTERM) break;
     if (sig == SIGHUP) {
       log::Info("SIGHUP received, reloading the journey rules and TLS certificates");
+      // The audit file first: logrotate has moved it, and the reload's own line goes to the
+      // new one.
+      std::string failed;
+      if (impl_->audit) {
+        if (Status s = impl_->audit->Reopen(); !s.ok()) {
+          log::Error("audit log not reopened; writing on to the old file",
+                     {{"error", s.message()}});
+          failed += "audit";
+        }
+      }
       if (impl_->engine) {
         if (Status s = ReloadRules(); !s.ok()) {
           log::Error("rules not reloaded; the previous rules stay in force",
                      {{"error", s.message()}});
+          failed += failed.empty() ? "rules" : ",rules";
         }
       }
       if (Status s = ReloadTls(); !s.ok()) {
         log::Error("TLS certificate not reloaded; the previous one stays in force",
                    {{"error", s.message()}});
+        failed += failed.empty() ? "tls" : ",tls";
+      }
+      if (impl_->audit) {
+        audit::AuditEvent e;
+        e.event = "config_reload";
+        e.outcome = failed.empty() ? "allowed" : "error";
+        e.reason = failed.empty() ? "sighup" : "failed:" + failed;
+        impl_->audit->Record(e);
       }
     }
   }

@@ -35,6 +35,9 @@
 namespace ordertrace::api {
 class Readiness;
 }
+namespace ordertrace::audit {
+class AuditLog;
+}
 
 namespace ordertrace::gateway {
 
@@ -72,10 +75,10 @@ class Gateway {
   // in force and the Status says what is wrong with the file.
   Status ReloadRules();
 
-  // Reads the TLS certificates, keys and client CAs of the HTTP listeners again (SIGHUP does
-  // this in Run()); new connections get the new ones.  A listener whose files fail keeps its
-  // previous certificate and the Status names its key.  The OTLP/gRPC listener's certificate
-  // is read at start only (gRPC 1.51; docs/security.md).
+  // Reads the TLS certificates, keys and client CAs of the listeners again (SIGHUP does this in
+  // Run(), after reopening the audit file, and audits a config_reload); new connections get the
+  // new ones (OTLP/gRPC within about a second: OtlpGrpcReceiver::SetTls).  A listener whose
+  // files fail keeps its previous certificate and the Status names its key.
   Status ReloadTls();
 
   // Bound ports (useful when the config asked for port 0).
@@ -85,6 +88,9 @@ class Gateway {
 
   metrics::Registry& registry() { return registry_; }
   const api::Readiness& readiness() const;
+  // The access audit log (audit.*), after Start(); null when audit.enabled is false.  The API
+  // routes record their requests to it.
+  audit::AuditLog* audit_log() const;
 
  private:
   struct Impl;

@@ -150,6 +150,7 @@ struct HttpServer::Impl {
   struct RouteEntry {
     std::vector<std::pair<std::string, HttpHandler>> methods;
     HttpRejectHook reject_hook;
+    HttpGuard guard;
   };
 
   const HttpServerOptions options;
@@ -200,11 +201,14 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
  public:
   static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
 
-  Session(tcp::socket socket, HttpServer::Impl* server) requires(!kTls)
-      : server_(server), stream_(std::move(socket)) {}
-  Session(tcp::socket socket, HttpServer::Impl* server,
+  Session(tcp::socket socket, HttpServer::Impl* server, IpAddress ip) requires(!kTls)
+      : server_(server), stream_(std::move(socket)), peer_ip_(ip) {}
+  Session(tcp::socket socket, HttpServer::Impl* server, IpAddress ip,
           std::shared_ptr<const TlsServerContext> tls) requires(kTls)
-      : server_(server), tls_(std::move(tls)), stream_(std::move(socket), tls_->context()) {}
+      : server_(server),
+        tls_(std::move(tls)),
+        stream_(std::move(socket), tls_->context()),
+        peer_ip_(ip) {}
 
   ~Session() {
     std::lock_guard<std::mutex> lock(server_->mu);
@@ -216,7 +220,10 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
   void Start() {
     beast::error_code ec;
     auto ep = Socket().remote_endpoint(ec);
-    if (!ec) peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+    if (!ec) {
+      peer_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+      peer_port_ = ep.port();
+    }
     Socket().set_option(tcp::no_delay(true), ec);
     {
       std::lock_guard<std::mutex> lock(server_->mu);
@@ -259,6 +266,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
       CloseNow();
       return;
     }
+    if constexpr (kTls) tls_peer_ = PeerOf(stream_.native_handle());
     WaitForRequest();
   }
 
@@ -393,6 +401,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
       req.headers.emplace_back(Lower(SV(field.name_string())), std::string(SV(field.value())));
     }
     req.peer = peer_;
+    req.tls_peer = tls_peer_;
     return req;
   }
 
@@ -438,8 +447,43 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
     req.body = std::move(breq.body());
 
     HttpResponse out;
+    if (!CheckForwarded(req)) {
+      Text(out, 403, "client address not allowed");
+      Respond(std::move(out), /*close=*/true);
+      return;
+    }
     RunRoute(req, out);
     Respond(std::move(out), !keep_alive || server_->stopping.load());
+  }
+
+  // Fills req.forwarded_for when the peer is a trusted proxy, and applies the allowlist to the
+  // client it names; false (reported to on_refused) when that client is not allowed.
+  bool CheckForwarded(HttpRequest& req) {
+    const auto& trusted = options().trusted_proxies;
+    if (!trusted || trusted->empty() || !trusted->Contains(peer_ip_)) return true;
+    std::vector<std::string_view> values;
+    for (const auto& [name, value] : req.headers) {
+      if (name == "x-forwarded-for") values.push_back(value);
+    }
+    if (values.empty()) return true;
+    auto client = ForwardedClient(values, *trusted);
+    const auto& allow = options().allow;
+    const bool checked = allow && !allow->empty();
+    if (client.ok()) req.forwarded_for = client->ToString();
+    if (!checked) return true;
+    if (client.ok() ? allow->Contains(*client) : client.status().code() == StatusCode::kNotFound) {
+      return true;
+    }
+    log::Debug("forwarded client refused",
+               {{"server", options().name}, {"peer", peer_}, {"client", req.forwarded_for}});
+    if (options().on_refused) {
+      RefusedPeer refused;
+      refused.ip = peer_ip_.ToString();
+      refused.port = peer_port_;
+      refused.forwarded_for = client.ok() ? req.forwarded_for : "unreadable";
+      options().on_refused(refused);
+    }
+    return false;
   }
 
   void RunRoute(HttpRequest& req, HttpResponse& out) {
@@ -463,6 +507,17 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
            "method " + req.method + " not allowed on " + req.path + "; allowed: " + allow);
       out.headers.emplace_back("Allow", allow);
       return;
+    }
+    if (it->second.guard) {
+      bool pass = false;
+      try {
+        pass = it->second.guard(req, out);
+      } catch (const std::exception& e) {
+        log::Error("http guard failed", {{"server", options().name}, {"error", e.what()}});
+        out = HttpResponse{};
+        Text(out, 500, "internal error");
+      }
+      if (!pass) return;
     }
     if (Status s = DecodeContentEncoding(req.Header("content-encoding"), options().max_body_bytes,
                                          &req.body);
@@ -519,6 +574,15 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
     for (const auto& [name, value] : out.headers) res_.insert(name, value);
     if (kTls && options().hsts)
       res_.set(http::field::strict_transport_security, "max-age=31536000");
+    if (options().security_headers) {
+      auto set_default = [this](const char* name, const char* value) {
+        if (res_.find(name) == res_.end()) res_.set(name, value);
+      };
+      set_default("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'");
+      set_default("X-Content-Type-Options", "nosniff");
+      set_default("Referrer-Policy", "no-referrer");
+      set_default("Cache-Control", "no-store");
+    }
     res_.body() = std::move(out.body);
     res_.keep_alive(!close);
     res_.prepare_payload();
@@ -583,6 +647,9 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
   std::string peer_;
+  const IpAddress peer_ip_;  // IPv4-mapped addresses as IPv4
+  uint16_t peer_port_ = 0;
+  TlsPeer tls_peer_;  // set after the handshake
   State state_ = State::kBusy;
   unsigned version_ = 11;  // of the request being answered
   size_t lingered_ = 0;
@@ -610,12 +677,38 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
     });
     return;
   }
+  // The allowlist before anything else, the TLS handshake included.
+  beast::error_code peer_ec;
+  const tcp::endpoint remote = socket.remote_endpoint(peer_ec);
+  IpAddress ip;
+  if (!peer_ec) {
+    auto parsed = IpAddress::Parse(remote.address().to_string());
+    if (parsed.ok()) ip = *parsed;
+  }
+  if (options.allow && !options.allow->empty() && (peer_ec || !options.allow->Contains(ip))) {
+    log::Debug("connection refused by the allowlist",
+               {{"server", options.name}, {"peer", peer_ec ? "?" : ip.ToString()}});
+    if (options.on_refused) {  // before the close, which the client may be waiting for
+      RefusedPeer refused;
+      refused.ip = peer_ec ? std::string() : ip.ToString();
+      refused.port = peer_ec ? 0 : remote.port();
+      try {
+        options.on_refused(refused);
+      } catch (const std::exception& e) {
+        log::Error("http refusal hook failed", {{"server", options.name}, {"error", e.what()}});
+      }
+    }
+    beast::error_code ignored;
+    socket.close(ignored);
+    DoAccept();
+    return;
+  }
   if (tls_enabled) {
-    std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), this,
+    std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), this, ip,
                                                                     CurrentTls())
         ->Start();
   } else {
-    std::make_shared<Session<beast::tcp_stream>>(std::move(socket), this)->Start();
+    std::make_shared<Session<beast::tcp_stream>>(std::move(socket), this, ip)->Start();
   }
   DoAccept();
 }
@@ -649,6 +742,10 @@ void HttpServer::Route(std::string method, std::string path, HttpHandler handler
 
 void HttpServer::OnReject(std::string path, HttpRejectHook hook) {
   impl_->routes[std::move(path)].reject_hook = std::move(hook);
+}
+
+void HttpServer::Guard(std::string path, HttpGuard guard) {
+  impl_->routes[std::move(path)].guard = std::move(guard);
 }
 
 Status HttpServer::Start() {

@@ -1,12 +1,13 @@
 // A small HTTP/1.1 server on Boost.Beast: exact-path routes, keep-alive, a body limit (413),
 // gzip request bodies decoded within the same limit, and a graceful shutdown that finishes
 // in-flight requests; HTTPS when given a TlsServerContext (net/tls.h), whose certificate can be
-// replaced while running (SetTls, for new connections).  Used by the OTLP/HTTP receiver and by
-// the API/health/metrics listener.
+// replaced while running (SetTls, for new connections); an allowlist of client networks checked
+// at accept and X-Forwarded-For believed from trusted proxies only.  Used by the OTLP/HTTP
+// receiver and by the API/health/metrics listener.
 //
-// Thread-safety: Route() before Start(); handlers run concurrently on the server's threads
-// and must be thread-safe.  SetTls() may be called from any thread.  Shutdown() may be called
-// from any thread, once.
+// Thread-safety: Route(), OnReject() and Guard() before Start(); handlers run concurrently on
+// the server's threads and must be thread-safe.  SetTls() may be called from any thread.
+// Shutdown() may be called from any thread, once.
 #pragma once
 
 #include <chrono>
@@ -19,10 +20,10 @@
 #include <vector>
 
 #include "common/status.h"
+#include "net/cidr.h"
+#include "net/tls.h"
 
 namespace ordertrace::net {
-
-class TlsServerContext;
 
 struct HttpRequest {
   std::string method;                                        // "GET", "POST", ...
@@ -32,6 +33,12 @@ struct HttpRequest {
   std::string body;           // already gunzipped when Content-Encoding was gzip
   std::string peer;           // "ip:port"
   size_t received_bytes = 0;  // body bytes as received, before Content-Encoding decoding
+  // The verified client certificate (mTLS); verified == false without one.
+  TlsPeer tls_peer;
+  // The client address a trusted proxy (HttpServerOptions::trusted_proxies) named in
+  // X-Forwarded-For (the right-most hop that is not a trusted proxy); "" when the peer is not a
+  // trusted proxy or sent none.  Never taken from an untrusted peer.
+  std::string forwarded_for;
 
   // Case-insensitive header lookup; "" when absent.
   std::string_view Header(std::string_view lower_name) const;
@@ -44,6 +51,13 @@ struct HttpResponse {
   std::string body;
 };
 
+// A connection or request refused by the allowlist (HttpServerOptions::allow).
+struct RefusedPeer {
+  std::string ip;  // the TCP peer
+  uint16_t port = 0;
+  std::string forwarded_for;  // the refused client a trusted proxy named; "" at accept
+};
+
 using HttpHandler = std::function<void(HttpRequest& req, HttpResponse& res)>;
 
 // Called for a request to a hooked path that the server answers itself before any handler
@@ -52,6 +66,11 @@ using HttpHandler = std::function<void(HttpRequest& req, HttpResponse& res)>;
 // its body is empty.  `res` arrives filled in (status and a text reason); the hook may count
 // the request and rewrite the body and content type, e.g. into the protocol's error format.
 using HttpRejectHook = std::function<void(const HttpRequest& req, HttpResponse& res)>;
+
+// Runs before a hooked path's body is decoded (Content-Encoding) and before its handler: returns
+// false after filling `res` to answer the request without either (an authentication check that
+// must not cost the server a gunzip of an unauthenticated body).  `req.body` is as received.
+using HttpGuard = std::function<bool(const HttpRequest& req, HttpResponse& res)>;
 
 struct HttpServerOptions {
   std::string name = "http";  // for logs and metrics
@@ -67,6 +86,20 @@ struct HttpServerOptions {
   std::chrono::milliseconds handshake_timeout{10000};
   // With tls: every response carries Strict-Transport-Security: max-age=31536000.
   bool hsts = false;
+  // Every response carries Content-Security-Policy: default-src 'self'; frame-ancestors 'none',
+  // X-Content-Type-Options: nosniff, Referrer-Policy: no-referrer and Cache-Control: no-store
+  // (the API listener: order ids must not leak through a Referer or a shared cache, and no page
+  // may frame it).  A header the handler set itself is kept.
+  bool security_headers = false;
+  // The client networks allowed (listen.allow.<name>); null or empty: every peer.  A peer
+  // outside them is closed right after accept, before any TLS handshake.  When a trusted proxy
+  // forwards (X-Forwarded-For), the client it names must be allowed too, else the request gets
+  // 403 and the connection closes; an unreadable X-Forwarded-For from a trusted proxy is refused
+  // the same way.  Each refusal is reported to on_refused (on a server thread; keep it short).
+  std::shared_ptr<const CidrSet> allow;
+  // Peers whose X-Forwarded-For is believed (listen.trusted_proxies); null or empty: none.
+  std::shared_ptr<const CidrSet> trusted_proxies;
+  std::function<void(const RefusedPeer&)> on_refused;
 };
 
 class HttpServer {
@@ -81,6 +114,8 @@ class HttpServer {
   // Registers a hook for requests to `path` refused before their handler (see HttpRejectHook).
   // Before Start(), like Route().
   void OnReject(std::string path, HttpRejectHook hook);
+  // Registers a guard for requests to `path` (see HttpGuard).  Before Start(), like Route().
+  void Guard(std::string path, HttpGuard guard);
 
   // Binds and starts serving; returns InvalidArgument / Unavailable with the reason when the
   // address cannot be bound.

@@ -190,4 +190,31 @@ void PrepareTlsClient(SSL* ssl, const std::string& host, bool host_is_ip) {
   }
 }
 
+TlsPeer PeerOf(SSL* ssl) {
+  TlsPeer peer;
+  X509* cert = SSL_get_peer_certificate(ssl);
+  if (cert == nullptr) return peer;
+  if (SSL_get_verify_result(ssl) == X509_V_OK &&
+      (SSL_get_verify_mode(ssl) & SSL_VERIFY_PEER) != 0) {
+    peer.verified = true;
+    char cn[256] = {};
+    const int n =
+        X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, cn, sizeof cn);
+    if (n > 0) peer.common_name.assign(cn, static_cast<size_t>(n));
+    auto* names =
+        static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+    for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); ++i) {
+      const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+      if (name->type != GEN_DNS && name->type != GEN_URI) continue;
+      const ASN1_IA5STRING* text =
+          name->type == GEN_DNS ? name->d.dNSName : name->d.uniformResourceIdentifier;
+      peer.alt_names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(text)),
+                                  static_cast<size_t>(ASN1_STRING_length(text)));
+    }
+    GENERAL_NAMES_free(names);
+  }
+  X509_free(cert);
+  return peer;
+}
+
 }  // namespace ordertrace::net

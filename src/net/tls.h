@@ -14,6 +14,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -48,6 +49,18 @@ class TlsClientContext {
   std::unique_ptr<boost::asio::ssl::context> context_;
   std::string ca_pem_, cert_pem_, key_pem_;
 };
+
+// Who a verified client certificate names (mTLS): its subject common name and its DNS and URI
+// subject alternative names.  Empty (verified == false) when the peer sent no certificate or the
+// listener does not verify client certificates.
+struct TlsPeer {
+  bool verified = false;
+  std::string common_name;
+  std::vector<std::string> alt_names;  // DNS and URI SANs, as written in the certificate
+};
+
+// The identity of the verified client certificate of `ssl` (after its handshake).
+TlsPeer PeerOf(SSL* ssl);
 
 enum class TlsMinVersion { k12, k13 };
 

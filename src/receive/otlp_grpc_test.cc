@@ -241,5 +241,42 @@ TEST_F(OtlpGrpcTest, AfterShutdownCallsFail) {
   EXPECT_EQ(sink_.batches().size(), 1u);
 }
 
+// listen.allow.otlp_grpc: the peer of each call is checked (an IPv4 client of a dual-stack
+// listener, "ipv6:[::ffff:127.0.0.1]:port", as the IPv4 address it is).
+TEST(OtlpGrpcAllowlistTest, CallsFromOutsideAreRefusedAndReported) {
+  for (const bool allowed : {true, false}) {
+    metrics::Registry registry;
+    ReceiverMetrics metrics(registry);
+    FakeSink sink;
+    OtlpReceiverOptions o;
+    auto set = net::CidrSet::Parse({allowed ? "127.0.0.0/8" : "::1"});
+    ASSERT_TRUE(set.ok());
+    o.allow = std::make_shared<const net::CidrSet>(*set);
+    std::vector<std::string> refused;
+    std::mutex mu;
+    o.on_refused = [&](const std::string& ip, uint16_t port) {
+      std::lock_guard<std::mutex> lock(mu);
+      refused.push_back(ip + (port != 0 ? "" : " without port"));
+    };
+    OtlpGrpcReceiver receiver(o, &sink, &metrics);
+    ASSERT_TRUE(receiver.Start("::", 0).ok());
+    auto stub = collector::TraceService::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(receiver.port()), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    collector::ExportTraceServiceResponse res;
+    grpc::Status st = stub->Export(&ctx, MakeRequest(), &res);
+    receiver.Shutdown(1s);
+    if (allowed) {
+      EXPECT_TRUE(st.ok()) << st.error_message();
+      EXPECT_TRUE(refused.empty());
+    } else {
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+      EXPECT_EQ(refused, std::vector<std::string>{"127.0.0.1"});
+      EXPECT_TRUE(sink.batches().empty());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ordertrace::receive

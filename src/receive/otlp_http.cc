@@ -5,8 +5,10 @@
 
 #include <chrono>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/log.h"
 #include "google/rpc/status.pb.h"
@@ -27,7 +29,9 @@ constexpr const char* kJsonType = "application/json";
 
 // google.rpc.Code values used in error bodies.
 constexpr int kRpcInvalidArgument = 3;
+constexpr int kRpcPermissionDenied = 7;
 constexpr int kRpcInternal = 13;
+constexpr int kRpcUnauthenticated = 16;
 
 enum class Encoding { kProtobuf, kJson, kOther };
 
@@ -89,22 +93,42 @@ class OtlpHttpReceiver {
  public:
   OtlpHttpReceiver(const OtlpReceiverOptions& options, pipeline::BatchSink* sink,
                    ReceiverMetrics* metrics)
-      : options_(options), sink_(sink), metrics_(metrics) {}
+      : options_(options), sink_(sink), metrics_(metrics) {
+    if (!options_.auth) options_.auth = std::make_shared<const IngestAuthenticator>();
+  }
 
   void Handle(net::HttpRequest& req, net::HttpResponse& res) const {
     const auto start = std::chrono::steady_clock::now();
     const Encoding enc = ParseContentType(req.Header("content-type"));
     const otlp::Protocol protocol = ProtocolOf(enc);
+    std::optional<IngestAuthResult> auth;  // set once the credentials were looked at
     try {
-      HandleRequest(req, enc, protocol, res);
+      HandleRequest(req, enc, protocol, res, &auth);
     } catch (const std::exception& e) {
       Internal(req, protocol, enc, e.what(), res);
     } catch (...) {
       Internal(req, protocol, enc, "unknown exception", res);
     }
+    if (auth && options_.auth->enabled()) metrics_->Auth(protocol, *auth);
     metrics_->Request(protocol, std::to_string(res.status));
     metrics_->Duration(
         protocol, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+
+  // Before the body is decoded: refuses a request without valid credentials (401), so that an
+  // unauthenticated client cannot make the server gunzip its body.
+  bool Guard(const net::HttpRequest& req, net::HttpResponse& res) const {
+    if (!options_.auth->enabled()) return true;
+    const IngestCaller caller = Authenticate(req);
+    if (caller.result == IngestAuthResult::kOk) return true;
+    const Encoding enc = ParseContentType(req.Header("content-type"));
+    const otlp::Protocol protocol = ProtocolOf(enc);
+    metrics_->Bytes(protocol, req.received_bytes);
+    metrics_->Auth(protocol, caller.result);
+    metrics_->Refused(protocol, "unauthenticated", 1);
+    Unauthenticated(enc, res);
+    metrics_->Request(protocol, std::to_string(res.status));
+    return false;
   }
 
   // Requests the HTTP server refused before Handle (body over the limit, unknown
@@ -126,8 +150,17 @@ class OtlpHttpReceiver {
 
  private:
   void HandleRequest(net::HttpRequest& req, Encoding enc, otlp::Protocol protocol,
-                     net::HttpResponse& res) const {
+                     net::HttpResponse& res, std::optional<IngestAuthResult>* auth) const {
     metrics_->Bytes(protocol, req.received_bytes);
+    // Checked again (the guard refused the others before their body was decoded); hashing a
+    // token is cheap.
+    const IngestCaller caller = Authenticate(req);
+    *auth = caller.result;
+    if (caller.result != IngestAuthResult::kOk) {  // not reached: the guard answered it
+      metrics_->Refused(protocol, "unauthenticated", 1);
+      Unauthenticated(enc, res);
+      return;
+    }
     if (enc == Encoding::kOther) {
       metrics_->Refused(protocol, "unsupported", 1);
       const std::string got(req.Header("content-type"));
@@ -163,6 +196,15 @@ class OtlpHttpReceiver {
       return;
     }
     std::shared_ptr<const otlp::SpanBatch> batch = std::move(decoded).value();
+    if (!options_.auth->MaySend(caller, *batch)) {
+      *auth = IngestAuthResult::kForbiddenService;
+      metrics_->Refused(protocol, "forbidden_service",
+                        batch->spans().size() + batch->refused_spans());
+      SetErrorBody(403, kRpcPermissionDenied,
+                   "these credentials may not send spans for a service.name in this request", 0,
+                   enc, res);
+      return;
+    }
 
     // A batch whose every span was refused is answered without bothering the pipeline.
     const Status accepted = batch->spans().empty() ? Status::Ok() : sink_->Accept(batch);
@@ -186,6 +228,24 @@ class OtlpHttpReceiver {
     SetMessageBody(response, enc, res);
   }
 
+  // 401 (RFC 6750: WWW-Authenticate: Bearer in bearer mode) with an UNAUTHENTICATED body.
+  void Unauthenticated(Encoding enc, net::HttpResponse& res) const {
+    const bool bearer = options_.auth->mode() == IngestAuthMode::kBearer;
+    if (bearer) res.headers.emplace_back("WWW-Authenticate", "Bearer");
+    SetErrorBody(401, kRpcUnauthenticated,
+                 bearer ? "missing or invalid ingest token (Authorization: Bearer)"
+                        : "the client certificate is not a known ingest identity",
+                 0, enc == Encoding::kOther ? Encoding::kProtobuf : enc, res);
+  }
+
+  IngestCaller Authenticate(const net::HttpRequest& req) const {
+    std::vector<std::string_view> authorization;
+    for (const auto& [name, value] : req.headers) {
+      if (name == "authorization") authorization.push_back(value);
+    }
+    return options_.auth->Authenticate(authorization, req.tls_peer);
+  }
+
   void Malformed(otlp::Protocol protocol, Encoding enc, const std::string& reason,
                  net::HttpResponse& res) const {
     metrics_->Refused(protocol, "malformed", 1);
@@ -201,7 +261,7 @@ class OtlpHttpReceiver {
     SetErrorBody(500, kRpcInternal, "internal error", 0, enc, res);
   }
 
-  const OtlpReceiverOptions options_;
+  OtlpReceiverOptions options_;  // auth set (mode none when not configured)
   pipeline::BatchSink* const sink_;
   ReceiverMetrics* const metrics_;
 };
@@ -213,6 +273,9 @@ void RegisterOtlpHttp(net::HttpServer& server, const OtlpReceiverOptions& option
   auto receiver = std::make_shared<const OtlpHttpReceiver>(options, sink, metrics);
   server.Route("POST", kTracesPath, [receiver](net::HttpRequest& req, net::HttpResponse& res) {
     receiver->Handle(req, res);
+  });
+  server.Guard(kTracesPath, [receiver](const net::HttpRequest& req, net::HttpResponse& res) {
+    return receiver->Guard(req, res);
   });
   server.OnReject(kTracesPath, [receiver](const net::HttpRequest& req, net::HttpResponse& res) {
     receiver->Rejected(req, res);

@@ -35,7 +35,8 @@ ReceiverMetrics::ReceiverMetrics(metrics::Registry& registry)
       bytes_(registry.AddCounter("ordertrace_receiver_request_bytes_total",
                                  "OTLP request body bytes as received (before gzip decoding for "
                                  "HTTP; after it for gRPC).",
-                                 {"protocol"})) {
+                                 {"protocol"})),
+      auth_(registry) {
   for (otlp::Protocol p : kProtocols) {
     const std::string name = otlp::ProtocolName(p);
     accepted_by_protocol_[Index(p)] = &accepted_.With({name});

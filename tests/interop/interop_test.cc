@@ -42,6 +42,7 @@
 #include "common/metrics.h"
 #include "common/status.h"
 #include "net/http_server.h"
+#include "net/tls.h"
 #include "otlp/span_batch.h"
 #include "pipeline/batch_sink.h"
 #include "receive/otlp_receivers.h"
@@ -472,12 +473,6 @@ TEST_F(InteropTest, ChainGrpcThroughGrpcUpstream) {
 // The token the exporters send (OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer%20<token>).
 constexpr char kIngestToken[] = "interop-ingest-token-7f3a";
 
-// THE ONE PLACE for ingest authentication (issue 14 item 3): true once the gateway checks
-// OTLP bearer tokens (config ingest.auth, the netguard branch).  Then the gateway below gets
-// IngestAuthYaml() and the refusal tests run; until then it accepts any token and those tests
-// skip.
-constexpr bool kGatewayChecksIngestTokens = false;
-
 std::string Sha256Hex(std::string_view text) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
@@ -485,8 +480,11 @@ std::string Sha256Hex(std::string_view text) {
   return Hex(std::string_view(reinterpret_cast<const char*>(digest), n));
 }
 
-// ingest.auth as the netguard branch reads it: the token stored as SHA-256, bound to the
-// service.name the interop spans carry.
+// Another service's token: valid, but bound to service.name "mes".
+const std::string kMesToken = std::string(kIngestToken) + "-mes";
+
+// ingest.auth (docs/security.md): the tokens stored as SHA-256, each bound to the service.name
+// it may send (the interop spans carry interop-crm).
 std::string IngestAuthYaml() {
   return "ingest:\n"
          "  auth:\n"
@@ -496,7 +494,12 @@ std::string IngestAuthYaml() {
          "        sha256: " +
          Sha256Hex(kIngestToken) +
          "\n"
-         "        services: [interop-crm]\n";
+         "        services: [interop-crm]\n"
+         "      - name: mes\n"
+         "        sha256: " +
+         Sha256Hex(kMesToken) +
+         "\n"
+         "        services: [mes]\n";
 }
 
 // Gateway A over TLS: `ordertrace serve` with listen.tls on its OTLP/HTTP and OTLP/gRPC
@@ -513,7 +516,7 @@ struct TlsForwardingGateway : testing_support::GatewayProcess {
           << "      cert_file: " << files.server_cert << "\n"
           << "      key_file: " << files.server_key << "\n";
     }
-    if (kGatewayChecksIngestTokens) out << IngestAuthYaml();
+    out << IngestAuthYaml();
     out.close();
     Start({"--config", config, "--upstream", upstream});
   }
@@ -590,10 +593,7 @@ TEST_F(InteropTlsTest, ExportersRefuseAGatewayOfAnotherCa) {
   EXPECT_TRUE(gateway_->sink.Take().empty()) << "spans arrived through an untrusted server";
 }
 
-TEST_F(InteropTlsTest, AWrongTokenIsRefused) {
-  if (!kGatewayChecksIngestTokens) {
-    GTEST_SKIP() << "the gateway does not check ingest tokens yet (kGatewayChecksIngestTokens)";
-  }
+TEST_F(InteropTlsTest, NoTokenWrongTokenOrAnotherServicesTokenIsRefused) {
   TlsForwardingGateway a(files_, HttpUpstream());
   ASSERT_TRUE(a.started()) << a.Log();
   for (const char* exporter : {"proto", "json", "grpc"}) {
@@ -601,6 +601,8 @@ TEST_F(InteropTlsTest, AWrongTokenIsRefused) {
     EXPECT_NE(
         ExportExitCode(exporter, a, "OTEL_EXPORTER_OTLP_CERTIFICATE='" + files_.ca_cert + "'"), 0)
         << exporter << " without a token";
+    EXPECT_NE(ExportExitCode(exporter, a, Env(files_.ca_cert, kMesToken)), 0)
+        << exporter << " with the token of another service.name";
   }
   EXPECT_TRUE(gateway_->sink.Take().empty()) << "spans arrived with a wrong or missing token";
   EXPECT_EQ(a.Log().find("not-the-token"), std::string::npos) << "a token in the log";

@@ -217,4 +217,13 @@ std::string IdFromHex(std::string_view hex) {
   return out;
 }
 
+std::string OneSpanRequest(std::string_view service) {
+  RequestBuilder req;
+  req.Resource(service).Scope();
+  req.Add(SpanBuilder("POST /orders")
+              .Ids(std::string(16, '\x11'), std::string(8, '\x22'))
+              .Times(1'700'000'000'000'000'000ull, 1'700'000'000'010'000'000ull));
+  return req.Serialized();
+}
+
 }  // namespace ordertrace::testing_support

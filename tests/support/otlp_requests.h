@@ -101,6 +101,10 @@ class RequestBuilder {
   opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest request_;
 };
 
+// A request of one span ("POST /orders", fixed ids and times) from `service`, in protobuf
+// encoding: for tests about who may send, not about what is sent.
+std::string OneSpanRequest(std::string_view service);
+
 // `request` as OTLP/JSON (lowerCamelCase names, hex trace and span ids, enums as integers).
 std::string ToOtlpJson(
     const opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest& request);
