@@ -65,6 +65,9 @@ Result<std::unique_ptr<ValueRedactor>> ValueRedactor::Create(
 
 bool ValueRedactor::DropsKey(std::string_view key) const { return drop_.count(key) != 0; }
 bool ValueRedactor::IsSafeKey(std::string_view key) const { return safe_.count(key) != 0; }
+bool ValueRedactor::PseudonymisesKey(std::string_view key) const {
+  return pseudonymise_.count(key) != 0;
+}
 
 Action ValueRedactor::RedactAttribute(std::string_view key, std::string_view value,
                                       std::string* out) const {

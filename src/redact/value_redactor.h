@@ -75,6 +75,8 @@ class ValueRedactor {
   bool DropsKey(std::string_view key) const;
   // Whether `key` is never touched (its array and kvlist values included).
   bool IsSafeKey(std::string_view key) const;
+  // Whether `key`'s value becomes a pseudonym whatever it holds (nested values included).
+  bool PseudonymisesKey(std::string_view key) const;
   // Free text (span and event names, status messages, other string values).  `truncated`: the
   // value was cut at the attribute limit, so its last bytes may hold part of a datum the
   // detectors cannot recognise any more: they are cut off too (kTruncationTailBytes).
