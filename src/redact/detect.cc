@@ -434,11 +434,22 @@ bool IbanValid(std::string_view iban) {
 
 std::vector<Finding> Scan(std::string_view text, const ScanOptions& options) {
   std::vector<Finding> all;
-  ScanEmails(text, &all);
-  ScanJwts(text, &all);
-  ScanBearer(text, &all);
-  ScanIbans(text, &all);
-  ScanDigitRuns(text, options, &all);
+  // One pass decides which scanners can find anything: every finding holds an '@' (e-mail), a
+  // digit (phone, card, IBAN), "eyJ" (JWT) or an 'e' (bearer, any case).  Most values hold none of
+  // them.
+  bool at = false, digit = false, e = false;
+  for (char c : text) {
+    at |= c == '@';
+    digit |= IsDigit(c);
+    e |= c == 'e' || c == 'E';
+  }
+  if (at) ScanEmails(text, &all);
+  if (e && text.find("eyJ") != std::string_view::npos) ScanJwts(text, &all);
+  if (e) ScanBearer(text, &all);
+  if (digit) {
+    ScanIbans(text, &all);
+    ScanDigitRuns(text, options, &all);
+  }
   if (all.size() < 2) return all;
   std::sort(all.begin(), all.end(), [](const Finding& a, const Finding& b) {
     if (a.begin != b.begin) return a.begin < b.begin;

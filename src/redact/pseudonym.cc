@@ -5,10 +5,12 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <set>
 
@@ -56,6 +58,27 @@ std::string ReadAll(int fd) {
   }
   OPENSSL_cleanse(buf, sizeof buf);
   return data;
+}
+
+// The SHA-256 state after absorbing the key XOR `pad` (RFC 2104: keys longer than the block are
+// hashed first).
+std::shared_ptr<void> Prepare(const std::string& secret, unsigned char pad) {
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (sha256 == nullptr) return nullptr;
+  unsigned char block[64] = {};
+  if (secret.size() > sizeof block) {
+    unsigned int n = 0;
+    if (EVP_Digest(secret.data(), secret.size(), block, &n, sha256, nullptr) != 1) return nullptr;
+  } else {
+    std::memcpy(block, secret.data(), secret.size());
+  }
+  for (unsigned char& b : block) b ^= pad;
+  std::shared_ptr<EVP_MD_CTX> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  const bool ok = ctx && EVP_DigestInit_ex(ctx.get(), sha256, nullptr) == 1 &&
+                  EVP_DigestUpdate(ctx.get(), block, sizeof block) == 1;
+  OPENSSL_cleanse(block, sizeof block);
+  if (!ok) return nullptr;
+  return ctx;
 }
 
 }  // namespace
@@ -148,21 +171,40 @@ Result<std::shared_ptr<const Pseudonymizer>> Pseudonymizer::Create(std::vector<P
                                      std::to_string(kMinKeyBytes) + " bytes");
     }
   }
-  return std::shared_ptr<const Pseudonymizer>(new Pseudonymizer(std::move(keys)));
+  std::vector<PreparedKey> prepared;
+  for (PseudonymKey& k : keys) {
+    PreparedKey p;
+    auto inner = Prepare(k.secret, 0x36);
+    auto outer = Prepare(k.secret, 0x5c);
+    if (!inner || !outer) return Status::Internal("OpenSSL cannot set up SHA-256");
+    p.key = std::move(k);
+    p.inner = std::move(inner);
+    p.outer = std::move(outer);
+    prepared.push_back(std::move(p));
+  }
+  return std::shared_ptr<const Pseudonymizer>(new Pseudonymizer(std::move(prepared)));
 }
 
-std::string Pseudonymizer::Make(const PseudonymKey& key, std::string_view label,
+std::string Pseudonymizer::Make(const PreparedKey& key, std::string_view label,
                                 std::string_view normalised) {
-  std::string message;
-  message.reserve(label.size() + 1 + normalised.size());
-  message.append(label).push_back('\x1f');
-  message.append(normalised);
-  unsigned char mac[EVP_MAX_MD_SIZE];
+  // One working context per thread, reused: copying a prepared state into it allocates nothing.
+  thread_local std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> work(EVP_MD_CTX_new(),
+                                                                       EVP_MD_CTX_free);
+  unsigned char inner[SHA256_DIGEST_LENGTH], mac[SHA256_DIGEST_LENGTH];
   unsigned int len = 0;
-  HMAC(EVP_sha256(), key.secret.data(), static_cast<int>(key.secret.size()),
-       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len);
-  OPENSSL_cleanse(message.data(), message.size());
-  return "pse:" + key.id + ":" + Base64Url(mac, kPseudonymBytes);
+  static constexpr unsigned char kSeparator = 0x1f;
+  EVP_MD_CTX* ctx = work.get();
+  const bool ok = ctx != nullptr &&
+                  EVP_MD_CTX_copy_ex(ctx, static_cast<const EVP_MD_CTX*>(key.inner.get())) == 1 &&
+                  EVP_DigestUpdate(ctx, label.data(), label.size()) == 1 &&
+                  EVP_DigestUpdate(ctx, &kSeparator, 1) == 1 &&
+                  EVP_DigestUpdate(ctx, normalised.data(), normalised.size()) == 1 &&
+                  EVP_DigestFinal_ex(ctx, inner, &len) == 1 &&
+                  EVP_MD_CTX_copy_ex(ctx, static_cast<const EVP_MD_CTX*>(key.outer.get())) == 1 &&
+                  EVP_DigestUpdate(ctx, inner, sizeof inner) == 1 &&
+                  EVP_DigestFinal_ex(ctx, mac, &len) == 1;
+  if (!ok) std::abort();  // SHA-256 cannot fail once set up; a pseudonym must never be skipped
+  return "pse:" + key.key.id + ":" + Base64Url(mac, kPseudonymBytes);
 }
 
 std::string Pseudonymizer::Pseudonym(std::string_view label, std::string_view normalised) const {
@@ -173,7 +215,7 @@ std::vector<std::string> Pseudonymizer::AllPseudonyms(std::string_view label,
                                                       std::string_view normalised) const {
   std::vector<std::string> out;
   out.reserve(keys_.size());
-  for (const PseudonymKey& k : keys_) out.push_back(Make(k, label, normalised));
+  for (const PreparedKey& k : keys_) out.push_back(Make(k, label, normalised));
   return out;
 }
 
@@ -185,8 +227,8 @@ bool Pseudonymizer::IsPseudonym(std::string_view value) const {
   for (char c : value.substr(colon + 1)) {
     if (!IsKeyIdChar(c)) return false;  // the base64url alphabet is the key id alphabet
   }
-  for (const PseudonymKey& k : keys_) {
-    if (k.id == id) return true;
+  for (const PreparedKey& k : keys_) {
+    if (k.key.id == id) return true;
   }
   return false;
 }

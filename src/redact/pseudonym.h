@@ -56,13 +56,20 @@ class Pseudonymizer {
   // a value passes a second gateway unchanged.
   bool IsPseudonym(std::string_view value) const;
 
-  const std::string& current_key_id() const { return keys_.front().id; }
+  const std::string& current_key_id() const { return keys_.front().key.id; }
 
  private:
-  explicit Pseudonymizer(std::vector<PseudonymKey> keys) : keys_(std::move(keys)) {}
-  static std::string Make(const PseudonymKey& key, std::string_view label,
+  // HMAC-SHA256 (RFC 2104) with the key's inner and outer hash states prepared once: OpenSSL 3's
+  // one-shot HMAC() fetches the digest and schedules the key on every call (1.3 us here, against
+  // about a quarter of that this way).
+  struct PreparedKey {
+    PseudonymKey key;
+    std::shared_ptr<void> inner, outer;  // EVP_MD_CTX after key^ipad, key^opad
+  };
+  explicit Pseudonymizer(std::vector<PreparedKey> keys) : keys_(std::move(keys)) {}
+  static std::string Make(const PreparedKey& key, std::string_view label,
                           std::string_view normalised);
-  std::vector<PseudonymKey> keys_;
+  std::vector<PreparedKey> keys_;
 };
 
 }  // namespace ordertrace::redact

@@ -37,51 +37,73 @@ Result<std::unique_ptr<ValueRedactor>> ValueRedactor::Create(
     std::shared_ptr<const Pseudonymizer> pseudonymizer) {
   if (!pseudonymizer) return Status::InvalidArgument("no pseudonymisation key");
   std::unique_ptr<ValueRedactor> r(new ValueRedactor());
-  for (const std::string& k : rules.pseudonymise_keys) r->pseudonymise_.insert(k);
-  for (const std::string& k : rules.drop_keys) {
-    if (r->pseudonymise_.count(k) != 0) {
-      return Status::InvalidArgument("redaction: '" + k +
-                                     "' is both pseudonymised and dropped; list it once");
+  auto add = [&r](const std::string& key, KeyRule rule) -> Status {
+    auto [it, inserted] = r->rule_of_key_.emplace(key, rule);
+    if (!inserted && it->second != rule) {
+      return Status::InvalidArgument("redaction: '" + key +
+                                     "' is listed under two rules (pseudonymise, drop, safe); "
+                                     "list it once");
     }
-    r->drop_.insert(k);
+    return Status::Ok();
+  };
+  for (const std::string& k : rules.pseudonymise_keys) {
+    if (k == entity_key) {
+      return Status::InvalidArgument(
+          "redaction: the entity key '" + entity_key +
+          "' cannot be pseudonymised or dropped: orders are found by it (journeys.entity_key)");
+    }
+    if (Status s = add(k, KeyRule::kPseudonymise); !s.ok()) return s;
   }
-  if (r->pseudonymise_.count(entity_key) != 0 || r->drop_.count(entity_key) != 0) {
-    return Status::InvalidArgument(
-        "redaction: the entity key '" + entity_key +
-        "' cannot be pseudonymised or dropped: orders are found by it (journeys.entity_key)");
+  for (const std::string& k : rules.drop_keys) {
+    if (k == entity_key) {
+      return Status::InvalidArgument(
+          "redaction: the entity key '" + entity_key +
+          "' cannot be pseudonymised or dropped: orders are found by it (journeys.entity_key)");
+    }
+    if (Status s = add(k, KeyRule::kDrop); !s.ok()) return s;
   }
   for (const std::string& k : rules.safe_keys) {
-    if (r->pseudonymise_.count(k) != 0 || r->drop_.count(k) != 0) {
-      return Status::InvalidArgument("redaction: '" + k +
-                                     "' is listed as safe and as redacted; list it once");
-    }
-    r->safe_.insert(k);
+    if (Status s = add(k, KeyRule::kSafe); !s.ok()) return s;
   }
-  r->safe_.insert(entity_key);
+  r->rule_of_key_[entity_key] = KeyRule::kSafe;
   r->rules_ = std::move(rules);
   r->pseudonymizer_ = std::move(pseudonymizer);
   return r;
 }
 
-bool ValueRedactor::DropsKey(std::string_view key) const { return drop_.count(key) != 0; }
-bool ValueRedactor::IsSafeKey(std::string_view key) const { return safe_.count(key) != 0; }
-bool ValueRedactor::PseudonymisesKey(std::string_view key) const {
-  return pseudonymise_.count(key) != 0;
+KeyRule ValueRedactor::RuleOfKey(std::string_view key) const {
+  auto it = rule_of_key_.find(key);
+  return it == rule_of_key_.end() ? KeyRule::kScan : it->second;
 }
 
-Action ValueRedactor::RedactAttribute(std::string_view key, std::string_view value,
+bool ValueRedactor::DropsKey(std::string_view key) const {
+  return RuleOfKey(key) == KeyRule::kDrop;
+}
+bool ValueRedactor::IsSafeKey(std::string_view key) const {
+  return RuleOfKey(key) == KeyRule::kSafe;
+}
+bool ValueRedactor::PseudonymisesKey(std::string_view key) const {
+  return RuleOfKey(key) == KeyRule::kPseudonymise;
+}
+
+Action ValueRedactor::RedactAttribute(KeyRule rule, std::string_view key, std::string_view value,
                                       std::string* out) const {
-  if (safe_.count(key) != 0) return Action::kKept;
-  if (drop_.count(key) != 0) {
-    counters_.dropped_by_key.fetch_add(1, std::memory_order_relaxed);
-    return Action::kDropped;
-  }
-  if (pseudonymise_.count(key) != 0) {
-    if (value.empty() || pseudonymizer_->IsPseudonym(value)) return Action::kKept;
-    const std::string label = LooksLikeEmail(value) ? "email" : LabelOfKey(key);
-    *out = pseudonymizer_->Pseudonym(label, label == "email" ? Lowered(value) : std::string(value));
-    counters_.pseudonymised_by_key.fetch_add(1, std::memory_order_relaxed);
-    return Action::kChanged;
+  switch (rule) {
+    case KeyRule::kSafe:
+      return Action::kKept;
+    case KeyRule::kDrop:
+      counters_.dropped_by_key.fetch_add(1, std::memory_order_relaxed);
+      return Action::kDropped;
+    case KeyRule::kPseudonymise: {
+      if (value.empty() || pseudonymizer_->IsPseudonym(value)) return Action::kKept;
+      const std::string label = LooksLikeEmail(value) ? "email" : LabelOfKey(key);
+      *out =
+          pseudonymizer_->Pseudonym(label, label == "email" ? Lowered(value) : std::string(value));
+      counters_.pseudonymised_by_key.fetch_add(1, std::memory_order_relaxed);
+      return Action::kChanged;
+    }
+    case KeyRule::kScan:
+      break;
   }
   return RedactText(value, false, out);
 }

@@ -19,9 +19,9 @@
 #include <array>
 #include <atomic>
 #include <memory>
-#include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
@@ -53,6 +53,9 @@ struct RedactionRules {
 // What happened to a value.
 enum class Action { kKept, kChanged, kDropped };
 
+// The rule for an attribute key.
+enum class KeyRule : uint8_t { kScan, kSafe, kDrop, kPseudonymise };
+
 // Counts by action and detector, never values.
 struct RedactionCounters {
   std::atomic<uint64_t> pseudonymised_by_key{0};
@@ -70,7 +73,13 @@ class ValueRedactor {
       std::shared_ptr<const Pseudonymizer> pseudonymizer);
 
   // An attribute's string value under `key`.  kChanged: *out holds the new value.
-  Action RedactAttribute(std::string_view key, std::string_view value, std::string* out) const;
+  Action RedactAttribute(std::string_view key, std::string_view value, std::string* out) const {
+    return RedactAttribute(RuleOfKey(key), key, value, out);
+  }
+  // The same with the key's rule looked up already (one lookup per attribute on the hot path).
+  Action RedactAttribute(KeyRule rule, std::string_view key, std::string_view value,
+                         std::string* out) const;
+  KeyRule RuleOfKey(std::string_view key) const;
   // Whether an attribute with `key` is dropped whatever its value (for non-string values too).
   bool DropsKey(std::string_view key) const;
   // Whether `key` is never touched (its array and kvlist values included).
@@ -87,7 +96,11 @@ class ValueRedactor {
 
  private:
   ValueRedactor() = default;
-  std::set<std::string, std::less<>> pseudonymise_, drop_, safe_;
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  std::unordered_map<std::string, KeyRule, Hash, std::equal_to<>> rule_of_key_;
   RedactionRules rules_;
   std::shared_ptr<const Pseudonymizer> pseudonymizer_;
   mutable RedactionCounters counters_;

@@ -25,6 +25,49 @@ void AppendBytesField(std::string* out, uint32_t field, std::string_view bytes) 
   out->append(bytes);
 }
 
+size_t VarintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// A length-delimited field written in place: the tag, room for the length sized for
+// `expected` (the input's length: a rewritten message is usually the same size class), then the
+// body appended by the caller; End() writes the length, moving the body only when its varint
+// needs another size.  No temporary buffer per nested message.
+class NestedField {
+ public:
+  NestedField(std::string* out, uint32_t field, size_t expected) : out_(out) {
+    AppendVarint(out, wire::Tag(field, wire::kLengthDelimited));
+    at_ = out->size();
+    width_ = VarintSize(expected);
+    out->append(width_, '\0');
+  }
+  void End() {
+    const size_t body = out_->size() - at_ - width_;
+    const size_t need = VarintSize(body);
+    if (need < width_) {
+      out_->erase(at_, width_ - need);
+    } else if (need > width_) {
+      out_->insert(at_, need - width_, '\0');
+    }
+    uint64_t v = body;
+    char* p = out_->data() + at_;
+    while (v >= 0x80) {
+      *p++ = static_cast<char>((v & 0x7f) | 0x80);
+      v >>= 7;
+    }
+    *p = static_cast<char>(v);
+  }
+
+ private:
+  std::string* out_;
+  size_t at_ = 0, width_ = 0;
+};
+
 std::string_view View(const uint8_t* p, size_t n) {
   return std::string_view(reinterpret_cast<const char*>(p), n);
 }
@@ -43,40 +86,40 @@ enum class Msg {
 };
 
 struct Ctx {
+  explicit Ctx(const ValueRedactor& r) : redactor(r) {}
   const ValueRedactor& redactor;
   bool changed = false;
   const char* error = nullptr;
+  std::string scratch;
 };
 
 bool RewriteMessage(Ctx& ctx, Msg msg, std::string_view in, std::string* out, int depth);
-bool RewriteKeyValue(Ctx& ctx, std::string_view in, std::string_view forced_key, std::string* out,
-                     bool* drop, int depth);
-bool RewriteAnyValue(Ctx& ctx, std::string_view key, bool forced, std::string_view in,
+bool RewriteKeyValue(Ctx& ctx, uint32_t field, std::string_view in, std::string_view forced_key,
+                     std::string* out, int depth);
+bool RewriteAnyValue(Ctx& ctx, std::string_view key, KeyRule rule, std::string_view in,
                      std::string* out, int depth);
 
-// A string under the rules for `key` (forced: the key is a pseudonymised one and every nested
-// value follows it).  Returns the bytes to write.
-std::string_view RedactString(Ctx& ctx, std::string_view key, std::string_view value,
-                              std::string* scratch) {
-  const Action a = ctx.redactor.RedactAttribute(key, value, scratch);
-  if (a == Action::kKept) return value;
-  ctx.changed = true;
-  if (a == Action::kDropped) {
-    scratch->clear();
-    return *scratch;
+// Writes string field `field` holding `value` under `rule` for `key`.
+void WriteString(Ctx& ctx, uint32_t field, KeyRule rule, std::string_view key,
+                 std::string_view value, std::string* out) {
+  const Action a = ctx.redactor.RedactAttribute(rule, key, value, &ctx.scratch);
+  if (a == Action::kKept) {
+    AppendBytesField(out, field, value);
+    return;
   }
-  return *scratch;
+  ctx.changed = true;
+  AppendBytesField(out, field, a == Action::kDropped ? std::string_view() : ctx.scratch);
 }
 
-bool RewriteAnyValue(Ctx& ctx, std::string_view key, bool forced, std::string_view in,
+bool RewriteAnyValue(Ctx& ctx, std::string_view key, KeyRule rule, std::string_view in,
                      std::string* out, int depth) {
   if (depth > kMaxRewriteDepth) {
     ctx.changed = true;  // an empty AnyValue
     return true;
   }
+  const bool forced = rule == KeyRule::kPseudonymise;
   const uint8_t* p = reinterpret_cast<const uint8_t*>(in.data());
   const uint8_t* end = p + in.size();
-  std::string scratch;
   while (p < end) {
     const uint8_t* field_start = p;
     uint32_t tag;
@@ -90,78 +133,54 @@ bool RewriteAnyValue(Ctx& ctx, std::string_view key, bool forced, std::string_vi
       if (!wire::ReadLengthDelimited(p, end, &d, &n)) return (ctx.error = "bad length"), false;
       const std::string_view v = View(d, n);
       if (field == 1) {  // string_value
-        AppendBytesField(out, 1, RedactString(ctx, key, v, &scratch));
+        WriteString(ctx, 1, rule, key, v, out);
       } else if (field == 7) {  // bytes_value: raw bytes can hold text too
-        if (forced) {
+        if (rule == KeyRule::kSafe) {
+          out->append(View(field_start, p - field_start));
+        } else if (forced) {
           static constexpr char kHex[] = "0123456789abcdef";
           std::string hex;
           for (unsigned char c : v) {
             hex += kHex[c >> 4];
             hex += kHex[c & 15];
           }
-          AppendBytesField(out, 1, RedactString(ctx, key, hex, &scratch));
+          WriteString(ctx, 1, rule, key, hex, out);
           ctx.changed = true;
-        } else if (ctx.redactor.IsSafeKey(key)) {
-          out->append(View(field_start, p - field_start));
         } else {
-          std::string_view kept = RedactString(ctx, key, v, &scratch);
-          AppendBytesField(out, 7, kept);
+          WriteString(ctx, 7, rule, key, v, out);
         }
-      } else if (field == 5) {  // array_value: ArrayValue{1: AnyValue}
-        std::string arr;
+      } else {  // 5: ArrayValue{1: AnyValue}, 6: KeyValueList{1: KeyValue}
+        NestedField list(out, field, n);
         const uint8_t* q = d;
         const uint8_t* qend = d + n;
         while (q < qend) {
-          const uint8_t* elem_start = q;
           uint32_t t;
           if (!wire::ReadTag(q, qend, &t)) return (ctx.error = "truncated tag"), false;
-          if (t == wire::Tag(1, wire::kLengthDelimited)) {
-            const uint8_t* ed;
-            uint32_t en;
-            if (!wire::ReadLengthDelimited(q, qend, &ed, &en)) {
-              return (ctx.error = "bad length"), false;
-            }
-            std::string elem;
-            if (!RewriteAnyValue(ctx, key, forced, View(ed, en), &elem, depth + 1)) return false;
-            AppendBytesField(&arr, 1, elem);
-          } else {
+          if (t != wire::Tag(1, wire::kLengthDelimited)) {
             if (const char* err = wire::SkipField(t, q, qend)) return (ctx.error = err), false;
-            (void)elem_start;
             ctx.changed = true;  // unknown field dropped
+            continue;
+          }
+          const uint8_t* ed;
+          uint32_t en;
+          if (!wire::ReadLengthDelimited(q, qend, &ed, &en)) {
+            return (ctx.error = "bad length"), false;
+          }
+          if (field == 5) {
+            NestedField elem(out, 1, en);
+            if (!RewriteAnyValue(ctx, key, rule, View(ed, en), out, depth + 1)) return false;
+            elem.End();
+          } else if (!RewriteKeyValue(ctx, 1, View(ed, en), forced ? key : std::string_view(), out,
+                                      depth + 1)) {
+            return false;
           }
         }
-        AppendBytesField(out, 5, arr);
-      } else {  // kvlist_value: KeyValueList{1: KeyValue}
-        std::string list;
-        const uint8_t* q = d;
-        const uint8_t* qend = d + n;
-        while (q < qend) {
-          uint32_t t;
-          if (!wire::ReadTag(q, qend, &t)) return (ctx.error = "truncated tag"), false;
-          if (t == wire::Tag(1, wire::kLengthDelimited)) {
-            const uint8_t* ed;
-            uint32_t en;
-            if (!wire::ReadLengthDelimited(q, qend, &ed, &en)) {
-              return (ctx.error = "bad length"), false;
-            }
-            std::string kv;
-            bool drop = false;
-            if (!RewriteKeyValue(ctx, View(ed, en), forced ? key : std::string_view(), &kv, &drop,
-                                 depth + 1)) {
-              return false;
-            }
-            if (!drop) AppendBytesField(&list, 1, kv);
-          } else {
-            if (const char* err = wire::SkipField(t, q, qend)) return (ctx.error = err), false;
-            ctx.changed = true;
-          }
-        }
-        AppendBytesField(out, 6, list);
+        list.End();
       }
       continue;
     }
     if (const char* err = wire::SkipField(tag, p, end)) return (ctx.error = err), false;
-    if (forced && (field == 3 || field == 4) && !ld) {
+    if (forced && !ld && (field == 3 || field == 4)) {
       // int_value (varint) or double_value (fixed64) under a pseudonymised key: an id is an id
       // whatever its type, so it becomes the pseudonym of its decimal text.
       const uint8_t* q = value_start;
@@ -180,7 +199,7 @@ bool RewriteAnyValue(Ctx& ctx, std::string_view key, bool forced, std::string_vi
         text = buf;
       }
       if (!text.empty()) {
-        AppendBytesField(out, 1, RedactString(ctx, key, text, &scratch));
+        WriteString(ctx, 1, rule, key, text, out);
         ctx.changed = true;
         continue;
       }
@@ -194,14 +213,15 @@ bool RewriteAnyValue(Ctx& ctx, std::string_view key, bool forced, std::string_vi
   return true;
 }
 
-// A KeyValue: dropped (*drop), copied, or its value rewritten.  `forced_key`: inside a value of
-// a pseudonymised key, whose rule applies to everything nested.
-bool RewriteKeyValue(Ctx& ctx, std::string_view in, std::string_view forced_key, std::string* out,
-                     bool* drop, int depth) {
+// Writes KeyValue `in` as field `field` of *out: dropped (nothing written), copied, or with its
+// value rewritten.  `forced_key`: inside a value of a pseudonymised key, whose rule applies to
+// everything nested.
+bool RewriteKeyValue(Ctx& ctx, uint32_t field, std::string_view in, std::string_view forced_key,
+                     std::string* out, int depth) {
   const uint8_t* p = reinterpret_cast<const uint8_t*>(in.data());
   const uint8_t* end = p + in.size();
   std::string_view key, value;
-  bool has_value = false;
+  bool has_value = false, unknown = false;
   while (p < end) {
     uint32_t tag;
     if (!wire::ReadTag(p, end, &tag)) return (ctx.error = "truncated tag"), false;
@@ -218,30 +238,35 @@ bool RewriteKeyValue(Ctx& ctx, std::string_view in, std::string_view forced_key,
       }
     } else {
       if (const char* err = wire::SkipField(tag, p, end)) return (ctx.error = err), false;
-      ctx.changed = true;
+      unknown = true;
     }
   }
   const bool forced = !forced_key.empty();
-  const std::string_view rule_key = forced ? forced_key : key;
-  if (!forced && ctx.redactor.DropsKey(key)) {
-    *drop = true;
-    std::string unused;
-    ctx.redactor.RedactAttribute(key, "", &unused);  // counted as dropped
+  const KeyRule rule = forced ? KeyRule::kPseudonymise : ctx.redactor.RuleOfKey(key);
+  if (rule == KeyRule::kDrop) {
+    ctx.redactor.RedactAttribute(rule, key, "", &ctx.scratch);  // counted as dropped
     ctx.changed = true;
     return true;
   }
-  AppendBytesField(out, 1, key);
-  if (!has_value) return true;
-  if (!forced && ctx.redactor.IsSafeKey(key)) {
-    AppendBytesField(out, 2, value);
+  if (rule == KeyRule::kSafe && !unknown) {
+    AppendBytesField(out, field, in);
     return true;
   }
-  std::string v;
-  const bool pseudonymised_key = !forced && ctx.redactor.PseudonymisesKey(key);
-  if (!RewriteAnyValue(ctx, rule_key, forced || pseudonymised_key, value, &v, depth + 1)) {
-    return false;
+  if (unknown) ctx.changed = true;
+  NestedField kv(out, field, in.size());
+  AppendBytesField(out, 1, key);
+  if (has_value) {
+    if (rule == KeyRule::kSafe) {
+      AppendBytesField(out, 2, value);
+    } else {
+      NestedField v(out, 2, value.size());
+      if (!RewriteAnyValue(ctx, forced ? forced_key : key, rule, value, out, depth + 1)) {
+        return false;
+      }
+      v.End();
+    }
   }
-  AppendBytesField(out, 2, v);
+  kv.End();
   return true;
 }
 
@@ -300,7 +325,6 @@ FieldRule RuleOf(Msg msg, uint32_t field, uint32_t wire_type) {
 bool RewriteMessage(Ctx& ctx, Msg msg, std::string_view in, std::string* out, int depth) {
   const uint8_t* p = reinterpret_cast<const uint8_t*>(in.data());
   const uint8_t* end = p + in.size();
-  std::string scratch;
   while (p < end) {
     const uint8_t* field_start = p;
     uint32_t tag;
@@ -319,30 +343,28 @@ bool RewriteMessage(Ctx& ctx, Msg msg, std::string_view in, std::string* out, in
     uint32_t n;
     if (!wire::ReadLengthDelimited(p, end, &d, &n)) return (ctx.error = "bad length"), false;
     const std::string_view body = View(d, n);
-    std::string child;
     switch (rule.kind) {
-      case FieldRule::kMessage:
-        if (!RewriteMessage(ctx, rule.child, body, &child, depth + 1)) return false;
-        AppendBytesField(out, tag >> 3, child);
+      case FieldRule::kMessage: {
+        NestedField child(out, tag >> 3, n);
+        if (!RewriteMessage(ctx, rule.child, body, out, depth + 1)) return false;
+        child.End();
         break;
+      }
       case FieldRule::kText: {
-        const Action a = ctx.redactor.RedactText(body, false, &scratch);
+        const Action a = ctx.redactor.RedactText(body, false, &ctx.scratch);
         if (a == Action::kKept) {
           AppendBytesField(out, tag >> 3, body);
         } else {
           ctx.changed = true;
-          AppendBytesField(out, tag >> 3, scratch);
+          AppendBytesField(out, tag >> 3, ctx.scratch);
         }
         break;
       }
-      case FieldRule::kAttributes: {
-        bool drop = false;
-        if (!RewriteKeyValue(ctx, body, std::string_view(), &child, &drop, depth + 1)) {
+      case FieldRule::kAttributes:
+        if (!RewriteKeyValue(ctx, tag >> 3, body, std::string_view(), out, depth + 1)) {
           return false;
         }
-        if (!drop) AppendBytesField(out, tag >> 3, child);
         break;
-      }
       default:
         break;
     }
@@ -354,7 +376,7 @@ bool RewriteMessage(Ctx& ctx, Msg msg, std::string_view in, std::string* out, in
 
 Result<std::optional<std::string>> RedactExportRequest(std::string_view wire,
                                                        const ValueRedactor& redactor) {
-  Ctx ctx{redactor};
+  Ctx ctx(redactor);
   std::string out;
   out.reserve(wire.size() + wire.size() / 8);
   if (!RewriteMessage(ctx, Msg::kRequest, wire, &out, 0)) {
