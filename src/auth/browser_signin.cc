@@ -14,8 +14,6 @@ namespace {
 
 using nlohmann::json;
 
-constexpr Nanos kNanosPerSecond = 1'000'000'000;
-
 void Page(net::HttpResponse& res, int status, std::string text) {
   res.status = status;
   res.content_type = "text/plain; charset=utf-8";
