@@ -13,6 +13,7 @@
 //     logout               POST /auth/logout without Origin (as a forged cross-site form would)
 //     logout:ORIGIN        POST /auth/logout with Origin: ORIGIN and Sec-Fetch-Site accordingly
 //     replay               the same callback again, with the same login cookie
+//     sleep:MS             wait MS milliseconds (the gateway's refresher runs meanwhile)
 //
 //   node signin_flow.mjs --idp-only --issuer URL --redirect-uri URI --user alice
 //     plays the gateway's part too (authorization request with PKCE, code exchange with the UI
@@ -223,7 +224,13 @@ async function idpOnly() {
 async function signIn() {
   const gw = opt.gateway;
   const host = new URL(gw).hostname;
-  const login = await request('GET', `${gw}/auth/login?return_to=${encodeURIComponent(opt.returnTo)}`);
+  const loginUrl = `${gw}/auth/login?return_to=${encodeURIComponent(opt.returnTo)}`;
+  // 503 until the gateway has read the IdP's discovery document (its worker, after the start).
+  let login = await request('GET', loginUrl);
+  for (let i = 0; i < 100 && login.res.status === 503; ++i) {
+    await new Promise((r) => { setTimeout(r, 100); });
+    login = await request('GET', loginUrl);
+  }
   const authorize = login.location ? new URL(login.location, gw) : null;
   const p = authorize ? authorize.searchParams : new URLSearchParams();
   out({ step: 'login', status: login.res.status, location: redact(login.location),
@@ -278,6 +285,8 @@ async function steps(flow) {
       const r = await request('GET', flow.callback, { cookie: flow.loginCookie });
       out({ step: 'replay', status: r.res.status, location: r.location || undefined,
         set_cookie: r.setCookies.map(describeSetCookie) });
+    } else if (s.startsWith('sleep:')) {
+      await new Promise((r) => { setTimeout(r, Number(s.slice(6))); });
     } else if (s.startsWith('get-old:')) {
       // The session cookie as it was right after the callback (a copy kept by an attacker, or a
       // browser that ignored the deletion).
