@@ -135,6 +135,7 @@ net::HttpHandler ApiGuard::Wrap(std::string route, std::string action,
     event.event = "api_request";
     event.request_id = NewRequestId();
     SplitPeer(req.peer, &event.source);
+    event.source.forwarded_for = req.forwarded_for;  // set only by a trusted proxy
     event.http.method = req.method;
     event.http.route = route;
     event.user_agent = std::string(req.Header("user-agent").substr(0, kMaxUserAgent));

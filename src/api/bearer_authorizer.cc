@@ -51,21 +51,52 @@ AuthResult BearerAuthorizer::Authorize(const net::HttpRequest& req, std::string_
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
   if (token.empty()) return AuthResult::Deny(401, "invalid_token", "invalid_token:empty", who);
 
+  const auth::AccessCheck check = CheckToken(token);
+  switch (check.outcome) {
+    case auth::AccessCheck::Outcome::kUnavailable:
+      return AuthResult::Deny(503, "", check.reason, who);
+    case auth::AccessCheck::Outcome::kInvalid:
+      return AuthResult::Deny(401, "invalid_token", check.reason, who);
+    case auth::AccessCheck::Outcome::kForbidden:
+      return AuthResult::Deny(403, "insufficient_scope", check.reason, check.principal);
+    case auth::AccessCheck::Outcome::kAllowed:
+      break;
+  }
+  who = check.principal;
+  // An empty action asks only for an allowed role (GET /api/v1/me).
+  if (!action.empty() && !roles_.Allows(who.roles, action)) {
+    return AuthResult::Deny(403, "insufficient_scope", "action_not_allowed", who);
+  }
+  return AuthResult::Allow(std::move(who));
+}
+
+auth::AccessCheck BearerAuthorizer::CheckToken(std::string_view token) const {
+  auth::AccessCheck c;
+  c.principal.method = "bearer";
   const std::shared_ptr<const auth::KeySet> keys = keys_.Keys();
-  if (!keys) return AuthResult::Deny(503, "", "no_keys", who);
+  if (!keys) {
+    c.outcome = auth::AccessCheck::Outcome::kUnavailable;
+    c.reason = "no_keys";
+    return c;
+  }
   auth::JwtResult checked = verifier_.Verify(token, *keys, clock_.Now());
   if (!checked.ok()) {
     if (checked.error == auth::JwtError::kUnknownKey) keys_.OnUnknownKid();
-    return AuthResult::Deny(401, "invalid_token",
-                            std::string("invalid_token:") + auth::JwtErrorName(checked.error), who);
+    c.outcome = auth::AccessCheck::Outcome::kInvalid;
+    c.reason = std::string("invalid_token:") + auth::JwtErrorName(checked.error);
+    return c;
   }
   const nlohmann::json& claims = checked.jwt.claims;
+  auth::Principal& who = c.principal;
   who.sub = StringClaim(claims, "sub");
   who.iss = StringClaim(claims, "iss");
   who.name = StringClaim(claims, "preferred_username");
   if (who.name.empty()) who.name = StringClaim(claims, "name");
   who.client_id = StringClaim(claims, "client_id");
   if (who.client_id.empty()) who.client_id = StringClaim(claims, "azp");
+  // exp is a checked number; seconds to nanoseconds, saturating.
+  const double exp = claims.at("exp").get<double>();
+  c.expires = exp >= 9.2e9 ? INT64_MAX : static_cast<Nanos>(exp * 1e9);
   auth::RoleGrant grant = roles_.Map(claims);
   who.roles = grant.roles;
   if (who.roles.empty()) {
@@ -78,14 +109,16 @@ AuthResult BearerAuthorizer::Authorize(const net::HttpRequest& req, std::string_
             "of groups; assign app roles to the users and read /roles (auth.roles.claims)",
             {{"sub", who.sub}});
       }
-      return AuthResult::Deny(403, "insufficient_scope", "groups_overage", who);
+      c.outcome = auth::AccessCheck::Outcome::kForbidden;
+      c.reason = "groups_overage";
+      return c;
     }
-    return AuthResult::Deny(403, "insufficient_scope", "missing_role", who);
+    c.outcome = auth::AccessCheck::Outcome::kForbidden;
+    c.reason = "missing_role";
+    return c;
   }
-  if (!roles_.Allows(who.roles, action)) {
-    return AuthResult::Deny(403, "insufficient_scope", "action_not_allowed", who);
-  }
-  return AuthResult::Allow(std::move(who));
+  c.outcome = auth::AccessCheck::Outcome::kAllowed;
+  return c;
 }
 
 }  // namespace ordertrace::api

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "api/api_guard.h"
+#include "auth/browser_signin.h"
 #include "auth/jwt_verifier.h"
 #include "auth/oidc_client.h"
 #include "auth/roles.h"
@@ -24,6 +25,13 @@ class BearerAuthorizer : public Authorizer {
       : verifier_(std::move(verifier)), roles_(std::move(roles)), keys_(keys), clock_(clock) {}
 
   AuthResult Authorize(const net::HttpRequest& req, std::string_view action) const override;
+
+  // A token on its own, as Authorize() checks it but before any action: who it names, with which
+  // roles, and until when (browser sign-in checks the access token it gets this way).
+  auth::AccessCheck CheckToken(std::string_view token) const;
+
+  const auth::RoleMapper& roles() const { return roles_; }
+  const auth::KeySource& keys() const { return keys_; }
 
  private:
   const auth::JwtVerifier verifier_;

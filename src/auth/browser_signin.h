@@ -29,6 +29,7 @@
 #include <string_view>
 
 #include "audit/audit_log.h"
+#include "auth/oidc_client.h"
 #include "auth/principal.h"
 #include "auth/session.h"
 #include "common/clock.h"
@@ -39,13 +40,6 @@
 #include "net/tls.h"
 
 namespace ordertrace::auth {
-
-// Where the IdP's endpoints are (from its discovery document).
-struct OidcEndpoints {
-  std::string authorization;  // authorization_endpoint
-  std::string token;          // token_endpoint
-  std::string end_session;    // end_session_endpoint; "" when the IdP has none
-};
 
 // The verdict on an access token, as the API's bearer check gives it.
 struct AccessCheck {

@@ -168,6 +168,26 @@ Status OidcClient::Fetch() {
       return s;
     }
     jwks_uri_ = jwks->get<std::string>();
+    // The browser sign-in's endpoints (absent ones stay ""; an unusable one is left out).
+    OidcEndpoints endpoints;
+    const std::pair<const char*, std::string*> wanted[] = {
+        {"authorization_endpoint", &endpoints.authorization},
+        {"token_endpoint", &endpoints.token},
+        {"end_session_endpoint", &endpoints.end_session}};
+    for (const auto& [name, out] : wanted) {
+      auto it = doc.find(name);
+      if (it == doc.end() || !it->is_string()) continue;
+      const std::string url = it->get<std::string>();
+      // The authorization endpoint is the browser's to visit, but it must still be the
+      // provider's over https (or loopback in tests): never send a user elsewhere.
+      if (Status s = CheckFetchUrl(url, options_.allow_insecure_loopback, name); !s.ok()) {
+        log::Warn("OIDC: a discovery endpoint is not used", {{"why", s.message()}});
+        continue;
+      }
+      *out = url;
+    }
+    MutexLock lock(mu_);
+    endpoints_ = std::move(endpoints);
   }
   auto jwks_url = net::ParseUrl(jwks_uri_);
   if (!jwks_url.ok()) return jwks_url.status();
@@ -187,6 +207,16 @@ Status OidcClient::Fetch() {
   MutexLock lock(mu_);
   keys_ = std::move(shared);
   return Status::Ok();
+}
+
+Result<OidcEndpoints> OidcClient::Endpoints() const {
+  MutexLock lock(mu_);
+  if (endpoints_.authorization.empty() || endpoints_.token.empty()) {
+    return Status::Unavailable(
+        "the identity provider's discovery document has not been read (or names no "
+        "authorization and token endpoints)");
+  }
+  return endpoints_;
 }
 
 }  // namespace ordertrace::auth

@@ -51,6 +51,13 @@ class StaticKeySource : public KeySource {
   std::shared_ptr<const KeySet> keys_;
 };
 
+// Where the provider's browser-facing endpoints are (from its discovery document).
+struct OidcEndpoints {
+  std::string authorization;  // authorization_endpoint
+  std::string token;          // token_endpoint
+  std::string end_session;    // end_session_endpoint; "" when the provider has none
+};
+
 struct OidcClientOptions {
   std::string issuer;
   bool allow_insecure_loopback = false;
@@ -78,6 +85,8 @@ class OidcClient : public KeySource {
 
   std::shared_ptr<const KeySet> Keys() const override;
   void OnUnknownKid() const override;
+  // The endpoints for browser sign-in; Unavailable until discovery succeeded.
+  Result<OidcEndpoints> Endpoints() const;
 
   // One round of the worker: fetches when the keys are missing, old, or asked for (and the
   // cooldown allows it); returns how long to wait before the next round.
@@ -98,6 +107,7 @@ class OidcClient : public KeySource {
 
   mutable Mutex mu_;
   std::shared_ptr<const KeySet> keys_ GUARDED_BY(mu_);
+  OidcEndpoints endpoints_ GUARDED_BY(mu_);
   mutable std::atomic<bool> refetch_wanted_{false};
   std::atomic<uint64_t> fetches_{0};
   // Worker-only state.

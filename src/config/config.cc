@@ -352,6 +352,22 @@ void AddAuthKeys(std::map<std::string, Setter>* schema) {
       DurationKey([](Config* c) { return &c->auth.oidc.jwks_max_age; }, std::chrono::seconds(1),
                   std::chrono::hours(24), "1s to 24h");
   k["auth.roles.client"] = StringKey([](Config* c) { return &c->auth.roles.client; });
+  k["auth.signin.client_id"] = StringKey([](Config* c) { return &c->auth.signin.client_id; });
+  k["auth.signin.client_secret"] =
+      StringKey([](Config* c) { return &c->auth.signin.client_secret; });
+  k["auth.signin.client_secret_file"] =
+      StringKey([](Config* c) { return &c->auth.signin.client_secret_file; });
+  k["auth.signin.redirect_uri"] = StringKey([](Config* c) { return &c->auth.signin.redirect_uri; });
+  k["auth.signin.post_logout_redirect_uri"] =
+      StringKey([](Config* c) { return &c->auth.signin.post_logout_redirect_uri; });
+  k["auth.signin.scope"] = StringKey([](Config* c) { return &c->auth.signin.scope; });
+  k["auth.signin.resource"] = StringKey([](Config* c) { return &c->auth.signin.resource; });
+  k["auth.signin.idle_timeout"] =
+      DurationKey([](Config* c) { return &c->auth.signin.idle_timeout; }, std::chrono::minutes(1),
+                  std::chrono::hours(24), "1m to 24h");
+  k["auth.signin.absolute_timeout"] =
+      DurationKey([](Config* c) { return &c->auth.signin.absolute_timeout; },
+                  std::chrono::minutes(5), std::chrono::hours(24 * 7), "5m to 7d");
   k["auth.metrics_token_sha256"] = [](std::string_view v, Config* c) -> std::optional<std::string> {
     std::string hex = AsciiLower(TrimSpace(v));
     if (!hex.empty() &&
@@ -384,9 +400,49 @@ void AddAuthKeys(std::map<std::string, Setter>* schema) {
 }
 
 // The auth.* rules that involve more than one key; messages name the keys.
+// Browser sign-in: the client, the exact callback URL (https, or http only on loopback where
+// browsers still keep Secure cookies), the timeouts.
+Status CheckSignin(const Config::Auth& auth) {
+  const auto& s = auth.signin;
+  if (!s.enabled()) return Status::Ok();
+  if (!auth.oidc.enabled()) {
+    return Status::InvalidArgument("auth.signin.client_id: needs auth.oidc.issuer and audience");
+  }
+  net::UrlOptions uo;
+  uo.what = "auth.signin.redirect_uri";
+  auto url = net::ParseUrl(s.redirect_uri, uo);
+  if (!url.ok()) return url.status();
+  if (url->scheme != "https" && !IsLoopbackHost(url->host)) {
+    return Status::InvalidArgument(
+        "auth.signin.redirect_uri: " + Quote(s.redirect_uri) +
+        " must be https (the session cookie is Secure; plain http only on loopback)");
+  }
+  if (url->target != "/auth/callback") {
+    return Status::InvalidArgument("auth.signin.redirect_uri: " + Quote(s.redirect_uri) +
+                                   " must end in /auth/callback (the gateway's callback)");
+  }
+  if (!s.post_logout_redirect_uri.empty()) {
+    uo.what = "auth.signin.post_logout_redirect_uri";
+    if (auto u = net::ParseUrl(s.post_logout_redirect_uri, uo); !u.ok()) return u.status();
+  }
+  if (s.scope.find("openid") == std::string::npos) {
+    return Status::InvalidArgument(
+        "auth.signin.scope: must include openid (an ID token is needed)");
+  }
+  if (s.idle_timeout > s.absolute_timeout) {
+    return Status::InvalidArgument(
+        "auth.signin.idle_timeout: longer than auth.signin.absolute_timeout");
+  }
+  return Status::Ok();
+}
+
 Status CheckAuth(const Config::Auth& auth) {
   const auto& o = auth.oidc;
   if (!o.enabled()) {
+    if (auth.signin.enabled()) {
+      return Status::InvalidArgument(
+          "auth.signin.client_id: needs auth.oidc.issuer and audience (--oidc-issuer)");
+    }
     if (!o.audience.empty()) {
       return Status::InvalidArgument("auth.oidc.audience: needs auth.oidc.issuer (--oidc-issuer)");
     }
@@ -411,7 +467,7 @@ Status CheckAuth(const Config::Auth& auth) {
   if (auth.roles.allowed.empty()) {
     return Status::InvalidArgument("auth.roles.allowed: empty (nobody could use the API)");
   }
-  return Status::Ok();
+  return CheckSignin(auth);
 }
 
 const std::map<std::string, Setter>& Schema() {
@@ -1205,6 +1261,29 @@ Result<std::string> NormalizeManagementUrl(std::string_view text) {
                                    Quote(text));
   }
   return url;
+}
+
+Result<std::string> SigninClientSecret(const Config::Auth::Signin& signin, const EnvLookup& env) {
+  if (auto v = env(kOidcClientSecretEnv); v && !v->empty()) return *v;
+  if (!signin.client_secret_file.empty()) {
+    std::ifstream in(signin.client_secret_file, std::ios::binary);
+    if (!in) {
+      return Status::InvalidArgument("auth.signin.client_secret_file: cannot read '" +
+                                     signin.client_secret_file + "': " + std::strerror(errno));
+    }
+    std::string line;
+    std::getline(in, line);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+    if (line.empty()) {
+      return Status::InvalidArgument("auth.signin.client_secret_file: '" +
+                                     signin.client_secret_file + "' is empty");
+    }
+    return line;
+  }
+  if (!signin.client_secret.empty()) return signin.client_secret;
+  return Status::InvalidArgument(std::string("auth.signin: no client secret (set ") +
+                                 kOidcClientSecretEnv +
+                                 ", auth.signin.client_secret_file or client_secret)");
 }
 
 Result<std::string> BrokerPassword(const Config::Broker& broker, const EnvLookup& env) {

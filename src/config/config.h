@@ -197,6 +197,22 @@ struct Config {
     } roles;
     // SHA-256 (hex) of a static bearer token that GET /metrics then requires; "" : open.
     std::string metrics_token_sha256;
+    // Browser sign-in (docs/security.md, "Browser sign-in"): on while client_id is set; needs
+    // auth.oidc.
+    struct Signin {
+      std::string client_id;
+      // The client secret: the environment variable ORDERTRACE_OIDC_CLIENT_SECRET, else the
+      // first line of client_secret_file, else client_secret (SigninClientSecret()).
+      std::string client_secret;
+      std::string client_secret_file;
+      std::string redirect_uri;  // https://<the gateway>/auth/callback, as registered at the IdP
+      std::string post_logout_redirect_uri;  // "" : none sent at logout
+      std::string scope = "openid profile";
+      std::string resource;  // RFC 8707 resource indicator ("" : none)
+      std::chrono::milliseconds idle_timeout{std::chrono::minutes(30)};
+      std::chrono::milliseconds absolute_timeout{std::chrono::hours(10)};
+      bool enabled() const { return !client_id.empty(); }
+    } signin;
   } auth;
 };
 
@@ -232,6 +248,14 @@ struct Overrides {
 // Applies `overrides` to `config` and validates them; errors name the flag
 // ("--otlp-http: expected HOST:PORT, got 'x'").
 Status ApplyOverrides(const Overrides& overrides, Config* config);
+
+// The environment variable that holds the sign-in client's secret (wins over the file).
+inline constexpr char kOidcClientSecretEnv[] = "ORDERTRACE_OIDC_CLIENT_SECRET";
+
+// The browser sign-in client's secret, per Config::Auth::Signin; an unreadable file is an error
+// naming it, a missing secret too.
+Result<std::string> SigninClientSecret(const Config::Auth::Signin& signin,
+                                       const EnvLookup& env = ProcessEnv());
 
 // The environment variable that holds the broker's password (wins over broker.password_file).
 inline constexpr char kBrokerPasswordEnv[] = "ORDERTRACE_BROKER_PASSWORD";

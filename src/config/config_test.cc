@@ -948,6 +948,71 @@ TEST(ConfigAuthTest, ErrorsNameTheKey) {
   EXPECT_TRUE(ok.ok()) << ok.status().message();
 }
 
+TEST(ConfigAuthTest, BrowserSignIn) {
+  const std::string oidc =
+      "auth:\n  oidc:\n    issuer: https://idp.example\n    audience: urn:ordertrace:api\n";
+  auto c = Parse(oidc +
+                 "  signin:\n    client_id: ordertrace-ui\n    client_secret: s3cret\n"
+                 "    redirect_uri: https://gw.example/auth/callback\n"
+                 "    post_logout_redirect_uri: https://gw.example/\n"
+                 "    resource: urn:ordertrace:api\n    idle_timeout: 15m\n"
+                 "    absolute_timeout: 8h\n");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  const Config::Auth::Signin& s = c->auth.signin;
+  EXPECT_TRUE(s.enabled());
+  EXPECT_EQ(s.client_id, "ordertrace-ui");
+  EXPECT_EQ(s.scope, "openid profile");
+  EXPECT_EQ(s.idle_timeout, 15min);
+  EXPECT_EQ(s.absolute_timeout, 8h);
+
+  auto error = [&](const std::string& signin) {
+    auto r = Parse(oidc + "  signin:\n    client_id: ui\n" + signin);
+    return r.ok() ? std::string("(ok)") : r.status().message();
+  };
+  EXPECT_NE(error("    redirect_uri: http://gw.example/auth/callback\n")
+                .find("must be https (the session cookie is Secure; plain http only on loopback)"),
+            std::string::npos);
+  EXPECT_EQ(error("    redirect_uri: http://127.0.0.1:8080/auth/callback\n"), "(ok)");
+  EXPECT_NE(
+      error("    redirect_uri: https://gw.example/callback\n").find("must end in /auth/callback"),
+      std::string::npos);
+  EXPECT_NE(error("    redirect_uri: https://gw.example/auth/callback\n    scope: profile\n")
+                .find("must include openid"),
+            std::string::npos);
+  EXPECT_NE(error("    redirect_uri: https://gw.example/auth/callback\n    idle_timeout: 2h\n"
+                  "    absolute_timeout: 1h\n")
+                .find("longer than auth.signin.absolute_timeout"),
+            std::string::npos);
+  auto no_oidc = Parse("auth:\n  signin:\n    client_id: ui\n");
+  ASSERT_FALSE(no_oidc.ok());
+  EXPECT_NE(no_oidc.status().message().find("auth.signin.client_id: needs auth.oidc.issuer"),
+            std::string::npos);
+}
+
+TEST(ConfigAuthTest, SigninClientSecretSources) {
+  Config::Auth::Signin s;
+  auto none = [](const std::string&) { return std::optional<std::string>(); };
+  EXPECT_FALSE(SigninClientSecret(s, none).ok());
+  s.client_secret = "from-config";
+  EXPECT_EQ(SigninClientSecret(s, none).value(), "from-config");
+  const std::string file = ::testing::TempDir() + "/ordertrace_signin_secret";
+  std::ofstream(file) << "from-file\n";
+  s.client_secret_file = file;
+  EXPECT_EQ(SigninClientSecret(s, none).value(), "from-file");
+  auto env = [](const std::string& name) {
+    return name == kOidcClientSecretEnv ? std::optional<std::string>("from-env")
+                                        : std::optional<std::string>();
+  };
+  EXPECT_EQ(SigninClientSecret(s, env).value(), "from-env");
+  s.client_secret_file = file + ".missing";
+  auto missing = SigninClientSecret(s, none);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("auth.signin.client_secret_file: cannot read"),
+            std::string::npos);
+  EXPECT_EQ(missing.status().message().find("from-config"), std::string::npos);
+  std::remove(file.c_str());
+}
+
 TEST(ConfigAuthTest, FlagsAndTheExposedApi) {
   Config c;
   Overrides o;

@@ -19,6 +19,7 @@
 #include "api/bearer_authorizer.h"
 #include "api/journey_api.h"
 #include "api/routes.h"
+#include "api/signin.h"
 #include "audit/audit_log.h"
 #include "auth/oidc_client.h"
 #include "broker/monitor.h"
@@ -263,6 +264,10 @@ struct Gateway::Impl {
   // OIDC client (null without auth.oidc.issuer), the authorizer (AllowAll without it) and the
   // guard every journey/broker route runs behind.
   std::unique_ptr<auth::OidcClient> oidc;
+  std::unique_ptr<api::BearerAuthorizer> bearer;  // null without auth.oidc
+  // Browser sign-in (null without auth.signin.client_id): its verifier, then the flow.
+  std::unique_ptr<api::OidcSignInVerifier> signin_verifier;
+  std::unique_ptr<auth::BrowserSignIn> signin;
   std::unique_ptr<api::Authorizer> authorizer;
   std::unique_ptr<api::ApiGuard> guard;
   std::unique_ptr<net::HttpServer> api;
@@ -434,7 +439,10 @@ Status Gateway::Start() {
   api_options.host = api_addr->host;
   api_options.port = api_addr->port;
   api_options.max_body_bytes = 1 << 20;
-  api_options.threads = 1;
+  // One thread serves the API; with browser sign-in, a sign-in's code exchange waits for the
+  // IdP's token endpoint on a request thread (bounded by its timeout and by
+  // max_concurrent_exchanges), so a few more keep the API answering meanwhile.
+  api_options.threads = config_.auth.signin.enabled() ? 4 : 1;
   api_options.tls = *api_tls;
   api_options.hsts = true;
   api_options.security_headers = true;
@@ -443,6 +451,8 @@ Status Gateway::Start() {
   api_options.on_refused = g.RefusedHook("http");
   g.api = std::make_unique<net::HttpServer>(api_options);
   api::RegisterRoutes(*g.api, g.readiness, registry_, config_.auth.metrics_token_sha256);
+  if (g.signin) g.signin->Register(*g.api);
+  api::RegisterMeRoute(*g.api, *g.guard, g.bearer ? &g.bearer->roles() : nullptr);
   if (g.engine) {
     api::JourneyApiOptions journey_api;
     journey_api.jaeger_ui = config_.journeys.jaeger_ui;
@@ -581,10 +591,55 @@ Status Gateway::StartSignIn() {
     // The first fetch runs on the client's worker: the API serves (503 on its protected routes)
     // while the IdP is down, and recovers when it answers, without a restart.
     g.oidc->Start();
-    g.authorizer = std::make_unique<api::BearerAuthorizer>(
-        std::move(verifier).value(), std::move(roles).value(), *g.oidc, g.clock);
+    g.bearer = std::make_unique<api::BearerAuthorizer>(std::move(verifier).value(),
+                                                       std::move(roles).value(), *g.oidc, g.clock);
+    if (a.signin.enabled()) {
+      if (Status s = StartBrowserSignIn(); !s.ok()) return s;
+      g.authorizer = std::make_unique<api::SessionAuthorizer>(*g.signin, *g.bearer);
+    } else {
+      g.authorizer = std::make_unique<api::BearerAuthorizer>(*g.bearer);
+    }
   }
   g.guard = std::make_unique<api::ApiGuard>(*g.authorizer, g.audit.get(), &registry_);
+  return Status::Ok();
+}
+
+Status Gateway::StartBrowserSignIn() {
+  Impl& g = *impl_;
+  const config::Config::Auth& a = config_.auth;
+  auto secret = config::SigninClientSecret(a.signin);
+  if (!secret.ok()) return secret.status();
+  // ID tokens: the same keys and issuer, for this client, typ JWT or none (OIDC Core).
+  auth::JwtVerifierOptions v;
+  v.issuer = a.oidc.issuer;
+  v.audience = a.signin.client_id;
+  v.algorithms = a.oidc.algorithms;
+  v.accepted_typ = {"", "JWT"};
+  v.leeway = std::chrono::duration_cast<std::chrono::seconds>(a.oidc.leeway);
+  auto id_tokens = auth::JwtVerifier::Create(v);
+  if (!id_tokens.ok())
+    return Status::InvalidArgument("auth.signin: " + id_tokens.status().message());
+  g.signin_verifier = std::make_unique<api::OidcSignInVerifier>(
+      *g.oidc, std::move(id_tokens).value(), *g.bearer, g.clock, a.signin.client_id);
+  auth::SignInOptions o;
+  o.client_id = a.signin.client_id;
+  o.client_secret = std::move(secret).value();
+  o.redirect_uri = a.signin.redirect_uri;
+  o.post_logout_redirect_uri = a.signin.post_logout_redirect_uri;
+  o.scope = a.signin.scope;
+  o.resource = a.signin.resource;
+  if (!a.oidc.ca_file.empty()) {
+    net::TlsOptions t;
+    t.ca_file = a.oidc.ca_file;
+    auto tls = net::TlsClientContext::Create(t);
+    if (!tls.ok()) return Status::InvalidArgument("auth.oidc.ca_file: " + tls.status().message());
+    o.tls = std::move(tls).value();
+  }
+  o.session.idle_timeout = a.signin.idle_timeout;
+  o.session.absolute_timeout = a.signin.absolute_timeout;
+  g.signin = std::make_unique<auth::BrowserSignIn>(std::move(o), *g.signin_verifier, g.clock,
+                                                   g.audit.get(), &registry_);
+  g.signin->Start();
   return Status::Ok();
 }
 

@@ -98,6 +98,7 @@ class Gateway {
   // The API's sign-in: the OIDC client (its first fetch runs on its worker), the authorizer
   // and the guard; AllowAll without auth.oidc.issuer.
   Status StartSignIn();
+  Status StartBrowserSignIn();
   Status StartAlerts();  // alerting.*: the dispatcher, listening to the engine
 
   config::Config config_;

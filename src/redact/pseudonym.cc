@@ -1,0 +1,236 @@
+#include "redact/pseudonym.h"
+
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+
+namespace ordertrace::redact {
+namespace {
+
+constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+constexpr size_t kPseudonymBytes = 16;
+constexpr size_t kPseudonymChars = 22;  // base64url of 16 bytes, unpadded
+
+std::string Base64Url(const unsigned char* data, size_t n) {
+  std::string out;
+  size_t i = 0;
+  for (; i + 3 <= n; i += 3) {
+    const uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8) | data[i + 2];
+    for (int s = 18; s >= 0; s -= 6) out += kBase64Url[(v >> s) & 63];
+  }
+  if (n - i == 1) {
+    const uint32_t v = uint32_t{data[i]} << 16;
+    out += kBase64Url[(v >> 18) & 63];
+    out += kBase64Url[(v >> 12) & 63];
+  } else if (n - i == 2) {
+    const uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8);
+    out += kBase64Url[(v >> 18) & 63];
+    out += kBase64Url[(v >> 12) & 63];
+    out += kBase64Url[(v >> 6) & 63];
+  }
+  return out;
+}
+
+bool IsKeyIdChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
+}
+
+std::string ReadAll(int fd) {
+  std::string data;
+  char buf[4096];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    data.append(buf, static_cast<size_t>(n));
+    if (data.size() > (1 << 16)) break;  // a key file is small; stop reading a huge one
+  }
+  OPENSSL_cleanse(buf, sizeof buf);
+  return data;
+}
+
+// The SHA-256 state after absorbing the key XOR `pad` (RFC 2104: keys longer than the block are
+// hashed first).
+std::shared_ptr<void> Prepare(const std::string& secret, unsigned char pad) {
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (sha256 == nullptr) return nullptr;
+  unsigned char block[64] = {};
+  if (secret.size() > sizeof block) {
+    unsigned int n = 0;
+    if (EVP_Digest(secret.data(), secret.size(), block, &n, sha256, nullptr) != 1) return nullptr;
+  } else {
+    std::memcpy(block, secret.data(), secret.size());
+  }
+  for (unsigned char& b : block) b ^= pad;
+  std::shared_ptr<EVP_MD_CTX> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  const bool ok = ctx && EVP_DigestInit_ex(ctx.get(), sha256, nullptr) == 1 &&
+                  EVP_DigestUpdate(ctx.get(), block, sizeof block) == 1;
+  OPENSSL_cleanse(block, sizeof block);
+  if (!ok) return nullptr;
+  return ctx;
+}
+
+}  // namespace
+
+Status ValidateKeyId(std::string_view id) {
+  if (id.empty() || id.size() > 32) {
+    return Status::InvalidArgument("a key id has 1 to 32 characters");
+  }
+  for (char c : id) {
+    if (!IsKeyIdChar(c)) {
+      return Status::InvalidArgument("key id '" + std::string(id) +
+                                     "': use only letters, digits, '_' and '-'");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<PseudonymKey> LoadKey(const std::string& id, const std::string& path) {
+  if (Status s = ValidateKeyId(id); !s.ok()) return s;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return Status::InvalidArgument("cannot read the key file '" + path + "' (key " + id +
+                                   "): " + std::strerror(errno));
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Status::InvalidArgument("key file '" + path + "' (key " + id + ") is not a file");
+  }
+  if ((st.st_mode & 077) != 0) {
+    ::close(fd);
+    return Status::InvalidArgument("key file '" + path + "' (key " + id +
+                                   ") is readable by others: chmod 600 it");
+  }
+  PseudonymKey key;
+  key.id = id;
+  key.secret = ReadAll(fd);
+  ::close(fd);
+  // A text key written with a trailing newline keeps working.
+  while (!key.secret.empty() && (key.secret.back() == '\n' || key.secret.back() == '\r')) {
+    key.secret.pop_back();
+  }
+  if (key.secret.size() < kMinKeyBytes) {
+    OPENSSL_cleanse(key.secret.data(), key.secret.size());
+    return Status::InvalidArgument("key file '" + path + "' (key " + id + ") holds fewer than " +
+                                   std::to_string(kMinKeyBytes) + " bytes");
+  }
+  return key;
+}
+
+Result<PseudonymKey> LoadOrCreateKey(const std::string& id, const std::string& path,
+                                     bool* created) {
+  *created = false;
+  if (Status s = ValidateKeyId(id); !s.ok()) return s;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0 && errno != EEXIST) {
+    return Status::InvalidArgument("cannot create the key file '" + path +
+                                   "': " + std::strerror(errno));
+  }
+  if (fd >= 0) {
+    unsigned char secret[kMinKeyBytes];
+    if (RAND_bytes(secret, sizeof secret) != 1) {
+      ::close(fd);
+      ::unlink(path.c_str());
+      return Status::Unavailable("the random number generator failed (OpenSSL RAND_bytes)");
+    }
+    const ssize_t n = ::write(fd, secret, sizeof secret);
+    OPENSSL_cleanse(secret, sizeof secret);
+    const bool synced = n == static_cast<ssize_t>(sizeof secret) && ::fsync(fd) == 0;
+    ::close(fd);
+    if (!synced) {
+      ::unlink(path.c_str());
+      return Status::Unavailable("cannot write the key file '" + path + "'");
+    }
+    *created = true;
+  }
+  return LoadKey(id, path);
+}
+
+Result<std::shared_ptr<const Pseudonymizer>> Pseudonymizer::Create(std::vector<PseudonymKey> keys) {
+  if (keys.empty()) return Status::InvalidArgument("no pseudonymisation key");
+  std::set<std::string> ids;
+  for (const PseudonymKey& k : keys) {
+    if (Status s = ValidateKeyId(k.id); !s.ok()) return s;
+    if (!ids.insert(k.id).second) {
+      return Status::InvalidArgument("key id '" + k.id + "' is used twice");
+    }
+    if (k.secret.size() < kMinKeyBytes) {
+      return Status::InvalidArgument("key '" + k.id + "' has fewer than " +
+                                     std::to_string(kMinKeyBytes) + " bytes");
+    }
+  }
+  std::vector<PreparedKey> prepared;
+  for (PseudonymKey& k : keys) {
+    PreparedKey p;
+    auto inner = Prepare(k.secret, 0x36);
+    auto outer = Prepare(k.secret, 0x5c);
+    if (!inner || !outer) return Status::Internal("OpenSSL cannot set up SHA-256");
+    p.key = std::move(k);
+    p.inner = std::move(inner);
+    p.outer = std::move(outer);
+    prepared.push_back(std::move(p));
+  }
+  return std::shared_ptr<const Pseudonymizer>(new Pseudonymizer(std::move(prepared)));
+}
+
+std::string Pseudonymizer::Make(const PreparedKey& key, std::string_view label,
+                                std::string_view normalised) {
+  // One working context per thread, reused: copying a prepared state into it allocates nothing.
+  thread_local std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> work(EVP_MD_CTX_new(),
+                                                                       EVP_MD_CTX_free);
+  unsigned char inner[SHA256_DIGEST_LENGTH], mac[SHA256_DIGEST_LENGTH];
+  unsigned int len = 0;
+  static constexpr unsigned char kSeparator = 0x1f;
+  EVP_MD_CTX* ctx = work.get();
+  const bool ok = ctx != nullptr &&
+                  EVP_MD_CTX_copy_ex(ctx, static_cast<const EVP_MD_CTX*>(key.inner.get())) == 1 &&
+                  EVP_DigestUpdate(ctx, label.data(), label.size()) == 1 &&
+                  EVP_DigestUpdate(ctx, &kSeparator, 1) == 1 &&
+                  EVP_DigestUpdate(ctx, normalised.data(), normalised.size()) == 1 &&
+                  EVP_DigestFinal_ex(ctx, inner, &len) == 1 &&
+                  EVP_MD_CTX_copy_ex(ctx, static_cast<const EVP_MD_CTX*>(key.outer.get())) == 1 &&
+                  EVP_DigestUpdate(ctx, inner, sizeof inner) == 1 &&
+                  EVP_DigestFinal_ex(ctx, mac, &len) == 1;
+  if (!ok) std::abort();  // SHA-256 cannot fail once set up; a pseudonym must never be skipped
+  return "pse:" + key.key.id + ":" + Base64Url(mac, kPseudonymBytes);
+}
+
+std::string Pseudonymizer::Pseudonym(std::string_view label, std::string_view normalised) const {
+  return Make(keys_.front(), label, normalised);
+}
+
+std::vector<std::string> Pseudonymizer::AllPseudonyms(std::string_view label,
+                                                      std::string_view normalised) const {
+  std::vector<std::string> out;
+  out.reserve(keys_.size());
+  for (const PreparedKey& k : keys_) out.push_back(Make(k, label, normalised));
+  return out;
+}
+
+bool Pseudonymizer::IsPseudonym(std::string_view value) const {
+  if (value.substr(0, 4) != "pse:") return false;
+  const size_t colon = value.find(':', 4);
+  if (colon == std::string_view::npos || value.size() - colon - 1 != kPseudonymChars) return false;
+  const std::string_view id = value.substr(4, colon - 4);
+  for (char c : value.substr(colon + 1)) {
+    if (!IsKeyIdChar(c)) return false;  // the base64url alphabet is the key id alphabet
+  }
+  for (const PreparedKey& k : keys_) {
+    if (k.key.id == id) return true;
+  }
+  return false;
+}
+
+}  // namespace ordertrace::redact
