@@ -16,6 +16,8 @@
 //     OIDC_UI_SECRET        its client secret (default "ui-secret")
 //     OIDC_UI_AT_TTL        seconds its access tokens live (default 300; short ones exercise the
 //                           gateway's refresher)
+//     OIDC_ROLES_FILE       when set and present, JSON {"user": [roles]} read at every token the
+//                           users get, replacing their roles (a withdrawal seen at the refresh)
 //     OIDC_TOKENS_FILE      when set, every token the token endpoint issues is appended to this
 //                           file (mode 0600), one per line, so that a test can check that none of
 //                           them reaches a log; for tests only
@@ -59,6 +61,14 @@ const USERS = {
 const UI_CLIENT = 'ordertrace-ui';
 const uiRedirect = process.env.OIDC_UI_REDIRECT || '';
 const uiTtl = Number(process.env.OIDC_UI_AT_TTL || 300);
+const rolesFile = process.env.OIDC_ROLES_FILE || '';
+function userRoles(user) {
+  if (rolesFile && existsSync(rolesFile)) {
+    const override = JSON.parse(readFileSync(rolesFile, 'utf8'));
+    if (Array.isArray(override[user])) return override[user];
+  }
+  return (USERS[user] || { roles: [] }).roles;
+}
 
 function key(kid) {
   mkdirSync(keysDir, { recursive: true });
@@ -140,8 +150,7 @@ const provider = new Provider(`http://127.0.0.1:${actualPort}`, {
   ttl: { ClientCredentials: 300 },
   // A user's token carries the user's roles and name, a client-credentials token its client's.
   extraTokenClaims: (ctx, token) => (token.accountId
-    ? { ...roleClaims((USERS[token.accountId] || { roles: [] }).roles),
-      name: (USERS[token.accountId] || {}).name }
+    ? { ...roleClaims(userRoles(token.accountId)), name: (USERS[token.accountId] || {}).name }
     : roleClaims(ROLES[token.clientId] || [])),
 });
 const tokensFile = process.env.OIDC_TOKENS_FILE || '';

@@ -5,6 +5,10 @@
 //   node signin_flow.mjs --gateway https://127.0.0.1:PORT --user alice [options] [steps...]
 //     --return-to PATH     the return_to of /auth/login (default /ui/stuck)
 //     --tamper-state       change the state the IdP sends back before the callback
+//     --cancel             press "Cancel" on the IdP's login page (the IdP answers the callback
+//                          with error=access_denied)
+//     --no-login-cookie    send the callback without the login cookie (a victim's browser made to
+//                          finish an attacker's sign-in: login CSRF)
 //     --secrets-file F     append every cookie value, code and state this browser saw to F (mode
 //                          0600), one a line, so that the test can check that none reaches a log
 //   steps, run in order after the callback:
@@ -33,6 +37,8 @@ for (let i = 0; i < args.length; ++i) {
   else if (a === '--user') opt.user = next();
   else if (a === '--return-to') opt.returnTo = next();
   else if (a === '--tamper-state') opt.tamperState = true;
+  else if (a === '--no-login-cookie') opt.noLoginCookie = true;
+  else if (a === '--cancel') opt.cancel = true;
   else if (a === '--secrets-file') opt.secretsFile = next();
   else if (a === '--idp-only') opt.idpOnly = true;
   else if (a === '--issuer') opt.issuer = next();
@@ -168,6 +174,12 @@ async function throughIdp(authorizeUrl, redirectUri) {
       continue;
     }
     if (r.res.status !== 200) fail('idp', `HTTP ${r.res.status} at ${redact(url)}: ${r.text.slice(0, 300)}`);
+    const abort = /<a href="([^"]*\/abort)"/.exec(r.text);
+    if (opt.cancel && abort) {
+      out({ step: 'idp_cancel', status: r.res.status, url: redact(url) });
+      url = new URL(abort[1].replace(/&amp;/g, '&'), url).toString();
+      continue;
+    }
     const form = parseForm(r.text);
     if (!form) fail('idp', `no form at ${redact(url)}`);
     const fields = { ...form.fields };
@@ -250,7 +262,7 @@ async function signIn() {
     callback.searchParams.set('state', b64url(randomBytes(32)));
   }
   const loginCookie = cookieHeader(callback.toString());
-  const cb = await request('GET', callback.toString());
+  const cb = await request('GET', callback.toString(), opt.noLoginCookie ? { cookie: '' } : {});
   out({ step: 'callback', status: cb.res.status, tampered: !!opt.tamperState,
     state_echoed: callback.searchParams.get('state') === p.get('state'),
     location: cb.location, set_cookie: cb.setCookies.map(describeSetCookie), stored: cb.stored,
@@ -271,6 +283,7 @@ async function steps(flow) {
       let json;
       try { json = JSON.parse(r.text); } catch { json = undefined; }
       out({ step: 'get', path, status: r.res.status, json,
+        hsts: r.res.headers.get('strict-transport-security') || undefined,
         www_authenticate: r.res.headers.get('www-authenticate') || undefined,
         body: json === undefined ? r.text.slice(0, 200) : undefined });
     } else if (s === 'logout' || s.startsWith('logout:')) {

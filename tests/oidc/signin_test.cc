@@ -14,6 +14,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -129,7 +130,8 @@ class SigninTest : public ::testing::Test {
     idp_->set_env({"OIDC_UI_REDIRECT=" + origin_ + "/auth/callback",
                    "OIDC_UI_POST_LOGOUT=" + origin_ + "/", "OIDC_UI_SECRET=" + client_secret_,
                    "OIDC_UI_AT_TTL=" + std::to_string(ttl),
-                   "OIDC_TOKENS_FILE=" + (dir_ / "issued_tokens").string()});
+                   "OIDC_TOKENS_FILE=" + (dir_ / "issued_tokens").string(),
+                   "OIDC_ROLES_FILE=" + (dir_ / "roles.json").string()});
     ASSERT_TRUE(idp_->Start({"k1"}, shape)) << idp_->Log();
     const std::string config = (dir_ / "gateway.yaml").string();
     std::ofstream(config) << "listen:\n"
@@ -279,6 +281,7 @@ TEST_F(SigninTest, DeveloperSignsInWithPkceAndTheSessionCookieReadsTheApi) {
   EXPECT_EQ(me["json"].value("auth", ""), "session") << me;
   EXPECT_EQ(me["json"]["roles"], json::array({"Developer"})) << me;
   EXPECT_FALSE(me["json"]["actions"].empty()) << me;
+  EXPECT_NE(me.value("hsts", "").find("max-age="), std::string::npos) << me;
 
   EXPECT_EQ(CountAudit("sign_in", "allowed", "alice"), 1);
   EXPECT_GE(CountAudit("api_request", "allowed", "alice"), 2);
@@ -307,7 +310,7 @@ TEST_F(SigninTest, DevOpsIsAllowedSalesAndNoRoleGetNoSession) {
   ExpectNoSecretsInLogs();
 }
 
-TEST_F(SigninTest, TamperedStateAndReplayedCallbackAreRefused) {
+TEST_F(SigninTest, TamperedStateForgedOrCancelledAndReplayedCallbacksAreRefused) {
   Start();
   const Flow tampered = Browse("alice", {"--tamper-state", "get:/api/v1/orders"});
   ASSERT_EQ(tampered.exit_code, 0) << tampered.output << gateway_->Log();
@@ -316,6 +319,25 @@ TEST_F(SigninTest, TamperedStateAndReplayedCallbackAreRefused) {
   EXPECT_TRUE(SetCookie(callback, kSession).empty()) << callback;
   EXPECT_EQ(tampered.Step("get").value("status", 0), 401);
   EXPECT_EQ(CountAudit("sign_in_failed", "denied", "", "state_mismatch"), 1);
+
+  // A callback without the login cookie (a victim's browser sent to finish an attacker's
+  // sign-in): refused, no session.
+  const Flow csrf = Browse("alice", {"--no-login-cookie", "get:/api/v1/orders"});
+  ASSERT_EQ(csrf.exit_code, 0) << csrf.output;
+  EXPECT_EQ(csrf.Step("callback").value("status", 0), 400) << csrf.output;
+  EXPECT_TRUE(SetCookie(csrf.Step("callback"), kSession).empty()) << csrf.output;
+  EXPECT_EQ(csrf.Step("get").value("status", 0), 401);
+  EXPECT_EQ(CountAudit("sign_in_failed", "denied", "", "no_login_cookie"), 1);
+
+  // The user cancels at the IdP: it calls back with error=access_denied.
+  const Flow cancelled = Browse("alice", {"--cancel"});
+  ASSERT_EQ(cancelled.exit_code, 0) << cancelled.output;
+  EXPECT_EQ(cancelled.Step("idp_cancel").value("status", 0), 200) << cancelled.output;
+  EXPECT_EQ(cancelled.Step("callback").value("status", 0), 400) << cancelled.output;
+  EXPECT_TRUE(SetCookie(cancelled.Step("callback"), kSession).empty()) << cancelled.output;
+  EXPECT_NE(cancelled.Step("callback").value("body", "").find("access_denied"), std::string::npos)
+      << cancelled.output;
+  EXPECT_EQ(CountAudit("sign_in_failed", "denied", "", "idp_error"), 1);
 
   // The same callback URL with the same login cookie, after a successful sign-in: the pending
   // login was used once and is gone (and the code too).
@@ -383,6 +405,24 @@ TEST_F(SigninTest, TheRefresherRenewsTheTokenAheadOfItsExpiry) {
   const json me = f.Step("get");
   EXPECT_EQ(me.value("status", 0), 200) << me;
   EXPECT_EQ(me["json"]["roles"], json::array({"Developer"})) << me;
+  ExpectNoSecretsInLogs();
+}
+
+TEST_F(SigninTest, RolesWithdrawnAtTheIdpEndTheSessionAtTheNextRefresh) {
+  Start("keycloak", 35);
+  // The browser signs in, waits past the refresh, then reads; meanwhile alice becomes Sales.
+  auto flow = std::async(std::launch::async, [this] {
+    return Browse("alice", {"get:/api/v1/me", "sleep:12000", "get:/api/v1/me"});
+  });
+  ASSERT_TRUE(testing_support::WaitFor(
+      [&] { return Lines(ReadFile(dir_ / "issued_tokens")).size() >= 3; },
+      std::chrono::seconds(10)));  // the code exchange's tokens: alice is signed in
+  { std::ofstream(dir_ / "roles.json") << R"({"alice": ["Sales"]})"; }
+  const Flow f = flow.get();
+  ASSERT_EQ(f.exit_code, 0) << f.output << gateway_->Log();
+  EXPECT_EQ(f.Step("get", 0).value("status", 0), 200) << f.output;
+  EXPECT_EQ(f.Step("get", 1).value("status", 0), 401) << f.output;
+  EXPECT_EQ(CountAudit("session_expired", "denied", "alice", "missing_role"), 1);
   ExpectNoSecretsInLogs();
 }
 
