@@ -146,8 +146,8 @@ TEST(Scan, RegionsAreKnownByCode) {
 }
 
 // Hostile shapes: long runs of the characters each scanner keys on.  The scanners are linear, so
-// these finish at once; a quadratic one would take minutes here (the figures are in
-// bench/redact, not asserted).
+// these finish at once; a quadratic one would take minutes here (nothing is timed: a slow run
+// shows as a test that takes long, not as a failure).
 TEST(Scan, HostileInputsEndAndFindingsStayInBounds) {
   const std::vector<std::string> inputs = {
       std::string(32768, '@'),
