@@ -99,14 +99,12 @@ class SigninTest : public ::testing::Test {
   void SetUp() override {
     const std::string missing = OidcProviderProcess::MissingPrerequisite();
     if (!missing.empty()) {
-      const char* required = std::getenv("ORDERTRACE_REQUIRE_INTEROP");
-      if (required && std::string(required) == "1") FAIL() << missing;
+      if (OidcProviderProcess::Required()) FAIL() << missing;
       GTEST_SKIP() << missing;
     }
-    dir_ = std::filesystem::temp_directory_path() /
-           ("ordertrace_signin_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
+    dir_ = OidcProviderProcess::FreshDir(
+        "ordertrace_signin_" + std::to_string(::getpid()) + "_" +
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     std::filesystem::create_directories(dir_ / "tls");
     ASSERT_TRUE(tls_.Make((dir_ / "tls").string()));
     port_ = testing_support::FreePort();

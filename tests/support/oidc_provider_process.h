@@ -45,6 +45,21 @@ class OidcProviderProcess {
     return "";
   }
 
+  // True when a missing prerequisite is a failure, not a skip (ORDERTRACE_REQUIRE_INTEROP=1, as
+  // scripts/test sets it).
+  static bool Required() {
+    const char* required = std::getenv("ORDERTRACE_REQUIRE_INTEROP");
+    return required != nullptr && std::string(required) == "1";
+  }
+
+  // A new empty directory `name` under the system's temp dir, for one test's keys and logs.
+  static std::filesystem::path FreshDir(const std::string& name) {
+    const std::filesystem::path dir = std::filesystem::temp_directory_path() / name;
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    return dir;
+  }
+
   // Why the provider cannot run here, or "" when it can.
   static std::string MissingPrerequisite() {
     if (FindNode().empty()) return "node is not on PATH; install nodejs and npm (scripts/setup)";
