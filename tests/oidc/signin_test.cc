@@ -112,8 +112,7 @@ class SigninTest : public ::testing::Test {
     // A secret of this test only, so that the grep for it below means something.
     client_secret_ =
         "ui-secret-" + std::to_string(::getpid()) + "-" + std::to_string(port_) + "-not-for-logs";
-    { std::ofstream(dir_ / "client_secret") << client_secret_ << "\n"; }
-    ::chmod((dir_ / "client_secret").c_str(), 0600);
+    WriteSecretFile(client_secret_);
     idp_ = std::make_unique<OidcProviderProcess>(dir_);
   }
   void TearDown() override {
@@ -121,6 +120,12 @@ class SigninTest : public ::testing::Test {
     idp_.reset();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);  // with the secrets files
+  }
+
+  // The client secret file the gateway reads (0600).
+  void WriteSecretFile(const std::string& secret) {
+    std::ofstream(dir_ / "client_secret") << secret << "\n";
+    ::chmod((dir_ / "client_secret").c_str(), 0600);
   }
 
   // The IdP with the UI client (access tokens living `ttl` seconds), then the gateway.
@@ -131,29 +136,29 @@ class SigninTest : public ::testing::Test {
                    "OIDC_TOKENS_FILE=" + (dir_ / "issued_tokens").string(),
                    "OIDC_ROLES_FILE=" + (dir_ / "roles.json").string()});
     ASSERT_TRUE(idp_->Start({"k1"}, shape)) << idp_->Log();
-    const std::string config = (dir_ / "gateway.yaml").string();
-    std::ofstream(config) << "listen:\n"
-                             "  http: 127.0.0.1:"
-                          << port_
-                          << "\n"
-                             "  tls:\n"
-                             "    http: {cert_file: "
-                          << tls_.server_cert << ", key_file: " << tls_.server_key
-                          << "}\n"
-                             "auth:\n"
-                             "  oidc: {issuer: "
-                          << idp_->issuer()
-                          << ", audience: urn:ordertrace:api, allow_insecure_loopback: true}\n"
-                             "  roles: {claims: [/realm_access/roles, /roles, /role, /groups]}\n"
-                             "  signin:\n"
-                             "    client_id: ordertrace-ui\n"
-                             "    client_secret_file: "
-                          << (dir_ / "client_secret").string() << "\n    redirect_uri: " << origin_
-                          << "/auth/callback\n    post_logout_redirect_uri: " << origin_
-                          << "/\n    resource: urn:ordertrace:api\n";
+    config_ = (dir_ / "gateway.yaml").string();
+    std::ofstream(config_) << "listen:\n"
+                              "  http: 127.0.0.1:"
+                           << port_
+                           << "\n"
+                              "  tls:\n"
+                              "    http: {cert_file: "
+                           << tls_.server_cert << ", key_file: " << tls_.server_key
+                           << "}\n"
+                              "auth:\n"
+                              "  oidc: {issuer: "
+                           << idp_->issuer()
+                           << ", audience: urn:ordertrace:api, allow_insecure_loopback: true}\n"
+                              "  roles: {claims: [/realm_access/roles, /roles, /role, /groups]}\n"
+                              "  signin:\n"
+                              "    client_id: ordertrace-ui\n"
+                              "    client_secret_file: "
+                           << (dir_ / "client_secret").string() << "\n    redirect_uri: " << origin_
+                           << "/auth/callback\n    post_logout_redirect_uri: " << origin_
+                           << "/\n    resource: urn:ordertrace:api\n";
     gateway_ = std::make_unique<GatewayProcess>("signin");
     gateway_->set_http_address("127.0.0.1:" + std::to_string(port_));
-    ASSERT_TRUE(gateway_->Start({"--config", config})) << gateway_->Log();
+    ASSERT_TRUE(gateway_->Start({"--config", config_})) << gateway_->Log();
   }
 
   // Runs signin_flow.mjs as `user` with `args` (options and steps).
@@ -225,6 +230,7 @@ class SigninTest : public ::testing::Test {
   uint16_t port_ = 0;
   std::string origin_;
   std::string client_secret_;
+  std::string config_;
   std::unique_ptr<OidcProviderProcess> idp_;
   std::unique_ptr<GatewayProcess> gateway_;
 };
@@ -347,6 +353,32 @@ TEST_F(SigninTest, TamperedStateForgedOrCancelledAndReplayedCallbacksAreRefused)
   EXPECT_TRUE(SetCookie(replay, kSession).empty()) << replay;
   EXPECT_EQ(replayed.Step("get").value("status", 0), 200);  // the first session is unharmed
   EXPECT_EQ(CountAudit("sign_in", "allowed", "alice"), 1);
+  ExpectNoSecretsInLogs();
+}
+
+TEST_F(SigninTest, TheClientSecretFromTheEnvironmentWinsAndAWrongOneIsRefused) {
+  // The file holds a wrong secret; ORDERTRACE_OIDC_CLIENT_SECRET (inherited by the gateway) the
+  // right one.
+  const std::string wrong = "wrong-secret-" + std::to_string(::getpid()) + "-not-for-logs";
+  WriteSecretFile(wrong);
+  ::setenv("ORDERTRACE_OIDC_CLIENT_SECRET", client_secret_.c_str(), 1);
+  Start();
+  ::unsetenv("ORDERTRACE_OIDC_CLIENT_SECRET");
+  const Flow ok = Browse("alice", {"get:/api/v1/me"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.output << gateway_->Log();
+  EXPECT_EQ(ok.Step("callback").value("status", 0), 303) << ok.output;
+  EXPECT_EQ(ok.Step("get").value("status", 0), 200) << ok.output;
+
+  // The file's secret alone: the IdP refuses the code exchange (client authentication).
+  ASSERT_TRUE(gateway_->Start({"--config", config_})) << gateway_->Log();
+  const Flow refused = Browse("alice", {"get:/api/v1/me"});
+  ASSERT_EQ(refused.exit_code, 0) << refused.output;
+  EXPECT_EQ(refused.Step("callback").value("status", 0), 400) << refused.output;
+  EXPECT_TRUE(SetCookie(refused.Step("callback"), kSession).empty()) << refused.output;
+  EXPECT_EQ(refused.Step("get").value("status", 0), 401) << refused.output;
+  EXPECT_EQ(CountAudit("sign_in_failed", "denied", "", "code_refused"), 1);
+  const std::string log = gateway_->Log() + ReadFile(gateway_->data_dir() / "audit.log");
+  EXPECT_EQ(log.find(wrong), std::string::npos);
   ExpectNoSecretsInLogs();
 }
 
