@@ -144,6 +144,14 @@ function redact(url) {
   }
 }
 
+// A Location from the gateway: its own paths in full (the test compares them), anything else
+// redacted (a gateway that sent the browser elsewhere must not make this script print a code).
+function localOrRedacted(location) {
+  if (!location) return location;
+  return location.startsWith('/') && !location.startsWith('//') && !location.startsWith('/\\')
+    ? location : redact(location);
+}
+
 // The first form of an HTML page: its action and its fields (hidden and others by name).
 function parseForm(html) {
   const form = /<form[^>]*action="([^"]*)"[^>]*method="post"[^>]*>([\s\S]*?)<\/form>/i.exec(html);
@@ -265,7 +273,8 @@ async function signIn() {
   const cb = await request('GET', callback.toString(), opt.noLoginCookie ? { cookie: '' } : {});
   out({ step: 'callback', status: cb.res.status, tampered: !!opt.tamperState,
     state_echoed: callback.searchParams.get('state') === p.get('state'),
-    location: cb.location, set_cookie: cb.setCookies.map(describeSetCookie), stored: cb.stored,
+    location: localOrRedacted(cb.location), set_cookie: cb.setCookies.map(describeSetCookie),
+    stored: cb.stored,
     session: jarValue(host, '__Host-ordertrace_session') !== undefined,
     body: cb.location ? undefined : cb.text.slice(0, 300) });
   const session = jarValue(host, '__Host-ordertrace_session');
@@ -296,7 +305,7 @@ async function steps(flow) {
         stored: r.stored, session: jarValue(host, '__Host-ordertrace_session') !== undefined });
     } else if (s === 'replay') {
       const r = await request('GET', flow.callback, { cookie: flow.loginCookie });
-      out({ step: 'replay', status: r.res.status, location: r.location || undefined,
+      out({ step: 'replay', status: r.res.status, location: localOrRedacted(r.location) || undefined,
         set_cookie: r.setCookies.map(describeSetCookie) });
     } else if (s.startsWith('sleep:')) {
       await new Promise((r) => { setTimeout(r, Number(s.slice(6))); });

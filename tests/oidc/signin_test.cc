@@ -436,6 +436,10 @@ TEST_F(SigninTest, TheRefresherRenewsTheTokenAheadOfItsExpiry) {
   EXPECT_EQ(me.value("status", 0), 200) << me;
   EXPECT_EQ(me["json"]["roles"], json::array({"Developer"})) << me;
   ExpectNoSecretsInLogs();
+  // SIGTERM ends the gateway cleanly, its refresher with it.
+  const auto stop_began = std::chrono::steady_clock::now();
+  EXPECT_EQ(gateway_->Stop(), 0) << gateway_->Log();
+  EXPECT_LT(std::chrono::steady_clock::now() - stop_began, std::chrono::seconds(5));
 }
 
 TEST_F(SigninTest, RolesWithdrawnAtTheIdpEndTheSessionAtTheNextRefresh) {
