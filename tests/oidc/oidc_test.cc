@@ -30,15 +30,12 @@ class OidcTest : public ::testing::Test {
   void SetUp() override {
     const std::string missing = OidcProviderProcess::MissingPrerequisite();
     if (!missing.empty()) {
-      const char* required = std::getenv("ORDERTRACE_REQUIRE_INTEROP");
-      if (required && std::string(required) == "1") FAIL() << missing;
+      if (OidcProviderProcess::Required()) FAIL() << missing;
       GTEST_SKIP() << missing;
     }
-    dir_ = std::filesystem::temp_directory_path() /
-           ("ordertrace_oidc_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    dir_ = OidcProviderProcess::FreshDir(
+        "ordertrace_oidc_" + std::to_string(::getpid()) + "_" +
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     idp_ = std::make_unique<OidcProviderProcess>(dir_);
   }
   void TearDown() override {
