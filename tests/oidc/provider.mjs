@@ -16,6 +16,8 @@
 //     OIDC_UI_SECRET        its client secret (default "ui-secret")
 //     OIDC_UI_AT_TTL        seconds its access tokens live (default 300; short ones exercise the
 //                           gateway's refresher)
+//     OIDC_TOKEN_TTL        seconds the service accounts' tokens live (default 300; the demo's
+//                           CLI token lives an hour)
 //     OIDC_ROLES_FILE       when set and present, JSON {"user": [roles]} read at every token the
 //                           users get, replacing their roles (a withdrawal seen at the refresh)
 //     OIDC_TOKENS_FILE      when set, every token the token endpoint issues is appended to this
@@ -61,6 +63,7 @@ const USERS = {
 const UI_CLIENT = 'ordertrace-ui';
 const uiRedirect = process.env.OIDC_UI_REDIRECT || '';
 const uiTtl = Number(process.env.OIDC_UI_AT_TTL || 300);
+const serviceTtl = Number(process.env.OIDC_TOKEN_TTL || 300);
 const rolesFile = process.env.OIDC_ROLES_FILE || '';
 function userRoles(user) {
   if (rolesFile && existsSync(rolesFile)) {
@@ -141,13 +144,13 @@ const provider = new Provider(`http://127.0.0.1:${actualPort}`, {
       getResourceServerInfo: (ctx, resource, client) => ({
         scope: 'orders:read',
         audience: client.clientId === 'other-app' ? 'urn:other:api' : audience,
-        accessTokenTTL: client.clientId === UI_CLIENT ? uiTtl : 300,
+        accessTokenTTL: client.clientId === UI_CLIENT ? uiTtl : serviceTtl,
         accessTokenFormat: 'jwt',
         jwt: { sign: { alg: 'RS256' } },
       }),
     },
   },
-  ttl: { ClientCredentials: 300 },
+  ttl: { ClientCredentials: serviceTtl },
   // A user's token carries the user's roles and name, a client-credentials token its client's.
   extraTokenClaims: (ctx, token) => (token.accountId
     ? { ...roleClaims(userRoles(token.accountId)), name: (USERS[token.accountId] || {}).name }
