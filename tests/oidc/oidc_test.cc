@@ -12,6 +12,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/base64.h"
 #include "net/http_client.h"
 #include "support/alertmanager_process.h"  // FreePort, WaitFor
 #include "support/gateway_process.h"
@@ -125,7 +126,7 @@ TEST_F(OidcTest, RoleShapesOfKeycloakEntraAdfsAndGroups) {
 
 std::string KidOf(const std::string& token) {
   std::string header;
-  if (!auth::Base64UrlDecode(token.substr(0, token.find('.')), &header)) return "";
+  if (!Base64UrlDecode(token.substr(0, token.find('.')), &header)) return "";
   return json::parse(header, nullptr, false).value("kid", "");
 }
 
