@@ -23,11 +23,6 @@
 
 namespace ordertrace::auth {
 
-// Strict base64url (RFC 7515 §2): false on any character outside [A-Za-z0-9_-], padding, a
-// length of 1 mod 4, or non-zero unused bits (so that one value has one encoding).
-bool Base64UrlDecode(std::string_view in, std::string* out);
-std::string Base64UrlEncode(std::string_view in);
-
 struct Jwk {
   enum class Type { kRsa, kEcP256 };
   Type type = Type::kRsa;

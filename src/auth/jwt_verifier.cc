@@ -10,6 +10,7 @@
 
 #include "auth/openssl_ptr.h"
 #include "auth/strict_json.h"
+#include "common/base64.h"
 
 namespace ordertrace::auth {
 namespace {

@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "common/base64.h"
 #include "support/jwt_mint.h"
 
 namespace ordertrace::auth {

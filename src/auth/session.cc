@@ -9,34 +9,10 @@
 #include <array>
 #include <vector>
 
+#include "common/base64.h"
+
 namespace ordertrace::auth {
 namespace {
-
-constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-std::string Base64UrlEncode(const unsigned char* data, size_t n) {
-  std::string out;
-  out.reserve((n * 4 + 2) / 3);
-  size_t i = 0;
-  for (; i + 3 <= n; i += 3) {
-    const uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8) | data[i + 2];
-    out += kBase64Url[(v >> 18) & 63];
-    out += kBase64Url[(v >> 12) & 63];
-    out += kBase64Url[(v >> 6) & 63];
-    out += kBase64Url[v & 63];
-  }
-  if (n - i == 1) {
-    const uint32_t v = uint32_t{data[i]} << 16;
-    out += kBase64Url[(v >> 18) & 63];
-    out += kBase64Url[(v >> 12) & 63];
-  } else if (n - i == 2) {
-    const uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8);
-    out += kBase64Url[(v >> 18) & 63];
-    out += kBase64Url[(v >> 12) & 63];
-    out += kBase64Url[(v >> 6) & 63];
-  }
-  return out;
-}
 
 std::array<unsigned char, SHA256_DIGEST_LENGTH> Sha256(std::string_view data) {
   std::array<unsigned char, SHA256_DIGEST_LENGTH> digest{};
@@ -60,14 +36,16 @@ Result<std::string> RandomUrlToken(size_t bytes) {
   if (RAND_bytes(buf.data(), static_cast<int>(buf.size())) != 1) {
     return Status::Unavailable("the random number generator failed (OpenSSL RAND_bytes)");
   }
-  std::string token = Base64UrlEncode(buf.data(), buf.size());
+  std::string token =
+      Base64UrlEncode(std::string_view(reinterpret_cast<const char*>(buf.data()), buf.size()));
   OPENSSL_cleanse(buf.data(), buf.size());
   return token;
 }
 
 std::string PkceChallengeS256(std::string_view verifier) {
   const auto digest = Sha256(verifier);
-  return Base64UrlEncode(digest.data(), digest.size());
+  return Base64UrlEncode(
+      std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));
 }
 
 std::string Sha256Hex(std::string_view data) {

@@ -14,32 +14,13 @@
 #include <cstring>
 #include <set>
 
+#include "common/base64.h"
+
 namespace ordertrace::redact {
 namespace {
 
-constexpr char kBase64Url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 constexpr size_t kPseudonymBytes = 16;
 constexpr size_t kPseudonymChars = 22;  // base64url of 16 bytes, unpadded
-
-std::string Base64Url(const unsigned char* data, size_t n) {
-  std::string out;
-  size_t i = 0;
-  for (; i + 3 <= n; i += 3) {
-    const uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8) | data[i + 2];
-    for (int s = 18; s >= 0; s -= 6) out += kBase64Url[(v >> s) & 63];
-  }
-  if (n - i == 1) {
-    const uint32_t v = uint32_t{data[i]} << 16;
-    out += kBase64Url[(v >> 18) & 63];
-    out += kBase64Url[(v >> 12) & 63];
-  } else if (n - i == 2) {
-    const uint32_t v = (uint32_t{data[i]} << 16) | (uint32_t{data[i + 1]} << 8);
-    out += kBase64Url[(v >> 18) & 63];
-    out += kBase64Url[(v >> 12) & 63];
-    out += kBase64Url[(v >> 6) & 63];
-  }
-  return out;
-}
 
 bool IsKeyIdChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -204,7 +185,8 @@ std::string Pseudonymizer::Make(const PreparedKey& key, std::string_view label,
                   EVP_DigestUpdate(ctx, inner, sizeof inner) == 1 &&
                   EVP_DigestFinal_ex(ctx, mac, &len) == 1;
   if (!ok) std::abort();  // SHA-256 cannot fail once set up; a pseudonym must never be skipped
-  return "pse:" + key.key.id + ":" + Base64Url(mac, kPseudonymBytes);
+  return "pse:" + key.key.id + ":" +
+         Base64UrlEncode(std::string_view(reinterpret_cast<const char*>(mac), kPseudonymBytes));
 }
 
 std::string Pseudonymizer::Pseudonym(std::string_view label, std::string_view normalised) const {

@@ -11,6 +11,7 @@
 
 #include "auth/jwt_verifier.h"
 #include "auth/strict_json.h"
+#include "common/base64.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ordertrace::auth;

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/base64.h"
 #include "net/http_client.h"
 #include "support/alertmanager_process.h"  // FreePort, WaitFor
 #include "support/gateway_process.h"
@@ -30,15 +31,12 @@ class OidcTest : public ::testing::Test {
   void SetUp() override {
     const std::string missing = OidcProviderProcess::MissingPrerequisite();
     if (!missing.empty()) {
-      const char* required = std::getenv("ORDERTRACE_REQUIRE_INTEROP");
-      if (required && std::string(required) == "1") FAIL() << missing;
+      if (OidcProviderProcess::Required()) FAIL() << missing;
       GTEST_SKIP() << missing;
     }
-    dir_ = std::filesystem::temp_directory_path() /
-           ("ordertrace_oidc_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    dir_ = OidcProviderProcess::FreshDir(
+        "ordertrace_oidc_" + std::to_string(::getpid()) + "_" +
+        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     idp_ = std::make_unique<OidcProviderProcess>(dir_);
   }
   void TearDown() override {
@@ -128,7 +126,7 @@ TEST_F(OidcTest, RoleShapesOfKeycloakEntraAdfsAndGroups) {
 
 std::string KidOf(const std::string& token) {
   std::string header;
-  if (!auth::Base64UrlDecode(token.substr(0, token.find('.')), &header)) return "";
+  if (!Base64UrlDecode(token.substr(0, token.find('.')), &header)) return "";
   return json::parse(header, nullptr, false).value("kid", "");
 }
 

@@ -49,7 +49,7 @@ class GatewayProcess {
     log_ = dir_ / ("gateway-" + std::to_string(starts_++) + ".log");
     std::vector<std::string> args{
         ORDERTRACE_BIN, "serve",  "--otlp-grpc", "127.0.0.1:0", "--otlp-http",
-        "127.0.0.1:0",  "--http", "127.0.0.1:0", "--data",      data_dir().string()};
+        "127.0.0.1:0",  "--http", http_address_, "--data",      data_dir().string()};
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
@@ -102,6 +102,10 @@ class GatewayProcess {
     return 128 + SIGKILL;
   }
 
+  // The API listener's address for the next Start() (default 127.0.0.1:0), for a test whose
+  // configuration must name the port before the start (a sign-in redirect URI).
+  void set_http_address(std::string address) { http_address_ = std::move(address); }
+
   void Signal(int sig) const {
     if (pid_ > 0) ::kill(pid_, sig);
   }
@@ -138,6 +142,7 @@ class GatewayProcess {
   std::filesystem::path dir_;
   std::filesystem::path log_;
   int starts_ = 0;
+  std::string http_address_ = "127.0.0.1:0";
   pid_t pid_ = -1;
   uint16_t otlp_grpc_port_ = 0, otlp_http_port_ = 0, http_port_ = 0;
 };

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "auth/jwks.h"
+#include "common/base64.h"
 
 namespace ordertrace::testing_support {
 
@@ -46,13 +47,13 @@ class TestKey {
     nlohmann::json j;
     if (rsa_) {
       j["kty"] = "RSA";
-      j["n"] = auth::Base64UrlEncode(Bn(OSSL_PKEY_PARAM_RSA_N));
-      j["e"] = auth::Base64UrlEncode(Bn(OSSL_PKEY_PARAM_RSA_E));
+      j["n"] = Base64UrlEncode(Bn(OSSL_PKEY_PARAM_RSA_N));
+      j["e"] = Base64UrlEncode(Bn(OSSL_PKEY_PARAM_RSA_E));
     } else {
       j["kty"] = "EC";
       j["crv"] = "P-256";
-      j["x"] = auth::Base64UrlEncode(Bn(OSSL_PKEY_PARAM_EC_PUB_X, 32));
-      j["y"] = auth::Base64UrlEncode(Bn(OSSL_PKEY_PARAM_EC_PUB_Y, 32));
+      j["x"] = Base64UrlEncode(Bn(OSSL_PKEY_PARAM_EC_PUB_X, 32));
+      j["y"] = Base64UrlEncode(Bn(OSSL_PKEY_PARAM_EC_PUB_Y, 32));
     }
     if (!kid.empty()) j["kid"] = kid;
     if (!alg.empty()) j["alg"] = alg;
@@ -120,7 +121,7 @@ class TestKey {
 
 // "b64(header).b64(claims)", the JWS signing input.
 inline std::string SigningInput(const nlohmann::json& header, const nlohmann::json& claims) {
-  return auth::Base64UrlEncode(header.dump()) + "." + auth::Base64UrlEncode(claims.dump());
+  return Base64UrlEncode(header.dump()) + "." + Base64UrlEncode(claims.dump());
 }
 
 // A compact JWS of `claims` with `header` (its alg is the caller's), signed with `key` under
@@ -129,7 +130,7 @@ inline std::string MintJwt(const nlohmann::json& header, const nlohmann::json& c
                            const TestKey& key, const std::string& sign_alg = "") {
   const std::string input = SigningInput(header, claims);
   const std::string alg = sign_alg.empty() ? header.value("alg", "") : sign_alg;
-  return input + "." + auth::Base64UrlEncode(key.Sign(alg, input));
+  return input + "." + Base64UrlEncode(key.Sign(alg, input));
 }
 
 // HS256 over the signing input with `secret` (the algorithm-confusion attack).
@@ -140,7 +141,7 @@ inline std::string HmacJwt(const nlohmann::json& header, const nlohmann::json& c
   unsigned int len = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &len);
-  return input + "." + auth::Base64UrlEncode(std::string(reinterpret_cast<char*>(mac), len));
+  return input + "." + Base64UrlEncode(std::string(reinterpret_cast<char*>(mac), len));
 }
 
 }  // namespace ordertrace::testing_support

@@ -45,6 +45,21 @@ class OidcProviderProcess {
     return "";
   }
 
+  // True when a missing prerequisite is a failure, not a skip (ORDERTRACE_REQUIRE_INTEROP=1, as
+  // scripts/test sets it).
+  static bool Required() {
+    const char* required = std::getenv("ORDERTRACE_REQUIRE_INTEROP");
+    return required != nullptr && std::string(required) == "1";
+  }
+
+  // A new empty directory `name` under the system's temp dir, for one test's keys and logs.
+  static std::filesystem::path FreshDir(const std::string& name) {
+    const std::filesystem::path dir = std::filesystem::temp_directory_path() / name;
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    return dir;
+  }
+
   // Why the provider cannot run here, or "" when it can.
   static std::string MissingPrerequisite() {
     if (FindNode().empty()) return "node is not on PATH; install nodejs and npm (scripts/setup)";
@@ -65,13 +80,12 @@ class OidcProviderProcess {
     std::string keys;
     for (const std::string& k : kids) keys += (keys.empty() ? "" : ",") + k;
     log_ = (dir_ / ("oidc-provider-" + std::to_string(starts_++) + ".log")).string();
-    std::vector<std::string> argv = {"/usr/bin/env",
-                                     "OIDC_PORT=" + std::to_string(port_),
+    std::vector<std::string> argv = {"/usr/bin/env", "OIDC_PORT=" + std::to_string(port_),
                                      "OIDC_KEYS_DIR=" + (dir_ / "keys").string(),
-                                     "OIDC_KEYS=" + keys,
-                                     "OIDC_ROLE_SHAPE=" + shape,
-                                     FindNode(),
-                                     SourceDir() + "/provider.mjs"};
+                                     "OIDC_KEYS=" + keys, "OIDC_ROLE_SHAPE=" + shape};
+    argv.insert(argv.end(), env_.begin(), env_.end());
+    argv.push_back(FindNode());
+    argv.push_back(SourceDir() + "/provider.mjs");
     if (!process_.Start(argv, log_)) return false;
     const std::regex ready(R"(READY (\d+))");
     for (int i = 0; i < 150; ++i) {
@@ -87,6 +101,10 @@ class OidcProviderProcess {
     return false;
   }
   void Stop() { process_.Stop(std::chrono::milliseconds(5000)); }
+
+  // More environment ("NAME=value", provider.mjs) for the next Start(): the browser sign-in
+  // client's OIDC_UI_REDIRECT, OIDC_UI_SECRET, ...
+  void set_env(std::vector<std::string> env) { env_ = std::move(env); }
 
   // The issuer; valid after the first Start() (the port is kept for restarts).
   std::string issuer() const { return "http://127.0.0.1:" + std::to_string(port_); }
@@ -126,6 +144,7 @@ class OidcProviderProcess {
   std::filesystem::path dir_;
   ChildProcess process_;
   std::string log_;
+  std::vector<std::string> env_;
   uint16_t port_ = 0;
   int starts_ = 0;
 };
