@@ -41,6 +41,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string error;
   if (!ParseStrictJson(text, &j, &error) && error.empty()) std::abort();
   std::string decoded;
-  (void)Base64UrlDecode(text, &decoded);  // any answer is fine; no crash
+  (void)ordertrace::Base64UrlDecode(text, &decoded);  // any answer is fine; no crash
   return 0;
 }
