@@ -43,9 +43,11 @@ class FakeProvider {
   }
   std::string origin() const { return "http://127.0.0.1:" + std::to_string(server_->port()); }
   std::string issuer() const { return origin() + "/realm"; }
-  void SetKeys(json keys) {
+  // A vector, not a json: `json{one_key}` is that object under clang but an array of one under
+  // GCC (nlohmann's brace-initialisation ambiguity).
+  void SetKeys(std::vector<json> keys) {
     std::lock_guard<std::mutex> lock(mu_);
-    jwks_ = json{{"keys", std::move(keys)}};
+    jwks_ = json{{"keys", json(std::move(keys))}};
   }
   void SetJwksStatus(int s) {
     std::lock_guard<std::mutex> lock(mu_);
