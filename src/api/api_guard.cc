@@ -13,20 +13,6 @@ namespace {
 
 constexpr size_t kMaxUserAgent = 256;
 
-// "ip:port" or "[v6]:port" (as net::HttpServer writes it) into the audit's source.
-void SplitPeer(const std::string& peer, audit::AuditEvent::Source* source) {
-  const size_t colon = peer.rfind(':');
-  if (colon == std::string::npos) {
-    source->ip = peer;
-    return;
-  }
-  std::string ip = peer.substr(0, colon);
-  if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);
-  source->ip = ip;
-  unsigned long port = std::strtoul(peer.c_str() + colon + 1, nullptr, 10);
-  source->port = port <= 65535 ? static_cast<uint16_t>(port) : 0;
-}
-
 const char* ResultName(const AuthResult& r) {
   if (r.allowed()) return "allowed";
   switch (r.status) {
@@ -134,8 +120,7 @@ net::HttpHandler ApiGuard::Wrap(std::string route, std::string action,
     audit::AuditEvent event;
     event.event = "api_request";
     event.request_id = NewRequestId();
-    SplitPeer(req.peer, &event.source);
-    event.source.forwarded_for = req.forwarded_for;  // set only by a trusted proxy
+    event.source = audit::SourceOf(req.peer, req.forwarded_for);  // set only by a trusted proxy
     event.http.method = req.method;
     event.http.route = route;
     event.user_agent = std::string(req.Header("user-agent").substr(0, kMaxUserAgent));

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <nlohmann/json.hpp>
@@ -53,6 +54,22 @@ int OpenForAppend(const std::string& path) {
 }
 
 }  // namespace
+
+AuditEvent::Source SourceOf(const std::string& peer, std::string forwarded_for) {
+  AuditEvent::Source source;
+  source.forwarded_for = std::move(forwarded_for);
+  const size_t colon = peer.rfind(':');
+  if (colon == std::string::npos) {
+    source.ip = peer;
+    return source;
+  }
+  std::string ip = peer.substr(0, colon);
+  if (ip.size() >= 2 && ip.front() == '[' && ip.back() == ']') ip = ip.substr(1, ip.size() - 2);
+  source.ip = std::move(ip);
+  const unsigned long port = std::strtoul(peer.c_str() + colon + 1, nullptr, 10);
+  source.port = port <= 65535 ? static_cast<uint16_t>(port) : 0;
+  return source;
+}
 
 struct AuditLog::Impl {
   std::string path;

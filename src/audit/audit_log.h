@@ -46,6 +46,10 @@ struct AuditEvent {
 
 // Where audit events go: the AuditLog file, or a recording fake in unit tests (the API's
 // guard takes a nullable AuditSink*).
+// The audit's source from a request's peer ("ip:port" or "[v6]:port", as net::HttpServer writes
+// it) and the client a trusted proxy named ("" otherwise).  A port that is not one is 0.
+AuditEvent::Source SourceOf(const std::string& peer, std::string forwarded_for);
+
 class AuditSink {
  public:
   virtual ~AuditSink() = default;

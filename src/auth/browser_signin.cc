@@ -29,21 +29,6 @@ void Redirect(net::HttpResponse& res, int status, const std::string& location) {
   res.headers.emplace_back("Cache-Control", "no-store");
 }
 
-// "ip:port" or "[v6]:port" → ip, port.
-void SplitPeer(const std::string& peer, std::string* ip, uint16_t* port) {
-  const size_t colon = peer.rfind(':');
-  if (colon == std::string::npos) {
-    *ip = peer;
-    return;
-  }
-  std::string host = peer.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  *ip = host;
-  *port = static_cast<uint16_t>(std::strtoul(peer.c_str() + colon + 1, nullptr, 10));
-}
-
 std::string FormField(std::string_view name, std::string_view value) {
   return std::string(name) + "=" + url::PercentEncode(value);
 }
@@ -124,7 +109,7 @@ void BrowserSignIn::Audit(const net::HttpRequest& req, std::string event, std::s
   e.outcome = std::move(outcome);
   e.reason = std::move(reason);
   e.actor = who;
-  SplitPeer(req.peer, &e.source.ip, &e.source.port);
+  e.source = audit::SourceOf(req.peer, "");
   e.http.method = req.method;
   e.http.route = req.path;  // the /auth/* routes are fixed paths
   e.http.status = status;

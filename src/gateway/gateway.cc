@@ -102,6 +102,20 @@ Result<std::shared_ptr<const net::CidrSet>> CidrSetOf(const std::vector<std::str
       std::make_shared<net::CidrSet>(std::move(set).value()));
 }
 
+// JWTs from the configured issuer for `audience`: access tokens for the API, ID tokens for the
+// sign-in client.
+auth::JwtVerifierOptions VerifierOptionsOf(const config::Config::Auth::Oidc& oidc,
+                                           const std::string& audience,
+                                           std::vector<std::string> accepted_typ) {
+  auth::JwtVerifierOptions v;
+  v.issuer = oidc.issuer;
+  v.audience = audience;
+  v.algorithms = oidc.algorithms;
+  v.accepted_typ = std::move(accepted_typ);
+  v.leeway = std::chrono::duration_cast<std::chrono::seconds>(oidc.leeway);
+  return v;
+}
+
 double NowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
@@ -561,13 +575,8 @@ Status Gateway::StartSignIn() {
   if (!a.oidc.enabled()) {
     g.authorizer = std::make_unique<api::AllowAll>();
   } else {
-    auth::JwtVerifierOptions v;
-    v.issuer = a.oidc.issuer;
-    v.audience = a.oidc.audience;
-    v.algorithms = a.oidc.algorithms;
-    v.accepted_typ = a.oidc.accepted_typ;
-    v.leeway = std::chrono::duration_cast<std::chrono::seconds>(a.oidc.leeway);
-    auto verifier = auth::JwtVerifier::Create(v);
+    auto verifier =
+        auth::JwtVerifier::Create(VerifierOptionsOf(a.oidc, a.oidc.audience, a.oidc.accepted_typ));
     if (!verifier.ok()) return Status::InvalidArgument("auth.oidc." + verifier.status().message());
     auth::RoleOptions r;
     r.claims = a.roles.claims;
@@ -610,13 +619,8 @@ Status Gateway::StartBrowserSignIn() {
   auto secret = config::SigninClientSecret(a.signin);
   if (!secret.ok()) return secret.status();
   // ID tokens: the same keys and issuer, for this client, typ JWT or none (OIDC Core).
-  auth::JwtVerifierOptions v;
-  v.issuer = a.oidc.issuer;
-  v.audience = a.signin.client_id;
-  v.algorithms = a.oidc.algorithms;
-  v.accepted_typ = {"", "JWT"};
-  v.leeway = std::chrono::duration_cast<std::chrono::seconds>(a.oidc.leeway);
-  auto id_tokens = auth::JwtVerifier::Create(v);
+  auto id_tokens =
+      auth::JwtVerifier::Create(VerifierOptionsOf(a.oidc, a.signin.client_id, {"", "JWT"}));
   if (!id_tokens.ok())
     return Status::InvalidArgument("auth.signin: " + id_tokens.status().message());
   g.signin_verifier = std::make_unique<api::OidcSignInVerifier>(
