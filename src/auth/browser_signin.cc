@@ -109,7 +109,7 @@ void BrowserSignIn::Audit(const net::HttpRequest& req, std::string event, std::s
   e.outcome = std::move(outcome);
   e.reason = std::move(reason);
   e.actor = who;
-  e.source = audit::SourceOf(req.peer, "");
+  e.source = audit::SourceOf(req.peer, req.forwarded_for);  // set only by a trusted proxy
   e.http.method = req.method;
   e.http.route = req.path;  // the /auth/* routes are fixed paths
   e.http.status = status;
