@@ -234,6 +234,11 @@ void AddNetworkKeys(std::map<std::string, Setter>* schema) {
   };
   (*schema)["audit.enabled"] = BoolKey([](Config* c) { return &c->audit.enabled; });
   (*schema)["audit.file"] = StringKey([](Config* c) { return &c->audit.file; });
+  (*schema)["redaction.enabled"] = BoolKey([](Config* c) { return &c->redaction.enabled; });
+  (*schema)["redaction.key_file"] = StringKey([](Config* c) { return &c->redaction.key_file; });
+  (*schema)["redaction.key_id"] = StringKey([](Config* c) { return &c->redaction.key_id; });
+  (*schema)["redaction.default_region"] =
+      StringKey([](Config* c) { return &c->redaction.default_region; });
 }
 
 bool IsLoopbackHost(std::string_view host) {

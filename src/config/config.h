@@ -73,6 +73,14 @@ struct Config {
     bool enabled = true;
     std::string file;  // default <data_dir>/audit.log
   } audit;
+  // Personal data out of spans before anything keeps or forwards them (docs/security.md,
+  // "Personal data"); on by default.
+  struct Redaction {
+    bool enabled = true;
+    std::string key_file;  // default <data_dir>/pseudonym.key, created 0600 when missing
+    std::string key_id = "k1";
+    std::string default_region = "RU";  // local phone numbers (redact/detect.h)
+  } redaction;
   std::string data_dir = "./data";
   struct Receiver {
     uint64_t max_body_bytes = uint64_t{16} << 20;  // after gunzip; also the gRPC message limit

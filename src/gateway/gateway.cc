@@ -40,6 +40,7 @@
 #include "pipeline/span_log_stage.h"
 #include "receive/otlp_receivers.h"
 #include "receive/receiver_metrics.h"
+#include "redact/redacting_sink.h"
 
 #ifndef ORDERTRACE_VERSION
 #define ORDERTRACE_VERSION "0.0.0"
@@ -271,7 +272,9 @@ struct Gateway::Impl {
   std::unique_ptr<pipeline::IngestQueue> queue;
   std::unique_ptr<forward::Forwarder> forwarder;  // null when no upstream is configured
   std::unique_ptr<pipeline::SinkChain> chain;     // queue, then forwarder
-  pipeline::BatchSink* sink = nullptr;            // what the receivers hand batches to
+  // In front of the chain: only redacted batches reach the queue and the forwarder.
+  std::unique_ptr<redact::RedactingSink> redacting;
+  pipeline::BatchSink* sink = nullptr;  // what the receivers hand batches to
   std::unique_ptr<net::HttpServer> otlp_http;
   std::unique_ptr<receive::OtlpGrpcReceiver> otlp_grpc;
   // API sign-in, before the API server that holds them (declared first, destroyed last): the
@@ -428,6 +431,12 @@ Status Gateway::Start() {
     g.chain = std::make_unique<pipeline::SinkChain>(
         std::vector<pipeline::BatchSink*>{g.queue.get(), g.forwarder.get()});
     g.sink = g.chain.get();
+  }
+  if (config_.redaction.enabled) {
+    if (Status s = StartRedaction(); !s.ok()) {
+      Stop();
+      return s;
+    }
   }
 
   if (Status s = StartSignIn(); !s.ok()) {
@@ -610,6 +619,40 @@ Status Gateway::StartSignIn() {
     }
   }
   g.guard = std::make_unique<api::ApiGuard>(*g.authorizer, g.audit.get(), &registry_);
+  return Status::Ok();
+}
+
+Status Gateway::StartRedaction() {
+  Impl& g = *impl_;
+  const config::Config::Redaction& r = config_.redaction;
+  const std::string path =
+      r.key_file.empty() ? (std::filesystem::path(config_.data_dir) / "pseudonym.key").string()
+                         : r.key_file;
+  bool created = false;
+  auto key = redact::LoadOrCreateKey(r.key_id, path, &created);
+  if (!key.ok())
+    return Status(key.status().code(), "redaction.key_file: " + key.status().message());
+  if (created) {
+    log::Warn(
+        "redaction: no pseudonymisation key was configured; created one (keep it, and back "
+        "it up: pseudonyms made with it can be looked up only while it exists)",
+        {{"key_file", path}, {"key_id", r.key_id}});
+  }
+  auto region = redact::FindPhoneRegion(r.default_region);
+  if (!region.ok())
+    return Status::InvalidArgument("redaction.default_region: " + region.status().message());
+  auto pseudonymizer = redact::Pseudonymizer::Create({std::move(key).value()});
+  if (!pseudonymizer.ok())
+    return Status::InvalidArgument("redaction: " + pseudonymizer.status().message());
+  redact::RedactionRules rules;
+  rules.scan.region = std::move(region).value();
+  auto redactor =
+      redact::ValueRedactor::Create(rules, "order.id", std::move(pseudonymizer).value());
+  if (!redactor.ok()) return redactor.status();
+  g.redacting = std::make_unique<redact::RedactingSink>(
+      std::shared_ptr<const redact::ValueRedactor>(std::move(redactor).value()), g.sink,
+      &registry_);
+  g.sink = g.redacting.get();
   return Status::Ok();
 }
 

@@ -99,6 +99,7 @@ class Gateway {
   // and the guard; AllowAll without auth.oidc.issuer.
   Status StartSignIn();
   Status StartBrowserSignIn();
+  Status StartRedaction();
   Status StartAlerts();  // alerting.*: the dispatcher, listening to the engine
 
   config::Config config_;
