@@ -9,9 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <set>
 
 #include "common/base64.h"
@@ -166,8 +168,13 @@ Result<std::shared_ptr<const Pseudonymizer>> Pseudonymizer::Create(std::vector<P
   return std::shared_ptr<const Pseudonymizer>(new Pseudonymizer(std::move(prepared)));
 }
 
-std::string Pseudonymizer::Make(const PreparedKey& key, std::string_view label,
-                                std::string_view normalised) {
+Pseudonymizer::Pseudonymizer(std::vector<PreparedKey> keys) : keys_(std::move(keys)) {
+  static std::atomic<uint64_t> next{1};
+  generation_ = next.fetch_add(1, std::memory_order_relaxed);
+}
+
+void Pseudonymizer::Make(const PreparedKey& key, std::string_view label,
+                         std::string_view normalised, std::string* out) {
   // One working context per thread, reused: copying a prepared state into it allocates nothing.
   thread_local std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> work(EVP_MD_CTX_new(),
                                                                        EVP_MD_CTX_free);
@@ -185,19 +192,51 @@ std::string Pseudonymizer::Make(const PreparedKey& key, std::string_view label,
                   EVP_DigestUpdate(ctx, inner, sizeof inner) == 1 &&
                   EVP_DigestFinal_ex(ctx, mac, &len) == 1;
   if (!ok) std::abort();  // SHA-256 cannot fail once set up; a pseudonym must never be skipped
-  return "pse:" + key.key.id + ":" +
-         Base64UrlEncode(std::string_view(reinterpret_cast<const char*>(mac), kPseudonymBytes));
+  out->append("pse:");
+  out->append(key.key.id);
+  out->push_back(':');
+  Base64UrlAppend(std::string_view(reinterpret_cast<const char*>(mac), kPseudonymBytes), out);
 }
 
 std::string Pseudonymizer::Pseudonym(std::string_view label, std::string_view normalised) const {
-  return Make(keys_.front(), label, normalised);
+  std::string out;
+  AppendPseudonym(label, normalised, &out);
+  return out;
+}
+
+void Pseudonymizer::AppendPseudonym(std::string_view label, std::string_view normalised,
+                                    std::string* out) const {
+  struct Entry {
+    uint64_t generation = 0;
+    size_t hash = 0;
+    std::string label, value, pseudonym;
+  };
+  thread_local std::unique_ptr<Entry[]> cache;
+  if (!cache) cache.reset(new Entry[kCacheEntries]);
+  const size_t hash = std::hash<std::string_view>()(normalised) ^ (label.size() * 0x9e3779b9u) ^
+                      static_cast<size_t>(static_cast<unsigned char>(label.empty() ? 0 : label[0]));
+  Entry& e = cache[hash % kCacheEntries];
+  if (e.generation == generation_ && e.hash == hash && e.label == label && e.value == normalised) {
+    out->append(e.pseudonym);
+    return;
+  }
+  e.generation = generation_;
+  e.hash = hash;
+  e.label.assign(label);
+  e.value.assign(normalised);
+  e.pseudonym.clear();
+  Make(keys_.front(), label, normalised, &e.pseudonym);
+  out->append(e.pseudonym);
 }
 
 std::vector<std::string> Pseudonymizer::AllPseudonyms(std::string_view label,
                                                       std::string_view normalised) const {
   std::vector<std::string> out;
   out.reserve(keys_.size());
-  for (const PreparedKey& k : keys_) out.push_back(Make(k, label, normalised));
+  for (const PreparedKey& k : keys_) {
+    out.emplace_back();
+    Make(k, label, normalised, &out.back());
+  }
   return out;
 }
 
