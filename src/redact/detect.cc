@@ -157,6 +157,35 @@ size_t IbanLengthOf(char a, char b) {
   return 0;
 }
 
+// Whether `t` has two letters followed by two digits anywhere (the start of every IBAN): most
+// values with digits do not, and the scan below costs a few instructions a byte.  SSE2, 16 bytes
+// at a time, each load overlapping the last by 3 so no four-byte window is missed.
+bool MayHoldIban(std::string_view t) {
+  const size_t n = t.size();
+#if defined(__SSE2__)
+  if (n >= 16) {
+    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9),
+                  case_bit = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a'), z = _mm_set1_epi8(25);
+    for (size_t o = 0;; o += 13) {
+      if (o + 16 > n) o = n - 16;
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.data() + o));
+      const __m128i d = _mm_sub_epi8(v, zero);
+      const __m128i l = _mm_sub_epi8(_mm_or_si128(v, case_bit), a);
+      const unsigned digit =
+          static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, nine), d)));
+      const unsigned letter =
+          static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(l, z), l)));
+      if (letter & (letter >> 1) & (digit >> 2) & (digit >> 3) & 0x1fffu) return true;
+      if (o + 16 >= n) return false;
+    }
+  }
+#endif
+  for (size_t i = 0; i + 4 <= n; ++i) {
+    if (IsAlpha(t[i]) && IsAlpha(t[i + 1]) && IsDigit(t[i + 2]) && IsDigit(t[i + 3])) return true;
+  }
+  return false;
+}
+
 void ScanIbans(std::string_view t, std::vector<Finding>* out) {
   const size_t n = t.size();
   for (size_t i = 0; i + 4 <= n; ++i) {
@@ -501,7 +530,7 @@ std::vector<Finding> Scan(std::string_view text, const ScanOptions& options) {
   if (flags & kClassAt) ScanEmails(text, &all);
   if ((flags & kClassJ) && text.find("eyJ") != std::string_view::npos) ScanJwts(text, &all);
   if (flags & kClassB) ScanBearer(text, &all);
-  if (digits >= 2 && text.size() >= kMinIbanLength) ScanIbans(text, &all);
+  if (digits >= 2 && text.size() >= kMinIbanLength && MayHoldIban(text)) ScanIbans(text, &all);
   if (digits >= kMinRunDigits) ScanDigitRuns(text, options, &all);
   if (all.size() < 2) return all;
   std::sort(all.begin(), all.end(), [](const Finding& a, const Finding& b) {
