@@ -149,15 +149,21 @@ Result<PseudonymKey> LoadOrCreateKey(const std::string& id, const std::string& p
                                    "': " + std::strerror(errno));
   }
   if (fd >= 0) {
-    unsigned char secret[kMinKeyBytes];
-    if (RAND_bytes(secret, sizeof secret) != 1) {
+    // 32 random bytes written as 43 base64url characters, used as they are: a raw byte string
+    // could end in '\n' or '\r', which LoadKey trims from a text key (1 key in 128 refused).
+    unsigned char random[kMinKeyBytes];
+    if (RAND_bytes(random, sizeof random) != 1) {
       ::close(fd);
       ::unlink(path.c_str());
       return Status::Unavailable("the random number generator failed (OpenSSL RAND_bytes)");
     }
-    const ssize_t n = ::write(fd, secret, sizeof secret);
-    OPENSSL_cleanse(secret, sizeof secret);
-    const bool synced = n == static_cast<ssize_t>(sizeof secret) && ::fsync(fd) == 0;
+    std::string secret;
+    Base64UrlAppend(std::string_view(reinterpret_cast<const char*>(random), sizeof random),
+                    &secret);
+    OPENSSL_cleanse(random, sizeof random);
+    const ssize_t n = ::write(fd, secret.data(), secret.size());
+    OPENSSL_cleanse(secret.data(), secret.size());
+    const bool synced = n == static_cast<ssize_t>(secret.size()) && ::fsync(fd) == 0;
     ::close(fd);
     if (!synced) {
       ::unlink(path.c_str());
