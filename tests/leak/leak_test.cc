@@ -1,0 +1,749 @@
+// The canary leak test (issue 15, "Done when"): personal data sent to the gateway must come out
+// of NOTHING it keeps or sends.  Fresh canaries each run (a partner id, an e-mail, a phone in two
+// formats, a Luhn-valid card number, an IBAN) go into every carrier of a span (resource, scope,
+// span, event and link attributes, arrays, key-value lists, the span name, event names, the
+// status message, error.type) over OTLP/gRPC (plain and gzip) and OTLP/HTTP (protobuf, JSON,
+// each plain and gzip) into gateway A, which forwards (gRPC, gzip) to gateway B, which forwards
+// (HTTP) to an upstream recorder run here.  Both gateways run journeys with a rules file whose
+// deadline has passed when the spans arrive (the canary order is stuck at once), alert to a real
+// Alertmanager (whose notifications go to a recorder) and to a webhook recorder, keep the audit
+// log, and log at debug with span logging on.
+//
+// Then every sink is searched for each canary and its normalised forms (lower-cased e-mail,
+// E.164 and digits-only phone, card digits without separators, IBAN without spaces, ...): every
+// file under both gateways' directories (journey database and WAL, forward queue segments,
+// audit log, the gateways' stdout/stderr), every body the upstream and the webhook receivers
+// got, Alertmanager's API and its files, and the gateways' API answers and /metrics.  Pass:
+// zero hits; the pseudonyms the test computes itself (HMAC-SHA256 over gateway A's key file,
+// pseudonym.h's format) are where they belong, unchanged by gateway B; and the order was in
+// fact stuck and alerted, so the search cannot pass on empty sinks.
+//
+// A partner id has no shape a detector could find in free text (by design: it is pseudonymised
+// by its key, partner.id), so that canary is placed under partner.id (at every level, in arrays
+// and key-value lists) and not in free text.
+//
+// Without Alertmanager (Debian prometheus-alertmanager) the test skips with the reason, or fails
+// when ORDERTRACE_REQUIRE_INTEROP=1.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/gzip.h"
+#include "net/http_client.h"
+#include "net/http_server.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
+#include "support/alertmanager_process.h"
+#include "support/gateway_process.h"
+#include "support/otlp_requests.h"
+
+namespace ordertrace {
+namespace {
+
+using nlohmann::json;
+using opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest;
+using opentelemetry::proto::collector::trace::v1::ExportTraceServiceResponse;
+using opentelemetry::proto::collector::trace::v1::TraceService;
+using testing_support::Alertmanager;
+using testing_support::ArrayValue;
+using testing_support::GatewayProcess;
+using testing_support::KvListValue;
+using testing_support::RequestBuilder;
+using testing_support::SpanBuilder;
+using testing_support::StringValue;
+using testing_support::WaitFor;
+namespace pb = opentelemetry::proto;
+using namespace std::chrono_literals;
+
+std::string ReadFile(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// ---- canaries
+
+class Random {
+ public:
+  Random() : rng_(std::random_device{}()) {}
+  std::string Digits(size_t n) { return Of("0123456789", n); }
+  std::string Upper(size_t n) { return Of("ABCDEFGHIJKLMNOPQRSTUVWXYZ", n); }
+  std::string Lower(size_t n) { return Of("abcdefghijklmnopqrstuvwxyz", n); }
+  std::string Hex(size_t n) { return Of("0123456789abcdef", n); }
+
+ private:
+  std::string Of(std::string_view alphabet, size_t n) {
+    std::uniform_int_distribution<size_t> pick(0, alphabet.size() - 1);
+    std::string out;
+    for (size_t i = 0; i < n; ++i) out.push_back(alphabet[pick(rng_)]);
+    return out;
+  }
+  std::mt19937_64 rng_;
+};
+
+// The Luhn check digit that completes `digits`.
+char LuhnCheckDigit(const std::string& digits) {
+  int sum = 0;
+  bool dbl = true;  // the digit next to the check digit is doubled
+  for (auto it = digits.rbegin(); it != digits.rend(); ++it) {
+    int d = *it - '0';
+    if (dbl) d = d * 2 > 9 ? d * 2 - 9 : d * 2;
+    sum += d;
+    dbl = !dbl;
+  }
+  return static_cast<char>('0' + (10 - sum % 10) % 10);
+}
+
+// ISO 13616 check digits of an IBAN "CC00BBAN": 98 - (BBAN CC 00 as digits mod 97).
+std::string IbanCheckDigits(const std::string& country, const std::string& bban) {
+  std::string rearranged = bban + country + "00";
+  int mod = 0;
+  for (char c : rearranged) {
+    const int v = (c >= 'A' && c <= 'Z') ? c - 'A' + 10 : c - '0';
+    mod = v >= 10 ? (mod * 100 + v) % 97 : (mod * 10 + v) % 97;
+  }
+  const int check = 98 - mod;
+  return std::string(1, static_cast<char>('0' + check / 10)) +
+         static_cast<char>('0' + check % 10);
+}
+
+std::string Grouped(const std::string& s, size_t group, char sep) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i > 0 && i % group == 0) out.push_back(sep);
+    out.push_back(s[i]);
+  }
+  return out;
+}
+
+std::string Lowered(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+struct Canaries {
+  std::string partner;      // PRT-<letters><digits>
+  std::string email;        // mixed case
+  std::string email_token;  // the random part of its local part
+  std::string phone_intl;   // +7 912 345 67 89
+  std::string phone_local;  // 8 (912) 345-67-89, the same number
+  std::string phone_e164;   // +79123456789
+  std::string card;         // 4xxx xxxx xxxx xxxx, Luhn-valid
+  std::string card_digits;
+  std::string iban;  // DEkk bbbb ... in groups of four
+  std::string iban_compact;
+  std::string bban;
+  std::string bearer;  // an Authorization header's token
+};
+
+Canaries MakeCanaries(Random& r) {
+  Canaries c;
+  c.partner = "PRT-" + r.Upper(8) + r.Digits(4);
+  c.email_token = r.Lower(10);
+  c.email = "Canary." + c.email_token + "@Leak" + r.Lower(6) + ".Example.com";
+  const std::string sub = r.Digits(7);  // 912 XXX XX XX
+  c.phone_e164 = "+7912" + sub;
+  c.phone_intl = "+7 912 " + sub.substr(0, 3) + " " + sub.substr(3, 2) + " " + sub.substr(5, 2);
+  c.phone_local = "8 (912) " + sub.substr(0, 3) + "-" + sub.substr(3, 2) + "-" + sub.substr(5, 2);
+  const std::string card15 = "4" + r.Digits(14);
+  c.card_digits = card15 + LuhnCheckDigit(card15);
+  c.card = Grouped(c.card_digits, 4, ' ');
+  c.bban = r.Digits(18);  // German: 8-digit bank code, 10-digit account
+  c.iban_compact = "DE" + IbanCheckDigits("DE", c.bban) + c.bban;
+  c.iban = Grouped(c.iban_compact, 4, ' ');
+  c.bearer = "tok" + r.Lower(12) + r.Digits(8) + r.Upper(12);
+  return c;
+}
+
+// One way a canary may be written, searched for in every sink.
+struct Form {
+  std::string canary;  // "e-mail"
+  std::string form;    // "lower-cased"
+  std::string bytes;
+};
+
+std::vector<Form> FormsOf(const Canaries& c) {
+  const std::string national = c.phone_e164.substr(2);  // 912XXXXXXX
+  return {
+      {"partner id", "as sent", c.partner},
+      {"partner id", "lower-cased", Lowered(c.partner)},
+      {"e-mail", "as sent", c.email},
+      {"e-mail", "lower-cased", Lowered(c.email)},
+      {"e-mail", "random part of the local part", c.email_token},
+      {"phone", "+7 912 ... as sent", c.phone_intl},
+      {"phone", "8 (912) ... as sent", c.phone_local},
+      {"phone", "E.164", c.phone_e164},
+      {"phone", "digits of the international form", c.phone_e164.substr(1)},
+      {"phone", "digits of the local form", "8" + national},
+      {"phone", "national number", national},
+      {"card", "as sent (grouped by spaces)", c.card},
+      {"card", "digits only", c.card_digits},
+      {"card", "grouped by dashes", Grouped(c.card_digits, 4, '-')},
+      {"IBAN", "as sent (grouped by spaces)", c.iban},
+      {"IBAN", "without spaces", c.iban_compact},
+      {"IBAN", "lower-case without spaces", Lowered(c.iban_compact)},
+      {"IBAN", "account digits (BBAN)", c.bban},
+      {"bearer token", "as sent", c.bearer},
+  };
+}
+
+// ---- pseudonyms, computed independently of src/redact
+
+std::string Base64UrlNoPad(const unsigned char* data, size_t n) {
+  static const char* kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string out;
+  uint32_t bits = 0;
+  int nbits = 0;
+  for (size_t i = 0; i < n; ++i) {
+    bits = (bits << 8) | data[i];
+    nbits += 8;
+    while (nbits >= 6) {
+      nbits -= 6;
+      out.push_back(kAlphabet[(bits >> nbits) & 63]);
+    }
+  }
+  if (nbits > 0) out.push_back(kAlphabet[(bits << (6 - nbits)) & 63]);
+  return out;
+}
+
+// pse:<kid>:<base64url of the first 16 bytes of HMAC-SHA256(key, label 0x1F value)>.
+std::string ExpectedPseudonym(const std::string& key, const std::string& kid,
+                              const std::string& label, const std::string& normalised) {
+  const std::string message = label + '\x1f' + normalised;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(), mac, &len);
+  return "pse:" + kid + ":" + Base64UrlNoPad(mac, 16);
+}
+
+// ---- the requests
+
+// A request of one span of the canary order, with every canary in every carrier; `encoding`
+// marks it (leak.encoding) so the upstream's copy can be told apart.
+ExportTraceServiceRequest CanaryRequest(const Canaries& c, const std::string& order,
+                                        const std::string& encoding, Random& r) {
+  const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  // A minute ago: the rules' 2 s deadline has passed on arrival, the order is stuck at once.
+  const uint64_t t0 = static_cast<uint64_t>(now) - 60'000'000'000ULL;
+  const std::string text = "call " + c.phone_intl + " or " + c.phone_local + ", mail " + c.email +
+                           ", card " + c.card + ", IBAN " + c.iban;
+  RequestBuilder req;
+  req.Resource("crm", {{"partner.id", c.partner},
+                       {"enduser.id", c.email},
+                       {"contact.note", text},
+                       {"billing.iban", c.iban},
+                       {"leak.encoding", encoding}});
+  req.Scope("leak-canary", "1.0",
+            {{"partner.id", c.partner}, {"scope.note", "owner " + c.email + " " + c.phone_local}});
+  SpanBuilder span("checkout by " + c.email + " tel " + c.phone_intl + " card " + c.card +
+                   " iban " + c.iban);
+  span.Ids(testing_support::IdFromHex(r.Hex(32)), testing_support::IdFromHex(r.Hex(16)))
+      .Kind(pb::trace::v1::Span::SPAN_KIND_SERVER)
+      .Times(t0, t0 + 50'000'000)
+      .Attr("order.id", order)
+      .Attr("order.stage", "SUBMITTED")
+      .Attr("leak.encoding", encoding)
+      .Attr("partner.id", c.partner)
+      .Attr("enduser.id", c.email)
+      .Attr("user.email", c.email)
+      .Attr("customer.phone", c.phone_local)
+      .Attr("payment.card", c.card_digits)
+      .Attr("payment.iban", c.iban_compact)
+      .Attr("error.type", "declined for " + c.email)
+      .Attr("http.request.header.authorization", "Bearer " + c.bearer)
+      .Attr("customer.phones",
+            ArrayValue({StringValue(c.phone_intl), StringValue(c.phone_local),
+                        StringValue(c.email), StringValue(c.card), StringValue(c.iban)}))
+      .Attr("customer",
+            KvListValue({{"partner.id", c.partner},
+                         {"email", c.email},
+                         {"note", text},
+                         {"accounts", KvListValue({{"iban", c.iban},
+                                                   {"card", c.card},
+                                                   {"partner.id", ArrayValue({StringValue(
+                                                                      c.partner)})}})}}))
+      .Event("exception", t0 + 10'000'000,
+             {{"exception.type", "PaymentDeclined"},
+              {"exception.message", "card " + c.card + " of " + c.email + " (" + c.phone_intl +
+                                        ") declined, IBAN " + c.iban},
+              {"exception.stacktrace", "at checkout(" + c.email + ")\n  " + text},
+              {"partner.id", c.partner}})
+      .Event("notified " + c.email + " at " + c.phone_local, t0 + 20'000'000,
+             {{"channel", "sms " + c.phone_intl}})
+      .Link(testing_support::IdFromHex(r.Hex(32)), testing_support::IdFromHex(r.Hex(16)),
+            {{"partner.id", c.partner},
+             {"link.note", "refund to " + c.iban + " for " + c.email},
+             {"link.values", ArrayValue({StringValue(c.phone_local), StringValue(c.card)})}})
+      .Status(pb::trace::v1::Status::STATUS_CODE_ERROR,
+              "declined: " + c.card + " " + c.iban + " " + c.email + " " + c.phone_local);
+  req.Add(span);
+  return std::move(req).Build();
+}
+
+// ---- the recorder: the upstream, the webhooks and Alertmanager's receiver
+
+// Every POST body, raw (after the HTTP server's gunzip), with its path; answers 200 (an empty
+// ExportTraceServiceResponse for OTLP).
+class Recorder {
+ public:
+  Recorder() {
+    net::HttpServerOptions o;
+    o.threads = 2;
+    o.max_body_bytes = 64 << 20;
+    server_ = std::make_unique<net::HttpServer>(o);
+    server_->Route("POST", "/*", [this](net::HttpRequest& req, net::HttpResponse& res) {
+      std::lock_guard lock(mu_);
+      bodies_.push_back({req.path, req.body});
+      res.status = 200;
+      if (req.path == "/v1/traces") res.content_type = "application/x-protobuf";
+    });
+    started_ = server_->Start().ok();
+  }
+  ~Recorder() {
+    if (started_) server_->Shutdown(1000ms);
+  }
+  std::string url(const std::string& path) const {
+    return "http://127.0.0.1:" + std::to_string(server_->port()) + path;
+  }
+  std::vector<std::pair<std::string, std::string>> bodies(const std::string& path) const {
+    std::lock_guard lock(mu_);
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& b : bodies_) {
+      if (b.first == path) out.push_back(b);
+    }
+    return out;
+  }
+  bool started() const { return started_; }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::pair<std::string, std::string>> bodies_;
+  std::unique_ptr<net::HttpServer> server_;
+  bool started_ = false;
+};
+
+// ---- the search
+
+struct Hit {
+  std::string canary, form, sink;
+  size_t offset;
+};
+
+class LeakSearch {
+ public:
+  explicit LeakSearch(std::vector<Form> forms) : forms_(std::move(forms)) {}
+
+  void Search(const std::string& sink, const std::string& bytes) {
+    ++sinks_;
+    bytes_ += bytes.size();
+    for (const Form& f : forms_) {
+      for (size_t at = bytes.find(f.bytes); at != std::string::npos;
+           at = bytes.find(f.bytes, at + 1)) {
+        hits_.push_back({f.canary, f.form, sink, at});
+      }
+    }
+  }
+  // Every regular file under `dir`, recursively.
+  void SearchTree(const std::string& name, const std::filesystem::path& dir) {
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (!it->is_regular_file()) continue;
+      files_.insert(std::filesystem::relative(it->path(), dir).string());
+      Search(name + "/" + std::filesystem::relative(it->path(), dir).string(),
+             ReadFile(it->path()));
+    }
+  }
+
+  const std::vector<Hit>& hits() const { return hits_; }
+  size_t sinks() const { return sinks_; }
+  size_t bytes() const { return bytes_; }
+  bool SawFile(const std::string& suffix) const {
+    for (const auto& f : files_) {
+      if (f.size() >= suffix.size() && f.compare(f.size() - suffix.size(), suffix.size(), suffix) == 0)
+        return true;
+    }
+    return false;
+  }
+  bool SawFileContaining(const std::string& part) const {
+    for (const auto& f : files_) {
+      if (f.find(part) != std::string::npos) return true;
+    }
+    return false;
+  }
+
+ private:
+  std::vector<Form> forms_;
+  std::vector<Hit> hits_;
+  std::set<std::string> files_;
+  size_t sinks_ = 0, bytes_ = 0;
+};
+
+std::string Describe(const std::vector<Hit>& hits) {
+  std::ostringstream out;
+  size_t n = 0;
+  for (const Hit& h : hits) {
+    if (++n > 50) {
+      out << "  ... and " << hits.size() - 50 << " more\n";
+      break;
+    }
+    out << "  canary " << h.canary << " (" << h.form << ") in " << h.sink << " at offset "
+        << h.offset << "\n";
+  }
+  return out.str();
+}
+
+// ---- the gateways
+
+std::string MissingAlertmanager() {
+  if (!std::filesystem::exists(testing_support::kAlertmanagerBin)) {
+    return std::string(testing_support::kAlertmanagerBin) +
+           " is missing: install the Debian package prometheus-alertmanager (scripts/setup)";
+  }
+  return "";
+}
+
+// Rules whose only deadline (2 s + 1 s grace) has long passed for spans stamped a minute ago.
+constexpr char kRules[] =
+    "entity: {key: order.id}\n"
+    "stages: [SUBMITTED, PRICE_CALCULATED, CLOSED]\n"
+    "expect:\n"
+    "  SUBMITTED: {next: PRICE_CALCULATED, within: 2s, next_by: mes}\n"
+    "  PRICE_CALCULATED: {next: CLOSED, within: 1h, next_by: crm}\n"
+    "grace: 1s\n";
+
+std::vector<std::string> GatewayFlags(const GatewayProcess& gw, const std::string& upstream,
+                                      const std::string& forward_extra, const Alertmanager& am,
+                                      const std::string& webhook) {
+  const std::filesystem::path rules = gw.dir() / "rules.yaml";
+  std::ofstream(rules) << kRules;
+  const std::filesystem::path config = gw.dir() / "gateway.yaml";
+  std::ofstream(config) << "forward:\n  upstream: " << upstream << "\n"
+                        << forward_extra
+                        << "  batch:\n    max_age: 20ms\n"
+                           "  retry:\n    initial: 50ms\n    max: 200ms\n"
+                           "log:\n  level: debug\n  spans: true\n"
+                           "audit:\n  enabled: true\n"
+                           "journeys:\n  rules: "
+                        << rules.string()
+                        << "\n"
+                           "alerting:\n  resend_interval: 2s\n  timeout: 2s\n"
+                           "  webhook:\n    url: "
+                        << webhook << "\n    timeout: 2s\n";
+  return {"--config", config.string(), "--alertmanager", am.url()};
+}
+
+// GETs `target` from a gateway's API; "" on a failure (the test then fails elsewhere).
+std::string ApiGet(const GatewayProcess& gw, const std::string& target, int* status = nullptr) {
+  auto r = net::HttpGet(gw.http_port(), target);
+  if (!r.ok()) return "";
+  if (status != nullptr) *status = r.value().status;
+  return r.value().body;
+}
+
+bool SendGrpc(uint16_t port, const ExportTraceServiceRequest& request, bool gzip,
+              std::string* error) {
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = TraceService::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  if (gzip) ctx.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+  ExportTraceServiceResponse response;
+  const grpc::Status s = stub->Export(&ctx, request, &response);
+  if (!s.ok()) *error = s.error_message();
+  return s.ok();
+}
+
+bool SendHttp(uint16_t port, const std::string& body, const std::string& content_type, bool gzip,
+              std::string* error) {
+  net::HttpOptions o;
+  o.headers = {{"Content-Type", content_type}};
+  std::string payload = body;
+  if (gzip) {
+    auto zipped = GzipCompress(body, 6);
+    if (!zipped.ok()) {
+      *error = zipped.status().message();
+      return false;
+    }
+    payload = std::move(zipped).value();
+    o.headers.push_back({"Content-Encoding", "gzip"});
+  }
+  auto r = net::HttpPost("http://127.0.0.1:" + std::to_string(port) + "/v1/traces", payload, o);
+  if (!r.ok()) {
+    *error = r.status().message();
+    return false;
+  }
+  if (r.value().status != 200) *error = "HTTP " + std::to_string(r.value().status);
+  return r.value().status == 200;
+}
+
+// The string value of attribute `key` in `attrs`, "" when absent.
+template <typename Attrs>
+std::string StringAttr(const Attrs& attrs, const std::string& key) {
+  for (const auto& kv : attrs) {
+    if (kv.key() == key) return kv.value().string_value();
+  }
+  return "";
+}
+
+const char* kEncodings[] = {"grpc",      "grpc-gzip",          "http-protobuf",
+                            "http-json", "http-protobuf-gzip", "http-json-gzip"};
+
+TEST(LeakTest, CanariesInEveryCarrierReachNoSinkThroughTwoGateways) {
+  const std::string missing = MissingAlertmanager();
+  if (!missing.empty()) {
+    const char* required = std::getenv("ORDERTRACE_REQUIRE_INTEROP");
+    if (required != nullptr && std::string(required) == "1") FAIL() << missing;
+    GTEST_SKIP() << missing;
+  }
+  const auto began = std::chrono::steady_clock::now();
+  Random random;
+  const Canaries c = MakeCanaries(random);
+  const std::string order = "LEAK-" + random.Digits(8);
+
+  Recorder recorder;
+  ASSERT_TRUE(recorder.started());
+  GatewayProcess a("leak_a"), b("leak_b");
+  Alertmanager am(a.dir() / "alertmanager", recorder.url("/am"));
+  ASSERT_TRUE(am.Start()) << am.Log();
+
+  // B forwards to the recorder over OTLP/HTTP; A forwards to B over OTLP/gRPC with gzip.
+  ASSERT_TRUE(b.Start(GatewayFlags(b, recorder.url("/v1/traces"), "", am, recorder.url("/hook-b"))))
+      << b.Log();
+  ASSERT_TRUE(a.Start(GatewayFlags(a, "grpc://127.0.0.1:" + std::to_string(b.otlp_grpc_port()),
+                                   "  compression: gzip\n", am, recorder.url("/hook-a"))))
+      << a.Log();
+
+  // Every encoding, each its own span of the canary order.
+  for (const std::string encoding : kEncodings) {
+    const ExportTraceServiceRequest request = CanaryRequest(c, order, encoding, random);
+    std::string error;
+    bool sent = false;
+    if (encoding == "grpc" || encoding == "grpc-gzip") {
+      sent = SendGrpc(a.otlp_grpc_port(), request, encoding == "grpc-gzip", &error);
+    } else if (encoding.rfind("http-protobuf", 0) == 0) {
+      sent = SendHttp(a.otlp_http_port(), request.SerializeAsString(), "application/x-protobuf",
+                      encoding == "http-protobuf-gzip", &error);
+    } else {
+      sent = SendHttp(a.otlp_http_port(), testing_support::ToOtlpJson(request),
+                      "application/json", encoding == "http-json-gzip", &error);
+    }
+    ASSERT_TRUE(sent) << encoding << ": " << error;
+  }
+
+  // The key gateway A created, read as LoadKey reads it (a trailing newline is not part of it).
+  std::string key = ReadFile(a.data_dir() / "pseudonym.key");
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+  ASSERT_GE(key.size(), 32u);
+  const std::string p_partner = ExpectedPseudonym(key, "k1", "partner", c.partner);
+  const std::string p_email = ExpectedPseudonym(key, "k1", "email", Lowered(c.email));
+  const std::string p_phone = ExpectedPseudonym(key, "k1", "phone", c.phone_e164);
+  const std::string p_iban = ExpectedPseudonym(key, "k1", "iban", c.iban_compact);
+
+  // The upstream gets a span of every encoding.
+  std::map<std::string, pb::trace::v1::Span> upstream_spans;
+  std::map<std::string, pb::trace::v1::ResourceSpans> upstream_resources;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const auto& [path, body] : recorder.bodies("/v1/traces")) {
+          ExportTraceServiceRequest req;
+          if (!req.ParseFromString(body)) continue;
+          for (const auto& rs : req.resource_spans()) {
+            for (const auto& ss : rs.scope_spans()) {
+              for (const auto& s : ss.spans()) {
+                const std::string enc = StringAttr(s.attributes(), "leak.encoding");
+                upstream_spans[enc] = s;
+                upstream_resources[enc] = rs;
+              }
+            }
+          }
+        }
+        return upstream_spans.size() == std::size(kEncodings);
+      },
+      20s))
+      << "the upstream got spans of " << upstream_spans.size() << " encodings\n"
+      << a.Log() << b.Log();
+
+  // Stuck at both gateways, alerted in Alertmanager, notified by both webhooks and by
+  // Alertmanager.
+  for (GatewayProcess* gw : {&a, &b}) {
+    json j;
+    EXPECT_TRUE(WaitFor(
+        [&] {
+          j = json::parse(ApiGet(*gw, "/api/v1/orders/" + order), nullptr, false);
+          return j.is_object() && j.value("stuck", false);
+        },
+        15s))
+        << j.dump() << gw->Log();
+  }
+  json alerts;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        alerts = am.Alerts({{"order_id", order}});
+        return !alerts.empty();
+      },
+      15s))
+      << am.Log();
+  auto notified = [&](const std::string& path) {
+    for (const auto& [p, body] : recorder.bodies(path)) {
+      if (body.find(order) != std::string::npos) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(WaitFor([&] { return notified("/hook-a") && notified("/hook-b"); }, 15s))
+      << "webhook notifications of both gateways";
+  EXPECT_TRUE(WaitFor([&] { return notified("/am"); }, 15s)) << "Alertmanager's notification";
+
+  // The pseudonyms: the independent HMAC under A's key, unchanged by B (B has its own key; a
+  // second hash would differ).
+  for (const auto& [enc, span] : upstream_spans) {
+    SCOPED_TRACE("upstream span from " + enc);
+    const auto& rs = upstream_resources[enc];
+    EXPECT_EQ(StringAttr(rs.resource().attributes(), "partner.id"), p_partner);
+    EXPECT_EQ(StringAttr(rs.resource().attributes(), "enduser.id"), p_email);
+    EXPECT_EQ(StringAttr(span.attributes(), "partner.id"), p_partner);
+    EXPECT_EQ(StringAttr(span.attributes(), "enduser.id"), p_email);
+    EXPECT_EQ(StringAttr(span.attributes(), "user.email"), p_email);
+    EXPECT_EQ(StringAttr(span.attributes(), "customer.phone"), p_phone);
+    EXPECT_EQ(StringAttr(span.attributes(), "payment.iban"), p_iban);
+    EXPECT_EQ(StringAttr(span.attributes(), "order.id"), order);
+    EXPECT_EQ(StringAttr(span.attributes(), "http.request.header.authorization"), "")
+        << "the authorization header is dropped";
+    for (const auto& kv : span.attributes()) {
+      if (kv.key() != "customer.phones") continue;
+      ASSERT_EQ(kv.value().array_value().values_size(), 5);
+      // Two formats of one phone: one pseudonym.
+      EXPECT_EQ(kv.value().array_value().values(0).string_value(), p_phone);
+      EXPECT_EQ(kv.value().array_value().values(1).string_value(), p_phone);
+      EXPECT_EQ(kv.value().array_value().values(2).string_value(), p_email);
+      EXPECT_EQ(kv.value().array_value().values(4).string_value(), p_iban);
+    }
+    EXPECT_EQ(span.name(), "checkout by " + p_email + " tel " + p_phone +
+                               " card [card:redacted] iban " + p_iban);
+    ASSERT_EQ(span.events_size(), 2);
+    EXPECT_EQ(StringAttr(span.events(0).attributes(), "exception.message"),
+              "card [card:redacted] of " + p_email + " (" + p_phone + ") declined, IBAN " +
+                  p_iban);
+    EXPECT_EQ(StringAttr(span.events(0).attributes(), "partner.id"), p_partner);
+    EXPECT_EQ(span.events(1).name(), "notified " + p_email + " at " + p_phone);
+    ASSERT_EQ(span.links_size(), 1);
+    EXPECT_EQ(StringAttr(span.links(0).attributes(), "partner.id"), p_partner);
+    EXPECT_EQ(span.status().message(),
+              "declined: [card:redacted] " + p_iban + " " + p_email + " " + p_phone);
+    ASSERT_EQ(rs.scope_spans_size(), 1);
+    EXPECT_EQ(StringAttr(rs.scope_spans(0).scope().attributes(), "partner.id"), p_partner);
+  }
+
+  // The search, twice: while everything runs (the WAL, the forward queue's active segments)
+  // and after the gateways stopped (complete logs, checkpointed database).
+  LeakSearch search(FormsOf(c));
+  auto search_live = [&](const std::string& when) {
+    for (GatewayProcess* gw : {&a, &b}) {
+      const std::string name = std::string(gw == &a ? "gateway A" : "gateway B") + " " + when;
+      search.SearchTree(name + " dir", gw->dir());
+      if (!gw->running()) continue;
+      std::vector<std::string> targets{"/",
+                                       "/healthz",
+                                       "/readyz",
+                                       "/metrics",
+                                       "/api/v1/me",
+                                       "/api/v1/broker",
+                                       "/api/v1/orders",
+                                       "/api/v1/orders?stuck=true",
+                                       "/api/v1/orders?stage=SUBMITTED",
+                                       "/api/v1/orders?service=mes",
+                                       "/api/v1/orders?partner=" + p_partner};
+      const json list = json::parse(ApiGet(*gw, "/api/v1/orders"), nullptr, false);
+      if (list.is_object() && list["orders"].is_array()) {
+        for (const auto& o : list["orders"]) {
+          targets.push_back("/api/v1/orders/" + o.value("order_id", std::string()));
+        }
+      }
+      for (const std::string& t : targets) {
+        search.Search(name + " GET " + (t.find(p_partner) == std::string::npos ? t : "?partner"),
+                      ApiGet(*gw, t));
+      }
+    }
+    for (const std::string path : {"/v1/traces", "/hook-a", "/hook-b", "/am"}) {
+      size_t i = 0;
+      for (const auto& [p, body] : recorder.bodies(path)) {
+        search.Search("recorder POST " + path + " #" + std::to_string(i++), body);
+      }
+    }
+    for (const std::string t : {"/api/v2/alerts", "/api/v2/alerts/groups", "/api/v2/status"}) {
+      auto r = net::HttpGet(am.url(), t, 5000ms);
+      if (r.ok()) search.Search("Alertmanager GET " + t + " " + when, r.value().body);
+    }
+  };
+  search_live("(running)");
+
+  // Non-vacuous: the files that must be searched were there, with pseudonyms in them.
+  EXPECT_TRUE(search.SawFile("data/journeys.db")) << "no journey database";
+  EXPECT_TRUE(search.SawFile("data/journeys.db-wal")) << "no journey WAL";
+  EXPECT_TRUE(search.SawFileContaining("data/forward/queue/seg-")) << "no forward queue segment";
+  EXPECT_TRUE(search.SawFile("data/audit.log")) << "no audit log";
+  auto find_in_dir = [](const std::filesystem::path& dir, const std::string& needle) {
+    for (const auto& e : std::filesystem::recursive_directory_iterator(dir)) {
+      if (e.is_regular_file() && ReadFile(e.path()).find(needle) != std::string::npos)
+        return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(find_in_dir(a.data_dir() / "forward", p_partner))
+      << "gateway A's forward queue holds the partner's pseudonym";
+  EXPECT_TRUE(find_in_dir(b.data_dir() / "forward", p_partner))
+      << "gateway B's forward queue holds the partner's pseudonym (A's, unchanged)";
+  EXPECT_NE(a.Log().find(p_email), std::string::npos) << "the span log shows the pseudonym";
+  if (!alerts.empty()) {
+    EXPECT_NE(alerts[0].dump().find(p_email), std::string::npos)
+        << "the alert's diagnosis names the last span (its name, pseudonymised)";
+  }
+  const json partner_orders =
+      json::parse(ApiGet(a, "/api/v1/orders?partner=" + p_partner), nullptr, false);
+  if (partner_orders.is_object() && partner_orders.contains("orders")) {
+    EXPECT_NE(partner_orders.dump().find(order), std::string::npos)
+        << "GET /api/v1/orders?partner=<pseudonym> finds the canary order";
+  }
+
+  EXPECT_EQ(b.Stop(), 0);
+  EXPECT_EQ(a.Stop(), 0);
+  search_live("(stopped)");
+  search.SearchTree("Alertmanager dir", a.dir() / "alertmanager");
+  am.Stop();
+  search.SearchTree("Alertmanager dir (stopped)", a.dir() / "alertmanager");
+
+  EXPECT_TRUE(search.hits().empty())
+      << search.hits().size() << " hits of canaries in " << search.sinks() << " sinks:\n"
+      << Describe(search.hits());
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
+  std::cout << "leak test: " << FormsOf(c).size() << " canary forms searched in "
+            << search.sinks() << " sinks (" << search.bytes() << " bytes), "
+            << search.hits().size() << " hits, " << seconds << " s\n";
+}
+
+}  // namespace
+}  // namespace ordertrace
