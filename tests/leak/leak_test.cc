@@ -173,6 +173,22 @@ Canaries MakeCanaries(Random& r) {
   return c;
 }
 
+// The beginnings of canaries that a value cut at the attribute limit would keep.
+std::string EmailCut(const Canaries& c) { return c.email.substr(0, c.email.find('@') + 1); }
+std::string PhoneCut(const Canaries& c) { return c.phone_intl.substr(0, 10); }
+std::string CardCut(const Canaries& c) { return c.card.substr(0, 14); }
+std::string IbanCut(const Canaries& c) { return c.iban.substr(0, 19); }
+
+// The gateways' limits.max_attribute_value_bytes (the default).
+constexpr size_t kValueLimit = 32 * 1024;
+
+// A value longer than the limit whose cut falls inside `canary`, right after its first
+// `kept` bytes: the gateway must not keep that beginning ("nothing partial survives at the
+// truncation boundary").
+std::string CutInside(const std::string& canary, size_t kept) {
+  return std::string(kValueLimit - kept - 1, 'x') + " " + canary + " and more text after it";
+}
+
 // One way a canary may be written, searched for in every sink.
 struct Form {
   std::string canary;  // "e-mail"
@@ -202,6 +218,11 @@ std::vector<Form> FormsOf(const Canaries& c) {
       {"IBAN", "lower-case without spaces", Lowered(c.iban_compact)},
       {"IBAN", "account digits (BBAN)", c.bban},
       {"bearer token", "as sent", c.bearer},
+      // What a cut at the attribute limit would leave of each (CutInside below).
+      {"e-mail", "cut after the @", EmailCut(c)},
+      {"phone", "cut after 10 characters", PhoneCut(c)},
+      {"card", "cut after three groups", CardCut(c)},
+      {"IBAN", "cut after four groups", IbanCut(c)},
   };
 }
 
@@ -272,6 +293,10 @@ ExportTraceServiceRequest CanaryRequest(const Canaries& c, const std::string& or
       .Attr("payment.iban", c.iban_compact)
       .Attr("error.type", "declined for " + c.email)
       .Attr("http.request.header.authorization", "Bearer " + c.bearer)
+      .Attr("long.email", CutInside(c.email, EmailCut(c).size()))
+      .Attr("long.phone", CutInside(c.phone_intl, PhoneCut(c).size()))
+      .Attr("long.card", CutInside(c.card, CardCut(c).size()))
+      .Attr("long.iban", CutInside(c.iban, IbanCut(c).size()))
       .Attr("customer.phones",
             ArrayValue({StringValue(c.phone_intl), StringValue(c.phone_local), StringValue(c.email),
                         StringValue(c.card), StringValue(c.iban)}))
@@ -704,6 +729,8 @@ TEST_F(LeakTest, CanariesInEveryCarrierReachNoSinkThroughTwoGateways) {
   std::string key = ReadFile(a_.data_dir() / "pseudonym.key");
   while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
   ASSERT_GE(key.size(), 32u);
+  // B has a key of its own under the same id: a pseudonym of A that B hashed again would differ.
+  EXPECT_NE(ReadFile(b_.data_dir() / "pseudonym.key"), ReadFile(a_.data_dir() / "pseudonym.key"));
   const std::string p_partner = ExpectedPseudonym(key, "k1", "partner", c_.partner);
   const std::string p_email = ExpectedPseudonym(key, "k1", "email", Lowered(c_.email));
   const std::string p_phone = ExpectedPseudonym(key, "k1", "phone", c_.phone_e164);
@@ -728,6 +755,11 @@ TEST_F(LeakTest, CanariesInEveryCarrierReachNoSinkThroughTwoGateways) {
     EXPECT_EQ(StringAttr(span.attributes(), "order.id"), order_);
     EXPECT_EQ(StringAttr(span.attributes(), "http.request.header.authorization"), "")
         << "the authorization header is dropped";
+    for (const std::string long_key : {"long.email", "long.phone", "long.card", "long.iban"}) {
+      const std::string v = StringAttr(span.attributes(), long_key);
+      EXPECT_LE(v.size(), kValueLimit) << long_key;
+      EXPECT_GT(v.size(), kValueLimit - 100) << long_key << " was cut at the limit, no more";
+    }
     for (const auto& kv : span.attributes()) {
       if (kv.key() != "customer.phones") continue;
       ASSERT_EQ(kv.value().array_value().values_size(), 5);
