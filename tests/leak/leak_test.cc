@@ -1,13 +1,14 @@
 // The canary leak test (issue 15, "Done when"): personal data sent to the gateway must come out
 // of NOTHING it keeps or sends.  Fresh canaries each run (a partner id, an e-mail, a phone in two
-// formats, a Luhn-valid card number, an IBAN) go into every carrier of a span (resource, scope,
-// span, event and link attributes, arrays, key-value lists, the span name, event names, the
-// status message, error.type) over OTLP/gRPC (plain and gzip) and OTLP/HTTP (protobuf, JSON,
-// each plain and gzip) into gateway A, which forwards (gRPC, gzip) to gateway B, which forwards
-// (HTTP) to an upstream recorder run here.  Both gateways run journeys with a rules file whose
-// deadline has passed when the spans arrive (the canary order is stuck at once), alert to a real
-// Alertmanager (whose notifications go to a recorder) and to a webhook recorder, keep the audit
-// log, and log at debug with span logging on.
+// formats, a Luhn-valid card number, an IBAN, a bearer token) go into every carrier of a span
+// (resource, scope, span, event and link attributes, arrays, key-value lists, bytes values, values
+// cut at the attribute limit, the span name, event names, the status message, error.type) over
+// OTLP/gRPC (plain and gzip) and OTLP/HTTP (protobuf, JSON, each plain and gzip) into gateway A,
+// which forwards (gRPC, gzip) to gateway B, which forwards (HTTP) to an upstream recorder run
+// here.  Both gateways run journeys with a rules file whose deadline has passed when the spans
+// arrive (the canary order is stuck at once), alert to a real Alertmanager (whose notifications go
+// to a recorder) and to a webhook recorder, keep the audit log, and log at debug with span logging
+// on.
 //
 // Then every sink is searched for each canary and its normalised forms (lower-cased e-mail,
 // E.164 and digits-only phone, card digits without separators, IBAN without spaces, ...): every
@@ -258,6 +259,12 @@ std::string ExpectedPseudonym(const std::string& key, const std::string& kid,
 
 // ---- the requests
 
+pb::common::v1::AnyValue BytesValue(const std::string& bytes) {
+  pb::common::v1::AnyValue v;
+  v.set_bytes_value(bytes);
+  return v;
+}
+
 // A request of one span of the canary order, with every canary in every carrier; `encoding`
 // marks it (leak.encoding) so the upstream's copy can be told apart.
 ExportTraceServiceRequest CanaryRequest(const Canaries& c, const std::string& order,
@@ -293,6 +300,7 @@ ExportTraceServiceRequest CanaryRequest(const Canaries& c, const std::string& or
       .Attr("payment.iban", c.iban_compact)
       .Attr("error.type", "declined for " + c.email)
       .Attr("http.request.header.authorization", "Bearer " + c.bearer)
+      .Attr("customer.raw", BytesValue(text))
       .Attr("long.email", CutInside(c.email, EmailCut(c).size()))
       .Attr("long.phone", CutInside(c.phone_intl, PhoneCut(c).size()))
       .Attr("long.card", CutInside(c.card, CardCut(c).size()))
