@@ -67,6 +67,7 @@ using testing_support::Alertmanager;
 using testing_support::ArrayValue;
 using testing_support::GatewayProcess;
 using testing_support::KvListValue;
+using testing_support::Receiver;
 using testing_support::RequestBuilder;
 using testing_support::SpanBuilder;
 using testing_support::StringValue;
@@ -334,48 +335,6 @@ ExportTraceServiceRequest CanaryRequest(const Canaries& c, const std::string& or
   return std::move(req).Build();
 }
 
-// ---- the recorder: the upstream, the webhooks and Alertmanager's receiver
-
-// Every POST body, raw (after the HTTP server's gunzip), with its path; answers 200 (an empty
-// ExportTraceServiceResponse for OTLP).
-class Recorder {
- public:
-  Recorder() {
-    net::HttpServerOptions o;
-    o.threads = 2;
-    o.max_body_bytes = 64 << 20;
-    server_ = std::make_unique<net::HttpServer>(o);
-    server_->Route("POST", "/*", [this](net::HttpRequest& req, net::HttpResponse& res) {
-      std::lock_guard lock(mu_);
-      bodies_.push_back({req.path, req.body});
-      res.status = 200;
-      if (req.path == "/v1/traces") res.content_type = "application/x-protobuf";
-    });
-    started_ = server_->Start().ok();
-  }
-  ~Recorder() {
-    if (started_) server_->Shutdown(1000ms);
-  }
-  std::string url(const std::string& path) const {
-    return "http://127.0.0.1:" + std::to_string(server_->port()) + path;
-  }
-  std::vector<std::pair<std::string, std::string>> bodies(const std::string& path) const {
-    std::lock_guard lock(mu_);
-    std::vector<std::pair<std::string, std::string>> out;
-    for (const auto& b : bodies_) {
-      if (b.first == path) out.push_back(b);
-    }
-    return out;
-  }
-  bool started() const { return started_; }
-
- private:
-  mutable std::mutex mu_;
-  std::vector<std::pair<std::string, std::string>> bodies_;
-  std::unique_ptr<net::HttpServer> server_;
-  bool started_ = false;
-};
-
 // ---- the search
 
 struct Hit {
@@ -600,7 +559,7 @@ class LeakTest : public ::testing::Test {
   void WaitForUpstream() {
     ASSERT_TRUE(WaitFor(
         [&] {
-          for (const auto& [path, body] : recorder_.bodies("/v1/traces")) {
+          for (const std::string& body : recorder_.raw_bodies("/v1/traces")) {
             ExportTraceServiceRequest req;
             if (!req.ParseFromString(body)) continue;
             for (const auto& rs : req.resource_spans()) {
@@ -621,7 +580,7 @@ class LeakTest : public ::testing::Test {
   }
 
   bool Notified(const std::string& path) const {
-    for (const auto& [p, body] : recorder_.bodies(path)) {
+    for (const std::string& body : recorder_.raw_bodies(path)) {
       if (body.find(order_) != std::string::npos) return true;
     }
     return false;
@@ -680,7 +639,7 @@ class LeakTest : public ::testing::Test {
     }
     for (const std::string path : {"/v1/traces", "/hook-a", "/hook-b", "/am"}) {
       size_t i = 0;
-      for (const auto& [p, body] : recorder_.bodies(path)) {
+      for (const std::string& body : recorder_.raw_bodies(path)) {
         search_.Search("recorder POST " + path + " #" + std::to_string(i++), body);
       }
     }
@@ -708,7 +667,7 @@ class LeakTest : public ::testing::Test {
   const Canaries c_ = MakeCanaries(random_);
   std::string order_;
   std::chrono::steady_clock::time_point began_;
-  Recorder recorder_;
+  Receiver recorder_;  // the upstream (/v1/traces), the webhooks and Alertmanager's receiver
   GatewayProcess a_{"leak_a"}, b_{"leak_b"};
   std::unique_ptr<Alertmanager> am_;
   std::map<std::string, pb::trace::v1::Span> upstream_spans_;
