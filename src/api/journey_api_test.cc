@@ -164,10 +164,10 @@ TEST_F(JourneyApiTest, ErrorsAreJson) {
 }
 
 // The audit keeps the values of the list's filters, but not of parameters it does not know:
-// they may carry personal data (a partner id or an e-mail looked up in clear).
+// they may carry personal data (a customer's id or e-mail put in a query by mistake).
 TEST_F(JourneyApiTest, AuditKeepsFilterValuesButNotUnknownParameters) {
   GetJson("/api/v1/orders?stuck=true&stage=SUBMITTED&limit=5", 200);
-  GetJson("/api/v1/orders?partner=PRT-ACME-0042", 400);
+  GetJson("/api/v1/orders?customer=PRT-ACME-0042", 400);
   GetJson("/api/v1/orders?stuck=true&q=alice%40example.com", 400);
   const auto events = audit_.Take();
   ASSERT_EQ(events.size(), 3u);
@@ -177,7 +177,7 @@ TEST_F(JourneyApiTest, AuditKeepsFilterValuesButNotUnknownParameters) {
       (std::vector<Entry>{
           {"type", "order_list"}, {"stuck", "true"}, {"stage", "SUBMITTED"}, {"limit", "5"}}));
   EXPECT_EQ(events[1].resource,
-            (std::vector<Entry>{{"type", "order_list"}, {"partner", "[not recorded]"}}));
+            (std::vector<Entry>{{"type", "order_list"}, {"customer", "[not recorded]"}}));
   EXPECT_EQ(
       events[2].resource,
       (std::vector<Entry>{{"type", "order_list"}, {"stuck", "true"}, {"q", "[not recorded]"}}));

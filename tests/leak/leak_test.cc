@@ -456,6 +456,14 @@ std::string ApiGet(const GatewayProcess& gw, const std::string& target, int* sta
   return r.value().body;
 }
 
+// POSTs a JSON `body` to a gateway's API; the answer's body ("" on a failure).
+std::string ApiPost(const GatewayProcess& gw, const std::string& target, const std::string& body) {
+  net::HttpOptions o;
+  o.headers = {{"Content-Type", "application/json"}};
+  auto r = net::HttpPost(gw.api_url() + target, body, o);
+  return r.ok() ? r.value().body : "";
+}
+
 bool SendGrpc(uint16_t port, const ExportTraceServiceRequest& request, bool gzip,
               std::string* error) {
   auto channel =
@@ -635,6 +643,13 @@ class LeakTest : public ::testing::Test {
         const bool query = t.find("?partner=") != std::string::npos;
         search_.Search(name + " GET " + (query ? "/api/v1/orders?partner=..." : t), ApiGet(*gw, t));
       }
+      // The clear partner id in a body (issue 15 point 5: POST lookup-partner), well-formed and
+      // not: answered or refused, it must not be quoted, audited or logged.
+      for (const std::string& body :
+           {json{{"partner", c_.partner}}.dump(), json{{"partner", c_.partner}, {"x", 1}}.dump()}) {
+        search_.Search(name + " POST /api/v1/orders/lookup-partner",
+                       ApiPost(*gw, "/api/v1/orders/lookup-partner?stuck=true", body));
+      }
     }
     for (const std::string path : {"/v1/traces", "/hook-a", "/hook-b", "/am"}) {
       size_t i = 0;
@@ -769,11 +784,19 @@ TEST_F(LeakTest, CanariesInEveryCarrierReachNoSinkThroughTwoGateways) {
     EXPECT_NE(alerts_[0].dump().find(p_email), std::string::npos)
         << "the alert's diagnosis names the last span (its name, pseudonymised)";
   }
-  const json partner_orders =
+  // Once the API looks orders up by partner (issue 15 point 5), both ways find the canary order.
+  const json by_pseudonym =
       json::parse(ApiGet(a_, "/api/v1/orders?partner=" + p_partner), nullptr, false);
-  if (partner_orders.is_object() && partner_orders.contains("orders")) {
-    EXPECT_NE(partner_orders.dump().find(order_), std::string::npos)
+  if (by_pseudonym.is_object() && by_pseudonym.contains("orders")) {
+    EXPECT_NE(by_pseudonym.dump().find(order_), std::string::npos)
         << "GET /api/v1/orders?partner=<pseudonym> finds the canary order";
+  }
+  const json by_clear_id = json::parse(
+      ApiPost(a_, "/api/v1/orders/lookup-partner", json{{"partner", c_.partner}}.dump()), nullptr,
+      false);
+  if (by_clear_id.is_object() && by_clear_id.contains("orders")) {
+    EXPECT_NE(by_clear_id.dump().find(order_), std::string::npos)
+        << "POST /api/v1/orders/lookup-partner with the clear id finds the canary order";
   }
 
   StopAndSearch(p_partner);
