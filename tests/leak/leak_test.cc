@@ -26,7 +26,8 @@
 // Without Alertmanager (Debian prometheus-alertmanager) the test skips with the reason, or fails
 // when ORDERTRACE_REQUIRE_INTEROP=1.  A twin with redaction off proves that the search finds the
 // canaries in each of those sinks.  What the test found in the product is tested here too
-// (GatewayKeyFile) or beside the fix (src/api/journey_api_test.cc, the audit of list filters).
+// (src/redact/pseudonym_test.cc, LoadOrCreateKey) or beside the fix (src/api/journey_api_test.cc,
+// the audit of list filters).
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
@@ -857,36 +858,6 @@ TEST_F(LeakTest, WithRedactionOffTheSearchFindsCanariesInEverySink) {
   for (const Hit& h : search_.hits()) canaries.insert(h.canary + " (" + h.form + ")");
   std::cout << "with redaction off: " << search_.hits().size() << " hits of " << canaries.size()
             << " canary forms in " << sinks.size() << " sinks, " << Seconds() << " s\n";
-}
-
-// Found by the leak test (1 start in ~128 failed: "holds fewer than 32 bytes"): the key a gateway
-// creates on its first start is 32 random bytes, and LoadKey drops trailing '\n' and '\r' (for
-// text keys), so a key whose last random byte is one of them is refused, and the gateway does not
-// start.  Each created key has a 2/256 chance; 3,000 keys miss it with probability 4e-11.
-TEST(GatewayKeyFile, EveryKeyTheGatewayCreatesLoads) {
-  // In memory where there is /dev/shm: every key is fsynced, 3,000 syncs on a disk take 20 s.
-  const std::filesystem::path base = std::filesystem::is_directory("/dev/shm")
-                                         ? std::filesystem::path("/dev/shm")
-                                         : std::filesystem::temp_directory_path();
-  const std::filesystem::path dir = base / ("ordertrace_leak_keys_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  int refused = 0;
-  std::string why;
-  for (int i = 0; i < 3000; ++i) {
-    const std::string path = (dir / ("key" + std::to_string(i))).string();
-    bool created = false;
-    auto key = redact::LoadOrCreateKey("k1", path, &created);
-    if (!key.ok()) {
-      ++refused;
-      why = key.status().message();
-    }
-  }
-  std::filesystem::remove_all(dir);
-  EXPECT_EQ(refused, 0) << refused
-                        << " of 3000 keys created by LoadOrCreateKey were refused by LoadKey "
-                           "(src/redact/pseudonym.cc), e.g.: "
-                        << why;
 }
 
 }  // namespace
