@@ -91,6 +91,7 @@ struct Ctx {
   bool changed = false;
   const char* error = nullptr;
   std::string scratch;
+  Carrier carrier = Carrier::kUnknown;  // of the attributes being rewritten (debug observer)
 };
 
 bool RewriteMessage(Ctx& ctx, Msg msg, std::string_view in, std::string* out, int depth);
@@ -102,7 +103,7 @@ bool RewriteAnyValue(Ctx& ctx, std::string_view key, KeyRule rule, std::string_v
 // Writes string field `field` holding `value` under `rule` for `key`.
 void WriteString(Ctx& ctx, uint32_t field, KeyRule rule, std::string_view key,
                  std::string_view value, std::string* out) {
-  const Action a = ctx.redactor.RedactAttribute(rule, key, value, &ctx.scratch);
+  const Action a = ctx.redactor.RedactAttribute(rule, key, value, &ctx.scratch, ctx.carrier);
   if (a == Action::kKept) {
     AppendBytesField(out, field, value);
     return;
@@ -244,7 +245,7 @@ bool RewriteKeyValue(Ctx& ctx, uint32_t field, std::string_view in, std::string_
   const bool forced = !forced_key.empty();
   const KeyRule rule = forced ? KeyRule::kPseudonymise : ctx.redactor.RuleOfKey(key);
   if (rule == KeyRule::kDrop) {
-    ctx.redactor.RedactAttribute(rule, key, "", &ctx.scratch);  // counted as dropped
+    ctx.redactor.RedactAttribute(rule, key, "", &ctx.scratch, ctx.carrier);  // counted as dropped
     ctx.changed = true;
     return true;
   }
@@ -351,7 +352,10 @@ bool RewriteMessage(Ctx& ctx, Msg msg, std::string_view in, std::string* out, in
         break;
       }
       case FieldRule::kText: {
-        const Action a = ctx.redactor.RedactText(body, false, &ctx.scratch);
+        const Carrier carrier = msg == Msg::kSpan    ? Carrier::kSpanName
+                                : msg == Msg::kEvent ? Carrier::kEventName
+                                                     : Carrier::kStatusMessage;
+        const Action a = ctx.redactor.RedactText(body, false, &ctx.scratch, carrier);
         if (a == Action::kKept) {
           AppendBytesField(out, tag >> 3, body);
         } else {
@@ -361,6 +365,11 @@ bool RewriteMessage(Ctx& ctx, Msg msg, std::string_view in, std::string* out, in
         break;
       }
       case FieldRule::kAttributes:
+        ctx.carrier = msg == Msg::kResource ? Carrier::kResourceAttribute
+                      : msg == Msg::kScope  ? Carrier::kScopeAttribute
+                      : msg == Msg::kSpan   ? Carrier::kSpanAttribute
+                      : msg == Msg::kEvent  ? Carrier::kEventAttribute
+                                            : Carrier::kLinkAttribute;
         if (!RewriteKeyValue(ctx, tag >> 3, body, std::string_view(), out, depth + 1)) {
           return false;
         }
