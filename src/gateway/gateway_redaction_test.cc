@@ -379,6 +379,32 @@ TEST_F(GatewayRedactionTest, ConfiguredKeysJoinTheDefaults) {
   gw.Stop();
 }
 
+// The journeys' entity key comes from the rules file: one the redaction changes is refused at
+// start and on a rules reload (orders are found by it).
+TEST_F(GatewayRedactionTest, TheRulesEntityKeyIsNeverRedacted) {
+  const std::string rules = "entity: {key: order.id}\nstages: [A, B]\ngrace: 30s\n";
+  const std::string by_partner = "entity: {key: partner.id}\nstages: [A, B]\ngrace: 30s\n";
+  const std::string path = (dir_ / "rules.yaml").string();
+  std::ofstream(path) << by_partner;
+  config_.journeys.rules = path;
+  {
+    Gateway gw(config_);
+    Status s = gw.Start();
+    ASSERT_FALSE(s.ok());
+    EXPECT_NE(s.message().find("entity key 'partner.id'"), std::string::npos) << s.message();
+  }
+  std::ofstream(path, std::ios::trunc) << rules;
+  Gateway gw(config_);
+  ASSERT_TRUE(gw.Start().ok());
+  std::ofstream(path, std::ios::trunc) << by_partner;
+  Status s = gw.ReloadRules();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("the rules' entity key 'partner.id' is pseudonymised or dropped"),
+            std::string::npos)
+      << s.message();
+  gw.Stop();
+}
+
 // redaction.debug: which rule fired, where, under which key; never the value.
 TEST_F(GatewayRedactionTest, DebugModeLogsTheRuleNeverTheValue) {
   ASSERT_TRUE(log::Init("debug", log::Format::kLogfmt));
