@@ -1,10 +1,10 @@
 #include "redact/value_redactor.h"
 
 #include <chrono>
-#include <mutex>
 #include <utility>
 
 #include "common/log.h"
+#include "common/thread_annotations.h"
 
 namespace ordertrace::redact {
 namespace {
@@ -120,7 +120,7 @@ class DebugLog {
     uint64_t not_logged = 0;
     {
       const auto now = std::chrono::steady_clock::now();
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (now - window_ >= std::chrono::seconds(1)) {
         window_ = now;
         in_window_ = 0;
@@ -150,10 +150,10 @@ class DebugLog {
 
  private:
   const int per_second_;
-  std::mutex mu_;
-  std::chrono::steady_clock::time_point window_{};  // guarded by mu_
-  int in_window_ = 0;                               // guarded by mu_
-  uint64_t not_logged_ = 0;                         // guarded by mu_
+  Mutex mu_;
+  std::chrono::steady_clock::time_point window_ GUARDED_BY(mu_){};
+  int in_window_ GUARDED_BY(mu_) = 0;
+  uint64_t not_logged_ GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace
