@@ -358,8 +358,10 @@ struct Gateway::Impl {
   // ordertrace_redaction_values_total: one set for every redactor, so a key rotation does not
   // reset them.
   std::shared_ptr<redact::RedactionCounters> redaction_counters;
-  std::vector<std::string> redaction_key_ids;  // of the redactor in force, the current first
-  pipeline::BatchSink* sink = nullptr;         // what the receivers hand batches to
+  // The redactor in force and its key ids, the current first (Start and SIGHUP, one thread).
+  std::shared_ptr<const redact::ValueRedactor> redactor;
+  std::vector<std::string> redaction_key_ids;
+  pipeline::BatchSink* sink = nullptr;  // what the receivers hand batches to
   std::unique_ptr<net::HttpServer> otlp_http;
   std::unique_ptr<receive::OtlpGrpcReceiver> otlp_grpc;
   // API sign-in, before the API server that holds them (declared first, destroyed last): the
@@ -729,6 +731,7 @@ Status Gateway::StartRedaction() {
     log::Warn("redaction.debug is on but log.level is not debug: nothing will show");
   }
   g.redaction_key_ids = built->key_ids;
+  g.redactor = built->redactor;
   g.redacting = std::make_unique<redact::RedactingSink>(built->redactor, g.sink, &registry_);
   g.sink = g.redacting.get();
   log::Info("redaction on", {{"current_key_id", built->key_ids.front()},
@@ -739,7 +742,7 @@ Status Gateway::StartRedaction() {
 
 Status Gateway::ReloadRedaction() {
   Impl& g = *impl_;
-  if (!g.redacting) return Status::InvalidArgument("redaction is off (redaction.enabled)");
+  if (!g.redactor) return Status::InvalidArgument("redaction is off (redaction.enabled)");
   config::Config::Redaction r = config_.redaction;
   Status status = Status::Ok();
   if (config_loader_) {
@@ -771,7 +774,7 @@ Status Gateway::ReloadRedaction() {
   }
   // A key whose id stayed but whose file now holds another secret: its old pseudonyms can no
   // longer be looked up or reproduced (a new key wants a new id).
-  const auto before = g.redacting->redactor()->pseudonymizer().AllPseudonyms("probe", "");
+  const auto before = g.redactor->pseudonymizer().AllPseudonyms("probe", "");
   const auto after = built->redactor->pseudonymizer().AllPseudonyms("probe", "");
   for (size_t i = 0; i < previous.size() && i < before.size(); ++i) {
     for (size_t j = 0; j < built->key_ids.size() && j < after.size(); ++j) {
@@ -783,7 +786,8 @@ Status Gateway::ReloadRedaction() {
       }
     }
   }
-  g.redacting->SetRedactor(built->redactor);
+  g.redacting->SetRedactor(built->redactor);  // the one place the new redactor goes
+  g.redactor = built->redactor;
   g.redaction_key_ids = built->key_ids;
   config_.redaction = r;
   const bool rotated = previous.empty() || previous.front() != built->key_ids.front();
@@ -945,12 +949,11 @@ Status Gateway::ReloadRules() {
   if (!g.engine) return Status::InvalidArgument("journeys are disabled (journeys.enabled)");
   auto rules = LoadJourneyRules(config_);
   if (!rules.ok()) return rules.status();
-  if (g.redacting) {
+  if (g.redactor) {
     // An entity key the redaction would change: lookups by id would break (the redactor is
     // rebuilt with the new entity key by ReloadRedaction, right after on SIGHUP).
     const std::string& key = (*rules)->entity_key;
-    auto redactor = g.redacting->redactor();
-    if (redactor->PseudonymisesKey(key) || redactor->DropsKey(key)) {
+    if (g.redactor->PseudonymisesKey(key) || g.redactor->DropsKey(key)) {
       return Status::InvalidArgument("the rules' entity key '" + key +
                                      "' is pseudonymised or dropped by redaction.*: orders are "
                                      "found by it");
@@ -1028,7 +1031,7 @@ Status Gateway::Run() {
         failed += failed.empty() ? "tls" : ",tls";
       }
       // After the rules: the redactor keeps their entity key.
-      if (impl_->redacting) {
+      if (impl_->redactor) {
         if (Status s = ReloadRedaction(); !s.ok()) {
           log::Error("redaction keys not reloaded; the previous keys stay in force",
                      {{"error", s.message()}});

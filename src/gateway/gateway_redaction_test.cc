@@ -284,6 +284,28 @@ TEST_F(GatewayRedactionTest, ABadReloadKeepsTheOldKeys) {
   }
 }
 
+// Another secret in the file of a key id already in use: taken (the file is the truth), but
+// audited as key_replaced, since the id's old pseudonyms can no longer be looked up.
+TEST_F(GatewayRedactionTest, AKeyFileThatChangedUnderItsIdIsAudited) {
+  config_.redaction.keys = {Key("k1", KeyFile("k1.key", kSecret1))};
+  Gateway gw(config_);
+  ASSERT_TRUE(gw.Start().ok());
+  KeyFile("k1.key", kSecret2);
+  ASSERT_TRUE(gw.ReloadRedaction().ok());
+  EXPECT_EQ(Request(gw.otlp_http_port(), "POST", "/v1/traces",
+                    OrderSpan("REP-1", "mail ivan@example.org", "P-1"))
+                .status,
+            200);
+  EXPECT_TRUE(JourneyShows(gw.http_port(), "REP-1",
+                           "mail " + PseudonymUnder("k1", kSecret2, "email", "ivan@example.org")));
+  gw.Stop();
+  std::string audit;
+  for (const std::string& line : Lines(AuditPath())) {
+    if (line.find("redaction_keys_reloaded") != std::string::npos) audit += line;
+  }
+  EXPECT_NE(audit.find("\"reason\":\"key_replaced\""), std::string::npos) << audit;
+}
+
 // Without a configured key the gateway creates one (0600) in its data directory, and keeps it.
 TEST_F(GatewayRedactionTest, WithoutAKeyOneIsCreatedInTheDataDirectory) {
   std::string first;
