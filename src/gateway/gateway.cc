@@ -744,24 +744,22 @@ Status Gateway::ReloadRedaction() {
   Impl& g = *impl_;
   if (!g.redactor) return Status::InvalidArgument("redaction is off (redaction.enabled)");
   config::Config::Redaction r = config_.redaction;
-  Status status = Status::Ok();
-  if (config_loader_) {
-    auto fresh = config_loader_();
-    if (fresh.ok()) {
+  auto build = [&]() -> Result<BuiltRedactor> {
+    if (config_loader_) {
+      auto fresh = config_loader_();
+      if (!fresh.ok()) {
+        return Status(fresh.status().code(), "config file: " + fresh.status().message());
+      }
       if (fresh->redaction.enabled != r.enabled) {
         log::Warn("redaction.enabled changed: that takes a restart; the rest is reloaded");
       }
       r = fresh->redaction;
       r.enabled = config_.redaction.enabled;
-    } else {
-      status = Status(fresh.status().code(), "config file: " + fresh.status().message());
     }
-  }
-  Result<BuiltRedactor> built = status;
-  if (status.ok()) {
-    built = BuildRedactor(r, config_.data_dir, EntityKey(), g.redaction_counters,
-                          /*may_create=*/false);
-  }
+    return BuildRedactor(r, config_.data_dir, EntityKey(), g.redaction_counters,
+                         /*may_create=*/false);
+  };
+  Result<BuiltRedactor> built = build();
   const std::vector<std::string> previous = g.redaction_key_ids;
   audit::AuditEvent e;
   e.event = "redaction_keys_reloaded";
