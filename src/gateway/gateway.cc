@@ -42,7 +42,7 @@
 #include "pipeline/span_log_stage.h"
 #include "receive/otlp_receivers.h"
 #include "receive/receiver_metrics.h"
-#include "redact/redacting_sink.h"
+#include "redact/redacting_decoder.h"
 
 #ifndef ORDERTRACE_VERSION
 #define ORDERTRACE_VERSION "0.0.0"
@@ -353,8 +353,9 @@ struct Gateway::Impl {
   std::unique_ptr<pipeline::IngestQueue> queue;
   std::unique_ptr<forward::Forwarder> forwarder;  // null when no upstream is configured
   std::unique_ptr<pipeline::SinkChain> chain;     // queue, then forwarder
-  // In front of the chain: only redacted batches reach the queue and the forwarder.
-  std::unique_ptr<redact::RedactingSink> redacting;
+  // The receivers decode every request through it (null with redaction off): only redacted
+  // batches reach the sink, so the queue, the journeys and the forwarder never see clear values.
+  std::shared_ptr<redact::RedactingDecoder> redacting;
   // ordertrace_redaction_values_total: one set for every redactor, so a key rotation does not
   // reset them.
   std::shared_ptr<redact::RedactionCounters> redaction_counters;
@@ -541,6 +542,7 @@ Status Gateway::Start() {
   };
   receiver_options.tls_dir =
       (std::filesystem::path(config_.data_dir) / "tls" / "otlp_grpc").string();
+  receiver_options.decoder = g.redacting;
 
   // The API listener before the receivers: /healthz answers (and /readyz says "starting")
   // while the rest comes up.
@@ -732,8 +734,7 @@ Status Gateway::StartRedaction() {
   }
   g.redaction_key_ids = built->key_ids;
   g.redactor = built->redactor;
-  g.redacting = std::make_unique<redact::RedactingSink>(built->redactor, g.sink, &registry_);
-  g.sink = g.redacting.get();
+  g.redacting = std::make_shared<redact::RedactingDecoder>(built->redactor, &registry_);
   log::Info("redaction on", {{"current_key_id", built->key_ids.front()},
                              {"key_ids", JoinIds(built->key_ids)},
                              {"debug", r.debug}});

@@ -26,12 +26,12 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "common/metrics.h"
 #include "common/status.h"
 #include "redact/detect.h"
+#include "redact/key_rules.h"
 #include "redact/pseudonym.h"
 
 namespace ordertrace::redact {
@@ -58,9 +58,6 @@ struct RedactionRules {
 
 // What happened to a value.
 enum class Action { kKept, kChanged, kDropped };
-
-// The rule for an attribute key.
-enum class KeyRule : uint8_t { kScan, kSafe, kDrop, kPseudonymise };
 
 // Counts by action and detector, never values.  Made with a registry, they are
 // ordertrace_redaction_values_total{action="pseudonymised|masked|dropped",
@@ -170,17 +167,13 @@ class ValueRedactor {
 
  private:
   ValueRedactor() = default;
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
   Action RedactFreeText(std::string_view text, bool truncated, std::string* out, Carrier carrier,
                         std::string_view key) const;
   void Fired(Carrier carrier, std::string_view key, KeyRule rule, Detector detector) const {
     if (observer_) observer_(RuleFired{carrier, key, rule, detector});
   }
 
-  std::unordered_map<std::string, KeyRule, Hash, std::equal_to<>> rule_of_key_;
+  KeyRuleTable rule_of_key_;
   RedactionRules rules_;
   std::shared_ptr<const Pseudonymizer> pseudonymizer_;
   std::shared_ptr<RedactionCounters> counters_;
