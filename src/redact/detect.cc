@@ -370,15 +370,36 @@ void PhoneInRun(std::string_view t, const Run& run, const PhoneRegion& region,
   out->push_back(Finding{Detector::kPhone, begin, run.end, std::move(e164)});
 }
 
+// The first position at or after `i` where a run may start (a digit, '+' or '('), or t.size().
+size_t NextRunStart(std::string_view t, size_t i) {
+  const size_t n = t.size();
+#if defined(__SSE2__)
+  const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9), plus = _mm_set1_epi8('+'),
+                paren = _mm_set1_epi8('(');
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.data() + i));
+    const __m128i d = _mm_sub_epi8(v, zero);
+    const __m128i hit =
+        _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(d, nine), d),
+                     _mm_or_si128(_mm_cmpeq_epi8(v, plus), _mm_cmpeq_epi8(v, paren)));
+    const int mask = _mm_movemask_epi8(hit);
+    if (mask != 0) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+  }
+#endif
+  while (i < n &&
+         (kCharClass.of[static_cast<unsigned char>(t[i])] & (kClassDigit | kClassRunStart)) == 0) {
+    ++i;
+  }
+  return i;
+}
+
 void ScanDigitRuns(std::string_view t, const ScanOptions& options, std::vector<Finding>* out) {
   const size_t n = t.size();
   Run run;
   size_t i = 0;
   while (i < n) {
-    if ((kCharClass.of[static_cast<unsigned char>(t[i])] & (kClassDigit | kClassRunStart)) == 0) {
-      ++i;
-      continue;
-    }
+    i = NextRunStart(t, i);
+    if (i >= n) break;
     // Digits joined to a word ("A12", "id-123", "0x1f", a hex id or UUID) are not numbers of
     // their own.
     const bool joined =

@@ -279,7 +279,7 @@ struct FieldRule {
   Msg child;
 };
 
-FieldRule RuleOf(Msg msg, uint32_t field, uint32_t wire_type) {
+constexpr FieldRule RuleOf(Msg msg, uint32_t field, uint32_t wire_type) {
   const bool ld = wire_type == wire::kLengthDelimited;
   auto copy_if = [](bool known) {
     return FieldRule{known ? FieldRule::kCopy : FieldRule::kUnknown, Msg::kRequest};
@@ -322,6 +322,23 @@ FieldRule RuleOf(Msg msg, uint32_t field, uint32_t wire_type) {
       return copy_if((field == 1 || field == 3) && !ld);
   }
   return copy_if(false);
+}
+
+// RuleOf for every one-byte tag (fields 1-15), computed at compile time: one load a field
+// instead of the switch.
+struct RuleTable {
+  FieldRule of[static_cast<int>(Msg::kStatus) + 1][128] = {};
+  constexpr RuleTable() {
+    for (int m = 0; m <= static_cast<int>(Msg::kStatus); ++m) {
+      for (uint32_t tag = 0; tag < 128; ++tag)
+        of[m][tag] = RuleOf(static_cast<Msg>(m), tag >> 3, tag & 7);
+    }
+  }
+};
+constexpr RuleTable kRules;
+
+FieldRule RuleOfTag(Msg msg, uint32_t tag) {
+  return tag < 128 ? kRules.of[static_cast<int>(msg)][tag] : RuleOf(msg, tag >> 3, tag & 7);
 }
 
 // What this request already showed to be clean: the bytes of attributes (key and value) and of
@@ -595,7 +612,7 @@ bool Walker::Message(Msg msg, const uint8_t* p, const uint8_t* end, int64_t* del
     const uint8_t* field_start = p;
     uint32_t tag;
     if (!wire::ReadTag(p, end, &tag)) return (ctx_.error = "truncated tag"), false;
-    const FieldRule rule = RuleOf(msg, tag >> 3, tag & 7);
+    const FieldRule rule = RuleOfTag(msg, tag);
     if (rule.kind == FieldRule::kCopy || rule.kind == FieldRule::kUnknown) {
       if (const char* err = wire::SkipField(tag, p, end)) return (ctx_.error = err), false;
       if (rule.kind == FieldRule::kUnknown) Replace(field_start, p, arena_.size(), delta);
