@@ -608,6 +608,8 @@ Carrier CarrierOf(Msg msg, FieldRule::Kind kind) {
 }
 
 bool Walker::Message(Msg msg, const uint8_t* p, const uint8_t* end, int64_t* delta) {
+  const Carrier text_carrier = CarrierOf(msg, FieldRule::kText);
+  const Carrier attributes_carrier = CarrierOf(msg, FieldRule::kAttributes);
   while (p < end) {
     const uint8_t* field_start = p;
     uint32_t tag;
@@ -649,11 +651,11 @@ bool Walker::Message(Msg msg, const uint8_t* p, const uint8_t* end, int64_t* del
         break;
       }
       case FieldRule::kText:
-        ctx_.carrier = CarrierOf(msg, rule.kind);
+        ctx_.carrier = text_carrier;
         Text(tag >> 3, field_start, View(d, n), p, delta);
         break;
       case FieldRule::kAttributes:
-        ctx_.carrier = CarrierOf(msg, rule.kind);
+        ctx_.carrier = attributes_carrier;
         if (!Attribute(tag >> 3, field_start, d, p, delta)) return false;
         break;
       default:
