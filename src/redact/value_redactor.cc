@@ -231,13 +231,13 @@ bool ValueRedactor::PseudonymisesKey(std::string_view key) const {
 }
 
 Action ValueRedactor::RedactAttribute(KeyRule rule, std::string_view key, std::string_view value,
-                                      std::string* out, Carrier carrier) const {
+                                      std::string* out) const {
   switch (rule) {
     case KeyRule::kSafe:
       return Action::kKept;
     case KeyRule::kDrop:
       counters_->dropped_by_key().Inc();
-      Fired(carrier, key, rule, Detector::kEmail);
+      Fired(key, rule, Detector::kEmail);
       return Action::kDropped;
     case KeyRule::kPseudonymise: {
       if (value.empty() || pseudonymizer_->IsPseudonym(value)) return Action::kKept;
@@ -247,22 +247,21 @@ Action ValueRedactor::RedactAttribute(KeyRule rule, std::string_view key, std::s
       pseudonymizer_->AppendPseudonym(email ? "email" : LabelOf(key),
                                       email ? Lowered(value, &buffer) : value, out);
       counters_->pseudonymised_by_key().Inc();
-      Fired(carrier, key, rule, Detector::kEmail);
+      Fired(key, rule, Detector::kEmail);
       return Action::kChanged;
     }
     case KeyRule::kScan:
       break;
   }
-  return RedactFreeText(value, false, out, carrier, key);
+  return RedactFreeText(value, false, out, key);
 }
 
-Action ValueRedactor::RedactText(std::string_view text, bool truncated, std::string* out,
-                                 Carrier carrier) const {
-  return RedactFreeText(text, truncated, out, carrier, std::string_view());
+Action ValueRedactor::RedactText(std::string_view text, bool truncated, std::string* out) const {
+  return RedactFreeText(text, truncated, out, std::string_view());
 }
 
 Action ValueRedactor::RedactFreeText(std::string_view text, bool truncated, std::string* out,
-                                     Carrier carrier, std::string_view key) const {
+                                     std::string_view key) const {
   std::string_view scanned = text;
   if (truncated && !text.empty()) {
     scanned = text.substr(
@@ -284,7 +283,7 @@ Action ValueRedactor::RedactFreeText(std::string_view text, bool truncated, std:
   for (const Finding& f : findings) {
     out->append(scanned.substr(pos, f.begin - pos));
     counters_->by_detector(f.detector).Inc();
-    Fired(carrier, key, KeyRule::kScan, f.detector);
+    Fired(key, KeyRule::kScan, f.detector);
     switch (f.detector) {
       case Detector::kEmail:
       case Detector::kPhone:

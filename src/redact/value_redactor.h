@@ -13,7 +13,8 @@
 // gateways does not hash twice.
 //
 // What fired is counted (RedactionCounters, by action and detector, never a value) and, for the
-// debug mode, told to an optional observer with the carrier and the attribute key, never the
+// debug mode, told to an optional observer with the carrier (SetCarrier) and the attribute key,
+// never the
 // value (RuleFired; DebugLogObserver writes it to the log, rate-limited).
 //
 // Thread-safety: immutable after construction; Redact* may run concurrently.  Counters are
@@ -109,6 +110,13 @@ enum class Carrier : uint8_t {
 // "link_attribute", "span_name", "event_name", "status_message", "unknown".
 const char* CarrierName(Carrier c);
 
+// Where the values redacted on this thread sit, for the observer only: whoever walks a request
+// (wire_redactor.cc) sets it before it redacts a message's free text or attributes
+// (SetCarrier).  A thread-local rather than an argument of every Redact* call, so that the hot
+// path's calls stay as they are; nothing reads it unless an observer is installed.
+inline thread_local Carrier current_carrier = Carrier::kUnknown;
+inline void SetCarrier(Carrier c) { current_carrier = c; }
+
 // One rule that fired on one value: never the value nor any part of it.
 struct RuleFired {
   Carrier carrier = Carrier::kUnknown;
@@ -140,15 +148,13 @@ class ValueRedactor {
       std::shared_ptr<const Pseudonymizer> pseudonymizer,
       std::shared_ptr<RedactionCounters> counters = nullptr, RedactionObserver observer = nullptr);
 
-  // An attribute's string value under `key`.  kChanged: *out holds the new value.  `carrier`
-  // only tells the observer where the value was.
-  Action RedactAttribute(std::string_view key, std::string_view value, std::string* out,
-                         Carrier carrier = Carrier::kUnknown) const {
-    return RedactAttribute(RuleOfKey(key), key, value, out, carrier);
+  // An attribute's string value under `key`.  kChanged: *out holds the new value.
+  Action RedactAttribute(std::string_view key, std::string_view value, std::string* out) const {
+    return RedactAttribute(RuleOfKey(key), key, value, out);
   }
   // The same with the key's rule looked up already (one lookup per attribute on the hot path).
   Action RedactAttribute(KeyRule rule, std::string_view key, std::string_view value,
-                         std::string* out, Carrier carrier = Carrier::kUnknown) const;
+                         std::string* out) const;
   KeyRule RuleOfKey(std::string_view key) const;
   // Whether an attribute with `key` is dropped whatever its value (for non-string values too).
   bool DropsKey(std::string_view key) const;
@@ -159,18 +165,17 @@ class ValueRedactor {
   // Free text (span and event names, status messages, other string values).  `truncated`: the
   // value was cut at the attribute limit, so its last bytes may hold part of a datum the
   // detectors cannot recognise any more: they are cut off too (kTruncationTailBytes).
-  Action RedactText(std::string_view text, bool truncated, std::string* out,
-                    Carrier carrier = Carrier::kUnknown) const;
+  Action RedactText(std::string_view text, bool truncated, std::string* out) const;
 
   const RedactionCounters& counters() const { return *counters_; }
   const Pseudonymizer& pseudonymizer() const { return *pseudonymizer_; }
 
  private:
   ValueRedactor() = default;
-  Action RedactFreeText(std::string_view text, bool truncated, std::string* out, Carrier carrier,
+  Action RedactFreeText(std::string_view text, bool truncated, std::string* out,
                         std::string_view key) const;
-  void Fired(Carrier carrier, std::string_view key, KeyRule rule, Detector detector) const {
-    if (observer_) observer_(RuleFired{carrier, key, rule, detector});
+  void Fired(std::string_view key, KeyRule rule, Detector detector) const {
+    if (observer_) observer_(RuleFired{current_carrier, key, rule, detector});
   }
 
   KeyRuleTable rule_of_key_;

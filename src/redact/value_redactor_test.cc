@@ -165,14 +165,20 @@ TEST(ValueRedactor, TheObserverHearsTheRuleTheCarrierAndTheKeyNeverTheValue) {
   auto p = Pseudonymizer::Create({PseudonymKey{"k1", std::string(32, 'k')}}).value();
   auto r = ValueRedactor::Create(RedactionRules{}, "order.id", p, nullptr, observer).value();
   std::string out;
-  r->RedactAttribute("partner.id", "P-7", &out, Carrier::kResourceAttribute);
-  r->RedactAttribute("client.address", "10.1.2.3", &out, Carrier::kSpanAttribute);
-  r->RedactAttribute("exception.message", "a@b.org or +7 912 345 67 89", &out,
-                     Carrier::kEventAttribute);
-  r->RedactAttribute("order.id", "a@b.org", &out, Carrier::kSpanAttribute);  // safe: silent
-  r->RedactAttribute("app.note", "nothing here", &out, Carrier::kLinkAttribute);
-  r->RedactText("Bearer abcdefghijklmnop1234", false, &out, Carrier::kStatusMessage);
-  r->RedactText("to 4111 1111 1111 1111", false, &out, Carrier::kSpanName);
+  SetCarrier(Carrier::kResourceAttribute);
+  r->RedactAttribute("partner.id", "P-7", &out);
+  SetCarrier(Carrier::kSpanAttribute);
+  r->RedactAttribute("client.address", "10.1.2.3", &out);
+  SetCarrier(Carrier::kEventAttribute);
+  r->RedactAttribute("exception.message", "a@b.org or +7 912 345 67 89", &out);
+  SetCarrier(Carrier::kSpanAttribute);
+  r->RedactAttribute("order.id", "a@b.org", &out);  // safe: silent
+  SetCarrier(Carrier::kLinkAttribute);
+  r->RedactAttribute("app.note", "nothing here", &out);
+  SetCarrier(Carrier::kStatusMessage);
+  r->RedactText("Bearer abcdefghijklmnop1234", false, &out);
+  SetCarrier(Carrier::kSpanName);
+  r->RedactText("to 4111 1111 1111 1111", false, &out);
   EXPECT_EQ(heard, (std::vector<std::string>{
                        "resource_attribute partner.id pseudonymise",
                        "span_attribute client.address drop",

@@ -1,5 +1,6 @@
 #include "redact/wire_redactor.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdio>
@@ -25,6 +26,16 @@ void AppendBytesField(std::string* out, uint32_t field, std::string_view bytes) 
   AppendVarint(out, wire::Tag(field, wire::kLengthDelimited));
   AppendVarint(out, bytes.size());
   out->append(bytes);
+}
+
+// Writes v at w (room for VarintSize(v) bytes); returns the end.
+char* PutVarint(char* w, uint64_t v) {
+  while (v >= 0x80) {
+    *w++ = static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  *w++ = static_cast<char>(v);
+  return w;
 }
 
 size_t VarintSize(uint64_t v) {
@@ -93,7 +104,6 @@ struct Ctx {
   bool changed = false;
   const char* error = nullptr;
   std::string scratch;
-  Carrier carrier = Carrier::kUnknown;  // of the text or attributes at hand (debug observer)
 };
 
 bool RewriteKeyValue(Ctx& ctx, uint32_t field, std::string_view in, std::string_view forced_key,
@@ -104,7 +114,7 @@ bool RewriteAnyValue(Ctx& ctx, std::string_view key, KeyRule rule, std::string_v
 // Writes string field `field` holding `value` under `rule` for `key`.
 void WriteString(Ctx& ctx, uint32_t field, KeyRule rule, std::string_view key,
                  std::string_view value, std::string* out) {
-  const Action a = ctx.redactor.RedactAttribute(rule, key, value, &ctx.scratch, ctx.carrier);
+  const Action a = ctx.redactor.RedactAttribute(rule, key, value, &ctx.scratch);
   if (a == Action::kKept) {
     AppendBytesField(out, field, value);
     return;
@@ -246,7 +256,7 @@ bool RewriteKeyValue(Ctx& ctx, uint32_t field, std::string_view in, std::string_
   const bool forced = !forced_key.empty();
   const KeyRule rule = forced ? KeyRule::kPseudonymise : ctx.redactor.RuleOfKey(key);
   if (rule == KeyRule::kDrop) {
-    ctx.redactor.RedactAttribute(rule, key, "", &ctx.scratch, ctx.carrier);  // counted as dropped
+    ctx.redactor.RedactAttribute(rule, key, "", &ctx.scratch);  // counted as dropped
     ctx.changed = true;
     return true;
   }
@@ -470,7 +480,7 @@ void Walker::Text(uint32_t field, const uint8_t* field_start, std::string_view b
   // of a datum: it is cut here, and its tail with it (ValueRedactor::RedactText).
   const bool truncated = max_value_bytes_ != 0 && body.size() > max_value_bytes_;
   const std::string_view text = truncated ? body.substr(0, max_value_bytes_) : body;
-  if (ctx_.redactor.RedactText(text, truncated, &ctx_.scratch, ctx_.carrier) == Action::kKept) {
+  if (ctx_.redactor.RedactText(text, truncated, &ctx_.scratch) == Action::kKept) {
     if (memo) memo_.Add(hash, body);
     return;
   }
@@ -522,7 +532,7 @@ bool Walker::AttributeOnce(uint32_t field, const uint8_t* field_start, const uin
   }
   const KeyRule rule = ctx_.redactor.RuleOfKey(key);
   if (rule == KeyRule::kDrop) {
-    ctx_.redactor.RedactAttribute(rule, key, "", &ctx_.scratch, ctx_.carrier);  // dropped
+    ctx_.redactor.RedactAttribute(rule, key, "", &ctx_.scratch);  // counted as dropped
     Replace(field_start, end, arena_.size(), delta);
     return true;
   }
@@ -550,21 +560,27 @@ bool Walker::AttributeOnce(uint32_t field, const uint8_t* field_start, const uin
       const bool truncated =
           rule == KeyRule::kScan && max_value_bytes_ != 0 && str.size() > max_value_bytes_;
       const Action a =
-          truncated ? ctx_.redactor.RedactText(str.substr(0, max_value_bytes_), true, &ctx_.scratch,
-                                               ctx_.carrier)
-                    : ctx_.redactor.RedactAttribute(rule, key, str, &ctx_.scratch, ctx_.carrier);
+          truncated ? ctx_.redactor.RedactText(str.substr(0, max_value_bytes_), true, &ctx_.scratch)
+                    : ctx_.redactor.RedactAttribute(rule, key, str, &ctx_.scratch);
       if (a == Action::kKept) return true;
       // The new KeyValue: key, then AnyValue{string_value}.
       const size_t mark = arena_.size();
       const std::string_view v = a == Action::kDropped ? std::string_view() : ctx_.scratch;
       const size_t any = 1 + VarintSize(v.size()) + v.size();
       const size_t kv = 1 + VarintSize(key.size()) + key.size() + 1 + VarintSize(any) + any;
-      AppendVarint(&arena_, wire::Tag(field, wire::kLengthDelimited));
-      AppendVarint(&arena_, kv);
-      AppendBytesField(&arena_, 1, key);
-      AppendVarint(&arena_, wire::Tag(2, wire::kLengthDelimited));
-      AppendVarint(&arena_, any);
-      AppendBytesField(&arena_, 1, v);
+      const uint32_t field_tag = wire::Tag(field, wire::kLengthDelimited);
+      arena_.resize(mark + VarintSize(field_tag) + VarintSize(kv) + kv);  // one growth, exact
+      char* w = arena_.data() + mark;
+      w = PutVarint(w, field_tag);
+      w = PutVarint(w, kv);
+      *w++ = static_cast<char>(wire::Tag(1, wire::kLengthDelimited));
+      w = PutVarint(w, key.size());
+      w = std::copy(key.begin(), key.end(), w);
+      *w++ = static_cast<char>(wire::Tag(2, wire::kLengthDelimited));
+      w = PutVarint(w, any);
+      *w++ = static_cast<char>(wire::Tag(1, wire::kLengthDelimited));
+      w = PutVarint(w, v.size());
+      std::copy(v.begin(), v.end(), w);
       Replace(field_start, end, mark, delta);
       return true;
     }
@@ -651,11 +667,11 @@ bool Walker::Message(Msg msg, const uint8_t* p, const uint8_t* end, int64_t* del
         break;
       }
       case FieldRule::kText:
-        ctx_.carrier = text_carrier;
+        SetCarrier(text_carrier);  // for the debug observer only
         Text(tag >> 3, field_start, View(d, n), p, delta);
         break;
       case FieldRule::kAttributes:
-        ctx_.carrier = attributes_carrier;
+        SetCarrier(attributes_carrier);
         if (!Attribute(tag >> 3, field_start, d, p, delta)) return false;
         break;
       default:
