@@ -189,6 +189,15 @@ void RegisterBrokerRoute(net::HttpServer& server, const ApiGuard& guard,
                           }));
 }
 
+namespace {
+
+// The list filters whose values the audit records: none of them can hold personal data.
+bool IsAuditedFilter(std::string_view key) {
+  return key == "stuck" || key == "stage" || key == "service" || key == "limit" || key == "closed";
+}
+
+}  // namespace
+
 void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, const ApiGuard& guard,
                            JourneyApiOptions options) {
   server.Route(
@@ -239,7 +248,14 @@ void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, con
                    query.limit = options.default_limit;
                    for (const auto& [k, v] : q.params) {
                      // The filters, not the cursor (an opaque position, kept out of the audit).
-                     if (k != "cursor") event.resource.emplace_back(k, v.substr(0, 128));
+                     // Only the values of the filters below are written: any other parameter
+                     // (a typo, a partner id looked up in clear) may carry personal data, which
+                     // the audit must not keep (issue 15's leak test).
+                     if (k != "cursor") {
+                       event.resource.emplace_back(k, IsAuditedFilter(k)
+                                                          ? v.substr(0, 128)
+                                                          : std::string("[not recorded]"));
+                     }
                      if (k == "stuck") {
                        if (v == "true" || v == "1") {
                          query.stuck = true;
