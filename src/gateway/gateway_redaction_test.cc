@@ -316,7 +316,7 @@ TEST_F(GatewayRedactionTest, WithoutAKeyOneIsCreatedInTheDataDirectory) {
     struct stat st {};
     ASSERT_EQ(::stat(path.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0600u);
-    EXPECT_EQ(std::filesystem::file_size(path), 32u);
+    EXPECT_GE(std::filesystem::file_size(path), 32u);
     std::ifstream in(path, std::ios::binary);
     const std::string secret((std::istreambuf_iterator<char>(in)), {});
     if (run == 0) first = secret;
