@@ -233,10 +233,15 @@ std::string Pseudonymizer::Pseudonym(std::string_view label, std::string_view no
 
 void Pseudonymizer::AppendPseudonym(std::string_view label, std::string_view normalised,
                                     std::string* out) const {
+  // Entries hold their strings inline (two cache lines, no pointer to chase: a hit that missed
+  // the CPU cache for a heap string cost more than the rest of it); longer values are not kept.
   struct Entry {
     uint64_t generation = 0;
-    size_t hash = 0;
-    std::string label, value, pseudonym;
+    uint64_t hash = 0;
+    uint8_t label_size = 0, value_size = 0, pseudonym_size = 0;
+    char label[13];
+    char value[48];
+    char pseudonym[64];  // "pse:" + a key id of up to 32 + ":" + 22
   };
   // Two ways per set, the older one replaced: values that share a set do not evict each other.
   struct Set {
@@ -244,29 +249,41 @@ void Pseudonymizer::AppendPseudonym(std::string_view label, std::string_view nor
     uint8_t older = 0;
   };
   static constexpr size_t kSets = kCacheEntries / 2;
+  const bool cacheable =
+      label.size() <= sizeof(Entry::label) && normalised.size() <= sizeof(Entry::value) &&
+      keys_.front().key.id.size() + 5 + kPseudonymChars <= sizeof(Entry::pseudonym);
+  if (!cacheable) {
+    Make(keys_.front(), label, normalised, out);
+    return;
+  }
   thread_local std::unique_ptr<Set[]> cache;
   if (!cache) cache.reset(new Set[kSets]);
-  const size_t hash = QuickHash(normalised) ^ (label.size() * 0x9e3779b9u) ^
-                      static_cast<size_t>(static_cast<unsigned char>(label.empty() ? 0 : label[0]));
+  const uint64_t hash =
+      QuickHash(normalised) ^ (label.size() * 0x9e3779b9u) ^
+      static_cast<uint64_t>(static_cast<unsigned char>(label.empty() ? 0 : label[0]));
   Set& set = cache[hash % kSets];
   for (uint8_t w = 0; w < 2; ++w) {
     const Entry& e = set.way[w];
-    if (e.generation == generation_ && e.hash == hash && e.label == label &&
-        e.value == normalised) {
+    if (e.generation == generation_ && e.hash == hash &&
+        std::string_view(e.label, e.label_size) == label &&
+        std::string_view(e.value, e.value_size) == normalised) {
       set.older = static_cast<uint8_t>(1 - w);
-      out->append(e.pseudonym);
+      out->append(e.pseudonym, e.pseudonym_size);
       return;
     }
   }
+  const size_t start = out->size();
+  Make(keys_.front(), label, normalised, out);
   Entry& e = set.way[set.older];
   set.older = static_cast<uint8_t>(1 - set.older);
   e.generation = generation_;
   e.hash = hash;
-  e.label.assign(label);
-  e.value.assign(normalised);
-  e.pseudonym.clear();
-  Make(keys_.front(), label, normalised, &e.pseudonym);
-  out->append(e.pseudonym);
+  e.label_size = static_cast<uint8_t>(label.size());
+  std::memcpy(e.label, label.data(), label.size());
+  e.value_size = static_cast<uint8_t>(normalised.size());
+  std::memcpy(e.value, normalised.data(), normalised.size());
+  e.pseudonym_size = static_cast<uint8_t>(out->size() - start);
+  std::memcpy(e.pseudonym, out->data() + start, e.pseudonym_size);
 }
 
 std::vector<std::string> Pseudonymizer::AllPseudonyms(std::string_view label,
