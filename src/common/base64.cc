@@ -39,18 +39,28 @@ bool Base64UrlDecode(std::string_view in, std::string* out) {
 void Base64UrlAppend(std::string_view in, std::string* out) {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  out->reserve(out->size() + (in.size() * 4 + 2) / 3);
-  uint32_t acc = 0;
-  int bits = 0;
-  for (unsigned char c : in) {
-    acc = (acc << 8) | c;
-    bits += 8;
-    while (bits >= 6) {
-      bits -= 6;
-      out->push_back(kAlphabet[(acc >> bits) & 0x3F]);
-    }
+  const size_t start = out->size();
+  out->resize(start + (in.size() * 4 + 2) / 3);
+  char* w = out->data() + start;
+  const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+  size_t n = in.size();
+  for (; n >= 3; p += 3, n -= 3) {  // three bytes, four characters
+    const uint32_t v = (uint32_t{p[0]} << 16) | (uint32_t{p[1]} << 8) | p[2];
+    *w++ = kAlphabet[v >> 18];
+    *w++ = kAlphabet[(v >> 12) & 0x3F];
+    *w++ = kAlphabet[(v >> 6) & 0x3F];
+    *w++ = kAlphabet[v & 0x3F];
   }
-  if (bits > 0) out->push_back(kAlphabet[(acc << (6 - bits)) & 0x3F]);
+  if (n == 2) {
+    const uint32_t v = (uint32_t{p[0]} << 16) | (uint32_t{p[1]} << 8);
+    *w++ = kAlphabet[v >> 18];
+    *w++ = kAlphabet[(v >> 12) & 0x3F];
+    *w++ = kAlphabet[(v >> 6) & 0x3F];
+  } else if (n == 1) {
+    const uint32_t v = uint32_t{p[0]} << 16;
+    *w++ = kAlphabet[v >> 18];
+    *w++ = kAlphabet[(v >> 12) & 0x3F];
+  }
 }
 
 std::string Base64UrlEncode(std::string_view in) {

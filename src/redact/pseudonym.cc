@@ -9,7 +9,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -68,27 +67,6 @@ std::shared_ptr<void> Prepare(const std::string& secret, unsigned char pad) {
   OPENSSL_cleanse(block, sizeof block);
   if (!ok) return nullptr;
   return ctx;
-}
-
-// The cache's hash: the size and three 8-byte words (head, middle, tail), the comparison after it
-// exact; std::hash reads every byte and cost more than the rest of a cache hit.
-size_t QuickHash(std::string_view v) {
-  uint64_t head = 0, middle = 0, tail = 0;
-  const size_t n = v.size();
-  if (n >= 8) {
-    std::memcpy(&head, v.data(), 8);
-    std::memcpy(&middle, v.data() + n / 2 - 4, 8);
-    std::memcpy(&tail, v.data() + n - 8, 8);
-  } else {
-    for (size_t i = 0; i < n; ++i)
-      head |= static_cast<uint64_t>(static_cast<uint8_t>(v[i])) << (8 * i);
-  }
-  const __uint128_t a = static_cast<__uint128_t>(head ^ 0x9e3779b97f4a7c15ull) *
-                        (tail ^ (n * 0xc2b2ae3d27d4eb4full) ^ 0x165667b19e3779f9ull);
-  const __uint128_t b =
-      static_cast<__uint128_t>(middle ^ static_cast<uint64_t>(a)) * 0x27d4eb2f165667c5ull;
-  return static_cast<size_t>(static_cast<uint64_t>(b) ^ static_cast<uint64_t>(b >> 64) ^
-                             static_cast<uint64_t>(a >> 64));
 }
 
 }  // namespace
@@ -201,11 +179,6 @@ Result<std::shared_ptr<const Pseudonymizer>> Pseudonymizer::Create(std::vector<P
   return std::shared_ptr<const Pseudonymizer>(new Pseudonymizer(std::move(prepared)));
 }
 
-Pseudonymizer::Pseudonymizer(std::vector<PreparedKey> keys) : keys_(std::move(keys)) {
-  static std::atomic<uint64_t> next{1};
-  generation_ = next.fetch_add(1, std::memory_order_relaxed);
-}
-
 void Pseudonymizer::Make(const PreparedKey& key, std::string_view label,
                          std::string_view normalised, std::string* out) {
   unsigned char inner[SHA256_DIGEST_LENGTH], mac[SHA256_DIGEST_LENGTH];
@@ -233,57 +206,7 @@ std::string Pseudonymizer::Pseudonym(std::string_view label, std::string_view no
 
 void Pseudonymizer::AppendPseudonym(std::string_view label, std::string_view normalised,
                                     std::string* out) const {
-  // Entries hold their strings inline (two cache lines, no pointer to chase: a hit that missed
-  // the CPU cache for a heap string cost more than the rest of it); longer values are not kept.
-  struct Entry {
-    uint64_t generation = 0;
-    uint64_t hash = 0;
-    uint8_t label_size = 0, value_size = 0, pseudonym_size = 0;
-    char label[13];
-    char value[48];
-    char pseudonym[64];  // "pse:" + a key id of up to 32 + ":" + 22
-  };
-  // Two ways per set, the older one replaced: values that share a set do not evict each other.
-  struct Set {
-    Entry way[2];
-    uint8_t older = 0;
-  };
-  static constexpr size_t kSets = kCacheEntries / 2;
-  const bool cacheable =
-      label.size() <= sizeof(Entry::label) && normalised.size() <= sizeof(Entry::value) &&
-      keys_.front().key.id.size() + 5 + kPseudonymChars <= sizeof(Entry::pseudonym);
-  if (!cacheable) {
-    Make(keys_.front(), label, normalised, out);
-    return;
-  }
-  thread_local std::unique_ptr<Set[]> cache;
-  if (!cache) cache.reset(new Set[kSets]);
-  const uint64_t hash =
-      QuickHash(normalised) ^ (label.size() * 0x9e3779b9u) ^
-      static_cast<uint64_t>(static_cast<unsigned char>(label.empty() ? 0 : label[0]));
-  Set& set = cache[hash % kSets];
-  for (uint8_t w = 0; w < 2; ++w) {
-    const Entry& e = set.way[w];
-    if (e.generation == generation_ && e.hash == hash &&
-        std::string_view(e.label, e.label_size) == label &&
-        std::string_view(e.value, e.value_size) == normalised) {
-      set.older = static_cast<uint8_t>(1 - w);
-      out->append(e.pseudonym, e.pseudonym_size);
-      return;
-    }
-  }
-  const size_t start = out->size();
   Make(keys_.front(), label, normalised, out);
-  Entry& e = set.way[set.older];
-  set.older = static_cast<uint8_t>(1 - set.older);
-  e.generation = generation_;
-  e.hash = hash;
-  e.label_size = static_cast<uint8_t>(label.size());
-  std::memcpy(e.label, label.data(), label.size());
-  e.value_size = static_cast<uint8_t>(normalised.size());
-  std::memcpy(e.value, normalised.data(), normalised.size());
-  e.pseudonym_size = static_cast<uint8_t>(out->size() - start);
-  std::memcpy(e.pseudonym, out->data() + start, e.pseudonym_size);
 }
 
 std::vector<std::string> Pseudonymizer::AllPseudonyms(std::string_view label,

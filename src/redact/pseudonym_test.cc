@@ -112,24 +112,6 @@ TEST_F(KeyFileTest, ErrorsNameTheFileNeverTheSecret) {
   EXPECT_EQ(r->secret, std::string(40, 'q'));  // the trailing newline is not part of the key
 }
 
-// The per-thread cache gives what the HMAC gives: for more values than it holds (evictions), for
-// labels that differ, and for a new Pseudonymizer (a rotated key) whose entries must not match.
-TEST(PseudonymCache, AgreesWithTheHmacThroughEvictionsAndRotation) {
-  auto k1 = Pseudonymizer::Create({PseudonymKey{"k1", std::string(32, 'a')}}).value();
-  auto k2 = Pseudonymizer::Create({PseudonymKey{"k2", std::string(32, 'b')}}).value();
-  const size_t n = Pseudonymizer::kCacheEntries * 3;
-  for (int round = 0; round < 2; ++round) {
-    for (size_t i = 0; i < n; ++i) {
-      const std::string value = "user" + std::to_string(i) + "@example.org";
-      const char* label = i % 2 ? "email" : "user";
-      ASSERT_EQ(k1->Pseudonym(label, value), k1->AllPseudonyms(label, value).front()) << value;
-      ASSERT_EQ(k2->Pseudonym(label, value), k2->AllPseudonyms(label, value).front()) << value;
-    }
-  }
-  const std::string long_value(300, 'x');  // not kept in the cache, still right
-  EXPECT_EQ(k1->Pseudonym("user", long_value), k1->AllPseudonyms("user", long_value).front());
-}
-
 // Found by the leak test (1 start in ~128 failed: "holds fewer than 32 bytes"): a created key was
 // 32 raw random bytes, and LoadKey drops trailing '\n' and '\r' (for text keys), so a key whose
 // last byte was one of them was refused and the gateway did not start.  With raw keys each has a
