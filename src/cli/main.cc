@@ -59,6 +59,17 @@ int Serve(const ServeFlags& flags) {
   log::Init(config.log.level, config.log.format);  // validated with the config
   TuneMalloc();
   gateway::Gateway gw(config);
+  // SIGHUP reads the file (and the flags) again for the redaction keys (a key rotation).
+  gw.SetConfigLoader([flags]() -> Result<config::Config> {
+    config::Config fresh;
+    if (!flags.config_file.empty()) {
+      auto loaded = config::LoadConfig(flags.config_file);
+      if (!loaded.ok()) return loaded.status();
+      fresh = std::move(loaded).value();
+    }
+    if (Status s = config::ApplyOverrides(flags.overrides, &fresh); !s.ok()) return s;
+    return fresh;
+  });
   if (Status s = gw.Run(); !s.ok()) {
     log::Error("cannot start", {{"error", s.message()}});
     return kExitFailure;

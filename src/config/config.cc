@@ -234,11 +234,53 @@ void AddNetworkKeys(std::map<std::string, Setter>* schema) {
   };
   (*schema)["audit.enabled"] = BoolKey([](Config* c) { return &c->audit.enabled; });
   (*schema)["audit.file"] = StringKey([](Config* c) { return &c->audit.file; });
-  (*schema)["redaction.enabled"] = BoolKey([](Config* c) { return &c->redaction.enabled; });
-  (*schema)["redaction.key_file"] = StringKey([](Config* c) { return &c->redaction.key_file; });
-  (*schema)["redaction.key_id"] = StringKey([](Config* c) { return &c->redaction.key_id; });
-  (*schema)["redaction.default_region"] =
-      StringKey([](Config* c) { return &c->redaction.default_region; });
+}
+
+// ---- redaction.*: personal data out of spans (docs/personal-data.md) ---------------------------
+
+// The key lists of redaction.*, added to the built-in ones.
+std::vector<std::string>* RedactionKeyList(const std::string& path, Config* c) {
+  if (path == "redaction.pseudonymise_keys") return &c->redaction.pseudonymise_keys;
+  if (path == "redaction.drop_keys") return &c->redaction.drop_keys;
+  if (path == "redaction.safe_keys") return &c->redaction.safe_keys;
+  return nullptr;
+}
+
+// A pseudonymisation key id: 1-32 of [A-Za-z0-9_-] (it appears in every pseudonym,
+// pse:<id>:...); an error message, or nullopt.
+std::optional<std::string> CheckKeyId(std::string_view id) {
+  const bool ok = !id.empty() && id.size() <= 32 && std::all_of(id.begin(), id.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+  if (ok) return std::nullopt;
+  return "expected a key id of 1 to 32 letters, digits, '_' or '-', got " + Quote(id);
+}
+
+void AddRedactionKeys(std::map<std::string, Setter>* schema) {
+  auto& k = *schema;
+  k["redaction.enabled"] = BoolKey([](Config* c) { return &c->redaction.enabled; });
+  k["redaction.debug"] = BoolKey([](Config* c) { return &c->redaction.debug; });
+  k["redaction.key_file"] = StringKey([](Config* c) { return &c->redaction.key_file; });
+  k["redaction.key_id"] = [](std::string_view v, Config* c) -> std::optional<std::string> {
+    if (auto err = CheckKeyId(TrimSpace(v))) return err;
+    c->redaction.key_id = std::string(TrimSpace(v));
+    return std::nullopt;
+  };
+  k["redaction.default_region"] = StringKey([](Config* c) { return &c->redaction.default_region; });
+  // A list of {id, file}, read by Loader::ReadRedactionKeys; listed so that it is a known key.
+  k["redaction.keys"] = [](std::string_view, Config*) -> std::optional<std::string> {
+    return "expected a list of {id, file}, the current key first";
+  };
+  // Lists of attribute keys (a sequence, read by Loader::ReadRedactionKeyList, or one key).
+  for (const char* path :
+       {"redaction.pseudonymise_keys", "redaction.drop_keys", "redaction.safe_keys"}) {
+    k[path] = [p = std::string(path)](std::string_view v, Config* c) -> std::optional<std::string> {
+      std::vector<std::string>* list = RedactionKeyList(p, c);
+      list->clear();
+      if (!TrimSpace(v).empty()) list->push_back(std::string(TrimSpace(v)));
+      return std::nullopt;
+    };
+  }
 }
 
 bool IsLoopbackHost(std::string_view host) {
@@ -726,6 +768,7 @@ const std::map<std::string, Setter>& Schema() {
             AddListenerKeys(keys);
             AddAuthKeys(keys);
             AddNetworkKeys(keys);
+            AddRedactionKeys(keys);
             return keys;
           }();
   return *schema;
@@ -784,6 +827,17 @@ class Loader {
       if ((path == "ingest.auth.tokens" || path == "ingest.auth.identities") &&
           (value.IsSequence() || value.IsNull())) {
         if (Status s = ReadCredentials(value, path, &config->ingest.auth); !s.ok()) return s;
+        lines_[path] = line;
+        return Status::Ok();
+      }
+      if (path == "redaction.keys" && (value.IsSequence() || value.IsNull())) {
+        if (Status s = ReadRedactionKeys(value, path, &config->redaction.keys); !s.ok()) return s;
+        lines_[path] = line;
+        return Status::Ok();
+      }
+      if (auto* list = RedactionKeyList(path, config);
+          list != nullptr && (value.IsSequence() || value.IsNull())) {
+        if (Status s = ReadRedactionKeyList(value, path, list); !s.ok()) return s;
         lines_[path] = line;
         return Status::Ok();
       }
@@ -894,6 +948,99 @@ class Loader {
         return Error(Line(item), item_path, "listed twice: " + Quote(*url));
       }
       out->push_back(*url);
+    }
+    return Status::Ok();
+  }
+
+  // redaction.keys: [{id, file}], the current key first.  Only names and paths here; the files
+  // are read at start and on SIGHUP (errors name redaction.keys[i].file, never the contents).
+  Status ReadRedactionKeys(const YAML::Node& list, const std::string& path,
+                           std::vector<Config::Redaction::Key>* out) {
+    out->clear();
+    for (size_t i = 0; i < list.size(); ++i) {
+      const YAML::Node item = list[i];
+      const std::string item_path = path + "[" + std::to_string(i) + "]";
+      if (!item.IsMap()) return Error(Line(item), item_path, "expected {id, file}");
+      std::vector<YamlEntry> entries;
+      if (Status s = reader_.Entries(item, item_path, {"id", "file"}, &entries); !s.ok()) return s;
+      Config::Redaction::Key key;
+      for (const YamlEntry& e : entries) {
+        const std::string key_path = item_path + "." + e.key;
+        auto scalar = reader_.Scalar(e, key_path);
+        if (!scalar.ok()) return scalar.status();
+        auto text = SubstituteEnv(*scalar, env_);
+        if (!text.ok()) return Error(e.line, key_path, text.status().message());
+        (e.key == "id" ? key.id : key.file) = std::string(TrimSpace(*text));
+      }
+      const int line = Line(item);
+      if (auto err = CheckKeyId(key.id)) return Error(line, item_path + ".id", *err);
+      if (key.file.empty()) {
+        return Error(line, item_path + ".file", "expected the path of the key's file");
+      }
+      for (size_t j = 0; j < out->size(); ++j) {
+        const std::string other = path + "[" + std::to_string(j) + "]";
+        if ((*out)[j].id == key.id) {
+          return Error(line, item_path + ".id", Quote(key.id) + " is also " + other + ".id");
+        }
+        if ((*out)[j].file == key.file) {
+          return Error(line, item_path + ".file",
+                       Quote(key.file) + " is also " + other + ".file: one file per key");
+        }
+      }
+      out->push_back(std::move(key));
+    }
+    return Status::Ok();
+  }
+
+  // redaction.pseudonymise_keys, drop_keys, safe_keys: attribute keys, each once.
+  Status ReadRedactionKeyList(const YAML::Node& list, const std::string& path,
+                              std::vector<std::string>* out) {
+    out->clear();
+    for (size_t i = 0; i < list.size(); ++i) {
+      const YAML::Node item = list[i];
+      const std::string item_path = path + "[" + std::to_string(i) + "]";
+      if (!item.IsScalar() || TrimSpace(item.Scalar()).empty()) {
+        return Error(Line(item), item_path, "expected an attribute key like partner.id");
+      }
+      auto text = SubstituteEnv(item.Scalar(), env_);
+      if (!text.ok()) return Error(Line(item), item_path, text.status().message());
+      const std::string key(TrimSpace(*text));
+      if (std::find(out->begin(), out->end(), key) == out->end()) out->push_back(key);
+    }
+    return Status::Ok();
+  }
+
+  // redaction.*: the keys or the shorthand, not both; no attribute key under two of the lists;
+  // never the entity key (orders are found by it).  Conflicts with the built-in lists and with
+  // an entity key a rules file sets are found at start (Gateway), naming these keys too.
+  Status CheckRedaction(const Config& config) {
+    const auto& r = config.redaction;
+    if (!r.keys.empty() && (!r.key_file.empty() || lines_.contains("redaction.key_id"))) {
+      const std::string shorthand = r.key_file.empty() ? "key_id" : "key_file";
+      return Error(LineOf("redaction.keys", "redaction." + shorthand), "redaction.keys",
+                   "give redaction.keys or redaction." + shorthand +
+                       " (the one-key shorthand), "
+                       "not both");
+    }
+    const std::pair<const char*, const std::vector<std::string>*> lists[] = {
+        {"redaction.pseudonymise_keys", &r.pseudonymise_keys},
+        {"redaction.drop_keys", &r.drop_keys},
+        {"redaction.safe_keys", &r.safe_keys}};
+    for (size_t i = 0; i < 3; ++i) {
+      for (const std::string& key : *lists[i].second) {
+        if (i < 2 && key == "order.id") {
+          return Error(LineOf(lists[i].first, lists[i].first), lists[i].first,
+                       "'order.id' is the entity key: orders are found by it, so it is never "
+                       "pseudonymised or dropped");
+        }
+        for (size_t j = i + 1; j < 3; ++j) {
+          const auto& other = *lists[j].second;
+          if (std::find(other.begin(), other.end(), key) != other.end()) {
+            return Error(LineOf(lists[j].first, lists[i].first), lists[j].first,
+                         Quote(key) + " is also in " + lists[i].first + ": list it once");
+          }
+        }
+      }
     }
     return Status::Ok();
   }
@@ -1062,6 +1209,7 @@ class Loader {
       return Error(LineOf("auth.oidc.issuer", "auth.oidc.audience"), "", s.message());
     }
     if (Status s = CheckIngestAuth(config); !s.ok()) return s;
+    if (Status s = CheckRedaction(config); !s.ok()) return s;
     if (!config.alerting.webhook.secret.empty() && config.alerting.webhook.url.empty()) {
       return Error(LineOf("alerting.webhook.secret", "alerting.webhook.url"),
                    "alerting.webhook.secret",

@@ -73,13 +73,26 @@ struct Config {
     bool enabled = true;
     std::string file;  // default <data_dir>/audit.log
   } audit;
-  // Personal data out of spans before anything keeps or forwards them (docs/security.md,
-  // "Personal data"); on by default.
+  // Personal data out of spans before anything keeps or forwards them (docs/personal-data.md);
+  // on by default.
   struct Redaction {
     bool enabled = true;
-    std::string key_file;  // default <data_dir>/pseudonym.key, created 0600 when missing
+    // Pseudonymisation keys, the first current, the others kept to recognise their pseudonyms
+    // and for lookups; each file >= 32 random bytes, 0600, read at start and on SIGHUP.  Empty:
+    // the one key of key_file / key_id.
+    struct Key {
+      std::string id;    // [A-Za-z0-9_-]{1,32}, appears in every pseudonym the key makes
+      std::string file;  // must exist
+    };
+    std::vector<Key> keys;
+    // The one-key shorthand (not together with keys): default <data_dir>/pseudonym.key, created
+    // 0600 when missing.
+    std::string key_file;
     std::string key_id = "k1";
+    // Added to the built-in lists (redact/value_redactor.h, RedactionRules).
+    std::vector<std::string> pseudonymise_keys, drop_keys, safe_keys;
     std::string default_region = "RU";  // local phone numbers (redact/detect.h)
+    bool debug = false;                 // log which rule fired (never the value) at log.level debug
   } redaction;
   std::string data_dir = "./data";
   struct Receiver {

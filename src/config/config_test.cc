@@ -1187,5 +1187,90 @@ TEST(ConfigNetworkTest, AuditIsRead) {
   EXPECT_EQ(c->audit.file, "/var/log/ordertrace/audit.log");
 }
 
+TEST(ConfigRedactionTest, DefaultsAreOnWithOneKeyInTheDataDir) {
+  auto c = Parse("");
+  ASSERT_TRUE(c.ok());
+  EXPECT_TRUE(c->redaction.enabled);
+  EXPECT_TRUE(c->redaction.keys.empty());
+  EXPECT_EQ(c->redaction.key_file, "");
+  EXPECT_EQ(c->redaction.key_id, "k1");
+  EXPECT_TRUE(c->redaction.pseudonymise_keys.empty());
+  EXPECT_TRUE(c->redaction.drop_keys.empty());
+  EXPECT_TRUE(c->redaction.safe_keys.empty());
+  EXPECT_EQ(c->redaction.default_region, "RU");
+  EXPECT_FALSE(c->redaction.debug);
+}
+
+TEST(ConfigRedactionTest, EveryKeyIsRead) {
+  auto c = Parse(R"(redaction:
+  keys:
+    - {id: k2, file: /etc/ordertrace/pseudonym-2026.key}
+    - id: k1
+      file: ${KEY_DIR}/pseudonym-2025.key
+  pseudonymise_keys: [customer.ref, app.buyer]
+  drop_keys: [http.request.header.x-api-key]
+  safe_keys: app.batch.id
+  default_region: DE
+  debug: true
+)",
+                 {{"KEY_DIR", "/run/keys"}});
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  ASSERT_EQ(c->redaction.keys.size(), 2u);
+  EXPECT_EQ(c->redaction.keys[0].id, "k2");
+  EXPECT_EQ(c->redaction.keys[0].file, "/etc/ordertrace/pseudonym-2026.key");
+  EXPECT_EQ(c->redaction.keys[1].id, "k1");
+  EXPECT_EQ(c->redaction.keys[1].file, "/run/keys/pseudonym-2025.key");
+  EXPECT_EQ(c->redaction.pseudonymise_keys,
+            (std::vector<std::string>{"customer.ref", "app.buyer"}));
+  EXPECT_EQ(c->redaction.drop_keys, (std::vector<std::string>{"http.request.header.x-api-key"}));
+  EXPECT_EQ(c->redaction.safe_keys, (std::vector<std::string>{"app.batch.id"}));
+  EXPECT_EQ(c->redaction.default_region, "DE");
+  EXPECT_TRUE(c->redaction.debug);
+
+  auto shorthand = Parse("redaction:\n  key_file: /k\n  key_id: prod-2026\n  enabled: false\n");
+  ASSERT_TRUE(shorthand.ok()) << shorthand.status().message();
+  EXPECT_EQ(shorthand->redaction.key_file, "/k");
+  EXPECT_EQ(shorthand->redaction.key_id, "prod-2026");
+  EXPECT_FALSE(shorthand->redaction.enabled);
+}
+
+TEST(ConfigRedactionTest, ErrorsNameTheLineAndKey) {
+  EXPECT_EQ(ErrorOf("redaction:\n  keys:\n    - {id: k1}\n"),
+            "gateway.yaml:3: redaction.keys[0].file: expected the path of the key's file");
+  EXPECT_EQ(ErrorOf("redaction:\n  keys:\n    - {id: 'k:1', file: /k}\n"),
+            "gateway.yaml:3: redaction.keys[0].id: expected a key id of 1 to 32 letters, digits, "
+            "'_' or '-', got 'k:1'");
+  EXPECT_EQ(ErrorOf("redaction:\n  keys:\n    - {id: k1, file: /a}\n    - {id: k1, file: /b}\n"),
+            "gateway.yaml:4: redaction.keys[1].id: 'k1' is also redaction.keys[0].id");
+  EXPECT_EQ(ErrorOf("redaction:\n  keys:\n    - {id: k1, file: /a}\n    - {id: k2, file: /a}\n"),
+            "gateway.yaml:4: redaction.keys[1].file: '/a' is also redaction.keys[0].file: one "
+            "file per key");
+  EXPECT_NE(ErrorOf("redaction:\n  keys:\n    - {id: k1, file: /a, secret: x}\n")
+                .find("gateway.yaml:3: redaction.keys[0]"),
+            std::string::npos);
+  EXPECT_EQ(ErrorOf("redaction:\n  keys: [{id: k1, file: /a}]\n  key_file: /b\n"),
+            "gateway.yaml:2: redaction.keys: give redaction.keys or redaction.key_file (the "
+            "one-key shorthand), not both");
+  EXPECT_EQ(ErrorOf("redaction:\n  key_id: k2\n  keys: [{id: k1, file: /a}]\n"),
+            "gateway.yaml:3: redaction.keys: give redaction.keys or redaction.key_id (the "
+            "one-key shorthand), not both");
+  EXPECT_EQ(ErrorOf("redaction:\n  key_id: ''\n"),
+            "gateway.yaml:2: redaction.key_id: expected a key id of 1 to 32 letters, digits, '_' "
+            "or '-', got ''");
+  EXPECT_EQ(ErrorOf("redaction:\n  pseudonymise_keys: [partner.id, order.id]\n"),
+            "gateway.yaml:2: redaction.pseudonymise_keys: 'order.id' is the entity key: orders "
+            "are found by it, so it is never pseudonymised or dropped");
+  EXPECT_EQ(ErrorOf("redaction:\n  drop_keys: order.id\n"),
+            "gateway.yaml:2: redaction.drop_keys: 'order.id' is the entity key: orders are found "
+            "by it, so it is never pseudonymised or dropped");
+  EXPECT_EQ(ErrorOf("redaction:\n  pseudonymise_keys: [a.b]\n  safe_keys: [a.b]\n"),
+            "gateway.yaml:3: redaction.safe_keys: 'a.b' is also in redaction.pseudonymise_keys: "
+            "list it once");
+  EXPECT_EQ(ErrorOf("redaction:\n  drop_keys: [[a]]\n"),
+            "gateway.yaml:2: redaction.drop_keys[0]: expected an attribute key like partner.id");
+  EXPECT_EQ(ErrorOf("redaction:\n  debug: maybe\n").find("gateway.yaml:2: redaction.debug:"), 0u);
+  EXPECT_EQ(ErrorOf("redaction:\n  key: /a\n").find("gateway.yaml:2: redaction.key:"), 0u);
+}
+
 }  // namespace
 }  // namespace ordertrace::config

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -35,6 +36,7 @@
 #include "net/cidr.h"
 #include "net/http_server.h"
 #include "net/tls.h"
+#include "ordertrace/conventions.h"
 #include "pipeline/ingest_queue.h"
 #include "pipeline/sink_chain.h"
 #include "pipeline/span_log_stage.h"
@@ -213,6 +215,85 @@ journey::Retention RetentionOf(const config::Config& c) {
   return r;
 }
 
+// A redactor built from redaction.*, with the ids of its keys (the current first).
+struct BuiltRedactor {
+  std::shared_ptr<const redact::ValueRedactor> redactor;
+  std::vector<std::string> key_ids;
+  std::string created_key_file;  // the default key file, when it was created now
+};
+
+// The redactor redaction.* configures, its key files read now (at start and on SIGHUP: this is
+// the one place that builds one, so the sink it goes to is one line to re-point).  Errors name
+// the config key and the file, never a key's contents.  `may_create`: the one-key shorthand's
+// file is created (0600) when missing; on a reload it must exist.  `entity_key`: the journeys'
+// (never pseudonymised or dropped).  `counters` is shared by every redactor of the gateway.
+Result<BuiltRedactor> BuildRedactor(const config::Config::Redaction& r, const std::string& data_dir,
+                                    const std::string& entity_key,
+                                    std::shared_ptr<redact::RedactionCounters> counters,
+                                    bool may_create) {
+  BuiltRedactor built;
+  std::vector<redact::PseudonymKey> keys;
+  if (!r.keys.empty()) {
+    for (size_t i = 0; i < r.keys.size(); ++i) {
+      auto key = redact::LoadKey(r.keys[i].id, r.keys[i].file);
+      if (!key.ok()) {
+        return Status(key.status().code(),
+                      "redaction.keys[" + std::to_string(i) + "].file: " + key.status().message());
+      }
+      keys.push_back(std::move(key).value());
+    }
+  } else {
+    const std::string path = r.key_file.empty()
+                                 ? (std::filesystem::path(data_dir) / "pseudonym.key").string()
+                                 : r.key_file;
+    bool created = false;
+    auto key = may_create ? redact::LoadOrCreateKey(r.key_id, path, &created)
+                          : redact::LoadKey(r.key_id, path);
+    if (!key.ok()) {
+      return Status(key.status().code(), "redaction.key_file: " + key.status().message());
+    }
+    if (created) built.created_key_file = path;
+    keys.push_back(std::move(key).value());
+  }
+  for (const redact::PseudonymKey& k : keys) built.key_ids.push_back(k.id);
+  auto region = redact::FindPhoneRegion(r.default_region);
+  if (!region.ok()) {
+    return Status::InvalidArgument("redaction.default_region: " + region.status().message());
+  }
+  auto pseudonymizer = redact::Pseudonymizer::Create(std::move(keys));
+  if (!pseudonymizer.ok()) {
+    return Status::InvalidArgument("redaction.keys: " + pseudonymizer.status().message());
+  }
+  redact::RedactionRules rules;
+  rules.scan.region = std::move(region).value();
+  rules.pseudonymise_keys.insert(rules.pseudonymise_keys.end(), r.pseudonymise_keys.begin(),
+                                 r.pseudonymise_keys.end());
+  rules.drop_keys.insert(rules.drop_keys.end(), r.drop_keys.begin(), r.drop_keys.end());
+  rules.safe_keys.insert(rules.safe_keys.end(), r.safe_keys.begin(), r.safe_keys.end());
+  auto redactor = redact::ValueRedactor::Create(
+      std::move(rules), entity_key, std::move(pseudonymizer).value(), std::move(counters),
+      r.debug ? redact::DebugLogObserver() : nullptr);
+  if (!redactor.ok()) {
+    // Name the config list that holds the entity key (it may also be in a built-in list, which
+    // the message of Create says).
+    auto holds = [&entity_key](const std::vector<std::string>& list) {
+      return std::find(list.begin(), list.end(), entity_key) != list.end();
+    };
+    const std::string where = holds(r.pseudonymise_keys) ? "redaction.pseudonymise_keys: "
+                              : holds(r.drop_keys)       ? "redaction.drop_keys: "
+                                                         : "";
+    return Status(redactor.status().code(), where + redactor.status().message());
+  }
+  built.redactor = std::move(redactor).value();
+  return built;
+}
+
+std::string JoinIds(const std::vector<std::string>& ids) {
+  std::string out;
+  for (const std::string& id : ids) out += (out.empty() ? "" : ",") + id;
+  return out;
+}
+
 }  // namespace
 
 struct Gateway::Impl {
@@ -275,6 +356,12 @@ struct Gateway::Impl {
   // The receivers decode every request through it (null with redaction off): only redacted
   // batches reach the sink, so the queue, the journeys and the forwarder never see clear values.
   std::shared_ptr<redact::RedactingDecoder> redacting;
+  // ordertrace_redaction_values_total: one set for every redactor, so a key rotation does not
+  // reset them.
+  std::shared_ptr<redact::RedactionCounters> redaction_counters;
+  // The redactor in force and its key ids, the current first (Start and SIGHUP, one thread).
+  std::shared_ptr<const redact::ValueRedactor> redactor;
+  std::vector<std::string> redaction_key_ids;
   pipeline::BatchSink* sink = nullptr;  // what the receivers hand batches to
   std::unique_ptr<net::HttpServer> otlp_http;
   std::unique_ptr<receive::OtlpGrpcReceiver> otlp_grpc;
@@ -624,35 +711,97 @@ Status Gateway::StartSignIn() {
   return Status::Ok();
 }
 
+std::string Gateway::EntityKey() const {
+  const Impl& g = *impl_;
+  return g.engine ? g.engine->rules()->entity_key : std::string(kOrderIdKey);
+}
+
 Status Gateway::StartRedaction() {
   Impl& g = *impl_;
   const config::Config::Redaction& r = config_.redaction;
-  const std::string path =
-      r.key_file.empty() ? (std::filesystem::path(config_.data_dir) / "pseudonym.key").string()
-                         : r.key_file;
-  bool created = false;
-  auto key = redact::LoadOrCreateKey(r.key_id, path, &created);
-  if (!key.ok())
-    return Status(key.status().code(), "redaction.key_file: " + key.status().message());
-  if (created) {
+  g.redaction_counters = std::make_shared<redact::RedactionCounters>(registry_);
+  auto built = BuildRedactor(r, config_.data_dir, EntityKey(), g.redaction_counters,
+                             /*may_create=*/true);
+  if (!built.ok()) return built.status();
+  if (!built->created_key_file.empty()) {
     log::Warn(
         "redaction: no pseudonymisation key was configured; created one (keep it, and back "
         "it up: pseudonyms made with it can be looked up only while it exists)",
-        {{"key_file", path}, {"key_id", r.key_id}});
+        {{"key_file", built->created_key_file}, {"key_id", r.key_id}});
   }
-  auto region = redact::FindPhoneRegion(r.default_region);
-  if (!region.ok())
-    return Status::InvalidArgument("redaction.default_region: " + region.status().message());
-  auto pseudonymizer = redact::Pseudonymizer::Create({std::move(key).value()});
-  if (!pseudonymizer.ok())
-    return Status::InvalidArgument("redaction: " + pseudonymizer.status().message());
-  redact::RedactionRules rules;
-  rules.scan.region = std::move(region).value();
-  auto redactor =
-      redact::ValueRedactor::Create(rules, "order.id", std::move(pseudonymizer).value());
-  if (!redactor.ok()) return redactor.status();
-  g.redacting = std::make_shared<redact::RedactingDecoder>(
-      std::shared_ptr<const redact::ValueRedactor>(std::move(redactor).value()), &registry_);
+  if (r.debug && !log::Enabled(log::Level::kDebug)) {
+    log::Warn("redaction.debug is on but log.level is not debug: nothing will show");
+  }
+  g.redaction_key_ids = built->key_ids;
+  g.redactor = built->redactor;
+  g.redacting = std::make_shared<redact::RedactingDecoder>(built->redactor, &registry_);
+  log::Info("redaction on", {{"current_key_id", built->key_ids.front()},
+                             {"key_ids", JoinIds(built->key_ids)},
+                             {"debug", r.debug}});
+  return Status::Ok();
+}
+
+Status Gateway::ReloadRedaction() {
+  Impl& g = *impl_;
+  if (!g.redactor) return Status::InvalidArgument("redaction is off (redaction.enabled)");
+  config::Config::Redaction r = config_.redaction;
+  auto build = [&]() -> Result<BuiltRedactor> {
+    if (config_loader_) {
+      auto fresh = config_loader_();
+      if (!fresh.ok()) {
+        return Status(fresh.status().code(), "config file: " + fresh.status().message());
+      }
+      if (fresh->redaction.enabled != r.enabled) {
+        log::Warn("redaction.enabled changed: that takes a restart; the rest is reloaded");
+      }
+      r = fresh->redaction;
+      r.enabled = config_.redaction.enabled;
+    }
+    return BuildRedactor(r, config_.data_dir, EntityKey(), g.redaction_counters,
+                         /*may_create=*/false);
+  };
+  Result<BuiltRedactor> built = build();
+  const std::vector<std::string> previous = g.redaction_key_ids;
+  audit::AuditEvent e;
+  e.event = "redaction_keys_reloaded";
+  if (!built.ok()) {
+    e.outcome = "error";
+    e.reason = "invalid_keys";
+    e.resource = {{"key_ids_in_force", JoinIds(previous)}};
+    if (g.audit) g.audit->Record(e);
+    return built.status();
+  }
+  // A key whose id stayed but whose file now holds another secret: its old pseudonyms can no
+  // longer be looked up or reproduced (a new key wants a new id).
+  const auto before = g.redactor->pseudonymizer().AllPseudonyms("probe", "");
+  const auto after = built->redactor->pseudonymizer().AllPseudonyms("probe", "");
+  for (size_t i = 0; i < previous.size() && i < before.size(); ++i) {
+    for (size_t j = 0; j < built->key_ids.size() && j < after.size(); ++j) {
+      if (previous[i] == built->key_ids[j] && before[i] != after[j]) {
+        log::Warn("redaction: the file of key " + previous[i] +
+                  " now holds another key; pseudonyms made before cannot be looked up any more "
+                  "(give a new key a new id)");
+        e.reason = "key_replaced";
+      }
+    }
+  }
+  g.redacting->SetRedactor(built->redactor);  // the one place the new redactor goes
+  g.redactor = built->redactor;
+  g.redaction_key_ids = built->key_ids;
+  config_.redaction = r;
+  const bool rotated = previous.empty() || previous.front() != built->key_ids.front();
+  const bool changed = previous != built->key_ids || !e.reason.empty();
+  if (e.reason.empty()) e.reason = rotated ? "rotated" : "keys_changed";
+  e.resource = {{"current_key_id", built->key_ids.front()},
+                {"key_ids", JoinIds(built->key_ids)},
+                {"previous_key_ids", JoinIds(previous)}};
+  // The SIGHUP's config_reload line covers a reload that changed nothing.
+  if (g.audit && changed) g.audit->Record(e);
+  log::Info(rotated ? "redaction keys rotated: new pseudonyms use the new current key"
+                    : "redaction keys reloaded",
+            {{"current_key_id", built->key_ids.front()},
+             {"key_ids", JoinIds(built->key_ids)},
+             {"previous_key_ids", JoinIds(previous)}});
   return Status::Ok();
 }
 
@@ -799,6 +948,16 @@ Status Gateway::ReloadRules() {
   if (!g.engine) return Status::InvalidArgument("journeys are disabled (journeys.enabled)");
   auto rules = LoadJourneyRules(config_);
   if (!rules.ok()) return rules.status();
+  if (g.redactor) {
+    // An entity key the redaction would change: lookups by id would break (the redactor is
+    // rebuilt with the new entity key by ReloadRedaction, right after on SIGHUP).
+    const std::string& key = (*rules)->entity_key;
+    if (g.redactor->PseudonymisesKey(key) || g.redactor->DropsKey(key)) {
+      return Status::InvalidArgument("the rules' entity key '" + key +
+                                     "' is pseudonymised or dropped by redaction.*: orders are "
+                                     "found by it");
+    }
+  }
   return g.engine->SetRules(std::move(rules).value());
 }
 
@@ -846,7 +1005,8 @@ Status Gateway::Run() {
     sig = sigtimedwait(&set, nullptr, &tick);
     if (sig == SIGINT || sig == SIGTERM) break;
     if (sig == SIGHUP) {
-      log::Info("SIGHUP received, reloading the journey rules and TLS certificates");
+      log::Info(
+          "SIGHUP received, reloading the journey rules, TLS certificates and redaction keys");
       // The audit file first: logrotate has moved it, and the reload's own line goes to the
       // new one.
       std::string failed;
@@ -868,6 +1028,14 @@ Status Gateway::Run() {
         log::Error("TLS certificate not reloaded; the previous one stays in force",
                    {{"error", s.message()}});
         failed += failed.empty() ? "tls" : ",tls";
+      }
+      // After the rules: the redactor keeps their entity key.
+      if (impl_->redactor) {
+        if (Status s = ReloadRedaction(); !s.ok()) {
+          log::Error("redaction keys not reloaded; the previous keys stay in force",
+                     {{"error", s.message()}});
+          failed += failed.empty() ? "redaction" : ",redaction";
+        }
       }
       if (impl_->audit) {
         audit::AuditEvent e;

@@ -25,6 +25,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -81,6 +82,21 @@ class Gateway {
   // files fail keeps its previous certificate and the Status names its key.
   Status ReloadTls();
 
+  // Re-reads the redaction keys (SIGHUP does this in Run(), after the rules): the config file
+  // again through the loader (SetConfigLoader), for its redaction section (a rotation lists a
+  // new key first in redaction.keys), then the key files; the new redactor replaces the old
+  // atomically, and the counters go on.  On an error the previous keys stay in force and the
+  // Status names the config key and file.  Audited as redaction_keys_reloaded (key ids only)
+  // when the keys changed or the reload failed.
+  // redaction.enabled changes only with a restart.
+  Status ReloadRedaction();
+
+  // How ReloadRedaction() reads the config again (the file and the command-line flags, as at
+  // start); without one it re-reads only the key files the start-up config names.  Set before
+  // Start().
+  using ConfigLoader = std::function<Result<config::Config>()>;
+  void SetConfigLoader(ConfigLoader loader) { config_loader_ = std::move(loader); }
+
   // Bound ports (useful when the config asked for port 0).
   uint16_t otlp_grpc_port() const;
   uint16_t otlp_http_port() const;
@@ -100,9 +116,11 @@ class Gateway {
   Status StartSignIn();
   Status StartBrowserSignIn();
   Status StartRedaction();
-  Status StartAlerts();  // alerting.*: the dispatcher, listening to the engine
+  std::string EntityKey() const;  // the journeys' entity key (order.id without journeys)
+  Status StartAlerts();           // alerting.*: the dispatcher, listening to the engine
 
   config::Config config_;
+  ConfigLoader config_loader_;
   metrics::Registry registry_;
   std::unique_ptr<Impl> impl_;
   std::atomic<bool> stop_requested_{false};

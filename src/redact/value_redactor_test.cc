@@ -2,6 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/log.h"
+
 namespace ordertrace::redact {
 namespace {
 
@@ -94,11 +101,125 @@ TEST(ValueRedactor, CountsByDetectorNeverValues) {
   Attr(*r, "partner.id", "P-1");
   Attr(*r, "client.address", "10.0.0.1");
   const auto& c = r->counters();
-  EXPECT_EQ(c.by_detector[static_cast<size_t>(Detector::kEmail)].load(), 1u);
-  EXPECT_EQ(c.by_detector[static_cast<size_t>(Detector::kPhone)].load(), 1u);
-  EXPECT_EQ(c.by_detector[static_cast<size_t>(Detector::kCard)].load(), 1u);
-  EXPECT_EQ(c.pseudonymised_by_key.load(), 1u);
-  EXPECT_EQ(c.dropped_by_key.load(), 1u);
+  EXPECT_EQ(c.by_detector(Detector::kEmail).Value(), 1u);
+  EXPECT_EQ(c.by_detector(Detector::kPhone).Value(), 1u);
+  EXPECT_EQ(c.by_detector(Detector::kCard).Value(), 1u);
+  EXPECT_EQ(c.pseudonymised_by_key().Value(), 1u);
+  EXPECT_EQ(c.dropped_by_key().Value(), 1u);
+}
+
+// The counters on /metrics, shared by the redactor that replaces another (a key rotation), so
+// they never go backwards; every label pair is there from the start, and no value ever is.
+TEST(ValueRedactor, CountersAreExportedAndSurviveAReplacedRedactor) {
+  metrics::Registry registry;
+  auto counters = std::make_shared<RedactionCounters>(registry);
+  const std::string before = registry.Serialize();
+  for (const char* line :
+       {"{action=\"pseudonymised\",detector=\"key\"} 0", "{action=\"dropped\",detector=\"key\"} 0",
+        "{action=\"pseudonymised\",detector=\"email\"} 0",
+        "{action=\"pseudonymised\",detector=\"phone\"} 0",
+        "{action=\"pseudonymised\",detector=\"iban\"} 0", "{action=\"masked\",detector=\"card\"} 0",
+        "{action=\"masked\",detector=\"jwt\"} 0", "{action=\"masked\",detector=\"bearer\"} 0"}) {
+    EXPECT_NE(before.find(std::string("ordertrace_redaction_values_total") + line),
+              std::string::npos)
+        << line << "\n"
+        << before;
+  }
+  auto k1 = Pseudonymizer::Create({PseudonymKey{"k1", std::string(32, 'k')}}).value();
+  auto first = ValueRedactor::Create(RedactionRules{}, "order.id", k1, counters).value();
+  Attr(*first, "partner.id", "P-secret-1");
+  Attr(*first, "app.note", "write to Secret.Person@example.org");
+  auto k2 = Pseudonymizer::Create({PseudonymKey{"k2", std::string(32, 'q')},
+                                   PseudonymKey{"k1", std::string(32, 'k')}})
+                .value();
+  auto second = ValueRedactor::Create(RedactionRules{}, "order.id", k2, counters).value();
+  Attr(*second, "partner.id", "P-secret-2");
+  Attr(*second, "app.note", "card 4111 1111 1111 1111");
+  std::string out;
+  EXPECT_EQ(second->RedactText("x" + std::string(100, 'y'), true, &out), Action::kChanged);
+  const std::string after = registry.Serialize();
+  EXPECT_NE(after.find("ordertrace_redaction_values_total{action=\"pseudonymised\",detector="
+                       "\"key\"} 2"),
+            std::string::npos)
+      << after;
+  EXPECT_NE(after.find("ordertrace_redaction_values_total{action=\"pseudonymised\",detector="
+                       "\"email\"} 1"),
+            std::string::npos);
+  EXPECT_NE(after.find("ordertrace_redaction_values_total{action=\"masked\",detector=\"card\"} 1"),
+            std::string::npos);
+  EXPECT_NE(after.find("ordertrace_redaction_truncated_values_total 1"), std::string::npos);
+  for (const char* secret : {"P-secret", "Secret.Person", "secret.person", "4111"}) {
+    EXPECT_EQ(after.find(secret), std::string::npos) << secret;
+  }
+}
+
+// The debug mode's observer hears which rule fired where, never the value.
+TEST(ValueRedactor, TheObserverHearsTheRuleTheCarrierAndTheKeyNeverTheValue) {
+  std::vector<std::string> heard;
+  RedactionObserver observer = [&heard](const RuleFired& f) {
+    heard.push_back(std::string(CarrierName(f.carrier)) + " " + std::string(f.key) + " " +
+                    (f.rule == KeyRule::kPseudonymise ? "pseudonymise"
+                     : f.rule == KeyRule::kDrop       ? "drop"
+                                                      : DetectorName(f.detector)));
+  };
+  auto p = Pseudonymizer::Create({PseudonymKey{"k1", std::string(32, 'k')}}).value();
+  auto r = ValueRedactor::Create(RedactionRules{}, "order.id", p, nullptr, observer).value();
+  std::string out;
+  SetCarrier(Carrier::kResourceAttribute);
+  r->RedactAttribute("partner.id", "P-7", &out);
+  SetCarrier(Carrier::kSpanAttribute);
+  r->RedactAttribute("client.address", "10.1.2.3", &out);
+  SetCarrier(Carrier::kEventAttribute);
+  r->RedactAttribute("exception.message", "a@b.org or +7 912 345 67 89", &out);
+  SetCarrier(Carrier::kSpanAttribute);
+  r->RedactAttribute("order.id", "a@b.org", &out);  // safe: silent
+  SetCarrier(Carrier::kLinkAttribute);
+  r->RedactAttribute("app.note", "nothing here", &out);
+  SetCarrier(Carrier::kStatusMessage);
+  r->RedactText("Bearer abcdefghijklmnop1234", false, &out);
+  SetCarrier(Carrier::kSpanName);
+  r->RedactText("to 4111 1111 1111 1111", false, &out);
+  EXPECT_EQ(heard, (std::vector<std::string>{
+                       "resource_attribute partner.id pseudonymise",
+                       "span_attribute client.address drop",
+                       "event_attribute exception.message email",
+                       "event_attribute exception.message phone",
+                       "status_message  bearer",
+                       "span_name  card",
+                   }));
+}
+
+// The log observer writes at most its rate a second, says how many it left out, and withholds
+// a key the sender chose when it could hold personal data.
+TEST(ValueRedactor, TheDebugLogObserverIsRateLimitedAndWithholdsHostileKeys) {
+  ASSERT_TRUE(log::Init("debug", log::Format::kLogfmt));
+  RedactionObserver observer = DebugLogObserver(5);
+  RedactionObserver copy = observer;  // copies share one limit
+  RuleFired f;
+  f.carrier = Carrier::kSpanAttribute;
+  f.key = "mail.of.ivan@example.org";
+  f.detector = Detector::kEmail;
+  testing::internal::CaptureStderr();
+  for (int i = 0; i < 1000; ++i) (i % 2 ? copy : observer)(f);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  f.key = "partner.id";
+  f.rule = KeyRule::kPseudonymise;
+  observer(f);
+  const std::string logged = testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(log::Init("info", log::Format::kLogfmt));
+  size_t lines = 0;
+  for (size_t at = logged.find("redaction rule fired"); at != std::string::npos;
+       at = logged.find("redaction rule fired", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 6u) << logged;
+  EXPECT_EQ(logged.find("ivan"), std::string::npos) << logged;
+  EXPECT_NE(logged.find("key=(withheld)"), std::string::npos) << logged;
+  EXPECT_NE(logged.find("carrier=span_attribute"), std::string::npos) << logged;
+  EXPECT_NE(logged.find("detector=email"), std::string::npos) << logged;
+  EXPECT_NE(logged.find("rule=pseudonymise_key detector=key key=partner.id not_logged=995"),
+            std::string::npos)
+      << logged;
 }
 
 }  // namespace

@@ -602,7 +602,30 @@ bool Walker::AttributeOnce(uint32_t field, const uint8_t* field_start, const uin
   return true;
 }
 
+// Where the free text or the attributes of `msg` sit, for the debug observer (RuleFired).
+Carrier CarrierOf(Msg msg, FieldRule::Kind kind) {
+  const bool text = kind == FieldRule::kText;
+  switch (msg) {
+    case Msg::kResource:
+      return Carrier::kResourceAttribute;
+    case Msg::kScope:
+      return Carrier::kScopeAttribute;
+    case Msg::kSpan:
+      return text ? Carrier::kSpanName : Carrier::kSpanAttribute;
+    case Msg::kEvent:
+      return text ? Carrier::kEventName : Carrier::kEventAttribute;
+    case Msg::kLink:
+      return Carrier::kLinkAttribute;
+    case Msg::kStatus:
+      return Carrier::kStatusMessage;
+    default:
+      return Carrier::kUnknown;
+  }
+}
+
 bool Walker::Message(Msg msg, const uint8_t* p, const uint8_t* end, int64_t* delta) {
+  const Carrier text_carrier = CarrierOf(msg, FieldRule::kText);
+  const Carrier attributes_carrier = CarrierOf(msg, FieldRule::kAttributes);
   while (p < end) {
     const uint8_t* field_start = p;
     uint32_t tag;
@@ -644,9 +667,11 @@ bool Walker::Message(Msg msg, const uint8_t* p, const uint8_t* end, int64_t* del
         break;
       }
       case FieldRule::kText:
+        SetCarrier(text_carrier);  // for the debug observer only
         Text(tag >> 3, field_start, View(d, n), p, delta);
         break;
       case FieldRule::kAttributes:
+        SetCarrier(attributes_carrier);
         if (!Attribute(tag >> 3, field_start, d, p, delta)) return false;
         break;
       default:

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <set>
 #include <string>
 
 #include "otlp/decoder.h"
@@ -158,6 +159,26 @@ TEST(RedactExportRequest, MalformedInputIsAnErrorNeverACrash) {
       ExportTraceServiceRequest req;
       EXPECT_TRUE(req.ParseFromString(**out));
     }
+  }
+}
+
+// The debug mode's observer is told where each rule fired: every carrier of the canary request,
+// and never a value.
+TEST(RedactExportRequest, TheObserverHearsEveryCarrier) {
+  std::set<std::string> heard;
+  std::string all;
+  RedactionObserver observer = [&](const RuleFired& f) {
+    heard.insert(CarrierName(f.carrier));
+    all += std::string(f.key) + " ";
+  };
+  auto p = Pseudonymizer::Create({PseudonymKey{"k1", std::string(32, 'k')}}).value();
+  auto r = ValueRedactor::Create(RedactionRules{}, "order.id", p, nullptr, observer).value();
+  ASSERT_TRUE(RedactExportRequest(CanaryRequest(), *r).ok());
+  EXPECT_EQ(heard, (std::set<std::string>{"resource_attribute", "scope_attribute", "span_attribute",
+                                          "event_attribute", "link_attribute", "span_name",
+                                          "status_message"}));
+  for (const char* canary : {kEmail, kPartner, "4111", "+7 912"}) {
+    EXPECT_EQ(all.find(canary), std::string::npos) << canary;
   }
 }
 
