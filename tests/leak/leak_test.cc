@@ -439,7 +439,7 @@ std::vector<std::string> GatewayFlags(const GatewayProcess& gw, const std::strin
                            "log:\n  level: debug\n  spans: true\n"
                            "audit:\n  enabled: true\n"
                         << "redaction:\n  enabled: " << (redaction ? "true" : "false")
-                        << "\n"
+                        << "\n  debug: true\n"  // which rule fired is logged, never the value
                            "journeys:\n  rules: "
                         << rules.string()
                         << "\n"
