@@ -321,6 +321,9 @@ TEST(ArrivalOrderTest, InOrderArrivalAttributesTheWholeScenario) {
       << s;
   EXPECT_NE(s.find("flagged:\n"), std::string::npos) << s;
   EXPECT_NE(in_order.after_ticks.find("flagged: B1\n"), std::string::npos) << in_order.after_ticks;
+  // The rows written when B1 was flagged carry no partner: the stored one stays.
+  EXPECT_NE(in_order.after_ticks.find(" partner=pse:k1:partner-b@"), std::string::npos)
+      << in_order.after_ticks;
 }
 
 TEST(ArrivalOrderTest, RandomArrivalOrdersGiveTheInOrderJourneys) {

@@ -1112,6 +1112,38 @@ TEST_F(SqliteStoreTest, Version1FileIsUpgraded) {
   EXPECT_EQ(**got, o);
 }
 
+// ?partner= reads the partial index orders_partner, not the whole table, alone or with the
+// other filters: SQLite's plan of the store's own query.
+TEST_F(SqliteStoreTest, PartnerFilterUsesItsIndex) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+  }
+  sqlite::Db db(path_);
+  ASSERT_TRUE(db.Open().ok());
+  for (int filters = 0; filters < 16; ++filters) {
+    for (const size_t partners : {size_t{1}, size_t{3}}) {
+      OrderQuery q;
+      if (filters & 1) q.stuck = true;
+      if (filters & 2) q.stage = "created";
+      if (filters & 4) q.service = "billing";
+      if (filters & 8) q.include_closed = false;
+      q.partners.assign(partners, "pse:k1:P");
+      const std::string sql = "EXPLAIN QUERY PLAN " + sqlite::ListOrdersSql(q);
+      auto s = db.Statement(sql);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      std::string plan;
+      ASSERT_TRUE(sqlite::ForEachRow(*s, [&](const sqlite::Stmt& row) {
+                    plan += row.ColText(3) + "\n";
+                  }).ok());
+      EXPECT_NE(plan.find("INDEX orders_partner (partner=? AND order_id>?)"), std::string::npos)
+          << sql << "\n"
+          << plan;
+      EXPECT_EQ(plan.find("SCAN"), std::string::npos) << sql << "\n" << plan;
+    }
+  }
+}
+
 TEST_F(SqliteStoreTest, GarbageFileIsAnErrorNotACrash) {
   WriteFile(std::string(8192, '\x5a'));
   auto store = Open();

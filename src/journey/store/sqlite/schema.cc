@@ -203,6 +203,28 @@ Status PrepareSchema(Db& db, bool* created) {
   return Status::Ok();
 }
 
+std::string ListOrdersSql(const OrderQuery& query) {
+  std::string sql = Cols("SELECT ", kOrderCols) + " FROM orders";
+  if (!query.partners.empty()) sql += " INDEXED BY orders_partner";
+  sql += " WHERE order_id > :cursor";
+  if (query.stuck.has_value()) sql += *query.stuck ? " AND stuck <> 0" : " AND stuck = 0";
+  if (!query.stage.empty()) sql += " AND stage = :stage";
+  if (!query.service.empty()) {
+    sql += " AND (expected_service = :service OR last_service = :service)";
+  }
+  if (!query.include_closed) sql += " AND closed = 0";
+  if (!query.partners.empty()) {
+    // "partner <> ''" is the partial index's condition: the planner may use it only when the
+    // query implies it.
+    sql += " AND partner <> '' AND partner IN (";
+    for (size_t i = 0; i < query.partners.size(); ++i) {
+      sql += (i == 0 ? ":p" : ", :p") + std::to_string(i);
+    }
+    sql += ")";
+  }
+  return sql + " ORDER BY order_id LIMIT :limit";
+}
+
 // ---------------------------------------------------------------------------------------------
 // Rows.
 

@@ -10,6 +10,7 @@
 
 #include "common/status.h"
 #include "journey/store/sqlite/db.h"
+#include "journey/store/store.h"
 #include "journey/types.h"
 
 namespace ordertrace::journey::sqlite {
@@ -41,6 +42,12 @@ inline constexpr const char* kHopCols =
 inline std::string Cols(std::string_view prefix, const char* cols) {
   return std::string(prefix) + cols;
 }
+
+// The SELECT of SqliteStore::ListOrders for `query`'s filters, with named parameters :cursor,
+// :stage, :service, :p0.. (the partners) and :limit.  A partner filter reads the partial index
+// orders_partner (INDEXED BY: without statistics SQLite would rather walk the stage or stuck
+// index in order_id order, a scan of every order in that stage for one partner's few).
+std::string ListOrdersSql(const OrderQuery& query);
 
 // Binds parameters ?1.. in column order; reads columns 0.. in column order.
 void BindOrder(Stmt& s, const OrderRow& o);

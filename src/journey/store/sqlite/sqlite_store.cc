@@ -243,23 +243,7 @@ class SqliteStore final : public JourneyStore {
 
   Result<OrderPage> ListOrders(const OrderQuery& query) override {
     const size_t limit = PageLimit(query.limit);
-    std::string sql = Cols("SELECT ", kOrderCols) + " FROM orders WHERE order_id > :cursor";
-    if (query.stuck.has_value()) sql += *query.stuck ? " AND stuck <> 0" : " AND stuck = 0";
-    if (!query.stage.empty()) sql += " AND stage = :stage";
-    if (!query.service.empty()) {
-      sql += " AND (expected_service = :service OR last_service = :service)";
-    }
-    if (!query.include_closed) sql += " AND closed = 0";
-    if (!query.partners.empty()) {
-      // "partner <> ''" lets SQLite use the partial index orders_partner.
-      sql += " AND partner <> '' AND partner IN (";
-      for (size_t i = 0; i < query.partners.size(); ++i) {
-        sql += (i == 0 ? ":p" : ", :p") + std::to_string(i);
-      }
-      sql += ")";
-    }
-    sql += " ORDER BY order_id LIMIT :limit";
-
+    const std::string sql = sqlite::ListOrdersSql(query);
     MutexLock lock(reader_mu_);
     Db& db = *reader_;
     ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
