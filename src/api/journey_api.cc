@@ -152,7 +152,7 @@ bool HasPseudonymShape(std::string_view v) {
 // makes them from a partner.id attribute (ValueRedactor::RedactAttribute in value_redactor.cc):
 // label "partner" (LabelOfKey), except that an e-mail-like value is hashed as an e-mail,
 // lower-cased.  redact/ has no public function for that choice; keep the two in step
-// (journey_api_test.cc compares them).
+// (api_guard_test.cc stores what ValueRedactor writes and looks it up by the clear id).
 std::vector<std::string> PartnerPseudonyms(const redact::Pseudonymizer& pseudonymizer,
                                            std::string_view clear) {
   const size_t at = clear.find('@');
