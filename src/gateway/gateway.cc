@@ -486,6 +486,7 @@ Status Gateway::Start() {
       // aliasing pointer keeps the redactor it came from alive).
       journey_api.pseudonymizer = [&g]() -> std::shared_ptr<const redact::Pseudonymizer> {
         std::shared_ptr<const redact::ValueRedactor> r = g.redacting->redactor();
+        if (!r) return nullptr;
         return {r, &r->pseudonymizer()};
       };
     }
