@@ -36,11 +36,10 @@ bool Base64UrlDecode(std::string_view in, std::string* out) {
   return (acc & ((1u << bits) - 1)) == 0;
 }
 
-std::string Base64UrlEncode(std::string_view in) {
+void Base64UrlAppend(std::string_view in, std::string* out) {
   static constexpr char kAlphabet[] =
       "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  std::string out;
-  out.reserve((in.size() * 4 + 2) / 3);
+  out->reserve(out->size() + (in.size() * 4 + 2) / 3);
   uint32_t acc = 0;
   int bits = 0;
   for (unsigned char c : in) {
@@ -48,10 +47,15 @@ std::string Base64UrlEncode(std::string_view in) {
     bits += 8;
     while (bits >= 6) {
       bits -= 6;
-      out.push_back(kAlphabet[(acc >> bits) & 0x3F]);
+      out->push_back(kAlphabet[(acc >> bits) & 0x3F]);
     }
   }
-  if (bits > 0) out.push_back(kAlphabet[(acc << (6 - bits)) & 0x3F]);
+  if (bits > 0) out->push_back(kAlphabet[(acc << (6 - bits)) & 0x3F]);
+}
+
+std::string Base64UrlEncode(std::string_view in) {
+  std::string out;
+  Base64UrlAppend(in, &out);
   return out;
 }
 

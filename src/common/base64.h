@@ -13,5 +13,7 @@ namespace ordertrace {
 // non-zero unused bits (so that one value has one encoding).
 bool Base64UrlDecode(std::string_view in, std::string* out);
 std::string Base64UrlEncode(std::string_view in);
+// The same, appended to *out (no allocation when *out has room).
+void Base64UrlAppend(std::string_view in, std::string* out);
 
 }  // namespace ordertrace

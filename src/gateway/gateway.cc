@@ -40,7 +40,7 @@
 #include "pipeline/span_log_stage.h"
 #include "receive/otlp_receivers.h"
 #include "receive/receiver_metrics.h"
-#include "redact/redacting_sink.h"
+#include "redact/redacting_decoder.h"
 
 #ifndef ORDERTRACE_VERSION
 #define ORDERTRACE_VERSION "0.0.0"
@@ -272,8 +272,9 @@ struct Gateway::Impl {
   std::unique_ptr<pipeline::IngestQueue> queue;
   std::unique_ptr<forward::Forwarder> forwarder;  // null when no upstream is configured
   std::unique_ptr<pipeline::SinkChain> chain;     // queue, then forwarder
-  // In front of the chain: only redacted batches reach the queue and the forwarder.
-  std::unique_ptr<redact::RedactingSink> redacting;
+  // The receivers decode every request through it (null with redaction off): only redacted
+  // batches reach the sink, so the queue, the journeys and the forwarder never see clear values.
+  std::shared_ptr<redact::RedactingDecoder> redacting;
   pipeline::BatchSink* sink = nullptr;  // what the receivers hand batches to
   std::unique_ptr<net::HttpServer> otlp_http;
   std::unique_ptr<receive::OtlpGrpcReceiver> otlp_grpc;
@@ -454,6 +455,7 @@ Status Gateway::Start() {
   };
   receiver_options.tls_dir =
       (std::filesystem::path(config_.data_dir) / "tls" / "otlp_grpc").string();
+  receiver_options.decoder = g.redacting;
 
   // The API listener before the receivers: /healthz answers (and /readyz says "starting")
   // while the rest comes up.
@@ -658,10 +660,8 @@ Status Gateway::StartRedaction() {
   auto redactor =
       redact::ValueRedactor::Create(rules, "order.id", std::move(pseudonymizer).value());
   if (!redactor.ok()) return redactor.status();
-  g.redacting = std::make_unique<redact::RedactingSink>(
-      std::shared_ptr<const redact::ValueRedactor>(std::move(redactor).value()), g.sink,
-      &registry_);
-  g.sink = g.redacting.get();
+  g.redacting = std::make_shared<redact::RedactingDecoder>(
+      std::shared_ptr<const redact::ValueRedactor>(std::move(redactor).value()), &registry_);
   return Status::Ok();
 }
 

@@ -23,4 +23,17 @@ namespace ordertrace::otlp {
 Result<std::shared_ptr<const SpanBatch>> DecodeExportRequest(std::string wire, Protocol protocol,
                                                              const Limits& limits);
 
+// What the receivers turn a request's wire bytes into a batch with: DecodeExportRequest, or a
+// decoder that rewrites the bytes first (redact::RedactingDecoder takes personal data out before
+// anything else sees the batch).  Errors are the request's: the receivers answer them as a
+// malformed request.
+//
+// Thread-safety: implementations are called concurrently from the receivers' threads.
+class BatchDecoder {
+ public:
+  virtual ~BatchDecoder() = default;
+  virtual Result<std::shared_ptr<const SpanBatch>> Decode(std::string wire, Protocol protocol,
+                                                          const Limits& limits) const = 0;
+};
+
 }  // namespace ordertrace::otlp

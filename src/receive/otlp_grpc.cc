@@ -186,7 +186,10 @@ class ExportReactor : public grpc::ServerGenericBidiReactor {
     }
     metrics->Bytes(kGrpc, wire.size());
 
-    auto decoded = otlp::DecodeExportRequest(std::move(wire), kGrpc, impl_->options.limits);
+    const OtlpReceiverOptions& o = impl_->options;
+    auto decoded = o.decoder != nullptr
+                       ? o.decoder->Decode(std::move(wire), kGrpc, o.limits)
+                       : otlp::DecodeExportRequest(std::move(wire), kGrpc, o.limits);
     if (!decoded.ok()) {
       metrics->Refused(kGrpc, "malformed", 1);
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, decoded.status().message());

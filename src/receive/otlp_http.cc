@@ -190,7 +190,9 @@ class OtlpHttpReceiver {
     } else {
       wire = std::move(req.body);
     }
-    auto decoded = otlp::DecodeExportRequest(std::move(wire), protocol, options_.limits);
+    auto decoded = options_.decoder != nullptr
+                       ? options_.decoder->Decode(std::move(wire), protocol, options_.limits)
+                       : otlp::DecodeExportRequest(std::move(wire), protocol, options_.limits);
     if (!decoded.ok()) {
       Malformed(protocol, enc, decoded.status().message(), res);
       return;

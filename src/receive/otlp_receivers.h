@@ -18,6 +18,7 @@
 #include "net/cidr.h"
 #include "net/http_server.h"
 #include "net/tls.h"
+#include "otlp/decoder.h"
 #include "otlp/span_batch.h"
 #include "pipeline/batch_sink.h"
 #include "receive/ingest_auth.h"
@@ -42,6 +43,9 @@ struct OtlpReceiverOptions {
   // receiver keeps the copy of its certificate, key and client CA that gRPC watches
   // (OtlpGrpcReceiver::SetTls); "" makes a temporary one.  Removed at Shutdown().
   std::string tls_dir;
+  // Turns a request's wire bytes into a batch; null: otlp::DecodeExportRequest.  The gateway puts
+  // redaction here (redact::RedactingDecoder), so that no batch the sink gets holds personal data.
+  std::shared_ptr<const otlp::BatchDecoder> decoder;
 };
 
 // Registers POST /v1/traces on `server`.  `sink` and `metrics` must outlive the server.

@@ -118,6 +118,25 @@ TEST(Scan, Ibans) {
   EXPECT_TRUE(Hits("DE89 3704 0044 0532 0130 01").empty());
 }
 
+// The first passes work 16 bytes at a time: a datum at any offset, across any chunk boundary and
+// in the last bytes, is still found.
+TEST(Scan, FindingsAtEveryOffset) {
+  const ScanOptions options;
+  const std::string kinds[] = {"DE89 3704 0044 0532 0130 00", "a.b@example.org", "+7 912 555 01 23",
+                               "4111 1111 1111 1111"};
+  for (const std::string& datum : kinds) {
+    for (size_t offset = 0; offset < 40; ++offset) {
+      for (const std::string& after :
+           {std::string(), std::string(" and ") + std::string(20, 'z')}) {
+        const std::string text = std::string(offset, 'x') + " " + datum + after;
+        const std::vector<Finding> found = Scan(text, options);
+        ASSERT_EQ(found.size(), 1u) << "offset " << offset << ": " << text;
+        EXPECT_EQ(text.substr(found[0].begin, found[0].end - found[0].begin), datum);
+      }
+    }
+  }
+}
+
 TEST(Scan, TokensAreFound) {
   const std::string jwt =
       "eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl";

@@ -8,12 +8,25 @@ bool LooksLikeEmail(std::string_view v) {
   return at != std::string_view::npos && at > 0 && v.find('.', at) != std::string_view::npos;
 }
 
-std::string Lowered(std::string_view v) {
-  std::string out(v);
-  for (char& c : out) {
+// `v` lower-cased (ASCII), in *buffer when it has upper-case letters (most addresses do not, and
+// are used as they are).
+std::string_view Lowered(std::string_view v, std::string* buffer) {
+  size_t i = 0;
+  while (i < v.size() && !(v[i] >= 'A' && v[i] <= 'Z')) ++i;
+  if (i == v.size()) return v;
+  buffer->assign(v);
+  for (; i < buffer->size(); ++i) {
+    char& c = (*buffer)[i];
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
-  return out;
+  return *buffer;
+}
+
+// LabelOfKey without a copy: a view of a literal or of `key`.
+std::string_view LabelOf(std::string_view key) {
+  if (key.substr(0, 8) == "partner.") return "partner";
+  if (key.substr(0, 5) == "user." || key.substr(0, 8) == "enduser.") return "user";
+  return key.substr(0, key.find('.'));
 }
 
 // The longest prefix of `text` of at most `n` bytes that does not split a UTF-8 sequence.
@@ -25,12 +38,7 @@ size_t Utf8Prefix(std::string_view text, size_t n) {
 
 }  // namespace
 
-std::string LabelOfKey(std::string_view key) {
-  if (key == "partner.id" || key.substr(0, 8) == "partner.") return "partner";
-  if (key.substr(0, 5) == "user." || key.substr(0, 8) == "enduser.") return "user";
-  const size_t dot = key.find('.');
-  return std::string(key.substr(0, dot));
-}
+std::string LabelOfKey(std::string_view key) { return std::string(LabelOf(key)); }
 
 Result<std::unique_ptr<ValueRedactor>> ValueRedactor::Create(
     RedactionRules rules, std::string entity_key,
@@ -38,8 +46,8 @@ Result<std::unique_ptr<ValueRedactor>> ValueRedactor::Create(
   if (!pseudonymizer) return Status::InvalidArgument("no pseudonymisation key");
   std::unique_ptr<ValueRedactor> r(new ValueRedactor());
   auto add = [&r](const std::string& key, KeyRule rule) -> Status {
-    auto [it, inserted] = r->rule_of_key_.emplace(key, rule);
-    if (!inserted && it->second != rule) {
+    const KeyRule before = r->rule_of_key_.Set(key, rule);
+    if (before != KeyRule::kScan && before != rule) {
       return Status::InvalidArgument("redaction: '" + key +
                                      "' is listed under two rules (pseudonymise, drop, safe); "
                                      "list it once");
@@ -65,16 +73,13 @@ Result<std::unique_ptr<ValueRedactor>> ValueRedactor::Create(
   for (const std::string& k : rules.safe_keys) {
     if (Status s = add(k, KeyRule::kSafe); !s.ok()) return s;
   }
-  r->rule_of_key_[entity_key] = KeyRule::kSafe;
+  r->rule_of_key_.Set(entity_key, KeyRule::kSafe);
   r->rules_ = std::move(rules);
   r->pseudonymizer_ = std::move(pseudonymizer);
   return r;
 }
 
-KeyRule ValueRedactor::RuleOfKey(std::string_view key) const {
-  auto it = rule_of_key_.find(key);
-  return it == rule_of_key_.end() ? KeyRule::kScan : it->second;
-}
+KeyRule ValueRedactor::RuleOfKey(std::string_view key) const { return rule_of_key_.Find(key); }
 
 bool ValueRedactor::DropsKey(std::string_view key) const {
   return RuleOfKey(key) == KeyRule::kDrop;
@@ -96,9 +101,11 @@ Action ValueRedactor::RedactAttribute(KeyRule rule, std::string_view key, std::s
       return Action::kDropped;
     case KeyRule::kPseudonymise: {
       if (value.empty() || pseudonymizer_->IsPseudonym(value)) return Action::kKept;
-      const std::string label = LooksLikeEmail(value) ? "email" : LabelOfKey(key);
-      *out =
-          pseudonymizer_->Pseudonym(label, label == "email" ? Lowered(value) : std::string(value));
+      const bool email = LooksLikeEmail(value);
+      std::string buffer;
+      out->clear();
+      pseudonymizer_->AppendPseudonym(email ? "email" : LabelOf(key),
+                                      email ? Lowered(value, &buffer) : value, out);
       counters_.pseudonymised_by_key.fetch_add(1, std::memory_order_relaxed);
       return Action::kChanged;
     }
@@ -134,7 +141,7 @@ Action ValueRedactor::RedactText(std::string_view text, bool truncated, std::str
       case Detector::kEmail:
       case Detector::kPhone:
       case Detector::kIban:
-        out->append(pseudonymizer_->Pseudonym(DetectorName(f.detector), f.normalised));
+        pseudonymizer_->AppendPseudonym(DetectorName(f.detector), f.normalised, out);
         break;
       case Detector::kCard:
         out->append("[card:redacted]");

@@ -21,11 +21,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
 #include "redact/detect.h"
+#include "redact/key_rules.h"
 #include "redact/pseudonym.h"
 
 namespace ordertrace::redact {
@@ -52,9 +52,6 @@ struct RedactionRules {
 
 // What happened to a value.
 enum class Action { kKept, kChanged, kDropped };
-
-// The rule for an attribute key.
-enum class KeyRule : uint8_t { kScan, kSafe, kDrop, kPseudonymise };
 
 // Counts by action and detector, never values.
 struct RedactionCounters {
@@ -96,11 +93,7 @@ class ValueRedactor {
 
  private:
   ValueRedactor() = default;
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
-  };
-  std::unordered_map<std::string, KeyRule, Hash, std::equal_to<>> rule_of_key_;
+  KeyRuleTable rule_of_key_;
   RedactionRules rules_;
   std::shared_ptr<const Pseudonymizer> pseudonymizer_;
   mutable RedactionCounters counters_;

@@ -1,8 +1,10 @@
 #include "redact/wire_redactor.h"
 
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "otlp/wire.h"
 
@@ -93,7 +95,6 @@ struct Ctx {
   std::string scratch;
 };
 
-bool RewriteMessage(Ctx& ctx, Msg msg, std::string_view in, std::string* out, int depth);
 bool RewriteKeyValue(Ctx& ctx, uint32_t field, std::string_view in, std::string_view forced_key,
                      std::string* out, int depth);
 bool RewriteAnyValue(Ctx& ctx, std::string_view key, KeyRule rule, std::string_view in,
@@ -277,7 +278,7 @@ struct FieldRule {
   Msg child;
 };
 
-FieldRule RuleOf(Msg msg, uint32_t field, uint32_t wire_type) {
+constexpr FieldRule RuleOf(Msg msg, uint32_t field, uint32_t wire_type) {
   const bool ld = wire_type == wire::kLengthDelimited;
   auto copy_if = [](bool known) {
     return FieldRule{known ? FieldRule::kCopy : FieldRule::kUnknown, Msg::kRequest};
@@ -322,48 +323,313 @@ FieldRule RuleOf(Msg msg, uint32_t field, uint32_t wire_type) {
   return copy_if(false);
 }
 
-bool RewriteMessage(Ctx& ctx, Msg msg, std::string_view in, std::string* out, int depth) {
-  const uint8_t* p = reinterpret_cast<const uint8_t*>(in.data());
-  const uint8_t* end = p + in.size();
+// RuleOf for every one-byte tag (fields 1-15), computed at compile time: one load a field
+// instead of the switch.
+struct RuleTable {
+  FieldRule of[static_cast<int>(Msg::kStatus) + 1][128] = {};
+  constexpr RuleTable() {
+    for (int m = 0; m <= static_cast<int>(Msg::kStatus); ++m) {
+      for (uint32_t tag = 0; tag < 128; ++tag)
+        of[m][tag] = RuleOf(static_cast<Msg>(m), tag >> 3, tag & 7);
+    }
+  }
+};
+constexpr RuleTable kRules;
+
+FieldRule RuleOfTag(Msg msg, uint32_t tag) {
+  return tag < 128 ? kRules.of[static_cast<int>(msg)][tag] : RuleOf(msg, tag >> 3, tag & 7);
+}
+
+// What this request already showed to be clean: the bytes of attributes (key and value) and of
+// free texts that redaction kept as they were.  Spans of one request repeat most of them
+// ("messaging.system" = "rabbitmq", the same span names, routes and methods), and a repeat costs
+// a hash and a comparison instead of the key's rule, the value's read and the detectors' scan.
+// Only what was kept is remembered (nothing redacted, no clear value), for this request only,
+// as views into its bytes.  A collision costs a comparison, never a wrong answer.
+class CleanMemo {
+ public:
+  static constexpr size_t kMaxBytes = 256;  // longer values seldom repeat
+  enum Kind : uint64_t { kAttribute = 1, kText = 2 };
+
+  // Three 8-byte words (head, middle, tail) and the size: values that differ elsewhere only
+  // share a slot, and the comparison tells them apart.
+  static uint64_t Hash(Kind kind, std::string_view bytes) {
+    const char* p = bytes.data();
+    const size_t n = bytes.size();
+    uint64_t head = 0, middle = 0, tail = 0;
+    if (n >= 8) {
+      std::memcpy(&head, p, 8);
+      std::memcpy(&middle, p + n / 2 - 4, 8);
+      std::memcpy(&tail, p + n - 8, 8);
+    } else {
+      for (size_t i = 0; i < n; ++i) {
+        head |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
+      }
+    }
+    return Mix(head ^ (kind * 0x9e3779b97f4a7c15ull), tail ^ (n * 0xc2b2ae3d27d4eb4full)) ^
+           Mix(middle ^ 0x165667b19e3779f9ull, n + 0x27d4eb2f165667c5ull);
+  }
+  bool Contains(uint64_t hash, std::string_view bytes) const {
+    for (size_t i = 0, s = hash & (kSlots - 1); i < kProbes; ++i, s = (s + 1) & (kSlots - 1)) {
+      const Slot& slot = slots_[s];
+      if (slot.data == nullptr) return false;
+      if (slot.hash == hash && slot.size == bytes.size() &&
+          std::memcmp(slot.data, bytes.data(), bytes.size()) == 0) {
+        return true;
+      }
+    }
+    return false;
+  }
+  void Add(uint64_t hash, std::string_view bytes) {
+    for (size_t i = 0, s = hash & (kSlots - 1); i < kProbes; ++i, s = (s + 1) & (kSlots - 1)) {
+      Slot& slot = slots_[s];
+      if (slot.data == nullptr) {
+        slot.hash = hash;
+        slot.data = bytes.data();
+        slot.size = static_cast<uint32_t>(bytes.size());
+        return;
+      }
+    }
+    // Full around here: not remembered (the memo only saves time).
+  }
+
+ private:
+  static constexpr size_t kSlots = 1024, kProbes = 4;
+  static uint64_t Mix(uint64_t a, uint64_t b) {
+    const __uint128_t m = static_cast<__uint128_t>(a) * b;
+    return static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64);
+  }
+  struct Slot {
+    uint64_t hash = 0;
+    const char* data = nullptr;
+    uint32_t size = 0;
+  };
+  std::array<Slot, kSlots> slots_{};
+};
+
+// The edit walk.  Most of a request passes redaction unchanged (ids, times, safe keys, clean
+// values), so instead of rewriting every field the walk records edits in input order: a field
+// replaced or removed, and the length prefix of every message around it that changed size.  The
+// output is then the input with the edits applied, in one pass: bytes that do not change are
+// copied in runs, and a request without any edit is not copied at all.
+struct Edit {
+  uint32_t begin = 0, end = 0;  // the input bytes replaced, [begin, end)
+  uint32_t repl = 0, len = 0;   // the replacement, in Walker::arena_
+  bool noop = false;            // a length prefix whose message kept its size
+};
+
+class Walker {
+ public:
+  Walker(Ctx& ctx, std::string_view wire, uint32_t max_value_bytes)
+      : ctx_(ctx),
+        base_(reinterpret_cast<const uint8_t*>(wire.data())),
+        max_value_bytes_(max_value_bytes) {}
+
+  // Walks the body of message `msg` at [p, end); adds its size change to *delta.
+  bool Message(Msg msg, const uint8_t* p, const uint8_t* end, int64_t* delta);
+
+  const std::vector<Edit>& edits() const { return edits_; }
+  const std::string& arena() const { return arena_; }
+
+ private:
+  uint32_t Offset(const uint8_t* p) const { return static_cast<uint32_t>(p - base_); }
+  // Replaces the input's [begin, end) with what the caller appended to arena_ since `mark`.
+  void Replace(const uint8_t* begin, const uint8_t* end, size_t mark, int64_t* delta) {
+    Edit e;
+    e.begin = Offset(begin);
+    e.end = Offset(end);
+    e.repl = static_cast<uint32_t>(mark);
+    e.len = static_cast<uint32_t>(arena_.size() - mark);
+    edits_.push_back(e);
+    *delta += static_cast<int64_t>(e.len) - (end - begin);
+    ctx_.changed = true;
+  }
+  bool Attribute(uint32_t field, const uint8_t* field_start, const uint8_t* body,
+                 const uint8_t* end, int64_t* delta);
+  bool AttributeOnce(uint32_t field, const uint8_t* field_start, const uint8_t* body,
+                     const uint8_t* end, int64_t* delta);
+  void Text(uint32_t field, const uint8_t* field_start, std::string_view body, const uint8_t* end,
+            int64_t* delta);
+
+  Ctx& ctx_;
+  const uint8_t* base_;
+  const uint32_t max_value_bytes_;
+  std::vector<Edit> edits_;
+  std::string arena_;
+  CleanMemo memo_;
+};
+
+// Free text: a span name, an event name, a status message.
+void Walker::Text(uint32_t field, const uint8_t* field_start, std::string_view body,
+                  const uint8_t* end, int64_t* delta) {
+  const bool memo = body.size() <= CleanMemo::kMaxBytes;
+  const uint64_t hash = memo ? CleanMemo::Hash(CleanMemo::kText, body) : 0;
+  if (memo && memo_.Contains(hash, body)) return;
+  // A value over the limit would be cut by the decoder where the detectors cannot see the whole
+  // of a datum: it is cut here, and its tail with it (ValueRedactor::RedactText).
+  const bool truncated = max_value_bytes_ != 0 && body.size() > max_value_bytes_;
+  const std::string_view text = truncated ? body.substr(0, max_value_bytes_) : body;
+  if (ctx_.redactor.RedactText(text, truncated, &ctx_.scratch) == Action::kKept) {
+    if (memo) memo_.Add(hash, body);
+    return;
+  }
+  const size_t mark = arena_.size();
+  AppendBytesField(&arena_, field, ctx_.scratch);
+  Replace(field_start, end, mark, delta);
+}
+
+// One KeyValue field (an attribute of a resource, scope, span, event or link) at
+// [field_start, end), its body at [body, end).
+bool Walker::Attribute(uint32_t field, const uint8_t* field_start, const uint8_t* body,
+                       const uint8_t* end, int64_t* delta) {
+  const std::string_view bytes = View(body, end - body);
+  if (bytes.size() > CleanMemo::kMaxBytes) {
+    return AttributeOnce(field, field_start, body, end, delta);
+  }
+  const uint64_t hash = CleanMemo::Hash(CleanMemo::kAttribute, bytes);
+  if (memo_.Contains(hash, bytes)) return true;
+  const size_t edits = edits_.size();
+  if (!AttributeOnce(field, field_start, body, end, delta)) return false;
+  if (edits_.size() == edits) memo_.Add(hash, bytes);
+  return true;
+}
+
+bool Walker::AttributeOnce(uint32_t field, const uint8_t* field_start, const uint8_t* body,
+                           const uint8_t* end, int64_t* delta) {
+  // The common case, read here without building anything: a key and a value that is one string.
+  std::string_view key, value, str;
+  bool unknown = false, has_value = false;
+  const uint8_t* p = body;
+  while (p < end) {
+    uint32_t tag;
+    if (!wire::ReadTag(p, end, &tag)) return (ctx_.error = "truncated tag"), false;
+    if (tag == wire::Tag(1, wire::kLengthDelimited) ||
+        tag == wire::Tag(2, wire::kLengthDelimited)) {
+      const uint8_t* d;
+      uint32_t n;
+      if (!wire::ReadLengthDelimited(p, end, &d, &n)) return (ctx_.error = "bad length"), false;
+      if ((tag >> 3) == 1) {
+        key = View(d, n);
+      } else {
+        value = View(d, n);
+        has_value = true;
+      }
+    } else {
+      if (const char* err = wire::SkipField(tag, p, end)) return (ctx_.error = err), false;
+      unknown = true;
+    }
+  }
+  const KeyRule rule = ctx_.redactor.RuleOfKey(key);
+  if (rule == KeyRule::kDrop) {
+    ctx_.redactor.RedactAttribute(rule, key, "", &ctx_.scratch);  // counted as dropped
+    Replace(field_start, end, arena_.size(), delta);
+    return true;
+  }
+  if (rule == KeyRule::kSafe && !unknown) return true;
+  if (!unknown && !has_value) return true;  // a key without a value
+  if (!unknown) {
+    // AnyValue: one string_value and nothing else (the usual attribute), or one scalar.
+    const uint8_t* q = reinterpret_cast<const uint8_t*>(value.data());
+    const uint8_t* qend = q + value.size();
+    uint32_t tag = 0;
+    bool simple = false;
+    if (q == qend) return true;  // an empty AnyValue
+    if (wire::ReadTag(q, qend, &tag) && tag == wire::Tag(1, wire::kLengthDelimited)) {
+      const uint8_t* d;
+      uint32_t n;
+      simple = wire::ReadLengthDelimited(q, qend, &d, &n) && q == qend;
+      if (simple) str = View(d, n);
+    } else if (rule != KeyRule::kPseudonymise &&
+               (tag == wire::Tag(2, wire::kVarint) || tag == wire::Tag(3, wire::kVarint) ||
+                tag == wire::Tag(4, wire::kFixed64))) {
+      // A bool, int or double needs nothing (unless the key is pseudonymised: below).
+      if (wire::SkipField(tag, q, qend) == nullptr && q == qend) return true;
+    }
+    if (simple) {
+      const bool truncated =
+          rule == KeyRule::kScan && max_value_bytes_ != 0 && str.size() > max_value_bytes_;
+      const Action a =
+          truncated ? ctx_.redactor.RedactText(str.substr(0, max_value_bytes_), true, &ctx_.scratch)
+                    : ctx_.redactor.RedactAttribute(rule, key, str, &ctx_.scratch);
+      if (a == Action::kKept) return true;
+      // The new KeyValue: key, then AnyValue{string_value}.
+      const size_t mark = arena_.size();
+      const std::string_view v = a == Action::kDropped ? std::string_view() : ctx_.scratch;
+      const size_t any = 1 + VarintSize(v.size()) + v.size();
+      const size_t kv = 1 + VarintSize(key.size()) + key.size() + 1 + VarintSize(any) + any;
+      AppendVarint(&arena_, wire::Tag(field, wire::kLengthDelimited));
+      AppendVarint(&arena_, kv);
+      AppendBytesField(&arena_, 1, key);
+      AppendVarint(&arena_, wire::Tag(2, wire::kLengthDelimited));
+      AppendVarint(&arena_, any);
+      AppendBytesField(&arena_, 1, v);
+      Replace(field_start, end, mark, delta);
+      return true;
+    }
+  }
+  // Anything else (arrays, key-value lists, bytes, a scalar under a pseudonymised key, unknown
+  // fields): rebuilt whole, and replaced when the rebuild changed anything.
+  const bool before = ctx_.changed;
+  ctx_.changed = false;
+  const size_t mark = arena_.size();
+  if (!RewriteKeyValue(ctx_, field, View(body, end - body), std::string_view(), &arena_, 1)) {
+    return false;
+  }
+  if (ctx_.changed) {
+    Replace(field_start, end, mark, delta);
+  } else {
+    arena_.resize(mark);
+  }
+  ctx_.changed = ctx_.changed || before;
+  return true;
+}
+
+bool Walker::Message(Msg msg, const uint8_t* p, const uint8_t* end, int64_t* delta) {
   while (p < end) {
     const uint8_t* field_start = p;
     uint32_t tag;
-    if (!wire::ReadTag(p, end, &tag)) return (ctx.error = "truncated tag"), false;
-    const FieldRule rule = RuleOf(msg, tag >> 3, tag & 7);
+    if (!wire::ReadTag(p, end, &tag)) return (ctx_.error = "truncated tag"), false;
+    const FieldRule rule = RuleOfTag(msg, tag);
     if (rule.kind == FieldRule::kCopy || rule.kind == FieldRule::kUnknown) {
-      if (const char* err = wire::SkipField(tag, p, end)) return (ctx.error = err), false;
-      if (rule.kind == FieldRule::kCopy) {
-        out->append(View(field_start, p - field_start));
-      } else {
-        ctx.changed = true;
-      }
+      if (const char* err = wire::SkipField(tag, p, end)) return (ctx_.error = err), false;
+      if (rule.kind == FieldRule::kUnknown) Replace(field_start, p, arena_.size(), delta);
       continue;
     }
+    const uint8_t* length_at = p;
     const uint8_t* d;
     uint32_t n;
-    if (!wire::ReadLengthDelimited(p, end, &d, &n)) return (ctx.error = "bad length"), false;
-    const std::string_view body = View(d, n);
+    if (!wire::ReadLengthDelimited(p, end, &d, &n)) return (ctx_.error = "bad length"), false;
     switch (rule.kind) {
       case FieldRule::kMessage: {
-        NestedField child(out, tag >> 3, n);
-        if (!RewriteMessage(ctx, rule.child, body, out, depth + 1)) return false;
-        child.End();
-        break;
-      }
-      case FieldRule::kText: {
-        const Action a = ctx.redactor.RedactText(body, false, &ctx.scratch);
-        if (a == Action::kKept) {
-          AppendBytesField(out, tag >> 3, body);
-        } else {
-          ctx.changed = true;
-          AppendBytesField(out, tag >> 3, ctx.scratch);
+        // The length prefix's edit goes before the edits inside, so that edits stay in input
+        // order; it is dropped again when nothing inside changed.
+        const size_t slot = edits_.size();
+        edits_.emplace_back();
+        int64_t inner = 0;
+        if (!Message(rule.child, d, d + n, &inner)) return false;
+        if (inner == 0) {
+          if (edits_.size() == slot + 1) {
+            edits_.pop_back();
+          } else {
+            edits_[slot].noop = true;
+          }
+          break;
         }
+        const uint64_t length = static_cast<uint64_t>(static_cast<int64_t>(n) + inner);
+        Edit& e = edits_[slot];
+        e.begin = Offset(length_at);
+        e.end = Offset(d);
+        e.repl = static_cast<uint32_t>(arena_.size());
+        AppendVarint(&arena_, length);
+        e.len = static_cast<uint32_t>(arena_.size() - e.repl);
+        *delta += inner + static_cast<int64_t>(e.len) - (d - length_at);
         break;
       }
+      case FieldRule::kText:
+        Text(tag >> 3, field_start, View(d, n), p, delta);
+        break;
       case FieldRule::kAttributes:
-        if (!RewriteKeyValue(ctx, tag >> 3, body, std::string_view(), out, depth + 1)) {
-          return false;
-        }
+        if (!Attribute(tag >> 3, field_start, d, p, delta)) return false;
         break;
       default:
         break;
@@ -375,14 +641,30 @@ bool RewriteMessage(Ctx& ctx, Msg msg, std::string_view in, std::string* out, in
 }  // namespace
 
 Result<std::optional<std::string>> RedactExportRequest(std::string_view wire,
-                                                       const ValueRedactor& redactor) {
+                                                       const ValueRedactor& redactor,
+                                                       uint32_t max_value_bytes) {
+  if (wire.size() >= (uint64_t{1} << 32)) {
+    return Status::InvalidArgument("redaction: request larger than 4 GiB");
+  }
   Ctx ctx(redactor);
-  std::string out;
-  out.reserve(wire.size() + wire.size() / 8);
-  if (!RewriteMessage(ctx, Msg::kRequest, wire, &out, 0)) {
+  Walker walker(ctx, wire, max_value_bytes);
+  int64_t delta = 0;
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(wire.data());
+  if (!walker.Message(Msg::kRequest, p, p + wire.size(), &delta)) {
     return Status::InvalidArgument(std::string("redaction: malformed request (") + ctx.error + ")");
   }
-  if (!ctx.changed) return std::optional<std::string>();
+  const std::vector<Edit>& edits = walker.edits();
+  if (edits.empty()) return std::optional<std::string>();
+  std::string out;
+  out.reserve(static_cast<size_t>(static_cast<int64_t>(wire.size()) + delta));
+  size_t pos = 0;
+  for (const Edit& e : edits) {
+    if (e.noop) continue;
+    out.append(wire.substr(pos, e.begin - pos));
+    out.append(walker.arena(), e.repl, e.len);
+    pos = e.end;
+  }
+  out.append(wire.substr(pos));
   return std::optional<std::string>(std::move(out));
 }
 

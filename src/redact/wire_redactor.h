@@ -29,7 +29,11 @@ inline constexpr int kMaxRewriteDepth = 32;
 // The redacted request, or nullopt when nothing in `wire` needed a change (the caller keeps the
 // original bytes).  InvalidArgument when `wire` is not well-formed protobuf (it was decoded once
 // already, so this means a bug upstream; the caller refuses the batch rather than pass it on).
+// `max_value_bytes` (otlp::Limits::max_attribute_value_bytes; 0: none): a string scanned for
+// data that is longer is cut to it here, with its tail (ValueRedactor::RedactText), so that the
+// decoder's own cut cannot leave part of a datum the detectors did not see whole.
 Result<std::optional<std::string>> RedactExportRequest(std::string_view wire,
-                                                       const ValueRedactor& redactor);
+                                                       const ValueRedactor& redactor,
+                                                       uint32_t max_value_bytes = 0);
 
 }  // namespace ordertrace::redact
