@@ -126,6 +126,12 @@ bool ParseLimit(const std::string& text, size_t max, size_t* out) {
   return true;
 }
 
+// The list filters whose values the audit records: none of them can hold personal data (the
+// partner is recorded apart, as a pseudonym or as the pseudonyms a clear id was searched as).
+bool IsAuditedFilter(std::string_view key) {
+  return key == "stuck" || key == "stage" || key == "service" || key == "limit" || key == "closed";
+}
+
 // The pseudonym shape, `pse:<key id>:<22 base64url characters>` (redact/pseudonym.h), under any
 // key id: a pseudonym of a key this gateway no longer holds, or another gateway's, is searched
 // for as it is (it cannot be hashed again into anything stored).
@@ -212,8 +218,12 @@ void ListOrders(journey::Engine& engine, const ApiGuard& guard, const JourneyApi
       partner = v;
       continue;
     }
-    // The filters, not the cursor (an opaque position, kept out of the audit).
-    if (k != "cursor") event.resource.emplace_back(k, v.substr(0, 128));
+    // The filters, not the cursor (an opaque position, kept out of the audit); only the values of
+    // the filters below are written: any other parameter (a typo) may carry personal data.
+    if (k != "cursor") {
+      event.resource.emplace_back(
+          k, IsAuditedFilter(k) ? v.substr(0, 128) : std::string("[not recorded]"));
+    }
     if (k == "stuck") {
       if (v == "true" || v == "1") {
         query.stuck = true;

@@ -4,8 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "audit/audit_log.h"
 #include "journey/store/memory/memory_store.h"
 #include "net/http_client.h"
 
@@ -30,6 +34,23 @@ journey::SpanRecord Span(const std::string& order, const std::string& span_id, N
   r.stage = stage;
   return r;
 }
+
+// Keeps the audit events the guard writes.
+class RecordingAudit : public audit::AuditSink {
+ public:
+  void Record(const audit::AuditEvent& event) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(event);
+  }
+  std::vector<audit::AuditEvent> Take() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return std::move(events_);
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<audit::AuditEvent> events_;
+};
 
 class JourneyApiTest : public ::testing::Test {
  protected:
@@ -58,7 +79,8 @@ class JourneyApiTest : public ::testing::Test {
   std::unique_ptr<journey::JourneyStore> store_;
   std::unique_ptr<journey::Engine> engine_;
   AllowAll auth_;
-  ApiGuard guard_{auth_};
+  RecordingAudit audit_;
+  ApiGuard guard_{auth_, &audit_};
   std::unique_ptr<net::HttpServer> server_;
 };
 
@@ -139,6 +161,26 @@ TEST_F(JourneyApiTest, ErrorsAreJson) {
             "expected /api/v1/orders/{id} with one percent-encoded order id");
   EXPECT_EQ(GetJson("/api/v1/orders/a/b", 400)["error"],
             "expected /api/v1/orders/{id} with one percent-encoded order id");
+}
+
+// The audit keeps the values of the list's filters, but not of parameters it does not know:
+// they may carry personal data (a customer's id or e-mail put in a query by mistake).
+TEST_F(JourneyApiTest, AuditKeepsFilterValuesButNotUnknownParameters) {
+  GetJson("/api/v1/orders?stuck=true&stage=SUBMITTED&limit=5", 200);
+  GetJson("/api/v1/orders?customer=PRT-ACME-0042", 400);
+  GetJson("/api/v1/orders?stuck=true&q=alice%40example.com", 400);
+  const auto events = audit_.Take();
+  ASSERT_EQ(events.size(), 3u);
+  using Entry = std::pair<std::string, std::string>;
+  EXPECT_EQ(
+      events[0].resource,
+      (std::vector<Entry>{
+          {"type", "order_list"}, {"stuck", "true"}, {"stage", "SUBMITTED"}, {"limit", "5"}}));
+  EXPECT_EQ(events[1].resource,
+            (std::vector<Entry>{{"type", "order_list"}, {"customer", "[not recorded]"}}));
+  EXPECT_EQ(
+      events[2].resource,
+      (std::vector<Entry>{{"type", "order_list"}, {"stuck", "true"}, {"q", "[not recorded]"}}));
 }
 
 }  // namespace

@@ -70,6 +70,27 @@ std::shared_ptr<void> Prepare(const std::string& secret, unsigned char pad) {
   return ctx;
 }
 
+// The cache's hash: the size and three 8-byte words (head, middle, tail), the comparison after it
+// exact; std::hash reads every byte and cost more than the rest of a cache hit.
+size_t QuickHash(std::string_view v) {
+  uint64_t head = 0, middle = 0, tail = 0;
+  const size_t n = v.size();
+  if (n >= 8) {
+    std::memcpy(&head, v.data(), 8);
+    std::memcpy(&middle, v.data() + n / 2 - 4, 8);
+    std::memcpy(&tail, v.data() + n - 8, 8);
+  } else {
+    for (size_t i = 0; i < n; ++i)
+      head |= static_cast<uint64_t>(static_cast<uint8_t>(v[i])) << (8 * i);
+  }
+  const __uint128_t a = static_cast<__uint128_t>(head ^ 0x9e3779b97f4a7c15ull) *
+                        (tail ^ (n * 0xc2b2ae3d27d4eb4full) ^ 0x165667b19e3779f9ull);
+  const __uint128_t b =
+      static_cast<__uint128_t>(middle ^ static_cast<uint64_t>(a)) * 0x27d4eb2f165667c5ull;
+  return static_cast<size_t>(static_cast<uint64_t>(b) ^ static_cast<uint64_t>(b >> 64) ^
+                             static_cast<uint64_t>(a >> 64));
+}
+
 }  // namespace
 
 Status ValidateKeyId(std::string_view id) {
@@ -128,15 +149,21 @@ Result<PseudonymKey> LoadOrCreateKey(const std::string& id, const std::string& p
                                    "': " + std::strerror(errno));
   }
   if (fd >= 0) {
-    unsigned char secret[kMinKeyBytes];
-    if (RAND_bytes(secret, sizeof secret) != 1) {
+    // 32 random bytes written as 43 base64url characters, used as they are: a raw byte string
+    // could end in '\n' or '\r', which LoadKey trims from a text key (1 key in 128 refused).
+    unsigned char random[kMinKeyBytes];
+    if (RAND_bytes(random, sizeof random) != 1) {
       ::close(fd);
       ::unlink(path.c_str());
       return Status::Unavailable("the random number generator failed (OpenSSL RAND_bytes)");
     }
-    const ssize_t n = ::write(fd, secret, sizeof secret);
-    OPENSSL_cleanse(secret, sizeof secret);
-    const bool synced = n == static_cast<ssize_t>(sizeof secret) && ::fsync(fd) == 0;
+    std::string secret;
+    Base64UrlAppend(std::string_view(reinterpret_cast<const char*>(random), sizeof random),
+                    &secret);
+    OPENSSL_cleanse(random, sizeof random);
+    const ssize_t n = ::write(fd, secret.data(), secret.size());
+    OPENSSL_cleanse(secret.data(), secret.size());
+    const bool synced = n == static_cast<ssize_t>(secret.size()) && ::fsync(fd) == 0;
     ::close(fd);
     if (!synced) {
       ::unlink(path.c_str());
@@ -219,7 +246,7 @@ void Pseudonymizer::AppendPseudonym(std::string_view label, std::string_view nor
   static constexpr size_t kSets = kCacheEntries / 2;
   thread_local std::unique_ptr<Set[]> cache;
   if (!cache) cache.reset(new Set[kSets]);
-  const size_t hash = std::hash<std::string_view>()(normalised) ^ (label.size() * 0x9e3779b9u) ^
+  const size_t hash = QuickHash(normalised) ^ (label.size() * 0x9e3779b9u) ^
                       static_cast<size_t>(static_cast<unsigned char>(label.empty() ? 0 : label[0]));
   Set& set = cache[hash % kSets];
   for (uint8_t w = 0; w < 2; ++w) {

@@ -1,5 +1,6 @@
 #include "redact/wire_redactor.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdio>
@@ -25,6 +26,16 @@ void AppendBytesField(std::string* out, uint32_t field, std::string_view bytes) 
   AppendVarint(out, wire::Tag(field, wire::kLengthDelimited));
   AppendVarint(out, bytes.size());
   out->append(bytes);
+}
+
+// Writes v at w (room for VarintSize(v) bytes); returns the end.
+char* PutVarint(char* w, uint64_t v) {
+  while (v >= 0x80) {
+    *w++ = static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  *w++ = static_cast<char>(v);
+  return w;
 }
 
 size_t VarintSize(uint64_t v) {
@@ -557,12 +568,19 @@ bool Walker::AttributeOnce(uint32_t field, const uint8_t* field_start, const uin
       const std::string_view v = a == Action::kDropped ? std::string_view() : ctx_.scratch;
       const size_t any = 1 + VarintSize(v.size()) + v.size();
       const size_t kv = 1 + VarintSize(key.size()) + key.size() + 1 + VarintSize(any) + any;
-      AppendVarint(&arena_, wire::Tag(field, wire::kLengthDelimited));
-      AppendVarint(&arena_, kv);
-      AppendBytesField(&arena_, 1, key);
-      AppendVarint(&arena_, wire::Tag(2, wire::kLengthDelimited));
-      AppendVarint(&arena_, any);
-      AppendBytesField(&arena_, 1, v);
+      const uint32_t field_tag = wire::Tag(field, wire::kLengthDelimited);
+      arena_.resize(mark + VarintSize(field_tag) + VarintSize(kv) + kv);  // one growth, exact
+      char* w = arena_.data() + mark;
+      w = PutVarint(w, field_tag);
+      w = PutVarint(w, kv);
+      *w++ = static_cast<char>(wire::Tag(1, wire::kLengthDelimited));
+      w = PutVarint(w, key.size());
+      w = std::copy(key.begin(), key.end(), w);
+      *w++ = static_cast<char>(wire::Tag(2, wire::kLengthDelimited));
+      w = PutVarint(w, any);
+      *w++ = static_cast<char>(wire::Tag(1, wire::kLengthDelimited));
+      w = PutVarint(w, v.size());
+      std::copy(v.begin(), v.end(), w);
       Replace(field_start, end, mark, delta);
       return true;
     }

@@ -45,14 +45,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
   if ((data[0] & 1) == 0) {
-    auto redacted = redact::RedactExportRequest(input, Redactor());
-    auto original = otlp::DecodeExportRequest(std::string(input), otlp::Protocol::kHttpProtobuf,
-                                              otlp::Limits{});
+    // Bit 1: a small value limit, so that values are cut (with their tails) by the redaction.
+    otlp::Limits limits;
+    if (data[0] & 2) limits.max_attribute_value_bytes = 24;
+    auto redacted =
+        redact::RedactExportRequest(input, Redactor(), limits.max_attribute_value_bytes);
+    auto original =
+        otlp::DecodeExportRequest(std::string(input), otlp::Protocol::kHttpProtobuf, limits);
     if (!original.ok()) return 0;
     Check(redacted.ok());
     if (!redacted->has_value()) return 0;
-    auto decoded =
-        otlp::DecodeExportRequest(**redacted, otlp::Protocol::kHttpProtobuf, otlp::Limits{});
+    auto decoded = otlp::DecodeExportRequest(**redacted, otlp::Protocol::kHttpProtobuf, limits);
     Check(decoded.ok());
     Check((*decoded)->spans().size() + (*decoded)->refused_spans() ==
           (*original)->spans().size() + (*original)->refused_spans());

@@ -57,7 +57,9 @@ inline bool WaitFor(const std::function<bool()>& done, std::chrono::milliseconds
   return done();
 }
 
-// A local HTTP receiver: Alertmanager's webhook receiver, and the gateway's webhook sink.
+// A local HTTP receiver: Alertmanager's webhook receiver, the gateway's webhook sink, or an
+// OTLP/HTTP upstream (any POST is answered 200 with an empty body).  Keeps every body as JSON
+// (bodies()) and as received, with its path (raw_bodies()).
 class Receiver {
  public:
   Receiver() {
@@ -68,6 +70,7 @@ class Receiver {
     server_->Route("POST", "/*", [this](net::HttpRequest& req, net::HttpResponse& res) {
       std::lock_guard lock(mu_);
       bodies_.push_back(json::parse(req.body, nullptr, false));
+      raw_.emplace_back(req.path, req.body);
       res.status = 200;
     });
     started_ = server_->Start().ok();
@@ -82,11 +85,21 @@ class Receiver {
     std::lock_guard lock(mu_);
     return bodies_;
   }
+  // The bodies POSTed to `path`, as received (after the server's gunzip), oldest first.
+  std::vector<std::string> raw_bodies(const std::string& path) const {
+    std::lock_guard lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& [p, body] : raw_) {
+      if (p == path) out.push_back(body);
+    }
+    return out;
+  }
   bool started() const { return started_; }
 
  private:
   mutable std::mutex mu_;
   std::vector<json> bodies_;
+  std::vector<std::pair<std::string, std::string>> raw_;
   std::unique_ptr<net::HttpServer> server_;
   bool started_ = false;
 };

@@ -42,6 +42,26 @@ Attribute::Attribute(std::string key, pb::common::v1::AnyValue value) {
     *kv.mutable_value() = std::move(value);
 }
 
+pb::common::v1::AnyValue ArrayValue(std::initializer_list<pb::common::v1::AnyValue> values) {
+  pb::common::v1::AnyValue v;
+  auto* array = v.mutable_array_value();
+  for (const auto& e : values) *array->add_values() = e;
+  return v;
+}
+
+pb::common::v1::AnyValue KvListValue(std::initializer_list<Attribute> entries) {
+  pb::common::v1::AnyValue v;
+  auto* list = v.mutable_kvlist_value();
+  for (const Attribute& a : entries) *list->add_values() = a.kv;
+  return v;
+}
+
+pb::common::v1::AnyValue StringValue(std::string value) {
+  pb::common::v1::AnyValue v;
+  v.set_string_value(std::move(value));
+  return v;
+}
+
 // ---- SpanBuilder
 
 SpanBuilder::SpanBuilder(std::string name) { span_.set_name(std::move(name)); }
@@ -105,10 +125,12 @@ RequestBuilder& RequestBuilder::Resource(std::string_view service,
   return *this;
 }
 
-RequestBuilder& RequestBuilder::Scope(std::string_view name, std::string_view version) {
+RequestBuilder& RequestBuilder::Scope(std::string_view name, std::string_view version,
+                                      std::initializer_list<Attribute> attributes) {
   auto* ss = resource().add_scope_spans();
   if (!name.empty()) ss->mutable_scope()->set_name(std::string(name));
   if (!version.empty()) ss->mutable_scope()->set_version(std::string(version));
+  for (const Attribute& a : attributes) *ss->mutable_scope()->add_attributes() = a.kv;
   return *this;
 }
 

@@ -78,8 +78,9 @@ class RequestBuilder {
   RequestBuilder& Resource(std::string_view service = {},
                            std::initializer_list<Attribute> attributes = {});
   // Starts a scope in the current resource (one without attributes if none was started); an
-  // empty name leaves the scope unset.
-  RequestBuilder& Scope(std::string_view name = {}, std::string_view version = {});
+  // empty name leaves the scope unset unless `attributes` are given.
+  RequestBuilder& Scope(std::string_view name = {}, std::string_view version = {},
+                        std::initializer_list<Attribute> attributes = {});
   // Adds a span to the current scope (starting a bare resource and scope as needed).
   RequestBuilder& Add(const SpanBuilder& span);
   RequestBuilder& Add(const opentelemetry::proto::trace::v1::Span& span);
@@ -100,6 +101,13 @@ class RequestBuilder {
  private:
   opentelemetry::proto::collector::trace::v1::ExportTraceServiceRequest request_;
 };
+
+// AnyValues for attributes with nested values: an array of `values`, a key-value list of
+// `entries`, one string.
+opentelemetry::proto::common::v1::AnyValue ArrayValue(
+    std::initializer_list<opentelemetry::proto::common::v1::AnyValue> values);
+opentelemetry::proto::common::v1::AnyValue KvListValue(std::initializer_list<Attribute> entries);
+opentelemetry::proto::common::v1::AnyValue StringValue(std::string value);
 
 // A request of one span ("POST /orders", fixed ids and times) from `service`, in protobuf
 // encoding: for tests about who may send, not about what is sent.

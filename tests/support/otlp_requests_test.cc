@@ -80,5 +80,33 @@ TEST(OtlpRequestsTest, JsonReadsBackAsTheSameRequest) {
       << back.DebugString();
 }
 
+TEST(OtlpRequestsTest, ScopeAttributesAndNestedValues) {
+  const auto req =
+      RequestBuilder()
+          .Scope("lib", "2", {{"scope.kind", "test"}})
+          .Add(SpanBuilder("s").Attr(
+              "nested",
+              KvListValue({{"a", ArrayValue({StringValue("x"), StringValue("y")})}, {"b", 7}})))
+          .Build();
+  const auto& scope = req.resource_spans(0).scope_spans(0).scope();
+  EXPECT_EQ(scope.name(), "lib");
+  ASSERT_EQ(scope.attributes_size(), 1);
+  EXPECT_EQ(scope.attributes(0).value().string_value(), "test");
+  const auto& kv = req.resource_spans(0).scope_spans(0).spans(0).attributes(0).value();
+  ASSERT_EQ(kv.kvlist_value().values_size(), 2);
+  const auto& a = kv.kvlist_value().values(0);
+  EXPECT_EQ(a.key(), "a");
+  ASSERT_EQ(a.value().array_value().values_size(), 2);
+  EXPECT_EQ(a.value().array_value().values(1).string_value(), "y");
+  EXPECT_EQ(kv.kvlist_value().values(1).value().int_value(), 7);
+  // A scope with attributes only is still set.
+  EXPECT_TRUE(RequestBuilder()
+                  .Scope("", "", {{"k", "v"}})
+                  .Build()
+                  .resource_spans(0)
+                  .scope_spans(0)
+                  .has_scope());
+}
+
 }  // namespace
 }  // namespace ordertrace::testing_support
