@@ -134,7 +134,8 @@ net::HttpHandler ApiGuard::Wrap(std::string route, std::string action,
     }
     if (decision.allowed()) {
       handler(req, res, event);
-      event.outcome = res.status >= 500 ? "error" : "allowed";
+      // A handler's own refusal (Check()) stays "denied".
+      if (event.outcome != "denied") event.outcome = res.status >= 500 ? "error" : "allowed";
     } else {
       Refuse(decision, action, res);
       event.outcome = decision.status == 503 ? "error" : "denied";
@@ -150,6 +151,22 @@ net::HttpHandler ApiGuard::Wrap(std::string route, std::string action,
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
     if (audit_) audit_->Record(event);
   };
+}
+
+bool ApiGuard::Check(const net::HttpRequest& req, std::string_view action, net::HttpResponse& res,
+                     audit::AuditEvent& event) const {
+  const AuthResult decision = auth_.Authorize(req, action);
+  if (decision.allowed()) return true;
+  res = net::HttpResponse{};
+  Refuse(decision, action, res);
+  event.outcome = decision.status == 503 ? "error" : "denied";
+  event.reason = decision.reason;
+  log::Debug("API request refused", {{"request_id", event.request_id},
+                                     {"route", event.http.route},
+                                     {"action", std::string(action)},
+                                     {"status", decision.status},
+                                     {"reason", decision.reason}});
+  return false;
 }
 
 }  // namespace ordertrace::api

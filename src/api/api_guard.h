@@ -69,6 +69,14 @@ class ApiGuard {
   // runs `handler` only when the caller may do `action`.  The guard must outlive the server.
   net::HttpHandler Wrap(std::string route, std::string action, GuardedHandler handler) const;
 
+  // A second action inside a wrapped handler, for what only some requests of a route ask (a
+  // clear partner id in GET /api/v1/orders needs orders.lookup_partner besides orders.list).
+  // Allowed: true.  Refused: `res` is answered as Wrap() answers a refusal (403
+  // insufficient_scope, ...), `event` is marked denied with the reason (Wrap keeps that), and
+  // false.  ordertrace_api_auth_total counts each request once, at the route's own check.
+  bool Check(const net::HttpRequest& req, std::string_view action, net::HttpResponse& res,
+             audit::AuditEvent& event) const;
+
  private:
   metrics::Counter& Count(const std::string& method, const std::string& result) const;
 

@@ -1,24 +1,32 @@
 // The API's guard with the OIDC bearer authorizer over a real HttpServer: RFC 6750 answers,
 // roles, X-Request-Id and one audit event per request (a recording sink), with tokens minted
-// in the test and a fixed key set.
+// in the test and a fixed key set; and the lookup of a partner's orders, whose clear form needs
+// a second action (ApiGuard::Check).
 #include "api/api_guard.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <boost/asio.hpp>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "api/bearer_authorizer.h"
 #include "api/journey_api.h"
 #include "journey/store/memory/memory_store.h"
 #include "net/http_client.h"
+#include "redact/pseudonym.h"
+#include "redact/value_redactor.h"
 #include "support/jwt_mint.h"
 
 namespace ordertrace::api {
 namespace {
 
+namespace fs = std::filesystem;
 using nlohmann::json;
 using testing_support::MintJwt;
 using testing_support::TestKey;
@@ -74,12 +82,12 @@ class ApiGuardTest : public ::testing::Test {
     ASSERT_TRUE(verifier.ok() && mapper.ok());
     authorizer_ = std::make_unique<BearerAuthorizer>(std::move(verifier).value(),
                                                      std::move(mapper).value(), keys_, clock_);
-    guard_ = std::make_unique<ApiGuard>(*authorizer_, &audit_, &registry_);
+    guard_ = std::make_unique<ApiGuard>(*authorizer_, audit_sink_, &registry_);
     store_ = journey::NewMemoryStore();
     engine_ = std::make_unique<journey::Engine>(
         std::make_shared<journey::Rules>(journey::DefaultRules()), *store_, clock_, nullptr);
     server_ = std::make_unique<net::HttpServer>(net::HttpServerOptions{});
-    RegisterJourneyRoutes(*server_, *engine_, *guard_, {});
+    RegisterJourneyRoutes(*server_, *engine_, *guard_, journey_options_);
     RegisterBrokerRoute(*server_, *guard_, [] { return std::string("{}"); });
     // Where an attacker's jku / x5u point: nothing may ever ask.
     server_->Route("GET", "/attacker/*", [this](net::HttpRequest&, net::HttpResponse& res) {
@@ -124,6 +132,8 @@ class ApiGuardTest : public ::testing::Test {
   ManualClock clock_{kNow * kSec};
   CountingKeys keys_;
   RecordingAudit audit_;
+  audit::AuditSink* audit_sink_ = &audit_;  // where the guard writes (set before Start())
+  JourneyApiOptions journey_options_;       // the journey routes' (set before Start())
   metrics::Registry registry_;
   std::unique_ptr<BearerAuthorizer> authorizer_;
   std::unique_ptr<ApiGuard> guard_;
@@ -287,6 +297,297 @@ TEST_F(ApiGuardTest, NoSecretReachesTheAuditOrTheAnswer) {
       EXPECT_EQ(field.find("Bearer"), std::string::npos);
     }
   }
+}
+
+// Finding a partner's orders (journey_api.h): by pseudonym for every reader, by clear id for a
+// role with orders.lookup_partner only (DevOps by default), hashed under every retained key, and
+// audited (to a real audit file here) without the clear value.  The partners are stored as the
+// redactor (ValueRedactor) makes them from a partner.id attribute.
+//
+// The clear partner ids of these tests: none may appear in an answer or the audit.
+constexpr char kAcme[] = "ACME-4711";
+constexpr char kBuyer[] = "Buyer@Example.COM";
+
+redact::PseudonymKey Key(const std::string& id, char fill) {
+  redact::PseudonymKey k;
+  k.id = id;
+  k.secret = std::string(32, fill);
+  return k;
+}
+
+std::shared_ptr<const redact::Pseudonymizer> Pseudonymizer(std::vector<redact::PseudonymKey> keys) {
+  auto p = redact::Pseudonymizer::Create(std::move(keys));
+  EXPECT_TRUE(p.ok()) << p.status().ToString();
+  return p.ok() ? std::move(p).value() : nullptr;
+}
+
+// What the redactor writes for partner.id = `clear` under `pseudonymizer`.
+std::string Redacted(std::shared_ptr<const redact::Pseudonymizer> pseudonymizer,
+                     const std::string& clear) {
+  auto redactor = redact::ValueRedactor::Create({}, "order.id", std::move(pseudonymizer));
+  EXPECT_TRUE(redactor.ok());
+  std::string out;
+  EXPECT_EQ((*redactor)->RedactAttribute(kPartnerIdKey, clear, &out), redact::Action::kChanged);
+  return out;
+}
+
+journey::SpanRecord Span(const std::string& order, const std::string& span_id,
+                         const std::string& partner, Nanos start) {
+  journey::SpanRecord r;
+  r.order_id = order;
+  r.trace_id = "0af7651916cd43dd8448eb211c80319c";
+  r.span_id = span_id;
+  r.service = "crm";
+  r.name = "submit";
+  r.start_ns = start;
+  r.end_ns = start + kSec;
+  r.stage = "SUBMITTED";
+  r.partner = partner;
+  return r;
+}
+
+class PartnerLookupTest : public ApiGuardTest {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "ordertrace-partner-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    auto audit = audit::AuditLog::Open((dir_ / "audit.log").string());
+    ASSERT_TRUE(audit.ok()) << audit.status().ToString();
+    audit_file_ = std::move(audit).value();
+    audit_sink_ = audit_file_.get();
+
+    // Rotated once: k2 current, k1 retained (its pseudonyms are still recognised and searched).
+    old_keys_ = Pseudonymizer({Key("k1", 'a')});
+    current_ = Pseudonymizer({Key("k2", 'b'), Key("k1", 'a')});
+    acme_new_ = Redacted(current_, kAcme);
+    acme_old_ = Redacted(old_keys_, kAcme);
+    buyer_ = Redacted(current_, kBuyer);
+    other_ = Redacted(current_, "GLOBEX-1");
+    StartServer(true);
+  }
+  void TearDown() override {
+    server_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  // The API (with or without redaction) on a fresh engine holding the test's orders.
+  void StartServer(bool redaction) {
+    journey_options_.pseudonymizer = nullptr;
+    if (redaction) journey_options_.pseudonymizer = [this] { return current_; };
+    Start(auth::RoleOptions{});
+    const Nanos t = kNow * kSec;
+    ASSERT_TRUE(engine_
+                    ->Apply({Span("O-1", "00000000000000a1", acme_new_, t),
+                             Span("O-2", "00000000000000a2", acme_old_, t),
+                             Span("O-3", "00000000000000a3", other_, t),
+                             Span("O-4", "00000000000000a4", buyer_, t),
+                             Span("O-5", "00000000000000a5", "", t),
+                             Span("O-6", "00000000000000a6", acme_new_, t)})
+                    .ok());
+  }
+
+  net::HttpReply Get(const std::string& role, const std::string& target) {
+    net::HttpReply r = GetWith(Token({{"roles", {role}}}), target);
+    replies_ += r.body + "\n";
+    return r;
+  }
+  net::HttpReply Post(const std::string& role, const std::string& target, const std::string& body,
+                      const std::string& type = "application/json") {
+    net::HttpOptions o;
+    o.headers = {{"Authorization", "Bearer " + Token({{"roles", {role}}})}, {"Content-Type", type}};
+    auto r = net::HttpPost("http://127.0.0.1:" + std::to_string(server_->port()) + target, body, o);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    if (r.ok()) replies_ += r.value().body + "\n";
+    return r.ok() ? r.value() : net::HttpReply{};
+  }
+  static std::vector<std::string> Ids(const net::HttpReply& r) {
+    std::vector<std::string> ids;
+    const json j = json::parse(r.body, nullptr, false);
+    if (!j.is_object() || !j["orders"].is_array()) {
+      ADD_FAILURE() << "no order list: " << r.body;
+      return ids;
+    }
+    for (const json& o : j["orders"]) ids.push_back(o["order_id"].get<std::string>());
+    return ids;
+  }
+  // The audit file's lines, as JSON.
+  std::vector<json> AuditLines() {
+    std::ifstream in(dir_ / "audit.log");
+    std::vector<json> lines;
+    for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
+    return lines;
+  }
+  std::string AuditText() {
+    std::ifstream in(dir_ / "audit.log");
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  }
+  // The value of `key` in an audit line's resource object ("" when absent).
+  static std::string ResourceOf(const json& line, const std::string& key) {
+    const auto r = line.find("resource");
+    if (r == line.end() || !r->is_object() || !r->contains(key)) return "";
+    return (*r)[key].get<std::string>();
+  }
+
+  fs::path dir_;
+  std::unique_ptr<audit::AuditLog> audit_file_;
+  std::shared_ptr<const redact::Pseudonymizer> old_keys_, current_;
+  std::string acme_new_, acme_old_, buyer_, other_;
+  std::string replies_;  // every answer's body
+};
+
+TEST_F(PartnerLookupTest, ThePartnerIsInTheOrderAndTheList) {
+  net::HttpReply r = Get("Developer", "/api/v1/orders/O-1");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["partner"], acme_new_);
+  r = Get("Developer", "/api/v1/orders?limit=10");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json list = json::parse(r.body);
+  ASSERT_EQ(list["orders"].size(), 6u);
+  EXPECT_EQ(list["orders"][2]["partner"], other_);
+  EXPECT_TRUE(list["orders"][4]["partner"].is_null());  // O-5: no partner.id
+}
+
+TEST_F(PartnerLookupTest, ByPseudonymForEveryReaderUnderAnyRetainedKey) {
+  EXPECT_EQ(Ids(Get("Developer", "/api/v1/orders?partner=" + acme_new_)),
+            (std::vector<std::string>{"O-1", "O-6"}));
+  // A pseudonym of the retained key (made before the rotation).
+  EXPECT_EQ(Ids(Get("Developer", "/api/v1/orders?partner=" + acme_old_)),
+            (std::vector<std::string>{"O-2"}));
+  // Composes with the other filters and the paging.
+  net::HttpReply r = Get("Developer", "/api/v1/orders?stuck=false&limit=1&partner=" + acme_new_);
+  EXPECT_EQ(Ids(r), (std::vector<std::string>{"O-1"}));
+  EXPECT_EQ(json::parse(r.body)["next_cursor"], "O-1");
+  EXPECT_EQ(Ids(Get("Developer", "/api/v1/orders?limit=1&cursor=O-1&partner=" + acme_new_)),
+            (std::vector<std::string>{"O-6"}));
+  EXPECT_TRUE(Ids(Get("Developer", "/api/v1/orders?stuck=true&partner=" + acme_new_)).empty());
+  // A pseudonym of a key this gateway does not hold is searched as it is (nothing matches).
+  EXPECT_TRUE(
+      Ids(Get("Developer", "/api/v1/orders?partner=pse:zz:AAAAAAAAAAAAAAAAAAAAAA")).empty());
+  // No clear lookup happened: the audit names the pseudonym searched.
+  const auto lines = AuditLines();
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(ResourceOf(lines[0], "partner"), acme_new_) << lines[0];
+  EXPECT_EQ(AuditText().find("clear_id"), std::string::npos);
+}
+
+TEST_F(PartnerLookupTest, ClearIdAsDevOpsIsHashedUnderEveryKeyAndAudited) {
+  net::HttpReply r = Get("DevOps", std::string("/api/v1/orders?partner=") + kAcme);
+  ASSERT_EQ(r.status, 200) << r.body;
+  // The orders of the current key's pseudonym and of the retained key's.
+  EXPECT_EQ(Ids(r), (std::vector<std::string>{"O-1", "O-2", "O-6"}));
+  EXPECT_EQ(json::parse(r.body)["partner_pseudonyms"], (json{acme_new_, acme_old_}));
+  // An e-mail-like partner id is hashed as the redactor hashes it (as an e-mail, lower-cased).
+  r = Get("DevOps", "/api/v1/orders?partner=Buyer%40Example.COM");
+  EXPECT_EQ(Ids(r), (std::vector<std::string>{"O-4"}));
+  // An unknown partner: an empty list, still audited.
+  EXPECT_TRUE(Ids(Get("DevOps", "/api/v1/orders?partner=NOBODY")).empty());
+
+  const auto lines = AuditLines();
+  ASSERT_EQ(lines.size(), 3u);
+  for (const json& line : lines) {
+    EXPECT_EQ(line["outcome"], "allowed") << line;
+    EXPECT_EQ(ResourceOf(line, "partner_lookup"), "clear_id") << line;
+  }
+  EXPECT_EQ(ResourceOf(lines[0], "partner_pseudonyms"), acme_new_ + "," + acme_old_) << lines[0];
+  const std::string audit = AuditText();
+  for (const std::string& clear :
+       {std::string(kAcme), std::string(kBuyer), std::string("buyer@example.com"),
+        std::string("Buyer%40"), std::string("NOBODY")}) {
+    EXPECT_EQ(audit.find(clear), std::string::npos) << clear << " in the audit:\n" << audit;
+    EXPECT_EQ(replies_.find(clear), std::string::npos) << clear << " in an answer:\n" << replies_;
+  }
+}
+
+TEST_F(PartnerLookupTest, ClearIdAsDeveloperIs403AndAudited) {
+  net::HttpReply r = Get("Developer", std::string("/api/v1/orders?partner=") + kAcme);
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_EQ(r.Header("WWW-Authenticate"),
+            "Bearer realm=\"ordertrace\", error=\"insufficient_scope\"");
+  EXPECT_EQ(json::parse(r.body)["error"],
+            "forbidden: your roles do not allow orders.lookup_partner");
+  r = Post("Developer", "/api/v1/orders/lookup-partner", json{{"partner", kAcme}}.dump());
+  EXPECT_EQ(r.status, 403) << r.body;
+  const auto lines = AuditLines();
+  ASSERT_EQ(lines.size(), 2u);
+  for (const json& line : lines) {
+    EXPECT_EQ(line["outcome"], "denied") << line;
+    EXPECT_EQ(line["reason"], "action_not_allowed") << line;
+    EXPECT_EQ(ResourceOf(line, "partner_lookup"), "clear_id") << line;
+    EXPECT_EQ(ResourceOf(line, "partner_pseudonyms"), "") << line;  // nothing was searched
+  }
+  EXPECT_EQ(AuditText().find(kAcme), std::string::npos);
+  EXPECT_EQ(replies_.find(kAcme), std::string::npos);
+}
+
+TEST_F(PartnerLookupTest, ClearIdInAPostBodyStaysOutOfTheUrl) {
+  net::HttpReply r =
+      Post("DevOps", "/api/v1/orders/lookup-partner?limit=2", json{{"partner", kAcme}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Ids(r), (std::vector<std::string>{"O-1", "O-2"}));
+  EXPECT_EQ(json::parse(r.body)["next_cursor"], "O-2");
+  r = Post("DevOps", "/api/v1/orders/lookup-partner?limit=2&cursor=O-2",
+           json{{"partner", kAcme}}.dump());
+  EXPECT_EQ(Ids(r), (std::vector<std::string>{"O-6"}));
+  // A pseudonym in the body is fine for any reader.
+  r = Post("Developer", "/api/v1/orders/lookup-partner", json{{"partner", acme_old_}}.dump());
+  EXPECT_EQ(Ids(r), (std::vector<std::string>{"O-2"}));
+  const auto lines = AuditLines();
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0]["http"]["route"], "/api/v1/orders/lookup-partner") << lines[0];
+  EXPECT_EQ(ResourceOf(lines[0], "partner_lookup"), "clear_id") << lines[0];
+
+  // Refusals never quote the body.
+  struct Case {
+    std::string target, body, type;
+    int status;
+  };
+  const std::vector<Case> cases = {
+      {"/api/v1/orders/lookup-partner", json{{"partner", kAcme}}.dump(), "text/plain", 415},
+      {"/api/v1/orders/lookup-partner", std::string("{\"partner\": \"") + kAcme + "\"",
+       "application/json", 400},
+      {"/api/v1/orders/lookup-partner", json{{"partner", kAcme}, {"x", 1}}.dump(),
+       "application/json", 400},
+      {"/api/v1/orders/lookup-partner", json{{"partner", ""}}.dump(), "application/json", 400},
+      {"/api/v1/orders/lookup-partner?partner=P", json{{"partner", kAcme}}.dump(),
+       "application/json", 400},
+  };
+  for (const Case& c : cases) {
+    r = Post("DevOps", c.target, c.body, c.type);
+    EXPECT_EQ(r.status, c.status) << c.body << ": " << r.body;
+  }
+  EXPECT_EQ(replies_.find(kAcme), std::string::npos) << replies_;
+  EXPECT_EQ(AuditText().find(kAcme), std::string::npos);
+}
+
+TEST_F(PartnerLookupTest, ErrorsNeverQuoteThePartner) {
+  EXPECT_EQ(Get("DevOps", "/api/v1/orders?partner=").status, 400);
+  EXPECT_EQ(
+      Get("DevOps", std::string("/api/v1/orders?partner=") + kAcme + "&partner=" + kAcme).status,
+      400);
+  EXPECT_EQ(Get("DevOps", "/api/v1/orders?partner=" + std::string(300, 'x')).status, 400);
+  EXPECT_EQ(Get("DevOps", std::string("/api/v1/orders?partner=") + kAcme + "%zz").status, 400);
+  EXPECT_EQ(replies_.find(kAcme), std::string::npos) << replies_;
+  EXPECT_EQ(replies_.find("xxxxxxxx"), std::string::npos) << replies_;
+  EXPECT_EQ(AuditText().find(kAcme), std::string::npos);
+}
+
+TEST_F(PartnerLookupTest, WithoutRedactionAClearIdIsRefused) {
+  StartServer(false);
+  net::HttpReply r = Get("DevOps", std::string("/api/v1/orders?partner=") + kAcme);
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(json::parse(r.body)["error"].get<std::string>().find("redaction.enabled"),
+            std::string::npos)
+      << r.body;
+  // The role is checked first: a Developer learns only that it may not.
+  EXPECT_EQ(Get("Developer", std::string("/api/v1/orders?partner=") + kAcme).status, 403);
+  // Pseudonyms (from a gateway in front that redacts) are still searched as they are.
+  EXPECT_EQ(Ids(Get("Developer", "/api/v1/orders?partner=" + acme_new_)),
+            (std::vector<std::string>{"O-1", "O-6"}));
+  EXPECT_EQ(replies_.find(kAcme), std::string::npos) << replies_;
 }
 
 TEST(AllowAllTest, AnonymousPrincipalAndRequestIds) {

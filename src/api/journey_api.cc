@@ -2,10 +2,13 @@
 
 #include <charconv>
 #include <utility>
+#include <vector>
 
 #include "common/log.h"
 #include "common/text_format.h"
 #include "common/url.h"
+#include "redact/pseudonym.h"
+#include "redact/value_redactor.h"
 
 namespace ordertrace::api {
 namespace {
@@ -123,6 +126,190 @@ bool ParseLimit(const std::string& text, size_t max, size_t* out) {
   return true;
 }
 
+// The list filters whose values the audit records: none of them can hold personal data (the
+// partner is recorded apart, as a pseudonym or as the pseudonyms a clear id was searched as).
+bool IsAuditedFilter(std::string_view key) {
+  return key == "stuck" || key == "stage" || key == "service" || key == "limit" || key == "closed";
+}
+
+// The pseudonym shape, `pse:<key id>:<22 base64url characters>` (redact/pseudonym.h), under any
+// key id: a pseudonym of a key this gateway no longer holds, or another gateway's, is searched
+// for as it is (it cannot be hashed again into anything stored).
+bool HasPseudonymShape(std::string_view v) {
+  constexpr std::string_view kPrefix = "pse:";
+  constexpr size_t kDigestChars = 22;
+  if (v.substr(0, kPrefix.size()) != kPrefix) return false;
+  v.remove_prefix(kPrefix.size());
+  const size_t colon = v.find(':');
+  if (colon == std::string_view::npos || !redact::ValidateKeyId(v.substr(0, colon)).ok()) {
+    return false;
+  }
+  const std::string_view digest = v.substr(colon + 1);
+  if (digest.size() != kDigestChars) return false;
+  for (char c : digest) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// A clear partner id's pseudonyms under every retained key, current first, made as the redactor
+// makes them from a partner.id attribute (ValueRedactor::RedactAttribute in value_redactor.cc):
+// label "partner" (LabelOfKey), except that an e-mail-like value is hashed as an e-mail,
+// lower-cased.  redact/ has no public function for that choice; keep the two in step
+// (api_guard_test.cc stores what ValueRedactor writes and looks it up by the clear id).
+std::vector<std::string> PartnerPseudonyms(const redact::Pseudonymizer& pseudonymizer,
+                                           std::string_view clear) {
+  const size_t at = clear.find('@');
+  const bool email =
+      at != std::string_view::npos && at > 0 && clear.find('.', at) != std::string_view::npos;
+  if (!email) {
+    return pseudonymizer.AllPseudonyms(redact::LabelOfKey(kPartnerIdKey), clear);
+  }
+  std::string lowered(clear);
+  for (char& c : lowered) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return pseudonymizer.AllPseudonyms("email", lowered);
+}
+
+// {"partner": "<non-empty string>"}: false for anything else (the reason is not echoed: the body
+// holds a clear id, and a parser's message quotes what it read).
+bool PartnerOfBody(const std::string& body, std::string* partner) {
+  const json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || j.size() != 1) return false;
+  const auto it = j.find("partner");
+  if (it == j.end() || !it->is_string()) return false;
+  *partner = it->get<std::string>();
+  return !partner->empty();
+}
+
+// GET /api/v1/orders, and POST /api/v1/orders/lookup-partner with the partner from its body
+// (`body_partner` non-null).  A `partner` is a pseudonym (filtered by as it is) or a clear id
+// (orders.lookup_partner only; hashed under every retained key; audited with the pseudonyms
+// searched).  The clear value goes nowhere: not into the audit, a log line, an error message or
+// the answer.
+void ListOrders(journey::Engine& engine, const ApiGuard& guard, const JourneyApiOptions& options,
+                const net::HttpRequest& req, const std::string* body_partner,
+                net::HttpResponse& res, audit::AuditEvent& event) {
+  event.resource.emplace_back("type", "order_list");
+  url::QueryParams q;
+  std::string error;
+  if (!url::ParseQuery(req.query, &q, &error)) {
+    JsonError(res, 400, error);
+    return;
+  }
+  journey::OrderQuery query;
+  query.limit = options.default_limit;
+  std::optional<std::string> partner;
+  if (body_partner != nullptr) partner = *body_partner;
+  for (const auto& [k, v] : q.params) {
+    if (k == "partner") {
+      // Kept out of the audit here: it may be a clear id (below says what was searched).
+      if (body_partner != nullptr) {
+        JsonError(res, 400, "partner: give it in the body only, not in the query string");
+        return;
+      }
+      if (partner.has_value()) {
+        JsonError(res, 400, "partner: given more than once");
+        return;
+      }
+      partner = v;
+      continue;
+    }
+    // The filters, not the cursor (an opaque position, kept out of the audit); only the values of
+    // the filters below are written: any other parameter (a typo) may carry personal data.
+    if (k != "cursor") {
+      event.resource.emplace_back(
+          k, IsAuditedFilter(k) ? v.substr(0, 128) : std::string("[not recorded]"));
+    }
+    if (k == "stuck") {
+      if (v == "true" || v == "1") {
+        query.stuck = true;
+      } else if (v == "false" || v == "0") {
+        query.stuck = false;
+      } else if (!v.empty()) {
+        JsonError(res, 400, "stuck: expected true or false, got '" + v + "'");
+        return;
+      }
+    } else if (k == "stage") {
+      query.stage = v;
+    } else if (k == "service") {
+      query.service = v;
+    } else if (k == "cursor") {
+      query.cursor = v;
+    } else if (k == "limit") {
+      if (!v.empty() && !ParseLimit(v, options.max_limit, &query.limit)) {
+        JsonError(res, 400,
+                  "limit: expected 1.." + std::to_string(options.max_limit) + ", got '" + v + "'");
+        return;
+      }
+    } else if (k == "closed") {
+      query.include_closed = v != "false" && v != "0";
+    } else {
+      JsonError(res, 400,
+                "unknown query parameter '" + k +
+                    "' (known: stuck, stage, service, partner, limit, cursor, closed)");
+      return;
+    }
+  }
+  if (!query.stage.empty() && engine.rules()->StageIndex(query.stage) < 0) {
+    JsonError(res, 400, "stage: unknown stage '" + query.stage + "'");
+    return;
+  }
+  bool clear_lookup = false;
+  if (partner.has_value()) {
+    if (partner->empty()) {
+      JsonError(res, 400, "partner: expected a partner id or its pseudonym, got nothing");
+      return;
+    }
+    if (partner->size() > journey::kMaxPartnerBytes) {
+      JsonError(res, 400,
+                "partner: longer than " + std::to_string(journey::kMaxPartnerBytes) + " bytes");
+      return;
+    }
+    const std::shared_ptr<const redact::Pseudonymizer> pseudonymizer =
+        options.pseudonymizer ? options.pseudonymizer() : nullptr;
+    if ((pseudonymizer && pseudonymizer->IsPseudonym(*partner)) || HasPseudonymShape(*partner)) {
+      event.resource.emplace_back("partner", *partner);
+      query.partners.push_back(std::move(*partner));
+    } else {
+      // A clear id: said in the audit (who, when, which pseudonyms), never the value.
+      event.resource.emplace_back("partner_lookup", "clear_id");
+      if (!guard.Check(req, kLookupPartnerAction, res, event)) return;
+      if (!pseudonymizer) {
+        JsonError(res, 400,
+                  "partner: looking up a clear partner id needs redaction on (redaction.enabled: "
+                  "partner ids are stored as they arrived); give the value as it is stored");
+        return;
+      }
+      query.partners = PartnerPseudonyms(*pseudonymizer, *partner);
+      std::string searched;
+      for (const std::string& p : query.partners) searched += (searched.empty() ? "" : ",") + p;
+      event.resource.emplace_back("partner_pseudonyms", searched);
+      clear_lookup = true;
+    }
+  }
+  auto page = engine.store().ListOrders(query);
+  if (!page.ok()) {
+    JsonError(res, 500, "journey store: " + page.status().message());
+    return;
+  }
+  json orders = json::array();
+  const auto rules = engine.rules();
+  const Nanos now = engine.clock().Now();
+  for (journey::OrderRow& r : page.value().orders) {
+    // The stored line was written when the order was flagged; say it as of now.
+    if (r.stuck != journey::StuckKind::kNone) r.summary = journey::SummaryLine(r, *rules, now);
+    orders.push_back(OrderSummaryJson(r));
+  }
+  json body{{"orders", std::move(orders)}, {"next_cursor", StrOrNull(page.value().next_cursor)}};
+  // The pseudonyms a clear id was looked up as: the client may use them from now on.
+  if (clear_lookup) body["partner_pseudonyms"] = query.partners;
+  JsonResponse(res, 200, body);
+}
+
 }  // namespace
 
 json OrderSummaryJson(const journey::OrderRow& r) {
@@ -140,7 +327,8 @@ json OrderSummaryJson(const journey::OrderRow& r) {
       {"first_seen", TimeOrNull(r.first_ns)},
       {"last_seen", TimeOrNull(r.last_ns)},
       {"open_hops", r.open_hops},
-      {"closed", r.closed}};
+      {"closed", r.closed},
+      {"partner", StrOrNull(r.partner)}};
 }
 
 json OrderJson(const journey::Journey& jr, const std::optional<journey::Diagnosis>& diagnosis,
@@ -189,15 +377,6 @@ void RegisterBrokerRoute(net::HttpServer& server, const ApiGuard& guard,
                           }));
 }
 
-namespace {
-
-// The list filters whose values the audit records: none of them can hold personal data.
-bool IsAuditedFilter(std::string_view key) {
-  return key == "stuck" || key == "stage" || key == "service" || key == "limit" || key == "closed";
-}
-
-}  // namespace
-
 void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, const ApiGuard& guard,
                            JourneyApiOptions options) {
   server.Route(
@@ -232,84 +411,35 @@ void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, con
                                        options.broker);
             JsonResponse(res, 200, OrderJson(journey, d, options.jaeger_ui));
           }));
-  server.Route(
-      "GET", "/api/v1/orders",
-      guard.Wrap("/api/v1/orders", "orders.list",
-                 [&engine, options](net::HttpRequest& req, net::HttpResponse& res,
-                                    audit::AuditEvent& event) {
-                   event.resource.emplace_back("type", "order_list");
-                   url::QueryParams q;
-                   std::string error;
-                   if (!url::ParseQuery(req.query, &q, &error)) {
-                     JsonError(res, 400, error);
-                     return;
-                   }
-                   journey::OrderQuery query;
-                   query.limit = options.default_limit;
-                   for (const auto& [k, v] : q.params) {
-                     // The filters, not the cursor (an opaque position, kept out of the audit).
-                     // Only the values of the filters below are written: any other parameter
-                     // (a typo, a partner id looked up in clear) may carry personal data, which
-                     // the audit must not keep (issue 15's leak test).
-                     if (k != "cursor") {
-                       event.resource.emplace_back(k, IsAuditedFilter(k)
-                                                          ? v.substr(0, 128)
-                                                          : std::string("[not recorded]"));
-                     }
-                     if (k == "stuck") {
-                       if (v == "true" || v == "1") {
-                         query.stuck = true;
-                       } else if (v == "false" || v == "0") {
-                         query.stuck = false;
-                       } else if (!v.empty()) {
-                         JsonError(res, 400, "stuck: expected true or false, got '" + v + "'");
-                         return;
-                       }
-                     } else if (k == "stage") {
-                       query.stage = v;
-                     } else if (k == "service") {
-                       query.service = v;
-                     } else if (k == "cursor") {
-                       query.cursor = v;
-                     } else if (k == "limit") {
-                       if (!v.empty() && !ParseLimit(v, options.max_limit, &query.limit)) {
-                         JsonError(res, 400,
-                                   "limit: expected 1.." + std::to_string(options.max_limit) +
-                                       ", got '" + v + "'");
-                         return;
-                       }
-                     } else if (k == "closed") {
-                       query.include_closed = v != "false" && v != "0";
-                     } else {
-                       JsonError(res, 400,
-                                 "unknown query parameter '" + k +
-                                     "' (known: stuck, stage, service, limit, cursor, closed)");
-                       return;
-                     }
-                   }
-                   if (!query.stage.empty() && engine.rules()->StageIndex(query.stage) < 0) {
-                     JsonError(res, 400, "stage: unknown stage '" + query.stage + "'");
-                     return;
-                   }
-                   auto page = engine.store().ListOrders(query);
-                   if (!page.ok()) {
-                     JsonError(res, 500, "journey store: " + page.status().message());
-                     return;
-                   }
-                   json orders = json::array();
-                   const auto rules = engine.rules();
-                   const Nanos now = engine.clock().Now();
-                   for (journey::OrderRow& r : page.value().orders) {
-                     // The stored line was written when the order was flagged; say it as of now.
-                     if (r.stuck != journey::StuckKind::kNone) {
-                       r.summary = journey::SummaryLine(r, *rules, now);
-                     }
-                     orders.push_back(OrderSummaryJson(r));
-                   }
-                   JsonResponse(res, 200,
-                                json{{"orders", std::move(orders)},
-                                     {"next_cursor", StrOrNull(page.value().next_cursor)}});
-                 }));
+  server.Route("GET", "/api/v1/orders",
+               guard.Wrap("/api/v1/orders", "orders.list",
+                          [&engine, &guard, options](net::HttpRequest& req, net::HttpResponse& res,
+                                                     audit::AuditEvent& event) {
+                            ListOrders(engine, guard, options, req, nullptr, res, event);
+                          }));
+  server.Route("POST", "/api/v1/orders/lookup-partner",
+               guard.Wrap("/api/v1/orders/lookup-partner", "orders.list",
+                          [&engine, &guard, options](net::HttpRequest& req, net::HttpResponse& res,
+                                                     audit::AuditEvent& event) {
+                            // A JSON body only: a cross-site form cannot send one without CORS, so
+                            // a browser session cannot be made to look a partner up.
+                            const std::string_view type = req.Header("content-type");
+                            if (type.substr(0, type.find(';')) != kJson) {
+                              event.resource.emplace_back("type", "order_list");
+                              JsonError(res, 415, "expected Content-Type: application/json");
+                              return;
+                            }
+                            std::string partner;
+                            if (!PartnerOfBody(req.body, &partner)) {
+                              event.resource.emplace_back("type", "order_list");
+                              JsonError(
+                                  res, 400,
+                                  "expected a JSON object {\"partner\": \"...\"} (a partner id or "
+                                  "its pseudonym; the other filters go in the query string)");
+                              return;
+                            }
+                            ListOrders(engine, guard, options, req, &partner, res, event);
+                          }));
 }
 
 }  // namespace ordertrace::api

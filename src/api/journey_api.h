@@ -2,19 +2,30 @@
 //
 //   GET /api/v1/orders/{id}   the order's journey: stage, stuck, diagnosis (null unless
 //                             stuck), milestones, spans, hops.  404 + JSON error when unknown.
-//   GET /api/v1/orders?stuck=true|false&stage=S&service=S&limit=N&cursor=C
+//   GET /api/v1/orders?stuck=true|false&stage=S&service=S&partner=P&limit=N&cursor=C
 //                             {"orders": [...], "next_cursor": "..." | null}
+//   POST /api/v1/orders/lookup-partner?<the same filters but partner>  {"partner": "P"}
+//                             the same list, with the partner out of the URL (and so out of
+//                             proxies' logs and browser histories)
+//
+// `partner` is a pseudonym (`pse:<key id>:...`, searched as it is) or a clear partner id: that
+// needs the action orders.lookup_partner too (DevOps by default), and redaction on; the server
+// hashes it under every retained key, answers with the orders of any of the pseudonyms (and
+// `partner_pseudonyms`), and the audit line says a clear lookup happened and which pseudonyms
+// were searched.  The clear value is never written anywhere: audit, logs, errors, answer.
 //   GET /api/v1/broker        RabbitMQ as the broker monitor sees it (docs/broker.md); 404 when
 //                             no broker is configured.  Never affects /readyz.
 //
 // Every route runs behind the ApiGuard (api/api_guard.h): request id, sign-in, the action's
-// role check and one audit event per request.  Actions: orders.read, orders.list, broker.read.
+// role check and one audit event per request.  Actions: orders.read, orders.list, broker.read,
+// orders.lookup_partner (kLookupPartnerAction).
 //
 // Thread-safety: handlers run concurrently; the engine and store are thread-safe.
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -25,8 +36,12 @@
 #include "journey/diagnosis.h"
 #include "journey/engine.h"
 #include "net/http_server.h"
+#include "redact/pseudonym.h"
 
 namespace ordertrace::api {
+
+// The action a lookup by a clear partner id needs besides orders.list.
+inline constexpr char kLookupPartnerAction[] = "orders.lookup_partner";
 
 struct JourneyApiOptions {
   std::string jaeger_ui = "http://localhost:16686";
@@ -35,6 +50,10 @@ struct JourneyApiOptions {
   size_t default_limit = 100;
   // The broker's view for diagnoses; nullptr without a broker.  Must outlive the server.
   const journey::BrokerView* broker = nullptr;
+  // The current pseudonymizer (a key rotation replaces it), to recognise pseudonyms and to hash
+  // a clear partner id under every retained key.  Unset, or returning null: redaction is off,
+  // and a lookup by a clear id is refused.  Called on the API's threads.
+  std::function<std::shared_ptr<const redact::Pseudonymizer>()> pseudonymizer;
 };
 
 // Registers the routes above.  `engine` and `guard` must outlive the server.

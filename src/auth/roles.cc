@@ -35,7 +35,11 @@ std::vector<std::string> DefaultRoleClaims(std::string_view client) {
 
 std::vector<std::pair<std::string, std::vector<std::string>>> DefaultActions() {
   const std::vector<std::string> read = {"orders.read", "orders.list", "broker.read"};
-  return {{"Developer", read}, {"DevOps", read}};
+  // A clear partner id's lookup (GET /api/v1/orders?partner=) re-identifies a partner's orders:
+  // DevOps only.
+  std::vector<std::string> devops = read;
+  devops.push_back("orders.lookup_partner");
+  return {{"Developer", read}, {"DevOps", devops}};
 }
 
 Result<RoleMapper> RoleMapper::Create(RoleOptions options) {

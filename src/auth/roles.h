@@ -5,8 +5,8 @@
 // defaults read Keycloak (/realm_access/roles, /resource_access/<client>/roles), Entra app
 // roles (/roles) and plain /groups.  `map` turns IdP values into the gateway's roles (exact,
 // case-sensitive), `allowed` keeps only the roles that may use the API at all, and `actions`
-// lists what each role may do (orders.read, orders.list, broker.read; DevOps-only actions
-// later are one more config line).
+// lists what each role may do (orders.read, orders.list, broker.read for both; DevOps alone
+// also orders.lookup_partner, the lookup of a partner's orders by its clear id).
 //
 // Entra replaces `groups` with an overage marker (`_claim_names.groups`) past 200 groups; such
 // a token is refused with a hint to use app roles (a Graph lookup is out of scope).

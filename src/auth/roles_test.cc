@@ -76,6 +76,9 @@ TEST(RoleMapperTest, ActionsPerRole) {
     EXPECT_TRUE(d.Allows({"Developer"}, a));
     EXPECT_TRUE(d.Allows({"DevOps"}, a));
   }
+  // A clear partner id's lookup: DevOps only.
+  EXPECT_FALSE(d.Allows({"Developer"}, "orders.lookup_partner"));
+  EXPECT_TRUE(d.Allows({"DevOps"}, "orders.lookup_partner"));
 }
 
 TEST(RoleMapperTest, BadPointersAreConfigErrors) {

@@ -110,6 +110,18 @@ Result<net::HttpReply> ApiClient::Get(std::string_view target,
   return net::HttpGet(api_, target, options);
 }
 
+Result<net::HttpReply> ApiClient::PostJson(std::string_view target, std::string_view json_body,
+                                           std::chrono::milliseconds timeout) const {
+  net::HttpOptions options = options_;
+  options.timeout = timeout;
+  options.headers.emplace_back("Content-Type", "application/json");
+  options.headers.emplace_back("Accept", "application/json");
+  // Like Get(): the target replaces whatever path --api has.
+  auto url = net::ParseUrl(api_);
+  if (!url.ok()) return url.status();
+  return net::HttpPost(url->Origin() + std::string(target), json_body, options);
+}
+
 std::string ExplainRefusal(int status, bool sent_token) {
   switch (status) {
     case 401:

@@ -6,7 +6,7 @@
 // loopback (refused: a token in clear text on the network is a token given away).
 //
 // Thread-safety: ApiAccess is a plain value; an ApiClient is immutable after Make() and its
-// Get() may be called from any thread.
+// Get() and PostJson() may be called from any thread.
 #pragma once
 
 #include <chrono>
@@ -38,6 +38,10 @@ class ApiClient {
   // GET `target` from the API (Accept: application/json, Authorization when there is a token).
   Result<net::HttpReply> Get(std::string_view target,
                              std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
+  // POST `json_body` (Content-Type: application/json) to `target`, as Get() asks.
+  Result<net::HttpReply> PostJson(
+      std::string_view target, std::string_view json_body,
+      std::chrono::milliseconds timeout = std::chrono::seconds(10)) const;
 
   bool has_token() const { return has_token_; }
 

@@ -367,6 +367,8 @@ class CliApiTest : public CliTest {
         {
           std::lock_guard<std::mutex> lock(mu_);
           seen_.push_back(authorization);
+          requests_.push_back(req.method + " " + req.path + "?" + req.query + " " +
+                              std::string(req.Header("content-type")) + " " + req.body);
         }
         res.content_type = "application/json";
         if (authorization == "Bearer dev-token") {
@@ -387,6 +389,8 @@ class CliApiTest : public CliTest {
         guarded(R"({"order_id":"ORD-1","stage":"SUBMITTED","stuck":false})", "application/json"));
     server_->Route("GET", "/api/v1/orders",
                    guarded(R"({"orders":[],"next_cursor":null})", "application/json"));
+    server_->Route("POST", "/api/v1/orders/lookup-partner",
+                   guarded(R"({"orders":[],"next_cursor":null})", "application/json"));
     server_->Route("GET", "/metrics",
                    guarded("ordertrace_journey_stuck_orders 0\n", "text/plain; version=0.0.4"));
     ASSERT_TRUE(server_->Start().ok());
@@ -406,12 +410,18 @@ class CliApiTest : public CliTest {
     std::lock_guard<std::mutex> lock(mu_);
     return seen_;
   }
+  // "METHOD path?query content-type body" of each request.
+  std::vector<std::string> Requests() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
 
   ordertrace::testing_support::TlsFiles files_;
   std::unique_ptr<net::HttpServer> server_;
   std::string api_, dev_token_, sales_token_;
   std::mutex mu_;
   std::vector<std::string> seen_;
+  std::vector<std::string> requests_;
 };
 
 TEST_F(CliApiTest, OrderStuckAndWatchSendTheTokenFromTheFile) {
@@ -435,6 +445,34 @@ TEST_F(CliApiTest, OrderStuckAndWatchSendTheTokenFromTheFile) {
   const auto seen = Seen();
   ASSERT_GE(seen.size(), 3u);
   for (const auto& a : seen) EXPECT_EQ(a, "Bearer dev-token");
+}
+
+// `stuck --partner`: a pseudonym goes in the query string, a clear id only in a POST body.
+TEST_F(CliApiTest, StuckByPartnerKeepsAClearIdOutOfTheUrl) {
+  std::string out, err;
+  const std::string pseudonym = "pse:k1:AAAAAAAAAAAAAAAAAAAAAA";
+  EXPECT_EQ(Run({"stuck", "--partner", pseudonym, "--api", api_, "--token-file", dev_token_,
+                 "--ca-file", files_.ca_cert},
+                &out, &err),
+            0)
+      << err;
+  EXPECT_EQ(Run({"stuck", "--partner", "ACME 4711", "--stage", "SUBMITTED", "--api", api_,
+                 "--token-file", dev_token_, "--ca-file", files_.ca_cert},
+                &out, &err),
+            0)
+      << err;
+  const auto requests = Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(requests[0].rfind("GET /api/v1/orders?stuck=true&", 0), 0u) << requests[0];
+  EXPECT_NE(requests[0].find("&partner=pse%3Ak1%3AAAAAAAAAAAAAAAAAAAAAAA"), std::string::npos)
+      << requests[0];
+  EXPECT_EQ(requests[1].rfind("POST /api/v1/orders/lookup-partner?stuck=true&", 0), 0u)
+      << requests[1];
+  EXPECT_NE(requests[1].find("&stage=SUBMITTED"), std::string::npos) << requests[1];
+  EXPECT_NE(requests[1].find(" application/json {\"partner\":\"ACME 4711\"}"), std::string::npos)
+      << requests[1];
+  EXPECT_EQ(requests[1].substr(0, requests[1].find(' ', 5)).find("ACME"), std::string::npos)
+      << "the clear id in the URL: " << requests[1];
 }
 
 TEST_F(CliApiTest, TheEnvironmentGivesTokenAndCaAndTheFlagWins) {

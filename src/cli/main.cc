@@ -177,6 +177,9 @@ int Main(int argc, char** argv) {
   stuck_cmd->add_option("--stage", stuck.stage, "Only orders stuck in this stage");
   stuck_cmd->add_option("--service", stuck.service,
                         "Only orders waiting for (or last seen at) this service");
+  stuck_cmd->add_option("--partner", stuck.partner,
+                        "Only this partner's orders: its pseudonym (pse:...), or its clear id "
+                        "(sent in a request body; DevOps only by default)");
   stuck_cmd->add_option("--limit", stuck.limit, "At most this many orders")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));

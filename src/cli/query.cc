@@ -27,9 +27,10 @@ std::string Str(const json& j, const char* key, const char* none = "-") {
 
 // Asks the API; prints the reason and returns false when it cannot, or when it refuses
 // (401, 403, 503: what the user can do about it).
+// GET `target`, or POST `post_body` (JSON) to it when non-empty.
 bool Fetch(const QueryOptions& o, const ApiClient& client, const std::string& target, int* status,
-           json* body) {
-  auto reply = client.Get(target);
+           json* body, const std::string& post_body = {}) {
+  auto reply = post_body.empty() ? client.Get(target) : client.PostJson(target, post_body);
   if (!reply.ok()) {
     std::fprintf(stderr, "ordertrace: cannot reach the gateway API at %s: %s\n", o.api.c_str(),
                  reply.status().message().c_str());
@@ -120,6 +121,7 @@ int RunOrder(const QueryOptions& o, const std::string& order_id) {
               j.value("stuck", false)    ? ("STUCK (" + Str(j, "stuck_kind") + ")").c_str()
               : j.value("closed", false) ? "closed"
                                          : "on time");
+  if (!j["partner"].is_null()) std::printf("  partner %s\n", Str(j, "partner").c_str());
   if (j["diagnosis"].is_object()) PrintDiagnosis(j["diagnosis"]);
   std::printf("\nmilestones\n");
   for (const json& m : j["milestones"]) {
@@ -157,14 +159,26 @@ int RunStuck(const QueryOptions& o, const StuckOptions& s) {
   json all = json::array();
   std::string cursor;
   do {
-    std::string target = "/api/v1/orders?stuck=true&limit=" +
-                         std::to_string(std::min<size_t>(s.limit - all.size(), 1000));
+    // A clear partner id goes in a POST body, never in the URL.
+    const bool clear_partner = !s.partner.empty() && s.partner.rfind("pse:", 0) != 0;
+    std::string target =
+        std::string(clear_partner ? "/api/v1/orders/lookup-partner" : "/api/v1/orders") +
+        "?stuck=true&limit=" + std::to_string(std::min<size_t>(s.limit - all.size(), 1000));
     if (!s.stage.empty()) target += "&stage=" + url::PercentEncode(s.stage);
     if (!s.service.empty()) target += "&service=" + url::PercentEncode(s.service);
+    if (!s.partner.empty() && !clear_partner) target += "&partner=" + url::PercentEncode(s.partner);
     if (!cursor.empty()) target += "&cursor=" + url::PercentEncode(cursor);
     int status = 0;
     json page;
-    if (!Fetch(o, *client, target, &status, &page)) return kExitFailure;
+    if (!Fetch(o, *client, target, &status, &page,
+               clear_partner ? json{{"partner", s.partner}}.dump() : std::string())) {
+      if (clear_partner && status == 403) {
+        std::fprintf(stderr,
+                     "ordertrace: looking a partner up by its clear id needs the action "
+                     "orders.lookup_partner (DevOps by default); give its pseudonym instead\n");
+      }
+      return kExitFailure;
+    }
     if (status != 200) {
       std::fprintf(stderr, "ordertrace: the gateway answered %d: %s\n", status,
                    Str(page, "error").c_str());

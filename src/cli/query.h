@@ -24,6 +24,10 @@ int RunOrder(const QueryOptions& options, const std::string& order_id);
 struct StuckOptions {
   std::string stage;
   std::string service;
+  // A partner's pseudonym (`pse:...`: asked in the query string) or clear id (sent in a POST
+  // body, /api/v1/orders/lookup-partner, so that it stays out of URLs; the gateway allows it to
+  // DevOps only).
+  std::string partner;
   size_t limit = 50;  // orders printed (pages are followed until this many)
 };
 // Exit codes: 0 no stuck orders, 1 the gateway could not be asked, 4 some orders are stuck

@@ -213,7 +213,8 @@ struct Config {
       // Gateway role -> IdP values; empty: each allowed role maps to the value of its name.
       std::vector<std::pair<std::string, std::vector<std::string>>> map;
       std::vector<std::string> allowed = {"Developer", "DevOps"};
-      // Gateway role -> actions; empty: orders.read, orders.list, broker.read for both roles.
+      // Gateway role -> actions; empty: orders.read, orders.list, broker.read for both roles,
+      // and orders.lookup_partner for DevOps (auth::DefaultActions).
       std::vector<std::pair<std::string, std::vector<std::string>>> actions;
     } roles;
     // SHA-256 (hex) of a static bearer token that GET /metrics then requires; "" : open.

@@ -570,6 +570,15 @@ Status Gateway::Start() {
     journey_api.jaeger_ui = config_.journeys.jaeger_ui;
     journey_api.max_spans = config_.journeys.max_spans_per_view;
     journey_api.broker = g.broker.get();
+    if (g.redacting) {
+      // The redactor's current key set, for ?partner= (a key rotation swaps the redactor; the
+      // aliasing pointer keeps the redactor it came from alive).
+      journey_api.pseudonymizer = [&g]() -> std::shared_ptr<const redact::Pseudonymizer> {
+        std::shared_ptr<const redact::ValueRedactor> r = g.redacting->redactor();
+        if (!r) return nullptr;
+        return {r, &r->pseudonymizer()};
+      };
+    }
     api::RegisterJourneyRoutes(*g.api, *g.engine, *g.guard, journey_api);
   }
   std::function<std::string()> broker_json;

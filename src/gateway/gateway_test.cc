@@ -9,6 +9,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
@@ -220,6 +221,54 @@ TEST_F(GatewayTest, ASpanWithoutOrderIdFindsItsOrderThroughItsParent) {
   EXPECT_NE(journey.body.find("\"routing_key\":\"order.submitted\""), std::string::npos)
       << journey.body;
   EXPECT_NE(journey.body.find("\"name\":\"publish orders\""), std::string::npos) << journey.body;
+  gw.Stop();
+}
+
+// Redaction on (the default): the journey keeps the partner's pseudonym, never its id, and the
+// API on loopback without sign-in (every action allowed) finds the order by the clear id.
+TEST_F(GatewayTest, AnOrderIsFoundByItsPartnersClearIdAndKeepsOnlyThePseudonym) {
+  config_.journeys.store = "memory";
+  ASSERT_TRUE(config_.redaction.enabled);
+  Gateway gw(config_);
+  ASSERT_TRUE(gw.Start().ok());
+  const std::string partner = "PARTNER-CANARY-" + std::to_string(::getpid());
+  testing_support::RequestBuilder order;
+  order.Resource("crm").Scope();
+  order.Add(testing_support::SpanBuilder("POST /orders")
+                .Ids(std::string(16, 'a'), std::string(8, 'b'))
+                .Times(1'700'000'000'000'000'000ull, 1'700'000'000'010'000'000ull)
+                .Attr("order.id", "GW-PARTNER-1")
+                .Attr("order.stage", "SUBMITTED")
+                .Attr("partner.id", partner));
+  const uint16_t api = gw.http_port();
+  EXPECT_EQ(Request(gw.otlp_http_port(), "POST", "/v1/traces", order.Serialized(),
+                    "application/x-protobuf")
+                .status,
+            200);
+  Reply journey;
+  for (int i = 0; i < 200; ++i) {
+    journey = Request(api, "GET", "/api/v1/orders/GW-PARTNER-1");
+    if (journey.status == 200) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  ASSERT_EQ(journey.status, 200) << journey.body;
+  const auto j = nlohmann::json::parse(journey.body);
+  const std::string pseudonym = j["partner"].get<std::string>();
+  EXPECT_EQ(pseudonym.rfind("pse:", 0), 0u) << journey.body;
+  EXPECT_EQ(journey.body.find(partner), std::string::npos) << journey.body;
+
+  const Reply by_clear = Request(api, "POST", "/api/v1/orders/lookup-partner",
+                                 nlohmann::json{{"partner", partner}}.dump(), "application/json");
+  EXPECT_EQ(by_clear.status, 200) << by_clear.body;
+  EXPECT_NE(by_clear.body.find("\"order_id\":\"GW-PARTNER-1\""), std::string::npos)
+      << by_clear.body;
+  EXPECT_EQ(by_clear.body.find(partner), std::string::npos) << by_clear.body;
+  const Reply by_pseudonym = Request(api, "GET", "/api/v1/orders?partner=" + pseudonym);
+  EXPECT_NE(by_pseudonym.body.find("\"order_id\":\"GW-PARTNER-1\""), std::string::npos)
+      << by_pseudonym.body;
+  const Reply other = Request(api, "GET", "/api/v1/orders?partner=SOMEONE-ELSE");
+  EXPECT_EQ(other.status, 200) << other.body;
+  EXPECT_EQ(other.body.find("GW-PARTNER-1"), std::string::npos) << other.body;
   gw.Stop();
 }
 

@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "journey/diagnosis.h"
+#include "journey/store/semantics.h"
 
 namespace ordertrace::journey {
 
@@ -53,6 +54,14 @@ struct Engine::Verdict {
 struct Engine::Pending {
   WriteBatch batch;
   std::vector<ActiveEntry*> touched;
+  // The partner of each order that got one in this mutation (the earliest span's): it goes into
+  // the order's row, and the store merges it with the stored one (semantics.h KeepPartner), so
+  // the in-memory record need not hold it.
+  struct Partner {
+    std::string id;
+    Nanos ns = 0;
+  };
+  std::unordered_map<const ActiveEntry*, Partner> partners;
   std::vector<OrderRow> flagged;
   std::vector<OrderRow> cleared;
   void Touch(ActiveEntry* e) {
@@ -293,6 +302,10 @@ Engine::ActiveEntry* Engine::FindOrLoad(const std::string& order_id, Pending* p,
 
 void Engine::ApplyToOrder(ActiveEntry* e, const SpanRecord& r, Pending* p) {
   Active& a = e->second;
+  if (!r.partner.empty()) {
+    Pending::Partner& best = p->partners[e];
+    if (PartnerEarlier(r.partner, r.start_ns, best.id, best.ns)) best = {r.partner, r.start_ns};
+  }
   if (a.first_ns == 0 || r.start_ns < a.first_ns) a.first_ns = r.start_ns;
   if (r.end_ns >= a.last_ns) {
     a.last_ns = r.end_ns;
@@ -587,6 +600,10 @@ void Engine::Prepare(Pending* p) {
   for (ActiveEntry* e : p->touched) {
     e->second.touched = false;
     p->batch.orders.push_back(RowOf(*e));
+    if (const auto it = p->partners.find(e); it != p->partners.end()) {
+      p->batch.orders.back().partner = it->second.id;
+      p->batch.orders.back().partner_ns = it->second.ns;
+    }
     if (!known_.MayContain(e->first)) known_.Add(e->first);
     if (e->second.event == kFlagged) p->flagged.push_back(p->batch.orders.back());
     if (e->second.event == kCleared) {

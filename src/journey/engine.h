@@ -8,8 +8,10 @@
 // State is derived commutatively from the facts (stage = the highest reached in rule order,
 // its time = the earliest span that reached it, heartbeats and per-service activity = the
 // latest), so late, out-of-order and duplicated spans give the same journey, and a later stage
-// arriving before an earlier one raises nothing.  Deadlines are counted in span time (the
-// timestamps services put on their spans) and compared with the clock: spans stamped in the
+// arriving before an earlier one raises nothing.  The order's partner (partner.id) is not kept
+// in memory: each write carries the partner the batch's spans gave, and the store merges it
+// (store/semantics.h KeepPartner: the earliest span's wins).  Deadlines are counted in span time
+// (the timestamps services put on their spans) and compared with the clock: spans stamped in the
 // past make an order stuck at once.
 //
 // Memory: an active order (not closed) costs one compact record in a hash map plus a slot in an

@@ -64,6 +64,7 @@ struct Seen {
   std::string_view operation_type, operation_name, operation_old;
   std::string message_id;
   std::string_view destination, destination_old, routing_key, queue;
+  std::string partner;
 };
 
 bool MappingMatches(const MappingRule& m, const otlp::SpanBatch& batch, const otlp::SpanRef& span,
@@ -147,6 +148,9 @@ FactExtractor::SpanFacts FactExtractor::ExtractSpan(const otlp::SpanBatch& batch
       } else if (k[0] == 'e') {
         if (k == kErrorTypeKey && kv.value.type == ValueType::kString)
           seen.error_type = kv.value.str;
+      } else if (k[0] == 'p') {
+        // A number when redaction is off (it turns ids of any type into pseudonyms).
+        if (k == kPartnerIdKey) seen.partner = ValueText(kv.value);
       } else if (k[0] == 'm' && k.substr(0, 10) == "messaging.") {
         const bool str = kv.value.type == ValueType::kString;
         if (k == kMessagingSystemKey) {
@@ -224,6 +228,7 @@ FactExtractor::SpanFacts FactExtractor::ExtractSpan(const otlp::SpanBatch& batch
       }
     }
     r.heartbeat = seen.heartbeat;
+    if (seen.partner.size() <= kMaxPartnerBytes) r.partner = std::move(seen.partner);
     if (mapping != nullptr) {
       ++local.mapped;
       if (r.stage.empty() && !mapping->stage.empty()) r.stage = mapping->stage;

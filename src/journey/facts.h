@@ -9,6 +9,7 @@
 // What is read (OTel conventions, with the older names that @opentelemetry/instrumentation-amqplib,
 // opentelemetry-instrumentation-pika and the OpenTelemetry Java agent still send):
 //   order.stage, order.step.status, ordertrace.heartbeat
+//   partner.id (as it arrives: a pseudonym when redaction is on; up to kMaxPartnerBytes)
 //   error.type; else the exception event's exception.type/message; else the status message
 //   messaging.operation.type (send|publish|create → send, process|deliver|receive|fetch →
 //     process), else messaging.operation.name (RabbitMQ.Client 7.1+: publish, deliver, fetch),

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -29,8 +30,9 @@ namespace ordertrace::journey {
 enum class HopRole : uint8_t { kNone = 0, kSend, kProcess };
 const char* HopRoleName(HopRole r);  // "", "send", "process"
 
-// One span as a journey keeps it: compact, strings owned.  Attributes are stored as received
-// (no redaction yet: pseudonymising partner.id and enduser.id is a later step).
+// One span as a journey keeps it: compact, strings owned.  Values are stored as they arrive:
+// redaction (src/redact/) runs in front of the journeys, so personal data is pseudonymised
+// already.
 struct SpanRecord {
   std::string order_id;  // "" only for a process span matched to its order through the message
   std::string trace_id;  // 32 lowercase hex
@@ -51,9 +53,16 @@ struct SpanRecord {
   std::string routing_key;         // messaging.rabbitmq.destination.routing_key
   std::string queue;               // messaging.destination.subscription.name or rabbitmq queue
   std::vector<std::string> links;  // span ids (16 hex) this span links to (hop matching)
+  // The span's partner.id (a pseudonym when redaction is on; "" none).  The engine folds it into
+  // the order (OrderRow::partner); stores do not keep it per span (GetJourney's spans have "").
+  std::string partner;
 
   bool operator==(const SpanRecord&) const = default;
 };
+
+// partner.id values longer than this are not kept as the order's partner (a pseudonym is about
+// 30 bytes; a longer value is no id, and would only bloat the orders index).
+inline constexpr size_t kMaxPartnerBytes = 256;
 
 // The first time an order reached a stage (a milestone seen twice counts once: the earliest).
 struct Milestone {
@@ -122,6 +131,12 @@ struct OrderRow {
   Nanos deadline_ns = 0;         // the pending deadline (plus grace), 0 when none
   std::string expected_service;  // who is expected to act next ("" unknown)
   std::string summary;           // the diagnosis' one line while stuck
+  // The order's partner: partner.id of the earliest span (by start time) that carried one, a
+  // pseudonym when redaction is on; "" when no span carried one.  Stores merge it rather than
+  // replace it (store/semantics.h KeepPartner): a row written without a partner keeps the stored
+  // one, so the engine need not remember it (the rows it hands listeners may lack it).
+  std::string partner;
+  Nanos partner_ns = 0;  // start of that span; orders the candidates (earliest wins)
 
   bool operator==(const OrderRow&) const = default;
 };

@@ -93,9 +93,13 @@ std::vector<ScenarioSpan> Scenario() {
   // messaging.operation, older attribute names).
   v.push_back({"crm", Make("A", "a-submit", "", "POST /orders", K::SPAN_KIND_SERVER, 0, 1000)
                           .Attr("order.id", "A1")
-                          .Attr("order.stage", "SUBMITTED")});
+                          .Attr("order.stage", "SUBMITTED")
+                          .Attr("partner.id", "pse:k1:partner-a-earliest")});
+  // partner.id on a later span (attributed, no order.id): the earliest span's partner stays the
+  // order's, though this one sorts first.
   v.push_back({"crm", Make("A", "a-http", "a-submit", "POST", K::SPAN_KIND_CLIENT, 200, 900)
-                          .Attr("http.request.method", "POST")});
+                          .Attr("http.request.method", "POST")
+                          .Attr("partner.id", "pse:k1:a-partner-later")});
   v.push_back(
       {"intake", Make("A", "a-pub", "a-http", "publish orders", K::SPAN_KIND_PRODUCER, 500, 510)
                      .Attr("messaging.system", "rabbitmq")
@@ -139,6 +143,7 @@ std::vector<ScenarioSpan> Scenario() {
                           .Attr("order.stage", "APPROVED")});
   v.push_back(
       {"crm", Make("B", "b-pub", "b-approve", "publish orders", K::SPAN_KIND_PRODUCER, 500, 510)
+                  .Attr("partner.id", "pse:k1:partner-b")
                   .Attr("messaging.system", "rabbitmq")
                   .Attr("messaging.destination", "orders")
                   .Attr("messaging.rabbitmq.routing_key", "order.approved")});
@@ -169,7 +174,8 @@ std::string Describe(const Journey& j) {
     << " spans=" << r.spans << " open_hops=" << r.open_hops << " closed=" << r.closed
     << " stuck=" << StuckKindName(r.stuck) << " since=" << r.stuck_since_ns
     << " deadline=" << r.deadline_ns << " expected=" << r.expected_service
-    << " summary=" << r.summary << " stored_spans=" << j.spans.size() << "\n  services:";
+    << " summary=" << r.summary << " partner=" << r.partner << "@" << r.partner_ns
+    << " stored_spans=" << j.spans.size() << "\n  services:";
   for (const auto& [service, at] : r.services) o << " " << service << "@" << at;
   o << "\n";
   for (const Milestone& m : j.milestones) {
@@ -291,7 +297,14 @@ TEST(ArrivalOrderTest, InOrderArrivalAttributesTheWholeScenario) {
   EXPECT_NE(a1.find(" open_hops=0 "), std::string::npos) << a1;  // A1: both hops closed
   EXPECT_NE(a1.find(" stuck= "), std::string::npos) << a1;
   EXPECT_NE(s.find("stored_spans=8\n"), std::string::npos) << s;  // A1: every span
+  EXPECT_NE(a1.find(" partner=pse:k1:partner-a-earliest@" + std::to_string(kStart) + " "),
+            std::string::npos)
+      << a1;
   EXPECT_NE(s.find("order B1: stage=APPROVED"), std::string::npos) << s;
+  EXPECT_NE(s.find(" partner=pse:k1:partner-b@" + std::to_string(kStart + 500 * kMs) + " "),
+            std::string::npos)
+      << "B1's partner from its attributed publish span:\n"
+      << s;
   EXPECT_NE(s.find("stored_spans=2\n"), std::string::npos) << s;  // B1: its own two
   EXPECT_EQ(s.find("order=B1 mes"), std::string::npos) << "an MES span given to B1:\n" << s;
   EXPECT_NE(s.find("'audit submission'"), std::string::npos) << "trace rule:\n" << s;
@@ -308,6 +321,9 @@ TEST(ArrivalOrderTest, InOrderArrivalAttributesTheWholeScenario) {
       << s;
   EXPECT_NE(s.find("flagged:\n"), std::string::npos) << s;
   EXPECT_NE(in_order.after_ticks.find("flagged: B1\n"), std::string::npos) << in_order.after_ticks;
+  // The rows written when B1 was flagged carry no partner: the stored one stays.
+  EXPECT_NE(in_order.after_ticks.find(" partner=pse:k1:partner-b@"), std::string::npos)
+      << in_order.after_ticks;
 }
 
 TEST(ArrivalOrderTest, RandomArrivalOrdersGiveTheInOrderJourneys) {

@@ -45,6 +45,18 @@ void MergeHop(Hop& into, const Hop& later) {
   FillEmpty(into.process_trace_id, later.process_trace_id);
 }
 
+bool PartnerEarlier(std::string_view a, Nanos a_ns, std::string_view b, Nanos b_ns) {
+  if (a.empty() || b.empty()) return !a.empty() && b.empty();
+  if (a_ns != b_ns) return a_ns < b_ns;
+  return a < b;
+}
+
+void KeepPartner(OrderRow& row, const OrderRow& stored) {
+  if (PartnerEarlier(row.partner, row.partner_ns, stored.partner, stored.partner_ns)) return;
+  row.partner = stored.partner;
+  row.partner_ns = stored.partner_ns;
+}
+
 bool MilestoneEarlier(const Milestone& a, const Milestone& b) {
   if (a.at_ns != b.at_ns) return a.at_ns < b.at_ns;
   return a.span_id < b.span_id;

@@ -8,6 +8,9 @@
 //     a smaller at_ns, or the same at_ns and a smaller span_id (MilestoneEarlier), so any
 //     write order gives the same result;
 //   - hops merge field by field (MergeHop);
+//   - an order row replaces the stored one whole except for its partner, which merges
+//     (KeepPartner): the partner of the earliest span that carried one, so any write order gives
+//     the same result and a row written without a partner keeps the stored one;
 //   - an order row with an empty order_id is an invalid batch: the Write() fails, nothing of
 //     the batch is applied.
 // Orders: GetJourney returns nullopt for an order without an order row (its spans, if any,
@@ -45,6 +48,14 @@ void MergeHop(Hop& into, const Hop& later);
 // Whether milestone `a` wins over `b` for the same (order_id, stage): earlier at_ns, then
 // smaller span_id.
 bool MilestoneEarlier(const Milestone& a, const Milestone& b);
+
+// Whether partner `a` (seen on a span starting at `a_ns`) wins over `b` for the same order: a
+// non-empty partner over an empty one; else the smaller time, then the smaller value.
+bool PartnerEarlier(std::string_view a, Nanos a_ns, std::string_view b, Nanos b_ns);
+
+// `row` is about to replace `stored` (same order_id): it takes `stored`'s partner (and
+// partner_ns) unless its own wins (PartnerEarlier).
+void KeepPartner(OrderRow& row, const OrderRow& stored);
 
 // Orders in ListOrders pages: what a page holds at most (limit 0 counts as 1).
 inline size_t PageLimit(size_t limit) { return limit == 0 ? 1 : limit; }

@@ -12,7 +12,8 @@
 //   - milestones are keyed by (order_id, stage): the earliest at_ns wins;
 //   - hops are keyed by send_span_id and merged: a non-empty/non-zero field written later
 //     fills an empty/zero one (the send and process sides arrive separately, either first);
-//   - order rows are replaced whole (the engine computes them);
+//   - order rows are replaced whole (the engine computes them), except for the partner, which
+//     merges (semantics.h KeepPartner: the earliest span's partner wins);
 //   - a Write() is atomic: all of it or, on error, none of it.
 //
 // Thread-safety: all methods are safe to call concurrently.
@@ -48,6 +49,9 @@ struct OrderQuery {
   std::string stage;           // exact stage name; "" any
   std::string service;         // matches expected_service or last_service; "" any
   bool include_closed = true;  // false: only orders not closed
+  // Orders whose partner is any of these (a clear id's pseudonyms under every retained key);
+  // empty: any partner, or none.
+  std::vector<std::string> partners;
   size_t limit = 100;
   std::string cursor;
 };

@@ -15,6 +15,8 @@
 #include <vector>
 
 #include "journey/store/memory/memory_store.h"
+#include "journey/store/sqlite/db.h"
+#include "journey/store/sqlite/schema.h"
 #include "journey/store/sqlite/sqlite_store.h"
 #include "journey/store/store.h"
 
@@ -380,6 +382,79 @@ TYPED_TEST(StoreContractTest, OrderRowIsReplacedWhole) {
   EXPECT_EQ(this->MustStats().orders, 1u);
 }
 
+TYPED_TEST(StoreContractTest, OrderPartnerRoundTripsAndSpansDoNotKeepIt) {
+  OrderRow o = MakeOrder("o-1", 250);
+  o.partner = "pse:k1:AAAAAAAAAAAAAAAAAAAAAA";
+  o.partner_ns = 100;
+  SpanRecord s = MakeSpan("o-1", 1, 100, 200);
+  s.partner = o.partner;
+  WriteBatch b;
+  b.spans = {s};
+  b.orders = {o};
+  this->MustWrite(b);
+  const Journey j = this->MustJourney("o-1");
+  EXPECT_EQ(j.order, o);
+  ASSERT_EQ(j.spans.size(), 1u);
+  EXPECT_EQ(j.spans[0].partner, "");  // the order keeps it, not each span
+  s.partner.clear();
+  EXPECT_EQ(j.spans[0], s);
+  auto page = this->store_->ListOrders(OrderQuery{});
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->orders.size(), 1u);
+  EXPECT_EQ(page->orders[0].partner, o.partner);
+}
+
+// The earliest span's partner wins, whatever the order of the writes; a row written without a
+// partner (the engine's rows usually are) keeps the stored one.
+TYPED_TEST(StoreContractTest, OrderPartnerEarliestWinsRegardlessOfWriteOrder) {
+  struct Cand {
+    std::string partner;
+    Nanos ns;
+  };
+  const std::vector<Cand> cands = {{"pse:k1:later", 300},
+                                   {"", 0},
+                                   {"pse:k1:b-same-time", 100},
+                                   {"pse:k1:a-same-time", 100},
+                                   {"pse:k1:latest", 900}};
+  std::vector<size_t> perm = {0, 1, 2, 3, 4};
+  int n = 0;
+  do {
+    const std::string order = "o-" + std::to_string(n++);
+    for (size_t i : perm) {
+      OrderRow o = MakeOrder(order, 1000 + static_cast<Nanos>(i));
+      o.partner = cands[i].partner;
+      o.partner_ns = cands[i].ns;
+      WriteBatch b;
+      b.orders = {o};
+      this->MustWrite(b);
+    }
+    // One more row without a partner, as the engine writes on a detector tick.
+    WriteBatch b;
+    b.orders = {MakeOrder(order, 2000)};
+    this->MustWrite(b);
+    auto got = this->store_->GetOrder(order);
+    ASSERT_TRUE(got.ok() && got->has_value());
+    EXPECT_EQ((*got)->partner, "pse:k1:a-same-time") << order;
+    EXPECT_EQ((*got)->partner_ns, 100) << order;
+    EXPECT_EQ((*got)->last_ns, 2000) << order;  // the rest of the row is replaced
+  } while (std::next_permutation(perm.begin(), perm.end()));
+
+  // Two rows of one order in one batch (a retried write appends) merge the same way.
+  WriteBatch b;
+  OrderRow first = MakeOrder("both", 10);
+  first.partner = "pse:k1:second";
+  first.partner_ns = 50;
+  OrderRow second = MakeOrder("both", 20);
+  second.partner = "pse:k1:first";
+  second.partner_ns = 40;
+  b.orders = {first, second, MakeOrder("both", 30)};
+  this->MustWrite(b);
+  auto got = this->store_->GetOrder("both");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->partner, "pse:k1:first");
+  EXPECT_EQ((*got)->last_ns, 30);
+}
+
 TYPED_TEST(StoreContractTest, FailedWriteAppliesNothing) {
   WriteBatch ok;
   ok.orders = {MakeOrder("keep", 100)};
@@ -534,6 +609,65 @@ TYPED_TEST(StoreContractTest, ListOrdersCursorWalksAllPages) {
       EXPECT_EQ(all, expected) << "limit " << limit;
       EXPECT_EQ(pages, static_cast<int>((expected.size() + limit - 1) / limit)) << limit;
     }
+  }
+}
+
+std::string PartnerOf(int i) { return i % 10 == 9 ? "" : "pse:k1:P" + std::to_string(i % 3); }
+
+TYPED_TEST(StoreContractTest, ListOrdersFiltersByPartnerAndComposes) {
+  // 60 orders: partner P0, P1, P2 cycling (every 10th none); stuck every 4th.
+  WriteBatch b;
+  for (int i = 0; i < 60; ++i) {
+    OrderRow o = MakeOrder(OrderId(i), 1000 + i, false,
+                           i % 4 == 0 ? StuckKind::kNextOverdue : StuckKind::kNone);
+    o.partner = PartnerOf(i);
+    o.partner_ns = o.partner.empty() ? 0 : 500;
+    b.orders.push_back(o);
+  }
+  this->MustWrite(b);
+  auto expected = [](const std::vector<std::string>& partners, bool stuck_only) {
+    std::vector<std::string> ids;
+    for (int i = 0; i < 60; ++i) {
+      if (stuck_only && i % 4 != 0) continue;
+      if (std::find(partners.begin(), partners.end(), PartnerOf(i)) == partners.end()) continue;
+      ids.push_back(OrderId(i));
+    }
+    return ids;
+  };
+  OrderQuery q;
+  q.limit = 1000;
+  q.partners = {"pse:k1:P1"};
+  EXPECT_EQ(this->Ids(q), expected({"pse:k1:P1"}, false));
+  EXPECT_FALSE(this->Ids(q).empty());
+  // Any of several (a clear id's pseudonyms under each key).
+  q.partners = {"pse:k2:unknown", "pse:k1:P2", "pse:k1:P0"};
+  EXPECT_EQ(this->Ids(q), expected({"pse:k1:P2", "pse:k1:P0"}, false));
+  q.partners = {"pse:k1:nobody"};
+  EXPECT_TRUE(this->Ids(q).empty());
+  // "" never matches the orders without a partner.
+  q.partners = {""};
+  EXPECT_TRUE(this->Ids(q).empty());
+  // With the other filters and the cursor.
+  q.partners = {"pse:k1:P1"};
+  q.stuck = true;
+  EXPECT_EQ(this->Ids(q), expected({"pse:k1:P1"}, true));
+  q.stuck.reset();
+  for (const size_t limit : {size_t{1}, size_t{3}, size_t{100}}) {
+    q.limit = limit;
+    q.cursor.clear();
+    std::vector<std::string> all;
+    for (int pages = 0; pages < 100; ++pages) {
+      auto page = this->store_->ListOrders(q);
+      ASSERT_TRUE(page.ok()) << page.status().ToString();
+      ASSERT_LE(page->orders.size(), limit);
+      for (const auto& o : page->orders) {
+        EXPECT_EQ(o.partner, "pse:k1:P1");
+        all.push_back(o.order_id);
+      }
+      if (page->next_cursor.empty()) break;
+      q.cursor = page->next_cursor;
+    }
+    EXPECT_EQ(all, expected({"pse:k1:P1"}, false)) << "limit " << limit;
   }
 }
 
@@ -915,6 +1049,99 @@ TEST_F(SqliteStoreTest, DataSurvivesReopen) {
   int active = 0;
   ASSERT_TRUE((*store)->ForEachActiveOrder([&](const OrderRow&) { ++active; }).ok());
   EXPECT_EQ(active, 15);
+}
+
+// A version 1 file (before orders.partner) is upgraded in place: its rows stay, they have no
+// partner, and partners written afterwards are kept and found through the new index.
+TEST_F(SqliteStoreTest, Version1FileIsUpgraded) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    WriteBatch b;
+    b.orders = {MakeOrder("old-1", 1000), MakeOrder("old-2", 1001)};
+    b.spans = {MakeSpan("old-1", 1, 10, 20)};
+    ASSERT_TRUE((*store)->Write(b).ok());
+  }
+  {
+    // Back to the version 1 layout, as a build before the partner wrote it.
+    sqlite::Db db(path_);
+    ASSERT_TRUE(db.Open().ok());
+    for (const char* sql :
+         {"DROP INDEX orders_partner", "ALTER TABLE orders DROP COLUMN partner",
+          "ALTER TABLE orders DROP COLUMN partner_ns", "PRAGMA user_version = 1"}) {
+      const Status s = db.Exec(sql);
+      ASSERT_TRUE(s.ok()) << sql << ": " << s.ToString();
+    }
+  }
+  auto store = Open();
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  {
+    sqlite::Db db(path_);
+    ASSERT_TRUE(db.Open().ok());
+    auto version = db.QueryInt("PRAGMA user_version");
+    ASSERT_TRUE(version.ok());
+    EXPECT_EQ(*version, sqlite::kSchemaVersion);
+    auto index = db.QueryInt(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'orders_partner'");
+    ASSERT_TRUE(index.ok());
+    EXPECT_EQ(*index, 1);
+  }
+  auto old = (*store)->GetOrder("old-1");
+  ASSERT_TRUE(old.ok() && old->has_value());
+  EXPECT_EQ(**old, MakeOrder("old-1", 1000));
+  EXPECT_EQ((*store)->GetJourney("old-1")->value().spans.size(), 1u);
+
+  OrderRow o = MakeOrder("old-2", 1002);
+  o.partner = "pse:k1:P";
+  o.partner_ns = 5;
+  WriteBatch b;
+  b.orders = {o};
+  ASSERT_TRUE((*store)->Write(b).ok());
+  OrderQuery q;
+  q.partners = {"pse:k1:P"};
+  auto page = (*store)->ListOrders(q);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->orders.size(), 1u);
+  EXPECT_EQ(page->orders[0], o);
+  store->reset();
+  // Opening the upgraded file again changes nothing.
+  auto again = Open();
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  auto got = (*again)->GetOrder("old-2");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ(**got, o);
+}
+
+// ?partner= reads the partial index orders_partner, not the whole table, alone or with the
+// other filters: SQLite's plan of the store's own query.
+TEST_F(SqliteStoreTest, PartnerFilterUsesItsIndex) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+  }
+  sqlite::Db db(path_);
+  ASSERT_TRUE(db.Open().ok());
+  for (int filters = 0; filters < 16; ++filters) {
+    for (const size_t partners : {size_t{1}, size_t{3}}) {
+      OrderQuery q;
+      if (filters & 1) q.stuck = true;
+      if (filters & 2) q.stage = "created";
+      if (filters & 4) q.service = "billing";
+      if (filters & 8) q.include_closed = false;
+      q.partners.assign(partners, "pse:k1:P");
+      const std::string sql = "EXPLAIN QUERY PLAN " + sqlite::ListOrdersSql(q);
+      auto s = db.Statement(sql);
+      ASSERT_TRUE(s.ok()) << s.status().ToString();
+      std::string plan;
+      ASSERT_TRUE(sqlite::ForEachRow(*s, [&](const sqlite::Stmt& row) {
+                    plan += row.ColText(3) + "\n";
+                  }).ok());
+      EXPECT_NE(plan.find("INDEX orders_partner (partner=? AND order_id>?)"), std::string::npos)
+          << sql << "\n"
+          << plan;
+      EXPECT_EQ(plan.find("SCAN"), std::string::npos) << sql << "\n" << plan;
+    }
+  }
 }
 
 TEST_F(SqliteStoreTest, GarbageFileIsAnErrorNotACrash) {

@@ -21,6 +21,10 @@ bool OrderMatches(const OrderRow& o, const OrderQuery& q) {
     return false;
   }
   if (!q.include_closed && o.closed) return false;
+  if (!q.partners.empty() && (o.partner.empty() || std::find(q.partners.begin(), q.partners.end(),
+                                                             o.partner) == q.partners.end())) {
+    return false;
+  }
   return true;
 }
 
@@ -45,7 +49,7 @@ size_t HopBytes(const Hop& h) {
 
 size_t OrderBytes(const OrderRow& o) {
   size_t n = sizeof(OrderRow) + o.order_id.size() + o.stage.size() + o.last_service.size() +
-             o.expected_service.size() + o.summary.size();
+             o.expected_service.size() + o.summary.size() + o.partner.size();
   for (const auto& [svc, ns] : o.services) n += sizeof(std::pair<std::string, Nanos>) + svc.size();
   return n;
 }
@@ -58,7 +62,8 @@ class MemoryStore final : public JourneyStore {
     }
     MutexLock lock(mu_);
     for (const auto& s : batch.spans) {
-      per_order_[s.order_id].spans.try_emplace(s.span_id, s);
+      auto [it, inserted] = per_order_[s.order_id].spans.try_emplace(s.span_id, s);
+      if (inserted) it->second.partner.clear();  // kept per order, not per span
     }
     for (const auto& m : batch.milestones) {
       auto& stored = per_order_[m.order_id].milestones;
@@ -70,7 +75,13 @@ class MemoryStore final : public JourneyStore {
       }
     }
     for (const auto& h : batch.hops) PutHop(h);
-    for (const auto& o : batch.orders) orders_[o.order_id] = o;
+    for (const auto& o : batch.orders) {
+      auto [it, inserted] = orders_.try_emplace(o.order_id, o);
+      if (inserted) continue;
+      OrderRow row = o;
+      KeepPartner(row, it->second);
+      it->second = std::move(row);
+    }
     return Status::Ok();
   }
 

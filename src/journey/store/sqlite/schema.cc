@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "common/log.h"
 #include "journey/store/semantics.h"
 
 namespace ordertrace::journey::sqlite {
@@ -25,12 +26,15 @@ CREATE TABLE orders (
   stuck_since_ns INTEGER NOT NULL,
   deadline_ns INTEGER NOT NULL,
   expected_service TEXT NOT NULL,
-  summary TEXT NOT NULL
+  summary TEXT NOT NULL,
+  partner TEXT NOT NULL DEFAULT '',
+  partner_ns INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 CREATE INDEX orders_stuck ON orders (order_id) WHERE stuck <> 0;
 CREATE INDEX orders_active ON orders (order_id) WHERE closed = 0;
 CREATE INDEX orders_stage ON orders (stage, order_id);
 CREATE INDEX orders_last ON orders (last_ns);
+CREATE INDEX orders_partner ON orders (partner, order_id) WHERE partner <> '';
 
 CREATE TABLE spans (
   order_id TEXT NOT NULL,
@@ -86,6 +90,16 @@ CREATE INDEX hops_open ON hops (send_span_id) WHERE published_ns <> 0 AND proces
 
 CREATE TABLE counters (name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO counters VALUES ('orders', 0), ('spans', 0), ('hops', 0);
+)sql";
+
+// Version 1 to 2: the order's partner (OrderRow::partner) and its index.  Adding a column with
+// a constant default rewrites no row; the index is built by one scan of the orders (every
+// partner is '' then, so the partial index starts empty).
+constexpr const char* kMigrateTo2 = R"sql(
+ALTER TABLE orders ADD COLUMN partner TEXT NOT NULL DEFAULT '';
+ALTER TABLE orders ADD COLUMN partner_ns INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX orders_partner ON orders (partner, order_id) WHERE partner <> '';
+PRAGMA user_version = 2;
 )sql";
 
 // Links: NULL for none, else the ids joined by ',' ('%' and ',' percent-encoded).
@@ -174,7 +188,41 @@ Status PrepareSchema(Db& db, bool* created) {
     return Status::Internal("sqlite " + db.path() + ": journey store schema version " +
                             std::to_string(version) + " is unknown");
   }
+  if (version == 1) {
+    RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+    Status s = db.Exec(kMigrateTo2);
+    if (s.ok()) s = db.Exec("COMMIT");
+    if (!s.ok()) {
+      (void)db.Exec("ROLLBACK");
+      return Status(s.code(),
+                    "sqlite " + db.path() +
+                        ": upgrading the journey store schema from version 1 to 2: " + s.message());
+    }
+    log::Info("journey store schema upgraded", {{"path", db.path()}, {"from", 1}, {"to", 2}});
+  }
   return Status::Ok();
+}
+
+std::string ListOrdersSql(const OrderQuery& query) {
+  std::string sql = Cols("SELECT ", kOrderCols) + " FROM orders";
+  if (!query.partners.empty()) sql += " INDEXED BY orders_partner";
+  sql += " WHERE order_id > :cursor";
+  if (query.stuck.has_value()) sql += *query.stuck ? " AND stuck <> 0" : " AND stuck = 0";
+  if (!query.stage.empty()) sql += " AND stage = :stage";
+  if (!query.service.empty()) {
+    sql += " AND (expected_service = :service OR last_service = :service)";
+  }
+  if (!query.include_closed) sql += " AND closed = 0";
+  if (!query.partners.empty()) {
+    // "partner <> ''" is the partial index's condition: the planner may use it only when the
+    // query implies it.
+    sql += " AND partner <> '' AND partner IN (";
+    for (size_t i = 0; i < query.partners.size(); ++i) {
+      sql += (i == 0 ? ":p" : ", :p") + std::to_string(i);
+    }
+    sql += ")";
+  }
+  return sql + " ORDER BY order_id LIMIT :limit";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -198,6 +246,8 @@ void BindOrder(Stmt& s, const OrderRow& o) {
   s.Int(15, o.deadline_ns);
   s.Text(16, o.expected_service);
   s.Text(17, o.summary);
+  s.Text(18, o.partner);
+  s.Int(19, o.partner_ns);
 }
 
 Status ReadOrder(const Db& db, const Stmt& s, OrderRow* o) {
@@ -221,6 +271,8 @@ Status ReadOrder(const Db& db, const Stmt& s, OrderRow* o) {
   o->deadline_ns = s.ColInt(14);
   o->expected_service = s.ColText(15);
   o->summary = s.ColText(16);
+  o->partner = s.ColText(17);
+  o->partner_ns = s.ColInt(18);
   return Status::Ok();
 }
 

@@ -10,23 +10,26 @@
 
 #include "common/status.h"
 #include "journey/store/sqlite/db.h"
+#include "journey/store/store.h"
 #include "journey/types.h"
 
 namespace ordertrace::journey::sqlite {
 
-inline constexpr int kSchemaVersion = 1;
+// 1: the first; 2: orders.partner, orders.partner_ns and their index (a version 1 file is
+// upgraded in place when opened).
+inline constexpr int kSchemaVersion = 2;
 inline constexpr int32_t kApplicationId = 0x4F544A53;  // "OTJS"
 
 // Checks the file is ours (or empty: creates the schema in WAL mode, `*created` = true) and
-// at a version this build reads; a foreign, newer or unknown file is refused with a clear
-// error.
+// at a version this build reads (an older one is upgraded, in one transaction); a foreign, newer
+// or unknown file is refused with a clear error.
 Status PrepareSchema(Db& db, bool* created);
 
 // Column lists, in the order the Bind and Read functions below use.
 inline constexpr const char* kOrderCols =
     "order_id, stage, stage_start_ns, stage_ns, first_ns, last_ns, last_heartbeat_ns, services, "
     "last_service, spans, open_hops, closed, stuck, stuck_since_ns, deadline_ns, "
-    "expected_service, summary";
+    "expected_service, summary, partner, partner_ns";
 inline constexpr const char* kSpanCols =
     "order_id, span_id, trace_id, parent_span_id, service, name, start_ns, end_ns, flags, error, "
     "stage, message_id, exchange, routing_key, queue, links";
@@ -39,6 +42,12 @@ inline constexpr const char* kHopCols =
 inline std::string Cols(std::string_view prefix, const char* cols) {
   return std::string(prefix) + cols;
 }
+
+// The SELECT of SqliteStore::ListOrders for `query`'s filters, with named parameters :cursor,
+// :stage, :service, :p0.. (the partners) and :limit.  A partner filter reads the partial index
+// orders_partner (INDEXED BY: without statistics SQLite would rather walk the stage or stuck
+// index in order_id order, a scan of every order in that stage for one partner's few).
+std::string ListOrdersSql(const OrderQuery& query);
 
 // Binds parameters ?1.. in column order; reads columns 0.. in column order.
 void BindOrder(Stmt& s, const OrderRow& o);

@@ -132,14 +132,20 @@ Status ApplyBatch(Db& db, const WriteBatch& batch, Deltas* d) {
   }
   for (const auto& hop : batch.hops) RETURN_IF_ERROR(PutHop(db, hop, d));
   if (!batch.orders.empty()) {
+    // KeepPartner (semantics.h) in SQL: the row's partner replaces the stored one only when it
+    // wins (PartnerEarlier); the right-hand sides see the row as it was before the update.
+    static const std::string partner_wins =
+        "?18 <> '' AND (partner = '' OR ?19 < partner_ns OR (?19 = partner_ns AND ?18 < partner))";
     static const std::string update =
         "UPDATE orders SET stage = ?2, stage_start_ns = ?3, stage_ns = ?4, first_ns = ?5, "
         "last_ns = ?6, last_heartbeat_ns = ?7, services = ?8, last_service = ?9, spans = ?10, "
         "open_hops = ?11, closed = ?12, stuck = ?13, stuck_since_ns = ?14, deadline_ns = ?15, "
-        "expected_service = ?16, summary = ?17 WHERE order_id = ?1";
-    static const std::string insert =
-        Cols("INSERT INTO orders (", kOrderCols) +
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
+        "expected_service = ?16, summary = ?17, partner = CASE WHEN " +
+        partner_wins + " THEN ?18 ELSE partner END, partner_ns = CASE WHEN " + partner_wins +
+        " THEN ?19 ELSE partner_ns END WHERE order_id = ?1";
+    static const std::string insert = Cols("INSERT INTO orders (", kOrderCols) +
+                                      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+                                      "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
     ASSIGN_OR_RETURN(Stmt up, db.Statement(update));
     ASSIGN_OR_RETURN(Stmt in, db.Statement(insert));
     for (const auto& o : batch.orders) {
@@ -237,21 +243,16 @@ class SqliteStore final : public JourneyStore {
 
   Result<OrderPage> ListOrders(const OrderQuery& query) override {
     const size_t limit = PageLimit(query.limit);
-    std::string sql = Cols("SELECT ", kOrderCols) + " FROM orders WHERE order_id > :cursor";
-    if (query.stuck.has_value()) sql += *query.stuck ? " AND stuck <> 0" : " AND stuck = 0";
-    if (!query.stage.empty()) sql += " AND stage = :stage";
-    if (!query.service.empty()) {
-      sql += " AND (expected_service = :service OR last_service = :service)";
-    }
-    if (!query.include_closed) sql += " AND closed = 0";
-    sql += " ORDER BY order_id LIMIT :limit";
-
+    const std::string sql = sqlite::ListOrdersSql(query);
     MutexLock lock(reader_mu_);
     Db& db = *reader_;
     ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
     s.Text(s.Param(":cursor"), query.cursor);
     if (!query.stage.empty()) s.Text(s.Param(":stage"), query.stage);
     if (!query.service.empty()) s.Text(s.Param(":service"), query.service);
+    for (size_t i = 0; i < query.partners.size(); ++i) {
+      s.Text(s.Param((":p" + std::to_string(i)).c_str()), query.partners[i]);
+    }
     // One row more than a page tells that there is a next page.
     s.Int(s.Param(":limit"), static_cast<int64_t>(std::min<size_t>(limit, 1u << 30)) + 1);
     OrderPage page;

@@ -2,10 +2,12 @@
 // Semantics are those of store/semantics.h, checked by store_contract_test.cc.  The folder:
 // db.h (the SQLite connection and statement wrapper), schema.h (tables, rows), this store.
 //
-// Schema (version 1, PRAGMA user_version; PRAGMA application_id 'OTJS' marks the file ours):
+// Schema (version 2, PRAGMA user_version; PRAGMA application_id 'OTJS' marks the file ours;
+// a version 1 file is upgraded in place when opened):
 //   orders      WITHOUT ROWID, PRIMARY KEY order_id (CHECK order_id <> ''); services as
-//               "svc=ns;svc=ns".  Indexes: (order_id) WHERE stuck <> 0, (order_id) WHERE
-//               closed = 0, (stage, order_id), (last_ns) for retention.
+//               "svc=ns;svc=ns"; partner and partner_ns (version 2).  Indexes: (order_id)
+//               WHERE stuck <> 0, (order_id) WHERE closed = 0, (stage, order_id), (last_ns)
+//               for retention, (partner, order_id) WHERE partner <> '' for ?partner=.
 //   spans       WITHOUT ROWID, PRIMARY KEY (order_id, span_id), so an order's spans are
 //               clustered together; lowercase-hex ids (trace, span, parent) are stored as
 //               blobs (half the bytes), anything else as text; links comma-joined.  Indexes:
