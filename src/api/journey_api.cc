@@ -132,46 +132,13 @@ bool IsAuditedFilter(std::string_view key) {
   return key == "stuck" || key == "stage" || key == "service" || key == "limit" || key == "closed";
 }
 
-// The pseudonym shape, `pse:<key id>:<22 base64url characters>` (redact/pseudonym.h), under any
-// key id: a pseudonym of a key this gateway no longer holds, or another gateway's, is searched
-// for as it is (it cannot be hashed again into anything stored).
-bool HasPseudonymShape(std::string_view v) {
-  constexpr std::string_view kPrefix = "pse:";
-  constexpr size_t kDigestChars = 22;
-  if (v.substr(0, kPrefix.size()) != kPrefix) return false;
-  v.remove_prefix(kPrefix.size());
-  const size_t colon = v.find(':');
-  if (colon == std::string_view::npos || !redact::ValidateKeyId(v.substr(0, colon)).ok()) {
-    return false;
-  }
-  const std::string_view digest = v.substr(colon + 1);
-  if (digest.size() != kDigestChars) return false;
-  for (char c : digest) {
-    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                    c == '-' || c == '_';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 // A clear partner id's pseudonyms under every retained key, current first, made as the redactor
-// makes them from a partner.id attribute (ValueRedactor::RedactAttribute in value_redactor.cc):
-// label "partner" (LabelOfKey), except that an e-mail-like value is hashed as an e-mail,
-// lower-cased.  redact/ has no public function for that choice; keep the two in step
-// (api_guard_test.cc stores what ValueRedactor writes and looks it up by the clear id).
+// makes them from a partner.id attribute (redact::PseudonymInputOf).
 std::vector<std::string> PartnerPseudonyms(const redact::Pseudonymizer& pseudonymizer,
                                            std::string_view clear) {
-  const size_t at = clear.find('@');
-  const bool email =
-      at != std::string_view::npos && at > 0 && clear.find('.', at) != std::string_view::npos;
-  if (!email) {
-    return pseudonymizer.AllPseudonyms(redact::LabelOfKey(kPartnerIdKey), clear);
-  }
-  std::string lowered(clear);
-  for (char& c : lowered) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return pseudonymizer.AllPseudonyms("email", lowered);
+  std::string buffer;
+  const redact::PseudonymInput in = redact::PseudonymInputOf(kPartnerIdKey, clear, &buffer);
+  return pseudonymizer.AllPseudonyms(in.label, in.normalised);
 }
 
 // {"partner": "<non-empty string>"}: false for anything else (the reason is not echoed: the body
@@ -271,7 +238,8 @@ void ListOrders(journey::Engine& engine, const ApiGuard& guard, const JourneyApi
     }
     const std::shared_ptr<const redact::Pseudonymizer> pseudonymizer =
         options.pseudonymizer ? options.pseudonymizer() : nullptr;
-    if ((pseudonymizer && pseudonymizer->IsPseudonym(*partner)) || HasPseudonymShape(*partner)) {
+    if ((pseudonymizer && pseudonymizer->IsPseudonym(*partner)) ||
+        redact::HasPseudonymShape(*partner)) {
       event.resource.emplace_back("partner", *partner);
       query.partners.push_back(std::move(*partner));
     } else {

@@ -221,14 +221,20 @@ std::vector<std::string> Pseudonymizer::AllPseudonyms(std::string_view label,
   return out;
 }
 
-bool Pseudonymizer::IsPseudonym(std::string_view value) const {
+bool HasPseudonymShape(std::string_view value) {
   if (value.substr(0, 4) != "pse:") return false;
   const size_t colon = value.find(':', 4);
   if (colon == std::string_view::npos || value.size() - colon - 1 != kPseudonymChars) return false;
-  const std::string_view id = value.substr(4, colon - 4);
+  if (!ValidateKeyId(value.substr(4, colon - 4)).ok()) return false;
   for (char c : value.substr(colon + 1)) {
     if (!IsKeyIdChar(c)) return false;  // the base64url alphabet is the key id alphabet
   }
+  return true;
+}
+
+bool Pseudonymizer::IsPseudonym(std::string_view value) const {
+  if (!HasPseudonymShape(value)) return false;
+  const std::string_view id = value.substr(4, value.find(':', 4) - 4);
   for (const PreparedKey& k : keys_) {
     if (k.key.id == id) return true;
   }

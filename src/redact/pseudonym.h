@@ -39,6 +39,10 @@ Result<PseudonymKey> LoadOrCreateKey(const std::string& id, const std::string& p
 // A key id: 1-32 characters of [A-Za-z0-9_-].
 Status ValidateKeyId(std::string_view id);
 
+// Whether `value` has the shape of a pseudonym (`pse:<valid key id>:<22 base64url characters>`)
+// under any key id, known here or not (Pseudonymizer::IsPseudonym also wants the key).
+bool HasPseudonymShape(std::string_view value);
+
 class Pseudonymizer {
  public:
   // `keys` non-empty, ids unique and valid, secrets >= kMinKeyBytes (InvalidArgument naming the

@@ -46,6 +46,11 @@ size_t Utf8Prefix(std::string_view text, size_t n) {
 
 std::string LabelOfKey(std::string_view key) { return std::string(LabelOf(key)); }
 
+PseudonymInput PseudonymInputOf(std::string_view key, std::string_view value, std::string* buffer) {
+  if (LooksLikeEmail(value)) return PseudonymInput{"email", Lowered(value, buffer)};
+  return PseudonymInput{LabelOf(key), value};
+}
+
 RedactionCounters::RedactionCounters() {
   auto own = [this] { return owned_.emplace_back(std::make_unique<metrics::Counter>()).get(); };
   pseudonymised_by_key_ = own();
@@ -241,11 +246,10 @@ Action ValueRedactor::RedactAttribute(KeyRule rule, std::string_view key, std::s
       return Action::kDropped;
     case KeyRule::kPseudonymise: {
       if (value.empty() || pseudonymizer_->IsPseudonym(value)) return Action::kKept;
-      const bool email = LooksLikeEmail(value);
       std::string buffer;
+      const PseudonymInput in = PseudonymInputOf(key, value, &buffer);
       out->clear();
-      pseudonymizer_->AppendPseudonym(email ? "email" : LabelOf(key),
-                                      email ? Lowered(value, &buffer) : value, out);
+      pseudonymizer_->AppendPseudonym(in.label, in.normalised, out);
       counters_->pseudonymised_by_key().Inc();
       Fired(key, rule, Detector::kEmail);
       return Action::kChanged;

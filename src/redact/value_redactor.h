@@ -191,4 +191,14 @@ inline constexpr size_t kTruncationTailBytes = 64;
 // The label a pseudonymised key's value is hashed under ("partner.id" → "partner").
 std::string LabelOfKey(std::string_view key);
 
+// What a value under a pseudonymised key is hashed as: an e-mail-like value as "email",
+// lower-cased (so the same address in free text gives the same pseudonym), anything else under
+// LabelOfKey(key) as it is.  `normalised` may point into *buffer.  Used by the redaction and by
+// lookups of a clear value (the API's partner lookup), so both always agree.
+struct PseudonymInput {
+  std::string_view label;
+  std::string_view normalised;
+};
+PseudonymInput PseudonymInputOf(std::string_view key, std::string_view value, std::string* buffer);
+
 }  // namespace ordertrace::redact
