@@ -15,6 +15,7 @@
 #include "api/routes.h"
 #include "common/log.h"
 #include "gateway/gateway.h"
+#include "gateway/running_gateway_for_test.h"
 #include "net/http_client.h"
 #include "redact/pseudonym.h"
 #include "support/otlp_requests.h"
@@ -71,32 +72,7 @@ std::string OrderSpan(const std::string& order, const std::string& name,
   return b.Serialized();
 }
 
-// Runs gw.Run() on a thread of its own, as `ordertrace serve` does, until Stop().
-class Running {
- public:
-  explicit Running(Gateway& gw) : gw_(gw), thread_([this] { result_ = gw_.Run(); }) {}
-  ~Running() {
-    if (thread_.joinable()) (void)Stop();
-  }
-  bool WaitReady() {
-    for (int i = 0; i < 500 && gw_.readiness().state() != api::Readiness::State::kReady; ++i) {
-      std::this_thread::sleep_for(10ms);
-    }
-    return gw_.readiness().state() == api::Readiness::State::kReady;
-  }
-  // To the runner thread only: it blocks SIGHUP, so the signal waits for its sigtimedwait.
-  bool Hup() { return pthread_kill(thread_.native_handle(), SIGHUP) == 0; }
-  Status Stop() {
-    gw_.RequestStop();
-    thread_.join();
-    return result_;
-  }
-
- private:
-  Gateway& gw_;
-  Status result_ = Status::Internal("not run");
-  std::thread thread_;
-};
+using Running = RunningGateway;
 
 class GatewayRedactionTest : public ::testing::Test {
  protected:

@@ -17,6 +17,7 @@
 
 #include "api/routes.h"
 #include "gateway/gateway.h"
+#include "gateway/running_gateway_for_test.h"
 #include "net/http_client.h"
 #include "net/tls.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
@@ -46,32 +47,7 @@ std::vector<std::string> Lines(const std::string& path) {
 
 using testing_support::OneSpanRequest;
 
-// Runs gw.Run() on a thread of its own, as `ordertrace serve` does, until Stop().
-class Running {
- public:
-  explicit Running(Gateway& gw) : gw_(gw), thread_([this] { result_ = gw_.Run(); }) {}
-  ~Running() {
-    if (thread_.joinable()) (void)Stop();  // a failed test's leftover; the result is moot
-  }
-  bool WaitReady() {
-    for (int i = 0; i < 500 && gw_.readiness().state() != api::Readiness::State::kReady; ++i) {
-      std::this_thread::sleep_for(10ms);
-    }
-    return gw_.readiness().state() == api::Readiness::State::kReady;
-  }
-  // To the runner thread only: it blocks SIGHUP, so the signal waits for its sigtimedwait.
-  bool Hup() { return pthread_kill(thread_.native_handle(), SIGHUP) == 0; }
-  Status Stop() {
-    gw_.RequestStop();
-    thread_.join();
-    return result_;
-  }
-
- private:
-  Gateway& gw_;
-  Status result_ = Status::Internal("not run");
-  std::thread thread_;  // last: starts once the rest is ready
-};
+using Running = RunningGateway;
 
 class GatewayTlsTest : public ::testing::Test {
  protected:
