@@ -85,6 +85,27 @@ TEST(RedactingDecoder, AValueOverTheLimitIsCutWithItsTail) {
   EXPECT_LE(v.str.size(), limits.max_attribute_value_bytes);
 }
 
+// The same inside an array value (the decoder cuts nested strings at the limit too).
+TEST(RedactingDecoder, ANestedValueOverTheLimitIsCutWithItsTail) {
+  otlp::Limits limits;
+  limits.max_attribute_value_bytes = 100;
+  const std::string value = std::string(95, 'x') + " +7 912 555 01 23 and more";
+  RequestBuilder b;
+  b.Resource("crm").Scope("s").Add(
+      SpanBuilder("op")
+          .Ids(std::string(16, '\x01'), std::string(8, '\x02'))
+          .Times(1, 2)
+          .Attr("notes", testing_support::ArrayValue({testing_support::StringValue("short"),
+                                                      testing_support::StringValue(value)})));
+  RedactingDecoder decoder(Redactor(), nullptr);
+  auto batch = decoder.Decode(b.Serialized(), otlp::Protocol::kGrpc, limits);
+  ASSERT_TRUE(batch.ok());
+  EXPECT_EQ((*batch)->wire().find("+7 9"), std::string::npos);
+  EXPECT_EQ((*batch)->wire().find("912"), std::string::npos);
+  EXPECT_NE((*batch)->wire().find("[truncated]"), std::string::npos);
+  EXPECT_NE((*batch)->wire().find("short"), std::string::npos);
+}
+
 TEST(RedactingDecoder, WithoutARedactorEverythingPassesUntilOneIsSet) {
   RedactingDecoder decoder(nullptr, nullptr);
   const std::string wire = Request("mail a.b@example.org", "P-1");

@@ -104,6 +104,7 @@ struct Ctx {
   bool changed = false;
   const char* error = nullptr;
   std::string scratch;
+  uint32_t max_value_bytes = 0;  // RedactExportRequest's; 0: none
 };
 
 bool RewriteKeyValue(Ctx& ctx, uint32_t field, std::string_view in, std::string_view forced_key,
@@ -114,7 +115,12 @@ bool RewriteAnyValue(Ctx& ctx, std::string_view key, KeyRule rule, std::string_v
 // Writes string field `field` holding `value` under `rule` for `key`.
 void WriteString(Ctx& ctx, uint32_t field, KeyRule rule, std::string_view key,
                  std::string_view value, std::string* out) {
-  const Action a = ctx.redactor.RedactAttribute(rule, key, value, &ctx.scratch);
+  // A scanned value over the limit is cut here with its tail, as at the top level (Walker::Text).
+  const bool truncated =
+      rule == KeyRule::kScan && ctx.max_value_bytes != 0 && value.size() > ctx.max_value_bytes;
+  const Action a =
+      truncated ? ctx.redactor.RedactText(value.substr(0, ctx.max_value_bytes), true, &ctx.scratch)
+                : ctx.redactor.RedactAttribute(rule, key, value, &ctx.scratch);
   if (a == Action::kKept) {
     AppendBytesField(out, field, value);
     return;
@@ -690,6 +696,7 @@ Result<std::optional<std::string>> RedactExportRequest(std::string_view wire,
     return Status::InvalidArgument("redaction: request larger than 4 GiB");
   }
   Ctx ctx(redactor);
+  ctx.max_value_bytes = max_value_bytes;
   Walker walker(ctx, wire, max_value_bytes);
   int64_t delta = 0;
   const uint8_t* p = reinterpret_cast<const uint8_t*>(wire.data());
