@@ -440,7 +440,12 @@ class Walker {
   Walker(Ctx& ctx, std::string_view wire, uint32_t max_value_bytes)
       : ctx_(ctx),
         base_(reinterpret_cast<const uint8_t*>(wire.data())),
-        max_value_bytes_(max_value_bytes) {}
+        max_value_bytes_(max_value_bytes) {
+    // Sized for a request where most spans change (one edit and a few dozen bytes a span, a span
+    // being a few hundred bytes), so the vectors rarely grow while walking.
+    edits_.reserve(wire.size() / 128);
+    arena_.reserve(wire.size() / 16);
+  }
 
   // Walks the body of message `msg` at [p, end); adds its size change to *delta.
   bool Message(Msg msg, const uint8_t* p, const uint8_t* end, int64_t* delta);
