@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -143,9 +144,10 @@ TEST_F(GatewayRedactionTest, SighupRotatesToTheKeyListedFirst) {
   config_.redaction.keys = {Key("k1", KeyFile("k1.key", kSecret1))};
   config::Config rotated = config_;
   rotated.redaction.keys = {Key("k2", KeyFile("k2.key", kSecret2)), config_.redaction.keys[0]};
-  bool rotate = false;
+  // Read on the gateway's thread when SIGHUP arrives (a signal is no happens-before for TSan).
+  std::atomic<bool> rotate{false};
   Gateway gw(config_);
-  gw.SetConfigLoader([&]() -> Result<config::Config> { return rotate ? rotated : config_; });
+  gw.SetConfigLoader([&]() -> Result<config::Config> { return rotate.load() ? rotated : config_; });
   Running running(gw);
   ASSERT_TRUE(running.WaitReady());
   const uint16_t api = gw.http_port(), otlp = gw.otlp_http_port();
