@@ -29,6 +29,14 @@ struct CharClass {
 };
 constexpr CharClass kCharClass;
 
+#if defined(__SSE2__)
+// The bytes of `v` that are ASCII digits, as 0xFF (v - '0' is 0..9 unsigned).
+__m128i DigitBytes(__m128i v) {
+  const __m128i d = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+  return _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(9)), d);
+}
+#endif
+
 bool IsUpper(char c) { return c >= 'A' && c <= 'Z'; }
 bool IsLower(char c) { return c >= 'a' && c <= 'z'; }
 bool IsAlpha(char c) { return IsUpper(c) || IsLower(c); }
@@ -164,15 +172,12 @@ bool MayHoldIban(std::string_view t) {
   const size_t n = t.size();
 #if defined(__SSE2__)
   if (n >= 16) {
-    const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9),
-                  case_bit = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a'), z = _mm_set1_epi8(25);
+    const __m128i case_bit = _mm_set1_epi8(0x20), a = _mm_set1_epi8('a'), z = _mm_set1_epi8(25);
     for (size_t o = 0;; o += 13) {
       if (o + 16 > n) o = n - 16;
       const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.data() + o));
-      const __m128i d = _mm_sub_epi8(v, zero);
       const __m128i l = _mm_sub_epi8(_mm_or_si128(v, case_bit), a);
-      const unsigned digit =
-          static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(d, nine), d)));
+      const unsigned digit = static_cast<unsigned>(_mm_movemask_epi8(DigitBytes(v)));
       const unsigned letter =
           static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(l, z), l)));
       if (letter & (letter >> 1) & (digit >> 2) & (digit >> 3) & 0x1fffu) return true;
@@ -374,14 +379,11 @@ void PhoneInRun(std::string_view t, const Run& run, const PhoneRegion& region,
 size_t NextRunStart(std::string_view t, size_t i) {
   const size_t n = t.size();
 #if defined(__SSE2__)
-  const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9), plus = _mm_set1_epi8('+'),
-                paren = _mm_set1_epi8('(');
+  const __m128i plus = _mm_set1_epi8('+'), paren = _mm_set1_epi8('(');
   for (; i + 16 <= n; i += 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.data() + i));
-    const __m128i d = _mm_sub_epi8(v, zero);
-    const __m128i hit =
-        _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(d, nine), d),
-                     _mm_or_si128(_mm_cmpeq_epi8(v, plus), _mm_cmpeq_epi8(v, paren)));
+    const __m128i hit = _mm_or_si128(
+        DigitBytes(v), _mm_or_si128(_mm_cmpeq_epi8(v, plus), _mm_cmpeq_epi8(v, paren)));
     const int mask = _mm_movemask_epi8(hit);
     if (mask != 0) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
   }
@@ -523,16 +525,14 @@ std::vector<Finding> Scan(std::string_view text, const ScanOptions& options) {
   size_t i = 0;
 #if defined(__SSE2__)
   // 16 bytes at a time (SSE2 is in every x86-64): the pass is most of the cost of a clean value.
-  const __m128i zero = _mm_set1_epi8('0'), nine = _mm_set1_epi8(9), at = _mm_set1_epi8('@'),
-                case_bit = _mm_set1_epi8(0x20), b = _mm_set1_epi8('b'), j = _mm_set1_epi8('J');
+  const __m128i at = _mm_set1_epi8('@'), case_bit = _mm_set1_epi8(0x20), b = _mm_set1_epi8('b'),
+                j = _mm_set1_epi8('J');
   const __m128i one = _mm_set1_epi8(1), none = _mm_setzero_si128();
   __m128i digit_sums = _mm_setzero_si128();  // two 64-bit lanes
   int any_at = 0, any_b = 0, any_j = 0;
   for (; i + 16 <= text.size(); i += 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
-    const __m128i d = _mm_sub_epi8(v, zero);  // a digit: 0..9 unsigned
-    const __m128i is_digit = _mm_cmpeq_epi8(_mm_min_epu8(d, nine), d);
-    digit_sums = _mm_add_epi64(digit_sums, _mm_sad_epu8(_mm_and_si128(is_digit, one), none));
+    digit_sums = _mm_add_epi64(digit_sums, _mm_sad_epu8(_mm_and_si128(DigitBytes(v), one), none));
     any_at |= _mm_movemask_epi8(_mm_cmpeq_epi8(v, at));
     any_b |= _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_or_si128(v, case_bit), b));  // 'b' or 'B'
     any_j |= _mm_movemask_epi8(_mm_cmpeq_epi8(v, j));

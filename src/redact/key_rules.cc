@@ -2,36 +2,14 @@
 
 #include <cstring>
 
+#include "redact/short_hash.h"
+
 namespace ordertrace::redact {
-namespace {
-
-uint64_t Load8(const char* p, size_t n) {  // up to 8 bytes, little-endian, zero-padded
-  uint64_t v = 0;
-  std::memcpy(&v, p, n < 8 ? n : 8);
-  return v;
-}
-
-uint64_t Mix(uint64_t a, uint64_t b) {
-  const __uint128_t m = static_cast<__uint128_t>(a) * b;
-  return static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64);
-}
-
-}  // namespace
-
-uint64_t KeyRuleTable::Hash(std::string_view key) {
-  const size_t n = key.size();
-  const uint64_t head = Load8(key.data(), n);
-  const uint64_t tail = n > 8 ? Load8(key.data() + n - 8, 8) : 0;
-  // The middle of long keys matters too ("http.request.header.x" vs "http.response.header.x"
-  // differ only there).
-  const uint64_t middle = n > 16 ? Load8(key.data() + n / 2 - 4, 8) : 0;
-  return Mix(head ^ 0x9e3779b97f4a7c15ull, tail ^ (n * 0xc2b2ae3d27d4eb4full)) ^
-         Mix(middle ^ 0x165667b19e3779f9ull, n + 0x27d4eb2f165667c5ull);
-}
-
 // Equality of two strings of the same size, in 8-byte words (keys are short: a libc memcmp call
 // cost more than the comparison).
-static bool SameBytes(const char* a, const char* b, size_t n) {
+namespace {
+
+bool SameBytes(const char* a, const char* b, size_t n) {
   if (n < 8) {
     for (size_t i = 0; i < n; ++i) {
       if (a[i] != b[i]) return false;
@@ -49,10 +27,12 @@ static bool SameBytes(const char* a, const char* b, size_t n) {
   return x == y;
 }
 
+}  // namespace
+
 void KeyRuleTable::Rehash(size_t slots) {
   slots_.assign(slots, Slot{});
   for (uint32_t i = 0; i < entries_.size(); ++i) {
-    const uint64_t h = Hash(entries_[i].key);
+    const uint64_t h = ShortHash(entries_[i].key);
     size_t s = h & (slots - 1);
     while (slots_[s].entry != 0) s = (s + 1) & (slots - 1);
     slots_[s].hash = h;
@@ -62,7 +42,7 @@ void KeyRuleTable::Rehash(size_t slots) {
 }
 
 KeyRule KeyRuleTable::Set(std::string_view key, KeyRule rule) {
-  const uint64_t h = Hash(key);
+  const uint64_t h = ShortHash(key);
   if (!slots_.empty()) {
     const size_t mask = slots_.size() - 1;
     for (size_t s = h & mask; slots_[s].entry != 0; s = (s + 1) & mask) {
@@ -89,7 +69,7 @@ KeyRule KeyRuleTable::Set(std::string_view key, KeyRule rule) {
 KeyRule KeyRuleTable::Find(std::string_view key) const {
   const size_t n = key.size();
   if (n < 64 ? (sizes_ & (uint64_t{1} << n)) == 0 : !long_keys_) return KeyRule::kScan;
-  const uint64_t h = Hash(key);
+  const uint64_t h = ShortHash(key);
   const size_t mask = slots_.size() - 1;
   for (size_t s = h & mask; slots_[s].entry != 0; s = (s + 1) & mask) {
     const Slot& slot = slots_[s];

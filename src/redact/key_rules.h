@@ -3,8 +3,8 @@
 //
 // Why not std::unordered_map<std::string, ...>: with libstdc++'s std::hash (_Hash_bytes over the
 // whole key) and its bucket walk, the lookups took 16 ns each, about 260 ns a span of the ingest
-// workload (perf, bench/redact_bench.cc); this table hashes two 8-byte loads and the length and
-// probes one flat array (open addressing, load at most 1/2), a few ns a lookup.
+// workload (perf, bench/redact_bench.cc); this table hashes three 8-byte loads and the length
+// (short_hash.h) and probes one flat array (open addressing, load at most 1/2), a few ns a lookup.
 //
 // Thread-safety: immutable after the inserts; Find may run concurrently.
 #pragma once
@@ -39,7 +39,6 @@ class KeyRuleTable {
     uint32_t entry = 0;
     uint32_t size = 0;
   };
-  static uint64_t Hash(std::string_view key);
   void Rehash(size_t slots);
   std::vector<Entry> entries_;
   std::vector<Slot> slots_;

@@ -1,9 +1,11 @@
 #include "redact/value_redactor.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
 #include "common/log.h"
+#include "common/text_format.h"
 #include "common/thread_annotations.h"
 
 namespace ordertrace::redact {
@@ -17,14 +19,8 @@ bool LooksLikeEmail(std::string_view v) {
 // `v` lower-cased (ASCII), in *buffer when it has upper-case letters (most addresses do not, and
 // are used as they are).
 std::string_view Lowered(std::string_view v, std::string* buffer) {
-  size_t i = 0;
-  while (i < v.size() && !(v[i] >= 'A' && v[i] <= 'Z')) ++i;
-  if (i == v.size()) return v;
-  buffer->assign(v);
-  for (; i < buffer->size(); ++i) {
-    char& c = (*buffer)[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
+  if (std::none_of(v.begin(), v.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) return v;
+  *buffer = AsciiLower(v);
   return *buffer;
 }
 

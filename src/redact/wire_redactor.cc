@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "otlp/wire.h"
+#include "redact/short_hash.h"
 
 namespace ordertrace::redact {
 namespace {
@@ -67,13 +68,7 @@ class NestedField {
     } else if (need > width_) {
       out_->insert(at_, need - width_, '\0');
     }
-    uint64_t v = body;
-    char* p = out_->data() + at_;
-    while (v >= 0x80) {
-      *p++ = static_cast<char>((v & 0x7f) | 0x80);
-      v >>= 7;
-    }
-    *p = static_cast<char>(v);
+    PutVarint(out_->data() + at_, body);
   }
 
  private:
@@ -101,7 +96,7 @@ enum class Msg {
 struct Ctx {
   explicit Ctx(const ValueRedactor& r) : redactor(r) {}
   const ValueRedactor& redactor;
-  bool changed = false;
+  bool changed = false;  // the rebuild of one attribute (RewriteKeyValue) changed it
   const char* error = nullptr;
   std::string scratch;
   uint32_t max_value_bytes = 0;  // RedactExportRequest's; 0: none
@@ -112,15 +107,21 @@ bool RewriteKeyValue(Ctx& ctx, uint32_t field, std::string_view in, std::string_
 bool RewriteAnyValue(Ctx& ctx, std::string_view key, KeyRule rule, std::string_view in,
                      std::string* out, int depth);
 
+// A string under `rule` for `key` (free text: kScan, no key); the new value, if any, in
+// ctx.scratch.  A scanned string longer than the value limit is cut to it here, with its tail
+// (ValueRedactor::RedactText): the decoder would cut it where the detectors could not see the
+// whole of a datum.
+Action RedactString(Ctx& ctx, KeyRule rule, std::string_view key, std::string_view value) {
+  if (rule == KeyRule::kScan && ctx.max_value_bytes != 0 && value.size() > ctx.max_value_bytes) {
+    return ctx.redactor.RedactText(value.substr(0, ctx.max_value_bytes), true, &ctx.scratch);
+  }
+  return ctx.redactor.RedactAttribute(rule, key, value, &ctx.scratch);
+}
+
 // Writes string field `field` holding `value` under `rule` for `key`.
 void WriteString(Ctx& ctx, uint32_t field, KeyRule rule, std::string_view key,
                  std::string_view value, std::string* out) {
-  // A scanned value over the limit is cut here with its tail, as at the top level (Walker::Text).
-  const bool truncated =
-      rule == KeyRule::kScan && ctx.max_value_bytes != 0 && value.size() > ctx.max_value_bytes;
-  const Action a =
-      truncated ? ctx.redactor.RedactText(value.substr(0, ctx.max_value_bytes), true, &ctx.scratch)
-                : ctx.redactor.RedactAttribute(rule, key, value, &ctx.scratch);
+  const Action a = RedactString(ctx, rule, key, value);
   if (a == Action::kKept) {
     AppendBytesField(out, field, value);
     return;
@@ -368,24 +369,7 @@ class CleanMemo {
   static constexpr size_t kMaxBytes = 256;  // longer values seldom repeat
   enum Kind : uint64_t { kAttribute = 1, kText = 2 };
 
-  // Three 8-byte words (head, middle, tail) and the size: values that differ elsewhere only
-  // share a slot, and the comparison tells them apart.
-  static uint64_t Hash(Kind kind, std::string_view bytes) {
-    const char* p = bytes.data();
-    const size_t n = bytes.size();
-    uint64_t head = 0, middle = 0, tail = 0;
-    if (n >= 8) {
-      std::memcpy(&head, p, 8);
-      std::memcpy(&middle, p + n / 2 - 4, 8);
-      std::memcpy(&tail, p + n - 8, 8);
-    } else {
-      for (size_t i = 0; i < n; ++i) {
-        head |= static_cast<uint64_t>(static_cast<uint8_t>(p[i])) << (8 * i);
-      }
-    }
-    return Mix(head ^ (kind * 0x9e3779b97f4a7c15ull), tail ^ (n * 0xc2b2ae3d27d4eb4full)) ^
-           Mix(middle ^ 0x165667b19e3779f9ull, n + 0x27d4eb2f165667c5ull);
-  }
+  static uint64_t Hash(Kind kind, std::string_view bytes) { return ShortHash(bytes, kind); }
   bool Contains(uint64_t hash, std::string_view bytes) const {
     for (size_t i = 0, s = hash & (kSlots - 1); i < kProbes; ++i, s = (s + 1) & (kSlots - 1)) {
       const Slot& slot = slots_[s];
@@ -412,10 +396,6 @@ class CleanMemo {
 
  private:
   static constexpr size_t kSlots = 1024, kProbes = 4;
-  static uint64_t Mix(uint64_t a, uint64_t b) {
-    const __uint128_t m = static_cast<__uint128_t>(a) * b;
-    return static_cast<uint64_t>(m) ^ static_cast<uint64_t>(m >> 64);
-  }
   struct Slot {
     uint64_t hash = 0;
     const char* data = nullptr;
@@ -437,10 +417,8 @@ struct Edit {
 
 class Walker {
  public:
-  Walker(Ctx& ctx, std::string_view wire, uint32_t max_value_bytes)
-      : ctx_(ctx),
-        base_(reinterpret_cast<const uint8_t*>(wire.data())),
-        max_value_bytes_(max_value_bytes) {
+  Walker(Ctx& ctx, std::string_view wire)
+      : ctx_(ctx), base_(reinterpret_cast<const uint8_t*>(wire.data())) {
     // Sized for a request where most spans change (one edit and a few dozen bytes a span, a span
     // being a few hundred bytes), so the vectors rarely grow while walking.
     edits_.reserve(wire.size() / 128);
@@ -464,7 +442,6 @@ class Walker {
     e.len = static_cast<uint32_t>(arena_.size() - mark);
     edits_.push_back(e);
     *delta += static_cast<int64_t>(e.len) - (end - begin);
-    ctx_.changed = true;
   }
   bool Attribute(uint32_t field, const uint8_t* field_start, const uint8_t* body,
                  const uint8_t* end, int64_t* delta);
@@ -475,7 +452,6 @@ class Walker {
 
   Ctx& ctx_;
   const uint8_t* base_;
-  const uint32_t max_value_bytes_;
   std::vector<Edit> edits_;
   std::string arena_;
   CleanMemo memo_;
@@ -487,11 +463,7 @@ void Walker::Text(uint32_t field, const uint8_t* field_start, std::string_view b
   const bool memo = body.size() <= CleanMemo::kMaxBytes;
   const uint64_t hash = memo ? CleanMemo::Hash(CleanMemo::kText, body) : 0;
   if (memo && memo_.Contains(hash, body)) return;
-  // A value over the limit would be cut by the decoder where the detectors cannot see the whole
-  // of a datum: it is cut here, and its tail with it (ValueRedactor::RedactText).
-  const bool truncated = max_value_bytes_ != 0 && body.size() > max_value_bytes_;
-  const std::string_view text = truncated ? body.substr(0, max_value_bytes_) : body;
-  if (ctx_.redactor.RedactText(text, truncated, &ctx_.scratch) == Action::kKept) {
+  if (RedactString(ctx_, KeyRule::kScan, std::string_view(), body) == Action::kKept) {
     if (memo) memo_.Add(hash, body);
     return;
   }
@@ -568,11 +540,7 @@ bool Walker::AttributeOnce(uint32_t field, const uint8_t* field_start, const uin
       if (wire::SkipField(tag, q, qend) == nullptr && q == qend) return true;
     }
     if (simple) {
-      const bool truncated =
-          rule == KeyRule::kScan && max_value_bytes_ != 0 && str.size() > max_value_bytes_;
-      const Action a =
-          truncated ? ctx_.redactor.RedactText(str.substr(0, max_value_bytes_), true, &ctx_.scratch)
-                    : ctx_.redactor.RedactAttribute(rule, key, str, &ctx_.scratch);
+      const Action a = RedactString(ctx_, rule, key, str);
       if (a == Action::kKept) return true;
       // The new KeyValue: key, then AnyValue{string_value}.
       const size_t mark = arena_.size();
@@ -598,8 +566,7 @@ bool Walker::AttributeOnce(uint32_t field, const uint8_t* field_start, const uin
   }
   // Anything else (arrays, key-value lists, bytes, a scalar under a pseudonymised key, unknown
   // fields): rebuilt whole, and replaced when the rebuild changed anything.
-  const bool before = ctx_.changed;
-  ctx_.changed = false;
+  ctx_.changed = false;  // set by the rebuild when it changed anything
   const size_t mark = arena_.size();
   if (!RewriteKeyValue(ctx_, field, View(body, end - body), std::string_view(), &arena_, 1)) {
     return false;
@@ -609,7 +576,6 @@ bool Walker::AttributeOnce(uint32_t field, const uint8_t* field_start, const uin
   } else {
     arena_.resize(mark);
   }
-  ctx_.changed = ctx_.changed || before;
   return true;
 }
 
@@ -702,7 +668,7 @@ Result<std::optional<std::string>> RedactExportRequest(std::string_view wire,
   }
   Ctx ctx(redactor);
   ctx.max_value_bytes = max_value_bytes;
-  Walker walker(ctx, wire, max_value_bytes);
+  Walker walker(ctx, wire);
   int64_t delta = 0;
   const uint8_t* p = reinterpret_cast<const uint8_t*>(wire.data());
   if (!walker.Message(Msg::kRequest, p, p + wire.size(), &delta)) {
