@@ -238,8 +238,8 @@ void ListOrders(journey::Engine& engine, const ApiGuard& guard, const JourneyApi
     }
     const std::shared_ptr<const redact::Pseudonymizer> pseudonymizer =
         options.pseudonymizer ? options.pseudonymizer() : nullptr;
-    if ((pseudonymizer && pseudonymizer->IsPseudonym(*partner)) ||
-        redact::HasPseudonymShape(*partner)) {
+    // A pseudonym under any key id: one of ours, a retired key's, a gateway in front's.
+    if (redact::HasPseudonymShape(*partner)) {
       event.resource.emplace_back("partner", *partner);
       query.partners.push_back(std::move(*partner));
     } else {
@@ -253,9 +253,7 @@ void ListOrders(journey::Engine& engine, const ApiGuard& guard, const JourneyApi
         return;
       }
       query.partners = PartnerPseudonyms(*pseudonymizer, *partner);
-      std::string searched;
-      for (const std::string& p : query.partners) searched += (searched.empty() ? "" : ",") + p;
-      event.resource.emplace_back("partner_pseudonyms", searched);
+      event.resource.emplace_back("partner_pseudonyms", Join(query.partners, ","));
       clear_lookup = true;
     }
   }

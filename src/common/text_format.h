@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/clock.h"
 
@@ -35,5 +36,7 @@ std::string Quote(std::string_view s);
 std::string AsciiLower(std::string_view s);
 // `s` without leading and trailing ASCII white space.
 std::string_view TrimSpace(std::string_view s);
+// The items with `separator` between them ("a, b, c"); "" for none.
+std::string Join(const std::vector<std::string>& items, std::string_view separator);
 
 }  // namespace ordertrace

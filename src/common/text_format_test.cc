@@ -34,5 +34,12 @@ TEST(TextFormat, ClockTimeAndThousands) {
   EXPECT_EQ(WithThousands(1204), "1,204");
 }
 
+TEST(TextFormat, Join) {
+  EXPECT_EQ(Join({}, ", "), "");
+  EXPECT_EQ(Join({"k1"}, ","), "k1");
+  EXPECT_EQ(Join({"k2", "k1", "k0"}, ","), "k2,k1,k0");
+  EXPECT_EQ(Join({"a", "b"}, ", "), "a, b");
+}
+
 }  // namespace
 }  // namespace ordertrace

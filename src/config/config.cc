@@ -857,7 +857,7 @@ class Loader {
         if (value.IsNull()) return Status::Ok();  // "log:" with nothing under it
         if (!value.IsMap()) {
           return Error(line, path,
-                       "expected a mapping of keys (" + JoinKeys(KeysUnder(path)) + ")");
+                       "expected a mapping of keys (" + Join(KeysUnder(path), ", ") + ")");
         }
         return Walk(value, path, config);
       } else {
@@ -1263,11 +1263,6 @@ class Loader {
     if (auto it = lines_.find(a); it != lines_.end()) return it->second;
     if (auto it = lines_.find(b); it != lines_.end()) return it->second;
     return 0;
-  }
-  static std::string JoinKeys(const std::vector<std::string>& keys) {
-    std::string out;
-    for (const auto& k : keys) out += (out.empty() ? "" : ", ") + k;
-    return out;
   }
 
   YamlReader reader_;

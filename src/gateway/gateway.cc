@@ -25,6 +25,7 @@
 #include "auth/oidc_client.h"
 #include "broker/monitor.h"
 #include "common/log.h"
+#include "common/text_format.h"
 #include "common/values.h"
 #include "forward/forwarder.h"
 #include "journey/engine.h"
@@ -286,12 +287,6 @@ Result<BuiltRedactor> BuildRedactor(const config::Config::Redaction& r, const st
   }
   built.redactor = std::move(redactor).value();
   return built;
-}
-
-std::string JoinIds(const std::vector<std::string>& ids) {
-  std::string out;
-  for (const std::string& id : ids) out += (out.empty() ? "" : ",") + id;
-  return out;
 }
 
 }  // namespace
@@ -745,7 +740,7 @@ Status Gateway::StartRedaction() {
   g.redactor = built->redactor;
   g.redacting = std::make_shared<redact::RedactingDecoder>(built->redactor, &registry_);
   log::Info("redaction on", {{"current_key_id", built->key_ids.front()},
-                             {"key_ids", JoinIds(built->key_ids)},
+                             {"key_ids", Join(built->key_ids, ",")},
                              {"debug", r.debug}});
   return Status::Ok();
 }
@@ -776,7 +771,7 @@ Status Gateway::ReloadRedaction() {
   if (!built.ok()) {
     e.outcome = "error";
     e.reason = "invalid_keys";
-    e.resource = {{"key_ids_in_force", JoinIds(previous)}};
+    e.resource = {{"key_ids_in_force", Join(previous, ",")}};
     if (g.audit) g.audit->Record(e);
     return built.status();
   }
@@ -802,15 +797,15 @@ Status Gateway::ReloadRedaction() {
   const bool changed = previous != built->key_ids || !e.reason.empty();
   if (e.reason.empty()) e.reason = rotated ? "rotated" : "keys_changed";
   e.resource = {{"current_key_id", built->key_ids.front()},
-                {"key_ids", JoinIds(built->key_ids)},
-                {"previous_key_ids", JoinIds(previous)}};
+                {"key_ids", Join(built->key_ids, ",")},
+                {"previous_key_ids", Join(previous, ",")}};
   // The SIGHUP's config_reload line covers a reload that changed nothing.
   if (g.audit && changed) g.audit->Record(e);
   log::Info(rotated ? "redaction keys rotated: new pseudonyms use the new current key"
                     : "redaction keys reloaded",
             {{"current_key_id", built->key_ids.front()},
-             {"key_ids", JoinIds(built->key_ids)},
-             {"previous_key_ids", JoinIds(previous)}});
+             {"key_ids", Join(built->key_ids, ",")},
+             {"previous_key_ids", Join(previous, ",")}});
   return Status::Ok();
 }
 

@@ -131,12 +131,6 @@ namespace {
 // each, inline): four keep an active order within its 256-byte budget (docs/benchmarks.md).
 constexpr size_t kMaxWatchedServices = 4;
 
-std::string Join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
-  return out;
-}
-
 int Line(const YAML::Node& n) { return YamlReader::Line(n); }
 
 // A stage name: a letter, then letters, digits, '_', '-' or '.'; at most 64 characters.
@@ -188,7 +182,7 @@ class Parser {
   std::string UnknownStage(std::string_view name) const {
     std::vector<std::string> names;
     for (const auto& s : rules_.stages) names.push_back(s.name);
-    return "unknown stage " + Quote(name) + " (stages are " + Join(names) + ")";
+    return "unknown stage " + Quote(name) + " (stages are " + Join(names, ", ") + ")";
   }
 
   Result<Rules> Parse(std::string_view yaml) {
@@ -376,7 +370,7 @@ class Parser {
                        "at most " + std::to_string(kMaxWatchedServices) +
                            " services may be watched by received_by/processed_by; " +
                            Quote(*service) + " would be the " + std::to_string(watched.size()) +
-                           "th (" + Join(watched) + ")");
+                           "th (" + Join(watched, ", ") + ")");
         }
       } else {
         auto d = DurationOf(e, key_path, /*allow_zero=*/false);
