@@ -25,6 +25,7 @@
 #include "auth/oidc_client.h"
 #include "broker/monitor.h"
 #include "common/log.h"
+#include "common/rate_limit.h"
 #include "common/text_format.h"
 #include "common/values.h"
 #include "forward/forwarder.h"
@@ -308,21 +309,7 @@ struct Gateway::Impl {
     if (connections_refused) connections_refused->With({listener}).Inc();
     if (!audit) return;
     uint64_t left_out = 0;
-    {
-      const int64_t second = std::chrono::duration_cast<std::chrono::seconds>(
-                                 std::chrono::steady_clock::now().time_since_epoch())
-                                 .count();
-      std::lock_guard<std::mutex> lock(refusals_mu);
-      if (second != refusals_second) {
-        refusals_second = second;
-        refusals_in_second = 0;
-      }
-      if (++refusals_in_second > kRefusalsAuditedPerSecond) {
-        ++refusals_left_out;
-        return;
-      }
-      left_out = std::exchange(refusals_left_out, 0);
-    }
+    if (!refusal_audits.Admit(&left_out)) return;
     audit::AuditEvent e;
     e.event = "connection_refused";
     e.outcome = "denied";
@@ -334,10 +321,7 @@ struct Gateway::Impl {
     if (left_out > 0) e.resource.emplace_back("refusals_not_audited", std::to_string(left_out));
     audit->Record(e);
   }
-  std::mutex refusals_mu;
-  int64_t refusals_second = 0;     // guarded by refusals_mu
-  int refusals_in_second = 0;      // guarded by refusals_mu
-  uint64_t refusals_left_out = 0;  // guarded by refusals_mu
+  PerSecondLimit refusal_audits{kRefusalsAuditedPerSecond};
   std::function<void(const net::RefusedPeer&)> RefusedHook(const char* listener) {
     return [this, listener](const net::RefusedPeer& p) {
       Refused(listener, p.ip, p.port, p.forwarded_for);

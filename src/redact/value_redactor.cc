@@ -1,12 +1,11 @@
 #include "redact/value_redactor.h"
 
 #include <algorithm>
-#include <chrono>
 #include <utility>
 
 #include "common/log.h"
+#include "common/rate_limit.h"
 #include "common/text_format.h"
-#include "common/thread_annotations.h"
 
 namespace ordertrace::redact {
 namespace {
@@ -122,24 +121,12 @@ bool LoggableKey(std::string_view key) {
 // Rate-limited debug lines; shared by the copies of the observer (std::function copies it).
 class DebugLog {
  public:
-  explicit DebugLog(int per_second) : per_second_(per_second > 0 ? per_second : 1) {}
+  explicit DebugLog(int per_second) : limit_(per_second) {}
 
   void Write(const RuleFired& f) {
     if (!log::Enabled(log::Level::kDebug)) return;
     uint64_t not_logged = 0;
-    {
-      const auto now = std::chrono::steady_clock::now();
-      MutexLock lock(mu_);
-      if (now - window_ >= std::chrono::seconds(1)) {
-        window_ = now;
-        in_window_ = 0;
-      }
-      if (++in_window_ > per_second_) {
-        ++not_logged_;
-        return;
-      }
-      not_logged = std::exchange(not_logged_, 0);
-    }
+    if (!limit_.Admit(&not_logged)) return;
     const bool by_key = f.rule != KeyRule::kScan;
     const char* rule = f.rule == KeyRule::kPseudonymise ? "pseudonymise_key"
                        : f.rule == KeyRule::kDrop       ? "drop_key"
@@ -158,11 +145,7 @@ class DebugLog {
   }
 
  private:
-  const int per_second_;
-  Mutex mu_;
-  std::chrono::steady_clock::time_point window_ GUARDED_BY(mu_){};
-  int in_window_ GUARDED_BY(mu_) = 0;
-  uint64_t not_logged_ GUARDED_BY(mu_) = 0;
+  PerSecondLimit limit_;
 };
 
 }  // namespace
