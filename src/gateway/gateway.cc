@@ -217,15 +217,14 @@ journey::Retention RetentionOf(const config::Config& c) {
   return r;
 }
 
-// A redactor built from redaction.*, with the ids of its keys (the current first).
+// A redactor built from redaction.*.
 struct BuiltRedactor {
   std::shared_ptr<const redact::ValueRedactor> redactor;
-  std::vector<std::string> key_ids;
   std::string created_key_file;  // the default key file, when it was created now
 };
 
 // The redactor redaction.* configures, its key files read now (at start and on SIGHUP: this is
-// the one place that builds one, so the sink it goes to is one line to re-point).  Errors name
+// the one place that builds one; RedactingDecoder::SetRedactor puts it in force).  Errors name
 // the config key and the file, never a key's contents.  `may_create`: the one-key shorthand's
 // file is created (0600) when missing; on a reload it must exist.  `entity_key`: the journeys'
 // (never pseudonymised or dropped).  `counters` is shared by every redactor of the gateway.
@@ -257,7 +256,6 @@ Result<BuiltRedactor> BuildRedactor(const config::Config::Redaction& r, const st
     if (created) built.created_key_file = path;
     keys.push_back(std::move(key).value());
   }
-  for (const redact::PseudonymKey& k : keys) built.key_ids.push_back(k.id);
   auto region = redact::FindPhoneRegion(r.default_region);
   if (!region.ok()) {
     return Status::InvalidArgument("redaction.default_region: " + region.status().message());
@@ -338,9 +336,6 @@ struct Gateway::Impl {
   // ordertrace_redaction_values_total: one set for every redactor, so a key rotation does not
   // reset them.
   std::shared_ptr<redact::RedactionCounters> redaction_counters;
-  // The redactor in force and its key ids, the current first (Start and SIGHUP, one thread).
-  std::shared_ptr<const redact::ValueRedactor> redactor;
-  std::vector<std::string> redaction_key_ids;
   pipeline::BatchSink* sink = nullptr;  // what the receivers hand batches to
   std::unique_ptr<net::HttpServer> otlp_http;
   std::unique_ptr<receive::OtlpGrpcReceiver> otlp_grpc;
@@ -720,18 +715,20 @@ Status Gateway::StartRedaction() {
   if (r.debug && !log::Enabled(log::Level::kDebug)) {
     log::Warn("redaction.debug is on but log.level is not debug: nothing will show");
   }
-  g.redaction_key_ids = built->key_ids;
-  g.redactor = built->redactor;
   g.redacting = std::make_shared<redact::RedactingDecoder>(built->redactor, &registry_);
-  log::Info("redaction on", {{"current_key_id", built->key_ids.front()},
-                             {"key_ids", Join(built->key_ids, ",")},
-                             {"debug", r.debug}});
+  const std::vector<std::string> key_ids = built->redactor->pseudonymizer().key_ids();
+  log::Info(
+      "redaction on",
+      {{"current_key_id", key_ids.front()}, {"key_ids", Join(key_ids, ",")}, {"debug", r.debug}});
   return Status::Ok();
 }
 
 Status Gateway::ReloadRedaction() {
   Impl& g = *impl_;
-  if (!g.redactor) return Status::InvalidArgument("redaction is off (redaction.enabled)");
+  // The redactor in force (SetRedactor below is the one place it changes).
+  const std::shared_ptr<const redact::ValueRedactor> current =
+      g.redacting ? g.redacting->redactor() : nullptr;
+  if (!current) return Status::InvalidArgument("redaction is off (redaction.enabled)");
   config::Config::Redaction r = config_.redaction;
   auto build = [&]() -> Result<BuiltRedactor> {
     if (config_loader_) {
@@ -749,7 +746,7 @@ Status Gateway::ReloadRedaction() {
                          /*may_create=*/false);
   };
   Result<BuiltRedactor> built = build();
-  const std::vector<std::string> previous = g.redaction_key_ids;
+  const std::vector<std::string> previous = current->pseudonymizer().key_ids();
   audit::AuditEvent e;
   e.event = "redaction_keys_reloaded";
   if (!built.ok()) {
@@ -761,11 +758,12 @@ Status Gateway::ReloadRedaction() {
   }
   // A key whose id stayed but whose file now holds another secret: its old pseudonyms can no
   // longer be looked up or reproduced (a new key wants a new id).
-  const auto before = g.redactor->pseudonymizer().AllPseudonyms("probe", "");
+  const std::vector<std::string> key_ids = built->redactor->pseudonymizer().key_ids();
+  const auto before = current->pseudonymizer().AllPseudonyms("probe", "");
   const auto after = built->redactor->pseudonymizer().AllPseudonyms("probe", "");
   for (size_t i = 0; i < previous.size() && i < before.size(); ++i) {
-    for (size_t j = 0; j < built->key_ids.size() && j < after.size(); ++j) {
-      if (previous[i] == built->key_ids[j] && before[i] != after[j]) {
+    for (size_t j = 0; j < key_ids.size() && j < after.size(); ++j) {
+      if (previous[i] == key_ids[j] && before[i] != after[j]) {
         log::Warn("redaction: the file of key " + previous[i] +
                   " now holds another key; pseudonyms made before cannot be looked up any more "
                   "(give a new key a new id)");
@@ -774,21 +772,19 @@ Status Gateway::ReloadRedaction() {
     }
   }
   g.redacting->SetRedactor(built->redactor);  // the one place the new redactor goes
-  g.redactor = built->redactor;
-  g.redaction_key_ids = built->key_ids;
   config_.redaction = r;
-  const bool rotated = previous.empty() || previous.front() != built->key_ids.front();
-  const bool changed = previous != built->key_ids || !e.reason.empty();
+  const bool rotated = previous.empty() || previous.front() != key_ids.front();
+  const bool changed = previous != key_ids || !e.reason.empty();
   if (e.reason.empty()) e.reason = rotated ? "rotated" : "keys_changed";
-  e.resource = {{"current_key_id", built->key_ids.front()},
-                {"key_ids", Join(built->key_ids, ",")},
+  e.resource = {{"current_key_id", key_ids.front()},
+                {"key_ids", Join(key_ids, ",")},
                 {"previous_key_ids", Join(previous, ",")}};
   // The SIGHUP's config_reload line covers a reload that changed nothing.
   if (g.audit && changed) g.audit->Record(e);
   log::Info(rotated ? "redaction keys rotated: new pseudonyms use the new current key"
                     : "redaction keys reloaded",
-            {{"current_key_id", built->key_ids.front()},
-             {"key_ids", Join(built->key_ids, ",")},
+            {{"current_key_id", key_ids.front()},
+             {"key_ids", Join(key_ids, ",")},
              {"previous_key_ids", Join(previous, ",")}});
   return Status::Ok();
 }
@@ -936,11 +932,11 @@ Status Gateway::ReloadRules() {
   if (!g.engine) return Status::InvalidArgument("journeys are disabled (journeys.enabled)");
   auto rules = LoadJourneyRules(config_);
   if (!rules.ok()) return rules.status();
-  if (g.redactor) {
+  if (const auto redactor = g.redacting ? g.redacting->redactor() : nullptr) {
     // An entity key the redaction would change: lookups by id would break (the redactor is
     // rebuilt with the new entity key by ReloadRedaction, right after on SIGHUP).
     const std::string& key = (*rules)->entity_key;
-    if (g.redactor->PseudonymisesKey(key) || g.redactor->DropsKey(key)) {
+    if (redactor->PseudonymisesKey(key) || redactor->DropsKey(key)) {
       return Status::InvalidArgument("the rules' entity key '" + key +
                                      "' is pseudonymised or dropped by redaction.*: orders are "
                                      "found by it");
@@ -1018,7 +1014,7 @@ Status Gateway::Run() {
         failed += failed.empty() ? "tls" : ",tls";
       }
       // After the rules: the redactor keeps their entity key.
-      if (impl_->redactor) {
+      if (impl_->redacting) {
         if (Status s = ReloadRedaction(); !s.ok()) {
           log::Error("redaction keys not reloaded; the previous keys stay in force",
                      {{"error", s.message()}});

@@ -231,6 +231,12 @@ bool HasPseudonymShape(std::string_view value) {
   return true;
 }
 
+std::vector<std::string> Pseudonymizer::key_ids() const {
+  std::vector<std::string> ids;
+  for (const PreparedKey& k : keys_) ids.push_back(k.key.id);
+  return ids;
+}
+
 bool Pseudonymizer::IsPseudonym(std::string_view value) const {
   if (!HasPseudonymShape(value)) return false;
   const std::string_view id = value.substr(4, value.find(':', 4) - 4);

@@ -65,6 +65,8 @@ class Pseudonymizer {
   bool IsPseudonym(std::string_view value) const;
 
   const std::string& current_key_id() const { return keys_.front().key.id; }
+  // The ids of the keys, the current first.
+  std::vector<std::string> key_ids() const;
 
  private:
   // HMAC-SHA256 (RFC 2104) with the key's inner and outer hash states prepared once: OpenSSL 3's
