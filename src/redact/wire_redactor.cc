@@ -232,15 +232,16 @@ bool RewriteAnyValue(Ctx& ctx, std::string_view key, KeyRule rule, std::string_v
   return true;
 }
 
-// Writes KeyValue `in` as field `field` of *out: dropped (nothing written), copied, or with its
-// value rewritten.  `forced_key`: inside a value of a pseudonymised key, whose rule applies to
-// everything nested.
-bool RewriteKeyValue(Ctx& ctx, uint32_t field, std::string_view in, std::string_view forced_key,
-                     std::string* out, int depth) {
-  const uint8_t* p = reinterpret_cast<const uint8_t*>(in.data());
-  const uint8_t* end = p + in.size();
+// A KeyValue message's parts: its key, its value (an AnyValue; `has_value` when present), and
+// whether it had fields OTLP does not define.
+struct KeyValueParts {
   std::string_view key, value;
   bool has_value = false, unknown = false;
+};
+
+bool ReadKeyValue(Ctx& ctx, std::string_view in, KeyValueParts* kv) {
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(in.data());
+  const uint8_t* end = p + in.size();
   while (p < end) {
     uint32_t tag;
     if (!wire::ReadTag(p, end, &tag)) return (ctx.error = "truncated tag"), false;
@@ -250,16 +251,27 @@ bool RewriteKeyValue(Ctx& ctx, uint32_t field, std::string_view in, std::string_
       uint32_t n;
       if (!wire::ReadLengthDelimited(p, end, &d, &n)) return (ctx.error = "bad length"), false;
       if ((tag >> 3) == 1) {
-        key = View(d, n);
+        kv->key = View(d, n);
       } else {
-        value = View(d, n);
-        has_value = true;
+        kv->value = View(d, n);
+        kv->has_value = true;
       }
     } else {
       if (const char* err = wire::SkipField(tag, p, end)) return (ctx.error = err), false;
-      unknown = true;
+      kv->unknown = true;
     }
   }
+  return true;
+}
+
+// Writes KeyValue `in` as field `field` of *out: dropped (nothing written), copied, or with its
+// value rewritten.  `forced_key`: inside a value of a pseudonymised key, whose rule applies to
+// everything nested.
+bool RewriteKeyValue(Ctx& ctx, uint32_t field, std::string_view in, std::string_view forced_key,
+                     std::string* out, int depth) {
+  KeyValueParts parts;
+  if (!ReadKeyValue(ctx, in, &parts)) return false;
+  const auto& [key, value, has_value, unknown] = parts;
   const bool forced = !forced_key.empty();
   const KeyRule rule = forced ? KeyRule::kPseudonymise : ctx.redactor.RuleOfKey(key);
   if (rule == KeyRule::kDrop) {
@@ -491,28 +503,10 @@ bool Walker::Attribute(uint32_t field, const uint8_t* field_start, const uint8_t
 bool Walker::AttributeOnce(uint32_t field, const uint8_t* field_start, const uint8_t* body,
                            const uint8_t* end, int64_t* delta) {
   // The common case, read here without building anything: a key and a value that is one string.
-  std::string_view key, value, str;
-  bool unknown = false, has_value = false;
-  const uint8_t* p = body;
-  while (p < end) {
-    uint32_t tag;
-    if (!wire::ReadTag(p, end, &tag)) return (ctx_.error = "truncated tag"), false;
-    if (tag == wire::Tag(1, wire::kLengthDelimited) ||
-        tag == wire::Tag(2, wire::kLengthDelimited)) {
-      const uint8_t* d;
-      uint32_t n;
-      if (!wire::ReadLengthDelimited(p, end, &d, &n)) return (ctx_.error = "bad length"), false;
-      if ((tag >> 3) == 1) {
-        key = View(d, n);
-      } else {
-        value = View(d, n);
-        has_value = true;
-      }
-    } else {
-      if (const char* err = wire::SkipField(tag, p, end)) return (ctx_.error = err), false;
-      unknown = true;
-    }
-  }
+  KeyValueParts parts;
+  if (!ReadKeyValue(ctx_, View(body, end - body), &parts)) return false;
+  const auto& [key, value, has_value, unknown] = parts;
+  std::string_view str;
   const KeyRule rule = ctx_.redactor.RuleOfKey(key);
   if (rule == KeyRule::kDrop) {
     ctx_.redactor.RedactAttribute(rule, key, "", &ctx_.scratch);  // counted as dropped
