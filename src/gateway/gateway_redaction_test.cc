@@ -73,8 +73,6 @@ std::string OrderSpan(const std::string& order, const std::string& name,
   return b.Serialized();
 }
 
-using Running = RunningGateway;
-
 class GatewayRedactionTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -148,7 +146,7 @@ TEST_F(GatewayRedactionTest, SighupRotatesToTheKeyListedFirst) {
   std::atomic<bool> rotate{false};
   Gateway gw(config_);
   gw.SetConfigLoader([&]() -> Result<config::Config> { return rotate.load() ? rotated : config_; });
-  Running running(gw);
+  RunningGateway running(gw);
   ASSERT_TRUE(running.WaitReady());
   const uint16_t api = gw.http_port(), otlp = gw.otlp_http_port();
 

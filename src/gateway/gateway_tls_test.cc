@@ -47,8 +47,6 @@ std::vector<std::string> Lines(const std::string& path) {
 
 using testing_support::OneSpanRequest;
 
-using Running = RunningGateway;
-
 class GatewayTlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -234,7 +232,7 @@ TEST_F(GatewayTlsTest, ReloadServesTheReplacedCertificateAndKeepsItOnABadFile) {
 TEST_F(GatewayTlsTest, SighupServesTheReplacedCertificate) {
   config_.listen.tls.http = ServerTls();
   Gateway gw(config_);
-  Running running(gw);
+  RunningGateway running(gw);
   ASSERT_TRUE(running.WaitReady());
   EXPECT_EQ(testing_support::ServerCommonName(gw.http_port(), files_.ca_cert), "server-1");
 
@@ -391,7 +389,7 @@ TEST_F(GatewayTlsTest, AllowedPeersAreServedAndTheApiSendsSecurityHeaders) {
 TEST_F(GatewayTlsTest, SighupServesTheReplacedGrpcCertificateAndReopensTheAudit) {
   config_.listen.tls.otlp_grpc = ServerTls();
   Gateway gw(config_);
-  Running running(gw);
+  RunningGateway running(gw);
   ASSERT_TRUE(running.WaitReady());
   EXPECT_EQ(testing_support::ServerCommonName(gw.otlp_grpc_port(), files_.ca_cert), "server-1");
 
