@@ -79,6 +79,14 @@ class ChildProcess {
     return exit_code_;
   }
 
+  // SIGKILL and reap: the crash case.  Returns the exit code (128 + 9), -1 when nothing ran.
+  int Kill() {
+    if (pid_ <= 0) return exit_code_;
+    ::kill(pid_, SIGKILL);
+    Reap(0);
+    return exit_code_;
+  }
+
   bool running() {
     if (pid_ > 0) Reap(WNOHANG);
     return pid_ > 0;
