@@ -339,6 +339,20 @@ Setter UrlKey(std::string* (*field)(Config*)) {
   };
 }
 
+// ---- jaeger.*: Jaeger's query service behind the gateway (docs/jaeger.md) --------------------
+
+void AddJaegerKeys(std::map<std::string, Setter>* schema) {
+  auto& k = *schema;
+  k["jaeger.query_url"] = UrlKey([](Config* c) { return &c->jaeger.query_url; });
+  k["jaeger.public_url"] = UrlKey([](Config* c) { return &c->jaeger.public_url; });
+  k["jaeger.timeout"] =
+      DurationKey([](Config* c) { return &c->jaeger.timeout; }, std::chrono::milliseconds(100),
+                  std::chrono::minutes(10), "100ms to 10m");
+  k["jaeger.max_response_bytes"] = SizeKey<uint64_t>(
+      [](Config* c) { return &c->jaeger.max_response_bytes; }, 1024, uint64_t{4} << 30);
+  k["jaeger.ca_file"] = StringKey([](Config* c) { return &c->jaeger.ca_file; });
+}
+
 // ---- auth.*: API sign-in (OIDC bearer tokens) and roles ---------------------------------------
 
 using StringList = std::vector<std::string>;
@@ -769,6 +783,7 @@ const std::map<std::string, Setter>& Schema() {
             AddAuthKeys(keys);
             AddNetworkKeys(keys);
             AddRedactionKeys(keys);
+            AddJaegerKeys(keys);
             return keys;
           }();
   return *schema;
@@ -1449,6 +1464,23 @@ Result<std::string> BrokerPassword(const Config::Broker& broker, const EnvLookup
   }
   if (!broker.password.empty()) return broker.password;
   return std::string("guest");  // RabbitMQ's default user, as the user default is
+}
+
+std::string JaegerLinkBase(const Config& config, std::string_view hostname) {
+  if (!config.journeys.jaeger_ui.empty()) return config.journeys.jaeger_ui;
+  if (config.jaeger.query_url.empty()) return "http://localhost:16686";
+  if (!config.jaeger.public_url.empty()) return config.jaeger.public_url + "/jaeger";
+  std::string listen = config.listen.http;
+  std::string host = listen, port;
+  if (const auto colon = listen.rfind(':'); colon != std::string::npos) {
+    host = listen.substr(0, colon);
+    port = listen.substr(colon + 1);
+  }
+  if (host == "0.0.0.0" || host == "[::]" || host == "::" || host.empty()) {
+    host = hostname.empty() ? std::string("localhost") : std::string(hostname);
+  }
+  const char* scheme = config.listen.tls.http.enabled() ? "https://" : "http://";
+  return scheme + host + (port.empty() ? "" : ":" + port) + "/jaeger";
 }
 
 Result<std::string> NormalizeHttpUrl(std::string_view text) {

@@ -137,9 +137,11 @@ struct Config {
   struct Journeys {
     bool enabled = true;
     std::string rules;  // rules file; "" = the built-in default lifecycle
-    std::string jaeger_ui = "http://localhost:16686";  // links: {jaeger_ui}/trace/{trace_id}
-    std::string store = "sqlite";                      // sqlite | memory
-    std::string sqlite_path;                           // default <data_dir>/journeys.db
+    // Links to traces: {jaeger_ui}/trace/{trace_id}.  "": the gateway's own /jaeger/ when
+    // jaeger.query_url is set ({jaeger.public_url}/jaeger), else http://localhost:16686.
+    std::string jaeger_ui;
+    std::string store = "sqlite";  // sqlite | memory
+    std::string sqlite_path;       // default <data_dir>/journeys.db
     // SQLite page cache of the writer connection; the reader gets half (docs/configuration.md).
     uint64_t sqlite_cache_bytes = 64ull << 20;
     // How long data is kept; 0: forever.
@@ -162,6 +164,20 @@ struct Config {
       uint32_t max_tracked_traces = 500000;
     } attribution;
   } journeys;
+  // Jaeger's query service behind the gateway (docs/jaeger.md): the gateway serves it under
+  // /jaeger/ to signed-in Developers/DevOps only and reads an order's spans back from it.
+  struct Jaeger {
+    // Where the gateway reaches Jaeger's query service, its base_path included:
+    // http://127.0.0.1:16686/jaeger.  "": /jaeger/ is not served and nothing is read back.
+    std::string query_url;
+    std::chrono::milliseconds timeout{30000};          // per proxied request or read-back
+    uint64_t max_response_bytes = uint64_t{64} << 20;  // a larger answer: 502
+    std::string ca_file;                               // for an https query_url; "": system CAs
+    // The URL people reach the gateway's API at (https://ordertrace.example), for links in
+    // alerts and the API when journeys.jaeger_ui is not set: {public_url}/jaeger.  "": from
+    // listen.http (https with TLS; an unspecified host becomes this machine's host name).
+    std::string public_url;
+  } jaeger;
   // Alerts about stuck orders (docs/alerting.md); off while no sink is configured.
   struct Alerting {
     std::vector<std::string> alertmanager;  // base URLs, each gets every alert (HA pair)
@@ -300,6 +316,12 @@ Result<std::string> NormalizeManagementUrl(std::string_view text);
 // command-line overrides; also checks the auth.oidc keys that flags may have set (issuer and
 // audience together).
 Status CheckListenerExposure(const Config& config);
+
+// The base of links to Jaeger (traces, spans, an order's traces): journeys.jaeger_ui when set;
+// else, with jaeger.query_url, the gateway's own /jaeger/ at jaeger.public_url, or at listen.http
+// (https with TLS there; 0.0.0.0, :: or an empty host become `hostname`); else the stand-alone
+// Jaeger UI's default, http://localhost:16686.  Without a trailing '/'.
+std::string JaegerLinkBase(const Config& config, std::string_view hostname = "");
 
 // The value syntaxes (sizes, durations, booleans, HOST:PORT) are common/values.h.
 Result<log::Format> ParseLogFormat(std::string_view text);  // logfmt | json

@@ -409,7 +409,8 @@ TEST(ConfigTest, JourneysDefaults) {
   const Config::Journeys& j = c->journeys;
   EXPECT_TRUE(j.enabled);
   EXPECT_EQ(j.rules, "");
-  EXPECT_EQ(j.jaeger_ui, "http://localhost:16686");
+  EXPECT_EQ(j.jaeger_ui, "");
+  EXPECT_EQ(JaegerLinkBase(c.value()), "http://localhost:16686");
   EXPECT_EQ(j.store, "sqlite");
   EXPECT_EQ(j.sqlite_path, "");
   EXPECT_EQ(j.sqlite_cache_bytes, 64u << 20);
@@ -1270,6 +1271,53 @@ TEST(ConfigRedactionTest, ErrorsNameTheLineAndKey) {
             "gateway.yaml:2: redaction.drop_keys[0]: expected an attribute key like partner.id");
   EXPECT_EQ(ErrorOf("redaction:\n  debug: maybe\n").find("gateway.yaml:2: redaction.debug:"), 0u);
   EXPECT_EQ(ErrorOf("redaction:\n  key: /a\n").find("gateway.yaml:2: redaction.key:"), 0u);
+}
+
+TEST(ConfigTest, JaegerQueryServiceAndLinks) {
+  auto d = Parse("");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->jaeger.query_url, "");
+  EXPECT_EQ(d->jaeger.timeout, std::chrono::seconds(30));
+  EXPECT_EQ(d->jaeger.max_response_bytes, uint64_t{64} << 20);
+
+  auto c = Parse(R"(
+listen:
+  http: 0.0.0.0:8443
+  tls:
+    http: {cert_file: /c.pem, key_file: /k.pem}
+jaeger:
+  query_url: http://127.0.0.1:16686/jaeger/
+  timeout: 5s
+  max_response_bytes: 1MiB
+  ca_file: /ca.pem
+)");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->jaeger.query_url, "http://127.0.0.1:16686/jaeger");
+  EXPECT_EQ(c->jaeger.timeout, std::chrono::seconds(5));
+  EXPECT_EQ(c->jaeger.max_response_bytes, uint64_t{1} << 20);
+  EXPECT_EQ(c->jaeger.ca_file, "/ca.pem");
+  // Links go to the gateway's own /jaeger/: at the listener, with the host name for 0.0.0.0 ...
+  EXPECT_EQ(JaegerLinkBase(c.value(), "gw1"), "https://gw1:8443/jaeger");
+  // ... at the public URL when given ...
+  c->jaeger.public_url = "https://ordertrace.example";
+  EXPECT_EQ(JaegerLinkBase(c.value(), "gw1"), "https://ordertrace.example/jaeger");
+  // ... and where journeys.jaeger_ui says, for a deployment that keeps its own Jaeger URL.
+  c->journeys.jaeger_ui = "https://jaeger.example";
+  EXPECT_EQ(JaegerLinkBase(c.value(), "gw1"), "https://jaeger.example");
+
+  auto plain =
+      Parse("listen:\n  http: 127.0.0.1:8080\njaeger:\n  query_url: http://j:16686/jaeger\n");
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  EXPECT_EQ(JaegerLinkBase(plain.value(), "gw1"), "http://127.0.0.1:8080/jaeger");
+
+  EXPECT_EQ(
+      ErrorOf("jaeger:\n  query_url: 127.0.0.1:16686\n").find("gateway.yaml:2: jaeger.query_url: "),
+      0u);
+  EXPECT_EQ(ErrorOf("jaeger:\n  timeout: 1ms\n").find("gateway.yaml:2: jaeger.timeout: "), 0u);
+  EXPECT_EQ(ErrorOf("jaeger:\n  max_response_bytes: 1\n")
+                .find("gateway.yaml:2: jaeger.max_response_bytes: "),
+            0u);
+  EXPECT_EQ(ErrorOf("jaeger:\n  url: http://x\n").find("gateway.yaml:2: jaeger.url: "), 0u);
 }
 
 }  // namespace

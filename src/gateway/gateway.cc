@@ -53,6 +53,13 @@
 namespace ordertrace::gateway {
 namespace {
 
+// This machine's host name, for links when the API listens on every interface; "" unknown.
+std::string HostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0) return "";
+  return name;
+}
+
 // A listener's TLS context, or null when its listen.tls.<name> is off; errors name the key.
 Result<std::shared_ptr<const net::TlsServerContext>> LoadListenerTls(
     const config::Config::Listen::Tls& tls, const char* name) {
@@ -541,7 +548,7 @@ Status Gateway::Start() {
   api::RegisterMeRoute(*g.api, *g.guard, g.bearer ? &g.bearer->roles() : nullptr);
   if (g.engine) {
     api::JourneyApiOptions journey_api;
-    journey_api.jaeger_ui = config_.journeys.jaeger_ui;
+    journey_api.jaeger_ui = config::JaegerLinkBase(config_, HostName());
     journey_api.max_spans = config_.journeys.max_spans_per_view;
     journey_api.broker = g.broker.get();
     if (g.redacting) {
@@ -894,7 +901,7 @@ Status Gateway::StartAlerts() {
   }
   if (sinks.empty()) return Status::Ok();
   alert::DispatcherOptions o;
-  o.jaeger_ui = config_.journeys.jaeger_ui;
+  o.jaeger_ui = config::JaegerLinkBase(config_, HostName());
   o.runbook_url = a.runbook_url;
   o.resend_interval = a.resend_interval;
   o.storm_threshold = a.storm.threshold;
