@@ -34,7 +34,9 @@ std::vector<std::string> DefaultRoleClaims(std::string_view client) {
 }
 
 std::vector<std::pair<std::string, std::vector<std::string>>> DefaultActions() {
-  const std::vector<std::string> read = {"orders.read", "orders.list", "broker.read"};
+  // traces.read: Jaeger's traces, through the gateway's /jaeger/ and an order's read-back.
+  const std::vector<std::string> read = {"orders.read", "orders.list", "broker.read",
+                                         "traces.read"};
   // A clear partner id's lookup (GET /api/v1/orders?partner=) re-identifies a partner's orders:
   // DevOps only.
   std::vector<std::string> devops = read;

@@ -72,7 +72,7 @@ TEST(RoleMapperTest, ActionsPerRole) {
   EXPECT_TRUE(m.Allows({"Developer", "DevOps"}, "audit.read"));
   EXPECT_FALSE(m.Allows({}, "orders.read"));
   RoleMapper d = Mapper();
-  for (const char* a : {"orders.read", "orders.list", "broker.read"}) {
+  for (const char* a : {"orders.read", "orders.list", "broker.read", "traces.read"}) {
     EXPECT_TRUE(d.Allows({"Developer"}, a));
     EXPECT_TRUE(d.Allows({"DevOps"}, a));
   }
