@@ -299,6 +299,52 @@ TEST_F(ApiGuardTest, NoSecretReachesTheAuditOrTheAnswer) {
   }
 }
 
+// ?include=jaeger reads the order's traces back from Jaeger: it needs traces.read besides
+// orders.read, checked before anything is read, and audited with what was asked.
+TEST_F(ApiGuardTest, IncludeJaegerNeedsTracesRead) {
+  std::atomic<int> read_backs{0};
+  journey_options_.jaeger_read_back = [&read_backs](const journey::Journey& j) {
+    ++read_backs;
+    return json{{"traces", json::array()}, {"order", j.order.order_id}};
+  };
+  auth::RoleOptions roles;
+  roles.actions = {{"Developer", {"orders.read"}}, {"DevOps", {"orders.read", "traces.read"}}};
+  Start(roles);
+  journey::SpanRecord span;
+  span.order_id = "A-1";
+  span.trace_id = "0af7651916cd43dd8448eb211c80319c";
+  span.span_id = "00000000000000a1";
+  span.service = "crm";
+  span.start_ns = kNow * kSec;
+  span.end_ns = span.start_ns + kSec;
+  ASSERT_TRUE(engine_->Apply({span}).ok());
+  (void)audit_.Take();
+
+  const std::string dev = Token({{"roles", {"Developer"}}});
+  EXPECT_EQ(GetWith(dev, "/api/v1/orders/A-1").status, 200);  // without it: orders.read only
+  net::HttpReply r = GetWith(dev, "/api/v1/orders/A-1?include=jaeger");
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"], "forbidden: your roles do not allow traces.read");
+  EXPECT_EQ(GetWith(dev, "/api/v1/orders/NOPE?include=jaeger").status, 403);  // not 404
+  EXPECT_EQ(read_backs, 0);
+  r = GetWith(Token({{"roles", {"DevOps"}}}), "/api/v1/orders/A-1?include=jaeger");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["jaeger"]["order"], "A-1");
+  EXPECT_EQ(read_backs, 1);
+
+  const auto events = audit_.Take();
+  ASSERT_EQ(events.size(), 4u);
+  using Entry = std::pair<std::string, std::string>;
+  EXPECT_EQ(events[0].resource, (std::vector<Entry>{{"type", "order"}, {"id", "A-1"}}));
+  EXPECT_EQ(events[1].outcome, "denied");
+  EXPECT_EQ(events[1].reason, "action_not_allowed");
+  EXPECT_EQ(events[1].resource,
+            (std::vector<Entry>{{"type", "order"}, {"id", "A-1"}, {"include", "jaeger"}}));
+  EXPECT_EQ(events[3].outcome, "allowed");
+  EXPECT_EQ(events[3].resource,
+            (std::vector<Entry>{{"type", "order"}, {"id", "A-1"}, {"include", "jaeger"}}));
+}
+
 // Finding a partner's orders (journey_api.h): by pseudonym for every reader, by clear id for a
 // role with orders.lookup_partner only (DevOps by default), hashed under every retained key, and
 // audited (to a real audit file here) without the clear value.  The partners are stored as the

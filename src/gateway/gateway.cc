@@ -29,6 +29,8 @@
 #include "common/text_format.h"
 #include "common/values.h"
 #include "forward/forwarder.h"
+#include "jaeger/query_client.h"
+#include "jaeger/read_back.h"
 #include "journey/engine.h"
 #include "journey/journey_stage.h"
 #include "journey/retention.h"
@@ -356,6 +358,9 @@ struct Gateway::Impl {
   std::unique_ptr<auth::BrowserSignIn> signin;
   std::unique_ptr<api::Authorizer> authorizer;
   std::unique_ptr<api::ApiGuard> guard;
+  // Reads orders' traces back from Jaeger (null without jaeger.query_url); shared with the
+  // journey API's handler, which keeps it alive while it runs.
+  std::shared_ptr<const jaeger::QueryClient> jaeger_query;
   std::unique_ptr<net::HttpServer> api;
   // Journeys (null when journeys.enabled is false).
   SystemClock clock;
@@ -513,6 +518,21 @@ Status Gateway::Start() {
     return s;
   }
 
+  // Jaeger's query service (jaeger.query_url): the client reading orders' traces back.
+  if (!config_.jaeger.query_url.empty()) {
+    jaeger::QueryClientOptions o;
+    o.query_url = config_.jaeger.query_url;
+    o.timeout = config_.jaeger.timeout;
+    o.max_response_bytes = config_.jaeger.max_response_bytes;
+    o.ca_file = config_.jaeger.ca_file;
+    auto client = jaeger::QueryClient::Create(std::move(o));
+    if (!client.ok()) {
+      Stop();
+      return Status(client.status().code(), "jaeger.*: " + client.status().message());
+    }
+    g.jaeger_query = std::move(client).value();
+  }
+
   receive::OtlpReceiverOptions receiver_options;
   receiver_options.limits = config_.limits;
   receiver_options.max_body_bytes = config_.receiver.max_body_bytes;
@@ -535,7 +555,8 @@ Status Gateway::Start() {
   // One thread serves the API; with browser sign-in, a sign-in's code exchange waits for the
   // IdP's token endpoint on a request thread (bounded by its timeout and by
   // max_concurrent_exchanges), so a few more keep the API answering meanwhile.
-  api_options.threads = config_.auth.signin.enabled() ? 4 : 1;
+  // A read-back from Jaeger (?include=jaeger) waits for Jaeger the same way (jaeger.timeout).
+  api_options.threads = config_.auth.signin.enabled() || !config_.jaeger.query_url.empty() ? 4 : 1;
   api_options.tls = *api_tls;
   api_options.hsts = true;
   api_options.security_headers = true;
@@ -549,6 +570,12 @@ Status Gateway::Start() {
   if (g.engine) {
     api::JourneyApiOptions journey_api;
     journey_api.jaeger_ui = config::JaegerLinkBase(config_, HostName());
+    if (g.jaeger_query) {
+      // ?include=jaeger: the order's traces as Jaeger holds them (the lambda keeps the client).
+      journey_api.jaeger_read_back = [client = g.jaeger_query](const journey::Journey& journey) {
+        return jaeger::ReadBack(*client, journey);
+      };
+    }
     journey_api.max_spans = config_.journeys.max_spans_per_view;
     journey_api.broker = g.broker.get();
     if (g.redacting) {
