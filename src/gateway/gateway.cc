@@ -572,8 +572,26 @@ Status Gateway::Start() {
     journey_api.jaeger_ui = config::JaegerLinkBase(config_, HostName());
     if (g.jaeger_query) {
       // ?include=jaeger: the order's traces as Jaeger holds them (the lambda keeps the client).
-      journey_api.jaeger_read_back = [client = g.jaeger_query](const journey::Journey& journey) {
-        return jaeger::ReadBack(*client, journey);
+      metrics::Family<metrics::Counter>* traces = &registry_.AddCounter(
+          "ordertrace_jaeger_read_back_traces_total",
+          "Traces of orders read back from Jaeger (?include=jaeger), by outcome: found, missing "
+          "(Jaeger does not hold it), failed (or not asked: time or size budget spent), "
+          "left_out (over the 20 newest).",
+          {"outcome"});
+      journey_api.jaeger_read_back = [client = g.jaeger_query,
+                                      traces](const journey::Journey& journey) {
+        nlohmann::json r = jaeger::ReadBack(*client, journey);
+        traces->With({"found"}).Inc(r["traces"].size());
+        traces->With({"missing"}).Inc(r["missing"].size());
+        traces->With({"failed"}).Inc(r["failed"].size());
+        traces->With({"left_out"}).Inc(r["left_out"].size());
+        if (r["error"].is_string()) {
+          log::Warn("order's traces not read back from Jaeger",
+                    {{"order_id", journey.order.order_id},
+                     {"failed", static_cast<uint64_t>(r["failed"].size())},
+                     {"error", r["error"].get<std::string>()}});
+        }
+        return r;
       };
     }
     journey_api.max_spans = config_.journeys.max_spans_per_view;

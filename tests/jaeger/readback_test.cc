@@ -208,6 +208,12 @@ TEST_F(JaegerReadBack, TheOrdersSpansComeBackFromJaegerAndAJaegerDownIsNamed) {
   EXPECT_EQ(j["jaeger"]["error"], "Jaeger is not reachable: connect: Connection refused")
       << j["jaeger"].dump(2);
   EXPECT_EQ(j["jaeger"]["failed"].size(), 2u);
+  auto metrics = net::HttpGet(gw.api_url(), "/metrics", 5s);
+  ASSERT_TRUE(metrics.ok());
+  EXPECT_NE(metrics->body.find("ordertrace_jaeger_read_back_traces_total{outcome=\"failed\"} 2"),
+            std::string::npos)
+      << metrics->body;
+  EXPECT_TRUE(gw.WaitForLog("order's traces not read back from Jaeger")) << gw.Log();
 }
 
 }  // namespace
