@@ -6,6 +6,7 @@
 #include <thread>
 #include <utility>
 
+#include "common/json_nesting.h"
 #include "common/url.h"
 #include "net/http_client.h"
 
@@ -18,32 +19,6 @@ using nlohmann::json;
 // is no trace, and would cost the stack of a recursive consumer (json::dump) later.
 constexpr int kMaxNesting = 64;
 constexpr size_t kMaxQuotedMessage = 200;
-
-// Whether the JSON text `body` nests arrays and objects at most `max` deep (brackets inside
-// strings do not count).  A scan, so that the parser never sees a bomb of brackets.
-bool NestingWithin(std::string_view body, int max) {
-  int depth = 0;
-  bool in_string = false;
-  bool escaped = false;
-  for (const char c : body) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max) return false;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-  return true;
-}
 
 // Printable ASCII of `text`, at most kMaxQuotedMessage bytes: Jaeger's own words in a message.
 std::string Quoted(std::string_view text) {
@@ -109,7 +84,7 @@ int64_t Micros(Nanos ns) { return std::max<Nanos>(ns, 0) / 1000; }
 TraceAnswer ParseTraceAnswer(std::string_view trace_id, int status, std::string_view body) {
   if (status != 200 && status != 404) {
     std::string error = "Jaeger answered HTTP " + std::to_string(status);
-    if (NestingWithin(body, kMaxNesting)) {
+    if (JsonNestingWithin(body, kMaxNesting)) {
       const json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
       const std::vector<std::string> errors = JaegerErrors(j);
       if (!errors.empty() && !errors.front().empty()) error += ": " + Quoted(errors.front());
@@ -121,7 +96,7 @@ TraceAnswer ParseTraceAnswer(std::string_view trace_id, int status, std::string_
   const std::string not_jaeger_404 =
       "Jaeger answered HTTP 404 without its JSON errors: is jaeger.query_url right, its "
       "base_path included (http://HOST:16686/jaeger)?";
-  if (!NestingWithin(body, kMaxNesting)) {
+  if (!JsonNestingWithin(body, kMaxNesting)) {
     return Failed(trace_id, status == 404 ? not_jaeger_404
                                           : "Jaeger's answer nests deeper than " +
                                                 std::to_string(kMaxNesting) + " levels");

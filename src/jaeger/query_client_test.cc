@@ -76,6 +76,9 @@ class QueryClientTest : public ::testing::Test {
     url_ = "http://127.0.0.1:" + std::to_string(server_->port()) + "/jaeger";
   }
 
+  // The server's threads write targets_: stop them before the members go.
+  void TearDown() override { server_.reset(); }
+
   static net::HttpServerOptions Options() {
     net::HttpServerOptions o;
     o.threads = 4;
