@@ -80,7 +80,9 @@ class JaegerProcess {
   ~JaegerProcess() { Stop(); }
 
   // Starts it and waits (up to 30 s) for its health check; false when it did not come up (the
-  // log says why: Log()).
+  // log says why: Log()).  Call it from a thread that outlives the process (the test's main
+  // thread): the child gets SIGTERM when the thread that started it ends (PR_SET_PDEATHSIG
+  // follows the thread, not the process).
   bool Start() {
     const std::string bin = JaegerBinary();
     if (bin.empty()) return false;
@@ -140,8 +142,10 @@ class JaegerProcess {
 
   // GET {query}/api/traces/{trace_id}: the v1 JSON ({"data":[{traceID, spans, processes}]}), or
   // null when the request failed; a trace Jaeger does not hold answers 404 ({"errors": ...}).
-  nlohmann::json Trace(const std::string& trace_id, int* status = nullptr) const {
-    return Get("/jaeger/api/traces/" + trace_id, status);
+  // `raw`: without the query service's adjusters (which, among others, drop exact duplicate
+  // spans), i.e. every span as stored.
+  nlohmann::json Trace(const std::string& trace_id, int* status = nullptr, bool raw = false) const {
+    return Get("/jaeger/api/traces/" + trace_id + (raw ? "?raw=true" : ""), status);
   }
   // GET {query}/api/traces?service=...&tags={json}&limit=...&lookback=...: the traces found.
   nlohmann::json Search(const std::string& service, const std::map<std::string, std::string>& tags,
