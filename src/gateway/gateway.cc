@@ -29,6 +29,7 @@
 #include "common/text_format.h"
 #include "common/values.h"
 #include "forward/forwarder.h"
+#include "jaeger/query_proxy.h"
 #include "journey/engine.h"
 #include "journey/journey_stage.h"
 #include "journey/retention.h"
@@ -356,6 +357,9 @@ struct Gateway::Impl {
   std::unique_ptr<auth::BrowserSignIn> signin;
   std::unique_ptr<api::Authorizer> authorizer;
   std::unique_ptr<api::ApiGuard> guard;
+  // Jaeger's query service under /jaeger/ (answers 404 without jaeger.query_url); before the
+  // API server, whose handlers hold it.
+  std::unique_ptr<jaeger::QueryProxy> jaeger_proxy;
   std::unique_ptr<net::HttpServer> api;
   // Journeys (null when journeys.enabled is false).
   SystemClock clock;
@@ -536,6 +540,19 @@ Status Gateway::Start() {
   // IdP's token endpoint on a request thread (bounded by its timeout and by
   // max_concurrent_exchanges), so a few more keep the API answering meanwhile.
   api_options.threads = config_.auth.signin.enabled() ? 4 : 1;
+  // Each request to /jaeger/ holds a thread while Jaeger answers: as many more as may wait.
+  jaeger::QueryProxyOptions jaeger_options;
+  jaeger_options.query_url = config_.jaeger.query_url;
+  jaeger_options.timeout = config_.jaeger.timeout;
+  jaeger_options.max_response_bytes = config_.jaeger.max_response_bytes;
+  jaeger_options.ca_file = config_.jaeger.ca_file;
+  if (!jaeger_options.query_url.empty()) api_options.threads += jaeger_options.max_concurrent;
+  auto jaeger_proxy = jaeger::QueryProxy::Create(jaeger_options, &registry_);
+  if (!jaeger_proxy.ok()) {
+    Stop();
+    return jaeger_proxy.status();
+  }
+  g.jaeger_proxy = std::move(jaeger_proxy).value();
   api_options.tls = *api_tls;
   api_options.hsts = true;
   api_options.security_headers = true;
@@ -568,6 +585,13 @@ Status Gateway::Start() {
     broker_json = [monitor] { return monitor->StatusJson(); };
   }
   api::RegisterBrokerRoute(*g.api, *g.guard, std::move(broker_json));
+  // Behind the guard even when not configured: the 404 saying so is for signed-in users.
+  jaeger::RegisterQueryProxy(
+      *g.api, *g.jaeger_proxy,
+      [&g](std::string route, jaeger::ProxyDescriber describe, jaeger::ProxyHandler handler) {
+        return g.guard->Wrap(std::move(route), "traces.read", std::move(describe),
+                             std::move(handler));
+      });
   if (Status s = g.api->Start(); !s.ok()) {
     g.api.reset();
     Stop();
