@@ -46,20 +46,20 @@ inline bool JaegerRequired() {
 }
 
 // Use at the top of a test: skips (or fails when required) without a Jaeger binary.
-#define ORDERTRACE_REQUIRE_JAEGER_OR_SKIP()                                                   \
-  do {                                                                                        \
-    if (::ordertrace::testing_support::JaegerBinary().empty()) {                              \
-      if (::ordertrace::testing_support::JaegerRequired())                                    \
-        FAIL() << "no Jaeger binary (tools/jaeger/build) and ORDERTRACE_REQUIRE_JAEGER=1";    \
+#define ORDERTRACE_REQUIRE_JAEGER_OR_SKIP()                                                  \
+  do {                                                                                       \
+    if (::ordertrace::testing_support::JaegerBinary().empty()) {                             \
+      if (::ordertrace::testing_support::JaegerRequired())                                   \
+        FAIL() << "no Jaeger binary (tools/jaeger/build) and ORDERTRACE_REQUIRE_JAEGER=1";   \
       GTEST_SKIP() << "no Jaeger binary: run tools/jaeger/build (or set ORDERTRACE_JAEGER)"; \
-    }                                                                                         \
+    }                                                                                        \
   } while (0)
 
 class JaegerProcess {
  public:
   struct Options {
     std::string config = "badger.yaml";  // a file of deploy/jaeger/
-    std::string ttl = "336h";             // Badger's ttl.spans
+    std::string ttl = "336h";            // Badger's ttl.spans
     // Extra --set overrides, e.g. "extensions.jaeger_storage.backends.main.memory.max_traces=10".
     std::vector<std::string> sets;
   };
@@ -107,13 +107,13 @@ class JaegerProcess {
     }
     if (!process_.Start(argv, (dir_ / "jaeger.log").string())) return false;
     return WaitFor(
-        [&] {
-          if (!process_.running()) return true;
-          auto r = net::HttpGet("http://" + loop + std::to_string(health_), "/status",
-                                net::HttpOptions{std::chrono::milliseconds(500)});
-          return r.ok() && r.value().status == 200;
-        },
-        std::chrono::milliseconds(30000)) &&
+               [&] {
+                 if (!process_.running()) return true;
+                 auto r = net::HttpGet("http://" + loop + std::to_string(health_), "/status",
+                                       std::chrono::milliseconds(500));
+                 return r.ok() && r.value().status == 200;
+               },
+               std::chrono::milliseconds(30000)) &&
            process_.running();
   }
   // SIGTERM (a clean shutdown: Badger closes its files), then SIGKILL after 15 s.
@@ -141,8 +141,8 @@ class JaegerProcess {
     return Get("/jaeger/api/traces/" + trace_id, status);
   }
   // GET {query}/api/traces?service=...&tags={json}&limit=...&lookback=...: the traces found.
-  nlohmann::json Search(const std::string& service,
-                        const std::map<std::string, std::string>& tags, int limit = 100) const {
+  nlohmann::json Search(const std::string& service, const std::map<std::string, std::string>& tags,
+                        int limit = 100) const {
     nlohmann::json t = nlohmann::json::object();
     for (const auto& [k, v] : tags) t[k] = v;
     const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -172,7 +172,7 @@ class JaegerProcess {
 
  private:
   nlohmann::json Get(const std::string& target, int* status) const {
-    auto r = net::HttpGet(query_origin(), target, net::HttpOptions{std::chrono::milliseconds(10000)});
+    auto r = net::HttpGet(query_origin(), target, std::chrono::milliseconds(10000));
     if (!r.ok()) return nullptr;
     if (status != nullptr) *status = r.value().status;
     return nlohmann::json::parse(r.value().body, nullptr, false);
