@@ -353,7 +353,8 @@ void QueryProxy::Handle(net::HttpRequest& req, net::HttpResponse& res, audit::Au
   }
   net::HttpReply& reply = out.reply;
   res.status = reply.status;
-  res.content_type = reply.content_type.empty() ? "application/octet-stream" : reply.content_type;
+  // As Jaeger sent it, none included: a 304 with a Content-Type would re-type the cached file.
+  res.content_type = reply.content_type;
   res.headers = DownstreamHeaders(reply, req.path, base_path_);
   res.body = std::move(reply.body);
   Count(reply.status < 400 ? "ok" : reply.status < 500 ? "client_error" : "upstream_error");

@@ -248,9 +248,14 @@ TEST_F(ProxyFixture, ForwardsToJaegerAndBack) {
       std::lock_guard<std::mutex> lock(seen_mu);
       seen = req;
     }
+    res.headers = {{"ETag", "\"e\""}, {"Set-Cookie", "j=1"}};
+    if (req.Header("if-none-match") == "\"e\"") {  // the browser's copy is current
+      res.status = 304;
+      res.content_type.clear();
+      return;
+    }
     res.content_type = "application/json";
     res.body = "{\"data\":[{\"traceID\":\"abc\"}]}";
-    res.headers = {{"ETag", "\"e\""}, {"Set-Cookie", "j=1"}};
   });
   ASSERT_TRUE(jaeger_->Start().ok());
   QueryProxyOptions o;
@@ -282,6 +287,12 @@ TEST_F(ProxyFixture, ForwardsToJaegerAndBack) {
     EXPECT_EQ(events_[0].resource, (Pairs{{"type", "trace"}, {"trace_id", "abc"}}));
   }
 
+  // A revalidation: 304 without a Content-Type that would re-type the cached copy.
+  net::HttpReply cached = Get("/jaeger/static/main.js", {{"If-None-Match", "\"e\""}});
+  EXPECT_EQ(cached.status, 304);
+  EXPECT_EQ(cached.Header("Content-Type"), "");
+  EXPECT_EQ(cached.Header("ETag"), "\"e\"");
+
   // HEAD: the GET's headers and length, no body.
   net::HttpReply head = Get("/jaeger/api/traces/abc", {}, "HEAD");
   EXPECT_EQ(head.status, 200);
@@ -294,9 +305,9 @@ TEST_F(ProxyFixture, ForwardsToJaegerAndBack) {
   EXPECT_EQ(post.Header("Allow"), "GET, HEAD");
 
   EXPECT_EQ(Get("/jaeger/../metrics").status, 400);
-  EXPECT_EQ(Counted("ok"), 2u);
+  EXPECT_EQ(Counted("ok"), 3u);
   EXPECT_EQ(Counted("client_error"), 1u);
-  EXPECT_NE(registry_.Serialize().find("ordertrace_jaeger_proxy_request_duration_seconds_count 2"),
+  EXPECT_NE(registry_.Serialize().find("ordertrace_jaeger_proxy_request_duration_seconds_count 3"),
             std::string::npos);
 }
 

@@ -572,7 +572,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
     res_ = {};
     res_.version(version_);
     res_.result(static_cast<unsigned>(out.status >= 100 && out.status <= 599 ? out.status : 500));
-    res_.set(http::field::content_type, out.content_type);
+    if (!out.content_type.empty()) res_.set(http::field::content_type, out.content_type);
     for (const auto& [name, value] : out.headers) res_.insert(name, value);
     if (kTls && options().hsts)
       res_.set(http::field::strict_transport_security, "max-age=31536000");

@@ -46,7 +46,7 @@ struct HttpRequest {
 
 struct HttpResponse {
   int status = 200;
-  std::string content_type = "text/plain; charset=utf-8";
+  std::string content_type = "text/plain; charset=utf-8";  // "": no Content-Type (a 304)
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
 };
