@@ -5,13 +5,17 @@
 #include "jaeger/query_proxy.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include "net/http_client.h"
 #include "net/http_server.h"
+#include "net/tls.h"
+#include "support/tls_files.h"
 
 namespace ordertrace::jaeger {
 namespace {
@@ -363,6 +367,44 @@ TEST_F(ProxyFixture, AnswersClearlyWhenJaegerCannotAnswer) {
   std::lock_guard<std::mutex> lock(mu_);
   ASSERT_EQ(events_.size(), 6u);
   EXPECT_EQ(events_[5].reason, "jaeger_unreachable");
+}
+
+TEST_F(ProxyFixture, VerifiesAnHttpsJaegerWithTheCaFile) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("ordertrace_query_proxy_tls_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  testing_support::TlsFiles files;
+  ASSERT_TRUE(files.Make(dir.string()));
+  net::TlsServerOptions so;
+  so.cert_file = files.server_cert;
+  so.key_file = files.server_key;
+  auto tls = net::TlsServerContext::Create(so);
+  ASSERT_TRUE(tls.ok()) << tls.status().message();
+  net::HttpServerOptions jo;
+  jo.tls = std::move(tls).value();
+  jaeger_ = std::make_unique<net::HttpServer>(jo);
+  jaeger_->Route("GET", "/jaeger/*",
+                 [](net::HttpRequest&, net::HttpResponse& res) { res.body = "over TLS"; });
+  ASSERT_TRUE(jaeger_->Start().ok());
+  const std::string url = "https://127.0.0.1:" + std::to_string(jaeger_->port()) + "/jaeger";
+
+  QueryProxyOptions o;
+  o.query_url = url;
+  o.ca_file = files.ca_cert;
+  StartProxy(o);
+  net::HttpReply r = Get("/jaeger/api/services");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "over TLS");
+  front_->Shutdown();
+
+  // The system's CAs do not know the test CA: refused, and said so.
+  o.ca_file.clear();
+  StartProxy(o);
+  r = Get("/jaeger/api/services");
+  EXPECT_EQ(r.status, 502);
+  EXPECT_EQ(r.body.rfind("Jaeger is not reachable: TLS handshake: ", 0), 0u) << r.body;
+  EXPECT_NE(r.body.find("certificate verify failed"), std::string::npos) << r.body;
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(ProxyFixture, SaysWhenJaegerIsNotConfigured) {
