@@ -1,4 +1,4 @@
-// The gateway's `/jaeger/` : a read-only reverse proxy to Jaeger's query service (its UI and HTTP
+// The gateway's `/jaeger/`: a read-only reverse proxy to Jaeger's query service (its UI and HTTP
 // API, run with `base_path: /jaeger` on loopback), so that traces are reached only through the
 // gateway's sign-in.  Jaeger has no login of its own (docs/security.md).
 //
