@@ -163,6 +163,43 @@ TEST_F(ApiGuardTest, NoTokenIs401WithTheBearerChallenge) {
   EXPECT_EQ(events[0].request_id, std::string(r.Header("X-Request-Id")));
 }
 
+TEST_F(ApiGuardTest, ADescriberNamesWhatWasAskedForEvenWhenRefused) {
+  int handled = 0;
+  const net::HttpHandler h = guard_->Wrap(
+      "/jaeger/{path}", "traces.read",
+      [](const net::HttpRequest& req, audit::AuditEvent& event) {
+        event.http.route = "/jaeger/api/traces/{id}";
+        event.resource.emplace_back("trace_id", req.path.substr(req.path.rfind('/') + 1));
+      },
+      [&handled](net::HttpRequest&, net::HttpResponse& res, audit::AuditEvent&) {
+        ++handled;
+        res.body = "trace";
+      });
+  auto call = [&h](const std::string& authorization) {
+    net::HttpRequest req;
+    req.method = "GET";
+    req.path = "/jaeger/api/traces/abc";
+    req.peer = "127.0.0.1:5000";
+    if (!authorization.empty()) req.headers.emplace_back("authorization", authorization);
+    net::HttpResponse res;
+    h(req, res);
+    return res.status;
+  };
+  EXPECT_EQ(call(""), 401);
+  EXPECT_EQ(call("Bearer " + Token({{"roles", {"Sales"}}})), 403);
+  EXPECT_EQ(call("Bearer " + Token({{"roles", {"Developer"}}})), 200);
+  EXPECT_EQ(handled, 1);
+  auto events = audit_.Take();
+  ASSERT_EQ(events.size(), 3u);
+  for (const auto& e : events) {
+    EXPECT_EQ(e.http.route, "/jaeger/api/traces/{id}");
+    EXPECT_EQ(e.resource, (std::vector<std::pair<std::string, std::string>>{{"trace_id", "abc"}}));
+  }
+  EXPECT_EQ(events[0].outcome, "denied");
+  EXPECT_EQ(events[1].outcome, "denied");
+  EXPECT_EQ(events[2].outcome, "allowed");
+}
+
 TEST_F(ApiGuardTest, BadTokensAre401InvalidTokenWithoutDetail) {
   json expired = {{"roles", {"Developer"}}, {"exp", kNow - 3600}};
   for (const std::string& token :

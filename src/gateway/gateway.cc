@@ -31,6 +31,7 @@
 #include "forward/forwarder.h"
 #include "jaeger/query_client.h"
 #include "jaeger/read_back.h"
+#include "jaeger/query_proxy.h"
 #include "journey/engine.h"
 #include "journey/journey_stage.h"
 #include "journey/retention.h"
@@ -361,6 +362,9 @@ struct Gateway::Impl {
   // Reads orders' traces back from Jaeger (null without jaeger.query_url); shared with the
   // journey API's handler, which keeps it alive while it runs.
   std::shared_ptr<const jaeger::QueryClient> jaeger_query;
+  // Jaeger's query service under /jaeger/ (answers 404 without jaeger.query_url); before the
+  // API server, whose handlers hold it.
+  std::unique_ptr<jaeger::QueryProxy> jaeger_proxy;
   std::unique_ptr<net::HttpServer> api;
   // Journeys (null when journeys.enabled is false).
   SystemClock clock;
@@ -557,6 +561,19 @@ Status Gateway::Start() {
   // max_concurrent_exchanges), so a few more keep the API answering meanwhile.
   // A read-back from Jaeger (?include=jaeger) waits for Jaeger the same way (jaeger.timeout).
   api_options.threads = config_.auth.signin.enabled() || !config_.jaeger.query_url.empty() ? 4 : 1;
+  // Each request to /jaeger/ holds a thread while Jaeger answers: as many more as may wait.
+  jaeger::QueryProxyOptions jaeger_options;
+  jaeger_options.query_url = config_.jaeger.query_url;
+  jaeger_options.timeout = config_.jaeger.timeout;
+  jaeger_options.max_response_bytes = config_.jaeger.max_response_bytes;
+  jaeger_options.ca_file = config_.jaeger.ca_file;
+  if (!jaeger_options.query_url.empty()) api_options.threads += jaeger_options.max_concurrent;
+  auto jaeger_proxy = jaeger::QueryProxy::Create(jaeger_options, &registry_);
+  if (!jaeger_proxy.ok()) {
+    Stop();
+    return jaeger_proxy.status();
+  }
+  g.jaeger_proxy = std::move(jaeger_proxy).value();
   api_options.tls = *api_tls;
   api_options.hsts = true;
   api_options.security_headers = true;
@@ -613,6 +630,13 @@ Status Gateway::Start() {
     broker_json = [monitor] { return monitor->StatusJson(); };
   }
   api::RegisterBrokerRoute(*g.api, *g.guard, std::move(broker_json));
+  // Behind the guard even when not configured: the 404 saying so is for signed-in users.
+  jaeger::RegisterQueryProxy(
+      *g.api, *g.jaeger_proxy,
+      [&g](std::string route, jaeger::ProxyDescriber describe, jaeger::ProxyHandler handler) {
+        return g.guard->Wrap(std::move(route), "traces.read", std::move(describe),
+                             std::move(handler));
+      });
   if (Status s = g.api->Start(); !s.ok()) {
     g.api.reset();
     Stop();
