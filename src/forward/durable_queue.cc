@@ -685,7 +685,8 @@ Status DurableQueue::Append(std::string_view payload) {
   return Status::Ok();
 }
 
-std::vector<QueueRecord> DurableQueue::Next(uint64_t max_bytes, std::chrono::milliseconds wait) {
+std::vector<QueueRecord> DurableQueue::Next(uint64_t max_bytes, std::chrono::milliseconds wait,
+                                            bool within) {
   Impl& d = *impl_;
   wait = std::clamp(wait, std::chrono::milliseconds(0),
                     std::chrono::milliseconds(std::chrono::hours(24)));  // no clock overflow
@@ -700,7 +701,7 @@ std::vector<QueueRecord> DurableQueue::Next(uint64_t max_bytes, std::chrono::mil
   uint64_t total = 0;
   for (size_t i = d.handed; i < d.entries.size() && d.entries[i].id <= d.durable_id; ++i) {
     const Impl::Entry& e = d.entries[i];
-    if (!batch.empty() && total + e.length > max_bytes) break;
+    if ((within || !batch.empty()) && total + e.length > max_bytes) break;
     batch.push_back(e);
     total += e.length;
   }

@@ -69,10 +69,12 @@ class DurableQueue {
   Status Append(std::string_view payload);
 
   // The next records after the last one handed out, oldest first, up to `max_bytes` of payload
-  // in total (at least one record when any is available), waiting up to `wait` for one.
-  // Empty when none arrived in time or after Close().  Records handed out and not acknowledged
-  // are handed out again only after Rewind() or a restart.
-  std::vector<QueueRecord> Next(uint64_t max_bytes, std::chrono::milliseconds wait);
+  // in total (at least one record when any is available, even one over `max_bytes`, unless
+  // `within` is set: then none over it), waiting up to `wait` for one.  Empty when none arrived
+  // in time, after Close(), or (with `within`) when the next record does not fit.  Records
+  // handed out and not acknowledged are handed out again only after Rewind() or a restart.
+  std::vector<QueueRecord> Next(uint64_t max_bytes, std::chrono::milliseconds wait,
+                                bool within = false);
 
   // Makes the consumer start again from the oldest unacknowledged record (after a failed
   // export the consumer retries the same records).

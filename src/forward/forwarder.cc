@@ -38,6 +38,7 @@ Result<std::unique_ptr<Forwarder>> Forwarder::Start(const ForwarderOptions& opti
 Forwarder::Forwarder(const ForwarderOptions& options, std::unique_ptr<DurableQueue> queue,
                      std::unique_ptr<OtlpExporter> exporter, metrics::Registry& registry)
     : options_(options),
+      batch_limit_(options.batch_max_bytes),
       queue_(std::move(queue)),
       exporter_(std::move(exporter)),
       rng_(std::random_device{}()),
@@ -142,23 +143,28 @@ bool Forwarder::IsAuthFailure(const std::string& code) {
   return code == "401" || code == "403" || code == "UNAUTHENTICATED" || code == "PERMISSION_DENIED";
 }
 
+bool Forwarder::IsTooLarge(const std::string& code) {
+  return code == "RESOURCE_EXHAUSTED" || code == "413";
+}
+
 bool Forwarder::Sleep(std::chrono::milliseconds d) { return sender_.SleepFor(d); }
 
 void Forwarder::Run() {
   while (!sender_.stopping()) {
-    std::vector<QueueRecord> records =
-        queue_->Next(options_.batch_max_bytes, std::chrono::milliseconds(200));
+    std::vector<QueueRecord> records = queue_->Next(batch_limit_, std::chrono::milliseconds(200));
     if (records.empty()) continue;
-    // Batch by size and age: wait for more while under the size and younger than the age.
+    // Batch by size and age: wait for more while under the size and younger than the age.  Only
+    // records that fit are added (`within`): a request over the limit is one an upstream with
+    // that message limit refuses whole (OTLP/gRPC receivers refuse over 4 MiB by default).
     uint64_t bytes = 0;
     for (const auto& r : records) bytes += r.payload.size();
     const auto deadline = std::chrono::steady_clock::now() + options_.batch_max_age;
-    while (bytes < options_.batch_max_bytes) {
+    while (bytes < batch_limit_) {
       const auto now = std::chrono::steady_clock::now();
       if (now >= deadline) break;
-      auto more =
-          queue_->Next(options_.batch_max_bytes - bytes,
-                       std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now));
+      auto more = queue_->Next(
+          batch_limit_ - bytes,
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now), /*within=*/true);
       if (more.empty()) break;
       for (auto& r : more) {
         bytes += r.payload.size();
@@ -211,6 +217,22 @@ bool Forwarder::Send(std::vector<QueueRecord>& records) {
             return false;
           }
           break;
+        }
+        if (records.size() > 1 && IsTooLarge(result.code)) {
+          // The upstream's message limit is below ours: halve the batches from now on (not one
+          // record at a time, which would send every record of the refused batch in a request of
+          // its own and refuse the next full batch again).
+          const uint64_t limit = std::max<uint64_t>(request.size() / 2, 1);
+          if (limit < batch_limit_) {
+            batch_limit_ = limit;
+            log::Warn("upstream refused a batch as too large; sending smaller batches",
+                      {{"code", result.code},
+                       {"refused_bytes", static_cast<int64_t>(request.size())},
+                       {"batch_max_bytes", static_cast<int64_t>(batch_limit_)}});
+          }
+          queue_->Rewind();
+          std::vector<QueueRecord> again = queue_->Next(batch_limit_, std::chrono::milliseconds(0));
+          return again.empty() || Send(again);
         }
         if (records.size() > 1) {
           // One bad record must not take its neighbours with it: send them one by one.

@@ -66,10 +66,15 @@ class Forwarder : public pipeline::BatchSink {
   void DeadLetter(const QueueRecord& record, const ExportResult& result);
   // 401/403/UNAUTHENTICATED/PERMISSION_DENIED: held and retried, never dead-lettered.
   static bool IsAuthFailure(const std::string& code);
+  // RESOURCE_EXHAUSTED (gRPC: over the receiver's message limit) or HTTP 413.
+  static bool IsTooLarge(const std::string& code);
   // Sleeps up to `d` unless Close() wants the sender to stop; returns false if it does.
   bool Sleep(std::chrono::milliseconds d);
 
   const ForwarderOptions options_;
+  // The largest export request: options_.batch_max_bytes, halved each time the upstream refuses
+  // a batch of several records as too large.  Sender thread only.
+  uint64_t batch_limit_;
   std::unique_ptr<DurableQueue> queue_;
   std::unique_ptr<OtlpExporter> exporter_;
 

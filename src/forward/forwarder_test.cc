@@ -81,6 +81,19 @@ class Upstream {
       res.status = 200;
       res.content_type = "application/x-protobuf";
     });
+    // A route with a message limit (an OTLP/gRPC receiver's 4 MiB, scaled down): a body over
+    // kLimitedBytes gets 413, else it acts as /v1/traces.
+    server_->Route("POST", "/limited", [this](net::HttpRequest& req, net::HttpResponse& res) {
+      if (req.body.size() > kLimitedBytes) {
+        ++too_large_;
+        res.status = 413;
+        res.body = "request entity too large";
+        return;
+      }
+      auto b = otlp::DecodeExportRequest(req.body, otlp::Protocol::kHttpProtobuf, {});
+      res.status = b.ok() && sink_.Accept(b.value()).ok() ? 200 : 503;
+      res.content_type = "application/x-protobuf";
+    });
     // A route that answers 401 while `deny_auth_` is set, else acts as /v1/traces.
     server_->Route("POST", "/auth", [this](net::HttpRequest& req, net::HttpResponse& res) {
       if (deny_auth_.load()) {
@@ -94,7 +107,9 @@ class Upstream {
     });
     EXPECT_TRUE(server_->Start().ok());
   }
+  static constexpr size_t kLimitedBytes = 800;
   void DenyAuth(bool deny) { deny_auth_.store(deny); }
+  int too_large() const { return too_large_.load(); }
   ~Upstream() { server_->Shutdown(); }
   uint16_t port() const { return server_->port(); }
   UpstreamSink& sink() { return sink_; }
@@ -104,6 +119,7 @@ class Upstream {
   receive::ReceiverMetrics metrics_;
   UpstreamSink sink_;
   std::atomic<bool> deny_auth_{false};
+  std::atomic<int> too_large_{0};
   std::unique_ptr<net::HttpServer> server_;
 };
 
@@ -214,6 +230,37 @@ TEST_F(ForwarderTest, PermanentFailureDeadLettersOnlyTheBadRequest) {
   EXPECT_EQ(files, 1);
   EXPECT_NE(registry_.Serialize().find("ordertrace_forward_dead_letter_records_total 1"),
             std::string::npos);
+}
+
+// An upstream whose message limit is below forward.batch.max_bytes (Jaeger's OTLP/gRPC receiver
+// refuses over 4 MiB, our default batch): the forwarder halves its batches after the first
+// refusal instead of sending the refused batch record by record and refusing the next again.
+TEST_F(ForwarderTest, AnUpstreamsMessageLimitHalvesTheBatches) {
+  Upstream up;
+  auto opts = Options(up.port(), "/limited");
+  opts.batch_max_bytes = 64 * 1024;
+  opts.batch_max_age = 500ms;  // everything below goes out in the first batch, over the limit
+  auto f = Forwarder::Start(opts, registry_);
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  std::set<std::string> sent;
+  uint64_t bytes = 0;
+  for (int i = 0; i < 200; ++i) {
+    const std::string name = "limited-" + std::to_string(i);
+    auto batch = Batch({name});
+    bytes += batch->wire().size();
+    ASSERT_TRUE((*f)->Accept(batch).ok());
+    sent.insert(name);
+  }
+  ASSERT_GT(bytes, 4 * Upstream::kLimitedBytes);  // a whole batch is over the limit
+  ASSERT_TRUE(WaitFor([&] { return (*f)->queued_records() == 0; }));
+  EXPECT_EQ(up.sink().names(), sent);  // everything, and nothing dead-lettered
+  EXPECT_EQ(registry_.Serialize().find("ordertrace_forward_dead_letter_records_total 1"),
+            std::string::npos);
+  // A handful of refusals while the batch size halves down below the limit, not one per record.
+  EXPECT_GE(up.too_large(), 1);
+  EXPECT_LE(up.too_large(), 8);
+  // And the batches that went through are still batches, not single records.
+  EXPECT_LT(up.sink().requests(), 100);
 }
 
 TEST_F(ForwarderTest, CredentialFailuresHoldTheDataInsteadOfDeadLettering) {
