@@ -15,8 +15,11 @@
 #pragma once
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cctype>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -46,20 +49,20 @@ inline bool JaegerRequired() {
 }
 
 // Use at the top of a test: skips (or fails when required) without a Jaeger binary.
-#define ORDERTRACE_REQUIRE_JAEGER_OR_SKIP()                                                   \
-  do {                                                                                        \
-    if (::ordertrace::testing_support::JaegerBinary().empty()) {                              \
-      if (::ordertrace::testing_support::JaegerRequired())                                    \
-        FAIL() << "no Jaeger binary (tools/jaeger/build) and ORDERTRACE_REQUIRE_JAEGER=1";    \
+#define ORDERTRACE_REQUIRE_JAEGER_OR_SKIP()                                                  \
+  do {                                                                                       \
+    if (::ordertrace::testing_support::JaegerBinary().empty()) {                             \
+      if (::ordertrace::testing_support::JaegerRequired())                                   \
+        FAIL() << "no Jaeger binary (tools/jaeger/build) and ORDERTRACE_REQUIRE_JAEGER=1";   \
       GTEST_SKIP() << "no Jaeger binary: run tools/jaeger/build (or set ORDERTRACE_JAEGER)"; \
-    }                                                                                         \
+    }                                                                                        \
   } while (0)
 
 class JaegerProcess {
  public:
   struct Options {
     std::string config = "badger.yaml";  // a file of deploy/jaeger/
-    std::string ttl = "336h";             // Badger's ttl.spans
+    std::string ttl = "336h";            // Badger's ttl.spans
     // Extra --set overrides, e.g. "extensions.jaeger_storage.backends.main.memory.max_traces=10".
     std::vector<std::string> sets;
   };
@@ -77,7 +80,9 @@ class JaegerProcess {
   ~JaegerProcess() { Stop(); }
 
   // Starts it and waits (up to 30 s) for its health check; false when it did not come up (the
-  // log says why: Log()).
+  // log says why: Log()).  Call it from a thread that outlives the process (the test's main
+  // thread): the child gets SIGTERM when the thread that started it ends (PR_SET_PDEATHSIG
+  // follows the thread, not the process).
   bool Start() {
     const std::string bin = JaegerBinary();
     if (bin.empty()) return false;
@@ -107,13 +112,13 @@ class JaegerProcess {
     }
     if (!process_.Start(argv, (dir_ / "jaeger.log").string())) return false;
     return WaitFor(
-        [&] {
-          if (!process_.running()) return true;
-          auto r = net::HttpGet("http://" + loop + std::to_string(health_), "/status",
-                                net::HttpOptions{std::chrono::milliseconds(500)});
-          return r.ok() && r.value().status == 200;
-        },
-        std::chrono::milliseconds(30000)) &&
+               [&] {
+                 if (!process_.running()) return true;
+                 auto r = net::HttpGet("http://" + loop + std::to_string(health_), "/status",
+                                       std::chrono::milliseconds(500));
+                 return r.ok() && r.value().status == 200;
+               },
+               std::chrono::milliseconds(30000)) &&
            process_.running();
   }
   // SIGTERM (a clean shutdown: Badger closes its files), then SIGKILL after 15 s.
@@ -137,12 +142,14 @@ class JaegerProcess {
 
   // GET {query}/api/traces/{trace_id}: the v1 JSON ({"data":[{traceID, spans, processes}]}), or
   // null when the request failed; a trace Jaeger does not hold answers 404 ({"errors": ...}).
-  nlohmann::json Trace(const std::string& trace_id, int* status = nullptr) const {
-    return Get("/jaeger/api/traces/" + trace_id, status);
+  // `raw`: without the query service's adjusters (which, among others, drop exact duplicate
+  // spans), i.e. every span as stored.
+  nlohmann::json Trace(const std::string& trace_id, int* status = nullptr, bool raw = false) const {
+    return Get("/jaeger/api/traces/" + trace_id + (raw ? "?raw=true" : ""), status);
   }
   // GET {query}/api/traces?service=...&tags={json}&limit=...&lookback=...: the traces found.
-  nlohmann::json Search(const std::string& service,
-                        const std::map<std::string, std::string>& tags, int limit = 100) const {
+  nlohmann::json Search(const std::string& service, const std::map<std::string, std::string>& tags,
+                        int limit = 100) const {
     nlohmann::json t = nlohmann::json::object();
     for (const auto& [k, v] : tags) t[k] = v;
     const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -172,7 +179,7 @@ class JaegerProcess {
 
  private:
   nlohmann::json Get(const std::string& target, int* status) const {
-    auto r = net::HttpGet(query_origin(), target, net::HttpOptions{std::chrono::milliseconds(10000)});
+    auto r = net::HttpGet(query_origin(), target, std::chrono::milliseconds(10000));
     if (!r.ok()) return nullptr;
     if (status != nullptr) *status = r.value().status;
     return nlohmann::json::parse(r.value().body, nullptr, false);
