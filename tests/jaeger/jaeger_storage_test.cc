@@ -21,13 +21,13 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <regex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "net/http_client.h"
+#include "support/api_text.h"
 #include "support/gateway_process.h"
 #include "support/jaeger_process.h"
 #include "support/otlp_requests.h"
@@ -83,17 +83,13 @@ bool StartGateway(GatewayProcess& gw, const std::string& upstream) {
   return gw.Start({"--config", config.string()});
 }
 
-// A metric's value from the gateway's /metrics (the first line starting with `name`), or -1.
-double Metric(const GatewayProcess& gw, const std::string& name) {
+// The sum of a metric's samples on the gateway's /metrics (those whose labels contain `labels`),
+// or -1 when /metrics did not answer.
+double Metric(const GatewayProcess& gw, const std::string& name, const std::string& labels = "") {
   auto r = net::HttpGet(gw.http_port(), "/metrics");
   if (!r.ok() || r.value().status != 200) return -1;
-  const std::regex line("(^|\n)" + name + "(\\{[^}]*\\})? ([0-9.e+-]+)");
-  std::smatch m;
-  if (!std::regex_search(r.value().body, m, line)) return -1;
-  return std::stod(m[3]);
+  return testing_support::MetricSum(r.value().body, name, labels);
 }
-
-constexpr char kExportsOk[] = "ordertrace_forward_export_requests_total\\{code=\"200\"\\}";
 
 // Span ids (hex) of every span in a v1 answer, with how often each occurs.
 std::map<std::string, int> SpanIdCounts(const json& answer) {
@@ -161,13 +157,18 @@ TEST(JaegerStorage, RestartDuringLoadKeepsEveryAcknowledgedSpan) {
   // The worst moment: right after Jaeger acknowledged an export (a span Jaeger acknowledged
   // but had not written yet would be lost to it, and the gateway would not send it again).
   while (sent.load() < kKillAfter) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  const double exports = Metric(gw, kExportsOk);
-  while (Metric(gw, kExportsOk) == exports && sent.load() < kRequests) {
+  const double exports = Metric(gw, "ordertrace_forward_export_requests_total", "code=\"200\"");
+  while (Metric(gw, "ordertrace_forward_export_requests_total", "code=\"200\"") == exports &&
+         sent.load() < kRequests) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   jaeger.Kill();
+  const int killed_after = sent.load();
   std::this_thread::sleep_for(kDownFor);
+  const auto restart_began = std::chrono::steady_clock::now();
   const bool restarted = jaeger.Start();
+  const auto restart_took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - restart_began);
   load.join();
   ASSERT_TRUE(restarted) << jaeger.Log();
   ASSERT_TRUE(jaeger.running()) << jaeger.Log();
@@ -204,10 +205,10 @@ TEST(JaegerStorage, RestartDuringLoadKeepsEveryAcknowledgedSpan) {
   };
   testing_support::WaitFor(read_back, std::chrono::milliseconds(3000));
   std::printf(
-      "restart: acked_spans=%d found_distinct=%d missing=%d stored_twice=%d "
-      "served_twice=%d retries=%.0f\n",
-      acked_spans, found, missing, stored_twice, served_twice,
-      Metric(gw, "ordertrace_forward_retries_total"));
+      "restart: killed after %d requests, restarted in %lld ms; acked_spans=%d "
+      "found_distinct=%d missing=%d stored_twice=%d served_twice=%d retries=%.0f\n",
+      killed_after, static_cast<long long>(restart_took.count()), acked_spans, found, missing,
+      stored_twice, served_twice, Metric(gw, "ordertrace_forward_retries_total"));
   EXPECT_EQ(missing, 0) << "acknowledged spans missing from Jaeger, the first " << first_missing
                         << "\n"
                         << jaeger.Log();
