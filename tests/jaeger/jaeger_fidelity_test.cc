@@ -1,5 +1,7 @@
 // Fidelity end to end with a real Jaeger (tools/jaeger/build, Badger, deploy/jaeger/badger.yaml):
-// spans sent by the OpenTelemetry JS SDK (tests/jaeger/send_trace.mjs) and by libordertrace
+// spans sent by the OpenTelemetry JS SDK (tests/interop/send_spans.mjs, the interop tests'
+// scenario, stamped a minute ago, with the order id, service and an enduser.id of the test's
+// choosing) and by libordertrace
 // through a real `ordertrace serve` that forwards to Jaeger's OTLP receiver (HTTP or gRPC) come
 // back from Jaeger's v1 query API by trace id and by an `order.id` tag search with every field
 // as sent: attributes of every type, span kind, events with attributes, links, status, resource
@@ -53,7 +55,7 @@ using testing_support::JaegerProcess;
 
 const std::string kSourceDir = ORDERTRACE_SOURCE_DIR;
 
-// ---- what the senders recorded, in send_trace.mjs's shape ----
+// ---- what the senders recorded, in send_spans.mjs's shape ----
 //
 // {resource: {attributes: [{key, value: typed}]}, spans: [{traceId, spanId, parentSpanId,
 //  traceState, name, kind (OTLP), startTimeUnixNano, endTimeUnixNano, attributes, events:
@@ -382,20 +384,34 @@ struct Stack {
   }
 };
 
-// Checks `sent` (one trace) in Jaeger by trace id and by its order.id, as `service`.
+// Checks every trace of `sent` in Jaeger by its id, and the trace whose root carries
+// `order_id` by a tag search for it as `service` (which must find that trace alone).
 void ExpectInJaeger(const Stack& stack, const Json& sent, const std::string& service,
                     const std::string& order_id, const std::string& where) {
-  const std::string trace_id = sent.at("spans").at(0).at("traceId");
-  for (const Json& s : sent.at("spans")) ASSERT_EQ(s.at("traceId"), trace_id) << "one trace";
-  const Json by_id = stack.WaitForTrace(trace_id, sent.at("spans").size());
-  ExpectTraceAsSent(by_id, sent, where + " by trace id");
+  std::map<std::string, Json> traces;  // trace id → {resource, spans} of that trace
+  std::string order_trace;
+  for (const Json& s : sent.at("spans")) {
+    Json& t = traces[s.at("traceId").get<std::string>()];
+    t["resource"] = sent.at("resource");
+    t["spans"].push_back(s);
+    for (const Json& a : s.at("attributes")) {
+      if (a.at("key") == "order.id" && a.at("value").value("value", "") == order_id) {
+        order_trace = s.at("traceId");
+      }
+    }
+  }
+  ASSERT_FALSE(order_trace.empty()) << "no span carries order.id " << order_id;
+  for (const auto& [trace_id, t] : traces) {
+    const Json by_id = stack.WaitForTrace(trace_id, t.at("spans").size());
+    ExpectTraceAsSent(by_id, t, where + " trace " + trace_id + " by id");
+  }
 
   const Json found = stack.jaeger->Search(service, {{"order.id", order_id}});
   ASSERT_TRUE(found.is_object() && found["data"].is_array()) << found.dump();
   ASSERT_EQ(found["data"].size(), 1u)
       << "the order's trace, once: " << found.dump().substr(0, 2000);
-  EXPECT_EQ(found["data"][0]["traceID"], trace_id);
-  ExpectTraceAsSent(found, sent, where + " by order.id");
+  EXPECT_EQ(found["data"][0]["traceID"], order_trace);
+  ExpectTraceAsSent(found, traces[order_trace], where + " by order.id");
 }
 
 // ---- the OpenTelemetry JS SDK ----
@@ -425,19 +441,19 @@ std::string MissingNode() {
     }                                                                             \
   } while (0)
 
-// Runs send_trace.mjs against the gateway; returns what it sent.
+// Runs tests/interop/send_spans.mjs against the gateway; returns what it sent.
 Json SendWithJsSdk(const Stack& stack, const std::string& exporter, const std::string& order_id,
                    const std::string& user, const std::string& service) {
   const uint16_t port =
       exporter == "grpc" ? stack.gateway.otlp_grpc_port() : stack.gateway.otlp_http_port();
   const std::string command =
-      "timeout 60 node '" + kSourceDir + "/tests/jaeger/send_trace.mjs' --exporter " + exporter +
+      "timeout 60 node '" + kSourceDir + "/tests/interop/send_spans.mjs' --exporter " + exporter +
       " --endpoint http://127.0.0.1:" + std::to_string(port) + " --order-id " + order_id +
-      " --user " + user + " --service " + service;
+      " --user " + user + " --service " + service + " --recent";
   testing_support::CommandResult run = testing_support::RunCommand(command);
   EXPECT_EQ(run.exit_code, 0) << command << "\n" << run.out;
   Json sent = Json::parse(run.out, nullptr, false);
-  EXPECT_TRUE(sent.is_object()) << "send_trace.mjs printed no JSON:\n" << run.out;
+  EXPECT_TRUE(sent.is_object()) << "send_spans.mjs printed no JSON:\n" << run.out;
   return sent;
 }
 
@@ -454,13 +470,19 @@ TEST_P(JsSdkToJaeger, EveryFieldByTraceIdAndByOrderId) {
   const std::string service = "jaeger-e2e-crm";
   const Json sent = SendWithJsSdk(stack, exporter, order_id, user, service);
   ASSERT_TRUE(sent.is_object());
-  ASSERT_EQ(sent.at("spans").size(), 5u);
+  // The order's trace (five spans) and one span with every default in a trace of its own.
+  ASSERT_EQ(sent.at("spans").size(), 6u);
   ExpectInJaeger(stack, sent, service, order_id,
                  exporter + (grpc_upstream ? " via gRPC" : " via HTTP"));
 
   // The pseudonym, never the clear value, is in Jaeger: the clear value finds nothing, the
   // pseudonym finds the order's trace.
-  const std::string trace_id = sent.at("spans").at(0).at("traceId");
+  std::string trace_id;
+  size_t order_spans = 0;
+  for (const Json& s : sent.at("spans")) {
+    if (s.at("name") == "POST /orders") trace_id = s.at("traceId");
+  }
+  for (const Json& s : sent.at("spans")) order_spans += s.at("traceId") == trace_id ? 1 : 0;
   const Json answer = stack.jaeger->Trace(trace_id);
   EXPECT_EQ(answer.dump().find(user), std::string::npos) << "the clear enduser.id is in Jaeger";
   std::string pseudonym;
@@ -472,7 +494,7 @@ TEST_P(JsSdkToJaeger, EveryFieldByTraceIdAndByOrderId) {
   ASSERT_FALSE(pseudonym.empty());
   EXPECT_TRUE(JaegerProcess::Spans(stack.jaeger->Search(service, {{"enduser.id", user}})).empty());
   EXPECT_EQ(JaegerProcess::Spans(stack.jaeger->Search(service, {{"enduser.id", pseudonym}})).size(),
-            sent.at("spans").size());
+            order_spans);
   EXPECT_GE(stack.Metric("ordertrace_redaction_batches_total", "result=\"redacted\""), 1);
 }
 
