@@ -566,10 +566,16 @@ TEST(LibordertraceToJaeger, EveryFieldByTraceIdAndByOrderId) {
   TracerProvider provider(options, std::move(recording));
 
   const uint64_t t0 = NowNanos() - 60'000'000'000ull;  // a minute ago
-  StartOptions root_options;
-  root_options.kind = SpanKind::kServer;
-  root_options.root = true;
-  root_options.start_time_unix_nano = t0 + 123'456'789;
+  // Start options: `kind`, a parent (nullptr: a root), a start `offset` ns after t0.
+  auto start = [t0](SpanKind kind, const SpanContext* parent, uint64_t offset) {
+    StartOptions o;
+    o.kind = kind;
+    o.parent = parent;
+    o.root = parent == nullptr;
+    o.start_time_unix_nano = t0 + offset;
+    return o;
+  };
+  const StartOptions root_options = start(SpanKind::kServer, nullptr, 123'456'789);
   Span root(provider, "POST /orders", root_options);
   root.SetAttribute("order.id", order_id);
   root.SetAttribute("order.stage", "SUBMITTED");
@@ -585,10 +591,8 @@ TEST(LibordertraceToJaeger, EveryFieldByTraceIdAndByOrderId) {
   root.SetAttribute("order.note", "caf\u00e9 \u2013 \"quoted\" \\ slash\nnewline");
   root.SetStatus(SpanStatus::kOk);
 
-  StartOptions child_options;
-  child_options.parent = &root.context();
-  child_options.start_time_unix_nano = t0 + 1'000'000'005;
-  Span price(provider, "price.calculate", child_options);
+  Span price(provider, "price.calculate",
+             start(SpanKind::kInternal, &root.context(), 1'000'000'005));
   price.AddEvent("calculation.started", {{"calc.items", int64_t{3}},
                                          {"calc.mode", std::string("full")},
                                          {"calc.ratio", 0.5},
@@ -599,11 +603,8 @@ TEST(LibordertraceToJaeger, EveryFieldByTraceIdAndByOrderId) {
   price.SetStatus(SpanStatus::kError, "calculation failed: timeout");
   price.End(t0 + 4'000'000'001);
 
-  StartOptions publish_options;
-  publish_options.kind = SpanKind::kProducer;
-  publish_options.parent = &root.context();
-  publish_options.start_time_unix_nano = t0 + 4'000'000'100;
-  Span publish(provider, "publish order.created", publish_options);
+  Span publish(provider, "publish order.created",
+               start(SpanKind::kProducer, &root.context(), 4'000'000'100));
   publish.SetAttribute("messaging.system", "rabbitmq");
   const SpanContext publish_context = publish.context();
   publish.End(t0 + 4'000'200'000);
@@ -617,10 +618,7 @@ TEST(LibordertraceToJaeger, EveryFieldByTraceIdAndByOrderId) {
   other.trace_id = NewTraceId();
   other.span_id = NewSpanId();
   other.trace_flags = kTraceFlagSampled;
-  StartOptions consume_options;
-  consume_options.kind = SpanKind::kConsumer;
-  consume_options.parent = &remote;
-  consume_options.start_time_unix_nano = t0 + 7'000'000'001;
+  StartOptions consume_options = start(SpanKind::kConsumer, &remote, 7'000'000'001);
   consume_options.links = {Link{publish_context, {{"link.reason", std::string("producer")}}},
                            Link{other, {{"link.score", 0.125}}}};
   Span consume(provider, "orders process", consume_options);
@@ -628,11 +626,8 @@ TEST(LibordertraceToJaeger, EveryFieldByTraceIdAndByOrderId) {
   consume.AddEvent("heartbeat", {{"ordertrace.heartbeat", true}});
   consume.End(t0 + 9'000'000'000);
 
-  StartOptions client_options;
-  client_options.kind = SpanKind::kClient;
-  client_options.parent = &root.context();
-  client_options.start_time_unix_nano = t0 + 5'000'000'000;
-  Span client(provider, "GET /partners/{id}", client_options);
+  Span client(provider, "GET /partners/{id}",
+              start(SpanKind::kClient, &root.context(), 5'000'000'000));
   client.SetAttribute("server.address", "partners.internal");
   client.SetAttribute("server.port", 443);
   client.End(t0 + 5'250'000'000);
