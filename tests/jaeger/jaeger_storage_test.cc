@@ -2,7 +2,8 @@
 // a real `ordertrace serve` forwards to it:
 //
 // - Restart: a steady load of unique spans is posted to the gateway while Jaeger is killed
-//   (SIGKILL) and, a few seconds later, started again on the same Badger directory and ports.
+//   (SIGKILL) or stopped (SIGTERM) and, a few seconds later, started again on the same Badger
+//   directory and ports.
 //   Afterwards every span the gateway acknowledged (HTTP 200) is in Jaeger, read back by trace
 //   id, and no span is there twice (docs/forwarding.md: at least once; Badger keys a span by
 //   trace id, start time and span id, so a re-sent span overwrites itself).
@@ -98,7 +99,11 @@ std::map<std::string, int> SpanIdCounts(const json& answer) {
   return out;
 }
 
-TEST(JaegerStorage, RestartDuringLoadKeepsEveryAcknowledgedSpan) {
+// The parameter: SIGKILL (a crash) or SIGTERM (a stop: Jaeger shuts down cleanly).
+class JaegerRestart : public ::testing::TestWithParam<bool> {};
+
+TEST_P(JaegerRestart, DuringLoadKeepsEveryAcknowledgedSpan) {
+  const bool sigkill = GetParam();
   ORDERTRACE_REQUIRE_JAEGER_OR_SKIP();
   GatewayProcess gw("jaeger_restart");
   JaegerProcess jaeger(gw.dir() / "jaeger");
@@ -162,7 +167,11 @@ TEST(JaegerStorage, RestartDuringLoadKeepsEveryAcknowledgedSpan) {
          sent.load() < kRequests) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  jaeger.Kill();
+  if (sigkill) {
+    jaeger.Kill();
+  } else {
+    jaeger.Stop();
+  }
   const int killed_after = sent.load();
   std::this_thread::sleep_for(kDownFor);
   const auto restart_began = std::chrono::steady_clock::now();
@@ -205,10 +214,11 @@ TEST(JaegerStorage, RestartDuringLoadKeepsEveryAcknowledgedSpan) {
   };
   testing_support::WaitFor(read_back, std::chrono::milliseconds(3000));
   std::printf(
-      "restart: killed after %d requests, restarted in %lld ms; acked_spans=%d "
+      "restart (%s): down after %d requests, restarted in %lld ms; acked_spans=%d "
       "found_distinct=%d missing=%d stored_twice=%d served_twice=%d retries=%.0f\n",
-      killed_after, static_cast<long long>(restart_took.count()), acked_spans, found, missing,
-      stored_twice, served_twice, Metric(gw, "ordertrace_forward_retries_total"));
+      sigkill ? "SIGKILL" : "SIGTERM", killed_after, static_cast<long long>(restart_took.count()),
+      acked_spans, found, missing, stored_twice, served_twice,
+      Metric(gw, "ordertrace_forward_retries_total"));
   EXPECT_EQ(missing, 0) << "acknowledged spans missing from Jaeger, the first " << first_missing
                         << "\n"
                         << jaeger.Log();
@@ -218,6 +228,9 @@ TEST(JaegerStorage, RestartDuringLoadKeepsEveryAcknowledgedSpan) {
   // The outage was real: the forwarder had to retry.
   EXPECT_GT(Metric(gw, "ordertrace_forward_retries_total"), 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Signals, JaegerRestart, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Sigkill" : "Sigterm"; });
 
 TEST(JaegerStorage, TraceOlderThanTheTtlIsGoneWhileTheJourneyStays) {
   ORDERTRACE_REQUIRE_JAEGER_OR_SKIP();
