@@ -9,9 +9,13 @@
 //
 // Usage: ordertrace-bench-ingest --url http://127.0.0.1:4318/v1/traces --pid PID
 //          [--connections 4] [--seconds 10] [--warmup 2] [--distinct 16] [--ca-file CA.pem]
+//          [--fresh-trace-ids 1]
 //        --url https://127.0.0.1:4318/v1/traces, grpc://127.0.0.1:4317 or grpcs://127.0.0.1:4317
 //        (TLS: the server is verified against --ca-file, TLS 1.2 or newer).  For gRPC each
 //        connection is its own channel (its own HTTP/2 connection) sending unary Export calls.
+//        --fresh-trace-ids 1 (OTLP/HTTP only): every request sent carries trace ids never sent
+//        before (the same bytes otherwise), for a trace store such as Jaeger, which would
+//        otherwise pile every round onto the same 64 traces (bench/run ingest --peer jaeger).
 // The last line of output is one JSON object with the figures.
 #include <arpa/inet.h>
 #include <google/protobuf/arena.h>
@@ -194,6 +198,51 @@ int RoundTrip(Connection& conn, const std::string& request, std::string* buf) {
   return status;
 }
 
+// A request whose trace ids are rewritten before each send (--fresh-trace-ids): the offsets of
+// every occurrence of each of its trace ids in the HTTP request, found once.
+struct FreshTraceIds {
+  std::vector<std::vector<size_t>> offsets;  // per trace id of the request
+};
+
+FreshTraceIds FindTraceIds(const ExportTraceServiceRequest& message, const std::string& request) {
+  FreshTraceIds found;
+  for (const auto& resource : message.resource_spans()) {
+    const std::string& id = resource.scope_spans(0).spans(0).trace_id();
+    std::vector<size_t> at;
+    for (size_t pos = request.find(id); pos != std::string::npos; pos = request.find(id, pos + 1)) {
+      at.push_back(pos);
+    }
+    found.offsets.push_back(std::move(at));
+  }
+  return found;
+}
+
+uint64_t SplitMix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+// Writes trace id number `serial` of connection `connection` (unique in the run and across runs
+// of one process: the start time is mixed in) into `id` (16 bytes, never all zero).
+void MakeTraceId(uint64_t run, int connection, uint64_t serial, char* id) {
+  const uint64_t hi = SplitMix(run ^ (static_cast<uint64_t>(connection) << 48));
+  const uint64_t lo = SplitMix(hi ^ serial) | 1;
+  std::memcpy(id, &hi, 8);
+  std::memcpy(id + 8, &lo, 8);
+}
+
+std::string Hex(const char* p, size_t n) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; ++i) {
+    out += kDigits[(static_cast<unsigned char>(p[i]) >> 4) & 15];
+    out += kDigits[static_cast<unsigned char>(p[i]) & 15];
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -203,6 +252,7 @@ int main(int argc, char** argv) {
   double seconds = 10, warmup = 2;
   int distinct = 16;  // distinct requests, sent round-robin (each span id recurs every round)
   std::string ca_file;
+  bool fresh_trace_ids = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--url")
@@ -221,17 +271,20 @@ int main(int argc, char** argv) {
       distinct = std::max(1, std::stoi(v));
     else if (k == "--ca-file")
       ca_file = v;
+    else if (k == "--fresh-trace-ids")
+      fresh_trace_ids = v == "1";
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
     }
   }
   Url url;
-  if (!ParseUrl(url_arg, &url) || (pid <= 0 && !reference_only) || url.tls() != !ca_file.empty()) {
+  if (!ParseUrl(url_arg, &url) || (pid <= 0 && !reference_only) || url.tls() != !ca_file.empty() ||
+      (fresh_trace_ids && url.grpc())) {
     std::fprintf(stderr,
                  "usage: %s --url http(s)://HOST:PORT/v1/traces|grpc(s)://HOST:PORT "
                  "--pid GATEWAY_PID [--connections N] [--seconds S] [--warmup S] [--distinct N] "
-                 "[--ca-file CA.pem (https, grpcs)]\n",
+                 "[--ca-file CA.pem (https, grpcs)] [--fresh-trace-ids 1 (http, https)]\n",
                  argv[0]);
     return 2;
   }
@@ -268,6 +321,11 @@ int main(int argc, char** argv) {
                        "\r\nContent-Type: application/x-protobuf\r\nContent-Length: " +
                        std::to_string(b.size()) + "\r\n\r\n" + b);
   }
+  std::vector<FreshTraceIds> fresh;
+  if (fresh_trace_ids) {
+    for (int i = 0; i < distinct; ++i) fresh.push_back(FindTraceIds(messages[i], requests[i]));
+  }
+  const uint64_t run_id = static_cast<uint64_t>(base_ns) ^ static_cast<uint64_t>(getpid());
   const double bytes_per_span =
       static_cast<double>(total_bytes) / (static_cast<double>(distinct) * kSpansPerRequest);
   std::printf(
@@ -277,6 +335,11 @@ int main(int argc, char** argv) {
   // Load: each connection thread sends requests back to back.
   std::atomic<int> phase{0};  // 0 warm-up, 1 measure, 2 stop
   std::atomic<uint64_t> measured_requests{0}, errors{0};
+  // Every request answered 200, warm-up and the requests still in flight at the end included:
+  // what the server processed (bench/run --peer counts CPU until the server has drained).
+  std::atomic<uint64_t> acked_requests{0};
+  // --fresh-trace-ids: the trace ids of each connection's last acknowledged request, in hex.
+  std::vector<std::vector<std::string>> last_trace_ids(static_cast<size_t>(connections));
   std::vector<std::thread> threads;
   if (reference_only) {
     connections = 0;
@@ -314,6 +377,7 @@ int main(int argc, char** argv) {
           std::this_thread::sleep_for(std::chrono::milliseconds(100));
           continue;
         }
+        acked_requests.fetch_add(1);
         if (p == 1 && phase.load() == 1) measured_requests.fetch_add(1);
       }
     });
@@ -323,6 +387,11 @@ int main(int argc, char** argv) {
       Connection conn = Connect(url, tls);
       std::string buf;
       size_t next = static_cast<size_t>(c);
+      // --fresh-trace-ids: this connection's own copy of the requests, rewritten before a send.
+      std::vector<std::string> own;
+      if (fresh_trace_ids) own = requests;
+      uint64_t serial = 0;
+      std::vector<std::string> sent_ids;
       while (phase.load() < 2) {
         if (!conn.ok()) {
           errors.fetch_add(1);
@@ -331,13 +400,25 @@ int main(int argc, char** argv) {
           continue;
         }
         const int p = phase.load();
-        int status = RoundTrip(conn, requests[next++ % requests.size()], &buf);
+        const size_t which = next++ % requests.size();
+        if (fresh_trace_ids) {
+          sent_ids.clear();
+          for (const auto& at : fresh[which].offsets) {
+            char id[16];
+            MakeTraceId(run_id, c, serial++, id);
+            for (size_t pos : at) std::memcpy(&own[which][pos], id, sizeof id);
+            sent_ids.push_back(Hex(id, sizeof id));
+          }
+        }
+        int status = RoundTrip(conn, fresh_trace_ids ? own[which] : requests[which], &buf);
         if (status != 200) {
           errors.fetch_add(1);
           conn.Close();
           conn = Connect(url, tls);
           continue;
         }
+        acked_requests.fetch_add(1);
+        if (fresh_trace_ids) last_trace_ids[static_cast<size_t>(c)] = sent_ids;
         if (p == 1 && phase.load() == 1) measured_requests.fetch_add(1);
       }
       conn.Close();
@@ -387,16 +468,22 @@ int main(int argc, char** argv) {
               cpu_ns_per_span);
   std::printf("libprotobuf arena parse per span: %.0f ns; decoder alone: %.0f ns\n",
               parse_cpu_ns_per_span, decode_cpu_ns_per_span);
+  std::string sample;  // --fresh-trace-ids: the last acknowledged trace ids, for a read-back
+  for (const auto& ids : last_trace_ids) {
+    for (const auto& id : ids) sample += (sample.empty() ? "\"" : ",\"") + id + "\"";
+  }
   std::printf(
       "{\"benchmark\":\"ingest\",\"transport\":\"%s\",\"spans_per_request\":%d,\"distinct_"
       "requests\":%d,"
       "\"bytes_per_span\":%.0f,\"connections\":%d,\"seconds\":%.2f,\"spans\":%.0f,\"errors\":%llu,"
       "\"spans_per_sec\":%.0f,\"spans_per_cpu_sec\":%.0f,\"cpu_ns_per_span\":%.1f,"
-      "\"parse_cpu_ns_per_span\":%.1f,\"decode_cpu_ns_per_span\":%.1f,\"ratio\":%.3f}\n",
+      "\"parse_cpu_ns_per_span\":%.1f,\"decode_cpu_ns_per_span\":%.1f,\"ratio\":%.3f,"
+      "\"acked_spans\":%llu,\"sample_trace_ids\":[%s]}\n",
       url.scheme.c_str(), kSpansPerRequest, distinct, bytes_per_span, connections, wall, spans,
       static_cast<unsigned long long>(errors.load()), wall > 0 ? spans / wall : 0,
       cpu_ns_per_span > 0 ? 1e9 / cpu_ns_per_span : 0, cpu_ns_per_span, parse_cpu_ns_per_span,
       decode_cpu_ns_per_span,
-      parse_cpu_ns_per_span > 0 ? cpu_ns_per_span / parse_cpu_ns_per_span : 0);
+      parse_cpu_ns_per_span > 0 ? cpu_ns_per_span / parse_cpu_ns_per_span : 0,
+      static_cast<unsigned long long>(acked_requests.load()) * kSpansPerRequest, sample.c_str());
   return (reference_only || spans > 0) && errors.load() == 0 ? 0 : 1;
 }

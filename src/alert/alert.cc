@@ -59,6 +59,7 @@ std::string AlertmanagerBody(const std::vector<Alert>& alerts) {
     PutIfSet(annotations, "summary", a.summary);
     PutIfSet(annotations, "description", a.description);
     PutIfSet(annotations, "jaeger_url", a.jaeger_url());
+    PutIfSet(annotations, "jaeger_trace_url", a.jaeger_trace_url());
     PutIfSet(annotations, "runbook_url", a.runbook_url);
     if (!a.storm) {
       PutIfSet(annotations, "kind", a.kind);
@@ -103,6 +104,8 @@ std::string WebhookBody(const Alert& a) {
             {"description", a.description},
             {"starts_at", Rfc3339(a.starts_at)},
             {"ends_at", a.resolved ? json(Rfc3339(a.ends_at)) : json(nullptr)},
+            {"jaeger_search_link",
+             a.jaeger_search_link.empty() ? json(nullptr) : json(a.jaeger_search_link)},
             {"jaeger_links", a.jaeger_links}};
   if (!a.runbook_url.empty()) j["runbook_url"] = a.runbook_url;
   if (a.storm) {

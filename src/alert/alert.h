@@ -47,6 +47,7 @@ struct Alert {
   std::string description;
   std::string runbook_url;
   std::vector<std::string> jaeger_links;  // latest trace first
+  std::string jaeger_search_link;         // all of the order's traces on one page ("" none)
   Nanos starts_at = 0;                    // the order's stuck_since (a storm: when it began)
   Nanos ends_at = 0;                      // resolved: when it moved on; 0 while firing
   Nanos stage_since = 0;                  // when the order entered the stage
@@ -72,7 +73,12 @@ struct Alert {
   const char* alertname() const {
     return !system.empty() ? system.c_str() : storm ? kOrderStuckStorm : kOrderStuck;
   }
-  std::string jaeger_url() const { return jaeger_links.empty() ? "" : jaeger_links.front(); }
+  // The link an alert leads with: the order's traces together, else its latest trace.
+  std::string jaeger_url() const {
+    if (!jaeger_search_link.empty()) return jaeger_search_link;
+    return jaeger_trace_url();
+  }
+  std::string jaeger_trace_url() const { return jaeger_links.empty() ? "" : jaeger_links.front(); }
 };
 
 // BrokerUnreachable for the management API at `broker` (HOST:PORT), unreachable since

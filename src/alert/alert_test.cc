@@ -29,6 +29,7 @@ Alert OrderAlertExample() {
   a.summary = "order A-1 stuck in SUBMITTED for 7m";
   a.description = "Order A-1 is stuck in SUBMITTED.";
   a.jaeger_links = {"http://jaeger.test:16686/trace/abc", "http://jaeger.test:16686/trace/def"};
+  a.jaeger_search_link = "http://jaeger.test:16686/search?traceID=abc&traceID=def";
   a.runbook_url = "https://wiki.test/rb";
   a.starts_at = kT;
   a.expected = "a span from mes (receipt)";
@@ -67,11 +68,14 @@ TEST(AlertTest, AlertmanagerBodyHasLabelsAnnotationsAndNoDots) {
                                      {"severity", "critical"}}));
   EXPECT_EQ(body[0]["annotations"]["summary"], a.summary);
   EXPECT_EQ(body[0]["annotations"]["description"], a.description);
-  EXPECT_EQ(body[0]["annotations"]["jaeger_url"], "http://jaeger.test:16686/trace/abc");
+  // The order's traces together first, then its latest trace.
+  EXPECT_EQ(body[0]["annotations"]["jaeger_url"],
+            "http://jaeger.test:16686/search?traceID=abc&traceID=def");
+  EXPECT_EQ(body[0]["annotations"]["jaeger_trace_url"], "http://jaeger.test:16686/trace/abc");
   EXPECT_EQ(body[0]["annotations"]["runbook_url"], "https://wiki.test/rb");
   EXPECT_EQ(body[0]["startsAt"], "2023-11-14T22:13:20.123Z");
   EXPECT_FALSE(body[0].contains("endsAt"));
-  EXPECT_EQ(body[0]["generatorURL"], "http://jaeger.test:16686/trace/abc");
+  EXPECT_EQ(body[0]["generatorURL"], "http://jaeger.test:16686/search?traceID=abc&traceID=def");
   EXPECT_EQ(body[1]["endsAt"], "2023-11-14T22:14:20.123Z");
   EXPECT_EQ(body[2]["labels"]["alertname"], "OrderStuckStorm");
   EXPECT_FALSE(body[2]["labels"].contains("order_id"));
@@ -97,6 +101,7 @@ TEST(AlertTest, WebhookBodySchema) {
   EXPECT_EQ(j["kind"], "not_received");
   EXPECT_EQ(j["starts_at"], "2023-11-14T22:13:20.123Z");
   EXPECT_TRUE(j["ends_at"].is_null());
+  EXPECT_EQ(j["jaeger_search_link"], "http://jaeger.test:16686/search?traceID=abc&traceID=def");
   EXPECT_EQ(j["jaeger_links"].size(), 2u);
   EXPECT_EQ(j["diagnosis"]["expected"], "a span from mes (receipt)");
   EXPECT_EQ(j["diagnosis"]["last_span"]["service"], "crm");

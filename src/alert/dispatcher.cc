@@ -304,6 +304,7 @@ Alert AlertDispatcher::OrderAlert(journey::OrderRow* flagged, const journey::Rul
     a.allowed_seconds = std::chrono::duration_cast<std::chrono::seconds>(d->allowed).count();
     a.deadline = d->deadline_ns;
     a.jaeger_links = d->jaeger_links;
+    a.jaeger_search_link = d->jaeger_search_link;
     if (d->last_span) {
       a.last_span_service = d->last_span->service;
       a.last_span_name = d->last_span->name;

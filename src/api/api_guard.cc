@@ -114,8 +114,14 @@ metrics::Counter& ApiGuard::Count(const std::string& method, const std::string& 
 
 net::HttpHandler ApiGuard::Wrap(std::string route, std::string action,
                                 GuardedHandler handler) const {
-  return [this, route = std::move(route), action = std::move(action), handler = std::move(handler)](
-             net::HttpRequest& req, net::HttpResponse& res) {
+  return Wrap(std::move(route), std::move(action), nullptr, std::move(handler));
+}
+
+net::HttpHandler ApiGuard::Wrap(std::string route, std::string action, Describer describe,
+                                GuardedHandler handler) const {
+  return [this, route = std::move(route), action = std::move(action),
+          describe = std::move(describe),
+          handler = std::move(handler)](net::HttpRequest& req, net::HttpResponse& res) {
     const auto began = std::chrono::steady_clock::now();
     audit::AuditEvent event;
     event.event = "api_request";
@@ -124,6 +130,7 @@ net::HttpHandler ApiGuard::Wrap(std::string route, std::string action,
     event.http.method = req.method;
     event.http.route = route;
     event.user_agent = std::string(req.Header("user-agent").substr(0, kMaxUserAgent));
+    if (describe) describe(req, event);
 
     AuthResult decision = auth_.Authorize(req, action);
     event.actor = decision.principal;

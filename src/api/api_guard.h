@@ -68,6 +68,12 @@ class ApiGuard {
   // The handler for `route` (the pattern written to the audit, "/api/v1/orders/{id}") that
   // runs `handler` only when the caller may do `action`.  The guard must outlive the server.
   net::HttpHandler Wrap(std::string route, std::string action, GuardedHandler handler) const;
+  // The same, with `describe` run first, before the authorization: it may set what was asked
+  // for (`event.resource`, a finer `event.http.route`) so that a refused request's audit line
+  // names it too (a trace id asked for by someone without traces.read).
+  using Describer = std::function<void(const net::HttpRequest& req, audit::AuditEvent& event)>;
+  net::HttpHandler Wrap(std::string route, std::string action, Describer describe,
+                        GuardedHandler handler) const;
 
   // A second action inside a wrapped handler, for what only some requests of a route ask (a
   // clear partner id in GET /api/v1/orders needs orders.lookup_partner besides orders.list).

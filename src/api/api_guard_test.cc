@@ -163,6 +163,43 @@ TEST_F(ApiGuardTest, NoTokenIs401WithTheBearerChallenge) {
   EXPECT_EQ(events[0].request_id, std::string(r.Header("X-Request-Id")));
 }
 
+TEST_F(ApiGuardTest, ADescriberNamesWhatWasAskedForEvenWhenRefused) {
+  int handled = 0;
+  const net::HttpHandler h = guard_->Wrap(
+      "/jaeger/{path}", "traces.read",
+      [](const net::HttpRequest& req, audit::AuditEvent& event) {
+        event.http.route = "/jaeger/api/traces/{id}";
+        event.resource.emplace_back("trace_id", req.path.substr(req.path.rfind('/') + 1));
+      },
+      [&handled](net::HttpRequest&, net::HttpResponse& res, audit::AuditEvent&) {
+        ++handled;
+        res.body = "trace";
+      });
+  auto call = [&h](const std::string& authorization) {
+    net::HttpRequest req;
+    req.method = "GET";
+    req.path = "/jaeger/api/traces/abc";
+    req.peer = "127.0.0.1:5000";
+    if (!authorization.empty()) req.headers.emplace_back("authorization", authorization);
+    net::HttpResponse res;
+    h(req, res);
+    return res.status;
+  };
+  EXPECT_EQ(call(""), 401);
+  EXPECT_EQ(call("Bearer " + Token({{"roles", {"Sales"}}})), 403);
+  EXPECT_EQ(call("Bearer " + Token({{"roles", {"Developer"}}})), 200);
+  EXPECT_EQ(handled, 1);
+  auto events = audit_.Take();
+  ASSERT_EQ(events.size(), 3u);
+  for (const auto& e : events) {
+    EXPECT_EQ(e.http.route, "/jaeger/api/traces/{id}");
+    EXPECT_EQ(e.resource, (std::vector<std::pair<std::string, std::string>>{{"trace_id", "abc"}}));
+  }
+  EXPECT_EQ(events[0].outcome, "denied");
+  EXPECT_EQ(events[1].outcome, "denied");
+  EXPECT_EQ(events[2].outcome, "allowed");
+}
+
 TEST_F(ApiGuardTest, BadTokensAre401InvalidTokenWithoutDetail) {
   json expired = {{"roles", {"Developer"}}, {"exp", kNow - 3600}};
   for (const std::string& token :
@@ -297,6 +334,52 @@ TEST_F(ApiGuardTest, NoSecretReachesTheAuditOrTheAnswer) {
       EXPECT_EQ(field.find("Bearer"), std::string::npos);
     }
   }
+}
+
+// ?include=jaeger reads the order's traces back from Jaeger: it needs traces.read besides
+// orders.read, checked before anything is read, and audited with what was asked.
+TEST_F(ApiGuardTest, IncludeJaegerNeedsTracesRead) {
+  std::atomic<int> read_backs{0};
+  journey_options_.jaeger_read_back = [&read_backs](const journey::Journey& j) {
+    ++read_backs;
+    return json{{"traces", json::array()}, {"order", j.order.order_id}};
+  };
+  auth::RoleOptions roles;
+  roles.actions = {{"Developer", {"orders.read"}}, {"DevOps", {"orders.read", "traces.read"}}};
+  Start(roles);
+  journey::SpanRecord span;
+  span.order_id = "A-1";
+  span.trace_id = "0af7651916cd43dd8448eb211c80319c";
+  span.span_id = "00000000000000a1";
+  span.service = "crm";
+  span.start_ns = kNow * kSec;
+  span.end_ns = span.start_ns + kSec;
+  ASSERT_TRUE(engine_->Apply({span}).ok());
+  (void)audit_.Take();
+
+  const std::string dev = Token({{"roles", {"Developer"}}});
+  EXPECT_EQ(GetWith(dev, "/api/v1/orders/A-1").status, 200);  // without it: orders.read only
+  net::HttpReply r = GetWith(dev, "/api/v1/orders/A-1?include=jaeger");
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"], "forbidden: your roles do not allow traces.read");
+  EXPECT_EQ(GetWith(dev, "/api/v1/orders/NOPE?include=jaeger").status, 403);  // not 404
+  EXPECT_EQ(read_backs, 0);
+  r = GetWith(Token({{"roles", {"DevOps"}}}), "/api/v1/orders/A-1?include=jaeger");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["jaeger"]["order"], "A-1");
+  EXPECT_EQ(read_backs, 1);
+
+  const auto events = audit_.Take();
+  ASSERT_EQ(events.size(), 4u);
+  using Entry = std::pair<std::string, std::string>;
+  EXPECT_EQ(events[0].resource, (std::vector<Entry>{{"type", "order"}, {"id", "A-1"}}));
+  EXPECT_EQ(events[1].outcome, "denied");
+  EXPECT_EQ(events[1].reason, "action_not_allowed");
+  EXPECT_EQ(events[1].resource,
+            (std::vector<Entry>{{"type", "order"}, {"id", "A-1"}, {"include", "jaeger"}}));
+  EXPECT_EQ(events[3].outcome, "allowed");
+  EXPECT_EQ(events[3].resource,
+            (std::vector<Entry>{{"type", "order"}, {"id", "A-1"}, {"include", "jaeger"}}));
 }
 
 // Finding a partner's orders (journey_api.h): by pseudonym for every reader, by clear id for a

@@ -49,7 +49,7 @@ json SpanJson(const journey::SpanRecord& s, std::string_view jaeger_ui) {
       {"error", StrOrNull(s.error)},
       {"stage", StrOrNull(s.stage)},
       {"heartbeat", s.heartbeat},
-      {"jaeger", journey::JaegerLink(jaeger_ui, s.trace_id)}};
+      {"jaeger_link", journey::JaegerSpanLink(jaeger_ui, s.trace_id, s.span_id)}};
   if (s.hop != journey::HopRole::kNone) {
     j["messaging"] = json{{"operation", journey::HopRoleName(s.hop)},
                           {"message_id", StrOrNull(s.message_id)},
@@ -115,7 +115,8 @@ json DiagnosisJson(const journey::Diagnosis& d) {
             {"alive", d.heartbeat.expected ? json(d.heartbeat.alive) : json(nullptr)}}},
       {"broker", StrOrNull(d.broker)},
       {"trace_ids", d.trace_ids},
-      {"jaeger_links", d.jaeger_links}};
+      {"jaeger_links", d.jaeger_links},
+      {"jaeger_search_link", StrOrNull(d.jaeger_search_link)}};
 }
 
 bool ParseLimit(const std::string& text, size_t max, size_t* out) {
@@ -123,6 +124,37 @@ bool ParseLimit(const std::string& text, size_t max, size_t* out) {
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
   if (ec != std::errc() || end != text.data() + text.size() || v == 0 || v > max) return false;
   *out = v;
+  return true;
+}
+
+// The query of GET /api/v1/orders/{id}: `include` only, a comma-separated list of what to add
+// (known: jaeger).  False after answering 400 for anything else.
+bool ParseInclude(const std::string& query, bool* jaeger, net::HttpResponse& res) {
+  url::QueryParams q;
+  std::string error;
+  if (!url::ParseQuery(query, &q, &error)) {
+    JsonError(res, 400, error);
+    return false;
+  }
+  for (const auto& [k, v] : q.params) {
+    if (k != "include") {
+      JsonError(res, 400, "unknown query parameter '" + k + "' (known: include)");
+      return false;
+    }
+    for (std::string_view rest = v; !rest.empty();) {
+      const size_t comma = rest.find(',');
+      const std::string_view item = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      if (item == "jaeger") {
+        *jaeger = true;
+      } else if (!item.empty()) {
+        JsonError(
+            res, 400,
+            "include: unknown value '" + std::string(item.substr(0, 64)) + "' (known: jaeger)");
+        return false;
+      }
+    }
+  }
   return true;
 }
 
@@ -320,6 +352,9 @@ json OrderJson(const journey::Journey& jr, const std::optional<journey::Diagnosi
   json hops = json::array();
   for (const journey::Hop& h : jr.hops) hops.push_back(HopJson(h));
   j["hops"] = std::move(hops);
+  // All of the order's traces on one page of the Jaeger UI (the latest 20), stuck or not.
+  j["jaeger_search_link"] = StrOrNull(
+      journey::JaegerSearchLink(jaeger_ui, journey::TraceIdsOf(journey::TraceWindows(jr))));
   return j;
 }
 
@@ -349,8 +384,8 @@ void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, con
       "GET", "/api/v1/orders/*",
       guard.Wrap(
           "/api/v1/orders/{id}", "orders.read",
-          [&engine, options](net::HttpRequest& req, net::HttpResponse& res,
-                             audit::AuditEvent& event) {
+          [&engine, &guard, options](net::HttpRequest& req, net::HttpResponse& res,
+                                     audit::AuditEvent& event) {
             event.resource.emplace_back("type", "order");
             std::string id;
             const std::string_view raw = std::string_view(req.path).substr(kOrdersPrefix.size());
@@ -360,6 +395,19 @@ void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, con
               return;
             }
             event.resource.emplace_back("id", id);
+            bool include_jaeger = false;
+            if (!ParseInclude(req.query, &include_jaeger, res)) return;
+            if (include_jaeger) {
+              event.resource.emplace_back("include", "jaeger");
+              // Before the store is read: a refused caller learns nothing of the order.
+              if (!guard.Check(req, kTracesReadAction, res, event)) return;
+              if (!options.jaeger_read_back) {
+                JsonError(res, 409,
+                          "include=jaeger: Jaeger's query service is not configured "
+                          "(jaeger.query_url, docs/jaeger.md)");
+                return;
+              }
+            }
             auto jr = engine.store().GetJourney(id, options.max_spans);
             if (!jr.ok()) {
               log::Error("journey read failed",
@@ -375,7 +423,9 @@ void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, con
             const auto rules = engine.rules();
             auto d = journey::Diagnose(journey, *rules, engine.clock().Now(), options.jaeger_ui,
                                        options.broker);
-            JsonResponse(res, 200, OrderJson(journey, d, options.jaeger_ui));
+            json body = OrderJson(journey, d, options.jaeger_ui);
+            if (include_jaeger) body["jaeger"] = options.jaeger_read_back(journey);
+            JsonResponse(res, 200, body);
           }));
   server.Route("GET", "/api/v1/orders",
                guard.Wrap("/api/v1/orders", "orders.list",

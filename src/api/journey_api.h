@@ -1,7 +1,12 @@
 // The journey API on the --http listener (docs/api.md):
 //
 //   GET /api/v1/orders/{id}   the order's journey: stage, stuck, diagnosis (null unless
-//                             stuck), milestones, spans, hops.  404 + JSON error when unknown.
+//                             stuck), milestones, spans, hops, links to Jaeger.  404 + JSON
+//                             error when unknown.
+//       ?include=jaeger       adds "jaeger": the order's traces read back from Jaeger
+//                             (jaeger/read_back.h); needs traces.read too (kTracesReadAction),
+//                             and 409 when Jaeger's query service is not configured.  Jaeger
+//                             down or slow is no error of the request: "jaeger"."error" says so.
 //   GET /api/v1/orders?stuck=true|false&stage=S&service=S&partner=P&limit=N&cursor=C
 //                             {"orders": [...], "next_cursor": "..." | null}
 //   POST /api/v1/orders/lookup-partner?<the same filters but partner>  {"partner": "P"}
@@ -18,7 +23,7 @@
 //
 // Every route runs behind the ApiGuard (api/api_guard.h): request id, sign-in, the action's
 // role check and one audit event per request.  Actions: orders.read, orders.list, broker.read,
-// orders.lookup_partner (kLookupPartnerAction).
+// orders.lookup_partner (kLookupPartnerAction), traces.read (kTracesReadAction).
 //
 // Thread-safety: handlers run concurrently; the engine and store are thread-safe.
 #pragma once
@@ -42,6 +47,8 @@ namespace ordertrace::api {
 
 // The action a lookup by a clear partner id needs besides orders.list.
 inline constexpr char kLookupPartnerAction[] = "orders.lookup_partner";
+// The action reading an order's traces back from Jaeger needs besides orders.read.
+inline constexpr char kTracesReadAction[] = "traces.read";
 
 struct JourneyApiOptions {
   std::string jaeger_ui = "http://localhost:16686";
@@ -54,6 +61,11 @@ struct JourneyApiOptions {
   // a clear partner id under every retained key.  Unset, or returning null: redaction is off,
   // and a lookup by a clear id is refused.  Called on the API's threads.
   std::function<std::shared_ptr<const redact::Pseudonymizer>()> pseudonymizer;
+  // The order's traces as Jaeger holds them, for ?include=jaeger (the gateway binds
+  // jaeger::ReadBack to its QueryClient; the call waits for Jaeger, within jaeger.timeout).
+  // Unset: Jaeger's query service is not configured (jaeger.query_url), and ?include=jaeger is
+  // 409.  Called on the API's threads.
+  std::function<nlohmann::json(const journey::Journey&)> jaeger_read_back;
 };
 
 // Registers the routes above.  `engine` and `guard` must outlive the server.

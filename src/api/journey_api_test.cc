@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -107,14 +108,23 @@ TEST_F(JourneyApiTest, StuckOrderCarriesItsDiagnosis) {
   EXPECT_EQ(j["diagnosis"]["last_span"]["service"], "crm");
   EXPECT_EQ(j["diagnosis"]["jaeger_links"][0],
             "http://jaeger.example:16686/trace/0af7651916cd43dd8448eb211c80319c");
+  EXPECT_EQ(j["diagnosis"]["jaeger_search_link"],
+            "http://jaeger.example:16686/search?traceID=0af7651916cd43dd8448eb211c80319c");
+  EXPECT_EQ(j["jaeger_search_link"], j["diagnosis"]["jaeger_search_link"]);
   ASSERT_EQ(j["milestones"].size(), 1u);
   EXPECT_EQ(j["milestones"][0]["stage"], "SUBMITTED");
-  EXPECT_EQ(j["spans"].size(), 1u);
+  ASSERT_EQ(j["spans"].size(), 1u);
+  EXPECT_EQ(j["spans"][0]["jaeger_link"],
+            "http://jaeger.example:16686/trace/0af7651916cd43dd8448eb211c80319c"
+            "?uiFind=00000000000000a1");
   EXPECT_TRUE(j["hops"].is_array());
 
   json closed = GetJson("/api/v1/orders/ORD-2", 200);
   EXPECT_EQ(closed["stuck"], false);
   EXPECT_TRUE(closed["diagnosis"].is_null());
+  // Every order links to its traces, stuck or not.
+  EXPECT_EQ(closed["jaeger_search_link"],
+            "http://jaeger.example:16686/search?traceID=0af7651916cd43dd8448eb211c80319c");
   EXPECT_EQ(closed["closed"], true);
 
   json list = GetJson("/api/v1/orders?stuck=true", 200);
@@ -161,6 +171,45 @@ TEST_F(JourneyApiTest, ErrorsAreJson) {
             "expected /api/v1/orders/{id} with one percent-encoded order id");
   EXPECT_EQ(GetJson("/api/v1/orders/a/b", 400)["error"],
             "expected /api/v1/orders/{id} with one percent-encoded order id");
+  EXPECT_EQ(GetJson("/api/v1/orders/NOPE?include=spans", 400)["error"],
+            "include: unknown value 'spans' (known: jaeger)");
+  EXPECT_EQ(GetJson("/api/v1/orders/NOPE?jaeger=1", 400)["error"],
+            "unknown query parameter 'jaeger' (known: include)");
+  // Asked for, Jaeger's query service must be configured (jaeger.query_url).
+  EXPECT_EQ(GetJson("/api/v1/orders/NOPE?include=jaeger", 409)["error"],
+            "include=jaeger: Jaeger's query service is not configured (jaeger.query_url, "
+            "docs/jaeger.md)");
+}
+
+// ?include=jaeger adds what the read-back returns for the order's journey (the gateway binds it
+// to jaeger::ReadBack; tests/jaeger/readback_test.cc runs it against a real Jaeger).
+TEST_F(JourneyApiTest, IncludeJaegerAddsTheReadBack) {
+  server_.reset();
+  server_ = std::make_unique<net::HttpServer>(net::HttpServerOptions{});
+  JourneyApiOptions api;
+  api.jaeger_ui = "https://gw.example/jaeger";
+  std::atomic<int> calls{0};
+  api.jaeger_read_back = [&calls](const journey::Journey& j) {
+    ++calls;
+    return json{{"traces", json::array()}, {"spans_seen", j.spans.size()}, {"error", nullptr}};
+  };
+  RegisterJourneyRoutes(*server_, *engine_, guard_, api);
+  ASSERT_TRUE(server_->Start().ok());
+  ASSERT_TRUE(
+      engine_->Apply({Span("ORD-3", "00000000000000c1", kT0, kT0 + 1000, "crm", "SUBMITTED")})
+          .ok());
+
+  EXPECT_FALSE(GetJson("/api/v1/orders/ORD-3", 200).contains("jaeger"));
+  EXPECT_EQ(calls, 0);
+  json j = GetJson("/api/v1/orders/ORD-3?include=jaeger", 200);
+  EXPECT_EQ(j["jaeger"]["spans_seen"], 1);
+  EXPECT_EQ(j["spans"][0]["jaeger_link"],
+            "https://gw.example/jaeger/trace/0af7651916cd43dd8448eb211c80319c"
+            "?uiFind=00000000000000c1");
+  EXPECT_EQ(GetJson("/api/v1/orders/ORD-3?include=,jaeger,", 200)["jaeger"]["spans_seen"], 1);
+  EXPECT_EQ(calls, 2);
+  GetJson("/api/v1/orders/NOPE?include=jaeger", 404);
+  EXPECT_EQ(calls, 2);
 }
 
 // The audit keeps the values of the list's filters, but not of parameters it does not know:

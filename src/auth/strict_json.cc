@@ -3,6 +3,8 @@
 #include <set>
 #include <vector>
 
+#include "common/json_nesting.h"
+
 namespace ordertrace::auth {
 
 bool ParseStrictJson(std::string_view text, nlohmann::json* out, std::string* error,
@@ -37,29 +39,9 @@ bool ParseStrictJson(std::string_view text, nlohmann::json* out, std::string* er
   };
   // Cheap pre-check of the nesting, so that the parser's own state never grows with a
   // hostile "[[[[..." (the callback only sees it once the parser is in it).
-  int depth = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > max_depth) {
-        *error = "nested deeper than " + std::to_string(max_depth);
-        return false;
-      }
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
+  if (!JsonNestingWithin(text, max_depth)) {
+    *error = "nested deeper than " + std::to_string(max_depth);
+    return false;
   }
   json parsed;
   try {

@@ -171,6 +171,10 @@ int Main(int argc, char** argv) {
   auto* order_cmd = app.add_subcommand(
       "order", "Show an order's journey and, when it is stuck, where it stopped (exit 3: unknown)");
   order_cmd->add_option("ID", order_id, "The order id")->required();
+  bool order_jaeger = false;
+  order_cmd->add_flag("--jaeger", order_jaeger,
+                      "Also read the order's traces back from Jaeger (spans per trace; needs "
+                      "jaeger.query_url on the gateway and the action traces.read)");
   StuckOptions stuck;
   auto* stuck_cmd = app.add_subcommand(
       "stuck", "List stuck orders with their diagnosis (exit 4 when there are any)");
@@ -240,7 +244,7 @@ int Main(int argc, char** argv) {
     std::fputs(FormatIngestToken(*t, token_name).c_str(), stdout);
     return 0;
   }
-  if (order_cmd->parsed()) return RunOrder(query, order_id);
+  if (order_cmd->parsed()) return RunOrder(query, order_id, order_jaeger);
   if (stuck_cmd->parsed()) return RunStuck(query, stuck);
   if (watch_cmd->parsed()) {
     auto d = ParseDuration(watch_interval);

@@ -91,9 +91,34 @@ void PrintDiagnosis(const json& d) {
     std::printf("  trace:      %s\n", l.get<std::string>().c_str());
 }
 
+// The "jaeger" member of ?include=jaeger: spans per trace as Jaeger holds them.
+void PrintReadBack(const json& r) {
+  std::printf("\nfrom Jaeger\n");
+  if (!r.is_object()) {
+    std::printf("  (no answer)\n");
+    return;
+  }
+  for (const json& t : r.value("traces", json::array())) {
+    std::printf("  trace %s  %zu spans\n", Str(t, "trace_id").c_str(),
+                t.contains("spans") && t["spans"].is_array() ? t["spans"].size() : size_t{0});
+  }
+  for (const json& id : r.value("missing", json::array())) {
+    std::printf("  trace %s  not in Jaeger (never stored, or gone by its retention)\n",
+                id.is_string() ? id.get<std::string>().c_str() : "?");
+  }
+  for (const json& f : r.value("failed", json::array())) {
+    std::printf("  trace %s  failed: %s\n", Str(f, "trace_id").c_str(), Str(f, "error").c_str());
+  }
+  const json left_out = r.value("left_out", json::array());
+  if (!left_out.empty()) {
+    std::printf("  %zu older traces not asked for (only the newest are read back)\n",
+                left_out.size());
+  }
+}
+
 }  // namespace
 
-int RunOrder(const QueryOptions& o, const std::string& order_id) {
+int RunOrder(const QueryOptions& o, const std::string& order_id, bool jaeger) {
   auto client = ApiClient::Make(o.api, o.access);
   if (!client.ok()) {
     std::fprintf(stderr, "ordertrace: %s\n", client.status().message().c_str());
@@ -101,7 +126,14 @@ int RunOrder(const QueryOptions& o, const std::string& order_id) {
   }
   int status = 0;
   json j;
-  if (!Fetch(o, *client, "/api/v1/orders/" + url::PercentEncode(order_id), &status, &j)) {
+  if (!Fetch(o, *client,
+             "/api/v1/orders/" + url::PercentEncode(order_id) + (jaeger ? "?include=jaeger" : ""),
+             &status, &j)) {
+    if (jaeger && status == 403) {
+      std::fprintf(stderr,
+                   "ordertrace: reading traces back from Jaeger needs the action traces.read "
+                   "(Developer and DevOps by default); leave --jaeger out for the journey only\n");
+    }
     return kExitFailure;
   }
   if (o.json) std::printf("%s\n", j.dump(2).c_str());
@@ -122,6 +154,9 @@ int RunOrder(const QueryOptions& o, const std::string& order_id) {
               : j.value("closed", false) ? "closed"
                                          : "on time");
   if (!j["partner"].is_null()) std::printf("  partner %s\n", Str(j, "partner").c_str());
+  if (j.contains("jaeger_search_link") && j["jaeger_search_link"].is_string()) {
+    std::printf("  traces  %s\n", j["jaeger_search_link"].get<std::string>().c_str());
+  }
   if (j["diagnosis"].is_object()) PrintDiagnosis(j["diagnosis"]);
   std::printf("\nmilestones\n");
   for (const json& m : j["milestones"]) {
@@ -147,6 +182,7 @@ int RunOrder(const QueryOptions& o, const std::string& order_id) {
                   Str(h, "processor").c_str());
     }
   }
+  if (jaeger) PrintReadBack(j.contains("jaeger") ? j["jaeger"] : json());
   return 0;
 }
 

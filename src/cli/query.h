@@ -17,9 +17,11 @@ struct QueryOptions {
   bool json = false;
 };
 
-// Exit codes: 0 found, 1 the gateway could not be asked (or answered 5xx, 401, 403), 2 a bad
-// --token-file / --ca-file, 3 no such order.
-int RunOrder(const QueryOptions& options, const std::string& order_id);
+// Exit codes: 0 found, 1 the gateway could not be asked (or answered 5xx, 401, 403, or 409 for
+// --jaeger without Jaeger configured), 2 a bad --token-file / --ca-file, 3 no such order.
+// `jaeger` (--jaeger): also the order's traces read back from Jaeger (?include=jaeger, the
+// action traces.read), printed as spans per trace.
+int RunOrder(const QueryOptions& options, const std::string& order_id, bool jaeger = false);
 
 struct StuckOptions {
   std::string stage;

@@ -29,6 +29,9 @@
 #include "common/text_format.h"
 #include "common/values.h"
 #include "forward/forwarder.h"
+#include "jaeger/query_client.h"
+#include "jaeger/read_back.h"
+#include "jaeger/query_proxy.h"
 #include "journey/engine.h"
 #include "journey/journey_stage.h"
 #include "journey/retention.h"
@@ -356,6 +359,12 @@ struct Gateway::Impl {
   std::unique_ptr<auth::BrowserSignIn> signin;
   std::unique_ptr<api::Authorizer> authorizer;
   std::unique_ptr<api::ApiGuard> guard;
+  // Reads orders' traces back from Jaeger (null without jaeger.query_url); shared with the
+  // journey API's handler, which keeps it alive while it runs.
+  std::shared_ptr<const jaeger::QueryClient> jaeger_query;
+  // Jaeger's query service under /jaeger/ (answers 404 without jaeger.query_url); before the
+  // API server, whose handlers hold it.
+  std::unique_ptr<jaeger::QueryProxy> jaeger_proxy;
   std::unique_ptr<net::HttpServer> api;
   // Journeys (null when journeys.enabled is false).
   SystemClock clock;
@@ -513,6 +522,21 @@ Status Gateway::Start() {
     return s;
   }
 
+  // Jaeger's query service (jaeger.query_url): the client reading orders' traces back.
+  if (!config_.jaeger.query_url.empty()) {
+    jaeger::QueryClientOptions o;
+    o.query_url = config_.jaeger.query_url;
+    o.timeout = config_.jaeger.timeout;
+    o.max_response_bytes = config_.jaeger.max_response_bytes;
+    o.ca_file = config_.jaeger.ca_file;
+    auto client = jaeger::QueryClient::Create(std::move(o));
+    if (!client.ok()) {
+      Stop();
+      return Status(client.status().code(), "jaeger.*: " + client.status().message());
+    }
+    g.jaeger_query = std::move(client).value();
+  }
+
   receive::OtlpReceiverOptions receiver_options;
   receiver_options.limits = config_.limits;
   receiver_options.max_body_bytes = config_.receiver.max_body_bytes;
@@ -535,7 +559,21 @@ Status Gateway::Start() {
   // One thread serves the API; with browser sign-in, a sign-in's code exchange waits for the
   // IdP's token endpoint on a request thread (bounded by its timeout and by
   // max_concurrent_exchanges), so a few more keep the API answering meanwhile.
-  api_options.threads = config_.auth.signin.enabled() ? 4 : 1;
+  // A read-back from Jaeger (?include=jaeger) waits for Jaeger the same way (jaeger.timeout).
+  api_options.threads = config_.auth.signin.enabled() || !config_.jaeger.query_url.empty() ? 4 : 1;
+  // Each request to /jaeger/ holds a thread while Jaeger answers: as many more as may wait.
+  jaeger::QueryProxyOptions jaeger_options;
+  jaeger_options.query_url = config_.jaeger.query_url;
+  jaeger_options.timeout = config_.jaeger.timeout;
+  jaeger_options.max_response_bytes = config_.jaeger.max_response_bytes;
+  jaeger_options.ca_file = config_.jaeger.ca_file;
+  if (!jaeger_options.query_url.empty()) api_options.threads += jaeger_options.max_concurrent;
+  auto jaeger_proxy = jaeger::QueryProxy::Create(jaeger_options, &registry_);
+  if (!jaeger_proxy.ok()) {
+    Stop();
+    return jaeger_proxy.status();
+  }
+  g.jaeger_proxy = std::move(jaeger_proxy).value();
   api_options.tls = *api_tls;
   api_options.hsts = true;
   api_options.security_headers = true;
@@ -549,6 +587,30 @@ Status Gateway::Start() {
   if (g.engine) {
     api::JourneyApiOptions journey_api;
     journey_api.jaeger_ui = config::JaegerLinkBase(config_, HostName());
+    if (g.jaeger_query) {
+      // ?include=jaeger: the order's traces as Jaeger holds them (the lambda keeps the client).
+      metrics::Family<metrics::Counter>* traces = &registry_.AddCounter(
+          "ordertrace_jaeger_read_back_traces_total",
+          "Traces of orders read back from Jaeger (?include=jaeger), by outcome: found, missing "
+          "(Jaeger does not hold it), failed (or not asked: time or size budget spent), "
+          "left_out (over the 20 newest).",
+          {"outcome"});
+      journey_api.jaeger_read_back = [client = g.jaeger_query,
+                                      traces](const journey::Journey& journey) {
+        nlohmann::json r = jaeger::ReadBack(*client, journey);
+        traces->With({"found"}).Inc(r["traces"].size());
+        traces->With({"missing"}).Inc(r["missing"].size());
+        traces->With({"failed"}).Inc(r["failed"].size());
+        traces->With({"left_out"}).Inc(r["left_out"].size());
+        if (r["error"].is_string()) {
+          log::Warn("order's traces not read back from Jaeger",
+                    {{"order_id", journey.order.order_id},
+                     {"failed", static_cast<uint64_t>(r["failed"].size())},
+                     {"error", r["error"].get<std::string>()}});
+        }
+        return r;
+      };
+    }
     journey_api.max_spans = config_.journeys.max_spans_per_view;
     journey_api.broker = g.broker.get();
     if (g.redacting) {
@@ -568,6 +630,13 @@ Status Gateway::Start() {
     broker_json = [monitor] { return monitor->StatusJson(); };
   }
   api::RegisterBrokerRoute(*g.api, *g.guard, std::move(broker_json));
+  // Behind the guard even when not configured: the 404 saying so is for signed-in users.
+  jaeger::RegisterQueryProxy(
+      *g.api, *g.jaeger_proxy,
+      [&g](std::string route, jaeger::ProxyDescriber describe, jaeger::ProxyHandler handler) {
+        return g.guard->Wrap(std::move(route), "traces.read", std::move(describe),
+                             std::move(handler));
+      });
   if (Status s = g.api->Start(); !s.ok()) {
     g.api.reset();
     Stop();

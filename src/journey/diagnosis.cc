@@ -97,12 +97,6 @@ const Expectation* FirstMissed(const Expectations& ex, Duration grace, Nanos now
   return first;
 }
 
-std::string JaegerLink(std::string_view jaeger_ui, std::string_view trace_id) {
-  std::string base(jaeger_ui);
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  return base + "/trace/" + std::string(trace_id);
-}
-
 std::string SummaryLine(const OrderRow& row, const Rules& rules, Nanos now) {
   if (row.stuck == StuckKind::kNone) return "";
   const OrderFacts f = FactsOf(row, rules);
@@ -261,6 +255,7 @@ std::optional<Diagnosis> Diagnose(const Journey& journey, const Rules& rules, Na
       d.jaeger_links.push_back(JaegerLink(jaeger_ui, s->trace_id));
     }
   }
+  d.jaeger_search_link = JaegerSearchLink(jaeger_ui, d.trace_ids);
 
   // The summary: the row's line, then where the last trace of activity is.
   d.summary = SummaryLine(row, rules, now);

@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "journey/jaeger_links.h"
 #include "journey/rules/rules.h"
 #include "journey/types.h"
 
@@ -116,6 +117,9 @@ struct Diagnosis {
   HeartbeatInfo heartbeat;
   std::vector<std::string> trace_ids;     // of the order's spans, latest first
   std::vector<std::string> jaeger_links;  // {jaeger_ui}/trace/{trace_id}, same order
+  // All of them on one page of the Jaeger UI (JaegerSearchLink: the latest
+  // kMaxTracesPerSearchLink); "" when the order has no spans.
+  std::string jaeger_search_link;
 };
 
 // The one-line summary of a stuck order from its row alone (what the engine stores when it
@@ -126,8 +130,5 @@ std::string SummaryLine(const OrderRow& row, const Rules& rules, Nanos now);
 // nullptr (no broker configured).
 std::optional<Diagnosis> Diagnose(const Journey& journey, const Rules& rules, Nanos now,
                                   std::string_view jaeger_ui, const BrokerView* broker = nullptr);
-
-// {jaeger_ui}/trace/{trace_id}, without a doubled slash.
-std::string JaegerLink(std::string_view jaeger_ui, std::string_view trace_id);
 
 }  // namespace ordertrace::journey

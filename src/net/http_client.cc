@@ -327,6 +327,8 @@ struct HttpConnection::Impl {
       // The limit is checked above (Beast's own applies to synchronous reads); this keeps the
       // parser from buffering far past it.
       parser.body_limit(max_body_bytes + 1);
+      // The answer to a HEAD has the GET's headers (Content-Length too) but no body.
+      if (req.method() == http::verb::head) parser.skip(true);
       bool sent = false;
       std::optional<Broken> broken =
           url.tls() ? RoundTrip(*tls, req, parser, max_body_bytes, deadline, &sent)

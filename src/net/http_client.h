@@ -94,7 +94,7 @@ class HttpConnection {
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
 
-  // Sends `method` ("GET", "POST") for `target` with `body` (not copied; Content-Length is
+  // Sends `method` ("GET", "HEAD", "POST") for `target` with `body` (not copied; Content-Length is
   // set for a non-empty body or a POST) and the Host header, plus `headers`.  Writes and reads
   // at once: a peer may answer (413, 401) before it has read the whole request.  A reused
   // connection that the peer had closed before answering is reconnected once, within the

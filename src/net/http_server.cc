@@ -277,6 +277,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
       return;
     }
     parser_.emplace();
+    head_ = false;
     parser_->body_limit(options().max_body_bytes);
     parser_->header_limit(kHeaderLimit);
     if (buffer_.size() > 0) {  // a pipelined request is already buffered
@@ -441,6 +442,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
     auto& breq = parser_->get();
     const bool keep_alive = breq.keep_alive();
     version_ = breq.version() == 10 ? 10 : 11;
+    head_ = breq.method() == http::verb::head;
 
     HttpRequest req = HeaderOnlyRequest();
     req.received_bytes = breq.body().size();
@@ -570,7 +572,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
     res_ = {};
     res_.version(version_);
     res_.result(static_cast<unsigned>(out.status >= 100 && out.status <= 599 ? out.status : 500));
-    res_.set(http::field::content_type, out.content_type);
+    if (!out.content_type.empty()) res_.set(http::field::content_type, out.content_type);
     for (const auto& [name, value] : out.headers) res_.insert(name, value);
     if (kTls && options().hsts)
       res_.set(http::field::strict_transport_security, "max-age=31536000");
@@ -586,6 +588,8 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
     res_.body() = std::move(out.body);
     res_.keep_alive(!close);
     res_.prepare_payload();
+    // HEAD (RFC 9110 9.3.2): the GET's headers, Content-Length included, and no body.
+    if (head_) res_.body().clear();
     Lowest().expires_after(options().read_timeout);
     http::async_write(stream_, res_,
                       [self = this->shared_from_this(), close](beast::error_code ec, size_t) {
@@ -652,6 +656,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
   TlsPeer tls_peer_;  // set after the handshake
   State state_ = State::kBusy;
   unsigned version_ = 11;  // of the request being answered
+  bool head_ = false;      // the request being answered is a HEAD
   size_t lingered_ = 0;
   char discard_[kReadChunk];
 };

@@ -46,7 +46,7 @@ struct HttpRequest {
 
 struct HttpResponse {
   int status = 200;
-  std::string content_type = "text/plain; charset=utf-8";
+  std::string content_type = "text/plain; charset=utf-8";  // "": no Content-Type (a 304)
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
 };
@@ -109,7 +109,9 @@ class HttpServer {
 
   // Registers a handler for method + exact path, or for every path under a prefix when `path`
   // ends in '*' ("/api/v1/orders/*"; the longest matching prefix wins, an exact path wins over
-  // any prefix).  A known path with another method gets 405, an unknown path 404.
+  // any prefix).  A known path with another method gets 405, an unknown path 404.  A "HEAD"
+  // route's handler fills the response as for GET; the server sends its headers and
+  // Content-Length without the body (any answer to a HEAD goes without its body).
   void Route(std::string method, std::string path, HttpHandler handler);
   // Registers a hook for requests to `path` refused before their handler (see HttpRejectHook).
   // Before Start(), like Route().

@@ -17,6 +17,9 @@
 #include <string>
 #include <thread>
 
+#include "net/http_client.h"
+#include "net/url.h"
+
 namespace ordertrace::net {
 namespace {
 
@@ -168,6 +171,37 @@ TEST_F(HttpServerTest, WrongMethodGets405WithAllow) {
   res = c.Send(http::verb::post, "/hello", "x");
   EXPECT_EQ(res.result_int(), 405);
   EXPECT_EQ(res[http::field::allow], "GET");
+}
+
+TEST(HttpServerHeadTest, HeadGetsTheHeadersAndLengthWithoutTheBody) {
+  HttpServer server(HttpServerOptions{});
+  for (const char* method : {"GET", "HEAD"}) {
+    server.Route(method, "/page", [](HttpRequest&, HttpResponse& res) {
+      res.content_type = "text/html";
+      res.body = "<p>hello</p>";
+    });
+  }
+  ASSERT_TRUE(server.Start().ok());
+  // One keep-alive connection: a body after the HEAD's headers would corrupt the next answer.
+  HttpConnection c(ParseUrl("http://127.0.0.1:" + std::to_string(server.port())).value());
+  for (int i = 0; i < 2; ++i) {
+    HttpOutcome head = c.Send("HEAD", "/page", {}, {}, 5s, 1 << 20);
+    ASSERT_TRUE(head.ok()) << head.failure->Describe();
+    EXPECT_EQ(head.reply.status, 200);
+    EXPECT_EQ(head.reply.content_type, "text/html");
+    EXPECT_EQ(head.reply.Header("Content-Length"), "12");
+    EXPECT_EQ(head.reply.body, "");
+    HttpOutcome get = c.Send("GET", "/page", {}, {}, 5s, 1 << 20);
+    ASSERT_TRUE(get.ok()) << get.failure->Describe();
+    EXPECT_EQ(get.reply.body, "<p>hello</p>");
+  }
+  // A HEAD the server refuses goes without a body too.
+  HttpOutcome missing = c.Send("HEAD", "/nothing", {}, {}, 5s, 1 << 20);
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing.reply.status, 404);
+  EXPECT_EQ(missing.reply.body, "");
+  EXPECT_EQ(c.Send("GET", "/page", {}, {}, 5s, 1 << 20).reply.body, "<p>hello</p>");
+  server.Shutdown(1s);
 }
 
 TEST_F(HttpServerTest, KeepAliveServesManyRequestsOnOneConnection) {

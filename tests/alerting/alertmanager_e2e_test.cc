@@ -156,7 +156,9 @@ TEST_F(AlertmanagerEndToEnd, StuckOrderAlertsWithDiagnosisAndResolvesWhenItMoves
   EXPECT_NE(a["annotations"].value("description", "").find("Order AM-1 is stuck in SUBMITTED"),
             std::string::npos)
       << a.dump(2);
-  EXPECT_EQ(a["annotations"]["jaeger_url"], "http://jaeger.test:16686/trace/" + trace_id);
+  // The order's traces together first (all of them on one Jaeger page), then the latest one.
+  EXPECT_EQ(a["annotations"]["jaeger_url"], "http://jaeger.test:16686/search?traceID=" + trace_id);
+  EXPECT_EQ(a["annotations"]["jaeger_trace_url"], "http://jaeger.test:16686/trace/" + trace_id);
   EXPECT_EQ(a["annotations"]["runbook_url"], "https://wiki.test/stuck-orders");
   EXPECT_EQ(a["status"]["state"], "active");
   // startsAt is when the order got stuck (minutes ago), not when the alert was sent.

@@ -122,6 +122,10 @@ TEST_F(JourneyEndToEnd, SpansFromThePastAreStuckAtOnceAndExplained) {
   EXPECT_EQ(d["heartbeat"]["alive"], false);  // 10 minutes without one, every 5m expected
   ASSERT_FALSE(d["jaeger_links"].empty());
   EXPECT_EQ(d["jaeger_links"][0], "http://jaeger.test:16686/trace/" + trace_id);
+  EXPECT_NE(d["jaeger_search_link"].get<std::string>().find("traceID=" + trace_id),
+            std::string::npos)
+      << d["jaeger_search_link"];
+  EXPECT_EQ(j["jaeger_search_link"], d["jaeger_search_link"]);
   ASSERT_EQ(j["milestones"].size(), 1u);
   EXPECT_EQ(j["milestones"][0]["stage"], "SUBMITTED");
   EXPECT_EQ(j["spans"].size(), 2u);
@@ -136,6 +140,7 @@ TEST_F(JourneyEndToEnd, SpansFromThePastAreStuckAtOnceAndExplained) {
   EXPECT_NE(cli.out.find("never processed"), std::string::npos) << cli.out;
   EXPECT_NE(cli.out.find("http://jaeger.test:16686/trace/" + trace_id), std::string::npos)
       << cli.out;
+  EXPECT_NE(cli.out.find("http://jaeger.test:16686/search?traceID="), std::string::npos) << cli.out;
   CommandResult stuck = RunCommand(bin + " stuck --api " + gw.api_url());
   EXPECT_EQ(stuck.exit_code, 4) << stuck.out;
   EXPECT_NE(stuck.out.find(order), std::string::npos) << stuck.out;
