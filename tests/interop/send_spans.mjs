@@ -4,9 +4,14 @@
 // gateway decoded.
 //
 //   node send_spans.mjs --exporter proto|json|grpc --endpoint http://127.0.0.1:PORT
-//                       [--compression none|gzip]
+//                       [--compression none|gzip] [--order-id ID] [--service NAME]
+//                       [--user ID] [--recent]
 //
 // --endpoint is the server's base URL; the HTTP exporters post to <endpoint>/v1/traces.
+// For tests/jaeger/jaeger_fidelity_test.cc: --order-id and --service replace the root span's
+// order.id and the service name, --user adds enduser.id (which a gateway pseudonymises) to the
+// root span, and --recent stamps the spans a minute ago instead of in November 2023, so that
+// a search over the last days finds them.
 // Exit status: 0 when every span was exported successfully, 1 when the export failed, 2 on
 // bad arguments.  Diagnostics go to stderr; stdout carries only the JSON document.
 //
@@ -41,7 +46,7 @@ import { OTLPTraceExporter as GrpcExporter } from '@opentelemetry/exporter-trace
 function usage(message) {
   process.stderr.write(`send_spans: ${message}\n` +
     'usage: node send_spans.mjs --exporter proto|json|grpc --endpoint URL ' +
-    '[--compression none|gzip]\n');
+    '[--compression none|gzip] [--order-id ID] [--service NAME] [--user ID] [--recent]\n');
   process.exit(2);
 }
 
@@ -52,6 +57,10 @@ try {
       exporter: { type: 'string' },
       endpoint: { type: 'string' },
       compression: { type: 'string', default: 'none' },
+      'order-id': { type: 'string', default: 'ORD-2024-000042' },
+      service: { type: 'string', default: 'interop-crm' },
+      user: { type: 'string' },
+      recent: { type: 'boolean', default: false },
     },
   }).values;
 } catch (e) {
@@ -99,7 +108,7 @@ const checkedExporter = {
 const memory = new InMemorySpanExporter();
 const RESOURCE_SCHEMA = 'https://opentelemetry.io/schemas/1.26.0';
 const resource = resourceFromAttributes({
-  [ATTR_SERVICE_NAME]: 'interop-crm',
+  [ATTR_SERVICE_NAME]: args.service,
   'service.version': '2.4.1',
   'deployment.environment.name': 'test',
   'host.cores': 8,
@@ -129,15 +138,16 @@ const tracer = provider.getTracer(SCOPE.name, SCOPE.version, { schemaUrl: SCOPE.
 const otherTracer = provider.getTracer('ordertrace-interop-mes');  // no version, no schema
 
 // Fixed times (HrTime [seconds, nanoseconds]) so nanoseconds survive exactly.
-const T0 = 1700000000;
+const T0 = args.recent ? Math.floor(Date.now() / 1000) - 60 : 1700000000;
 const at = (s, ns) => [T0 + s, ns];
 
 const root = tracer.startSpan('POST /orders', {
   kind: SpanKind.SERVER,
   startTime: at(0, 123456789),
   attributes: {
-    'order.id': 'ORD-2024-000042',
+    'order.id': args['order-id'],
     'order.stage': 'SUBMITTED',
+    ...(args.user ? { 'enduser.id': args.user } : {}),
     'http.request.method': 'POST',
     'http.response.status_code': 201,
     'order.total': 1234.5,

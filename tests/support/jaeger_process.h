@@ -147,7 +147,8 @@ class JaegerProcess {
   nlohmann::json Trace(const std::string& trace_id, int* status = nullptr, bool raw = false) const {
     return Get("/jaeger/api/traces/" + trace_id + (raw ? "?raw=true" : ""), status);
   }
-  // GET {query}/api/traces?service=...&tags={json}&limit=...&lookback=...: the traces found.
+  // GET {query}/api/traces?service=...&tags={json}&limit=...&start=&end=: the traces found with
+  // a span in the last day (or up to a minute ahead).
   nlohmann::json Search(const std::string& service, const std::map<std::string, std::string>& tags,
                         int limit = 100) const {
     nlohmann::json t = nlohmann::json::object();
