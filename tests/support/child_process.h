@@ -1,7 +1,9 @@
 // ChildProcess: any program run by an integration test (ordertrace-sim roles, ...), with its
 // stdout and stderr in a log file, stopped by pid: SIGTERM, a wait, then SIGKILL.  The child
 // gets SIGTERM too when the test process dies (PR_SET_PDEATHSIG), so a crashed test leaves
-// nothing running.  Header-only.
+// nothing running.  PR_SET_PDEATHSIG fires when the *thread* that forked ends, not only the
+// process: call Start() from a thread that outlives the child (the test's main thread).
+// Header-only.
 #pragma once
 
 #include <fcntl.h>
