@@ -27,6 +27,7 @@
 #include "common/log.h"
 #include "common/rate_limit.h"
 #include "common/text_format.h"
+#include "common/url.h"
 #include "common/values.h"
 #include "forward/forwarder.h"
 #include "jaeger/query_client.h"
@@ -55,6 +56,25 @@
 
 namespace ordertrace::gateway {
 namespace {
+
+// A browser navigating to a page (GET, Accept: text/html), not a script or an API client.
+bool IsBrowserPageLoad(const net::HttpRequest& req) {
+  return req.method == "GET" && req.Header("accept").find("text/html") != std::string_view::npos &&
+         req.Header("authorization").empty();
+}
+
+// 302 to /auth/login?return_to=<the page>, which signs in and comes back (the sign-in keeps
+// return_to on the gateway's own paths).
+void RedirectToSignIn(const net::HttpRequest& req, net::HttpResponse& res) {
+  std::string back = req.path;
+  if (!req.query.empty()) back += "?" + req.query;
+  res.status = 302;
+  res.content_type = "text/plain; charset=utf-8";
+  res.headers.clear();
+  res.headers.emplace_back("Location", "/auth/login?return_to=" + url::PercentEncode(back));
+  res.headers.emplace_back("Cache-Control", "no-store");
+  res.body = "sign in first: /auth/login\n";
+}
 
 // This machine's host name, for links when the API listens on every interface; "" unknown.
 std::string HostName() {
@@ -630,12 +650,24 @@ Status Gateway::Start() {
     broker_json = [monitor] { return monitor->StatusJson(); };
   }
   api::RegisterBrokerRoute(*g.api, *g.guard, std::move(broker_json));
-  // Behind the guard even when not configured: the 404 saying so is for signed-in users.
+  // Behind the guard even when not configured: the 404 saying so is for signed-in users.  With
+  // browser sign-in, a signed-out browser opening one of Jaeger's pages (not its API) is sent to
+  // sign in and back (the guard's 401 is still audited); API clients keep the 401.
+  const bool browser_signin = g.signin != nullptr;
   jaeger::RegisterQueryProxy(
       *g.api, *g.jaeger_proxy,
-      [&g](std::string route, jaeger::ProxyDescriber describe, jaeger::ProxyHandler handler) {
-        return g.guard->Wrap(std::move(route), "traces.read", std::move(describe),
-                             std::move(handler));
+      [&g, browser_signin](std::string route, jaeger::ProxyDescriber describe,
+                           jaeger::ProxyHandler handler) -> net::HttpHandler {
+        net::HttpHandler guarded =
+            g.guard->Wrap(std::move(route), "traces.read", std::move(describe), std::move(handler));
+        if (!browser_signin) return guarded;
+        return [guarded = std::move(guarded)](net::HttpRequest& req, net::HttpResponse& res) {
+          guarded(req, res);
+          if (res.status == 401 && IsBrowserPageLoad(req) &&
+              !req.path.starts_with("/jaeger/api/")) {
+            RedirectToSignIn(req, res);
+          }
+        };
       });
   if (Status s = g.api->Start(); !s.ok()) {
     g.api.reset();

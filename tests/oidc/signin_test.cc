@@ -20,6 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "net/http_client.h"
+#include "net/tls.h"
 #include "support/alertmanager_process.h"  // FreePort
 #include "support/gateway_process.h"
 #include "support/oidc_provider_process.h"
@@ -393,6 +395,43 @@ TEST_F(SigninTest, ReturnToOutsideTheGatewayLandsOnTheRoot) {
   }
   const Flow own = Browse("alice", {"--return-to", "/ui/orders/A-1?x=y"});
   EXPECT_EQ(own.Step("callback").value("location", ""), "/ui/orders/A-1?x=y") << own.output;
+}
+
+// Jaeger's pages under /jaeger/ (issue 16): a signed-out browser opening one is sent to sign in
+// and back; Jaeger's API and the journey API keep their 401 for clients; a session reaches
+// /jaeger/ like the journey API (here without jaeger.query_url: the guarded 404 saying so).
+TEST_F(SigninTest, ASignedOutBrowserOpeningJaegerIsSentToSignInAndBack) {
+  Start();
+  net::TlsOptions tls;
+  tls.ca_file = tls_.ca_cert;
+  auto ctx = net::TlsClientContext::Create(tls);
+  ASSERT_TRUE(ctx.ok()) << ctx.status().ToString();
+  auto get = [&](const std::string& target, const std::string& accept) {
+    net::HttpOptions o;
+    o.timeout = std::chrono::milliseconds(5000);
+    o.tls = ctx.value();
+    o.headers = {{"Accept", accept}};
+    auto r = net::HttpGet(origin_, target, o);
+    EXPECT_TRUE(r.ok()) << target << ": " << r.status().ToString();
+    return r.ok() ? r.value() : net::HttpReply{};
+  };
+  const net::HttpReply page = get("/jaeger/search?traceID=ab&traceID=cd", "text/html,*/*;q=0.8");
+  EXPECT_EQ(page.status, 302) << page.body;
+  EXPECT_EQ(page.Header("Location"),
+            "/auth/login?return_to=%2Fjaeger%2Fsearch%3FtraceID%3Dab%26traceID%3Dcd");
+  EXPECT_EQ(get("/jaeger/api/traces/ab", "text/html").status, 401);
+  EXPECT_EQ(get("/jaeger/search", "application/json").status, 401);
+  EXPECT_EQ(get("/api/v1/orders", "text/html").status, 401);
+  // The redirect is still a refused access in the audit.
+  EXPECT_GE(CountAudit("api_request", "denied", "", "no_token"), 4);
+
+  const Flow f =
+      Browse("alice", {"--return-to", "/jaeger/search?traceID=ab", "get:/jaeger/api/services"});
+  ASSERT_EQ(f.exit_code, 0) << f.output << gateway_->Log();
+  EXPECT_EQ(f.Step("callback").value("location", ""), "/jaeger/search?traceID=ab") << f.output;
+  const json services = f.Step("get", 0);
+  EXPECT_EQ(services.value("status", 0), 404) << services;  // signed in; Jaeger not configured
+  EXPECT_GE(CountAudit("api_request", "allowed", "alice"), 1);
 }
 
 TEST_F(SigninTest, LogoutOnlyFromTheGatewaysOriginThenTheCookieIsDead) {
