@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 
 #include "common/log.h"
 #include "common/url.h"
@@ -283,6 +284,84 @@ void QueryProxy::ReturnConnection(std::unique_ptr<net::HttpConnection> c) {
   }
 }
 
+// One request's hold on Jaeger: its connection and its place among max_concurrent, from the
+// request until Jaeger's answer is over (read to its end, failed, or dropped because the client
+// went away or asked with HEAD); then counted once, timed, and the place released.  Used by one
+// thread at a time: the handler, then the listener pulling the body on the connection's strand.
+class QueryProxy::Upstream {
+ public:
+  Upstream(QueryProxy& proxy, std::unique_ptr<net::HttpConnection> connection,
+           std::string request_id)
+      : proxy_(proxy),
+        connection_(std::move(connection)),
+        request_id_(std::move(request_id)),
+        began_(std::chrono::steady_clock::now()) {}
+  ~Upstream() { End(result_, /*keep_connection=*/false); }
+  Upstream(const Upstream&) = delete;
+  Upstream& operator=(const Upstream&) = delete;
+
+  net::HttpConnection& connection() { return *connection_; }
+  // Jaeger answered: the result counted unless the body then fails.
+  void Answered(const char* result) { result_ = result; }
+
+  // Over: the connection back to the pool (Jaeger's answer read whole) or closed.
+  void End(const char* result, bool keep_connection) {
+    if (ended_) return;
+    ended_ = true;
+    if (keep_connection) {
+      proxy_.ReturnConnection(std::move(connection_));
+    } else {
+      connection_->Close();
+    }
+    connection_.reset();
+    proxy_.Count(result);
+    if (proxy_.duration_) {
+      proxy_.duration_->Observe(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - began_).count());
+    }
+    proxy_.in_flight_.fetch_sub(1);
+  }
+
+  // The listener's pull: the next piece of Jaeger's body.  Ends the hold with the last piece,
+  // before the listener writes it.
+  net::BodyChunk Next() {
+    net::BodyChunk out;
+    if (ended_) return out;  // kEnd
+    net::HttpBodyPiece piece = connection_->ReadBody(kChunkBytes);
+    if (!piece.ok()) {
+      const net::HttpFailure& f = *piece.failure;
+      const char* result = f.kind == net::HttpFailure::Kind::kTimeout    ? "timeout"
+                           : f.kind == net::HttpFailure::Kind::kTooLarge ? "too_large"
+                                                                         : "upstream_error";
+      log::Warn("Jaeger query proxy: Jaeger's answer broke off; the client gets it truncated",
+                {{"request_id", request_id_},
+                 {"jaeger", proxy_.url_.Authority()},
+                 {"error", f.kind == net::HttpFailure::Kind::kTimeout
+                               ? "not read in full within " +
+                                     std::to_string(proxy_.options_.timeout.count()) +
+                                     "ms (jaeger.timeout)"
+                               : f.Describe()}});
+      End(result, false);
+      out.kind = net::BodyChunk::Kind::kError;
+      return out;
+    }
+    if (piece.end) End(result_, true);
+    if (!piece.end || !piece.data.empty()) {
+      out.kind = net::BodyChunk::Kind::kData;
+      out.data = std::move(piece.data);
+    }
+    return out;
+  }
+
+ private:
+  QueryProxy& proxy_;
+  std::unique_ptr<net::HttpConnection> connection_;
+  const std::string request_id_;
+  const std::chrono::steady_clock::time_point began_;
+  const char* result_ = "upstream_error";
+  bool ended_ = false;
+};
+
 void QueryProxy::Handle(net::HttpRequest& req, net::HttpResponse& res, audit::AuditEvent& event) {
   auto text = [&res](int status, std::string body) {
     res.status = status;
@@ -310,55 +389,62 @@ void QueryProxy::Handle(net::HttpRequest& req, net::HttpResponse& res, audit::Au
     Count("busy");
     return;
   }
-  struct Release {
-    std::atomic<int>& n;
-    ~Release() { n.fetch_sub(1); }
-  } release{in_flight_};
-
-  const auto began = std::chrono::steady_clock::now();
-  std::unique_ptr<net::HttpConnection> connection = TakeConnection();
-  // HEAD goes upstream as GET: the listener answers HEAD with the GET's headers and length.
+  // From here the request holds its place until Jaeger's answer is over (Upstream).
+  auto upstream = std::make_shared<Upstream>(*this, TakeConnection(), event.request_id);
+  // HEAD goes upstream as GET: the listener answers HEAD with the GET's headers and length
+  // and never pulls the body (the connection to Jaeger is then closed).
   net::HttpOutcome out =
-      connection->Send("GET", *target, {}, UpstreamHeaders(req, event.request_id), options_.timeout,
-                       options_.max_response_bytes);
-  if (duration_) {
-    duration_->Observe(
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
-  }
+      upstream->connection().SendStreaming("GET", *target, UpstreamHeaders(req, event.request_id),
+                                           options_.timeout, options_.max_response_bytes);
   if (!out.ok()) {
     const net::HttpFailure& f = *out.failure;
+    const char* result = "upstream_error";
     switch (f.kind) {
       case net::HttpFailure::Kind::kTimeout:
         text(504, "Jaeger did not answer within " + std::to_string(options_.timeout.count()) +
                       "ms (jaeger.timeout)");
         event.reason = "jaeger_timeout";
-        Count("timeout");
+        result = "timeout";
         break;
       case net::HttpFailure::Kind::kTooLarge:
         text(502, "Jaeger's answer is larger than " + std::to_string(options_.max_response_bytes) +
                       " bytes (jaeger.max_response_bytes)");
         event.reason = "jaeger_too_large";
-        Count("too_large");
+        result = "too_large";
         break;
       default:
         text(502, "Jaeger is not reachable: " + f.Describe());
         event.reason = "jaeger_unreachable";
-        Count("upstream_error");
         break;
     }
     log::Warn(
         "Jaeger query proxy: no answer from Jaeger",
         {{"request_id", event.request_id}, {"jaeger", url_.Authority()}, {"error", f.Describe()}});
-    return;  // the connection is dropped
+    upstream->End(result, /*keep_connection=*/false);
+    return;
   }
-  net::HttpReply& reply = out.reply;
+  const net::HttpReply& reply = out.reply;
   res.status = reply.status;
   // As Jaeger sent it, none included: a 304 with a Content-Type would re-type the cached file.
   res.content_type = reply.content_type;
   res.headers = DownstreamHeaders(reply, req.path, base_path_);
-  res.body = std::move(reply.body);
-  Count(reply.status < 400 ? "ok" : reply.status < 500 ? "client_error" : "upstream_error");
-  ReturnConnection(std::move(connection));
+  const char* result = reply.status < 400   ? "ok"
+                       : reply.status < 500 ? "client_error"
+                                            : "upstream_error";
+  upstream->Answered(result);
+  if (!upstream->connection().body_pending()) {  // a 304, an empty body
+    upstream->End(result, /*keep_connection=*/true);
+    return;
+  }
+  // Jaeger's length when it sent one (the bytes pass unchanged, Content-Encoding included),
+  // else the listener sends the body chunked.
+  const std::string_view length = reply.Header("Content-Length");
+  uint64_t n = 0;
+  if (!length.empty() && std::from_chars(length.data(), length.data() + length.size(), n).ptr ==
+                             length.data() + length.size()) {
+    res.content_length = n;
+  }
+  res.body_source = [upstream] { return upstream->Next(); };
 }
 
 void RegisterQueryProxy(net::HttpServer& server, QueryProxy& proxy, const GuardWrapper& wrap) {

@@ -15,14 +15,22 @@
 // Content-Encoding, ETag, Last-Modified, Vary, Location (mapped back under /jaeger/) and, outside
 // /jaeger/api/, Cache-Control; never Set-Cookie nor a hop-by-hop header.
 //
-// Buffered, not streamed: Jaeger's answer is read whole (up to max_response_bytes, else 502)
-// and then written; the API listener has no streaming response path (docs/jaeger.md).  At most
-// max_concurrent requests wait for Jaeger at a time (each holds one of the API's threads), the
-// next get 503 with Retry-After, so a slow Jaeger cannot take /healthz and /metrics with it.
+// Streamed: Jaeger's status and headers are passed on as soon as they arrive, then its body
+// piece by piece (kChunkBytes at most) as it is read, through the listener's streamed response
+// (HttpResponse::body_source), so a request holds at most one piece of the body, whatever its
+// size.  The whole request keeps one deadline (timeout) and the body one limit
+// (max_response_bytes): a Content-Length over it is a 502 before any byte; a body that passes
+// it, or the timeout, half-way is cut off: the connection to the client closes without the end
+// of the answer, so the client sees it truncated, never complete (counted too_large / timeout,
+// logged; the audit line was written when the answer started).  At most max_concurrent
+// requests use Jaeger at a time, from the request until Jaeger's answer has been read to its
+// end or dropped (each pull holds one of the API's threads while it waits for Jaeger), the next
+// get 503 with Retry-After, so a slow Jaeger cannot take /healthz and /metrics with it.
 //
 // Answers of its own: 502 "Jaeger is not reachable: <reason>" (refused, reset, TLS, not HTTP),
-// 502 "Jaeger's answer is larger than N bytes", 504 on the timeout, 400 for a path with a dot
-// segment, 404 "the Jaeger query service is not configured (jaeger.query_url)" without a URL.
+// 502 "Jaeger's answer is larger than N bytes" (by its Content-Length), 504 on the timeout
+// before Jaeger's headers, 400 for a path with a dot segment, 404 "the Jaeger query service is
+// not configured (jaeger.query_url)" without a URL.
 //
 // Metrics: ordertrace_jaeger_proxy_requests_total{result} (ok | client_error | upstream_error |
 // timeout | too_large | busy) and ordertrace_jaeger_proxy_request_duration_seconds.
@@ -55,10 +63,10 @@ struct QueryProxyOptions {
   // Jaeger's query service with its base path: http://127.0.0.1:16686/jaeger.  "": not
   // configured (every request gets 404 saying so).
   std::string query_url;
-  std::chrono::milliseconds timeout{30000};  // per request: connect, write, read
+  std::chrono::milliseconds timeout{30000};  // per request: connect, write, read to the end
   uint64_t max_response_bytes = uint64_t{64} << 20;
   std::string ca_file;     // https query_url: the CA to verify Jaeger with; "": system CAs
-  int max_concurrent = 4;  // requests waiting for Jaeger at once; the next get 503
+  int max_concurrent = 4;  // requests using Jaeger at once (until its answer ends); then 503
 };
 
 // The route patterns written to the audit (event.http.route).
@@ -100,10 +108,14 @@ class QueryProxy {
   static Asked Describe(std::string_view path, std::string_view query);
   // Values in the audit are cut to this many bytes (a "…" marks the cut).
   static constexpr size_t kMaxAuditValueBytes = 256;
+  // The largest piece of Jaeger's body read and written at once.
+  static constexpr size_t kChunkBytes = 64 * 1024;
 
  private:
   QueryProxy(QueryProxyOptions options, net::Url url,
              std::shared_ptr<const net::TlsClientContext> tls, metrics::Registry* registry);
+
+  class Upstream;
 
   // A keep-alive connection to Jaeger from the idle pool, or a new one.
   std::unique_ptr<net::HttpConnection> TakeConnection() EXCLUDES(mu_);

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <future>
 #include <thread>
 
 #include "net/http_client.h"
@@ -405,6 +406,155 @@ TEST_F(ProxyFixture, VerifiesAnHttpsJaegerWithTheCaFile) {
   EXPECT_EQ(r.body.rfind("Jaeger is not reachable: TLS handshake: ", 0), 0u) << r.body;
   EXPECT_NE(r.body.find("certificate verify failed"), std::string::npos) << r.body;
   std::filesystem::remove_all(dir);
+}
+
+// A fake Jaeger whose answer comes in `pieces` pieces of `size` bytes (no Content-Length:
+// chunked), holding back piece `wait_at` until `go` is ready (at most 5 s; `waited_out` says
+// when that ran out).
+struct SlowAnswer {
+  int pieces = 16;
+  size_t size = 64 * 1024;
+  int wait_at = -1;
+  std::shared_future<void> go;
+  std::shared_ptr<std::atomic<bool>> waited_out = std::make_shared<std::atomic<bool>>(false);
+};
+
+net::BodySource Slowly(const SlowAnswer& a) {
+  auto next = std::make_shared<int>(0);
+  return [a, next] {
+    net::BodyChunk c;
+    if (*next == a.wait_at && a.go.valid() &&
+        a.go.wait_for(std::chrono::seconds(5)) != std::future_status::ready) {
+      *a.waited_out = true;
+    }
+    if (*next < a.pieces) {
+      c.kind = net::BodyChunk::Kind::kData;
+      c.data.assign(a.size, static_cast<char>('a' + *next % 26));
+      ++*next;
+    }
+    return c;
+  };
+}
+
+// Reads the streamed answer until its end or a failure; the bytes read.
+std::string ReadAll(net::HttpConnection& c, bool* complete) {
+  std::string out;
+  while (true) {
+    net::HttpBodyPiece p = c.ReadBody(1 << 20);
+    out += p.data;
+    if (!p.ok() || p.end) {
+      *complete = p.ok();
+      return out;
+    }
+  }
+}
+
+TEST_F(ProxyFixture, StreamsJaegersAnswerAsItArrives) {
+  std::promise<void> first_read;
+  SlowAnswer answer;
+  answer.wait_at = 1;  // the first piece, then nothing until the client has it
+  answer.go = first_read.get_future().share();
+  jaeger_ = std::make_unique<net::HttpServer>(net::HttpServerOptions{});
+  jaeger_->Route("GET", "/jaeger/*", [answer](net::HttpRequest&, net::HttpResponse& res) {
+    res.content_type = "application/json";
+    res.body_source = Slowly(answer);
+  });
+  ASSERT_TRUE(jaeger_->Start().ok());
+  QueryProxyOptions o;
+  o.query_url = "http://127.0.0.1:" + std::to_string(jaeger_->port()) + "/jaeger";
+  o.max_concurrent = 1;
+  StartProxy(o);
+
+  net::HttpConnection c(
+      net::ParseUrl("http://127.0.0.1:" + std::to_string(front_->port())).value());
+  net::HttpOutcome out =
+      c.SendStreaming("GET", "/jaeger/api/traces/abc", {}, std::chrono::seconds(10), 64 << 20);
+  ASSERT_TRUE(out.ok()) << out.failure->Describe();
+  EXPECT_EQ(out.reply.status, 200);
+  EXPECT_EQ(out.reply.content_type, "application/json");
+  EXPECT_EQ(out.reply.Header("Transfer-Encoding"), "chunked");
+  // Jaeger's first piece reaches the client while Jaeger still holds back the rest: a proxy
+  // that read the whole answer first would never pass this (the fake waits for this read).
+  net::HttpBodyPiece first = c.ReadBody(1 << 20);
+  ASSERT_TRUE(first.ok()) << first.failure->Describe();
+  ASSERT_FALSE(first.data.empty());
+  EXPECT_FALSE(first.end);
+  EXPECT_EQ(first.data[0], 'a');
+  // The request still holds its place with Jaeger while its answer streams: a second is busy.
+  EXPECT_EQ(Get("/jaeger/api/services").status, 503);
+  first_read.set_value();
+  bool complete = false;
+  const std::string body = first.data + ReadAll(c, &complete);
+  EXPECT_TRUE(complete);
+  ASSERT_EQ(body.size(), 16u * 64 * 1024);
+  for (int i = 0; i < 16; ++i) {
+    ASSERT_EQ(body[static_cast<size_t>(i) * 64 * 1024], static_cast<char>('a' + i)) << i;
+  }
+  EXPECT_FALSE(*answer.waited_out);
+  // Over: counted, its place released, the connection to Jaeger reused.
+  EXPECT_EQ(Counted("ok"), 1u);
+  EXPECT_EQ(Counted("busy"), 1u);
+  bool again_complete = false;
+  ASSERT_TRUE(
+      c.SendStreaming("GET", "/jaeger/api/traces/abc", {}, std::chrono::seconds(10), 64 << 20)
+          .ok());
+  EXPECT_EQ(ReadAll(c, &again_complete).size(), 16u * 64 * 1024);
+  EXPECT_TRUE(again_complete);
+}
+
+TEST_F(ProxyFixture, CutsOffAnAnswerThatPassesTheLimitOrTheTimeoutMidStream) {
+  std::promise<void> never;
+  SlowAnswer stalls;
+  stalls.wait_at = 2;
+  stalls.size = 1000;
+  stalls.go = never.get_future().share();
+  SlowAnswer grows;
+  grows.pieces = 40;
+  grows.size = 16 * 1024;  // 640 KiB, over the limit of 100 KiB
+  jaeger_ = std::make_unique<net::HttpServer>(net::HttpServerOptions{});
+  jaeger_->Route("GET", "/jaeger/*",
+                 [stalls, grows](net::HttpRequest& req, net::HttpResponse& res) {
+                   res.body_source = Slowly(req.path == "/jaeger/stalls" ? stalls : grows);
+                 });
+  ASSERT_TRUE(jaeger_->Start().ok());
+  QueryProxyOptions o;
+  o.query_url = "http://127.0.0.1:" + std::to_string(jaeger_->port()) + "/jaeger";
+  o.max_response_bytes = 100 * 1024;
+  o.timeout = std::chrono::milliseconds(500);
+  o.max_concurrent = 1;
+  StartProxy(o);
+  const net::Url front =
+      net::ParseUrl("http://127.0.0.1:" + std::to_string(front_->port())).value();
+
+  // Too large, found out half-way: what came before the limit, then the connection closes
+  // without the end of the answer.
+  net::HttpConnection a(front);
+  net::HttpOutcome out =
+      a.SendStreaming("GET", "/jaeger/grows", {}, std::chrono::seconds(10), 64 << 20);
+  ASSERT_TRUE(out.ok()) << out.failure->Describe();
+  EXPECT_EQ(out.reply.status, 200);
+  bool complete = true;
+  const std::string cut = ReadAll(a, &complete);
+  EXPECT_FALSE(complete);
+  EXPECT_LE(cut.size(), 100u * 1024);
+  EXPECT_EQ(Counted("too_large"), 1u);
+
+  // Jaeger stalls after two pieces: cut off at jaeger.timeout.
+  net::HttpConnection b(front);
+  const auto began = std::chrono::steady_clock::now();
+  out = b.SendStreaming("GET", "/jaeger/stalls", {}, std::chrono::seconds(10), 64 << 20);
+  ASSERT_TRUE(out.ok()) << out.failure->Describe();
+  complete = true;
+  EXPECT_EQ(ReadAll(b, &complete).size(), 2000u);
+  EXPECT_FALSE(complete);
+  EXPECT_LT(std::chrono::steady_clock::now() - began, std::chrono::seconds(3));
+  EXPECT_EQ(Counted("timeout"), 1u);
+  never.set_value();
+
+  // Each released its place: the next request goes through (the stall is over now).
+  net::HttpReply after = Get("/jaeger/stalls");
+  EXPECT_EQ(after.status, 200);
+  EXPECT_EQ(after.body.size(), 16u * 1000);
 }
 
 TEST_F(ProxyFixture, SaysWhenJaegerIsNotConfigured) {

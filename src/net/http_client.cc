@@ -3,6 +3,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
@@ -10,6 +11,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <exception>
+#include <type_traits>
 
 #include "common/log.h"
 
@@ -24,6 +26,7 @@ using tcp = asio::ip::tcp;
 using SteadyClock = std::chrono::steady_clock;
 using Request = http::request<http::span_body<const char>>;
 using Parser = http::response_parser<http::string_body>;
+using StreamParser = http::response_parser<http::buffer_body>;
 
 bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -108,6 +111,13 @@ struct HttpConnection::Impl {
   std::unique_ptr<beast::tcp_stream> plain;                   // the open connection (http)
   std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> tls;  // ... (https)
   beast::flat_buffer buffer;
+  // The answer being read by ReadBody (after SendStreaming); empty when none.
+  std::optional<StreamParser> streamed;
+  SteadyClock::time_point stream_deadline;
+  std::chrono::milliseconds stream_timeout{0};
+  uint64_t stream_limit = 0;
+  uint64_t stream_read = 0;
+  bool stream_reuse = false;
 
   bool Connected() const { return url.tls() ? tls != nullptr : plain != nullptr; }
 
@@ -121,6 +131,7 @@ struct HttpConnection::Impl {
     plain.reset();
     tls.reset();
     buffer.clear();
+    streamed.reset();
   }
 
   // Runs the io_context until `done`; every socket operation is bounded by the stream's
@@ -237,10 +248,32 @@ struct HttpConnection::Impl {
 
   // Sends the request and reads the answer, full duplex.  `sent` tells whether the request
   // went out in full; if not, the connection cannot be reused.
-  template <class Stream>
-  std::optional<Broken> RoundTrip(Stream& stream, Request& req, Parser& parser,
-                                  uint64_t max_body_bytes, SteadyClock::time_point deadline,
-                                  bool* sent) {
+  // A read that failed: timed out, not HTTP, or the connection broke.  `sent`: whether the
+  // request went out in full (a timeout before that is the write's).
+  Broken ReadFailure(const boost::system::error_code& ec, bool sent, bool got_some) const {
+    using Step = HttpFailure::Step;
+    using Kind = HttpFailure::Kind;
+    if (ec == beast::error::timeout) {
+      return Broken{Failure(Kind::kTimeout, sent ? Step::kRead : Step::kWrite, ""), false};
+    }
+    const bool http_error =
+        ec.category() == http::make_error_code(http::error::end_of_stream).category();
+    if (http_error && ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      // Not an HTTP answer, or a broken one.
+      return Broken{Failure(Kind::kProtocol, Step::kRead, ec.message()), false};
+    }
+    Broken b = IoFailure(ec, Step::kRead);
+    b.stale = b.stale && !got_some;
+    return b;
+  }
+
+  // Sends the request and reads the answer (the header only for a StreamParser: ReadBody reads
+  // the body), full duplex.  `sent` tells whether the request went out in full; if not, the
+  // connection cannot be reused.
+  template <class Stream, class P>
+  std::optional<Broken> RoundTrip(Stream& stream, Request& req, P& parser, uint64_t max_body_bytes,
+                                  SteadyClock::time_point deadline, bool* sent) {
+    constexpr bool kWhole = std::is_same_v<P, Parser>;
     using Step = HttpFailure::Step;
     using Kind = HttpFailure::Kind;
     auto& lowest = beast::get_lowest_layer(stream);
@@ -267,11 +300,15 @@ struct HttpConnection::Impl {
             read = true;
             return;
           }
-          http::async_read(stream, buffer, parser,
-                           [&](const boost::system::error_code& e2, std::size_t) {
-                             ec = e2;
-                             read = true;
-                           });
+          if constexpr (kWhole) {
+            http::async_read(stream, buffer, parser,
+                             [&](const boost::system::error_code& e2, std::size_t) {
+                               ec = e2;
+                               read = true;
+                             });
+          } else {
+            read = true;  // the body is ReadBody's
+          }
         });
     RunUntil(read);
     if (!wrote) {
@@ -281,31 +318,21 @@ struct HttpConnection::Impl {
     *sent = wrote && !write_ec;
     if (!read || !wrote)
       return Broken{Failure(Kind::kInternal, Step::kRead, "I/O did not complete")};
-    if (too_large || ec == http::error::body_limit ||
-        (!ec && parser.get().body().size() > max_body_bytes)) {  // chunked or read to EOF
+    bool over = too_large || ec == http::error::body_limit;
+    if constexpr (kWhole) {
+      over = over || (!ec && parser.get().body().size() > max_body_bytes);  // chunked or to EOF
+    }
+    if (over) {
       Broken b{Failure(Kind::kTooLarge, Step::kRead, "body limit exceeded"), false};
       b.failure.max_body_bytes = max_body_bytes;
       return b;
     }
     if (!ec) return std::nullopt;
-    if (ec == beast::error::timeout) {
-      return Broken{Failure(Kind::kTimeout, *sent ? Step::kRead : Step::kWrite, ""), false};
-    }
-    const bool http_error =
-        ec.category() == http::make_error_code(http::error::end_of_stream).category();
-    if (http_error && ec != http::error::end_of_stream && ec != http::error::partial_message) {
-      // Not an HTTP answer, or a broken one.
-      return Broken{Failure(Kind::kProtocol, Step::kRead, ec.message()), false};
-    }
-    Broken b = IoFailure(ec, Step::kRead);
-    b.stale = b.stale && !parser.got_some();
-    return b;
+    return ReadFailure(ec, *sent, parser.got_some());
   }
 
-  HttpOutcome Send(std::string_view method, std::string_view target, std::string_view body,
-                   const HeaderList& headers, std::chrono::milliseconds timeout,
-                   uint64_t max_body_bytes) {
-    const SteadyClock::time_point deadline = SteadyClock::now() + timeout;
+  Request MakeRequest(std::string_view method, std::string_view target, std::string_view body,
+                      const HeaderList& headers) const {
     Request req{http::string_to_verb(beast::string_view(method.data(), method.size())),
                 beast::string_view(target.data(), target.size()), 11};
     req.set(http::field::host, url.HostHeader());
@@ -313,8 +340,26 @@ struct HttpConnection::Impl {
     req.body() = beast::span<const char>(body.data(), body.size());  // no copy
     req.keep_alive(keep_alive);
     req.prepare_payload();
+    return req;
+  }
 
-    HttpOutcome out;
+  template <class Body>
+  static void FillReply(const http::response<Body>& res, HttpReply* reply) {
+    reply->status = static_cast<int>(res.result_int());
+    const auto type = res[http::field::content_type];
+    reply->content_type.assign(type.data(), type.size());
+    for (const auto& field : res) {
+      reply->headers.emplace_back(std::string(field.name_string()), std::string(field.value()));
+    }
+  }
+
+  // Sends the request and reads the answer's header into `parser` (with its body for a Parser),
+  // reconnecting once for a stale keep-alive connection.  Fills out.reply's status and headers
+  // or out.failure; `reuse` tells whether the connection may serve another request afterwards.
+  template <class P>
+  void Exchange(Request& req, std::optional<P>& parser, SteadyClock::time_point deadline,
+                std::chrono::milliseconds timeout, uint64_t max_body_bytes, HttpOutcome& out,
+                bool* reuse) {
     for (int attempt = 0;; ++attempt) {
       const bool reused = Connected();
       if (!reused) {
@@ -323,29 +368,20 @@ struct HttpConnection::Impl {
           break;
         }
       }
-      Parser parser;
-      // The limit is checked above (Beast's own applies to synchronous reads); this keeps the
-      // parser from buffering far past it.
-      parser.body_limit(max_body_bytes + 1);
+      parser.emplace();
+      // The limit is checked in RoundTrip (Beast's own applies to synchronous reads); this
+      // keeps the parser from buffering far past it.
+      parser->body_limit(max_body_bytes + 1);
       // The answer to a HEAD has the GET's headers (Content-Length too) but no body.
-      if (req.method() == http::verb::head) parser.skip(true);
+      if (req.method() == http::verb::head) parser->skip(true);
       bool sent = false;
       std::optional<Broken> broken =
-          url.tls() ? RoundTrip(*tls, req, parser, max_body_bytes, deadline, &sent)
-                    : RoundTrip(*plain, req, parser, max_body_bytes, deadline, &sent);
+          url.tls() ? RoundTrip(*tls, req, *parser, max_body_bytes, deadline, &sent)
+                    : RoundTrip(*plain, req, *parser, max_body_bytes, deadline, &sent);
       if (!broken) {
-        auto& res = parser.get();
-        const bool reuse = keep_alive && sent && res.keep_alive();
-        out.reply.status = static_cast<int>(res.result_int());
-        const auto type = res[http::field::content_type];
-        out.reply.content_type.assign(type.data(), type.size());
-        for (const auto& field : res) {
-          out.reply.headers.emplace_back(std::string(field.name_string()),
-                                         std::string(field.value()));
-        }
-        out.reply.body = std::move(res.body());
-        if (!reuse) Close();
-        return out;
+        FillReply(parser->get(), &out.reply);
+        *reuse = keep_alive && sent && parser->get().keep_alive();
+        return;
       }
       Close();
       if (!(broken->stale && reused && attempt == 0 && SteadyClock::now() < deadline)) {
@@ -359,7 +395,113 @@ struct HttpConnection::Impl {
     if (out.failure->kind == HttpFailure::Kind::kTooLarge) {
       out.failure->max_body_bytes = max_body_bytes;
     }
+  }
+
+  HttpOutcome Send(std::string_view method, std::string_view target, std::string_view body,
+                   const HeaderList& headers, std::chrono::milliseconds timeout,
+                   uint64_t max_body_bytes) {
+    if (streamed) Close();  // a streamed answer not read to its end: the rest is dropped
+    const SteadyClock::time_point deadline = SteadyClock::now() + timeout;
+    Request req = MakeRequest(method, target, body, headers);
+    HttpOutcome out;
+    std::optional<Parser> parser;
+    bool reuse = false;
+    Exchange(req, parser, deadline, timeout, max_body_bytes, out, &reuse);
+    if (out.ok()) {
+      out.reply.body = std::move(parser->get().body());
+      if (!reuse) Close();
+    }
     return out;
+  }
+
+  HttpOutcome SendStreaming(std::string_view method, std::string_view target,
+                            const HeaderList& headers, std::chrono::milliseconds timeout,
+                            uint64_t max_body_bytes) {
+    if (streamed) Close();
+    const SteadyClock::time_point deadline = SteadyClock::now() + timeout;
+    Request req = MakeRequest(method, target, {}, headers);
+    HttpOutcome out;
+    bool reuse = false;
+    Exchange(req, streamed, deadline, timeout, max_body_bytes, out, &reuse);
+    if (!out.ok()) return out;
+    stream_deadline = deadline;
+    stream_timeout = timeout;
+    stream_limit = max_body_bytes;
+    stream_read = 0;
+    stream_reuse = reuse;
+    if (streamed->is_done()) FinishStream();  // no body: a HEAD's, 204, 304, Content-Length 0
+    return out;
+  }
+
+  // The streamed answer was read to its end: keep the connection for the next request, or not.
+  void FinishStream() {
+    streamed.reset();
+    if (!stream_reuse) Close();
+  }
+
+  HttpBodyPiece ReadBody(size_t max_bytes) {
+    HttpBodyPiece out;
+    if (!streamed) {
+      out.end = true;
+      return out;
+    }
+    if (streamed->is_done()) {
+      FinishStream();
+      out.end = true;
+      return out;
+    }
+    std::string data(std::max<size_t>(max_bytes, 1), '\0');
+    while (true) {
+      auto& body = streamed->get().body();
+      body.data = data.data();
+      body.size = data.size();
+      bool done = false;
+      boost::system::error_code ec;
+      auto on_read = [&](const boost::system::error_code& e, std::size_t) {
+        ec = e;
+        done = true;
+      };
+      if (url.tls()) {
+        beast::get_lowest_layer(*tls).expires_at(stream_deadline);
+        http::async_read_some(*tls, buffer, *streamed, on_read);
+      } else {
+        plain->expires_at(stream_deadline);
+        http::async_read_some(*plain, buffer, *streamed, on_read);
+      }
+      RunUntil(done);
+      if (!done) {
+        Close();
+        out.failure =
+            Failure(HttpFailure::Kind::kInternal, HttpFailure::Step::kRead, "I/O did not complete");
+        return out;
+      }
+      if (ec == http::error::need_buffer) ec = {};  // the piece is full
+      const size_t got = data.size() - streamed->get().body().size;
+      stream_read += got;
+      if (stream_read > stream_limit || ec == http::error::body_limit) {
+        Close();
+        out.failure =
+            Failure(HttpFailure::Kind::kTooLarge, HttpFailure::Step::kRead, "body limit exceeded");
+        out.failure->max_body_bytes = stream_limit;
+        return out;
+      }
+      if (ec) {
+        out.failure = ReadFailure(ec, true, true).failure;
+        out.failure->timeout = stream_timeout;
+        Close();
+        return out;
+      }
+      if (got > 0 || streamed->is_done()) {
+        data.resize(got);
+        out.data = std::move(data);
+        if (streamed->is_done()) {
+          FinishStream();
+          out.end = true;
+        }
+        return out;
+      }
+      // Only framing so far (a chunk's size line): read on.
+    }
   }
 };
 
@@ -380,6 +522,33 @@ HttpOutcome HttpConnection::Send(std::string_view method, std::string_view targe
     impl_->Close();
     HttpOutcome out;
     out.failure = Failure(HttpFailure::Kind::kInternal, HttpFailure::Step::kConnect, e.what());
+    return out;
+  }
+}
+
+HttpOutcome HttpConnection::SendStreaming(std::string_view method, std::string_view target,
+                                          const HeaderList& headers,
+                                          std::chrono::milliseconds timeout,
+                                          uint64_t max_body_bytes) {
+  try {
+    return impl_->SendStreaming(method, target, headers, timeout, max_body_bytes);
+  } catch (const std::exception& e) {
+    impl_->Close();
+    HttpOutcome out;
+    out.failure = Failure(HttpFailure::Kind::kInternal, HttpFailure::Step::kConnect, e.what());
+    return out;
+  }
+}
+
+bool HttpConnection::body_pending() const { return impl_->streamed.has_value(); }
+
+HttpBodyPiece HttpConnection::ReadBody(size_t max_bytes) {
+  try {
+    return impl_->ReadBody(max_bytes);
+  } catch (const std::exception& e) {
+    impl_->Close();
+    HttpBodyPiece out;
+    out.failure = Failure(HttpFailure::Kind::kInternal, HttpFailure::Step::kRead, e.what());
     return out;
   }
 }

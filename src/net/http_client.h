@@ -7,7 +7,8 @@
 //   - HttpGet / HttpPost: one request on its own connection, errors as a Status (the CLI's
 //     API calls, the broker monitor's management API, the alert sinks, tests);
 //   - HttpConnection: a keep-alive connection reused across requests, with failures kept
-//     apart by kind (the forward exporter, `ordertrace send`: batches posted back to back).
+//     apart by kind (the forward exporter, `ordertrace send`: batches posted back to back),
+//     whose answer may also be read piece by piece (SendStreaming, ReadBody: the Jaeger proxy).
 //
 // Every call runs its socket operations on a private io_context, asynchronously, so that the
 // deadline bounds them all: a peer that accepts and never answers cannot hang the caller.
@@ -84,6 +85,14 @@ struct HttpOutcome {
   std::optional<HttpFailure> failure;
 };
 
+// The next piece of an answer read with HttpConnection::SendStreaming / ReadBody.
+struct HttpBodyPiece {
+  bool ok() const { return !failure.has_value(); }
+  std::string data;                    // the bytes read (may be empty with `end`)
+  bool end = false;                    // the body is complete; `data`, if any, is its last piece
+  std::optional<HttpFailure> failure;  // the rest could not be read; the connection is closed
+};
+
 class HttpConnection {
  public:
   // `url` gives the peer (scheme, host, port); each Send names its own target.  With
@@ -102,6 +111,25 @@ class HttpConnection {
   HttpOutcome Send(std::string_view method, std::string_view target, std::string_view body,
                    const HeaderList& headers, std::chrono::milliseconds timeout,
                    uint64_t max_body_bytes);
+
+  // Like Send without a request body, but returns as soon as the answer's status and headers
+  // are in (reply.body stays empty); the body is then read piece by piece with ReadBody, all
+  // within the same `timeout` (one deadline for the whole request).  A Content-Length over
+  // `max_body_bytes` is kTooLarge here, before any of the body is read; a body without one is
+  // counted as it is read.
+  HttpOutcome SendStreaming(std::string_view method, std::string_view target,
+                            const HeaderList& headers, std::chrono::milliseconds timeout,
+                            uint64_t max_body_bytes);
+  // After a successful SendStreaming: true while some of the body remains to be read (false
+  // for an answer without a body: a HEAD's, a 204, a 304, Content-Length: 0).
+  bool body_pending() const;
+  // The next piece of the streamed answer's body: at most `max_bytes`, as soon as any arrived.
+  // At the end (end == true) the connection stays open for the next request when both sides
+  // allow it.  A failure (kTimeout: the request's deadline passed; kTooLarge: more than its
+  // max_body_bytes; kConnect, kTls, kProtocol: the peer broke off) closes the connection.
+  // Memory: the piece plus Beast's read buffer, whatever the size of the body.  A Send,
+  // SendStreaming or Close before the end closes the connection (the rest is not read).
+  HttpBodyPiece ReadBody(size_t max_bytes);
 
   // Closes the connection (the next Send reconnects).
   void Close();

@@ -192,7 +192,8 @@ struct HttpServer::Impl {
 };
 
 // One connection: reads requests one after another (keep-alive), runs the handler on the
-// connection's strand, writes the response.  All members are touched only on the strand.
+// connection's strand, writes the response (a streamed one piece by piece, pulling each from
+// its source on the strand).  All members are touched only on the strand.
 // Stream is beast::tcp_stream (plain) or beast::ssl_stream<beast::tcp_stream> (TLS, handshake
 // first).
 template <class Stream>
@@ -568,33 +569,166 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
     Respond(std::move(out), /*close=*/true);
   }
 
-  void Respond(HttpResponse out, bool close) {
-    res_ = {};
-    res_.version(version_);
-    res_.result(static_cast<unsigned>(out.status >= 100 && out.status <= 599 ? out.status : 500));
-    if (!out.content_type.empty()) res_.set(http::field::content_type, out.content_type);
-    for (const auto& [name, value] : out.headers) res_.insert(name, value);
-    if (kTls && options().hsts)
-      res_.set(http::field::strict_transport_security, "max-age=31536000");
+  // The status line and headers of `out`, the listener's own headers added.
+  template <class Body>
+  void FillHeader(http::response<Body>& res, const HttpResponse& out, unsigned status) {
+    res.version(version_);
+    res.result(status);
+    if (!out.content_type.empty()) res.set(http::field::content_type, out.content_type);
+    for (const auto& [name, value] : out.headers) res.insert(name, value);
+    if (kTls && options().hsts) res.set(http::field::strict_transport_security, "max-age=31536000");
     if (options().security_headers) {
-      auto set_default = [this](const char* name, const char* value) {
-        if (res_.find(name) == res_.end()) res_.set(name, value);
+      auto set_default = [&res](const char* name, const char* value) {
+        if (res.find(name) == res.end()) res.set(name, value);
       };
       set_default("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'");
       set_default("X-Content-Type-Options", "nosniff");
       set_default("Referrer-Policy", "no-referrer");
       set_default("Cache-Control", "no-store");
     }
+  }
+
+  void Respond(HttpResponse out, bool close) {
+    const unsigned status =
+        static_cast<unsigned>(out.status >= 100 && out.status <= 599 ? out.status : 500);
+    // No body for these (RFC 9110 6.4.1, 9.3.2): a streamed one is released unpulled.
+    const bool bodiless = head_ || status < 200 || status == 204 || status == 304;
+    if (out.body_source && !bodiless) {
+      RespondStreamed(std::move(out), status, close);
+      return;
+    }
+    const bool streamed = static_cast<bool>(out.body_source);
+    out.body_source = nullptr;
+    if (streamed) out.body.clear();
+    res_ = {};
+    FillHeader(res_, out, status);
     res_.body() = std::move(out.body);
     res_.keep_alive(!close);
     res_.prepare_payload();
     // HEAD (RFC 9110 9.3.2): the GET's headers, Content-Length included, and no body.
+    if (head_ && streamed) {
+      if (out.content_length) {
+        res_.content_length(*out.content_length);
+      } else {
+        res_.content_length(boost::none);  // unknown until the GET's body is produced
+      }
+    }
     if (head_) res_.body().clear();
     Lowest().expires_after(options().read_timeout);
     http::async_write(stream_, res_,
                       [self = this->shared_from_this(), close](beast::error_code ec, size_t) {
                         self->OnWrite(ec, close);
                       });
+  }
+
+  // A streamed answer (HttpResponse::body_source): the headers, then each piece as pulled.
+  void RespondStreamed(HttpResponse out, unsigned status, bool close) {
+    stream_res_.emplace();
+    FillHeader(*stream_res_, out, status);
+    stream_left_ = out.content_length;
+    if (out.content_length) {
+      stream_res_->content_length(*out.content_length);
+    } else if (version_ >= 11) {
+      stream_res_->chunked(true);
+    } else {
+      close = true;  // HTTP/1.0 has no chunks: the end of the connection ends the body
+    }
+    stream_res_->keep_alive(!close);
+    stream_res_->body().data = nullptr;
+    stream_res_->body().size = 0;
+    stream_res_->body().more = true;
+    source_ = std::move(out.body_source);
+    stream_close_ = close;
+    stream_ended_ = false;
+    serializer_.emplace(*stream_res_);
+    Lowest().expires_after(options().read_timeout);
+    http::async_write_header(
+        stream_, *serializer_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnPiece(ec); });
+  }
+
+  // A write of the streamed answer finished: the next piece, or the next request.
+  void OnPiece(beast::error_code ec) {
+    if (state_ == State::kClosed) return;
+    if (ec == http::error::need_buffer) ec = {};  // the piece went out; the body has more
+    if (ec) {  // the write timed out (a client that stopped reading) or the client went away
+      log::Debug("streamed response not delivered",
+                 {{"server", options().name}, {"peer", peer_}, {"error", ec.message()}});
+      EndStream();
+      CloseNow();
+      return;
+    }
+    if (stream_ended_) {
+      const bool close = stream_close_;
+      EndStream();
+      if (close) {
+        CloseGracefully();
+      } else {
+        WaitForRequest();
+      }
+      return;
+    }
+    WriteNextPiece();
+  }
+
+  void WriteNextPiece() {
+    BodyChunk chunk;
+    do {
+      chunk = Pull();
+    } while (chunk.kind == BodyChunk::Kind::kData && chunk.data.empty());
+    auto& body = stream_res_->body();
+    if (chunk.kind == BodyChunk::Kind::kData &&
+        (!stream_left_ || chunk.data.size() <= *stream_left_)) {
+      if (stream_left_) *stream_left_ -= chunk.data.size();
+      piece_ = std::move(chunk.data);
+      body.data = piece_.data();
+      body.size = piece_.size();
+      body.more = true;
+    } else if (chunk.kind == BodyChunk::Kind::kEnd && (!stream_left_ || *stream_left_ == 0)) {
+      source_ = nullptr;  // released before the last bytes go out
+      stream_ended_ = true;
+      body.data = nullptr;
+      body.size = 0;
+      body.more = false;
+    } else {
+      // The status went out already: close without the terminating chunk (or short of the
+      // Content-Length), so that the client sees the answer truncated.
+      log::Debug("streamed response cut off",
+                 {{"server", options().name},
+                  {"peer", peer_},
+                  {"reason", chunk.kind == BodyChunk::Kind::kError ? "the source failed"
+                                                                   : "not the Content-Length"}});
+      EndStream();
+      CloseNow();
+      return;
+    }
+    Lowest().expires_after(options().read_timeout);
+    http::async_write(
+        stream_, *serializer_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnPiece(ec); });
+  }
+
+  BodyChunk Pull() {
+    try {
+      return source_();
+    } catch (const std::exception& e) {
+      log::Error("streamed response body failed",
+                 {{"server", options().name}, {"error", e.what()}});
+    } catch (...) {
+      log::Error("streamed response body failed", {{"server", options().name}});
+    }
+    BodyChunk failed;
+    failed.kind = BodyChunk::Kind::kError;
+    return failed;
+  }
+
+  void EndStream() {
+    source_ = nullptr;
+    serializer_.reset();
+    stream_res_.reset();
+    std::string().swap(piece_);
+    stream_left_.reset();
+    stream_ended_ = false;
   }
 
   void OnWrite(beast::error_code ec, bool close) {
@@ -650,6 +784,15 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   http::response<http::string_body> res_;
+  // The streamed answer being written (HttpResponse::body_source); the serializer refers to
+  // stream_res_, so it is declared after it.
+  std::optional<http::response<http::buffer_body>> stream_res_;
+  std::optional<http::response_serializer<http::buffer_body>> serializer_;
+  BodySource source_;
+  std::string piece_;                    // the piece being written
+  std::optional<uint64_t> stream_left_;  // bytes still owed under a Content-Length
+  bool stream_close_ = false;            // close the connection after the streamed answer
+  bool stream_ended_ = false;            // the last write of the streamed answer is under way
   std::string peer_;
   const IpAddress peer_ip_;  // IPv4-mapped addresses as IPv4
   uint16_t peer_port_ = 0;

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -44,11 +45,41 @@ struct HttpRequest {
   std::string_view Header(std::string_view lower_name) const;
 };
 
+// One pull from a streamed response body (HttpResponse::body_source).
+struct BodyChunk {
+  enum class Kind {
+    kData,   // `data` is the next piece (empty: nothing yet, pull again)
+    kEnd,    // the body is complete
+    kError,  // the body cannot be completed: the connection closes, the answer truncated
+  };
+  Kind kind = Kind::kEnd;
+  std::string data;
+};
+
+// Produces a streamed body piece by piece.  Pulled on the connection's server thread, one pull
+// at a time, after the headers went out; a pull may block (it holds that thread meanwhile).
+// Destroying the function releases the source: after the end (before its last bytes are
+// written), after an error, when the client went away or its write timed out, unpulled for a
+// HEAD, 1xx, 204 or 304, and at shutdown.
+using BodySource = std::function<BodyChunk()>;
+
 struct HttpResponse {
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";  // "": no Content-Type (a 304)
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // A streamed body instead of `body` (then ignored).  The headers go out first, then each
+  // piece as it is pulled, each write within HttpServerOptions::read_timeout (a client that
+  // stops reading is closed, and the source released).  Framing: Content-Length when
+  // `content_length` is set (the pieces must add up to exactly that), else chunked (HTTP/1.1)
+  // or the end of the connection (HTTP/1.0).  After a kError or a length mismatch the status
+  // cannot change any more: the connection closes without the terminating chunk, so the client
+  // sees a truncated answer (a chunked body without its last chunk, or fewer bytes than the
+  // length), never a complete-looking one.  A complete streamed answer keeps the connection
+  // alive.  A HEAD, 1xx, 204 or 304 answer goes without a body and the source is never pulled
+  // (a HEAD carries `content_length` when set).
+  BodySource body_source;
+  std::optional<uint64_t> content_length;  // with body_source only
 };
 
 // A connection or request refused by the allowlist (HttpServerOptions::allow).
