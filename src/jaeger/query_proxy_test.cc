@@ -440,7 +440,7 @@ net::BodySource Slowly(const SlowAnswer& a) {
 std::string ReadAll(net::HttpConnection& c, bool* complete) {
   std::string out;
   while (true) {
-    net::HttpBodyPiece p = c.ReadBody(1 << 20);
+    net::HttpBodyPiece p = c.ReadBody(64 * 1024);
     out += p.data;
     if (!p.ok() || p.end) {
       *complete = p.ok();
@@ -475,7 +475,7 @@ TEST_F(ProxyFixture, StreamsJaegersAnswerAsItArrives) {
   EXPECT_EQ(out.reply.Header("Transfer-Encoding"), "chunked");
   // Jaeger's first piece reaches the client while Jaeger still holds back the rest: a proxy
   // that read the whole answer first would never pass this (the fake waits for this read).
-  net::HttpBodyPiece first = c.ReadBody(1 << 20);
+  net::HttpBodyPiece first = c.ReadBody(64 * 1024);
   ASSERT_TRUE(first.ok()) << first.failure->Describe();
   ASSERT_FALSE(first.data.empty());
   EXPECT_FALSE(first.end);

@@ -246,8 +246,6 @@ struct HttpConnection::Impl {
     return std::nullopt;
   }
 
-  // Sends the request and reads the answer, full duplex.  `sent` tells whether the request
-  // went out in full; if not, the connection cannot be reused.
   // A read that failed: timed out, not HTTP, or the connection broke.  `sent`: whether the
   // request went out in full (a timeout before that is the write's).
   Broken ReadFailure(const boost::system::error_code& ec, bool sent, bool got_some) const {
@@ -450,11 +448,13 @@ struct HttpConnection::Impl {
       out.end = true;
       return out;
     }
-    std::string data(std::max<size_t>(max_bytes, 1), '\0');
+    // Not zero-filled: only the bytes read are copied out.
+    const size_t room = std::max<size_t>(max_bytes, 1);
+    const std::unique_ptr<char[]> data(new char[room]);
     while (true) {
       auto& body = streamed->get().body();
-      body.data = data.data();
-      body.size = data.size();
+      body.data = data.get();
+      body.size = room;
       bool done = false;
       boost::system::error_code ec;
       auto on_read = [&](const boost::system::error_code& e, std::size_t) {
@@ -476,7 +476,7 @@ struct HttpConnection::Impl {
         return out;
       }
       if (ec == http::error::need_buffer) ec = {};  // the piece is full
-      const size_t got = data.size() - streamed->get().body().size;
+      const size_t got = room - streamed->get().body().size;
       stream_read += got;
       if (stream_read > stream_limit || ec == http::error::body_limit) {
         Close();
@@ -492,8 +492,7 @@ struct HttpConnection::Impl {
         return out;
       }
       if (got > 0 || streamed->is_done()) {
-        data.resize(got);
-        out.data = std::move(data);
+        out.data.assign(data.get(), got);
         if (streamed->is_done()) {
           FinishStream();
           out.end = true;

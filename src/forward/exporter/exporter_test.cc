@@ -455,7 +455,7 @@ class ScriptedHttp {
 
  private:
   std::mutex mu_;
-  net::HttpResponse answer_{200, "application/x-protobuf", {}, ""};
+  net::HttpResponse answer_{200, "application/x-protobuf", {}, "", nullptr, std::nullopt};
   std::vector<RecordedRequest> requests_;
   std::unique_ptr<net::HttpServer> server_;
 };
