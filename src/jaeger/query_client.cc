@@ -8,6 +8,7 @@
 
 #include "common/json_nesting.h"
 #include "common/url.h"
+#include "jaeger/query_endpoint.h"
 #include "net/http_client.h"
 
 namespace ordertrace::jaeger {
@@ -153,17 +154,8 @@ TraceAnswer ParseTraceAnswer(std::string_view trace_id, int status, std::string_
 }
 
 Result<std::unique_ptr<QueryClient>> QueryClient::Create(QueryClientOptions options) {
-  net::UrlOptions url_options;
-  url_options.what = "jaeger.query_url";
-  url_options.usage = "http://127.0.0.1:16686/jaeger (Jaeger's query service and its base_path)";
-  auto url = net::ParseUrl(options.query_url, url_options);
-  if (!url.ok()) return url.status();
-  std::string base_path = url->target;
-  if (base_path.find('?') != std::string::npos) {
-    return Status::InvalidArgument("jaeger.query_url '" + net::RedactUrl(options.query_url) +
-                                   "': a query (?...) is not allowed; give the base_path only");
-  }
-  while (!base_path.empty() && base_path.back() == '/') base_path.pop_back();
+  auto endpoint = ResolveQueryEndpoint(options.query_url, options.ca_file);
+  if (!endpoint.ok()) return endpoint.status();
   if (options.parallel == 0 || options.parallel > 16) {
     return Status::InvalidArgument("jaeger read-back: parallel must be 1..16, got " +
                                    std::to_string(options.parallel));
@@ -171,18 +163,9 @@ Result<std::unique_ptr<QueryClient>> QueryClient::Create(QueryClientOptions opti
   if (options.timeout <= std::chrono::milliseconds(0) || options.max_response_bytes == 0) {
     return Status::InvalidArgument("jaeger read-back: timeout and max_response_bytes must be > 0");
   }
-  std::shared_ptr<const net::TlsClientContext> tls;
-  if (url->tls() && !options.ca_file.empty()) {
-    net::TlsOptions tls_options;
-    tls_options.ca_file = options.ca_file;
-    auto context = net::TlsClientContext::Create(tls_options);
-    if (!context.ok()) {
-      return Status::InvalidArgument("jaeger.ca_file: " + context.status().message());
-    }
-    tls = std::move(context.value());
-  }
-  return std::unique_ptr<QueryClient>(
-      new QueryClient(std::move(options), std::move(*url), std::move(base_path), std::move(tls)));
+  QueryEndpoint& e = endpoint.value();
+  return std::unique_ptr<QueryClient>(new QueryClient(std::move(options), std::move(e.url),
+                                                      std::move(e.base_path), std::move(e.tls)));
 }
 
 QueryClient::QueryClient(QueryClientOptions options, net::Url url, std::string base_path,

@@ -6,6 +6,7 @@
 
 #include "common/log.h"
 #include "common/url.h"
+#include "jaeger/query_endpoint.h"
 
 namespace ordertrace::jaeger {
 namespace {
@@ -80,40 +81,25 @@ std::string Decoded(std::string_view raw) {
 
 Result<std::unique_ptr<QueryProxy>> QueryProxy::Create(QueryProxyOptions options,
                                                        metrics::Registry* registry) {
-  net::Url url;
-  std::shared_ptr<const net::TlsClientContext> tls;
+  QueryEndpoint endpoint;  // unconfigured: /jaeger/ answers 404 saying so
   if (!options.query_url.empty()) {
-    net::UrlOptions uo;
-    uo.what = "jaeger.query_url";
-    uo.usage = "http://127.0.0.1:16686/jaeger";
-    auto parsed = net::ParseUrl(options.query_url, uo);
-    if (!parsed.ok()) return parsed.status();
-    url = std::move(parsed).value();
-    if (url.target.find('?') != std::string::npos) {
-      return Status::InvalidArgument("jaeger.query_url '" + net::RedactUrl(options.query_url) +
-                                     "': a query string is not allowed, only a path");
-    }
-    if (url.tls()) {
-      net::TlsOptions to;
-      to.ca_file = options.ca_file;
-      auto made = net::TlsClientContext::Create(to);
-      if (!made.ok()) return Status::InvalidArgument("jaeger.ca_file: " + made.status().message());
-      tls = std::move(made).value();
-    }
+    auto resolved = ResolveQueryEndpoint(options.query_url, options.ca_file);
+    if (!resolved.ok()) return resolved.status();
+    endpoint = std::move(resolved).value();
   }
-  return std::unique_ptr<QueryProxy>(
-      new QueryProxy(std::move(options), std::move(url), std::move(tls), registry));
+  return std::unique_ptr<QueryProxy>(new QueryProxy(std::move(options), std::move(endpoint.url),
+                                                    std::move(endpoint.base_path),
+                                                    std::move(endpoint.tls), registry));
 }
 
-QueryProxy::QueryProxy(QueryProxyOptions options, net::Url url,
+QueryProxy::QueryProxy(QueryProxyOptions options, net::Url url, std::string base_path,
                        std::shared_ptr<const net::TlsClientContext> tls,
                        metrics::Registry* registry)
     : options_(std::move(options)),
       configured_(!options_.query_url.empty()),
       url_(std::move(url)),
+      base_path_(std::move(base_path)),
       tls_(std::move(tls)) {
-  base_path_ = url_.target;
-  while (!base_path_.empty() && base_path_.back() == '/') base_path_.pop_back();
   if (registry) {
     requests_ = &registry->AddCounter(
         "ordertrace_jaeger_proxy_requests_total",

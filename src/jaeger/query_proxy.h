@@ -112,7 +112,7 @@ class QueryProxy {
   static constexpr size_t kChunkBytes = 64 * 1024;
 
  private:
-  QueryProxy(QueryProxyOptions options, net::Url url,
+  QueryProxy(QueryProxyOptions options, net::Url url, std::string base_path,
              std::shared_ptr<const net::TlsClientContext> tls, metrics::Registry* registry);
 
   class Upstream;
@@ -125,8 +125,8 @@ class QueryProxy {
   const QueryProxyOptions options_;
   const bool configured_;
   const net::Url url_;
-  std::string base_path_;  // query_url's path without a trailing '/'
-  std::shared_ptr<const net::TlsClientContext> tls_;
+  const std::string base_path_;  // query_url's path without a trailing '/'
+  const std::shared_ptr<const net::TlsClientContext> tls_;
   std::atomic<int> in_flight_{0};
   Mutex mu_;
   std::vector<std::unique_ptr<net::HttpConnection>> idle_ GUARDED_BY(mu_);
