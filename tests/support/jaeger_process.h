@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "common/url.h"
 #include "net/http_client.h"
 #include "support/alertmanager_process.h"  // FreePort, WaitFor
 #include "support/child_process.h"
@@ -156,8 +157,9 @@ class JaegerProcess {
     const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
-    const std::string target = "/jaeger/api/traces?service=" + Escape(service) +
-                               "&tags=" + Escape(t.dump()) + "&limit=" + std::to_string(limit) +
+    const std::string target = "/jaeger/api/traces?service=" + url::PercentEncode(service) +
+                               "&tags=" + url::PercentEncode(t.dump()) +
+                               "&limit=" + std::to_string(limit) +
                                "&start=" + std::to_string(now - int64_t{3600} * 24 * 1000000) +
                                "&end=" + std::to_string(now + int64_t{60} * 1000000);
     return Get(target, nullptr);
@@ -184,20 +186,6 @@ class JaegerProcess {
     if (!r.ok()) return nullptr;
     if (status != nullptr) *status = r.value().status;
     return nlohmann::json::parse(r.value().body, nullptr, false);
-  }
-  static std::string Escape(const std::string& s) {
-    static const char kHex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : s) {
-      if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-        out += static_cast<char>(c);
-      } else {
-        out += '%';
-        out += kHex[c >> 4];
-        out += kHex[c & 15];
-      }
-    }
-    return out;
   }
 
   std::filesystem::path dir_;
