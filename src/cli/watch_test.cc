@@ -172,6 +172,14 @@ std::string ManyStuck() {
   return nlohmann::json{{"orders", orders}, {"next_cursor", nullptr}}.dump();
 }
 
+// kMetrics, with the gateway counting 120 stuck orders.
+std::string MetricsWith120Stuck() {
+  std::string m = kMetrics;
+  const std::string three = "ordertrace_journey_stuck_orders 3\n";
+  m.replace(m.find(three), three.size(), "ordertrace_journey_stuck_orders 120\n");
+  return m;
+}
+
 std::vector<std::string> LinesOf(const std::string& frame) {
   std::vector<std::string> out;
   for (size_t start = 0; start < frame.size();) {
@@ -194,13 +202,15 @@ void ExpectFits(const std::string& frame, size_t width, size_t height, size_t ro
     listed += l.starts_with("ORD-");
   }
   EXPECT_EQ(listed, rows) << frame;
-  if (more) EXPECT_EQ(lines.back(), "… " + std::to_string(120 - rows) + " more") << frame;
+  if (more) {
+    EXPECT_EQ(lines.back(), "… " + std::to_string(120 - rows) + " more") << frame;
+  }
 }
 
 // 15 lines come before the list at these metrics: header, stages, totals, RabbitMQ and its
 // queues, the list's title and column names.
 TEST(WatchTest, FrameFitsTheTerminal200x50) {
-  const std::string metrics = std::string(kMetrics) + "ordertrace_journey_stuck_orders 120\n";
+  const std::string metrics = MetricsWith120Stuck();
   const std::string f = RenderWatch(ParseMetrics(metrics), ManyStuck(), "H", 30, 200, 50);
   // All 30 fetched rows fit; the next line says how many the gateway has beyond them.
   ExpectFits(f, 200, 50, 30, true);
@@ -209,14 +219,14 @@ TEST(WatchTest, FrameFitsTheTerminal200x50) {
 }
 
 TEST(WatchTest, FrameFitsTheTerminal80x24) {
-  const std::string metrics = std::string(kMetrics) + "ordertrace_journey_stuck_orders 120\n";
+  const std::string metrics = MetricsWith120Stuck();
   const std::string f = RenderWatch(ParseMetrics(metrics), ManyStuck(), "H", 30, 80, 24);
   ExpectFits(f, 80, 24, 8, true);  // 9 rows left: 8 orders and "… 112 more"
   EXPECT_EQ(LinesOf(f).size(), 24u);
 }
 
 TEST(WatchTest, FrameFitsTheTerminal40x10) {
-  const std::string metrics = std::string(kMetrics) + "ordertrace_journey_stuck_orders 120\n";
+  const std::string metrics = MetricsWith120Stuck();
   const std::string f = RenderWatch(ParseMetrics(metrics), ManyStuck(), "H", 30, 40, 10);
   // The figures above the list fill the 10 rows: the frame is cut there.
   ExpectFits(f, 40, 10, 0, false);

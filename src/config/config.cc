@@ -353,7 +353,7 @@ void AddJaegerKeys(std::map<std::string, Setter>* schema) {
   k["jaeger.ca_file"] = StringKey([](Config* c) { return &c->jaeger.ca_file; });
 }
 
-// ---- ui.*: the web UI (docs/ui.md) -------------------------------------------------------------
+// ---- ui.*: the web UI (src/ui) -----------------------------------------------------------------
 
 void AddUiKeys(std::map<std::string, Setter>* schema) {
   auto& k = *schema;

@@ -178,7 +178,7 @@ struct Config {
     // listen.http (https with TLS; an unspecified host becomes this machine's host name).
     std::string public_url;
   } jaeger;
-  // The web UI on the --http listener under /ui/ (docs/ui.md; src/ui).
+  // The web UI on the --http listener under /ui/ (src/ui; docs/security.md "Web UI").
   struct Ui {
     // A built UI (the out_dir of ui/build: index.html + assets/) served instead of the one
     // compiled in (CMake option ORDERTRACE_UI); read once at start, index.html must exist.

@@ -1,4 +1,4 @@
-// The web UI on the gateway's --http listener (docs/ui.md, docs/security.md "Web UI"):
+// The web UI on the gateway's --http listener (docs/security.md "Web UI"):
 //
 //   GET|HEAD /ui, /ui/          302 /ui/stuck
 //   GET|HEAD /ui/assets/<file>  the exact file or 404 (never index.html);
