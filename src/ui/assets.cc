@@ -8,6 +8,7 @@
 
 #include "auth/session.h"
 #include "common/gzip.h"
+#include "common/text_format.h"
 
 namespace ordertrace::ui {
 namespace {
@@ -16,9 +17,7 @@ std::string Extension(std::string_view path) {
   const size_t slash = path.rfind('/');
   const size_t dot = path.rfind('.');
   if (dot == std::string_view::npos || (slash != std::string_view::npos && dot < slash)) return "";
-  std::string ext(path.substr(dot + 1));
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return ext;
+  return AsciiLower(path.substr(dot + 1));
 }
 
 // Text-like types that gzip well; images and fonts are compressed already.

@@ -1,32 +1,21 @@
 #include "ui/ui_routes.h"
 
-#include <cctype>
 #include <string_view>
+
+#include "common/text_format.h"
 
 namespace ordertrace::ui {
 namespace {
 
 constexpr std::string_view kAssetsPrefix = "/ui/assets/";
 
-bool ContainsNoCase(std::string_view haystack, std::string_view needle) {
-  if (needle.size() > haystack.size()) return false;
-  for (size_t i = 0; i + needle.size() <= haystack.size(); ++i) {
-    size_t j = 0;
-    while (j < needle.size() &&
-           std::tolower(static_cast<unsigned char>(haystack[i + j])) == needle[j]) {
-      ++j;
-    }
-    if (j == needle.size()) return true;
-  }
-  return false;
-}
-
 // A path the UI refuses outright: dot segments, encoded dots or backslashes, a backslash or a
 // control character (NUL included), in the raw target.  An encoded '/' is allowed here: it is
 // part of an order id in a deep link (/ui/orders/ORD%2F42), which only ever gets index.html.
 bool IsHostilePath(std::string_view path) {
-  if (ContainsNoCase(path, "%2e") || ContainsNoCase(path, "%5c") || ContainsNoCase(path, "%00")) {
-    return true;
+  const std::string lower = AsciiLower(path);
+  for (const char* encoded : {"%2e", "%5c", "%00"}) {
+    if (lower.find(encoded) != std::string::npos) return true;
   }
   for (char c : path) {
     const auto u = static_cast<unsigned char>(c);
@@ -43,27 +32,27 @@ bool IsHostilePath(std::string_view path) {
   return false;
 }
 
+// The items of a comma-separated header (RFC 9110 lists), each trimmed of spaces and tabs.
+std::vector<std::string_view> ListItems(std::string_view header) {
+  std::vector<std::string_view> items;
+  for (size_t start = 0; start < header.size();) {
+    size_t end = header.find(',', start);
+    if (end == std::string_view::npos) end = header.size();
+    items.push_back(TrimSpace(header.substr(start, end - start)));
+    start = end + 1;
+  }
+  return items;
+}
+
 // Whether Accept-Encoding allows gzip (a "gzip", "x-gzip" or "*" coding whose q is not 0).
 bool AcceptsGzip(std::string_view accept) {
-  size_t start = 0;
-  while (start < accept.size()) {
-    size_t end = accept.find(',', start);
-    if (end == std::string_view::npos) end = accept.size();
-    std::string_view item = accept.substr(start, end - start);
-    start = end + 1;
-    std::string_view coding = item.substr(0, item.find(';'));
-    while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) {
-      coding.remove_prefix(1);
-    }
-    while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) {
-      coding.remove_suffix(1);
-    }
-    std::string lower;
-    for (char c : coding) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (std::string_view item : ListItems(accept)) {
+    const std::string_view coding = TrimSpace(item.substr(0, item.find(';')));
+    const std::string lower = AsciiLower(coding);
     if (lower != "gzip" && lower != "x-gzip" && lower != "*") continue;
     const size_t q = item.find("q=");
     if (q == std::string_view::npos) return true;
-    std::string_view value = item.substr(q + 2);
+    const std::string_view value = item.substr(q + 2);
     // q=0, q=0.0, q=0.000: refused; anything else accepted.
     bool zero = !value.empty() && value[0] == '0';
     for (size_t i = 1; zero && i < value.size() && value[i] != ' ' && value[i] != ';'; ++i) {
@@ -76,14 +65,7 @@ bool AcceptsGzip(std::string_view accept) {
 
 // Whether If-None-Match names `etag` (or is "*"); weak validators compare by their opaque part.
 bool NoneMatchHits(std::string_view header, std::string_view etag) {
-  size_t start = 0;
-  while (start < header.size()) {
-    size_t end = header.find(',', start);
-    if (end == std::string_view::npos) end = header.size();
-    std::string_view tag = header.substr(start, end - start);
-    start = end + 1;
-    while (!tag.empty() && tag.front() == ' ') tag.remove_prefix(1);
-    while (!tag.empty() && tag.back() == ' ') tag.remove_suffix(1);
+  for (std::string_view tag : ListItems(header)) {
     if (tag.starts_with("W/")) tag.remove_prefix(2);
     if (tag == "*" || tag == etag) return true;
   }

@@ -182,6 +182,22 @@ class SigninTest : public ::testing::Test {
     return f;
   }
 
+  // GET `target` from the gateway as a browser without a session would, with `accept`.
+  net::HttpReply GetWithoutSession(const std::string& target, const std::string& accept) {
+    net::TlsOptions tls;
+    tls.ca_file = tls_.ca_cert;
+    auto ctx = net::TlsClientContext::Create(tls);
+    EXPECT_TRUE(ctx.ok()) << ctx.status().ToString();
+    if (!ctx.ok()) return net::HttpReply{};
+    net::HttpOptions o;
+    o.timeout = std::chrono::milliseconds(5000);
+    o.tls = ctx.value();
+    o.headers = {{"Accept", accept}};
+    auto r = net::HttpGet(origin_, target, o);
+    EXPECT_TRUE(r.ok()) << target << ": " << r.status().ToString();
+    return r.ok() ? r.value() : net::HttpReply{};
+  }
+
   std::vector<json> AuditLines() const {
     std::vector<json> out;
     for (const std::string& line : Lines(ReadFile(gateway_->data_dir() / "audit.log"))) {
@@ -404,18 +420,8 @@ TEST_F(SigninTest, ReturnToOutsideTheGatewayLandsOnTheRoot) {
 // /jaeger/ like the journey API (here without jaeger.query_url: the guarded 404 saying so).
 TEST_F(SigninTest, ASignedOutBrowserOpeningJaegerIsSentToSignInAndBack) {
   Start();
-  net::TlsOptions tls;
-  tls.ca_file = tls_.ca_cert;
-  auto ctx = net::TlsClientContext::Create(tls);
-  ASSERT_TRUE(ctx.ok()) << ctx.status().ToString();
-  auto get = [&](const std::string& target, const std::string& accept) {
-    net::HttpOptions o;
-    o.timeout = std::chrono::milliseconds(5000);
-    o.tls = ctx.value();
-    o.headers = {{"Accept", accept}};
-    auto r = net::HttpGet(origin_, target, o);
-    EXPECT_TRUE(r.ok()) << target << ": " << r.status().ToString();
-    return r.ok() ? r.value() : net::HttpReply{};
+  auto get = [this](const std::string& target, const std::string& accept) {
+    return GetWithoutSession(target, accept);
   };
   const net::HttpReply page = get("/jaeger/search?traceID=ab&traceID=cd", "text/html,*/*;q=0.8");
   EXPECT_EQ(page.status, 302) << page.body;
@@ -446,18 +452,8 @@ TEST_F(SigninTest, ASignedOutBrowserOpeningTheUiIsSentToSignInAndBack) {
   std::ofstream(dir_ / "ui" / "assets" / "app-1.js") << "console.log(1);\n";
   extra_config_ = "ui:\n  dir: " + (dir_ / "ui").string() + "\n";
   Start();
-  net::TlsOptions tls;
-  tls.ca_file = tls_.ca_cert;
-  auto ctx = net::TlsClientContext::Create(tls);
-  ASSERT_TRUE(ctx.ok()) << ctx.status().ToString();
-  auto get = [&](const std::string& target, const std::string& accept) {
-    net::HttpOptions o;
-    o.timeout = std::chrono::milliseconds(5000);
-    o.tls = ctx.value();
-    o.headers = {{"Accept", accept}};
-    auto r = net::HttpGet(origin_, target, o);
-    EXPECT_TRUE(r.ok()) << target << ": " << r.status().ToString();
-    return r.ok() ? r.value() : net::HttpReply{};
+  auto get = [this](const std::string& target, const std::string& accept) {
+    return GetWithoutSession(target, accept);
   };
   const std::string deep_link = "/ui/orders/ORD%2F42?tab=spans&stage=QUOTED";
   const net::HttpReply page = get(deep_link, "text/html,*/*;q=0.8");
