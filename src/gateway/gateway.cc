@@ -708,9 +708,14 @@ Status Gateway::Start() {
     res.status = r.status;
     res.content_type = "text/plain; charset=utf-8";
     res.headers.emplace_back("Cache-Control", "no-store");
-    res.body = r.status == 401   ? "sign in first: /auth/login\n"
-               : r.status == 403 ? "your roles do not include the web UI\n"
+    if (r.status == 401) {
+      res.body = browser_signin ? "sign in first: /auth/login\n"
+                                : "the web UI needs browser sign-in, which this gateway does not "
+                                  "offer (auth.signin; docs/security.md)\n";
+    } else {
+      res.body = r.status == 403 ? "your roles do not include the web UI\n"
                                  : "sign-in is not available yet\n";
+    }
     return false;
   };
   ui::RegisterUiRoutes(*g.api, std::move(ui_options));
