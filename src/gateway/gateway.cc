@@ -718,6 +718,13 @@ Status Gateway::Start() {
     }
     return false;
   };
+  if (g.signin_verifier) {
+    // The logout form's redirect to the provider must pass the UI's CSP (form-action).
+    ui_options.end_session_url = [&g]() -> std::string {
+      auto endpoints = g.signin_verifier->Endpoints();
+      return endpoints.ok() ? endpoints->end_session : std::string();
+    };
+  }
   ui::RegisterUiRoutes(*g.api, std::move(ui_options));
   if (Status s = g.api->Start(); !s.ok()) {
     g.api.reset();

@@ -130,23 +130,47 @@ void Serve(const UiRouteOptions& o, net::HttpRequest& req, net::HttpResponse& re
 
 }  // namespace
 
-const std::vector<std::pair<std::string, std::string>>& UiSecurityHeaders() {
-  static const std::vector<std::pair<std::string, std::string>> kHeaders = {
-      {"Content-Security-Policy", kContentSecurityPolicy},
+std::string FormActionOrigin(std::string_view url) {
+  const size_t scheme_end = url.find("://");
+  if (scheme_end == std::string_view::npos) return "";
+  const std::string scheme = AsciiLower(url.substr(0, scheme_end));
+  if (scheme != "http" && scheme != "https") return "";
+  const size_t host_start = scheme_end + 3;
+  size_t end = url.find_first_of("/?#", host_start);
+  if (end == std::string_view::npos) end = url.size();
+  const std::string_view authority = url.substr(host_start, end - host_start);
+  if (authority.empty()) return "";
+  for (char c : authority) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '-' || c == ':' || c == '[' || c == ']';
+    if (!ok) return "";  // userinfo, spaces, quotes, ';' ... never into the header
+  }
+  return scheme + "://" + std::string(authority);
+}
+
+std::vector<std::pair<std::string, std::string>> UiSecurityHeaders(std::string_view form_action) {
+  std::string csp = kContentSecurityPolicy;
+  if (!form_action.empty()) {
+    const std::string self = "form-action 'self'";
+    csp.insert(csp.find(self) + self.size(), " " + std::string(form_action));
+  }
+  return {
+      {"Content-Security-Policy", std::move(csp)},
       {"X-Content-Type-Options", "nosniff"},
       {"Referrer-Policy", "same-origin"},
       {"Cross-Origin-Opener-Policy", "same-origin"},
       {"Cross-Origin-Resource-Policy", "same-origin"},
       {"Permissions-Policy", "camera=(), microphone=(), geolocation=()"},
   };
-  return kHeaders;
 }
 
 net::HttpHandler UiHandler(UiRouteOptions options) {
   return [o = std::move(options)](net::HttpRequest& req, net::HttpResponse& res) {
     Serve(o, req, res);
     // After the gate too: a redirect to sign in replaces the headers it found.
-    for (const auto& [name, value] : UiSecurityHeaders()) {
+    const std::string form_action =
+        o.end_session_url ? FormActionOrigin(o.end_session_url()) : std::string();
+    for (auto& [name, value] : UiSecurityHeaders(form_action)) {
       bool present = false;
       for (auto& h : res.headers) {
         if (h.first == name) {
@@ -154,7 +178,7 @@ net::HttpHandler UiHandler(UiRouteOptions options) {
           present = true;
         }
       }
-      if (!present) res.headers.emplace_back(name, value);
+      if (!present) res.headers.emplace_back(std::move(name), std::move(value));
     }
   };
 }

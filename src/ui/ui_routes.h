@@ -38,8 +38,15 @@ inline constexpr char kContentSecurityPolicy[] =
 inline constexpr char kBuiltWithoutUi[] =
     "this gateway was built without the web UI (ORDERTRACE_UI=OFF); see ui.dir\n";
 
-// The headers every UI response carries (no CORS headers: the UI is same-origin only).
-const std::vector<std::pair<std::string, std::string>>& UiSecurityHeaders();
+// The headers every UI response carries (no CORS headers: the UI is same-origin only), with
+// `form_action` (an origin, or "") added to the CSP's form-action: the UI's logout form posts to
+// the gateway, which sends the browser on to the provider's end_session_endpoint, and browsers
+// check form-action on that redirect too.
+std::vector<std::pair<std::string, std::string>> UiSecurityHeaders(std::string_view form_action);
+
+// The origin of `url` ("https://idp.example:8443/logout" → "https://idp.example:8443") for the
+// CSP's form-action; "" when it is not an http(s) URL or holds characters a CSP source may not.
+std::string FormActionOrigin(std::string_view url);
 
 // Decides whether a request may see the UI: true to serve it; false after filling `res` (a
 // redirect to sign in, a 401).  Runs after the path checks and the /ui → /ui/stuck redirect.
@@ -48,6 +55,9 @@ using UiGate = std::function<bool(const net::HttpRequest& req, net::HttpResponse
 struct UiRouteOptions {
   std::shared_ptr<const UiAssets> assets;  // null: no UI (404 kBuiltWithoutUi)
   UiGate gate;                             // empty: open
+  // The sign-in provider's end_session_endpoint ("" or empty: none), asked per response (the
+  // provider's discovery may come later than the start).
+  std::function<std::string()> end_session_url;
 };
 
 net::HttpHandler UiHandler(UiRouteOptions options);

@@ -41,12 +41,17 @@ class UiRoutesTest : public ::testing::Test {
     req.path = path;
     req.headers = std::move(headers);
     net::HttpResponse res;
-    UiHandler(UiRouteOptions{assets_, gate_})(req, res);
+    UiRouteOptions o;
+    o.assets = assets_;
+    o.gate = gate_;
+    o.end_session_url = end_session_url_;
+    UiHandler(std::move(o))(req, res);
     return res;
   }
 
   std::shared_ptr<const UiAssets> assets_;
   UiGate gate_;
+  std::function<std::string()> end_session_url_;
 };
 
 void ExpectSecurityHeaders(const net::HttpResponse& res, const std::string& what) {
@@ -182,13 +187,35 @@ TEST_F(UiRoutesTest, SecurityHeadersOnEveryAnswer) {
   EXPECT_EQ(Get("/ui/").status, 302);
 }
 
+// With browser sign-in, the logout form's redirect to the provider's end_session_endpoint must
+// pass the CSP's form-action (browsers check it on redirects): its origin joins 'self' there.
+TEST_F(UiRoutesTest, TheProvidersLogoutOriginJoinsFormAction) {
+  end_session_url_ = [] { return std::string("https://idp.example:8443/realms/x/logout?a=b"); };
+  const std::string csp = HeaderOf(Get("/ui/stuck"), "Content-Security-Policy");
+  EXPECT_NE(csp.find("; form-action 'self' https://idp.example:8443; "), std::string::npos) << csp;
+  EXPECT_EQ(csp.find("default-src 'none'; script-src 'self';"), 0u) << csp;
+  end_session_url_ = [] { return std::string(); };
+  EXPECT_EQ(HeaderOf(Get("/ui/stuck"), "Content-Security-Policy"), kContentSecurityPolicy);
+}
+
+TEST(FormActionOrigin, OriginsOfHttpUrlsOnly) {
+  EXPECT_EQ(FormActionOrigin("https://idp.example/logout"), "https://idp.example");
+  EXPECT_EQ(FormActionOrigin("HTTP://127.0.0.1:9000"), "http://127.0.0.1:9000");
+  EXPECT_EQ(FormActionOrigin("http://[::1]:9000/x"), "http://[::1]:9000");
+  for (const char* bad :
+       {"", "idp.example/logout", "javascript:alert(1)", "https://", "https://a b/",
+        "https://evil;script-src *", "https://u:p@idp/", "https://idp'/"}) {
+    EXPECT_EQ(FormActionOrigin(bad), "") << bad;
+  }
+}
+
 TEST(UiRoutesWithoutUi, SayWhyAndWhereToLook) {
   for (const char* path : {"/ui", "/ui/", "/ui/stuck", "/ui/assets/app-1.js"}) {
     net::HttpRequest req;
     req.method = "GET";
     req.path = path;
     net::HttpResponse res;
-    UiHandler(UiRouteOptions{nullptr, nullptr})(req, res);
+    UiHandler(UiRouteOptions{})(req, res);
     EXPECT_EQ(res.status, 404) << path;
     EXPECT_EQ(res.body, kBuiltWithoutUi) << path;
     ExpectSecurityHeaders(res, path);

@@ -45,8 +45,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   req.headers.emplace_back("accept-encoding", std::string(NextLine(&in)));
   req.headers.emplace_back("if-none-match", std::string(NextLine(&in)));
   ordertrace::net::HttpResponse res;
-  static const ordertrace::net::HttpHandler handler =
-      ordertrace::ui::UiHandler(ordertrace::ui::UiRouteOptions{Assets(), nullptr});
+  static const ordertrace::net::HttpHandler handler = [] {
+    ordertrace::ui::UiRouteOptions o;
+    o.assets = Assets();
+    return ordertrace::ui::UiHandler(std::move(o));
+  }();
   handler(req, res);
 
   bool csp = false;

@@ -461,6 +461,10 @@ TEST_F(SigninTest, ASignedOutBrowserOpeningTheUiIsSentToSignInAndBack) {
   EXPECT_EQ(page.Header("Location"),
             "/auth/login?return_to=%2Fui%2Forders%2FORD%252F42%3Ftab%3Dspans%26stage%3DQUOTED");
   EXPECT_EQ(page.Header("Content-Security-Policy").find("default-src 'none'"), 0u);
+  // The logout form's redirect to the provider's end_session_endpoint passes the CSP.
+  EXPECT_NE(page.Header("Content-Security-Policy").find("form-action 'self' http://127.0.0.1:"),
+            std::string::npos)
+      << page.Header("Content-Security-Policy");
   EXPECT_EQ(page.Header("Strict-Transport-Security"), "max-age=31536000");
   for (const char* accept : {"*/*", "text/html"}) {
     const net::HttpReply script = get("/ui/assets/app-1.js", accept);
