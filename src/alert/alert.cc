@@ -58,6 +58,7 @@ std::string AlertmanagerBody(const std::vector<Alert>& alerts) {
     json annotations = json::object();
     PutIfSet(annotations, "summary", a.summary);
     PutIfSet(annotations, "description", a.description);
+    PutIfSet(annotations, "ui_url", a.ui_url);
     PutIfSet(annotations, "jaeger_url", a.jaeger_url());
     PutIfSet(annotations, "jaeger_trace_url", a.jaeger_trace_url());
     PutIfSet(annotations, "runbook_url", a.runbook_url);
@@ -106,7 +107,8 @@ std::string WebhookBody(const Alert& a) {
             {"ends_at", a.resolved ? json(Rfc3339(a.ends_at)) : json(nullptr)},
             {"jaeger_search_link",
              a.jaeger_search_link.empty() ? json(nullptr) : json(a.jaeger_search_link)},
-            {"jaeger_links", a.jaeger_links}};
+            {"jaeger_links", a.jaeger_links},
+            {"ui_url", a.ui_url.empty() ? json(nullptr) : json(a.ui_url)}};
   if (!a.runbook_url.empty()) j["runbook_url"] = a.runbook_url;
   if (a.storm) {
     j["count"] = a.count;

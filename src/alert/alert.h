@@ -48,12 +48,15 @@ struct Alert {
   std::string runbook_url;
   std::vector<std::string> jaeger_links;  // latest trace first
   std::string jaeger_search_link;         // all of the order's traces on one page ("" none)
-  Nanos starts_at = 0;                    // the order's stuck_since (a storm: when it began)
-  Nanos ends_at = 0;                      // resolved: when it moved on; 0 while firing
-  Nanos stage_since = 0;                  // when the order entered the stage
-  Nanos deadline = 0;                     // when it was due (without grace)
-  size_t count = 0;                       // a storm: orders stuck in the group
-  std::string example_order_id;           // a storm: one of its orders
+  // The order's page in the web UI ({ui}/orders/{id}); a storm: the board filtered to its stage
+  // and service; "" when the gateway serves no UI.
+  std::string ui_url;
+  Nanos starts_at = 0;           // the order's stuck_since (a storm: when it began)
+  Nanos ends_at = 0;             // resolved: when it moved on; 0 while firing
+  Nanos stage_since = 0;         // when the order entered the stage
+  Nanos deadline = 0;            // when it was due (without grace)
+  size_t count = 0;              // a storm: orders stuck in the group
+  std::string example_order_id;  // a storm: one of its orders
 
   // Details of the diagnosis for the webhook (empty when unknown).
   std::string expected;  // "milestone PRICE_CALCULATED", "a span from mes" ...

@@ -30,6 +30,7 @@ Alert OrderAlertExample() {
   a.description = "Order A-1 is stuck in SUBMITTED.";
   a.jaeger_links = {"http://jaeger.test:16686/trace/abc", "http://jaeger.test:16686/trace/def"};
   a.jaeger_search_link = "http://jaeger.test:16686/search?traceID=abc&traceID=def";
+  a.ui_url = "https://gw.test/ui/orders/A-1";
   a.runbook_url = "https://wiki.test/rb";
   a.starts_at = kT;
   a.expected = "a span from mes (receipt)";
@@ -72,6 +73,7 @@ TEST(AlertTest, AlertmanagerBodyHasLabelsAnnotationsAndNoDots) {
   EXPECT_EQ(body[0]["annotations"]["jaeger_url"],
             "http://jaeger.test:16686/search?traceID=abc&traceID=def");
   EXPECT_EQ(body[0]["annotations"]["jaeger_trace_url"], "http://jaeger.test:16686/trace/abc");
+  EXPECT_EQ(body[0]["annotations"]["ui_url"], "https://gw.test/ui/orders/A-1");
   EXPECT_EQ(body[0]["annotations"]["runbook_url"], "https://wiki.test/rb");
   EXPECT_EQ(body[0]["startsAt"], "2023-11-14T22:13:20.123Z");
   EXPECT_FALSE(body[0].contains("endsAt"));
@@ -103,6 +105,7 @@ TEST(AlertTest, WebhookBodySchema) {
   EXPECT_TRUE(j["ends_at"].is_null());
   EXPECT_EQ(j["jaeger_search_link"], "http://jaeger.test:16686/search?traceID=abc&traceID=def");
   EXPECT_EQ(j["jaeger_links"].size(), 2u);
+  EXPECT_EQ(j["ui_url"], "https://gw.test/ui/orders/A-1");
   EXPECT_EQ(j["diagnosis"]["expected"], "a span from mes (receipt)");
   EXPECT_EQ(j["diagnosis"]["last_span"]["service"], "crm");
   EXPECT_EQ(j["diagnosis"]["open_hops"][0]["routing_key"], "price.calculate");

@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "common/text_format.h"
+#include "common/url.h"
 #include "journey/diagnosis.h"
 
 namespace ordertrace::alert {
@@ -251,6 +252,10 @@ Alert AlertDispatcher::StormAlert(const Group& g, const journey::Rules& rules) c
   a.count = g.stuck;
   a.runbook_url = options_.runbook_url;
   a.example_order_id = g.example_order_id;
+  if (!options_.ui.empty()) {
+    a.ui_url = options_.ui + "/stuck?stage=" + url::PercentEncode(g.stage) +
+               "&service=" + url::PercentEncode(g.service);
+  }
   a.summary = std::to_string(g.stuck) + " orders stuck at " + g.stage + " waiting for " + g.service;
   a.description = std::to_string(g.stuck) + " orders are stuck at " + g.stage + " waiting for " +
                   g.service + " (more than " + std::to_string(options_.storm_threshold) +
@@ -295,6 +300,7 @@ Alert AlertDispatcher::OrderAlert(journey::OrderRow* flagged, const journey::Rul
   a.starts_at = row.stuck_since_ns;
   a.stage_since = row.stage_ns;
   a.runbook_url = options_.runbook_url;
+  if (!options_.ui.empty()) a.ui_url = options_.ui + "/orders/" + url::PercentEncode(row.order_id);
   std::string description = "Order " + row.order_id + " is stuck in " + row.stage;
   if (d) {
     if (!d->summary.empty()) a.summary = d->summary;

@@ -46,7 +46,10 @@ namespace ordertrace::alert {
 
 struct DispatcherOptions {
   std::string jaeger_ui = "http://localhost:16686";  // links: {jaeger_ui}/trace/{trace_id}
-  std::string runbook_url;                           // annotation runbook_url when set
+  // The web UI's base ("https://gw.example/ui", config::UiLinkBase): ui_url links
+  // {ui}/orders/{id}; "" when the gateway serves no UI (no ui_url).
+  std::string ui;
+  std::string runbook_url;  // annotation runbook_url when set
   // Firing alerts are sent again this often (must stay below Alertmanager's resolve_timeout,
   // 5m by default, or Alertmanager resolves them between two sends).
   Duration resend_interval{60000};

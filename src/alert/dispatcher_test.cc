@@ -113,6 +113,7 @@ class DispatcherTest : public ::testing::Test {
   static DispatcherOptions Defaults() {
     DispatcherOptions o;
     o.jaeger_ui = "http://jaeger.test:16686";
+    o.ui = "https://gw.test/ui";
     o.runbook_url = "https://wiki.test/stuck-orders";
     o.resend_interval = Duration(60000);
     o.storm_threshold = 5;
@@ -164,6 +165,7 @@ TEST_F(DispatcherTest, OneAlertPerStuckOrderResentWhileFiringResolvedOnClear) {
   EXPECT_EQ(a.kind, "not_received");
   EXPECT_EQ(a.starts_at, row.stuck_since_ns);
   EXPECT_EQ(a.runbook_url, "https://wiki.test/stuck-orders");
+  EXPECT_EQ(a.ui_url, "https://gw.test/ui/orders/A-1");
   EXPECT_FALSE(a.summary.empty());
   EXPECT_NE(a.description.find("Order A-1 is stuck in SUBMITTED"), std::string::npos)
       << a.description;
@@ -223,6 +225,7 @@ TEST_F(DispatcherTest, StormSendsOneGroupedAlertWithTheCountUntilItCalmsDown) {
   EXPECT_EQ(storm->stage, "SUBMITTED");
   EXPECT_EQ(storm->service, "mes");
   EXPECT_EQ(storm->summary, "40 orders stuck at SUBMITTED waiting for mes");
+  EXPECT_EQ(storm->ui_url, "https://gw.test/ui/stuck?stage=SUBMITTED&service=mes");
   EXPECT_EQ(other->order_id, "OTHER-1");
   EXPECT_EQ(hook_->Take().size(), 2u);
   EXPECT_EQ(d->storms(), 1u);

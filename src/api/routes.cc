@@ -73,13 +73,14 @@ net::HttpHandler MetricsHandler(const metrics::Registry* registry, std::string t
 }
 
 void RegisterRoutes(net::HttpServer& server, const Readiness& readiness,
-                    const metrics::Registry& registry, std::string metrics_token_sha256) {
+                    const metrics::Registry& registry, std::string metrics_token_sha256, bool ui) {
   server.Route("GET", "/healthz", HealthzHandler());
   server.Route("GET", "/readyz", ReadyzHandler(&readiness));
   server.Route("GET", "/metrics", MetricsHandler(&registry, std::move(metrics_token_sha256)));
-  server.Route("GET", "/", [](net::HttpRequest&, net::HttpResponse& res) {
-    res.body =
-        "ordertrace gateway\n"
+  server.Route("GET", "/", [ui](net::HttpRequest&, net::HttpResponse& res) {
+    res.body = "ordertrace gateway\n";
+    if (ui) res.body += "  GET /ui/      the web UI (stuck orders board: /ui/stuck)\n";
+    res.body +=
         "  GET /healthz  liveness\n"
         "  GET /readyz   readiness (503 while starting or draining)\n"
         "  GET /metrics  Prometheus metrics\n";

@@ -5,7 +5,7 @@
 //   GET /readyz   200 "ready" once the receivers listen; 503 "starting" / "draining" otherwise
 //                 (readiness: send me traffic only on 200)
 //   GET /metrics  Prometheus text exposition format 0.0.4 (optionally behind a static token)
-//   GET /         a short index of the above
+//   GET /         a short index of the above (and of the web UI at /ui/ when it is served)
 //
 // Thread-safety: handlers run concurrently on the server's threads; Readiness is atomic.
 #pragma once
@@ -39,8 +39,9 @@ net::HttpHandler ReadyzHandler(const Readiness* readiness);
 net::HttpHandler MetricsHandler(const metrics::Registry* registry, std::string token_sha256 = "");
 
 // Registers the routes above on `server` (before its Start()).  `readiness` and `registry`
-// must outlive the server.
+// must outlive the server.  `ui`: the index names the web UI (src/ui serves it).
 void RegisterRoutes(net::HttpServer& server, const Readiness& readiness,
-                    const metrics::Registry& registry, std::string metrics_token_sha256 = "");
+                    const metrics::Registry& registry, std::string metrics_token_sha256 = "",
+                    bool ui = false);
 
 }  // namespace ordertrace::api

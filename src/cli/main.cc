@@ -132,6 +132,9 @@ int Main(int argc, char** argv) {
               "The audience API tokens must carry (auth.oidc.audience)");
   AddOptional(serve_cmd, "--jaeger-ui", &serve.overrides.jaeger_ui,
               "Jaeger UI base URL for trace links (default http://localhost:16686)");
+  AddOptional(serve_cmd, "--ui-dir", &serve.overrides.ui_dir,
+              "Serve the web UI from this directory (the output of ui/build; config ui.dir) "
+              "instead of the one compiled in");
   serve_cmd
       ->add_option("--alertmanager", serve.overrides.alertmanager,
                    "Send alerts to this Alertmanager (http(s)://HOST:PORT); repeat for an HA "
@@ -207,6 +210,8 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(1, 1000));
   watch_cmd->add_flag("--once", watch.once,
                       "Print one frame and exit (1 when the gateway cannot be asked)");
+  watch_cmd->add_option("--banner", watch.banner,
+                        "A line shown above every frame (scripts/demo: where the board is)");
   AddApiAccessFlags(watch_cmd, &watch.access);
 
   auto* token_cmd = app.add_subcommand("token", "Ingest tokens (ingest.auth, docs/security.md)");

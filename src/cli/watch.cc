@@ -10,6 +10,8 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -54,17 +56,37 @@ double Sum(const std::vector<Sample>& m, std::string_view name, bool* present = 
   return total;
 }
 
-std::string Fit(std::string line, size_t width) {
-  if (width == 0) return line;
-  // Count UTF-8 code points, not bytes (the summaries hold "–" and "≥").
-  size_t cols = 0, i = 0;
-  for (; i < line.size(); ++i) {
-    if ((static_cast<unsigned char>(line[i]) & 0xC0) == 0x80) continue;
-    if (cols == width) break;
-    ++cols;
+// One UTF-8 sequence at text[i]: its code point (U+FFFD when malformed) and length.
+char32_t NextCodePoint(std::string_view text, size_t i, size_t* len) {
+  const auto b = static_cast<unsigned char>(text[i]);
+  size_t n = b < 0x80 ? 1 : (b >> 5) == 0x6 ? 2 : (b >> 4) == 0xE ? 3 : (b >> 3) == 0x1E ? 4 : 0;
+  if (n == 0 || i + n > text.size()) {
+    *len = 1;
+    return 0xFFFD;
   }
-  if (i < line.size()) line.resize(i);
-  return line;
+  char32_t cp = n == 1 ? b : n == 2 ? (b & 0x1F) : n == 3 ? (b & 0x0F) : (b & 0x07);
+  for (size_t k = 1; k < n; ++k) {
+    const auto c = static_cast<unsigned char>(text[i + k]);
+    if ((c & 0xC0) != 0x80) {
+      *len = 1;
+      return 0xFFFD;
+    }
+    cp = (cp << 6) | (c & 0x3F);
+  }
+  *len = n;
+  return cp;
+}
+
+int CodePointColumns(char32_t c) {
+  if ((c >= 0x300 && c <= 0x36F) || (c >= 0x200B && c <= 0x200F) || (c >= 0xFE00 && c <= 0xFE0F)) {
+    return 0;  // combining marks, zero-width spaces and joiners, variation selectors
+  }
+  const bool wide = (c >= 0x1100 && c <= 0x115F) || (c >= 0x2E80 && c <= 0xA4CF) ||
+                    (c >= 0xAC00 && c <= 0xD7A3) || (c >= 0xF900 && c <= 0xFAFF) ||
+                    (c >= 0xFE30 && c <= 0xFE4F) || (c >= 0xFF00 && c <= 0xFF60) ||
+                    (c >= 0xFFE0 && c <= 0xFFE6) || (c >= 0x1F300 && c <= 0x1F64F) ||
+                    (c >= 0x1F900 && c <= 0x1F9FF) || (c >= 0x20000 && c <= 0x3FFFD);
+  return wide ? 2 : 1;
 }
 
 std::string Format(const char* fmt, auto... args) {
@@ -73,13 +95,64 @@ std::string Format(const char* fmt, auto... args) {
   return std::string(buf, n < 0 ? 0 : std::min<size_t>(static_cast<size_t>(n), sizeof buf - 1));
 }
 
-size_t TerminalWidth() {
-  winsize ws{};
-  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 20) return ws.ws_col;
-  return 0;
+std::atomic<bool> g_resized{false};
+extern "C" void OnResize(int) { g_resized.store(true); }
+
+// A positive count from the environment; 0 when absent or not a number.
+size_t EnvCount(const char* v) {
+  if (v == nullptr || *v == '\0') return 0;
+  size_t n = 0;
+  const char* end = v + std::strlen(v);
+  auto [p, ec] = std::from_chars(v, end, n);
+  return ec == std::errc() && p == end && n < 10000 ? n : 0;
 }
 
 }  // namespace
+
+TerminalSize TerminalSizeOf(int fd, const char* columns, const char* lines) {
+  TerminalSize size;
+  winsize ws{};
+  const bool window = isatty(fd) == 1 && ioctl(fd, TIOCGWINSZ, &ws) == 0;
+  const size_t env_columns = EnvCount(columns), env_rows = EnvCount(lines);
+  if (window && ws.ws_col > 0) {
+    size.columns = ws.ws_col;
+  } else if (env_columns > 0) {
+    size.columns = env_columns;
+  }
+  if (window && ws.ws_row > 0) {
+    size.rows = ws.ws_row;
+  } else if (env_rows > 0) {
+    size.rows = env_rows;
+  }
+  return size;
+}
+
+size_t DisplayColumns(std::string_view text) {
+  size_t cols = 0;
+  for (size_t i = 0, len = 0; i < text.size(); i += len) {
+    cols += CodePointColumns(NextCodePoint(text, i, &len));
+  }
+  return cols;
+}
+
+std::string FitLine(std::string_view line, size_t width) {
+  std::string out;
+  size_t cols = 0;
+  for (size_t i = 0, len = 0; i < line.size(); i += len) {
+    const char32_t c = NextCodePoint(line, i, &len);
+    const int w = CodePointColumns(c);
+    if (width > 0 && cols + w > width) break;
+    cols += w;
+    if (c < 0x20 || c == 0x7F || (c >= 0x80 && c <= 0x9F)) {
+      out += '?';  // never an escape sequence from telemetry into the terminal
+    } else if (c == 0xFFFD && line.substr(i, len) != "\xEF\xBF\xBD") {
+      out += '?';  // a malformed byte
+    } else {
+      out.append(line.substr(i, len));
+    }
+  }
+  return out;
+}
 
 std::vector<Sample> ParseMetrics(std::string_view text) {
   std::vector<Sample> out;
@@ -179,9 +252,14 @@ std::string WithBrokerNotes(std::string_view stuck_json, size_t limit,
 }
 
 std::string RenderWatch(const std::vector<Sample>& m, std::string_view stuck_json,
-                        std::string_view header, size_t limit, size_t width) {
+                        std::string_view header, size_t limit, size_t width, size_t height) {
   std::vector<std::string> lines;
-  lines.emplace_back(header);
+  for (size_t start = 0; start <= header.size();) {  // a banner line may come first
+    size_t end = header.find('\n', start);
+    if (end == std::string_view::npos) end = header.size();
+    lines.emplace_back(header.substr(start, end - start));
+    start = end + 1;
+  }
   lines.emplace_back();
 
   // Orders per stage, in the order the gateway lists its stages (the rules' order).
@@ -279,14 +357,23 @@ std::string RenderWatch(const std::vector<Sample>& m, std::string_view stuck_jso
       lines.emplace_back("STUCK ORDERS: none");
     } else {
       lines.push_back("STUCK ORDERS: " + Count(std::max<double>(stuck_now, orders.size())) +
-                      (orders.size() < stuck_now || orders.size() > limit
+                      (height == 0 && (orders.size() < stuck_now || orders.size() > limit)
                            ? " (the oldest " + std::to_string(std::min(orders.size(), limit)) + ")"
                            : ""));
       lines.push_back(
           Format("%-22s %-22s %-20s %s", "ORDER", "STAGE", "MISSED", "WHERE IT STOPPED"));
+      // The rows left on the screen (like top): the list gives way, its last row saying how
+      // many more there are.
+      const size_t total = static_cast<size_t>(std::max<double>(stuck_now, orders.size()));
+      size_t rows = std::min(limit, orders.size());
+      if (height > 0) {
+        const size_t left = height > lines.size() ? height - lines.size() : 0;
+        if (rows > left || (rows < total && rows == left)) rows = left > 0 ? left - 1 : 0;
+      }
       size_t shown = 0;
       for (const json& o : orders) {
-        if (shown++ == limit) break;
+        if (shown == rows) break;
+        ++shown;
         auto str = [&](const char* k) {
           auto it = o.find(k);
           return it != o.end() && it->is_string() ? it->get<std::string>() : std::string("-");
@@ -295,10 +382,14 @@ std::string RenderWatch(const std::vector<Sample>& m, std::string_view stuck_jso
                                str("stage").c_str(), str("stuck_kind").c_str(),
                                str("summary").c_str()));
       }
+      if (height > 0 && shown < total && lines.size() < height) {
+        lines.push_back("… " + Count(static_cast<double>(total - shown)) + " more");
+      }
     }
   }
+  if (height > 0 && lines.size() > height) lines.resize(height);
   std::string frame;
-  for (std::string& l : lines) frame += Fit(std::move(l), width) + "\n";
+  for (const std::string& l : lines) frame += FitLine(l, width) + "\n";
   return frame;
 }
 
@@ -321,16 +412,25 @@ int RunWatch(const WatchOptions& o) {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
+  struct sigaction winch {
+  }, old_winch{};
+  winch.sa_handler = OnResize;
+  sigemptyset(&winch.sa_mask);
+  sigaction(SIGWINCH, &winch, &old_winch);
+  sigaddset(&term, SIGWINCH);
   pthread_sigmask(SIG_UNBLOCK, &term, &old_mask);
+  g_resized.store(false);
   int code = 0;
   while (!g_stop.load()) {
     const std::string when = Rfc3339(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                          std::chrono::system_clock::now().time_since_epoch())
                                          .count());
     const std::string header =
-        "ordertrace watch · " + o.api + " · " + when +
+        (o.banner.empty() ? "" : o.banner + "\n") + "ordertrace watch · " + o.api + " · " + when +
         (tty ? " · every " + std::to_string(o.interval.count()) + " ms, Ctrl-C to stop" : "");
     std::string frame;
+    std::vector<Sample> samples;
+    std::string stuck_body;
     auto metrics = client->Get("/metrics", std::chrono::milliseconds(3000));
     if (!metrics.ok() || metrics.value().status != 200) {
       std::string why = metrics.status().message();
@@ -354,23 +454,45 @@ int RunWatch(const WatchOptions& o) {
                              std::chrono::milliseconds(3000));
         return r.ok() && r.value().status == 200 ? r.value().body : std::string();
       });
-      frame = RenderWatch(ParseMetrics(metrics.value().body), body, header, o.limit,
-                          tty ? TerminalWidth() : 0);
+      samples = ParseMetrics(metrics.value().body);
+      stuck_body = std::move(body);
     }
-    if (tty) {
-      std::fputs("\033[H\033[J", stdout);  // home, clear to the end: redraw in place
-    } else if (!o.once) {
-      std::fputs("\n", stdout);
-    }
-    std::fputs(frame.c_str(), stdout);
-    std::fflush(stdout);
-    if (o.once) break;
+    // Drawn again at once, from the same figures, when the window changes size meanwhile.
     const auto until = std::chrono::steady_clock::now() + o.interval;
-    while (!g_stop.load() && std::chrono::steady_clock::now() < until) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    for (bool again = true; again && !g_stop.load();) {
+      g_resized.store(false);
+      const TerminalSize size =
+          TerminalSizeOf(STDOUT_FILENO, std::getenv("COLUMNS"), std::getenv("LINES"));
+      std::string out = code == 0 ? RenderWatch(samples, stuck_body, header, o.limit, size.columns,
+                                                tty ? size.rows : 0)
+                                  : frame;
+      if (code != 0) {
+        std::string fitted;
+        for (size_t start = 0; start < out.size();) {
+          size_t end = out.find('\n', start);
+          if (end == std::string::npos) end = out.size();
+          fitted += FitLine(std::string_view(out).substr(start, end - start), size.columns) + "\n";
+          start = end + 1;
+        }
+        out = std::move(fitted);
+      }
+      if (tty) {
+        std::fputs("\033[2J\033[H", stdout);  // clear the screen, home: redraw in place
+      } else if (!o.once) {
+        std::fputs("\n", stdout);
+      }
+      std::fputs(out.c_str(), stdout);
+      std::fflush(stdout);
+      if (o.once) break;
+      while (!g_stop.load() && !g_resized.load() && std::chrono::steady_clock::now() < until) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      again = tty && g_resized.load();
     }
+    if (o.once) break;
   }
   pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  sigaction(SIGWINCH, &old_winch, nullptr);
   sigaction(SIGINT, &old_int, nullptr);
   sigaction(SIGTERM, &old_term, nullptr);
   return o.once ? code : 0;

@@ -1,5 +1,6 @@
 #include "cli/watch.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -155,6 +156,107 @@ TEST(WatchTest, LimitCapsTheList) {
   EXPECT_NE(f.find("ORD-1"), std::string::npos);
   EXPECT_EQ(f.find("ORD-2"), std::string::npos);
   EXPECT_NE(f.find("(the oldest 1)"), std::string::npos) << f;
+}
+
+// A page of 30 stuck orders (the gateway counts 120) with long, wide and hostile summaries.
+std::string ManyStuck() {
+  nlohmann::json orders = nlohmann::json::array();
+  for (int i = 0; i < 30; ++i) {
+    orders.push_back({{"order_id", "ORD-" + std::to_string(i)},
+                      {"stage", "SUBMITTED"},
+                      {"stuck_kind", "not_received"},
+                      {"summary", "order ORD-" + std::to_string(i) +
+                                      " stuck in SUBMITTED – 注文 waited ≥ 9s \x1b[31mred\x1b[0m " +
+                                      std::string(150, 'x')}});
+  }
+  return nlohmann::json{{"orders", orders}, {"next_cursor", nullptr}}.dump();
+}
+
+// kMetrics, with the gateway counting 120 stuck orders.
+std::string MetricsWith120Stuck() {
+  std::string m = kMetrics;
+  const std::string three = "ordertrace_journey_stuck_orders 3\n";
+  m.replace(m.find(three), three.size(), "ordertrace_journey_stuck_orders 120\n");
+  return m;
+}
+
+std::vector<std::string> LinesOf(const std::string& frame) {
+  std::vector<std::string> out;
+  for (size_t start = 0; start < frame.size();) {
+    const size_t end = frame.find('\n', start);
+    out.push_back(frame.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+// Every line within `width` display columns, at most `height` lines, `rows` order rows, and
+// the last line "… N more" for the 120 - rows not listed (when `more`).
+void ExpectFits(const std::string& frame, size_t width, size_t height, size_t rows, bool more) {
+  const std::vector<std::string> lines = LinesOf(frame);
+  EXPECT_LE(lines.size(), height) << frame;
+  size_t listed = 0;
+  for (const std::string& l : lines) {
+    EXPECT_LE(DisplayColumns(l), width) << l;
+    EXPECT_EQ(l.find('\x1b'), std::string::npos) << l;  // no escape from telemetry
+    listed += l.starts_with("ORD-");
+  }
+  EXPECT_EQ(listed, rows) << frame;
+  if (more) {
+    EXPECT_EQ(lines.back(), "… " + std::to_string(120 - rows) + " more") << frame;
+  }
+}
+
+// 15 lines come before the list at these metrics: header, stages, totals, RabbitMQ and its
+// queues, the list's title and column names.
+TEST(WatchTest, FrameFitsTheTerminal200x50) {
+  const std::string metrics = MetricsWith120Stuck();
+  const std::string f = RenderWatch(ParseMetrics(metrics), ManyStuck(), "H", 30, 200, 50);
+  // All 30 fetched rows fit; the next line says how many the gateway has beyond them.
+  ExpectFits(f, 200, 50, 30, true);
+  EXPECT_EQ(LinesOf(f).size(), 46u);
+  EXPECT_NE(f.find("注文"), std::string::npos) << f;  // wide characters kept whole
+}
+
+TEST(WatchTest, FrameFitsTheTerminal80x24) {
+  const std::string metrics = MetricsWith120Stuck();
+  const std::string f = RenderWatch(ParseMetrics(metrics), ManyStuck(), "H", 30, 80, 24);
+  ExpectFits(f, 80, 24, 8, true);  // 9 rows left: 8 orders and "… 112 more"
+  EXPECT_EQ(LinesOf(f).size(), 24u);
+}
+
+TEST(WatchTest, FrameFitsTheTerminal40x10) {
+  const std::string metrics = MetricsWith120Stuck();
+  const std::string f = RenderWatch(ParseMetrics(metrics), ManyStuck(), "H", 30, 40, 10);
+  // The figures above the list fill the 10 rows: the frame is cut there.
+  ExpectFits(f, 40, 10, 0, false);
+  EXPECT_EQ(LinesOf(f).size(), 10u);
+}
+
+TEST(WatchTest, FitLineCutsByDisplayColumnsNeverMidSequence) {
+  EXPECT_EQ(FitLine("abcdef", 4), "abcd");
+  EXPECT_EQ(FitLine("ab–cd", 3), "ab–");
+  EXPECT_EQ(FitLine("a注文b", 2), "a");  // the wide character would need columns 2-3
+  EXPECT_EQ(FitLine("a注文b", 3), "a注");
+  EXPECT_EQ(DisplayColumns("a注文b"), 6u);
+  EXPECT_EQ(DisplayColumns("e\xCC\x81"), 1u);  // e + combining acute
+  EXPECT_EQ(FitLine("x\x1b[2Jy\tz", 0), "x?[2Jy?z");
+  EXPECT_EQ(FitLine("bad \xC3", 0), "bad ?");
+}
+
+TEST(WatchTest, TerminalSizeFromTheEnvironmentElse80x24) {
+  const int fd = ::open("/dev/null", O_WRONLY);
+  ASSERT_GE(fd, 0);
+  TerminalSize s = TerminalSizeOf(fd, nullptr, nullptr);
+  EXPECT_EQ(s.columns, 80u);
+  EXPECT_EQ(s.rows, 24u);
+  s = TerminalSizeOf(fd, "132", "43");
+  EXPECT_EQ(s.columns, 132u);
+  EXPECT_EQ(s.rows, 43u);
+  s = TerminalSizeOf(fd, "wide", "-3");
+  EXPECT_EQ(s.columns, 80u);
+  EXPECT_EQ(s.rows, 24u);
+  ::close(fd);
 }
 
 // --- ApiClient (cli/api_access.h): the token and the CA file, against an HTTPS server -------

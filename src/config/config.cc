@@ -353,6 +353,14 @@ void AddJaegerKeys(std::map<std::string, Setter>* schema) {
   k["jaeger.ca_file"] = StringKey([](Config* c) { return &c->jaeger.ca_file; });
 }
 
+// ---- ui.*: the web UI (src/ui) -----------------------------------------------------------------
+
+void AddUiKeys(std::map<std::string, Setter>* schema) {
+  auto& k = *schema;
+  k["ui.dir"] = StringKey([](Config* c) { return &c->ui.dir; });
+  k["ui.public_url"] = UrlKey([](Config* c) { return &c->ui.public_url; });
+}
+
 // ---- auth.*: API sign-in (OIDC bearer tokens) and roles ---------------------------------------
 
 using StringList = std::vector<std::string>;
@@ -784,6 +792,7 @@ const std::map<std::string, Setter>& Schema() {
             AddNetworkKeys(keys);
             AddRedactionKeys(keys);
             AddJaegerKeys(keys);
+            AddUiKeys(keys);
             return keys;
           }();
   return *schema;
@@ -1379,6 +1388,12 @@ Status ApplyOverrides(const Overrides& o, Config* config) {
     if (!url.ok()) return Status::InvalidArgument("--jaeger-ui: " + url.status().message());
     config->journeys.jaeger_ui = *url;
   }
+  if (o.ui_dir) {
+    if (TrimSpace(*o.ui_dir).empty()) {
+      return Status::InvalidArgument("--ui-dir: expected a directory (the output of ui/build)");
+    }
+    config->ui.dir = std::string(TrimSpace(*o.ui_dir));
+  }
   if (!o.alertmanager.empty()) {
     std::vector<std::string> urls;
     for (const std::string& u : o.alertmanager) {
@@ -1466,11 +1481,12 @@ Result<std::string> BrokerPassword(const Config::Broker& broker, const EnvLookup
   return std::string("guest");  // RabbitMQ's default user, as the user default is
 }
 
-std::string JaegerLinkBase(const Config& config, std::string_view hostname) {
-  if (!config.journeys.jaeger_ui.empty()) return config.journeys.jaeger_ui;
-  if (config.jaeger.query_url.empty()) return "http://localhost:16686";
-  if (!config.jaeger.public_url.empty()) return config.jaeger.public_url + "/jaeger";
-  std::string listen = config.listen.http;
+namespace {
+
+// The gateway's API listener as a URL: https with TLS there; 0.0.0.0, :: or an empty host become
+// `hostname` (or localhost).
+std::string ListenerUrl(const Config& config, std::string_view hostname) {
+  const std::string& listen = config.listen.http;
   std::string host = listen, port;
   if (const auto colon = listen.rfind(':'); colon != std::string::npos) {
     host = listen.substr(0, colon);
@@ -1480,7 +1496,22 @@ std::string JaegerLinkBase(const Config& config, std::string_view hostname) {
     host = hostname.empty() ? std::string("localhost") : std::string(hostname);
   }
   const char* scheme = config.listen.tls.http.enabled() ? "https://" : "http://";
-  return scheme + host + (port.empty() ? "" : ":" + port) + "/jaeger";
+  return scheme + host + (port.empty() ? "" : ":" + port);
+}
+
+}  // namespace
+
+std::string JaegerLinkBase(const Config& config, std::string_view hostname) {
+  if (!config.journeys.jaeger_ui.empty()) return config.journeys.jaeger_ui;
+  if (config.jaeger.query_url.empty()) return "http://localhost:16686";
+  if (!config.jaeger.public_url.empty()) return config.jaeger.public_url + "/jaeger";
+  return ListenerUrl(config, hostname) + "/jaeger";
+}
+
+std::string UiLinkBase(const Config& config, std::string_view hostname) {
+  if (!config.ui.public_url.empty()) return config.ui.public_url + "/ui";
+  if (!config.jaeger.public_url.empty()) return config.jaeger.public_url + "/ui";
+  return ListenerUrl(config, hostname) + "/ui";
 }
 
 Result<std::string> NormalizeHttpUrl(std::string_view text) {

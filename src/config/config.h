@@ -178,6 +178,17 @@ struct Config {
     // listen.http (https with TLS; an unspecified host becomes this machine's host name).
     std::string public_url;
   } jaeger;
+  // The web UI on the --http listener under /ui/ (src/ui; docs/security.md "Web UI").
+  struct Ui {
+    // A built UI (the out_dir of ui/build: index.html + assets/) served instead of the one
+    // compiled in (CMake option ORDERTRACE_UI); read once at start, index.html must exist.
+    // "": the compiled-in UI, if any.
+    std::string dir;
+    // The URL people reach the gateway at, for the order pages linked from alerts
+    // ({public_url}/ui/orders/{id}).  "": jaeger.public_url when set, else from listen.http as
+    // for Jaeger links.
+    std::string public_url;
+  } ui;
   // Alerts about stuck orders (docs/alerting.md); off while no sink is configured.
   struct Alerting {
     std::vector<std::string> alertmanager;  // base URLs, each gets every alert (HA pair)
@@ -277,6 +288,7 @@ struct Overrides {
   std::optional<std::string> upstream;    // --upstream
   std::optional<std::string> rules;       // --rules
   std::optional<std::string> jaeger_ui;   // --jaeger-ui
+  std::optional<std::string> ui_dir;      // --ui-dir (ui.dir)
   std::vector<std::string> alertmanager;  // --alertmanager (repeatable); replaces the file's
   std::optional<std::string> rabbitmq_management;  // --rabbitmq-management ("" turns it off)
   std::optional<std::string> oidc_issuer;          // --oidc-issuer (auth.oidc.issuer)
@@ -322,6 +334,10 @@ Status CheckListenerExposure(const Config& config);
 // (https with TLS there; 0.0.0.0, :: or an empty host become `hostname`); else the stand-alone
 // Jaeger UI's default, http://localhost:16686.  Without a trailing '/'.
 std::string JaegerLinkBase(const Config& config, std::string_view hostname = "");
+
+// The base of links to the web UI's pages ({base}/orders/{id}): ui.public_url, else
+// jaeger.public_url, else listen.http as for JaegerLinkBase; followed by "/ui".
+std::string UiLinkBase(const Config& config, std::string_view hostname = "");
 
 // The value syntaxes (sizes, durations, booleans, HOST:PORT) are common/values.h.
 Result<log::Format> ParseLogFormat(std::string_view text);  // logfmt | json

@@ -741,6 +741,47 @@ TEST(ConfigTest, RabbitmqManagementFlagOverridesAndIsValidated) {
             "http://rabbit:15672, got '127.0.0.1:15672'");
 }
 
+TEST(ConfigTest, WebUiDirAndLinks) {
+  auto d = Parse("listen:\n  http: 127.0.0.1:8080\n");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->ui.dir, "");
+  EXPECT_EQ(d->ui.public_url, "");
+  // Links to an order's page follow the listener, like Jaeger's ...
+  EXPECT_EQ(UiLinkBase(d.value(), "gw1"), "http://127.0.0.1:8080/ui");
+  // ... jaeger.public_url when that is set ...
+  d->jaeger.public_url = "https://ordertrace.example";
+  EXPECT_EQ(UiLinkBase(d.value(), "gw1"), "https://ordertrace.example/ui");
+
+  auto c = Parse(R"(
+listen:
+  http: 0.0.0.0:8443
+  tls:
+    http: {cert_file: /c.pem, key_file: /k.pem}
+ui:
+  dir: /srv/ordertrace/ui
+  public_url: https://orders.example/
+)");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->ui.dir, "/srv/ordertrace/ui");
+  // ... and ui.public_url first (without its trailing '/').
+  EXPECT_EQ(UiLinkBase(c.value(), "gw1"), "https://orders.example/ui");
+  c->ui.public_url.clear();
+  EXPECT_EQ(UiLinkBase(c.value(), "gw1"), "https://gw1:8443/ui");
+
+  EXPECT_EQ(ErrorOf("ui:\n  public_url: orders.example\n").find("gateway.yaml:2: ui.public_url: "),
+            0u);
+  EXPECT_EQ(ErrorOf("ui:\n  directory: /x\n").find("gateway.yaml:2: ui.directory: "), 0u);
+
+  Config o;
+  Overrides flags;
+  flags.ui_dir = " /tmp/dist ";
+  ASSERT_TRUE(ApplyOverrides(flags, &o).ok());
+  EXPECT_EQ(o.ui.dir, "/tmp/dist");
+  flags.ui_dir = "";
+  EXPECT_EQ(ApplyOverrides(flags, &o).message(),
+            "--ui-dir: expected a directory (the output of ui/build)");
+}
+
 }  // namespace
 }  // namespace ordertrace::config
 

@@ -49,6 +49,8 @@
 #include "receive/otlp_receivers.h"
 #include "receive/receiver_metrics.h"
 #include "redact/redacting_decoder.h"
+#include "ui/assets.h"
+#include "ui/ui_routes.h"
 
 #ifndef ORDERTRACE_VERSION
 #define ORDERTRACE_VERSION "0.0.0"
@@ -385,6 +387,8 @@ struct Gateway::Impl {
   // Jaeger's query service under /jaeger/ (answers 404 without jaeger.query_url); before the
   // API server, whose handlers hold it.
   std::unique_ptr<jaeger::QueryProxy> jaeger_proxy;
+  // The web UI's files (null: none, /ui/ says so).
+  std::shared_ptr<const ui::UiAssets> ui;
   std::unique_ptr<net::HttpServer> api;
   // Journeys (null when journeys.enabled is false).
   SystemClock clock;
@@ -569,6 +573,23 @@ Status Gateway::Start() {
       (std::filesystem::path(config_.data_dir) / "tls" / "otlp_grpc").string();
   receiver_options.decoder = g.redacting;
 
+  // The web UI's files: ui.dir (read now, all of it) or the ones compiled in (none with
+  // ORDERTRACE_UI=OFF).
+  if (!config_.ui.dir.empty()) {
+    auto assets = ui::LoadUiDir(config_.ui.dir);
+    if (!assets.ok()) {
+      Stop();
+      return Status(assets.status().code(), "ui.dir / --ui-dir: " + assets.status().message());
+    }
+    g.ui = std::move(assets).value();
+  } else {
+    g.ui = ui::EmbeddedUi();
+  }
+  if (g.ui) {
+    log::Info("web UI at /ui/",
+              {{"source", g.ui->source()}, {"files", static_cast<uint64_t>(g.ui->file_count())}});
+  }
+
   // The API listener before the receivers: /healthz answers (and /readyz says "starting")
   // while the rest comes up.
   net::HttpServerOptions api_options;
@@ -601,7 +622,8 @@ Status Gateway::Start() {
   api_options.trusted_proxies = *trusted;
   api_options.on_refused = g.RefusedHook("http");
   g.api = std::make_unique<net::HttpServer>(api_options);
-  api::RegisterRoutes(*g.api, g.readiness, registry_, config_.auth.metrics_token_sha256);
+  api::RegisterRoutes(*g.api, g.readiness, registry_, config_.auth.metrics_token_sha256,
+                      g.ui != nullptr);
   if (g.signin) g.signin->Register(*g.api);
   api::RegisterMeRoute(*g.api, *g.guard, g.bearer ? &g.bearer->roles() : nullptr);
   if (g.engine) {
@@ -669,6 +691,41 @@ Status Gateway::Start() {
           }
         };
       });
+  // The web UI: as open as the API (the same authorizer, action orders.list, which every role
+  // that can sign in has).  With browser sign-in, a signed-out browser opening a page is sent to
+  // sign in and back to it; everything else (assets, scripts) gets the 401.  Not audited: the UI's
+  // files hold no data, and the API calls they make are audited each.
+  ui::UiRouteOptions ui_options;
+  ui_options.assets = g.ui;
+  ui_options.gate = [&g, browser_signin](const net::HttpRequest& req, net::HttpResponse& res) {
+    const api::AuthResult r = g.authorizer->Authorize(req, "orders.list");
+    if (r.allowed()) return true;
+    if (browser_signin && r.status == 401 && IsBrowserPageLoad(req) &&
+        !req.path.starts_with("/ui/assets/")) {
+      RedirectToSignIn(req, res);
+      return false;
+    }
+    res.status = r.status;
+    res.content_type = "text/plain; charset=utf-8";
+    res.headers.emplace_back("Cache-Control", "no-store");
+    if (r.status == 401) {
+      res.body = browser_signin ? "sign in first: /auth/login\n"
+                                : "the web UI needs browser sign-in, which this gateway does not "
+                                  "offer (auth.signin; docs/security.md)\n";
+    } else {
+      res.body = r.status == 403 ? "your roles do not include the web UI\n"
+                                 : "sign-in is not available yet\n";
+    }
+    return false;
+  };
+  if (g.signin_verifier) {
+    // The logout form's redirect to the provider must pass the UI's CSP (form-action).
+    ui_options.end_session_url = [&g]() -> std::string {
+      auto endpoints = g.signin_verifier->Endpoints();
+      return endpoints.ok() ? endpoints->end_session : std::string();
+    };
+  }
+  ui::RegisterUiRoutes(*g.api, std::move(ui_options));
   if (Status s = g.api->Start(); !s.ok()) {
     g.api.reset();
     Stop();
@@ -1003,6 +1060,10 @@ Status Gateway::StartAlerts() {
   if (sinks.empty()) return Status::Ok();
   alert::DispatcherOptions o;
   o.jaeger_ui = config::JaegerLinkBase(config_, HostName());
+  // Order pages in the web UI, when this gateway serves one (ui.dir or compiled in).
+  if (!config_.ui.dir.empty() || ui::EmbeddedUi() != nullptr) {
+    o.ui = config::UiLinkBase(config_, HostName());
+  }
   o.runbook_url = a.runbook_url;
   o.resend_interval = a.resend_interval;
   o.storm_threshold = a.storm.threshold;

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "common/clock.h"
@@ -48,6 +49,9 @@ TEST(GatewayAuthTest, ApiNeedsATokenAndServesWhileTheIdpIsDown) {
   c.listen.otlp_http = "127.0.0.1:0";
   c.listen.http = "127.0.0.1:0";
   c.data_dir = (dir / "data").string();
+  std::filesystem::create_directories(dir / "ui");
+  std::ofstream(dir / "ui" / "index.html") << "<!doctype html>\n";
+  c.ui.dir = (dir / "ui").string();
   c.auth.oidc.issuer = issuer;
   c.auth.oidc.audience = "urn:ordertrace:api";
   c.auth.oidc.allow_insecure_loopback = true;
@@ -100,6 +104,13 @@ TEST(GatewayAuthTest, ApiNeedsATokenAndServesWhileTheIdpIsDown) {
   EXPECT_NE(metrics.find("ordertrace_api_auth_total{method=\"bearer\",result=\"forbidden\"} 1"),
             std::string::npos);
   EXPECT_NE(metrics.find("ordertrace_oidc_jwks_fetch_total{result=\"ok\"} 1"), std::string::npos);
+  // The web UI is as closed as the API: a token with a role opens it; without one 401 (no
+  // browser sign-in here to send anyone to), with a role that has no access 403.
+  const net::HttpReply ui = get("/ui/stuck", "");
+  EXPECT_EQ(ui.status, 401);
+  EXPECT_NE(ui.body.find("auth.signin"), std::string::npos) << ui.body;
+  EXPECT_EQ(get("/ui/stuck", token("Developer")).status, 200);
+  EXPECT_EQ(get("/ui/stuck", token("Sales")).status, 403);
   gw.Stop();
   idp.Shutdown();
   std::filesystem::remove_all(dir);

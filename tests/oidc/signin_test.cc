@@ -157,7 +157,8 @@ class SigninTest : public ::testing::Test {
                               "    client_secret_file: "
                            << (dir_ / "client_secret").string() << "\n    redirect_uri: " << origin_
                            << "/auth/callback\n    post_logout_redirect_uri: " << origin_
-                           << "/\n    resource: urn:ordertrace:api\n";
+                           << "/\n    resource: urn:ordertrace:api\n"
+                           << extra_config_;
     gateway_ = std::make_unique<GatewayProcess>("signin");
     gateway_->set_http_address("127.0.0.1:" + std::to_string(port_));
     ASSERT_TRUE(gateway_->Start({"--config", config_})) << gateway_->Log();
@@ -179,6 +180,22 @@ class SigninTest : public ::testing::Test {
       if (j.is_object()) f.steps.push_back(std::move(j));
     }
     return f;
+  }
+
+  // GET `target` from the gateway as a browser without a session would, with `accept`.
+  net::HttpReply GetWithoutSession(const std::string& target, const std::string& accept) {
+    net::TlsOptions tls;
+    tls.ca_file = tls_.ca_cert;
+    auto ctx = net::TlsClientContext::Create(tls);
+    EXPECT_TRUE(ctx.ok()) << ctx.status().ToString();
+    if (!ctx.ok()) return net::HttpReply{};
+    net::HttpOptions o;
+    o.timeout = std::chrono::milliseconds(5000);
+    o.tls = ctx.value();
+    o.headers = {{"Accept", accept}};
+    auto r = net::HttpGet(origin_, target, o);
+    EXPECT_TRUE(r.ok()) << target << ": " << r.status().ToString();
+    return r.ok() ? r.value() : net::HttpReply{};
   }
 
   std::vector<json> AuditLines() const {
@@ -233,6 +250,7 @@ class SigninTest : public ::testing::Test {
   std::string origin_;
   std::string client_secret_;
   std::string config_;
+  std::string extra_config_;  // more YAML for the gateway's config (top-level sections)
   std::unique_ptr<OidcProviderProcess> idp_;
   std::unique_ptr<GatewayProcess> gateway_;
 };
@@ -402,18 +420,8 @@ TEST_F(SigninTest, ReturnToOutsideTheGatewayLandsOnTheRoot) {
 // /jaeger/ like the journey API (here without jaeger.query_url: the guarded 404 saying so).
 TEST_F(SigninTest, ASignedOutBrowserOpeningJaegerIsSentToSignInAndBack) {
   Start();
-  net::TlsOptions tls;
-  tls.ca_file = tls_.ca_cert;
-  auto ctx = net::TlsClientContext::Create(tls);
-  ASSERT_TRUE(ctx.ok()) << ctx.status().ToString();
-  auto get = [&](const std::string& target, const std::string& accept) {
-    net::HttpOptions o;
-    o.timeout = std::chrono::milliseconds(5000);
-    o.tls = ctx.value();
-    o.headers = {{"Accept", accept}};
-    auto r = net::HttpGet(origin_, target, o);
-    EXPECT_TRUE(r.ok()) << target << ": " << r.status().ToString();
-    return r.ok() ? r.value() : net::HttpReply{};
+  auto get = [this](const std::string& target, const std::string& accept) {
+    return GetWithoutSession(target, accept);
   };
   const net::HttpReply page = get("/jaeger/search?traceID=ab&traceID=cd", "text/html,*/*;q=0.8");
   EXPECT_EQ(page.status, 302) << page.body;
@@ -432,6 +440,50 @@ TEST_F(SigninTest, ASignedOutBrowserOpeningJaegerIsSentToSignInAndBack) {
   const json services = f.Step("get", 0);
   EXPECT_EQ(services.value("status", 0), 404) << services;  // signed in; Jaeger not configured
   EXPECT_GE(CountAudit("api_request", "allowed", "alice"), 1);
+}
+
+// The web UI (issue 17, ui.dir here): a signed-out browser opening a deep link is sent to sign
+// in and back to it, the percent-encoded order id and the query intact; the UI's scripts need
+// the session too (401 without, never a redirect); a user without an allowed role gets no session
+// and so no UI.
+TEST_F(SigninTest, ASignedOutBrowserOpeningTheUiIsSentToSignInAndBack) {
+  std::filesystem::create_directories(dir_ / "ui" / "assets");
+  std::ofstream(dir_ / "ui" / "index.html") << "<!doctype html><title>ordertrace</title>\n";
+  std::ofstream(dir_ / "ui" / "assets" / "app-1.js") << "console.log(1);\n";
+  extra_config_ = "ui:\n  dir: " + (dir_ / "ui").string() + "\n";
+  Start();
+  auto get = [this](const std::string& target, const std::string& accept) {
+    return GetWithoutSession(target, accept);
+  };
+  const std::string deep_link = "/ui/orders/ORD%2F42?tab=spans&stage=QUOTED";
+  const net::HttpReply page = get(deep_link, "text/html,*/*;q=0.8");
+  EXPECT_EQ(page.status, 302) << page.body;
+  EXPECT_EQ(page.Header("Location"),
+            "/auth/login?return_to=%2Fui%2Forders%2FORD%252F42%3Ftab%3Dspans%26stage%3DQUOTED");
+  EXPECT_EQ(page.Header("Content-Security-Policy").find("default-src 'none'"), 0u);
+  // The logout form's redirect to the provider's end_session_endpoint passes the CSP.
+  EXPECT_NE(page.Header("Content-Security-Policy").find("form-action 'self' http://127.0.0.1:"),
+            std::string::npos)
+      << page.Header("Content-Security-Policy");
+  EXPECT_EQ(page.Header("Strict-Transport-Security"), "max-age=31536000");
+  for (const char* accept : {"*/*", "text/html"}) {
+    const net::HttpReply script = get("/ui/assets/app-1.js", accept);
+    EXPECT_EQ(script.status, 401) << accept;
+    EXPECT_EQ(script.Header("Location"), "") << accept;
+  }
+
+  const Flow f = Browse("alice", {"--return-to", deep_link, "get:" + deep_link,
+                                  "get:/ui/assets/app-1.js", "get:/ui/assets/missing-2.js"});
+  ASSERT_EQ(f.exit_code, 0) << f.output << gateway_->Log();
+  EXPECT_EQ(f.Step("callback").value("location", ""), deep_link) << f.output;
+  EXPECT_EQ(f.Step("get", 0).value("status", 0), 200) << f.output;
+  EXPECT_EQ(f.Step("get", 1).value("status", 0), 200) << f.output;
+  EXPECT_EQ(f.Step("get", 2).value("status", 0), 404) << f.output;
+
+  const Flow sam = Browse("sam", {"--return-to", "/ui/stuck", "get:/ui/stuck"});
+  ASSERT_EQ(sam.exit_code, 0) << sam.output;
+  EXPECT_EQ(sam.Step("callback").value("status", 0), 403) << sam.output;
+  EXPECT_NE(sam.Step("get").value("status", 0), 200) << sam.output;
 }
 
 TEST_F(SigninTest, LogoutOnlyFromTheGatewaysOriginThenTheCookieIsDead) {
