@@ -35,7 +35,7 @@ export interface TimelineModel {
     x1: number;
     label: string;
   }[];
-  milestones: { stage: string; x: number }[];
+  milestones: { stage: string; x: number; row: number }[];
   deadline: number | null; // x
   nowX: number;
   silentSince: { x: number; at: string } | null;
@@ -164,7 +164,7 @@ export function timelineModel(order: OrderDetail, now: number, outages: BrokerOu
     spans: spanBars,
     ticks,
     hops: hopShapes,
-    milestones: (order.milestones ?? []).map((m) => ({ stage: m.stage, x: x(m.at) ?? TL.labelWidth })),
+    milestones: staggerLabels((order.milestones ?? []).map((m) => ({ stage: m.stage, x: x(m.at) ?? TL.labelWidth }))),
     deadline: order.closed ? null : x(deadlineIso),
     nowX: scale.x(end),
     silentSince,
@@ -208,7 +208,9 @@ export function renderTimeline(m: TimelineModel, selectedSpan: string | null, on
       (o) => svg`<g class="outage"><rect x=${o.x0} y=${TL.top} width=${o.x1 - o.x0} height=${bottom - TL.top} fill="url(#ot-hatch)" class="outage-band"><title>${o.label}</title></rect>
         <text x=${o.x0 + 3} y=${bottom - 3} class="outage-label">broker down</text></g>`,
     )}
-    ${m.scale.segments.map(
+    ${m.scale.segments
+      .filter((s, i) => i === 0 || s.x1 - s.x0 >= 40)
+      .map(
       (s) => svg`<g class="axis-tick">
         <line x1=${s.x0} y1="14" x2=${s.x0} y2=${bottom} class="grid"></line>
         <text x=${s.x0 + 2} y="12" class="axis-label">${formatClock(s.t0, shortSpan)}</text>
@@ -223,7 +225,7 @@ export function renderTimeline(m: TimelineModel, selectedSpan: string | null, on
     )}
     ${m.milestones.map(
       (ms) => svg`<g class="milestone-line"><line x1=${ms.x} y1="30" x2=${ms.x} y2=${bottom} class="milestone-rule"></line>
-        <text x=${ms.x + 2} y="40" class="milestone-label">${ms.stage}</text></g>`,
+        <text x=${ms.x > TL.width - 110 ? ms.x - 2 : ms.x + 2} y=${ms.row ? 28 : 40} text-anchor=${ms.x > TL.width - 110 ? 'end' : 'start'} class="milestone-label">${ms.stage}</text></g>`,
     )}
     ${m.hops.map((h) => {
       const qy = laneMid(h.queue);
@@ -252,11 +254,22 @@ export function renderTimeline(m: TimelineModel, selectedSpan: string | null, on
       : nothing}
     ${m.deadline !== null
       ? svg`<g class="deadline"><line x1=${m.deadline} y1="14" x2=${m.deadline} y2=${bottom} class="deadline-line"></line>
-        <text x=${m.deadline - 2} y=${bottom - 3} text-anchor="end" class="deadline-label">deadline</text></g>`
+        <text x=${m.deadline - 2} y=${TL.top - 4} text-anchor="end" class="deadline-label">deadline</text></g>`
       : nothing}
     <g class="now"><line x1=${m.nowX} y1="14" x2=${m.nowX} y2=${bottom} class="now-line"></line>
-      <text x=${m.nowX - 2} y=${bottom - 14} text-anchor="end" class="now-label">${m.deadline !== null ? 'now' : 'end'}</text></g>
+      <text x=${m.nowX - 2} y=${bottom - 3} text-anchor="end" class="now-label">${m.deadline !== null ? 'now' : 'end'}</text></g>
   </svg>`;
+}
+
+/** Puts close milestone labels on alternating rows so they do not overlap. */
+function staggerLabels(items: { stage: string; x: number }[]): { stage: string; x: number; row: number }[] {
+  const lastX = [-Infinity, -Infinity];
+  return items.map((m) => {
+    const width = m.stage.length * 6 + 8;
+    const row = m.x >= lastX[0] ? 0 : m.x >= lastX[1] ? 1 : 0;
+    lastX[row] = m.x + width;
+    return { ...m, row };
+  });
 }
 
 function truncate(text: string, n: number): string {

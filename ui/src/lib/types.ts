@@ -138,7 +138,7 @@ export interface Diagnosis {
 export interface OrderDetail extends OrderListEntry {
   last_heartbeat: Iso | null;
   deadline: Iso | null;
-  diagnosis: Diagnosis;
+  diagnosis: Diagnosis | null; // null once the order is closed
   milestones: Milestone[];
   spans: Span[];
   spans_truncated?: boolean;

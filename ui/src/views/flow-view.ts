@@ -100,7 +100,7 @@ export class FlowView extends LightElement {
     const my = b.x > a.x ? (a.y + b.y) / 2 - 4 : Math.max(a.y + a.height / 2, b.y + b.height / 2) + 30;
     const inner = svg`<path d=${d} class="edge-line" stroke-width=${width} marker-end="url(#ot-flow-arrow)"></path>
       <path d=${d} class="edge-hit"></path>
-      ${f.count || f.open || f.stuck ? svg`<text x=${b.x > a.x ? mx : (a.x + b.x) / 2} y=${my} text-anchor="middle" class="edge-label">${stateMark(f.state)}${label}</text>` : nothing}
+      ${f.state !== 'ok' || f.open || f.stuck ? svg`<text x=${b.x > a.x ? mx : (a.x + b.x) / 2} y=${my} text-anchor="middle" class="edge-label">${stateMark(f.state)}${label}</text>` : nothing}
       <title>${f.source} → ${f.target}: ${label}</title>`;
     return svg`<g class="flow-edge ${f.state}" data-testid="flow-edge" data-id=${f.id} data-state=${f.state}>
       ${link ? svg`<a href=${link} aria-label=${`${f.source} to ${f.target}: ${label}; open the board filtered`}>${inner}</a>` : inner}

@@ -187,7 +187,8 @@ export class OrderView extends LightElement {
             : html`<span class="badge ok" data-testid="stuck-badge" data-stuck="false">${iconOk()} on time</span>`}
         ${o.partner ? html`<span class="muted">partner <code>${o.partner}</code></span>` : nothing}
       </div>
-      <p class="diagnosis" data-testid="diagnosis-summary">${d?.summary ?? o.summary ?? ''}</p>
+      <p class="diagnosis ${(d?.summary ?? '') === '' ? 'blank' : ''}" data-testid="diagnosis-summary">${d?.summary ?? ''}</p>
+      ${o.closed ? html`<p class="ok-text">${iconOk()} Closed: reached ${stageLabel(o.stage)} at ${formatDateTime(o.stage_since)}; first seen ${formatDateTime(o.first_seen)}.</p>` : nothing}
       ${!o.closed && d?.expected
         ? html`<p>
             ${iconClock()} Expected: ${d.expected}${d.expected_service ? html` (service <strong>${d.expected_service}</strong>)` : nothing}${left === null
@@ -221,7 +222,7 @@ export class OrderView extends LightElement {
         <button class="action" @click=${() => this.copy(location.href)}>${iconCopy()} Copy link</button>
         <button class="action" data-testid="copy-chat" @click=${() => this.copy(orderChatLine(o, Date.now()))}>${iconCopy()} Copy for chat</button>
         ${d?.jaeger_links?.length ? externalLink(d.jaeger_links[d.jaeger_links.length - 1], 'Latest trace in Jaeger') : nothing}
-        ${externalLink(d?.jaeger_search_link ?? o.jaeger_search_link, `All ${d?.trace_ids?.length ?? ''} traces in Jaeger`.replace('  ', ' '), 'jaeger-all-link')}
+        ${externalLink(d?.jaeger_search_link ?? o.jaeger_search_link, `All traces in Jaeger${d?.trace_ids?.length ? ` (${d.trace_ids.length})` : ''}`, 'jaeger-all-link')}
         <span class="muted" role="status">${this.copied}</span>
       </div>`;
   }

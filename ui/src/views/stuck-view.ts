@@ -359,7 +359,7 @@ export class StuckView extends LightElement {
     return html`${b.data.up
         ? nothing
         : html`<p class="banner bad" role="alert">${iconWarn()} RabbitMQ unreachable since ${b.data.since ?? '—'}: <span class="telemetry">${b.data.error ?? ''}</span> (last known values)</p>`}
-      ${queuesTable(b.data, false, `Queues on ${b.data.vhost}`)}
+      <div class="scroll-x">${queuesTable(b.data, false, `Queues on ${b.data.vhost}`)}</div>
       <h3>Outages</h3>
       ${outagesList(b.data, 5)}`;
   }
@@ -378,9 +378,7 @@ export class StuckView extends LightElement {
       <div class="board-grid">
         <section class="board-main" aria-labelledby="h-stuck">
           <h2 id="h-stuck">Stuck orders</h2>
-          ${this.renderChips()} ${this.renderTable()}
-          <h2>Breakdown</h2>
-          ${this.summary.data ? this.renderMatrix(this.summary.data) : nothing}
+          ${this.summary.data ? this.renderMatrix(this.summary.data) : nothing} ${this.renderChips()} ${this.renderTable()}
         </section>
         <aside class="board-side" data-testid="queues-panel" aria-labelledby="h-queues">
           <h2 id="h-queues">Queues</h2>
