@@ -155,7 +155,9 @@ export function timelineModel(order: OrderDetail, now: number, outages: BrokerOu
     });
   }
   const hb = order.diagnosis?.heartbeat;
-  const silentSince = hb && hb.expected && hb.alive === false && hb.last ? { x: x(hb.last) ?? TL.labelWidth, at: hb.last } : null;
+  // Silent: from the last heartbeat, or from the stage's start when none ever came.
+  const silentAt = hb && hb.expected && hb.alive === false ? hb.last ?? order.diagnosis?.stage_since ?? order.first_seen : null;
+  const silentSince = silentAt ? { x: x(silentAt) ?? TL.labelWidth, at: silentAt } : null;
   return {
     scale,
     lanes,
