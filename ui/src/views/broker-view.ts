@@ -30,7 +30,7 @@ export class BrokerView extends LightElement {
             ${b.broker} · vhost ${b.vhost}${b.version ? ` · RabbitMQ ${b.version}` : ''}${b.cluster_name ? ` · ${b.cluster_name}` : ''} · polled every
             ${b.interval_seconds}s, last success ${formatClock(b.last_success)}
           </p>
-          <div class="scroll-x" data-testid="broker-queues">${queuesTable(b, true, `Queues (snapshot ${formatClock(b.snapshot_at)})`)}</div>
+          <div class="scroll-x" data-testid="broker-queues" tabindex="0" role="region" aria-label="Queues table, scrolls sideways">${queuesTable(b, true, `Queues (snapshot ${formatClock(b.snapshot_at)})`)}</div>
           <h2>Outages</h2>
           ${outagesList(b, 16)}`,
       )}

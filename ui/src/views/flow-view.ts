@@ -110,8 +110,8 @@ export class FlowView extends LightElement {
   private renderGraph(flow: Flow) {
     const g = this.layout(flow);
     const h = g.height + 60;
-    return html`<div class="scroll-x flow-wrap ${flow.broker.configured && flow.broker.up === false ? 'greyed' : ''}">
-      <svg class="flow" data-testid="flow-graph" viewBox="0 0 ${g.width} ${h}" width=${g.width} height=${h} role="img"
+    return html`<div tabindex="0" role="region" aria-label="Flow map, scrolls sideways" class="scroll-x flow-wrap ${flow.broker.configured && flow.broker.up === false ? 'greyed' : ''}">
+      <svg class="flow" data-testid="flow-graph" viewBox="0 0 ${g.width} ${h}" width=${g.width} height=${h} role="group"
         aria-label="Flow map: ${flow.nodes.length} nodes and ${flow.edges.length} edges; the same data is in the tables below">
         <defs>
           <marker id="ot-flow-arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="6" markerHeight="6" orient="auto-start-reverse">
@@ -127,7 +127,7 @@ export class FlowView extends LightElement {
     const name = new Map(flow.nodes.map((n) => [n.id, `${n.kind} ${n.name}`]));
     const nodes = [...flow.nodes].sort((a, b) => a.rank - b.rank || a.name.localeCompare(b.name));
     return html`<div data-testid="flow-table">
-      <div class="scroll-x">
+      <div class="scroll-x" tabindex="0" role="region" aria-label="Table, scrolls sideways on narrow screens">
         <table class="data">
           <caption>Nodes</caption>
           <thead>
@@ -150,7 +150,7 @@ export class FlowView extends LightElement {
           </tbody>
         </table>
       </div>
-      <div class="scroll-x">
+      <div class="scroll-x" tabindex="0" role="region" aria-label="Table, scrolls sideways on narrow screens">
         <table class="data">
           <caption>Edges (publish → process latency of processed messages)</caption>
           <thead>

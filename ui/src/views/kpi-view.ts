@@ -69,7 +69,7 @@ export class KpiView extends LightElement {
         ${this.figure('orders-stuck', 'Stuck', formatCount(o.stuck), formatShare(o.stuck_share))}
         ${this.figure('orders-lost', 'Lost', formatCount(o.lost), formatShare(o.lost_share))}
       </dl>
-      <div class="scroll-x">
+      <div class="scroll-x" tabindex="0" role="region" aria-label="Table, scrolls sideways on narrow screens">
         <table class="data" data-testid="kpi-by-stage">
           <caption>Per stage: lead time (time to reach the next stage), stuck and lost</caption>
           <thead><tr><th scope="col">Stage</th><th scope="col" class="num">Reached</th><th scope="col" class="num">Stuck</th><th scope="col" class="num">Lost</th><th scope="col" class="num">Lead time p50</th><th scope="col" class="num">p95</th></tr></thead>
@@ -81,7 +81,7 @@ export class KpiView extends LightElement {
           </tbody>
         </table>
       </div>
-      <div class="scroll-x">
+      <div class="scroll-x" tabindex="0" role="region" aria-label="Table, scrolls sideways on narrow screens">
         <table class="data" data-testid="kpi-by-service">
           <caption>Per expected service</caption>
           <thead><tr><th scope="col">Service</th><th scope="col" class="num">Stuck</th><th scope="col" class="num">Lost</th></tr></thead>
@@ -90,7 +90,7 @@ export class KpiView extends LightElement {
           </tbody>
         </table>
       </div>
-      <div class="scroll-x">
+      <div class="scroll-x" tabindex="0" role="region" aria-label="Table, scrolls sideways on narrow screens">
         <table class="data" data-testid="kpi-partners">
           <caption>Partners (pseudonyms): orders closed on time</caption>
           <thead><tr><th scope="col">Partner</th><th scope="col" class="num">Orders</th><th scope="col" class="num">Closed</th><th scope="col" class="num">On time</th><th scope="col" class="num">On-time share</th></tr></thead>

@@ -276,7 +276,7 @@ export class OrderView extends LightElement {
     const spans = o.spans ?? [];
     if (spans.length === 0) return emptyState('No span of this order is stored.');
     return html`${o.spans_truncated ? html`<p class="banner warn">Only the latest ${spans.length} spans are shown; the rest are in Jaeger.</p>` : nothing}
-      <div class="scroll-x">
+      <div class="scroll-x" tabindex="0" role="region" aria-label="Table, scrolls sideways on narrow screens">
         <table class="data spans">
           <caption class="offscreen">Spans of the order</caption>
           <thead>
@@ -301,7 +301,7 @@ export class OrderView extends LightElement {
   private renderSpanRow(s: Span) {
     const bad = isBadSpan(s);
     const selected = this.span === s.span_id;
-    return html`<tr data-testid="span-row" data-span=${s.span_id} class="${bad ? 'bad' : ''} ${selected ? 'selected' : ''}" aria-selected=${selected ? 'true' : 'false'}>
+    return html`<tr data-testid="span-row" data-span=${s.span_id} class="${bad ? 'bad' : ''} ${selected ? 'selected' : ''}">
       <td>${formatClock(s.start, true)}</td>
       <td>${s.service}</td>
       <th scope="row">
@@ -323,7 +323,7 @@ export class OrderView extends LightElement {
     const hops = [...(o.hops ?? [])].sort((a, b) => Number(b.open) - Number(a.open));
     if (hops.length === 0) return emptyState('No message hop recorded for this order.');
     const brokerOf = new Map((o.diagnosis?.open_hops ?? []).map((h) => [h.message_id, h.broker ?? null]));
-    return html`<div class="scroll-x">
+    return html`<div class="scroll-x" tabindex="0" role="region" aria-label="Table, scrolls sideways on narrow screens">
       <table class="data hops">
         <caption class="offscreen">Message hops of the order</caption>
         <thead>
@@ -396,7 +396,7 @@ export class OrderView extends LightElement {
             )}
           </div>
           <div role="tabpanel" id="panel-timeline" aria-labelledby="tab-timeline" ?hidden=${this.tab !== 'timeline'}>
-            <div class="scroll-x timeline-wrap">
+            <div class="scroll-x timeline-wrap" tabindex="0" role="region" aria-label="Timeline, scrolls sideways on narrow screens">
               ${renderTimeline(model, this.span, (id) => this.setParam('span', id), `Timeline of order ${o.order_id}: ${model.lanes.length} lanes, ${model.spans.length} spans, ${model.hops.length} message hops${model.scale.folds.length ? `, ${model.scale.folds.length} idle gaps folded` : ''}. The same data is in the Spans and Hops tabs.`)}
             </div>
             <p class="legend muted">

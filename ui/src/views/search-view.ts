@@ -66,7 +66,7 @@ export class SearchView extends LightElement {
             (d) => d.orders.length === 0,
             `No order matches ${this.q}.`,
             (d) => html`<p class="count">${formatCount(d.orders.length)}${d.total !== undefined ? html` of ${formatCount(d.total)}` : nothing} orders match <code>${this.q}</code>.</p>
-              <div class="scroll-x">
+              <div class="scroll-x" tabindex="0" role="region" aria-label="Table, scrolls sideways on narrow screens">
                 <table class="data" data-testid="search-results">
                   <caption class="offscreen">Orders matching ${this.q}</caption>
                   <thead><tr><th scope="col">Order</th><th scope="col">Stage</th><th scope="col">State</th><th scope="col">Last seen</th><th scope="col">Summary</th></tr></thead>

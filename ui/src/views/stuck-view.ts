@@ -204,7 +204,7 @@ export class StuckView extends LightElement {
     const max = Math.max(...s.stuck_by.map((c) => c.count));
     const count = (stage: string, service: string | null, kind: string) =>
       s.stuck_by.find((c) => c.stage === stage && c.service === service && c.kind === kind)?.count ?? 0;
-    return html`<div class="scroll-x">
+    return html`<div class="scroll-x" tabindex="0" role="region" aria-label="Table, scrolls sideways on narrow screens">
       <table class="data matrix" data-testid="matrix">
         <caption>Stuck orders by stage, expected service and kind (click a count to filter)</caption>
         <thead>
@@ -284,7 +284,7 @@ export class StuckView extends LightElement {
             Showing ${formatCount(rows.length)} ${total !== null ? html`of ${formatCount(total)}` : nothing} stuck
             order${(total ?? rows.length) === 1 ? '' : 's'}.
           </p>
-          <div class="scroll-x">
+          <div class="scroll-x" tabindex="0" role="region" aria-label="Table, scrolls sideways on narrow screens">
             <table class="data stuck" data-testid="stuck-table">
               <caption class="offscreen">Stuck orders</caption>
               <thead>
@@ -359,7 +359,7 @@ export class StuckView extends LightElement {
     return html`${b.data.up
         ? nothing
         : html`<p class="banner bad" role="alert">${iconWarn()} RabbitMQ unreachable since ${b.data.since ?? '—'}: <span class="telemetry">${b.data.error ?? ''}</span> (last known values)</p>`}
-      <div class="scroll-x">${queuesTable(b.data, false, `Queues on ${b.data.vhost}`)}</div>
+      <div class="scroll-x" tabindex="0" role="region" aria-label="Table, scrolls sideways on narrow screens">${queuesTable(b.data, false, `Queues on ${b.data.vhost}`)}</div>
       <h3>Outages</h3>
       ${outagesList(b.data, 5)}`;
   }
