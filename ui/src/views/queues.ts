@@ -21,7 +21,7 @@ export function queuesTable(broker: Broker, rates: boolean, caption: string) {
         <th scope="col">Queue</th>
         <th scope="col" class="num">Ready</th>
         <th scope="col" class="num">Unacked</th>
-        <th scope="col" class="num">Consumers</th>
+        <th scope="col" class="num">${rates ? 'Consumers' : html`<abbr title="Consumers">Cons.</abbr>`}</th>
         ${rates
           ? html`<th scope="col" class="num">Publish/s</th>
               <th scope="col" class="num">Deliver/s</th>
