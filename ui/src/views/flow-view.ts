@@ -4,9 +4,7 @@
 // same data follows as tables (the text alternative of the graph). Polls every 10 s.
 
 import { html, nothing, svg } from 'lit';
-import { LightElement } from '../lib/base';
-import { Poller, type PollState } from '../lib/poller';
-import { currentParams, navigate, ROUTE_EVENT } from '../lib/router';
+import { WindowView } from '../lib/window-view';
 import { buildFlowGraph, edgeFilter, edgePath, layoutFlow, nodeFilter, type FlowGraph } from '../lib/flowgraph';
 import { formatClock, formatCount, formatDuration } from '../lib/format';
 import type { Flow, FlowEdge, FlowNode } from '../lib/types';
@@ -27,34 +25,12 @@ function stateMark(state: string): string {
   return state === 'bad' ? '⚠ ' : state === 'warn' ? '! ' : '';
 }
 
-export class FlowView extends LightElement {
-  static override properties = { flow: { state: true } };
-  flow: PollState<Flow> = { data: null, error: null, loading: true, updatedAt: null };
-  private window = '1h';
-  private poller = new Poller<Flow>('/api/v1/flow?window=1h', { intervalMs: 10_000 }, (s) => (this.flow = s));
+export class FlowView extends WindowView<Flow> {
   private graphFor: Flow | null = null;
   private graph: FlowGraph | null = null;
-  private readonly onRoute = () => this.readUrl();
 
-  override connectedCallback(): void {
-    super.connectedCallback();
-    window.addEventListener(ROUTE_EVENT, this.onRoute);
-    this.readUrl();
-    this.poller.start();
-  }
-
-  override disconnectedCallback(): void {
-    super.disconnectedCallback();
-    window.removeEventListener(ROUTE_EVENT, this.onRoute);
-    this.poller.stop();
-  }
-
-  private readUrl(): void {
-    if (location.pathname !== '/ui/flow') return;
-    const w = currentParams().get('window');
-    this.window = w && /^\d{1,4}[mhd]$/.test(w) ? w : '1h';
-    this.poller.setPath(`/api/v1/flow?window=${encodeURIComponent(this.window)}`);
-    this.requestUpdate();
+  constructor() {
+    super('/ui/flow', '/api/v1/flow', '1h', FLOW_WINDOWS);
   }
 
   private layout(flow: Flow): FlowGraph {
@@ -177,17 +153,9 @@ export class FlowView extends LightElement {
 
   override render() {
     return html`<section class="view flow-view">
-      <div class="view-head">
-        <h1>Flow</h1>
-        <label>Window
-          <select @change=${(e: Event) => navigate(`/ui/flow?window=${(e.target as HTMLSelectElement).value}`)}>
-            ${[...new Set([...FLOW_WINDOWS, this.window])].map((w) => html`<option value=${w} ?selected=${w === this.window}>${w}</option>`)}
-          </select>
-        </label>
-        ${this.flow.data ? html`<span class="muted">as of ${formatClock(this.flow.data.as_of)}</span>` : nothing}
-      </div>
+      ${this.renderHead('Flow', 'flow-window')}
       ${pollStates(
-        this.flow,
+        this.data,
         'the flow map',
         (f) => f.nodes.length === 0,
         'No message went through the broker in this window.',

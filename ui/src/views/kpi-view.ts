@@ -3,41 +3,16 @@
 // URL; polls every 10 s.
 
 import { html, nothing } from 'lit';
-import { LightElement } from '../lib/base';
-import { Poller, type PollState } from '../lib/poller';
-import { currentParams, navigate, ROUTE_EVENT } from '../lib/router';
-import { formatClock, formatCount, formatDuration, formatShare } from '../lib/format';
+import { WindowView } from '../lib/window-view';
+import { formatCount, formatDuration, formatShare } from '../lib/format';
 import type { Kpi } from '../lib/types';
 import { pollStates } from '../components/common';
 
 export const KPI_WINDOWS = ['1h', '24h', '7d', '30d'];
 
-export class KpiView extends LightElement {
-  static override properties = { kpi: { state: true } };
-  kpi: PollState<Kpi> = { data: null, error: null, loading: true, updatedAt: null };
-  private window = '24h';
-  private poller = new Poller<Kpi>('/api/v1/kpi?window=24h', { intervalMs: 10_000 }, (s) => (this.kpi = s));
-  private readonly onRoute = () => this.readUrl();
-
-  override connectedCallback(): void {
-    super.connectedCallback();
-    window.addEventListener(ROUTE_EVENT, this.onRoute);
-    this.readUrl();
-    this.poller.start();
-  }
-
-  override disconnectedCallback(): void {
-    super.disconnectedCallback();
-    window.removeEventListener(ROUTE_EVENT, this.onRoute);
-    this.poller.stop();
-  }
-
-  private readUrl(): void {
-    if (location.pathname !== '/ui/kpi') return;
-    const w = currentParams().get('window');
-    this.window = w && /^\d{1,4}[mhd]$/.test(w) ? w : '24h';
-    this.poller.setPath(`/api/v1/kpi?window=${encodeURIComponent(this.window)}`);
-    this.requestUpdate();
+export class KpiView extends WindowView<Kpi> {
+  constructor() {
+    super('/ui/kpi', '/api/v1/kpi', '24h', KPI_WINDOWS);
   }
 
   private figure(id: string, label: string, value: string, note?: string) {
@@ -108,16 +83,8 @@ export class KpiView extends LightElement {
 
   override render() {
     return html`<section class="view kpi-view">
-      <div class="view-head">
-        <h1>KPIs</h1>
-        <label>Window
-          <select data-testid="kpi-window" @change=${(e: Event) => navigate(`/ui/kpi?window=${(e.target as HTMLSelectElement).value}`)}>
-            ${[...new Set([...KPI_WINDOWS, this.window])].map((w) => html`<option value=${w} ?selected=${w === this.window}>${w}</option>`)}
-          </select>
-        </label>
-        ${this.kpi.data ? html`<span class="muted">as of ${formatClock(this.kpi.data.as_of)}</span>` : nothing}
-      </div>
-      ${pollStates(this.kpi, 'the KPIs', () => false, '', (k) => this.renderKpi(k))}
+      ${this.renderHead('KPIs', 'kpi-window')}
+      ${pollStates(this.data, 'the KPIs', () => false, '', (k) => this.renderKpi(k))}
     </section>`;
   }
 }
