@@ -27,6 +27,10 @@ const NAV: { name: Route['name']; path: string; label: string }[] = [
   { name: 'kpi', path: '/ui/kpi', label: 'KPIs' },
 ];
 
+function routeKey(r: Route): string {
+  return r.name === 'order' ? `order:${r.id}` : r.name;
+}
+
 export class OtApp extends LightElement {
   static override properties = {
     route: { state: true },
@@ -44,6 +48,7 @@ export class OtApp extends LightElement {
   lastOk: number | null = null;
   failing = false;
   private brokerPoller: Poller<Broker> | null = null;
+  private routeKey: string | null = null;
   private cleanups: (() => void)[] = [];
   private readonly onRoute = () => this.applyRoute();
   private readonly onKey = (e: KeyboardEvent) => {
@@ -89,7 +94,16 @@ export class OtApp extends LightElement {
       navigate('/ui/stuck' + location.search, { replace: true });
       return;
     }
+    const moved = this.routeKey !== null && this.routeKey !== routeKey(route);
+    this.routeKey = routeKey(route);
     this.route = route;
+    if (moved) {
+      // A new page (not a filter change): start at its top and put focus there, as a page load would.
+      this.updateComplete.then(() => {
+        window.scrollTo?.(0, 0);
+        this.querySelector<HTMLElement>('main')?.focus({ preventScroll: true });
+      });
+    }
     const label = NAV.find((n) => n.name === route.name)?.label;
     document.title =
       route.name === 'order' ? `${route.id} · ordertrace` : route.name === 'not-found' ? 'Not found · ordertrace' : `${label ?? 'Search'} · ordertrace`;
