@@ -59,3 +59,15 @@ describe('copy for chat', () => {
     );
   });
 });
+
+import { csvCell } from '../src/views/stuck-view';
+describe('CSV export', () => {
+  it('quotes and defuses formulas', () => {
+    expect(csvCell('ORD-7')).toBe('ORD-7');
+    expect(csvCell('a,b')).toBe('"a,b"');
+    expect(csvCell('say "hi"')).toBe('"say ""hi"""');
+    expect(csvCell('=HYPERLINK("x")')).toBe(`"'=HYPERLINK(""x"")"`);
+    expect(csvCell(null)).toBe('');
+    expect(csvCell(3)).toBe('3');
+  });
+});

@@ -148,6 +148,18 @@ describe('board', () => {
     history.back();
   });
 
+  it('routes a click on an order link in place, and Back returns with the filters', async () => {
+    mount('/ui/stuck?kind=silent');
+    const link = await until(() => $(tid('order-link')) as HTMLAnchorElement | null, 'link');
+    const id = link.closest('tr')!.getAttribute('data-order')!;
+    link.dispatchEvent(new MouseEvent('click', { bubbles: true, cancelable: true, button: 0 }));
+    expect(location.pathname).toBe(`/ui/orders/${encodeURIComponent(id)}`);
+    await until(() => $(tid('order-id'))?.textContent === id || $(tid('error')), 'order page');
+    history.back();
+    await until(() => location.pathname === '/ui/stuck' && $$(tid('filter-chip')).length === 1, 'back on the board');
+    expect(location.search).toBe('?kind=silent');
+  });
+
   it('keeps an expanded row across a refresh', async () => {
     mount('/ui/stuck');
     const btn = await until(() => $(`${tid('stuck-row')} td.summary button`) as HTMLButtonElement | null, 'row');

@@ -140,6 +140,20 @@ export class StuckView extends LightElement {
     setTimeout(() => (this.copied = ''), 4000);
   }
 
+  /** The rows on screen as CSV, downloaded from a Blob (nothing leaves the browser). */
+  private exportCsv(): void {
+    const cols: (keyof OrderListEntry)[] = ['order_id', 'stage', 'stuck_kind', 'expected_service', 'stuck_since', 'stage_since', 'last_service', 'open_hops', 'partner', 'summary'];
+    const csv = [cols.join(','), ...this.allRows().map((o) => cols.map((c) => csvCell(o[c])).join(','))].join('\r\n') + '\r\n';
+    const url = URL.createObjectURL(new Blob([csv], { type: 'text/csv' }));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = `stuck-orders-${new Date().toISOString().slice(0, 19).replace(/:/g, '')}Z.csv`;
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+
   private allRows(): OrderListEntry[] {
     const base = this.list.data?.orders ?? [];
     const seen = new Set(base.map((o) => o.order_id));
@@ -369,6 +383,7 @@ export class StuckView extends LightElement {
       <div class="view-head">
         <h1>Stuck orders</h1>
         <button class="action" data-testid="copy-chat" @click=${() => this.copyChat()}>${iconCopy()} Copy for chat</button>
+        <button class="action" data-testid="export-csv" @click=${() => this.exportCsv()}>Export CSV</button>
         <span class="muted" role="status">${this.copied}</span>
       </div>
       <section aria-labelledby="h-summary">
@@ -387,6 +402,14 @@ export class StuckView extends LightElement {
       </div>
     </section>`;
   }
+}
+
+/** One CSV field (RFC 4180); a leading = + - @ is prefixed with ' so a spreadsheet does not run it. */
+export function csvCell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  let text = String(v);
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return /[",\r\n']/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
 function oldestStuck(rows: OrderListEntry[]): OrderListEntry | null {
