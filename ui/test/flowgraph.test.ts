@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildFlowGraph, edgeFilter, edgePath, layoutFlow, layoutInput, nodeFilter } from '../src/lib/flowgraph';
+import { backLanes, buildFlowGraph, edgeFilter, edgePath, layoutFlow, layoutInput, nodeFilter } from '../src/lib/flowgraph';
 import type { Flow } from '../src/lib/types';
 import flowJson from './fixtures/flow.json';
 
@@ -55,6 +55,22 @@ describe('flow graph', () => {
     const e = g.edges[0];
     const path = edgePath(g.nodes.find((n) => n.id === e.source)!, g.nodes.find((n) => n.id === e.target)!);
     expect(path).toMatch(/^M[\d.-]+,[\d.-]+ C/);
+  });
+
+  it('routes backward edges under the nodes, one lane each', () => {
+    const g = layoutFlow(buildFlowGraph(flow));
+    const { lanes, height } = backLanes(g);
+    const byId = new Map(g.nodes.map((n) => [n.id, n]));
+    const backward = g.edges.filter((e) => byId.get(e.target)!.x <= byId.get(e.source)!.x);
+    expect(backward.length).toBeGreaterThan(0);
+    expect(lanes.size).toBe(backward.length);
+    expect(new Set(lanes.values()).size).toBe(backward.length);
+    for (const y of lanes.values()) {
+      expect(y).toBeGreaterThan(g.height);
+      expect(y).toBeLessThan(height);
+    }
+    const e = backward[0];
+    expect(edgePath(byId.get(e.source)!, byId.get(e.target)!, lanes.get(e.id))).toContain(`,${lanes.get(e.id)}`);
   });
 
   it('maps clicks to board filters', () => {

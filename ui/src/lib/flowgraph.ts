@@ -29,9 +29,9 @@ export interface FlowGraph {
   height: number;
 }
 
-export const NODE_WIDTH = 168;
+export const NODE_WIDTH = 150;
 export const NODE_HEIGHT: Record<FlowNode['kind'], number> = { service: 58, exchange: 44, queue: 72 };
-const COLUMN_GAP = 64;
+const COLUMN_GAP = 48;
 const ROW_GAP = 28;
 const MARGIN = 16;
 
@@ -105,8 +105,12 @@ export function layoutFlow(graph: FlowGraph): FlowGraph {
   return { ...graph, width, height };
 }
 
-/** An SVG path from the right side of `a` to the left side of `b`; backward edges loop below. */
-export function edgePath(a: GraphNode, b: GraphNode): string {
+/**
+ * An SVG path from the right side of `a` to the left side of `b`. An edge running backwards (a
+ * service publishing into an exchange of an earlier column) goes down to `backY`, under the
+ * nodes, and up into the bottom of `b`, so it does not cross the boxes.
+ */
+export function edgePath(a: GraphNode, b: GraphNode, backY?: number): string {
   if (b.x > a.x) {
     const x1 = a.x + a.width / 2;
     const x2 = b.x - b.width / 2;
@@ -117,8 +121,24 @@ export function edgePath(a: GraphNode, b: GraphNode): string {
   const y1 = a.y + a.height / 2;
   const x2 = b.x;
   const y2 = b.y + b.height / 2;
-  const dip = Math.max(y1, y2) + 36;
-  return `M${x1},${y1} C${x1},${dip} ${x2},${dip} ${x2},${y2}`;
+  const low = backY ?? Math.max(y1, y2) + 36;
+  return `M${x1},${y1} L${x1},${low - 8} Q${x1},${low} ${x1 - 8},${low} L${x2 + 8},${low} Q${x2},${low} ${x2},${low - 8} L${x2},${y2}`;
+}
+
+/** The y of each backward edge's lane under the graph (one lane per edge), and the height used. */
+export function backLanes(graph: FlowGraph): { lanes: Map<string, number>; height: number } {
+  const byId = new Map(graph.nodes.map((n) => [n.id, n]));
+  const lanes = new Map<string, number>();
+  let y = graph.height + 6;
+  for (const e of graph.edges) {
+    const a = byId.get(e.source);
+    const b = byId.get(e.target);
+    if (a && b && b.x <= a.x) {
+      y += 12;
+      lanes.set(e.id, y);
+    }
+  }
+  return { lanes, height: y + 14 };
 }
 
 /** The board filter a click on a node leads to. */

@@ -5,7 +5,7 @@
 
 import { html, nothing, svg } from 'lit';
 import { WindowView } from '../lib/window-view';
-import { buildFlowGraph, edgeFilter, edgePath, layoutFlow, nodeFilter, type FlowGraph } from '../lib/flowgraph';
+import { backLanes, buildFlowGraph, edgeFilter, edgePath, layoutFlow, nodeFilter, type FlowGraph } from '../lib/flowgraph';
 import { formatClock, formatCount, formatDuration } from '../lib/format';
 import type { Flow, FlowEdge, FlowNode } from '../lib/types';
 import { pollStates } from '../components/common';
@@ -50,11 +50,11 @@ export class FlowView extends WindowView<Flow> {
     lines.push(`${formatCount(f.messages)} msgs${f.stuck ? ` · ${formatCount(f.stuck)} stuck` : ''}`);
     if (f.queue) {
       lines.push(`${formatCount(f.queue.ready)} ready · ${formatCount(f.queue.unacked)} unacked`);
-      lines.push(f.queue.consumers === 0 ? `0 consumers${f.queue.ready > 0 ? ' — no consumer' : ''}` : `${formatCount(f.queue.consumers)} consumers`);
+      lines.push(f.queue.consumers === 0 ? (f.queue.ready > 0 ? 'NO CONSUMER' : '0 consumers') : `${formatCount(f.queue.consumers)} consumer${f.queue.consumers === 1 ? '' : 's'}`);
     }
     const label = `${f.kind} ${f.name}: ${lines.join(', ')}, state ${f.state}`;
     const body = svg`<rect x=${x} y=${y} width=${n.width} height=${n.height} rx=${f.kind === 'exchange' ? 18 : 6} class="node-box"></rect>
-      <text x=${x + 8} y=${y + 17} class="node-title">${stateMark(f.state)}${f.kind === 'queue' ? '⇶ ' : f.kind === 'exchange' ? '⇄ ' : ''}${clip(f.name, 19)}</text>
+      <text x=${x + 8} y=${y + 17} class="node-title">${stateMark(f.state)}${f.kind === 'queue' ? '⇶ ' : f.kind === 'exchange' ? '⇄ ' : ''}${clip(f.name, 17)}</text>
       ${lines.map((l, i) => svg`<text x=${x + 8} y=${y + 33 + i * 14} class="node-stat">${l}</text>`)}
       <title>${label}</title>`;
     return svg`<g class="flow-node ${f.kind} ${f.state}" data-testid="flow-node" data-id=${f.id} data-state=${f.state}>
@@ -64,16 +64,16 @@ export class FlowView extends WindowView<Flow> {
     </g>`;
   }
 
-  private renderEdge(g: FlowGraph, e: FlowGraph['edges'][number], nodes: FlowNode[]) {
+  private renderEdge(g: FlowGraph, e: FlowGraph['edges'][number], nodes: FlowNode[], backY: number | undefined) {
     const a = g.nodes.find((n) => n.id === e.source)!;
     const b = g.nodes.find((n) => n.id === e.target)!;
-    const d = edgePath(a, b);
+    const d = edgePath(a, b, backY);
     const f = e.edge;
     const width = Math.min(8, 1.5 + Math.log10(1 + f.count) * 2);
     const label = `${f.count} msgs${f.open ? `, ${f.open} open` : ''}${f.stuck ? `, ${f.stuck} stuck` : ''}${f.p95_seconds !== null ? `, p95 ${formatDuration(f.p95_seconds)}` : ''}`;
     const link = boardLink(edgeFilter(f, nodes));
     const mx = (a.x + a.width / 2 + b.x - b.width / 2) / 2;
-    const my = b.x > a.x ? (a.y + b.y) / 2 - 4 : Math.max(a.y + a.height / 2, b.y + b.height / 2) + 30;
+    const my = b.x > a.x ? (a.y + b.y) / 2 - 4 : (backY ?? a.y + a.height) - 3;
     const inner = svg`<path d=${d} class="edge-line" stroke-width=${width} marker-end="url(#ot-flow-arrow)"></path>
       <path d=${d} class="edge-hit"></path>
       ${f.state !== 'ok' || f.open || f.stuck ? svg`<text x=${b.x > a.x ? mx : (a.x + b.x) / 2} y=${my} text-anchor="middle" class="edge-label">${stateMark(f.state)}${label}</text>` : nothing}
@@ -85,16 +85,17 @@ export class FlowView extends WindowView<Flow> {
 
   private renderGraph(flow: Flow) {
     const g = this.layout(flow);
-    const h = g.height + 60;
+    const back = backLanes(g);
+    const h = back.height;
     return html`<div tabindex="0" role="region" aria-label="Flow map, scrolls sideways" class="scroll-x flow-wrap ${flow.broker.configured && flow.broker.up === false ? 'greyed' : ''}">
       <svg class="flow" data-testid="flow-graph" viewBox="0 0 ${g.width} ${h}" width=${g.width} height=${h} role="group"
         aria-label="Flow map: ${flow.nodes.length} nodes and ${flow.edges.length} edges; the same data is in the tables below">
         <defs>
-          <marker id="ot-flow-arrow" viewBox="0 0 8 8" refX="7" refY="4" markerWidth="6" markerHeight="6" orient="auto-start-reverse">
+          <marker id="ot-flow-arrow" viewBox="0 0 8 8" refX="7" refY="4" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" orient="auto-start-reverse">
             <path d="M0,0 L8,4 L0,8 z" class="arrow-head"></path>
           </marker>
         </defs>
-        ${g.edges.map((e) => this.renderEdge(g, e, flow.nodes))} ${g.nodes.map((n) => this.renderNode(n))}
+        ${g.edges.map((e) => this.renderEdge(g, e, flow.nodes, back.lanes.get(e.id)))} ${g.nodes.map((n) => this.renderNode(n))}
       </svg>
     </div>`;
   }
