@@ -1,5 +1,5 @@
 // Base of every view: Lit element rendering into light DOM, so one linked stylesheet (allowed by
-// `style-src 'self'`) styles everything and no <style> element or inline style is ever needed.
+// `style-src 'self'`) styles everything and no style element or inline style is ever needed.
 
 import { LitElement } from 'lit';
 
