@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { render } from 'lit';
-import { hopLaneKey, renderTimeline, timelineModel, TL } from '../src/components/timeline';
+import { hopLaneKey, outagesFromSentence, renderTimeline, timelineModel, TL } from '../src/components/timeline';
 import { milestoneRail } from '../src/views/order-view';
 import type { OrderDetail, Rules } from '../src/lib/types';
 import notProcessedJson from './fixtures/order-not-processed.json';
@@ -53,6 +53,24 @@ describe('timeline model', () => {
     expect(bad.has(order.spans[2].span_id)).toBe(true);
     expect(mm.outages.length).toBe(1);
     expect(mm.outages[0].x1).toBeGreaterThan(mm.outages[0].x0);
+  });
+
+  it('reads the outage from the diagnosis sentence without broker data', () => {
+    const anchor = '2026-12-07T14:00:00.000Z';
+    const now = Date.parse('2026-12-07T15:00:00Z');
+    expect(outagesFromSentence('RabbitMQ was unreachable 14:02:11Z–14:02:40Z (29s) during this stage', anchor, now)).toEqual([
+      { start: '2026-12-07T14:02:11.000Z', end: '2026-12-07T14:02:40.000Z', error: null },
+    ]);
+    expect(outagesFromSentence('RabbitMQ unreachable since 14:02:11Z (connection refused)', anchor, now)).toEqual([
+      { start: '2026-12-07T14:02:11.000Z', end: null, error: null },
+    ]);
+    expect(outagesFromSentence('RabbitMQ was unreachable 23:59:50Z–00:00:10Z (20s)', '2026-12-07T23:59:00Z', now)[0].end).toBe('2026-12-08T00:00:10.000Z');
+    expect(outagesFromSentence(null, anchor, now)).toEqual([]);
+    expect(outagesFromSentence('something else', anchor, now)).toEqual([]);
+    const order = structuredClone(notProcessed);
+    const t = new Date(Date.parse(order.diagnosis!.stage_since!) + 500).toISOString().slice(11, 19);
+    order.diagnosis!.broker = `RabbitMQ unreachable since ${t}Z (connection refused)`;
+    expect(timelineModel(order, Date.parse(order.diagnosis!.stage_since!) + 60_000).outages.length).toBe(1);
   });
 
   it('shows silence since the last heartbeat', () => {

@@ -107,7 +107,8 @@ export function timelineModel(order: OrderDetail, now: number, outages: BrokerOu
   point(order.last_seen);
   const lo = intervals.length ? Math.min(...intervals.map((i) => i[0])) : now;
   const hi = intervals.length ? Math.max(...intervals.map((i) => i[1])) : now;
-  const shownOutages = outages
+  const known = outages.length ? outages : outagesFromSentence(order.diagnosis?.broker ?? null, order.diagnosis?.stage_since ?? order.first_seen, now);
+  const shownOutages = known
     .map((o) => ({ a: parseTime(o.start), b: parseTime(o.end) ?? now, error: o.error }))
     .filter((o): o is { a: number; b: number; error: string | null } => o.a !== null && o.b >= lo && o.a <= hi);
   for (const o of shownOutages) {
@@ -261,6 +262,33 @@ export function renderTimeline(m: TimelineModel, selectedSpan: string | null, on
     <g class="now"><line x1=${m.nowX} y1="14" x2=${m.nowX} y2=${bottom} class="now-line"></line>
       <text x=${m.nowX - 2} y=${bottom - 3} text-anchor="end" class="now-label">${m.deadline !== null ? 'now' : 'end'}</text></g>
   </svg>`;
+}
+
+/**
+ * The outage the diagnosis names ("RabbitMQ was unreachable 14:02:11Z–14:02:40Z (29s) during this
+ * stage", "… unreachable since 14:02:11Z …"), for a reader without broker.read: the times carry
+ * no date, so they are placed on the day of `anchor` (the next day when they would precede it).
+ */
+export function outagesFromSentence(sentence: string | null, anchor: string | null, now: number): BrokerOutage[] {
+  if (!sentence) return [];
+  const base = parseTime(anchor);
+  if (base === null) return [];
+  const at = (clock: string): number => {
+    const day = new Date(base).toISOString().slice(0, 10);
+    let t = Date.parse(`${day}T${clock}Z`);
+    if (t < base - 1000) t += 86_400_000;
+    return t;
+  };
+  const range = /(\d\d:\d\d:\d\d)Z\s*[–-]\s*(\d\d:\d\d:\d\d)Z/.exec(sentence);
+  if (range) {
+    const a = at(range[1]);
+    let b = at(range[2]);
+    if (b < a) b += 86_400_000;
+    return [{ start: new Date(a).toISOString(), end: new Date(b).toISOString(), error: null }];
+  }
+  const since = /unreachable since (\d\d:\d\d:\d\d)Z/.exec(sentence);
+  if (since) return [{ start: new Date(Math.min(at(since[1]), now)).toISOString(), end: null, error: null }];
+  return [];
 }
 
 /** Puts close milestone labels on alternating rows so they do not overlap. */
