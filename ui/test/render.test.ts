@@ -112,6 +112,7 @@ describe('board', () => {
     mount('/ui/stuck');
     await until(() => $$(tid('stuck-row')).length === list.orders.length, 'rows');
     expect($(`${tid('totals')} ${tid('total-active')}`)!.textContent).toContain(String(summary.totals.active));
+    expect($(tid('total-closed'))!.getAttribute('data-value')).toBe(String(summary.totals.closed_total));
     expect($(`${tid('totals')} ${tid('total-stuck')}`)!.textContent).toContain(String(summary.totals.stuck));
     const cards = $$(tid('stage-card'));
     expect(cards.map((c) => c.getAttribute('data-stage'))).toEqual([...summary.stages].sort((a, b) => a.index - b.index).map((s) => s.stage));
@@ -119,6 +120,7 @@ describe('board', () => {
       const card = $(`${tid('stage-card')}[data-stage="${s.stage}"]`)!;
       expect(card.querySelector(tid('stage-active'))!.textContent).toBe(String(s.active));
       expect(card.querySelector(tid('stage-stuck'))!.textContent).toBe(String(s.stuck));
+      expect(card.querySelector(tid('stage-active'))!.getAttribute('data-value')).toBe(String(s.active));
     }
     expect($$(tid('matrix-cell')).length).toBe(summary.stuck_by.length);
     const rows = $$(tid('stuck-row'));
@@ -276,6 +278,8 @@ describe('flow, broker, kpi, search', () => {
     mount('/ui/kpi?window=7d');
     await until(() => $(tid('kpi-orders-started')), 'kpi');
     expect($(tid('kpi-orders-started'))!.textContent).toContain(kpi.orders.started.toLocaleString('en-US'));
+    expect($(tid('kpi-orders-started'))!.getAttribute('data-value')).toBe(String(kpi.orders.started));
+    expect($(tid('total-active'))).toBeNull();
     expect(requests).toContain('/api/v1/kpi?window=7d');
   });
 

@@ -15,8 +15,8 @@ export class KpiView extends WindowView<Kpi> {
     super('/ui/kpi', '/api/v1/kpi', '24h', KPI_WINDOWS);
   }
 
-  private figure(id: string, label: string, value: string, note?: string) {
-    return html`<div class="kpi" data-testid="kpi-${id}">
+  private figure(id: string, label: string, value: string, raw: number | null, note?: string) {
+    return html`<div class="kpi" data-testid="kpi-${id}" data-value=${raw ?? ''}>
       <dt>${label}</dt>
       <dd>${value}${note ? html`<span class="muted kpi-note">${note}</span>` : nothing}</dd>
     </div>`;
@@ -28,21 +28,21 @@ export class KpiView extends WindowView<Kpi> {
     const o = k.orders;
     return html`<h2>Detection and time stuck</h2>
       <dl class="totals">
-        ${this.figure('detection-lag-p50', 'Detection lag p50', formatDuration(lag.p50), `${formatCount(lag.count)} alerts`)}
-        ${this.figure('detection-lag-p95', 'Detection lag p95', formatDuration(lag.p95))}
-        ${this.figure('detection-lag-p99', 'Detection lag p99', formatDuration(lag.p99))}
-        ${this.figure('detection-lag-max', 'Detection lag max', formatDuration(lag.max))}
-        ${this.figure('time-stuck-p50', 'Time stuck p50', formatDuration(st.p50), `${formatCount(st.episodes)} episodes, ${formatCount(st.ongoing)} ongoing`)}
-        ${this.figure('time-stuck-p95', 'Time stuck p95', formatDuration(st.p95))}
-        ${this.figure('time-stuck-total', 'Time stuck, total', formatDuration(st.total))}
+        ${this.figure('detection-lag-p50', 'Detection lag p50', formatDuration(lag.p50), lag.p50, `${formatCount(lag.count)} alerts`)}
+        ${this.figure('detection-lag-p95', 'Detection lag p95', formatDuration(lag.p95), lag.p95)}
+        ${this.figure('detection-lag-p99', 'Detection lag p99', formatDuration(lag.p99), lag.p99)}
+        ${this.figure('detection-lag-max', 'Detection lag max', formatDuration(lag.max), lag.max)}
+        ${this.figure('time-stuck-p50', 'Time stuck p50', formatDuration(st.p50), st.p50, `${formatCount(st.episodes)} episodes, ${formatCount(st.ongoing)} ongoing`)}
+        ${this.figure('time-stuck-p95', 'Time stuck p95', formatDuration(st.p95), st.p95)}
+        ${this.figure('time-stuck-total', 'Time stuck, total', formatDuration(st.total), st.total)}
       </dl>
       <h2>Orders started in the window</h2>
       <dl class="totals">
-        ${this.figure('orders-started', 'Started', formatCount(o.started))}
-        ${this.figure('orders-closed', 'Closed', formatCount(o.closed), formatShare(o.closed_share))}
-        ${this.figure('orders-open', 'Open', formatCount(o.open))}
-        ${this.figure('orders-stuck', 'Stuck', formatCount(o.stuck), formatShare(o.stuck_share))}
-        ${this.figure('orders-lost', 'Lost', formatCount(o.lost), formatShare(o.lost_share))}
+        ${this.figure('orders-started', 'Started', formatCount(o.started), o.started)}
+        ${this.figure('orders-closed', 'Closed', formatCount(o.closed), o.closed, formatShare(o.closed_share))}
+        ${this.figure('orders-open', 'Open', formatCount(o.open), o.open)}
+        ${this.figure('orders-stuck', 'Stuck', formatCount(o.stuck), o.stuck, formatShare(o.stuck_share))}
+        ${this.figure('orders-lost', 'Lost', formatCount(o.lost), o.lost, formatShare(o.lost_share))}
       </dl>
       <div class="scroll-x" tabindex="0" role="region" aria-label="Table, scrolls sideways on narrow screens">
         <table class="data" data-testid="kpi-by-stage">

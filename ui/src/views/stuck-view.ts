@@ -163,7 +163,7 @@ export class StuckView extends LightElement {
   private renderTotals(s: Summary) {
     const t = s.totals;
     const item = (id: string, label: string, value: number | null, bad = false) =>
-      html`<div class="kpi ${bad ? 'bad' : ''}" data-testid=${id}>
+      html`<div class="kpi ${bad ? 'bad' : ''}" data-testid=${id} data-value=${value ?? ''}>
         <dt>${label}</dt>
         <dd>${bad ? iconWarn() : nothing}${formatCount(value)}</dd>
       </div>`;
@@ -192,8 +192,8 @@ export class StuckView extends LightElement {
             >
               <span class="stage-name">${stageLabel(st.stage)}</span>
               <span class="stage-counts"
-                ><span data-testid="stage-active">${formatCount(st.active)}</span> active ·
-                <span class="stuck-count" data-testid="stage-stuck">${formatCount(st.stuck)}</span> stuck${st.stuck > 0 ? iconWarn() : nothing}</span
+                ><span data-testid="stage-active" data-value=${st.active}>${formatCount(st.active)}</span> active ·
+                <span class="stuck-count" data-testid="stage-stuck" data-value=${st.stuck}>${formatCount(st.stuck)}</span> stuck${st.stuck > 0 ? iconWarn() : nothing}</span
               >
               ${st.terminal
                 ? html`<span class="muted">terminal</span>`
@@ -242,6 +242,7 @@ export class StuckView extends LightElement {
                     data-stage=${stage}
                     data-service=${c.service ?? ''}
                     data-kind=${c.kind}
+                    data-value=${n}
                     aria-label="${n} stuck in ${stageLabel(stage)}, ${c.service ?? 'no service'}, ${c.kind}: filter"
                     @click=${() => this.go(withFilters(this.state, { stage, service: c.service, kind: c.kind }))}
                   >
