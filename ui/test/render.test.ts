@@ -162,6 +162,18 @@ describe('board', () => {
     expect(location.search).toBe('?kind=silent');
   });
 
+  it('moves through the orders with j and k', async () => {
+    mount('/ui/stuck');
+    await until(() => $$(tid('order-link')).length === list.orders.length, 'links');
+    const links = $$(tid('order-link'));
+    document.body.dispatchEvent(new KeyboardEvent('keydown', { key: 'j', bubbles: true }));
+    expect(document.activeElement).toBe(links[0]);
+    links[0].dispatchEvent(new KeyboardEvent('keydown', { key: 'j', bubbles: true }));
+    expect(document.activeElement).toBe(links[1]);
+    links[1].dispatchEvent(new KeyboardEvent('keydown', { key: 'k', bubbles: true }));
+    expect(document.activeElement).toBe(links[0]);
+  });
+
   it('keeps an expanded row across a refresh', async () => {
     mount('/ui/stuck');
     const btn = await until(() => $(`${tid('stuck-row')} td.summary button`) as HTMLButtonElement | null, 'row');

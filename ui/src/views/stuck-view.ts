@@ -68,10 +68,24 @@ export class StuckView extends LightElement {
   private cleanups: (() => void)[] = [];
   private loadingMore = false;
   private readonly onRoute = () => this.readUrl();
+  /** j / k move the focus down / up the stuck orders' links (Enter opens one). */
+  private readonly onKey = (e: KeyboardEvent) => {
+    if ((e.key !== 'j' && e.key !== 'k') || e.ctrlKey || e.metaKey || e.altKey) return;
+    const t = e.target as HTMLElement | null;
+    if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' || t.isContentEditable)) return;
+    const links = [...this.querySelectorAll<HTMLAnchorElement>('a[data-testid="order-link"]')];
+    if (links.length === 0) return;
+    const i = links.indexOf(document.activeElement as HTMLAnchorElement);
+    const next = i < 0 ? 0 : Math.min(links.length - 1, Math.max(0, i + (e.key === 'j' ? 1 : -1)));
+    e.preventDefault();
+    links[next].focus();
+    links[next].scrollIntoView?.({ block: 'nearest' });
+  };
 
   override connectedCallback(): void {
     super.connectedCallback();
     window.addEventListener(ROUTE_EVENT, this.onRoute);
+    document.addEventListener('keydown', this.onKey);
     this.readUrl();
     this.summaryPoller.start();
     this.listPoller.start();
@@ -81,6 +95,7 @@ export class StuckView extends LightElement {
   override disconnectedCallback(): void {
     super.disconnectedCallback();
     window.removeEventListener(ROUTE_EVENT, this.onRoute);
+    document.removeEventListener('keydown', this.onKey);
     this.summaryPoller.stop();
     this.listPoller.stop();
     for (const c of this.cleanups) c();
@@ -383,6 +398,7 @@ export class StuckView extends LightElement {
     return html`<section class="view board">
       <div class="view-head">
         <h1>Stuck orders</h1>
+        <span class="muted keys">Keys: <kbd>/</kbd> search, <kbd>j</kbd>/<kbd>k</kbd> next/previous order</span>
         <button class="action" data-testid="copy-chat" @click=${() => this.copyChat()}>${iconCopy()} Copy for chat</button>
         <button class="action" data-testid="export-csv" @click=${() => this.exportCsv()}>Export CSV</button>
         <span class="muted" role="status">${this.copied}</span>
