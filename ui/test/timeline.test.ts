@@ -73,6 +73,17 @@ describe('timeline model', () => {
     expect(timelineModel(order, Date.parse(order.diagnosis!.stage_since!) + 60_000).outages.length).toBe(1);
   });
 
+  it('zooms to a window: only what overlaps it, across the whole width', () => {
+    const first = Date.parse(notProcessed.spans[0].start);
+    const zoom = { from: first - 1, to: first + 5 };
+    const z = timelineModel(notProcessed, now, [], zoom);
+    expect(z.scale.domain).toEqual([zoom.from, zoom.to]);
+    const inside = notProcessed.spans.filter((s) => Date.parse(s.end) >= zoom.from && Date.parse(s.start) <= zoom.to && !s.heartbeat);
+    expect(z.spans.length).toBe(inside.length);
+    expect(z.scale.folds).toEqual([]);
+    for (const s of z.spans) expect(s.x + s.w).toBeLessThanOrEqual(TL.width);
+  });
+
   it('shows silence since the last heartbeat', () => {
     const sm = timelineModel(silent, Date.parse(silent.diagnosis!.stage_since!) + 600_000);
     expect(sm.silentSince?.at).toBe(silent.diagnosis!.heartbeat!.last ?? silent.diagnosis!.stage_since);

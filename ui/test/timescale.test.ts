@@ -75,6 +75,21 @@ describe('folded time scale', () => {
     expect(s2.folds.length).toBe(2);
   });
 
+  it('inverts x back to time across segments and folds', () => {
+    const t0 = 0;
+    const scale = foldedScale(
+      [
+        [t0, t0 + 1000],
+        [t0 + 3 * H, t0 + 3 * H + 2000],
+        [t0 + 30 * H, t0 + 30 * H],
+      ],
+      { x0: 150, x1: 984 },
+    );
+    for (const t of [0, 500, 1000, 2 * H, 3 * H + 10, 3 * H + 2000, 20 * H, 30 * H]) expect(scale.invert(scale.x(t))).toBeCloseTo(t, 0);
+    expect(scale.invert(0)).toBe(scale.domain[0]);
+    expect(scale.invert(5000)).toBe(scale.domain[1]);
+  });
+
   it('leaves short gaps alone', () => {
     expect(chooseFolds([[0, 10], [2000, 2010], [4000, 4000]], 5000, 0.25)).toEqual([]);
     const s = foldedScale([[0, 10], [2000, 2010]], { x0: 0, x1: 100 });

@@ -38,6 +38,7 @@ export interface TimelineModel {
   milestones: { stage: string; x: number; row: number }[];
   deadline: number | null; // x
   nowX: number;
+  showNow: boolean; // false when a zoom leaves "now" (or a closed order's end) out
   silentSince: { x: number; at: string } | null;
   outages: { x0: number; x1: number; label: string }[];
 }
@@ -50,7 +51,13 @@ export function isBadSpan(s: Span): boolean {
   return s.status === 'ERROR' || (s.step_status !== null && s.step_status !== undefined && !/^(OK|UNSET|)$/i.test(s.step_status));
 }
 
-export function timelineModel(order: OrderDetail, now: number, outages: BrokerOutage[] = []): TimelineModel {
+/** A zoom: only [from, to] (ms) is drawn. */
+export interface TimeWindow {
+  from: number;
+  to: number;
+}
+
+export function timelineModel(order: OrderDetail, now: number, outages: BrokerOutage[] = [], zoom: TimeWindow | null = null): TimelineModel {
   const spans = order.spans ?? [];
   const hops = order.hops ?? [];
   // Lanes: services in order of first appearance, then queues.
@@ -105,6 +112,12 @@ export function timelineModel(order: OrderDetail, now: number, outages: BrokerOu
   }
   point(order.first_seen);
   point(order.last_seen);
+  if (zoom) {
+    // Keep what overlaps the zoom, clipped to it, and the zoom's own edges.
+    const kept = intervals.filter(([a, b]) => b >= zoom.from && a <= zoom.to).map(([a, b]): [number, number] => [Math.max(a, zoom.from), Math.min(b, zoom.to)]);
+    intervals.length = 0;
+    intervals.push(...kept, [zoom.from, zoom.from], [zoom.to, zoom.to]);
+  }
   const lo = intervals.length ? Math.min(...intervals.map((i) => i[0])) : now;
   const hi = intervals.length ? Math.max(...intervals.map((i) => i[1])) : now;
   const known = outages.length ? outages : outagesFromSentence(order.diagnosis?.broker ?? null, order.diagnosis?.stage_since ?? order.first_seen, now);
@@ -128,6 +141,7 @@ export function timelineModel(order: OrderDetail, now: number, outages: BrokerOu
     const lane = laneOf.get(`service:${s.service}`);
     const x0 = x(s.start);
     if (!lane || x0 === null) continue;
+    if (zoom && ((parseTime(s.end) ?? 0) < zoom.from || (parseTime(s.start) ?? 0) > zoom.to)) continue;
     if (s.heartbeat) {
       ticks.push({ span: s, lane, x: x0 });
       continue;
@@ -141,6 +155,7 @@ export function timelineModel(order: OrderDetail, now: number, outages: BrokerOu
     const q = laneOf.get(hopLaneKey(h));
     const x0 = x(h.published) ?? x(h.processed);
     if (!q || x0 === null) continue;
+    if (zoom && ((parseTime(h.published) ?? 0) > zoom.to || (!h.open && (parseTime(h.processed) ?? 0) < zoom.from))) continue;
     const x1 = h.open ? scale.x(end) : x(h.processed) ?? x0;
     hopShapes.push({
       id: h.message_id,
@@ -167,9 +182,14 @@ export function timelineModel(order: OrderDetail, now: number, outages: BrokerOu
     spans: spanBars,
     ticks,
     hops: hopShapes,
-    milestones: staggerLabels((order.milestones ?? []).map((m) => ({ stage: m.stage, x: x(m.at) ?? TL.labelWidth }))),
+    milestones: staggerLabels(
+      (order.milestones ?? [])
+        .filter((m) => !zoom || ((parseTime(m.at) ?? 0) >= zoom.from && (parseTime(m.at) ?? 0) <= zoom.to))
+        .map((m) => ({ stage: m.stage, x: x(m.at) ?? TL.labelWidth })),
+    ),
     deadline: order.closed ? null : x(deadlineIso),
     nowX: scale.x(end),
+    showNow: !zoom || (end >= zoom.from && end <= zoom.to),
     silentSince,
     outages: shownOutages.map((o) => ({
       x0: scale.x(Math.max(o.a, lo)),
@@ -179,7 +199,31 @@ export function timelineModel(order: OrderDetail, now: number, outages: BrokerOu
   };
 }
 
-export function renderTimeline(m: TimelineModel, selectedSpan: string | null, onSelect: (spanId: string) => void, label: string) {
+export interface Brush {
+  x0: number;
+  x1: number;
+}
+
+/** Drag on the plot to zoom: `onBrush` gets the selection while dragging and null at the end, `onZoom` the time range. */
+export interface ZoomHandlers {
+  brush: Brush | null;
+  onBrush(b: Brush | null): void;
+  onZoom(w: TimeWindow): void;
+}
+
+function svgX(e: PointerEvent): number {
+  const svg = (e.currentTarget as Element).closest('svg')!;
+  const r = svg.getBoundingClientRect();
+  return r.width > 0 ? ((e.clientX - r.left) * TL.width) / r.width : e.clientX;
+}
+
+export function renderTimeline(
+  m: TimelineModel,
+  selectedSpan: string | null,
+  onSelect: (spanId: string) => void,
+  label: string,
+  zoom?: ZoomHandlers,
+) {
   const laneMid = (l: Lane) => l.y + TL.laneHeight / 2;
   const bottom = m.height - TL.bottom;
   const shortSpan = m.scale.segments.every((s) => s.t1 - s.t0 < 60_000);
@@ -207,6 +251,26 @@ export function renderTimeline(m: TimelineModel, selectedSpan: string | null, on
         <text x="6" y=${laneMid(l) + 4} class="lane-label">${l.kind === 'queue' ? '⇶ ' : ''}${truncate(l.label, 22)}</text>
       </g>`,
     )}
+    ${zoom
+      ? svg`<rect class="zoom-area" x=${TL.labelWidth} y=${TL.top} width=${TL.width - TL.labelWidth} height=${Math.max(0, bottom - TL.top)}
+          @pointerdown=${(e: PointerEvent) => {
+            const x = svgX(e);
+            (e.currentTarget as Element).setPointerCapture?.(e.pointerId);
+            zoom.onBrush({ x0: x, x1: x });
+          }}
+          @pointermove=${(e: PointerEvent) => {
+            if (zoom.brush) zoom.onBrush({ x0: zoom.brush.x0, x1: svgX(e) });
+          }}
+          @pointerup=${(e: PointerEvent) => {
+            const b = zoom.brush;
+            zoom.onBrush(null);
+            if (!b) return;
+            const x1 = svgX(e);
+            const [a, c] = [Math.min(b.x0, x1), Math.max(b.x0, x1)];
+            if (c - a >= 6) zoom.onZoom({ from: Math.floor(m.scale.invert(a)), to: Math.ceil(m.scale.invert(c)) });
+          }}
+        ><title>Drag to zoom into a stretch of time</title></rect>`
+      : nothing}
     ${m.outages.map(
       (o) => svg`<g class="outage"><rect x=${o.x0} y=${TL.top} width=${o.x1 - o.x0} height=${bottom - TL.top} fill="url(#ot-hatch)" class="outage-band"><title>${o.label}</title></rect>
         <text x=${o.x0 + 3} y=${bottom - 3} class="outage-label">broker down</text></g>`,
@@ -259,8 +323,14 @@ export function renderTimeline(m: TimelineModel, selectedSpan: string | null, on
       ? svg`<g class="deadline"><line x1=${m.deadline} y1="14" x2=${m.deadline} y2=${bottom} class="deadline-line"></line>
         <text x=${m.deadline - 2} y=${TL.top - 4} text-anchor="end" class="deadline-label">deadline</text></g>`
       : nothing}
-    <g class="now"><line x1=${m.nowX} y1="14" x2=${m.nowX} y2=${bottom} class="now-line"></line>
-      <text x=${m.nowX - 2} y=${bottom - 3} text-anchor="end" class="now-label">${m.deadline !== null ? 'now' : 'end'}</text></g>
+    ${zoom?.brush
+      ? svg`<rect class="brush" x=${Math.min(zoom.brush.x0, zoom.brush.x1)} y=${TL.top} width=${Math.abs(zoom.brush.x1 - zoom.brush.x0)} height=${Math.max(0, bottom - TL.top)}></rect>`
+      : nothing}
+    <text x=${TL.width - TL.right} y="12" text-anchor="end" class="axis-label">${formatClock(m.scale.domain[1], shortSpan)}</text>
+    ${m.showNow
+      ? svg`<g class="now"><line x1=${m.nowX} y1="14" x2=${m.nowX} y2=${bottom} class="now-line"></line>
+      <text x=${m.nowX - 2} y=${bottom - 3} text-anchor="end" class="now-label">${m.deadline !== null ? 'now' : 'end'}</text></g>`
+      : nothing}
   </svg>`;
 }
 

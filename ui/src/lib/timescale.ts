@@ -14,6 +14,8 @@ export interface Fold {
 export interface FoldedScale {
   /** x in pixels of a time in ms (clamped to the domain). */
   x(t: number): number;
+  /** The time in ms at x (clamped to the range): the inverse of x(). */
+  invert(x: number): number;
   domain: [number, number];
   range: [number, number];
   folds: Fold[];
@@ -109,11 +111,28 @@ export function foldedScale(intervals: [number, number][], options: FoldOptions)
     }
     return rangeX[1];
   };
-  return { x: map, domain, range: rangeX, folds, segments };
+  return { x: map, invert: inverter(segments, folds, rangeX, domain), domain, range: rangeX, folds, segments };
 }
 
 function linear(domain: [number, number], range: [number, number]): FoldedScale {
   const k = (range[1] - range[0]) / (domain[1] - domain[0]);
   const x = (t: number) => range[0] + (Math.min(Math.max(t, domain[0]), domain[1]) - domain[0]) * k;
-  return { x, domain, range, folds: [], segments: [{ t0: domain[0], t1: domain[1], x0: range[0], x1: range[1] }] };
+  const segments = [{ t0: domain[0], t1: domain[1], x0: range[0], x1: range[1] }];
+  return { x, invert: inverter(segments, [], range, domain), domain, range, folds: [], segments };
+}
+
+function inverter(
+  segments: { t0: number; t1: number; x0: number; x1: number }[],
+  folds: Fold[],
+  range: [number, number],
+  domain: [number, number],
+): (x: number) => number {
+  const pieces = [...segments, ...folds].sort((a, b) => a.x0 - b.x0);
+  return (x: number) => {
+    const c = Math.min(Math.max(x, range[0]), range[1]);
+    for (const p of pieces) {
+      if (c >= p.x0 && c <= p.x1) return p.x1 === p.x0 ? p.t0 : p.t0 + ((c - p.x0) / (p.x1 - p.x0)) * (p.t1 - p.t0);
+    }
+    return c <= range[0] ? domain[0] : domain[1];
+  };
 }

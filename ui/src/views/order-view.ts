@@ -14,7 +14,7 @@ import { copyText, orderChatLine } from '../lib/chat';
 import type { Broker, Hop, OrderDetail, RuleStage, Rules, Span } from '../lib/types';
 import { emptyState, errorState, externalLink, loadingState } from '../components/common';
 import { iconCopy, iconOk, iconWarn, iconClock } from '../components/icons';
-import { isBadSpan, renderTimeline, timelineModel } from '../components/timeline';
+import { isBadSpan, renderTimeline, timelineModel, type Brush, type TimeWindow, type ZoomHandlers } from '../components/timeline';
 import { searchBox } from './not-found';
 import { stageLabel } from './stuck-view';
 
@@ -99,6 +99,8 @@ export class OrderView extends LightElement {
   private cleanups: (() => void)[] = [];
   private tab: Tab = 'timeline';
   private span: string | null = null;
+  private zoom: TimeWindow | null = null;
+  private brush: Brush | null = null;
   private scrolledTo: string | null = null;
   private readonly onRoute = () => this.readUrl();
 
@@ -152,6 +154,9 @@ export class OrderView extends LightElement {
     const t = p.get('tab');
     this.tab = t === 'spans' || t === 'hops' ? t : 'timeline';
     this.span = p.get('span');
+    const from = parseTime(p.get('from'));
+    const to = parseTime(p.get('to'));
+    this.zoom = from !== null && to !== null && to > from ? { from, to } : null;
     this.requestUpdate();
   }
 
@@ -161,11 +166,17 @@ export class OrderView extends LightElement {
   }
 
   private setParam(key: string, value: string | null): void {
+    this.setParams({ [key]: value }, key === 'span');
+  }
+
+  private setParams(values: Record<string, string | null>, replace = false): void {
     const p = currentParams();
-    if (value === null) p.delete(key);
-    else p.set(key, value);
+    for (const [key, value] of Object.entries(values)) {
+      if (value === null) p.delete(key);
+      else p.set(key, value);
+    }
     const q = p.toString();
-    navigate(`${location.pathname}${q ? `?${q}` : ''}`, { replace: key === 'span' });
+    navigate(`${location.pathname}${q ? `?${q}` : ''}`, { replace });
   }
 
   private async copy(text: string): Promise<void> {
@@ -374,7 +385,15 @@ export class OrderView extends LightElement {
   private renderBody(o: OrderDetail) {
     const now = Date.now();
     const outages = this.broker.data?.outages ?? [];
-    const model = timelineModel(o, now, outages);
+    const model = timelineModel(o, now, outages, this.zoom);
+    const zoom: ZoomHandlers = {
+      brush: this.brush,
+      onBrush: (b) => {
+        this.brush = b;
+        this.requestUpdate();
+      },
+      onZoom: (w) => this.setParams({ from: new Date(w.from).toISOString(), to: new Date(w.to).toISOString() }),
+    };
     return html`${this.renderHead(o, now)}
       <section aria-labelledby="h-rail"><h2 id="h-rail" class="offscreen">Milestones</h2>${this.renderRail(o, now)}</section>
       <div class="order-grid">
@@ -397,8 +416,14 @@ export class OrderView extends LightElement {
           </div>
           <div role="tabpanel" id="panel-timeline" aria-labelledby="tab-timeline" ?hidden=${this.tab !== 'timeline'}>
             <div class="scroll-x timeline-wrap" tabindex="0" role="region" aria-label="Timeline, scrolls sideways on narrow screens">
-              ${renderTimeline(model, this.span, (id) => this.setParam('span', id), `Timeline of order ${o.order_id}: ${model.lanes.length} lanes, ${model.spans.length} spans, ${model.hops.length} message hops${model.scale.folds.length ? `, ${model.scale.folds.length} idle gaps folded` : ''}. The same data is in the Spans and Hops tabs.`)}
+              ${renderTimeline(model, this.span, (id) => this.setParam('span', id), `Timeline of order ${o.order_id}: ${model.lanes.length} lanes, ${model.spans.length} spans, ${model.hops.length} message hops${model.scale.folds.length ? `, ${model.scale.folds.length} idle gaps folded` : ''}. The same data is in the Spans and Hops tabs.`, zoom)}
             </div>
+            ${this.zoom
+              ? html`<p class="zoom-note">
+                  Zoomed to ${formatDateTime(this.zoom.from)} – ${formatClock(this.zoom.to, true)}
+                  <button class="action" data-testid="zoom-reset" @click=${() => this.setParams({ from: null, to: null })}>Show the whole journey</button>
+                </p>`
+              : html`<p class="zoom-note muted">Drag across the timeline to zoom in.</p>`}
             <p class="legend muted">
               Bars: spans (red: error or failed step). Lines in a queue lane: a message waiting (dashed red: still open, up to now).
               Ticks: heartbeats. Hatched: broker unreachable. ⋯ marks a folded idle gap.
