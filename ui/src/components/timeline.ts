@@ -112,6 +112,7 @@ export function timelineModel(order: OrderDetail, now: number, outages: BrokerOu
   }
   point(order.first_seen);
   point(order.last_seen);
+  const lastActivity = intervals.length ? Math.max(...intervals.map((i) => i[1])) : now;
   if (zoom) {
     // Keep what overlaps the zoom, clipped to it, and the zoom's own edges.
     const kept = intervals.filter(([a, b]) => b >= zoom.from && a <= zoom.to).map(([a, b]): [number, number] => [Math.max(a, zoom.from), Math.min(b, zoom.to)]);
@@ -133,7 +134,7 @@ export function timelineModel(order: OrderDetail, now: number, outages: BrokerOu
     const t = parseTime(iso);
     return t === null ? null : scale.x(t);
   };
-  const end = order.closed ? hi : now;
+  const end = order.closed ? lastActivity : now;
 
   const spanBars: TimelineModel['spans'] = [];
   const ticks: TimelineModel['ticks'] = [];
