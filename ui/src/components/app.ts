@@ -4,7 +4,7 @@
 // picks the view from the URL.
 
 import { html, nothing } from 'lit';
-import { LightElement, onTick } from '../lib/base';
+import { isTypingTarget, LightElement, onTick } from '../lib/base';
 import { apiGet, onApiActivity } from '../lib/api';
 import { Poller, type PollState } from '../lib/poller';
 import { currentRoute, navigate, ROUTE_EVENT, startRouter, type Route } from '../lib/router';
@@ -53,8 +53,7 @@ export class OtApp extends LightElement {
   private readonly onRoute = () => this.applyRoute();
   private readonly onKey = (e: KeyboardEvent) => {
     if (e.key !== '/' || e.ctrlKey || e.metaKey || e.altKey) return;
-    const t = e.target as HTMLElement | null;
-    if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' || t.isContentEditable)) return;
+    if (isTypingTarget(e.target)) return;
     const input = this.querySelector<HTMLInputElement>('input[data-testid="search"]');
     if (input) {
       e.preventDefault();

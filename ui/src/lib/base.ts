@@ -29,3 +29,9 @@ export function onTick(fn: () => void): () => void {
     }
   };
 }
+
+/** Whether a key event comes from a place where keys type text (shortcuts stay out of it). */
+export function isTypingTarget(target: EventTarget | null): boolean {
+  const t = target as HTMLElement | null;
+  return !!t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' || t.isContentEditable);
+}

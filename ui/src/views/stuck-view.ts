@@ -4,7 +4,7 @@
 // re-renders in place, so scroll, focus and expanded rows stay.
 
 import { html, nothing } from 'lit';
-import { LightElement, onTick } from '../lib/base';
+import { isTypingTarget, LightElement, onTick } from '../lib/base';
 import { apiGet } from '../lib/api';
 import { Poller, type PollState } from '../lib/poller';
 import { currentParams, navigate, ROUTE_EVENT } from '../lib/router';
@@ -71,8 +71,7 @@ export class StuckView extends LightElement {
   /** j / k move the focus down / up the stuck orders' links (Enter opens one). */
   private readonly onKey = (e: KeyboardEvent) => {
     if ((e.key !== 'j' && e.key !== 'k') || e.ctrlKey || e.metaKey || e.altKey) return;
-    const t = e.target as HTMLElement | null;
-    if (t && (t.tagName === 'INPUT' || t.tagName === 'TEXTAREA' || t.tagName === 'SELECT' || t.isContentEditable)) return;
+    if (isTypingTarget(e.target)) return;
     const links = [...this.querySelectorAll<HTMLAnchorElement>('a[data-testid="order-link"]')];
     if (links.length === 0) return;
     const i = links.indexOf(document.activeElement as HTMLAnchorElement);
