@@ -225,6 +225,15 @@ describe('order', () => {
     expect($(tid('jaeger-all-link'))!.getAttribute('href')).toBe(notProcessed.diagnosis.jaeger_search_link);
     expect($(tid('copy-chat'))).not.toBeNull();
     for (const t of ['tab-timeline', 'tab-spans', 'tab-hops']) expect($(tid(t))).not.toBeNull();
+    const svc = notProcessed.spans[0].service;
+    const sel = $(tid('span-service')) as HTMLSelectElement;
+    sel.value = svc;
+    sel.dispatchEvent(new Event('change'));
+    expect(new URLSearchParams(location.search).get('svc')).toBe(svc);
+    await until(() => $$(tid('span-row')).length === notProcessed.spans.filter((s) => s.service === svc).length, 'filtered spans');
+    history.replaceState(null, '', location.pathname);
+    window.dispatchEvent(new Event('ot-route'));
+    await until(() => $$(tid('span-row')).length === notProcessed.spans.length, 'all spans again');
     ($(tid('tab-spans')) as HTMLButtonElement).click();
     expect(new URLSearchParams(location.search).get('tab')).toBe('spans');
     await until(() => !($('#panel-spans') as HTMLElement).hidden, 'spans panel');

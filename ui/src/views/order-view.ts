@@ -100,6 +100,8 @@ export class OrderView extends LightElement {
   private tab: Tab = 'timeline';
   private span: string | null = null;
   private zoom: TimeWindow | null = null;
+  private spanService: string | null = null;
+  private errorsOnly = false;
   private brush: Brush | null = null;
   private scrolledTo: string | null = null;
   private readonly onRoute = () => this.readUrl();
@@ -154,6 +156,8 @@ export class OrderView extends LightElement {
     const t = p.get('tab');
     this.tab = t === 'spans' || t === 'hops' ? t : 'timeline';
     this.span = p.get('span');
+    this.spanService = p.get('svc') || null;
+    this.errorsOnly = p.get('errors') === '1';
     const from = parseTime(p.get('from'));
     const to = parseTime(p.get('to'));
     this.zoom = from !== null && to !== null && to > from ? { from, to } : null;
@@ -284,9 +288,25 @@ export class OrderView extends LightElement {
   }
 
   private renderSpans(o: OrderDetail) {
-    const spans = o.spans ?? [];
-    if (spans.length === 0) return emptyState('No span of this order is stored.');
-    return html`${o.spans_truncated ? html`<p class="banner warn">Only the latest ${spans.length} spans are shown; the rest are in Jaeger.</p>` : nothing}
+    const all = o.spans ?? [];
+    if (all.length === 0) return emptyState('No span of this order is stored.');
+    const services = [...new Set(all.map((s) => s.service))].sort();
+    const spans = all.filter((s) => (!this.spanService || s.service === this.spanService) && (!this.errorsOnly || isBadSpan(s)));
+    return html`${o.spans_truncated ? html`<p class="banner warn">Only the latest ${all.length} spans are shown; the rest are in Jaeger.</p>` : nothing}
+      <div class="span-filters">
+        <label
+          >Service
+          <select data-testid="span-service" @change=${(e: Event) => this.setParam('svc', (e.target as HTMLSelectElement).value || null)}>
+            <option value="" ?selected=${!this.spanService}>all</option>
+            ${services.map((sv) => html`<option value=${sv} ?selected=${sv === this.spanService}>${sv}</option>`)}
+          </select></label
+        >
+        <label
+          ><input type="checkbox" data-testid="span-errors" .checked=${this.errorsOnly} @change=${(e: Event) => this.setParam('errors', (e.target as HTMLInputElement).checked ? '1' : null)} />
+          errors and failed steps only</label
+        >
+        <span class="muted">${spans.length} of ${all.length} spans</span>
+      </div>
       <div class="scroll-x" tabindex="0" role="region" aria-label="Table, scrolls sideways on narrow screens">
         <table class="data spans">
           <caption class="offscreen">Spans of the order</caption>
