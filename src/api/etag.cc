@@ -66,6 +66,13 @@ std::string MakeETag(std::initializer_list<uint64_t> parts, std::string_view que
   return out;
 }
 
+std::string MakeETag(std::initializer_list<uint64_t> parts, const net::HttpRequest& req) {
+  std::string target;
+  target.reserve(req.path.size() + 1 + req.query.size());
+  target.append(req.path).append("?").append(req.query);
+  return MakeETag(parts, target);
+}
+
 bool IfNoneMatchMatches(std::string_view header, std::string_view etag) {
   header = Trim(header);
   if (header.empty()) return false;

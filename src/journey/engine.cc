@@ -802,6 +802,7 @@ Status Engine::SetRules(std::shared_ptr<const Rules> rules) {
     const std::vector<std::string> old_watched = watched_;
     rules_ = std::move(rules);
     published_rules_.store(rules_);
+    rules_generation_.fetch_add(1, std::memory_order_acq_rel);
     watched_ = rules_->WatchedServices();
     const Nanos now = clock_.Now();
     // Message deadlines under the new rules (messages.processed_within, grace), from the

@@ -176,6 +176,8 @@ class Engine {
   // Bumped after the store write, so a reader that reads revision() before the data never
   // caches newer data under an older revision.  Lock-free.
   uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
+  // 1 for the rules the engine started with, +1 for each SetRules(): GET /api/v1/rules' revision.
+  uint64_t rules_generation() const { return rules_generation_.load(std::memory_order_acquire); }
 
   // The figures of GET /api/v1/summary (EngineSummary), under the state lock.
   EngineSummary Summary() const EXCLUDES(mu_);
@@ -244,6 +246,7 @@ class Engine {
   std::atomic<std::shared_ptr<const Rules>> published_rules_;
   metrics::Counter* store_errors_;  // the one metric written outside mu_ (thread-safe)
   std::atomic<uint64_t> revision_{0};
+  std::atomic<uint64_t> rules_generation_{1};
 
   Detector detector_;  // last: stopped (by ~Engine) before the state it ticks goes away
 };
