@@ -363,17 +363,15 @@ void ListOrders(journey::Engine& engine, const ApiGuard& guard, const JourneyApi
       }
       list->push_back(v);
     } else if (k == "kind") {
-      const auto* kind =
-          std::find_if(std::begin(kStuckKinds), std::end(kStuckKinds),
-                       [&](journey::StuckKind x) { return v == journey::StuckKindName(x); });
-      if (kind == std::end(kStuckKinds)) {
-        std::vector<std::string> names;
-        for (const journey::StuckKind x : kStuckKinds)
-          names.emplace_back(journey::StuckKindName(x));
+      std::vector<std::string> names;
+      for (const journey::StuckKind x : kStuckKinds) {
+        if (v == journey::StuckKindName(x)) query.kinds.push_back(x);
+        names.emplace_back(journey::StuckKindName(x));
+      }
+      if (query.kinds.empty() || v != journey::StuckKindName(query.kinds.back())) {
         JsonError(res, 400, "kind: unknown kind '" + v + "' (known: " + Join(names, ", ") + ")");
         return;
       }
-      query.kinds.push_back(*kind);
     } else if (k == "trace_id") {
       std::string id = v;
       std::transform(id.begin(), id.end(), id.begin(),

@@ -110,11 +110,16 @@ PRAGMA user_version = 2;
 //   orders_stuck_stage_ns ?stuck=true&sort=stage_since|-stage_since
 //   spans_trace           ?trace_id=
 //   hops_open_queue       ?queue= (the queue of an open hop)
+// The stuck ones hold `stuck` too: the count of a stuck list (`total`) reads the index alone.
+// Without it SQLite looks every entry up in the orders table to test "stuck <> 0" (the partial
+// index's own condition): 50k random reads of a table of 1M orders, hundreds of milliseconds.
 constexpr const char* kListIndexes = R"sql(
-CREATE INDEX IF NOT EXISTS orders_stuck_since ON orders (stuck_since_ns, order_id) WHERE stuck <> 0;
-CREATE INDEX IF NOT EXISTS orders_stuck_stage ON orders (stage, stuck_since_ns, order_id)
+CREATE INDEX IF NOT EXISTS orders_stuck_since ON orders (stuck_since_ns, order_id, stuck)
   WHERE stuck <> 0;
-CREATE INDEX IF NOT EXISTS orders_stuck_stage_ns ON orders (stage_ns, order_id) WHERE stuck <> 0;
+CREATE INDEX IF NOT EXISTS orders_stuck_stage ON orders (stage, stuck_since_ns, order_id, stuck)
+  WHERE stuck <> 0;
+CREATE INDEX IF NOT EXISTS orders_stuck_stage_ns ON orders (stage_ns, order_id, stuck)
+  WHERE stuck <> 0;
 CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
 CREATE INDEX IF NOT EXISTS hops_open_queue ON hops (queue, order_id)
   WHERE published_ns <> 0 AND processed_ns = 0;
