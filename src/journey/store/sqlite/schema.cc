@@ -125,7 +125,8 @@ CREATE INDEX IF NOT EXISTS hops_open_queue ON hops (queue, order_id)
   WHERE published_ns <> 0 AND processed_ns = 0;
 )sql";
 
-Status AddListIndexes(Db& db) {
+// `upgrade`: an existing file (the indexes are news worth a log line); false for a new one.
+Status AddListIndexes(Db& db, bool upgrade) {
   ASSIGN_OR_RETURN(const int64_t missing,
                    db.QueryInt("SELECT 5 - count(*) FROM sqlite_schema WHERE type = 'index' AND "
                                "name IN ('orders_stuck_since', 'orders_stuck_stage', "
@@ -139,7 +140,9 @@ Status AddListIndexes(Db& db) {
     return Status(s.code(),
                   "sqlite " + db.path() + ": adding the order list's indexes: " + s.message());
   }
-  log::Info("journey store indexes added", {{"path", db.path()}, {"indexes", missing}});
+  if (upgrade) {
+    log::Info("journey store indexes added", {{"path", db.path()}, {"indexes", missing}});
+  }
   return Status::Ok();
 }
 
@@ -211,7 +214,7 @@ Status PrepareSchema(Db& db, bool* created) {
       return s;
     }
     *created = true;
-    return AddListIndexes(db);
+    return AddListIndexes(db, /*upgrade=*/false);
   }
   if (app_id != kApplicationId) {
     return Status::Internal("sqlite " + db.path() +
@@ -241,7 +244,7 @@ Status PrepareSchema(Db& db, bool* created) {
     }
     log::Info("journey store schema upgraded", {{"path", db.path()}, {"from", 1}, {"to", 2}});
   }
-  return AddListIndexes(db);
+  return AddListIndexes(db, /*upgrade=*/true);
 }
 
 namespace {
