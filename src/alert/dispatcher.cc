@@ -152,6 +152,13 @@ std::string AlertDispatcher::SeverityOf(const journey::Rules& rules,
   return rules.stages[static_cast<size_t>(i)].severity;
 }
 
+uint64_t AlertDispatcher::sent_total() const {
+  uint64_t n = 0;
+  sent_total_->ForEach(
+      [&n](const std::vector<std::string>&, const metrics::Counter& c) { n += c.Value(); });
+  return n;
+}
+
 Status AlertDispatcher::Rebuild() {
   std::unordered_map<std::string, journey::OrderRow> stuck;
   journey::OrderQuery q;

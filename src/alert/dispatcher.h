@@ -91,6 +91,9 @@ class AlertDispatcher : public journey::EngineListener {
   void FireSystem(const std::string& key, Alert alert);
   void ResolveSystem(const std::string& key, Nanos at);
 
+  // Alerts delivered since start, every sink (ordertrace_alerts_sent_total).  From any thread.
+  uint64_t sent_total() const;
+
   // Starts the sender thread; its first job rebuilds the firing set from the store.
   void Start();
   // Sends what is queued (within stop_timeout) and joins the thread.  Idempotent.

@@ -338,6 +338,39 @@ TEST_F(ApiGuardTest, NoSecretReachesTheAuditOrTheAnswer) {
 
 // ?include=jaeger reads the order's traces back from Jaeger: it needs traces.read besides
 // orders.read, checked before anything is read, and audited with what was asked.
+// The board's routes (summary, rules, the list with its new filters) need orders.list: a
+// role with orders.read alone is refused, before anything is read, and audited.
+TEST_F(ApiGuardTest, BoardRoutesNeedOrdersList) {
+  auth::RoleOptions roles;
+  roles.actions = {{"Developer", {"orders.read"}}, {"DevOps", {"orders.read", "orders.list"}}};
+  Start(roles);
+  (void)audit_.Take();
+  const std::string dev = Token({{"roles", {"Developer"}}});
+  const std::string ops = Token({{"roles", {"DevOps"}}});
+  for (const std::string target : {"/api/v1/summary", "/api/v1/rules",
+                                   "/api/v1/orders?stuck=true&sort=stuck_since&kind=silent"}) {
+    net::HttpReply r = GetWith(dev, target);
+    EXPECT_EQ(r.status, 403) << target << " " << r.body;
+    EXPECT_EQ(json::parse(r.body)["error"], "forbidden: your roles do not allow orders.list");
+    EXPECT_TRUE(r.Header("ETag").empty()) << target;
+    r = GetWith(ops, target);
+    EXPECT_EQ(r.status, 200) << target << " " << r.body;
+    EXPECT_FALSE(r.Header("ETag").empty()) << target;
+  }
+  const auto events = audit_.Take();
+  ASSERT_EQ(events.size(), 6u);
+  EXPECT_EQ(events[0].http.route, "/api/v1/summary");
+  EXPECT_EQ(events[0].outcome, "denied");
+  EXPECT_EQ(events[0].reason, "action_not_allowed");
+  EXPECT_EQ(events[1].outcome, "allowed");
+  EXPECT_EQ(events[2].http.route, "/api/v1/rules");
+  using Entry = std::pair<std::string, std::string>;
+  EXPECT_EQ(
+      events[5].resource,
+      (std::vector<Entry>{
+          {"type", "order_list"}, {"stuck", "true"}, {"sort", "stuck_since"}, {"kind", "silent"}}));
+}
+
 TEST_F(ApiGuardTest, IncludeJaegerNeedsTracesRead) {
   std::atomic<int> read_backs{0};
   journey_options_.jaeger_read_back = [&read_backs](const journey::Journey& j) {
@@ -543,9 +576,10 @@ TEST_F(PartnerLookupTest, ByPseudonymForEveryReaderUnderAnyRetainedKey) {
   // Composes with the other filters and the paging.
   net::HttpReply r = Get("Developer", "/api/v1/orders?stuck=false&limit=1&partner=" + acme_new_);
   EXPECT_EQ(Ids(r), (std::vector<std::string>{"O-1"}));
-  EXPECT_EQ(json::parse(r.body)["next_cursor"], "O-1");
-  EXPECT_EQ(Ids(Get("Developer", "/api/v1/orders?limit=1&cursor=O-1&partner=" + acme_new_)),
-            (std::vector<std::string>{"O-6"}));
+  const std::string cursor = json::parse(r.body)["next_cursor"].get<std::string>();
+  EXPECT_EQ(
+      Ids(Get("Developer", "/api/v1/orders?limit=1&cursor=" + cursor + "&partner=" + acme_new_)),
+      (std::vector<std::string>{"O-6"}));
   EXPECT_TRUE(Ids(Get("Developer", "/api/v1/orders?stuck=true&partner=" + acme_new_)).empty());
   // A pseudonym of a key this gateway does not hold is searched as it is (nothing matches).
   EXPECT_TRUE(
@@ -606,13 +640,38 @@ TEST_F(PartnerLookupTest, ClearIdAsDeveloperIs403AndAudited) {
   EXPECT_EQ(replies_.find(kAcme), std::string::npos);
 }
 
+// POST lookup-partner takes the list's filters, sorts and cursors as GET does.
+TEST_F(PartnerLookupTest, LookupTakesTheListsFiltersAndSorts) {
+  net::HttpReply r =
+      Post("DevOps", "/api/v1/orders/lookup-partner?limit=2", json{{"partner", kAcme}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::string cursor = json::parse(r.body)["next_cursor"].get<std::string>();
+  // No ETag: a POST.
+  r = Post("DevOps",
+           "/api/v1/orders/lookup-partner?sort=-stage_since&stage=SUBMITTED&stuck=false&limit=1",
+           json{{"partner", kAcme}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Ids(r).size(), 1u);
+  EXPECT_EQ(json::parse(r.body)["total"], 3);
+  EXPECT_TRUE(r.Header("ETag").empty());
+  r = Post("DevOps",
+           "/api/v1/orders/lookup-partner?sort=-stage_since&stage=SUBMITTED&stuck=false&cursor=" +
+               cursor,
+           json{{"partner", kAcme}}.dump());
+  EXPECT_EQ(r.status, 400) << r.body;  // a cursor of another sort
+  r = Post("DevOps", "/api/v1/orders/lookup-partner?kind=silent", json{{"partner", kAcme}}.dump());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(Ids(r).empty());
+}
+
 TEST_F(PartnerLookupTest, ClearIdInAPostBodyStaysOutOfTheUrl) {
   net::HttpReply r =
       Post("DevOps", "/api/v1/orders/lookup-partner?limit=2", json{{"partner", kAcme}}.dump());
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(Ids(r), (std::vector<std::string>{"O-1", "O-2"}));
-  EXPECT_EQ(json::parse(r.body)["next_cursor"], "O-2");
-  r = Post("DevOps", "/api/v1/orders/lookup-partner?limit=2&cursor=O-2",
+  const std::string cursor = json::parse(r.body)["next_cursor"].get<std::string>();
+  EXPECT_EQ(json::parse(r.body)["total"], 3);
+  r = Post("DevOps", "/api/v1/orders/lookup-partner?limit=2&cursor=" + cursor,
            json{{"partner", kAcme}}.dump());
   EXPECT_EQ(Ids(r), (std::vector<std::string>{"O-6"}));
   // A pseudonym in the body is fine for any reader.

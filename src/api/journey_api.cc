@@ -1,12 +1,18 @@
 #include "api/journey_api.h"
 
+#include <algorithm>
+#include <cctype>
 #include <charconv>
+#include <iterator>
 #include <utility>
 #include <vector>
 
+#include "api/etag.h"
+#include "common/base64.h"
 #include "common/log.h"
 #include "common/text_format.h"
 #include "common/url.h"
+#include "journey/store/semantics.h"
 #include "redact/pseudonym.h"
 #include "redact/value_redactor.h"
 
@@ -25,6 +31,11 @@ void JsonResponse(net::HttpResponse& res, int status, const json& body) {
   res.status = status;
   res.content_type = kJson;
   res.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  // An answer with an ETag has Cache-Control: no-cache already (AnswerNotModified); the others
+  // are not kept at all.
+  for (const auto& [name, value] : res.headers) {
+    if (name == "Cache-Control") return;
+  }
   res.headers.emplace_back("Cache-Control", "no-store");
 }
 
@@ -73,6 +84,18 @@ json HopJson(const journey::Hop& h) {
               {"processed", TimeOrNull(h.processed_ns)},
               {"processor", StrOrNull(h.process_service)},
               {"process_span_id", StrOrNull(h.process_span_id)}};
+}
+
+// A list entry's oldest open hop, with the broker's sentence for it as the diagnosis has it.
+json OpenHopJson(const journey::Hop& h, const journey::BrokerView* broker, Nanos now) {
+  json broker_says = nullptr;
+  if (broker != nullptr) broker_says = StrOrNull(broker->DescribeHop(h, now));
+  return json{{"message_id", StrOrNull(h.message_id)},
+              {"exchange", h.exchange},
+              {"routing_key", h.routing_key},
+              {"queue", StrOrNull(h.queue)},
+              {"published", TimeOrNull(h.published_ns)},
+              {"broker", broker_says}};
 }
 
 json DiagnosisJson(const journey::Diagnosis& d) {
@@ -161,7 +184,84 @@ bool ParseInclude(const std::string& query, bool* jaeger, net::HttpResponse& res
 // The list filters whose values the audit records: none of them can hold personal data (the
 // partner is recorded apart, as a pseudonym or as the pseudonyms a clear id was searched as).
 bool IsAuditedFilter(std::string_view key) {
-  return key == "stuck" || key == "stage" || key == "service" || key == "limit" || key == "closed";
+  return key == "stuck" || key == "stage" || key == "service" || key == "limit" ||
+         key == "closed" || key == "kind" || key == "queue" || key == "sort" || key == "trace_id" ||
+         key == "message_id";
+}
+
+// Values of one repeatable filter (stage=A&stage=B), and of any value: bounded, so that a query
+// cannot make a statement of every shape (the store caches a few hundred).
+constexpr size_t kMaxFilterValues = 32;
+constexpr size_t kMaxFilterBytes = 256;
+
+const journey::StuckKind kStuckKinds[] = {
+    journey::StuckKind::kNextOverdue, journey::StuckKind::kNotReceived,
+    journey::StuckKind::kNotProcessed, journey::StuckKind::kSilent,
+    journey::StuckKind::kMessageUnprocessed};
+
+std::string KnownStages(const journey::Rules& rules) {
+  std::vector<std::string> names;
+  for (const journey::StageRule& st : rules.stages) names.push_back(st.name);
+  return Join(names, ", ");
+}
+
+bool IsHex32(std::string_view v) {
+  return v.size() == 32 && std::all_of(v.begin(), v.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// The list's cursor: base64url of "<sort>\n<key>\n<order_id>", the position after the page's
+// last order (OrderPage::next_key, next_cursor), valid with the same sort only.
+std::string EncodeCursor(journey::OrderSort sort, Nanos key, const std::string& order_id) {
+  return Base64UrlEncode(std::string(journey::OrderSortName(sort)) + "\n" + std::to_string(key) +
+                         "\n" + order_id);
+}
+
+// False (and the reason in *error) for a cursor that is not one EncodeCursor made for `sort`.
+bool DecodeCursor(std::string_view text, journey::OrderSort sort, journey::OrderQuery* q,
+                  std::string* error) {
+  std::string raw;
+  const size_t a = Base64UrlDecode(text, &raw) ? raw.find('\n') : std::string::npos;
+  const size_t b = a == std::string::npos ? a : raw.find('\n', a + 1);
+  Nanos key = 0;
+  if (b == std::string::npos || b + 1 >= raw.size()) {
+    *error = "cursor: not a cursor of this list (give next_cursor as it came)";
+    return false;
+  }
+  const auto [end, ec] = std::from_chars(raw.data() + a + 1, raw.data() + b, key);
+  journey::OrderSort got = journey::OrderSort::kOrderId;
+  if (ec != std::errc() || end != raw.data() + b ||
+      !journey::ParseOrderSort(std::string_view(raw).substr(0, a), &got)) {
+    *error = "cursor: not a cursor of this list (give next_cursor as it came)";
+    return false;
+  }
+  if (got != sort) {
+    *error = std::string("cursor: made for sort=") + journey::OrderSortName(got) +
+             ", not sort=" + journey::OrderSortName(sort) + " (start again without a cursor)";
+    return false;
+  }
+  q->cursor_key = key;
+  q->cursor = raw.substr(b + 1);
+  return true;
+}
+
+// The first thing a stage expects from a service: who the board names for it.
+std::string ExpectedServiceOf(const journey::StageRule& st) {
+  for (const std::string* s : {&st.received_by, &st.processed_by, &st.next_by}) {
+    if (!s->empty()) return *s;
+  }
+  return "";
+}
+
+json SecondsOrNull(Duration d) {
+  return d.count() <= 0 ? json(nullptr) : json(std::chrono::duration<double>(d).count());
+}
+
+json OptionalCount(const std::function<std::optional<uint64_t>()>& fn) {
+  if (!fn) return nullptr;
+  const std::optional<uint64_t> v = fn();
+  return v ? json(*v) : json(nullptr);
 }
 
 // A clear partner id's pseudonyms under every retained key, current first, made as the redactor
@@ -203,6 +303,8 @@ void ListOrders(journey::Engine& engine, const ApiGuard& guard, const JourneyApi
   query.limit = options.default_limit;
   std::optional<std::string> partner;
   if (body_partner != nullptr) partner = *body_partner;
+  std::string cursor;
+  const std::shared_ptr<const journey::Rules> rules = engine.rules();
   for (const auto& [k, v] : q.params) {
     if (k == "partner") {
       // Kept out of the audit here: it may be a clear id (below says what was searched).
@@ -223,6 +325,21 @@ void ListOrders(journey::Engine& engine, const ApiGuard& guard, const JourneyApi
       event.resource.emplace_back(
           k, IsAuditedFilter(k) ? v.substr(0, 128) : std::string("[not recorded]"));
     }
+    if (k != "cursor" && v.size() > kMaxFilterBytes) {
+      JsonError(res, 400, k + ": longer than " + std::to_string(kMaxFilterBytes) + " bytes");
+      return;
+    }
+    // A repeatable filter: any of its values.
+    std::vector<std::string>* list = k == "stage"     ? &query.stages
+                                     : k == "service" ? &query.services
+                                     : k == "queue"   ? &query.queues
+                                                      : nullptr;
+    if ((list != nullptr && list->size() >= kMaxFilterValues) ||
+        (k == "kind" && query.kinds.size() >= kMaxFilterValues)) {
+      JsonError(res, 400,
+                k + ": at most " + std::to_string(kMaxFilterValues) + " values in one query");
+      return;
+    }
     if (k == "stuck") {
       if (v == "true" || v == "1") {
         query.stuck = true;
@@ -233,11 +350,52 @@ void ListOrders(journey::Engine& engine, const ApiGuard& guard, const JourneyApi
         return;
       }
     } else if (k == "stage") {
-      query.stage = v;
-    } else if (k == "service") {
-      query.service = v;
+      if (rules->StageIndex(v) < 0) {
+        JsonError(res, 400,
+                  "stage: unknown stage '" + v + "' (known: " + KnownStages(*rules) + ")");
+        return;
+      }
+      list->push_back(v);
+    } else if (k == "service" || k == "queue") {
+      if (v.empty()) {
+        JsonError(res, 400, k + ": expected a name, got nothing");
+        return;
+      }
+      list->push_back(v);
+    } else if (k == "kind") {
+      std::vector<std::string> names;
+      for (const journey::StuckKind x : kStuckKinds) {
+        if (v == journey::StuckKindName(x)) query.kinds.push_back(x);
+        names.emplace_back(journey::StuckKindName(x));
+      }
+      if (query.kinds.empty() || v != journey::StuckKindName(query.kinds.back())) {
+        JsonError(res, 400, "kind: unknown kind '" + v + "' (known: " + Join(names, ", ") + ")");
+        return;
+      }
+    } else if (k == "trace_id") {
+      std::string id = v;
+      std::transform(id.begin(), id.end(), id.begin(),
+                     [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+      if (!IsHex32(id) || id == std::string(32, '0')) {
+        JsonError(res, 400, "trace_id: expected 32 hex digits (not all zero), got '" + v + "'");
+        return;
+      }
+      query.trace_id = std::move(id);
+    } else if (k == "message_id") {
+      if (v.empty()) {
+        JsonError(res, 400, "message_id: expected a message id, got nothing");
+        return;
+      }
+      query.message_id = v;
+    } else if (k == "sort") {
+      if (!journey::ParseOrderSort(v, &query.sort)) {
+        JsonError(res, 400,
+                  "sort: unknown sort '" + v +
+                      "' (known: order_id, stuck_since, -stuck_since, stage_since, -stage_since)");
+        return;
+      }
     } else if (k == "cursor") {
-      query.cursor = v;
+      cursor = v;
     } else if (k == "limit") {
       if (!v.empty() && !ParseLimit(v, options.max_limit, &query.limit)) {
         JsonError(res, 400,
@@ -249,13 +407,23 @@ void ListOrders(journey::Engine& engine, const ApiGuard& guard, const JourneyApi
     } else {
       JsonError(res, 400,
                 "unknown query parameter '" + k +
-                    "' (known: stuck, stage, service, partner, limit, cursor, closed)");
+                    "' (known: stuck, stage, service, kind, queue, trace_id, message_id, partner, "
+                    "sort, limit, cursor, closed)");
       return;
     }
   }
-  if (!query.stage.empty() && engine.rules()->StageIndex(query.stage) < 0) {
-    JsonError(res, 400, "stage: unknown stage '" + query.stage + "'");
+  if (query.stuck == false && (journey::OrderSortStuckOnly(query.sort) || !query.kinds.empty())) {
+    JsonError(res, 400,
+              !query.kinds.empty() ? "kind: only stuck orders have one; not with stuck=false"
+                                   : std::string("sort=") + journey::OrderSortName(query.sort) +
+                                         " lists stuck orders only; not with stuck=false");
     return;
+  }
+  if (!cursor.empty()) {
+    if (!DecodeCursor(cursor, query.sort, &query, &error)) {
+      JsonError(res, 400, error);
+      return;
+    }
   }
   bool clear_lookup = false;
   if (partner.has_value()) {
@@ -289,20 +457,40 @@ void ListOrders(journey::Engine& engine, const ApiGuard& guard, const JourneyApi
       clear_lookup = true;
     }
   }
+  // A GET is conditional (a POST's body is not in the tag): the store's revision and what the
+  // broker said, read before the data.
+  if (body_partner == nullptr &&
+      AnswerNotModified(req, res,
+                        MakeETag({engine.revision(),
+                                  options.broker != nullptr ? options.broker->generation() : 0},
+                                 req))) {
+    return;
+  }
+  query.count_total = true;
+  query.with_open_hop = true;
   auto page = engine.store().ListOrders(query);
   if (!page.ok()) {
     JsonError(res, 500, "journey store: " + page.status().message());
     return;
   }
   json orders = json::array();
-  const auto rules = engine.rules();
   const Nanos now = engine.clock().Now();
-  for (journey::OrderRow& r : page.value().orders) {
+  journey::OrderPage& p = page.value();
+  for (size_t i = 0; i < p.orders.size(); ++i) {
+    journey::OrderRow& r = p.orders[i];
     // The stored line was written when the order was flagged; say it as of now.
     if (r.stuck != journey::StuckKind::kNone) r.summary = journey::SummaryLine(r, *rules, now);
-    orders.push_back(OrderSummaryJson(r));
+    json o = OrderSummaryJson(r);
+    const std::optional<journey::Hop>* hop = i < p.open_hop.size() ? &p.open_hop[i] : nullptr;
+    o["open_hop"] = hop != nullptr && hop->has_value() ? OpenHopJson(**hop, options.broker, now)
+                                                       : json(nullptr);
+    orders.push_back(std::move(o));
   }
-  json body{{"orders", std::move(orders)}, {"next_cursor", StrOrNull(page.value().next_cursor)}};
+  json body{{"orders", std::move(orders)},
+            {"total", p.total.value_or(0)},
+            {"next_cursor", p.next_cursor.empty()
+                                ? json(nullptr)
+                                : json(EncodeCursor(query.sort, p.next_key, p.next_cursor))}};
   // The pseudonyms a clear id was looked up as: the client may use them from now on.
   if (clear_lookup) body["partner_pseudonyms"] = query.partners;
   JsonResponse(res, 200, body);
@@ -326,13 +514,13 @@ json OrderSummaryJson(const journey::OrderRow& r) {
       {"last_seen", TimeOrNull(r.last_ns)},
       {"open_hops", r.open_hops},
       {"closed", r.closed},
-      {"partner", StrOrNull(r.partner)}};
+      {"partner", StrOrNull(r.partner)},
+      {"deadline", TimeOrNull(r.deadline_ns)}};
 }
 
 json OrderJson(const journey::Journey& jr, const std::optional<journey::Diagnosis>& diagnosis,
                std::string_view jaeger_ui) {
   json j = OrderSummaryJson(jr.order);
-  j["deadline"] = TimeOrNull(jr.order.deadline_ns);
   j["last_heartbeat"] = TimeOrNull(jr.order.last_heartbeat_ns);
   j["diagnosis"] = diagnosis ? DiagnosisJson(*diagnosis) : json(nullptr);
   if (diagnosis) j["summary"] = diagnosis->summary;
@@ -378,8 +566,135 @@ void RegisterBrokerRoute(net::HttpServer& server, const ApiGuard& guard,
                           }));
 }
 
+json SummaryJson(const journey::EngineSummary& s, Nanos now, const JourneyApiOptions& options) {
+  const journey::Rules& rules = *s.rules;
+  auto stage_name = [&rules](int index) -> std::string {
+    return index < 0 || static_cast<size_t>(index) >= rules.stages.size()
+               ? "none"
+               : rules.stages[static_cast<size_t>(index)].name;
+  };
+  auto optional_seconds = [](const std::optional<double>& v) {
+    return v ? json(*v) : json(nullptr);
+  };
+  json stages = json::array();
+  for (const journey::EngineSummary::Stage& st : s.stages) {
+    const journey::StageRule* rule =
+        st.index < 0 ? nullptr : &rules.stages[static_cast<size_t>(st.index)];
+    stages.push_back(json{
+        {"stage", stage_name(st.index)},
+        {"index", st.index},
+        {"terminal", rule != nullptr && rule->terminal()},
+        {"active", st.active},
+        {"stuck", st.stuck},
+        {"allowed_seconds",
+         rule != nullptr && rule->next >= 0 ? SecondsOrNull(rule->within) : json(nullptr)},
+        {"expected_service", rule != nullptr ? StrOrNull(ExpectedServiceOf(*rule)) : json(nullptr)},
+        {"p50_seconds", optional_seconds(st.p50_seconds)},
+        {"p95_seconds", optional_seconds(st.p95_seconds)}});
+  }
+  json stuck_by = json::array();
+  for (const journey::EngineSummary::StuckCell& c : s.stuck_by) {
+    stuck_by.push_back(json{{"stage", stage_name(c.stage)},
+                            {"service", StrOrNull(c.service)},
+                            {"kind", journey::StuckKindName(c.kind)},
+                            {"count", c.count}});
+  }
+  return json{{"as_of", Rfc3339(now)},
+              {"revision", s.revision},
+              {"totals", json{{"active", s.active},
+                              {"stuck", s.stuck},
+                              {"open_hops", s.open_hops},
+                              {"flagged_total", s.flagged_total},
+                              {"cleared_total", s.cleared_total},
+                              {"closed_total", s.closed_total},
+                              {"spans_accepted_total", OptionalCount(options.spans_accepted_total)},
+                              {"alerts_sent_total", OptionalCount(options.alerts_sent_total)}}},
+              {"stages", std::move(stages)},
+              {"stuck_by", std::move(stuck_by)}};
+}
+
+json RulesJson(const journey::Rules& rules, uint64_t generation) {
+  json stages = json::array();
+  for (size_t i = 0; i < rules.stages.size(); ++i) {
+    const journey::StageRule& st = rules.stages[i];
+    const bool has_next = st.next >= 0 && static_cast<size_t>(st.next) < rules.stages.size();
+    stages.push_back(json{
+        {"name", st.name},
+        {"index", i},
+        {"terminal", st.terminal()},
+        {"next", has_next ? json(rules.stages[static_cast<size_t>(st.next)].name) : json(nullptr)},
+        {"within_seconds", has_next ? SecondsOrNull(st.within) : json(nullptr)},
+        {"next_by", StrOrNull(st.next_by)},
+        {"heartbeat_seconds", SecondsOrNull(st.heartbeat)},
+        {"received_by", StrOrNull(st.received_by)},
+        {"within_receipt_seconds",
+         st.received_by.empty() ? json(nullptr) : SecondsOrNull(st.within_receipt)},
+        {"processed_by", StrOrNull(st.processed_by)},
+        {"within_processing_seconds",
+         st.processed_by.empty() ? json(nullptr) : SecondsOrNull(st.within_processing)},
+        {"severity", st.severity}});
+  }
+  return json{{"source", rules.source},
+              {"entity_key", rules.entity_key},
+              {"grace_seconds", std::chrono::duration<double>(rules.grace).count()},
+              {"message_processed_within_seconds", SecondsOrNull(rules.message_processed_within)},
+              {"stages", std::move(stages)},
+              {"revision", generation}};
+}
+
+// An OptionalCount as an ETag part (null apart from every count).
+uint64_t CountPart(const json& count) {
+  return count.is_null() ? ~uint64_t{0} : count.get<uint64_t>();
+}
+
+// A query string with no parameter (summary and rules take none): false after answering 400.
+bool NoQuery(const net::HttpRequest& req, net::HttpResponse& res) {
+  if (req.query.empty()) return true;
+  url::QueryParams q;
+  std::string error;
+  if (!url::ParseQuery(req.query, &q, &error)) {
+    JsonError(res, 400, error);
+    return false;
+  }
+  if (q.params.empty()) return true;
+  JsonError(res, 400,
+            "unknown query parameter '" + q.params.front().first.substr(0, 64) +
+                "' (this route takes none)");
+  return false;
+}
+
 void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, const ApiGuard& guard,
                            JourneyApiOptions options) {
+  server.Route(
+      "GET", "/api/v1/summary",
+      guard.Wrap(
+          "/api/v1/summary", "orders.list",
+          [&engine, options](net::HttpRequest& req, net::HttpResponse& res,
+                             audit::AuditEvent& event) {
+            event.resource.emplace_back("type", "summary");
+            if (!NoQuery(req, res)) return;
+            // The counters of other parts (spans accepted, alerts sent) are shown too.
+            const json accepted = OptionalCount(options.spans_accepted_total);
+            const json sent = OptionalCount(options.alerts_sent_total);
+            if (AnswerNotModified(
+                    req, res,
+                    MakeETag({engine.revision(), CountPart(accepted), CountPart(sent)}, req))) {
+              return;
+            }
+            const journey::EngineSummary s = engine.Summary();
+            JsonResponse(res, 200, SummaryJson(s, engine.clock().Now(), options));
+          }));
+  server.Route("GET", "/api/v1/rules",
+               guard.Wrap("/api/v1/rules", "orders.list",
+                          [&engine](net::HttpRequest& req, net::HttpResponse& res,
+                                    audit::AuditEvent& event) {
+                            event.resource.emplace_back("type", "rules");
+                            if (!NoQuery(req, res)) return;
+                            const uint64_t generation = engine.rules_generation();
+                            const std::shared_ptr<const journey::Rules> rules = engine.rules();
+                            if (AnswerNotModified(req, res, MakeETag({generation}, req))) return;
+                            JsonResponse(res, 200, RulesJson(*rules, generation));
+                          }));
   server.Route(
       "GET", "/api/v1/orders/*",
       guard.Wrap(
@@ -407,6 +722,15 @@ void RegisterJourneyRoutes(net::HttpServer& server, journey::Engine& engine, con
                           "(jaeger.query_url, docs/jaeger.md)");
                 return;
               }
+            }
+            // Conditional unless Jaeger is read too (its answer is not in the revision).
+            if (!include_jaeger &&
+                AnswerNotModified(
+                    req, res,
+                    MakeETag({engine.revision(),
+                              options.broker != nullptr ? options.broker->generation() : 0},
+                             req))) {
+              return;
             }
             auto jr = engine.store().GetJourney(id, options.max_spans);
             if (!jr.ok()) {

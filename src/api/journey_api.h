@@ -7,11 +7,23 @@
 //                             (jaeger/read_back.h); needs traces.read too (kTracesReadAction),
 //                             and 409 when Jaeger's query service is not configured.  Jaeger
 //                             down or slow is no error of the request: "jaeger"."error" says so.
-//   GET /api/v1/orders?stuck=true|false&stage=S&service=S&partner=P&limit=N&cursor=C
-//                             {"orders": [...], "next_cursor": "..." | null}
+//   GET /api/v1/orders?stuck=true|false&stage=S&service=S&kind=K&queue=Q&trace_id=T
+//                      &message_id=M&partner=P&sort=O&limit=N&cursor=C&closed=false
+//                             {"orders": [...], "total": N, "next_cursor": "..." | null}
+//                             stage, service, kind and queue repeat (any of the values), the
+//                             filters combine (all of them); sort: order_id (default),
+//                             stuck_since, -stuck_since (stuck orders only), stage_since,
+//                             -stage_since; the cursor (base64url) holds the sort's key and the
+//                             order id of the page's last order, and is 400 with another sort.
+//                             Each entry has its deadline and its oldest open hop with the
+//                             broker's sentence for it.
 //   POST /api/v1/orders/lookup-partner?<the same filters but partner>  {"partner": "P"}
 //                             the same list, with the partner out of the URL (and so out of
 //                             proxies' logs and browser histories)
+//   GET /api/v1/summary       the board's figures from the engine's memory (Engine::Summary):
+//                             totals, active / stuck / time in stage per stage in rule order,
+//                             stuck orders per stage x expected service x kind.
+//   GET /api/v1/rules         the lifecycle rules loaded, read-only.
 //
 // `partner` is a pseudonym (`pse:<key id>:...`, searched as it is) or a clear partner id: that
 // needs the action orders.lookup_partner too (DevOps by default), and redaction on; the server
@@ -22,8 +34,14 @@
 //                             no broker is configured.  Never affects /readyz.
 //
 // Every route runs behind the ApiGuard (api/api_guard.h): request id, sign-in, the action's
-// role check and one audit event per request.  Actions: orders.read, orders.list, broker.read,
-// orders.lookup_partner (kLookupPartnerAction), traces.read (kTracesReadAction).
+// role check and one audit event per request.  Actions: orders.read, orders.list (the list,
+// summary, rules), broker.read, orders.lookup_partner (kLookupPartnerAction), traces.read
+// (kTracesReadAction).
+//
+// The GETs of the list, an order (without include=jaeger), summary and rules are conditional
+// (api/etag.h): an ETag from the engine's revision (Engine::revision(); the rules' generation
+// for rules), the broker's generation where broker sentences show, and the request's target;
+// If-None-Match that matches is 304; Cache-Control: no-cache.
 //
 // Thread-safety: handlers run concurrently; the engine and store are thread-safe.
 #pragma once
@@ -66,6 +84,11 @@ struct JourneyApiOptions {
   // Unset: Jaeger's query service is not configured (jaeger.query_url), and ?include=jaeger is
   // 409.  Called on the API's threads.
   std::function<nlohmann::json(const journey::Journey&)> jaeger_read_back;
+  // Totals of other parts for GET /api/v1/summary: spans the receivers accepted and alerts the
+  // dispatcher delivered, since start.  Unset, or returning nullopt: null in the answer (no
+  // alert sink configured, say).  Called on the API's threads; must be cheap (every request).
+  std::function<std::optional<uint64_t>()> spans_accepted_total;
+  std::function<std::optional<uint64_t>()> alerts_sent_total;
 };
 
 // Registers the routes above.  `engine` and `guard` must outlive the server.

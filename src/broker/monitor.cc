@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <tuple>
 #include <utility>
 
 #include "broker/route.h"
@@ -34,6 +35,26 @@ std::string QueueSentence(const QueueState& q) {
 }
 
 json TimeOrNull(Nanos t) { return t == 0 ? json(nullptr) : json(Rfc3339(t)); }
+
+// Whether two polls differ in what DescribeHop() says (queue counts and consumers, the
+// routing), rates left out: they change at every poll.
+bool SameForHops(const Snapshot& a, const Snapshot& b) {
+  auto queue = [](const QueueState& q) {
+    return std::tie(q.vhost, q.name, q.ready, q.unacked, q.consumers, q.counted);
+  };
+  auto exchange = [](const ExchangeInfo& e) {
+    return std::tie(e.vhost, e.name, e.type, e.alternate_exchange);
+  };
+  auto binding = [](const BindingInfo& x) {
+    return std::tie(x.vhost, x.source, x.destination, x.destination_type, x.routing_key);
+  };
+  auto same = [](const auto& xs, const auto& ys, auto key) {
+    return std::equal(xs.begin(), xs.end(), ys.begin(), ys.end(),
+                      [&](const auto& x, const auto& y) { return key(x) == key(y); });
+  };
+  return same(a.queues, b.queues, queue) && same(a.exchanges, b.exchanges, exchange) &&
+         same(a.bindings, b.bindings, binding);
+}
 
 }  // namespace
 
@@ -114,6 +135,9 @@ void BrokerMonitor::Record(Result<Snapshot> result, Nanos now) {
       health_.error.clear();
       health_.last_poll_ns = now;
       health_.last_success_ns = now;
+      if (first || transition || !snapshot_ || !SameForHops(*snapshot_, *snap)) {
+        generation_.fetch_add(1, std::memory_order_acq_rel);
+      }
       snapshot_ = snap;
     }
     up_->Set(1);
@@ -142,6 +166,7 @@ void BrokerMonitor::Record(Result<Snapshot> result, Nanos now) {
       } else if (!outages_.empty()) {
         outages_.back().error = error;
       }
+      if (transition || health_.error != error) generation_.fetch_add(1, std::memory_order_acq_rel);
       health_.polled = true;
       health_.up = false;
       health_.error = error;

@@ -105,6 +105,9 @@ class BrokerMonitor final : public journey::BrokerView {
   // journey::BrokerView
   std::string DescribeHop(const journey::Hop& hop, Nanos now) const override;
   std::vector<Outage> OutagesSince(Nanos from_ns) const override;
+  // Bumped by Record() when the reachability, the error, a queue's counts or consumers, the
+  // exchanges or the bindings differ from the previous poll's (not for rates alone).
+  uint64_t generation() const override { return generation_.load(std::memory_order_acquire); }
 
  private:
   void UpdateQueueMetrics(const Snapshot& snap);
@@ -117,7 +120,8 @@ class BrokerMonitor final : public journey::BrokerView {
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> snapshot_;
   BrokerHealth health_;
-  std::deque<Outage> outages_;  // oldest first; the last one open while down
+  std::deque<Outage> outages_;           // oldest first; the last one open while down
+  std::atomic<uint64_t> generation_{0};  // see generation(); bumped under mu_
 
   // Metrics.
   std::unique_ptr<metrics::Registry> own_registry_;

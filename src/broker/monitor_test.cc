@@ -188,5 +188,37 @@ TEST(BrokerMonitorTest, StatusJson) {
   EXPECT_TRUE(j["outages"][0]["end"].is_null());
 }
 
+// generation() (the API's ETags) moves when what DescribeHop says may change, not at every poll.
+TEST(BrokerMonitorTest, GenerationMovesWhenTheAnswersMayChange) {
+  ordertrace::ManualClock clock(kT0);
+  BrokerMonitor m(Options(), clock, nullptr);
+  uint64_t g = m.generation();
+  m.Record(Snap(kT0), kT0);  // the first poll
+  EXPECT_GT(m.generation(), g);
+  g = m.generation();
+  Snapshot same = Snap(kT0 + kSec);
+  same.queues[0].publish_rate = 99;  // rates alone change nothing said
+  m.Record(same, kT0 + kSec);
+  EXPECT_EQ(m.generation(), g);
+  m.Record(Snap(kT0 + 2 * kSec, 1205), kT0 + 2 * kSec);  // one more message ready
+  EXPECT_GT(m.generation(), g);
+  g = m.generation();
+  Snapshot rebound = Snap(kT0 + 3 * kSec, 1205);
+  rebound.bindings.pop_back();
+  m.Record(rebound, kT0 + 3 * kSec);
+  EXPECT_GT(m.generation(), g);
+  g = m.generation();
+  m.Record(Status::Unavailable("connection refused"), kT0 + 4 * kSec);  // down
+  EXPECT_GT(m.generation(), g);
+  g = m.generation();
+  m.Record(Status::Unavailable("connection refused"), kT0 + 5 * kSec);  // still, same error
+  EXPECT_EQ(m.generation(), g);
+  m.Record(Status::Unavailable("timed out after 5000ms"), kT0 + 6 * kSec);  // another error
+  EXPECT_GT(m.generation(), g);
+  g = m.generation();
+  m.Record(rebound, kT0 + 7 * kSec);  // up again, the same snapshot as before
+  EXPECT_GT(m.generation(), g);
+}
+
 }  // namespace
 }  // namespace ordertrace::broker

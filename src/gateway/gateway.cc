@@ -664,6 +664,13 @@ Status Gateway::Start() {
         return {r, &r->pseudonymizer()};
       };
     }
+    // GET /api/v1/summary's totals of the receivers and the alert dispatcher.
+    journey_api.spans_accepted_total = [m = g.receiver_metrics.get()] {
+      return std::optional<uint64_t>(m->accepted_total());
+    };
+    journey_api.alerts_sent_total = [d = g.alerts.get()] {
+      return d != nullptr ? std::optional<uint64_t>(d->sent_total()) : std::nullopt;
+    };
     api::RegisterJourneyRoutes(*g.api, *g.engine, *g.guard, journey_api);
   }
   std::function<std::string()> broker_json;

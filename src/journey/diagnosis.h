@@ -15,6 +15,7 @@
 
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -88,6 +89,10 @@ class BrokerView {
   };
   // Outages that overlap [from_ns, now], oldest first (a bounded history).
   virtual std::vector<Outage> OutagesSince(Nanos from_ns) const = 0;
+  // A number that changes whenever what the two calls above answer may have changed (a poll
+  // saw other queue counts, bindings or reachability): part of the API's ETags.  Read it before
+  // the calls.  Lock-free; the default never changes (a view whose answers are fixed).
+  virtual uint64_t generation() const { return 0; }
 };
 
 // The attribution sentence for outages overlapping the current stage ("" when none):

@@ -36,12 +36,14 @@ struct Engine::Active {
   uint16_t open_hops = 0;
   uint16_t late_hops = 0;
   uint16_t last_service = kNoService;
+  uint16_t stuck_service = kNoService;  // the expected service it is counted under while stuck
   int8_t stage = -1;
   StuckKind stuck = StuckKind::kNone;
-  bool closed = false;
-  bool touched = false;  // changed in the current Apply/Tick
-  bool moved = false;    // reached a later stage in the current Apply
-  uint8_t event = 0;     // kFlagged / kCleared in the current Apply/Tick: listeners hear it
+  // Bit fields: the record stays 112 bytes with stuck_service.
+  bool closed : 1 = false;
+  bool touched : 1 = false;  // changed in the current Apply/Tick
+  bool moved : 1 = false;    // reached a later stage in the current Apply
+  uint8_t event : 2 = 0;     // kFlagged / kCleared in the current Apply/Tick: listeners hear it
 };
 
 struct Engine::Verdict {
@@ -141,14 +143,78 @@ uint16_t Engine::InternService(std::string_view service) {
   return id;
 }
 
-void Engine::CountOrder(const Active& a, int delta) {
+namespace {
+uint32_t StuckKey(int stage, StuckKind kind, uint16_t service) {
+  const auto slot = static_cast<uint32_t>(stage < 0 ? 0 : stage + 1);
+  return slot << 24 | static_cast<uint32_t>(kind) << 16 | service;
+}
+}  // namespace
+
+void Engine::CountOrder(Active& a, int delta) {
   metrics_->CountOrder(a.stage, a.stuck, delta);
+  if (a.stuck == StuckKind::kNone) return;
+  // Counted in and out under the service it was counted in with (the expected service may
+  // change meanwhile, as facts arrive; the next recount moves it).
+  if (delta > 0) a.stuck_service = StuckServiceOf(a);
+  const auto it =
+      stuck_by_service_.try_emplace(StuckKey(a.stage, a.stuck, a.stuck_service), 0).first;
+  it->second += delta;
+  if (it->second == 0) stuck_by_service_.erase(it);
+}
+
+// The service a stuck order waits for, as RowOf() names it (OrderRow::expected_service).
+uint16_t Engine::StuckServiceOf(const Active& a) {
+  const Verdict v = Evaluate(a, std::max(clock_.Now(), a.stuck_since_ns));
+  if (!v.expected_service.empty()) return InternService(v.expected_service);
+  if (a.stage >= 0 && !a.closed) return a.last_service;
+  return kNoService;
 }
 
 void Engine::RebuildStageMetrics() {
   metrics_->Rebuild(*rules_);
-  for (const auto& e : *active_) CountOrder(e.second, +1);
+  stuck_by_service_.clear();
+  for (auto& e : *active_) CountOrder(e.second, +1);
   metrics_->Publish(*rules_);
+}
+
+EngineSummary Engine::Summary() const {
+  EngineSummary out;
+  out.revision = revision();
+  MutexLock lock(mu_);
+  out.rules = rules_;
+  out.active = active_->size();
+  out.stuck = stuck_;
+  out.open_hops = hops_.size();
+  out.flagged_total = metrics_->flagged_total();
+  out.cleared_total = metrics_->cleared_total();
+  out.closed_total = metrics_->closed_total();
+  for (size_t slot = 0; slot < metrics_->slots(); ++slot) {
+    EngineSummary::Stage st;
+    st.index = static_cast<int>(slot) - 1;
+    st.active = metrics_->active_in(slot);
+    st.stuck = metrics_->stuck_in(slot);
+    st.p50_seconds = metrics_->StageDurationQuantile(slot, 0.5);
+    st.p95_seconds = metrics_->StageDurationQuantile(slot, 0.95);
+    out.stages.push_back(st);
+  }
+  out.stuck_by.reserve(stuck_by_service_.size());
+  for (const auto& [key, count] : stuck_by_service_) {
+    EngineSummary::StuckCell c;
+    c.stage = static_cast<int>(key >> 24) - 1;
+    c.kind = static_cast<StuckKind>((key >> 16) & 0xff);
+    const uint16_t service = key & 0xffff;
+    if (service != kNoService && service < services_.size()) c.service = services_[service];
+    c.count = count;
+    out.stuck_by.push_back(std::move(c));
+  }
+  std::sort(out.stuck_by.begin(), out.stuck_by.end(),
+            [](const EngineSummary::StuckCell& a, const EngineSummary::StuckCell& b) {
+              if (a.count != b.count) return a.count > b.count;
+              if (a.stage != b.stage) return a.stage < b.stage;
+              if (a.service != b.service) return a.service < b.service;
+              return a.kind < b.kind;
+            });
+  return out;
 }
 
 Engine::Verdict Engine::Evaluate(const Active& a, Nanos now) const {
@@ -418,6 +484,7 @@ Status Engine::Recover() {
     order_heap_->Update(&e);
   }
   RebuildStageMetrics();
+  Changed();
   log::Info("journeys recovered", {{"active_orders", static_cast<uint64_t>(active_->size())},
                                    {"open_hops", static_cast<uint64_t>(hops)},
                                    {"stuck_orders", static_cast<uint64_t>(stuck_)}});
@@ -515,6 +582,7 @@ Status Engine::Apply(std::vector<SpanRecord> facts) {
     kick = NextDeadlineLocked() < wake_before;
   }
   Status s = Write(&p);
+  Changed();
   Notify(p);
   if (kick) detector_.Wake();
   return s;
@@ -589,8 +657,10 @@ size_t Engine::Tick(Nanos now) {
     }
     Prepare(&p);
   }
+  const bool changed = !p.batch.empty();
   Status s = Write(&p);
   (void)s;  // counted and retried by Write()
+  if (changed) Changed();
   Notify(p);
   return flagged;
 }
@@ -705,6 +775,7 @@ size_t Engine::ForgetInactive(Nanos cutoff) {
   metrics_->Publish(*rules_);
   const ActiveMap& active = *active_;
   hops_.EraseIf([&](const HopEntry& h) { return active.count(h.second.order_id) == 0; });
+  Changed();
   return forgotten;
 }
 
@@ -731,6 +802,7 @@ Status Engine::SetRules(std::shared_ptr<const Rules> rules) {
     const std::vector<std::string> old_watched = watched_;
     rules_ = std::move(rules);
     published_rules_.store(rules_);
+    rules_generation_.fetch_add(1, std::memory_order_acq_rel);
     watched_ = rules_->WatchedServices();
     const Nanos now = clock_.Now();
     // Message deadlines under the new rules (messages.processed_within, grace), from the
@@ -779,6 +851,7 @@ Status Engine::SetRules(std::shared_ptr<const Rules> rules) {
     source = rules_->source;
   }
   Status s = Write(&p);
+  Changed();
   Notify(p);
   detector_.Wake();
   log::Info("journey rules replaced",

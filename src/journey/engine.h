@@ -41,6 +41,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -67,6 +68,39 @@ class EngineListener {
   virtual ~EngineListener() = default;
   virtual void OnStuck(const OrderRow& row) = 0;
   virtual void OnCleared(const OrderRow& row) = 0;
+};
+
+// The engine's state in figures, for GET /api/v1/summary: taken in one go under the state lock
+// (Engine::Summary()), in O(stages × kinds × services), never from the store.
+struct EngineSummary {
+  uint64_t revision = 0;               // Engine::revision() when it was taken (read first)
+  std::shared_ptr<const Rules> rules;  // the rules the stage indexes refer to
+  uint64_t active = 0;
+  uint64_t stuck = 0;
+  uint64_t open_hops = 0;
+  // Since the gateway started (the engine's counters).
+  uint64_t flagged_total = 0;
+  uint64_t cleared_total = 0;
+  uint64_t closed_total = 0;
+  struct Stage {
+    int index = -1;  // into rules->stages; -1: no milestone yet ("none")
+    int64_t active = 0;
+    int64_t stuck = 0;
+    // Time spent in the stage by the orders that left it since start (the stage-duration
+    // histogram, interpolated within a bucket: HistogramQuantile); nullopt before any did.
+    std::optional<double> p50_seconds;
+    std::optional<double> p95_seconds;
+  };
+  std::vector<Stage> stages;  // "none" first, then the rules' stages in order
+  // Stuck orders by stage, the service expected to act (OrderRow::expected_service, "" none)
+  // and what they missed; cells with no order left out.
+  struct StuckCell {
+    int stage = -1;
+    std::string service;
+    StuckKind kind = StuckKind::kNone;
+    int64_t count = 0;
+  };
+  std::vector<StuckCell> stuck_by;  // count descending, then stage, service, kind
 };
 
 struct EngineOptions {
@@ -135,6 +169,19 @@ class Engine {
   // store read runs without the engine's locks.
   std::string PublishOrder(std::string_view send_span_id) EXCLUDES(mu_);
   size_t stuck_orders() const EXCLUDES(mu_);
+
+  // A counter bumped after every change the engine makes to its state and has written to the
+  // store (Apply, Tick's flags and deadlines, clears, SetRules, ForgetInactive, Recover): what
+  // a reader saw at revision N is current while revision() is still N, so it keys ETags.
+  // Bumped after the store write, so a reader that reads revision() before the data never
+  // caches newer data under an older revision.  Lock-free.
+  uint64_t revision() const { return revision_.load(std::memory_order_acquire); }
+  // 1 for the rules the engine started with, +1 for each SetRules(): GET /api/v1/rules' revision.
+  uint64_t rules_generation() const { return rules_generation_.load(std::memory_order_acquire); }
+
+  // The figures of GET /api/v1/summary (EngineSummary), under the state lock.
+  EngineSummary Summary() const EXCLUDES(mu_);
+
   JourneyStore& store() { return store_; }
   const Clock& clock() const { return clock_; }
 
@@ -155,7 +202,9 @@ class Engine {
   ActiveEntry* FindOrLoad(const std::string& order_id, Pending* p, Status* error) REQUIRES(mu_);
   void ApplyToOrder(ActiveEntry* e, const SpanRecord& r, Pending* p) REQUIRES(mu_);
   void CloseHop(HopEntry* h, const SpanRecord& process, Pending* p) REQUIRES(mu_);
-  void CountOrder(const Active& a, int delta) REQUIRES(mu_);
+  void CountOrder(Active& a, int delta) REQUIRES(mu_);
+  uint16_t StuckServiceOf(const Active& a) REQUIRES(mu_);  // interned expected service
+  void Changed() { revision_.fetch_add(1, std::memory_order_acq_rel); }
   void RebuildStageMetrics() REQUIRES(mu_);  // rules replaced or recovered
   // The in-memory half of a mutation: rows of the touched orders into the batch, closed orders
   // out of memory, stage gauges published.
@@ -187,12 +236,17 @@ class Engine {
   std::unique_ptr<DeadlineHeap<ActiveEntry>> order_heap_ PT_GUARDED_BY(mu_);
   OpenHops hops_ GUARDED_BY(mu_);
   size_t stuck_ GUARDED_BY(mu_) = 0;
+  // Stuck orders by (stage slot, kind, interned expected service): key StuckKey(), value the
+  // count; kept with the per-stage counts (CountOrder), entries at 0 removed.
+  std::unordered_map<uint32_t, int64_t> stuck_by_service_ GUARDED_BY(mu_);
   KnownIds known_ GUARDED_BY(mu_);  // every order id the store holds (active ones too)
   std::vector<EngineListener*> listeners_ GUARDED_BY(mu_);
   std::unique_ptr<EngineMetrics> metrics_ PT_GUARDED_BY(mu_);
   // What rules() returns: rules_, published for readers that must not wait for mu_.
   std::atomic<std::shared_ptr<const Rules>> published_rules_;
   metrics::Counter* store_errors_;  // the one metric written outside mu_ (thread-safe)
+  std::atomic<uint64_t> revision_{0};
+  std::atomic<uint64_t> rules_generation_{1};
 
   Detector detector_;  // last: stopped (by ~Engine) before the state it ticks goes away
 };

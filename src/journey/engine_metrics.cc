@@ -158,6 +158,44 @@ void EngineMetrics::Rebuild(const Rules& rules) {
   }
 }
 
+std::optional<double> HistogramQuantile(const metrics::Histogram& h, double q) {
+  std::vector<uint64_t> cumulative;
+  double sum = 0;
+  uint64_t count = 0;
+  h.Snapshot(&cumulative, &sum, &count);
+  const std::vector<double>& bounds = h.bounds();
+  if (count == 0 || cumulative.empty() || bounds.empty()) return std::nullopt;
+  const double rank = std::clamp(q, 0.0, 1.0) * static_cast<double>(count);
+  for (size_t i = 0; i < bounds.size() && i < cumulative.size(); ++i) {
+    if (static_cast<double>(cumulative[i]) < rank) continue;
+    const double lower = i == 0 ? 0.0 : bounds[i - 1];
+    const uint64_t below = i == 0 ? 0 : cumulative[i - 1];
+    const uint64_t in_bucket = cumulative[i] - below;
+    if (in_bucket == 0) return lower;
+    return lower + (bounds[i] - lower) * (rank - static_cast<double>(below)) /
+                       static_cast<double>(in_bucket);
+  }
+  return bounds.back();  // in the +Inf bucket
+}
+
+int64_t EngineMetrics::stuck_in(size_t slot) const {
+  int64_t n = 0;
+  for (size_t k = 1; k < kStuckKinds; ++k) n += stuck_by_stage_[slot * kStuckKinds + k];
+  return n;
+}
+
+std::optional<double> EngineMetrics::StageDurationQuantile(size_t slot, double q) const {
+  if (slot >= stage_duration_.size() || stage_duration_[slot] == nullptr) return std::nullopt;
+  return HistogramQuantile(*stage_duration_[slot], q);
+}
+
+uint64_t EngineMetrics::flagged_total() const {
+  uint64_t n = 0;
+  flagged_total_->ForEach(
+      [&n](const std::vector<std::string>&, const metrics::Counter& c) { n += c.Value(); });
+  return n;
+}
+
 void EngineMetrics::Publish(const Rules& rules) {
   for (size_t slot = 0; slot < active_by_stage_.size(); ++slot) {
     active_by_stage_gauges_[slot]->Set(static_cast<double>(active_by_stage_[slot]));

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -25,6 +26,12 @@
 #include "journey/types.h"
 
 namespace ordertrace::journey {
+
+// The `q` quantile (0..1) of what `h` observed, as Prometheus' histogram_quantile() estimates
+// it: linear interpolation within the bucket holding the rank (from 0 for the first bucket);
+// the highest finite bound when the rank falls in the +Inf bucket; nullopt with no
+// observation.  An estimate: its error is up to a bucket's width.
+std::optional<double> HistogramQuantile(const metrics::Histogram& h, double q);
 
 class EngineMetrics {
  public:
@@ -54,6 +61,18 @@ class EngineMetrics {
   // An order left `stage` (entered at `stage_ns`) by reaching a later one at `reached_ns`.
   void ObserveStageLeft(const Rules& rules, int stage, Nanos stage_ns, Nanos reached_ns);
   void Publish(const Rules& rules);
+
+  // The counts and totals GET /api/v1/summary shows (Engine::Summary), by slot as above.
+  size_t slots() const { return active_by_stage_.size(); }
+  int64_t active_in(size_t slot) const { return active_by_stage_[slot]; }
+  int64_t stuck_in(size_t slot) const;  // every kind
+  // A quantile (0..1) of the time spent in the stage of `slot` by the orders that left it since
+  // start, interpolated linearly within its histogram bucket (HistogramQuantile); nullopt
+  // before any order left it.
+  std::optional<double> StageDurationQuantile(size_t slot, double q) const;
+  uint64_t flagged_total() const;  // every kind
+  uint64_t cleared_total() const { return cleared_total_->Value(); }
+  uint64_t closed_total() const { return closed_total_->Value(); }
 
  private:
   size_t StageSlot(int stage) const;

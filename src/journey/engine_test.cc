@@ -280,3 +280,115 @@ TEST(EngineTest, DetectorThreadFlagsOnItsOwn) {
 
 }  // namespace
 }  // namespace ordertrace::journey
+
+namespace ordertrace::journey {
+namespace {
+
+// Engine::Summary() (GET /api/v1/summary) and Engine::revision() (its ETags).
+TEST(EngineSummaryTest, CountsByStageServiceAndKindWithStageTimesAndRevisions) {
+  ManualClock clock(kT0);
+  auto store = NewMemoryStore();
+  Engine engine(std::make_shared<Rules>(DefaultRules()), *store, clock, nullptr);
+  const uint64_t r0 = engine.revision();
+  // A: submitted, nobody picks it up; B: priced 10 s after its submission; C: closed.
+  ASSERT_TRUE(engine.Apply({Submitted("A", "00000000000000a1", kT0)}).ok());
+  const uint64_t r1 = engine.revision();
+  EXPECT_GT(r1, r0);
+  ASSERT_TRUE(
+      engine
+          .Apply({Submitted("B", "00000000000000b1", kT0),
+                  Milestone("B", "00000000000000b2", "PRICE_CALCULATED", "mes", kT0 + 10 * kSecond),
+                  Milestone("C", "00000000000000c1", "CLOSED", "crm", kT0)})
+          .ok());
+  const uint64_t r2 = engine.revision();
+  EXPECT_GT(r2, r1);
+  EXPECT_EQ(engine.Tick(clock.Now()), 0u);
+  EXPECT_EQ(engine.revision(), r2);        // nothing due: no change
+  clock.Advance(std::chrono::minutes(3));  // A: within_receipt 2m + grace 30s have passed
+  EXPECT_EQ(engine.Tick(clock.Now()), 1u);
+  const uint64_t r3 = engine.revision();
+  EXPECT_GT(r3, r2);
+
+  EngineSummary s = engine.Summary();
+  EXPECT_EQ(s.revision, r3);
+  ASSERT_NE(s.rules, nullptr);
+  EXPECT_EQ(s.active, 2u);
+  EXPECT_EQ(s.stuck, 1u);
+  EXPECT_EQ(s.flagged_total, 1u);
+  EXPECT_EQ(s.cleared_total, 0u);
+  EXPECT_EQ(s.closed_total, 1u);
+  ASSERT_EQ(s.stages.size(), s.rules->stages.size() + 1);
+  EXPECT_EQ(s.stages[0].index, -1);
+  EXPECT_EQ(s.stages[0].active, 0);
+  EXPECT_EQ(s.stages[1].index, 0);  // SUBMITTED
+  EXPECT_EQ(s.stages[1].active, 1);
+  EXPECT_EQ(s.stages[1].stuck, 1);
+  // One order left SUBMITTED after 10 s: in the (5, 15] bucket, interpolated.
+  ASSERT_TRUE(s.stages[1].p50_seconds.has_value());
+  EXPECT_DOUBLE_EQ(*s.stages[1].p50_seconds, 10.0);
+  EXPECT_DOUBLE_EQ(*s.stages[1].p95_seconds, 14.5);
+  EXPECT_EQ(s.stages[2].active, 1);  // PRICE_CALCULATED
+  EXPECT_FALSE(s.stages[2].p50_seconds.has_value());
+  ASSERT_EQ(s.stuck_by.size(), 1u);
+  EXPECT_EQ(s.stuck_by[0].stage, 0);
+  EXPECT_EQ(s.stuck_by[0].service, "mes");
+  EXPECT_EQ(s.stuck_by[0].kind, StuckKind::kNotReceived);
+  EXPECT_EQ(s.stuck_by[0].count, 1);
+  // The same service as the order's row says it.
+  auto row = store->GetOrder("A");
+  ASSERT_TRUE(row.ok() && row->has_value());
+  EXPECT_EQ((*row)->expected_service, "mes");
+
+  // mes picks A up: cleared, the matrix empties.
+  SpanRecord pickup = Submitted("A", "00000000000000a2", clock.Now());
+  pickup.stage.clear();
+  pickup.service = "mes";
+  ASSERT_TRUE(engine.Apply({pickup}).ok());
+  EXPECT_GT(engine.revision(), r3);
+  s = engine.Summary();
+  EXPECT_EQ(s.stuck, 0u);
+  EXPECT_EQ(s.cleared_total, 1u);
+  EXPECT_TRUE(s.stuck_by.empty());
+  EXPECT_EQ(s.stages[1].stuck, 0);
+
+  // New rules are a change too.
+  const uint64_t r4 = engine.revision();
+  ASSERT_TRUE(engine.SetRules(std::make_shared<Rules>(DefaultRules())).ok());
+  EXPECT_GT(engine.revision(), r4);
+}
+
+// Many stuck orders over several services and kinds: the matrix adds up to the stage counts.
+TEST(EngineSummaryTest, MatrixAddsUpToTheStuckCounts) {
+  ManualClock clock(kT0);
+  auto store = NewMemoryStore();
+  Engine engine(std::make_shared<Rules>(DefaultRules()), *store, clock, nullptr);
+  std::vector<SpanRecord> spans;
+  for (int i = 0; i < 30; ++i) {
+    const std::string id = "O" + std::to_string(i);
+    char span[17];
+    std::snprintf(span, sizeof span, "%016x", 0x100 + i);
+    if (i % 3 == 0) {
+      spans.push_back(Submitted(id, span, kT0));
+    } else {
+      spans.push_back(Milestone(id, span, i % 3 == 1 ? "PRICE_CALCULATED" : "APPROVED",
+                                i % 2 == 0 ? "crm" : "mes", kT0));
+    }
+  }
+  ASSERT_TRUE(engine.Apply(std::move(spans)).ok());
+  clock.Advance(std::chrono::hours(30));
+  engine.Tick(clock.Now());
+  const EngineSummary s = engine.Summary();
+  EXPECT_EQ(s.stuck, 30u);
+  int64_t cells = 0;
+  for (size_t i = 1; i < s.stuck_by.size(); ++i) {
+    EXPECT_GE(s.stuck_by[i - 1].count, s.stuck_by[i].count);
+  }
+  for (const auto& c : s.stuck_by) cells += c.count;
+  EXPECT_EQ(cells, 30);
+  int64_t by_stage = 0;
+  for (const auto& st : s.stages) by_stage += st.stuck;
+  EXPECT_EQ(by_stage, 30);
+}
+
+}  // namespace
+}  // namespace ordertrace::journey

@@ -49,6 +49,12 @@ void ReceiverMetrics::Accepted(otlp::Protocol p, uint64_t spans) {
   accepted_by_protocol_[Index(p)]->Inc(spans);
 }
 
+uint64_t ReceiverMetrics::accepted_total() const {
+  uint64_t n = 0;
+  for (const metrics::Counter* c : accepted_by_protocol_) n += c->Value();
+  return n;
+}
+
 void ReceiverMetrics::Refused(otlp::Protocol p, const char* reason, uint64_t spans) {
   refused_.With({otlp::ProtocolName(p), reason}).Inc(spans);
 }

@@ -15,6 +15,8 @@ class ReceiverMetrics {
 
   // ordertrace_receiver_accepted_spans_total{protocol}
   void Accepted(otlp::Protocol p, uint64_t spans);
+  // Spans accepted since start, every protocol (the sum of the counter above).
+  uint64_t accepted_total() const;
   // ordertrace_receiver_refused_spans_total{protocol,reason}; reason is a RefuseReasonName or
   // one of "malformed", "too_large", "unsupported", "throttled", "unavailable", "internal" for
   // spans (or whole requests, counted as 1 when the span count is unknown) refused outside

@@ -139,3 +139,66 @@ std::optional<Nanos> RetentionCutoff(Nanos now, Duration keep) {
 }
 
 }  // namespace ordertrace::journey
+
+namespace ordertrace::journey {
+
+Nanos OrderSortKey(const OrderRow& o, OrderSort sort) {
+  switch (sort) {
+    case OrderSort::kStuckSince:
+    case OrderSort::kStuckSinceDesc:
+      return o.stuck_since_ns;
+    case OrderSort::kStageSince:
+    case OrderSort::kStageSinceDesc:
+      return o.stage_ns;
+    case OrderSort::kOrderId:
+      break;
+  }
+  return 0;
+}
+
+bool OrderSortDescending(OrderSort sort) {
+  return sort == OrderSort::kStuckSinceDesc || sort == OrderSort::kStageSinceDesc;
+}
+
+bool OrderSortStuckOnly(OrderSort sort) {
+  return sort == OrderSort::kStuckSince || sort == OrderSort::kStuckSinceDesc;
+}
+
+bool OrderSortBefore(OrderSort sort, Nanos a_key, std::string_view a_id, Nanos b_key,
+                     std::string_view b_id) {
+  if (OrderSortDescending(sort)) {
+    if (a_key != b_key) return a_key > b_key;
+    return a_id > b_id;
+  }
+  if (a_key != b_key) return a_key < b_key;
+  return a_id < b_id;
+}
+
+const char* OrderSortName(OrderSort sort) {
+  switch (sort) {
+    case OrderSort::kOrderId:
+      return "order_id";
+    case OrderSort::kStuckSince:
+      return "stuck_since";
+    case OrderSort::kStuckSinceDesc:
+      return "-stuck_since";
+    case OrderSort::kStageSince:
+      return "stage_since";
+    case OrderSort::kStageSinceDesc:
+      return "-stage_since";
+  }
+  return "order_id";
+}
+
+bool ParseOrderSort(std::string_view name, OrderSort* out) {
+  for (const OrderSort s : {OrderSort::kOrderId, OrderSort::kStuckSince, OrderSort::kStuckSinceDesc,
+                            OrderSort::kStageSince, OrderSort::kStageSinceDesc}) {
+    if (name == OrderSortName(s)) {
+      *out = s;
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace ordertrace::journey

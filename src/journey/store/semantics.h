@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "journey/store/store.h"
 #include "journey/types.h"
 
 namespace ordertrace::journey {
@@ -59,6 +60,19 @@ void KeepPartner(OrderRow& row, const OrderRow& stored);
 
 // Orders in ListOrders pages: what a page holds at most (limit 0 counts as 1).
 inline size_t PageLimit(size_t limit) { return limit == 0 ? 1 : limit; }
+
+// OrderSort (store.h) as ListOrders applies it: the key an order sorts by (0 for kOrderId),
+// whether the order is descending (the key, then order_id), whether the sort lists stuck orders
+// only, and whether order `a` comes before `b`.
+Nanos OrderSortKey(const OrderRow& o, OrderSort sort);
+bool OrderSortDescending(OrderSort sort);
+bool OrderSortStuckOnly(OrderSort sort);
+bool OrderSortBefore(OrderSort sort, Nanos a_key, std::string_view a_id, Nanos b_key,
+                     std::string_view b_id);
+// The name in GET /api/v1/orders?sort= ("order_id", "stuck_since", "-stuck_since",
+// "stage_since", "-stage_since"), and back (false for another name).
+const char* OrderSortName(OrderSort sort);
+bool ParseOrderSort(std::string_view name, OrderSort* out);
 
 // "svc=ns;svc=ns": OrderRow.services as stored text; '%', '=' and ';' in names are
 // percent-encoded.  ParseServices returns false on malformed text.

@@ -42,23 +42,50 @@ struct WriteBatch {
   }
 };
 
-// GET /api/v1/orders filters.  Orders come sorted by order_id; `cursor` is the last order_id
-// of the previous page ("" for the first).
+// The orders of a list, in what order (GET /api/v1/orders?sort=).  Every order is by a key,
+// then by order_id in the key's direction, so (key, order_id) is a position pages resume from.
+enum class OrderSort : uint8_t {
+  kOrderId,         // by order_id (no key)
+  kStuckSince,      // stuck orders only, the longest stuck first: stuck_since_ns ascending
+  kStuckSinceDesc,  // stuck orders only, the latest stuck first
+  kStageSince,      // the longest in their stage first: stage_ns ascending (0, no milestone, first)
+  kStageSinceDesc,  // the latest to enter their stage first
+};
+
+// GET /api/v1/orders filters: each non-empty list is "any of these", and every filter given must
+// hold.
 struct OrderQuery {
-  std::optional<bool> stuck;   // only stuck (true) / only not stuck (false)
-  std::string stage;           // exact stage name; "" any
-  std::string service;         // matches expected_service or last_service; "" any
-  bool include_closed = true;  // false: only orders not closed
+  std::optional<bool> stuck;          // only stuck (true) / only not stuck (false)
+  std::vector<std::string> stages;    // exact stage names
+  std::vector<std::string> services;  // matches expected_service or last_service
+  std::vector<StuckKind> kinds;       // stuck with one of these kinds (kNone never matches)
+  std::vector<std::string> queues;    // an open hop (published, not processed) names the queue
+  std::string trace_id;               // a span of the order is in this trace; "" any
+  std::string message_id;             // a hop of the order carries this message id; "" any
+  bool include_closed = true;         // false: only orders not closed
   // Orders whose partner is any of these (a clear id's pseudonyms under every retained key);
   // empty: any partner, or none.
   std::vector<std::string> partners;
+  OrderSort sort = OrderSort::kOrderId;
   size_t limit = 100;
+  // Where the page starts: after the order (cursor_key, cursor) in the sort's order, i.e. the
+  // previous page's OrderPage::next_key and next_cursor; cursor "" for the first page.  The key
+  // is unused by kOrderId.
   std::string cursor;
+  Nanos cursor_key = 0;
+  bool count_total = false;    // fill OrderPage::total
+  bool with_open_hop = false;  // fill OrderPage::open_hop
 };
 
 struct OrderPage {
   std::vector<OrderRow> orders;
-  std::string next_cursor;  // "" when there is no further page
+  std::string next_cursor;  // the last order's id when there is a further page, else ""
+  Nanos next_key = 0;       // with next_cursor: the last order's sort key (OrderSortKey)
+  // count_total: the orders matching the filters, on every page (the cursor aside).
+  std::optional<uint64_t> total;
+  // with_open_hop: per order (same index), its oldest open hop (by published_ns, then
+  // send_span_id), nullopt when it has none.
+  std::vector<std::optional<Hop>> open_hop;
 };
 
 // What retention removes, per kind of data.  0 keeps forever.

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "journey/store/memory/memory_store.h"
+#include "journey/store/semantics.h"
 #include "journey/store/sqlite/db.h"
 #include "journey/store/sqlite/schema.h"
 #include "journey/store/sqlite/sqlite_store.h"
@@ -567,19 +568,19 @@ TYPED_TEST(StoreContractTest, ListOrdersFilters) {
   q.stuck = false;
   EXPECT_EQ(this->Ids(q), Expected([](int i) { return i % 3 != 0; }));
   q.stuck.reset();
-  q.stage = "paid";
+  q.stages = {"paid"};
   EXPECT_EQ(this->Ids(q), Expected([](int i) { return i % 3 == 1; }));
-  q.stage = "nope";
+  q.stages = {"nope"};
   EXPECT_TRUE(this->Ids(q).empty());
-  q.stage.clear();
-  q.service = "billing";
+  q.stages.clear();
+  q.services = {"billing"};
   EXPECT_EQ(this->Ids(q), Expected([](int i) { return i % 5 == 0 || i % 7 == 0; }));
-  q.service.clear();
+  q.services.clear();
   q.include_closed = false;
   EXPECT_EQ(this->Ids(q), Expected([](int i) { return i % 4 != 0; }));
   q.stuck = true;
-  q.stage = "created";
-  q.service = "billing";
+  q.stages = {"created"};
+  q.services = {"billing"};
   EXPECT_EQ(this->Ids(q),
             Expected([](int i) { return i % 3 == 0 && i % 4 != 0 && (i % 5 == 0 || i % 7 == 0); }));
 }
@@ -669,6 +670,234 @@ TYPED_TEST(StoreContractTest, ListOrdersFiltersByPartnerAndComposes) {
     }
     EXPECT_EQ(all, expected({"pse:k1:P1"}, false)) << "limit " << limit;
   }
+}
+
+// 48 orders for the sorts and the new filters: stuck every 2nd with kinds cycling and stuck
+// times with ties; stages cycling with entry times with ties; a span per order in one of 4
+// traces; a hop per order (messages m0..m5, queues qa/qb/""), open for every 3rd.
+constexpr int kSortOrders = 48;
+const StuckKind kKinds[] = {StuckKind::kNextOverdue, StuckKind::kNotReceived,
+                            StuckKind::kMessageUnprocessed};
+const char* const kSortStages[] = {"created", "paid", "shipped", "created"};
+bool SortStuck(int i) { return i % 2 == 0; }
+StuckKind SortKind(int i) { return SortStuck(i) ? kKinds[(i / 2) % 3] : StuckKind::kNone; }
+std::string SortQueue(int i) { return i % 4 == 0 ? "" : (i % 4 == 1 ? "qa" : "qb"); }
+bool SortHopOpen(int i) { return i % 3 == 0; }
+std::string SortTrace(int i) { return Hex(0x7000 + i % 4, 32); }
+std::string SortMessage(int i) { return "m" + std::to_string(i % 6); }
+
+OrderRow SortRow(int i) {
+  OrderRow o = MakeOrder(OrderId(i), 5000 + i, false, SortKind(i), kSortStages[i % 4]);
+  o.stuck_since_ns = SortStuck(i) ? 100 + (i * 7) % 5 : 0;  // ties across orders
+  o.stage_ns = 200 + (i * 5) % 9;
+  o.expected_service = i % 5 == 0 ? "billing" : "crm";
+  o.last_service = i % 7 == 0 ? "mes" : "checkout";
+  return o;
+}
+
+template <typename T>
+void FillSortFixture(T* t) {
+  WriteBatch b;
+  for (int i = 0; i < kSortOrders; ++i) {
+    b.orders.push_back(SortRow(i));
+    SpanRecord s = MakeSpan(OrderId(i), 0x100 + i, 10, 20);
+    s.trace_id = SortTrace(i);
+    b.spans.push_back(s);
+    Hop h = SendSide(0x500 + i, OrderId(i), SortMessage(i), 1000 - i);
+    h.queue = SortQueue(i);
+    if (!SortHopOpen(i)) h.processed_ns = 2000;
+    b.hops.push_back(h);
+    if (i % 8 == 0) {  // a second open hop, published later: not the oldest
+      Hop later = SendSide(0x900 + i, OrderId(i), "late", 3000);
+      later.queue = "qc";
+      b.hops.push_back(later);
+    }
+  }
+  t->MustWrite(b);
+}
+
+// The ids `q` should list, by brute force over SortRow (independent of the stores' code).
+std::vector<std::string> SortExpected(const OrderQuery& q) {
+  struct E {
+    Nanos key;
+    std::string id;
+  };
+  std::vector<E> all;
+  auto in = [](const auto& list, const auto& v) {
+    return list.empty() || std::find(list.begin(), list.end(), v) != list.end();
+  };
+  for (int i = 0; i < kSortOrders; ++i) {
+    const OrderRow o = SortRow(i);
+    const bool stuck_only = q.sort == OrderSort::kStuckSince ||
+                            q.sort == OrderSort::kStuckSinceDesc || !q.kinds.empty();
+    if ((stuck_only || q.stuck == true) && !SortStuck(i)) continue;
+    if (q.stuck == false && SortStuck(i)) continue;
+    if (!in(q.kinds, o.stuck) || !in(q.stages, o.stage)) continue;
+    if (!q.services.empty() && !in(q.services, o.expected_service) &&
+        !in(q.services, o.last_service)) {
+      continue;
+    }
+    std::vector<std::string> open_queues;
+    if (SortHopOpen(i)) open_queues.push_back(SortQueue(i));
+    if (i % 8 == 0) open_queues.push_back("qc");
+    if (!q.queues.empty() && std::none_of(open_queues.begin(), open_queues.end(),
+                                          [&](const std::string& x) { return in(q.queues, x); })) {
+      continue;
+    }
+    if (!q.trace_id.empty() && q.trace_id != SortTrace(i)) continue;
+    if (!q.message_id.empty() && q.message_id != SortMessage(i) &&
+        !(q.message_id == "late" && i % 8 == 0)) {
+      continue;
+    }
+    Nanos key = 0;
+    if (q.sort == OrderSort::kStuckSince || q.sort == OrderSort::kStuckSinceDesc) {
+      key = o.stuck_since_ns;
+    } else if (q.sort == OrderSort::kStageSince || q.sort == OrderSort::kStageSinceDesc) {
+      key = o.stage_ns;
+    }
+    all.push_back({key, o.order_id});
+  }
+  const bool desc = q.sort == OrderSort::kStuckSinceDesc || q.sort == OrderSort::kStageSinceDesc;
+  std::sort(all.begin(), all.end(), [desc](const E& a, const E& b) {
+    return desc ? std::tie(b.key, b.id) < std::tie(a.key, a.id)
+                : std::tie(a.key, a.id) < std::tie(b.key, b.id);
+  });
+  std::vector<std::string> ids;
+  for (const E& e : all) ids.push_back(e.id);
+  return ids;
+}
+
+constexpr OrderSort kAllSorts[] = {OrderSort::kOrderId, OrderSort::kStuckSince,
+                                   OrderSort::kStuckSinceDesc, OrderSort::kStageSince,
+                                   OrderSort::kStageSinceDesc};
+
+// Walks every page of `q` (cursor and key from each page); checks the total on each page.
+template <typename T>
+std::vector<std::string> AllPages(T* t, OrderQuery q, size_t expected_total) {
+  q.count_total = true;
+  q.cursor.clear();
+  q.cursor_key = 0;
+  std::vector<std::string> ids;
+  for (int pages = 0; pages < 200; ++pages) {
+    auto page = t->store_->ListOrders(q);
+    EXPECT_TRUE(page.ok()) << page.status().ToString();
+    if (!page.ok()) break;
+    EXPECT_LE(page->orders.size(), PageLimit(q.limit));
+    EXPECT_EQ(page->total, std::optional<uint64_t>(expected_total));
+    for (const auto& o : page->orders) ids.push_back(o.order_id);
+    if (page->next_cursor.empty()) break;
+    EXPECT_EQ(page->next_cursor, page->orders.back().order_id);
+    q.cursor = page->next_cursor;
+    q.cursor_key = page->next_key;
+  }
+  return ids;
+}
+
+TYPED_TEST(StoreContractTest, ListOrdersSortsAndPagesOnKeyAndOrderId) {
+  FillSortFixture(this);
+  for (const OrderSort sort : kAllSorts) {
+    for (const bool stuck_only : {false, true}) {
+      for (const size_t limit : {size_t{1}, size_t{4}, size_t{7}, size_t{100}}) {
+        OrderQuery q;
+        q.sort = sort;
+        q.limit = limit;
+        if (stuck_only) q.stuck = true;
+        const auto expected = SortExpected(q);
+        EXPECT_FALSE(expected.empty());
+        EXPECT_EQ(AllPages(this, q, expected.size()), expected)
+            << OrderSortName(sort) << " stuck " << stuck_only << " limit " << limit;
+        q.stages = {"created"};
+        const auto in_stage = SortExpected(q);
+        EXPECT_FALSE(in_stage.empty());
+        EXPECT_EQ(AllPages(this, q, in_stage.size()), in_stage)
+            << OrderSortName(sort) << " stage created, limit " << limit;
+      }
+    }
+  }
+  // Sorted by the time stuck, only stuck orders are listed (with stuck=false: none).
+  OrderQuery q;
+  q.sort = OrderSort::kStuckSince;
+  q.limit = 1000;
+  EXPECT_EQ(this->Ids(q).size(), static_cast<size_t>(kSortOrders / 2));
+  q.stuck = false;
+  EXPECT_TRUE(this->Ids(q).empty());
+}
+
+TYPED_TEST(StoreContractTest, ListOrdersFiltersAnyOfEachAllOfThem) {
+  FillSortFixture(this);
+  std::vector<OrderQuery> queries;
+  auto add = [&](auto&& set) {
+    OrderQuery q;
+    q.limit = 1000;
+    set(q);
+    queries.push_back(q);
+  };
+  add([](OrderQuery& q) { q.kinds = {StuckKind::kNotReceived}; });
+  add([](OrderQuery& q) { q.kinds = {StuckKind::kNotReceived, StuckKind::kMessageUnprocessed}; });
+  add([](OrderQuery& q) { q.kinds = {StuckKind::kSilent}; });
+  add([](OrderQuery& q) { q.stages = {"paid", "shipped"}; });
+  add([](OrderQuery& q) { q.services = {"billing", "mes"}; });
+  add([](OrderQuery& q) { q.queues = {"qa"}; });
+  add([](OrderQuery& q) { q.queues = {"qb", "qc"}; });
+  add([](OrderQuery& q) { q.queues = {"nowhere"}; });
+  add([](OrderQuery& q) { q.trace_id = SortTrace(1); });
+  add([](OrderQuery& q) { q.trace_id = Hex(0xdead, 32); });
+  add([](OrderQuery& q) { q.message_id = "m2"; });
+  add([](OrderQuery& q) { q.message_id = "late"; });
+  add([](OrderQuery& q) { q.message_id = "nope"; });
+  add([](OrderQuery& q) {
+    q.stages = {"created", "paid"};
+    q.kinds = {StuckKind::kNextOverdue, StuckKind::kNotReceived};
+    q.services = {"crm"};
+  });
+  add([](OrderQuery& q) {
+    q.queues = {"qa", "qb", "qc"};
+    q.trace_id = SortTrace(0);
+    q.sort = OrderSort::kStuckSinceDesc;
+  });
+  add([](OrderQuery& q) {
+    q.message_id = "m0";
+    q.stuck = false;
+    q.sort = OrderSort::kStageSince;
+  });
+  for (size_t i = 0; i < queries.size(); ++i) {
+    const auto expected = SortExpected(queries[i]);
+    EXPECT_EQ(this->Ids(queries[i]), expected) << "query " << i;
+    OrderQuery paged = queries[i];
+    paged.limit = 3;
+    EXPECT_EQ(AllPages(this, paged, expected.size()), expected) << "query " << i;
+  }
+}
+
+TYPED_TEST(StoreContractTest, ListOrdersGivesEachOrdersOldestOpenHop) {
+  FillSortFixture(this);
+  OrderQuery q;
+  q.limit = 1000;
+  q.with_open_hop = true;
+  auto page = this->store_->ListOrders(q);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->orders.size(), static_cast<size_t>(kSortOrders));
+  ASSERT_EQ(page->open_hop.size(), page->orders.size());
+  EXPECT_FALSE(page->total.has_value());  // not asked
+  for (int i = 0; i < kSortOrders; ++i) {
+    const std::optional<Hop>& h = page->open_hop[i];
+    if (SortHopOpen(i)) {
+      ASSERT_TRUE(h.has_value()) << i;
+      EXPECT_EQ(h->send_span_id, Hex(0x500 + i));
+      EXPECT_EQ(h->message_id, SortMessage(i));
+      EXPECT_EQ(h->queue, SortQueue(i));
+      EXPECT_EQ(h->published_ns, 1000 - i);
+    } else if (i % 8 == 0) {
+      ASSERT_TRUE(h.has_value()) << i;
+      EXPECT_EQ(h->send_span_id, Hex(0x900 + i));
+    } else {
+      EXPECT_FALSE(h.has_value()) << i;
+    }
+  }
+  q.with_open_hop = false;
+  page = this->store_->ListOrders(q);
+  ASSERT_TRUE(page.ok());
+  EXPECT_TRUE(page->open_hop.empty());
 }
 
 TYPED_TEST(StoreContractTest, ForEachActiveOrderAndOpenHop) {
@@ -1066,9 +1295,13 @@ TEST_F(SqliteStoreTest, Version1FileIsUpgraded) {
     // Back to the version 1 layout, as a build before the partner wrote it.
     sqlite::Db db(path_);
     ASSERT_TRUE(db.Open().ok());
+    // (and without the order list's indexes, which came after version 2).
     for (const char* sql :
-         {"DROP INDEX orders_partner", "ALTER TABLE orders DROP COLUMN partner",
-          "ALTER TABLE orders DROP COLUMN partner_ns", "PRAGMA user_version = 1"}) {
+         {"DROP INDEX orders_partner", "DROP INDEX orders_stuck_since",
+          "DROP INDEX orders_stuck_stage", "DROP INDEX orders_stuck_stage_ns",
+          "DROP INDEX spans_trace", "DROP INDEX hops_open_queue",
+          "ALTER TABLE orders DROP COLUMN partner", "ALTER TABLE orders DROP COLUMN partner_ns",
+          "PRAGMA user_version = 1"}) {
       const Status s = db.Exec(sql);
       ASSERT_TRUE(s.ok()) << sql << ": " << s.ToString();
     }
@@ -1082,9 +1315,11 @@ TEST_F(SqliteStoreTest, Version1FileIsUpgraded) {
     ASSERT_TRUE(version.ok());
     EXPECT_EQ(*version, sqlite::kSchemaVersion);
     auto index = db.QueryInt(
-        "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'orders_partner'");
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN ('orders_partner', "
+        "'orders_stuck_since', 'orders_stuck_stage', 'orders_stuck_stage_ns', 'spans_trace', "
+        "'hops_open_queue')");
     ASSERT_TRUE(index.ok());
-    EXPECT_EQ(*index, 1);
+    EXPECT_EQ(*index, 6);
   }
   auto old = (*store)->GetOrder("old-1");
   ASSERT_TRUE(old.ok() && old->has_value());
@@ -1125,8 +1360,8 @@ TEST_F(SqliteStoreTest, PartnerFilterUsesItsIndex) {
     for (const size_t partners : {size_t{1}, size_t{3}}) {
       OrderQuery q;
       if (filters & 1) q.stuck = true;
-      if (filters & 2) q.stage = "created";
-      if (filters & 4) q.service = "billing";
+      if (filters & 2) q.stages = {"created"};
+      if (filters & 4) q.services = {"billing"};
       if (filters & 8) q.include_closed = false;
       q.partners.assign(partners, "pse:k1:P");
       const std::string sql = "EXPLAIN QUERY PLAN " + sqlite::ListOrdersSql(q);
@@ -1142,6 +1377,68 @@ TEST_F(SqliteStoreTest, PartnerFilterUsesItsIndex) {
       EXPECT_EQ(plan.find("SCAN"), std::string::npos) << sql << "\n" << plan;
     }
   }
+}
+
+// The query plans of the order list's sorts and filters (EXPLAIN QUERY PLAN of the store's own
+// SQL): the stuck list sorted by the time stuck walks a stuck index in order (no sort of every
+// stuck order per page), alone or with a stage; the other filters read their indexes.
+TEST_F(SqliteStoreTest, SortedStuckListAndFiltersUseIndexes) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+  }
+  sqlite::Db db(path_);
+  ASSERT_TRUE(db.Open().ok());
+  auto plan_of = [&](const std::string& sql) {
+    auto s = db.Statement("EXPLAIN QUERY PLAN " + sql);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    std::string plan;
+    if (s.ok()) {
+      EXPECT_TRUE(sqlite::ForEachRow(*s, [&](const sqlite::Stmt& row) {
+                    plan += row.ColText(3) + "\n";
+                  }).ok());
+    }
+    return plan;
+  };
+  for (const OrderSort sort : {OrderSort::kStuckSince, OrderSort::kStuckSinceDesc}) {
+    for (const bool cursor : {false, true}) {
+      OrderQuery q;
+      q.sort = sort;
+      q.stuck = true;
+      if (cursor) q.cursor = "ORD-1";
+      std::string plan = plan_of(sqlite::ListOrdersSql(q));
+      EXPECT_NE(plan.find("INDEX orders_stuck_since"), std::string::npos) << plan;
+      EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
+      q.stages = {"created"};
+      plan = plan_of(sqlite::ListOrdersSql(q));
+      EXPECT_NE(plan.find("INDEX orders_stuck_stage (stage=?"), std::string::npos) << plan;
+      EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << plan;
+      // The count reads the index alone (a covering index: no lookup of each stuck order).
+      plan = plan_of(sqlite::CountOrdersSql(q));
+      EXPECT_NE(plan.find("COVERING INDEX orders_stuck_stage (stage=?)"), std::string::npos)
+          << plan;
+      q.stages.clear();
+      plan = plan_of(sqlite::CountOrdersSql(q));
+      EXPECT_NE(plan.find("COVERING INDEX orders_stuck_"), std::string::npos) << plan;
+      q.kinds = {StuckKind::kSilent, StuckKind::kNotReceived};
+      plan = plan_of(sqlite::CountOrdersSql(q));
+      EXPECT_NE(plan.find("COVERING INDEX orders_stuck_"), std::string::npos) << plan;
+    }
+  }
+  OrderQuery q;
+  q.stuck = true;
+  q.sort = OrderSort::kStageSince;
+  EXPECT_NE(plan_of(sqlite::ListOrdersSql(q)).find("INDEX orders_stuck_stage_ns"),
+            std::string::npos);
+  q = OrderQuery{};
+  q.trace_id = Hex(1, 32);
+  EXPECT_NE(plan_of(sqlite::ListOrdersSql(q)).find("INDEX spans_trace"), std::string::npos);
+  q = OrderQuery{};
+  q.queues = {"qa", "qb"};
+  EXPECT_NE(plan_of(sqlite::ListOrdersSql(q)).find("INDEX hops_open_queue"), std::string::npos);
+  q = OrderQuery{};
+  q.message_id = "m";
+  EXPECT_NE(plan_of(sqlite::ListOrdersSql(q)).find("INDEX hops_message"), std::string::npos);
 }
 
 TEST_F(SqliteStoreTest, GarbageFileIsAnErrorNotACrash) {

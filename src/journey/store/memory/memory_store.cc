@@ -14,17 +14,24 @@ namespace {
 
 bool HopOpen(const Hop& h) { return h.published_ns != 0 && h.processed_ns == 0; }
 
+template <typename T>
+bool AnyOf(const std::vector<T>& any, const T& v) {
+  return any.empty() || std::find(any.begin(), any.end(), v) != any.end();
+}
+
+// The filters on the row itself (the ones on spans and hops: MemoryStore::Matches).
 bool OrderMatches(const OrderRow& o, const OrderQuery& q) {
-  if (q.stuck.has_value() && (o.stuck != StuckKind::kNone) != *q.stuck) return false;
-  if (!q.stage.empty() && o.stage != q.stage) return false;
-  if (!q.service.empty() && o.expected_service != q.service && o.last_service != q.service) {
+  const bool stuck = o.stuck != StuckKind::kNone;
+  if (q.stuck.has_value() && stuck != *q.stuck) return false;
+  if ((OrderSortStuckOnly(q.sort) || !q.kinds.empty()) && !stuck) return false;
+  if (!AnyOf(q.kinds, o.stuck)) return false;
+  if (!AnyOf(q.stages, o.stage)) return false;
+  if (!q.services.empty() && !AnyOf(q.services, o.expected_service) &&
+      !AnyOf(q.services, o.last_service)) {
     return false;
   }
   if (!q.include_closed && o.closed) return false;
-  if (!q.partners.empty() && (o.partner.empty() || std::find(q.partners.begin(), q.partners.end(),
-                                                             o.partner) == q.partners.end())) {
-    return false;
-  }
+  if (!q.partners.empty() && (o.partner.empty() || !AnyOf(q.partners, o.partner))) return false;
   return true;
 }
 
@@ -130,14 +137,32 @@ class MemoryStore final : public JourneyStore {
   Result<OrderPage> ListOrders(const OrderQuery& query) override {
     const size_t limit = PageLimit(query.limit);
     MutexLock lock(mu_);
+    // Every match, sorted (a test store: no index).
+    std::vector<const OrderRow*> matches;
+    for (const auto& [id, o] : orders_) {
+      if (OrderMatches(o, query) && Matches(o, query)) matches.push_back(&o);
+    }
+    const OrderSort sort = query.sort;
+    std::sort(matches.begin(), matches.end(), [sort](const OrderRow* a, const OrderRow* b) {
+      return OrderSortBefore(sort, OrderSortKey(*a, sort), a->order_id, OrderSortKey(*b, sort),
+                             b->order_id);
+    });
     OrderPage page;
-    for (auto it = orders_.upper_bound(query.cursor); it != orders_.end(); ++it) {
-      if (!OrderMatches(it->second, query)) continue;
+    if (query.count_total) page.total = matches.size();
+    const Nanos cursor_key = sort == OrderSort::kOrderId ? 0 : query.cursor_key;
+    for (const OrderRow* o : matches) {
+      const Nanos key = OrderSortKey(*o, sort);
+      if (!query.cursor.empty() &&
+          !OrderSortBefore(sort, cursor_key, query.cursor, key, o->order_id)) {
+        continue;
+      }
       if (page.orders.size() == limit) {
         page.next_cursor = page.orders.back().order_id;
+        page.next_key = OrderSortKey(page.orders.back(), sort);
         break;
       }
-      page.orders.push_back(it->second);
+      page.orders.push_back(*o);
+      if (query.with_open_hop) page.open_hop.push_back(OldestOpenHop(o->order_id));
     }
     return page;
   }
@@ -299,6 +324,48 @@ class MemoryStore final : public JourneyStore {
     std::map<std::string, SpanRecord, std::less<>> spans;      // by span_id
     std::map<std::string, Milestone, std::less<>> milestones;  // by stage
   };
+
+  // The filters on the order's spans and hops.
+  bool Matches(const OrderRow& o, const OrderQuery& q) const REQUIRES(mu_) {
+    if (!q.trace_id.empty()) {
+      const auto po = per_order_.find(o.order_id);
+      if (po == per_order_.end()) return false;
+      const auto& spans = po->second.spans;
+      if (std::none_of(spans.begin(), spans.end(),
+                       [&](const auto& s) { return s.second.trace_id == q.trace_id; })) {
+        return false;
+      }
+    }
+    if (!q.message_id.empty() || !q.queues.empty()) {
+      const auto ids = hops_by_order_.find(o.order_id);
+      if (ids == hops_by_order_.end()) return false;
+      bool message = q.message_id.empty();
+      bool queue = q.queues.empty();
+      for (const auto& id : ids->second) {
+        const Hop& h = hops_.at(id);
+        if (h.message_id == q.message_id) message = true;
+        if (HopOpen(h) && AnyOf(q.queues, h.queue)) queue = true;
+      }
+      if (!message || !queue) return false;
+    }
+    return true;
+  }
+
+  std::optional<Hop> OldestOpenHop(const std::string& order_id) const REQUIRES(mu_) {
+    const auto ids = hops_by_order_.find(order_id);
+    if (ids == hops_by_order_.end()) return std::nullopt;
+    const Hop* best = nullptr;
+    for (const auto& id : ids->second) {
+      const Hop& h = hops_.at(id);
+      if (!HopOpen(h)) continue;
+      if (best == nullptr || h.published_ns < best->published_ns ||
+          (h.published_ns == best->published_ns && h.send_span_id < best->send_span_id)) {
+        best = &h;
+      }
+    }
+    if (best == nullptr) return std::nullopt;
+    return *best;
+  }
 
   void PutHop(const Hop& h) REQUIRES(mu_) {
     auto it = hops_.find(h.send_span_id);

@@ -82,6 +82,9 @@ Result<Stmt> Db::Statement(const std::string& sql) {
     sqlite3_finalize(stmt);
     return Error("prepare", rc);
   }
+  // The order list's filters make many shapes of one query: past the bound, a statement is used
+  // once (finalized by its Stmt) rather than kept.
+  if (cache_.size() >= kMaxCachedStatements) return Stmt(*this, stmt, /*owned=*/true);
   cache_.emplace(sql, stmt);
   return Stmt(*this, stmt);
 }
@@ -125,7 +128,13 @@ Result<int64_t> Db::QueryInt(const std::string& sql) {
 // ---------------------------------------------------------------------------------------------
 // Stmt.
 
-Stmt::~Stmt() { Reset(); }
+Stmt::~Stmt() {
+  if (owned_ && s_ != nullptr) {
+    sqlite3_finalize(s_);
+  } else {
+    Reset();
+  }
+}
 
 void Stmt::Reset() {
   if (s_ == nullptr) return;
@@ -135,7 +144,10 @@ void Stmt::Reset() {
 }
 
 Stmt::Stmt(Stmt&& other) noexcept
-    : db_(other.db_), s_(std::exchange(other.s_, nullptr)), bind_rc_(other.bind_rc_) {}
+    : db_(other.db_),
+      s_(std::exchange(other.s_, nullptr)),
+      owned_(other.owned_),
+      bind_rc_(other.bind_rc_) {}
 
 void Stmt::Text(int i, std::string_view v) {
   Check(sqlite3_bind_text(s_, i, v.data() != nullptr ? v.data() : "", static_cast<int>(v.size()),

@@ -15,6 +15,7 @@
 
 #include <sqlite3.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -42,7 +43,9 @@ class Db {
   // Runs statements that return no rows (uncached).
   Status Exec(const std::string& sql);
 
-  // A cached prepared statement, ready to bind; it is reset when the Stmt goes away.
+  // A cached prepared statement, ready to bind; it is reset when the Stmt goes away.  At most
+  // kMaxCachedStatements are cached; beyond, a statement is prepared for one use.
+  static constexpr size_t kMaxCachedStatements = 256;
   Result<Stmt> Statement(const std::string& sql);
 
   // Transactions: BEGIN IMMEDIATE for a writer (`write`), a deferred BEGIN for a reader.
@@ -71,7 +74,8 @@ class Db {
 // kept and reported by the next Step().
 class Stmt {
  public:
-  Stmt(Db& db, sqlite3_stmt* stmt) : db_(&db), s_(stmt) {}
+  // `owned`: finalized on destruction (not cached), else reset.
+  Stmt(Db& db, sqlite3_stmt* stmt, bool owned = false) : db_(&db), s_(stmt), owned_(owned) {}
   ~Stmt();
   Stmt(Stmt&& other) noexcept;
   Stmt& operator=(Stmt&&) = delete;
@@ -108,6 +112,7 @@ class Stmt {
 
   Db* db_;
   sqlite3_stmt* s_;  // null once moved from
+  bool owned_ = false;
   int bind_rc_ = SQLITE_OK;
 };
 

@@ -102,6 +102,50 @@ CREATE INDEX orders_partner ON orders (partner, order_id) WHERE partner <> '';
 PRAGMA user_version = 2;
 )sql";
 
+// Indexes added after version 2, to every file when it is opened (IF NOT EXISTS: a file that has
+// them is unchanged; one that has not gets them in one pass over its rows, logged; an older
+// build opens a file with them as before).  They serve the order list's sorts and filters:
+//   orders_stuck_since    ?sort=stuck_since|-stuck_since (stuck orders only)
+//   orders_stuck_stage    the same with ?stage=
+//   orders_stuck_stage_ns ?stuck=true&sort=stage_since|-stage_since
+//   spans_trace           ?trace_id=
+//   hops_open_queue       ?queue= (the queue of an open hop)
+// The stuck ones hold `stuck` too: the count of a stuck list (`total`) reads the index alone.
+// Without it SQLite looks every entry up in the orders table to test "stuck <> 0" (the partial
+// index's own condition): 50k random reads of a table of 1M orders, hundreds of milliseconds.
+constexpr const char* kListIndexes = R"sql(
+CREATE INDEX IF NOT EXISTS orders_stuck_since ON orders (stuck_since_ns, order_id, stuck)
+  WHERE stuck <> 0;
+CREATE INDEX IF NOT EXISTS orders_stuck_stage ON orders (stage, stuck_since_ns, order_id, stuck)
+  WHERE stuck <> 0;
+CREATE INDEX IF NOT EXISTS orders_stuck_stage_ns ON orders (stage_ns, order_id, stuck)
+  WHERE stuck <> 0;
+CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
+CREATE INDEX IF NOT EXISTS hops_open_queue ON hops (queue, order_id)
+  WHERE published_ns <> 0 AND processed_ns = 0;
+)sql";
+
+// `upgrade`: an existing file (the indexes are news worth a log line); false for a new one.
+Status AddListIndexes(Db& db, bool upgrade) {
+  ASSIGN_OR_RETURN(const int64_t missing,
+                   db.QueryInt("SELECT 5 - count(*) FROM sqlite_schema WHERE type = 'index' AND "
+                               "name IN ('orders_stuck_since', 'orders_stuck_stage', "
+                               "'orders_stuck_stage_ns', 'spans_trace', 'hops_open_queue')"));
+  if (missing == 0) return Status::Ok();
+  RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+  Status s = db.Exec(kListIndexes);
+  if (s.ok()) s = db.Exec("COMMIT");
+  if (!s.ok()) {
+    (void)db.Exec("ROLLBACK");
+    return Status(s.code(),
+                  "sqlite " + db.path() + ": adding the order list's indexes: " + s.message());
+  }
+  if (upgrade) {
+    log::Info("journey store indexes added", {{"path", db.path()}, {"indexes", missing}});
+  }
+  return Status::Ok();
+}
+
 // Links: NULL for none, else the ids joined by ',' ('%' and ',' percent-encoded).
 std::string JoinLinks(const std::vector<std::string>& links) {
   std::string out;
@@ -170,7 +214,7 @@ Status PrepareSchema(Db& db, bool* created) {
       return s;
     }
     *created = true;
-    return Status::Ok();
+    return AddListIndexes(db, /*upgrade=*/false);
   }
   if (app_id != kApplicationId) {
     return Status::Internal("sqlite " + db.path() +
@@ -200,29 +244,114 @@ Status PrepareSchema(Db& db, bool* created) {
     }
     log::Info("journey store schema upgraded", {{"path", db.path()}, {"from", 1}, {"to", 2}});
   }
-  return Status::Ok();
+  return AddListIndexes(db, /*upgrade=*/true);
 }
 
-std::string ListOrdersSql(const OrderQuery& query) {
-  std::string sql = Cols("SELECT ", kOrderCols) + " FROM orders";
+namespace {
+
+// ":p0, :p1, ..." for n parameters named `prefix` 0.., or "= :p0" for one.
+std::string InList(const char* prefix, size_t n) {
+  if (n == 1) return std::string(" = :") + prefix + "0";
+  std::string out = " IN (";
+  for (size_t i = 0; i < n; ++i) out += (i == 0 ? ":" : ", :") + (prefix + std::to_string(i));
+  return out + ")";
+}
+
+const char* SortColumn(OrderSort sort) {
+  switch (sort) {
+    case OrderSort::kStuckSince:
+    case OrderSort::kStuckSinceDesc:
+      return "stuck_since_ns";
+    case OrderSort::kStageSince:
+    case OrderSort::kStageSinceDesc:
+      return "stage_ns";
+    case OrderSort::kOrderId:
+      break;
+  }
+  return "order_id";
+}
+
+// FROM and WHERE of ListOrders (and of its count, without the cursor).
+std::string ListOrdersFrom(const OrderQuery& query, bool with_cursor) {
+  std::string sql = " FROM orders";
   if (!query.partners.empty()) sql += " INDEXED BY orders_partner";
-  sql += " WHERE order_id > :cursor";
-  if (query.stuck.has_value()) sql += *query.stuck ? " AND stuck <> 0" : " AND stuck = 0";
-  if (!query.stage.empty()) sql += " AND stage = :stage";
-  if (!query.service.empty()) {
-    sql += " AND (expected_service = :service OR last_service = :service)";
+  std::vector<std::string> where;
+  if (query.sort == OrderSort::kOrderId) {
+    if (with_cursor) where.emplace_back("order_id > :cursor");
+  } else if (with_cursor && !query.cursor.empty()) {
+    where.push_back(std::string("(") + SortColumn(query.sort) + ", order_id) " +
+                    (OrderSortDescending(query.sort) ? "<" : ">") + " (:key, :cursor)");
   }
-  if (!query.include_closed) sql += " AND closed = 0";
-  if (!query.partners.empty()) {
-    // "partner <> ''" is the partial index's condition: the planner may use it only when the
-    // query implies it.
-    sql += " AND partner <> '' AND partner IN (";
-    for (size_t i = 0; i < query.partners.size(); ++i) {
-      sql += (i == 0 ? ":p" : ", :p") + std::to_string(i);
+  // "stuck <> 0" is the stuck indexes' condition: the planner may use one only when the query
+  // says it in these words.
+  if ((query.stuck.has_value() && *query.stuck) || !query.kinds.empty() ||
+      OrderSortStuckOnly(query.sort)) {
+    where.emplace_back("stuck <> 0");
+  }
+  if (query.stuck.has_value() && !*query.stuck) where.emplace_back("stuck = 0");
+  if (!query.kinds.empty()) {
+    std::string in = "stuck IN (";
+    for (size_t i = 0; i < query.kinds.size(); ++i) {
+      in += (i == 0 ? "" : ", ") + std::to_string(static_cast<int>(query.kinds[i]));
     }
-    sql += ")";
+    where.push_back(in + ")");
   }
-  return sql + " ORDER BY order_id LIMIT :limit";
+  if (!query.stages.empty()) where.push_back("stage" + InList("s", query.stages.size()));
+  if (!query.services.empty()) {
+    const std::string in = InList("v", query.services.size());
+    where.push_back("(expected_service" + in + " OR last_service" + in + ")");
+  }
+  if (!query.include_closed) where.emplace_back("closed = 0");
+  if (!query.partners.empty()) {
+    // "partner <> ''" is the partial index's condition, as above.
+    where.push_back("partner <> '' AND partner" + InList("p", query.partners.size()));
+  }
+  if (!query.queues.empty()) {
+    where.push_back(
+        "order_id IN (SELECT order_id FROM hops WHERE published_ns <> 0 AND processed_ns = 0 AND "
+        "queue" +
+        InList("q", query.queues.size()) + ")");
+  }
+  if (!query.trace_id.empty()) {
+    where.emplace_back("order_id IN (SELECT order_id FROM spans WHERE trace_id = :trace)");
+  }
+  if (!query.message_id.empty()) {
+    where.emplace_back(
+        "order_id IN (SELECT order_id FROM hops WHERE message_id = :message AND message_id <> "
+        "'')");
+  }
+  for (size_t i = 0; i < where.size(); ++i) sql += (i == 0 ? " WHERE " : " AND ") + where[i];
+  return sql;
+}
+
+}  // namespace
+
+std::string ListOrdersSql(const OrderQuery& query) {
+  std::string sql = Cols("SELECT ", kOrderCols) + ListOrdersFrom(query, true);
+  if (query.sort == OrderSort::kOrderId) return sql + " ORDER BY order_id LIMIT :limit";
+  const char* dir = OrderSortDescending(query.sort) ? " DESC" : "";
+  return sql + " ORDER BY " + SortColumn(query.sort) + dir + ", order_id" + dir + " LIMIT :limit";
+}
+
+std::string CountOrdersSql(const OrderQuery& query) {
+  return "SELECT count(*)" + ListOrdersFrom(query, false);
+}
+
+void BindOrderQuery(Stmt& s, const OrderQuery& query) {
+  auto bind = [&s](const std::string& name, std::string_view value) {
+    if (const int i = s.Param(name.c_str()); i > 0) s.Text(i, value);
+  };
+  bind(":cursor", query.cursor);
+  if (const int i = s.Param(":key"); i > 0) s.Int(i, query.cursor_key);
+  const std::pair<const char*, const std::vector<std::string>*> lists[] = {{":s", &query.stages},
+                                                                           {":v", &query.services},
+                                                                           {":p", &query.partners},
+                                                                           {":q", &query.queues}};
+  for (const auto& [prefix, values] : lists) {
+    for (size_t i = 0; i < values->size(); ++i) bind(prefix + std::to_string(i), (*values)[i]);
+  }
+  if (const int i = s.Param(":trace"); i > 0) s.Id(i, query.trace_id);
+  bind(":message", query.message_id);
 }
 
 // ---------------------------------------------------------------------------------------------

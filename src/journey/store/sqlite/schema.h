@@ -43,11 +43,16 @@ inline std::string Cols(std::string_view prefix, const char* cols) {
   return std::string(prefix) + cols;
 }
 
-// The SELECT of SqliteStore::ListOrders for `query`'s filters, with named parameters :cursor,
-// :stage, :service, :p0.. (the partners) and :limit.  A partner filter reads the partial index
-// orders_partner (INDEXED BY: without statistics SQLite would rather walk the stage or stuck
-// index in order_id order, a scan of every order in that stage for one partner's few).
+// The SELECT of SqliteStore::ListOrders for `query`'s filters and sort, with named parameters
+// :cursor and :key (the position), :s0.. (stages), :v0.. (services), :p0.. (partners), :q0..
+// (queues), :trace, :message and :limit; and the count of every match (no position, no limit).
+// A partner filter reads the partial index orders_partner (INDEXED BY: without statistics
+// SQLite would rather walk the stage or stuck index in order_id order, a scan of every order in
+// that stage for one partner's few).
 std::string ListOrdersSql(const OrderQuery& query);
+std::string CountOrdersSql(const OrderQuery& query);
+// Binds the named parameters of either statement (all but :limit) from `query`.
+void BindOrderQuery(Stmt& s, const OrderQuery& query);
 
 // Binds parameters ?1.. in column order; reads columns 0.. in column order.
 void BindOrder(Stmt& s, const OrderRow& o);

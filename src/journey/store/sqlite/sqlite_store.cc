@@ -244,26 +244,45 @@ class SqliteStore final : public JourneyStore {
   Result<OrderPage> ListOrders(const OrderQuery& query) override {
     const size_t limit = PageLimit(query.limit);
     const std::string sql = sqlite::ListOrdersSql(query);
+    const std::string count_sql = query.count_total ? sqlite::CountOrdersSql(query) : "";
     MutexLock lock(reader_mu_);
     Db& db = *reader_;
-    ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
-    s.Text(s.Param(":cursor"), query.cursor);
-    if (!query.stage.empty()) s.Text(s.Param(":stage"), query.stage);
-    if (!query.service.empty()) s.Text(s.Param(":service"), query.service);
-    for (size_t i = 0; i < query.partners.size(); ++i) {
-      s.Text(s.Param((":p" + std::to_string(i)).c_str()), query.partners[i]);
-    }
-    // One row more than a page tells that there is a next page.
-    s.Int(s.Param(":limit"), static_cast<int64_t>(std::min<size_t>(limit, 1u << 30)) + 1);
     OrderPage page;
-    RETURN_IF_ERROR(ForEachRow(s, [&](const Stmt& row) -> Status {
-      if (page.orders.size() == limit) {
-        page.next_cursor = page.orders.back().order_id;
+    // One read transaction: the page, its count and its hops are one snapshot.
+    RETURN_IF_ERROR(db.Transaction(false, [&]() -> Status {
+      ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+      sqlite::BindOrderQuery(s, query);
+      // One row more than a page tells that there is a next page.
+      s.Int(s.Param(":limit"), static_cast<int64_t>(std::min<size_t>(limit, 1u << 30)) + 1);
+      RETURN_IF_ERROR(ForEachRow(s, [&](const Stmt& row) -> Status {
+        if (page.orders.size() == limit) {
+          page.next_cursor = page.orders.back().order_id;
+          page.next_key = OrderSortKey(page.orders.back(), query.sort);
+          return Status::Ok();
+        }
+        OrderRow o;
+        RETURN_IF_ERROR(sqlite::ReadOrder(db, row, &o));
+        page.orders.push_back(std::move(o));
         return Status::Ok();
+      }));
+      if (query.count_total) {
+        ASSIGN_OR_RETURN(Stmt c, db.Statement(count_sql));
+        sqlite::BindOrderQuery(c, query);
+        ASSIGN_OR_RETURN(const bool row, c.Step());
+        page.total = row ? static_cast<uint64_t>(std::max<int64_t>(0, c.ColInt(0))) : 0;
       }
-      OrderRow o;
-      RETURN_IF_ERROR(sqlite::ReadOrder(db, row, &o));
-      page.orders.push_back(std::move(o));
+      if (query.with_open_hop) {
+        static const std::string oldest =
+            Cols("SELECT ", kHopCols) +
+            " FROM hops WHERE order_id = ?1 AND published_ns <> 0 AND processed_ns = 0 "
+            "ORDER BY published_ns, send_span_id LIMIT 1";
+        for (const OrderRow& o : page.orders) {
+          ASSIGN_OR_RETURN(Stmt h, db.Statement(oldest));
+          h.Text(1, o.order_id);
+          ASSIGN_OR_RETURN(const bool row, h.Step());
+          page.open_hop.push_back(row ? std::optional<Hop>(sqlite::ReadHop(h)) : std::nullopt);
+        }
+      }
       return Status::Ok();
     }));
     return page;

@@ -7,16 +7,21 @@
 //   orders      WITHOUT ROWID, PRIMARY KEY order_id (CHECK order_id <> ''); services as
 //               "svc=ns;svc=ns"; partner and partner_ns (version 2).  Indexes: (order_id)
 //               WHERE stuck <> 0, (order_id) WHERE closed = 0, (stage, order_id), (last_ns)
-//               for retention, (partner, order_id) WHERE partner <> '' for ?partner=.
+//               for retention, (partner, order_id) WHERE partner <> '' for ?partner=; for the
+//               list's sorts, WHERE stuck <> 0: (stuck_since_ns, order_id, stuck), (stage,
+//               stuck_since_ns, order_id, stuck), (stage_ns, order_id, stuck) (schema.cc).
 //   spans       WITHOUT ROWID, PRIMARY KEY (order_id, span_id), so an order's spans are
 //               clustered together; lowercase-hex ids (trace, span, parent) are stored as
 //               blobs (half the bytes), anything else as text; links comma-joined.  Indexes:
-//               (order_id, start_ns) for the latest N spans, (end_ns) for retention.
+//               (order_id, start_ns) for the latest N spans, (end_ns) for retention,
+//               (trace_id) for ?trace_id=.
 //   milestones  WITHOUT ROWID, PRIMARY KEY (order_id, stage).
 //   hops        a rowid table (span ids are random: rows appended in arrival order keep an
 //               order's hops together and the random-keyed part small); UNIQUE
 //               (send_span_id).  Indexes: (message_id, published_ns) WHERE message_id <> '',
-//               (order_id), (send_span_id) WHERE open.
+//               (order_id), (send_span_id) WHERE open, (queue, order_id) WHERE open.
+// The indexes of the list's sorts and filters came after version 2: every file gets them when
+// it is opened (CREATE INDEX IF NOT EXISTS; an older build reads such a file as before).
 //   counters    the orders / spans / hops totals, updated in each write transaction, so
 //               Stats() does not count 10M rows.
 // A file whose application_id is not ours (or another non-empty database without it), or
