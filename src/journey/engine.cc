@@ -211,6 +211,7 @@ void Engine::Reschedule(ActiveEntry* e, Nanos now, Pending* p) {
     // Moving on to a later stage ends the stuck episode even when the new stage is overdue
     // already: that is a new episode, flagged (with its own time) by the next Tick().
     if (v.kind == StuckKind::kNone || moved) {
+      metrics_->StuckEnded(a.stuck, static_cast<double>(now - a.stuck_since_ns) / 1e9);
       a.stuck = StuckKind::kNone;
       a.stuck_since_ns = 0;
       --stuck_;
@@ -575,6 +576,7 @@ size_t Engine::Tick(Nanos now) {
         metrics_->Flagged(v.kind, static_cast<double>(now - v.missed_at) / 1e9);
         a.event = kFlagged;
       } else if (v.kind == StuckKind::kNone && a.stuck != StuckKind::kNone) {
+        metrics_->StuckEnded(a.stuck, static_cast<double>(now - a.stuck_since_ns) / 1e9);
         a.stuck = StuckKind::kNone;
         a.stuck_since_ns = 0;
         --stuck_;
@@ -597,6 +599,11 @@ size_t Engine::Tick(Nanos now) {
 
 void Engine::Prepare(Pending* p) {
   // Rows of every touched order; closed orders leave memory (the rows carry them to the store).
+  // A flag's stuck episode (store.h WriteBatch::episodes), as of now; a clear ends it below.
+  auto EpisodeOf = [this](const OrderRow& r) {
+    return StuckEpisode{r.order_id,       r.stage,      r.stuck, r.expected_service,
+                        r.stuck_since_ns, clock_.Now(), 0};
+  };
   for (ActiveEntry* e : p->touched) {
     e->second.touched = false;
     p->batch.orders.push_back(RowOf(*e));
@@ -606,7 +613,9 @@ void Engine::Prepare(Pending* p) {
     }
     if (!known_.MayContain(e->first)) known_.Add(e->first);
     if (e->second.event == kFlagged) p->flagged.push_back(p->batch.orders.back());
+    if (e->second.event == kFlagged) p->batch.episodes.push_back(EpisodeOf(p->flagged.back()));
     if (e->second.event == kCleared) {
+      p->batch.episodes.push_back({e->first, {}, StuckKind::kNone, {}, 0, 0, clock_.Now()});
       p->cleared.push_back(p->batch.orders.back());
       metrics_->Cleared();
     }
@@ -659,6 +668,7 @@ void Engine::Append(WriteBatch* to, WriteBatch&& from) {
   move_all(to->milestones, from.milestones);
   move_all(to->hops, from.hops);
   move_all(to->orders, from.orders);
+  move_all(to->episodes, from.episodes);
   const size_t n = to->spans.size() + to->milestones.size() + to->hops.size() + to->orders.size();
   if (n > kMaxPendingRetry) {
     log::Error("journey store unavailable too long; dropping the oldest unwritten facts",

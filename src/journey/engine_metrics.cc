@@ -87,6 +87,11 @@ EngineMetrics::EngineMetrics(metrics::Registry* registry, Sizes sizes) {
   registry->AddCallbackGauge("ordertrace_journey_open_hops",
                              "Messages published for an order and not processed yet.",
                              [f = std::move(sizes.open_hops)] { return static_cast<double>(f()); });
+  time_stuck_family_ = &registry->AddHistogram(
+      "ordertrace_journey_time_stuck_seconds",
+      "How long orders stayed stuck: from the missed deadline plus grace to the order moving on, "
+      "observed when the episode ends, by what was missed.",
+      {"kind"}, StageDurationBuckets());
 }
 
 void EngineMetrics::Flagged(StuckKind kind, double lag_seconds) {
@@ -174,6 +179,10 @@ void EngineMetrics::Publish(const Rules& rules) {
     }
     g->Set(static_cast<double>(stuck_by_stage_[i]));
   }
+}
+
+void EngineMetrics::StuckEnded(StuckKind kind, double seconds) {
+  time_stuck_family_->With({StuckKindName(kind)}).Observe(std::max(0.0, seconds));
 }
 
 }  // namespace ordertrace::journey

@@ -55,6 +55,11 @@ class EngineMetrics {
   void ObserveStageLeft(const Rules& rules, int stage, Nanos stage_ns, Nanos reached_ns);
   void Publish(const Rules& rules);
 
+  // The KPIs' metrics (api/kpi_api.h has the windowed figures): an order's stuck episode ended
+  // (it moved on, or its expectation was met) after `seconds` stuck, counted from its missed
+  // deadline plus grace; by the kind it missed (a bounded set).
+  void StuckEnded(StuckKind kind, double seconds);
+
  private:
   size_t StageSlot(int stage) const;
 
@@ -77,6 +82,7 @@ class EngineMetrics {
   std::vector<metrics::Gauge*> stuck_by_stage_gauges_;   // as stuck_by_stage_; null until used
   std::vector<metrics::Histogram*> stage_duration_;      // by slot
   std::vector<metrics::Counter*> heartbeats_missed_;     // by slot
+  metrics::Family<metrics::Histogram>* time_stuck_family_ = nullptr;
 };
 
 }  // namespace ordertrace::journey
