@@ -1,0 +1,101 @@
+#include "api/windowed.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+
+#include "common/url.h"
+#include "common/values.h"
+
+namespace ordertrace::api {
+
+using nlohmann::json;
+
+namespace {
+
+void SetJson(net::HttpResponse& res, int status, std::string body) {
+  res.status = status;
+  res.content_type = "application/json";
+  res.body = std::move(body);
+}
+
+// FNV-1a, 64 bits: the ETag is opaque and only compared for equality.
+uint64_t Fnv1a(std::string_view text) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+}  // namespace
+
+std::optional<Duration> ParseWindowQuery(const std::string& query, const WindowRange& range,
+                                         net::HttpResponse& res) {
+  const std::string accepted = "window: expected a duration from " + FormatDuration(range.min) +
+                               " to " + FormatDuration(range.max) +
+                               " like 30m, 1h or 7d (default " + FormatDuration(range.fallback) +
+                               ")";
+  url::QueryParams q;
+  std::string error;
+  if (!url::ParseQuery(query, &q, &error)) {
+    AnswerError(res, 400, error);
+    return std::nullopt;
+  }
+  std::optional<Duration> window;
+  for (const auto& [k, v] : q.params) {
+    if (k != "window") {
+      AnswerError(res, 400, "unknown query parameter '" + k.substr(0, 64) + "' (known: window)");
+      return std::nullopt;
+    }
+    if (window.has_value()) {
+      AnswerError(res, 400, "window: given more than once");
+      return std::nullopt;
+    }
+    const Result<std::chrono::milliseconds> d = ParseDuration(v);
+    if (!d.ok() || d.value() < range.min || d.value() > range.max) {
+      AnswerError(res, 400, accepted + ", got '" + v.substr(0, 32) + "'");
+      return std::nullopt;
+    }
+    window = d.value();
+  }
+  return window.value_or(range.fallback);
+}
+
+json Quantile(std::vector<double>& values, double q) {
+  if (values.empty()) return nullptr;
+  std::sort(values.begin(), values.end());
+  const auto rank = static_cast<size_t>(std::ceil(q * static_cast<double>(values.size())));
+  return values[std::clamp<size_t>(rank, 1, values.size()) - 1];
+}
+
+void AnswerJson(const net::HttpRequest& req, net::HttpResponse& res, json body) {
+  json as_of = std::move(body["as_of"]);
+  body.erase("as_of");
+  char tag[24];
+  std::snprintf(tag, sizeof tag, "\"%016llx\"",
+                static_cast<unsigned long long>(
+                    Fnv1a(body.dump(-1, ' ', false, json::error_handler_t::replace))));
+  res.headers.emplace_back("ETag", tag);
+  res.headers.emplace_back("Cache-Control", "no-cache");
+  const std::string_view if_none_match = req.Header("if-none-match");
+  if (!if_none_match.empty() &&
+      (if_none_match == "*" || if_none_match.find(tag) != std::string_view::npos)) {
+    res.status = 304;
+    res.body.clear();
+    return;
+  }
+  body["as_of"] = std::move(as_of);
+  SetJson(res, 200, body.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+void AnswerError(net::HttpResponse& res, int status, const std::string& message) {
+  SetJson(res, status,
+          json{{"error", message}, {"status", status}}.dump(-1, ' ', false,
+                                                            json::error_handler_t::replace));
+  res.headers.emplace_back("Cache-Control", "no-store");
+}
+
+}  // namespace ordertrace::api

@@ -1,0 +1,46 @@
+// What GET /api/v1/flow and GET /api/v1/kpi share: the `window` query parameter, percentiles
+// of a sample, and the JSON answer with its ETag (docs/api.md).
+//
+// Thread-safety: pure functions.
+#pragma once
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/clock.h"
+#include "net/http_server.h"
+
+namespace ordertrace::api {
+
+// The accepted windows of a route: `min`..`max`, `fallback` when the query has none.
+struct WindowRange {
+  Duration min;
+  Duration max;
+  Duration fallback;
+};
+
+// Parses the query string: `window=<duration>` (ParseDuration: 30m, 1h, 7d ...) within `range`,
+// and nothing else.  nullopt after answering 400 (naming the accepted form) for anything else.
+std::optional<Duration> ParseWindowQuery(const std::string& query, const WindowRange& range,
+                                         net::HttpResponse& res);
+
+// The q-quantile (0 < q <= 1) of `values` by the nearest-rank method; null when empty.  Sorts
+// `values`.
+nlohmann::json Quantile(std::vector<double>& values, double q);
+
+// Seconds between two Unix-nanosecond times.
+inline double Seconds(Nanos from, Nanos to) { return static_cast<double>(to - from) / 1e9; }
+
+// Answers `body` as JSON with `Cache-Control: no-cache` and an ETag; 304 without a body when the
+// request's If-None-Match names it.  The ETag hashes the body without its "as_of".
+// TODO(api/etag.h): once merged, key the ETag on MakeETag({engine.revision(), the broker
+// monitor's generation(), ...}, req.query) and answer 304 before building the body.
+void AnswerJson(const net::HttpRequest& req, net::HttpResponse& res, nlohmann::json body);
+
+// 4xx/5xx {"error": ..., "status": N}.
+void AnswerError(net::HttpResponse& res, int status, const std::string& message);
+
+}  // namespace ordertrace::api
