@@ -153,6 +153,18 @@ TEST_F(KpiApiTest, FiguresOfKnownJourneys) {
       << text;
 }
 
+// The KPIs' Prometheus side: lost orders by stage (no span for 24 h), counted by a Tick.
+TEST_F(KpiApiTest, LostOrdersGauge) {
+  Fill();
+  clock_.Advance(std::chrono::hours(25));
+  engine_->Tick(clock_.Now());
+  const std::string text = registry_.Serialize();
+  EXPECT_NE(text.find("ordertrace_journey_lost_orders{stage=\"SUBMITTED\"} 1"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("ordertrace_journey_lost_orders{stage=\"CLOSED\"} 0"), std::string::npos);
+  EXPECT_EQ(text.find("pse:"), std::string::npos);  // no partner in any label
+}
+
 TEST_F(KpiApiTest, ShorterWindowsSeeLess) {
   Fill();
   clock_.Advance(std::chrono::hours(2));

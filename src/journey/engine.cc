@@ -589,6 +589,17 @@ size_t Engine::Tick(Nanos now) {
       order_heap_->Update(e);
       p.Touch(e);
     }
+    if (metrics_->LostDue(now)) {  // lost orders by stage slot (engine_metrics.h), once a minute
+      std::vector<int64_t> lost(rules_->stages.size() + 1);
+      const Nanos cutoff = now - EngineMetrics::kLostAfter;
+      for (const auto& [id, a] : *active_) {
+        const bool silent =
+            a.last_ns < cutoff || (a.stuck != StuckKind::kNone && a.stuck_since_ns < cutoff);
+        if (!a.closed && silent && static_cast<size_t>(a.stage + 1) < lost.size())
+          ++lost[a.stage + 1];
+      }
+      metrics_->PublishLost(*rules_, lost);
+    }
     Prepare(&p);
   }
   Status s = Write(&p);

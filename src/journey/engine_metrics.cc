@@ -92,6 +92,11 @@ EngineMetrics::EngineMetrics(metrics::Registry* registry, Sizes sizes) {
       "How long orders stayed stuck: from the missed deadline plus grace to the order moving on, "
       "observed when the episode ends, by what was missed.",
       {"kind"}, StageDurationBuckets());
+  lost_family_ = &registry->AddGauge(
+      "ordertrace_journey_lost_orders",
+      "Active orders with no span for 24h, or stuck that long, by stage (stage=\"none\": no "
+      "milestone yet); counted once a minute.",
+      {"stage"});
 }
 
 void EngineMetrics::Flagged(StuckKind kind, double lag_seconds) {
@@ -183,6 +188,24 @@ void EngineMetrics::Publish(const Rules& rules) {
 
 void EngineMetrics::StuckEnded(StuckKind kind, double seconds) {
   time_stuck_family_->With({StuckKindName(kind)}).Observe(std::max(0.0, seconds));
+}
+
+bool EngineMetrics::LostDue(Nanos now) {
+  if (now < next_lost_count_) return false;
+  next_lost_count_ = now + 60LL * 1'000'000'000;
+  return true;
+}
+
+void EngineMetrics::PublishLost(const Rules& rules, const std::vector<int64_t>& by_slot) {
+  // Every stage of the rules has its series (0 when none is lost); a stage the rules no longer
+  // have goes to 0.
+  for (auto& [stage, gauge] : lost_gauges_) gauge->Set(0);
+  for (size_t slot = 0; slot <= rules.stages.size(); ++slot) {
+    const std::string stage = slot == 0 ? "none" : rules.stages[slot - 1].name;
+    metrics::Gauge*& g = lost_gauges_[stage];
+    if (g == nullptr) g = &lost_family_->With({stage});
+    g->Set(slot < by_slot.size() ? static_cast<double>(by_slot[slot]) : 0.0);
+  }
 }
 
 }  // namespace ordertrace::journey

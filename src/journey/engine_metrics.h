@@ -59,6 +59,12 @@ class EngineMetrics {
   // (it moved on, or its expectation was met) after `seconds` stuck, counted from its missed
   // deadline plus grace; by the kind it missed (a bounded set).
   void StuckEnded(StuckKind kind, double seconds);
+  // Lost orders per stage (ordertrace_journey_lost_orders): active orders with no span for
+  // kLostAfter, or stuck that long.  Counted by the engine at most once a minute (a pass over
+  // the active orders): LostDue() says when, PublishLost() takes the counts by slot.
+  static constexpr Nanos kLostAfter = 24LL * 3600 * 1'000'000'000;
+  bool LostDue(Nanos now);
+  void PublishLost(const Rules& rules, const std::vector<int64_t>& by_slot);
 
  private:
   size_t StageSlot(int stage) const;
@@ -83,6 +89,9 @@ class EngineMetrics {
   std::vector<metrics::Histogram*> stage_duration_;      // by slot
   std::vector<metrics::Counter*> heartbeats_missed_;     // by slot
   metrics::Family<metrics::Histogram>* time_stuck_family_ = nullptr;
+  metrics::Family<metrics::Gauge>* lost_family_ = nullptr;
+  std::unordered_map<std::string, metrics::Gauge*> lost_gauges_;  // by stage name
+  Nanos next_lost_count_ = 0;
 };
 
 }  // namespace ordertrace::journey
