@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -22,6 +23,7 @@ using nlohmann::json;
 constexpr char kUnknownQueue[] = "?";
 constexpr double kUnplaced = 1e9;  // a service placed by nothing: rightmost
 constexpr size_t kStuckPage = 1000;
+constexpr Duration kPlacingSpan = std::chrono::minutes(10);  // milestones that place services
 
 enum class NodeKind { kService, kExchange, kQueue };
 
@@ -44,6 +46,20 @@ struct Edge {
   std::unordered_set<std::string> stuck;  // order ids
   std::vector<double> latency;            // seconds, processed hops in the window
 };
+
+// Hops that took the same route: publisher, exchange, queue (or the routing key while the queue
+// is unknown) and consumer (open hops have none).
+struct Route {
+  std::string send_service, exchange, queue, routing_key, process_service;
+  bool processed = false;
+  uint64_t in_window = 0;  // published in the window
+  uint64_t open = 0;
+  uint64_t late = 0;                      // open past messages.processed_within + grace
+  std::unordered_set<std::string> stuck;  // stuck orders with an open hop on the route
+  std::vector<double> latency;            // seconds, processed hops in the window
+};
+
+const std::string kOpenMark = "\x1f(open)";
 
 std::string NodeId(NodeKind kind, const std::string& name) {
   switch (kind) {
@@ -78,52 +94,56 @@ class FlowBuilder {
     late_after_ = within > 0 ? within + std::chrono::nanoseconds(rules.grace).count() : 0;
   }
 
+  // Hops are summed per route first (a handful of distinct routes for any number of hops);
+  // Build() turns the routes into nodes and edges.
   void AddHop(const journey::Hop& h, bool stuck_order) {
     if (h.published_ns == 0 || h.send_service.empty()) return;
+    const bool processed = !h.open();
+    const std::string exchange = ExchangeName(h);
+    std::string key = h.send_service;
+    for (const std::string* part :
+         {&exchange, &h.queue, h.queue.empty() ? &h.routing_key : &h.queue,
+          processed ? &h.process_service : &kOpenMark}) {
+      key.push_back('\x1f');
+      key += *part;
+    }
+    auto [it, inserted] = routes_.try_emplace(std::move(key));
+    Route& r = it->second;
+    if (inserted) {
+      r.send_service = h.send_service;
+      r.exchange = exchange;
+      r.queue = h.queue;
+      r.routing_key = h.routing_key;
+      r.process_service = processed ? h.process_service : std::string();
+      r.processed = processed;
+    }
     const bool in_window = h.published_ns >= since_;
-    const bool late = h.open() && late_after_ > 0 && now_ - h.published_ns >= late_after_;
-    const std::string publisher = NodeId(NodeKind::kService, h.send_service);
-    const std::string exchange = NodeId(NodeKind::kExchange, ExchangeName(h));
-    const std::string queue = NodeId(NodeKind::kQueue, QueueOf(h));
-    Touch(NodeKind::kService, h.send_service, in_window, late, nullptr);
-    Touch(NodeKind::kExchange, ExchangeName(h), in_window, late, &h.send_service);
-    Touch(NodeKind::kQueue, QueueOf(h), in_window, late, &h.send_service);
-    std::vector<Edge*> path = {&EdgeOf(publisher, exchange), &EdgeOf(exchange, queue)};
-    if (!h.open() && !h.process_service.empty()) {
-      Touch(NodeKind::kService, h.process_service, in_window, false, nullptr);
-      path.push_back(&EdgeOf(queue, NodeId(NodeKind::kService, h.process_service)));
-    }
-    for (Edge* e : path) {
-      if (in_window) ++e->count;
-      if (h.open()) ++e->open;
-      if (late) ++e->late;
-      if (h.open() && stuck_order) e->stuck.insert(h.order_id);
-      if (in_window && !h.open() && h.processed_ns >= h.published_ns) {
-        e->latency.push_back(Seconds(h.published_ns, h.processed_ns));
-      }
-    }
-    if (h.open() && stuck_order) {
-      nodes_[exchange].stuck.insert(h.order_id);
-      nodes_[queue].stuck.insert(h.order_id);
+    if (in_window) ++r.in_window;
+    if (!processed) {
+      ++r.open;
+      if (late_after_ > 0 && now_ - h.published_ns >= late_after_) ++r.late;
+      if (stuck_order) r.stuck.insert(h.order_id);
+    } else if (in_window && h.processed_ns >= h.published_ns) {
+      r.latency.push_back(Seconds(h.published_ns, h.processed_ns));
     }
   }
 
   // A stuck order expecting `service` (OrderRow::expected_service).
   void AddStuckService(const std::string& service, const std::string& order_id) {
     if (service.empty()) return;
-    Touch(NodeKind::kService, service, false, false, nullptr);
+    Touch(NodeKind::kService, service, 0, 0, nullptr);
     nodes_[NodeId(NodeKind::kService, service)].stuck.insert(order_id);
   }
 
   // A service reached `stage` in the window (a milestone): places it in the lifecycle.
   void AddMilestone(const std::string& service, int stage) {
-    auto it = nodes_.find(NodeId(NodeKind::kService, service));
-    if (it != nodes_.end() && stage >= 0) {
-      it->second.position = std::min(it->second.position, static_cast<double>(stage));
-    }
+    if (stage < 0) return;
+    auto [it, inserted] = milestone_positions_.try_emplace(service, stage);
+    if (!inserted) it->second = std::min(it->second, static_cast<double>(stage));
   }
 
   json Build(json broker) {
+    for (auto& [key, route] : routes_) Expand(route);
     PlaceServices();
     AssignColumns();
     json nodes = json::array();
@@ -172,29 +192,57 @@ class FlowBuilder {
   }
 
  private:
-  // The hop's queue: as the spans named it, else where the broker's bindings route the message
-  // (one queue only: a fanout to several is not guessed), else "?".
-  std::string QueueOf(const journey::Hop& h) const {
-    if (!h.queue.empty()) return h.queue;
+  // The route's queue: as the spans named it, else where the broker's bindings route the
+  // message (one queue only: a fanout to several is not guessed), else "?".
+  std::string QueueOf(const Route& r) const {
+    if (!r.queue.empty()) return r.queue;
     if (snapshot_ != nullptr) {
-      const broker::Route r =
-          broker::ResolveRoute(*snapshot_, broker::ExchangeOf(h), h.routing_key);
-      if (r.kind == broker::Route::Kind::kQueues && r.queues.size() == 1) return r.queues[0];
+      const std::string_view exchange =
+          r.exchange == "amq.default" ? std::string_view() : std::string_view(r.exchange);
+      const broker::Route route = broker::ResolveRoute(*snapshot_, exchange, r.routing_key);
+      if (route.kind == broker::Route::Kind::kQueues && route.queues.size() == 1) {
+        return route.queues[0];
+      }
     }
     return kUnknownQueue;
   }
 
-  void Touch(NodeKind kind, const std::string& name, bool in_window, bool late,
+  void Touch(NodeKind kind, const std::string& name, uint64_t messages, uint64_t late,
              const std::string* publisher) {
     Node& n = nodes_[NodeId(kind, name)];
     n.kind = kind;
     n.name = name;
-    if (in_window) ++n.messages;
-    if (late) ++n.late;
+    n.messages += messages;
+    n.late += late;
     if (publisher != nullptr &&
         std::find(n.publishers.begin(), n.publishers.end(), *publisher) == n.publishers.end()) {
       n.publishers.push_back(*publisher);
     }
+  }
+
+  // One route's hops into its nodes and edges.
+  void Expand(Route& r) {
+    const std::string queue_name = QueueOf(r);
+    const std::string publisher = NodeId(NodeKind::kService, r.send_service);
+    const std::string exchange = NodeId(NodeKind::kExchange, r.exchange);
+    const std::string queue = NodeId(NodeKind::kQueue, queue_name);
+    Touch(NodeKind::kService, r.send_service, r.in_window, r.late, nullptr);
+    Touch(NodeKind::kExchange, r.exchange, r.in_window, r.late, &r.send_service);
+    Touch(NodeKind::kQueue, queue_name, r.in_window, r.late, &r.send_service);
+    std::vector<Edge*> path = {&EdgeOf(publisher, exchange), &EdgeOf(exchange, queue)};
+    if (r.processed && !r.process_service.empty()) {
+      Touch(NodeKind::kService, r.process_service, r.in_window, 0, nullptr);
+      path.push_back(&EdgeOf(queue, NodeId(NodeKind::kService, r.process_service)));
+    }
+    for (Edge* e : path) {
+      e->count += r.in_window;
+      e->open += r.open;
+      e->late += r.late;
+      e->stuck.insert(r.stuck.begin(), r.stuck.end());
+      e->latency.insert(e->latency.end(), r.latency.begin(), r.latency.end());
+    }
+    nodes_[exchange].stuck.insert(r.stuck.begin(), r.stuck.end());
+    nodes_[queue].stuck.insert(r.stuck.begin(), r.stuck.end());
   }
 
   Edge& EdgeOf(const std::string& source, const std::string& target) {
@@ -224,6 +272,9 @@ class FlowBuilder {
 
   // Lifecycle positions: the rules, then the milestones (AddMilestone), then neighbours.
   void PlaceServices() {
+    for (const auto& [service, at] : milestone_positions_) {
+      if (Node* n = Service(service)) n->position = std::min(n->position, at);
+    }
     for (size_t i = 0; i < rules_.stages.size(); ++i) {
       const journey::StageRule& s = rules_.stages[i];
       const std::pair<const std::string*, double> acts[] = {
@@ -291,8 +342,10 @@ class FlowBuilder {
   const Nanos since_;
   const std::shared_ptr<const broker::Snapshot> snapshot_;
   Nanos late_after_ = 0;
-  std::map<std::string, Node> nodes_;  // by node id
-  std::map<std::string, Edge> edges_;  // by edge id
+  std::unordered_map<std::string, Route> routes_;                // by route key (AddHop)
+  std::unordered_map<std::string, double> milestone_positions_;  // by service
+  std::map<std::string, Node> nodes_;                            // by node id
+  std::map<std::string, Edge> edges_;                            // by edge id
 };
 
 json BrokerBlock(const broker::BrokerMonitor* broker) {
@@ -336,7 +389,9 @@ Result<json> FlowJson(journey::Engine& engine, const broker::BrokerMonitor* brok
   RETURN_IF_ERROR(store.ForEachOpenHop([&](const journey::Hop& h) {
     if (h.published_ns < since) flow.AddHop(h, stuck.count(h.order_id) > 0);
   }));
-  RETURN_IF_ERROR(store.ForEachMilestoneSince(since, [&](const journey::Milestone& m) {
+  // Milestones only place services in the lifecycle: the last few minutes show every active one.
+  const Nanos placing = std::max(since, now - std::chrono::nanoseconds(kPlacingSpan).count());
+  RETURN_IF_ERROR(store.ForEachMilestoneSince(placing, [&](const journey::Milestone& m) {
     flow.AddMilestone(m.service, rules->StageIndex(m.stage));
   }));
 
@@ -349,18 +404,26 @@ Result<json> FlowJson(journey::Engine& engine, const broker::BrokerMonitor* brok
 }
 
 void RegisterFlowRoute(net::HttpServer& server, journey::Engine& engine, const ApiGuard& guard,
-                       const broker::BrokerMonitor* broker) {
+                       const broker::BrokerMonitor* broker, Duration reuse_for) {
+  auto cache = std::make_shared<AnswerCache>(reuse_for);
   server.Route("GET", "/api/v1/flow",
                guard.Wrap("/api/v1/flow", "orders.list",
-                          [&engine, broker](net::HttpRequest& req, net::HttpResponse& res,
-                                            audit::AuditEvent& event) {
+                          [&engine, broker, cache](net::HttpRequest& req, net::HttpResponse& res,
+                                                   audit::AuditEvent& event) {
                             event.resource.emplace_back("type", "flow");
                             const std::optional<Duration> window =
                                 ParseWindowQuery(req.query, kFlowWindows, res);
                             if (!window) return;
                             event.resource.emplace_back("window", FormatDuration(*window));
-                            Result<json> body =
-                                FlowJson(engine, broker, *window, engine.clock().Now());
+                            std::string key = std::to_string(window->count());
+                            if (broker != nullptr) {
+                              const broker::BrokerHealth h = broker->health();
+                              key += "/" + std::to_string(h.last_success_ns) + "/" +
+                                     (h.up ? "up" : "down:" + h.error);
+                            }
+                            const Nanos now = engine.clock().Now();
+                            Result<json> body = cache->Get(
+                                key, now, [&] { return FlowJson(engine, broker, *window, now); });
                             if (!body.ok()) {
                               log::Error("flow map failed", {{"error", body.status().message()}});
                               AnswerError(res, 500, "journey store: " + body.status().message());

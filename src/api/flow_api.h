@@ -18,9 +18,9 @@
 //
 // Ranks are columns, left to right in lifecycle order: services are ordered by the earliest
 // stage they act on in the rules (received_by / processed_by: that stage; next_by: just after
-// it) or reached a milestone of in the window, a service known from neither just before the
-// service consuming its messages (or just after the one whose messages it consumes), the rest
-// last; each exchange and queue sits right of its earliest publisher.
+// it) or reached a milestone of in the window's last 10 minutes, a service known from neither just
+// before the service consuming its messages (or just after the one whose messages it consumes), the
+// rest last; each exchange and queue sits right of its earliest publisher.
 //
 // Thread-safety: handlers run concurrently; the engine, store and monitor are thread-safe.
 #pragma once
@@ -46,8 +46,10 @@ Result<nlohmann::json> FlowJson(journey::Engine& engine, const broker::BrokerMon
                                 Duration window, Nanos now);
 
 // Registers GET /api/v1/flow behind `guard` (action orders.list).  `engine`, `guard` and
-// `broker` (null: no broker configured) must outlive the server.
+// `broker` (null: no broker configured) must outlive the server.  A window's answer is reused
+// for `reuse_for` (AnswerCache) unless the broker's reachability or poll changed meanwhile.
 void RegisterFlowRoute(net::HttpServer& server, journey::Engine& engine, const ApiGuard& guard,
-                       const broker::BrokerMonitor* broker);
+                       const broker::BrokerMonitor* broker,
+                       Duration reuse_for = std::chrono::seconds(5));
 
 }  // namespace ordertrace::api

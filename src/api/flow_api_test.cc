@@ -189,7 +189,8 @@ TEST_F(FlowApiTest, WindowLeavesOldHopsOutButKeepsOpenOnes) {
   EXPECT_EQ((*publish)["count"], 0);  // published 2 h ago
   EXPECT_EQ((*publish)["open"], 1);   // B's message is still open
   EXPECT_EQ(Find(j["edges"], "queue:mes.calculate->service:mes"), nullptr);
-  EXPECT_EQ(GetJson("/api/v1/flow?window=3h", 200)["edges"].size(), 5u);
+  EXPECT_EQ(GetJson("/api/v1/flow?window=3h", 200)["edges"].size(), 5u)
+      << GetJson("/api/v1/flow?window=3h", 200)["edges"].dump(1);
 }
 
 TEST_F(FlowApiTest, RejectsWindowsOutsideTheRange) {

@@ -39,6 +39,8 @@ struct KpiOptions {
   // An open order silent (or stuck) this long is lost (capped at half the window).
   Duration lost_after{std::chrono::hours(24)};
   size_t max_partners = 1000;  // the partners with most orders; the rest are left out
+  // A window's answer is reused this long (AnswerCache): the KPIs move slowly.
+  Duration reuse_for{std::chrono::seconds(30)};
 };
 
 // The answer for the window ending at `now` (without ETag).  Exposed for tests and the

@@ -165,6 +165,18 @@ TEST_F(KpiApiTest, LostOrdersGauge) {
   EXPECT_EQ(text.find("pse:"), std::string::npos);  // no partner in any label
 }
 
+// An answer is reused for KpiOptions::reuse_for (30 s), per window.
+TEST_F(KpiApiTest, AnswersAreReusedForHalfAMinute) {
+  EXPECT_EQ(GetJson("/api/v1/kpi", 200)["orders"]["started"], 0);
+  ASSERT_TRUE(
+      engine_->Apply({Span("D", "00000000000000d1", clock_.Now(), "crm", "SUBMITTED")}).ok());
+  clock_.Advance(std::chrono::seconds(10));
+  EXPECT_EQ(GetJson("/api/v1/kpi", 200)["orders"]["started"], 0);
+  EXPECT_EQ(GetJson("/api/v1/kpi?window=23h", 200)["orders"]["started"], 1);
+  clock_.Advance(std::chrono::seconds(21));
+  EXPECT_EQ(GetJson("/api/v1/kpi", 200)["orders"]["started"], 1);
+}
+
 TEST_F(KpiApiTest, ShorterWindowsSeeLess) {
   Fill();
   clock_.Advance(std::chrono::hours(2));

@@ -71,6 +71,22 @@ json Quantile(std::vector<double>& values, double q) {
   return values[std::clamp<size_t>(rank, 1, values.size()) - 1];
 }
 
+Result<json> AnswerCache::Get(const std::string& key, Nanos now,
+                              const std::function<Result<json>()>& compute) {
+  MutexLock lock(mu_);
+  const Nanos reuse = std::chrono::nanoseconds(reuse_for_).count();
+  const auto it = answers_.find(key);
+  if (it != answers_.end() && now >= it->second.first && now - it->second.first < reuse) {
+    return it->second.second;
+  }
+  Result<json> fresh = compute();
+  if (!fresh.ok() || reuse <= 0) return fresh;
+  // Old answers of other keys go (the keys are few: the windows clients ask for).
+  std::erase_if(answers_, [&](const auto& e) { return now - e.second.first >= reuse; });
+  answers_[key] = {now, fresh.value()};
+  return fresh;
+}
+
 void AnswerJson(const net::HttpRequest& req, net::HttpResponse& res, json body) {
   json as_of = std::move(body["as_of"]);
   body.erase("as_of");

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "common/clock.h"
+#include "common/status.h"
+#include "common/thread_annotations.h"
 #include "net/http_server.h"
 
 namespace ordertrace::api {
@@ -33,6 +35,24 @@ nlohmann::json Quantile(std::vector<double>& values, double q);
 
 // Seconds between two Unix-nanosecond times.
 inline double Seconds(Nanos from, Nanos to) { return static_cast<double>(to - from) / 1e9; }
+
+// The last answer per key (the window, and whatever else it depends on), reused for `reuse_for`:
+// however many clients poll, a window's answer is computed at most once per that time (the scans
+// behind it cost about a second per 200k orders, docs/benchmarks.md "Flow and KPI").  A request
+// arriving while its answer is computed waits for that computation rather than starting another.
+//
+// Thread-safety: Get() from any thread.
+class AnswerCache {
+ public:
+  explicit AnswerCache(Duration reuse_for) : reuse_for_(reuse_for) {}
+  Result<nlohmann::json> Get(const std::string& key, Nanos now,
+                             const std::function<Result<nlohmann::json>()>& compute) EXCLUDES(mu_);
+
+ private:
+  const Duration reuse_for_;
+  Mutex mu_;
+  std::map<std::string, std::pair<Nanos, nlohmann::json>> answers_ GUARDED_BY(mu_);
+};
 
 // Answers `body` as JSON with `Cache-Control: no-cache` and an ETag; 304 without a body when the
 // request's If-None-Match names it.  The ETag hashes the body without its "as_of".
