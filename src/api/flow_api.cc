@@ -20,8 +20,8 @@ namespace {
 
 using nlohmann::json;
 
-constexpr char kUnknownQueue[] = "?";
-constexpr double kUnplaced = 1e9;  // a service placed by nothing: rightmost
+const std::string kUnknownQueue = "?";  // + exchange/routing key
+constexpr double kUnplaced = 1e9;       // a service placed by nothing: rightmost
 constexpr size_t kStuckPage = 1000;
 constexpr Duration kPlacingSpan = std::chrono::minutes(10);  // milestones that place services
 
@@ -193,7 +193,7 @@ class FlowBuilder {
 
  private:
   // The route's queue: as the spans named it, else where the broker's bindings route the
-  // message (one queue only: a fanout to several is not guessed), else "?".
+  // message (one queue only: a fanout to several is not guessed), else "?<exchange>/<key>".
   std::string QueueOf(const Route& r) const {
     if (!r.queue.empty()) return r.queue;
     if (snapshot_ != nullptr) {
@@ -204,7 +204,8 @@ class FlowBuilder {
         return route.queues[0];
       }
     }
-    return kUnknownQueue;
+    // Per exchange and routing key: messages bound for different queues stay apart.
+    return kUnknownQueue + r.exchange + "/" + r.routing_key;
   }
 
   void Touch(NodeKind kind, const std::string& name, uint64_t messages, uint64_t late,

@@ -14,7 +14,8 @@
 // while it is unreachable: `broker.up` says so); a queue with ready > 0 and no consumer is
 // "bad".  A hop whose queue is not known yet (no process side, and the publish span named none)
 // goes to the queue RabbitMQ routes it to by the monitor's bindings (broker/route.h), else to
-// the node "queue:?" (name "?").
+// a queue node named "?<exchange>/<routing key>" (queue: null; one per exchange and key, so
+// messages bound for different queues are not drawn as one).
 //
 // Ranks are columns, left to right in lifecycle order: services are ordered by the earliest
 // stage they act on in the rules (received_by / processed_by: that stage; next_by: just after

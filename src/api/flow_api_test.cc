@@ -92,7 +92,7 @@ class FlowApiTest : public ::testing::Test {
 
   // Two orders through crm → orders → mes.calculate → mes: A's message processed in 2 s, B's
   // never (its queue comes from the broker's bindings); C's message goes to an exchange with no
-  // binding ("queue:?").  Then B is flagged.
+  // binding ("queue:?audit/x").  Then B is flagged.
   void Fill() {
     ASSERT_TRUE(
         engine_
@@ -143,7 +143,7 @@ TEST_F(FlowApiTest, NodesAndEdgesInLifecycleOrder) {
   const json* orders = Find(nodes, "exchange:orders");
   const json* queue = Find(nodes, "queue:mes.calculate");
   const json* mes = Find(nodes, "service:mes");
-  const json* unknown = Find(nodes, "queue:?");
+  const json* unknown = Find(nodes, "queue:?audit/x");
   ASSERT_TRUE(crm && orders && queue && mes && unknown) << nodes.dump(1);
   // crm, the exchanges, the queues, mes: columns left to right.
   EXPECT_EQ((*crm)["rank"], 0);
@@ -158,13 +158,13 @@ TEST_F(FlowApiTest, NodesAndEdgesInLifecycleOrder) {
   EXPECT_EQ((*queue)["state"], "bad");  // messages waiting, nobody consuming
   EXPECT_EQ((*queue)["stuck"], 1);      // B's open hop
   EXPECT_EQ((*unknown)["queue"], nullptr);
-  EXPECT_EQ((*unknown)["name"], "?");
+  EXPECT_EQ((*unknown)["name"], "?audit/x");
 
   const json& edges = j["edges"];
   const json* publish = Find(edges, "service:crm->exchange:orders");
   const json* route = Find(edges, "exchange:orders->queue:mes.calculate");
   const json* consume = Find(edges, "queue:mes.calculate->service:mes");
-  const json* unrouted = Find(edges, "exchange:audit->queue:?");
+  const json* unrouted = Find(edges, "exchange:audit->queue:?audit/x");
   ASSERT_TRUE(publish && route && consume && unrouted) << edges.dump(1);
   EXPECT_EQ((*publish)["count"], 2);
   EXPECT_EQ((*publish)["open"], 1);

@@ -36,8 +36,8 @@ std::optional<Duration> ParseWindowQuery(const std::string& query, const WindowR
                                          net::HttpResponse& res) {
   const std::string accepted = "window: expected a duration from " + FormatDuration(range.min) +
                                " to " + FormatDuration(range.max) +
-                               " like 30m, 1h or 7d (default " + FormatDuration(range.fallback) +
-                               ")";
+                               ", a number with s, m, h or d (default " +
+                               FormatDuration(range.fallback) + ")";
   url::QueryParams q;
   std::string error;
   if (!url::ParseQuery(query, &q, &error)) {
