@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "journey/store/memory/memory_store.h"
+#include "journey/store/sqlite/db.h"
+#include "journey/store/sqlite/schema.h"
 #include "journey/store/sqlite/sqlite_store.h"
 #include "journey/store/store.h"
 
@@ -262,6 +264,55 @@ TYPED_TEST(StoreScanContractTest, RetentionRemovesEpisodes) {
   EXPECT_EQ(left[0].order_id, "kept");
   EXPECT_EQ(left[0].flagged_ns, kNow - kDay);
   EXPECT_EQ(this->OrdersSince(0), std::vector<std::string>{"kept"});
+}
+
+// A version 2 file (before the episodes and the time indexes) is upgraded in place: its orders
+// stay and are found by the scans, episodes are written and read from then on.
+TEST(SqliteStoreScanTest, Version2FileIsUpgraded) {
+  std::string tmpl = (fs::temp_directory_path() / "ordertrace-scan-v2-XXXXXX").string();
+  ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+  const fs::path dir = tmpl;
+  const std::string path = (dir / "journeys.db").string();
+  {
+    auto store = SqliteFactory::Open(dir);
+    ASSERT_NE(store, nullptr);
+    WriteBatch b;
+    b.orders = {Order("old", kNow - kHour, kNow)};
+    ASSERT_TRUE(store->Write(b).ok());
+  }
+  {
+    // Back to the version 2 layout, as a build before the episodes wrote it.
+    sqlite::Db db(path);
+    ASSERT_TRUE(db.Open().ok());
+    for (const char* sql :
+         {"DROP TABLE episodes", "DROP INDEX orders_first", "DROP INDEX milestones_at",
+          "DROP INDEX hops_published", "PRAGMA user_version = 2"}) {
+      const Status s = db.Exec(sql);
+      ASSERT_TRUE(s.ok()) << sql << ": " << s.ToString();
+    }
+  }
+  auto store = SqliteFactory::Open(dir);
+  ASSERT_NE(store, nullptr);
+  {
+    sqlite::Db db(path);
+    ASSERT_TRUE(db.Open().ok());
+    auto version = db.QueryInt("PRAGMA user_version");
+    ASSERT_TRUE(version.ok());
+    EXPECT_EQ(*version, sqlite::kSchemaVersion);
+  }
+  size_t orders = 0;
+  ASSERT_TRUE(store->ForEachOrderSince(kNow - kDay, [&](const OrderRow&) { ++orders; }).ok());
+  EXPECT_EQ(orders, 1u);
+  WriteBatch b;
+  b.episodes = {Flag("old", kNow - 10 * kSecond, kNow - 5 * kSecond)};
+  ASSERT_TRUE(store->Write(b).ok());
+  size_t episodes = 0;
+  ASSERT_TRUE(
+      store->ForEachEpisodeSince(kNow - kDay, [&](const StuckEpisode&) { ++episodes; }).ok());
+  EXPECT_EQ(episodes, 1u);
+  store.reset();
+  std::error_code ec;
+  fs::remove_all(dir, ec);
 }
 
 }  // namespace
