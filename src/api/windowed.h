@@ -56,8 +56,9 @@ class AnswerCache {
 
 // Answers `body` as JSON with `Cache-Control: no-cache` and an ETag; 304 without a body when the
 // request's If-None-Match names it.  The ETag hashes the body without its "as_of".
-// TODO(api/etag.h): once merged, key the ETag on MakeETag({engine.revision(), the broker
-// monitor's generation(), ...}, req.query) and answer 304 before building the body.
+// TODO(merge): use the shared ETag helper (MakeETag, AnswerNotModified) of the api branch.  The
+// answers are reused per window (AnswerCache), so the cached answer's time plus the query key
+// it as well as Engine::revision() would, without 304s going stale while the window slides.
 void AnswerJson(const net::HttpRequest& req, net::HttpResponse& res, nlohmann::json body);
 
 // 4xx/5xx {"error": ..., "status": N}.
