@@ -11,9 +11,7 @@
 #include <vector>
 
 #include "broker/route.h"
-#include "common/log.h"
 #include "common/text_format.h"
-#include "common/values.h"
 
 namespace ordertrace::api {
 namespace {
@@ -406,32 +404,22 @@ Result<json> FlowJson(journey::Engine& engine, const broker::BrokerMonitor* brok
 
 void RegisterFlowRoute(net::HttpServer& server, journey::Engine& engine, const ApiGuard& guard,
                        const broker::BrokerMonitor* broker, Duration reuse_for) {
-  auto cache = std::make_shared<AnswerCache>(reuse_for);
-  server.Route("GET", "/api/v1/flow",
-               guard.Wrap("/api/v1/flow", "orders.list",
-                          [&engine, broker, cache](net::HttpRequest& req, net::HttpResponse& res,
-                                                   audit::AuditEvent& event) {
-                            event.resource.emplace_back("type", "flow");
-                            const std::optional<Duration> window =
-                                ParseWindowQuery(req.query, kFlowWindows, res);
-                            if (!window) return;
-                            event.resource.emplace_back("window", FormatDuration(*window));
-                            std::string key = std::to_string(window->count());
-                            if (broker != nullptr) {
-                              const broker::BrokerHealth h = broker->health();
-                              key += "/" + std::to_string(h.last_success_ns) + "/" +
-                                     (h.up ? "up" : "down:" + h.error);
-                            }
-                            const Nanos now = engine.clock().Now();
-                            Result<json> body = cache->Get(
-                                key, now, [&] { return FlowJson(engine, broker, *window, now); });
-                            if (!body.ok()) {
-                              log::Error("flow map failed", {{"error", body.status().message()}});
-                              AnswerError(res, 500, "journey store: " + body.status().message());
-                              return;
-                            }
-                            AnswerJson(req, res, std::move(body).value());
-                          }));
+  WindowedRoute route;
+  route.path = "/api/v1/flow";
+  route.type = "flow";
+  route.range = kFlowWindows;
+  route.reuse_for = reuse_for;
+  if (broker != nullptr) {
+    // A reused answer is dropped when the broker was polled or its reachability changed.
+    route.extra_key = [broker] {
+      const broker::BrokerHealth h = broker->health();
+      return std::to_string(h.last_success_ns) + "/" + (h.up ? "up" : "down:" + h.error);
+    };
+  }
+  route.compute = [&engine, broker](Duration window, Nanos now) {
+    return FlowJson(engine, broker, window, now);
+  };
+  RegisterWindowedRoute(server, guard, engine.clock(), std::move(route));
 }
 
 }  // namespace ordertrace::api

@@ -12,9 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/log.h"
 #include "common/text_format.h"
-#include "common/values.h"
 
 namespace ordertrace::api {
 namespace {
@@ -264,27 +262,15 @@ Result<json> KpiJson(journey::Engine& engine, const KpiOptions& options, Duratio
 
 void RegisterKpiRoute(net::HttpServer& server, journey::Engine& engine, const ApiGuard& guard,
                       KpiOptions options) {
-  auto cache = std::make_shared<AnswerCache>(options.reuse_for);
-  server.Route("GET", "/api/v1/kpi",
-               guard.Wrap("/api/v1/kpi", "orders.list",
-                          [&engine, options, cache](net::HttpRequest& req, net::HttpResponse& res,
-                                                    audit::AuditEvent& event) {
-                            event.resource.emplace_back("type", "kpi");
-                            const std::optional<Duration> window =
-                                ParseWindowQuery(req.query, kKpiWindows, res);
-                            if (!window) return;
-                            event.resource.emplace_back("window", FormatDuration(*window));
-                            const Nanos now = engine.clock().Now();
-                            Result<json> body =
-                                cache->Get(std::to_string(window->count()), now,
-                                           [&] { return KpiJson(engine, options, *window, now); });
-                            if (!body.ok()) {
-                              log::Error("KPIs failed", {{"error", body.status().message()}});
-                              AnswerError(res, 500, "journey store: " + body.status().message());
-                              return;
-                            }
-                            AnswerJson(req, res, std::move(body).value());
-                          }));
+  WindowedRoute route;
+  route.path = "/api/v1/kpi";
+  route.type = "kpi";
+  route.range = kKpiWindows;
+  route.reuse_for = options.reuse_for;
+  route.compute = [&engine, options](Duration window, Nanos now) {
+    return KpiJson(engine, options, window, now);
+  };
+  RegisterWindowedRoute(server, guard, engine.clock(), std::move(route));
 }
 
 }  // namespace ordertrace::api

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <memory>
 
+#include "common/log.h"
 #include "common/url.h"
 #include "common/values.h"
 
@@ -105,6 +107,35 @@ void AnswerJson(const net::HttpRequest& req, net::HttpResponse& res, json body) 
   }
   body["as_of"] = std::move(as_of);
   SetJson(res, 200, body.dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
+void RegisterWindowedRoute(net::HttpServer& server, const ApiGuard& guard, const Clock& clock,
+                           WindowedRoute route) {
+  auto cache = std::make_shared<AnswerCache>(route.reuse_for);
+  const std::string path = route.path;
+  server.Route(
+      "GET", path,
+      guard.Wrap(path, "orders.list",
+                 [&clock, cache, route = std::move(route)](
+                     net::HttpRequest& req, net::HttpResponse& res, audit::AuditEvent& event) {
+                   event.resource.emplace_back("type", route.type);
+                   const std::optional<Duration> window =
+                       ParseWindowQuery(req.query, route.range, res);
+                   if (!window) return;
+                   event.resource.emplace_back("window", FormatDuration(*window));
+                   std::string key = std::to_string(window->count());
+                   if (route.extra_key) key += "/" + route.extra_key();
+                   const Nanos now = clock.Now();
+                   Result<json> body =
+                       cache->Get(key, now, [&] { return route.compute(*window, now); });
+                   if (!body.ok()) {
+                     log::Error("windowed answer failed",
+                                {{"route", route.path}, {"error", body.status().message()}});
+                     AnswerError(res, 500, "journey store: " + body.status().message());
+                     return;
+                   }
+                   AnswerJson(req, res, std::move(body).value());
+                 }));
 }
 
 void AnswerError(net::HttpResponse& res, int status, const std::string& message) {

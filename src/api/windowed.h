@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "api/api_guard.h"
 #include "common/clock.h"
 #include "common/status.h"
 #include "common/thread_annotations.h"
@@ -60,6 +61,21 @@ class AnswerCache {
 // answers are reused per window (AnswerCache), so the cached answer's time plus the query key
 // it as well as Engine::revision() would, without 304s going stale while the window slides.
 void AnswerJson(const net::HttpRequest& req, net::HttpResponse& res, nlohmann::json body);
+
+// A windowed route: GET `path` behind `guard` (action orders.list) parses ?window= within
+// `range`, records resource type `type` and the window in the audit, and answers
+// compute(window, now) through an AnswerCache of `reuse_for`, keyed by the window and what
+// `extra_key` returns (an empty function: nothing else).  A failed computation is 500.
+struct WindowedRoute {
+  std::string path;
+  std::string type;
+  WindowRange range;
+  Duration reuse_for;
+  std::function<std::string()> extra_key;
+  std::function<Result<nlohmann::json>(Duration window, Nanos now)> compute;
+};
+void RegisterWindowedRoute(net::HttpServer& server, const ApiGuard& guard, const Clock& clock,
+                           WindowedRoute route);
 
 // 4xx/5xx {"error": ..., "status": N}.
 void AnswerError(net::HttpResponse& res, int status, const std::string& message);

@@ -90,23 +90,6 @@ CREATE INDEX hops_open ON hops (send_span_id) WHERE published_ns <> 0 AND proces
 
 CREATE TABLE counters (name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO counters VALUES ('orders', 0), ('spans', 0), ('hops', 0);
-)sql"
-                                R"sql(
-CREATE INDEX IF NOT EXISTS orders_first ON orders (first_ns);
-CREATE INDEX IF NOT EXISTS milestones_at ON milestones (at_ns);
-CREATE INDEX IF NOT EXISTS hops_published ON hops (published_ns);
-CREATE TABLE IF NOT EXISTS episodes (
-  order_id TEXT NOT NULL,
-  flagged_ns INTEGER NOT NULL,
-  stage TEXT NOT NULL,
-  kind INTEGER NOT NULL,
-  expected_service TEXT NOT NULL,
-  due_ns INTEGER NOT NULL,
-  cleared_ns INTEGER NOT NULL,
-  PRIMARY KEY (order_id, flagged_ns)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS episodes_flagged ON episodes (flagged_ns);
-CREATE INDEX IF NOT EXISTS episodes_cleared ON episodes (cleared_ns);
 )sql";
 
 // Version 1 to 2: the order's partner (OrderRow::partner) and its index.  Adding a column with
@@ -116,12 +99,12 @@ constexpr const char* kMigrateTo2 = R"sql(
 ALTER TABLE orders ADD COLUMN partner TEXT NOT NULL DEFAULT '';
 ALTER TABLE orders ADD COLUMN partner_ns INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX orders_partner ON orders (partner, order_id) WHERE partner <> '';
-PRAGMA user_version = 2;
 )sql";
 
-// Version 2 to 3: the stuck episodes (types.h StuckEpisode) and the time indexes of the flow and
-// KPI scans (store.h ForEach...Since).  Each index is built by one scan of its table.
-constexpr const char* kMigrateTo3 = R"sql(
+// Added in version 3, to a new file and to an older one alike: the stuck episodes (types.h
+// StuckEpisode) and the time indexes of the flow and KPI scans (store.h ForEach...Since).  On an
+// older file each index is built by one scan of its table.
+constexpr const char* kVersion3 = R"sql(
 CREATE INDEX IF NOT EXISTS orders_first ON orders (first_ns);
 CREATE INDEX IF NOT EXISTS milestones_at ON milestones (at_ns);
 CREATE INDEX IF NOT EXISTS hops_published ON hops (published_ns);
@@ -137,7 +120,6 @@ CREATE TABLE IF NOT EXISTS episodes (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS episodes_flagged ON episodes (flagged_ns);
 CREATE INDEX IF NOT EXISTS episodes_cleared ON episodes (cleared_ns);
-PRAGMA user_version = 3;
 )sql";
 
 // Links: NULL for none, else the ids joined by ',' ('%' and ',' percent-encoded).
@@ -188,10 +170,12 @@ void UnpackFlags(int64_t f, SpanRecord* s) {
   s->heartbeat = ((f >> 24) & 1) != 0;
 }
 
-// Upgrades from version `from` to from + 1 by `sql`, in one transaction.
+// Upgrades from version `from` to from + 1 by `sql` (and the version number), in one
+// transaction.
 Status Migrate(Db& db, const char* sql, int from) {
   RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
   Status s = db.Exec(sql);
+  if (s.ok()) s = db.Exec("PRAGMA user_version = " + std::to_string(from + 1));
   if (s.ok()) s = db.Exec("COMMIT");
   if (!s.ok()) {
     (void)db.Exec("ROLLBACK");
@@ -217,6 +201,7 @@ Status PrepareSchema(Db& db, bool* created) {
     RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode = WAL"));
     RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
     Status s = db.Exec(kSchema);
+    if (s.ok()) s = db.Exec(kVersion3);
     if (s.ok()) s = db.Exec("PRAGMA application_id = " + std::to_string(kApplicationId));
     if (s.ok()) s = db.Exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
     if (s.ok()) s = db.Exec("COMMIT");
@@ -244,7 +229,7 @@ Status PrepareSchema(Db& db, bool* created) {
                             std::to_string(version) + " is unknown");
   }
   if (version == 1) RETURN_IF_ERROR(Migrate(db, kMigrateTo2, 1));
-  if (version <= 2) RETURN_IF_ERROR(Migrate(db, kMigrateTo3, 2));
+  if (version <= 2) RETURN_IF_ERROR(Migrate(db, kVersion3, 2));
   return Status::Ok();
 }
 
