@@ -595,8 +595,9 @@ size_t Engine::Tick(Nanos now) {
       for (const auto& [id, a] : *active_) {
         const bool silent =
             a.last_ns < cutoff || (a.stuck != StuckKind::kNone && a.stuck_since_ns < cutoff);
-        if (!a.closed && silent && static_cast<size_t>(a.stage + 1) < lost.size())
+        if (!a.closed && silent && static_cast<size_t>(a.stage + 1) < lost.size()) {
           ++lost[a.stage + 1];
+        }
       }
       metrics_->PublishLost(*rules_, lost);
     }
@@ -609,12 +610,12 @@ size_t Engine::Tick(Nanos now) {
 }
 
 void Engine::Prepare(Pending* p) {
-  // Rows of every touched order; closed orders leave memory (the rows carry them to the store).
   // A flag's stuck episode (store.h WriteBatch::episodes), as of now; a clear ends it below.
   auto EpisodeOf = [this](const OrderRow& r) {
     return StuckEpisode{r.order_id,       r.stage,      r.stuck, r.expected_service,
                         r.stuck_since_ns, clock_.Now(), 0};
   };
+  // Rows of every touched order; closed orders leave memory (the rows carry them to the store).
   for (ActiveEntry* e : p->touched) {
     e->second.touched = false;
     p->batch.orders.push_back(RowOf(*e));
