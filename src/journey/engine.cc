@@ -589,17 +589,21 @@ size_t Engine::Tick(Nanos now) {
       order_heap_->Update(e);
       p.Touch(e);
     }
-    if (metrics_->LostDue(now)) {  // lost orders by stage slot (engine_metrics.h), once a minute
-      std::vector<int64_t> lost(rules_->stages.size() + 1);
-      const Nanos cutoff = now - EngineMetrics::kLostAfter;
-      for (const auto& [id, a] : *active_) {
-        const bool silent =
-            a.last_ns < cutoff || (a.stuck != StuckKind::kNone && a.stuck_since_ns < cutoff);
-        if (!a.closed && silent && static_cast<size_t>(a.stage + 1) < lost.size()) {
-          ++lost[a.stage + 1];
+    // Lost orders by stage slot (engine_metrics.h): a slice of the map's buckets per Tick.
+    if (EngineMetrics::LostPass* pass =
+            metrics_->LostPassAt(now, active_->bucket_count(), rules_->stages.size() + 1)) {
+      const size_t end = std::min(pass->next_bucket + EngineMetrics::kLostBuckets, pass->buckets);
+      for (; pass->next_bucket < end; ++pass->next_bucket) {
+        for (auto it = active_->cbegin(pass->next_bucket); it != active_->cend(pass->next_bucket);
+             ++it) {
+          const Active& a = it->second;
+          const bool silent = a.last_ns < pass->cutoff ||
+                              (a.stuck != StuckKind::kNone && a.stuck_since_ns < pass->cutoff);
+          const auto slot = static_cast<size_t>(a.stage + 1);
+          if (!a.closed && silent && slot < pass->by_slot.size()) ++pass->by_slot[slot];
         }
       }
-      metrics_->PublishLost(*rules_, lost);
+      if (end == pass->buckets) metrics_->PublishLost(*rules_);
     }
     Prepare(&p);
   }

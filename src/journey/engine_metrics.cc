@@ -190,13 +190,20 @@ void EngineMetrics::StuckEnded(StuckKind kind, double seconds) {
   time_stuck_family_->With({StuckKindName(kind)}).Observe(std::max(0.0, seconds));
 }
 
-bool EngineMetrics::LostDue(Nanos now) {
-  if (now < next_lost_count_) return false;
-  next_lost_count_ = now + 60LL * 1'000'000'000;
-  return true;
+EngineMetrics::LostPass* EngineMetrics::LostPassAt(Nanos now, size_t buckets, size_t slots) {
+  if (lost_pass_ && lost_pass_->buckets == buckets && lost_pass_->by_slot.size() == slots) {
+    return &*lost_pass_;
+  }
+  if (!lost_pass_ && now < next_lost_pass_) return nullptr;
+  next_lost_pass_ = now + 60LL * 1'000'000'000;
+  lost_pass_ = LostPass{0, buckets, now - kLostAfter, std::vector<int64_t>(slots)};
+  return &*lost_pass_;
 }
 
-void EngineMetrics::PublishLost(const Rules& rules, const std::vector<int64_t>& by_slot) {
+void EngineMetrics::PublishLost(const Rules& rules) {
+  if (!lost_pass_) return;
+  const std::vector<int64_t> by_slot = std::move(lost_pass_->by_slot);
+  lost_pass_.reset();
   // Every stage of the rules has its series (0 when none is lost); a stage the rules no longer
   // have goes to 0.
   for (auto& [stage, gauge] : lost_gauges_) gauge->Set(0);

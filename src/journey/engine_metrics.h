@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -60,11 +61,21 @@ class EngineMetrics {
   // deadline plus grace; by the kind it missed (a bounded set).
   void StuckEnded(StuckKind kind, double seconds);
   // Lost orders per stage (ordertrace_journey_lost_orders): active orders with no span for
-  // kLostAfter, or stuck that long.  Counted by the engine at most once a minute (a pass over
-  // the active orders): LostDue() says when, PublishLost() takes the counts by slot.
+  // kLostAfter, or stuck that long.  The engine counts them in passes over its map of active
+  // orders, a slice of kLostBuckets hash buckets per Tick (the engine lock is never held for
+  // all of them: a full pass over 1M orders costs about 200 ms), a pass starting at most once
+  // a minute.  LostPassAt() returns the pass to continue (null: none due), restarted when the
+  // map was rehashed or the slots changed since it began; PublishLost() ends it.
   static constexpr Nanos kLostAfter = 24LL * 3600 * 1'000'000'000;
-  bool LostDue(Nanos now);
-  void PublishLost(const Rules& rules, const std::vector<int64_t>& by_slot);
+  static constexpr size_t kLostBuckets = 65536;
+  struct LostPass {
+    size_t next_bucket = 0;
+    size_t buckets = 0;  // the map's bucket count when the pass began
+    Nanos cutoff = 0;    // last span (or stuck since) before this: lost
+    std::vector<int64_t> by_slot;
+  };
+  LostPass* LostPassAt(Nanos now, size_t buckets, size_t slots);
+  void PublishLost(const Rules& rules);
 
  private:
   size_t StageSlot(int stage) const;
@@ -91,7 +102,8 @@ class EngineMetrics {
   metrics::Family<metrics::Histogram>* time_stuck_family_ = nullptr;
   metrics::Family<metrics::Gauge>* lost_family_ = nullptr;
   std::unordered_map<std::string, metrics::Gauge*> lost_gauges_;  // by stage name
-  Nanos next_lost_count_ = 0;
+  Nanos next_lost_pass_ = 0;
+  std::optional<LostPass> lost_pass_;
 };
 
 }  // namespace ordertrace::journey
