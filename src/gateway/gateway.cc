@@ -18,7 +18,9 @@
 #include "alert/sinks.h"
 #include "api/api_guard.h"
 #include "api/bearer_authorizer.h"
+#include "api/flow_api.h"
 #include "api/journey_api.h"
+#include "api/kpi_api.h"
 #include "api/routes.h"
 #include "api/signin.h"
 #include "audit/audit_log.h"
@@ -672,6 +674,8 @@ Status Gateway::Start() {
       return d != nullptr ? std::optional<uint64_t>(d->sent_total()) : std::nullopt;
     };
     api::RegisterJourneyRoutes(*g.api, *g.engine, *g.guard, journey_api);
+    api::RegisterFlowRoute(*g.api, *g.engine, *g.guard, g.broker.get());
+    api::RegisterKpiRoute(*g.api, *g.engine, *g.guard);
   }
   std::function<std::string()> broker_json;
   if (g.broker) {

@@ -277,6 +277,7 @@ void Engine::Reschedule(ActiveEntry* e, Nanos now, Pending* p) {
     // Moving on to a later stage ends the stuck episode even when the new stage is overdue
     // already: that is a new episode, flagged (with its own time) by the next Tick().
     if (v.kind == StuckKind::kNone || moved) {
+      metrics_->StuckEnded(a.stuck, static_cast<double>(now - a.stuck_since_ns) / 1e9);
       a.stuck = StuckKind::kNone;
       a.stuck_since_ns = 0;
       --stuck_;
@@ -643,6 +644,7 @@ size_t Engine::Tick(Nanos now) {
         metrics_->Flagged(v.kind, static_cast<double>(now - v.missed_at) / 1e9);
         a.event = kFlagged;
       } else if (v.kind == StuckKind::kNone && a.stuck != StuckKind::kNone) {
+        metrics_->StuckEnded(a.stuck, static_cast<double>(now - a.stuck_since_ns) / 1e9);
         a.stuck = StuckKind::kNone;
         a.stuck_since_ns = 0;
         --stuck_;
@@ -655,6 +657,22 @@ size_t Engine::Tick(Nanos now) {
       order_heap_->Update(e);
       p.Touch(e);
     }
+    // Lost orders by stage slot (engine_metrics.h): a slice of the map's buckets per Tick.
+    if (EngineMetrics::LostPass* pass =
+            metrics_->LostPassAt(now, active_->bucket_count(), rules_->stages.size() + 1)) {
+      const size_t end = std::min(pass->next_bucket + EngineMetrics::kLostBuckets, pass->buckets);
+      for (; pass->next_bucket < end; ++pass->next_bucket) {
+        for (auto it = active_->cbegin(pass->next_bucket); it != active_->cend(pass->next_bucket);
+             ++it) {
+          const Active& a = it->second;
+          const bool silent = a.last_ns < pass->cutoff ||
+                              (a.stuck != StuckKind::kNone && a.stuck_since_ns < pass->cutoff);
+          const auto slot = static_cast<size_t>(a.stage + 1);
+          if (!a.closed && silent && slot < pass->by_slot.size()) ++pass->by_slot[slot];
+        }
+      }
+      if (end == pass->buckets) metrics_->PublishLost(*rules_);
+    }
     Prepare(&p);
   }
   const bool changed = !p.batch.empty();
@@ -666,6 +684,11 @@ size_t Engine::Tick(Nanos now) {
 }
 
 void Engine::Prepare(Pending* p) {
+  // A flag's stuck episode (store.h WriteBatch::episodes), as of now; a clear ends it below.
+  auto EpisodeOf = [this](const OrderRow& r) {
+    return StuckEpisode{r.order_id,       r.stage,      r.stuck, r.expected_service,
+                        r.stuck_since_ns, clock_.Now(), 0};
+  };
   // Rows of every touched order; closed orders leave memory (the rows carry them to the store).
   for (ActiveEntry* e : p->touched) {
     e->second.touched = false;
@@ -676,7 +699,9 @@ void Engine::Prepare(Pending* p) {
     }
     if (!known_.MayContain(e->first)) known_.Add(e->first);
     if (e->second.event == kFlagged) p->flagged.push_back(p->batch.orders.back());
+    if (e->second.event == kFlagged) p->batch.episodes.push_back(EpisodeOf(p->flagged.back()));
     if (e->second.event == kCleared) {
+      p->batch.episodes.push_back({e->first, {}, StuckKind::kNone, {}, 0, 0, clock_.Now()});
       p->cleared.push_back(p->batch.orders.back());
       metrics_->Cleared();
     }
@@ -729,6 +754,7 @@ void Engine::Append(WriteBatch* to, WriteBatch&& from) {
   move_all(to->milestones, from.milestones);
   move_all(to->hops, from.hops);
   move_all(to->orders, from.orders);
+  move_all(to->episodes, from.episodes);
   const size_t n = to->spans.size() + to->milestones.size() + to->hops.size() + to->orders.size();
   if (n > kMaxPendingRetry) {
     log::Error("journey store unavailable too long; dropping the oldest unwritten facts",

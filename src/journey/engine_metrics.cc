@@ -87,6 +87,16 @@ EngineMetrics::EngineMetrics(metrics::Registry* registry, Sizes sizes) {
   registry->AddCallbackGauge("ordertrace_journey_open_hops",
                              "Messages published for an order and not processed yet.",
                              [f = std::move(sizes.open_hops)] { return static_cast<double>(f()); });
+  time_stuck_family_ = &registry->AddHistogram(
+      "ordertrace_journey_time_stuck_seconds",
+      "How long orders stayed stuck: from the missed deadline plus grace to the order moving on, "
+      "observed when the episode ends, by what was missed.",
+      {"kind"}, StageDurationBuckets());
+  lost_family_ = &registry->AddGauge(
+      "ordertrace_journey_lost_orders",
+      "Active orders with no span for 24h, or stuck that long, by stage (stage=\"none\": no "
+      "milestone yet); counted once a minute.",
+      {"stage"});
 }
 
 void EngineMetrics::Flagged(StuckKind kind, double lag_seconds) {
@@ -211,6 +221,35 @@ void EngineMetrics::Publish(const Rules& rules) {
           {slot == 0 ? "none" : rule->name, StuckServiceLabel(rule, kind), StuckKindName(kind)});
     }
     g->Set(static_cast<double>(stuck_by_stage_[i]));
+  }
+}
+
+void EngineMetrics::StuckEnded(StuckKind kind, double seconds) {
+  time_stuck_family_->With({StuckKindName(kind)}).Observe(std::max(0.0, seconds));
+}
+
+EngineMetrics::LostPass* EngineMetrics::LostPassAt(Nanos now, size_t buckets, size_t slots) {
+  if (lost_pass_ && lost_pass_->buckets == buckets && lost_pass_->by_slot.size() == slots) {
+    return &*lost_pass_;
+  }
+  if (!lost_pass_ && now < next_lost_pass_) return nullptr;
+  next_lost_pass_ = now + 60LL * 1'000'000'000;
+  lost_pass_ = LostPass{0, buckets, now - kLostAfter, std::vector<int64_t>(slots)};
+  return &*lost_pass_;
+}
+
+void EngineMetrics::PublishLost(const Rules& rules) {
+  if (!lost_pass_) return;
+  const std::vector<int64_t> by_slot = std::move(lost_pass_->by_slot);
+  lost_pass_.reset();
+  // Every stage of the rules has its series (0 when none is lost); a stage the rules no longer
+  // have goes to 0.
+  for (auto& [stage, gauge] : lost_gauges_) gauge->Set(0);
+  for (size_t slot = 0; slot <= rules.stages.size(); ++slot) {
+    const std::string stage = slot == 0 ? "none" : rules.stages[slot - 1].name;
+    metrics::Gauge*& g = lost_gauges_[stage];
+    if (g == nullptr) g = &lost_family_->With({stage});
+    g->Set(slot < by_slot.size() ? static_cast<double>(by_slot[slot]) : 0.0);
   }
 }
 

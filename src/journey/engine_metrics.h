@@ -74,6 +74,27 @@ class EngineMetrics {
   uint64_t cleared_total() const { return cleared_total_->Value(); }
   uint64_t closed_total() const { return closed_total_->Value(); }
 
+  // The KPIs' metrics (api/kpi_api.h has the windowed figures): an order's stuck episode ended
+  // (it moved on, or its expectation was met) after `seconds` stuck, counted from its missed
+  // deadline plus grace; by the kind it missed (a bounded set).
+  void StuckEnded(StuckKind kind, double seconds);
+  // Lost orders per stage (ordertrace_journey_lost_orders): active orders with no span for
+  // kLostAfter, or stuck that long.  The engine counts them in passes over its map of active
+  // orders, a slice of kLostBuckets hash buckets per Tick (the engine lock is never held for
+  // all of them: a full pass over 1M orders costs about 200 ms), a pass starting at most once
+  // a minute.  LostPassAt() returns the pass to continue (null: none due), restarted when the
+  // map was rehashed or the slots changed since it began; PublishLost() ends it.
+  static constexpr Nanos kLostAfter = 24LL * 3600 * 1'000'000'000;
+  static constexpr size_t kLostBuckets = 65536;
+  struct LostPass {
+    size_t next_bucket = 0;
+    size_t buckets = 0;  // the map's bucket count when the pass began
+    Nanos cutoff = 0;    // last span (or stuck since) before this: lost
+    std::vector<int64_t> by_slot;
+  };
+  LostPass* LostPassAt(Nanos now, size_t buckets, size_t slots);
+  void PublishLost(const Rules& rules);
+
  private:
   size_t StageSlot(int stage) const;
 
@@ -96,6 +117,11 @@ class EngineMetrics {
   std::vector<metrics::Gauge*> stuck_by_stage_gauges_;   // as stuck_by_stage_; null until used
   std::vector<metrics::Histogram*> stage_duration_;      // by slot
   std::vector<metrics::Counter*> heartbeats_missed_;     // by slot
+  metrics::Family<metrics::Histogram>* time_stuck_family_ = nullptr;
+  metrics::Family<metrics::Gauge>* lost_family_ = nullptr;
+  std::unordered_map<std::string, metrics::Gauge*> lost_gauges_;  // by stage name
+  Nanos next_lost_pass_ = 0;
+  std::optional<LostPass> lost_pass_;
 };
 
 }  // namespace ordertrace::journey

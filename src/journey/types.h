@@ -150,4 +150,22 @@ struct Journey {
   bool spans_truncated = false;
 };
 
+// One stuck episode of an order: flagged by the detector, cleared when the order moved on (or
+// its expectation was met).  The KPIs (api/kpi_api.h) read them back by time: detection lag
+// (flagged_ns - due_ns) and time stuck (cleared_ns, or now while ongoing, - due_ns).
+// Keyed by (order_id, flagged_ns).  The engine writes a flag with every field but cleared_ns,
+// and a clear as {order_id, cleared_ns} alone (flagged_ns 0): the store then ends every open
+// episode of the order (the engine keeps no episode in memory).
+struct StuckEpisode {
+  std::string order_id;
+  std::string stage;  // the stage the order was stuck in ("" before any milestone)
+  StuckKind kind = StuckKind::kNone;
+  std::string expected_service;  // who was expected to act ("" unknown)
+  Nanos due_ns = 0;              // the missed deadline plus grace (OrderRow::stuck_since_ns)
+  Nanos flagged_ns = 0;          // when the detector flagged it
+  Nanos cleared_ns = 0;          // 0 while ongoing
+
+  bool operator==(const StuckEpisode&) const = default;
+};
+
 }  // namespace ordertrace::journey

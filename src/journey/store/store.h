@@ -37,8 +37,11 @@ struct WriteBatch {
   std::vector<Milestone> milestones;
   std::vector<Hop> hops;
   std::vector<OrderRow> orders;
+  // Stuck episodes (types.h StuckEpisode): flags insert one, a clear ends the order's open ones.
+  std::vector<StuckEpisode> episodes;
   bool empty() const {
-    return spans.empty() && milestones.empty() && hops.empty() && orders.empty();
+    return spans.empty() && milestones.empty() && hops.empty() && orders.empty() &&
+           episodes.empty();
   }
 };
 
@@ -155,10 +158,26 @@ class JourneyStore {
   virtual Result<std::optional<Hop>> FindHop(std::string_view send_span_id,
                                              std::string_view message_id) = 0;
 
-  // Deletes what `retention` says has expired at `now`.
+  // Deletes what `retention` says has expired at `now`.  Stuck episodes go with their order,
+  // and ended ones also once cleared longer than `closed_orders` ago.
   virtual Result<RetentionResult> EnforceRetention(Nanos now, const Retention& retention) = 0;
 
   virtual Result<StoreStats> Stats() = 0;
+
+  // Read-only scans by time for the flow map and the KPIs (api/flow_api.h, api/kpi_api.h),
+  // each bounded by `since` (an index on the time column in SQLite).  Like ForEachActiveOrder,
+  // `fn` runs without store locks (rows are read in pages), a write committed meanwhile may or
+  // may not be seen, and `fn` must not call back into the store.  Rows come in no promised order.
+  //   orders whose first span started at or after `since` (first_ns >= since);
+  virtual Status ForEachOrderSince(Nanos since, const std::function<void(const OrderRow&)>& fn) = 0;
+  //   milestones reached at or after `since` (at_ns >= since);
+  virtual Status ForEachMilestoneSince(Nanos since,
+                                       const std::function<void(const Milestone&)>& fn) = 0;
+  //   hops published at or after `since` (published_ns >= since; process-only hops are not);
+  virtual Status ForEachHopSince(Nanos since, const std::function<void(const Hop&)>& fn) = 0;
+  //   stuck episodes flagged or cleared at or after `since`, and every one still ongoing.
+  virtual Status ForEachEpisodeSince(Nanos since,
+                                     const std::function<void(const StuckEpisode&)>& fn) = 0;
 };
 
 }  // namespace ordertrace::journey

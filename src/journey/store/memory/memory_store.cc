@@ -1,6 +1,7 @@
 #include "journey/store/memory/memory_store.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <set>
 #include <utility>
@@ -89,6 +90,7 @@ class MemoryStore final : public JourneyStore {
       KeepPartner(row, it->second);
       it->second = std::move(row);
     }
+    for (const auto& e : batch.episodes) PutEpisode(e);
     return Status::Ok();
   }
 
@@ -260,6 +262,8 @@ class MemoryStore final : public JourneyStore {
       }
     }
     for (const auto& id : expired) {
+      episodes_.erase(episodes_.lower_bound({id, 0}),
+                      episodes_.upper_bound({id, std::numeric_limits<Nanos>::max()}));
       orders_.erase(id);
       ++result.orders_removed;
       const auto po = per_order_.find(id);
@@ -282,6 +286,11 @@ class MemoryStore final : public JourneyStore {
           if (std::max(h.published_ns, h.processed_ns) < *inactive_cutoff) EraseHop(hop_id);
         }
       }
+    }
+    if (closed_cutoff) {
+      std::erase_if(episodes_, [&](const auto& e) {
+        return e.second.cleared_ns != 0 && e.second.cleared_ns < *closed_cutoff;
+      });
     }
     if (span_cutoff) {
       for (auto po = per_order_.begin(); po != per_order_.end();) {
@@ -317,6 +326,56 @@ class MemoryStore final : public JourneyStore {
     }
     for (const auto& [id, h] : hops_) stats.bytes += HopBytes(h);
     return stats;
+  }
+
+  Status ForEachOrderSince(Nanos since, const std::function<void(const OrderRow&)>& fn) override {
+    return CopyThenCall<OrderRow>(
+        [&](std::vector<OrderRow>* out) {
+          mu_.AssertHeld();  // called by CopyThenCall under the lock
+          for (const auto& [id, o] : orders_) {
+            if (o.first_ns >= since) out->push_back(o);
+          }
+        },
+        fn);
+  }
+
+  Status ForEachMilestoneSince(Nanos since,
+                               const std::function<void(const Milestone&)>& fn) override {
+    return CopyThenCall<Milestone>(
+        [&](std::vector<Milestone>* out) {
+          mu_.AssertHeld();  // called by CopyThenCall under the lock
+          for (const auto& [id, po] : per_order_) {
+            for (const auto& [stage, m] : po.milestones) {
+              if (m.at_ns >= since) out->push_back(m);
+            }
+          }
+        },
+        fn);
+  }
+
+  Status ForEachHopSince(Nanos since, const std::function<void(const Hop&)>& fn) override {
+    return CopyThenCall<Hop>(
+        [&](std::vector<Hop>* out) {
+          mu_.AssertHeld();  // called by CopyThenCall under the lock
+          for (const auto& [id, h] : hops_) {
+            if (h.published_ns != 0 && h.published_ns >= since) out->push_back(h);
+          }
+        },
+        fn);
+  }
+
+  Status ForEachEpisodeSince(Nanos since,
+                             const std::function<void(const StuckEpisode&)>& fn) override {
+    return CopyThenCall<StuckEpisode>(
+        [&](std::vector<StuckEpisode>* out) {
+          mu_.AssertHeld();  // called by CopyThenCall under the lock
+          for (const auto& [key, e] : episodes_) {
+            if (e.flagged_ns >= since || e.cleared_ns >= since || e.cleared_ns == 0) {
+              out->push_back(e);
+            }
+          }
+        },
+        fn);
   }
 
  private:
@@ -397,6 +456,31 @@ class MemoryStore final : public JourneyStore {
     hops_.erase(it);
   }
 
+  // A flag inserts its episode (the first write of a key wins); a clear ({order_id, cleared_ns})
+  // ends the order's open episodes.
+  void PutEpisode(const StuckEpisode& e) REQUIRES(mu_) {
+    if (e.flagged_ns != 0) {
+      episodes_.try_emplace({e.order_id, e.flagged_ns}, e);
+      return;
+    }
+    for (auto it = episodes_.lower_bound({e.order_id, 0});
+         it != episodes_.end() && it->first.first == e.order_id; ++it) {
+      if (it->second.cleared_ns == 0) it->second.cleared_ns = e.cleared_ns;
+    }
+  }
+
+  // Copies under the lock (`collect`), calls `fn` without it.
+  template <typename Row, typename Collect, typename Fn>
+  Status CopyThenCall(Collect collect, const Fn& fn) EXCLUDES(mu_) {
+    std::vector<Row> rows;
+    {
+      MutexLock lock(mu_);
+      collect(&rows);
+    }
+    for (const Row& r : rows) fn(r);
+    return Status::Ok();
+  }
+
   using Index = std::map<std::string, std::set<std::string>, std::less<>>;
   static void Unindex(Index& index, const std::string& key, const std::string& id) {
     const auto it = index.find(key);
@@ -411,6 +495,7 @@ class MemoryStore final : public JourneyStore {
   std::map<std::string, Hop, std::less<>> hops_ GUARDED_BY(mu_);  // by send_span_id
   Index hops_by_order_ GUARDED_BY(mu_);                           // order_id -> send_span_ids
   Index hops_by_message_ GUARDED_BY(mu_);                         // message_id -> send_span_ids
+  std::map<std::pair<std::string, Nanos>, StuckEpisode> episodes_ GUARDED_BY(mu_);
 };
 
 }  // namespace

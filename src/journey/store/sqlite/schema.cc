@@ -99,7 +99,27 @@ constexpr const char* kMigrateTo2 = R"sql(
 ALTER TABLE orders ADD COLUMN partner TEXT NOT NULL DEFAULT '';
 ALTER TABLE orders ADD COLUMN partner_ns INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX orders_partner ON orders (partner, order_id) WHERE partner <> '';
-PRAGMA user_version = 2;
+)sql";
+
+// Added in version 3, to a new file and to an older one alike: the stuck episodes (types.h
+// StuckEpisode) and the time indexes of the flow and KPI scans (store.h ForEach...Since).  On an
+// older file each index is built by one scan of its table.
+constexpr const char* kVersion3 = R"sql(
+CREATE INDEX IF NOT EXISTS orders_first ON orders (first_ns);
+CREATE INDEX IF NOT EXISTS milestones_at ON milestones (at_ns);
+CREATE INDEX IF NOT EXISTS hops_published ON hops (published_ns);
+CREATE TABLE IF NOT EXISTS episodes (
+  order_id TEXT NOT NULL,
+  flagged_ns INTEGER NOT NULL,
+  stage TEXT NOT NULL,
+  kind INTEGER NOT NULL,
+  expected_service TEXT NOT NULL,
+  due_ns INTEGER NOT NULL,
+  cleared_ns INTEGER NOT NULL,
+  PRIMARY KEY (order_id, flagged_ns)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS episodes_flagged ON episodes (flagged_ns);
+CREATE INDEX IF NOT EXISTS episodes_cleared ON episodes (cleared_ns);
 )sql";
 
 // Indexes added after version 2, to every file when it is opened (IF NOT EXISTS: a file that has
@@ -194,6 +214,25 @@ void UnpackFlags(int64_t f, SpanRecord* s) {
   s->heartbeat = ((f >> 24) & 1) != 0;
 }
 
+// Upgrades from version `from` to from + 1 by `sql` (and the version number), in one
+// transaction.
+Status Migrate(Db& db, const char* sql, int from) {
+  RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+  Status s = db.Exec(sql);
+  if (s.ok()) s = db.Exec("PRAGMA user_version = " + std::to_string(from + 1));
+  if (s.ok()) s = db.Exec("COMMIT");
+  if (!s.ok()) {
+    (void)db.Exec("ROLLBACK");
+    return Status(s.code(), "sqlite " + db.path() +
+                                ": upgrading the journey store schema from version " +
+                                std::to_string(from) + " to " + std::to_string(from + 1) + ": " +
+                                s.message());
+  }
+  log::Info("journey store schema upgraded",
+            {{"path", db.path()}, {"from", from}, {"to", from + 1}});
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status PrepareSchema(Db& db, bool* created) {
@@ -206,6 +245,7 @@ Status PrepareSchema(Db& db, bool* created) {
     RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode = WAL"));
     RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
     Status s = db.Exec(kSchema);
+    if (s.ok()) s = db.Exec(kVersion3);
     if (s.ok()) s = db.Exec("PRAGMA application_id = " + std::to_string(kApplicationId));
     if (s.ok()) s = db.Exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
     if (s.ok()) s = db.Exec("COMMIT");
@@ -232,18 +272,8 @@ Status PrepareSchema(Db& db, bool* created) {
     return Status::Internal("sqlite " + db.path() + ": journey store schema version " +
                             std::to_string(version) + " is unknown");
   }
-  if (version == 1) {
-    RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
-    Status s = db.Exec(kMigrateTo2);
-    if (s.ok()) s = db.Exec("COMMIT");
-    if (!s.ok()) {
-      (void)db.Exec("ROLLBACK");
-      return Status(s.code(),
-                    "sqlite " + db.path() +
-                        ": upgrading the journey store schema from version 1 to 2: " + s.message());
-    }
-    log::Info("journey store schema upgraded", {{"path", db.path()}, {"from", 1}, {"to", 2}});
-  }
+  if (version == 1) RETURN_IF_ERROR(Migrate(db, kMigrateTo2, 1));
+  if (version <= 2) RETURN_IF_ERROR(Migrate(db, kVersion3, 2));
   return AddListIndexes(db, /*upgrade=*/true);
 }
 
@@ -501,6 +531,28 @@ Hop ReadHop(const Stmt& s) {
   h.process_span_id = s.ColId(11);
   h.process_trace_id = s.ColId(12);
   return h;
+}
+
+void BindEpisode(Stmt& s, const StuckEpisode& e) {
+  s.Text(1, e.order_id);
+  s.Int(2, e.flagged_ns);
+  s.Text(3, e.stage);
+  s.Int(4, static_cast<int64_t>(e.kind));
+  s.Text(5, e.expected_service);
+  s.Int(6, e.due_ns);
+  s.Int(7, e.cleared_ns);
+}
+
+StuckEpisode ReadEpisode(const Stmt& s) {
+  StuckEpisode e;
+  e.order_id = s.ColText(0);
+  e.flagged_ns = s.ColInt(1);
+  e.stage = s.ColText(2);
+  e.kind = static_cast<StuckKind>(s.ColInt(3));
+  e.expected_service = s.ColText(4);
+  e.due_ns = s.ColInt(5);
+  e.cleared_ns = s.ColInt(6);
+  return e;
 }
 
 }  // namespace ordertrace::journey::sqlite

@@ -15,9 +15,9 @@
 
 namespace ordertrace::journey::sqlite {
 
-// 1: the first; 2: orders.partner, orders.partner_ns and their index (a version 1 file is
-// upgraded in place when opened).
-inline constexpr int kSchemaVersion = 2;
+// 1: the first; 2: orders.partner, orders.partner_ns and their index; 3: the episodes table and
+// the time indexes of the flow and KPI scans (an older file is upgraded in place when opened).
+inline constexpr int kSchemaVersion = 3;
 inline constexpr int32_t kApplicationId = 0x4F544A53;  // "OTJS"
 
 // Checks the file is ours (or empty: creates the schema in WAL mode, `*created` = true) and
@@ -37,6 +37,8 @@ inline constexpr const char* kMilestoneCols = "order_id, stage, at_ns, service, 
 inline constexpr const char* kHopCols =
     "send_span_id, order_id, send_trace_id, send_service, message_id, exchange, routing_key, "
     "queue, published_ns, processed_ns, process_service, process_span_id, process_trace_id";
+inline constexpr const char* kEpisodeCols =
+    "order_id, flagged_ns, stage, kind, expected_service, due_ns, cleared_ns";
 
 // `prefix` followed by a column list: Cols("SELECT ", kHopCols).
 inline std::string Cols(std::string_view prefix, const char* cols) {
@@ -63,5 +65,7 @@ void BindMilestone(Stmt& s, const Milestone& m);
 Milestone ReadMilestone(const Stmt& s);
 void BindHop(Stmt& s, const Hop& h);
 Hop ReadHop(const Stmt& s);
+void BindEpisode(Stmt& s, const StuckEpisode& e);
+StuckEpisode ReadEpisode(const Stmt& s);
 
 }  // namespace ordertrace::journey::sqlite

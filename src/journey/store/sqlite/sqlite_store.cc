@@ -101,6 +101,26 @@ Status PutHop(Db& db, const Hop& hop, Deltas* d) {
   return Status::Ok();
 }
 
+// A flag inserts its episode (the first write of a key wins); a clear ({order_id, cleared_ns})
+// ends the order's open episodes.
+Status PutEpisodes(Db& db, const std::vector<StuckEpisode>& episodes) {
+  static const std::string insert = Cols("INSERT INTO episodes (", sqlite::kEpisodeCols) +
+                                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING";
+  static const std::string clear =
+      "UPDATE episodes SET cleared_ns = ?2 WHERE order_id = ?1 AND cleared_ns = 0";
+  for (const StuckEpisode& e : episodes) {
+    ASSIGN_OR_RETURN(Stmt s, db.Statement(e.flagged_ns != 0 ? insert : clear));
+    if (e.flagged_ns != 0) {
+      sqlite::BindEpisode(s, e);
+    } else {
+      s.Text(1, e.order_id);
+      s.Int(2, e.cleared_ns);
+    }
+    RETURN_IF_ERROR(s.Run());
+  }
+  return Status::Ok();
+}
+
 // The rows of one Write(), inside its transaction.
 Status ApplyBatch(Db& db, const WriteBatch& batch, Deltas* d) {
   if (!batch.spans.empty()) {
@@ -160,6 +180,7 @@ Status ApplyBatch(Db& db, const WriteBatch& batch, Deltas* d) {
       ++d->orders;
     }
   }
+  if (!batch.episodes.empty()) RETURN_IF_ERROR(PutEpisodes(db, batch.episodes));
   return Status::Ok();
 }
 
@@ -383,6 +404,13 @@ class SqliteStore final : public JourneyStore {
           "order_id = '' AND max(published_ns, processed_ns) < ?1 LIMIT ?2)";
       RETURN_IF_ERROR(DeleteInChunks(orphans, *cutoff, nullptr));
     }
+    if (const auto cutoff = RetentionCutoff(now, retention.closed_orders)) {
+      // Ended stuck episodes (ongoing ones go with their order).
+      static const std::string sql =
+          "DELETE FROM episodes WHERE (order_id, flagged_ns) IN (SELECT order_id, flagged_ns FROM "
+          "episodes WHERE cleared_ns <> 0 AND cleared_ns < ?1 LIMIT ?2)";
+      RETURN_IF_ERROR(DeleteInChunks(sql, *cutoff, nullptr, /*counted=*/false));
+    }
     if (const auto cutoff = RetentionCutoff(now, retention.spans)) {
       static const std::string sql =
           "DELETE FROM spans WHERE (order_id, span_id) IN (SELECT order_id, span_id FROM spans "
@@ -414,7 +442,112 @@ class SqliteStore final : public JourneyStore {
     return stats;
   }
 
+  Status ForEachOrderSince(Nanos since, const std::function<void(const OrderRow&)>& fn) override {
+    // Keyset pages on orders_first, whose entries are (first_ns, order_id).
+    static const std::string sql = Cols("SELECT ", kOrderCols) +
+                                   " FROM orders INDEXED BY orders_first WHERE (first_ns, "
+                                   "order_id) > (?1, ?2) ORDER BY first_ns, order_id LIMIT ?3";
+    return StreamSince<OrderRow>(
+        sql, 3, since,
+        [](Stmt& s, const OrderRow* last, Nanos since) {
+          s.Int(1, last != nullptr ? last->first_ns : since);
+          s.Text(2, last != nullptr ? std::string_view(last->order_id) : std::string_view());
+        },
+        [](const Db& db, const Stmt& s, OrderRow* o) { return sqlite::ReadOrder(db, s, o); }, fn);
+  }
+
+  Status ForEachMilestoneSince(Nanos since,
+                               const std::function<void(const Milestone&)>& fn) override {
+    static const std::string sql =
+        Cols("SELECT ", kMilestoneCols) +
+        " FROM milestones INDEXED BY milestones_at WHERE (at_ns, order_id, stage) > (?1, ?2, ?3) "
+        "ORDER BY at_ns, order_id, stage LIMIT ?4";
+    return StreamSince<Milestone>(
+        sql, 4, since,
+        [](Stmt& s, const Milestone* last, Nanos since) {
+          s.Int(1, last != nullptr ? last->at_ns : since);
+          s.Text(2, last != nullptr ? std::string_view(last->order_id) : std::string_view());
+          s.Text(3, last != nullptr ? std::string_view(last->stage) : std::string_view());
+        },
+        [](const Db&, const Stmt& s, Milestone* m) {
+          *m = sqlite::ReadMilestone(s);
+          return Status::Ok();
+        },
+        fn);
+  }
+
+  Status ForEachHopSince(Nanos since, const std::function<void(const Hop&)>& fn) override {
+    // hops has a rowid: hops_published's entries are (published_ns, rowid).
+    struct Row {
+      Hop hop;
+      int64_t rowid = 0;
+    };
+    static const std::string sql = Cols("SELECT ", kHopCols) +
+                                   ", rowid FROM hops INDEXED BY hops_published WHERE "
+                                   "(published_ns, rowid) > (?1, ?2) AND published_ns <> 0 "
+                                   "ORDER BY published_ns, rowid LIMIT ?3";
+    return StreamSince<Row>(
+        sql, 3, since,
+        [](Stmt& s, const Row* last, Nanos since) {
+          s.Int(1, last != nullptr ? last->hop.published_ns : since);
+          s.Int(2, last != nullptr ? last->rowid : -1);
+        },
+        [](const Db&, const Stmt& s, Row* r) {
+          r->hop = sqlite::ReadHop(s);
+          r->rowid = s.ColInt(13);
+          return Status::Ok();
+        },
+        [&fn](const Row& r) { fn(r.hop); });
+  }
+
+  Status ForEachEpisodeSince(Nanos since,
+                             const std::function<void(const StuckEpisode&)>& fn) override {
+    // Episodes are few (one per flag): read at once, each of the three conditions by an index.
+    static const std::string sql = Cols("SELECT ", sqlite::kEpisodeCols) +
+                                   " FROM episodes WHERE flagged_ns >= ?1 OR cleared_ns >= ?1 OR "
+                                   "cleared_ns = 0";
+    std::vector<StuckEpisode> rows;
+    {
+      MutexLock lock(reader_mu_);
+      ASSIGN_OR_RETURN(Stmt s, reader_->Statement(sql));
+      s.Int(1, since);
+      RETURN_IF_ERROR(
+          ForEachRow(s, [&](const Stmt& row) { rows.push_back(sqlite::ReadEpisode(row)); }));
+    }
+    for (const StuckEpisode& e : rows) fn(e);
+    return Status::Ok();
+  }
+
  private:
+  // Streams a time-keyed scan in pages of kStreamPage rows, like StreamPages: `bind` binds the
+  // key after the previous page's last row (null: the first page, from `since`), parameter
+  // `limit_param` is the page size.  Each page is read under the reader lock, `fn` runs without it.
+  template <typename Row, typename Bind, typename Read, typename Fn>
+  Status StreamSince(const std::string& sql, int limit_param, Nanos since, Bind bind, Read read,
+                     const Fn& fn) EXCLUDES(reader_mu_) {
+    std::vector<Row> page;
+    std::optional<Row> last;
+    do {
+      page.clear();
+      {
+        MutexLock lock(reader_mu_);
+        Db& db = *reader_;
+        ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+        bind(s, last ? &*last : nullptr, since);
+        s.Int(limit_param, static_cast<int64_t>(kStreamPage));
+        RETURN_IF_ERROR(ForEachRow(s, [&](const Stmt& row) -> Status {
+          Row r;
+          RETURN_IF_ERROR(read(db, row, &r));
+          page.push_back(std::move(r));
+          return Status::Ok();
+        }));
+      }
+      for (const auto& r : page) fn(r);
+      if (!page.empty()) last = std::move(page.back());
+    } while (page.size() == kStreamPage);
+    return Status::Ok();
+  }
+
   // Streams a keyset-paged query (?1: the key of the previous page's last row, bound by
   // `bind`; ?2: the page size) in pages of kStreamPage rows, each row by `read`.  Each page is read
   // under the reader lock and handed to `fn` without it, so `fn` never holds up the store.
@@ -452,6 +585,7 @@ class SqliteStore final : public JourneyStore {
     static const std::string del_milestones = "DELETE FROM milestones WHERE order_id = ?1";
     static const std::string del_hops = "DELETE FROM hops WHERE order_id = ?1";
     static const std::string del_order = "DELETE FROM orders WHERE order_id = ?1";
+    static const std::string del_episodes = "DELETE FROM episodes WHERE order_id = ?1";
     while (true) {
       MutexLock lock(writer_mu_);
       Db& db = *writer_;
@@ -465,7 +599,8 @@ class SqliteStore final : public JourneyStore {
           RETURN_IF_ERROR(ForEachRow(s, [&](const Stmt& row) { ids.push_back(row.ColText(0)); }));
         }
         for (const auto& id : ids) {
-          for (const std::string* sql : {&del_spans, &del_milestones, &del_hops, &del_order}) {
+          for (const std::string* sql :
+               {&del_spans, &del_milestones, &del_hops, &del_episodes, &del_order}) {
             ASSIGN_OR_RETURN(Stmt s, db.Statement(*sql));
             s.Text(1, id);
             RETURN_IF_ERROR(s.Run());
@@ -483,9 +618,10 @@ class SqliteStore final : public JourneyStore {
   }
 
   // Runs `delete_sql` (?1 cutoff, ?2 limit) until it deletes fewer than kRetentionRows rows,
-  // one transaction each.  `spans_removed` non-null: span rows, else hop rows.
-  Status DeleteInChunks(const std::string& delete_sql, Nanos cutoff, uint64_t* spans_removed)
-      EXCLUDES(writer_mu_) {
+  // one transaction each.  `spans_removed` non-null: span rows, else hop rows (`counted`
+  // false: rows of no counter, episodes).
+  Status DeleteInChunks(const std::string& delete_sql, Nanos cutoff, uint64_t* spans_removed,
+                        bool counted = true) EXCLUDES(writer_mu_) {
     while (true) {
       MutexLock lock(writer_mu_);
       Db& db = *writer_;
@@ -499,7 +635,7 @@ class SqliteStore final : public JourneyStore {
           n = db.Changes();
         }
         Deltas d;
-        (spans_removed != nullptr ? d.spans : d.hops) = -n;
+        if (counted) (spans_removed != nullptr ? d.spans : d.hops) = -n;
         return AddCounters(db, d);
       }));
       if (spans_removed != nullptr) *spans_removed += static_cast<uint64_t>(n);

@@ -2,8 +2,8 @@
 // Semantics are those of store/semantics.h, checked by store_contract_test.cc.  The folder:
 // db.h (the SQLite connection and statement wrapper), schema.h (tables, rows), this store.
 //
-// Schema (version 2, PRAGMA user_version; PRAGMA application_id 'OTJS' marks the file ours;
-// a version 1 file is upgraded in place when opened):
+// Schema (version 3, PRAGMA user_version; PRAGMA application_id 'OTJS' marks the file ours;
+// an older file is upgraded in place when opened):
 //   orders      WITHOUT ROWID, PRIMARY KEY order_id (CHECK order_id <> ''); services as
 //               "svc=ns;svc=ns"; partner and partner_ns (version 2).  Indexes: (order_id)
 //               WHERE stuck <> 0, (order_id) WHERE closed = 0, (stage, order_id), (last_ns)
@@ -22,6 +22,20 @@
 //               (order_id), (send_span_id) WHERE open, (queue, order_id) WHERE open.
 // The indexes of the list's sorts and filters came after version 2: every file gets them when
 // it is opened (CREATE INDEX IF NOT EXISTS; an older build reads such a file as before).
+//               for retention, (partner, order_id) WHERE partner <> '' for ?partner=,
+//               (first_ns) for the KPIs' scan (version 3).
+//   spans       WITHOUT ROWID, PRIMARY KEY (order_id, span_id), so an order's spans are
+//               clustered together; lowercase-hex ids (trace, span, parent) are stored as
+//               blobs (half the bytes), anything else as text; links comma-joined.  Indexes:
+//               (order_id, start_ns) for the latest N spans, (end_ns) for retention.
+//   milestones  WITHOUT ROWID, PRIMARY KEY (order_id, stage).  Index: (at_ns) (version 3).
+//   hops        a rowid table (span ids are random: rows appended in arrival order keep an
+//               order's hops together and the random-keyed part small); UNIQUE
+//               (send_span_id).  Indexes: (message_id, published_ns) WHERE message_id <> '',
+//               (order_id), (send_span_id) WHERE open, (published_ns) (version 3).
+//   episodes    (version 3) stuck episodes, WITHOUT ROWID, PRIMARY KEY (order_id, flagged_ns);
+//               a clear updates the order's rows with cleared_ns = 0.  Indexes: (flagged_ns),
+//               (cleared_ns) for the KPIs' scan (which also reads the open ones, cleared_ns 0).
 //   counters    the orders / spans / hops totals, updated in each write transaction, so
 //               Stats() does not count 10M rows.
 // A file whose application_id is not ours (or another non-empty database without it), or
@@ -37,7 +51,8 @@
 // EnforceRetention) and a reader (everything else).  In WAL mode readers see the last
 // committed write and never wait for the writer.  GetJourney reads in one transaction (a
 // consistent snapshot); ForEachActiveOrder / ForEachOpenHop read pages of 1000 rows in key
-// order and call `fn` with no lock held, so writes committed meanwhile may or may not be seen.
+// order and call `fn` with no lock held, so writes committed meanwhile may or may not be seen;
+// the ForEach...Since scans page the same way on their time index ((time, key) > last row).
 #pragma once
 
 #include <memory>
