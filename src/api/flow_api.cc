@@ -397,8 +397,7 @@ Result<json> FlowJson(journey::Engine& engine, const broker::BrokerMonitor* brok
   json body = flow.Build(BrokerBlock(broker));
   body["as_of"] = Rfc3339(now);
   body["window_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(window).count();
-  // TODO(merge): Engine::revision(), from the api helper's branch.
-  body["revision"] = nullptr;
+  body["revision"] = engine.revision();
   return body;
 }
 

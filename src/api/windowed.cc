@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <functional>
 #include <memory>
 
+#include "api/etag.h"
 #include "common/log.h"
 #include "common/url.h"
 #include "common/values.h"
@@ -92,19 +92,11 @@ Result<json> AnswerCache::Get(const std::string& key, Nanos now,
 void AnswerJson(const net::HttpRequest& req, net::HttpResponse& res, json body) {
   json as_of = std::move(body["as_of"]);
   body.erase("as_of");
-  char tag[24];
-  std::snprintf(tag, sizeof tag, "\"%016llx\"",
-                static_cast<unsigned long long>(
-                    Fnv1a(body.dump(-1, ' ', false, json::error_handler_t::replace))));
-  res.headers.emplace_back("ETag", tag);
-  res.headers.emplace_back("Cache-Control", "no-cache");
-  const std::string_view if_none_match = req.Header("if-none-match");
-  if (!if_none_match.empty() &&
-      (if_none_match == "*" || if_none_match.find(tag) != std::string_view::npos)) {
-    res.status = 304;
-    res.body.clear();
-    return;
-  }
+  // The tag hashes what the answer shows (all but its time), so a window that slides without
+  // changing a figure still answers 304, and one that changes a figure never does.
+  const std::string etag =
+      MakeETag({Fnv1a(body.dump(-1, ' ', false, json::error_handler_t::replace))}, req);
+  if (AnswerNotModified(req, res, etag)) return;
   body["as_of"] = std::move(as_of);
   SetJson(res, 200, body.dump(-1, ' ', false, json::error_handler_t::replace));
 }

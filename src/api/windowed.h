@@ -56,10 +56,9 @@ class AnswerCache {
 };
 
 // Answers `body` as JSON with `Cache-Control: no-cache` and an ETag; 304 without a body when the
-// request's If-None-Match names it.  The ETag hashes the body without its "as_of".
-// TODO(merge): use the shared ETag helper (MakeETag, AnswerNotModified) of the api branch.  The
-// answers are reused per window (AnswerCache), so the cached answer's time plus the query key
-// it as well as Engine::revision() would, without 304s going stale while the window slides.
+// request's If-None-Match names it (api/etag.h).  The ETag hashes the body without its "as_of"
+// (and the request's path and query): the answers are reused per window (AnswerCache) and their
+// figures move as the window slides, so Engine::revision() alone would give stale 304s.
 void AnswerJson(const net::HttpRequest& req, net::HttpResponse& res, nlohmann::json body);
 
 // A windowed route: GET `path` behind `guard` (action orders.list) parses ?window= within
