@@ -326,7 +326,14 @@ TEST_F(GatewayTest, ARestartDoesNotForgetWhichOrderASpanBelongsTo) {
   // Attributed on arrival (no wait), through the parent remembered from the store.
   EXPECT_TRUE(MetricsShow(gw.http_port(), "ordertrace_attribution_spans_total{via=\"parent\"} 1"));
   EXPECT_TRUE(MetricsShow(gw.http_port(), "ordertrace_journey_open_hops 0"));
-  const Reply journey = Request(gw.http_port(), "GET", "/api/v1/orders/GW-RESTART-1");
+  // The gauge moves when the engine's memory does; the store write that the order view reads
+  // follows it, so the view is polled until it has the processed hop (or 10 s passed).
+  Reply journey;
+  for (int i = 0; i < 1000; ++i) {
+    journey = Request(gw.http_port(), "GET", "/api/v1/orders/GW-RESTART-1");
+    if (journey.body.find("\"processor\":\"mes\"") != std::string::npos) break;
+    std::this_thread::sleep_for(10ms);
+  }
   EXPECT_NE(journey.body.find("\"open_hops\":0"), std::string::npos) << journey.body;
   EXPECT_NE(journey.body.find("\"processor\":\"mes\""), std::string::npos) << journey.body;
   gw.Stop();
