@@ -3,35 +3,16 @@
 // link while signed out goes through the IdP and lands back on it; the Sales user is refused;
 // logout ends the session.  Needs OT_SIGNIN_GATEWAY (http://localhost:PORT: browsers keep the
 // Secure session cookie on plain http only for localhost) and OT_IDP (the issuer).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { SIGNIN_GATEWAY, instrumentedPage, assertClean, sendSpans, stageSpan, tid, hex } from './lib.mjs';
+import { SIGNIN_GATEWAY, launch, instrumentedPage, assertClean, sendSpans, stageSpan, tid, hex } from './lib.mjs';
 
 const IDP = process.env.OT_IDP || '';
 const skip = !SIGNIN_GATEWAY || !IDP ? 'OT_SIGNIN_GATEWAY and OT_IDP are not set (the harness sets them)' : false;
 
-let browser;
-before(async () => {
-  if (skip) return;
-  browser = await chromium.launch({
-    executablePath: process.env.OT_CHROMIUM || '/usr/bin/chromium',
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-      `--user-data-dir=${mkdtempSync(join(tmpdir(), 'ordertrace-ui-signin-'))}`],
-  });
-});
-after(async () => {
-  await browser?.close();
-});
-
 // A fresh browser profile (no cookies) with an instrumented page that may visit the IdP.
 async function freshPage() {
-  const context = await browser.newContext({ viewport: { width: 1440, height: 900 } });
+  const context = await launch();
   const page = await instrumentedPage(context, { origin: SIGNIN_GATEWAY, allowed: [IDP] });
   return { context, page };
 }
