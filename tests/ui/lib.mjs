@@ -99,11 +99,11 @@ export async function instrumentedPage(context, { origin = GATEWAY, allowed = []
 export async function assertClean(assert, page, where) {
   await page.collectCsp();
   const p = page.problems;
+  assert.deepEqual(p.foreign, [], `${where}: requests leaving the gateway's origin`);
   assert.deepEqual(p.csp, [], `${where}: CSP violations`);
   assert.deepEqual(p.console, [], `${where}: console errors`);
   assert.deepEqual(p.pageErrors, [], `${where}: uncaught page errors`);
   assert.deepEqual(p.dialogs, [], `${where}: dialogs`);
-  assert.deepEqual(p.foreign, [], `${where}: requests leaving the gateway's origin`);
 }
 
 // The API as the page sees it, at this moment.

@@ -3,16 +3,24 @@
 // link while signed out goes through the IdP and lands back on it; the Sales user is refused;
 // logout ends the session.  Needs OT_SIGNIN_GATEWAY (http://localhost:PORT: browsers keep the
 // Secure session cookie on plain http only for localhost) and OT_IDP (the issuer).
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { SIGNIN_GATEWAY, launch, instrumentedPage, assertClean, sendSpans, stageSpan, tid, hex } from './lib.mjs';
 
 const IDP = process.env.OT_IDP || '';
 const skip = !SIGNIN_GATEWAY || !IDP ? 'OT_SIGNIN_GATEWAY and OT_IDP are not set (the harness sets them)' : false;
 
+// Every browser started here, closed at the end even when a test failed (an open browser keeps
+// node's test process alive).
+const contexts = [];
+after(async () => {
+  await Promise.all(contexts.map((c) => c.close().catch(() => {})));
+});
+
 // A fresh browser profile (no cookies) with an instrumented page that may visit the IdP.
 async function freshPage() {
   const context = await launch();
+  contexts.push(context);
   const page = await instrumentedPage(context, { origin: SIGNIN_GATEWAY, allowed: [IDP] });
   return { context, page };
 }

@@ -321,8 +321,22 @@ TEST_F(UiBrowserTest, NodeBrowserTestsAgainstTheRealPipeline) {
   };
   std::string command = "cd " + Quote(UiTestsDir()) + " && env";
   for (const auto& [k, v] : env) command += " " + k + "=" + Quote(v);
+  // ORDERTRACE_UI_BROWSER_HOLD=S: keep everything running for up to S seconds before the node
+  // tests, with the environment in <dir>/env.sh, for working on one test file by hand (touch
+  // <dir>/release to go on).
+  if (const char* hold = std::getenv("ORDERTRACE_UI_BROWSER_HOLD"); hold != nullptr) {
+    std::ofstream out(dir_ / "env.sh");
+    for (const auto& [k, v] : env) out << "export " << k << "=" << Quote(v) << "\n";
+    out.close();
+    std::cout << "[ui browser] holding: . " << (dir_ / "env.sh").string() << "; touch "
+              << (dir_ / "release").string() << " to go on" << std::endl;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(std::atoi(hold));
+    while (std::chrono::steady_clock::now() < until && !fs::exists(dir_ / "release")) {
+      std::this_thread::sleep_for(500ms);
+    }
+  }
   command += " " + Quote(OidcProviderProcess::FindNode()) +
-             " --test --test-concurrency=1 --test-reporter=spec ";
+             " --test --test-concurrency=1 --test-timeout=180000 --test-reporter=spec ";
   // One file at a time (one browser at a time on a small machine); node runs them in name
   // order.  The RabbitMQ outage disturbs the pipeline: it runs last, on its own.
   const testing_support::CommandResult r = testing_support::RunCommand(
