@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { AxeBuilder } from '@axe-core/playwright';
 import {
-  GATEWAY, launch, instrumentedPage, assertClean, apiStuck, apiJson, tid, encodeId, screenshot,
+  GATEWAY, launch, instrumentedPage, assertClean, apiStuckAny, apiJson, tid, encodeId, screenshot,
   SHOTS,
 } from './lib.mjs';
 
@@ -17,7 +17,7 @@ before(async () => {
   context = await launch();
   page = await instrumentedPage(context);
   // The stuck order with an open hop if there is one (the richest journey page).
-  const stuck = await apiStuck();
+  const stuck = await apiStuckAny();
   let order = stuck[0]?.order_id;
   for (const o of stuck) {
     if (o.open_hop || o.open_hops > 0) { order = o.order_id; break; }

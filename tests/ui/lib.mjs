@@ -63,8 +63,15 @@ export async function instrumentedPage(context, { origin = GATEWAY, allowed = []
       window.__cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`);
     });
   });
+  const gatewayOrigin = new URL(origin).origin;
+  // Only the gateway's pages are under test: the IdP's login pages (sign-in cases) may do as
+  // they like (oidc-provider's development pages ask for a web font, aborted here).
+  const onGateway = (url) => {
+    try { return new URL(url).origin === gatewayOrigin; } catch { return true; }
+  };
   page.on('console', (m) => {
     if (m.type() !== 'error') return;
+    if (!onGateway(page.url())) return;
     const text = m.text();
     // A 401/403/404 the test asked for is logged by Chromium as a failed resource load: not
     // the UI's error.  Everything else counts.
@@ -81,7 +88,9 @@ export async function instrumentedPage(context, { origin = GATEWAY, allowed = []
     if (url.protocol === 'data:' || url.protocol === 'blob:' || origins.has(url.origin)) {
       return route.continue();
     }
-    problems.foreign.push(route.request().url());
+    let from = '';
+    try { from = route.request().frame().url(); } catch { /* a service worker's request */ }
+    if (onGateway(from) || route.request().isNavigationRequest()) problems.foreign.push(route.request().url());
     return route.abort();
   });
   page.problems = problems;
@@ -95,15 +104,19 @@ export async function instrumentedPage(context, { origin = GATEWAY, allowed = []
   return page;
 }
 
-// Asserts that `page` saw none of the forbidden things; `t` is node:test's context.
+// Asserts that `page` saw none of the forbidden things since the last call (the record is
+// cleared either way, so one failure does not fail the next test of the file too).
 export async function assertClean(assert, page, where) {
   await page.collectCsp();
   const p = page.problems;
-  assert.deepEqual(p.foreign, [], `${where}: requests leaving the gateway's origin`);
-  assert.deepEqual(p.csp, [], `${where}: CSP violations`);
-  assert.deepEqual(p.console, [], `${where}: console errors`);
-  assert.deepEqual(p.pageErrors, [], `${where}: uncaught page errors`);
-  assert.deepEqual(p.dialogs, [], `${where}: dialogs`);
+  const seen = JSON.parse(JSON.stringify(p));
+  for (const k of Object.keys(p)) p[k].length = 0;
+  await page.evaluate(() => { window.__cspViolations = []; }).catch(() => {});
+  assert.deepEqual(seen.foreign, [], `${where}: requests leaving the gateway's origin`);
+  assert.deepEqual(seen.csp, [], `${where}: CSP violations`);
+  assert.deepEqual(seen.console, [], `${where}: console errors`);
+  assert.deepEqual(seen.pageErrors, [], `${where}: uncaught page errors`);
+  assert.deepEqual(seen.dialogs, [], `${where}: dialogs`);
 }
 
 // The API as the page sees it, at this moment.
@@ -152,6 +165,11 @@ export async function apiStuck(query = '') {
     cursor = page.next_cursor;
   }
   return out;
+}
+
+// The stuck orders in any order (to pick some for a check; no sort needed).
+export async function apiStuckAny() {
+  return (await apiJson('/api/v1/orders?stuck=true&limit=1000')).orders;
 }
 
 // ---- OTLP/HTTP JSON spans ----

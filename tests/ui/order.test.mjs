@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  GATEWAY, launch, instrumentedPage, assertClean, api, apiJson, apiStuck, eventually,
+  GATEWAY, launch, instrumentedPage, assertClean, api, apiJson, apiStuckAny, eventually,
   sendSpans, stageSpan, tid, hex, waitOrder, encodeId,
 } from './lib.mjs';
 
@@ -39,7 +39,7 @@ async function gotoOrder(id, query = '') {
 
 // The stuck orders worth a look: one with an open hop, one with a heartbeat expectation.
 async function pickOrders() {
-  const stuck = await apiStuck();
+  const stuck = await apiStuckAny();
   const out = {};
   for (const o of stuck) {
     if (out.hop && out.heartbeat) break;

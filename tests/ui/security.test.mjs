@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  GATEWAY, GRACE, STAGE_SECONDS, launch, instrumentedPage, assertClean, api, apiJson, apiStuck,
+  GATEWAY, GRACE, STAGE_SECONDS, launch, instrumentedPage, assertClean, api, apiJson, apiStuckAny,
   sendSpans, span, stageSpan, tid, hex, waitOrder, encodeId,
 } from './lib.mjs';
 
@@ -86,7 +86,7 @@ test('security headers on the UI; the index page has no inline script or style',
 });
 
 test('every view: zero CSP violations, console errors and foreign requests', async () => {
-  const stuck = await apiStuck();
+  const stuck = await apiStuckAny();
   const id = stuck[0]?.order_id;
   const views = ['/ui/stuck', '/ui/flow', '/ui/broker', '/ui/kpi', '/ui/orders?q=msg:none',
     '/ui/nope'];
