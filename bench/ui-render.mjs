@@ -214,7 +214,7 @@ if (ui.status !== 200) {
   process.exit(1);
 }
 
-await measure(api);  // warm-up: the gateway's caches, not the browser's (each run is a new profile)
+if (opt.runs > 0) await measure(api);  // warm-up: the gateway's caches, not the browser's (each run is a new profile)
 const runs = [];
 for (let i = 0; i < opt.runs; ++i) {
   const r = await measure(api);
@@ -222,8 +222,8 @@ for (let i = 0; i < opt.runs; ++i) {
   console.log(`run ${i + 1}: first render ${r.ms.toFixed(0)} ms (${r.rows} rows shown, ${stuck} stuck)`);
 }
 const sorted = [...runs].sort((a, b) => a - b);
-const median = sorted[Math.floor(sorted.length / 2)];
-const max = sorted[sorted.length - 1];
+const median = sorted.length ? sorted[Math.floor(sorted.length / 2)] : NaN;
+const max = sorted.length ? sorted[sorted.length - 1] : NaN;
 const sizes = await assetSizes(api);
 const gz = sizes.files.reduce((s, f) => s + f.gzip, 0);
 const raw = sizes.files.reduce((s, f) => s + f.raw, 0);
