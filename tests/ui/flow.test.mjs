@@ -59,8 +59,20 @@ test('the consumer-gone queue is red on the map and in the API', async () => {
   // A click on the node opens the board filtered by it.
   await page.locator(`[data-testid="flow-node"][data-id="${id}"]`).click();
   await page.waitForURL((u) => u.pathname === '/ui/stuck');
-  assert.ok(new URL(page.url()).searchParams.toString().length > 0, 'the board is filtered');
-  await tid(page, 'stuck-table').waitFor();
+  const filters = new URL(page.url()).searchParams;
+  assert.ok(filters.toString().length > 0, 'the board is filtered');
+  await tid(page, 'totals').waitFor();
+  // Its rows are the API's for that filter (none when no consumer ever named the queue: a hop's
+  // queue is known from its consumer's span).
+  await eventually(async () => {
+    const q = new URLSearchParams(filters);
+    q.set('stuck', 'true');
+    q.set('limit', '1000');
+    const ids = (await apiJson(`/api/v1/orders?${q}`)).orders.map((o) => o.order_id).sort();
+    const rows = (await tid(page, 'stuck-row').evaluateAll((els) => els.map((e) => e.getAttribute('data-order')))).sort();
+    assert.deepEqual(rows, ids, `rows of ${filters}`);
+  });
+  await assertClean(assert, page, 'flow → board');
 });
 
 test('the broker view: one row per queue of /api/v1/broker', async () => {
