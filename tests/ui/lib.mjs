@@ -10,12 +10,12 @@
 //                      cases skip
 //   OT_BROKER_STOP / OT_BROKER_START  shell commands that stop / restart RabbitMQ (unset: the
 //                      outage case skips)
-//   OT_SCREENSHOTS     where the screenshots go (default: a temp dir)
+//   OT_SCREENSHOTS     where the screenshots go (default: $TMPDIR/ordertrace-ui-screenshots)
 //   OT_GRACE_SECONDS   the rules' grace (default 1)
 //   OT_STAGE_SECONDS   the longest `within` of the rules (default 4): a stuck order is flagged
 //                      at most this + grace after its milestone
 //   OT_CHROMIUM        the browser (default /usr/bin/chromium)
-import { mkdtempSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execSync } from 'node:child_process';
@@ -27,8 +27,7 @@ export const OTLP = process.env.OT_OTLP_HTTP || 'http://127.0.0.1:4318/v1/traces
 export const SIGNIN_GATEWAY = process.env.OT_SIGNIN_GATEWAY || '';
 export const GRACE = Number(process.env.OT_GRACE_SECONDS || 1);
 export const STAGE_SECONDS = Number(process.env.OT_STAGE_SECONDS || 4);
-export const SHOTS = process.env.OT_SCREENSHOTS || mkdtempSync(join(tmpdir(), 'ordertrace-ui-shots-'));
-mkdirSync(SHOTS, { recursive: true });
+export const SHOTS = process.env.OT_SCREENSHOTS || join(tmpdir(), 'ordertrace-ui-screenshots');
 
 // The board polls every 2 s, an order every 5 s, the flow every 10 s (web-ui.md §4): a change
 // must show within one poll of the slowest view plus a margin for a loaded machine.
@@ -40,13 +39,20 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // One browser per test file: chromium from Debian with the project's flags and a fresh profile.
 export async function launch() {
   const profile = mkdtempSync(join(tmpdir(), 'ordertrace-ui-profile-'));
-  return chromium.launchPersistentContext(profile, {
+  const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.OT_CHROMIUM || '/usr/bin/chromium',
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
     viewport: { width: 1440, height: 900 },
   });
+  // The profile goes when the browser has exited (after close(), not at its 'close' event).
+  const close = context.close.bind(context);
+  context.close = async (...a) => {
+    await close(...a);
+    try { rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 }); } catch { /* left in tmp */ }
+  };
+  return context;
 }
 
 // A page that records what must never happen: CSP violations (a listener added before any
@@ -266,5 +272,6 @@ export async function gotoBoard(page, query = '') {
 }
 
 export async function screenshot(page, name) {
+  mkdirSync(SHOTS, { recursive: true });
   await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: false });
 }
