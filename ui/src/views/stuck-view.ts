@@ -114,6 +114,14 @@ export class StuckView extends LightElement {
     this.requestUpdate();
   }
 
+  /** Once the first summary and list are on screen: a mark that bench/ui-render measures. */
+  private rendered = false;
+  override updated(): void {
+    if (this.rendered || !this.summary.data || !this.list.data) return;
+    this.rendered = true;
+    performance.mark('ordertrace:board-rendered');
+  }
+
   private onList(s: PollState<OrderList>): void {
     const now = Date.now();
     if (s.data) {
