@@ -26,6 +26,7 @@
 #include "audit/audit_log.h"
 #include "auth/oidc_client.h"
 #include "broker/monitor.h"
+#include "broker/route.h"
 #include "common/log.h"
 #include "common/rate_limit.h"
 #include "common/text_format.h"
@@ -1034,6 +1035,17 @@ Status Gateway::StartJourneys() {
   const Duration wait = ac.wait.count() > 0 ? ac.wait : std::min(Duration(10000), grace / 2);
   journey::EngineOptions engine_options;
   engine_options.settle = std::chrono::seconds(1);  // see EngineOptions::settle
+  if (const broker::BrokerMonitor* monitor = g.broker.get()) {
+    // An open message's queue from the broker's bindings (EngineOptions::route_queue).
+    engine_options.route_queue = [monitor](std::string_view exchange,
+                                           std::string_view routing_key) -> std::string {
+      const std::shared_ptr<const broker::Snapshot> snapshot = monitor->snapshot();
+      if (!snapshot) return "";
+      broker::Route route = broker::ResolveRoute(*snapshot, exchange, routing_key);
+      if (route.kind != broker::Route::Kind::kQueues || route.queues.size() != 1) return "";
+      return std::move(route.queues.front());
+    };
+  }
   g.engine = std::make_unique<journey::Engine>(std::move(rules).value(), *g.store, g.clock,
                                                &registry_, engine_options);
   if (Status s = g.engine->Recover(); !s.ok()) {

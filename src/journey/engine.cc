@@ -546,6 +546,9 @@ Status Engine::Apply(std::vector<SpanRecord> facts) {
         hop.exchange = r.exchange;
         hop.routing_key = r.routing_key;
         hop.queue = r.queue;
+        if (hop.queue.empty() && options_.route_queue) {
+          hop.queue = options_.route_queue(hop.exchange, hop.routing_key);
+        }
         hop.published_ns = std::max<Nanos>(r.end_ns, 1);
         if (const OpenHops::Orphan* o = hops_.FindOrphan(r)) {
           // Processed before its publish arrived (out of order).

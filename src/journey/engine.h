@@ -40,6 +40,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -113,6 +114,15 @@ struct EngineOptions {
   // so an order is not flagged on half its facts and flagged again a moment later.  The
   // gateway uses 1 s; 0 flags at the next Tick (the data-driven cases).
   Duration settle{0};
+  // The queue RabbitMQ routes a publish to, for a send span that names none (publishers rarely
+  // know the queue; only the consumer's span says it): the gateway resolves the exchange and
+  // routing key on the broker monitor's latest bindings and answers the queue when exactly one
+  // is bound, else "".  So an open hop has its queue before anyone consumes it: the list's
+  // queue= filter, the flow map and the board find the orders waiting in a queue whose consumer
+  // is gone.  A process span's queue, arriving later, does not replace it (store merge rules).
+  // Called under the engine's state lock: it must be quick and never call into the engine.
+  // Unset: hops keep the queue their spans name.
+  std::function<std::string(std::string_view exchange, std::string_view routing_key)> route_queue;
 };
 
 class Engine {

@@ -246,6 +246,47 @@ TEST(EngineTest, ForgetInactiveDropsAbandonedOrdersAndTheirMessages) {
   EXPECT_EQ(engine.Tick(kT0 + 3600 * kSecond), 1u);  // only NEW, whose deadlines pass now
 }
 
+TEST(EngineTest, AnOpenMessageGetsTheQueueTheBrokerRoutesItTo) {
+  ManualClock clock(kT0);
+  auto store = NewMemoryStore();
+  EngineOptions options;
+  std::vector<std::string> asked;
+  options.route_queue = [&asked](std::string_view exchange, std::string_view key) {
+    asked.push_back(std::string(exchange) + "|" + std::string(key));
+    return key == "price.calculate" ? std::string("mes.calculate") : std::string();
+  };
+  Engine engine(std::make_shared<Rules>(DefaultRules()), *store, clock, nullptr, options);
+  auto publish = [](const std::string& order, const std::string& span, const std::string& key,
+                    const std::string& queue) {
+    SpanRecord r = Submitted(order, span, kT0);
+    r.stage.clear();
+    r.hop = HopRole::kSend;
+    r.message_id = "m-" + order;
+    r.exchange = "orders";
+    r.routing_key = key;
+    r.queue = queue;
+    return r;
+  };
+  ASSERT_TRUE(engine
+                  .Apply({publish("Q1", "00000000000000d1", "price.calculate", ""),
+                          publish("Q2", "00000000000000d2", "nowhere", ""),
+                          publish("Q3", "00000000000000d3", "price.calculate", "named.by.span")})
+                  .ok());
+  // Asked only for the publishes that name no queue; "" (unrouted, several) leaves it unknown.
+  EXPECT_EQ(asked, (std::vector<std::string>{"orders|price.calculate", "orders|nowhere"}));
+  OrderQuery query;
+  query.queues = {"mes.calculate"};
+  Result<OrderPage> page = store->ListOrders(query);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->orders.size(), 1u);
+  EXPECT_EQ(page->orders[0].order_id, "Q1");
+  query.queues = {"named.by.span"};
+  page = store->ListOrders(query);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->orders.size(), 1u);
+  EXPECT_EQ(page->orders[0].order_id, "Q3");
+}
+
 TEST(EngineTest, DetectorThreadFlagsOnItsOwn) {
   SystemClock clock;
   auto store = NewMemoryStore();
