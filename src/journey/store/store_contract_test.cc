@@ -20,6 +20,7 @@
 #include "journey/store/sqlite/schema.h"
 #include "journey/store/sqlite/sqlite_store.h"
 #include "journey/store/store.h"
+#include "journey/store/store_test_fixture.h"
 
 namespace ordertrace::journey {
 namespace {
@@ -109,40 +110,15 @@ std::string OrderId(int i) {
 // ---------------------------------------------------------------------------------------------
 // Store factories.
 
-struct MemoryFactory {
-  static std::unique_ptr<JourneyStore> Open(const fs::path& /*dir*/) { return NewMemoryStore(); }
-};
-
-struct SqliteFactory {
-  static std::unique_ptr<JourneyStore> Open(const fs::path& dir) {
-    SqliteStoreOptions options;
-    options.path = (dir / "journeys.db").string();
-    auto store = OpenSqliteStore(options);
-    EXPECT_TRUE(store.ok()) << store.status().ToString();
-    return store.ok() ? std::move(store).value() : nullptr;
-  }
-};
+using testing_stores::MemoryFactory;
+using testing_stores::SqliteFactory;
+using testing_stores::StoreTypes;
 
 template <typename Factory>
-class StoreContractTest : public ::testing::Test {
+class StoreContractTest : public testing_stores::StoreFixture<Factory> {
  public:  // the fill helpers below take the fixture
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "ordertrace-store-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    store_ = Factory::Open(dir_);
-    ASSERT_NE(store_, nullptr);
-  }
-  void TearDown() override {
-    store_.reset();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  using testing_stores::StoreFixture<Factory>::store_;
 
-  void MustWrite(const WriteBatch& b) {
-    const Status s = store_->Write(b);
-    ASSERT_TRUE(s.ok()) << s.ToString();
-  }
   Journey MustJourney(const std::string& id, size_t max_spans = 1000) {
     auto r = store_->GetJourney(id, max_spans);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
@@ -166,12 +142,8 @@ class StoreContractTest : public ::testing::Test {
     }
     return ids;
   }
-
-  fs::path dir_;
-  std::unique_ptr<JourneyStore> store_;
 };
 
-using StoreTypes = ::testing::Types<MemoryFactory, SqliteFactory>;
 TYPED_TEST_SUITE(StoreContractTest, StoreTypes);
 
 TYPED_TEST(StoreContractTest, RoundTripsEveryField) {

@@ -14,6 +14,7 @@
 #include "journey/store/sqlite/schema.h"
 #include "journey/store/sqlite/sqlite_store.h"
 #include "journey/store/store.h"
+#include "journey/store/store_test_fixture.h"
 
 namespace ordertrace::journey {
 namespace {
@@ -25,19 +26,9 @@ constexpr Nanos kHour = 3600 * kSecond;
 constexpr Nanos kDay = 24 * kHour;
 constexpr Nanos kNow = 1'750'000'000 * kSecond;
 
-struct MemoryFactory {
-  static std::unique_ptr<JourneyStore> Open(const fs::path& /*dir*/) { return NewMemoryStore(); }
-};
-
-struct SqliteFactory {
-  static std::unique_ptr<JourneyStore> Open(const fs::path& dir) {
-    SqliteStoreOptions options;
-    options.path = (dir / "journeys.db").string();
-    auto store = OpenSqliteStore(options);
-    EXPECT_TRUE(store.ok()) << store.status().ToString();
-    return store.ok() ? std::move(store).value() : nullptr;
-  }
-};
+using testing_stores::MemoryFactory;
+using testing_stores::SqliteFactory;
+using testing_stores::StoreTypes;
 
 OrderRow Order(const std::string& id, Nanos first, Nanos last) {
   OrderRow o;
@@ -87,24 +78,10 @@ std::string SpanId(int i) {
 }
 
 template <typename Factory>
-class StoreScanContractTest : public ::testing::Test {
+class StoreScanContractTest : public testing_stores::StoreFixture<Factory> {
  protected:
-  void SetUp() override {
-    std::string tmpl = (fs::temp_directory_path() / "ordertrace-scan-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    store_ = Factory::Open(dir_);
-    ASSERT_NE(store_, nullptr);
-  }
-  void TearDown() override {
-    store_.reset();
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  void MustWrite(const WriteBatch& b) {
-    const Status s = store_->Write(b);
-    ASSERT_TRUE(s.ok()) << s.ToString();
-  }
+  using testing_stores::StoreFixture<Factory>::store_;
+
   std::vector<std::string> OrdersSince(Nanos since) {
     std::vector<std::string> ids;
     EXPECT_TRUE(
@@ -122,12 +99,8 @@ class StoreScanContractTest : public ::testing::Test {
     });
     return out;
   }
-
-  fs::path dir_;
-  std::unique_ptr<JourneyStore> store_;
 };
 
-using StoreTypes = ::testing::Types<MemoryFactory, SqliteFactory>;
 TYPED_TEST_SUITE(StoreScanContractTest, StoreTypes);
 
 TYPED_TEST(StoreScanContractTest, OrdersSinceTheirFirstSpan) {
