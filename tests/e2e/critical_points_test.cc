@@ -40,6 +40,7 @@
 #include "support/alertmanager_process.h"
 #include "support/api_text.h"
 #include "support/child_process.h"
+#include "support/fast_rules.h"
 #include "support/gateway_process.h"
 #include "support/run_command.h"
 
@@ -56,21 +57,8 @@ using testing_support::Receiver;
 using testing_support::RunCommand;
 using Clock = std::chrono::steady_clock;
 
-// Fast lifecycle rules: every deadline in seconds, so a test runs in about 20 s.  The sims pace
-// healthy steps at 0.3 x these deadlines (docs/sim.md).  As in the request's rules (receipt 2m,
-// heartbeat 5m), the MES's receipt is due before its first heartbeat, so an order whose message
-// never reached the MES is "not received", not merely "silent".
-constexpr char kRules[] =
-    R"(stages: [SUBMITTED, PRICE_CALCULATED, APPROVED, MANUFACTURING_STARTED, SHIPPED, CLOSED]
-expect:
-  SUBMITTED:             {next: PRICE_CALCULATED, within: 4s, next_by: mes, heartbeat: 3s, received_by: mes, within_receipt: 2s}
-  PRICE_CALCULATED:      {processed_by: crm, within_processing: 2s, next: APPROVED, within: 4s, next_by: crm}
-  APPROVED:              {next: MANUFACTURING_STARTED, within: 4s, next_by: mes, received_by: mes, within_receipt: 2s}
-  MANUFACTURING_STARTED: {next: SHIPPED, within: 4s, next_by: mes, heartbeat: 2s}
-  SHIPPED:               {next: CLOSED, within: 4s, next_by: crm}
-messages: {processed_within: 2s}
-grace: 1s
-)";
+// The request's lifecycle with every deadline in seconds (support/fast_rules.h).
+constexpr const char* kRules = testing_support::kFastLifecycleRules;
 constexpr auto kGrace = 1s;
 
 // What a test expects of one faulted order.

@@ -34,6 +34,7 @@
 #include "sim/options.h"
 #include "support/alertmanager_process.h"  // FreePort
 #include "support/child_process.h"
+#include "support/fast_rules.h"
 #include "support/gateway_process.h"
 #include "support/oidc_provider_process.h"
 #include "support/run_command.h"
@@ -48,18 +49,8 @@ using testing_support::ChildProcess;
 using testing_support::GatewayProcess;
 using testing_support::OidcProviderProcess;
 
-// The lifecycle of tests/e2e/critical_points_test.cc: every deadline in seconds.
-constexpr char kRules[] =
-    R"(stages: [SUBMITTED, PRICE_CALCULATED, APPROVED, MANUFACTURING_STARTED, SHIPPED, CLOSED]
-expect:
-  SUBMITTED:             {next: PRICE_CALCULATED, within: 4s, next_by: mes, heartbeat: 3s, received_by: mes, within_receipt: 2s}
-  PRICE_CALCULATED:      {processed_by: crm, within_processing: 2s, next: APPROVED, within: 4s, next_by: crm}
-  APPROVED:              {next: MANUFACTURING_STARTED, within: 4s, next_by: mes, received_by: mes, within_receipt: 2s}
-  MANUFACTURING_STARTED: {next: SHIPPED, within: 4s, next_by: mes, heartbeat: 2s}
-  SHIPPED:               {next: CLOSED, within: 4s, next_by: crm}
-messages: {processed_within: 2s}
-grace: 1s
-)";
+// The request's lifecycle with every deadline in seconds (support/fast_rules.h).
+constexpr const char* kRules = testing_support::kFastLifecycleRules;
 constexpr int kOrders = 16;
 constexpr char kPrefix[] = "UI-";
 constexpr uint64_t kSeed = 17;
