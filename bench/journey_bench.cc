@@ -15,8 +15,18 @@
 //             thread starts (StartDetector(), SystemClock); an EngineListener records, for each
 //             flag, clock.Now() at OnStuck - row.stuck_since_ns.  Flags write order rows to the
 //             store: part of the cost measured.  Prints p50/p90/p99/max of that lag.
+//   --ingest  the journey consumer's write path in process: bench/run ingest's workload
+//             (bench/ingest_workload.h, the same generator and seed; --distinct requests of 512
+//             spans, each with an order id, cycled), decoded once (otlp::DecodeExportRequest),
+//             then --spans spans through FactExtractor::Extract and Engine::Apply in batches of
+//             --batch spans (default 32768: many requests' facts per Apply, one store
+//             transaction, as the durable log's journey consumer does).  --fresh rewrites the
+//             span, parent and trace ids of every pass after the first, so every span is new
+//             (the orders recur); without it, passes after the first repeat spans (as bench/run
+//             does).  Prints spans/s and CPU µs per span, extraction and Apply apart.
 //
-// Usage: ordertrace-bench-journey (--memory | --lag) [--orders 1000000] [--batch 1000]
+// Usage: ordertrace-bench-journey (--memory | --lag | --ingest) [--orders 1000000] [--batch 1000]
+//          [--spans 1048576] [--distinct 256] [--fresh]
 //          [--store sqlite|memory] [--cache-mb 64] [--spread 60s] [--lead 0]
 //          [--timeout 60] [--dir DIR] [--keep]
 // --lead: seconds between the start of the build and t0 (0: 10 + orders / 6000; the program
@@ -51,10 +61,13 @@
 #include "bench_ids.h"
 #include "common/log.h"
 #include "common/values.h"
+#include "ingest_workload.h"
 #include "journey/engine.h"
+#include "journey/facts.h"
 #include "journey/rules/rules.h"
 #include "journey/store/memory/memory_store.h"
 #include "journey/store/sqlite/sqlite_store.h"
+#include "otlp/decoder.h"
 
 namespace {
 
@@ -70,8 +83,12 @@ constexpr Nanos kSec = 1'000 * kMs;
 struct Options {
   bool memory = false;
   bool lag = false;
+  bool ingest = false;
   uint64_t orders = 1'000'000;
-  uint64_t batch = 1000;
+  uint64_t batch = 0;  // 0: the mode's default (1000 orders; --ingest 32768 spans)
+  uint64_t spans = 1'048'576;
+  int distinct = 256;
+  bool fresh = false;
   std::string store = "sqlite";
   int cache_mb = 64;
   Nanos spread_ns = 60 * kSec;
@@ -92,6 +109,10 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       o->memory = true;
     } else if (a == "--lag") {
       o->lag = true;
+    } else if (a == "--ingest") {
+      o->ingest = true;
+    } else if (a == "--fresh") {
+      o->fresh = true;
     } else if (a == "--keep") {
       o->keep = true;
     } else {
@@ -101,6 +122,10 @@ bool ParseArgs(int argc, char** argv, Options* o) {
         o->orders = std::strtoull(v, nullptr, 10);
       } else if (a == "--batch") {
         o->batch = std::strtoull(v, nullptr, 10);
+      } else if (a == "--spans") {
+        o->spans = std::strtoull(v, nullptr, 10);
+      } else if (a == "--distinct") {
+        o->distinct = std::atoi(v);
       } else if (a == "--store") {
         o->store = v;
       } else if (a == "--cache-mb") {
@@ -120,8 +145,9 @@ bool ParseArgs(int argc, char** argv, Options* o) {
       }
     }
   }
-  return o->memory != o->lag && o->orders > 0 && o->batch > 0 &&
-         (o->store == "sqlite" || o->store == "memory");
+  if (o->batch == 0) o->batch = o->ingest ? 32768 : 1000;
+  return int{o->memory} + int{o->lag} + int{o->ingest} == 1 && o->orders > 0 && o->spans > 0 &&
+         o->distinct > 0 && (o->store == "sqlite" || o->store == "memory");
 }
 
 double Seconds(Steady::duration d) { return std::chrono::duration<double>(d).count(); }
@@ -412,13 +438,128 @@ int RunLag(const Options& opt, jr::JourneyStore& store) {
   return 0;
 }
 
+double ThreadCpuSeconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// Rewrites the last 4 hex digits of `id` with pass `pass` mixed in (--fresh): a new id of the
+// same shape, the same in every span that names it (parents stay parents).
+void Freshen(std::string* id, uint64_t pass) {
+  if (id->size() < 4) return;
+  static constexpr char kHex[] = "0123456789abcdef";
+  const uint64_t m = Mix(pass);
+  for (size_t i = 0; i < 4; ++i) {
+    char& c = (*id)[id->size() - 1 - i];
+    const int v = c <= '9' ? c - '0' : c - 'a' + 10;
+    c = kHex[(v ^ static_cast<int>((m >> (4 * i)) & 0xf)) & 0xf];
+  }
+}
+
+int RunIngest(const Options& opt, jr::JourneyStore& store) {
+  ordertrace::SystemClock clock;
+  auto rules = std::make_shared<const jr::Rules>(jr::DefaultRules());
+  jr::Engine engine(rules, store, clock, nullptr);
+  const jr::FactExtractor extractor(rules);
+  // bench/ingest_bench.cc's workload: the same seed and span times from now.
+  std::mt19937_64 rng(42);
+  const Nanos base_ns = clock.Now();
+  std::vector<std::shared_ptr<const ordertrace::otlp::SpanBatch>> batches;
+  for (int i = 0; i < opt.distinct; ++i) {
+    auto decoded = ordertrace::otlp::DecodeExportRequest(
+        ordertrace::bench::MakeRequest(rng, i, static_cast<uint64_t>(base_ns)).SerializeAsString(),
+        ordertrace::otlp::Protocol::kHttpProtobuf, ordertrace::otlp::Limits{});
+    if (!decoded.ok()) {
+      std::fprintf(stderr, "decode: %s\n", decoded.status().ToString().c_str());
+      return 1;
+    }
+    batches.push_back(std::move(decoded).value());
+  }
+  const uint64_t per_pass =
+      static_cast<uint64_t>(opt.distinct) * ordertrace::bench::kSpansPerRequest;
+  std::printf("ingest: %d distinct requests (%" PRIu64 " spans), %" PRIu64
+              " spans in Apply batches of %" PRIu64 "%s\n",
+              opt.distinct, per_pass, opt.spans, opt.batch,
+              opt.fresh ? ", fresh ids every pass" : ", passes after the first repeat spans");
+
+  uint64_t fed = 0, kept = 0, sends = 0, applies = 0;
+  size_t next = 0;  // request index, cycling
+  double extract_cpu = 0, apply_cpu = 0, apply_wall = 0;
+  const double cpu0 = CpuSeconds();
+  const auto start = Steady::now();
+  auto last_report = start;
+  std::vector<SpanRecord> facts;
+  while (fed < opt.spans) {
+    const double e0 = ThreadCpuSeconds();
+    facts.clear();
+    facts.reserve(opt.batch + ordertrace::bench::kSpansPerRequest);
+    while (facts.size() < opt.batch && fed < opt.spans) {
+      const uint64_t pass = next / static_cast<size_t>(opt.distinct);
+      const size_t first = facts.size();
+      extractor.Extract(*batches[next % static_cast<size_t>(opt.distinct)], &facts);
+      fed += ordertrace::bench::kSpansPerRequest;
+      ++next;
+      for (size_t k = first; k < facts.size(); ++k) {
+        SpanRecord& r = facts[k];
+        if (opt.fresh && pass > 0) {
+          Freshen(&r.span_id, pass);
+          Freshen(&r.trace_id, pass);
+          Freshen(&r.parent_span_id, pass);
+        }
+        if (r.hop == jr::HopRole::kSend) ++sends;
+      }
+    }
+    kept += facts.size();
+    const double e1 = ThreadCpuSeconds();
+    const auto w0 = Steady::now();
+    const auto st = engine.Apply(std::move(facts));
+    facts = {};
+    const auto w1 = Steady::now();
+    const double e2 = ThreadCpuSeconds();
+    extract_cpu += e1 - e0;
+    apply_cpu += e2 - e1;
+    apply_wall += Seconds(w1 - w0);
+    ++applies;
+    if (!st.ok()) {
+      std::fprintf(stderr, "apply: %s\n", st.ToString().c_str());
+      return 1;
+    }
+    if (w1 - last_report > std::chrono::seconds(5)) {
+      std::fprintf(stderr, "  ingest: %9" PRIu64 " spans  %6.1f s  %7.0f spans/s  load %s\n", fed,
+                   Seconds(w1 - start), static_cast<double>(fed) / Seconds(w1 - start),
+                   LoadAvg().c_str());
+      last_report = w1;
+    }
+  }
+  const double wall = Seconds(Steady::now() - start);
+  const double cpu = CpuSeconds() - cpu0;
+  const auto n = static_cast<double>(kept);
+  std::printf("fed %" PRIu64 " spans, %" PRIu64 " records (%" PRIu64
+              " send spans), %zu active orders, %" PRIu64 " Apply calls, load %s\n",
+              fed, kept, sends, engine.active_orders(), applies, LoadAvg().c_str());
+  std::printf(
+      "%.0f spans/s (wall %.2f s), %.0f spans/s in Apply; CPU %.2f us/span: extract %.2f, "
+      "Apply %.2f (engine + store)\n",
+      n / wall, wall, n / apply_wall, cpu * 1e6 / n, extract_cpu * 1e6 / n, apply_cpu * 1e6 / n);
+  std::printf("{\"mode\":\"ingest\",\"store\":\"%s\",\"spans\":%" PRIu64
+              ",\"distinct\":%d,\"fresh\":%s,\"batch\":%" PRIu64
+              ",\"spans_per_s\":%.0f,\"apply_spans_per_s\":%.0f,\"cpu_us_per_span\":%.2f,"
+              "\"extract_us_per_span\":%.2f,\"apply_us_per_span\":%.2f,\"load\":\"%s\"}\n",
+              opt.store.c_str(), kept, opt.distinct, opt.fresh ? "true" : "false", opt.batch,
+              n / wall, n / apply_wall, cpu * 1e6 / n, extract_cpu * 1e6 / n, apply_cpu * 1e6 / n,
+              LoadAvg().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   Options opt;
   if (!ParseArgs(argc, argv, &opt)) {
     std::fprintf(stderr,
-                 "usage: %s (--memory | --lag) [--orders N] [--batch N] [--store sqlite|memory] "
+                 "usage: %s (--memory | --lag | --ingest) [--orders N] [--batch N] [--spans N] "
+                 "[--distinct N] [--fresh] [--store sqlite|memory] "
                  "[--cache-mb 64] [--spread 60s] [--lead SECONDS] [--timeout SECONDS] "
                  "[--dir DIR] [--keep]\n",
                  argv[0]);
@@ -462,10 +603,15 @@ int main(int argc, char** argv) {
   std::printf("journey bench: %s, %" PRIu64 " orders in batches of %" PRIu64
               ", store %s%s%s, "
               "load %s\n",
-              opt.memory ? "memory" : "lag", opt.orders, opt.batch, opt.store.c_str(),
-              path.empty() ? "" : " ", path.c_str(), LoadAvg().c_str());
+              opt.memory ? "memory"
+              : opt.lag  ? "lag"
+                         : "ingest",
+              opt.orders, opt.batch, opt.store.c_str(), path.empty() ? "" : " ", path.c_str(),
+              LoadAvg().c_str());
   std::fflush(stdout);
-  const int rc = opt.memory ? RunMemory(opt, *store) : RunLag(opt, *store);
+  const int rc = opt.memory ? RunMemory(opt, *store)
+                 : opt.lag  ? RunLag(opt, *store)
+                            : RunIngest(opt, *store);
   if (!path.empty()) {
     std::error_code ec;
     auto stats = store->Stats();

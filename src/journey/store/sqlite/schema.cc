@@ -8,6 +8,65 @@
 namespace ordertrace::journey::sqlite {
 namespace {
 
+// Version 4's spans: a rowid table, rows appended in arrival order (the table's pages are
+// written at its end, not at random places of a B-tree clustered by order), and one narrow
+// unique index (order_id, span_id) that keys them (the first write of a span wins), finds an
+// order's spans for GetJourney and deduplicates.  Before version 4 the table was WITHOUT ROWID,
+// clustered by (order_id, span_id), with a second index (order_id, start_ns): two random-place
+// inserts of a wide row and a key per span (docs/benchmarks.md, "The journeys write path").
+// %s is the table's name (the migration builds the new table beside the old one).
+constexpr const char* kSpansTable = R"sql(
+CREATE TABLE %s (
+  order_id TEXT NOT NULL,
+  span_id NOT NULL,
+  trace_id NOT NULL,
+  parent_span_id NOT NULL,
+  service TEXT NOT NULL,
+  name TEXT NOT NULL,
+  start_ns INTEGER NOT NULL,
+  end_ns INTEGER NOT NULL,
+  flags INTEGER NOT NULL,
+  error TEXT NOT NULL,
+  stage TEXT NOT NULL,
+  message_id TEXT NOT NULL,
+  exchange TEXT NOT NULL,
+  routing_key TEXT NOT NULL,
+  queue TEXT NOT NULL,
+  links TEXT
+);
+)sql";
+
+// Version 4's indexes of the spans and the open hops, on a new file and after the migration.
+//   spans_key  UNIQUE (order_id, span_id): the key (ON CONFLICT DO NOTHING) and GetJourney's.
+//   spans_end  (end_ns): retention and ForEachRecentSpan; appended (spans end about in order).
+//   hops_open  (published_ns, send_span_id) WHERE open: ForEachOpenHop (Recover) in publish
+//              order; appended, where the version-3 form (send_span_id) took a random place.
+constexpr const char* kVersion4Indexes = R"sql(
+CREATE UNIQUE INDEX IF NOT EXISTS spans_key ON spans (order_id, span_id);
+CREATE INDEX IF NOT EXISTS spans_end ON spans (end_ns);
+CREATE INDEX IF NOT EXISTS hops_open ON hops (published_ns, send_span_id)
+  WHERE published_ns <> 0 AND processed_ns = 0;
+)sql";
+
+// Version 3 to 4: the spans table rebuilt as a rowid table (its rows copied in key order, so an
+// order's existing spans stay together), and the open hops' indexes in their appended forms
+// (hops_open here, hops_open_queue by AddListIndexes below).  One pass over the spans: on a large
+// store the upgrade takes a while (logged), once.
+constexpr const char* kMigrateTo4 = R"sql(
+INSERT INTO spans_v4 SELECT order_id, span_id, trace_id, parent_span_id, service, name, start_ns,
+  end_ns, flags, error, stage, message_id, exchange, routing_key, queue, links FROM spans;
+DROP TABLE spans;
+ALTER TABLE spans_v4 RENAME TO spans;
+DROP INDEX IF EXISTS hops_open;
+DROP INDEX IF EXISTS hops_open_queue;
+)sql";
+
+std::string SpansTable(const char* name) {
+  std::string sql = kSpansTable;
+  const size_t at = sql.find("%s");
+  return sql.replace(at, 2, name);
+}
+
 constexpr const char* kSchema = R"sql(
 CREATE TABLE orders (
   order_id TEXT NOT NULL PRIMARY KEY CHECK (order_id <> ''),
@@ -36,27 +95,6 @@ CREATE INDEX orders_stage ON orders (stage, order_id);
 CREATE INDEX orders_last ON orders (last_ns);
 CREATE INDEX orders_partner ON orders (partner, order_id) WHERE partner <> '';
 
-CREATE TABLE spans (
-  order_id TEXT NOT NULL,
-  span_id NOT NULL,
-  trace_id NOT NULL,
-  parent_span_id NOT NULL,
-  service TEXT NOT NULL,
-  name TEXT NOT NULL,
-  start_ns INTEGER NOT NULL,
-  end_ns INTEGER NOT NULL,
-  flags INTEGER NOT NULL,
-  error TEXT NOT NULL,
-  stage TEXT NOT NULL,
-  message_id TEXT NOT NULL,
-  exchange TEXT NOT NULL,
-  routing_key TEXT NOT NULL,
-  queue TEXT NOT NULL,
-  links TEXT,
-  PRIMARY KEY (order_id, span_id)
-) WITHOUT ROWID;
-CREATE INDEX spans_start ON spans (order_id, start_ns);
-CREATE INDEX spans_end ON spans (end_ns);
 
 CREATE TABLE milestones (
   order_id TEXT NOT NULL,
@@ -86,7 +124,6 @@ CREATE TABLE hops (
 CREATE UNIQUE INDEX hops_send ON hops (send_span_id);
 CREATE INDEX hops_message ON hops (message_id, published_ns) WHERE message_id <> '';
 CREATE INDEX hops_order ON hops (order_id);
-CREATE INDEX hops_open ON hops (send_span_id) WHERE published_ns <> 0 AND processed_ns = 0;
 
 CREATE TABLE counters (name TEXT NOT NULL PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 INSERT INTO counters VALUES ('orders', 0), ('spans', 0), ('hops', 0);
@@ -129,7 +166,9 @@ CREATE INDEX IF NOT EXISTS episodes_cleared ON episodes (cleared_ns);
 //   orders_stuck_stage    the same with ?stage=
 //   orders_stuck_stage_ns ?stuck=true&sort=stage_since|-stage_since
 //   spans_trace           ?trace_id=
-//   hops_open_queue       ?queue= (the queue of an open hop)
+//   hops_open_queue       ?queue= (the queue of an open hop); (queue, published_ns) from version
+//                         4 on, appended within a queue, where (queue, order_id) took a
+//                         random place
 // The stuck ones hold `stuck` too: the count of a stuck list (`total`) reads the index alone.
 // Without it SQLite looks every entry up in the orders table to test "stuck <> 0" (the partial
 // index's own condition): 50k random reads of a table of 1M orders, hundreds of milliseconds.
@@ -141,7 +180,7 @@ CREATE INDEX IF NOT EXISTS orders_stuck_stage ON orders (stage, stuck_since_ns, 
 CREATE INDEX IF NOT EXISTS orders_stuck_stage_ns ON orders (stage_ns, order_id, stuck)
   WHERE stuck <> 0;
 CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
-CREATE INDEX IF NOT EXISTS hops_open_queue ON hops (queue, order_id)
+CREATE INDEX IF NOT EXISTS hops_open_queue ON hops (queue, published_ns)
   WHERE published_ns <> 0 AND processed_ns = 0;
 )sql";
 
@@ -245,6 +284,8 @@ Status PrepareSchema(Db& db, bool* created) {
     RETURN_IF_ERROR(db.Exec("PRAGMA journal_mode = WAL"));
     RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
     Status s = db.Exec(kSchema);
+    if (s.ok()) s = db.Exec(SpansTable("spans"));
+    if (s.ok()) s = db.Exec(kVersion4Indexes);
     if (s.ok()) s = db.Exec(kVersion3);
     if (s.ok()) s = db.Exec("PRAGMA application_id = " + std::to_string(kApplicationId));
     if (s.ok()) s = db.Exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
@@ -274,6 +315,10 @@ Status PrepareSchema(Db& db, bool* created) {
   }
   if (version == 1) RETURN_IF_ERROR(Migrate(db, kMigrateTo2, 1));
   if (version <= 2) RETURN_IF_ERROR(Migrate(db, kVersion3, 2));
+  if (version <= 3) {
+    RETURN_IF_ERROR(
+        Migrate(db, (SpansTable("spans_v4") + kMigrateTo4 + kVersion4Indexes).c_str(), 3));
+  }
   return AddListIndexes(db, /*upgrade=*/true);
 }
 

@@ -1,6 +1,8 @@
 #include "journey/store/sqlite/sqlite_store.h"
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <utility>
 #include <vector>
@@ -75,8 +77,22 @@ Result<std::optional<OrderRow>> ReadOrderRow(Db& db, std::string_view order_id) 
   return std::optional<OrderRow>(std::move(o));
 }
 
-// Merges `hop` into its stored row (semantics.h MergeHop), or inserts it.
+// Inserts `hop`, or merges it into its stored row (semantics.h MergeHop).  A new hop (the send
+// side of a message, by far the most) is one INSERT: its conflict on hops_send is the existence
+// check, so the row is read only when it exists.
 Status PutHop(Db& db, const Hop& hop, Deltas* d) {
+  {
+    static const std::string sql =
+        Cols("INSERT INTO hops (", kHopCols) +
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT DO NOTHING";
+    ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+    sqlite::BindHop(s, hop);
+    RETURN_IF_ERROR(s.Run());
+    if (db.Changes() > 0) {
+      ++d->hops;
+      return Status::Ok();
+    }
+  }
   ASSIGN_OR_RETURN(const std::optional<Hop> stored, ReadHopById(db, hop.send_span_id));
   if (stored.has_value()) {
     Hop merged = *stored;
@@ -91,14 +107,8 @@ Status PutHop(Db& db, const Hop& hop, Deltas* d) {
     sqlite::BindHop(s, merged);
     return s.Run();
   }
-  static const std::string sql =
-      Cols("INSERT INTO hops (", kHopCols) +
-      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
-  ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
-  sqlite::BindHop(s, hop);
-  RETURN_IF_ERROR(s.Run());
-  ++d->hops;
-  return Status::Ok();
+  // Neither inserted nor found: a conflict on another unique key (none exists) or a bug.
+  return Status::Internal("sqlite " + db.path() + ": hop neither inserted nor found");
 }
 
 // A flag inserts its episode (the first write of a key wins); a clear ({order_id, cleared_ns})
@@ -320,16 +330,29 @@ class SqliteStore final : public JourneyStore {
   }
 
   Status ForEachOpenHop(const std::function<void(const Hop&)>& fn) override {
-    static const std::string sql = Cols("SELECT ", kHopCols) +
-                                   " FROM hops WHERE published_ns <> 0 AND processed_ns = 0 AND "
-                                   "send_span_id > ?1 ORDER BY send_span_id LIMIT ?2";
+    // In publish order (hops_open), so a retried publish comes after the earlier one as it did
+    // in memory.  The cursor is "published_ns send_span_id" (the id has no space: 16 hex).
+    static const std::string sql =
+        Cols("SELECT ", kHopCols) +
+        " FROM hops INDEXED BY hops_open WHERE published_ns <> 0 AND processed_ns = 0 AND "
+        "(published_ns, send_span_id) > (?1, ?3) ORDER BY published_ns, send_span_id LIMIT ?2";
     return StreamPages<Hop>(
-        sql, [](Stmt& s, const std::string& cursor) { s.Id(1, cursor); },
+        sql,
+        [](Stmt& s, const std::string& cursor) {
+          if (cursor.empty()) {
+            s.Int(1, INT64_MIN);
+            s.Text(3, "");
+            return;
+          }
+          const size_t sp = cursor.find(' ');
+          s.Int(1, std::strtoll(cursor.c_str(), nullptr, 10));
+          s.Id(3, std::string_view(cursor).substr(sp + 1));
+        },
         [](const Db&, const Stmt& s, Hop* h) {
           *h = sqlite::ReadHop(s);
           return Status::Ok();
         },
-        [](const Hop& h) { return h.send_span_id; }, fn);
+        [](const Hop& h) { return std::to_string(h.published_ns) + ' ' + h.send_span_id; }, fn);
   }
 
   Status ForEachOrderId(const std::function<void(std::string_view)>& fn) override {
@@ -413,8 +436,7 @@ class SqliteStore final : public JourneyStore {
     }
     if (const auto cutoff = RetentionCutoff(now, retention.spans)) {
       static const std::string sql =
-          "DELETE FROM spans WHERE (order_id, span_id) IN (SELECT order_id, span_id FROM spans "
-          "WHERE end_ns < ?1 LIMIT ?2)";
+          "DELETE FROM spans WHERE rowid IN (SELECT rowid FROM spans WHERE end_ns < ?1 LIMIT ?2)";
       RETURN_IF_ERROR(DeleteInChunks(sql, *cutoff, &result.spans_removed));
     }
     return result;
