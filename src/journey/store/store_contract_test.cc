@@ -1319,6 +1319,109 @@ TEST_F(SqliteStoreTest, Version1FileIsUpgraded) {
   EXPECT_EQ(**got, o);
 }
 
+// A version 3 file (spans WITHOUT ROWID clustered by (order_id, span_id), orders_last on last_ns,
+// the open hops' indexes by span id and order) is upgraded in place: its spans, hops and orders
+// stay, the merge rules hold on the new tables, and retention finds old orders by last_bucket.
+TEST_F(SqliteStoreTest, Version3FileIsUpgraded) {
+  constexpr Nanos kT = 1'700'000'000 * kSecond;
+  {
+    auto store = Open();
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    WriteBatch b;
+    b.orders = {MakeOrder("o-1", kT), MakeOrder("o-old", kT - 100 * kHour)};
+    b.spans = {MakeSpan("o-1", 1, kT - 20, kT - 10), MakeSpan("o-1", 2, kT - 5, kT)};
+    b.hops = {SendSide(7, "o-1", "m-7", kT - 10), SendSide(8, "o-1", "m-8", kT - 9),
+              ProcessSide(8, kT - 1, "billing", 9)};
+    ASSERT_TRUE((*store)->Write(b).ok());
+  }
+  {
+    // Back to the version 3 layout, as a build before version 4 wrote it.
+    sqlite::Db db(path_);
+    ASSERT_TRUE(db.Open().ok());
+    for (const char* sql : {
+             "CREATE TABLE spans_old AS SELECT * FROM spans",
+             "DROP TABLE spans",
+             "CREATE TABLE spans (order_id TEXT NOT NULL, span_id NOT NULL, trace_id NOT NULL, "
+             "parent_span_id NOT NULL, service TEXT NOT NULL, name TEXT NOT NULL, start_ns INTEGER "
+             "NOT NULL, end_ns INTEGER NOT NULL, flags INTEGER NOT NULL, error TEXT NOT NULL, "
+             "stage TEXT NOT NULL, message_id TEXT NOT NULL, exchange TEXT NOT NULL, routing_key "
+             "TEXT NOT NULL, queue TEXT NOT NULL, links TEXT, PRIMARY KEY (order_id, span_id)) "
+             "WITHOUT ROWID",
+             "INSERT INTO spans SELECT * FROM spans_old",
+             "DROP TABLE spans_old",
+             "CREATE INDEX spans_start ON spans (order_id, start_ns)",
+             "CREATE INDEX spans_end ON spans (end_ns)",
+             "CREATE INDEX spans_trace ON spans (trace_id)",
+             "DROP INDEX orders_last",
+             "ALTER TABLE orders DROP COLUMN last_bucket",
+             "CREATE INDEX orders_last ON orders (last_ns)",
+             "DROP INDEX hops_open",
+             "CREATE INDEX hops_open ON hops (send_span_id) WHERE published_ns <> 0 AND "
+             "processed_ns = 0",
+             "DROP INDEX hops_open_queue",
+             "CREATE INDEX hops_open_queue ON hops (queue, order_id) WHERE published_ns <> 0 AND "
+             "processed_ns = 0",
+             "PRAGMA user_version = 3",
+         }) {
+      const Status s = db.Exec(sql);
+      ASSERT_TRUE(s.ok()) << sql << ": " << s.ToString();
+    }
+  }
+  auto store = Open();
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  {
+    sqlite::Db db(path_);
+    ASSERT_TRUE(db.Open().ok());
+    auto version = db.QueryInt("PRAGMA user_version");
+    ASSERT_TRUE(version.ok());
+    EXPECT_EQ(*version, sqlite::kSchemaVersion);
+    // The new forms: a rowid spans table with its key, the indexes by publish time and bucket.
+    auto rowid = db.QueryInt("SELECT count(rowid) FROM spans");
+    ASSERT_TRUE(rowid.ok()) << rowid.status().ToString();
+    EXPECT_EQ(*rowid, 2);
+    auto forms = db.QueryInt(
+        "SELECT count(*) FROM sqlite_schema WHERE (name = 'spans_key' AND sql LIKE "
+        "'%UNIQUE%(order_id, span_id)%') OR (name = 'hops_open' AND sql LIKE '%(published_ns, "
+        "send_span_id)%') OR (name = 'hops_open_queue' AND sql LIKE '%(queue, published_ns)%') "
+        "OR (name = 'orders_last' AND sql LIKE '%(last_bucket)%') OR name = 'spans_trace' OR "
+        "name = 'spans_end' OR name = 'spans_start'");
+    ASSERT_TRUE(forms.ok()) << forms.status().ToString();
+    EXPECT_EQ(*forms, 6);  // spans_start is gone
+  }
+  auto journey = (*store)->GetJourney("o-1");
+  ASSERT_TRUE(journey.ok() && journey->has_value());
+  ASSERT_EQ((*journey)->spans.size(), 2u);
+  EXPECT_EQ((*journey)->spans[0], MakeSpan("o-1", 1, kT - 20, kT - 10));
+  EXPECT_EQ((*journey)->hops.size(), 2u);
+  // A span written again keeps the first; a new one is added.
+  WriteBatch again;
+  SpanRecord changed = MakeSpan("o-1", 2, kT - 5, kT);
+  changed.name = "changed";
+  again.spans = {changed, MakeSpan("o-1", 3, kT + 1, kT + 2)};
+  ASSERT_TRUE((*store)->Write(again).ok());
+  journey = (*store)->GetJourney("o-1");
+  ASSERT_TRUE(journey.ok() && journey->has_value());
+  ASSERT_EQ((*journey)->spans.size(), 3u);
+  EXPECT_EQ((*journey)->spans[1].name, "span-2");
+  auto stats = (*store)->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->spans, 3u);
+  // The open hop (7) is found; the processed one (8) is not.
+  std::vector<std::string> open;
+  ASSERT_TRUE((*store)->ForEachOpenHop([&](const Hop& h) { open.push_back(h.send_span_id); }).ok());
+  EXPECT_EQ(open, std::vector<std::string>{Hex(7)});
+  // Retention reads the backfilled bucket: the inactive order goes, the recent one stays.
+  Retention r;
+  r.inactive_orders = std::chrono::hours(50);
+  r.closed_orders = Duration(0);
+  r.spans = Duration(0);
+  auto removed = (*store)->EnforceRetention(kT, r);
+  ASSERT_TRUE(removed.ok()) << removed.status().ToString();
+  EXPECT_EQ(removed->orders_removed, 1u);
+  EXPECT_FALSE((*store)->GetOrder("o-old")->has_value());
+  EXPECT_TRUE((*store)->GetOrder("o-1")->has_value());
+}
+
 // ?partner= reads the partial index orders_partner, not the whole table, alone or with the
 // other filters: SQLite's plan of the store's own query.
 TEST_F(SqliteStoreTest, PartnerFilterUsesItsIndex) {

@@ -5,6 +5,7 @@
 // Thread-safety: functions on a Db the caller holds (see db.h).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -21,6 +22,16 @@ namespace ordertrace::journey::sqlite {
 // opened).
 inline constexpr int kSchemaVersion = 4;
 inline constexpr int32_t kApplicationId = 0x4F544A53;  // "OTJS"
+
+// orders.last_bucket (version 4): last_ns >> kLastBucketShift (~17 s), the key of orders_last
+// (retention's index), so an order row's update rewrites that index entry only when its last
+// span moves it into a later bucket, not with every span.  Retention asks for
+// LastBucketAtMost(cutoff) AND last_ns < cutoff: the index narrows, last_ns decides.
+inline constexpr int kLastBucketShift = 34;
+inline int64_t LastBucket(Nanos last_ns) { return last_ns >> kLastBucketShift; }
+inline std::string LastBucketAtMost(std::string_view param) {
+  return "last_bucket <= (" + std::string(param) + " >> " + std::to_string(kLastBucketShift) + ")";
+}
 
 // Checks the file is ours (or empty: creates the schema in WAL mode, `*created` = true) and
 // at a version this build reads (an older one is upgraded, in one transaction); a foreign, newer

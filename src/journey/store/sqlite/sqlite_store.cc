@@ -131,6 +131,67 @@ Status PutEpisodes(Db& db, const std::vector<StuckEpisode>& episodes) {
   return Status::Ok();
 }
 
+// Writes order rows (replaced whole, the partner merged: semantics.h KeepPartner).  SQLite
+// rewrites the entry of every index whose column an UPDATE sets, changed or not (4 index entries
+// deleted and inserted per row when every column is set), so the common update sets only the
+// columns no index holds, and RETURNING gives the stored values of those an index holds; only
+// when one of these changes (a new stage, closed, stuck, an earlier first span, a partner that
+// wins, last_ns into a new bucket) is the whole row set again.  A row not stored is inserted.
+Status PutOrders(Db& db, const std::vector<OrderRow>& orders, Deltas* d) {
+  static const std::string touch =
+      "UPDATE orders SET stage_start_ns = ?2, last_ns = ?3, last_heartbeat_ns = ?4, "
+      "services = ?5, last_service = ?6, spans = ?7, open_hops = ?8, deadline_ns = ?9, "
+      "expected_service = ?10, summary = ?11 WHERE order_id = ?1 RETURNING stage, stage_ns, "
+      "first_ns, last_bucket, closed, stuck, stuck_since_ns, partner, partner_ns";
+  // KeepPartner (semantics.h) in SQL: the row's partner replaces the stored one only when it
+  // wins (PartnerEarlier); the right-hand sides see the row as it was before the update.
+  static const std::string partner_wins =
+      "?18 <> '' AND (partner = '' OR ?19 < partner_ns OR (?19 = partner_ns AND ?18 < partner))";
+  static const std::string update =
+      "UPDATE orders SET stage = ?2, stage_start_ns = ?3, stage_ns = ?4, first_ns = ?5, "
+      "last_ns = ?6, last_heartbeat_ns = ?7, services = ?8, last_service = ?9, spans = ?10, "
+      "open_hops = ?11, closed = ?12, stuck = ?13, stuck_since_ns = ?14, deadline_ns = ?15, "
+      "expected_service = ?16, summary = ?17, partner = CASE WHEN " +
+      partner_wins + " THEN ?18 ELSE partner END, partner_ns = CASE WHEN " + partner_wins +
+      " THEN ?19 ELSE partner_ns END, last_bucket = ?20 WHERE order_id = ?1";
+  static const std::string insert = Cols("INSERT INTO orders (", kOrderCols) +
+                                    ", last_bucket) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                                    "?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)";
+  ASSIGN_OR_RETURN(Stmt t, db.Statement(touch));
+  for (const OrderRow& o : orders) {
+    const std::string services = FormatServices(o.services);
+    t.Text(1, o.order_id);
+    t.Int(2, o.stage_start_ns);
+    t.Int(3, o.last_ns);
+    t.Int(4, o.last_heartbeat_ns);
+    t.Text(5, services);
+    t.Text(6, o.last_service);
+    t.Int(7, o.spans);
+    t.Int(8, o.open_hops);
+    t.Int(9, o.deadline_ns);
+    t.Text(10, o.expected_service);
+    t.Text(11, o.summary);
+    ASSIGN_OR_RETURN(const bool stored, t.Step());
+    bool whole = !stored;
+    if (stored) {
+      // The stored values of the indexed columns (RETURNING sees the row after the UPDATE, which
+      // set none of them).
+      whole = t.ColText(0) != o.stage || t.ColInt(1) != o.stage_ns || t.ColInt(2) != o.first_ns ||
+              t.ColInt(3) != sqlite::LastBucket(o.last_ns) || (t.ColInt(4) != 0) != o.closed ||
+              t.ColInt(5) != static_cast<int64_t>(o.stuck) || t.ColInt(6) != o.stuck_since_ns ||
+              PartnerEarlier(o.partner, o.partner_ns, t.ColText(7), t.ColInt(8));
+    }
+    t.Reset();
+    if (!whole) continue;
+    ASSIGN_OR_RETURN(Stmt w, db.Statement(stored ? update : insert));
+    sqlite::BindOrder(w, o);
+    w.Int(20, sqlite::LastBucket(o.last_ns));
+    RETURN_IF_ERROR(w.Run());
+    if (!stored) ++d->orders;
+  }
+  return Status::Ok();
+}
+
 // The rows of one Write(), inside its transaction.
 Status ApplyBatch(Db& db, const WriteBatch& batch, Deltas* d) {
   if (!batch.spans.empty()) {
@@ -161,35 +222,7 @@ Status ApplyBatch(Db& db, const WriteBatch& batch, Deltas* d) {
     }
   }
   for (const auto& hop : batch.hops) RETURN_IF_ERROR(PutHop(db, hop, d));
-  if (!batch.orders.empty()) {
-    // KeepPartner (semantics.h) in SQL: the row's partner replaces the stored one only when it
-    // wins (PartnerEarlier); the right-hand sides see the row as it was before the update.
-    static const std::string partner_wins =
-        "?18 <> '' AND (partner = '' OR ?19 < partner_ns OR (?19 = partner_ns AND ?18 < partner))";
-    static const std::string update =
-        "UPDATE orders SET stage = ?2, stage_start_ns = ?3, stage_ns = ?4, first_ns = ?5, "
-        "last_ns = ?6, last_heartbeat_ns = ?7, services = ?8, last_service = ?9, spans = ?10, "
-        "open_hops = ?11, closed = ?12, stuck = ?13, stuck_since_ns = ?14, deadline_ns = ?15, "
-        "expected_service = ?16, summary = ?17, partner = CASE WHEN " +
-        partner_wins + " THEN ?18 ELSE partner END, partner_ns = CASE WHEN " + partner_wins +
-        " THEN ?19 ELSE partner_ns END WHERE order_id = ?1";
-    static const std::string insert = Cols("INSERT INTO orders (", kOrderCols) +
-                                      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-                                      "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)";
-    ASSIGN_OR_RETURN(Stmt up, db.Statement(update));
-    ASSIGN_OR_RETURN(Stmt in, db.Statement(insert));
-    for (const auto& o : batch.orders) {
-      sqlite::BindOrder(up, o);
-      RETURN_IF_ERROR(up.Run());
-      const bool updated = db.Changes() > 0;
-      up.Reset();
-      if (updated) continue;
-      sqlite::BindOrder(in, o);
-      RETURN_IF_ERROR(in.Run());
-      in.Reset();
-      ++d->orders;
-    }
-  }
+  if (!batch.orders.empty()) RETURN_IF_ERROR(PutOrders(db, batch.orders, d));
   if (!batch.episodes.empty()) RETURN_IF_ERROR(PutEpisodes(db, batch.episodes));
   return Status::Ok();
 }
@@ -414,12 +447,14 @@ class SqliteStore final : public JourneyStore {
   Result<RetentionResult> EnforceRetention(Nanos now, const Retention& retention) override {
     RetentionResult result;
     if (const auto cutoff = RetentionCutoff(now, retention.closed_orders)) {
-      static const std::string sql =
-          "SELECT order_id FROM orders WHERE last_ns < ?1 AND closed <> 0 LIMIT ?2";
+      static const std::string sql = "SELECT order_id FROM orders WHERE " +
+                                     sqlite::LastBucketAtMost("?1") +
+                                     " AND last_ns < ?1 AND closed <> 0 LIMIT ?2";
       RETURN_IF_ERROR(RemoveOrders(sql, *cutoff, &result));
     }
     if (const auto cutoff = RetentionCutoff(now, retention.inactive_orders)) {
-      static const std::string sql = "SELECT order_id FROM orders WHERE last_ns < ?1 LIMIT ?2";
+      static const std::string sql = "SELECT order_id FROM orders WHERE " +
+                                     sqlite::LastBucketAtMost("?1") + " AND last_ns < ?1 LIMIT ?2";
       RETURN_IF_ERROR(RemoveOrders(sql, *cutoff, &result));
       // Hops that never got an order.
       static const std::string orphans =
