@@ -1211,6 +1211,24 @@ class SqliteStoreTest : public ::testing::Test {
     std::ofstream out(path_, std::ios::binary | std::ios::trunc);
     out << bytes;
   }
+  // Runs each statement on the file with a connection of its own (no store), failing the test
+  // on an error.
+  void ExecOnFile(std::initializer_list<const char*> sqls) {
+    sqlite::Db db(path_);
+    ASSERT_TRUE(db.Open().ok());
+    for (const char* sql : sqls) {
+      const Status s = db.Exec(sql);
+      ASSERT_TRUE(s.ok()) << sql << ": " << s.ToString();
+    }
+  }
+  // One integer read from the file the same way; -1 (and a test failure) on an error.
+  int64_t QueryFile(const std::string& sql) {
+    sqlite::Db db(path_);
+    if (!db.Open().ok()) return -1;
+    auto v = db.QueryInt(sql);
+    EXPECT_TRUE(v.ok()) << sql << ": " << v.status().ToString();
+    return v.ok() ? *v : -1;
+  }
 
   fs::path dir_;
   std::string path_;
@@ -1334,60 +1352,39 @@ TEST_F(SqliteStoreTest, Version3FileIsUpgraded) {
               ProcessSide(8, kT - 1, "billing", 9)};
     ASSERT_TRUE((*store)->Write(b).ok());
   }
-  {
-    // Back to the version 3 layout, as a build before version 4 wrote it.
-    sqlite::Db db(path_);
-    ASSERT_TRUE(db.Open().ok());
-    for (const char* sql : {
-             "CREATE TABLE spans_old AS SELECT * FROM spans",
-             "DROP TABLE spans",
-             "CREATE TABLE spans (order_id TEXT NOT NULL, span_id NOT NULL, trace_id NOT NULL, "
-             "parent_span_id NOT NULL, service TEXT NOT NULL, name TEXT NOT NULL, start_ns INTEGER "
-             "NOT NULL, end_ns INTEGER NOT NULL, flags INTEGER NOT NULL, error TEXT NOT NULL, "
-             "stage TEXT NOT NULL, message_id TEXT NOT NULL, exchange TEXT NOT NULL, routing_key "
-             "TEXT NOT NULL, queue TEXT NOT NULL, links TEXT, PRIMARY KEY (order_id, span_id)) "
-             "WITHOUT ROWID",
-             "INSERT INTO spans SELECT * FROM spans_old",
-             "DROP TABLE spans_old",
-             "CREATE INDEX spans_start ON spans (order_id, start_ns)",
-             "CREATE INDEX spans_end ON spans (end_ns)",
-             "CREATE INDEX spans_trace ON spans (trace_id)",
-             "DROP INDEX orders_last",
-             "ALTER TABLE orders DROP COLUMN last_bucket",
-             "CREATE INDEX orders_last ON orders (last_ns)",
-             "DROP INDEX hops_open",
-             "CREATE INDEX hops_open ON hops (send_span_id) WHERE published_ns <> 0 AND "
-             "processed_ns = 0",
-             "DROP INDEX hops_open_queue",
-             "CREATE INDEX hops_open_queue ON hops (queue, order_id) WHERE published_ns <> 0 AND "
-             "processed_ns = 0",
-             "PRAGMA user_version = 3",
-         }) {
-      const Status s = db.Exec(sql);
-      ASSERT_TRUE(s.ok()) << sql << ": " << s.ToString();
-    }
-  }
+  // Back to the version 3 layout, as a build before version 4 wrote it.
+  ASSERT_NO_FATAL_FAILURE(ExecOnFile(
+      {"CREATE TABLE spans_old AS SELECT * FROM spans", "DROP TABLE spans",
+       "CREATE TABLE spans (order_id TEXT NOT NULL, span_id NOT NULL, trace_id NOT NULL, "
+       "parent_span_id NOT NULL, service TEXT NOT NULL, name TEXT NOT NULL, start_ns INTEGER "
+       "NOT NULL, end_ns INTEGER NOT NULL, flags INTEGER NOT NULL, error TEXT NOT NULL, "
+       "stage TEXT NOT NULL, message_id TEXT NOT NULL, exchange TEXT NOT NULL, routing_key "
+       "TEXT NOT NULL, queue TEXT NOT NULL, links TEXT, PRIMARY KEY (order_id, span_id)) "
+       "WITHOUT ROWID",
+       "INSERT INTO spans SELECT * FROM spans_old", "DROP TABLE spans_old",
+       "CREATE INDEX spans_start ON spans (order_id, start_ns)",
+       "CREATE INDEX spans_end ON spans (end_ns)", "CREATE INDEX spans_trace ON spans (trace_id)",
+       "DROP INDEX orders_last", "ALTER TABLE orders DROP COLUMN last_bucket",
+       "CREATE INDEX orders_last ON orders (last_ns)", "DROP INDEX hops_open",
+       "CREATE INDEX hops_open ON hops (send_span_id) WHERE published_ns <> 0 AND "
+       "processed_ns = 0",
+       "DROP INDEX hops_open_queue",
+       "CREATE INDEX hops_open_queue ON hops (queue, order_id) WHERE published_ns <> 0 AND "
+       "processed_ns = 0",
+       "PRAGMA user_version = 3"}));
   auto store = Open();
   ASSERT_TRUE(store.ok()) << store.status().ToString();
-  {
-    sqlite::Db db(path_);
-    ASSERT_TRUE(db.Open().ok());
-    auto version = db.QueryInt("PRAGMA user_version");
-    ASSERT_TRUE(version.ok());
-    EXPECT_EQ(*version, sqlite::kSchemaVersion);
-    // The new forms: a rowid spans table with its key, the indexes by publish time and bucket.
-    auto rowid = db.QueryInt("SELECT count(rowid) FROM spans");
-    ASSERT_TRUE(rowid.ok()) << rowid.status().ToString();
-    EXPECT_EQ(*rowid, 2);
-    auto forms = db.QueryInt(
-        "SELECT count(*) FROM sqlite_schema WHERE (name = 'spans_key' AND sql LIKE "
-        "'%UNIQUE%(order_id, span_id)%') OR (name = 'hops_open' AND sql LIKE '%(published_ns, "
-        "send_span_id)%') OR (name = 'hops_open_queue' AND sql LIKE '%(queue, published_ns)%') "
-        "OR (name = 'orders_last' AND sql LIKE '%(last_bucket)%') OR name = 'spans_trace' OR "
-        "name = 'spans_end' OR name = 'spans_start'");
-    ASSERT_TRUE(forms.ok()) << forms.status().ToString();
-    EXPECT_EQ(*forms, 6);  // spans_start is gone
-  }
+  EXPECT_EQ(QueryFile("PRAGMA user_version"), sqlite::kSchemaVersion);
+  // The new forms: a rowid spans table with its key, the indexes by publish time and bucket.
+  EXPECT_EQ(QueryFile("SELECT count(rowid) FROM spans"), 2);
+  EXPECT_EQ(
+      QueryFile(
+          "SELECT count(*) FROM sqlite_schema WHERE (name = 'spans_key' AND sql LIKE "
+          "'%UNIQUE%(order_id, span_id)%') OR (name = 'hops_open' AND sql LIKE '%(published_ns, "
+          "send_span_id)%') OR (name = 'hops_open_queue' AND sql LIKE '%(queue, published_ns)%') "
+          "OR (name = 'orders_last' AND sql LIKE '%(last_bucket)%') OR name = 'spans_trace' OR "
+          "name = 'spans_end' OR name = 'spans_start'"),
+      6);  // spans_start is gone
   auto journey = (*store)->GetJourney("o-1");
   ASSERT_TRUE(journey.ok() && journey->has_value());
   ASSERT_EQ((*journey)->spans.size(), 2u);
