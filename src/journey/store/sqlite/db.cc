@@ -164,6 +164,17 @@ void Stmt::Null(int i) { Check(sqlite3_bind_null(s_, i)); }
 
 void Stmt::Id(int i, std::string_view v) {
   if (IsLowerHex(v)) {
+    // Trace, span and parent ids (16 and 8 bytes) convert on the stack: a span's write binds
+    // three, a hop's four, and a heap string each was a malloc per id on the write path.
+    unsigned char buf[64];
+    if (v.size() / 2 <= sizeof buf) {
+      const size_t n = v.size() / 2;
+      for (size_t k = 0; k < n; ++k) {
+        buf[k] = static_cast<unsigned char>(Nibble(v[2 * k]) << 4 | Nibble(v[2 * k + 1]));
+      }
+      Check(sqlite3_bind_blob(s_, i, buf, static_cast<int>(n), SQLITE_TRANSIENT));
+      return;
+    }
     const std::string bytes = HexToBytes(v);
     Check(sqlite3_bind_blob(s_, i, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT));
   } else {

@@ -2,37 +2,30 @@
 // Semantics are those of store/semantics.h, checked by store_contract_test.cc.  The folder:
 // db.h (the SQLite connection and statement wrapper), schema.h (tables, rows), this store.
 //
-// Schema (version 3, PRAGMA user_version; PRAGMA application_id 'OTJS' marks the file ours;
-// an older file is upgraded in place when opened):
+// Schema (version 4, PRAGMA user_version; PRAGMA application_id 'OTJS' marks the file ours;
+// an older file is upgraded in place when opened; schema.cc has the DDL and the migrations):
 //   orders      WITHOUT ROWID, PRIMARY KEY order_id (CHECK order_id <> ''); services as
-//               "svc=ns;svc=ns"; partner and partner_ns (version 2).  Indexes: (order_id)
-//               WHERE stuck <> 0, (order_id) WHERE closed = 0, (stage, order_id), (last_ns)
-//               for retention, (partner, order_id) WHERE partner <> '' for ?partner=; for the
-//               list's sorts, WHERE stuck <> 0: (stuck_since_ns, order_id, stuck), (stage,
-//               stuck_since_ns, order_id, stuck), (stage_ns, order_id, stuck) (schema.cc).
-//   spans       WITHOUT ROWID, PRIMARY KEY (order_id, span_id), so an order's spans are
-//               clustered together; lowercase-hex ids (trace, span, parent) are stored as
+//               "svc=ns;svc=ns"; partner and partner_ns (version 2); last_bucket (version 4:
+//               schema.h LastBucket).  Indexes: (order_id) WHERE stuck <> 0, (order_id) WHERE
+//               closed = 0, (stage, order_id), (last_bucket) for retention, (partner, order_id)
+//               WHERE partner <> '' for ?partner=, (first_ns) for the KPIs' scan; for the list's
+//               sorts, WHERE stuck <> 0: (stuck_since_ns, order_id, stuck), (stage,
+//               stuck_since_ns, order_id, stuck), (stage_ns, order_id, stuck).  A row's update
+//               sets the columns no index holds and sets the whole row only when an indexed one
+//               changed (sqlite_store.cc PutOrders).
+//   spans       a rowid table (version 4; before, WITHOUT ROWID clustered by order): rows
+//               appended in arrival order; lowercase-hex ids (trace, span, parent) are stored as
 //               blobs (half the bytes), anything else as text; links comma-joined.  Indexes:
-//               (order_id, start_ns) for the latest N spans, (end_ns) for retention,
+//               UNIQUE (order_id, span_id) spans_key (the key: a span written twice is kept
+//               once; GetJourney's lookup), (end_ns) for retention and the recent spans,
 //               (trace_id) for ?trace_id=.
-//   milestones  WITHOUT ROWID, PRIMARY KEY (order_id, stage).
-//   hops        a rowid table (span ids are random: rows appended in arrival order keep an
-//               order's hops together and the random-keyed part small); UNIQUE
-//               (send_span_id).  Indexes: (message_id, published_ns) WHERE message_id <> '',
-//               (order_id), (send_span_id) WHERE open, (queue, order_id) WHERE open.
-// The indexes of the list's sorts and filters came after version 2: every file gets them when
-// it is opened (CREATE INDEX IF NOT EXISTS; an older build reads such a file as before).
-//               for retention, (partner, order_id) WHERE partner <> '' for ?partner=,
-//               (first_ns) for the KPIs' scan (version 3).
-//   spans       WITHOUT ROWID, PRIMARY KEY (order_id, span_id), so an order's spans are
-//               clustered together; lowercase-hex ids (trace, span, parent) are stored as
-//               blobs (half the bytes), anything else as text; links comma-joined.  Indexes:
-//               (order_id, start_ns) for the latest N spans, (end_ns) for retention.
 //   milestones  WITHOUT ROWID, PRIMARY KEY (order_id, stage).  Index: (at_ns) (version 3).
 //   hops        a rowid table (span ids are random: rows appended in arrival order keep an
 //               order's hops together and the random-keyed part small); UNIQUE
 //               (send_span_id).  Indexes: (message_id, published_ns) WHERE message_id <> '',
-//               (order_id), (send_span_id) WHERE open, (published_ns) (version 3).
+//               (order_id), (published_ns) (version 3); WHERE open (published_ns <> 0 AND
+//               processed_ns = 0), by publish time from version 4 on: (published_ns,
+//               send_span_id) for Recover, (queue, published_ns) for ?queue=.
 //   episodes    (version 3) stuck episodes, WITHOUT ROWID, PRIMARY KEY (order_id, flagged_ns);
 //               a clear updates the order's rows with cleared_ns = 0.  Indexes: (flagged_ns),
 //               (cleared_ns) for the KPIs' scan (which also reads the open ones, cleared_ns 0).
@@ -45,14 +38,21 @@
 //
 // Writes: one IMMEDIATE transaction per Write(), rolled back on any error.  Prepared
 // statements are cached per connection.  Retention deletes in chunks (1000 orders, or 10000
-// spans/hops, per transaction), releasing the writer between chunks.
+// spans/hops, per transaction), releasing the writer between chunks.  Durability: WAL with
+// synchronous=NORMAL (the default; synchronous_full for FULL): a commit survives the process's
+// crash (it is in the WAL file, written before COMMIT returns), a power loss may take the last
+// commits back; the facts come from the durable ingest log, which replays what the store lost
+// (facts are idempotent).  Checkpoints every 64 MB of WAL (wal_autocheckpoint 16384 pages), on
+// the writer's thread, the WAL cut back to 64 MB after (journal_size_limit); docs/benchmarks.md
+// ("The journeys write path") has the measurements behind these and the index set.
 //
 // Thread-safety: two connections, each behind its own mutex: a writer (Write,
 // EnforceRetention) and a reader (everything else).  In WAL mode readers see the last
 // committed write and never wait for the writer.  GetJourney reads in one transaction (a
 // consistent snapshot); ForEachActiveOrder / ForEachOpenHop read pages of 1000 rows in key
-// order and call `fn` with no lock held, so writes committed meanwhile may or may not be seen;
-// the ForEach...Since scans page the same way on their time index ((time, key) > last row).
+// (order id; publish time) order and call `fn` with no lock held, so writes committed meanwhile may
+// or may not be seen; the ForEach...Since scans page the same way on their time index ((time, key)
+// > last row).
 #pragma once
 
 #include <memory>
