@@ -104,14 +104,19 @@ void OpenHops::RememberOrphan(const SpanRecord& r) {
 }
 
 const OpenHops::Orphan* OpenHops::FindOrphan(const SpanRecord& send) const {
-  auto look = [&](const std::string& key) -> const Orphan* {
-    auto it = orphan_index_.find(key);
+  // Asked for every new send span: no key built when there is no orphan, and the keys built in
+  // one reused string (two heap strings per send span before).
+  if (orphan_index_.empty()) return nullptr;
+  auto look = [&](const char* prefix, const std::string& id) -> const Orphan* {
+    key_scratch_.assign(prefix);
+    key_scratch_ += id;
+    auto it = orphan_index_.find(key_scratch_);
     return it == orphan_index_.end() ? nullptr : &orphans_[it->second];
   };
   if (!send.message_id.empty()) {
-    if (const Orphan* o = look("m:" + send.message_id)) return o;
+    if (const Orphan* o = look("m:", send.message_id)) return o;
   }
-  return look("s:" + send.span_id);
+  return look("s:", send.span_id);
 }
 
 void OpenHops::ForgetOrphan(const SpanRecord& send) {

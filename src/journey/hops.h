@@ -114,6 +114,7 @@ class OpenHops {
   std::vector<Orphan> orphans_;  // a ring
   size_t orphan_next_ = 0;
   std::unordered_map<std::string, size_t> orphan_index_;  // message/parent/link key → ring slot
+  mutable std::string key_scratch_;                       // FindOrphan's key, reused
 };
 
 }  // namespace ordertrace::journey
