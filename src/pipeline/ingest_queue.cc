@@ -101,7 +101,11 @@ std::chrono::nanoseconds IngestQueue::Drain() {
   }
   MutexLock lock(mu_);
   if (batches_ == 0) drained_.notify_all();
-  if (closed_ || options_.collect_window.count() <= 0) return std::chrono::nanoseconds(0);
+  // Again at once when closing, or when what came meanwhile (with no wake-up: the worker was
+  // running) already nears the bound.
+  if (closed_ || options_.collect_window.count() <= 0 || bytes_ >= options_.max_bytes / 2) {
+    return std::chrono::nanoseconds(0);
+  }
   worker_state_ = WorkerState::kCollecting;
   return options_.collect_window;
 }
