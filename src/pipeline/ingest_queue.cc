@@ -101,9 +101,9 @@ std::chrono::nanoseconds IngestQueue::Drain() {
   }
   MutexLock lock(mu_);
   if (batches_ == 0) drained_.notify_all();
-  // Again at once when closing, or when what came meanwhile (with no wake-up: the worker was
-  // running) already nears the bound.
-  if (closed_ || options_.collect_window.count() <= 0 || bytes_ >= options_.max_bytes / 2) {
+  // Again at once when batches came while it ran (a slow stage must not idle with work
+  // queued), or when closing; else it collects for a while.
+  if (closed_ || options_.collect_window.count() <= 0 || !queue_.empty()) {
     return std::chrono::nanoseconds(0);
   }
   worker_state_ = WorkerState::kCollecting;

@@ -9,11 +9,12 @@
 // before Close() returns.  Nothing is lost on a clean shutdown; on a crash the queue's
 // content is (the durable forward queue, src/forward/, is what survives crashes).
 //
-// Wake-ups: the worker takes everything queued at once.  Having run something, it waits up
-// to `collect_window` for more before it goes to sleep, and Accept() wakes it only when it
-// sleeps (or when half the bound is queued): under a steady load the worker runs once per
-// window, not once per batch, and the receivers' threads make no futex call per request.
-// A batch accepted while the worker sleeps is run at once.
+// Wake-ups: the worker takes everything queued at once.  When batches came while it ran, it
+// takes those next; when none did, it waits up to `collect_window` for more before it goes to
+// sleep, and Accept() wakes it only when it sleeps (or when half the bound is queued): under a
+// steady load the worker runs once per window or back to back, not once per batch woken, and
+// the receivers' threads make no futex call per request.  A batch accepted while the worker
+// sleeps is run at once.
 //
 // Thread-safety: Accept() is safe from any number of threads; Close() from any thread, and
 // more than once.  Stages run on the worker thread only, so a Stage needs no locking of its
@@ -76,7 +77,8 @@ class IngestQueue : public BatchSink {
 
  private:
   // The worker's body: runs every batch queued so far through the stages, then returns how
-  // long to wait before its next run (collect_window, or until woken when nothing ran).
+  // long to wait before its next run: 0 when more came meanwhile, collect_window after a run,
+  // until woken when nothing ran.
   std::chrono::nanoseconds Drain() EXCLUDES(mu_);
 
   // What the worker is doing, for Accept() to decide whether to wake it.
