@@ -9,22 +9,32 @@
 //
 // Usage: ordertrace-bench-ingest --url http://127.0.0.1:4318/v1/traces --pid PID
 //          [--connections 4] [--seconds 10] [--warmup 2] [--distinct 16] [--ca-file CA.pem]
-//          [--fresh-trace-ids 1]
+//          [--fresh-trace-ids 1] [--syscalls perf]
 //        --url https://127.0.0.1:4318/v1/traces, grpc://127.0.0.1:4317 or grpcs://127.0.0.1:4317
 //        (TLS: the server is verified against --ca-file, TLS 1.2 or newer).  For gRPC each
 //        connection is its own channel (its own HTTP/2 connection) sending unary Export calls.
 //        --fresh-trace-ids 1 (OTLP/HTTP only): every request sent carries trace ids never sent
 //        before (the same bytes otherwise), for a trace store such as Jaeger, which would
 //        otherwise pile every round onto the same 64 traces (bench/run ingest --peer jaeger).
+//        --syscalls perf: also counts the gateway's system calls over the measured interval with
+//        `perf stat` (tracepoint raw_syscalls:sys_enter, and syscalls:sys_enter_* for the ones
+//        the receive path makes), enabled and disabled through a control fifo at the interval's
+//        edges.  Context switches (voluntary + involuntary, summed over the gateway's threads
+//        from /proc/<pid>/task/*/status) are always counted.
 // The last line of output is one JSON object with the figures.
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <google/protobuf/arena.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,6 +44,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
@@ -76,6 +87,138 @@ double ProcessCpuNs(int pid) {
   }
   return (utime + stime) * 1e9 / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
+
+// Context switches of a process so far: voluntary + nonvoluntary, summed over its threads
+// (/proc/<pid>/status alone counts the main thread only).
+uint64_t ContextSwitches(int pid) {
+  const std::string task_dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* dir = opendir(task_dir.c_str());
+  if (dir == nullptr) return 0;
+  uint64_t total = 0;
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream in(task_dir + "/" + e->d_name + "/status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0 ||
+          line.rfind("nonvoluntary_ctxt_switches:", 0) == 0) {
+        total += std::strtoull(line.c_str() + line.find(':') + 1, nullptr, 10);
+      }
+    }
+  }
+  closedir(dir);
+  return total;
+}
+
+// The system calls of a process over an interval, counted by `perf stat -p` on the syscall
+// tracepoints.  perf starts with its counters disabled; Enable() and Disable() switch them
+// through perf's control fifo (each waits for perf's ack), so the count covers exactly the
+// interval between them, not perf's start-up.  Tracepoint counting adds a little to each call
+// of the traced process, whose CPU is measured meanwhile.
+class SyscallCounter {
+ public:
+  // The calls counted one by one besides the total: what the receive path makes.
+  static const std::vector<std::string>& Names() {
+    static const std::vector<std::string> names = {
+        "read",    "recvfrom",   "recvmsg",     "write",     "writev",      "sendto",
+        "sendmsg", "epoll_wait", "epoll_pwait", "epoll_ctl", "futex",       "timerfd_settime",
+        "mmap",    "munmap",     "madvise",     "brk",       "sched_yield", "ioctl"};
+    return names;
+  }
+
+  // Starts perf on `pid`; false (with a reason on stderr) when perf cannot count here.
+  bool Start(int pid) {
+    char tmpl[] = "/tmp/ordertrace-bench-perf-XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) return false;
+    dir_ = tmpl;
+    const std::string ctl = dir_ + "/ctl", ack = dir_ + "/ack";
+    out_ = dir_ + "/perf.out";
+    if (mkfifo(ctl.c_str(), 0600) != 0 || mkfifo(ack.c_str(), 0600) != 0) return false;
+    std::string events = "raw_syscalls:sys_enter";
+    for (const auto& name : Names()) events += ",syscalls:sys_enter_" + name;
+    std::vector<std::string> args = {"perf", "stat", "-x",        ",",
+                                     "-D",   "-1",   "--control", "fifo:" + ctl + "," + ack,
+                                     "-e",   events, "-p",        std::to_string(pid),
+                                     "-o",   out_};
+    child_ = fork();
+    if (child_ < 0) return false;
+    if (child_ == 0) {
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      const int devnull = open("/dev/null", O_WRONLY);
+      if (devnull >= 0) dup2(devnull, STDERR_FILENO);
+      execvp("perf", argv.data());
+      _exit(127);
+    }
+    // perf opens both fifos once it runs; opening the control fifo with O_NONBLOCK fails
+    // until then, so a perf that failed to start is noticed instead of blocking for ever.
+    for (int i = 0; i < 500 && ctl_ < 0; ++i) {
+      ctl_ = open(ctl.c_str(), O_WRONLY | O_NONBLOCK);
+      if (ctl_ < 0) {
+        int status = 0;
+        if (waitpid(child_, &status, WNOHANG) == child_) {
+          child_ = -1;
+          std::fprintf(stderr, "bench: perf stat did not start (not installed, or no access)\n");
+          return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
+    if (ctl_ < 0) return false;
+    ack_ = open(ack.c_str(), O_RDONLY);
+    return ack_ >= 0;
+  }
+
+  bool Enable() { return Command("enable\n"); }
+  bool Disable() { return Command("disable\n"); }
+
+  // Stops perf and reads its counts: "total" and each of Names() perf reported.
+  std::map<std::string, uint64_t> Finish() {
+    std::map<std::string, uint64_t> counts;
+    if (child_ > 0) {
+      kill(child_, SIGINT);
+      int status = 0;
+      waitpid(child_, &status, 0);
+      child_ = -1;
+    }
+    if (ctl_ >= 0) close(ctl_);
+    if (ack_ >= 0) close(ack_);
+    ctl_ = ack_ = -1;
+    if (dir_.empty()) return counts;
+    std::ifstream in(out_);
+    std::string line;
+    while (std::getline(in, line)) {  // CSV: count,unit,event,...
+      const size_t a = line.find(',');
+      if (a == std::string::npos || line.empty() || line[0] < '0' || line[0] > '9') continue;
+      const size_t b = line.find(',', a + 1);
+      const size_t c = line.find(',', b + 1);
+      if (b == std::string::npos) continue;
+      std::string event = line.substr(b + 1, c == std::string::npos ? c : c - b - 1);
+      const uint64_t n = std::strtoull(line.c_str(), nullptr, 10);
+      if (event == "raw_syscalls:sys_enter") {
+        counts["total"] = n;
+      } else if (event.rfind("syscalls:sys_enter_", 0) == 0) {
+        counts[event.substr(std::strlen("syscalls:sys_enter_"))] = n;
+      }
+    }
+    for (const char* f : {"/ctl", "/ack", "/perf.out"}) unlink((dir_ + f).c_str());
+    rmdir(dir_.c_str());
+    return counts;
+  }
+
+ private:
+  bool Command(const char* cmd) {
+    if (ctl_ < 0 || ack_ < 0) return false;
+    if (write(ctl_, cmd, std::strlen(cmd)) < 0) return false;
+    char buf[16];
+    return read(ack_, buf, sizeof buf) > 0;  // "ack\n"
+  }
+
+  std::string dir_, out_;
+  pid_t child_ = -1;
+  int ctl_ = -1, ack_ = -1;
+};
 
 struct Url {
   std::string scheme = "http";  // http, https, grpc, grpcs
@@ -253,6 +396,7 @@ int main(int argc, char** argv) {
   int distinct = 16;  // distinct requests, sent round-robin (each span id recurs every round)
   std::string ca_file;
   bool fresh_trace_ids = false;
+  bool count_syscalls = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i], v = argv[i + 1];
     if (k == "--url")
@@ -273,6 +417,8 @@ int main(int argc, char** argv) {
       ca_file = v;
     else if (k == "--fresh-trace-ids")
       fresh_trace_ids = v == "1";
+    else if (k == "--syscalls")
+      count_syscalls = v == "perf";
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
@@ -284,7 +430,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: %s --url http(s)://HOST:PORT/v1/traces|grpc(s)://HOST:PORT "
                  "--pid GATEWAY_PID [--connections N] [--seconds S] [--warmup S] [--distinct N] "
-                 "[--ca-file CA.pem (https, grpcs)] [--fresh-trace-ids 1 (http, https)]\n",
+                 "[--ca-file CA.pem (https, grpcs)] [--fresh-trace-ids 1 (http, https)] "
+                 "[--syscalls perf]\n",
                  argv[0]);
     return 2;
   }
@@ -424,13 +571,22 @@ int main(int argc, char** argv) {
       conn.Close();
     });
   }
+  SyscallCounter syscalls;
+  count_syscalls = count_syscalls && !reference_only && syscalls.Start(pid);
   std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
+  if (count_syscalls) count_syscalls = syscalls.Enable();
+  const uint64_t switches0 = reference_only ? 0 : ContextSwitches(pid);
   const double cpu0 = reference_only ? 0 : ProcessCpuNs(pid);
   const auto t0 = std::chrono::steady_clock::now();
   phase.store(1);
   std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
   phase.store(2);
   const double cpu1 = reference_only ? 0 : ProcessCpuNs(pid);
+  const uint64_t switches1 = reference_only ? 0 : ContextSwitches(pid);
+  if (count_syscalls) count_syscalls = syscalls.Disable();
+  const std::map<std::string, uint64_t> syscall_counts =
+      count_syscalls ? syscalls.Finish() : std::map<std::string, uint64_t>{};
+  if (!count_syscalls) syscalls.Finish();
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   for (auto& t : threads) t.join();
 
@@ -468,6 +624,48 @@ int main(int argc, char** argv) {
               cpu_ns_per_span);
   std::printf("libprotobuf arena parse per span: %.0f ns; decoder alone: %.0f ns\n",
               parse_cpu_ns_per_span, decode_cpu_ns_per_span);
+  // Kernel work per span: context switches always, system calls with --syscalls perf (null
+  // without); the breakdown per request (512 spans) reads more easily than per span.
+  const double requests_measured = static_cast<double>(measured_requests.load());
+  const double switches = static_cast<double>(switches1 - switches0);
+  std::string kernel =
+      "\"ctx_switches_per_span\":" + std::to_string(spans > 0 ? switches / spans : 0) +
+      ",\"ctx_switches_per_sec\":" + std::to_string(wall > 0 ? switches / wall : 0);
+  const auto total = syscall_counts.find("total");
+  if (total != syscall_counts.end() && spans > 0) {
+    const double n = static_cast<double>(total->second);
+    kernel += ",\"syscalls_per_span\":" + std::to_string(n / spans) +
+              ",\"syscalls_per_sec\":" + std::to_string(n / wall) + ",\"syscalls_per_request\":{";
+    std::string line;
+    bool first = true;
+    for (const auto& name : SyscallCounter::Names()) {
+      auto it = syscall_counts.find(name);
+      if (it == syscall_counts.end() || it->second == 0) continue;
+      char item[96];
+      std::snprintf(item, sizeof item, "%s\"%s\":%.2f", first ? "" : ",", name.c_str(),
+                    static_cast<double>(it->second) / requests_measured);
+      kernel += item;
+      std::snprintf(item, sizeof item, " %s %.2f", name.c_str(),
+                    static_cast<double>(it->second) / requests_measured);
+      line += item;
+      first = false;
+    }
+    kernel += "}";
+    std::printf("gateway syscalls: %.4f per span, %.1f per request (%.0f/s); per request:%s\n",
+                n / spans, n / requests_measured, n / wall, line.c_str());
+  } else {
+    kernel += ",\"syscalls_per_span\":null";
+  }
+  std::printf("gateway context switches: %.4f per span, %.1f per request (%.0f/s)\n",
+              spans > 0 ? switches / spans : 0,
+              requests_measured > 0 ? switches / requests_measured : 0,
+              wall > 0 ? switches / wall : 0);
+
+  // The machine's load at the end of the run (other work on the cores inflates CPU per span).
+  double loadavg = -1;
+  if (std::ifstream in("/proc/loadavg"); in) in >> loadavg;
+  kernel += ",\"loadavg_1m\":" + std::to_string(loadavg);
+
   std::string sample;  // --fresh-trace-ids: the last acknowledged trace ids, for a read-back
   for (const auto& ids : last_trace_ids) {
     for (const auto& id : ids) sample += (sample.empty() ? "\"" : ",\"") + id + "\"";
@@ -478,12 +676,13 @@ int main(int argc, char** argv) {
       "\"bytes_per_span\":%.0f,\"connections\":%d,\"seconds\":%.2f,\"spans\":%.0f,\"errors\":%llu,"
       "\"spans_per_sec\":%.0f,\"spans_per_cpu_sec\":%.0f,\"cpu_ns_per_span\":%.1f,"
       "\"parse_cpu_ns_per_span\":%.1f,\"decode_cpu_ns_per_span\":%.1f,\"ratio\":%.3f,"
-      "\"acked_spans\":%llu,\"sample_trace_ids\":[%s]}\n",
+      "\"acked_spans\":%llu,%s,\"sample_trace_ids\":[%s]}\n",
       url.scheme.c_str(), kSpansPerRequest, distinct, bytes_per_span, connections, wall, spans,
       static_cast<unsigned long long>(errors.load()), wall > 0 ? spans / wall : 0,
       cpu_ns_per_span > 0 ? 1e9 / cpu_ns_per_span : 0, cpu_ns_per_span, parse_cpu_ns_per_span,
       decode_cpu_ns_per_span,
       parse_cpu_ns_per_span > 0 ? cpu_ns_per_span / parse_cpu_ns_per_span : 0,
-      static_cast<unsigned long long>(acked_requests.load()) * kSpansPerRequest, sample.c_str());
+      static_cast<unsigned long long>(acked_requests.load()) * kSpansPerRequest, kernel.c_str(),
+      sample.c_str());
   return (reference_only || spans > 0) && errors.load() == 0 ? 0 : 1;
 }

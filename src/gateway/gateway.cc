@@ -750,6 +750,7 @@ Status Gateway::Start() {
   http_options.port = http_addr->port;
   http_options.max_body_bytes = config_.receiver.max_body_bytes;
   http_options.threads = config_.receiver.http_threads;
+  http_options.loop_per_thread = true;  // the OTLP handler never blocks (docs/benchmarks.md)
   http_options.tls = *http_tls;
   http_options.allow = *allow_http;
   http_options.trusted_proxies = *trusted;

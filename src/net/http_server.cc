@@ -1,11 +1,16 @@
 #include "net/http_server.h"
 
+#include <time.h>
+
 #include <algorithm>
 #include <atomic>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
@@ -41,6 +46,26 @@ constexpr size_t kReadChunk = 4096;
 // of a connection reset caused by closing with unread data.
 constexpr size_t kMaxLingerBytes = 4 << 20;
 constexpr std::chrono::milliseconds kLingerTime{1000};
+
+// Timeouts are deadlines that each connection stores and one timer per server checks (see
+// HttpServer::Impl::Sweep), not a timer armed per read and write: Asio arms the kernel's
+// timerfd (timerfd_settime) whenever a new timer becomes the earliest, which with a timer per
+// operation happened on nearly every request.  The check runs every timeout / kSweepsPerTimeout
+// (the shortest timeout in force), between kMinSweep and kMaxSweep apart, so a timeout fires
+// at most that much late.
+constexpr int64_t kSweepsPerTimeout = 8;
+constexpr std::chrono::milliseconds kMinSweep{10};
+constexpr std::chrono::milliseconds kMaxSweep{250};
+constexpr int64_t kNoDeadline = INT64_MAX;
+
+// Milliseconds of CLOCK_MONOTONIC_COARSE: the kernel's last tick, which the vDSO serves without
+// reading a clock source, hence never a system call, even on virtual machines whose clock
+// source the vDSO cannot read.  A tick (1-10 ms) is fine-grained enough for timeouts.
+int64_t CoarseNowMs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
 
 // Boost 1.74's beast::string_view is boost::string_view.
 std::string_view SV(beast::string_view s) { return {s.data(), s.size()}; }
@@ -123,6 +148,13 @@ struct HttpServer::Impl {
     virtual void CloseIfIdle() = 0;
     // Shutdown after the drain deadline: closes whatever the connection was doing.
     virtual void ForceClose() = 0;
+    // The sweep found the deadline passed: closes the connection if it still has.
+    virtual void OnDeadline() = 0;
+
+    // When the connection's current step (handshake, idle wait, request, write, linger) times
+    // out, in CoarseNowMs() terms; kNoDeadline while a handler runs.  Written on the session's
+    // strand, read by the sweep (under the server's `mu`, which keeps the session alive).
+    std::atomic<int64_t> deadline_ms{kNoDeadline};
   };
   template <class Stream>
   class Session;
@@ -131,10 +163,40 @@ struct HttpServer::Impl {
       : options(std::move(o)),
         tls_enabled(options.tls != nullptr),
         tls(options.tls),
-        acceptor(asio::make_strand(ioc)),
-        accept_retry(acceptor.get_executor()) {}
+        sweep_interval(SweepInterval(options)),
+        loops(MakeLoops(options)),
+        acceptor(asio::make_strand(*loops[0])),
+        accept_retry(acceptor.get_executor()),
+        sweep_timer(acceptor.get_executor()) {}
+
+  static std::chrono::milliseconds SweepInterval(const HttpServerOptions& o) {
+    std::chrono::milliseconds shortest = std::min({o.idle_timeout, o.read_timeout, kLingerTime});
+    if (o.tls) shortest = std::min(shortest, o.handshake_timeout);
+    return std::clamp(shortest / kSweepsPerTimeout, kMinSweep, kMaxSweep);
+  }
+
+  // The event loops: one per thread with loop_per_thread, else one that every thread runs.
+  static std::vector<std::unique_ptr<asio::io_context>> MakeLoops(const HttpServerOptions& o) {
+    const int threads = std::max(1, o.threads);
+    std::vector<std::unique_ptr<asio::io_context>> made;
+    for (int i = 0; i < (o.loop_per_thread ? threads : 1); ++i) {
+      // A concurrency hint of 1 lets Asio skip waking other threads for work it queues.
+      made.push_back(std::make_unique<asio::io_context>(o.loop_per_thread ? 1 : threads));
+    }
+    return made;
+  }
+  // The executor of the next connection: the next loop in turn, or a strand of the shared one.
+  asio::any_io_executor NextConnectionExecutor() {
+    if (!options.loop_per_thread) return asio::make_strand(*loops[0]);
+    return loops[next_loop++ % loops.size()]->get_executor();
+  }
 
   void DoAccept();
+  // Closes the connections whose deadline passed, then runs again after sweep_interval while
+  // there are connections.  On the acceptor's strand.
+  void Sweep();
+  // Starts the sweep if it is not running.  With `mu` held.
+  void ArmSweep();
   void OnAccept(beast::error_code ec, tcp::socket socket);
   // Runs fn on each live session's strand.
   void ForEachSession(void (SessionBase::*fn)());
@@ -182,18 +244,26 @@ struct HttpServer::Impl {
   std::mutex mu;
   std::condition_variable sessions_changed;
   std::unordered_map<SessionBase*, std::weak_ptr<SessionBase>> sessions;  // guarded by mu
+  bool sweep_armed = false;                                               // guarded by mu
+  const std::chrono::milliseconds sweep_interval;
 
-  // Declared after everything a session touches: sessions still queued in the io_context
-  // are destroyed with it, and their destructors use `mu` and `sessions`.
-  asio::io_context ioc;
+  // Declared after everything a session touches: sessions still queued in a loop are
+  // destroyed with it, and their destructors use `mu` and `sessions`.  loops[0] also runs the
+  // acceptor and the sweep.
+  std::vector<std::unique_ptr<asio::io_context>> loops;
+  // With loop_per_thread: keeps each loop running while it has no connection (until Shutdown).
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> loop_guards;
+  size_t next_loop = 0;             // on the acceptor's strand
   tcp::acceptor acceptor;           // on its own strand
   asio::steady_timer accept_retry;  // same strand as the acceptor
+  asio::steady_timer sweep_timer;   // same strand as the acceptor
   std::vector<std::thread> threads;
 };
 
 // One connection: reads requests one after another (keep-alive), runs the handler on the
 // connection's strand, writes the response (a streamed one piece by piece, pulling each from
-// its source on the strand).  All members are touched only on the strand.
+// its source on the strand).  All members are touched only on the strand (with
+// loop_per_thread: the connection's loop, which one thread runs), except deadline_ms.
 // Stream is beast::tcp_stream (plain) or beast::ssl_stream<beast::tcp_stream> (TLS, handshake
 // first).
 template <class Stream>
@@ -229,11 +299,12 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
     {
       std::lock_guard<std::mutex> lock(server_->mu);
       server_->sessions.emplace(this, std::weak_ptr<SessionBase>(this->shared_from_this()));
+      server_->ArmSweep();
     }
     if constexpr (kTls) {
       asio::dispatch(stream_.get_executor(), [self = this->shared_from_this()] {
         self->state_ = State::kIdle;  // a shutdown may close a connection still shaking hands
-        self->Lowest().expires_after(self->options().handshake_timeout);
+        self->SetDeadline(self->options().handshake_timeout);
         self->stream_.async_handshake(asio::ssl::stream_base::server,
                                       [self](beast::error_code ec) { self->OnHandshake(ec); });
       });
@@ -251,12 +322,26 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
     if (state_ == State::kIdle) CloseNow();
   }
   void ForceClose() override { CloseNow(); }
+  void OnDeadline() override {
+    if (state_ == State::kClosed || deadline_ms.load(std::memory_order_relaxed) > CoarseNowMs()) {
+      return;  // the connection moved on to its next step meanwhile
+    }
+    log::Debug("http connection timed out", {{"server", options().name}, {"peer", peer_}});
+    // Closing the socket ends the pending read or write with an error, whose handler sees
+    // state_ kClosed and stops.
+    CloseNow();
+  }
 
  private:
   enum class State { kIdle, kBusy, kLingering, kClosed };
 
   const HttpServerOptions& options() const { return server_->options; }
   beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+  // The current step must finish within `timeout` (checked by the server's sweep).
+  void SetDeadline(std::chrono::milliseconds timeout) {
+    deadline_ms.store(CoarseNowMs() + timeout.count(), std::memory_order_relaxed);
+  }
+  void ClearDeadline() { deadline_ms.store(kNoDeadline, std::memory_order_relaxed); }
   tcp::socket& Socket() { return Lowest().socket(); }
 
   void OnHandshake(beast::error_code ec) {
@@ -279,6 +364,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
     }
     parser_.emplace();
     head_ = false;
+    direct_body_ = false;
     parser_->body_limit(options().max_body_bytes);
     parser_->header_limit(kHeaderLimit);
     if (buffer_.size() > 0) {  // a pipelined request is already buffered
@@ -287,7 +373,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
       return;
     }
     state_ = State::kIdle;
-    Lowest().expires_after(options().idle_timeout);
+    SetDeadline(options().idle_timeout);
     stream_.async_read_some(buffer_.prepare(kReadChunk),
                             [self = this->shared_from_this()](beast::error_code ec, size_t n) {
                               self->OnFirstBytes(ec, n);
@@ -307,7 +393,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
 
   void ReadHeader() {
     // The whole request must arrive within read_timeout of its first bytes.
-    Lowest().expires_after(options().read_timeout);
+    SetDeadline(options().read_timeout);
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnHeader(ec); });
@@ -338,8 +424,35 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
   }
 
   void ReadBody() {
-    http::async_read(
-        stream_, buffer_, *parser_,
+    if (parser_->is_done()) {  // no body (a GET): nothing to read
+      OnBody({});
+      return;
+    }
+    const auto length = parser_->content_length();
+    if (!length || parser_->chunked() || *length > options().max_body_bytes) {
+      // Chunked (or without a length): Beast's parser reads and decodes the chunks.
+      http::async_read(
+          stream_, buffer_, *parser_,
+          [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
+      return;
+    }
+    // A Content-Length body is read straight into the string the request hands on (and the
+    // decoded batch keeps), in as few reads as the socket allows: each read asks for all that is
+    // still missing, where Beast's parser reads 64 KiB at a time into buffer_ and copies.
+    // buffer_ may already hold the start of the body (read with the header); nothing after the
+    // body is read, so a pipelined request stays in the socket for the next round.
+    const size_t want = static_cast<size_t>(*length);
+    body_.resize(want);
+    const size_t have = std::min(want, buffer_.size());
+    asio::buffer_copy(asio::buffer(body_.data(), have), buffer_.data());
+    buffer_.consume(have);
+    direct_body_ = true;
+    if (have == want) {
+      OnBody({});
+      return;
+    }
+    asio::async_read(
+        stream_, asio::buffer(body_.data() + have, want - have),
         [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnBody(ec); });
   }
 
@@ -349,6 +462,8 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
       OnReadError(ec);
       return;
     }
+    // No timeout while the handler runs: it is not the client's time.
+    ClearDeadline();
     try {
       Handle();
     } catch (const std::exception& e) {
@@ -446,8 +561,10 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
     head_ = breq.method() == http::verb::head;
 
     HttpRequest req = HeaderOnlyRequest();
-    req.received_bytes = breq.body().size();
-    req.body = std::move(breq.body());
+    req.body = direct_body_ ? std::move(body_) : std::move(breq.body());
+    req.received_bytes = req.body.size();
+    body_ = std::string();
+    direct_body_ = false;
 
     HttpResponse out;
     if (!CheckForwarded(req)) {
@@ -614,7 +731,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
       }
     }
     if (head_) res_.body().clear();
-    Lowest().expires_after(options().read_timeout);
+    SetDeadline(options().read_timeout);
     http::async_write(stream_, res_,
                       [self = this->shared_from_this(), close](beast::error_code ec, size_t) {
                         self->OnWrite(ec, close);
@@ -641,7 +758,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
     stream_close_ = close;
     stream_ended_ = false;
     serializer_.emplace(*stream_res_);
-    Lowest().expires_after(options().read_timeout);
+    SetDeadline(options().read_timeout);
     http::async_write_header(
         stream_, *serializer_,
         [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnPiece(ec); });
@@ -702,7 +819,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
       CloseNow();
       return;
     }
-    Lowest().expires_after(options().read_timeout);
+    SetDeadline(options().read_timeout);
     http::async_write(
         stream_, *serializer_,
         [self = this->shared_from_this()](beast::error_code ec, size_t) { self->OnPiece(ec); });
@@ -754,7 +871,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
       CloseNow();
       return;
     }
-    Lowest().expires_after(kLingerTime);
+    SetDeadline(kLingerTime);
     Linger();
   }
 
@@ -775,6 +892,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
   void CloseNow() {
     if (state_ == State::kClosed) return;
     state_ = State::kClosed;
+    ClearDeadline();  // nothing left for the sweep to do
     Lowest().close();
   }
 
@@ -783,6 +901,8 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
   Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::string body_;          // a Content-Length body read past the parser (ReadBody)
+  bool direct_body_ = false;  // the request's body is body_, not the parser's
   http::response<http::string_body> res_;
   // The streamed answer being written (HttpResponse::body_source); the serializer refers to
   // stream_res_, so it is declared after it.
@@ -805,7 +925,7 @@ class HttpServer::Impl::Session : public HttpServer::Impl::SessionBase,
 };
 
 void HttpServer::Impl::DoAccept() {
-  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+  acceptor.async_accept(NextConnectionExecutor(), [this](beast::error_code ec, tcp::socket socket) {
     OnAccept(ec, std::move(socket));
   });
 }
@@ -861,6 +981,39 @@ void HttpServer::Impl::OnAccept(beast::error_code ec, tcp::socket socket) {
   DoAccept();
 }
 
+void HttpServer::Impl::ArmSweep() {
+  if (sweep_armed) return;
+  sweep_armed = true;
+  asio::post(sweep_timer.get_executor(), [this] { Sweep(); });
+}
+
+void HttpServer::Impl::Sweep() {
+  const int64_t now = CoarseNowMs();
+  std::vector<std::shared_ptr<SessionBase>> due;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (sessions.empty()) {  // armed again by the next connection
+      sweep_armed = false;
+      return;
+    }
+    for (auto& [ptr, weak] : sessions) {
+      // `mu` keeps *ptr alive: a session's destructor takes it before anything is destroyed.
+      if (ptr->deadline_ms.load(std::memory_order_relaxed) > now) continue;
+      if (auto s = weak.lock()) due.push_back(std::move(s));
+    }
+  }
+  for (auto& s : due) s->Post(&SessionBase::OnDeadline);
+  sweep_timer.expires_after(sweep_interval);
+  sweep_timer.async_wait([this](beast::error_code ec) {
+    if (ec) {  // cancelled at shutdown
+      std::lock_guard<std::mutex> lock(mu);
+      sweep_armed = false;
+      return;
+    }
+    Sweep();
+  });
+}
+
 void HttpServer::Impl::ForEachSession(void (SessionBase::*fn)()) {
   std::vector<std::shared_ptr<SessionBase>> live;
   {
@@ -908,7 +1061,7 @@ Status HttpServer::Start() {
   if (!ec) {
     endpoint = tcp::endpoint(address, o.port);
   } else {
-    tcp::resolver resolver(impl_->ioc);
+    tcp::resolver resolver(*impl_->loops[0]);
     auto results = resolver.resolve(o.host, std::to_string(o.port), ec);
     if (ec || results.empty()) {
       return Status::InvalidArgument("cannot listen on " + where + ": cannot resolve host: " +
@@ -931,11 +1084,15 @@ Status HttpServer::Start() {
   impl_->started = true;
   impl_->DoAccept();
   const int threads = std::max(1, o.threads);
+  if (o.loop_per_thread) {
+    for (auto& loop : impl_->loops) impl_->loop_guards.push_back(asio::make_work_guard(*loop));
+  }
   for (int i = 0; i < threads; ++i) {
-    impl_->threads.emplace_back([this] {
+    asio::io_context* loop = impl_->loops[static_cast<size_t>(i) % impl_->loops.size()].get();
+    impl_->threads.emplace_back([this, loop] {
       while (true) {
         try {
-          impl_->ioc.run();
+          loop->run();
           return;  // stopped, or no work left after Shutdown
         } catch (const std::exception& e) {
           // Completion handlers catch their own exceptions; this is a bug, but not a reason
@@ -991,7 +1148,12 @@ void HttpServer::Shutdown(std::chrono::milliseconds drain) {
     impl->sessions_changed.wait_for(lock, std::chrono::seconds(1),
                                     [impl] { return impl->sessions.empty(); });
   }
-  if (impl->SessionCount() > 0) impl->ioc.stop();
+  // The sweep stops by itself once no connection is left; it need not wait for its next round.
+  asio::post(impl->acceptor.get_executor(), [impl] { impl->sweep_timer.cancel(); });
+  for (auto& guard : impl->loop_guards) guard.reset();
+  if (impl->SessionCount() > 0) {
+    for (auto& loop : impl->loops) loop->stop();
+  }
   for (auto& t : impl->threads) t.join();
   impl->threads.clear();
   log::Info("http server stopped", {{"server", impl->options.name}});

@@ -109,6 +109,12 @@ struct HttpServerOptions {
   uint16_t port = 0;                 // 0: pick a free port (see HttpServer::port())
   size_t max_body_bytes = 16 << 20;  // after gzip decoding too; over it: 413
   int threads = 2;
+  // Each thread runs an event loop of its own and serves the connections given to it at accept
+  // (in turn): no hand-off between threads (a futex wake-up and a context switch) on the way
+  // from the socket to the handler and back, but a handler that blocks holds up the other
+  // connections of its thread.  For listeners whose handlers never block (OTLP/HTTP); off: every
+  // thread serves every connection, one at a time per connection (a strand).
+  bool loop_per_thread = false;
   std::chrono::milliseconds idle_timeout{60000};  // keep-alive connections idle this long close
   std::chrono::milliseconds read_timeout{30000};  // a request must arrive in full within this
   // HTTPS when set (null: plain HTTP).  A connection's TLS handshake must finish within

@@ -229,6 +229,90 @@ TEST_F(HttpServerTest, PipelinedRequestsAreAnsweredInOrder) {
   EXPECT_EQ(c.Read().body(), "hello n=3");
 }
 
+// Bodies with a Content-Length are read past Beast's parser, straight into the request's
+// string: large ones over many socket reads, small ones from what came with the header, and
+// never a byte of the next request.  The same with one event loop per thread.
+TEST_F(HttpServerTest, BodiesArriveWholeAndPipelinedRequestsStayApart) {
+  for (bool loop_per_thread : {false, true}) {
+    SCOPED_TRACE(loop_per_thread ? "loop per thread" : "shared loop");
+    HttpServerOptions o;
+    o.loop_per_thread = loop_per_thread;
+    o.threads = 3;
+    StartServer(o);
+    std::string large(3 << 20, '\0');
+    for (size_t i = 0; i < large.size(); ++i) large[i] = static_cast<char>((i * 7919) >> 5);
+    for (int connection = 0; connection < 4; ++connection) {  // spread over the loops
+      Client c(server_->port());
+      auto res = c.Send(http::verb::post, "/echo", large);
+      ASSERT_EQ(res.result_int(), 200);
+      EXPECT_EQ(res.body(), large);
+      EXPECT_EQ(res["X-Received-Bytes"], std::to_string(large.size()));
+      // One write: a large body, a small one, a chunked one and a GET back to back.
+      c.WriteRaw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                 std::to_string(large.size()) + "\r\n\r\n" + large +
+                 "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nsmall"
+                 "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+                 "GET /hello?n=4 HTTP/1.1\r\nHost: x\r\n\r\n");
+      EXPECT_EQ(c.Read().body(), large);
+      EXPECT_EQ(c.Read().body(), "small");
+      EXPECT_EQ(c.Read().body(), "abcde");
+      EXPECT_EQ(c.Read().body(), "hello n=4");
+    }
+    server_->Shutdown(1s);
+    server_.reset();
+  }
+}
+
+TEST_F(HttpServerTest, ABodyTrickledInWithinTheReadTimeoutIsServed) {
+  HttpServerOptions o;
+  o.read_timeout = 2s;
+  StartServer(o);
+  Client c(server_->port());
+  c.WriteRaw("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01");
+  for (const char* piece : {"234", "5", "6789"}) {
+    std::this_thread::sleep_for(50ms);
+    c.WriteRaw(piece);
+  }
+  EXPECT_EQ(c.Read().body(), "0123456789");
+}
+
+// Slowloris: a client that keeps sending, a byte at a time, never finishes within the read
+// timeout and is cut off, in the header and in the body alike; the server goes on serving.
+TEST_F(HttpServerTest, ATricklingClientIsCutAfterTheReadTimeout) {
+  for (const char* start : {"POST /echo HTTP/1.1\r\nHost: x\r\nX-Slow: ",
+                            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000"
+                            "\r\n\r\n"}) {
+    for (bool loop_per_thread : {false, true}) {
+      HttpServerOptions o;
+      o.read_timeout = 300ms;
+      o.loop_per_thread = loop_per_thread;
+      StartServer(o);
+      Client c(server_->port());
+      c.WriteRaw(start);
+      const auto t0 = std::chrono::steady_clock::now();
+      bool cut = false;
+      while (!cut && std::chrono::steady_clock::now() - t0 < 5s) {
+        std::this_thread::sleep_for(30ms);
+        try {
+          c.WriteRaw("x");
+        } catch (const boost::system::system_error&) {
+          cut = true;  // the server closed: the write failed
+        }
+        cut = cut || c.ClosedByServer(1ms);
+      }
+      const auto took = std::chrono::steady_clock::now() - t0;
+      EXPECT_TRUE(cut);
+      EXPECT_GE(took, 250ms);
+      EXPECT_LT(took, 3s);
+      EXPECT_EQ(echo_calls_.load(), 0);
+      EXPECT_EQ(Client(server_->port()).Send(http::verb::get, "/hello").result_int(), 200);
+      server_->Shutdown(1s);
+      server_.reset();
+    }
+  }
+}
+
 TEST_F(HttpServerTest, BodyOverLimitGets413WithReasonAndClose) {
   HttpServerOptions o;
   o.max_body_bytes = 1024;
@@ -456,6 +540,23 @@ TEST_F(HttpServerTest, GracefulShutdownFinishesInFlightRequest) {
   beast::error_code ec;
   s.connect(tcp::endpoint(asio::ip::make_address("127.0.0.1"), port), ec);
   EXPECT_TRUE(ec);
+}
+
+TEST_F(HttpServerTest, ShutdownWithALoopPerThreadClosesIdleConnectionsAtOnce) {
+  HttpServerOptions o;
+  o.loop_per_thread = true;
+  o.threads = 2;
+  StartServer(o);
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 3; ++i) {  // both loops get some
+    clients.push_back(std::make_unique<Client>(server_->port()));
+    EXPECT_EQ(clients.back()->Send(http::verb::get, "/hello").result_int(), 200);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  server_->Shutdown(5s);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2s);
+  for (auto& c : clients) EXPECT_TRUE(c->ClosedByServer(1s));
+  server_.reset();
 }
 
 TEST_F(HttpServerTest, ShutdownGivesUpOnAHandlerPastTheDrainDeadline) {

@@ -33,8 +33,7 @@ IngestQueue::IngestQueue(IngestQueueOptions options, std::vector<Stage*> stages,
   // Both series exist from the start, so dashboards see 0 rather than nothing.
   refused_.With({"full"});
   refused_.With({"closed"});
-  // Interval 0: the worker waits for Accept()'s Wake() (or Close()).
-  worker_.Start("ingest queue", std::chrono::milliseconds(0), [this] { Drain(); });
+  worker_.Start("ingest queue", [this] { return Drain(); });
 }
 
 IngestQueue::~IngestQueue() { Close(); }
@@ -43,9 +42,10 @@ Status IngestQueue::Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcep
   if (!batch) return Status::InvalidArgument("null batch");
   const size_t size = batch->wire().size();
   const int retry_ms = static_cast<int>(options_.retry_after.count());
+  bool wake = false;
   try {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(mu_);
       if (closed_) {
         refused_.With({"closed"}).Inc();
         return Status::Unavailable("the gateway is shutting down", retry_ms);
@@ -61,40 +61,59 @@ Status IngestQueue::Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcep
       ++batches_;
       queue_bytes_.Set(static_cast<double>(bytes_));
       queue_batches_.Set(static_cast<double>(batches_));
+      // A collecting worker comes back within collect_window on its own; it is woken early only
+      // when the queue nears its bound, so that its wait never throttles a client.
+      wake = worker_state_ == WorkerState::kSleeping ||
+             (worker_state_ == WorkerState::kCollecting && bytes_ >= options_.max_bytes / 2);
+      if (wake) worker_state_ = WorkerState::kRunning;
     }
-    worker_.Wake();
+    if (wake) worker_.Wake();
     return Status::Ok();
   } catch (const std::exception& e) {  // allocation failure in push_back or the metric child
     return Status::Internal(std::string("ingest queue: ") + e.what());
   }
 }
 
-void IngestQueue::Drain() {
-  std::unique_lock<std::mutex> lock(mu_);
-  while (!queue_.empty()) {
-    std::shared_ptr<const otlp::SpanBatch> batch = std::move(queue_.front());
-    queue_.pop_front();
-    lock.unlock();
-
+std::chrono::nanoseconds IngestQueue::Drain() {
+  std::deque<std::shared_ptr<const otlp::SpanBatch>> taken;
+  {
+    MutexLock lock(mu_);
+    if (queue_.empty()) {
+      worker_state_ = WorkerState::kSleeping;
+      drained_.notify_all();
+      return std::chrono::nanoseconds::max();  // until Accept() or Close() wakes the worker
+    }
+    worker_state_ = WorkerState::kRunning;
+    taken.swap(queue_);  // everything queued so far, in one go
+  }
+  for (auto& batch : taken) {
     for (Stage* stage : stages_) stage->Process(batch);
     batches_total_.Inc();
     spans_total_.Inc(batch->spans().size());
     const size_t size = batch->wire().size();
     batch.reset();  // release the bytes before they stop counting
 
-    lock.lock();
+    MutexLock lock(mu_);
     bytes_ -= size;
     --batches_;
     queue_bytes_.Set(static_cast<double>(bytes_));
     queue_batches_.Set(static_cast<double>(batches_));
   }
-  drained_.notify_all();
+  MutexLock lock(mu_);
+  if (batches_ == 0) drained_.notify_all();
+  // Again at once when batches came while it ran (a slow stage must not idle with work
+  // queued), or when closing; else it collects for a while.
+  if (closed_ || options_.collect_window.count() <= 0 || !queue_.empty()) {
+    return std::chrono::nanoseconds(0);
+  }
+  worker_state_ = WorkerState::kCollecting;
+  return options_.collect_window;
 }
 
 void IngestQueue::Close() {
   std::lock_guard<std::mutex> join_lock(join_mu_);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(mu_);
     closed_ = true;
   }
   if (!worker_.running()) return;
@@ -102,20 +121,23 @@ void IngestQueue::Close() {
   // promises) and then stops.
   worker_.Wake();
   {
-    std::unique_lock<std::mutex> lock(mu_);
-    drained_.wait(lock, [this] { return batches_ == 0; });
+    MutexLock lock(mu_);
+    while (batches_ != 0) {
+      drained_.wait(mu_);
+      mu_.AssertHeld();
+    }
   }
   worker_.Stop();
   log::Debug("ingest queue drained", {{"batches", batches_total_.Value()}});
 }
 
 size_t IngestQueue::queued_batches() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return batches_;
 }
 
 size_t IngestQueue::queued_bytes() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(mu_);
   return bytes_;
 }
 

@@ -212,6 +212,32 @@ TEST(IngestQueueTest, ExportsQueueGauges) {
   EXPECT_NE(text.find("ordertrace_pipeline_batches_total 2\n"), std::string::npos) << text;
 }
 
+// The worker is woken by a batch when it sleeps, not while it collects after a run (unless the
+// queue nears its bound); Close() ends the collecting at once.
+TEST(IngestQueueTest, AfterARunTheWorkerCollectsUntilTheBoundNears) {
+  metrics::Registry registry;
+  RecordingStage stage;
+  IngestQueueOptions options;
+  options.max_bytes = 100;
+  options.collect_window = 30s;
+  IngestQueue queue(options, {&stage}, registry);
+  ASSERT_TRUE(queue.Accept(MakeBatch(10, 'a')).ok());  // the worker sleeps: woken at once
+  ASSERT_TRUE(WaitFor([&] { return stage.tags().size() == 1; }));
+  std::this_thread::sleep_for(100ms);                  // the worker now collects for 30 s
+  ASSERT_TRUE(queue.Accept(MakeBatch(10, 'b')).ok());  // 10 of 100 bytes: no wake-up
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(stage.tags().size(), 1u);
+  ASSERT_TRUE(queue.Accept(MakeBatch(45, 'c')).ok());  // 55 of 100: past half, woken
+  ASSERT_TRUE(WaitFor([&] { return stage.tags().size() == 3; }));
+  EXPECT_EQ(stage.tags(), (std::vector<char>{'a', 'b', 'c'}));
+  std::this_thread::sleep_for(100ms);
+  ASSERT_TRUE(queue.Accept(MakeBatch(10, 'd')).ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  queue.Close();  // runs 'd' without waiting out the 30 s
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  EXPECT_EQ(stage.tags().size(), 4u);
+}
+
 TEST(IngestQueueTest, RefusesANullBatch) {
   metrics::Registry registry;
   IngestQueue queue({}, {}, registry);
