@@ -122,6 +122,19 @@ CREATE INDEX IF NOT EXISTS episodes_flagged ON episodes (flagged_ns);
 CREATE INDEX IF NOT EXISTS episodes_cleared ON episodes (cleared_ns);
 )sql";
 
+// Version 3 to 4 (the detector's migration, "episodes by state"): the stuck episodes' index on
+// cleared_ns held every ongoing episode under the key 0, so each flag inserted an entry at a
+// random place among them (ordered by order_id): one more page of the WAL per flag, in a burst of
+// thousands of flags a second.  Now ended episodes are indexed by the time they ended
+// (appended as clears come) and ongoing ones by the time they were flagged (appended as flags
+// come); the scan (ForEachEpisodeSince) reads the three conditions by these and
+// episodes_flagged.  Both indexes are built by one scan of the episodes.
+constexpr const char* kVersion4Episodes = R"sql(
+DROP INDEX IF EXISTS episodes_cleared;
+CREATE INDEX IF NOT EXISTS episodes_ended ON episodes (cleared_ns) WHERE cleared_ns <> 0;
+CREATE INDEX IF NOT EXISTS episodes_open ON episodes (flagged_ns) WHERE cleared_ns = 0;
+)sql";
+
 // Indexes added after version 2, to every file when it is opened (IF NOT EXISTS: a file that has
 // them is unchanged; one that has not gets them in one pass over its rows, logged; an older
 // build opens a file with them as before).  They serve the order list's sorts and filters:
@@ -246,6 +259,7 @@ Status PrepareSchema(Db& db, bool* created) {
     RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
     Status s = db.Exec(kSchema);
     if (s.ok()) s = db.Exec(kVersion3);
+    if (s.ok()) s = db.Exec(kVersion4Episodes);
     if (s.ok()) s = db.Exec("PRAGMA application_id = " + std::to_string(kApplicationId));
     if (s.ok()) s = db.Exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
     if (s.ok()) s = db.Exec("COMMIT");
@@ -274,6 +288,7 @@ Status PrepareSchema(Db& db, bool* created) {
   }
   if (version == 1) RETURN_IF_ERROR(Migrate(db, kMigrateTo2, 1));
   if (version <= 2) RETURN_IF_ERROR(Migrate(db, kVersion3, 2));
+  if (version <= 3) RETURN_IF_ERROR(Migrate(db, kVersion4Episodes, 3));
   return AddListIndexes(db, /*upgrade=*/true);
 }
 

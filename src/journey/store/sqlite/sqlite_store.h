@@ -2,7 +2,7 @@
 // Semantics are those of store/semantics.h, checked by store_contract_test.cc.  The folder:
 // db.h (the SQLite connection and statement wrapper), schema.h (tables, rows), this store.
 //
-// Schema (version 3, PRAGMA user_version; PRAGMA application_id 'OTJS' marks the file ours;
+// Schema (version 4, PRAGMA user_version; PRAGMA application_id 'OTJS' marks the file ours;
 // an older file is upgraded in place when opened):
 //   orders      WITHOUT ROWID, PRIMARY KEY order_id (CHECK order_id <> ''); services as
 //               "svc=ns;svc=ns"; partner and partner_ns (version 2).  Indexes: (order_id)
@@ -34,8 +34,11 @@
 //               (send_span_id).  Indexes: (message_id, published_ns) WHERE message_id <> '',
 //               (order_id), (send_span_id) WHERE open, (published_ns) (version 3).
 //   episodes    (version 3) stuck episodes, WITHOUT ROWID, PRIMARY KEY (order_id, flagged_ns);
-//               a clear updates the order's rows with cleared_ns = 0.  Indexes: (flagged_ns),
-//               (cleared_ns) for the KPIs' scan (which also reads the open ones, cleared_ns 0).
+//               a clear updates the order's rows with cleared_ns = 0.  Indexes for the KPIs'
+//               scan: (flagged_ns), and since version 4 (cleared_ns) WHERE cleared_ns <> 0 and
+//               (flagged_ns) WHERE cleared_ns = 0 (the open ones), both appended to by flags and
+//               clears; version 3 had one (cleared_ns) index, where every flag inserted a 0 key
+//               at a random place.
 //   counters    the orders / spans / hops totals, updated in each write transaction, so
 //               Stats() does not count 10M rows.
 // A file whose application_id is not ours (or another non-empty database without it), or
