@@ -81,6 +81,24 @@ void AlertDispatcher::OnCleared(const journey::OrderRow& row) {
   sender_.Wake();
 }
 
+void AlertDispatcher::OnVerdicts(const std::vector<journey::OrderRow>& stuck,
+                                 const std::vector<journey::OrderRow>& cleared) {
+  {
+    std::lock_guard lock(mu_);
+    for (const auto* rows : {&stuck, &cleared}) {
+      for (const journey::OrderRow& row : *rows) {
+        if (queue_.size() >= options_.queue_capacity) {
+          dropped_total_->Inc();
+          resync_.store(true);
+          continue;
+        }
+        queue_.push_back(Event{rows == &stuck, row});
+      }
+    }
+  }
+  sender_.Wake();
+}
+
 void AlertDispatcher::FireSystem(const std::string& key, Alert alert) {
   {
     std::lock_guard lock(mu_);
@@ -214,7 +232,11 @@ void AlertDispatcher::Flag(const journey::OrderRow& row, Nanos now, Outgoing* ou
   firing_[row.order_id] = std::move(f);
   if (!g.storm && options_.storm_threshold > 0 && g.flags.size() > options_.storm_threshold) {
     g.example_order_id = row.order_id;
+    // The engine hands rows without their summary line (built here, only when shown).
     g.example_summary = row.summary;
+    if (g.example_summary.empty()) {
+      if (const auto rules = rules_()) g.example_summary = journey::SummaryLine(row, *rules, now);
+    }
     StartStorm(&g, now);
   }
   pending_fire_.push_back(row.order_id);
@@ -357,6 +379,7 @@ Alert AlertDispatcher::OrderAlert(journey::OrderRow* flagged, const journey::Rul
     description += "; expected from " + a.service + ".";
   }
   a.description = std::move(description);
+  if (a.summary.empty()) a.summary = journey::SummaryLine(row, rules, now);
   if (a.summary.empty()) a.summary = "order " + row.order_id + " stuck in " + row.stage;
   return a;
 }

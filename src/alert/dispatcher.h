@@ -83,6 +83,9 @@ class AlertDispatcher : public journey::EngineListener {
 
   void OnStuck(const journey::OrderRow& row) override;
   void OnCleared(const journey::OrderRow& row) override;
+  // A detector slice's flags and clears: queued under one lock, one wake-up.
+  void OnVerdicts(const std::vector<journey::OrderRow>& stuck,
+                  const std::vector<journey::OrderRow>& cleared) override;
 
   // System alerts (BrokerUnreachable), keyed by `key`: fired to every sink, re-sent while
   // firing like order alerts, resolved (endsAt) by ResolveSystem.  Firing the same key again

@@ -260,6 +260,32 @@ TEST_F(DispatcherTest, StormSendsOneGroupedAlertWithTheCountUntilItCalmsDown) {
   EXPECT_EQ(d->held(), 0u);
 }
 
+// The engine hands a detector slice at once (OnVerdicts), its rows without a summary line: the
+// dispatcher builds the line it shows (a storm's example, an order alert without a stored
+// journey).
+TEST_F(DispatcherTest, ASliceOfRowsWithoutSummaryLines) {
+  auto d = Make();
+  std::vector<OrderRow> stuck;
+  for (int i = 0; i < 40; ++i) {
+    stuck.push_back(StuckRow("V-" + std::to_string(i)));
+    stuck.back().summary.clear();
+  }
+  stuck.push_back(StuckRow("LONE-1", "APPROVED", "mes"));
+  stuck.back().summary.clear();
+  d->OnVerdicts(stuck, {});
+  d->Poll();
+  auto sent = am_->Take();
+  ASSERT_EQ(sent.size(), 2u);
+  const Alert* storm = sent[0].storm ? &sent[0] : &sent[1];
+  const Alert* other = sent[0].storm ? &sent[1] : &sent[0];
+  EXPECT_EQ(storm->count, 40u);
+  EXPECT_NE(storm->description.find(" stuck in SUBMITTED for "), std::string::npos)
+      << storm->description;
+  EXPECT_EQ(other->order_id, "LONE-1");
+  EXPECT_NE(other->summary.find("order LONE-1 stuck in APPROVED for "), std::string::npos)
+      << other->summary;
+}
+
 TEST_F(DispatcherTest, FiveThousandAtOnceGiveABoundedNumberOfNotifications) {
   DispatcherOptions o = Defaults();
   o.storm_threshold = 100;

@@ -16,6 +16,10 @@ constexpr uint16_t kNoService = 0xffff;
 constexpr size_t kMaxWatched = 4;  // the rules allow at most 4 watched services
 constexpr uint8_t kFlagged = 1, kCleared = 2;
 constexpr size_t kMaxPendingRetry = 1000000;  // records kept for a failing store before dropping
+// Orders one Tick() flags per store transaction: a backlog (100k due at once) is flagged in
+// slices, each written and heard by the listeners before the next, with the writer lock released
+// in between (an Apply() waits for one slice, not the whole backlog).
+constexpr size_t kTickSlice = 2048;
 
 Nanos ToNanos(Duration d) { return std::chrono::nanoseconds(d).count(); }
 Nanos SatAdd(Nanos a, Nanos b) { return a > Engine::kNever - b ? Engine::kNever : a + b; }
@@ -44,6 +48,9 @@ struct Engine::Active {
   bool touched : 1 = false;  // changed in the current Apply/Tick
   bool moved : 1 = false;    // reached a later stage in the current Apply
   uint8_t event : 2 = 0;     // kFlagged / kCleared in the current Apply/Tick: listeners hear it
+  // Touched by Tick()'s verdict only (Pending::TouchVerdict): its store write is an
+  // OrderVerdict (the verdict columns), not the whole row.
+  bool verdict_only : 1 = false;
 };
 
 struct Engine::Verdict {
@@ -67,8 +74,17 @@ struct Engine::Pending {
   std::vector<OrderRow> flagged;
   std::vector<OrderRow> cleared;
   void Touch(ActiveEntry* e) {
+    e->second.verdict_only = false;  // the whole row, even when its verdict changed too
     if (!e->second.touched) {
       e->second.touched = true;
+      touched.push_back(e);
+    }
+  }
+  // Only the verdict changed (Tick): unless touched otherwise, a verdict write.
+  void TouchVerdict(ActiveEntry* e) {
+    if (!e->second.touched) {
+      e->second.touched = true;
+      e->second.verdict_only = true;
       touched.push_back(e);
     }
   }
@@ -299,7 +315,6 @@ OrderRow Engine::RowOf(const ActiveEntry& e) const {
   const Active& a = e.second;
   const Rules& rules = *rules_;
   OrderRow r;
-  r.order_id = e.first;
   if (a.stage >= 0 && static_cast<size_t>(a.stage) < rules.stages.size()) {
     r.stage = rules.stages[a.stage].name;
   }
@@ -314,14 +329,29 @@ OrderRow Engine::RowOf(const ActiveEntry& e) const {
   if (a.last_service != kNoService) r.last_service = services_[a.last_service];
   r.open_hops = a.open_hops;
   r.closed = a.closed;
-  r.stuck = a.stuck;
-  r.stuck_since_ns = a.stuck_since_ns;
-  r.deadline_ns = a.deadline_ns == kNever ? 0 : a.deadline_ns;
-  const Verdict v = Evaluate(a, std::max(clock_.Now(), a.stuck_since_ns));
-  r.expected_service = std::string(v.expected_service);
-  if (r.expected_service.empty() && a.stage >= 0 && !a.closed) r.expected_service = r.last_service;
-  if (a.stuck != StuckKind::kNone) r.summary = SummaryLine(r, rules, clock_.Now());
+  OrderVerdict v = VerdictOf(e);
+  r.order_id = std::move(v.order_id);
+  ApplyVerdict(r, v);
   return r;
+}
+
+// What RowOf() names OrderRow::expected_service.
+std::string Engine::ExpectedServiceOf(const Active& a) const {
+  const Verdict v = Evaluate(a, std::max(clock_.Now(), a.stuck_since_ns));
+  if (!v.expected_service.empty()) return std::string(v.expected_service);
+  if (a.stage >= 0 && !a.closed && a.last_service != kNoService) return services_[a.last_service];
+  return {};
+}
+
+OrderVerdict Engine::VerdictOf(const ActiveEntry& e) const {
+  const Active& a = e.second;
+  OrderVerdict v;
+  v.order_id = e.first;
+  v.stuck = a.stuck;
+  v.stuck_since_ns = a.stuck_since_ns;
+  v.deadline_ns = a.deadline_ns == kNever ? 0 : a.deadline_ns;
+  v.expected_service = ExpectedServiceOf(a);
+  return v;
 }
 
 // An order's in-memory record from its stored row (restart, or a closed order's late span).
@@ -593,122 +623,171 @@ Status Engine::Apply(std::vector<SpanRecord> facts) {
 }
 
 size_t Engine::Tick(Nanos now) {
-  MutexLock wlock(write_mu_);
-  Pending p;
   size_t flagged = 0;
-  {
-    MutexLock lock(mu_);
-    // Messages first: a late message makes its order stuck in the same tick.
-    while (HopEntry* h = hops_.NextDue()) {
-      if (h->second.deadline_ns > now) break;
-      // When it was due (the heap key may be later: settle).
-      const Nanos due =
-          std::min(h->second.deadline_ns,
-                   SatAdd(SatAdd(h->second.published_ns, ToNanos(rules_->message_processed_within)),
-                          ToNanos(rules_->grace)));
-      h->second.deadline_ns = kNever;
-      hops_.Unschedule(h);  // stays open (in hops_) until processed
-      // A retried publish span of a message processed long ago opened this hop again: the
-      // store knows it was processed.  (The one store read of the hop path, on the rare late
-      // path.)
-      if (auto known = store_.FindHop(h->first, "");
-          known.ok() && known.value().has_value() && !known.value()->open()) {
-        auto order = active_->find(h->second.order_id);
-        if (order != active_->end() && order->second.open_hops > 0) {
-          --order->second.open_hops;
-          p.Touch(&*order);
-        }
-        hops_.Erase(h);
-        continue;
-      }
-      h->second.late = true;
-      auto it = active_->find(h->second.order_id);
-      if (it != active_->end() && !it->second.closed) {
-        Active& a = it->second;
-        if (a.late_hops++ == 0 || due < a.late_since_ns) a.late_since_ns = due;
-        a.deadline_ns = std::min(a.deadline_ns, due);
-        order_heap_->Update(&*it);
-      } else {
-        // The order's journey has ended: the message stays open in the store, not in memory.
-        hops_.Erase(h);
-      }
+  for (bool first = true;; first = false) {
+    MutexLock wlock(write_mu_);
+    Pending p;
+    bool more = false;  // due orders left for the next slice
+    {
+      MutexLock lock(mu_);
+      if (first) TickHops(now, &p);
+      more = TickOrders(now, &p, &flagged);
+      // The lost orders' pass once the due ones are flagged (a backlog first).
+      if (!more) LostPass(now);
+      Prepare(&p);
     }
-    while (ActiveEntry* e = order_heap_->top()) {
-      Active& a = e->second;
-      if (a.deadline_ns > now) break;
-      const Verdict v = Evaluate(a, now);
-      CountOrder(a, -1);
-      if (v.kind != StuckKind::kNone && a.stuck == StuckKind::kNone) {
-        if (v.kind == StuckKind::kSilent) metrics_->HeartbeatMissed(*rules_, a.stage);
-        a.stuck = v.kind;
-        a.stuck_since_ns = v.missed_at;
-        ++stuck_;
-        ++flagged;
-        metrics_->Flagged(v.kind, static_cast<double>(now - v.missed_at) / 1e9);
-        a.event = kFlagged;
-      } else if (v.kind == StuckKind::kNone && a.stuck != StuckKind::kNone) {
-        metrics_->StuckEnded(a.stuck, static_cast<double>(now - a.stuck_since_ns) / 1e9);
-        a.stuck = StuckKind::kNone;
-        a.stuck_since_ns = 0;
-        --stuck_;
-        a.event = kCleared;
-      } else if (v.kind != StuckKind::kNone) {
-        a.stuck = v.kind;
-      }
-      CountOrder(a, +1);
-      a.deadline_ns = v.next_due;
-      order_heap_->Update(e);
-      p.Touch(e);
-    }
-    // Lost orders by stage slot (engine_metrics.h): a slice of the map's buckets per Tick.
-    if (EngineMetrics::LostPass* pass =
-            metrics_->LostPassAt(now, active_->bucket_count(), rules_->stages.size() + 1)) {
-      const size_t end = std::min(pass->next_bucket + EngineMetrics::kLostBuckets, pass->buckets);
-      for (; pass->next_bucket < end; ++pass->next_bucket) {
-        for (auto it = active_->cbegin(pass->next_bucket); it != active_->cend(pass->next_bucket);
-             ++it) {
-          const Active& a = it->second;
-          const bool silent = a.last_ns < pass->cutoff ||
-                              (a.stuck != StuckKind::kNone && a.stuck_since_ns < pass->cutoff);
-          const auto slot = static_cast<size_t>(a.stage + 1);
-          if (!a.closed && silent && slot < pass->by_slot.size()) ++pass->by_slot[slot];
-        }
-      }
-      if (end == pass->buckets) metrics_->PublishLost(*rules_);
-    }
-    Prepare(&p);
+    const bool changed = !p.batch.empty();
+    Status s = Write(&p);
+    (void)s;  // counted and retried by Write()
+    if (changed) Changed();
+    Notify(p);
+    if (!more) break;
   }
-  const bool changed = !p.batch.empty();
-  Status s = Write(&p);
-  (void)s;  // counted and retried by Write()
-  if (changed) Changed();
-  Notify(p);
   return flagged;
 }
 
-void Engine::Prepare(Pending* p) {
-  // A flag's stuck episode (store.h WriteBatch::episodes), as of now; a clear ends it below.
-  auto EpisodeOf = [this](const OrderRow& r) {
-    return StuckEpisode{r.order_id,       r.stage,      r.stuck, r.expected_service,
-                        r.stuck_since_ns, clock_.Now(), 0};
-  };
-  // Rows of every touched order; closed orders leave memory (the rows carry them to the store).
-  for (ActiveEntry* e : p->touched) {
-    e->second.touched = false;
-    p->batch.orders.push_back(RowOf(*e));
-    if (const auto it = p->partners.find(e); it != p->partners.end()) {
-      p->batch.orders.back().partner = it->second.id;
-      p->batch.orders.back().partner_ns = it->second.ns;
+void Engine::TickHops(Nanos now, Pending* p) {
+  // Messages first: a late message makes its order stuck in the same tick.
+  while (HopEntry* h = hops_.NextDue()) {
+    if (h->second.deadline_ns > now) break;
+    // When it was due (the heap key may be later: settle).
+    const Nanos due =
+        std::min(h->second.deadline_ns,
+                 SatAdd(SatAdd(h->second.published_ns, ToNanos(rules_->message_processed_within)),
+                        ToNanos(rules_->grace)));
+    h->second.deadline_ns = kNever;
+    hops_.Unschedule(h);  // stays open (in hops_) until processed
+    // A retried publish span of a message processed long ago opened this hop again: the
+    // store knows it was processed.  (The one store read of the hop path, on the rare late
+    // path.)
+    if (auto known = store_.FindHop(h->first, "");
+        known.ok() && known.value().has_value() && !known.value()->open()) {
+      auto order = active_->find(h->second.order_id);
+      if (order != active_->end() && order->second.open_hops > 0) {
+        --order->second.open_hops;
+        p->Touch(&*order);
+      }
+      hops_.Erase(h);
+      continue;
     }
-    if (!known_.MayContain(e->first)) known_.Add(e->first);
-    if (e->second.event == kFlagged) p->flagged.push_back(p->batch.orders.back());
-    if (e->second.event == kFlagged) p->batch.episodes.push_back(EpisodeOf(p->flagged.back()));
-    if (e->second.event == kCleared) {
-      p->batch.episodes.push_back({e->first, {}, StuckKind::kNone, {}, 0, 0, clock_.Now()});
-      p->cleared.push_back(p->batch.orders.back());
+    h->second.late = true;
+    auto it = active_->find(h->second.order_id);
+    if (it != active_->end() && !it->second.closed) {
+      Active& a = it->second;
+      if (a.late_hops++ == 0 || due < a.late_since_ns) a.late_since_ns = due;
+      a.deadline_ns = std::min(a.deadline_ns, due);
+      order_heap_->Update(&*it);
+    } else {
+      // The order's journey has ended: the message stays open in the store, not in memory.
+      hops_.Erase(h);
+    }
+  }
+}
+
+bool Engine::TickOrders(Nanos now, Pending* p, size_t* flagged) {
+  size_t n = 0;
+  while (ActiveEntry* e = order_heap_->top()) {
+    Active& a = e->second;
+    if (a.deadline_ns > now) break;
+    if (n++ == kTickSlice) return true;
+    const Verdict v = Evaluate(a, now);
+    CountOrder(a, -1);
+    if (v.kind != StuckKind::kNone && a.stuck == StuckKind::kNone) {
+      if (v.kind == StuckKind::kSilent) metrics_->HeartbeatMissed(*rules_, a.stage);
+      a.stuck = v.kind;
+      a.stuck_since_ns = v.missed_at;
+      ++stuck_;
+      ++*flagged;
+      metrics_->Flagged(v.kind, static_cast<double>(now - v.missed_at) / 1e9);
+      a.event = kFlagged;
+    } else if (v.kind == StuckKind::kNone && a.stuck != StuckKind::kNone) {
+      metrics_->StuckEnded(a.stuck, static_cast<double>(now - a.stuck_since_ns) / 1e9);
+      a.stuck = StuckKind::kNone;
+      a.stuck_since_ns = 0;
+      --stuck_;
+      a.event = kCleared;
+    } else if (v.kind != StuckKind::kNone) {
+      a.stuck = v.kind;
+    }
+    CountOrder(a, +1);
+    a.deadline_ns = v.next_due;
+    order_heap_->Update(e);
+    p->TouchVerdict(e);
+  }
+  return false;
+}
+
+// Lost orders by stage slot (engine_metrics.h): a slice of the map's buckets per Tick.
+void Engine::LostPass(Nanos now) {
+  EngineMetrics::LostPass* pass =
+      metrics_->LostPassAt(now, active_->bucket_count(), rules_->stages.size() + 1);
+  if (pass == nullptr) return;
+  const size_t end = std::min(pass->next_bucket + EngineMetrics::kLostBuckets, pass->buckets);
+  for (; pass->next_bucket < end; ++pass->next_bucket) {
+    for (auto it = active_->cbegin(pass->next_bucket); it != active_->cend(pass->next_bucket);
+         ++it) {
+      const Active& a = it->second;
+      const bool silent = a.last_ns < pass->cutoff ||
+                          (a.stuck != StuckKind::kNone && a.stuck_since_ns < pass->cutoff);
+      const auto slot = static_cast<size_t>(a.stage + 1);
+      if (!a.closed && silent && slot < pass->by_slot.size()) ++pass->by_slot[slot];
+    }
+  }
+  if (end == pass->buckets) metrics_->PublishLost(*rules_);
+}
+
+void Engine::Prepare(Pending* p) {
+  const Nanos now = clock_.Now();
+  // Rows for listeners (and the log) only when someone hears them.
+  const bool heard = !listeners_.empty() || log::Enabled(log::Level::kInfo);
+  auto stage_name = [this](int stage) -> std::string {
+    mu_.AssertHeld();
+    if (stage < 0 || static_cast<size_t>(stage) >= rules_->stages.size()) return {};
+    return rules_->stages[stage].name;
+  };
+  // Rows of every touched order, or the verdict alone when only that changed (Tick); closed
+  // orders leave memory (the rows carry them to the store).
+  for (ActiveEntry* e : p->touched) {
+    Active& a = e->second;
+    a.touched = false;
+    const uint8_t event = a.event;
+    a.event = 0;
+    if (a.verdict_only) {
+      a.verdict_only = false;
+      if (event != 0 && heard) {
+        // The listeners' row, and the verdict from it (one evaluation).
+        auto& rows = event == kFlagged ? p->flagged : p->cleared;
+        rows.push_back(RowOf(*e));
+        const OrderRow& r = rows.back();
+        p->batch.verdicts.push_back(
+            {r.order_id, r.stuck, r.stuck_since_ns, r.deadline_ns, r.expected_service, {}});
+      } else {
+        p->batch.verdicts.push_back(VerdictOf(*e));
+      }
+      const OrderVerdict& v = p->batch.verdicts.back();
+      if (event == kFlagged) {
+        // Its stuck episode (store.h WriteBatch::episodes), as of now; a clear ends it.
+        p->batch.episodes.push_back(
+            {e->first, stage_name(a.stage), v.stuck, v.expected_service, v.stuck_since_ns, now, 0});
+      }
+    } else {
+      p->batch.orders.push_back(RowOf(*e));
+      OrderRow& row = p->batch.orders.back();
+      if (const auto it = p->partners.find(e); it != p->partners.end()) {
+        row.partner = it->second.id;
+        row.partner_ns = it->second.ns;
+      }
+      if (!known_.MayContain(e->first)) known_.Add(e->first);
+      if (event == kFlagged) {
+        p->batch.episodes.push_back(
+            {row.order_id, row.stage, row.stuck, row.expected_service, row.stuck_since_ns, now, 0});
+      }
+      if (event != 0 && heard) (event == kFlagged ? p->flagged : p->cleared).push_back(row);
+    }
+    if (event == kCleared) {
+      p->batch.episodes.push_back({e->first, {}, StuckKind::kNone, {}, 0, 0, now});
       metrics_->Cleared();
     }
-    e->second.event = 0;
   }
   for (ActiveEntry* e : p->touched) {
     if (e->second.closed && e->second.heap_pos == kNoHeapPos) {
@@ -758,7 +837,9 @@ void Engine::Append(WriteBatch* to, WriteBatch&& from) {
   move_all(to->hops, from.hops);
   move_all(to->orders, from.orders);
   move_all(to->episodes, from.episodes);
-  const size_t n = to->spans.size() + to->milestones.size() + to->hops.size() + to->orders.size();
+  move_all(to->verdicts, from.verdicts);
+  const size_t n = to->spans.size() + to->milestones.size() + to->hops.size() + to->orders.size() +
+                   to->verdicts.size();
   if (n > kMaxPendingRetry) {
     log::Error("journey store unavailable too long; dropping the oldest unwritten facts",
                {{"records", static_cast<uint64_t>(n)}});
@@ -772,17 +853,23 @@ void Engine::Notify(const Pending& p) {
     MutexLock lock(mu_);
     listeners = listeners_;
   }
+  const bool log_info = log::Enabled(log::Level::kInfo);
+  std::shared_ptr<const Rules> rules = log_info ? this->rules() : nullptr;
+  const Nanos now = log_info ? clock_.Now() : 0;
   for (const OrderRow& r : p.flagged) {
+    if (!log_info) break;
+    // The summary line for the log only (listeners get the row without it).
     log::Info("order stuck", {{"order_id", r.order_id},
                               {"stage", r.stage},
                               {"missed", StuckKindName(r.stuck)},
-                              {"summary", r.summary}});
-    for (EngineListener* l : listeners) l->OnStuck(r);
+                              {"summary", SummaryLine(r, *rules, now)}});
   }
   for (const OrderRow& r : p.cleared) {
+    if (!log_info) break;
     log::Info("order moved on", {{"order_id", r.order_id}, {"stage", r.stage}});
-    for (EngineListener* l : listeners) l->OnCleared(r);
   }
+  if (p.flagged.empty() && p.cleared.empty()) return;
+  for (EngineListener* l : listeners) l->OnVerdicts(p.flagged, p.cleared);
 }
 
 size_t Engine::ForgetInactive(Nanos cutoff) {

@@ -63,12 +63,23 @@
 
 namespace ordertrace::journey {
 
-// Hears flags and clears.  `row` is the order's row as written to the store.
+// Hears flags and clears.  `row` is the order's row as the store has it after the write, except
+// for its summary line, left empty: the engine does not build text nobody may read (the
+// detector flags thousands of orders a second); a listener that shows one builds it
+// (diagnosis.h SummaryLine).  Flags come in slices of a few thousand per store transaction.
 class EngineListener {
  public:
   virtual ~EngineListener() = default;
   virtual void OnStuck(const OrderRow& row) = 0;
   virtual void OnCleared(const OrderRow& row) = 0;
+  // What one store write flagged and cleared, heard at once: OnStuck for each flag, then
+  // OnCleared for each clear, unless overridden (a listener that queues them, like the alert
+  // dispatcher, takes its lock and wakes its thread once per slice, not per order).
+  virtual void OnVerdicts(const std::vector<OrderRow>& stuck,
+                          const std::vector<OrderRow>& cleared) {
+    for (const OrderRow& r : stuck) OnStuck(r);
+    for (const OrderRow& r : cleared) OnCleared(r);
+  }
 };
 
 // The engine's state in figures, for GET /api/v1/summary: taken in one go under the state lock
@@ -146,7 +157,10 @@ class Engine {
   Status Apply(std::vector<SpanRecord> facts) EXCLUDES(write_mu_, mu_);
 
   // Flags every order whose deadline + grace is ≤ now and writes its verdict.  Returns the
-  // number of orders flagged by this call.
+  // number of orders flagged by this call.  Many due orders are flagged in slices (a few
+  // thousand per store transaction, earliest deadline first), each written and heard by the
+  // listeners before the next, with the writer lock released in between; an order whose
+  // verdict alone changed is written as an OrderVerdict (store.h), not a whole row.
   size_t Tick(Nanos now) EXCLUDES(write_mu_, mu_);
 
   // The earliest pending deadline (+ grace) of any order or message, kNever when none.
@@ -205,9 +219,16 @@ class Engine {
   struct Verdict;
 
   Verdict Evaluate(const Active& a, Nanos now) const REQUIRES(mu_);
+  // Tick()'s parts: due messages (the first slice only), due orders (at most one slice; true
+  // when more are due), the lost orders' pass.
+  void TickHops(Nanos now, Pending* p) REQUIRES(mu_);
+  bool TickOrders(Nanos now, Pending* p, size_t* flagged) REQUIRES(mu_);
+  void LostPass(Nanos now) REQUIRES(mu_);
   Nanos Settled(Nanos due, Nanos now) const;
   void Reschedule(ActiveEntry* e, Nanos now, Pending* p) REQUIRES(mu_);
-  OrderRow RowOf(const ActiveEntry& e) const REQUIRES(mu_);
+  OrderRow RowOf(const ActiveEntry& e) const REQUIRES(mu_);  // summary left empty
+  std::string ExpectedServiceOf(const Active& a) const REQUIRES(mu_);
+  OrderVerdict VerdictOf(const ActiveEntry& e) const REQUIRES(mu_);
   void LoadRow(const OrderRow& row, Active* out) REQUIRES(mu_);
   ActiveEntry* FindOrLoad(const std::string& order_id, Pending* p, Status* error) REQUIRES(mu_);
   void ApplyToOrder(ActiveEntry* e, const SpanRecord& r, Pending* p) REQUIRES(mu_);

@@ -100,7 +100,12 @@ EngineMetrics::EngineMetrics(metrics::Registry* registry, Sizes sizes) {
 }
 
 void EngineMetrics::Flagged(StuckKind kind, double lag_seconds) {
-  flagged_total_->With({StuckKindName(kind)}).Inc();
+  // The series of each kind looked up once (Family::With locks and builds the label vector).
+  const auto k = static_cast<size_t>(kind);
+  if (k >= flagged_by_kind_.size()) return;
+  if (flagged_by_kind_[k] == nullptr)
+    flagged_by_kind_[k] = &flagged_total_->With({StuckKindName(kind)});
+  flagged_by_kind_[k]->Inc();
   flag_lag_->Observe(lag_seconds);
 }
 
@@ -225,7 +230,12 @@ void EngineMetrics::Publish(const Rules& rules) {
 }
 
 void EngineMetrics::StuckEnded(StuckKind kind, double seconds) {
-  time_stuck_family_->With({StuckKindName(kind)}).Observe(std::max(0.0, seconds));
+  const auto k = static_cast<size_t>(kind);
+  if (k >= time_stuck_by_kind_.size()) return;
+  if (time_stuck_by_kind_[k] == nullptr) {
+    time_stuck_by_kind_[k] = &time_stuck_family_->With({StuckKindName(kind)});
+  }
+  time_stuck_by_kind_[k]->Observe(std::max(0.0, seconds));
 }
 
 EngineMetrics::LostPass* EngineMetrics::LostPassAt(Nanos now, size_t buckets, size_t slots) {

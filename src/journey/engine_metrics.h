@@ -11,6 +11,7 @@
 // engine's state lock (the counts are plain integers).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -96,6 +97,7 @@ class EngineMetrics {
   void PublishLost(const Rules& rules);
 
  private:
+  static constexpr size_t kKinds = static_cast<size_t>(StuckKind::kMessageUnprocessed) + 1;
   size_t StageSlot(int stage) const;
 
   std::unique_ptr<metrics::Registry> own_registry_;
@@ -118,6 +120,10 @@ class EngineMetrics {
   std::vector<metrics::Histogram*> stage_duration_;      // by slot
   std::vector<metrics::Counter*> heartbeats_missed_;     // by slot
   metrics::Family<metrics::Histogram>* time_stuck_family_ = nullptr;
+  // The children of flagged_total_ and time_stuck_family_ by StuckKind, null until first used:
+  // a flag or a clear costs no family lookup.
+  std::array<metrics::Counter*, kKinds> flagged_by_kind_{};
+  std::array<metrics::Histogram*, kKinds> time_stuck_by_kind_{};
   metrics::Family<metrics::Gauge>* lost_family_ = nullptr;
   std::unordered_map<std::string, metrics::Gauge*> lost_gauges_;  // by stage name
   Nanos next_lost_pass_ = 0;

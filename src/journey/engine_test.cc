@@ -287,6 +287,67 @@ TEST(EngineTest, AnOpenMessageGetsTheQueueTheBrokerRoutesItTo) {
   EXPECT_EQ(page->orders[0].order_id, "Q3");
 }
 
+// Records how the flags came: one OnVerdicts call per store write (a slice of Tick()).
+class SliceRecorder : public EngineListener {
+ public:
+  void OnStuck(const OrderRow& row) override { ++stuck; }
+  void OnCleared(const OrderRow& row) override { ++cleared; }
+  void OnVerdicts(const std::vector<OrderRow>& s, const std::vector<OrderRow>& c) override {
+    slices.push_back(s.size());
+    for (const OrderRow& r : s) {
+      EXPECT_TRUE(r.summary.empty()) << "no summary line is built for listeners";
+      EXPECT_EQ(r.stage, "SUBMITTED");
+      EXPECT_EQ(r.expected_service, "mes");
+    }
+    EngineListener::OnVerdicts(s, c);
+  }
+  size_t stuck = 0, cleared = 0;
+  std::vector<size_t> slices;
+};
+
+// A backlog of due orders is flagged by one Tick() in slices (one store write each), earliest
+// deadline first; each flag writes the verdict to the order's stored row and leaves the rest
+// (the partner the row was written with) as it was.
+TEST(EngineTest, TickFlagsABacklogInSlicesAndWritesTheVerdicts) {
+  ManualClock clock(kT0);
+  auto store = NewMemoryStore();
+  Engine engine(std::make_shared<Rules>(DefaultRules()), *store, clock, nullptr);
+  SliceRecorder rec;
+  engine.AddListener(&rec);
+  constexpr int kOrders = 5000;
+  std::vector<SpanRecord> facts;
+  for (int i = 0; i < kOrders; ++i) {
+    SpanRecord r = Submitted("S-" + std::to_string(i), std::to_string(100000 + i), kT0 + i);
+    r.partner = "pse:k1:P" + std::to_string(i);
+    facts.push_back(std::move(r));
+  }
+  ASSERT_TRUE(engine.Apply(std::move(facts)).ok());
+  clock.Advance(std::chrono::minutes(10));  // every order's receipt deadline (2m + 30s) passed
+  EXPECT_EQ(engine.Tick(clock.Now()), static_cast<size_t>(kOrders));
+  EXPECT_EQ(rec.stuck, static_cast<size_t>(kOrders));
+  ASSERT_GE(rec.slices.size(), 3u);  // 2048 per slice
+  for (size_t n : rec.slices) EXPECT_LE(n, 2048u);
+  EXPECT_EQ(engine.stuck_orders(), static_cast<size_t>(kOrders));
+  for (int i : {0, 2047, 2048, kOrders - 1}) {
+    auto row = store->GetOrder("S-" + std::to_string(i));
+    ASSERT_TRUE(row.ok() && row->has_value());
+    EXPECT_EQ((*row)->stuck, StuckKind::kNotReceived) << i;
+    EXPECT_EQ((*row)->stuck_since_ns,
+              kT0 + i + std::chrono::nanoseconds(std::chrono::seconds(150)).count())
+        << i;
+    EXPECT_EQ((*row)->partner, "pse:k1:P" + std::to_string(i)) << i;
+    EXPECT_EQ((*row)->stage, "SUBMITTED") << i;
+  }
+  OrderQuery q;
+  q.stuck = true;
+  q.count_total = true;
+  auto page = store->ListOrders(q);
+  ASSERT_TRUE(page.ok());
+  EXPECT_EQ(page->total.value_or(0), static_cast<uint64_t>(kOrders));
+  // Nothing more is due: the next tick flags nothing.
+  EXPECT_EQ(engine.Tick(clock.Now()), 0u);
+}
+
 TEST(EngineTest, DetectorThreadFlagsOnItsOwn) {
   SystemClock clock;
   auto store = NewMemoryStore();

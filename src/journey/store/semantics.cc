@@ -57,6 +57,14 @@ void KeepPartner(OrderRow& row, const OrderRow& stored) {
   row.partner_ns = stored.partner_ns;
 }
 
+void ApplyVerdict(OrderRow& row, const OrderVerdict& verdict) {
+  row.stuck = verdict.stuck;
+  row.stuck_since_ns = verdict.stuck_since_ns;
+  row.deadline_ns = verdict.deadline_ns;
+  row.expected_service = verdict.expected_service;
+  row.summary = verdict.summary;
+}
+
 bool MilestoneEarlier(const Milestone& a, const Milestone& b) {
   if (a.at_ns != b.at_ns) return a.at_ns < b.at_ns;
   return a.span_id < b.span_id;

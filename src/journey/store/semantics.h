@@ -58,6 +58,9 @@ bool PartnerEarlier(std::string_view a, Nanos a_ns, std::string_view b, Nanos b_
 // partner_ns) unless its own wins (PartnerEarlier).
 void KeepPartner(OrderRow& row, const OrderRow& stored);
 
+// The verdict's fields (store.h OrderVerdict) into `row`; the others stay.
+void ApplyVerdict(OrderRow& row, const OrderVerdict& verdict);
+
 // Orders in ListOrders pages: what a page holds at most (limit 0 counts as 1).
 inline size_t PageLimit(size_t limit) { return limit == 0 ? 1 : limit; }
 

@@ -32,6 +32,19 @@
 
 namespace ordertrace::journey {
 
+// The detector's verdict on an order whose other fields did not change (Engine::Tick flags,
+// clears, moves its deadline): only these fields of the stored row are replaced, so the store
+// writes the few columns (and the indexes on them) that change, not the whole row with every
+// index.  The other fields, the partner included, stay as stored.
+struct OrderVerdict {
+  std::string order_id;
+  StuckKind stuck = StuckKind::kNone;
+  Nanos stuck_since_ns = 0;
+  Nanos deadline_ns = 0;
+  std::string expected_service;
+  std::string summary;
+};
+
 struct WriteBatch {
   std::vector<SpanRecord> spans;  // spans with order_id != "" (the order's own spans)
   std::vector<Milestone> milestones;
@@ -39,9 +52,11 @@ struct WriteBatch {
   std::vector<OrderRow> orders;
   // Stuck episodes (types.h StuckEpisode): flags insert one, a clear ends the order's open ones.
   std::vector<StuckEpisode> episodes;
+  // Applied after `orders` (an order has a row or a verdict in one batch, not both).
+  std::vector<OrderVerdict> verdicts;
   bool empty() const {
     return spans.empty() && milestones.empty() && hops.empty() && orders.empty() &&
-           episodes.empty();
+           episodes.empty() && verdicts.empty();
   }
 };
 

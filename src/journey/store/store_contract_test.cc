@@ -355,6 +355,68 @@ TYPED_TEST(StoreContractTest, OrderRowIsReplacedWhole) {
   EXPECT_EQ(this->MustStats().orders, 1u);
 }
 
+// A verdict (the detector's flag, clear or new deadline) replaces the verdict fields only: the
+// rest of the row, its partner included, stays; the stuck list sees it at once; a verdict for an
+// order without a row changes nothing; one without an order id fails the whole batch.
+TYPED_TEST(StoreContractTest, VerdictReplacesOnlyTheVerdictFields) {
+  OrderRow row = MakeOrder("o-1", 100, false, StuckKind::kNone, "created");
+  row.services = {{"a", 1}};
+  row.expected_service = "billing";
+  row.partner = "pse:k1:AAAAAAAAAAAAAAAAAAAAAA";
+  row.partner_ns = 7;
+  row.deadline_ns = 500;
+  WriteBatch b;
+  b.orders = {row, MakeOrder("o-2", 100)};
+  this->MustWrite(b);
+
+  OrderVerdict v;
+  v.order_id = "o-1";
+  v.stuck = StuckKind::kNotReceived;
+  v.stuck_since_ns = 400;
+  v.deadline_ns = 900;
+  v.expected_service = "mes";
+  v.summary = "order o-1 stuck";
+  OrderVerdict unknown = v;
+  unknown.order_id = "o-9";
+  b = WriteBatch{};
+  b.verdicts = {v, unknown};
+  this->MustWrite(b);
+  OrderRow want = row;
+  ApplyVerdict(want, v);
+  auto got = this->store_->GetOrder("o-1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ(**got, want);
+  EXPECT_FALSE(this->store_->GetOrder("o-9")->has_value());
+  EXPECT_EQ(this->MustStats().orders, 2u);
+  OrderQuery stuck;
+  stuck.stuck = true;
+  EXPECT_EQ(this->Ids(stuck), std::vector<std::string>{"o-1"});
+  stuck.sort = OrderSort::kStuckSince;
+  EXPECT_EQ(this->Ids(stuck), std::vector<std::string>{"o-1"});
+
+  // Cleared: out of the stuck list again.
+  v.stuck = StuckKind::kNone;
+  v.stuck_since_ns = 0;
+  v.summary.clear();
+  b.verdicts = {v};
+  this->MustWrite(b);
+  ApplyVerdict(want, v);
+  got = this->store_->GetOrder("o-1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ(**got, want);
+  stuck.sort = OrderSort::kOrderId;
+  EXPECT_TRUE(this->Ids(stuck).empty());
+
+  // A verdict without an order id: the whole batch fails, nothing of it applied.
+  OrderVerdict bad = v;
+  bad.order_id.clear();
+  b = WriteBatch{};
+  b.orders = {MakeOrder("o-3", 100)};
+  b.verdicts = {bad};
+  EXPECT_FALSE(this->store_->Write(b).ok());
+  EXPECT_FALSE(this->store_->GetOrder("o-3")->has_value());
+}
+
 TYPED_TEST(StoreContractTest, OrderPartnerRoundTripsAndSpansDoNotKeepIt) {
   OrderRow o = MakeOrder("o-1", 250);
   o.partner = "pse:k1:AAAAAAAAAAAAAAAAAAAAAA";

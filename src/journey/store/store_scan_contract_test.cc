@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -239,12 +240,36 @@ TYPED_TEST(StoreScanContractTest, RetentionRemovesEpisodes) {
   EXPECT_EQ(this->OrdersSince(0), std::vector<std::string>{"kept"});
 }
 
+// A fresh directory under $TMPDIR from `pattern` (ending in XXXXXX); empty on an error.
+fs::path TempDir(const char* pattern) {
+  std::string tmpl = (fs::temp_directory_path() / pattern).string();
+  if (mkdtemp(tmpl.data()) == nullptr) return {};
+  return tmpl;
+}
+
+// Runs `sqls` on the file at `path`: back to an older layout, as an older build wrote it.
+void Rewind(const std::string& path, std::initializer_list<const char*> sqls) {
+  sqlite::Db db(path);
+  ASSERT_TRUE(db.Open().ok());
+  for (const char* sql : sqls) {
+    const Status s = db.Exec(sql);
+    ASSERT_TRUE(s.ok()) << sql << ": " << s.ToString();
+  }
+}
+
+// One integer the file at `path` answers `sql` with; -1 on an error.
+int64_t QueryFile(const std::string& path, const std::string& sql) {
+  sqlite::Db db(path);
+  if (!db.Open().ok()) return -1;
+  auto v = db.QueryInt(sql);
+  return v.ok() ? *v : -1;
+}
+
 // A version 2 file (before the episodes and the time indexes) is upgraded in place: its orders
 // stay and are found by the scans, episodes are written and read from then on.
 TEST(SqliteStoreScanTest, Version2FileIsUpgraded) {
-  std::string tmpl = (fs::temp_directory_path() / "ordertrace-scan-v2-XXXXXX").string();
-  ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-  const fs::path dir = tmpl;
+  const fs::path dir = TempDir("ordertrace-scan-v2-XXXXXX");
+  ASSERT_FALSE(dir.empty());
   const std::string path = (dir / "journeys.db").string();
   {
     auto store = SqliteFactory::Open(dir);
@@ -253,26 +278,12 @@ TEST(SqliteStoreScanTest, Version2FileIsUpgraded) {
     b.orders = {Order("old", kNow - kHour, kNow)};
     ASSERT_TRUE(store->Write(b).ok());
   }
-  {
-    // Back to the version 2 layout, as a build before the episodes wrote it.
-    sqlite::Db db(path);
-    ASSERT_TRUE(db.Open().ok());
-    for (const char* sql :
-         {"DROP TABLE episodes", "DROP INDEX orders_first", "DROP INDEX milestones_at",
-          "DROP INDEX hops_published", "PRAGMA user_version = 2"}) {
-      const Status s = db.Exec(sql);
-      ASSERT_TRUE(s.ok()) << sql << ": " << s.ToString();
-    }
-  }
+  // Back to the version 2 layout, as a build before the episodes wrote it.
+  Rewind(path, {"DROP TABLE episodes", "DROP INDEX orders_first", "DROP INDEX milestones_at",
+                "DROP INDEX hops_published", "PRAGMA user_version = 2"});
   auto store = SqliteFactory::Open(dir);
   ASSERT_NE(store, nullptr);
-  {
-    sqlite::Db db(path);
-    ASSERT_TRUE(db.Open().ok());
-    auto version = db.QueryInt("PRAGMA user_version");
-    ASSERT_TRUE(version.ok());
-    EXPECT_EQ(*version, sqlite::kSchemaVersion);
-  }
+  EXPECT_EQ(QueryFile(path, "PRAGMA user_version"), sqlite::kSchemaVersion);
   size_t orders = 0;
   ASSERT_TRUE(store->ForEachOrderSince(kNow - kDay, [&](const OrderRow&) { ++orders; }).ok());
   EXPECT_EQ(orders, 1u);
@@ -283,6 +294,55 @@ TEST(SqliteStoreScanTest, Version2FileIsUpgraded) {
   ASSERT_TRUE(
       store->ForEachEpisodeSince(kNow - kDay, [&](const StuckEpisode&) { ++episodes; }).ok());
   EXPECT_EQ(episodes, 1u);
+  store.reset();
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+}
+
+// A version 3 file (one index on cleared_ns, ongoing episodes under 0) gets the episodes'
+// indexes by state (version 4); its episodes, ongoing and ended, are still found by the scan.
+TEST(SqliteStoreScanTest, Version3FileGetsTheEpisodeIndexesByState) {
+  const fs::path dir = TempDir("ordertrace-scan-v3-XXXXXX");
+  ASSERT_FALSE(dir.empty());
+  const std::string path = (dir / "journeys.db").string();
+  {
+    auto store = SqliteFactory::Open(dir);
+    ASSERT_NE(store, nullptr);
+    WriteBatch b;
+    b.episodes = {Flag("ended", kNow - 3 * kDay, kNow - 3 * kDay),
+                  Flag("open", kNow - 2 * kDay, kNow - 2 * kDay)};
+    ASSERT_TRUE(store->Write(b).ok());
+    b.episodes = {Clear("ended", kNow - 2 * kDay)};
+    ASSERT_TRUE(store->Write(b).ok());
+  }
+  Rewind(path,
+         {"DROP INDEX episodes_ended", "DROP INDEX episodes_open",
+          "CREATE INDEX episodes_cleared ON episodes (cleared_ns)", "PRAGMA user_version = 3"});
+  auto store = SqliteFactory::Open(dir);
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(QueryFile(path, "PRAGMA user_version"), sqlite::kSchemaVersion);
+  EXPECT_EQ(QueryFile(path,
+                      "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name IN "
+                      "('episodes_ended', 'episodes_open')"),
+            2);
+  EXPECT_EQ(QueryFile(path,
+                      "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = "
+                      "'episodes_cleared'"),
+            0);
+  // Since a day ago: the ended episode is not (flagged and cleared before), the open one is.
+  std::vector<std::string> seen;
+  ASSERT_TRUE(store
+                  ->ForEachEpisodeSince(kNow - kDay,
+                                        [&](const StuckEpisode& e) { seen.push_back(e.order_id); })
+                  .ok());
+  EXPECT_EQ(seen, std::vector<std::string>{"open"});
+  seen.clear();
+  ASSERT_TRUE(store
+                  ->ForEachEpisodeSince(kNow - 4 * kDay,
+                                        [&](const StuckEpisode& e) { seen.push_back(e.order_id); })
+                  .ok());
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(seen, (std::vector<std::string>{"ended", "open"}));
   store.reset();
   std::error_code ec;
   fs::remove_all(dir, ec);

@@ -68,6 +68,9 @@ class MemoryStore final : public JourneyStore {
     for (const auto& o : batch.orders) {
       if (o.order_id.empty()) return Status::InvalidArgument("order row without an order_id");
     }
+    for (const auto& v : batch.verdicts) {
+      if (v.order_id.empty()) return Status::InvalidArgument("verdict without an order_id");
+    }
     MutexLock lock(mu_);
     for (const auto& s : batch.spans) {
       auto [it, inserted] = per_order_[s.order_id].spans.try_emplace(s.span_id, s);
@@ -91,6 +94,10 @@ class MemoryStore final : public JourneyStore {
       it->second = std::move(row);
     }
     for (const auto& e : batch.episodes) PutEpisode(e);
+    for (const auto& v : batch.verdicts) {
+      const auto it = orders_.find(v.order_id);
+      if (it != orders_.end()) ApplyVerdict(it->second, v);  // no row: skipped (store.h)
+    }
     return Status::Ok();
   }
 

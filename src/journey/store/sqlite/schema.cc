@@ -168,6 +168,19 @@ CREATE INDEX IF NOT EXISTS episodes_flagged ON episodes (flagged_ns);
 CREATE INDEX IF NOT EXISTS episodes_cleared ON episodes (cleared_ns);
 )sql";
 
+// Version 3 to 4 (the detector's migration, "episodes by state"): the stuck episodes' index on
+// cleared_ns held every ongoing episode under the key 0, so each flag inserted an entry at a
+// random place among them (ordered by order_id): one more page of the WAL per flag, in a burst of
+// thousands of flags a second.  Now ended episodes are indexed by the time they ended
+// (appended as clears come) and ongoing ones by the time they were flagged (appended as flags
+// come); the scan (ForEachEpisodeSince) reads the three conditions by these and
+// episodes_flagged.  Both indexes are built by one scan of the episodes.
+constexpr const char* kVersion4Episodes = R"sql(
+DROP INDEX IF EXISTS episodes_cleared;
+CREATE INDEX IF NOT EXISTS episodes_ended ON episodes (cleared_ns) WHERE cleared_ns <> 0;
+CREATE INDEX IF NOT EXISTS episodes_open ON episodes (flagged_ns) WHERE cleared_ns = 0;
+)sql";
+
 // Indexes added after version 2, to every file when it is opened (IF NOT EXISTS: a file that has
 // them is unchanged; one that has not gets them in one pass over its rows, logged; an older
 // build opens a file with them as before).  They serve the order list's sorts and filters:
@@ -296,6 +309,7 @@ Status PrepareSchema(Db& db, bool* created) {
     if (s.ok()) s = db.Exec(SpansTable("spans"));
     if (s.ok()) s = db.Exec(kVersion4Indexes);
     if (s.ok()) s = db.Exec(kVersion3);
+    if (s.ok()) s = db.Exec(kVersion4Episodes);
     if (s.ok()) s = db.Exec("PRAGMA application_id = " + std::to_string(kApplicationId));
     if (s.ok()) s = db.Exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
     if (s.ok()) s = db.Exec("COMMIT");
@@ -330,7 +344,7 @@ Status PrepareSchema(Db& db, bool* created) {
                      db.QueryInt("SELECT count(*) FROM pragma_table_info('orders') WHERE name = "
                                  "'last_bucket'"));
     const std::string sql = (has_bucket != 0 ? "" : kAddLastBucket) + SpansTable("spans_v4") +
-                            kMigrateTo4 + kVersion4Indexes;
+                            kMigrateTo4 + kVersion4Indexes + kVersion4Episodes;
     RETURN_IF_ERROR(Migrate(db, sql.c_str(), 3));
   }
   return AddListIndexes(db, /*upgrade=*/true);

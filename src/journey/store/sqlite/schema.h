@@ -18,8 +18,9 @@ namespace ordertrace::journey::sqlite {
 
 // 1: the first; 2: orders.partner, orders.partner_ns and their index; 3: the episodes table and
 // the time indexes of the flow and KPI scans; 4: spans a rowid table keyed by the unique index
-// spans_key, the open hops' indexes by publish time (an older file is upgraded in place when
-// opened).
+// spans_key, the open hops' indexes by publish time, and the episodes' index on cleared_ns split
+// by state (ended ones by cleared_ns, ongoing ones by flagged_ns: a flag appends to both,
+// schema.cc kVersion4Episodes).  An older file is upgraded in place when opened.
 inline constexpr int kSchemaVersion = 4;
 inline constexpr int32_t kApplicationId = 0x4F544A53;  // "OTJS"
 

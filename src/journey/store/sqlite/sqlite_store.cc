@@ -192,6 +192,28 @@ Status PutOrders(Db& db, const std::vector<OrderRow>& orders, Deltas* d) {
   return Status::Ok();
 }
 
+// The verdict columns only (store.h OrderVerdict): the indexes on the other columns (stage,
+// last_ns, first_ns, partner, closed) are not rewritten, which a whole-row UPDATE does (SQLite
+// rewrites every index on a column the SET names).  No row: nothing changes (the rule).
+Status PutVerdicts(Db& db, const std::vector<OrderVerdict>& verdicts) {
+  static const std::string sql =
+      "UPDATE orders SET stuck = ?2, stuck_since_ns = ?3, deadline_ns = ?4, "
+      "expected_service = ?5, summary = ?6 WHERE order_id = ?1";
+  ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+  for (const OrderVerdict& v : verdicts) {
+    if (v.order_id.empty()) return Status::InvalidArgument("verdict without an order_id");
+    s.Text(1, v.order_id);
+    s.Int(2, static_cast<int64_t>(v.stuck));
+    s.Int(3, v.stuck_since_ns);
+    s.Int(4, v.deadline_ns);
+    s.Text(5, v.expected_service);
+    s.Text(6, v.summary);
+    RETURN_IF_ERROR(s.Run());
+    s.Reset();
+  }
+  return Status::Ok();
+}
+
 // The rows of one Write(), inside its transaction.
 Status ApplyBatch(Db& db, const WriteBatch& batch, Deltas* d) {
   if (!batch.spans.empty()) {
@@ -224,6 +246,7 @@ Status ApplyBatch(Db& db, const WriteBatch& batch, Deltas* d) {
   for (const auto& hop : batch.hops) RETURN_IF_ERROR(PutHop(db, hop, d));
   if (!batch.orders.empty()) RETURN_IF_ERROR(PutOrders(db, batch.orders, d));
   if (!batch.episodes.empty()) RETURN_IF_ERROR(PutEpisodes(db, batch.episodes));
+  if (!batch.verdicts.empty()) RETURN_IF_ERROR(PutVerdicts(db, batch.verdicts));
   return Status::Ok();
 }
 
@@ -559,10 +582,14 @@ class SqliteStore final : public JourneyStore {
 
   Status ForEachEpisodeSince(Nanos since,
                              const std::function<void(const StuckEpisode&)>& fn) override {
-    // Episodes are few (one per flag): read at once, each of the three conditions by an index.
-    static const std::string sql = Cols("SELECT ", sqlite::kEpisodeCols) +
-                                   " FROM episodes WHERE flagged_ns >= ?1 OR cleared_ns >= ?1 OR "
-                                   "cleared_ns = 0";
+    // Episodes are few (one per flag): read at once, each of the three conditions by its index
+    // (episodes_flagged, episodes_ended, episodes_open: schema version 4); UNION drops the rows
+    // two of them find.
+    static const std::string sql =
+        Cols("SELECT ", sqlite::kEpisodeCols) + " FROM episodes WHERE flagged_ns >= ?1 UNION " +
+        Cols("SELECT ", sqlite::kEpisodeCols) +
+        " FROM episodes WHERE cleared_ns <> 0 AND cleared_ns >= ?1 UNION " +
+        Cols("SELECT ", sqlite::kEpisodeCols) + " FROM episodes WHERE cleared_ns = 0";
     std::vector<StuckEpisode> rows;
     {
       MutexLock lock(reader_mu_);

@@ -27,8 +27,11 @@
 //               processed_ns = 0), by publish time from version 4 on: (published_ns,
 //               send_span_id) for Recover, (queue, published_ns) for ?queue=.
 //   episodes    (version 3) stuck episodes, WITHOUT ROWID, PRIMARY KEY (order_id, flagged_ns);
-//               a clear updates the order's rows with cleared_ns = 0.  Indexes: (flagged_ns),
-//               (cleared_ns) for the KPIs' scan (which also reads the open ones, cleared_ns 0).
+//               a clear updates the order's rows with cleared_ns = 0.  Indexes for the KPIs'
+//               scan: (flagged_ns), and since version 4 (cleared_ns) WHERE cleared_ns <> 0 and
+//               (flagged_ns) WHERE cleared_ns = 0 (the open ones), both appended to by flags and
+//               clears; version 3 had one (cleared_ns) index, where every flag inserted a 0 key
+//               at a random place.
 //   counters    the orders / spans / hops totals, updated in each write transaction, so
 //               Stats() does not count 10M rows.
 // A file whose application_id is not ours (or another non-empty database without it), or
