@@ -59,7 +59,8 @@ class Recorder : public EngineListener {
 std::string Series(const std::string& text, const std::string& series) {
   std::istringstream in(text);
   for (std::string line; std::getline(in, line);) {
-    if (line.compare(0, series.size() + 1, series + " ") == 0) return line.substr(series.size() + 1);
+    if (line.compare(0, series.size() + 1, series + " ") == 0)
+      return line.substr(series.size() + 1);
   }
   return "";
 }
