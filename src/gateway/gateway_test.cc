@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "api/routes.h"
+#include "forward/durable_queue.h"
 #include "net/http_client.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
@@ -135,6 +136,34 @@ TEST_F(GatewayTest, ServesBothProtocolsAndDrains) {
             std::string::npos)
       << after;
   gw.Stop();  // idempotent
+}
+
+// Upgrade: what a forward queue of an earlier version had not sent is moved into the ingest log
+// at start (the forwarder then owes it to the upstream), and the old queue is removed.
+TEST_F(GatewayTest, AnOldForwardQueueIsMovedIntoTheIngestLog) {
+  const std::filesystem::path old_queue =
+      std::filesystem::path(config_.data_dir) / "forward" / "queue";
+  {
+    forward::DurableQueueOptions o;
+    o.dir = old_queue;
+    auto q = forward::DurableQueue::Open(o);
+    ASSERT_TRUE(q.ok()) << q.status().ToString();
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE((*q)->Append(SampleRequest(1).SerializeAsString()).ok());
+    }
+    ASSERT_TRUE((*q)->Ack(1).ok());  // the first one was sent
+  }
+  config_.forward.upstream = "http://127.0.0.1:1/v1/traces";  // nobody there: nothing is sent
+  config_.forward.drain_timeout = std::chrono::milliseconds(100);
+  Gateway gw(config_);
+  ASSERT_TRUE(gw.Start().ok());
+  EXPECT_FALSE(std::filesystem::exists(old_queue));
+  const std::string m = gw.registry().Serialize();
+  EXPECT_NE(m.find("ordertrace_forward_queue_records 2\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("ordertrace_ingest_log_consumer_lag_records{consumer=\"forward\"} 2\n"),
+            std::string::npos)
+      << m;
+  gw.Stop(std::chrono::milliseconds(100));
 }
 
 // With neither journeys nor forwarding there is no log: the in-memory queue and the span log.
