@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "api/routes.h"
+#include "forward/durable_queue.h"
 #include "net/http_client.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.grpc.pb.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb.h"
@@ -116,7 +117,11 @@ TEST_F(GatewayTest, ServesBothProtocolsAndDrains) {
   EXPECT_TRUE(MetricsShow(api, "ordertrace_receiver_accepted_spans_total{protocol=\"grpc\"} 2"));
   EXPECT_TRUE(
       MetricsShow(api, "ordertrace_receiver_accepted_spans_total{protocol=\"http_protobuf\"} 3"));
-  EXPECT_TRUE(MetricsShow(api, "ordertrace_pipeline_spans_total 5"));
+  // Journeys are on by default: the batches went through the ingest log to its consumer.
+  EXPECT_TRUE(
+      MetricsShow(api, "ordertrace_ingest_log_consumed_spans_total{consumer=\"journeys\"} 5"));
+  EXPECT_TRUE(
+      std::filesystem::is_directory(std::filesystem::path(config_.data_dir) / "ingest-log"));
   const std::string metrics = Request(api, "GET", "/metrics").body;
   EXPECT_NE(metrics.find("ordertrace_build_info{version=\"" + std::string(Version()) + "\"} 1"),
             std::string::npos);
@@ -126,9 +131,56 @@ TEST_F(GatewayTest, ServesBothProtocolsAndDrains) {
   gw.Stop();
   EXPECT_EQ(gw.readiness().state(), api::Readiness::State::kDraining);
   const std::string after = gw.registry().Serialize();
-  EXPECT_NE(after.find("ordertrace_pipeline_batches_total 2\n"), std::string::npos) << after;
-  EXPECT_NE(after.find("ordertrace_pipeline_queue_batches 0\n"), std::string::npos) << after;
+  EXPECT_NE(after.find("ordertrace_ingest_log_appends_total 2\n"), std::string::npos) << after;
+  EXPECT_NE(after.find("ordertrace_ingest_log_consumer_lag_records{consumer=\"journeys\"} 0\n"),
+            std::string::npos)
+      << after;
   gw.Stop();  // idempotent
+}
+
+// Upgrade: what a forward queue of an earlier version had not sent is moved into the ingest log
+// at start (the forwarder then owes it to the upstream), and the old queue is removed.
+TEST_F(GatewayTest, AnOldForwardQueueIsMovedIntoTheIngestLog) {
+  const std::filesystem::path old_queue =
+      std::filesystem::path(config_.data_dir) / "forward" / "queue";
+  {
+    forward::DurableQueueOptions o;
+    o.dir = old_queue;
+    auto q = forward::DurableQueue::Open(o);
+    ASSERT_TRUE(q.ok()) << q.status().ToString();
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE((*q)->Append(SampleRequest(1).SerializeAsString()).ok());
+    }
+    ASSERT_TRUE((*q)->Ack(1).ok());  // the first one was sent
+  }
+  config_.forward.upstream = "http://127.0.0.1:1/v1/traces";  // nobody there: nothing is sent
+  config_.forward.drain_timeout = std::chrono::milliseconds(100);
+  Gateway gw(config_);
+  ASSERT_TRUE(gw.Start().ok());
+  EXPECT_FALSE(std::filesystem::exists(old_queue));
+  const std::string m = gw.registry().Serialize();
+  EXPECT_NE(m.find("ordertrace_forward_queue_records 2\n"), std::string::npos) << m;
+  EXPECT_NE(m.find("ordertrace_ingest_log_consumer_lag_records{consumer=\"forward\"} 2\n"),
+            std::string::npos)
+      << m;
+  gw.Stop(std::chrono::milliseconds(100));
+}
+
+// With neither journeys nor forwarding there is no log: the in-memory queue and the span log.
+TEST_F(GatewayTest, WithoutJourneysOrForwardingThereIsNoLog) {
+  config_.journeys.enabled = false;
+  Gateway gw(config_);
+  ASSERT_TRUE(gw.Start().ok());
+  Reply posted = Request(gw.otlp_http_port(), "POST", "/v1/traces",
+                         SampleRequest(3).SerializeAsString(), "application/x-protobuf");
+  EXPECT_EQ(posted.status, 200) << posted.body;
+  EXPECT_TRUE(MetricsShow(gw.http_port(), "ordertrace_pipeline_spans_total 3"));
+  gw.Stop();
+  const std::string after = gw.registry().Serialize();
+  EXPECT_NE(after.find("ordertrace_pipeline_batches_total 1\n"), std::string::npos) << after;
+  EXPECT_NE(after.find("ordertrace_pipeline_queue_batches 0\n"), std::string::npos) << after;
+  EXPECT_EQ(after.find("ordertrace_ingest_log_"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(config_.data_dir) / "ingest-log"));
 }
 
 TEST_F(GatewayTest, PortInUseNamesTheKeyAndFlag) {
