@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ordertrace::metrics {
@@ -99,6 +100,10 @@ class Registry {
   // A gauge computed at scrape time (queue depth, uptime ...).
   void AddCallbackGauge(const std::string& name, const std::string& help,
                         std::function<double()> fn);
+  // The same with one label: `fn` returns (label value, gauge value) pairs (lag per consumer).
+  using LabelledValues = std::vector<std::pair<std::string, double>>;
+  void AddCallbackGauge(const std::string& name, const std::string& help, std::string label,
+                        std::function<LabelledValues()> fn);
 
   // Text exposition format 0.0.4.
   std::string Serialize() const;
@@ -111,6 +116,8 @@ class Registry {
   struct CallbackGauge {
     std::string name, help;
     std::function<double()> fn;
+    std::string label;  // set: `labelled` is used instead of `fn`
+    std::function<LabelledValues()> labelled;
   };
   std::deque<CallbackGauge> callbacks_;
   std::vector<std::pair<Type, const void*>> order_;  // registration order, for stable output

@@ -633,6 +633,14 @@ const std::map<std::string, Setter>& Schema() {
                                        uint64_t{1} << 20, uint64_t{1} << 40)},
                     {"forward.queue.fsync",
                      BoolKey([](Config* c) { return &c->forward.queue.fsync; })},
+                    {"ingest_log.dir", StringKey([](Config* c) { return &c->ingest_log.dir; })},
+                    {"ingest_log.max_bytes",
+                     SizeKey<uint64_t>([](Config* c) { return &c->ingest_log.max_bytes; },
+                                       uint64_t{1} << 20, uint64_t{1} << 40)},
+                    {"ingest_log.segment_bytes",
+                     SizeKey<uint64_t>([](Config* c) { return &c->ingest_log.segment_bytes; },
+                                       uint64_t{64} << 10, uint64_t{4} << 30)},
+                    {"ingest_log.fsync", BoolKey([](Config* c) { return &c->ingest_log.fsync; })},
                     {"forward.retry.initial",
                      DurationKey([](Config* c) { return &c->forward.retry.initial; },
                                  std::chrono::milliseconds(1), std::chrono::minutes(10),
@@ -690,6 +698,10 @@ const std::map<std::string, Setter>& Schema() {
                     {"journeys.max_spans_per_view",
                      IntKey<uint32_t>([](Config* c) { return &c->journeys.max_spans_per_view; }, 1,
                                       100000)},
+                    {"journeys.apply_delay",
+                     DurationKey([](Config* c) { return &c->journeys.apply_delay; },
+                                 std::chrono::milliseconds(0), std::chrono::minutes(10),
+                                 "0s to 10m")},
                     {"journeys.attribution.enabled",
                      BoolKey([](Config* c) { return &c->journeys.attribution.enabled; })},
                     {"journeys.attribution.wait",
@@ -1190,6 +1202,24 @@ class Loader {
                    "must be at least receiver.max_body_bytes (" +
                        FormatSize(config.receiver.max_body_bytes) + "), got " +
                        FormatSize(config.pipeline.queue_max_bytes));
+    }
+    // forward.queue.max_bytes / fsync: the old names of the ingest log's keys.
+    for (const char* key : {"max_bytes", "fsync"}) {
+      const std::string old_key = std::string("forward.queue.") + key;
+      const std::string new_key = std::string("ingest_log.") + key;
+      if (!lines_.contains(old_key)) continue;
+      if (lines_.contains(new_key)) {
+        return Error(LineOf(old_key, new_key), old_key,
+                     "replaced by " + new_key +
+                         " (one durable log feeds forwarding and "
+                         "journeys now); give only " +
+                         new_key);
+      }
+      if (std::string_view(key) == "fsync") {
+        config.ingest_log.fsync = config.forward.queue.fsync;
+      } else {
+        config.ingest_log.max_bytes = config.forward.queue.max_bytes;
+      }
     }
     for (const auto& [name, tls] :
          {std::pair<std::string, const ListenerTls*>{"otlp_grpc", &config.listen.tls.otlp_grpc},

@@ -117,6 +117,9 @@ struct Config {
       uint64_t max_bytes = uint64_t{4} << 20;
       std::chrono::milliseconds max_age{200};
     } batch;
+    // The forwarder's own directory (dead letters; a queue left by a version before the ingest
+    // log is moved into the log at start).  max_bytes and fsync are the ingest log's now: old
+    // names of ingest_log.max_bytes and ingest_log.fsync (an error when both are given).
     struct Queue {
       std::string dir;  // default <data_dir>/forward
       uint64_t max_bytes = uint64_t{1} << 30;
@@ -128,6 +131,14 @@ struct Config {
     } retry;
     std::chrono::milliseconds drain_timeout{5000};
   } forward;
+  // The durable log of accepted batches (src/ingest_log/): on while journeys are enabled or
+  // forward.upstream is set; its consumers (journeys, the forwarder) read it at their own pace.
+  struct IngestLog {
+    std::string dir;                              // default <data_dir>/ingest-log
+    uint64_t max_bytes = uint64_t{1} << 30;       // above it clients are throttled (429)
+    uint64_t segment_bytes = uint64_t{64} << 20;  // one segment file at most this big
+    bool fsync = true;                            // sync (group commit) before the answer
+  } ingest_log;
   struct Log {
     std::string level = "info";  // debug | info | warn | error
     log::Format format = log::Format::kLogfmt;
@@ -152,6 +163,8 @@ struct Config {
       std::chrono::milliseconds interval{std::chrono::minutes(10)};  // how often it runs
     } retention;
     uint32_t max_spans_per_view = 1000;  // spans returned by GET /api/v1/orders/{id}
+    // For tests and drills: the journey consumer sleeps this long before each write.
+    std::chrono::milliseconds apply_delay{0};
     // Orders found through trace context for spans without order.id (docs/attribution.md).
     struct Attribution {
       bool enabled = true;

@@ -357,6 +357,9 @@ forward:
   EXPECT_EQ(c->forward.queue.dir, "/var/lib/ordertrace/fwd");
   EXPECT_EQ(c->forward.queue.max_bytes, uint64_t{2} << 30);
   EXPECT_FALSE(c->forward.queue.fsync);
+  // The old names of the ingest log's keys.
+  EXPECT_EQ(c->ingest_log.max_bytes, uint64_t{2} << 30);
+  EXPECT_FALSE(c->ingest_log.fsync);
   EXPECT_EQ(c->forward.retry.initial, 250ms);
   EXPECT_EQ(c->forward.retry.max, 60s);
   EXPECT_EQ(c->forward.drain_timeout, 2s);
@@ -388,6 +391,30 @@ TEST(ConfigTest, ForwardErrorsNameTheLineAndKey) {
                 .find("gateway.yaml:3: forward.queue.fsync: expected true or false"),
             std::string::npos);
   EXPECT_NE(ErrorOf("forward:\n  upstrem: grpc://x:1\n").find("gateway.yaml:2: forward.upstrem"),
+            std::string::npos);
+}
+
+TEST(ConfigTest, IngestLogKeys) {
+  const Config d = Parse("").value();
+  EXPECT_EQ(d.ingest_log.dir, "");  // <data_dir>/ingest-log
+  EXPECT_EQ(d.ingest_log.max_bytes, uint64_t{1} << 30);
+  EXPECT_EQ(d.ingest_log.segment_bytes, uint64_t{64} << 20);
+  EXPECT_TRUE(d.ingest_log.fsync);
+  EXPECT_EQ(d.journeys.apply_delay, 0ms);
+  auto c = Parse(
+      "ingest_log:\n  dir: /var/lib/ot/log\n  max_bytes: 2GiB\n  segment_bytes: 1MiB\n"
+      "  fsync: false\njourneys:\n  apply_delay: 250ms\n");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->ingest_log.dir, "/var/lib/ot/log");
+  EXPECT_EQ(c->ingest_log.max_bytes, uint64_t{2} << 30);
+  EXPECT_EQ(c->ingest_log.segment_bytes, uint64_t{1} << 20);
+  EXPECT_FALSE(c->ingest_log.fsync);
+  EXPECT_EQ(c->journeys.apply_delay, 250ms);
+  EXPECT_EQ(ErrorOf("ingest_log:\n  max_bytes: 1GiB\nforward:\n  queue:\n    max_bytes: 2GiB\n"),
+            "gateway.yaml:5: forward.queue.max_bytes: replaced by ingest_log.max_bytes (one "
+            "durable log feeds forwarding and journeys now); give only ingest_log.max_bytes");
+  EXPECT_NE(ErrorOf("ingest_log:\n  fsync: sometimes\n")
+                .find("gateway.yaml:2: ingest_log.fsync: expected true or false"),
             std::string::npos);
 }
 

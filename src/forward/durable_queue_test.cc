@@ -669,7 +669,7 @@ TEST_F(DurableQueueTest, WithoutFsyncThereAreNoSyncsPerAppend) {
   EXPECT_EQ(q->syncs(), 1u) << "one sync at a clean close";
 }
 
-// A write error (here: the file size limit, EFBIG) fails that append with Internal, leaves no
+// A write error (here: the file size limit, EFBIG) fails that append with Unavailable, leaves no
 // partial record behind, and the queue works again once the error goes away.  Run in a child
 // process so the limit cannot touch the test runner's own files.
 TEST_F(DurableQueueTest, WriteErrorFailsTheAppendCleanly) {
@@ -693,9 +693,9 @@ TEST_F(DurableQueueTest, WriteErrorFailsTheAppendCleanly) {
       ++ok;
     }
     if (ok != 8) ::_exit(12);  // 8 * 1020 bytes fit under 8192, the 9th does not
-    if (s.code() != StatusCode::kInternal) ::_exit(13);
+    if (s.code() != StatusCode::kUnavailable) ::_exit(13);
     if (s.message().find("large") == std::string::npos) ::_exit(14);  // "File too large"
-    if (q->Append(std::string(100, 'z')).code() != StatusCode::kInternal) ::_exit(15);
+    if (q->Append(std::string(100, 'z')).code() != StatusCode::kUnavailable) ::_exit(15);
     if (::setrlimit(RLIMIT_FSIZE, &old) != 0) ::_exit(16);
     if (!q->Append("after").ok()) ::_exit(17);
     if (q->records() != 9) ::_exit(18);

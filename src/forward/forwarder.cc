@@ -8,21 +8,27 @@
 
 namespace ordertrace::forward {
 
+Result<std::unique_ptr<OtlpExporter>> Forwarder::Prepare(const ForwarderOptions& options) {
+  auto exporter = OtlpExporter::Create(options.exporter);
+  if (!exporter.ok()) return exporter.status();
+  std::error_code ec;
+  std::filesystem::create_directories(options.dead_letter_dir, ec);
+  if (ec) {
+    return Status::InvalidArgument("dead-letter directory " + options.dead_letter_dir.string() +
+                                   ": " + ec.message());
+  }
+  return exporter;
+}
+
 Result<std::unique_ptr<Forwarder>> Forwarder::Start(const ForwarderOptions& options,
                                                     metrics::Registry& registry) {
-  auto exporter = OtlpExporter::Create(options.exporter);
+  auto exporter = Prepare(options);
   if (!exporter.ok()) return exporter.status();
   RecoveryReport report;
   auto queue = DurableQueue::Open(options.queue, &report);
   if (!queue.ok()) {
     return Status(queue.status().code(), "forward queue in " + options.queue.dir.string() + ": " +
                                              queue.status().message());
-  }
-  std::error_code ec;
-  std::filesystem::create_directories(options.dead_letter_dir, ec);
-  if (ec) {
-    return Status::InvalidArgument("dead-letter directory " + options.dead_letter_dir.string() +
-                                   ": " + ec.message());
   }
   if (report.records > 0 || report.torn_records > 0) {
     log::Info("forward queue recovered", {{"dir", options.queue.dir.string()},
@@ -31,15 +37,31 @@ Result<std::unique_ptr<Forwarder>> Forwarder::Start(const ForwarderOptions& opti
                                           {"torn_records_dropped", report.torn_records},
                                           {"torn_bytes_dropped", report.torn_bytes}});
   }
-  return std::unique_ptr<Forwarder>(
-      new Forwarder(options, std::move(queue).value(), std::move(exporter).value(), registry));
+  ingest_log::DurableLog::Consumer& consumer = (*queue)->consumer();
+  return std::unique_ptr<Forwarder>(new Forwarder(options, std::move(queue).value(), consumer,
+                                                  std::move(exporter).value(), registry));
 }
 
-Forwarder::Forwarder(const ForwarderOptions& options, std::unique_ptr<DurableQueue> queue,
+Result<std::unique_ptr<Forwarder>> Forwarder::Start(const ForwarderOptions& options,
+                                                    ingest_log::DurableLog::Consumer& log,
+                                                    metrics::Registry& registry) {
+  auto exporter = Prepare(options);
+  if (!exporter.ok()) return exporter.status();
+  if (const uint64_t n = log.lag_records(); n > 0) {
+    log::Info("forward queue recovered: unsent records in the ingest log",
+              {{"records", n}, {"bytes", log.lag_bytes()}});
+  }
+  return std::unique_ptr<Forwarder>(
+      new Forwarder(options, nullptr, log, std::move(exporter).value(), registry));
+}
+
+Forwarder::Forwarder(const ForwarderOptions& options, std::unique_ptr<DurableQueue> own_queue,
+                     ingest_log::DurableLog::Consumer& queue,
                      std::unique_ptr<OtlpExporter> exporter, metrics::Registry& registry)
     : options_(options),
       batch_limit_(options.batch_max_bytes),
-      queue_(std::move(queue)),
+      own_queue_(std::move(own_queue)),
+      queue_(&queue),
       exporter_(std::move(exporter)),
       rng_(std::random_device{}()),
       exports_(registry.AddCounter("ordertrace_forward_export_requests_total",
@@ -80,16 +102,17 @@ Forwarder::Forwarder(const ForwarderOptions& options, std::unique_ptr<DurableQue
                                      "Exports the upstream refused for credentials (401, 403, "
                                      "UNAUTHENTICATED, PERMISSION_DENIED); the data is held.")
                          .With({})) {
-  DurableQueue* q = queue_.get();
+  ingest_log::DurableLog::Consumer* q = queue_;
   registry.AddCallbackGauge("ordertrace_forward_queue_bytes",
-                            "Bytes in the durable forward queue not yet accepted upstream.",
-                            [q] { return static_cast<double>(q->bytes()); });
+                            "Bytes in the durable log not yet accepted upstream (the forward "
+                            "consumer's lag).",
+                            [q] { return static_cast<double>(q->lag_bytes()); });
   registry.AddCallbackGauge("ordertrace_forward_queue_records",
-                            "Requests in the durable forward queue not yet accepted upstream.",
-                            [q] { return static_cast<double>(q->records()); });
+                            "Requests in the durable log not yet accepted upstream.",
+                            [q] { return static_cast<double>(q->lag_records()); });
   registry.AddCallbackGauge("ordertrace_forward_queue_oldest_age_seconds",
-                            "Age of the oldest request waiting in the forward queue.",
-                            [q] { return q->oldest_age_ms() / 1000.0; });
+                            "Age of the oldest request waiting to be forwarded.",
+                            [q] { return q->lag_age_ms() / 1000.0; });
   // The body loops by itself (it blocks in the queue's Next()); the worker gives it the stop
   // flag and the interruptible sleep.
   sender_.Start("forwarder", std::chrono::milliseconds(0), [this] { Run(); });
@@ -99,28 +122,28 @@ Forwarder::~Forwarder() { Close(); }
 
 Status Forwarder::Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcept {
   if (!batch) return Status::InvalidArgument("null batch");
-  if (!accepting_.load()) {
+  if (!own_queue_ || !accepting_.load()) {
     refused_.With({"closed"}).Inc();
     return Status::Unavailable("the gateway is shutting down");
   }
   if (batch->spans().empty()) return Status::Ok();
   try {
     // An unmodified batch goes to the queue straight from its wire bytes, without a copy.
-    Status s = batch->modified() ? queue_->Append(EncodeForForwarding(*batch))
-                                 : queue_->Append(batch->wire());
+    Status s = batch->modified() ? own_queue_->Append(EncodeForForwarding(*batch))
+                                 : own_queue_->Append(batch->wire());
     if (s.ok()) {
       accepted_records_.Inc();
     } else {
       refused_
           .With({s.code() == StatusCode::kResourceExhausted ? "full"
-                 : s.code() == StatusCode::kUnavailable     ? "closed"
-                                                            : "io"})
+                 : accepting_.load()                        ? "io"
+                                                            : "closed"})
           .Inc();
     }
     return s;
   } catch (const std::exception& e) {  // allocation failure while re-encoding
     refused_.With({"io"}).Inc();
-    return Status::Internal(std::string("forward queue: ") + e.what());
+    return Status::Unavailable(std::string("forward queue: ") + e.what());
   }
 }
 
@@ -128,14 +151,14 @@ void Forwarder::Close() {
   if (!sender_.running()) return;
   accepting_.store(false);
   const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
-  while (queue_->records() > 0 && std::chrono::steady_clock::now() < deadline) {
+  while (queue_->lag_records() > 0 && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  queue_->Close();  // unblocks the sender's Next()
+  if (own_queue_) own_queue_->Close();  // unblocks the sender's Next() (the gateway's log: 200 ms)
   sender_.Stop();
-  if (queue_->records() > 0) {
+  if (queue_->lag_records() > 0) {
     log::Warn("forward queue not empty at shutdown; sent after the next start",
-              {{"records", queue_->records()}, {"bytes", queue_->bytes()}});
+              {{"records", queue_->lag_records()}, {"bytes", queue_->lag_bytes()}});
   }
 }
 
@@ -211,7 +234,7 @@ bool Forwarder::Send(std::vector<QueueRecord>& records) {
                      {{"code", result.code},
                       {"reason", result.reason},
                       {"retry_in_ms", static_cast<int64_t>(options_.retry_max.count())},
-                      {"queued_records", queue_->records()}});
+                      {"queued_records", queue_->lag_records()}});
           if (!Sleep(options_.retry_max)) {
             queue_->Rewind();
             return false;
@@ -262,7 +285,7 @@ bool Forwarder::Send(std::vector<QueueRecord>& records) {
         log::Warn("upstream export failed; retrying",
                   {{"reason", result.reason},
                    {"retry_in_ms", static_cast<int64_t>(delay.count())},
-                   {"queued_records", queue_->records()}});
+                   {"queued_records", queue_->lag_records()}});
         if (!Sleep(delay)) {
           queue_->Rewind();  // not sent: handed out again after the next start
           return false;

@@ -33,6 +33,9 @@
 #include "common/url.h"
 #include "common/values.h"
 #include "forward/forwarder.h"
+#include "ingest_log/durable_log.h"
+#include "ingest_log/log_sink.h"
+#include "ingest_log/stage_consumer.h"
 #include "jaeger/query_client.h"
 #include "jaeger/query_proxy.h"
 #include "jaeger/read_back.h"
@@ -192,6 +195,25 @@ Status PrepareDataDir(const std::string& dir) {
   return Status::Ok();
 }
 
+std::filesystem::path ForwardDirOf(const config::Config& c) {
+  return c.forward.queue.dir.empty() ? std::filesystem::path(c.data_dir) / "forward"
+                                     : std::filesystem::path(c.forward.queue.dir);
+}
+
+ingest_log::LogOptions IngestLogOptionsOf(const config::Config& c) {
+  ingest_log::LogOptions o;
+  o.dir = c.ingest_log.dir.empty() ? std::filesystem::path(c.data_dir) / "ingest-log"
+                                   : std::filesystem::path(c.ingest_log.dir);
+  o.max_bytes = c.ingest_log.max_bytes;
+  o.segment_bytes = c.ingest_log.segment_bytes;
+  o.fsync = c.ingest_log.fsync;
+  o.retry_after = c.pipeline.retry_after;
+  o.consumers.clear();
+  if (c.journeys.enabled) o.consumers.push_back("journeys");
+  if (!c.forward.upstream.empty()) o.consumers.push_back("forward");
+  return o;
+}
+
 forward::ForwarderOptions ForwarderOptionsOf(const config::Config& c) {
   forward::ForwarderOptions o;
   o.exporter.url = c.forward.upstream;
@@ -201,14 +223,9 @@ forward::ForwarderOptions ForwarderOptionsOf(const config::Config& c) {
   o.exporter.ca_file = c.forward.tls.ca_file;
   o.exporter.cert_file = c.forward.tls.cert_file;
   o.exporter.key_file = c.forward.tls.key_file;
-  const std::filesystem::path dir = c.forward.queue.dir.empty()
-                                        ? std::filesystem::path(c.data_dir) / "forward"
-                                        : std::filesystem::path(c.forward.queue.dir);
-  o.queue.dir = dir / "queue";
-  o.queue.max_bytes = c.forward.queue.max_bytes;
-  o.queue.fsync = c.forward.queue.fsync;
-  o.queue.retry_after = c.pipeline.retry_after;
-  o.dead_letter_dir = dir / "dead-letter";
+  // The forwarder reads the ingest log; its directory keeps the dead letters (and, from before
+  // the log, a queue/ that Start() moves into the log).
+  o.dead_letter_dir = ForwardDirOf(c) / "dead-letter";
   o.batch_max_bytes = c.forward.batch.max_bytes;
   o.batch_max_age = c.forward.batch.max_age;
   o.retry_initial = c.forward.retry.initial;
@@ -362,9 +379,14 @@ struct Gateway::Impl {
   }
   std::unique_ptr<receive::ReceiverMetrics> receiver_metrics;
   std::unique_ptr<pipeline::SpanLogStage> span_log;
+  // Without journeys: the span log's in-memory queue (null with journeys on).
   std::unique_ptr<pipeline::IngestQueue> queue;
+  // The durable log of accepted batches (null with neither journeys nor forwarding) and the sink
+  // appending to it; before its consumers, which hold it.
+  std::unique_ptr<ingest_log::DurableLog> ingest_log;
+  std::unique_ptr<ingest_log::LogSink> log_sink;
   std::unique_ptr<forward::Forwarder> forwarder;  // null when no upstream is configured
-  std::unique_ptr<pipeline::SinkChain> chain;     // queue, then forwarder
+  std::unique_ptr<pipeline::SinkChain> chain;     // forwarding without journeys: queue, then log
   // The receivers decode every request through it (null with redaction off): only redacted
   // batches reach the sink, so the queue, the journeys and the forwarder never see clear values.
   std::shared_ptr<redact::RedactingDecoder> redacting;
@@ -405,6 +427,8 @@ struct Gateway::Impl {
   std::unique_ptr<journey::Engine> engine;
   std::unique_ptr<journey::JourneyStage> journey_stage;
   std::unique_ptr<journey::RetentionTask> retention;
+  // The log's `journeys` consumer: the span log and the journey stage (after both: stopped first).
+  std::unique_ptr<ingest_log::StageConsumer> journeys_consumer;
   bool started = false;
   bool stopped = false;
 };
@@ -517,25 +541,9 @@ Status Gateway::Start() {
   pipeline::SpanLogOptions log_options;
   log_options.log_spans = config_.log.spans;
   g.span_log = std::make_unique<pipeline::SpanLogStage>(log_options);
-  pipeline::IngestQueueOptions queue_options;
-  queue_options.max_bytes = config_.pipeline.queue_max_bytes;
-  queue_options.retry_after = config_.pipeline.retry_after;
-  std::vector<pipeline::Stage*> stages{g.span_log.get()};
-  if (g.journey_stage) stages.push_back(g.journey_stage.get());
-  g.queue = std::make_unique<pipeline::IngestQueue>(queue_options, stages, registry_);
-
-  g.sink = g.queue.get();
-  if (!config_.forward.upstream.empty()) {
-    auto forwarder = forward::Forwarder::Start(ForwarderOptionsOf(config_), registry_);
-    if (!forwarder.ok()) {
-      Stop();
-      return Status(forwarder.status().code(),
-                    "forwarding (forward.* / --upstream): " + forwarder.status().message());
-    }
-    g.forwarder = std::move(forwarder).value();
-    g.chain = std::make_unique<pipeline::SinkChain>(
-        std::vector<pipeline::BatchSink*>{g.queue.get(), g.forwarder.get()});
-    g.sink = g.chain.get();
+  if (Status s = StartPipeline(); !s.ok()) {
+    Stop();
+    return s;
   }
   if (config_.redaction.enabled) {
     if (Status s = StartRedaction(); !s.ok()) {
@@ -810,7 +818,10 @@ void Gateway::Stop(std::chrono::milliseconds drain) {
     queued = g.queue->queued_batches();
     g.queue->Close();  // everything accepted goes through the stages
   }
+  // The log's consumers catch up (each within its drain timeout); what they leave stays on disk.
+  if (g.journeys_consumer) g.journeys_consumer->Stop();  // applies and acknowledges what it read
   if (g.forwarder) g.forwarder->Close();  // sends what it can; the rest stays on disk
+  if (g.ingest_log) g.ingest_log->Close();
   if (g.api) g.api->Shutdown(drain);
   if (g.oidc) g.oidc->Stop();
   if (g.retention) g.retention->Stop();
@@ -1000,6 +1011,87 @@ Status Gateway::StartBrowserSignIn() {
   return Status::Ok();
 }
 
+// Receivers → sink.  With neither journeys nor forwarding: the in-memory IngestQueue and the
+// span log, as before the log existed.  Otherwise the durable ingest log: with journeys its
+// `journeys` consumer runs the span log and the journey stage; forwarding without journeys keeps
+// the span log's in-memory queue in front of the log (a batch the log then refuses is logged
+// twice when the client retries, never forwarded twice).
+Status Gateway::StartPipeline() {
+  Impl& g = *impl_;
+  pipeline::IngestQueueOptions queue_options;
+  queue_options.max_bytes = config_.pipeline.queue_max_bytes;
+  queue_options.retry_after = config_.pipeline.retry_after;
+  const bool forwarding = !config_.forward.upstream.empty();
+  if (!g.journey_stage && !forwarding) {
+    g.queue = std::make_unique<pipeline::IngestQueue>(
+        queue_options, std::vector<pipeline::Stage*>{g.span_log.get()}, registry_);
+    g.sink = g.queue.get();
+    return Status::Ok();
+  }
+
+  const ingest_log::LogOptions log_options = IngestLogOptionsOf(config_);
+  ingest_log::RecoveryReport report;
+  auto log = ingest_log::DurableLog::Open(log_options, &report);
+  if (!log.ok()) {
+    return Status(log.status().code(),
+                  "ingest log (ingest_log.dir / --data): " + log.status().message());
+  }
+  g.ingest_log = std::move(log).value();
+  g.ingest_log->RegisterMetrics(registry_);
+  if (report.records > 0 || report.torn_records > 0) {
+    log::Info("ingest log recovered", {{"dir", log_options.dir.string()},
+                                       {"records", report.records},
+                                       {"bytes", report.bytes},
+                                       {"torn_records_dropped", report.torn_records},
+                                       {"torn_bytes_dropped", report.torn_bytes}});
+  }
+  g.log_sink = std::make_unique<ingest_log::LogSink>(*g.ingest_log);
+
+  const std::filesystem::path old_queue = ForwardDirOf(config_) / "queue";
+  std::error_code ec;
+  if (std::filesystem::exists(old_queue, ec) &&
+      !std::filesystem::equivalent(old_queue, log_options.dir, ec)) {
+    if (forwarding) {
+      auto moved = ingest_log::ImportForwardQueue(old_queue, *g.ingest_log);
+      if (!moved.ok()) {
+        // The rest stays where it was and is moved at the next start.
+        log::Warn("old forward queue not fully moved into the ingest log",
+                  {{"error", moved.status().message()}});
+      }
+    } else {
+      log::Warn("an old forward queue is on disk but forwarding is off; it is left there",
+                {{"dir", old_queue.string()}});
+    }
+  }
+
+  if (forwarding) {
+    auto forwarder = forward::Forwarder::Start(ForwarderOptionsOf(config_),
+                                               *g.ingest_log->consumer("forward"), registry_);
+    if (!forwarder.ok()) {
+      return Status(forwarder.status().code(),
+                    "forwarding (forward.* / --upstream): " + forwarder.status().message());
+    }
+    g.forwarder = std::move(forwarder).value();
+  }
+  if (g.journey_stage) {
+    ingest_log::StageConsumerOptions o;
+    o.limits = config_.limits;
+    o.drain_timeout = config_.forward.drain_timeout;
+    g.journeys_consumer = std::make_unique<ingest_log::StageConsumer>(
+        *g.ingest_log->consumer("journeys"),
+        std::vector<pipeline::Stage*>{g.span_log.get(), g.journey_stage.get()}, o, registry_);
+    g.journeys_consumer->Start();
+    g.sink = g.log_sink.get();
+  } else {
+    g.queue = std::make_unique<pipeline::IngestQueue>(
+        queue_options, std::vector<pipeline::Stage*>{g.span_log.get()}, registry_);
+    g.chain = std::make_unique<pipeline::SinkChain>(
+        std::vector<pipeline::BatchSink*>{g.queue.get(), g.log_sink.get()});
+    g.sink = g.chain.get();
+  }
+  return Status::Ok();
+}
+
 Status Gateway::StartJourneys() {
   Impl& g = *impl_;
   auto rules = LoadJourneyRules(config_);
@@ -1053,12 +1145,17 @@ Status Gateway::StartJourneys() {
   }
   journey::AttributionOptions attribution;
   attribution.enabled = ac.enabled;
+  // Journeys read the ingest log: many requests' facts per engine write (JourneyStage, batched).
+  journey::JourneyStageOptions stage_options;
+  stage_options.batched = true;
+  stage_options.apply_delay = config_.journeys.apply_delay;
   attribution.wait = wait;
   attribution.max_pending_spans = ac.max_pending_spans;
   attribution.max_pending_bytes = ac.max_pending_bytes;
   attribution.max_tracked_spans = ac.max_tracked_spans;
   attribution.max_tracked_traces = ac.max_tracked_traces;
-  g.journey_stage = std::make_unique<journey::JourneyStage>(*g.engine, registry_, attribution);
+  g.journey_stage =
+      std::make_unique<journey::JourneyStage>(*g.engine, registry_, attribution, stage_options);
   g.journey_stage->Start();
   if (Status s = StartAlerts(); !s.ok()) return s;
   g.engine->StartDetector();

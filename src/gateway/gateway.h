@@ -1,10 +1,12 @@
 // Gateway: `ordertrace serve` assembled from its parts.
 //
 //   OTLP/gRPC  ─┐
-//   OTLP/HTTP  ─┴─► receivers (decode, validate) ─► IngestQueue (BatchSink) ─► stages:
-//                                                     span log, journeys (engine + store)
-//                                                └─► Forwarder (durable queue → upstream)
+//   OTLP/HTTP  ─┴─► receivers (decode, validate, redact) ─► ingest log (durable, before the OK)
+//                     consumer `journeys`: span log, journey stage (engine + store) ◄─┤
+//                     consumer `forward`:  Forwarder → upstream                    ◄─┘
 //   API HTTP   ───► /healthz /readyz /metrics /api/v1/orders
+//
+// With neither journeys nor forwarding there is no log: receivers → IngestQueue → span log.
 //
 // Journeys (journeys.enabled, on by default): the rules are loaded and the engine recovers its
 // deadlines from the store before any listener opens; its detector thread flags stuck orders;
@@ -14,7 +16,8 @@
 //
 // Lifecycle: Start() binds every listener (an address in use is an error naming the key and
 // flag), then readiness turns "ready".  Stop() drains: readiness turns "draining" (503), the
-// receivers refuse new requests and finish those in flight, the queue runs everything accepted
+// receivers refuse new requests and finish those in flight, the queue (or the log's consumers,
+// within forward.drain_timeout: the rest is read after the next start) runs everything accepted
 // through the stages, and the API listener closes last, so health and metrics stay visible
 // while the gateway drains.
 //
@@ -111,6 +114,7 @@ class Gateway {
  private:
   struct Impl;
   Status StartJourneys();
+  Status StartPipeline();  // the sink: the ingest log and its consumers, or the IngestQueue
   // The API's sign-in: the OIDC client (its first fetch runs on its worker), the authorizer
   // and the guard; AllowAll without auth.oidc.issuer.
   Status StartSignIn();

@@ -116,7 +116,11 @@ TEST_F(GatewayTest, ServesBothProtocolsAndDrains) {
   EXPECT_TRUE(MetricsShow(api, "ordertrace_receiver_accepted_spans_total{protocol=\"grpc\"} 2"));
   EXPECT_TRUE(
       MetricsShow(api, "ordertrace_receiver_accepted_spans_total{protocol=\"http_protobuf\"} 3"));
-  EXPECT_TRUE(MetricsShow(api, "ordertrace_pipeline_spans_total 5"));
+  // Journeys are on by default: the batches went through the ingest log to its consumer.
+  EXPECT_TRUE(
+      MetricsShow(api, "ordertrace_ingest_log_consumed_spans_total{consumer=\"journeys\"} 5"));
+  EXPECT_TRUE(
+      std::filesystem::is_directory(std::filesystem::path(config_.data_dir) / "ingest-log"));
   const std::string metrics = Request(api, "GET", "/metrics").body;
   EXPECT_NE(metrics.find("ordertrace_build_info{version=\"" + std::string(Version()) + "\"} 1"),
             std::string::npos);
@@ -126,9 +130,28 @@ TEST_F(GatewayTest, ServesBothProtocolsAndDrains) {
   gw.Stop();
   EXPECT_EQ(gw.readiness().state(), api::Readiness::State::kDraining);
   const std::string after = gw.registry().Serialize();
-  EXPECT_NE(after.find("ordertrace_pipeline_batches_total 2\n"), std::string::npos) << after;
-  EXPECT_NE(after.find("ordertrace_pipeline_queue_batches 0\n"), std::string::npos) << after;
+  EXPECT_NE(after.find("ordertrace_ingest_log_appends_total 2\n"), std::string::npos) << after;
+  EXPECT_NE(after.find("ordertrace_ingest_log_consumer_lag_records{consumer=\"journeys\"} 0\n"),
+            std::string::npos)
+      << after;
   gw.Stop();  // idempotent
+}
+
+// With neither journeys nor forwarding there is no log: the in-memory queue and the span log.
+TEST_F(GatewayTest, WithoutJourneysOrForwardingThereIsNoLog) {
+  config_.journeys.enabled = false;
+  Gateway gw(config_);
+  ASSERT_TRUE(gw.Start().ok());
+  Reply posted = Request(gw.otlp_http_port(), "POST", "/v1/traces",
+                         SampleRequest(3).SerializeAsString(), "application/x-protobuf");
+  EXPECT_EQ(posted.status, 200) << posted.body;
+  EXPECT_TRUE(MetricsShow(gw.http_port(), "ordertrace_pipeline_spans_total 3"));
+  gw.Stop();
+  const std::string after = gw.registry().Serialize();
+  EXPECT_NE(after.find("ordertrace_pipeline_batches_total 1\n"), std::string::npos) << after;
+  EXPECT_NE(after.find("ordertrace_pipeline_queue_batches 0\n"), std::string::npos) << after;
+  EXPECT_EQ(after.find("ordertrace_ingest_log_"), std::string::npos);
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(config_.data_dir) / "ingest-log"));
 }
 
 TEST_F(GatewayTest, PortInUseNamesTheKeyAndFlag) {

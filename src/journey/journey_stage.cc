@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <thread>
 #include <utility>
 
 #include "common/log.h"
@@ -11,8 +12,9 @@
 namespace ordertrace::journey {
 
 JourneyStage::JourneyStage(Engine& engine, metrics::Registry& registry,
-                           AttributionOptions attribution)
+                           AttributionOptions attribution, JourneyStageOptions options)
     : engine_(engine),
+      options_(options),
       attributor_(attribution.enabled ? std::make_unique<Attributor>(attribution, &registry)
                                       : nullptr),
       spans_(registry
@@ -31,7 +33,13 @@ JourneyStage::JourneyStage(Engine& engine, metrics::Registry& registry,
       failed_batches_(registry
                           .AddCounter("ordertrace_journey_failed_batches_total",
                                       "Batches whose journey facts could not be applied.")
-                          .With({})) {
+                          .With({})),
+      apply_records_(registry
+                         .AddHistogram("ordertrace_journey_apply_facts",
+                                       "Facts (span records) per engine write: one store "
+                                       "transaction each.",
+                                       {}, {1, 10, 100, 1000, 10000, 100000})
+                         .With({})) {
   if (attributor_) {
     attributor_->SetPublishLookup(
         [this](std::string_view send_span_id) { return engine_.PublishOrder(send_span_id); });
@@ -69,6 +77,7 @@ size_t JourneyStage::RememberRecentSpans() {
 void JourneyStage::Start() {
   if (!attributor_) return;
   RememberRecentSpans();
+  if (options_.batched) return;  // Flush() ends the waits
   timer_.Start("attribution", [this]() -> std::chrono::nanoseconds {
     const Nanos now = engine_.clock().Now();
     ExpireWaits(now);
@@ -102,16 +111,39 @@ size_t JourneyStage::ExpireWaits(Nanos now) noexcept {
 
 void JourneyStage::Apply(std::vector<SpanRecord>* records) noexcept {
   if (records->empty()) return;
+  if (options_.apply_delay.count() > 0) std::this_thread::sleep_for(options_.apply_delay);
+  apply_records_.Observe(static_cast<double>(records->size()));
   Status s = engine_.Apply(std::move(*records));
   *records = {};
+  unwritten_.store(!s.ok());
   if (!s.ok()) failed_batches_.Inc();
+}
+
+bool JourneyStage::Flush(bool final) noexcept {
+  if (!options_.batched) return true;
+  try {
+    if (attributor_) {
+      FactExtractor extractor(engine_.rules());
+      const size_t before = records_.size();
+      attributor_->Expire(final ? Attributor::kForever : engine_.clock().Now(), extractor,
+                          &records_);
+      kept_.Inc(records_.size() - before);
+    }
+  } catch (const std::exception& e) {
+    failed_batches_.Inc();
+    log::Error("journey stage failed to end attribution waits", {{"error", e.what()}});
+  }
+  Apply(&records_);
+  records_.clear();
+  return !unwritten_.load();
 }
 
 void JourneyStage::Process(const std::shared_ptr<const otlp::SpanBatch>& batch) noexcept {
   try {
     // The rules are read per batch, so a SIGHUP reload applies from the next batch on.
     FactExtractor extractor(engine_.rules());
-    records_.clear();
+    if (!options_.batched) records_.clear();  // batched: gathered until Flush()
+    const size_t before = records_.size();
     ExtractStats stats;
     if (attributor_) {
       attributor_->Process(batch, extractor, engine_.clock().Now(), &records_, &stats);
@@ -119,9 +151,9 @@ void JourneyStage::Process(const std::shared_ptr<const otlp::SpanBatch>& batch) 
       extractor.Extract(*batch, &records_, &stats);
     }
     spans_.Inc(stats.spans);
-    kept_.Inc(records_.size());  // with the pending spans this batch resolved
+    kept_.Inc(records_.size() - before);  // with the pending spans this batch resolved
     unknown_stage_.Inc(stats.unknown_stage);
-    Apply(&records_);
+    if (!options_.batched) Apply(&records_);
   } catch (const std::exception& e) {
     // bad_alloc and the like: the batch's facts are lost for journeys (still forwarded).
     failed_batches_.Inc();

@@ -5,13 +5,20 @@
 //
 // Spans that wait for their ancestor are attributed when it arrives, or when their wait ends:
 // a timer thread of the stage (Start/Stop) ends the waits and applies what they give.
-// Stop() ends every wait (a graceful shutdown loses no pending span to journeys; a crash loses
-// them, like the other facts not yet written).
+// Stop() ends every wait (a graceful shutdown loses no pending span to journeys).
 //
-// Thread-safety: Process() on the queue's worker only (pipeline::Stage's contract); Start()
-// and Stop() from the owning thread; attributor() is thread-safe.
+// Batched (JourneyStageOptions::batched, the gateway's ingest-log consumer): Process() only
+// extracts facts; Flush() ends the waits that are due and applies everything gathered since the
+// last Flush() in one Engine::Apply (one store transaction for many requests); there is no
+// timer thread.  The consumer acknowledges a record once Flush() returned and attribution no
+// longer holds its batch, so a crash loses nothing: the records are read again.
+//
+// Thread-safety: Process() and Flush() on the pipeline's one thread (pipeline::Stage's
+// contract); Start() and Stop() from the owning thread; attributor() is thread-safe.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -24,15 +31,26 @@
 
 namespace ordertrace::journey {
 
+struct JourneyStageOptions {
+  bool batched = false;  // see the file comment
+  // For tests and drills (journeys.apply_delay): sleep this long before each Engine::Apply.
+  std::chrono::milliseconds apply_delay{0};
+};
+
 class JourneyStage : public pipeline::Stage {
  public:
   // `engine` and `registry` must outlive the stage.
-  JourneyStage(Engine& engine, metrics::Registry& registry, AttributionOptions attribution = {});
+  JourneyStage(Engine& engine, metrics::Registry& registry, AttributionOptions attribution = {},
+               JourneyStageOptions options = {});
   ~JourneyStage() override;
 
   void Process(const std::shared_ptr<const otlp::SpanBatch>& batch) noexcept override;
+  // Batched: ends the waits due now (all of them when `final`) and applies what was gathered.
+  // False while a failed store write has not been followed by a good one (Engine::Apply keeps
+  // the facts for retry; until written they must stay in the log).
+  bool Flush(bool final) noexcept override;
 
-  // RememberRecentSpans(), then starts the timer that ends waits.
+  // RememberRecentSpans(), then (not batched) starts the timer that ends waits.
   void Start();
   // Warms the attributor from the store: the spans of the latest orders, so that a restart does
   // not forget which order a recent span belongs to.  Start() calls it; a harness that drives
@@ -52,12 +70,15 @@ class JourneyStage : public pipeline::Stage {
   void Apply(std::vector<SpanRecord>* records) noexcept;
 
   Engine& engine_;
+  const JourneyStageOptions options_;
+  std::atomic<bool> unwritten_{false};  // the last Engine::Apply failed
   std::unique_ptr<Attributor> attributor_;
   std::vector<SpanRecord> records_;  // reused between batches
   metrics::Counter& spans_;
   metrics::Counter& kept_;
   metrics::Counter& unknown_stage_;
   metrics::Counter& failed_batches_;
+  metrics::Histogram& apply_records_;  // facts per Engine::Apply
   Worker timer_;
 };
 
