@@ -301,6 +301,7 @@ void UpstreamRecorder::Stop() {
 }
 
 Status UpstreamRecorder::Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcept {
+  if (refusing_) return Status::Unavailable("the test's upstream is down", 100);
   std::lock_guard lock(mu_);
   for (const auto& s : batch->spans()) {
     ++received_[otlp::ToHex(s.span_id)];

@@ -21,7 +21,8 @@
 //       now; nothing after, so the detector flags it silent seconds later, during the run.
 // The lifecycle rules that go with them are kRules; their deadlines are long enough that a
 // healthy order is never overdue while the gateway restarts, short enough that stalls are
-// flagged within the run.
+// flagged within the run, and no verdict changes after that within a test (a stall's next
+// deadline is 10 minutes away), so two gateways can be compared at any moment.
 //
 // Thread-safety: OrderLoad is used by one thread.  LoadClient's counters and UpstreamRecorder
 // are safe from any thread.
@@ -72,7 +73,7 @@ expect:
     within_receipt: 20s
   MANUFACTURING_STARTED:
     next: SHIPPED
-    within: 30s
+    within: 10m
     next_by: mes
     heartbeat: 2s
   SHIPPED:
@@ -181,6 +182,9 @@ class UpstreamRecorder : public pipeline::BatchSink {
   ~UpstreamRecorder() override;
   bool Start();  // on the same port every time (the gateway's config names it)
   void Stop();
+  // While refusing, every request is answered 503 (Retry-After 100 ms) and nothing is kept: an
+  // outage of the upstream without giving up its port.
+  void SetRefusing(bool refusing) { refusing_ = refusing; }
 
   Status Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcept override;
 
@@ -198,6 +202,7 @@ class UpstreamRecorder : public pipeline::BatchSink {
   mutable std::mutex mu_;
   std::map<std::string, int> received_;
   size_t total_ = 0;
+  std::atomic<bool> refusing_{false};
 };
 
 }  // namespace ordertrace::durability
