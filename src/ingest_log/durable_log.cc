@@ -122,10 +122,9 @@ std::string ConsumerOfCursor(const std::string& file) {
   return "";
 }
 bool ValidConsumerName(const std::string& name) {
-  return !name.empty() && name.size() <= 32 &&
-         std::all_of(name.begin(), name.end(), [](char c) {
-           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
-         });
+  return !name.empty() && name.size() <= 32 && std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
 }
 constexpr const char* kLockName = "lock";
 constexpr uint64_t kMaxPayload = std::numeric_limits<uint32_t>::max();
@@ -268,7 +267,6 @@ int FdatasyncFd(int fd) {
 
 }  // namespace
 
-
 // ---------------------------------------------------------------------------------------------
 
 struct DurableLog::Impl {
@@ -292,8 +290,8 @@ struct DurableLog::Impl {
   // the read descriptor is its thread's alone.
   struct ConsumerState {
     std::unique_ptr<Consumer> handle;
-    uint64_t acked_id = 0;   // persisted in its cursor
-    uint64_t handed_id = 0;  // the last record handed out (>= acked_id)
+    uint64_t acked_id = 0;                  // persisted in its cursor
+    uint64_t handed_id = 0;                 // the last record handed out (>= acked_id)
     std::shared_ptr<Segment> read_segment;  // the segment `read_fd` is open on
     int read_fd = -1;
   };
@@ -375,7 +373,8 @@ struct DurableLog::Impl {
     } else {
       CountRefused(&refused.io, "io");
     }
-    return Status::Unavailable(IoMessage(what, file, err), static_cast<int>(opt.retry_after.count()));
+    return Status::Unavailable(IoMessage(what, file, err),
+                               static_cast<int>(opt.retry_after.count()));
   }
 
   int TakeFault(Fault f) {
@@ -402,8 +401,9 @@ struct DurableLog::Impl {
       const int fd = seg->fd ? seg->fd->fd : -1;
       if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(first.offset)) != 0) {
         sticky_error = Status::Unavailable(
-            s.message() + " (and the segment could not be cut back: appends refused until "
-                          "restart)",
+            s.message() +
+                " (and the segment could not be cut back: appends refused until "
+                "restart)",
             static_cast<int>(opt.retry_after.count()));
       }
       seg->size = first.offset;
@@ -629,8 +629,9 @@ Status DurableLog::Impl::Recover(RecoveryReport* report) {
     uint64_t first_id = 0;
     const std::string name = it->path().filename().string();
     if (const std::string c = ConsumerOfCursor(name); !c.empty()) {
-      const bool configured = std::any_of(consumers.begin(), consumers.end(),
-                                          [&](const ConsumerState& s) { return s.handle->name() == c; });
+      const bool configured =
+          std::any_of(consumers.begin(), consumers.end(),
+                      [&](const ConsumerState& s) { return s.handle->name() == c; });
       if (!configured) dropped.push_back(name);
       continue;
     }
@@ -1176,7 +1177,8 @@ void DurableLog::RegisterMetrics(metrics::Registry& registry) {
   registry.AddCallbackGauge(
       "ordertrace_ingest_log_consumer_lag_records",
       "Records in the ingest log a consumer (forward, journeys) has not acknowledged yet.",
-      "consumer", per_consumer([](const Consumer& c) { return static_cast<double>(c.lag_records()); }));
+      "consumer",
+      per_consumer([](const Consumer& c) { return static_cast<double>(c.lag_records()); }));
   registry.AddCallbackGauge(
       "ordertrace_ingest_log_consumer_lag_bytes",
       "Bytes of the records in the ingest log a consumer has not acknowledged yet.", "consumer",

@@ -101,11 +101,11 @@ class DurableLog {
   // Wakes consumers blocked in Next() (they get nothing from now on) and refuses appends.
   void Close();
 
-  uint64_t bytes() const;    // records some consumer still needs, headers included
-  uint64_t records() const;  // likewise
+  uint64_t bytes() const;         // records some consumer still needs, headers included
+  uint64_t records() const;       // likewise
   int64_t oldest_age_ms() const;  // of the oldest such record; 0 when none
-  uint64_t syncs() const;    // fdatasync calls on segments (group commit: fewer than appends)
-  uint64_t appends() const;  // appends that returned OK
+  uint64_t syncs() const;         // fdatasync calls on segments (group commit: fewer than appends)
+  uint64_t appends() const;       // appends that returned OK
   Refusals refused() const;
 
   // ordertrace_ingest_log_* (docs/architecture.md); `registry` must outlive the log.

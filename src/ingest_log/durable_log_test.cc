@@ -280,15 +280,14 @@ TEST_F(DurableLogTest, MetricsNameEveryConsumerAndReason) {
   log->RegisterMetrics(registry);
   ASSERT_TRUE(log->Append("abc").ok());
   const std::string m = registry.Serialize();
-  for (const char* line : {"ordertrace_ingest_log_records 1\n",
-                           "ordertrace_ingest_log_bytes 23\n",
-                           "ordertrace_ingest_log_appends_total 1\n",
-                           "ordertrace_ingest_log_syncs_total 1\n",
-                           "ordertrace_ingest_log_refused_total{reason=\"disk_full\"} 0\n",
-                           "ordertrace_ingest_log_consumer_lag_records{consumer=\"journeys\"} 1\n",
-                           "ordertrace_ingest_log_consumer_lag_records{consumer=\"forward\"} 1\n",
-                           "ordertrace_ingest_log_consumer_lag_bytes{consumer=\"forward\"} 23\n",
-                           "ordertrace_ingest_log_consumer_lag_seconds{consumer=\"forward\"} "}) {
+  for (const char* line :
+       {"ordertrace_ingest_log_records 1\n", "ordertrace_ingest_log_bytes 23\n",
+        "ordertrace_ingest_log_appends_total 1\n", "ordertrace_ingest_log_syncs_total 1\n",
+        "ordertrace_ingest_log_refused_total{reason=\"disk_full\"} 0\n",
+        "ordertrace_ingest_log_consumer_lag_records{consumer=\"journeys\"} 1\n",
+        "ordertrace_ingest_log_consumer_lag_records{consumer=\"forward\"} 1\n",
+        "ordertrace_ingest_log_consumer_lag_bytes{consumer=\"forward\"} 23\n",
+        "ordertrace_ingest_log_consumer_lag_seconds{consumer=\"forward\"} "}) {
     EXPECT_NE(m.find(line), std::string::npos) << line << "\n" << m;
   }
 }

@@ -34,8 +34,7 @@ void StageConsumer::Start() {
     while (!worker_.stopping()) Round(options_.idle_wait);
     // Stopping: catch up with the log, then end the stages' pending work and acknowledge it.
     const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
-    while (std::chrono::steady_clock::now() < deadline &&
-           Round(std::chrono::milliseconds(0)) > 0) {
+    while (std::chrono::steady_clock::now() < deadline && Round(std::chrono::milliseconds(0)) > 0) {
     }
     bool done = true;
     for (pipeline::Stage* stage : stages_) done = stage->Flush(/*final=*/true) && done;
@@ -52,13 +51,14 @@ void StageConsumer::Stop() { worker_.Stop(); }
 size_t StageConsumer::Round(std::chrono::milliseconds wait) {
   std::vector<LogRecord> records = consumer_.Next(options_.batch_bytes, wait);
   for (LogRecord& r : records) {
-    auto decoded = otlp::DecodeExportRequest(std::move(r.payload), otlp::Protocol::kGrpc,
-                                             options_.limits);
+    auto decoded =
+        otlp::DecodeExportRequest(std::move(r.payload), otlp::Protocol::kGrpc, options_.limits);
     if (!decoded.ok()) {
       // Cannot happen for a record the receivers encoded; skipped rather than blocking the log.
       undecodable_.Inc();
-      log::Error("ingest log record does not decode; skipped",
-                 {{"consumer", consumer_.name()}, {"id", r.id}, {"error", decoded.status().message()}});
+      log::Error(
+          "ingest log record does not decode; skipped",
+          {{"consumer", consumer_.name()}, {"id", r.id}, {"error", decoded.status().message()}});
       unacked_.emplace_back(r.id, std::weak_ptr<const otlp::SpanBatch>());
       continue;
     }

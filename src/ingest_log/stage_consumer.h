@@ -36,9 +36,9 @@
 namespace ordertrace::ingest_log {
 
 struct StageConsumerOptions {
-  uint64_t batch_bytes = uint64_t{8} << 20;      // payload read per round (at least one record)
-  std::chrono::milliseconds idle_wait{100};      // a round waits this long for a record; the
-                                                 // stages are flushed at least this often
+  uint64_t batch_bytes = uint64_t{8} << 20;        // payload read per round (at least one record)
+  std::chrono::milliseconds idle_wait{100};        // a round waits this long for a record; the
+                                                   // stages are flushed at least this often
   std::chrono::milliseconds drain_timeout{30000};  // Stop(): time to catch up with the log
   otlp::Limits limits;                             // for decoding (the receivers' limits)
 };

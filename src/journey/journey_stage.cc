@@ -100,7 +100,7 @@ size_t JourneyStage::ExpireWaits(Nanos now) noexcept {
     attributor_->Expire(now, extractor, &records);
     const size_t n = records.size();
     kept_.Inc(n);
-    Apply(&records);
+    Apply(&records, /*delay=*/now != Attributor::kForever);
     return n;
   } catch (const std::exception& e) {
     failed_batches_.Inc();
@@ -109,9 +109,9 @@ size_t JourneyStage::ExpireWaits(Nanos now) noexcept {
   }
 }
 
-void JourneyStage::Apply(std::vector<SpanRecord>* records) noexcept {
+void JourneyStage::Apply(std::vector<SpanRecord>* records, bool delay) noexcept {
   if (records->empty()) return;
-  if (options_.apply_delay.count() > 0) std::this_thread::sleep_for(options_.apply_delay);
+  if (delay && options_.apply_delay.count() > 0) std::this_thread::sleep_for(options_.apply_delay);
   apply_records_.Observe(static_cast<double>(records->size()));
   Status s = engine_.Apply(std::move(*records));
   *records = {};
@@ -133,7 +133,7 @@ bool JourneyStage::Flush(bool final) noexcept {
     failed_batches_.Inc();
     log::Error("journey stage failed to end attribution waits", {{"error", e.what()}});
   }
-  Apply(&records_);
+  Apply(&records_, /*delay=*/!final);
   records_.clear();
   return !unwritten_.load();
 }

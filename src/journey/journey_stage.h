@@ -33,7 +33,8 @@ namespace ordertrace::journey {
 
 struct JourneyStageOptions {
   bool batched = false;  // see the file comment
-  // For tests and drills (journeys.apply_delay): sleep this long before each Engine::Apply.
+  // For tests and drills (journeys.apply_delay): sleep this long before each Engine::Apply
+  // (except at shutdown).
   std::chrono::milliseconds apply_delay{0};
 };
 
@@ -67,7 +68,8 @@ class JourneyStage : public pipeline::Stage {
   Attributor* attributor() { return attributor_.get(); }  // null when turned off
 
  private:
-  void Apply(std::vector<SpanRecord>* records) noexcept;
+  // `delay`: journeys.apply_delay first (not at shutdown: the final Flush() and Stop()).
+  void Apply(std::vector<SpanRecord>* records, bool delay = true) noexcept;
 
   Engine& engine_;
   const JourneyStageOptions options_;

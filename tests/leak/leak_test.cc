@@ -12,7 +12,7 @@
 //
 // Then every sink is searched for each canary and its normalised forms (lower-cased e-mail,
 // E.164 and digits-only phone, card digits without separators, IBAN without spaces, ...): every
-// file under both gateways' directories (journey database and WAL, forward queue segments,
+// file under both gateways' directories (journey database and WAL, ingest log segments,
 // audit log, the gateways' stdout/stderr), every body the upstream and the webhook receivers
 // got, Alertmanager's API and its files, and the gateways' API answers and /metrics.  Pass:
 // zero hits; the pseudonyms the test computes itself (HMAC-SHA256 over gateway A's key file,
@@ -780,19 +780,19 @@ TEST_F(LeakTest, CanariesInEveryCarrierReachNoSinkThroughTwoGateways) {
     EXPECT_EQ(StringAttr(rs.scope_spans(0).scope().attributes(), "partner.id"), p_partner);
   }
 
-  // The search, twice: while everything runs (the WAL, the forward queue's active segments)
+  // The search, twice: while everything runs (the WAL, the ingest log's active segments)
   // and after the gateways stopped (complete logs, checkpointed database).
   SearchSinks("(running)", p_partner);
 
   // Non-vacuous: the files that must be searched were there, with pseudonyms in them.
   EXPECT_TRUE(search_.SawFile("data/journeys.db")) << "no journey database";
   EXPECT_TRUE(search_.SawFile("data/journeys.db-wal")) << "no journey WAL";
-  EXPECT_TRUE(search_.SawFileContaining("data/forward/queue/seg-")) << "no forward queue segment";
+  EXPECT_TRUE(search_.SawFileContaining("data/ingest-log/seg-")) << "no ingest log segment";
   EXPECT_TRUE(search_.SawFile("data/audit.log")) << "no audit log";
-  EXPECT_TRUE(FileHolds(a_.data_dir() / "forward", p_partner))
-      << "gateway A's forward queue holds the partner's pseudonym";
-  EXPECT_TRUE(FileHolds(b_.data_dir() / "forward", p_partner))
-      << "gateway B's forward queue holds the partner's pseudonym (A's, unchanged)";
+  EXPECT_TRUE(FileHolds(a_.data_dir() / "ingest-log", p_partner))
+      << "gateway A's ingest log holds the partner's pseudonym";
+  EXPECT_TRUE(FileHolds(b_.data_dir() / "ingest-log", p_partner))
+      << "gateway B's ingest log holds the partner's pseudonym (A's, unchanged)";
   EXPECT_NE(a_.Log().find(p_email), std::string::npos) << "the span log shows the pseudonym";
   EXPECT_NE(b_.Log().find(p_email), std::string::npos) << "the span log shows the pseudonym";
   if (!alerts_.empty()) {
@@ -846,8 +846,8 @@ TEST_F(LeakTest, WithRedactionOffTheSearchFindsCanariesInEverySink) {
   };
   for (const std::string part :
        {"gateway A (running) dir/data/journeys.db", "gateway B (running) dir/data/journeys.db",
-        "gateway A (running) dir/data/forward/queue/seg-",
-        "gateway B (running) dir/data/forward/queue/seg-", "gateway A (stopped) dir/gateway-0.log",
+        "gateway A (running) dir/data/ingest-log/seg-",
+        "gateway B (running) dir/data/ingest-log/seg-", "gateway A (stopped) dir/gateway-0.log",
         "gateway B (stopped) dir/gateway-0.log", "gateway A (running) GET /api/v1/orders/LEAK-",
         "gateway B (running) GET /api/v1/orders/LEAK-", "recorder POST /v1/traces",
         "recorder POST /hook-a", "recorder POST /hook-b", "recorder POST /am",
