@@ -30,23 +30,34 @@ StageConsumer::StageConsumer(DurableLog::Consumer& consumer, std::vector<pipelin
 StageConsumer::~StageConsumer() { Stop(); }
 
 void StageConsumer::Start() {
+  started_ = true;
   worker_.Start("log-" + consumer_.name(), std::chrono::milliseconds(0), [this] {
     while (!worker_.stopping()) Round(options_.idle_wait);
-    // Stopping: catch up with the log, then end the stages' pending work and acknowledge it.
-    const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
-    while (std::chrono::steady_clock::now() < deadline && Round(std::chrono::milliseconds(0)) > 0) {
-    }
-    bool done = true;
-    for (pipeline::Stage* stage : stages_) done = stage->Flush(/*final=*/true) && done;
-    if (done) AckReleased();
-    if (const uint64_t lag = consumer_.lag_records(); lag > 0) {
-      log::Warn("ingest log consumer stopped behind the log; the rest is read after the next start",
-                {{"consumer", consumer_.name()}, {"records", lag}});
-    }
+    Drain();
   });
 }
 
-void StageConsumer::Stop() { worker_.Stop(); }
+void StageConsumer::Stop() {
+  worker_.Stop();
+  // A Stop() right after Start() may come before the thread ran its body: drain here then (the
+  // thread is joined, so this thread is the only one touching the consumer's state).
+  if (started_ && !drained_) Drain();
+}
+
+void StageConsumer::Drain() {
+  // Catch up with the log, then end the stages' pending work and acknowledge it.
+  const auto deadline = std::chrono::steady_clock::now() + options_.drain_timeout;
+  while (std::chrono::steady_clock::now() < deadline && Round(std::chrono::milliseconds(0)) > 0) {
+  }
+  bool done = true;
+  for (pipeline::Stage* stage : stages_) done = stage->Flush(/*final=*/true) && done;
+  if (done) AckReleased();
+  if (const uint64_t lag = consumer_.lag_records(); lag > 0) {
+    log::Warn("ingest log consumer stopped behind the log; the rest is read after the next start",
+              {{"consumer", consumer_.name()}, {"records", lag}});
+  }
+  drained_ = true;
+}
 
 size_t StageConsumer::Round(std::chrono::milliseconds wait) {
   std::vector<LogRecord> records = consumer_.Next(options_.batch_bytes, wait);

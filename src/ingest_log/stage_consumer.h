@@ -60,6 +60,8 @@ class StageConsumer {
   size_t Round(std::chrono::milliseconds wait);
   // Acknowledges the records whose batches no stage holds any more, oldest first.
   void AckReleased();
+  // Stopping: catch up (drain_timeout), Flush(final), acknowledge.
+  void Drain();
 
   DurableLog::Consumer& consumer_;
   const std::vector<pipeline::Stage*> stages_;
@@ -68,6 +70,8 @@ class StageConsumer {
   // keeps is freed at once (null when the record did not decode).  Consumer thread only.
   std::deque<std::pair<uint64_t, std::weak_ptr<const otlp::SpanBatch>>> unacked_;
   std::atomic<uint64_t> records_{0};
+  bool started_ = false;  // owning thread
+  bool drained_ = false;  // the consumer thread, then read by Stop() after the join
   metrics::Counter& read_records_;
   metrics::Counter& read_spans_;
   metrics::Counter& undecodable_;
