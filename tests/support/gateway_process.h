@@ -102,6 +102,17 @@ class GatewayProcess {
     return 128 + SIGKILL;
   }
 
+  // SIGKILL and reap: the crash case (nothing flushed, no drain).  Returns the exit status
+  // (128 + 9), or -1 when nothing ran.
+  int Kill() {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
   // The API listener's address for the next Start() (default 127.0.0.1:0), for a test whose
   // configuration must name the port before the start (a sign-in redirect URI).
   void set_http_address(std::string address) { http_address_ = std::move(address); }
