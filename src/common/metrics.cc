@@ -73,7 +73,15 @@ Family<Histogram>& Registry::AddHistogram(const std::string& name, const std::st
 void Registry::AddCallbackGauge(const std::string& name, const std::string& help,
                                 std::function<double()> fn) {
   std::lock_guard<std::mutex> lock(mu_);
-  callbacks_.push_back({name, help, std::move(fn)});
+  callbacks_.push_back({name, help, std::move(fn), {}, {}});
+  order_.emplace_back(Type::kCallbackGauge, &callbacks_.back());
+}
+
+void Registry::AddCallbackGauges(const std::string& name, const std::string& help,
+                                 const std::string& label,
+                                 std::function<std::vector<std::pair<std::string, double>>()> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  callbacks_.push_back({name, help, {}, label, std::move(fn)});
   order_.emplace_back(Type::kCallbackGauge, &callbacks_.back());
 }
 
@@ -154,7 +162,13 @@ std::string Registry::Serialize() const {
     } else if (type == Type::kCallbackGauge) {
       const auto& cb = *static_cast<const CallbackGauge*>(ptr);
       Header(&out, cb.name, cb.help, "gauge");
-      out += cb.name + " " + FormatValue(cb.fn()) + "\n";
+      if (cb.many) {
+        for (const auto& [value, v] : cb.many()) {
+          out += cb.name + Labels({cb.label}, {value}) + " " + FormatValue(v) + "\n";
+        }
+      } else {
+        out += cb.name + " " + FormatValue(cb.fn()) + "\n";
+      }
     } else {
       const auto& f = *static_cast<const Family<Gauge>*>(ptr);
       Header(&out, f.name(), f.help(), "gauge");

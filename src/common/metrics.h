@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace ordertrace::metrics {
@@ -99,6 +100,10 @@ class Registry {
   // A gauge computed at scrape time (queue depth, uptime ...).
   void AddCallbackGauge(const std::string& name, const std::string& help,
                         std::function<double()> fn);
+  // Gauges of one name computed together at scrape time, one label (the allocator's kinds of
+  // memory ...): `fn` returns (label value, value) pairs.
+  void AddCallbackGauges(const std::string& name, const std::string& help, const std::string& label,
+                         std::function<std::vector<std::pair<std::string, double>>()> fn);
 
   // Text exposition format 0.0.4.
   std::string Serialize() const;
@@ -111,6 +116,8 @@ class Registry {
   struct CallbackGauge {
     std::string name, help;
     std::function<double()> fn;
+    std::string label;  // AddCallbackGauges: the label's name, and `many` instead of `fn`
+    std::function<std::vector<std::pair<std::string, double>>()> many;
   };
   std::deque<CallbackGauge> callbacks_;
   std::vector<std::pair<Type, const void*>> order_;  // registration order, for stable output
