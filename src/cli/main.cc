@@ -4,7 +4,7 @@
 // Exit codes: 0 success; 1 a runtime failure (a port in use, requests refused); 2 bad usage
 // or a bad config file, with the problem on stderr; `order` 3 for an unknown order; `stuck` 4
 // when orders are stuck.
-#include <malloc.h>
+#include <sqlite3.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -16,6 +16,7 @@
 #include "cli/token.h"
 #include "cli/watch.h"
 #include "common/log.h"
+#include "common/process_memory.h"
 #include "common/values.h"
 #include "config/config.h"
 #include "gateway/gateway.h"
@@ -26,6 +27,12 @@ namespace {
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
+// glibc's default is 8 arenas per core, one for each thread that allocates while the others
+// hold theirs: the gateway's ~18 threads made 15, each keeping its own free memory.  Most
+// threads allocate little; the receivers, the ingest worker and the journey writer do, and 4
+// arenas leave them little to contend on (the ingest benchmark's figure is unchanged).
+constexpr int kServeArenaMax = 4;
+
 int Usage(const std::string& message) {
   std::fprintf(stderr, "ordertrace: %s\n", message.c_str());
   return kExitUsage;
@@ -35,16 +42,6 @@ struct ServeFlags {
   std::string config_file;
   config::Overrides overrides;
 };
-
-// OTLP requests are large (hundreds of KiB) and short-lived.  glibc serves blocks that size
-// with fresh mmap()s, or trims the heap after they are freed, so every request paid page
-// faults and zeroed pages: 14% of the gateway's CPU in the ingest benchmark (perf, see
-// docs/benchmarks.md).  Keeping them on the heap and not trimming below 256 MiB removes that;
-// the ingest queue bounds what is live anyway.
-void TuneMalloc() {
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
-}
 
 int Serve(const ServeFlags& flags) {
   config::Config config;
@@ -57,8 +54,13 @@ int Serve(const ServeFlags& flags) {
     return Usage(s.message());
   }
   log::Init(config.log.level, config.log.format);  // validated with the config
-  TuneMalloc();
+  // Before any thread starts (docs/benchmarks.md, "Memory under sustained load").
+  TuneMallocForServing(kServeArenaMax);
   gateway::Gateway gw(config);
+  RegisterHeapMetrics(gw.registry(), [] { return static_cast<double>(sqlite3_memory_used()); });
+  gateway::BlockTerminationSignals();  // the trimmer's thread must not take SIGTERM
+  HeapTrimmer trimmer(HeapTrimmer::Options{}, &gw.registry());
+  trimmer.Start();
   // SIGHUP reads the file (and the flags) again for the redaction keys (a key rotation).
   gw.SetConfigLoader([flags]() -> Result<config::Config> {
     config::Config fresh;

@@ -54,6 +54,22 @@ TEST(MetricsTest, GaugesAndCallbackGauges) {
       std::string::npos);
 }
 
+TEST(MetricsTest, CallbackGaugesWithALabelAreComputedTogether) {
+  Registry r;
+  int calls = 0;
+  r.AddCallbackGauge("ordertrace_test_heap_bytes", "Heap.", "kind", [&] {
+    ++calls;
+    return std::vector<std::pair<std::string, double>>{{"in_use", 5}, {"free", 2}};
+  });
+  const std::string text = r.Serialize();
+  EXPECT_NE(text.find("# TYPE ordertrace_test_heap_bytes gauge\n"
+                      "ordertrace_test_heap_bytes{kind=\"in_use\"} 5\n"
+                      "ordertrace_test_heap_bytes{kind=\"free\"} 2\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(calls, 1);
+}
+
 TEST(MetricsTest, ConcurrentIncrementsAreNotLost) {
   Registry r;
   auto& c = r.AddCounter("ordertrace_test_total", "T.", {"k"});

@@ -154,7 +154,8 @@ struct Config {
     std::string store = "sqlite";  // sqlite | memory
     std::string sqlite_path;       // default <data_dir>/journeys.db
     // SQLite page cache of the writer connection; the reader gets half (docs/configuration.md).
-    uint64_t sqlite_cache_bytes = 64ull << 20;
+    // A memory default: docs/benchmarks.md, "Memory under sustained load" says what it costs.
+    uint64_t sqlite_cache_bytes = 16ull << 20;
     // How long data is kept; 0: forever.
     struct Retention {
       std::chrono::milliseconds closed_orders{std::chrono::hours(24 * 30)};
@@ -173,8 +174,9 @@ struct Config {
       std::chrono::milliseconds wait{0};
       uint32_t max_pending_spans = 200000;
       uint64_t max_pending_bytes = 64ull << 20;
-      uint32_t max_tracked_spans = 1000000;
-      uint32_t max_tracked_traces = 500000;
+      // Memory defaults (docs/benchmarks.md, "Memory under sustained load").
+      uint32_t max_tracked_spans = 500000;
+      uint32_t max_tracked_traces = 250000;
     } attribution;
   } journeys;
   // Jaeger's query service behind the gateway (docs/jaeger.md): the gateway serves it under

@@ -440,7 +440,7 @@ TEST(ConfigTest, JourneysDefaults) {
   EXPECT_EQ(JaegerLinkBase(c.value()), "http://localhost:16686");
   EXPECT_EQ(j.store, "sqlite");
   EXPECT_EQ(j.sqlite_path, "");
-  EXPECT_EQ(j.sqlite_cache_bytes, 64u << 20);
+  EXPECT_EQ(j.sqlite_cache_bytes, 16u << 20);
   EXPECT_EQ(j.retention.closed_orders, 24h * 30);
   EXPECT_EQ(j.retention.inactive_orders, 24h * 90);
   EXPECT_EQ(j.retention.spans, 24h * 14);
@@ -450,8 +450,8 @@ TEST(ConfigTest, JourneysDefaults) {
   EXPECT_EQ(j.attribution.wait, 0ms);  // the gateway's choice: 10 s, or half the grace
   EXPECT_EQ(j.attribution.max_pending_spans, 200000u);
   EXPECT_EQ(j.attribution.max_pending_bytes, 64u << 20);
-  EXPECT_EQ(j.attribution.max_tracked_spans, 1000000u);
-  EXPECT_EQ(j.attribution.max_tracked_traces, 500000u);
+  EXPECT_EQ(j.attribution.max_tracked_spans, 500000u);
+  EXPECT_EQ(j.attribution.max_tracked_traces, 250000u);
 }
 
 TEST(ConfigTest, AttributionIsReadAndValidated) {

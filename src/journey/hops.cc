@@ -87,20 +87,29 @@ void OpenHops::RememberOrphan(const SpanRecord& r) {
   for (const std::string& l : r.links) o.keys.push_back("s:" + l);
   if (o.keys.empty()) return;
   o.process = r;  // links included: the stored copy is the span as received
-  size_t slot;
-  if (orphans_.size() < orphan_capacity_) {
-    slot = orphans_.size();
-    orphans_.push_back(Orphan{});
-  } else {
-    slot = orphan_next_;  // the oldest: evicted
-    for (const std::string& k : orphans_[slot].keys) {
-      auto it = orphan_index_.find(k);
-      if (it != orphan_index_.end() && it->second == slot) orphan_index_.erase(it);
-    }
+  // Forgotten numbers at the front go; the oldest waiting orphans too while at capacity.
+  while (!orphan_order_.empty()) {
+    auto it = orphans_.find(orphan_order_.front());
+    if (it != orphans_.end() && orphans_.size() < orphan_capacity_) break;
+    orphan_order_.pop_front();
+    if (it != orphans_.end()) EraseOrphan(it);
   }
-  for (const std::string& k : o.keys) orphan_index_[k] = slot;
-  orphans_[slot] = std::move(o);
-  orphan_next_ = (slot + 1) % orphan_capacity_;
+  // Numbers of forgotten orphans behind a long-waiting one: dropped once they are the most.
+  if (orphan_order_.size() > 2 * orphans_.size() + 1024) {
+    std::erase_if(orphan_order_, [&](uint64_t n) { return !orphans_.contains(n); });
+  }
+  const uint64_t n = orphan_next_++;
+  for (const std::string& k : o.keys) orphan_index_[k] = n;
+  orphans_.emplace(n, std::move(o));
+  orphan_order_.push_back(n);
+}
+
+void OpenHops::EraseOrphan(std::unordered_map<uint64_t, Orphan>::iterator it) {
+  for (const std::string& k : it->second.keys) {
+    auto i = orphan_index_.find(k);
+    if (i != orphan_index_.end() && i->second == it->first) orphan_index_.erase(i);
+  }
+  orphans_.erase(it);
 }
 
 const OpenHops::Orphan* OpenHops::FindOrphan(const SpanRecord& send) const {
@@ -110,8 +119,10 @@ const OpenHops::Orphan* OpenHops::FindOrphan(const SpanRecord& send) const {
   auto look = [&](const char* prefix, const std::string& id) -> const Orphan* {
     key_scratch_.assign(prefix);
     key_scratch_ += id;
-    auto it = orphan_index_.find(key_scratch_);
-    return it == orphan_index_.end() ? nullptr : &orphans_[it->second];
+    auto i = orphan_index_.find(key_scratch_);
+    if (i == orphan_index_.end()) return nullptr;
+    auto it = orphans_.find(i->second);
+    return it == orphans_.end() ? nullptr : &it->second;
   };
   if (!send.message_id.empty()) {
     if (const Orphan* o = look("m:", send.message_id)) return o;
@@ -120,14 +131,13 @@ const OpenHops::Orphan* OpenHops::FindOrphan(const SpanRecord& send) const {
 }
 
 void OpenHops::ForgetOrphan(const SpanRecord& send) {
-  const Orphan* o = FindOrphan(send);
-  if (o == nullptr) return;
-  const size_t slot = static_cast<size_t>(o - orphans_.data());
-  for (const std::string& k : orphans_[slot].keys) {
-    auto it = orphan_index_.find(k);
-    if (it != orphan_index_.end() && it->second == slot) orphan_index_.erase(it);
-  }
-  orphans_[slot].keys.clear();
+  auto look = [&](const std::string& key) {
+    auto i = orphan_index_.find(key);
+    return i == orphan_index_.end() ? orphans_.end() : orphans_.find(i->second);
+  };
+  auto it = send.message_id.empty() ? orphans_.end() : look("m:" + send.message_id);
+  if (it == orphans_.end()) it = look("s:" + send.span_id);
+  if (it != orphans_.end()) EraseOrphan(it);
 }
 
 }  // namespace ordertrace::journey

@@ -5,9 +5,11 @@
 //     (messages.processed_within + grace after the publish, a DeadlineHeap);
 //   - the send spans of hops closed lately (an exporter retrying a publish span must not open
 //     the hop again);
-//   - a bounded ring of "orphans": process spans seen before their publish (out of order),
-//     keyed by message id and by the span ids they name (parent, links), so the publish that
-//     arrives later finds its processing at once.  The oldest are forgotten beyond capacity.
+//   - the "orphans": process spans seen before their publish (out of order), keyed by message id
+//     and by the span ids they name (parent, links), so the publish that arrives later finds its
+//     processing at once.  The oldest are forgotten beyond capacity; memory follows the orphans
+//     waiting now (a ring of `capacity` slots kept every slot's span once it had filled: about
+//     60 MB at 100,000, docs/benchmarks.md "Memory under sustained load").
 // The engine decides what a hop means for its order (open/late counts, deadlines); this class
 // keeps the indexes consistent.
 //
@@ -16,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -99,6 +102,7 @@ class OpenHops {
   }
 
   void RememberOrphan(const SpanRecord& process);
+  size_t orphans() const { return orphans_.size(); }  // waiting now
   const Orphan* FindOrphan(const SpanRecord& send) const;
   void ForgetOrphan(const SpanRecord& send);
 
@@ -110,11 +114,16 @@ class OpenHops {
   DeadlineHeap<Entry> heap_;
   std::unordered_map<std::string, std::string> by_message_;  // message id → send span id
   RecentIds closed_sends_{100000};  // send spans of hops closed lately (retried publishes)
+  void EraseOrphan(std::unordered_map<uint64_t, Orphan>::iterator it);
+
   size_t orphan_capacity_;
-  std::vector<Orphan> orphans_;  // a ring
-  size_t orphan_next_ = 0;
-  std::unordered_map<std::string, size_t> orphan_index_;  // message/parent/link key → ring slot
-  mutable std::string key_scratch_;                       // FindOrphan's key, reused
+  std::unordered_map<uint64_t, Orphan> orphans_;  // by arrival number
+  // Arrival numbers, oldest first, for eviction; a forgotten orphan's number stays until it
+  // reaches the front (or a compaction), so forgetting costs no search.
+  std::deque<uint64_t> orphan_order_;
+  uint64_t orphan_next_ = 0;
+  std::unordered_map<std::string, uint64_t> orphan_index_;  // message/parent/link key → number
+  mutable std::string key_scratch_;  // FindOrphan's key, reused
 };
 
 }  // namespace ordertrace::journey
