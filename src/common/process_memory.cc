@@ -30,9 +30,9 @@ void TuneMallocForServing(int arena_max) {
 void RegisterHeapMetrics(metrics::Registry& registry, std::function<double()> sqlite_bytes) {
   registry.AddCallbackGauge(
       "ordertrace_process_heap_bytes",
-      "What the allocator (glibc malloc, every arena) holds: in_use = handed out, free = kept "
-      "for reuse (trimmed back to the kernel every few seconds), mmapped = blocks with a "
-      "mapping of their own (part of in_use).",
+      "What the allocator (glibc malloc, every arena) holds: in_use = handed out, free = free "
+      "chunks kept for reuse (their whole pages go back to the kernel every 10 s, so not all "
+      "of it is resident), mmapped = blocks with a mapping of their own (part of in_use).",
       "kind", [] {
         const HeapStats s = ReadHeapStats();
         return std::vector<std::pair<std::string, double>>{
