@@ -123,7 +123,7 @@ class OpenHops {
   std::deque<uint64_t> orphan_order_;
   uint64_t orphan_next_ = 0;
   std::unordered_map<std::string, uint64_t> orphan_index_;  // message/parent/link key → number
-  mutable std::string key_scratch_;  // FindOrphan's key, reused
+  mutable std::string key_scratch_;                         // FindOrphan's key, reused
 };
 
 }  // namespace ordertrace::journey
