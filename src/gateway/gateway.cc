@@ -820,6 +820,7 @@ void Gateway::Stop(std::chrono::milliseconds drain) {
     g.queue->Close();  // everything accepted goes through the stages
   }
   // The log's consumers catch up (each within its drain timeout); what they leave stays on disk.
+  if (g.journey_stage) g.journey_stage->EndDelays();     // a drill's apply_delay: not at shutdown
   if (g.journeys_consumer) g.journeys_consumer->Stop();  // applies and acknowledges what it read
   if (g.forwarder) g.forwarder->Close();  // sends what it can; the rest stays on disk
   if (g.ingest_log) g.ingest_log->Close();

@@ -109,9 +109,23 @@ size_t JourneyStage::ExpireWaits(Nanos now) noexcept {
   }
 }
 
+void JourneyStage::EndDelays() {
+  {
+    MutexLock lock(delay_mu_);
+    delays_ended_ = true;
+  }
+  delay_cv_.notify_all();
+}
+
 void JourneyStage::Apply(std::vector<SpanRecord>* records, bool delay) noexcept {
   if (records->empty()) return;
-  if (delay && options_.apply_delay.count() > 0) std::this_thread::sleep_for(options_.apply_delay);
+  if (delay && options_.apply_delay.count() > 0) {
+    const auto until = std::chrono::steady_clock::now() + options_.apply_delay;
+    MutexLock lock(delay_mu_);
+    while (!delays_ended_ && delay_cv_.wait_until(delay_mu_, until) == std::cv_status::no_timeout) {
+      delay_mu_.AssertHeld();
+    }
+  }
   apply_records_.Observe(static_cast<double>(records->size()));
   Status s = engine_.Apply(std::move(*records));
   *records = {};

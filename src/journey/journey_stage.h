@@ -19,10 +19,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <vector>
 
 #include "common/metrics.h"
+#include "common/thread_annotations.h"
 #include "common/worker.h"
 #include "journey/attribution/attributor.h"
 #include "journey/engine.h"
@@ -60,6 +62,9 @@ class JourneyStage : public pipeline::Stage {
   size_t RememberRecentSpans();
   // Ends every wait and applies what it gives; stops the timer.  Call before the engine stops.
   void Stop();
+  // Cuts short an apply_delay sleep under way and skips later ones: the gateway calls it first
+  // on shutdown, so that a drill's long delay does not hold up SIGTERM.  From any thread.
+  void EndDelays();
 
   // Ends the waits due by `now` and applies the facts (the timer's body; tests call it with a
   // manual clock).  Returns the records applied.
@@ -74,6 +79,9 @@ class JourneyStage : public pipeline::Stage {
   Engine& engine_;
   const JourneyStageOptions options_;
   std::atomic<bool> unwritten_{false};  // the last Engine::Apply failed
+  Mutex delay_mu_;                      // with delay_cv_: an apply_delay sleep EndDelays() cuts
+  std::condition_variable_any delay_cv_;
+  bool delays_ended_ GUARDED_BY(delay_mu_) = false;
   std::unique_ptr<Attributor> attributor_;
   std::vector<SpanRecord> records_;  // reused between batches
   metrics::Counter& spans_;

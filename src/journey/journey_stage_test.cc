@@ -5,10 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/clock.h"
@@ -114,6 +116,27 @@ TEST(JourneyStageTest, AReplayAfterARestartFlagsNothingTwice) {
   EXPECT_TRUE(recorder.stuck.empty()) << "a second alert for the same stuck episode";
   EXPECT_EQ(engine.active_orders(), 3u);
   EXPECT_EQ(engine.stuck_orders(), 3u);
+}
+
+// journeys.apply_delay is a drill's knob: shutdown (EndDelays) cuts a sleep under way short, so
+// SIGTERM is not held up for the whole delay, and the facts are still applied.
+TEST(JourneyStageTest, EndDelaysCutsAnApplyDelayUnderWayShort) {
+  auto store = NewMemoryStore();
+  ManualClock clock(kNow);
+  metrics::Registry registry;
+  Engine engine(std::make_shared<Rules>(DefaultRules()), *store, clock, &registry);
+  ASSERT_TRUE(engine.Recover().ok());
+  JourneyStage stage(engine, registry, AttributionOptions{},
+                     JourneyStageOptions{true, std::chrono::minutes(10)});
+  stage.Process(Submitted(1));
+  const auto start = std::chrono::steady_clock::now();
+  std::thread flusher([&] { EXPECT_TRUE(stage.Flush(false)); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(engine.active_orders(), 0u) << "still in its delay";
+  stage.EndDelays();
+  flusher.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::minutes(5));
+  EXPECT_EQ(engine.active_orders(), 1u);
 }
 
 }  // namespace
