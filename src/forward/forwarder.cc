@@ -82,13 +82,6 @@ Forwarder::Forwarder(const ForwarderOptions& options, std::unique_ptr<DurableQue
               .AddCounter("ordertrace_forward_upstream_rejected_spans_total",
                           "Spans the upstream refused in a partial success answer.")
               .With({})),
-      accepted_records_(registry
-                            .AddCounter("ordertrace_forward_queued_records_total",
-                                        "Batches made durable in the forward queue.")
-                            .With({})),
-      refused_(registry.AddCounter("ordertrace_forward_refused_batches_total",
-                                   "Batches the forward queue refused (full, closed, io).",
-                                   {"reason"})),
       latency_(registry
                    .AddHistogram("ordertrace_forward_export_duration_seconds",
                                  "Upstream export latency.")
@@ -102,6 +95,15 @@ Forwarder::Forwarder(const ForwarderOptions& options, std::unique_ptr<DurableQue
                                      "Exports the upstream refused for credentials (401, 403, "
                                      "UNAUTHENTICATED, PERMISSION_DENIED); the data is held.")
                          .With({})) {
+  if (own_queue_) {
+    accepted_records_ = &registry
+                             .AddCounter("ordertrace_forward_queued_records_total",
+                                         "Batches made durable in the forward queue.")
+                             .With({});
+    refused_ = &registry.AddCounter("ordertrace_forward_refused_batches_total",
+                                    "Batches the forward queue refused (full, closed, io).",
+                                    {"reason"});
+  }
   ingest_log::DurableLog::Consumer* q = queue_;
   registry.AddCallbackGauge("ordertrace_forward_queue_bytes",
                             "Bytes in the durable log not yet accepted upstream (the forward "
@@ -123,7 +125,8 @@ Forwarder::~Forwarder() { Close(); }
 Status Forwarder::Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcept {
   if (!batch) return Status::InvalidArgument("null batch");
   if (!own_queue_ || !accepting_.load()) {
-    refused_.With({"closed"}).Inc();
+    // Without a queue of its own, the gateway's ingest log takes the batches, not Accept().
+    if (refused_ != nullptr) refused_->With({"closed"}).Inc();
     return Status::Unavailable("the gateway is shutting down");
   }
   if (batch->spans().empty()) return Status::Ok();
@@ -132,17 +135,17 @@ Status Forwarder::Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcept 
     Status s = batch->modified() ? own_queue_->Append(EncodeForForwarding(*batch))
                                  : own_queue_->Append(batch->wire());
     if (s.ok()) {
-      accepted_records_.Inc();
+      accepted_records_->Inc();
     } else {
       refused_
-          .With({s.code() == StatusCode::kResourceExhausted ? "full"
+          ->With({s.code() == StatusCode::kResourceExhausted ? "full"
                  : accepting_.load()                        ? "io"
                                                             : "closed"})
           .Inc();
     }
     return s;
   } catch (const std::exception& e) {  // allocation failure while re-encoding
-    refused_.With({"io"}).Inc();
+    refused_->With({"io"}).Inc();
     return Status::Unavailable(std::string("forward queue: ") + e.what());
   }
 }

@@ -97,8 +97,11 @@ class Forwarder : public pipeline::BatchSink {
   metrics::Counter& retries_;
   metrics::Counter& dead_letters_;
   metrics::Counter& upstream_rejected_spans_;
-  metrics::Counter& accepted_records_;
-  metrics::Family<metrics::Counter>& refused_;  // {reason}
+  // A standalone forwarder's own queue only (nullptr in the gateway, where the ingest log's
+  // ordertrace_ingest_log_* metrics count appends and refusals): registered only then, so the
+  // gateway exports no counter that stays 0.
+  metrics::Counter* accepted_records_ = nullptr;
+  metrics::Family<metrics::Counter>* refused_ = nullptr;  // {reason}
   metrics::Histogram& latency_;
   metrics::Counter& exported_bytes_;
   metrics::Counter& auth_failures_;
