@@ -651,6 +651,19 @@ void AlertDispatcher::LoadMarks() {
     notified_ = NotifiedState();
     return;
   }
+  std::vector<std::string> urls;
+  for (const auto& sink : sinks_) {
+    if (!sink->resends()) urls.push_back(sink->url());
+  }
+  const std::string sinks = NotifiedLog::Fingerprint(urls);
+  if (!notified_.sinks.empty() && notified_.sinks != sinks) {
+    log::Info(
+        "alerts: the webhook changed since its notifications were recorded: it is told of "
+        "every stuck order again",
+        {{"path", marks_->path()}});
+    notified_ = NotifiedState();
+  }
+  notified_.sinks = sinks;
   if (stats.skipped > 0) {
     marks_errors_total_->Inc(stats.skipped);
     log::Warn(

@@ -39,6 +39,7 @@ class FakeSink : public Sink {
   const std::string& url() const override { return url_; }
   size_t max_batch() const override { return resends_ ? 500 : 1; }
   bool resends() const override { return resends_; }
+  void set_url(std::string url) { url_ = std::move(url); }
   SendResult Send(const std::vector<Alert>& alerts) override {
     std::lock_guard lock(mu);
     ++attempts;
@@ -141,12 +142,15 @@ class DispatcherTest : public ::testing::Test {
     auto hook = std::make_unique<FakeSink>("webhook", false);
     am_ = am.get();
     hook_ = hook.get();
+    hook->set_url(hook_url_);
     std::vector<std::unique_ptr<Sink>> sinks;
     sinks.push_back(std::move(am));
     sinks.push_back(std::move(hook));
     auto rules = rules_;
+    // A registry per dispatcher: its callback gauges point at it (the previous one is gone).
+    registry_ = std::make_unique<metrics::Registry>();
     return std::make_unique<AlertDispatcher>(
-        o, std::move(sinks), *store_, [rules] { return rules; }, clock_, &registry_);
+        o, std::move(sinks), *store_, [rules] { return rules; }, clock_, registry_.get());
   }
 
   static DispatcherOptions Defaults() {
@@ -164,7 +168,7 @@ class DispatcherTest : public ::testing::Test {
 
   // The value of one series in the exposition ("" when absent).
   std::string Metric(const std::string& series) const {
-    const std::string text = registry_.Serialize();
+    const std::string text = registry_->Serialize();
     const size_t at = text.find("\n" + series + " ");
     if (at == std::string::npos) return "";
     const size_t start = at + series.size() + 2;
@@ -180,10 +184,11 @@ class DispatcherTest : public ::testing::Test {
   std::unique_ptr<journey::JourneyStore> store_;
   std::shared_ptr<const journey::Rules> rules_;
   ordertrace::ManualClock clock_;
-  metrics::Registry registry_;
+  std::unique_ptr<metrics::Registry> registry_;
   FakeSink* am_ = nullptr;
   FakeSink* hook_ = nullptr;
   std::filesystem::path dir_;
+  std::string hook_url_ = "https://chat.test/hooks/orders";
 };
 
 TEST_F(DispatcherTest, OneAlertPerStuckOrderResentWhileFiringResolvedOnClear) {
@@ -656,7 +661,7 @@ TEST_F(DispatcherTest, ADamagedRecordIsReadAsFarAsItCanBe) {
   d = Restart(std::move(d), o);
   EXPECT_EQ(am_->Take().size(), 4u);
   EXPECT_TRUE(hook_->Take().empty());
-  EXPECT_EQ(Metric("ordertrace_alerts_notified_log_errors_total"), "6");
+  EXPECT_EQ(Metric("ordertrace_alerts_notified_log_errors_total"), "0");
   // Any bytes at all: read, never a crash.
   {
     std::ofstream out(MarksPath(), std::ios::binary | std::ios::trunc);
@@ -837,6 +842,25 @@ TEST_F(DispatcherTest, TheRecordIsCompacted) {
   hook_->Take();
   d = Restart(std::move(d), o);
   EXPECT_TRUE(hook_->Take().empty());
+}
+
+// Another webhook (its URL changed) has heard nothing: it is told of every stuck order.
+TEST_F(DispatcherTest, AnotherWebhookIsToldOfEveryStuckOrder) {
+  const DispatcherOptions o = Recording();
+  auto d = Make(o);
+  ASSERT_TRUE(d->Rebuild().ok());
+  const OrderRow a = StuckRow("U-1");
+  Store(a);
+  d->OnStuck(a);
+  d->Poll();
+  ASSERT_EQ(hook_->Take().size(), 1u);
+  hook_url_ = "https://chat.test/hooks/other-channel";
+  d = Restart(std::move(d), o);
+  ASSERT_EQ(hook_->Take().size(), 1u);
+  d = Restart(std::move(d), o);
+  EXPECT_TRUE(hook_->Take().empty());
+  // The record never holds the URL itself (it may carry a token).
+  EXPECT_EQ(MarksFile().find("chat.test"), std::string::npos) << MarksFile();
 }
 
 }  // namespace

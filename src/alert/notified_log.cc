@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "alert/alert.h"
 #include "common/url.h"
 
 namespace ordertrace::alert {
@@ -57,6 +58,11 @@ std::string ParseLine(std::string_view line, NotifiedState* state) {
   if (f[0].size() != 1) return "unknown record type";
   const char type = f[0][0];
   int64_t time = 0;
+  if (type == 'W') {
+    if (f.size() != 2 || f[1].empty() || f[1].size() > 64) return "bad fingerprint";
+    state->sinks = std::string(f[1]);
+    return "";
+  }
   if (type == 'F' || type == 'R') {
     NotifiedEpisode e;
     if (f.size() != (type == 'F' ? 5u : 3u)) return "wrong number of fields";
@@ -138,6 +144,12 @@ void ParseNotified(std::string_view text, NotifiedState* state, NotifiedParseSta
 
 NotifiedLog::NotifiedLog(std::string path) : path_(std::move(path)) {}
 
+std::string NotifiedLog::Fingerprint(const std::vector<std::string>& urls) {
+  std::string joined;
+  for (const std::string& u : urls) joined += u + "\n";
+  return HmacSha256Hex("ordertrace alert marks", joined).substr(0, 32);
+}
+
 NotifiedLog::~NotifiedLog() { Close(); }
 
 void NotifiedLog::Close() {
@@ -185,6 +197,7 @@ Status NotifiedLog::Load(NotifiedState* state, NotifiedParseStats* stats) {
 
 std::string SerializeNotified(const NotifiedState& state) {
   std::string text = kHeader;
+  if (!state.sinks.empty()) text += "W " + state.sinks + "\n";
   for (const auto& [key, s] : state.storms) text += NotifiedLog::StormRecord(s);
   for (const auto& [key, e] : state.episodes) text += NotifiedLog::FiringRecord(e);
   return text;

@@ -6,6 +6,7 @@
 // the empty string):
 //
 //   # ordertrace alert marks v1                      a comment (written at the top by Rewrite)
+//   W <fingerprint>                                  the sinks the records are about (Rewrite)
 //   F <stuck_since_ns> <order_id> <stage> <service>  an episode was notified as firing
 //   R <stuck_since_ns> <order_id>                    ... and as resolved: it is forgotten
 //   S <starts_at_ns> <count> <stage> <service>       a storm was notified (with this count)
@@ -30,6 +31,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "common/clock.h"
 #include "common/status.h"
@@ -52,6 +54,9 @@ struct NotifiedStorm {
 
 // What the records of a file say, once replayed in order.
 struct NotifiedState {
+  // Which sinks were told (a digest of their URLs; "" unknown): told of nothing when they
+  // change.
+  std::string sinks;
   std::map<std::pair<std::string, Nanos>, NotifiedEpisode> episodes;    // (order id, stuck_since)
   std::map<std::pair<std::string, std::string>, NotifiedStorm> storms;  // (stage, service)
 };
@@ -76,6 +81,9 @@ class NotifiedLog {
   static constexpr size_t kMaxFileBytes = size_t{256} << 20;
 
   explicit NotifiedLog(std::string path);
+  // The fingerprint of the sinks `urls` (NotifiedState::sinks): a keyed SHA-256 digest, so a
+  // URL holding a token is not written out.
+  static std::string Fingerprint(const std::vector<std::string>& urls);
   ~NotifiedLog();
   NotifiedLog(const NotifiedLog&) = delete;
   NotifiedLog& operator=(const NotifiedLog&) = delete;

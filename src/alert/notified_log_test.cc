@@ -44,11 +44,15 @@ TEST(NotifiedLogTest, RecordsReplayInOrder) {
   NotifiedParseStats back_stats;
   NotifiedState with_b = state;
   with_b.episodes[{"-", 200}] = b;
+  with_b.sinks = NotifiedLog::Fingerprint({"https://chat.test/hook?token=x"});
+  EXPECT_EQ(with_b.sinks.size(), 32u);
+  EXPECT_NE(with_b.sinks, NotifiedLog::Fingerprint({"https://chat.test/hook?token=y"}));
   ParseNotified(SerializeNotified(with_b), &back, &back_stats);
   EXPECT_EQ(back_stats.skipped, 0u);
   ASSERT_EQ(back.episodes.count({"-", 200}), 1u);
   EXPECT_EQ(back.episodes.at({"-", 200}).stage, "");
   EXPECT_EQ(back.episodes.size(), 3u);
+  EXPECT_EQ(back.sinks, with_b.sinks);
 }
 
 TEST(NotifiedLogTest, BadLinesAreSkippedAndCounted) {

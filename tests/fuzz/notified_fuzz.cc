@@ -37,7 +37,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   NotifiedParseStats back_stats;
   ordertrace::alert::ParseNotified(again, &back, &back_stats);
   if (longest <= NotifiedLog::kMaxLine) {
-    if (back_stats.skipped != 0 || back.episodes.size() != state.episodes.size() ||
+    if (back_stats.skipped != 0 || back.sinks != state.sinks ||
+        back.episodes.size() != state.episodes.size() ||
         back.storms.size() != state.storms.size()) {
       std::abort();
     }
