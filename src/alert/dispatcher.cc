@@ -291,6 +291,16 @@ void AlertDispatcher::Clear(const std::string& order_id, Nanos now, Outgoing* ou
       notified_.episodes.erase(n);  // put back if the resolve is not delivered
     }
     out->Add(std::move(a), std::move(m));
+  } else if (auto n = notified_.episodes.find(std::make_pair(order_id, f.row.stuck_since_ns));
+             n != notified_.episodes.end()) {
+    // Told before a restart, cleared before its alert was built again: resolved all the same.
+    MarkAction m;
+    m.kind = MarkAction::Kind::kResolved;
+    m.episode = std::move(n->second);
+    notified_.episodes.erase(n);
+    const auto rules = rules_();
+    Alert a = EndedAlert(m.episode, rules ? *rules : journey::Rules(), now);
+    out->Add(std::move(a), std::move(m));
   }
   if (auto g = groups_.find(f.group); g != groups_.end() && g->second.stuck > 0) {
     --g->second.stuck;
@@ -440,6 +450,7 @@ Alert AlertDispatcher::OrderAlert(journey::OrderRow* flagged, const journey::Rul
 
 void AlertDispatcher::Poll() {
   const Nanos now = clock_.Now();
+  if (!marks_loaded_) LoadMarks();  // Rebuild does it first, unless a test polls without one
   if (resync_.exchange(false)) {
     if (Status s = Rebuild(); !s.ok()) {
       log::Error("alerts: cannot read the stuck orders from the store; retrying",
@@ -750,9 +761,14 @@ void AlertDispatcher::CompactMarks(bool always) {
   if (!always && marks_->records() <= 2 * live + 64) return;
   if (Status s = marks_->Rewrite(notified_); !s.ok()) {
     marks_errors_total_->Inc();
-    log::Error("alerts: cannot compact the record of webhook notifications",
-               {{"path", marks_->path()}, {"error", s.message()}});
+    if (!compact_failed_) {  // logged again only after a success
+      log::Error("alerts: cannot compact the record of webhook notifications",
+                 {{"path", marks_->path()}, {"error", s.message()}});
+    }
+    compact_failed_ = true;
+    return;
   }
+  compact_failed_ = false;
 }
 
 Alert AlertDispatcher::EndedAlert(const NotifiedEpisode& e, const journey::Rules& rules,
@@ -769,8 +785,8 @@ Alert AlertDispatcher::EndedAlert(const NotifiedEpisode& e, const journey::Rules
   if (!options_.ui.empty()) a.ui_url = options_.ui + "/orders/" + url::PercentEncode(e.order_id);
   a.summary = "order " + e.order_id + " no longer stuck in " + e.stage;
   a.description = "Order " + e.order_id + " is no longer stuck in " + e.stage +
-                  " (it moved on, or its expectation was met, while the gateway was not "
-                  "running); stuck since " +
+                  " (it moved on, or its expectation was met, around a restart of the "
+                  "gateway); stuck since " +
                   Rfc3339(e.stuck_since) + ".";
   return a;
 }

@@ -244,6 +244,7 @@ class AlertDispatcher : public journey::EngineListener {
   std::vector<NotifiedEpisode> ended_marks_;
   bool restore_storms_ = false;
   bool mark_error_logged_ = false;  // this pass
+  bool compact_failed_ = false;     // the last compaction failed (and was logged)
 
   std::atomic<size_t> firing_count_{0}, held_count_{0}, storm_count_{0};
 

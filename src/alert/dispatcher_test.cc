@@ -627,6 +627,35 @@ TEST_F(DispatcherTest, EndedWhileDownIsResolvedAfterTheRestart) {
   EXPECT_TRUE(hook_->Take().empty());
 }
 
+// Told before the restart, read back as stuck, then cleared in the same first pass (before its
+// alert was built again): resolved to both sinks all the same.
+TEST_F(DispatcherTest, ToldBeforeTheRestartAndClearedAtOnceIsResolved) {
+  const DispatcherOptions o = Recording();
+  auto d = Make(o);
+  ASSERT_TRUE(d->Rebuild().ok());
+  const OrderRow a = StuckRow("Q-1", "SUBMITTED", "mes", kT0 - 600 * kSecond);
+  Store(a);
+  d->OnStuck(a);
+  d->Poll();
+  ASSERT_EQ(hook_->Take().size(), 1u);
+  d.reset();
+  d = Make(o);
+  ASSERT_TRUE(d->Rebuild().ok());
+  d->OnCleared(Moved(a));
+  Store(Moved(a));
+  d->Poll();
+  for (FakeSink* sink : {am_, hook_}) {
+    auto sent = sink->Take();
+    ASSERT_EQ(sent.size(), 1u) << sink->name();
+    EXPECT_TRUE(sent[0].resolved);
+    EXPECT_EQ(sent[0].order_id, "Q-1");
+    EXPECT_EQ(sent[0].starts_at, a.stuck_since_ns);
+  }
+  d = Restart(std::move(d), o);
+  EXPECT_TRUE(am_->Take().empty());
+  EXPECT_TRUE(hook_->Take().empty());
+}
+
 // A damaged record (a torn last write, garbage, an overlong line, a bad escape): a warning with
 // the count, what is unreadable is treated as not notified (told again), the rest holds, and the
 // file is rewritten clean.
