@@ -497,7 +497,8 @@ void AlertDispatcher::Poll() {
     m.kind = MarkAction::Kind::kResolved;
     m.episode = std::move(n->second);
     notified_.episodes.erase(n);
-    out.Add(EndedAlert(m.episode, *rules, now), std::move(m));
+    Alert a = EndedAlert(m.episode, *rules, now);  // before `m` is moved from
+    out.Add(std::move(a), std::move(m));
   }
   ended_marks_.clear();
   for (Event& e : events) {

@@ -605,7 +605,10 @@ TEST_F(DispatcherTest, EndedWhileDownIsResolvedAfterTheRestart) {
     std::map<std::string, std::vector<const Alert*>> by;
     for (const Alert& x : sent)
       by[x.order_id + (x.resolved ? "/resolved" : "/firing")].push_back(&x);
-    ASSERT_EQ(by["E-1/resolved"].size(), 1u) << who;
+    std::string seen;
+    for (const auto& [k, v] : by) seen += k + " ";
+    ASSERT_EQ(by.size(), who == "webhook" ? 3u : 4u) << who << ": " << seen;
+    ASSERT_EQ(by["E-1/resolved"].size(), 1u) << who << ": " << seen;
     EXPECT_EQ(by["E-1/resolved"][0]->starts_at, a.stuck_since_ns);
     EXPECT_EQ(by["E-1/resolved"][0]->stage, "SUBMITTED");  // the labels of the firing alert
     EXPECT_EQ(by["E-1/resolved"][0]->service, "mes");
