@@ -42,9 +42,25 @@ AlertDispatcher::AlertDispatcher(DispatcherOptions options,
       &registry->AddCounter("ordertrace_alerts_sent_total", "Alerts delivered, by sink.", {"sink"});
   failed_total_ = &registry->AddCounter("ordertrace_alerts_failed_total",
                                         "Alerts not delivered after retries, by sink.", {"sink"});
+  not_repeated_total_ =
+      &registry
+           ->AddCounter("ordertrace_alerts_not_repeated_total",
+                        "Notifications not sent again to the sinks that do not resend (the "
+                        "webhook) after a restart: recorded as already sent before it.")
+           .With({});
+  marks_errors_total_ =
+      &registry
+           ->AddCounter("ordertrace_alerts_notified_log_errors_total",
+                        "Records of notifications sent to the webhook that could not be written, "
+                        "or read back at start (malformed lines skipped).")
+           .With({});
   for (const auto& s : sinks_) {  // the series exist from the start, at 0
     sent_total_->With({s->name()});
     failed_total_->With({s->name()});
+    if (!s->resends()) ++non_resending_;
+  }
+  if (!options_.notified_path.empty() && non_resending_ > 0) {
+    marks_ = std::make_unique<NotifiedLog>(options_.notified_path);
   }
   registry->AddCallbackGauge("ordertrace_alerts_firing", "Per-order alerts firing.",
                              [this] { return static_cast<double>(firing_count_.load()); });
@@ -178,6 +194,7 @@ uint64_t AlertDispatcher::sent_total() const {
 }
 
 Status AlertDispatcher::Rebuild() {
+  if (!marks_loaded_) LoadMarks();
   std::unordered_map<std::string, journey::OrderRow> stuck;
   journey::OrderQuery q;
   q.stuck = true;
@@ -194,6 +211,18 @@ Status AlertDispatcher::Rebuild() {
   for (const auto& [id, f] : firing_) {
     if (stuck.count(id) == 0) events.push_back(Event{false, f.row});
   }
+  // Episodes the sinks that do not resend heard as firing and that are neither firing here nor
+  // stuck in the store: they ended while the gateway was down (or their resolve failed).
+  ended_marks_.clear();
+  for (const auto& [key, e] : notified_.episodes) {
+    auto f = firing_.find(e.order_id);
+    auto s = stuck.find(e.order_id);
+    if ((f == firing_.end() || f->second.row.stuck_since_ns != e.stuck_since) &&
+        (s == stuck.end() || s->second.stuck_since_ns != e.stuck_since)) {
+      ended_marks_.push_back(e);
+    }
+  }
+  restore_storms_ = !notified_.storms.empty();
   for (auto& [id, row] : stuck) {
     auto it = firing_.find(id);
     if (it == firing_.end() || it->second.row.stage != row.stage ||
@@ -223,12 +252,16 @@ void AlertDispatcher::Flag(const journey::OrderRow& row, Nanos now, Outgoing* ou
   g.stage = row.stage;
   g.service = service;
   ++g.stuck;
-  g.flags.push_back(now);
+  // Notified before a restart: stuck, but not news (it is no flag within the storm window).
+  const bool notified =
+      notified_.episodes.count(std::make_pair(row.order_id, row.stuck_since_ns)) != 0;
+  if (!notified) g.flags.push_back(now);
   const Nanos horizon = now - ToNanos(options_.storm_window);
   while (!g.flags.empty() && g.flags.front() <= horizon) g.flags.pop_front();
   Firing f;
   f.row = row;
   f.group = key;
+  f.notified = notified;
   firing_[row.order_id] = std::move(f);
   if (!g.storm && options_.storm_threshold > 0 && g.flags.size() > options_.storm_threshold) {
     g.example_order_id = row.order_id;
@@ -250,7 +283,24 @@ void AlertDispatcher::Clear(const std::string& order_id, Nanos now, Outgoing* ou
     Alert a = f.alert;
     a.resolved = true;
     a.ends_at = now;
-    out->all.push_back(std::move(a));
+    MarkAction m;
+    if (auto n = notified_.episodes.find(std::make_pair(order_id, f.row.stuck_since_ns));
+        n != notified_.episodes.end()) {
+      m.kind = MarkAction::Kind::kResolved;
+      m.episode = std::move(n->second);
+      notified_.episodes.erase(n);  // put back if the resolve is not delivered
+    }
+    out->Add(std::move(a), std::move(m));
+  } else if (auto n = notified_.episodes.find(std::make_pair(order_id, f.row.stuck_since_ns));
+             n != notified_.episodes.end()) {
+    // Told before a restart, cleared before its alert was built again: resolved all the same.
+    MarkAction m;
+    m.kind = MarkAction::Kind::kResolved;
+    m.episode = std::move(n->second);
+    notified_.episodes.erase(n);
+    const auto rules = rules_();
+    Alert a = EndedAlert(m.episode, rules ? *rules : journey::Rules(), now);
+    out->Add(std::move(a), std::move(m));
   }
   if (auto g = groups_.find(f.group); g != groups_.end() && g->second.stuck > 0) {
     --g->second.stuck;
@@ -265,6 +315,20 @@ void AlertDispatcher::StartStorm(Group* g, Nanos now) {
   g->webhook_count = 0;
   g->storm_alert = Alert();
   g->storm_alert.starts_at = now;
+  g->storm_notified = false;
+  if (auto m = notified_.storms.find(std::make_pair(g->stage, g->service));
+      m != notified_.storms.end()) {
+    // Notified before a restart: the same storm goes on (its startsAt; the count the sinks
+    // that do not resend were last told).
+    g->storm_notified = true;
+    g->storm_alert.starts_at = m->second.starts_at;
+    g->webhook_count = m->second.count;
+    log::Info("alert storm taken up after a restart", {{"stage", g->stage},
+                                                       {"service", g->service},
+                                                       {"stuck", static_cast<uint64_t>(g->stuck)},
+                                                       {"since", Rfc3339(m->second.starts_at)}});
+    return;
+  }
   log::Warn("alert storm: per-order alerts held back, one grouped alert instead",
             {{"stage", g->stage},
              {"service", g->service},
@@ -386,6 +450,7 @@ Alert AlertDispatcher::OrderAlert(journey::OrderRow* flagged, const journey::Rul
 
 void AlertDispatcher::Poll() {
   const Nanos now = clock_.Now();
+  if (!marks_loaded_) LoadMarks();  // Rebuild does it first, unless a test polls without one
   if (resync_.exchange(false)) {
     if (Status s = Rebuild(); !s.ok()) {
       log::Error("alerts: cannot read the stuck orders from the store; retrying",
@@ -407,14 +472,14 @@ void AlertDispatcher::Poll() {
     if (e.fire) {
       if (it != system_firing_.end()) e.alert.starts_at = it->second.alert.starts_at;
       if (e.alert.runbook_url.empty()) e.alert.runbook_url = options_.runbook_url;
-      out.all.push_back(e.alert);
+      out.Add(e.alert);
       system_firing_[e.key] =
           SystemFiring{std::move(e.alert), now + ToNanos(options_.resend_interval)};
     } else if (it != system_firing_.end()) {
       Alert a = it->second.alert;
       a.resolved = true;
       a.ends_at = e.at != 0 ? e.at : now;
-      out.all.push_back(std::move(a));
+      out.Add(std::move(a));
       system_firing_.erase(it);
     }
   }
@@ -424,11 +489,35 @@ void AlertDispatcher::Poll() {
       f.next_resend = now + ToNanos(options_.resend_interval);
     }
   }
+  // Episodes that ended while the gateway was down (Rebuild): resolved to every sink.
+  for (NotifiedEpisode& e : ended_marks_) {
+    auto n = notified_.episodes.find(std::make_pair(e.order_id, e.stuck_since));
+    if (n == notified_.episodes.end()) continue;
+    MarkAction m;
+    m.kind = MarkAction::Kind::kResolved;
+    m.episode = std::move(n->second);
+    notified_.episodes.erase(n);
+    Alert a = EndedAlert(m.episode, *rules, now);  // before `m` is moved from
+    out.Add(std::move(a), std::move(m));
+  }
+  ended_marks_.clear();
   for (Event& e : events) {
     if (e.stuck) {
       Flag(e.row, now, &out);
     } else {
       Clear(e.row.order_id, now, &out);
+    }
+  }
+  // Storms notified before a restart: taken up again; the rule below ends them if they calmed
+  // down meanwhile.
+  if (restore_storms_) {
+    restore_storms_ = false;
+    for (const auto& [key, m] : notified_.storms) {
+      Group& g = groups_[GroupKey(m.stage, m.service)];
+      if (g.storm) continue;
+      g.stage = m.stage;
+      g.service = m.service;
+      StartStorm(&g, now);
     }
   }
 
@@ -439,13 +528,14 @@ void AlertDispatcher::Poll() {
     while (!g.flags.empty() && g.flags.front() <= horizon) g.flags.pop_front();
     if (g.storm && g.flags.size() <= options_.storm_threshold &&
         g.stuck <= options_.storm_threshold) {
-      if (g.storm_sent) {
+      if (g.storm_sent || g.storm_notified) {
         Alert a = StormAlert(g, *rules);
         a.resolved = true;
         a.ends_at = now;
-        out.all.push_back(std::move(a));
+        out.Add(std::move(a), StormEndedMark(g));
       }
       g.storm = false;
+      g.storm_notified = false;
       log::Info("alert storm over; per-order alerts resume",
                 {{"stage", g.stage},
                  {"service", g.service},
@@ -456,17 +546,22 @@ void AlertDispatcher::Poll() {
     }
     if (g.storm) {
       Alert a = StormAlert(g, *rules);
-      if (!g.storm_sent) {
-        out.all.push_back(a);
+      if (!g.storm_sent && !g.storm_notified) {
+        out.Add(a, StormMark(g, g.stuck));
         g.storm_sent = true;
         g.sent_count = g.webhook_count = g.stuck;
         g.next_resend = now + ToNanos(options_.resend_interval);
-      } else if (g.next_resend <= now || g.sent_count != g.stuck) {
+      } else if (!g.storm_sent || g.next_resend <= now || g.sent_count != g.stuck) {
+        // Taken up after a restart (the resending sinks get the same alert again), a count
+        // changed, or due.
+        if (!g.storm_sent) not_repeated_total_->Inc();
         out.updates.push_back(a);
+        g.storm_sent = true;
         g.sent_count = g.stuck;
         g.next_resend = now + ToNanos(options_.resend_interval);
         if (g.stuck >= 2 * g.webhook_count) {  // grown a lot: tell the chat/ticket sinks too
           out.webhook_updates.push_back(a);
+          out.webhook_update_marks.push_back(StormMark(g, g.stuck));
           g.webhook_count = g.stuck;
         }
       }
@@ -484,12 +579,19 @@ void AlertDispatcher::Poll() {
     auto it = firing_.find(id);
     if (it == firing_.end() || it->second.sent || !done.insert(id).second) continue;
     auto g = groups_.find(it->second.group);
-    if (g != groups_.end() && g->second.storm) continue;
     Firing& f = it->second;
+    // Held back by a storm, unless notified before a restart (then it stays firing, as an
+    // alert sent before the storm was recognised does).
+    if (g != groups_.end() && g->second.storm && !f.notified) continue;
     f.alert = OrderAlert(&f.row, *rules, now);
     f.sent = true;
     f.next_resend = now + ToNanos(options_.resend_interval);
-    out.all.push_back(f.alert);
+    if (f.notified) {  // the same alert again, to the sinks that resend only
+      out.resends.push_back(f.alert);
+      not_repeated_total_->Inc();
+    } else {
+      out.Add(f.alert, FiringMark(f));
+    }
   }
   pending_fire_.clear();
 
@@ -512,19 +614,186 @@ void AlertDispatcher::Poll() {
   held_count_.store(held);
   storm_count_.store(storms);
 
+  // A mark is recorded once every sink that does not resend has the alert, right after the
+  // last one's 2xx (the batch of such a sink: `all`, then `webhook_updates`).
+  auto mark_of = [&out](size_t i) -> MarkAction& {
+    return i < out.all_marks.size() ? out.all_marks[i]
+                                    : out.webhook_update_marks[i - out.all_marks.size()];
+  };
+  std::vector<size_t> delivered(out.all.size() + out.webhook_updates.size(), 0);
   for (auto& sink : sinks_) {
     std::vector<Alert> batch = out.all;
     if (sink->resends()) {
       batch.insert(batch.end(), out.updates.begin(), out.updates.end());
       batch.insert(batch.end(), out.resends.begin(), out.resends.end());
-    } else {
-      batch.insert(batch.end(), out.webhook_updates.begin(), out.webhook_updates.end());
+      if (!batch.empty()) Deliver(*sink, batch);
+      continue;
     }
-    if (!batch.empty()) Deliver(*sink, batch);
+    batch.insert(batch.end(), out.webhook_updates.begin(), out.webhook_updates.end());
+    if (batch.empty()) continue;
+    Deliver(*sink, batch, [&](size_t begin, size_t end) {
+      for (size_t i = begin; i < end; ++i) {
+        if (++delivered[i] == non_resending_) Record(mark_of(i));
+      }
+    });
+  }
+  for (size_t i = 0; i < delivered.size(); ++i) {
+    MarkAction& m = mark_of(i);
+    // A resolve not delivered: still recorded as firing, resolved again by the next rebuild
+    // (at the latest after a restart).
+    if (delivered[i] < non_resending_ && m.kind == MarkAction::Kind::kResolved) {
+      notified_.episodes.emplace(std::make_pair(m.episode.order_id, m.episode.stuck_since),
+                                 std::move(m.episode));
+    }
+  }
+  CompactMarks(false);
+}
+
+void AlertDispatcher::LoadMarks() {
+  marks_loaded_ = true;
+  if (!marks_) return;
+  NotifiedParseStats stats;
+  if (Status s = marks_->Load(&notified_, &stats); !s.ok()) {
+    marks_errors_total_->Inc();
+    log::Error(
+        "alerts: cannot read what the webhook was told before the restart; it may hear "
+        "of firing alerts again, and nothing is recorded from now on",
+        {{"path", marks_->path()}, {"error", s.message()}});
+    marks_.reset();
+    notified_ = NotifiedState();
+    return;
+  }
+  std::vector<std::string> urls;
+  for (const auto& sink : sinks_) {
+    if (!sink->resends()) urls.push_back(sink->url());
+  }
+  const std::string sinks = NotifiedLog::Fingerprint(urls);
+  if (!notified_.sinks.empty() && notified_.sinks != sinks) {
+    log::Info(
+        "alerts: the webhook changed since its notifications were recorded: it is told of "
+        "every stuck order again",
+        {{"path", marks_->path()}});
+    notified_ = NotifiedState();
+  }
+  notified_.sinks = sinks;
+  if (stats.skipped > 0) {
+    marks_errors_total_->Inc(stats.skipped);
+    log::Warn(
+        "alerts: lines of the record of webhook notifications skipped (treated as not "
+        "notified: the webhook may hear of those alerts again)",
+        {{"path", marks_->path()},
+         {"skipped", static_cast<uint64_t>(stats.skipped)},
+         {"first_line", static_cast<uint64_t>(stats.first_bad)},
+         {"error", stats.first_error}});
+  }
+  CompactMarks(true);  // no torn line left for the appends to follow
+}
+
+AlertDispatcher::MarkAction AlertDispatcher::FiringMark(const Firing& f) const {
+  MarkAction m;
+  if (!marks_) return m;
+  m.kind = MarkAction::Kind::kFiring;
+  m.episode.order_id = f.row.order_id;
+  m.episode.stuck_since = f.row.stuck_since_ns;
+  m.episode.stage = f.alert.stage;
+  m.episode.service = f.alert.service;
+  return m;
+}
+
+AlertDispatcher::MarkAction AlertDispatcher::StormMark(const Group& g, size_t count) const {
+  MarkAction m;
+  if (!marks_) return m;
+  m.kind = MarkAction::Kind::kStorm;
+  m.storm.stage = g.stage;
+  m.storm.service = g.service;
+  m.storm.starts_at = g.storm_alert.starts_at;
+  m.storm.count = count;
+  return m;
+}
+
+AlertDispatcher::MarkAction AlertDispatcher::StormEndedMark(const Group& g) {
+  MarkAction m;
+  auto n = notified_.storms.find(std::make_pair(g.stage, g.service));
+  if (n == notified_.storms.end() || n->second.starts_at != g.storm_alert.starts_at) return m;
+  m.kind = MarkAction::Kind::kStormEnded;
+  m.storm = std::move(n->second);
+  notified_.storms.erase(n);
+  return m;
+}
+
+void AlertDispatcher::Record(const MarkAction& m) {
+  if (!marks_) return;
+  Status s;
+  switch (m.kind) {
+    case MarkAction::Kind::kNone:
+      return;
+    case MarkAction::Kind::kFiring:
+      notified_.episodes[std::make_pair(m.episode.order_id, m.episode.stuck_since)] = m.episode;
+      s = marks_->AppendFiring(m.episode);
+      break;
+    case MarkAction::Kind::kResolved:
+      s = marks_->AppendResolved(m.episode);
+      break;
+    case MarkAction::Kind::kStorm:
+      notified_.storms[std::make_pair(m.storm.stage, m.storm.service)] = m.storm;
+      s = marks_->AppendStorm(m.storm);
+      break;
+    case MarkAction::Kind::kStormEnded:
+      s = marks_->AppendStormEnded(m.storm);
+      break;
+  }
+  if (!s.ok()) {
+    // Counted every time, logged once per pass at most (a full disk fails every record).
+    marks_errors_total_->Inc();
+    if (!mark_error_logged_) {
+      mark_error_logged_ = true;
+      log::Error(
+          "alerts: cannot record a webhook notification; after a restart the webhook may "
+          "hear of it again",
+          {{"path", marks_->path()}, {"error", s.message()}});
+    }
   }
 }
 
-void AlertDispatcher::Deliver(Sink& sink, const std::vector<Alert>& alerts) {
+void AlertDispatcher::CompactMarks(bool always) {
+  mark_error_logged_ = false;
+  if (!marks_) return;
+  const size_t live = notified_.episodes.size() + notified_.storms.size();
+  if (!always && marks_->records() <= 2 * live + 64) return;
+  if (Status s = marks_->Rewrite(notified_); !s.ok()) {
+    marks_errors_total_->Inc();
+    if (!compact_failed_) {  // logged again only after a success
+      log::Error("alerts: cannot compact the record of webhook notifications",
+                 {{"path", marks_->path()}, {"error", s.message()}});
+    }
+    compact_failed_ = true;
+    return;
+  }
+  compact_failed_ = false;
+}
+
+Alert AlertDispatcher::EndedAlert(const NotifiedEpisode& e, const journey::Rules& rules,
+                                  Nanos now) const {
+  Alert a;
+  a.resolved = true;
+  a.order_id = e.order_id;
+  a.stage = e.stage;
+  a.service = e.service;
+  a.severity = SeverityOf(rules, e.stage);
+  a.starts_at = e.stuck_since;
+  a.ends_at = now;
+  a.runbook_url = options_.runbook_url;
+  if (!options_.ui.empty()) a.ui_url = options_.ui + "/orders/" + url::PercentEncode(e.order_id);
+  a.summary = "order " + e.order_id + " no longer stuck in " + e.stage;
+  a.description = "Order " + e.order_id + " is no longer stuck in " + e.stage +
+                  " (it moved on, or its expectation was met, around a restart of the "
+                  "gateway); stuck since " +
+                  Rfc3339(e.stuck_since) + ".";
+  return a;
+}
+
+void AlertDispatcher::Deliver(Sink& sink, const std::vector<Alert>& alerts,
+                              const std::function<void(size_t, size_t)>& delivered) {
   // While stopping, attempts end at the stop deadline.
   auto past_stop_deadline = [this] {
     std::lock_guard lock(mu_);
@@ -556,6 +825,7 @@ void AlertDispatcher::Deliver(Sink& sink, const std::vector<Alert>& alerts) {
       backoff = std::min(backoff * 2, options_.retry_max);
     }
     if (r.ok) {
+      if (delivered) delivered(at, at + chunk.size());
       sent_total_->With({sink.name()}).Inc(chunk.size());
       continue;
     }

@@ -18,6 +18,13 @@
 // After a restart Start() rebuilds the firing set from the store (every stuck order) and
 // re-sends it with the original startsAt (the order's stuck_since), so Alertmanager sees one
 // continuous alert.  A queue overflow triggers the same rebuild, so nothing is lost for good.
+// The sinks that do not resend (the webhook) are told only what they have not heard: with
+// `notified_path` set, each firing, resolved, storm and storm-over notification they got is
+// recorded there right after its delivery (notified_log.h), and after a restart an episode or
+// storm recorded as notified goes to the resending sinks only; one recorded as firing that is no
+// longer stuck in the store is resolved (to every sink); a storm recorded as going on is taken
+// up again with its startsAt and count (and resolved at once if it calmed down meanwhile).
+// Episodes already notified do not count as new flags for storm control after a restart.
 //
 // Thread-safety: OnStuck/OnCleared from any thread (they only take the queue's lock).  Start()
 // and Stop() from one controlling thread.  Without Start(), tests drive Poll() themselves.
@@ -35,6 +42,7 @@
 #include <vector>
 
 #include "alert/alert.h"
+#include "alert/notified_log.h"
 #include "common/metrics.h"
 #include "common/worker.h"
 #include "journey/diagnosis.h"
@@ -67,6 +75,10 @@ struct DispatcherOptions {
   // The broker's view for the diagnosis (queue state of open hops, outage attribution);
   // nullptr without a broker.  Must outlive the dispatcher.
   const journey::BrokerView* broker = nullptr;
+  // Where what the sinks that do not resend were told is recorded (NotifiedLog; the gateway's
+  // <data_dir>/alerts-notified.log).  "": nowhere (a memory store): after a restart every stuck
+  // order is notified to every sink again.  Unused without a sink that does not resend.
+  std::string notified_path;
 };
 
 class AlertDispatcher : public journey::EngineListener {
@@ -110,6 +122,8 @@ class AlertDispatcher : public journey::EngineListener {
   Status Rebuild();
 
   uint64_t dropped() const { return dropped_total_->Value(); }
+  // Notifications not repeated to the sinks that do not resend after a restart.
+  uint64_t not_repeated() const { return not_repeated_total_->Value(); }
   size_t firing() const { return firing_count_.load(); }  // per-order alerts firing (sent)
   size_t held() const { return held_count_.load(); }      // stuck, held back by a storm
   size_t storms() const { return storm_count_.load(); }
@@ -133,7 +147,9 @@ class AlertDispatcher : public journey::EngineListener {
     journey::OrderRow row;
     std::string group;
     bool sent = false;  // has its own alert out (not held back by a storm)
-    Alert alert;        // built when first sent
+    // The sinks that do not resend heard it firing before a restart (recorded as notified).
+    bool notified = false;
+    Alert alert;  // built when first sent
     Nanos next_resend = 0;
   };
   struct Group {
@@ -142,6 +158,9 @@ class AlertDispatcher : public journey::EngineListener {
     size_t stuck = 0;         // orders of the group in the firing set
     bool storm = false;
     bool storm_sent = false;
+    // The sinks that do not resend heard this storm start before a restart (recorded as
+    // notified): taken up with its startsAt, not announced to them again.
+    bool storm_notified = false;
     Alert storm_alert;
     size_t sent_count = 0;     // count in the last storm alert to resending sinks
     size_t webhook_count = 0;  // count in the last storm notification to the others
@@ -149,11 +168,25 @@ class AlertDispatcher : public journey::EngineListener {
     std::string example_order_id;  // the first order of the storm
     std::string example_summary;
   };
+  // What to record once every sink that does not resend has an alert (NotifiedLog).
+  struct MarkAction {
+    enum class Kind : uint8_t { kNone, kFiring, kResolved, kStorm, kStormEnded };
+    Kind kind = Kind::kNone;
+    NotifiedEpisode episode;  // kFiring, kResolved
+    NotifiedStorm storm;      // kStorm, kStormEnded
+  };
   struct Outgoing {
-    std::vector<Alert> all;              // events: every sink
-    std::vector<Alert> resends;          // re-sends: sinks that resend only
-    std::vector<Alert> updates;          // storm count updates: resending sinks
-    std::vector<Alert> webhook_updates;  // storm grown a lot: the other sinks
+    std::vector<Alert> all;                        // events: every sink
+    std::vector<MarkAction> all_marks;             // one per `all`
+    std::vector<Alert> resends;                    // re-sends: sinks that resend only
+    std::vector<Alert> updates;                    // storm count updates: resending sinks
+    std::vector<Alert> webhook_updates;            // storm grown a lot: the other sinks
+    std::vector<MarkAction> webhook_update_marks;  // one per `webhook_updates`
+    void Add(Alert a, MarkAction m) {
+      all.push_back(std::move(a));
+      all_marks.push_back(std::move(m));
+    }
+    void Add(Alert a) { Add(std::move(a), MarkAction()); }
   };
 
   static std::string GroupKey(const std::string& stage, const std::string& service);
@@ -165,7 +198,17 @@ class AlertDispatcher : public journey::EngineListener {
   Alert OrderAlert(journey::OrderRow* flagged, const journey::Rules& rules, Nanos now);
   Alert StormAlert(const Group& g, const journey::Rules& rules) const;
   void StartStorm(Group* g, Nanos now);
-  void Deliver(Sink& sink, const std::vector<Alert>& alerts);
+  // `delivered(begin, end)`: alerts [begin, end) were delivered (a 2xx).
+  void Deliver(Sink& sink, const std::vector<Alert>& alerts,
+               const std::function<void(size_t, size_t)>& delivered = {});
+  // The marks: loaded once (by the first Rebuild), recorded after deliveries, compacted.
+  void LoadMarks();
+  MarkAction FiringMark(const Firing& f) const;
+  MarkAction StormMark(const Group& g, size_t count) const;
+  MarkAction StormEndedMark(const Group& g);
+  void Record(const MarkAction& m);
+  void CompactMarks(bool always);
+  Alert EndedAlert(const NotifiedEpisode& e, const journey::Rules& rules, Nanos now) const;
   // One pass of the sender thread: the group wait when flags are queued, then Poll().
   void Pass();
   bool stopping() const;
@@ -191,11 +234,24 @@ class AlertDispatcher : public journey::EngineListener {
   std::map<std::string, Group> groups_;
   std::vector<std::string> pending_fire_;  // flagged, not sent yet
   std::map<std::string, SystemFiring> system_firing_;
+  // What the sinks that do not resend were told and not yet told has ended (marks_ mirrors it
+  // on disk); episodes recorded as firing that Rebuild found no longer stuck, resolved by the
+  // next Poll(); storms recorded as going on, taken up again by the next Poll().
+  std::unique_ptr<NotifiedLog> marks_;  // null: no notified_path or no such sink
+  bool marks_loaded_ = false;
+  size_t non_resending_ = 0;  // sinks that do not resend
+  NotifiedState notified_;
+  std::vector<NotifiedEpisode> ended_marks_;
+  bool restore_storms_ = false;
+  bool mark_error_logged_ = false;  // this pass
+  bool compact_failed_ = false;     // the last compaction failed (and was logged)
 
   std::atomic<size_t> firing_count_{0}, held_count_{0}, storm_count_{0};
 
   std::unique_ptr<metrics::Registry> own_registry_;
   metrics::Counter* dropped_total_;
+  metrics::Counter* not_repeated_total_;
+  metrics::Counter* marks_errors_total_;
   metrics::Family<metrics::Counter>* sent_total_;
   metrics::Family<metrics::Counter>* failed_total_;
 

@@ -1,14 +1,24 @@
 // AlertDispatcher with fake sinks, a MemoryStore and a manual clock: one alert per stuck order
 // with its diagnosis, re-sends while firing (Alertmanager-like sinks only), endsAt on clear,
 // storm grouping and its end, queue overflow counted and repaired from the store, the firing
-// set rebuilt after a restart with the original startsAt, retries counted per sink.
+// set rebuilt after a restart with the original startsAt, retries counted per sink; across
+// restarts (a new dispatcher on the same store and record of notifications): the webhook told
+// once per episode and storm, what was not delivered before a "crash" delivered after it, what
+// ended meanwhile resolved, a damaged record read as far as it can be.
 #include "alert/dispatcher.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -29,6 +39,7 @@ class FakeSink : public Sink {
   const std::string& url() const override { return url_; }
   size_t max_batch() const override { return resends_ ? 500 : 1; }
   bool resends() const override { return resends_; }
+  void set_url(std::string url) { url_ = std::move(url); }
   SendResult Send(const std::vector<Alert>& alerts) override {
     std::lock_guard lock(mu);
     ++attempts;
@@ -95,6 +106,35 @@ class DispatcherTest : public ::testing::Test {
     store_ = journey::NewMemoryStore();
     rules_ = std::make_shared<journey::Rules>(journey::DefaultRules());
     clock_.Set(kT0);
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           (std::string("dispatcher_") + info->name() + "_" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // Defaults() recording what the webhook was told, as the gateway does with a SQLite store.
+  DispatcherOptions Recording() const {
+    DispatcherOptions o = Defaults();
+    o.notified_path = MarksPath();
+    return o;
+  }
+  std::string MarksPath() const { return (dir_ / "alerts-notified.log").string(); }
+  std::string MarksFile() const {
+    std::ifstream in(MarksPath(), std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  // A gateway restart: a new dispatcher on the same store and record; its first pass.
+  std::unique_ptr<AlertDispatcher> Restart(std::unique_ptr<AlertDispatcher> d,
+                                           const DispatcherOptions& o) {
+    d.reset();
+    auto next = Make(o);
+    EXPECT_TRUE(next->Rebuild().ok());
+    next->Poll();
+    return next;
   }
 
   std::unique_ptr<AlertDispatcher> Make(DispatcherOptions o = Defaults()) {
@@ -102,12 +142,15 @@ class DispatcherTest : public ::testing::Test {
     auto hook = std::make_unique<FakeSink>("webhook", false);
     am_ = am.get();
     hook_ = hook.get();
+    hook->set_url(hook_url_);
     std::vector<std::unique_ptr<Sink>> sinks;
     sinks.push_back(std::move(am));
     sinks.push_back(std::move(hook));
     auto rules = rules_;
+    // A registry per dispatcher: its callback gauges point at it (the previous one is gone).
+    registry_ = std::make_unique<metrics::Registry>();
     return std::make_unique<AlertDispatcher>(
-        o, std::move(sinks), *store_, [rules] { return rules; }, clock_, &registry_);
+        o, std::move(sinks), *store_, [rules] { return rules; }, clock_, registry_.get());
   }
 
   static DispatcherOptions Defaults() {
@@ -125,7 +168,7 @@ class DispatcherTest : public ::testing::Test {
 
   // The value of one series in the exposition ("" when absent).
   std::string Metric(const std::string& series) const {
-    const std::string text = registry_.Serialize();
+    const std::string text = registry_->Serialize();
     const size_t at = text.find("\n" + series + " ");
     if (at == std::string::npos) return "";
     const size_t start = at + series.size() + 2;
@@ -141,9 +184,11 @@ class DispatcherTest : public ::testing::Test {
   std::unique_ptr<journey::JourneyStore> store_;
   std::shared_ptr<const journey::Rules> rules_;
   ordertrace::ManualClock clock_;
-  metrics::Registry registry_;
+  std::unique_ptr<metrics::Registry> registry_;
   FakeSink* am_ = nullptr;
   FakeSink* hook_ = nullptr;
+  std::filesystem::path dir_;
+  std::string hook_url_ = "https://chat.test/hooks/orders";
 };
 
 TEST_F(DispatcherTest, OneAlertPerStuckOrderResentWhileFiringResolvedOnClear) {
@@ -441,6 +486,413 @@ TEST_F(DispatcherTest, BrokerUnreachableIsASystemAlertResentAndResolved) {
   EXPECT_EQ(hook["alertname"], "BrokerUnreachable");
   EXPECT_EQ(hook["event"], "resolved");
   EXPECT_EQ(hook["labels"]["broker"], "127.0.0.1:15672");
+}
+
+// Issue 18: "no alert fired twice for one stuck episode".  Alertmanager gets the firing set
+// again after a restart (it resolves alerts not re-posted); the webhook, a chat channel, does
+// not hear again what it was told before.
+TEST_F(DispatcherTest, RestartAfterDeliveryDoesNotNotifyTheWebhookAgain) {
+  const DispatcherOptions o = Recording();
+  auto d = Make(o);
+  ASSERT_TRUE(d->Rebuild().ok());
+  const OrderRow a = StuckRow("N-1", "SUBMITTED", "mes", kT0 - 600 * kSecond);
+  const OrderRow b = StuckRow("N-2", "APPROVED", "mes", kT0 - 900 * kSecond);
+  Store(a);
+  Store(b);
+  d->OnVerdicts({a, b}, {});
+  d->Poll();
+  EXPECT_EQ(am_->Take().size(), 2u);
+  ASSERT_EQ(hook_->Take().size(), 2u);
+
+  clock_.Set(kT0 + 10 * kSecond);
+  d = Restart(std::move(d), o);
+  auto sent = am_->Take();
+  ASSERT_EQ(sent.size(), 2u);  // Alertmanager: the same alerts, their startsAt kept
+  for (const Alert& x : sent) {
+    EXPECT_FALSE(x.resolved);
+    EXPECT_EQ(x.starts_at, x.order_id == "N-1" ? a.stuck_since_ns : b.stuck_since_ns);
+    EXPECT_FALSE(x.description.empty());  // the full alert, with its diagnosis
+  }
+  EXPECT_TRUE(hook_->Take().empty());
+  EXPECT_EQ(d->firing(), 2u);
+  EXPECT_EQ(d->not_repeated(), 2u);
+  EXPECT_EQ(Metric("ordertrace_alerts_not_repeated_total"), "2");
+  // Re-sent to Alertmanager while firing, as before the restart.
+  clock_.Set(kT0 + 80 * kSecond);
+  d->Poll();
+  EXPECT_EQ(am_->Take().size(), 2u);
+  EXPECT_TRUE(hook_->Take().empty());
+
+  // Resolved after the restart: both sinks hear it, the webhook once.
+  d->OnCleared(Moved(a));
+  Store(Moved(a));
+  d->Poll();
+  sent = am_->Take();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_TRUE(sent[0].resolved);
+  auto hooks = hook_->Take();
+  ASSERT_EQ(hooks.size(), 1u);
+  EXPECT_TRUE(hooks[0].resolved);
+  EXPECT_EQ(hooks[0].order_id, "N-1");
+
+  // Another restart: N-2 is still not repeated to the webhook, N-1's end is not repeated either.
+  d = Restart(std::move(d), o);
+  sent = am_->Take();
+  ASSERT_EQ(sent.size(), 1u);
+  EXPECT_EQ(sent[0].order_id, "N-2");
+  EXPECT_FALSE(sent[0].resolved);
+  EXPECT_TRUE(hook_->Take().empty());
+}
+
+// The crash window: the verdict is committed, the dispatcher dies before the webhook's 2xx (or
+// the webhook was failing).  After the restart the webhook gets it: at least once, never lost.
+TEST_F(DispatcherTest, NotDeliveredBeforeACrashIsDeliveredAfterTheRestart) {
+  const DispatcherOptions o = Recording();
+  auto d = Make(o);
+  ASSERT_TRUE(d->Rebuild().ok());
+  const OrderRow a = StuckRow("C-1", "SUBMITTED", "mes", kT0 - 600 * kSecond);
+  const OrderRow b = StuckRow("C-2", "SUBMITTED", "crm", kT0 - 700 * kSecond);
+  Store(a);
+  Store(b);
+  hook_->fail_next = 100;  // C-1: the webhook does not answer
+  d->OnStuck(a);
+  d->Poll();
+  EXPECT_EQ(am_->Take().size(), 1u);
+  EXPECT_TRUE(hook_->Take().empty());
+  d->OnStuck(b);  // C-2: flagged, queued, then the process dies
+  d = Restart(std::move(d), o);
+  EXPECT_EQ(am_->Take().size(), 2u);
+  auto hooks = hook_->Take();
+  ASSERT_EQ(hooks.size(), 2u);
+  for (const Alert& x : hooks) {
+    EXPECT_FALSE(x.resolved);
+    EXPECT_EQ(x.starts_at, x.order_id == "C-1" ? a.stuck_since_ns : b.stuck_since_ns);
+  }
+  EXPECT_EQ(d->not_repeated(), 0u);
+  // Now recorded: the next restart does not repeat them.
+  d = Restart(std::move(d), o);
+  EXPECT_EQ(am_->Take().size(), 2u);
+  EXPECT_TRUE(hook_->Take().empty());
+}
+
+// What moved on while the gateway was down (Rebuild finds it no longer stuck) is resolved to
+// every sink, with the labels and startsAt of the alert they had; a new episode of the same
+// order is a new alert.
+TEST_F(DispatcherTest, EndedWhileDownIsResolvedAfterTheRestart) {
+  const DispatcherOptions o = Recording();
+  auto d = Make(o);
+  ASSERT_TRUE(d->Rebuild().ok());
+  const OrderRow a = StuckRow("E-1", "SUBMITTED", "mes", kT0 - 600 * kSecond);
+  const OrderRow b = StuckRow("E-2", "APPROVED", "mes", kT0 - 900 * kSecond);
+  const OrderRow c = StuckRow("E-3", "APPROVED", "mes", kT0 - 950 * kSecond);
+  Store(a);
+  Store(b);
+  Store(c);
+  d->OnVerdicts({a, b, c}, {});
+  d->Poll();
+  am_->Take();
+  ASSERT_EQ(hook_->Take().size(), 3u);
+
+  // While down: E-1 moved on, E-2 moved on and got stuck again (a new episode), E-3 stays.
+  d.reset();
+  Store(Moved(a));
+  const OrderRow b2 = StuckRow("E-2", "PRICE_CALCULATED", "billing", kT0 + 5 * kSecond);
+  Store(b2);
+  clock_.Set(kT0 + 20 * kSecond);
+  d = Restart(nullptr, o);
+  auto check = [&](const std::vector<Alert>& sent, const std::string& who) {
+    ASSERT_EQ(sent.size(), who == "webhook" ? 3u : 4u) << who;
+    std::map<std::string, std::vector<const Alert*>> by;
+    for (const Alert& x : sent)
+      by[x.order_id + (x.resolved ? "/resolved" : "/firing")].push_back(&x);
+    std::string seen;
+    for (const auto& [k, v] : by) seen += k + " ";
+    ASSERT_EQ(by.size(), who == "webhook" ? 3u : 4u) << who << ": " << seen;
+    ASSERT_EQ(by["E-1/resolved"].size(), 1u) << who << ": " << seen;
+    EXPECT_EQ(by["E-1/resolved"][0]->starts_at, a.stuck_since_ns);
+    EXPECT_EQ(by["E-1/resolved"][0]->stage, "SUBMITTED");  // the labels of the firing alert
+    EXPECT_EQ(by["E-1/resolved"][0]->service, "mes");
+    EXPECT_EQ(by["E-1/resolved"][0]->ends_at, kT0 + 20 * kSecond);
+    EXPECT_NE(by["E-1/resolved"][0]->summary.find("no longer stuck"), std::string::npos);
+    ASSERT_EQ(by["E-2/resolved"].size(), 1u) << who;
+    EXPECT_EQ(by["E-2/resolved"][0]->starts_at, b.stuck_since_ns);
+    EXPECT_EQ(by["E-2/resolved"][0]->stage, "APPROVED");
+    ASSERT_EQ(by["E-2/firing"].size(), 1u) << who;
+    EXPECT_EQ(by["E-2/firing"][0]->starts_at, b2.stuck_since_ns);
+    EXPECT_EQ(by["E-3/firing"].size(), who == "webhook" ? 0u : 1u) << who;
+  };
+  check(am_->Take(), "alertmanager");
+  check(hook_->Take(), "webhook");
+  EXPECT_EQ(d->firing(), 2u);
+  // Nothing of it again after one more restart.
+  d = Restart(std::move(d), o);
+  EXPECT_EQ(am_->Take().size(), 2u);  // E-2's new episode and E-3, firing
+  EXPECT_TRUE(hook_->Take().empty());
+}
+
+// Told before the restart, read back as stuck, then cleared in the same first pass (before its
+// alert was built again): resolved to both sinks all the same.
+TEST_F(DispatcherTest, ToldBeforeTheRestartAndClearedAtOnceIsResolved) {
+  const DispatcherOptions o = Recording();
+  auto d = Make(o);
+  ASSERT_TRUE(d->Rebuild().ok());
+  const OrderRow a = StuckRow("Q-1", "SUBMITTED", "mes", kT0 - 600 * kSecond);
+  Store(a);
+  d->OnStuck(a);
+  d->Poll();
+  ASSERT_EQ(hook_->Take().size(), 1u);
+  d.reset();
+  d = Make(o);
+  ASSERT_TRUE(d->Rebuild().ok());
+  d->OnCleared(Moved(a));
+  Store(Moved(a));
+  d->Poll();
+  for (FakeSink* sink : {am_, hook_}) {
+    auto sent = sink->Take();
+    ASSERT_EQ(sent.size(), 1u) << sink->name();
+    EXPECT_TRUE(sent[0].resolved);
+    EXPECT_EQ(sent[0].order_id, "Q-1");
+    EXPECT_EQ(sent[0].starts_at, a.stuck_since_ns);
+  }
+  d = Restart(std::move(d), o);
+  EXPECT_TRUE(am_->Take().empty());
+  EXPECT_TRUE(hook_->Take().empty());
+}
+
+// A damaged record (a torn last write, garbage, an overlong line, a bad escape): a warning with
+// the count, what is unreadable is treated as not notified (told again), the rest holds, and the
+// file is rewritten clean.
+TEST_F(DispatcherTest, ADamagedRecordIsReadAsFarAsItCanBe) {
+  const OrderRow a = StuckRow("D-1", "SUBMITTED", "mes", kT0 - 600 * kSecond);
+  const OrderRow b = StuckRow("D 2\n", "SUBMITTED", "mes", kT0 - 700 * kSecond);
+  const OrderRow c = StuckRow("D-3", "SUBMITTED", "mes", kT0 - 800 * kSecond);
+  const OrderRow e = StuckRow("D-5", "SUBMITTED", "mes", kT0 - 900 * kSecond);
+  for (const OrderRow* r : {&a, &b, &c, &e}) Store(*r);
+  {
+    std::ofstream out(MarksPath(), std::ios::binary);
+    out << "# ordertrace alert marks v1\n"
+        << "F " << a.stuck_since_ns << " D-1 SUBMITTED mes\n"
+        << "garbage \x01\xff\n"
+        << "F " << e.stuck_since_ns << " D%zz SUBMITTED mes\n"  // a bad escape
+        << "F " << c.stuck_since_ns << " D-3 SUBMITTED " << std::string(5000, 'x') << "\n"
+        << "F 12x D-4 SUBMITTED mes\n"
+        << std::string("\0\0\0\n", 4) << "F " << b.stuck_since_ns << " D%202%0A SUBMITTED mes\n"
+        << "F " << e.stuck_since_ns << " D-5 SUBM";  // torn
+  }
+  const DispatcherOptions o = Recording();
+  auto d = Restart(nullptr, o);
+  EXPECT_EQ(am_->Take().size(), 4u);
+  std::set<std::string> told;
+  for (const Alert& x : hook_->Take()) told.insert(x.order_id);
+  EXPECT_EQ(told, (std::set<std::string>{"D-3", "D-5"}));  // D-1 and "D 2\n" were recorded
+  EXPECT_EQ(Metric("ordertrace_alerts_notified_log_errors_total"), "6");
+  const std::string file = MarksFile();
+  EXPECT_EQ(file.find("garbage"), std::string::npos) << file;
+  EXPECT_EQ(file.find("SUBM\n"), std::string::npos) << file;
+  // Clean now: every order recorded, nothing told again.
+  d = Restart(std::move(d), o);
+  EXPECT_EQ(am_->Take().size(), 4u);
+  EXPECT_TRUE(hook_->Take().empty());
+  EXPECT_EQ(Metric("ordertrace_alerts_notified_log_errors_total"), "0");
+  // Any bytes at all: read, never a crash.
+  {
+    std::ofstream out(MarksPath(), std::ios::binary | std::ios::trunc);
+    for (int i = 0; i < 20000; ++i) out.put(static_cast<char>((i * 7919) % 256));
+  }
+  d = Restart(std::move(d), o);
+  EXPECT_EQ(hook_->Take().size(), 4u);
+}
+
+// A storm the webhook heard of is taken up after a restart (its startsAt, no new "storm
+// started"); its end is told once; per-order alerts sent before it stay firing.
+TEST_F(DispatcherTest, AStormIsTakenUpAfterARestartNotAnnouncedAgain) {
+  const DispatcherOptions o = Recording();  // threshold 5
+  auto d = Make(o);
+  ASSERT_TRUE(d->Rebuild().ok());
+  std::vector<OrderRow> rows;
+  for (int i = 0; i < 40; ++i) {
+    rows.push_back(StuckRow("S-" + std::to_string(i)));
+    Store(rows.back());
+  }
+  // Three per-order alerts before the storm is recognised, then the rest.
+  d->OnVerdicts({rows[0], rows[1], rows[2]}, {});
+  d->Poll();
+  EXPECT_EQ(hook_->Take().size(), 3u);
+  clock_.Set(kT0 + 2 * kSecond);
+  d->OnVerdicts(std::vector<OrderRow>(rows.begin() + 3, rows.end()), {});
+  d->Poll();
+  auto hooks = hook_->Take();
+  ASSERT_EQ(hooks.size(), 1u);
+  ASSERT_TRUE(hooks[0].storm);
+  const Nanos storm_start = hooks[0].starts_at;
+  am_->Take();
+
+  clock_.Set(kT0 + 30 * kSecond);
+  d = Restart(std::move(d), o);
+  EXPECT_TRUE(hook_->Take().empty());
+  auto sent = am_->Take();
+  size_t storms = 0, orders = 0;
+  for (const Alert& x : sent) {
+    EXPECT_FALSE(x.resolved);
+    if (x.storm) {
+      ++storms;
+      EXPECT_EQ(x.starts_at, storm_start);
+      EXPECT_EQ(x.count, 40u);
+    } else {
+      ++orders;  // the three sent before the storm stay firing
+    }
+  }
+  EXPECT_EQ(storms, 1u);
+  EXPECT_EQ(orders, 3u);
+  EXPECT_EQ(d->storms(), 1u);
+  EXPECT_EQ(d->held(), 37u);
+
+  // It calms down: the end is told once, the orders still stuck get their own alerts.
+  for (int i = 2; i < 40; ++i) {
+    d->OnCleared(Moved(rows[static_cast<size_t>(i)]));
+    Store(Moved(rows[static_cast<size_t>(i)]));
+  }
+  clock_.Set(kT0 + 100 * kSecond);
+  d->Poll();
+  hooks = hook_->Take();
+  size_t storm_over = 0, resolved_orders = 0;
+  for (const Alert& x : hooks) {
+    if (x.storm && x.resolved) {
+      ++storm_over;
+      EXPECT_EQ(x.starts_at, storm_start);
+    }
+    if (!x.storm && x.resolved) ++resolved_orders;  // S-2, sent before the storm
+    EXPECT_FALSE(!x.storm && !x.resolved) << x.order_id << " was told before";
+  }
+  EXPECT_EQ(storm_over, 1u);
+  EXPECT_EQ(resolved_orders, 1u);
+  EXPECT_EQ(d->storms(), 0u);
+  d = Restart(std::move(d), o);
+  EXPECT_TRUE(hook_->Take().empty());
+}
+
+// A storm that calmed down while the gateway was down: its end is told after the restart, and
+// the orders still stuck (held back, never told) get their own alerts.
+TEST_F(DispatcherTest, AStormThatCalmedDownWhileDownEndsAfterTheRestart) {
+  const DispatcherOptions o = Recording();
+  auto d = Make(o);
+  ASSERT_TRUE(d->Rebuild().ok());
+  std::vector<OrderRow> rows;
+  for (int i = 0; i < 20; ++i) {
+    rows.push_back(StuckRow("W-" + std::to_string(i)));
+    Store(rows.back());
+  }
+  d->OnVerdicts(rows, {});
+  d->Poll();
+  auto hooks = hook_->Take();
+  ASSERT_EQ(hooks.size(), 1u);
+  const Nanos storm_start = hooks[0].starts_at;
+  d.reset();
+  for (size_t i = 2; i < rows.size(); ++i) Store(Moved(rows[i]));
+  clock_.Set(kT0 + 300 * kSecond);
+  d = Restart(nullptr, o);
+  hooks = hook_->Take();
+  ASSERT_EQ(hooks.size(), 3u);
+  size_t over = 0, firing = 0;
+  for (const Alert& x : hooks) {
+    if (x.storm) {
+      EXPECT_TRUE(x.resolved);
+      EXPECT_EQ(x.starts_at, storm_start);
+      ++over;
+    } else {
+      EXPECT_FALSE(x.resolved);
+      ++firing;
+    }
+  }
+  EXPECT_EQ(over, 1u);
+  EXPECT_EQ(firing, 2u);
+  d = Restart(std::move(d), o);
+  EXPECT_TRUE(hook_->Take().empty());
+}
+
+// Orders told one by one (never a storm) do not become a storm because a restart reads them
+// back at once: they are not news.
+TEST_F(DispatcherTest, OrdersToldOneByOneAreNoStormAfterARestart) {
+  const DispatcherOptions o = Recording();  // threshold 5 within 60 s
+  auto d = Make(o);
+  ASSERT_TRUE(d->Rebuild().ok());
+  for (int batch = 0; batch < 3; ++batch) {
+    clock_.Set(kT0 + batch * 61 * kSecond);
+    std::vector<OrderRow> rows;
+    for (int i = 0; i < 4; ++i) {
+      rows.push_back(StuckRow("P-" + std::to_string(batch) + "-" + std::to_string(i)));
+      Store(rows.back());
+    }
+    d->OnVerdicts(rows, {});
+    d->Poll();
+  }
+  EXPECT_EQ(hook_->Take().size(), 12u);
+  EXPECT_EQ(d->storms(), 0u);
+  am_->Take();
+  clock_.Set(kT0 + 200 * kSecond);
+  d = Restart(std::move(d), o);
+  EXPECT_EQ(d->storms(), 0u);
+  EXPECT_EQ(am_->Take().size(), 12u);
+  EXPECT_TRUE(hook_->Take().empty());
+}
+
+// Without a record (a memory store, no notified_path) a restart tells every sink again, as
+// before: the store forgot nothing it could be compared with.
+TEST_F(DispatcherTest, WithoutARecordARestartTellsEverySinkAgain) {
+  const DispatcherOptions o = Defaults();
+  auto d = Make(o);
+  const OrderRow a = StuckRow("M-1");
+  Store(a);
+  d->OnStuck(a);
+  d->Poll();
+  EXPECT_EQ(hook_->Take().size(), 1u);
+  d = Restart(std::move(d), o);
+  EXPECT_EQ(hook_->Take().size(), 1u);
+  EXPECT_FALSE(std::filesystem::exists(MarksPath()));
+}
+
+// The record stays small: ended episodes are dropped when it is compacted.
+TEST_F(DispatcherTest, TheRecordIsCompacted) {
+  DispatcherOptions o = Recording();
+  o.storm_threshold = 0;
+  auto d = Make(o);
+  ASSERT_TRUE(d->Rebuild().ok());
+  for (int i = 0; i < 500; ++i) {
+    const OrderRow r = StuckRow("K-" + std::to_string(i));
+    d->OnStuck(r);
+    d->Poll();
+    d->OnCleared(Moved(r));
+    d->Poll();
+  }
+  const OrderRow last = StuckRow("K-last");
+  Store(last);
+  d->OnStuck(last);
+  d->Poll();
+  const std::string file = MarksFile();
+  EXPECT_LT(std::count(file.begin(), file.end(), '\n'), 140) << file.size();
+  EXPECT_NE(file.find("K-last"), std::string::npos);
+  hook_->Take();
+  d = Restart(std::move(d), o);
+  EXPECT_TRUE(hook_->Take().empty());
+}
+
+// Another webhook (its URL changed) has heard nothing: it is told of every stuck order.
+TEST_F(DispatcherTest, AnotherWebhookIsToldOfEveryStuckOrder) {
+  const DispatcherOptions o = Recording();
+  auto d = Make(o);
+  ASSERT_TRUE(d->Rebuild().ok());
+  const OrderRow a = StuckRow("U-1");
+  Store(a);
+  d->OnStuck(a);
+  d->Poll();
+  ASSERT_EQ(hook_->Take().size(), 1u);
+  hook_url_ = "https://chat.test/hooks/other-channel";
+  d = Restart(std::move(d), o);
+  ASSERT_EQ(hook_->Take().size(), 1u);
+  d = Restart(std::move(d), o);
+  EXPECT_TRUE(hook_->Take().empty());
+  // The record never holds the URL itself (it may carry a token).
+  EXPECT_EQ(MarksFile().find("chat.test"), std::string::npos) << MarksFile();
 }
 
 }  // namespace

@@ -1191,6 +1191,11 @@ Status Gateway::StartAlerts() {
   o.storm_threshold = a.storm.threshold;
   o.storm_window = a.storm.window;
   o.broker = g.broker.get();
+  // What the webhook was told, so that a restart does not tell it again (docs/alerting.md,
+  // "Restarts"); a memory store forgets its stuck orders on restart: nothing to record then.
+  if (config_.journeys.store != "memory") {
+    o.notified_path = (std::filesystem::path(config_.data_dir) / "alerts-notified.log").string();
+  }
   journey::Engine* engine = g.engine.get();
   g.alerts = std::make_unique<alert::AlertDispatcher>(
       o, std::move(sinks), *g.store, [engine] { return engine->rules(); }, g.clock, &registry_);

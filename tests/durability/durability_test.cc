@@ -7,7 +7,9 @@
 //     gateway that received every acknowledged request once and was never killed, and those the
 //     load planned; every acknowledged span reached the upstream; each stuck episode is one
 //     alert (one startsAt per order at the gateway's Alertmanager sink, never resolved and fired
-//     again), the same alerts as the reference's.
+//     again), the same alerts as the reference's; the webhook told of each stuck episode as
+//     firing exactly once across the restarts (but for the one notification a kill may catch
+//     between the webhook's answer and the gateway's record of it, docs/alerting.md "Restarts").
 //   - SlowJourneysDoNotSlowForwarding: with `journeys.apply_delay` the journeys' cursor lags
 //     while the forwarder keeps up (its lag stays near 0, the upstream gets every span as it is
 //     acknowledged) and no client is refused until `ingest_log.max_bytes` is reached; then 429
@@ -179,18 +181,32 @@ struct AlertLog {
   std::map<std::string, size_t> resolved;                      // order → resolved notifications
   std::map<std::string, size_t> fired_after_resolved;  // order → firing sent after a resolve
   size_t alerts = 0;                                   // every alert posted, re-sends included
-  // The webhook's notifications (one POST per event, not re-sent while firing; after a restart
-  // the firing set is sent again, with the same starts_at).
+  // The webhook's notifications (one POST per event, not re-sent while firing nor after a
+  // restart: the gateway records what it was told).
   std::map<std::string, size_t> webhook_firing;                 // order → "firing" events
   std::map<std::string, std::set<std::string>> webhook_starts;  // order → distinct starts_at
+  std::map<std::string, size_t> webhook_resolved;               // order → "resolved" events
+  // Per `kills` snapshot (bodies received when a kill had ended the process): the order of the
+  // last webhook "firing" received before it, "" none.  The webhook gets one POST at a time, so
+  // this one alone may have been answered and not yet recorded when the process died.
+  std::vector<std::string> in_flight_at_kill;
 };
 
-AlertLog Alerts(const Receiver& sink) {
+AlertLog Alerts(const Receiver& sink, const std::vector<size_t>& kills = {}) {
   AlertLog log;
+  log.in_flight_at_kill.assign(kills.size(), "");
+  size_t index = 0;
   for (const auto& body : sink.bodies()) {
+    ++index;
     if (body.is_object() && body.value("event", "") == "firing" && body.contains("order_id")) {
       ++log.webhook_firing[body.value("order_id", "")];
       log.webhook_starts[body.value("order_id", "")].insert(body.value("starts_at", ""));
+      for (size_t k = 0; k < kills.size(); ++k) {
+        if (index <= kills[k]) log.in_flight_at_kill[k] = body.value("order_id", "");
+      }
+    }
+    if (body.is_object() && body.value("event", "") == "resolved" && body.contains("order_id")) {
+      ++log.webhook_resolved[body.value("order_id", "")];
     }
     if (!body.is_array()) continue;
     for (const auto& a : body) {
@@ -273,6 +289,7 @@ TEST_F(DurabilityTest, CrashConsistency) {
   // and third kills also find spans the forwarder has not sent.
   std::vector<double> restart_seconds;
   std::vector<double> lag_at_kill, forward_lag_at_kill;
+  std::vector<size_t> alerts_at_kill;  // bodies A's sink had received when A was dead
   auto kill_and_restart = [&] {
     double lag = 0;
     EXPECT_TRUE(WaitFor([&] { return (lag = Lag(Metrics(a), "journeys")) > 0; }, 10s))
@@ -281,6 +298,9 @@ TEST_F(DurabilityTest, CrashConsistency) {
     forward_lag_at_kill.push_back(Lag(Metrics(a), "forward"));
     a_port = 0;
     EXPECT_EQ(a.Kill(), 128 + SIGKILL);
+    // A request the process wrote before it died may still be read by the receiver: let it.
+    std::this_thread::sleep_for(300ms);
+    alerts_at_kill.push_back(a_alerts.bodies().size());
     const auto t = Clock::now();
     const bool up = a.Start(a_flags);
     restart_seconds.push_back(Seconds(t));
@@ -367,11 +387,14 @@ TEST_F(DurabilityTest, CrashConsistency) {
   // never resolved nor fired again, no other order alerted; the same alerts as the reference's.
   EXPECT_TRUE(WaitFor(
       [&] {
-        return Alerts(a_alerts).firing_starts.size() >= expected_stuck.size() &&
-               Alerts(ref_alerts).firing_starts.size() >= expected_stuck.size();
+        const AlertLog a_now = Alerts(a_alerts), ref_now = Alerts(ref_alerts);
+        return a_now.firing_starts.size() >= expected_stuck.size() &&
+               a_now.webhook_starts.size() >= expected_stuck.size() &&
+               ref_now.firing_starts.size() >= expected_stuck.size() &&
+               ref_now.webhook_starts.size() >= expected_stuck.size();
       },
       15s));
-  const AlertLog a_log = Alerts(a_alerts), ref_log = Alerts(ref_alerts);
+  const AlertLog a_log = Alerts(a_alerts, alerts_at_kill), ref_log = Alerts(ref_alerts);
   size_t twice = 0;
   for (const auto& [order, starts] : a_log.firing_starts) {
     if (starts.size() != 1 && ++twice <= 3) {
@@ -399,11 +422,40 @@ TEST_F(DurabilityTest, CrashConsistency) {
     }
   }
   EXPECT_EQ(wrong_start, 0u);
-  // The webhook: one starts_at per order too, the same as Alertmanager's; a restart sends the
-  // firing set again (at-least-once), counted as repeats.
+  // The webhook: one starts_at per order too, the same as Alertmanager's, and each stuck episode
+  // told as firing exactly once, restarts included: the gateway records each notification right
+  // after the webhook's answer, and reads the record back at start.  The one exception: the
+  // notification a kill catches between the webhook's answer and that record (at most one per
+  // kill, the last one received before it) is told again after the restart: at least once,
+  // never lost.  Never resolved (the stuck orders stay stuck).
   EXPECT_EQ(a_log.webhook_starts, a_log.firing_starts);
-  size_t webhook_repeats = 0;
-  for (const auto& [order, n] : a_log.webhook_firing) webhook_repeats += n - 1;
+  std::map<std::string, size_t> excused;  // order → kills that caught its notification
+  for (const std::string& order : a_log.in_flight_at_kill) {
+    if (!order.empty()) ++excused[order];
+  }
+  size_t webhook_repeats = 0, repeats_in_window = 0, told_twice = 0;
+  for (const auto& order : expected_stuck) {
+    const auto it = a_log.webhook_firing.find(order);
+    const size_t n = it == a_log.webhook_firing.end() ? 0 : it->second;
+    const size_t allowed = 1 + (excused.count(order) ? excused[order] : 0);
+    if (n > 1) {
+      webhook_repeats += n - 1;
+      repeats_in_window += std::min(n, allowed) - 1;
+    }
+    if ((n == 0 || n > allowed) && ++told_twice <= 3) {
+      ADD_FAILURE() << "order " << order << ": told the webhook as firing " << n
+                    << " times (once expected"
+                    << (allowed > 1 ? ", or twice: a kill caught its notification" : "") << ")";
+    }
+  }
+  EXPECT_EQ(told_twice, 0u) << "stuck episodes not told to the webhook exactly once, of "
+                            << expected_stuck.size();
+  EXPECT_TRUE(a_log.webhook_resolved.empty())
+      << a_log.webhook_resolved.size() << " orders resolved at the webhook, e.g. "
+      << a_log.webhook_resolved.begin()->first;
+  for (const auto& [order, n] : ref_log.webhook_firing) {
+    EXPECT_EQ(n, 1u) << "the reference told the webhook of order " << order << " " << n << " times";
+  }
 
   const std::string metrics = Metrics(a);
   EXPECT_EQ(MetricSum(metrics, "ordertrace_journey_failed_batches_total"), 0) << metrics;
@@ -414,15 +466,16 @@ TEST_F(DurabilityTest, CrashConsistency) {
       "crash consistency: %zu requests, %zu spans acknowledged, %zu orders (%zu stuck); 4 "
       "SIGKILLs: journeys behind by %.0f/%.0f/%.0f/%.0f records, forward by %.0f/%.0f/%.0f/%.0f, "
       "restarts %.2f/%.2f/%.2f/%.2f s; upstream got %zu spans (%zu distinct); %zu alerts posted "
-      "(re-sends included), %zu webhook notifications repeated after restarts; at %.1f s the "
+      "(re-sends included), %zu webhook notifications repeated after restarts (%zu of them caught "
+      "by a kill between the webhook's answer and its record); at %.1f s the "
       "load ended, %.1f s settled, %.1f s journeys compared, %.1f s alerts checked, %.1f s "
       "stopped\n",
       to_a.acknowledged_requests(), acked.size(), load.orders().size(), expected_stuck.size(),
       lag_at_kill[0], lag_at_kill[1], lag_at_kill[2], lag_at_kill[3], forward_lag_at_kill[0],
       forward_lag_at_kill[1], forward_lag_at_kill[2], forward_lag_at_kill[3], restart_seconds[0],
       restart_seconds[1], restart_seconds[2], restart_seconds[3], upstream.total(),
-      upstream.distinct(), a_log.alerts, webhook_repeats, load_seconds, settled_seconds,
-      compared_seconds, alerts_seconds, Seconds(started));
+      upstream.distinct(), a_log.alerts, webhook_repeats, repeats_in_window, load_seconds,
+      settled_seconds, compared_seconds, alerts_seconds, Seconds(started));
 }
 
 // The log's settings of the two tests below: small segments so a small budget is made of many.
