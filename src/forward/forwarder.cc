@@ -100,9 +100,9 @@ Forwarder::Forwarder(const ForwarderOptions& options, std::unique_ptr<DurableQue
                              .AddCounter("ordertrace_forward_queued_records_total",
                                          "Batches made durable in the forward queue.")
                              .With({});
-    refused_ = &registry.AddCounter("ordertrace_forward_refused_batches_total",
-                                    "Batches the forward queue refused (full, closed, io).",
-                                    {"reason"});
+    refused_ =
+        &registry.AddCounter("ordertrace_forward_refused_batches_total",
+                             "Batches the forward queue refused (full, closed, io).", {"reason"});
   }
   ingest_log::DurableLog::Consumer* q = queue_;
   registry.AddCallbackGauge("ordertrace_forward_queue_bytes",
@@ -139,8 +139,8 @@ Status Forwarder::Accept(std::shared_ptr<const otlp::SpanBatch> batch) noexcept 
     } else {
       refused_
           ->With({s.code() == StatusCode::kResourceExhausted ? "full"
-                 : accepting_.load()                        ? "io"
-                                                            : "closed"})
+                  : accepting_.load()                        ? "io"
+                                                             : "closed"})
           .Inc();
     }
     return s;
