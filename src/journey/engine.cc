@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <utility>
 
 #include "common/log.h"
@@ -22,7 +23,11 @@ constexpr size_t kMaxPendingRetry = 1000000;  // records kept for a failing stor
 constexpr size_t kTickSlice = 2048;
 // Verdicts queued for the verdict writer beyond which the detector writes them itself (the
 // writer falls behind: the queue's memory stays bounded, ~100 bytes a verdict).
-constexpr size_t kMaxQueuedVerdicts = size_t{1} << 17;
+constexpr size_t kMaxQueuedVerdicts = size_t{1} << 16;
+// Verdicts the verdict writer writes per transaction, at most (whole slices): large enough that
+// a backlog's flags share pages, small enough that they are heard in a steady stream and an
+// Apply() waits for one such transaction at most before its own.
+constexpr size_t kWriteChunk = 16384;
 
 Nanos ToNanos(Duration d) { return std::chrono::nanoseconds(d).count(); }
 Nanos SatAdd(Nanos a, Nanos b) { return a > Engine::kNever - b ? Engine::kNever : a + b; }
@@ -643,10 +648,9 @@ size_t Engine::Tick(Nanos now) {
     bool queued = false;
     if (verdicts_only && queue_verdicts_.load(std::memory_order_acquire)) {
       MutexLock qlock(queue_mu_);
-      if (queued_.batch.verdicts.size() < kMaxQueuedVerdicts) {
-        Append(&queued_.batch, std::move(p.batch));
-        for (OrderRow& r : p.flagged) queued_.flagged.push_back(std::move(r));
-        for (OrderRow& r : p.cleared) queued_.cleared.push_back(std::move(r));
+      if (queued_verdicts_ < kMaxQueuedVerdicts) {
+        queued_verdicts_ += p.batch.verdicts.size();
+        queued_.push_back({std::move(p.batch), std::move(p.flagged), std::move(p.cleared)});
         queued = true;
       }
     }
@@ -827,20 +831,38 @@ void Engine::Prepare(Pending* p) {
 
 Status Engine::WriteAndNotify(Pending* p, bool changed) {
   MutexLock slock(store_mu_);
-  WriteQueued();  // earlier slices first: the store sees the changes in order
+  // Earlier slices first (the store sees the changes in order), in the writer's chunks.
+  while (WriteQueued(kWriteChunk)) {
+  }
   Status s = Write(&p->batch);
   if (changed) Changed();
   Notify(p->flagged, p->cleared);
   return s;
 }
 
-void Engine::WriteQueued() {
+bool Engine::WriteQueued(size_t max_verdicts) {
   Queued q;
+  bool more = false;
   {
     MutexLock qlock(queue_mu_);
-    std::swap(q, queued_);
+    size_t n = 0;
+    while (!queued_.empty() &&
+           (n == 0 || n + queued_.front().batch.verdicts.size() <= max_verdicts)) {
+      Queued& s = queued_.front();
+      n += s.batch.verdicts.size();
+      if (q.batch.empty()) {
+        q = std::move(s);
+      } else {
+        Append(&q.batch, std::move(s.batch));
+        for (OrderRow& r : s.flagged) q.flagged.push_back(std::move(r));
+        for (OrderRow& r : s.cleared) q.cleared.push_back(std::move(r));
+      }
+      queued_.pop_front();
+    }
+    queued_verdicts_ -= n;
+    more = !queued_.empty();
   }
-  if (q.batch.empty() && retry_.empty()) return;
+  if (q.batch.empty() && retry_.empty()) return more;
   // By order id (stable: an order's own verdicts and episode updates keep their order), so
   // consecutive updates fall on the same or neighbouring B-tree pages.
   auto by_id = [](const auto& a, const auto& b) { return a.order_id < b.order_id; };
@@ -850,6 +872,7 @@ void Engine::WriteQueued() {
   (void)s;  // counted and retried by Write()
   Changed();
   Notify(q.flagged, q.cleared);
+  return more;
 }
 
 Status Engine::Write(WriteBatch* batch) {
@@ -1023,8 +1046,9 @@ void Engine::StartDetector(Duration max_sleep, Duration min_interval) {
   if (!verdict_writer_.running()) {
     verdict_writer_.Start("verdict-writer", [this] {
       MutexLock slock(store_mu_);
-      WriteQueued();
-      return std::chrono::nanoseconds(std::chrono::hours(1));  // until woken
+      // Until woken; with slices left, again at once (store_mu_ released in between).
+      return WriteQueued(kWriteChunk) ? std::chrono::nanoseconds(0)
+                                      : std::chrono::nanoseconds(std::chrono::hours(1));
     });
     queue_verdicts_.store(true, std::memory_order_release);
   }
@@ -1041,7 +1065,8 @@ void Engine::StopDetector() {
   }
   verdict_writer_.Stop();
   MutexLock slock(store_mu_);
-  WriteQueued();
+  while (WriteQueued(kWriteChunk)) {
+  }
 }
 
 }  // namespace ordertrace::journey

@@ -27,13 +27,13 @@
 //
 // The detector's writes: while the detector thread runs (StartDetector), a slice of flags and
 // clears whose store write is verdicts and episodes only (the common case) is not written by the
-// detector itself: it is queued for the verdict writer, a thread of its own that writes all that
-// is queued in one transaction (a backlog's slices coalesce: fewer pages per flag), sorted by
-// order id, and then tells the listeners.  So the detector decides the next slice while the
-// previous one is written, on the other core.  Listeners still hear a flag only after it is in
-// the store.  Any other write (Apply, SetRules, a Tick() slice with whole rows, Tick() without
-// the detector thread) writes what is queued first, in its own transaction, then its own batch:
-// the store sees the writes in the order the state changed.  The queue is bounded
+// detector itself: it is queued for the verdict writer, a thread of its own that writes what is
+// queued, up to kWriteChunk verdicts per transaction (a backlog's slices coalesce: fewer pages
+// per flag), sorted by order id, and then tells the listeners.  So the detector decides the next
+// slice while the previous one is written, on the other core.  Listeners still hear a flag only
+// after it is in the store.  Any other write (Apply, SetRules, a Tick() slice with whole rows,
+// Tick() without the detector thread) writes what is queued first, in its own transaction, then its
+// own batch: the store sees the writes in the order the state changed.  The queue is bounded
 // (kMaxQueuedVerdicts): beyond it the detector writes itself.
 //
 // Thread-safety: Apply(), Tick(), SetRules(), Recover() and ForgetInactive() are serialised
@@ -54,6 +54,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -269,9 +270,10 @@ class Engine {
   // failure is counted and kept for the next write.  Then the listeners hear `p`.
   Status WriteAndNotify(Pending* p, bool changed) REQUIRES(write_mu_)
       EXCLUDES(mu_, store_mu_, queue_mu_);
-  // Writes what is queued in one transaction, sorted by order id, and tells the listeners;
-  // with nothing queued, retries what a failed write still owes the store.
-  void WriteQueued() REQUIRES(store_mu_) EXCLUDES(mu_, queue_mu_);
+  // Writes the oldest queued slices, at least one and up to `max_verdicts` verdicts in all, in
+  // one transaction sorted by order id, and tells the listeners; with nothing queued, retries
+  // what a failed write still owes the store.  Returns whether slices are left.
+  bool WriteQueued(size_t max_verdicts) REQUIRES(store_mu_) EXCLUDES(mu_, queue_mu_);
   Status Write(WriteBatch* batch) REQUIRES(store_mu_) EXCLUDES(mu_);
   static void Append(WriteBatch* to, WriteBatch&& from);
   void Notify(const std::vector<OrderRow>& flagged, const std::vector<OrderRow>& cleared)
@@ -292,7 +294,8 @@ class Engine {
   WriteBatch retry_ GUARDED_BY(store_mu_);  // facts a failed store write still owes the store
   // Slices queued for the verdict writer (appended under write_mu_ too, so in state order).
   Mutex queue_mu_;
-  Queued queued_ GUARDED_BY(queue_mu_);
+  std::deque<Queued> queued_ GUARDED_BY(queue_mu_);  // one per slice, oldest first
+  size_t queued_verdicts_ GUARDED_BY(queue_mu_) = 0;
   std::atomic<bool> queue_verdicts_{false};  // the verdict writer runs
 
   // The in-memory state; taken after write_mu_ by mutators, alone by readers.
