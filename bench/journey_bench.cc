@@ -248,7 +248,7 @@ class LagRecorder : public jr::EngineListener {
     const size_t k = n_.load(std::memory_order_relaxed);
     if (k < lag_ns_.size()) lag_ns_[k] = now - row.stuck_since_ns;
     if (row.stuck != jr::StuckKind::kNotReceived) ++other_kind_;
-    n_.store(k + 1, std::memory_order_release);  // one writer: the detector thread
+    n_.store(k + 1, std::memory_order_release);  // one call at a time (engine.h)
   }
   void OnCleared(const jr::OrderRow&) override { ++cleared_; }
   size_t count() const { return n_.load(std::memory_order_acquire); }

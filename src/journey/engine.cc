@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <cstdint>
 #include <utility>
 
 #include "common/log.h"
@@ -20,6 +21,13 @@ constexpr size_t kMaxPendingRetry = 1000000;  // records kept for a failing stor
 // slices, each written and heard by the listeners before the next, with the writer lock released
 // in between (an Apply() waits for one slice, not the whole backlog).
 constexpr size_t kTickSlice = 2048;
+// Verdicts queued for the verdict writer beyond which the detector writes them itself (the
+// writer falls behind: the queue's memory stays bounded, ~100 bytes a verdict).
+constexpr size_t kMaxQueuedVerdicts = size_t{1} << 16;
+// Verdicts the verdict writer writes per transaction, at most (whole slices): large enough that
+// a backlog's flags share pages, small enough that they are heard in a steady stream and an
+// Apply() waits for one such transaction at most before its own.
+constexpr size_t kWriteChunk = 16384;
 
 Nanos ToNanos(Duration d) { return std::chrono::nanoseconds(d).count(); }
 Nanos SatAdd(Nanos a, Nanos b) { return a > Engine::kNever - b ? Engine::kNever : a + b; }
@@ -615,9 +623,7 @@ Status Engine::Apply(std::vector<SpanRecord> facts) {
     Prepare(&p);
     kick = NextDeadlineLocked() < wake_before;
   }
-  Status s = Write(&p);
-  Changed();
-  Notify(p);
+  Status s = WriteAndNotify(&p, true);
   if (kick) detector_.Wake();
   return s;
 }
@@ -636,11 +642,28 @@ size_t Engine::Tick(Nanos now) {
       if (!more) LostPass(now);
       Prepare(&p);
     }
-    const bool changed = !p.batch.empty();
-    Status s = Write(&p);
-    (void)s;  // counted and retried by Write()
-    if (changed) Changed();
-    Notify(p);
+    const WriteBatch& b = p.batch;
+    const bool verdicts_only = b.spans.empty() && b.milestones.empty() && b.hops.empty() &&
+                               b.orders.empty() && !b.verdicts.empty();
+    bool queued = false;
+    if (verdicts_only && queue_verdicts_.load(std::memory_order_acquire)) {
+      MutexLock qlock(queue_mu_);
+      if (queued_verdicts_ < kMaxQueuedVerdicts) {
+        queued_verdicts_ += p.batch.verdicts.size();
+        queued_.push_back({std::move(p.batch), std::move(p.flagged), std::move(p.cleared)});
+        queued = true;
+      }
+    }
+    if (queued) {
+      verdict_writer_.Wake();
+    } else if (p.batch.empty() && queue_verdicts_.load(std::memory_order_acquire)) {
+      // Nothing to write: the detector does not wait for the writer's transaction (the writer
+      // retries a failed write, if any).
+      verdict_writer_.Wake();
+    } else {
+      Status s = WriteAndNotify(&p, !p.batch.empty());
+      (void)s;  // counted and retried by Write()
+    }
     if (!more) break;
   }
   return flagged;
@@ -806,24 +829,70 @@ void Engine::Prepare(Pending* p) {
   metrics_->Publish(*rules_);
 }
 
-Status Engine::Write(Pending* p) {
-  if (p->batch.empty() && retry_.empty()) return Status::Ok();
+Status Engine::WriteAndNotify(Pending* p, bool changed) {
+  MutexLock slock(store_mu_);
+  // Earlier slices first (the store sees the changes in order), in the writer's chunks.
+  while (WriteQueued(kWriteChunk)) {
+  }
+  Status s = Write(&p->batch);
+  if (changed) Changed();
+  Notify(p->flagged, p->cleared);
+  return s;
+}
+
+bool Engine::WriteQueued(size_t max_verdicts) {
+  Queued q;
+  bool more = false;
+  {
+    MutexLock qlock(queue_mu_);
+    size_t n = 0;
+    while (!queued_.empty() &&
+           (n == 0 || n + queued_.front().batch.verdicts.size() <= max_verdicts)) {
+      Queued& s = queued_.front();
+      n += s.batch.verdicts.size();
+      if (q.batch.empty()) {
+        q = std::move(s);
+      } else {
+        Append(&q.batch, std::move(s.batch));
+        for (OrderRow& r : s.flagged) q.flagged.push_back(std::move(r));
+        for (OrderRow& r : s.cleared) q.cleared.push_back(std::move(r));
+      }
+      queued_.pop_front();
+    }
+    queued_verdicts_ -= n;
+    more = !queued_.empty();
+  }
+  if (q.batch.empty() && retry_.empty()) return more;
+  // By order id (stable: an order's own verdicts and episode updates keep their order), so
+  // consecutive updates fall on the same or neighbouring B-tree pages.
+  auto by_id = [](const auto& a, const auto& b) { return a.order_id < b.order_id; };
+  std::stable_sort(q.batch.verdicts.begin(), q.batch.verdicts.end(), by_id);
+  std::stable_sort(q.batch.episodes.begin(), q.batch.episodes.end(), by_id);
+  Status s = Write(&q.batch);
+  (void)s;  // counted and retried by Write()
+  Changed();
+  Notify(q.flagged, q.cleared);
+  return more;
+}
+
+Status Engine::Write(WriteBatch* batch) {
+  if (batch->empty() && retry_.empty()) return Status::Ok();
   // A failed write is kept and retried before the next one, so the store catches up with the
   // in-memory state once it works again (bounded: beyond that, the oldest is dropped, logged).
   if (!retry_.empty()) {
     Status s = store_.Write(retry_);
     if (!s.ok()) {
       store_errors_->Inc();
-      Append(&retry_, std::move(p->batch));
+      Append(&retry_, std::move(*batch));
       return s;
     }
     retry_ = WriteBatch{};
   }
-  Status s = store_.Write(p->batch);
+  Status s = store_.Write(*batch);
   if (!s.ok()) {
     store_errors_->Inc();
     log::Error("journey store write failed; kept for retry", {{"error", s.message()}});
-    Append(&retry_, std::move(p->batch));
+    Append(&retry_, std::move(*batch));
   }
   return s;
 }
@@ -847,7 +916,7 @@ void Engine::Append(WriteBatch* to, WriteBatch&& from) {
   }
 }
 
-void Engine::Notify(const Pending& p) {
+void Engine::Notify(const std::vector<OrderRow>& flagged, const std::vector<OrderRow>& cleared) {
   std::vector<EngineListener*> listeners;
   {
     MutexLock lock(mu_);
@@ -856,7 +925,7 @@ void Engine::Notify(const Pending& p) {
   const bool log_info = log::Enabled(log::Level::kInfo);
   std::shared_ptr<const Rules> rules = log_info ? this->rules() : nullptr;
   const Nanos now = log_info ? clock_.Now() : 0;
-  for (const OrderRow& r : p.flagged) {
+  for (const OrderRow& r : flagged) {
     if (!log_info) break;
     // The summary line for the log only (listeners get the row without it).
     log::Info("order stuck", {{"order_id", r.order_id},
@@ -864,12 +933,12 @@ void Engine::Notify(const Pending& p) {
                               {"missed", StuckKindName(r.stuck)},
                               {"summary", SummaryLine(r, *rules, now)}});
   }
-  for (const OrderRow& r : p.cleared) {
+  for (const OrderRow& r : cleared) {
     if (!log_info) break;
     log::Info("order moved on", {{"order_id", r.order_id}, {"stage", r.stage}});
   }
-  if (p.flagged.empty() && p.cleared.empty()) return;
-  for (EngineListener* l : listeners) l->OnVerdicts(p.flagged, p.cleared);
+  if (flagged.empty() && cleared.empty()) return;
+  for (EngineListener* l : listeners) l->OnVerdicts(flagged, cleared);
 }
 
 size_t Engine::ForgetInactive(Nanos cutoff) {
@@ -966,9 +1035,7 @@ Status Engine::SetRules(std::shared_ptr<const Rules> rules) {
     active = active_->size();
     source = rules_->source;
   }
-  Status s = Write(&p);
-  Changed();
-  Notify(p);
+  Status s = WriteAndNotify(&p, true);
   detector_.Wake();
   log::Info("journey rules replaced",
             {{"source", source}, {"active_orders", static_cast<uint64_t>(active)}});
@@ -976,9 +1043,30 @@ Status Engine::SetRules(std::shared_ptr<const Rules> rules) {
 }
 
 void Engine::StartDetector(Duration max_sleep, Duration min_interval) {
+  if (!verdict_writer_.running()) {
+    verdict_writer_.Start("verdict-writer", [this] {
+      MutexLock slock(store_mu_);
+      // Until woken; with slices left, again at once (store_mu_ released in between).
+      return WriteQueued(kWriteChunk) ? std::chrono::nanoseconds(0)
+                                      : std::chrono::nanoseconds(std::chrono::hours(1));
+    });
+    queue_verdicts_.store(true, std::memory_order_release);
+  }
   detector_.Start(max_sleep, min_interval);
 }
 
-void Engine::StopDetector() { detector_.Stop(); }
+void Engine::StopDetector() {
+  detector_.Stop();
+  {
+    // Nothing is queued after this (Tick() writes itself), so the writer's last run and the
+    // write below leave the queue empty.
+    MutexLock wlock(write_mu_);
+    queue_verdicts_.store(false, std::memory_order_release);
+  }
+  verdict_writer_.Stop();
+  MutexLock slock(store_mu_);
+  while (WriteQueued(kWriteChunk)) {
+  }
+}
 
 }  // namespace ordertrace::journey

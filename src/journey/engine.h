@@ -25,21 +25,36 @@
 // The engine's parts: deadline_heap.h (the schedule), hops.h (open messages and orphans),
 // engine_metrics.h, detector.h (the thread that calls Tick); this file keeps the order fold.
 //
+// The detector's writes: while the detector thread runs (StartDetector), a slice of flags and
+// clears whose store write is verdicts and episodes only (the common case) is not written by the
+// detector itself: it is queued for the verdict writer, a thread of its own that writes what is
+// queued, up to kWriteChunk verdicts per transaction (a backlog's slices coalesce: fewer pages
+// per flag), sorted by order id, and then tells the listeners.  So the detector decides the next
+// slice while the previous one is written, on the other core.  Listeners still hear a flag only
+// after it is in the store.  Any other write (Apply, SetRules, a Tick() slice with whole rows,
+// Tick() without the detector thread) writes what is queued first, in its own transaction, then its
+// own batch: the store sees the writes in the order the state changed.  The queue is bounded
+// (kMaxQueuedVerdicts): beyond it the detector writes itself.
+//
 // Thread-safety: Apply(), Tick(), SetRules(), Recover() and ForgetInactive() are serialised
-// by `write_mu_`, held from the state change to the end of its store write, so writes reach
-// the store in the order the state changed.  Each changes the in-memory state under `mu_`
-// and releases it before the store write (the SQLite transaction), so the read accessors
+// by `write_mu_`, held from the state change to the end of its store write (for a queued
+// slice: to the end of queueing), so writes reach the store in the order the state changed.
+// `store_mu_` serialises the store writes themselves and the listeners' calls after them (the
+// verdict writer holds it, not `write_mu_`).  Each mutator changes the in-memory state under
+// `mu_` and releases it before the store write (the SQLite transaction), so the read accessors
 // (active_orders(), open_hops(), stuck_orders(), NextDeadline()) wait for the in-memory part
 // only, never for a transaction (the point reads a mutator makes under `mu_`, a known order's
-// row or a late hop, go to the store's reader, which in WAL mode does not wait for the writer);
-// rules() takes no lock at all (an atomic shared_ptr).  The store's readers run concurrently
-// with everything.  Listeners are called on the thread that flags or clears (the pipeline
-// worker or the detector) after the store write, with `mu_` not held (the next mutator waits
-// for them); they must not block for long.
+// row or a late hop, go to the store's reader, which in WAL mode does not wait for the writer;
+// an order whose verdict is queued is active, in memory, never read back); rules() takes no
+// lock at all (an atomic shared_ptr).  The store's readers run concurrently with everything.
+// Listeners are called after the store write, one call at a time (under `store_mu_`), with
+// `mu_` not held, on the thread that wrote it: the pipeline worker, the detector or the verdict
+// writer; they must not block for long.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -52,6 +67,7 @@
 #include "common/metrics.h"
 #include "common/status.h"
 #include "common/thread_annotations.h"
+#include "common/worker.h"
 #include "journey/deadline_heap.h"
 #include "journey/detector.h"
 #include "journey/engine_metrics.h"
@@ -177,8 +193,10 @@ class Engine {
   // brings an earlier one, and at least every `max_sleep`; never more often than every
   // `min_interval` (deadlines close together share one Tick and one store transaction).
   // StopDetector() joins it.  From the owning thread.
+  // The verdict writer (above) runs from StartDetector() to StopDetector(), which writes what
+  // is still queued before it returns.
   void StartDetector(Duration max_sleep = Duration(1000), Duration min_interval = Duration(50));
-  void StopDetector();
+  void StopDetector() EXCLUDES(write_mu_, store_mu_);
 
   // Forgets active orders with no span since `cutoff` (retention removed them from the store:
   // journeys.retention.inactive_orders), with their open messages.  Returns how many.
@@ -217,6 +235,13 @@ class Engine {
 
   struct Pending;  // the work of one mutator: rows to write, listeners to call
   struct Verdict;
+  // Tick()'s slices queued for the verdict writer: their batch (verdicts and episodes) and the
+  // rows the listeners hear once it is written.
+  struct Queued {
+    WriteBatch batch;
+    std::vector<OrderRow> flagged;
+    std::vector<OrderRow> cleared;
+  };
 
   Verdict Evaluate(const Active& a, Nanos now) const REQUIRES(mu_);
   // Tick()'s parts: due messages (the first slice only), due orders (at most one slice; true
@@ -240,11 +265,19 @@ class Engine {
   // The in-memory half of a mutation: rows of the touched orders into the batch, closed orders
   // out of memory, stage gauges published.
   void Prepare(Pending* p) REQUIRES(write_mu_, mu_);
-  // The store half, after mu_ is released: the batch (after what a failed write still owes
-  // the store) is written; a failure is counted and kept for the next write.
-  Status Write(Pending* p) REQUIRES(write_mu_) EXCLUDES(mu_);
+  // The store half, after mu_ is released: what is queued for the verdict writer is written
+  // first (WriteQueued), then the batch (after what a failed write still owes the store); a
+  // failure is counted and kept for the next write.  Then the listeners hear `p`.
+  Status WriteAndNotify(Pending* p, bool changed) REQUIRES(write_mu_)
+      EXCLUDES(mu_, store_mu_, queue_mu_);
+  // Writes the oldest queued slices, at least one and up to `max_verdicts` verdicts in all, in
+  // one transaction sorted by order id, and tells the listeners; with nothing queued, retries
+  // what a failed write still owes the store.  Returns whether slices are left.
+  bool WriteQueued(size_t max_verdicts) REQUIRES(store_mu_) EXCLUDES(mu_, queue_mu_);
+  Status Write(WriteBatch* batch) REQUIRES(store_mu_) EXCLUDES(mu_);
   static void Append(WriteBatch* to, WriteBatch&& from);
-  void Notify(const Pending& p) EXCLUDES(mu_);
+  void Notify(const std::vector<OrderRow>& flagged, const std::vector<OrderRow>& cleared)
+      REQUIRES(store_mu_) EXCLUDES(mu_);
   Nanos NextDeadlineLocked() const REQUIRES(mu_);
   uint16_t ServiceIndex(std::string_view service) const REQUIRES(mu_);  // watched slot, 0xffff
   uint16_t InternService(std::string_view service) REQUIRES(mu_);
@@ -255,7 +288,15 @@ class Engine {
 
   // Serialises the mutators, each from its state change to the end of its store write.
   Mutex write_mu_;
-  WriteBatch retry_ GUARDED_BY(write_mu_);  // facts a failed store write still owes the store
+  // Serialises the store writes and the listeners' calls; taken after write_mu_ (or alone, by
+  // the verdict writer), before mu_ and queue_mu_.
+  Mutex store_mu_;
+  WriteBatch retry_ GUARDED_BY(store_mu_);  // facts a failed store write still owes the store
+  // Slices queued for the verdict writer (appended under write_mu_ too, so in state order).
+  Mutex queue_mu_;
+  std::deque<Queued> queued_ GUARDED_BY(queue_mu_);  // one per slice, oldest first
+  size_t queued_verdicts_ GUARDED_BY(queue_mu_) = 0;
+  std::atomic<bool> queue_verdicts_{false};  // the verdict writer runs
 
   // The in-memory state; taken after write_mu_ by mutators, alone by readers.
   mutable Mutex mu_;
@@ -279,7 +320,8 @@ class Engine {
   std::atomic<uint64_t> revision_{0};
   std::atomic<uint64_t> rules_generation_{1};
 
-  Detector detector_;  // last: stopped (by ~Engine) before the state it ticks goes away
+  Worker verdict_writer_;  // writes queued_; stopped after the detector
+  Detector detector_;      // last: stopped (by ~Engine) before the state it ticks goes away
 };
 
 }  // namespace ordertrace::journey

@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <future>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -378,6 +381,134 @@ TEST(EngineTest, DetectorThreadFlagsOnItsOwn) {
   EXPECT_GE(flagged_at, due);  // never before the deadline plus grace
   // How soon after the deadline is a benchmark's business (bench/journey_bench.cc --lag),
   // not a timed unit test's.
+}
+
+// A store whose Write() waits while held (the rest forwards to a memory store): the verdict
+// writer is caught in the middle of its transaction.  Thread-safe as the memory store is.
+class GatedStore : public JourneyStore {
+ public:
+  void Hold() {
+    std::lock_guard lock(mu_);
+    held_ = true;
+  }
+  void Release() {
+    {
+      std::lock_guard lock(mu_);
+      held_ = false;
+    }
+    cv_.notify_all();
+  }
+  // Waits up to 5 s for a Write() to be waiting; true when one is.
+  bool AwaitWaiter() {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(5), [this] { return waiting_ > 0; });
+  }
+  Status Write(const WriteBatch& batch) override {
+    {
+      std::unique_lock lock(mu_);
+      ++waiting_;
+      cv_.notify_all();
+      cv_.wait(lock, [this] { return !held_; });
+      --waiting_;
+    }
+    return inner_->Write(batch);
+  }
+  Result<std::optional<Journey>> GetJourney(std::string_view id, size_t max_spans) override {
+    return inner_->GetJourney(id, max_spans);
+  }
+  Result<std::optional<OrderRow>> GetOrder(std::string_view id) override {
+    return inner_->GetOrder(id);
+  }
+  Result<OrderPage> ListOrders(const OrderQuery& q) override { return inner_->ListOrders(q); }
+  Status ForEachActiveOrder(const std::function<void(const OrderRow&)>& fn) override {
+    return inner_->ForEachActiveOrder(fn);
+  }
+  Status ForEachOpenHop(const std::function<void(const Hop&)>& fn) override {
+    return inner_->ForEachOpenHop(fn);
+  }
+  Status ForEachOrderId(const std::function<void(std::string_view)>& fn) override {
+    return inner_->ForEachOrderId(fn);
+  }
+  Status ForEachRecentSpan(size_t limit,
+                           const std::function<void(std::string_view, std::string_view,
+                                                    std::string_view)>& fn) override {
+    return inner_->ForEachRecentSpan(limit, fn);
+  }
+  Result<std::optional<Hop>> FindHop(std::string_view send_span_id,
+                                     std::string_view message_id) override {
+    return inner_->FindHop(send_span_id, message_id);
+  }
+  Result<RetentionResult> EnforceRetention(Nanos now, const Retention& r) override {
+    return inner_->EnforceRetention(now, r);
+  }
+  Result<StoreStats> Stats() override { return inner_->Stats(); }
+  Status ForEachOrderSince(Nanos since, const std::function<void(const OrderRow&)>& fn) override {
+    return inner_->ForEachOrderSince(since, fn);
+  }
+  Status ForEachMilestoneSince(Nanos since,
+                               const std::function<void(const struct Milestone&)>& fn) override {
+    return inner_->ForEachMilestoneSince(since, fn);
+  }
+  Status ForEachHopSince(Nanos since, const std::function<void(const Hop&)>& fn) override {
+    return inner_->ForEachHopSince(since, fn);
+  }
+  Status ForEachEpisodeSince(Nanos since,
+                             const std::function<void(const StuckEpisode&)>& fn) override {
+    return inner_->ForEachEpisodeSince(since, fn);
+  }
+
+ private:
+  std::unique_ptr<JourneyStore> inner_ = NewMemoryStore();
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool held_ = false;
+  int waiting_ = 0;
+};
+
+// With the detector thread running, the verdict writer writes the flags: the listeners hear
+// them only once they are in the store, and an Apply() that moves a flagged order on while its
+// verdict is being written is written after it (the store ends with the order's latest state).
+TEST(EngineTest, VerdictWriterWritesBeforeListenersHearAndKeepsTheOrder) {
+  ManualClock clock(kT0);
+  GatedStore store;
+  Engine engine(std::make_shared<Rules>(DefaultRules()), store, clock, nullptr);
+  Recorder recorder;
+  engine.AddListener(&recorder);
+  ASSERT_TRUE(engine
+                  .Apply({Submitted("ORD-V-1", "00000000000000f1", kT0),
+                          Submitted("ORD-V-2", "00000000000000f2", kT0)})
+                  .ok());
+  // Received by mes is due 2m after SUBMITTED, plus 30 s grace.
+  clock.Set(kT0 + 180 * kSecond);
+  store.Hold();
+  engine.StartDetector(Duration(20), Duration(1));
+  ASSERT_TRUE(store.AwaitWaiter()) << "the verdict writer did not write";
+  EXPECT_EQ(engine.stuck_orders(), 2u);  // decided, in memory
+  {
+    std::lock_guard lock(recorder.mu);
+    EXPECT_TRUE(recorder.stuck.empty()) << "heard before the store write";
+  }
+  // ORD-V-1 moves on meanwhile: its Apply() waits for the verdicts' write, then writes its row.
+  auto moved = std::async(std::launch::async, [&] {
+    return engine.Apply(
+        {Milestone("ORD-V-1", "00000000000000f3", "PRICE_CALCULATED", "crm", kT0 + 170 * kSecond)});
+  });
+  EXPECT_EQ(moved.wait_for(std::chrono::milliseconds(100)), std::future_status::timeout);
+  store.Release();
+  ASSERT_TRUE(moved.get().ok());
+  engine.StopDetector();
+  {
+    std::lock_guard lock(recorder.mu);
+    EXPECT_EQ(recorder.stuck.size(), 2u);
+    EXPECT_EQ(recorder.cleared, std::vector<std::string>{"ORD-V-1"});
+  }
+  auto one = store.GetOrder("ORD-V-1");
+  auto two = store.GetOrder("ORD-V-2");
+  ASSERT_TRUE(one.ok() && one->has_value() && two.ok() && two->has_value());
+  EXPECT_EQ((*one)->stage, "PRICE_CALCULATED");
+  EXPECT_EQ((*one)->stuck, StuckKind::kNone);
+  EXPECT_EQ((*two)->stuck, StuckKind::kNotReceived);
+  EXPECT_EQ((*two)->stuck_since_ns, kT0 + 150 * kSecond);
 }
 
 }  // namespace
