@@ -103,6 +103,7 @@ Engine::Engine(std::shared_ptr<const Rules> rules, JourneyStore& store, const Cl
     : store_(store),
       clock_(clock),
       options_(options),
+      recent_(options.recent_spans),
       rules_(rules),
       watched_(rules->WatchedServices()),
       active_(std::make_unique<ActiveMap>()),
@@ -535,6 +536,9 @@ Status Engine::Apply(std::vector<SpanRecord> facts) {
   MutexLock wlock(write_mu_);
   Pending p;
   bool kick = false;
+  const bool remember = options_.recent_spans > 0;
+  std::vector<uint64_t> applied;  // fingerprints of the spans applied, remembered once written
+  if (remember) applied.reserve(facts.size());
   {
     MutexLock lock(mu_);
     Status load_error;
@@ -546,6 +550,17 @@ Status Engine::Apply(std::vector<SpanRecord> facts) {
 
     for (SpanRecord& r : facts) {
       metrics_->Fact();
+      // An exact repeat of a span applied lately changes nothing (recent_spans.h): skipped.
+      // Only spans that arrive with their order id are remembered (a process span that gets its
+      // order through the message is matched again, as before).
+      uint64_t fingerprint = 0;
+      if (remember && !r.order_id.empty()) {
+        fingerprint = RecentSpans::Fingerprint(r);
+        if (recent_.Contains(fingerprint)) {
+          metrics_->Repeat();
+          continue;
+        }
+      }
       // A process span closes the hop of its message (OpenHops::Match).
       if (r.hop == HopRole::kProcess) {
         if (HopEntry* h = hops_.Match(r)) {
@@ -613,9 +628,11 @@ Status Engine::Apply(std::vector<SpanRecord> facts) {
         }
         p.batch.hops.push_back(std::move(hop));
       }
+      if (fingerprint != 0) applied.push_back(fingerprint);
       p.batch.spans.push_back(std::move(r));
     }
     if (!load_error.ok()) {
+      applied.clear();  // rows built on orders not read: not remembered, a repeat goes through
       log::Warn("journey store read failed; orders treated as new",
                 {{"error", load_error.message()}});
     }
@@ -624,6 +641,9 @@ Status Engine::Apply(std::vector<SpanRecord> facts) {
     kick = NextDeadlineLocked() < wake_before;
   }
   Status s = WriteAndNotify(&p, true);
+  if (s.ok()) {
+    for (const uint64_t f : applied) recent_.Add(f);
+  }
   if (kick) detector_.Wake();
   return s;
 }
@@ -987,6 +1007,7 @@ Status Engine::SetRules(std::shared_ptr<const Rules> rules) {
     const std::vector<std::string> old_watched = watched_;
     rules_ = std::move(rules);
     published_rules_.store(rules_);
+    recent_.Clear();  // a span applied under the old rules may mean more under the new ones
     rules_generation_.fetch_add(1, std::memory_order_acq_rel);
     watched_ = rules_->WatchedServices();
     const Nanos now = clock_.Now();

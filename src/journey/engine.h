@@ -73,6 +73,7 @@
 #include "journey/engine_metrics.h"
 #include "journey/hops.h"
 #include "journey/known_ids.h"
+#include "journey/recent_spans.h"
 #include "journey/rules/rules.h"
 #include "journey/store/store.h"
 #include "journey/types.h"
@@ -150,6 +151,11 @@ struct EngineOptions {
   // Called under the engine's state lock: it must be quick and never call into the engine.
   // Unset: hops keep the queue their spans name.
   std::function<std::string(std::string_view exchange, std::string_view routing_key)> route_queue;
+  // Exact repeats of spans applied lately (an exporter's retry, a replay of the durable log)
+  // are skipped before the engine and the store (recent_spans.h): the last `recent_spans / 2`
+  // to `recent_spans` applied spans are remembered, at 16 bytes each of this capacity (the
+  // default, 524,288: 8 MiB, allocated at the first span).  0 turns it off.
+  size_t recent_spans = size_t{1} << 19;
 };
 
 class Engine {
@@ -297,6 +303,9 @@ class Engine {
   std::deque<Queued> queued_ GUARDED_BY(queue_mu_);  // one per slice, oldest first
   size_t queued_verdicts_ GUARDED_BY(queue_mu_) = 0;
   std::atomic<bool> queue_verdicts_{false};  // the verdict writer runs
+  // Fingerprints of the spans applied and written lately (EngineOptions::recent_spans).  Added
+  // only after a successful store write, so a span a failed write still owes is not skipped.
+  RecentSpans recent_ GUARDED_BY(write_mu_);
 
   // The in-memory state; taken after write_mu_ by mutators, alone by readers.
   mutable Mutex mu_;

@@ -40,6 +40,11 @@ EngineMetrics::EngineMetrics(metrics::Registry* registry, Sizes sizes) {
       &registry
            ->AddCounter("ordertrace_journey_facts_total", "Span records applied to order journeys.")
            .With({});
+  repeats_total_ = &registry
+                        ->AddCounter("ordertrace_journey_repeated_spans_total",
+                                     "Span records skipped as exact repeats of one applied lately "
+                                     "(an exporter's retry, a replay); counted in facts_total too.")
+                        .With({});
   store_errors_ = &registry
                        ->AddCounter("ordertrace_journey_store_errors_total",
                                     "Journey store operations that failed (writes are retried).")

@@ -50,6 +50,7 @@ class EngineMetrics {
   EngineMetrics& operator=(const EngineMetrics&) = delete;
 
   void Fact() { facts_total_->Inc(); }
+  void Repeat() { repeats_total_->Inc(); }
   metrics::Counter& store_errors() { return *store_errors_; }
   void Flagged(StuckKind kind, double lag_seconds);
   void Cleared() { cleared_total_->Inc(); }
@@ -102,6 +103,7 @@ class EngineMetrics {
 
   std::unique_ptr<metrics::Registry> own_registry_;
   metrics::Counter* facts_total_;
+  metrics::Counter* repeats_total_;
   metrics::Counter* store_errors_;
   metrics::Family<metrics::Counter>* flagged_total_;
   metrics::Counter* cleared_total_;

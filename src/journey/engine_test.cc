@@ -623,5 +623,133 @@ TEST(EngineSummaryTest, MatrixAddsUpToTheStuckCounts) {
   EXPECT_EQ(by_stage, 30);
 }
 
+// A store that counts the spans written to it and fails its writes on demand.
+class CountingStore : public JourneyStore {
+ public:
+  explicit CountingStore(JourneyStore& inner) : inner_(inner) {}
+  Status Write(const WriteBatch& batch) override {
+    if (fail) return Status::Internal("injected");
+    spans += batch.spans.size();
+    orders += batch.orders.size();
+    return inner_.Write(batch);
+  }
+  Result<std::optional<Journey>> GetJourney(std::string_view id, size_t max_spans) override {
+    return inner_.GetJourney(id, max_spans);
+  }
+  Result<std::optional<OrderRow>> GetOrder(std::string_view id) override {
+    return inner_.GetOrder(id);
+  }
+  Result<OrderPage> ListOrders(const OrderQuery& q) override { return inner_.ListOrders(q); }
+  Status ForEachActiveOrder(const std::function<void(const OrderRow&)>& fn) override {
+    return inner_.ForEachActiveOrder(fn);
+  }
+  Status ForEachOpenHop(const std::function<void(const Hop&)>& fn) override {
+    return inner_.ForEachOpenHop(fn);
+  }
+  Status ForEachOrderId(const std::function<void(std::string_view)>& fn) override {
+    return inner_.ForEachOrderId(fn);
+  }
+  Status ForEachRecentSpan(size_t limit,
+                           const std::function<void(std::string_view, std::string_view,
+                                                    std::string_view)>& fn) override {
+    return inner_.ForEachRecentSpan(limit, fn);
+  }
+  Result<std::optional<Hop>> FindHop(std::string_view send, std::string_view message) override {
+    return inner_.FindHop(send, message);
+  }
+  Result<RetentionResult> EnforceRetention(Nanos now, const Retention& r) override {
+    return inner_.EnforceRetention(now, r);
+  }
+  Result<StoreStats> Stats() override { return inner_.Stats(); }
+  Status ForEachOrderSince(Nanos since, const std::function<void(const OrderRow&)>& fn) override {
+    return inner_.ForEachOrderSince(since, fn);
+  }
+  Status ForEachMilestoneSince(Nanos since,
+                               const std::function<void(const journey::Milestone&)>& fn) override {
+    return inner_.ForEachMilestoneSince(since, fn);
+  }
+  Status ForEachHopSince(Nanos since, const std::function<void(const Hop&)>& fn) override {
+    return inner_.ForEachHopSince(since, fn);
+  }
+  Status ForEachEpisodeSince(Nanos since,
+                             const std::function<void(const StuckEpisode&)>& fn) override {
+    return inner_.ForEachEpisodeSince(since, fn);
+  }
+
+  bool fail = false;
+  size_t spans = 0;
+  size_t orders = 0;
+
+ private:
+  JourneyStore& inner_;
+};
+
+TEST(EngineTest, AnExactRepeatIsSkippedAndAChangedSpanIsNot) {
+  ManualClock clock(kT0);
+  auto memory = NewMemoryStore();
+  CountingStore store(*memory);
+  metrics::Registry registry;
+  Engine engine(std::make_shared<Rules>(DefaultRules()), store, clock, &registry);
+  SpanRecord publish = Submitted("ORD-R-1", "00000000000000e1", kT0);
+  publish.hop = HopRole::kSend;
+  publish.message_id = "m-r-1";
+  ASSERT_TRUE(engine.Apply({publish, Submitted("ORD-R-2", "00000000000000e2", kT0)}).ok());
+  EXPECT_EQ(store.spans, 2u);
+  EXPECT_EQ(store.orders, 2u);
+
+  // An exporter's retry of the same request: nothing reaches the store.
+  ASSERT_TRUE(engine.Apply({publish, Submitted("ORD-R-2", "00000000000000e2", kT0)}).ok());
+  EXPECT_EQ(store.spans, 2u);
+  EXPECT_EQ(store.orders, 2u);
+  EXPECT_EQ(engine.open_hops(), 1u);
+  const std::string text = registry.Serialize();
+  EXPECT_EQ(Series(text, "ordertrace_journey_repeated_spans_total"), "2");
+  EXPECT_EQ(Series(text, "ordertrace_journey_facts_total"), "4");
+
+  // The same span id with other content (a later stage) is not a repeat: the order moves on,
+  // the store keeps the span's first content (semantics.h).
+  SpanRecord changed = Submitted("ORD-R-2", "00000000000000e2", kT0 + kSecond);
+  changed.stage = "APPROVED";
+  ASSERT_TRUE(engine.Apply({changed}).ok());
+  EXPECT_EQ(store.spans, 3u);
+  auto order = store.GetOrder("ORD-R-2");
+  ASSERT_TRUE(order.ok() && order->has_value());
+  EXPECT_EQ((*order)->stage, "APPROVED");
+  auto journey = store.GetJourney("ORD-R-2", 100);
+  ASSERT_TRUE(journey.ok() && journey->has_value());
+  ASSERT_EQ((*journey)->spans.size(), 1u);
+  EXPECT_EQ((*journey)->spans[0].stage, "SUBMITTED");
+}
+
+TEST(EngineTest, ASpanWhoseWriteFailedIsNotSkippedAsARepeat) {
+  ManualClock clock(kT0);
+  auto memory = NewMemoryStore();
+  CountingStore store(*memory);
+  Engine engine(std::make_shared<Rules>(DefaultRules()), store, clock, nullptr);
+  const SpanRecord span = Submitted("ORD-F-1", "00000000000000f1", kT0);
+  store.fail = true;
+  EXPECT_FALSE(engine.Apply({span}).ok());
+  store.fail = false;
+  // The retry of the failed write goes first; the span itself is applied again, not skipped.
+  ASSERT_TRUE(engine.Apply({span}).ok());
+  EXPECT_EQ(store.spans, 2u);
+  // Now written: the next repeat is skipped.
+  ASSERT_TRUE(engine.Apply({span}).ok());
+  EXPECT_EQ(store.spans, 2u);
+}
+
+TEST(EngineTest, RepeatsGoThroughWhenTheFilterIsOff) {
+  ManualClock clock(kT0);
+  auto memory = NewMemoryStore();
+  CountingStore store(*memory);
+  EngineOptions options;
+  options.recent_spans = 0;
+  Engine engine(std::make_shared<Rules>(DefaultRules()), store, clock, nullptr, options);
+  const SpanRecord span = Submitted("ORD-O-1", "00000000000000c1", kT0);
+  ASSERT_TRUE(engine.Apply({span}).ok());
+  ASSERT_TRUE(engine.Apply({span}).ok());
+  EXPECT_EQ(store.spans, 2u);
+}
+
 }  // namespace
 }  // namespace ordertrace::journey
