@@ -16,6 +16,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "common/mix64.h"
+
 namespace ordertrace::journey {
 
 class KnownIds {
@@ -63,13 +65,7 @@ class KnownIds {
     size_t capacity = 0;
     size_t count = 0;
   };
-  static uint64_t Mix(uint64_t x) {  // splitmix64's finaliser: a second, independent hash
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-  }
+  static uint64_t Mix(uint64_t x) { return Mix64(x); }  // a second, independent hash
   void Grow(size_t capacity) {
     Filter f;
     f.capacity = capacity;

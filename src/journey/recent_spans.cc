@@ -7,17 +7,12 @@
 #include <string_view>
 #include <utility>
 
+#include "common/mix64.h"
+
 namespace ordertrace::journey {
 namespace {
 
-// splitmix64's finaliser.
-uint64_t Mix(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
+uint64_t Mix(uint64_t x) { return Mix64(x); }
 
 // A 64-bit streaming hash: 8 bytes at a time, each word mixed in by multiply and rotate, every
 // field prefixed by its length so that ("ab", "c") and ("a", "bc") differ.

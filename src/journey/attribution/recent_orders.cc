@@ -4,17 +4,12 @@
 #include <cstring>
 #include <utility>
 
+#include "common/mix64.h"
+
 namespace ordertrace::journey {
 namespace {
 
-// splitmix64's finaliser.
-uint64_t Mix(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ULL;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
+uint64_t Mix(uint64_t x) { return Mix64(x); }
 
 uint64_t Load64(const uint8_t* p) {
   uint64_t v;
