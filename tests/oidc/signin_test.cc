@@ -12,12 +12,14 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "net/http_client.h"
@@ -456,7 +458,17 @@ TEST_F(SigninTest, ASignedOutBrowserOpeningTheUiIsSentToSignInAndBack) {
     return GetWithoutSession(target, accept);
   };
   const std::string deep_link = "/ui/orders/ORD%2F42?tab=spans&stage=QUOTED";
-  const net::HttpReply page = get(deep_link, "text/html,*/*;q=0.8");
+  // The provider's origin joins the CSP once the gateway has read its discovery document, which
+  // the gateway fetches in the background after it starts listening: ask again until then (at
+  // most 15 s; the assertion below still fails if it never comes).
+  net::HttpReply page = get(deep_link, "text/html,*/*;q=0.8");
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (page.Header("Content-Security-Policy").find("form-action 'self' http") ==
+             std::string::npos &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    page = get(deep_link, "text/html,*/*;q=0.8");
+  }
   EXPECT_EQ(page.status, 302) << page.body;
   EXPECT_EQ(page.Header("Location"),
             "/auth/login?return_to=%2Fui%2Forders%2FORD%252F42%3Ftab%3Dspans%26stage%3DQUOTED");
