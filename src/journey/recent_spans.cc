@@ -12,13 +12,11 @@
 namespace ordertrace::journey {
 namespace {
 
-uint64_t Mix(uint64_t x) { return Mix64(x); }
-
 // A 64-bit streaming hash: 8 bytes at a time, each word mixed in by multiply and rotate, every
 // field prefixed by its length so that ("ab", "c") and ("a", "bc") differ.
 class Hasher {
  public:
-  void Int(uint64_t v) { h_ = std::rotl((h_ ^ Mix(v + kStep)) * kMul, 29); }
+  void Int(uint64_t v) { h_ = std::rotl((h_ ^ Mix64(v + kStep)) * kMul, 29); }
   void Text(std::string_view s) {
     Int(s.size());
     size_t i = 0;
@@ -33,7 +31,7 @@ class Hasher {
       Int(w);
     }
   }
-  uint64_t Done() const { return Mix(h_); }
+  uint64_t Done() const { return Mix64(h_); }
 
  private:
   static constexpr uint64_t kStep = 0x9e3779b97f4a7c15ULL;

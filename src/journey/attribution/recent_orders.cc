@@ -9,8 +9,6 @@
 namespace ordertrace::journey {
 namespace {
 
-uint64_t Mix(uint64_t x) { return Mix64(x); }
-
 uint64_t Load64(const uint8_t* p) {
   uint64_t v;
   std::memcpy(&v, p, sizeof v);
@@ -22,12 +20,12 @@ constexpr size_t kInitialSlots = 1024;
 }  // namespace
 
 uint64_t TraceKey(const otlp::TraceId& trace) {
-  const uint64_t k = Mix(Load64(trace.data()) ^ Mix(Load64(trace.data() + 8)));
+  const uint64_t k = Mix64(Load64(trace.data()) ^ Mix64(Load64(trace.data() + 8)));
   return k == 0 || k == UINT64_MAX ? 1 : k;
 }
 
 uint64_t SpanKey(const otlp::TraceId& trace, const otlp::SpanId& span) {
-  const uint64_t k = Mix(Load64(span.data()) ^ (TraceKey(trace) * 0x9e3779b97f4a7c15ULL));
+  const uint64_t k = Mix64(Load64(span.data()) ^ (TraceKey(trace) * 0x9e3779b97f4a7c15ULL));
   return k == 0 || k == UINT64_MAX ? 1 : k;
 }
 
