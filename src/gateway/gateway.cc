@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstring>
@@ -39,6 +40,7 @@
 #include "jaeger/query_client.h"
 #include "jaeger/query_proxy.h"
 #include "jaeger/read_back.h"
+#include "journey/detector.h"
 #include "journey/engine.h"
 #include "journey/journey_stage.h"
 #include "journey/retention.h"
@@ -384,6 +386,9 @@ struct Gateway::Impl {
   // The durable log of accepted batches (null with neither journeys nor forwarding) and the sink
   // appending to it; before its consumers, which hold it.
   std::unique_ptr<ingest_log::DurableLog> ingest_log;
+  // The log's `journeys` consumer once the log is open (null until then): the detector thread
+  // reads its horizon (EngineOptions::facts_horizon).
+  std::atomic<const ingest_log::DurableLog::Consumer*> journeys_cursor{nullptr};
   std::unique_ptr<ingest_log::LogSink> log_sink;
   std::unique_ptr<forward::Forwarder> forwarder;  // null when no upstream is configured
   std::unique_ptr<pipeline::SinkChain> chain;     // forwarding without journeys: queue, then log
@@ -1040,6 +1045,9 @@ Status Gateway::StartPipeline() {
   }
   g.ingest_log = std::move(log).value();
   g.ingest_log->RegisterMetrics(registry_);
+  if (config_.journeys.enabled) {
+    g.journeys_cursor.store(g.ingest_log->consumer("journeys"), std::memory_order_release);
+  }
   if (report.records > 0 || report.torn_records > 0) {
     log::Info("ingest log recovered", {{"dir", log_options.dir.string()},
                                        {"records", report.records},
@@ -1129,6 +1137,20 @@ Status Gateway::StartJourneys() {
   const Duration wait = ac.wait.count() > 0 ? ac.wait : std::min(Duration(10000), grace / 2);
   journey::EngineOptions engine_options;
   engine_options.settle = std::chrono::seconds(1);  // see EngineOptions::settle
+  // Deadlines are judged only up to the journeys consumer's place in the ingest log: a backlog
+  // there (a slow store, journeys.apply_delay, the replay after a restart) delays flags instead
+  // of flagging orders whose moving-on spans are still in the log.  Nothing is judged before
+  // the log is open.
+  engine_options.facts_horizon = [cursor = &g.journeys_cursor]() -> Nanos {
+    const ingest_log::DurableLog::Consumer* c = cursor->load(std::memory_order_acquire);
+    if (c == nullptr) return journey::Detector::kHorizonUnknown;
+    const int64_t ms = c->horizon_unix_ms();
+    if (ms == ingest_log::DurableLog::Consumer::kCaughtUp) return journey::Detector::kCaughtUp;
+    if (ms == ingest_log::DurableLog::Consumer::kHorizonUnknown) {
+      return journey::Detector::kHorizonUnknown;
+    }
+    return ms * 1000000;
+  };
   if (const broker::BrokerMonitor* monitor = g.broker.get()) {
     // An open message's queue from the broker's bindings (EngineOptions::route_queue).
     engine_options.route_queue = [monitor](std::string_view exchange,

@@ -313,6 +313,9 @@ struct DurableLog::Impl {
   uint64_t bytes = 0;                             // header + payload of `entries`
   uint64_t appended_bytes = 0;                    // header + payload of every record since Open
   uint64_t next_id = 1;
+  uint64_t recovered_id = 0;       // the last record found on disk by Open(): when the ones up
+                                   // to it were appended is not known (appended_unix_ms is the
+                                   // segment's modification time)
   uint64_t written_id = 0;         // the last record written
   uint64_t durable_id = 0;         // every record <= this is synced (or fsync is off)
   uint64_t taken_back_upto = 0;    // records in (durable_id, this] were taken back (sync failed)
@@ -680,6 +683,7 @@ Status DurableLog::Impl::Recover(RecoveryReport* report) {
   }
   next_id = last + 1;
   written_id = durable_id = last;
+  recovered_id = entries.empty() ? 0 : entries.back().id;
 
   for (size_t i = 0; i < consumers.size(); ++i) {
     ConsumerState& c = consumers[i];
@@ -1066,6 +1070,15 @@ int64_t DurableLog::Consumer::lag_age_ms() const {
   const size_t i = d.IndexAfter(d.consumers[index_].acked_id);
   if (i >= d.entries.size()) return 0;
   return std::max<int64_t>(0, NowUnixMs() - d.entries[i].appended_unix_ms);
+}
+
+int64_t DurableLog::Consumer::horizon_unix_ms() const {
+  std::lock_guard<std::mutex> lock(log_->mu);
+  const Impl& d = *log_;
+  const size_t i = d.IndexAfter(d.consumers[index_].acked_id);
+  if (i >= d.entries.size()) return kCaughtUp;
+  if (d.entries[i].id <= d.recovered_id) return kHorizonUnknown;
+  return d.entries[i].appended_unix_ms;
 }
 
 void DurableLog::Close() {

@@ -39,6 +39,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -146,6 +147,14 @@ class DurableLog::Consumer {
   uint64_t lag_records() const;  // records after acked_id()
   uint64_t lag_bytes() const;    // their bytes, headers included
   int64_t lag_age_ms() const;    // age of the oldest of them; 0 when none
+
+  // How far this consumer has caught up, in time: every record appended before the returned
+  // time (unix ms) is acknowledged.  kCaughtUp when every record is; kHorizonUnknown while the
+  // oldest record not acknowledged was found on disk by Open() (when it was appended is not
+  // recorded).  The journey detector judges deadlines only up to it (gateway.cc).
+  static constexpr int64_t kCaughtUp = std::numeric_limits<int64_t>::max();
+  static constexpr int64_t kHorizonUnknown = std::numeric_limits<int64_t>::min();
+  int64_t horizon_unix_ms() const;
 
  private:
   friend class DurableLog;

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace ordertrace::ingest_log {
@@ -135,6 +136,53 @@ TEST_F(DurableLogTest, ARestartResumesEachConsumerFromItsCursor) {
   auto r7 = log->consumer("forward")->Next(kAll, 0ms);
   ASSERT_EQ(r7.size(), 1u);
   EXPECT_EQ(r7[0].payload, "r7");
+}
+
+// horizon_unix_ms(): the append time of the oldest record a consumer has not acknowledged (the
+// journey detector judges no deadline past it), unknown for records found on disk at Open().
+TEST_F(DurableLogTest, AConsumersHorizonIsItsOldestUnacknowledgedAppend) {
+  using Consumer = DurableLog::Consumer;
+  const auto now_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  {
+    auto log = Open();
+    ASSERT_TRUE(log);
+    Consumer* j = log->consumer("journeys");
+    EXPECT_EQ(j->horizon_unix_ms(), Consumer::kCaughtUp);  // nothing appended
+    const int64_t before = now_ms();
+    ASSERT_TRUE(log->Append("r1").ok());
+    const int64_t after_r1 = now_ms();
+    std::this_thread::sleep_for(20ms);
+    ASSERT_TRUE(log->Append("r2").ok());
+    EXPECT_GE(j->horizon_unix_ms(), before);
+    EXPECT_LE(j->horizon_unix_ms(), after_r1);
+    auto read = j->Next(kAll, 0ms);
+    ASSERT_EQ(read.size(), 2u);
+    EXPECT_LE(j->horizon_unix_ms(), after_r1) << "read is not acknowledged";
+    ASSERT_TRUE(j->Ack(read[0].id).ok());
+    EXPECT_GT(j->horizon_unix_ms(), after_r1) << "r2's append time";
+    EXPECT_NE(j->horizon_unix_ms(), Consumer::kCaughtUp);
+    ASSERT_TRUE(j->Ack(read[1].id).ok());
+    EXPECT_EQ(j->horizon_unix_ms(), Consumer::kCaughtUp);
+    ASSERT_TRUE(log->Append("r3").ok());  // left for the restart
+  }
+  auto log = Open();
+  ASSERT_TRUE(log);
+  Consumer* j = log->consumer("journeys");
+  EXPECT_EQ(j->horizon_unix_ms(), Consumer::kHorizonUnknown) << "r3, found on disk";
+  const int64_t before_r4 = now_ms();
+  ASSERT_TRUE(log->Append("r4").ok());
+  EXPECT_EQ(j->horizon_unix_ms(), Consumer::kHorizonUnknown) << "r3 still before it";
+  auto read = j->Next(kAll, 0ms);
+  ASSERT_EQ(read.size(), 2u);
+  ASSERT_TRUE(j->Ack(read[0].id).ok());
+  EXPECT_GE(j->horizon_unix_ms(), before_r4);
+  EXPECT_LE(j->horizon_unix_ms(), now_ms());
+  ASSERT_TRUE(j->Ack(read[1].id).ok());
+  EXPECT_EQ(j->horizon_unix_ms(), Consumer::kCaughtUp);
 }
 
 TEST_F(DurableLogTest, UnacknowledgedRecordsAreHandedOutAgainAfterRewindOrRestart) {

@@ -8,8 +8,11 @@
 namespace ordertrace::journey {
 
 Detector::Detector(const Clock& clock, std::function<void(Nanos)> tick,
-                   std::function<Nanos()> next_deadline)
-    : clock_(clock), tick_(std::move(tick)), next_deadline_(std::move(next_deadline)) {}
+                   std::function<Nanos()> next_deadline, std::function<Nanos()> horizon)
+    : clock_(clock),
+      tick_(std::move(tick)),
+      next_deadline_(std::move(next_deadline)),
+      horizon_(std::move(horizon)) {}
 
 void Detector::Start(Duration max_sleep, Duration min_interval) {
   if (worker_.running()) return;
@@ -30,11 +33,16 @@ std::chrono::nanoseconds Detector::RunOnce() {
   const auto ticked = steady_clock::now();
   last_tick_ = ticked;
   const Nanos now = clock_.Now();
-  tick_(now);
+  const Nanos judged = horizon_ ? std::min(now, horizon_()) : now;
+  if (judged != kHorizonUnknown) tick_(judged);
   const Nanos next = next_deadline_();
   auto sleep = max_sleep_;
   if (next != kNoDeadline) {
-    sleep = std::min(sleep, std::chrono::nanoseconds(std::max<Nanos>(next - now, 0)));
+    if (next <= now && judged < now) {
+      sleep = std::min<std::chrono::nanoseconds>(sleep, kHeldBackPoll);  // the horizon holds it
+    } else {
+      sleep = std::min(sleep, std::chrono::nanoseconds(std::max<Nanos>(next - now, 0)));
+    }
   }
   return ticked + std::max(sleep, min_gap_) - steady_clock::now();
 }

@@ -115,7 +115,8 @@ Engine::Engine(std::shared_ptr<const Rules> rules, JourneyStore& store, const Cl
                                [this] { return stuck_orders(); }, [this] { return open_hops(); }})),
       published_rules_(rules),
       detector_(
-          clock, [this](Nanos now) { Tick(now); }, [this] { return NextDeadline(); }) {
+          clock, [this](Nanos now) { Tick(now); }, [this] { return NextDeadline(); },
+          options_.facts_horizon) {
   MutexLock lock(mu_);
   store_errors_ = &metrics_->store_errors();
   RebuildStageMetrics();

@@ -156,6 +156,12 @@ struct EngineOptions {
   // to `recent_spans` applied spans are remembered, at 16 bytes each of this capacity (the
   // default, 524,288: 8 MiB, allocated at the first span).  0 turns it off.
   size_t recent_spans = size_t{1} << 19;
+  // The detector thread judges deadlines only up to this time (Detector's `horizon`): the clock
+  // time before which every accepted fact has been applied.  The gateway answers the journeys
+  // consumer's place in the durable ingest log, so that a backlog there does not flag orders
+  // whose moving-on spans are still in it.  Called on the detector thread, without the engine's
+  // locks.  Unset: always caught up (facts are applied as they are accepted).
+  std::function<Nanos()> facts_horizon;
 };
 
 class Engine {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -12,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "journey/detector.h"
 #include "journey/store/memory/memory_store.h"
 
 namespace ordertrace::journey {
@@ -381,6 +383,48 @@ TEST(EngineTest, DetectorThreadFlagsOnItsOwn) {
   EXPECT_GE(flagged_at, due);  // never before the deadline plus grace
   // How soon after the deadline is a benchmark's business (bench/journey_bench.cc --lag),
   // not a timed unit test's.
+}
+
+// EngineOptions::facts_horizon: while facts wait unapplied (the journeys consumer behind in the
+// ingest log), a deadline past the horizon is not judged, however late the clock: the order's
+// moving-on span may be in the backlog.  Judged once the horizon passes it.
+TEST(EngineTest, DetectorJudgesNoDeadlinePastTheFactsHorizon) {
+  SystemClock clock;
+  auto store = NewMemoryStore();
+  std::atomic<Nanos> horizon{Detector::kHorizonUnknown};
+  EngineOptions options;
+  options.facts_horizon = [&horizon] { return horizon.load(); };
+  Engine engine(std::make_shared<Rules>(DefaultRules()), *store, clock, nullptr, options);
+  Recorder recorder;
+  engine.AddListener(&recorder);
+  auto stuck = [&recorder] {
+    std::lock_guard lock(recorder.mu);
+    return recorder.stuck.size();
+  };
+  // Due (deadline + grace) 10 s ago.
+  const Nanos due = clock.Now() - 10 * kSecond;
+  ASSERT_TRUE(engine.Apply({Submitted("H1", "00000000000000d1", due - 150 * kSecond)}).ok());
+  ASSERT_EQ(engine.NextDeadline(), due);
+  engine.StartDetector(Duration(20), Duration(1));
+  // Not known how far the facts go (a backlog found at start-up): nothing is judged.
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(stuck(), 0u);
+  // Every fact accepted before a moment just before the deadline is applied: still not judged.
+  horizon.store(due - 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(stuck(), 0u);
+  // The horizon passes the deadline: flagged, with the deadline's time.
+  horizon.store(due + kSecond);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (stuck() == 0 && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  engine.StopDetector();
+  ASSERT_EQ(stuck(), 1u) << "not flagged within 5 s of the horizon passing its deadline";
+  auto row = store->GetOrder("H1");
+  ASSERT_TRUE(row.ok() && row->has_value());
+  EXPECT_EQ((*row)->stuck, StuckKind::kNotReceived);
+  EXPECT_EQ((*row)->stuck_since_ns, due);
 }
 
 // A store whose Write() waits while held (the rest forwards to a memory store): the verdict

@@ -41,7 +41,9 @@ class Hasher {
 
 }  // namespace
 
-RecentSpans::RecentSpans(size_t capacity) : per_generation_(capacity / 2) {}
+// Allocated whole at the first Add (at most half full: a probe ends within a few slots), so an
+// engine that never applies a span (tests, a gateway without journeys) costs nothing.
+RecentSpans::RecentSpans(size_t capacity) : table_(capacity, std::max<size_t>(capacity, 2)) {}
 
 uint64_t RecentSpans::Fingerprint(const SpanRecord& r) {
   Hasher h;
@@ -60,61 +62,19 @@ uint64_t RecentSpans::Fingerprint(const SpanRecord& r) {
   return f == 0 ? 1 : f;
 }
 
-bool RecentSpans::Find(const Table& t, uint64_t fingerprint) {
-  if (t.slots.empty()) return false;
-  const size_t mask = t.slots.size() - 1;
-  for (size_t i = fingerprint & mask;; i = (i + 1) & mask) {
-    if (t.slots[i] == fingerprint) return true;
-    if (t.slots[i] == 0) return false;
-  }
-}
-
-void RecentSpans::Insert(Table& t, uint64_t fingerprint) {
-  const size_t mask = t.slots.size() - 1;
-  for (size_t i = fingerprint & mask;; i = (i + 1) & mask) {
-    if (t.slots[i] == fingerprint) return;
-    if (t.slots[i] == 0) {
-      t.slots[i] = fingerprint;
-      ++t.count;
-      return;
-    }
-  }
-}
-
 bool RecentSpans::Contains(uint64_t fingerprint) const {
-  return Find(generations_[0], fingerprint) || Find(generations_[1], fingerprint);
+  return table_.Find(fingerprint).slot != nullptr;
 }
 
 void RecentSpans::Add(uint64_t fingerprint) {
-  if (per_generation_ == 0 || Contains(fingerprint)) return;
-  Table& current = generations_[0];
-  if (current.slots.empty()) {
-    // At most half full: a probe ends within a few slots.  Allocated at the first span, so an
-    // engine that never applies one (tests, a gateway without journeys) costs nothing.
-    current.slots.assign(std::bit_ceil(per_generation_ * 2), 0);
-  }
-  if (current.count >= per_generation_) {
-    std::swap(generations_[0], generations_[1]);
-    Table& fresh = generations_[0];
-    if (fresh.slots.empty()) {
-      fresh.slots.assign(std::bit_ceil(per_generation_ * 2), 0);
-    } else {
-      std::fill(fresh.slots.begin(), fresh.slots.end(), 0);
-    }
-    fresh.count = 0;
-  }
-  Insert(generations_[0], fingerprint);
+  // One probe per generation: the previous one here, the current one in Insert() (which finds
+  // the fingerprint there too).  One held by the previous generation is not copied into the
+  // current one: it is forgotten one rotation sooner, never wrongly.
+  if (table_.FindInPrevious(fingerprint) != nullptr) return;
+  bool inserted = false, rotated = false;
+  table_.Insert(fingerprint, &inserted, &rotated);
 }
 
-void RecentSpans::Clear() {
-  for (Table& t : generations_) {
-    std::fill(t.slots.begin(), t.slots.end(), 0);
-    t.count = 0;
-  }
-}
-
-size_t RecentSpans::bytes() const {
-  return (generations_[0].slots.capacity() + generations_[1].slots.capacity()) * sizeof(uint64_t);
-}
+void RecentSpans::Clear() { table_.Clear(); }
 
 }  // namespace ordertrace::journey

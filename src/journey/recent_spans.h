@@ -16,18 +16,18 @@
 // (n = fingerprints held), about 1 in 10^13 with a million held; the cost of such a collision is
 // one span not applied.
 //
-// Bounded: two generations of open-addressing tables of `capacity / 2` fingerprints each; when
-// the current one is full it becomes the previous one and the old previous one is cleared.  So
-// the last capacity/2 to capacity spans are remembered, in 16 bytes per span of capacity
-// (capacity 524,288: 8 MiB).  Capacity 0 disables it (Contains() is always false).
+// Bounded: a GenerationalTable (generational_table.h) of `capacity` fingerprints, so the last
+// capacity/2 to capacity spans are remembered, in 16 bytes per span of capacity (capacity
+// 524,288: 8 MiB, allocated at the first Add).  Capacity 0 disables it (Contains() is always
+// false).
 //
 // Thread-safety: none; the engine guards it with its writer lock.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
+#include "journey/generational_table.h"
 #include "journey/types.h"
 
 namespace ordertrace::journey {
@@ -43,19 +43,14 @@ class RecentSpans {
   void Add(uint64_t fingerprint);
   void Clear();
 
-  size_t size() const { return generations_[0].count + generations_[1].count; }
-  size_t bytes() const;
+  size_t size() const { return table_.size(); }
+  size_t bytes() const { return table_.bytes(); }
 
  private:
-  struct Table {
-    std::vector<uint64_t> slots;  // 0: empty
-    size_t count = 0;
+  struct Slot {
+    uint64_t key;  // the fingerprint
   };
-  static bool Find(const Table& t, uint64_t fingerprint);
-  static void Insert(Table& t, uint64_t fingerprint);
-
-  size_t per_generation_ = 0;  // fingerprints a table takes before it is rotated
-  Table generations_[2];       // [current, previous]
+  GenerationalTable<Slot> table_;
 };
 
 }  // namespace ordertrace::journey

@@ -15,6 +15,9 @@
 //     acknowledged) and no client is refused until `ingest_log.max_bytes` is reached; then 429
 //     with Retry-After; after a restart without the delay the journeys catch up and hold every
 //     acknowledged span.
+//   - JourneysBehindFlagNoOrderThatMovedOn: with the journeys behind by more than a deadline
+//     plus grace, no healthy order is flagged (the detector judges up to the consumer's
+//     horizon), and the orders that hang are, once the journeys catch up.
 //   - DiskFullAnswers503AndLosesNothing: the log on an 8 MiB tmpfs the test mounts (root only;
 //     skipped with the reason when mounting is refused) with a budget above it: a full disk
 //     answers 503 with Retry-After, never 500 nor 429; the gateway restarts on the full disk;
@@ -86,13 +89,14 @@ double Lag(const std::string& text, const std::string& consumer) {
 }
 
 // The gateway's config file: journeys on the load's rules; forwarding and an Alertmanager sink
-// when given; `extra` appended (ingest_log, journeys.apply_delay ...).
+// when given; `extra` appended (ingest_log, journeys.apply_delay ...); other rules when given.
 std::vector<std::string> ConfigFlags(const GatewayProcess& gw, const std::string& upstream,
                                      const std::string& alertmanager,
                                      const std::string& journeys_extra = "",
-                                     const std::string& extra = "") {
+                                     const std::string& extra = "",
+                                     const std::string& rules_text = kRules) {
   const auto rules = gw.dir() / "rules.yaml";
-  std::ofstream(rules) << kRules;
+  std::ofstream(rules) << rules_text;
   const auto config = gw.dir() / "gateway.yaml";
   std::ofstream out(config);
   out << "journeys:\n  rules: " << rules.string() << "\n  store: sqlite\n" << journeys_extra;
@@ -617,6 +621,78 @@ TEST_F(DurabilityTest, SlowJourneysDoNotSlowForwarding) {
       acked_before_full, acked_at_full.size(), fill_seconds, log_bytes,
       first_refusal.retry_after.c_str(), upstream_at_full, max_forward_lag, max_journeys_lag,
       Seconds(started));
+}
+
+// The load's rules with every deadline before MANUFACTURING_STARTED at 1.5 s and a grace of 1 s:
+// shorter than the journeys' backlog in JourneysBehindFlagNoOrderThatMovedOn.
+std::string ShortDeadlineRules() {
+  std::string rules = kRules;
+  for (const std::string from :
+       {"within: 30s", "within_receipt: 20s", "within_processing: 20s", "processed_within: 20s"}) {
+    const std::string to = from.substr(0, from.find(':') + 2) + "1500ms";
+    for (size_t at = rules.find(from); at != std::string::npos; at = rules.find(from, at)) {
+      rules.replace(at, from.size(), to);
+    }
+  }
+  const size_t grace = rules.find("grace: 2s");
+  if (grace != std::string::npos) rules.replace(grace, 9, "grace: 1s");
+  return rules;
+}
+
+// While the journeys consumer is behind in the log by more than a stage's deadline plus grace,
+// the detector judges deadlines only up to the consumer's horizon (the append time of its
+// oldest unacknowledged record): no healthy order is flagged while its moving-on spans wait in
+// the log, and the orders that really hang are flagged once the journeys catch up.  Without
+// the horizon, every healthy order whose second request fell into a later round of the
+// consumer than its first was flagged, then cleared.
+TEST_F(DurabilityTest, JourneysBehindFlagNoOrderThatMovedOn) {
+  const std::string rules = ShortDeadlineRules();
+  ASSERT_EQ(rules.find("30s"), std::string::npos) << rules;
+  ASSERT_EQ(rules.find("20s"), std::string::npos) << rules;
+  GatewayProcess gw("durability_behind");
+  // Each journeys write waits 2.5 s: every round of the consumer holds what arrived meanwhile.
+  ASSERT_TRUE(gw.Start(ConfigFlags(gw, "", "", "  apply_delay: 2500ms\n", "", rules))) << gw.Log();
+  LoadClient client([&] { return gw.otlp_http_port(); });
+  OrderLoad load("BEHIND");
+  double max_journeys_lag = 0;
+  const auto started = Clock::now();
+  for (int i = 0; i < 60; ++i) {  // ~6 s of orders, a request every 100 ms
+    ASSERT_TRUE(client.SendUntilAcknowledged(load.Next(NowNanos()), [] { return false; }));
+    max_journeys_lag = std::max(max_journeys_lag, Lag(Metrics(gw), "journeys"));
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_TRUE(client.SendUntilAcknowledged(load.Flush(NowNanos()), [] { return false; }));
+  const double sent_in = Seconds(started);
+  // The journeys fell behind by more than a deadline plus grace (2.5 s)...
+  EXPECT_GE(max_journeys_lag, 10) << "the consumer was not behind: the test proves nothing";
+  ASSERT_TRUE(CaughtUp(gw, "journeys", 30s)) << Metrics(gw);
+  // ...and once they caught up, the stalls' heartbeat (2 s + 1 s grace) passes.
+  const std::set<std::string> expected = load.ExpectedStuck();
+  ASSERT_GE(expected.size(), 20u);
+  auto flagged = [&] { return LogMetric(Metrics(gw), "ordertrace_journey_flagged_total", ""); };
+  EXPECT_TRUE(WaitFor([&] { return flagged() >= static_cast<double>(expected.size()); }, 15s))
+      << "the orders that hang were not all flagged: " << flagged() << " of " << expected.size();
+  std::this_thread::sleep_for(1500ms);  // a late false flag would show by now
+  const std::string m = Metrics(gw);
+  // Every flag is one of the hanging orders', and none was taken back.
+  EXPECT_EQ(LogMetric(m, "ordertrace_journey_flagged_total", ""),
+            static_cast<double>(expected.size()))
+      << m;
+  EXPECT_EQ(LogMetric(m, "ordertrace_journey_cleared_total", ""), 0) << m;
+  size_t checked = 0;
+  for (const auto& [id, plan] : load.orders()) {
+    const json j = Journey(gw.http_port(), id);
+    EXPECT_EQ(CheckAgainstPlan(j, plan), "") << id;
+    ++checked;
+  }
+  EXPECT_EQ(checked, load.orders().size());
+  EXPECT_EQ(gw.Stop(), 0) << gw.Log();
+  std::printf(
+      "journeys behind: %zu orders sent in %.1f s, journeys lag up to %.0f records; %.0f flagged "
+      "(%zu hang), %.0f cleared\n",
+      load.orders().size(), sent_in, max_journeys_lag,
+      LogMetric(m, "ordertrace_journey_flagged_total", ""), expected.size(),
+      LogMetric(m, "ordertrace_journey_cleared_total", ""));
 }
 
 // An 8 MiB tmpfs mounted for the test, unmounted (lazily, so a crash leaves nothing busy) and

@@ -29,37 +29,23 @@ uint64_t SpanKey(const otlp::TraceId& trace, const otlp::SpanId& span) {
   return k == 0 || k == UINT64_MAX ? 1 : k;
 }
 
-RecentOrders::Generation::Generation(size_t n) : slots(n, Slot{0, 0}) {}
-
-size_t RecentOrders::Generation::Find(uint64_t key) const {
-  const size_t mask = slots.size() - 1;
-  size_t i = static_cast<size_t>(key) & mask;
-  while (slots[i].key != 0 && slots[i].key != key) i = (i + 1) & mask;
-  return i;
-}
-
-uint32_t RecentOrders::Generation::Intern(std::string_view order) {
+uint32_t RecentOrders::Orders::Intern(std::string_view order) {
   // Only a run of one order shares its copy: spans of an order come in runs (a request, a
   // trace), and a hash index of every id cost a cache miss per run (more than the copies).
-  if (last_ref != UINT32_MAX && orders[last_ref] == order) return last_ref;
-  orders.emplace_back(order);
-  order_bytes += orders.back().capacity() + 1;
-  last_ref = static_cast<uint32_t>(orders.size() - 1);
+  if (last_ref != UINT32_MAX && ids[last_ref] == order) return last_ref;
+  ids.emplace_back(order);
+  bytes += ids.back().capacity() + 1;
+  last_ref = static_cast<uint32_t>(ids.size() - 1);
   return last_ref;
 }
 
 RecentOrders::RecentOrders(size_t capacity)
-    : per_generation_(std::max<size_t>(capacity / 2, 1)),
-      gens_{Generation(kInitialSlots), Generation(kInitialSlots)} {}
+    : table_(std::max<size_t>(capacity, 2), kInitialSlots) {}
 
 std::string_view RecentOrders::Find(uint64_t key) const {
-  for (int g : {current_, 1 - current_}) {
-    const Generation& gen = gens_[g];
-    if (gen.count == 0) continue;
-    const Slot& slot = gen.slots[gen.Find(key)];
-    if (slot.key == key) return gen.orders[slot.ref];
-  }
-  return {};
+  const auto found = table_.Find(key);
+  if (found.slot == nullptr) return {};
+  return orders_[found.index].ids[found.slot->ref];
 }
 
 void RecentOrders::Insert(uint64_t key, std::string_view order) {
@@ -81,46 +67,18 @@ bool RecentOrders::Merge(uint64_t key, std::string_view order) {
 }
 
 void RecentOrders::Put(uint64_t key, std::string_view order, bool overwrite) {
-  Generation* gen = Current();
-  size_t i = gen->Find(key);
-  if (gen->slots[i].key == key) {
-    if (overwrite) gen->slots[i].ref = gen->Intern(order);
-    return;
-  }
-  if (gen->count >= per_generation_) {
-    // The generation is full: the older one goes, this one becomes the older.  The new
-    // generation starts at the size the last one reached: it will fill as far.
-    const size_t n = gen->slots.size();
-    current_ = 1 - current_;
-    gens_[current_] = Generation(n);
-    gen = Current();
-    i = gen->Find(key);
-  } else if ((gen->count + 1) * 2 > gen->slots.size()) {
-    // Keep the load at or below 1/2: grow and re-insert.
-    Generation bigger(gen->slots.size() * 2);
-    bigger.orders = std::move(gen->orders);
-    bigger.order_bytes = gen->order_bytes;
-    bigger.last_ref = gen->last_ref;
-    for (const Slot& s : gen->slots) {
-      if (s.key != 0) bigger.slots[bigger.Find(s.key)] = s;
-    }
-    bigger.count = gen->count;
-    *gen = std::move(bigger);
-    i = gen->Find(key);
-  }
-  gen->slots[i] = Slot{key, gen->Intern(order)};
-  ++gen->count;
+  bool inserted = false, rotated = false;
+  Slot* slot = table_.Insert(key, &inserted, &rotated);
+  Orders& ids = orders_[table_.current_index()];
+  if (rotated) ids = Orders();  // the generation dropped: its ids go with it
+  if (inserted || overwrite) slot->ref = ids.Intern(order);
 }
 
-size_t RecentOrders::size() const { return gens_[0].count + gens_[1].count; }
+size_t RecentOrders::size() const { return table_.size(); }
 
 size_t RecentOrders::bytes() const {
-  size_t n = 0;
-  for (const Generation& g : gens_) {
-    n += g.slots.capacity() * sizeof(Slot);
-    // Order ids: the strings and their deque slots.
-    n += g.order_bytes + g.orders.size() * sizeof(std::string);
-  }
+  size_t n = table_.bytes();
+  for (const Orders& o : orders_) n += o.bytes + o.ids.size() * sizeof(std::string);
   return n;
 }
 

@@ -1,18 +1,17 @@
 // RecentOrders: which order a recently seen span (or trace) belongs to, by a 64-bit key, in a
 // bounded amount of memory.
 //
-// Two generations of an open-addressing table (linear probing, no deletion): inserts go to the
-// current one; when it holds capacity/2 keys, the older generation is dropped whole and the
-// current one becomes the older.  Lookups see both, so at least the last capacity/2 keys are
-// always found and never more than `capacity` are kept.  Order ids are stored per generation,
-// one copy per run of consecutive keys with the same order (a request's or a trace's spans),
-// not per key.
+// A GenerationalTable (journey/generational_table.h): two generations of an open-addressing
+// table of keys; at least the last capacity/2 keys are always found and never more than
+// `capacity` are kept.  Order ids are stored per generation, one copy per run of consecutive
+// keys with the same order (a request's or a trace's spans), not per key, and dropped with
+// their generation.
 //
-// Written here rather than with std::unordered_map: a node map costs about 60 bytes per entry
-// (node, key, value, allocator header, bucket), and the attribution budget is 64 bytes per
-// tracked span for everything; this table costs 12 bytes per slot at a load of at most 1/2, so
-// 24 bytes per key plus the order ids.  absl's flat_hash_map would do as well but is not a
-// dependency of the project; the table is ~100 lines without deletion or iteration.
+// Not std::unordered_map: a node map costs about 60 bytes per entry (node, key, value,
+// allocator header, bucket), and the attribution budget is 64 bytes per tracked span for
+// everything; this table costs 12 bytes per slot at a load of at most 1/2, so 24 bytes per key
+// plus the order ids.  absl's flat_hash_map would do as well but is not a dependency of the
+// project.
 //
 // Keys are 64-bit hashes (0 and UINT64_MAX are reserved; SpanKey/TraceKey never return them).  A
 // collision of two keys is a 2^-64 event per pair.
@@ -25,8 +24,8 @@
 #include <deque>
 #include <string>
 #include <string_view>
-#include <vector>
 
+#include "journey/generational_table.h"
 #include "otlp/span_batch.h"
 
 namespace ordertrace::journey {
@@ -62,26 +61,21 @@ class RecentOrders {
   // Key and order side by side: one cache miss per probe, 12 bytes a slot.
   struct Slot {
     uint64_t key;  // 0: empty
-    uint32_t ref;  // index into orders
+    uint32_t ref;  // index into the generation's orders
   };
 #pragma pack(pop)
   static_assert(sizeof(Slot) == 12);
-  struct Generation {
-    explicit Generation(size_t slots);
-    std::vector<Slot> slots;
-    size_t count = 0;
-    std::deque<std::string> orders;  // a deque: views handed out stay valid as it grows
-    size_t order_bytes = 0;
-    uint32_t last_ref = UINT32_MAX;   // the last order stored: consecutive spans share it
-    size_t Find(uint64_t key) const;  // where key is, or the empty slot it would go
+  // The order ids of one generation of the table (by its index).
+  struct Orders {
+    std::deque<std::string> ids;  // a deque: views handed out stay valid as it grows
+    size_t bytes = 0;
+    uint32_t last_ref = UINT32_MAX;  // the last id stored: consecutive spans share it
     uint32_t Intern(std::string_view order);
   };
-  Generation* Current() { return &gens_[current_]; }
   void Put(uint64_t key, std::string_view order, bool overwrite);
 
-  size_t per_generation_;  // keys before the generation turns
-  Generation gens_[2];
-  int current_ = 0;
+  GenerationalTable<Slot> table_;
+  Orders orders_[2];
 };
 
 }  // namespace ordertrace::journey
