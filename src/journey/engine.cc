@@ -24,10 +24,17 @@ constexpr size_t kTickSlice = 2048;
 // Verdicts queued for the verdict writer beyond which the detector writes them itself (the
 // writer falls behind: the queue's memory stays bounded, ~100 bytes a verdict).
 constexpr size_t kMaxQueuedVerdicts = size_t{1} << 16;
-// Verdicts the verdict writer writes per transaction, at most (whole slices): large enough that
-// a backlog's flags share pages, small enough that they are heard in a steady stream and an
-// Apply() waits for one such transaction at most before its own.
-constexpr size_t kWriteChunk = 16384;
+// Verdicts the verdict writer writes per transaction, at most (whole slices).  The SQLite store
+// appends them to its verdict log, so a larger chunk saves little per verdict; small enough that
+// they are heard in a steady stream and an Apply() waits for one such transaction at most
+// before its own (16,384 while verdicts were written in place, where a backlog's flags shared
+// pages: docs/benchmarks.md, "The verdict log").
+constexpr size_t kWriteChunk = 4096;
+// Deferred store records (store.h Settle) the verdict writer settles per step when idle, and
+// how long the detector must have queued nothing for the writer to be idle: a burst of flags
+// (slices every tick, 50 ms apart at most) is only appended, and settled after it.
+constexpr size_t kSettleStep = 2048;
+constexpr auto kSettleIdle = std::chrono::milliseconds(250);
 
 Nanos ToNanos(Duration d) { return std::chrono::nanoseconds(d).count(); }
 Nanos SatAdd(Nanos a, Nanos b) { return a > Engine::kNever - b ? Engine::kNever : a + b; }
@@ -671,6 +678,7 @@ size_t Engine::Tick(Nanos now) {
       MutexLock qlock(queue_mu_);
       if (queued_verdicts_ < kMaxQueuedVerdicts) {
         queued_verdicts_ += p.batch.verdicts.size();
+        last_queued_ = std::chrono::steady_clock::now();
         queued_.push_back({std::move(p.batch), std::move(p.flagged), std::move(p.cleared)});
         queued = true;
       }
@@ -1066,11 +1074,29 @@ Status Engine::SetRules(std::shared_ptr<const Rules> rules) {
 
 void Engine::StartDetector(Duration max_sleep, Duration min_interval) {
   if (!verdict_writer_.running()) {
-    verdict_writer_.Start("verdict-writer", [this] {
+    verdict_writer_.Start("verdict-writer", [this]() -> std::chrono::nanoseconds {
       MutexLock slock(store_mu_);
-      // Until woken; with slices left, again at once (store_mu_ released in between).
-      return WriteQueued(kWriteChunk) ? std::chrono::nanoseconds(0)
-                                      : std::chrono::nanoseconds(std::chrono::hours(1));
+      // With slices left, again at once (store_mu_ released in between).
+      if (WriteQueued(kWriteChunk)) return std::chrono::nanoseconds(0);
+      std::chrono::steady_clock::duration since_queued;
+      {
+        MutexLock qlock(queue_mu_);
+        since_queued = std::chrono::steady_clock::now() - last_queued_;
+      }
+      if (since_queued < kSettleIdle) return kSettleIdle - since_queued;
+      // Idle: the store's deferred work (store.h Settle), a step at a time, each run checking
+      // the queue first, so a flag waits for one step at most.  The pause between steps
+      // lets an Apply() waiting for store_mu_ in.
+      Result<size_t> left = store_.Settle(kSettleStep);
+      if (!left.ok()) {
+        store_errors_->Inc();
+        log::Error("journey store: settling deferred writes failed; retrying in 1 s",
+                   {{"error", left.status().message()}});
+        return std::chrono::seconds(1);
+      }
+      if (left.value() > 0) return std::chrono::milliseconds(1);
+      // Until woken, or a second: Apply()'s writes may defer records too (the clears).
+      return std::chrono::seconds(1);
     });
     queue_verdicts_.store(true, std::memory_order_release);
   }

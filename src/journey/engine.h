@@ -308,6 +308,10 @@ class Engine {
   Mutex queue_mu_;
   std::deque<Queued> queued_ GUARDED_BY(queue_mu_);  // one per slice, oldest first
   size_t queued_verdicts_ GUARDED_BY(queue_mu_) = 0;
+  // When Tick() last queued a slice: the verdict writer settles the store's deferred records
+  // only once the detector has queued nothing for a while (kSettleIdle), not between the
+  // slices of a burst.
+  std::chrono::steady_clock::time_point last_queued_ GUARDED_BY(queue_mu_);
   std::atomic<bool> queue_verdicts_{false};  // the verdict writer runs
   // Fingerprints of the spans applied and written lately (EngineOptions::recent_spans).  Added
   // only after a successful store write, so a span a failed write still owes is not skipped.

@@ -4,10 +4,12 @@
 #include "journey/engine.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <sstream>
@@ -15,6 +17,8 @@
 
 #include "journey/detector.h"
 #include "journey/store/memory/memory_store.h"
+#include "journey/store/sqlite/db.h"
+#include "journey/store/sqlite/sqlite_store.h"
 
 namespace ordertrace::journey {
 namespace {
@@ -553,6 +557,56 @@ TEST(EngineTest, VerdictWriterWritesBeforeListenersHearAndKeepsTheOrder) {
   EXPECT_EQ((*one)->stuck, StuckKind::kNone);
   EXPECT_EQ((*two)->stuck, StuckKind::kNotReceived);
   EXPECT_EQ((*two)->stuck_since_ns, kT0 + 150 * kSecond);
+}
+
+// The SQLite store appends the verdicts and episodes to its verdict log (store.h Settle); the
+// verdict writer settles them into the tables once it has nothing to write, so the log does not
+// wait for a reader to fold it.
+TEST(EngineTest, VerdictWriterSettlesTheStoreWhenIdle) {
+  std::string dir = (std::filesystem::temp_directory_path() / "ordertrace-engine-XXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  SqliteStoreOptions options;
+  options.path = dir + "/journeys.db";
+  auto opened = OpenSqliteStore(options);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  JourneyStore& store = **opened;
+  ManualClock clock(kT0);
+  Engine engine(std::make_shared<Rules>(DefaultRules()), store, clock, nullptr);
+  Recorder recorder;
+  engine.AddListener(&recorder);
+  ASSERT_TRUE(engine
+                  .Apply({Submitted("ORD-S-1", "00000000000000e1", kT0),
+                          Submitted("ORD-S-2", "00000000000000e2", kT0)})
+                  .ok());
+  clock.Set(kT0 + 180 * kSecond);  // both past received-by-mes + grace
+  engine.StartDetector(Duration(20), Duration(1));
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  size_t heard = 0, left = 1;
+  while (std::chrono::steady_clock::now() < until && (heard < 2 || left > 0)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    {
+      std::lock_guard lock(recorder.mu);
+      heard = recorder.stuck.size();
+    }
+    auto deferred = store.Settle(0);  // 0: counts, folds nothing
+    ASSERT_TRUE(deferred.ok()) << deferred.status().ToString();
+    left = *deferred;
+  }
+  engine.StopDetector();
+  EXPECT_EQ(heard, 2u);
+  EXPECT_EQ(left, 0u) << "verdict log entries left unsettled";
+  // In the tables themselves: the count read straight from the file.
+  sqlite::Db db(options.path);
+  ASSERT_TRUE(db.Open().ok());
+  auto count = [&db](const char* sql) -> int64_t {
+    auto n = db.QueryInt(sql);
+    EXPECT_TRUE(n.ok()) << sql << ": " << n.status().ToString();
+    return n.ok() ? *n : -1;
+  };
+  EXPECT_EQ(count("SELECT count(*) FROM orders WHERE stuck <> 0"), 2);
+  EXPECT_EQ(count("SELECT count(*) FROM episodes WHERE cleared_ns = 0"), 2);
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace

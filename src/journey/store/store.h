@@ -179,6 +179,16 @@ class JourneyStore {
 
   virtual Result<StoreStats> Stats() = 0;
 
+  // Work the store deferred to keep writes fast (SQLite: the verdict log, sqlite/verdict_log.h),
+  // done in steps of at most `max` records when the writer has nothing else to do (the engine's
+  // verdict writer calls it when its queue is empty).  Returns how many records stay deferred:
+  // 0 when done.  Readers never see the difference: deferred records are overlaid or applied
+  // before a read that needs them.  A store that defers nothing returns 0.
+  virtual Result<size_t> Settle(size_t max) {
+    (void)max;
+    return size_t{0};
+  }
+
   // Read-only scans by time for the flow map and the KPIs (api/flow_api.h, api/kpi_api.h),
   // each bounded by `since` (an index on the time column in SQLite).  Like ForEachActiveOrder,
   // `fn` runs without store locks (rows are read in pages), a write committed meanwhile may or

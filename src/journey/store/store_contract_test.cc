@@ -1283,6 +1283,12 @@ class SqliteStoreTest : public ::testing::Test {
       ASSERT_TRUE(s.ok()) << sql << ": " << s.ToString();
     }
   }
+  // What the store's Settle(max) leaves deferred; 99 (and a test failure) on an error.
+  static size_t Deferred(JourneyStore& store, size_t max = 0) {
+    auto left = store.Settle(max);
+    EXPECT_TRUE(left.ok()) << left.status().ToString();
+    return left.ok() ? *left : 99;
+  }
   // One integer read from the file the same way; -1 (and a test failure) on an error.
   int64_t QueryFile(const std::string& sql) {
     sqlite::Db db(path_);
@@ -1479,6 +1485,139 @@ TEST_F(SqliteStoreTest, Version3FileIsUpgraded) {
   EXPECT_EQ(removed->orders_removed, 1u);
   EXPECT_FALSE((*store)->GetOrder("o-old")->has_value());
   EXPECT_TRUE((*store)->GetOrder("o-1")->has_value());
+}
+
+// The verdict log (verdict_log.h): verdicts and episodes are appended, not written in place,
+// and every reader sees them all the same: GetOrder and GetJourney by the overlay, the list
+// and the scans after a fold, a whole row written after them replaces their verdict and keeps
+// their episodes; entries survive a restart; Settle folds them into the tables.
+TEST_F(SqliteStoreTest, VerdictLogDefersAndEveryReaderSeesIt) {
+  constexpr Nanos kT = 1'700'000'000 * kSecond;
+  auto flag = [](const std::string& id, StuckKind kind, Nanos since) {
+    OrderVerdict v;
+    v.order_id = id;
+    v.stuck = kind;
+    v.stuck_since_ns = since;
+    v.deadline_ns = since - kSecond;
+    v.expected_service = "mes";
+    v.summary = "order " + id + " stuck";
+    return v;
+  };
+  auto episode = [](const OrderVerdict& v, Nanos flagged) {
+    return StuckEpisode{v.order_id,       "created", v.stuck, v.expected_service,
+                        v.stuck_since_ns, flagged,   0};
+  };
+  const OrderVerdict v1 = flag("o-1", StuckKind::kNotReceived, kT + 10);
+  const OrderVerdict v2 = flag("o-2", StuckKind::kSilent, kT + 20);
+  OrderRow o1 = MakeOrder("o-1", kT);
+  OrderRow o2 = MakeOrder("o-2", kT);
+  {
+    auto store = Open();
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    WriteBatch b;
+    b.orders = {o1, o2, MakeOrder("o-3", kT)};
+    ASSERT_TRUE((*store)->Write(b).ok());
+    b = WriteBatch{};
+    b.verdicts = {v1, v2};
+    b.episodes = {episode(v1, kT + 11), episode(v2, kT + 21)};
+    ASSERT_TRUE((*store)->Write(b).ok());
+    // Deferred: four entries in the log, the orders table not yet changed.
+    EXPECT_EQ(Deferred(**store), 4u);
+    EXPECT_EQ(QueryFile("SELECT count(*) FROM verdict_log"), 4);
+    EXPECT_EQ(QueryFile("SELECT count(*) FROM orders WHERE stuck <> 0"), 0);
+    EXPECT_EQ(QueryFile("SELECT count(*) FROM episodes"), 0);
+    // The overlay.
+    ApplyVerdict(o1, v1);
+    ApplyVerdict(o2, v2);
+    auto got = (*store)->GetOrder("o-1");
+    ASSERT_TRUE(got.ok() && got->has_value());
+    EXPECT_EQ(**got, o1);
+    auto journey = (*store)->GetJourney("o-2");
+    ASSERT_TRUE(journey.ok() && journey->has_value());
+    EXPECT_EQ((*journey)->order, o2);
+    EXPECT_EQ(Deferred(**store), 4u);  // reads by id fold nothing
+    // o-2's whole row, cleared (the engine's Apply path), with its clear: the row wins over
+    // the logged verdict, whose episode is kept and then ended.
+    OrderRow o2_clear = MakeOrder("o-2", kT + 30);
+    b = WriteBatch{};
+    b.orders = {o2_clear};
+    b.episodes = {{"o-2", {}, StuckKind::kNone, {}, 0, 0, kT + 31}};
+    ASSERT_TRUE((*store)->Write(b).ok());
+    EXPECT_EQ(Deferred(**store), 3u);  // o-2's two folded, its clear logged
+    got = (*store)->GetOrder("o-2");
+    ASSERT_TRUE(got.ok() && got->has_value());
+    EXPECT_EQ(**got, o2_clear);
+    // A scan of the episodes folds the log first.
+    std::vector<StuckEpisode> episodes;
+    ASSERT_TRUE((*store)
+                    ->ForEachEpisodeSince(0, [&](const StuckEpisode& e) { episodes.push_back(e); })
+                    .ok());
+    std::sort(episodes.begin(), episodes.end(),
+              [](const auto& a, const auto& b) { return a.order_id < b.order_id; });
+    StuckEpisode e2 = episode(v2, kT + 21);
+    e2.cleared_ns = kT + 31;
+    EXPECT_EQ(episodes, (std::vector<StuckEpisode>{episode(v1, kT + 11), e2}));
+    EXPECT_EQ(Deferred(**store), 0u);
+    EXPECT_EQ(QueryFile("SELECT count(*) FROM verdict_log"), 0);
+    // Logged again, and the store closed with the entry in the log.
+    const OrderVerdict v3 = flag("o-3", StuckKind::kNextOverdue, kT + 40);
+    b = WriteBatch{};
+    b.verdicts = {v3};
+    ASSERT_TRUE((*store)->Write(b).ok());
+  }
+  auto store = Open();
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(Deferred(**store), 1u);  // counted when opened
+  OrderRow o3 = MakeOrder("o-3", kT);
+  ApplyVerdict(o3, flag("o-3", StuckKind::kNextOverdue, kT + 40));
+  auto got = (*store)->GetOrder("o-3");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ(**got, o3);
+  // The list folds, then reads.
+  OrderQuery stuck;
+  stuck.stuck = true;
+  auto page = (*store)->ListOrders(stuck);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->orders.size(), 2u);
+  EXPECT_EQ(page->orders[0], o1);
+  EXPECT_EQ(page->orders[1], o3);
+  EXPECT_EQ(QueryFile("SELECT count(*) FROM verdict_log"), 0);
+  // Settle folds what the list did not: a new entry, folded in steps of one.
+  WriteBatch more;
+  more.verdicts = {flag("o-3", StuckKind::kNone, 0), flag("o-1", StuckKind::kSilent, kT + 50)};
+  ASSERT_TRUE((*store)->Write(more).ok());
+  EXPECT_EQ(Deferred(**store, 1), 1u);
+  EXPECT_EQ(Deferred(**store, 1), 0u);
+  EXPECT_EQ(QueryFile("SELECT count(*) FROM verdict_log"), 0);
+  EXPECT_EQ(QueryFile("SELECT stuck FROM orders WHERE order_id = 'o-1'"),
+            static_cast<int64_t>(StuckKind::kSilent));
+  EXPECT_EQ(QueryFile("SELECT stuck FROM orders WHERE order_id = 'o-3'"), 0);
+}
+
+// A version 4 file (no verdict log) gets the log when opened; its rows stay as they were.
+TEST_F(SqliteStoreTest, Version4FileIsUpgraded) {
+  {
+    auto store = Open();
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    WriteBatch b;
+    b.orders = {MakeOrder("o-1", 100, false, StuckKind::kSilent)};
+    ASSERT_TRUE((*store)->Write(b).ok());
+  }
+  ASSERT_NO_FATAL_FAILURE(ExecOnFile({"DROP TABLE verdict_log", "PRAGMA user_version = 4"}));
+  auto store = Open();
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  EXPECT_EQ(QueryFile("PRAGMA user_version"), sqlite::kSchemaVersion);
+  EXPECT_EQ(QueryFile("SELECT count(*) FROM sqlite_schema WHERE name IN ('verdict_log', "
+                      "'verdict_log_order')"),
+            2);
+  WriteBatch b;
+  OrderVerdict v;
+  v.order_id = "o-1";
+  b.verdicts = {v};
+  ASSERT_TRUE((*store)->Write(b).ok());
+  auto got = (*store)->GetOrder("o-1");
+  ASSERT_TRUE(got.ok() && got->has_value());
+  EXPECT_EQ((*got)->stuck, StuckKind::kNone);
 }
 
 // ?partner= reads the partial index orders_partner, not the whole table, alone or with the

@@ -181,6 +181,26 @@ CREATE INDEX IF NOT EXISTS episodes_ended ON episodes (cleared_ns) WHERE cleared
 CREATE INDEX IF NOT EXISTS episodes_open ON episodes (flagged_ns) WHERE cleared_ns = 0;
 )sql";
 
+// Version 5: the verdict log (verdict_log.h): the detector's verdicts and the stuck episodes'
+// flags and clears, appended (seq, the rowid, in write order) and folded into orders and
+// episodes later; verdict_log_order finds an order's entries (GetOrder's overlay, the fold of
+// one order before its row is written).  Empty when created: the upgrade costs nothing.  An
+// older build refuses a version-5 file (it would not see the entries not yet folded).
+constexpr const char* kVersion5 = R"sql(
+CREATE TABLE IF NOT EXISTS verdict_log (
+  seq INTEGER PRIMARY KEY,
+  order_id TEXT NOT NULL,
+  entry INTEGER NOT NULL,
+  stuck INTEGER NOT NULL,
+  since_ns INTEGER NOT NULL,
+  at_ns INTEGER NOT NULL,
+  cleared_ns INTEGER NOT NULL,
+  expected_service TEXT NOT NULL,
+  text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS verdict_log_order ON verdict_log (order_id);
+)sql";
+
 // Indexes added after version 2, to every file when it is opened (IF NOT EXISTS: a file that has
 // them is unchanged; one that has not gets them in one pass over its rows, logged; an older
 // build opens a file with them as before).  They serve the order list's sorts and filters:
@@ -310,6 +330,7 @@ Status PrepareSchema(Db& db, bool* created) {
     if (s.ok()) s = db.Exec(kVersion4Indexes);
     if (s.ok()) s = db.Exec(kVersion3);
     if (s.ok()) s = db.Exec(kVersion4Episodes);
+    if (s.ok()) s = db.Exec(kVersion5);
     if (s.ok()) s = db.Exec("PRAGMA application_id = " + std::to_string(kApplicationId));
     if (s.ok()) s = db.Exec("PRAGMA user_version = " + std::to_string(kSchemaVersion));
     if (s.ok()) s = db.Exec("COMMIT");
@@ -347,6 +368,7 @@ Status PrepareSchema(Db& db, bool* created) {
                             kMigrateTo4 + kVersion4Indexes + kVersion4Episodes;
     RETURN_IF_ERROR(Migrate(db, sql.c_str(), 3));
   }
+  if (version <= 4) RETURN_IF_ERROR(Migrate(db, kVersion5, 4));
   return AddListIndexes(db, /*upgrade=*/true);
 }
 

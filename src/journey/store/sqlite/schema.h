@@ -20,8 +20,9 @@ namespace ordertrace::journey::sqlite {
 // the time indexes of the flow and KPI scans; 4: spans a rowid table keyed by the unique index
 // spans_key, the open hops' indexes by publish time, and the episodes' index on cleared_ns split
 // by state (ended ones by cleared_ns, ongoing ones by flagged_ns: a flag appends to both,
-// schema.cc kVersion4Episodes).  An older file is upgraded in place when opened.
-inline constexpr int kSchemaVersion = 4;
+// schema.cc kVersion4Episodes); 5: the verdict log (verdict_log.h).  An older file is upgraded
+// in place when opened.
+inline constexpr int kSchemaVersion = 5;
 inline constexpr int32_t kApplicationId = 0x4F544A53;  // "OTJS"
 
 // orders.last_bucket (version 4): last_ns >> kLastBucketShift (~17 s), the key of orders_last

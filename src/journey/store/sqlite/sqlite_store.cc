@@ -1,6 +1,7 @@
 #include "journey/store/sqlite/sqlite_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include "journey/store/semantics.h"
 #include "journey/store/sqlite/db.h"
 #include "journey/store/sqlite/schema.h"
+#include "journey/store/sqlite/verdict_log.h"
 
 namespace ordertrace::journey {
 namespace {
@@ -25,7 +27,15 @@ using sqlite::kOrderCols;
 using sqlite::kSpanCols;
 using sqlite::Stmt;
 
-constexpr size_t kStreamPage = 1000;       // rows per ForEach page
+constexpr size_t kStreamPage = 1000;  // rows per ForEach page
+// Verdict log entries folded per transaction when a reader needs them folded (FoldUpTo): the
+// writer is released between, so the detector's appends go on meanwhile.
+constexpr size_t kFoldChunk = 8192;
+// Entries the verdict log may hold before a Write() folds the oldest itself (the engine's
+// verdict writer folds them when idle; without it, or when it never idles, this bounds the
+// log's disk: ~100 bytes an entry).  A burst of 1M flags appends 2M (a verdict and an episode
+// each).
+constexpr int64_t kMaxDeferred = int64_t{1} << 22;
 constexpr size_t kRetentionOrders = 1000;  // orders deleted per transaction
 constexpr int kRetentionRows = 10000;      // spans / hops deleted per transaction
 
@@ -111,26 +121,6 @@ Status PutHop(Db& db, const Hop& hop, Deltas* d) {
   return Status::Internal("sqlite " + db.path() + ": hop neither inserted nor found");
 }
 
-// A flag inserts its episode (the first write of a key wins); a clear ({order_id, cleared_ns})
-// ends the order's open episodes.
-Status PutEpisodes(Db& db, const std::vector<StuckEpisode>& episodes) {
-  static const std::string insert = Cols("INSERT INTO episodes (", sqlite::kEpisodeCols) +
-                                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING";
-  static const std::string clear =
-      "UPDATE episodes SET cleared_ns = ?2 WHERE order_id = ?1 AND cleared_ns = 0";
-  for (const StuckEpisode& e : episodes) {
-    ASSIGN_OR_RETURN(Stmt s, db.Statement(e.flagged_ns != 0 ? insert : clear));
-    if (e.flagged_ns != 0) {
-      sqlite::BindEpisode(s, e);
-    } else {
-      s.Text(1, e.order_id);
-      s.Int(2, e.cleared_ns);
-    }
-    RETURN_IF_ERROR(s.Run());
-  }
-  return Status::Ok();
-}
-
 // Writes order rows (replaced whole, the partner merged: semantics.h KeepPartner).  SQLite
 // rewrites the entry of every index whose column an UPDATE sets, changed or not (4 index entries
 // deleted and inserted per row when every column is set), so the common update sets only the
@@ -192,30 +182,11 @@ Status PutOrders(Db& db, const std::vector<OrderRow>& orders, Deltas* d) {
   return Status::Ok();
 }
 
-// The verdict columns only (store.h OrderVerdict): the indexes on the other columns (stage,
-// last_ns, first_ns, partner, closed) are not rewritten, which a whole-row UPDATE does (SQLite
-// rewrites every index on a column the SET names).  No row: nothing changes (the rule).
-Status PutVerdicts(Db& db, const std::vector<OrderVerdict>& verdicts) {
-  static const std::string sql =
-      "UPDATE orders SET stuck = ?2, stuck_since_ns = ?3, deadline_ns = ?4, "
-      "expected_service = ?5, summary = ?6 WHERE order_id = ?1";
-  ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
-  for (const OrderVerdict& v : verdicts) {
-    if (v.order_id.empty()) return Status::InvalidArgument("verdict without an order_id");
-    s.Text(1, v.order_id);
-    s.Int(2, static_cast<int64_t>(v.stuck));
-    s.Int(3, v.stuck_since_ns);
-    s.Int(4, v.deadline_ns);
-    s.Text(5, v.expected_service);
-    s.Text(6, v.summary);
-    RETURN_IF_ERROR(s.Run());
-    s.Reset();
-  }
-  return Status::Ok();
-}
-
-// The rows of one Write(), inside its transaction.
-Status ApplyBatch(Db& db, const WriteBatch& batch, Deltas* d) {
+// The rows of one Write(), inside its transaction.  The verdicts and episodes are appended to
+// the verdict log (verdict_log.h); `deferred`: the log may hold entries, and an order whose
+// whole row is written gets its own folded first.  `logged` and `folded` count the log's rows.
+Status ApplyBatch(Db& db, const WriteBatch& batch, bool deferred, Deltas* d, int64_t* logged,
+                  int64_t* folded) {
   if (!batch.spans.empty()) {
     static const std::string sql = Cols("INSERT INTO spans (", kSpanCols) +
                                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
@@ -244,9 +215,18 @@ Status ApplyBatch(Db& db, const WriteBatch& batch, Deltas* d) {
     }
   }
   for (const auto& hop : batch.hops) RETURN_IF_ERROR(PutHop(db, hop, d));
+  if (deferred && !batch.orders.empty()) {
+    std::vector<const std::string*> ids;
+    ids.reserve(batch.orders.size());
+    for (const OrderRow& o : batch.orders) ids.push_back(&o.order_id);
+    std::sort(ids.begin(), ids.end(), [](const auto* a, const auto* b) { return *a < *b; });
+    ids.erase(
+        std::unique(ids.begin(), ids.end(), [](const auto* a, const auto* b) { return *a == *b; }),
+        ids.end());
+    ASSIGN_OR_RETURN(*folded, sqlite::FoldOrders(db, ids));
+  }
   if (!batch.orders.empty()) RETURN_IF_ERROR(PutOrders(db, batch.orders, d));
-  if (!batch.episodes.empty()) RETURN_IF_ERROR(PutEpisodes(db, batch.episodes));
-  if (!batch.verdicts.empty()) RETURN_IF_ERROR(PutVerdicts(db, batch.verdicts));
+  ASSIGN_OR_RETURN(*logged, sqlite::LogVerdicts(db, batch.verdicts, batch.episodes));
   return Status::Ok();
 }
 
@@ -298,37 +278,65 @@ Result<std::optional<Journey>> ReadJourney(Db& db, std::string_view order_id, si
 
 class SqliteStore final : public JourneyStore {
  public:
-  SqliteStore(std::unique_ptr<Db> writer, std::unique_ptr<Db> reader)
-      : path_(reader->path()), writer_(std::move(writer)), reader_(std::move(reader)) {}
+  SqliteStore(std::unique_ptr<Db> writer, std::unique_ptr<Db> reader, int64_t deferred)
+      : path_(reader->path()),
+        writer_(std::move(writer)),
+        reader_(std::move(reader)),
+        deferred_(deferred),
+        deferred_hint_(deferred) {}
 
   Status Write(const WriteBatch& batch) override {
     if (batch.empty()) return Status::Ok();
     MutexLock lock(writer_mu_);
     Db& db = *writer_;
-    return db.Transaction(true, [&] {
+    int64_t logged = 0, folded = 0;
+    RETURN_IF_ERROR(db.Transaction(true, [&] {
       Deltas d;
-      RETURN_IF_ERROR(ApplyBatch(db, batch, &d));
+      logged = folded = 0;
+      RETURN_IF_ERROR(ApplyBatch(db, batch, deferred_ > 0, &d, &logged, &folded));
       return AddCounters(db, d);
-    });
+    }));
+    SetDeferred(deferred_ + logged - folded);
+    // Nobody settles the log (no verdict writer, or one never idle): fold the oldest here.
+    while (deferred_ > kMaxDeferred) RETURN_IF_ERROR(FoldChunk(db, 0).status());
+    return Status::Ok();
+  }
+
+  Result<size_t> Settle(size_t max) override {
+    MutexLock lock(writer_mu_);
+    if (deferred_ > 0 && max > 0) RETURN_IF_ERROR(FoldChunk(*writer_, 0, max).status());
+    return static_cast<size_t>(deferred_);
   }
 
   Result<std::optional<Journey>> GetJourney(std::string_view order_id, size_t max_spans) override {
+    const bool overlay = deferred_hint_.load(std::memory_order_acquire) > 0;
     MutexLock lock(reader_mu_);
     Db& db = *reader_;
     Result<std::optional<Journey>> journey = std::optional<Journey>();
     RETURN_IF_ERROR(db.Transaction(false, [&] {
       journey = ReadJourney(db, order_id, max_spans);
-      return journey.status();
+      if (!journey.ok() || !overlay || !journey->has_value()) return journey.status();
+      return sqlite::OverlayVerdicts(db, &(*journey)->order);
     }));
     return journey;
   }
 
   Result<std::optional<OrderRow>> GetOrder(std::string_view order_id) override {
+    const bool overlay = deferred_hint_.load(std::memory_order_acquire) > 0;
     MutexLock lock(reader_mu_);
-    return ReadOrderRow(*reader_, order_id);
+    Db& db = *reader_;
+    if (!overlay) return ReadOrderRow(db, order_id);
+    Result<std::optional<OrderRow>> row = std::optional<OrderRow>();
+    RETURN_IF_ERROR(db.Transaction(false, [&] {
+      row = ReadOrderRow(db, order_id);
+      if (!row.ok() || !row->has_value()) return row.status();
+      return sqlite::OverlayVerdicts(db, &**row);
+    }));
+    return row;
   }
 
   Result<OrderPage> ListOrders(const OrderQuery& query) override {
+    RETURN_IF_ERROR(FoldUpTo());
     const size_t limit = PageLimit(query.limit);
     const std::string sql = sqlite::ListOrdersSql(query);
     const std::string count_sql = query.count_total ? sqlite::CountOrdersSql(query) : "";
@@ -376,6 +384,7 @@ class SqliteStore final : public JourneyStore {
   }
 
   Status ForEachActiveOrder(const std::function<void(const OrderRow&)>& fn) override {
+    RETURN_IF_ERROR(FoldUpTo());
     static const std::string sql =
         Cols("SELECT ", kOrderCols) +
         " FROM orders WHERE closed = 0 AND order_id > ?1 ORDER BY order_id LIMIT ?2";
@@ -468,6 +477,7 @@ class SqliteStore final : public JourneyStore {
   }
 
   Result<RetentionResult> EnforceRetention(Nanos now, const Retention& retention) override {
+    RETURN_IF_ERROR(FoldUpTo());
     RetentionResult result;
     if (const auto cutoff = RetentionCutoff(now, retention.closed_orders)) {
       static const std::string sql = "SELECT order_id FROM orders WHERE " +
@@ -523,6 +533,7 @@ class SqliteStore final : public JourneyStore {
   }
 
   Status ForEachOrderSince(Nanos since, const std::function<void(const OrderRow&)>& fn) override {
+    RETURN_IF_ERROR(FoldUpTo());
     // Keyset pages on orders_first, whose entries are (first_ns, order_id).
     static const std::string sql = Cols("SELECT ", kOrderCols) +
                                    " FROM orders INDEXED BY orders_first WHERE (first_ns, "
@@ -582,6 +593,7 @@ class SqliteStore final : public JourneyStore {
 
   Status ForEachEpisodeSince(Nanos since,
                              const std::function<void(const StuckEpisode&)>& fn) override {
+    RETURN_IF_ERROR(FoldUpTo());
     // Episodes are few (one per flag): read at once, each of the three conditions by its index
     // (episodes_flagged, episodes_ended, episodes_open: schema version 4); UNION drops the rows
     // two of them find.
@@ -603,6 +615,48 @@ class SqliteStore final : public JourneyStore {
   }
 
  private:
+  void SetDeferred(int64_t n) REQUIRES(writer_mu_) {
+    deferred_ = std::max<int64_t>(0, n);
+    deferred_hint_.store(deferred_, std::memory_order_release);
+  }
+
+  // Folds the oldest verdict log entries (at most `max`, none after `up_to_seq`, 0 no bound)
+  // in one transaction.  Returns how many.
+  Result<int64_t> FoldChunk(Db& db, int64_t up_to_seq, size_t max = kFoldChunk)
+      REQUIRES(writer_mu_) {
+    int64_t n = 0;
+    RETURN_IF_ERROR(db.Transaction(true, [&]() -> Status {
+      ASSIGN_OR_RETURN(n, sqlite::FoldOldest(db, max, up_to_seq));
+      return Status::Ok();
+    }));
+    // An empty chunk with entries counted: the count was off (it never is; recount).
+    if (n == 0 && up_to_seq == 0) {
+      ASSIGN_OR_RETURN(const int64_t left, sqlite::CountEntries(db));
+      SetDeferred(left);
+    } else {
+      SetDeferred(deferred_ - n);
+    }
+    return n;
+  }
+
+  // Folds every verdict log entry written before this call (readers whose answer depends on the
+  // verdict columns or the episodes), in chunks with the writer released between.
+  Status FoldUpTo() EXCLUDES(writer_mu_) {
+    if (deferred_hint_.load(std::memory_order_acquire) == 0) return Status::Ok();
+    int64_t bound = 0;
+    {
+      MutexLock lock(writer_mu_);
+      if (deferred_ == 0) return Status::Ok();
+      ASSIGN_OR_RETURN(bound, sqlite::LastSeq(*writer_));
+    }
+    for (;;) {
+      MutexLock lock(writer_mu_);
+      if (deferred_ == 0) return Status::Ok();
+      ASSIGN_OR_RETURN(const int64_t n, FoldChunk(*writer_, bound));
+      if (n == 0) return Status::Ok();
+    }
+  }
+
   // Streams a time-keyed scan in pages of kStreamPage rows, like StreamPages: `bind` binds the
   // key after the previous page's last row (null: the first page, from `since`), parameter
   // `limit_param` is the page size.  Each page is read under the reader lock, `fn` runs without it.
@@ -670,11 +724,14 @@ class SqliteStore final : public JourneyStore {
     static const std::string del_hops = "DELETE FROM hops WHERE order_id = ?1";
     static const std::string del_order = "DELETE FROM orders WHERE order_id = ?1";
     static const std::string del_episodes = "DELETE FROM episodes WHERE order_id = ?1";
+    // Entries logged since the fold that began retention (verdict_log.h): none outlives its order.
+    static const std::string del_logged = "DELETE FROM verdict_log WHERE order_id = ?1";
     while (true) {
       MutexLock lock(writer_mu_);
       Db& db = *writer_;
       std::vector<std::string> ids;
       Deltas d;
+      int64_t unlogged = 0;
       RETURN_IF_ERROR(db.Transaction(true, [&]() -> Status {
         {
           ASSIGN_OR_RETURN(Stmt s, db.Statement(select_sql));
@@ -684,17 +741,20 @@ class SqliteStore final : public JourneyStore {
         }
         for (const auto& id : ids) {
           for (const std::string* sql :
-               {&del_spans, &del_milestones, &del_hops, &del_episodes, &del_order}) {
+               {&del_spans, &del_milestones, &del_hops, &del_episodes, &del_logged, &del_order}) {
+            if (sql == &del_logged && deferred_ == 0) continue;
             ASSIGN_OR_RETURN(Stmt s, db.Statement(*sql));
             s.Text(1, id);
             RETURN_IF_ERROR(s.Run());
             if (sql == &del_spans) d.spans -= db.Changes();
             if (sql == &del_hops) d.hops -= db.Changes();
             if (sql == &del_order) d.orders -= db.Changes();
+            if (sql == &del_logged) unlogged += db.Changes();
           }
         }
         return AddCounters(db, d);
       }));
+      if (unlogged > 0) SetDeferred(deferred_ - unlogged);
       result->orders_removed += static_cast<uint64_t>(-d.orders);
       result->spans_removed += static_cast<uint64_t>(-d.spans);
       if (ids.size() < kRetentionOrders) return Status::Ok();
@@ -732,6 +792,10 @@ class SqliteStore final : public JourneyStore {
   std::unique_ptr<Db> writer_ PT_GUARDED_BY(writer_mu_);  // Write, EnforceRetention
   Mutex reader_mu_;
   std::unique_ptr<Db> reader_ PT_GUARDED_BY(reader_mu_);  // everything else
+  // Entries in the verdict log (verdict_log.h); the hint, read without the writer's lock, tells
+  // readers whether an overlay or a fold may be needed (an entry is counted after its commit).
+  int64_t deferred_ GUARDED_BY(writer_mu_) = 0;
+  std::atomic<int64_t> deferred_hint_{0};
 };
 
 Status Configure(Db& db, const SqliteStoreOptions& options, int cache_mb) {
@@ -774,10 +838,13 @@ Result<std::unique_ptr<JourneyStore>> OpenSqliteStore(const SqliteStoreOptions& 
   RETURN_IF_ERROR(Configure(*reader, options, std::max(1, options.cache_mb / 2)));
   RETURN_IF_ERROR(reader->Exec("PRAGMA query_only = 1"));
 
+  ASSIGN_OR_RETURN(const int64_t deferred, sqlite::CountEntries(*writer));
   log::Info(created ? "journey store created" : "journey store opened",
-            {{"path", options.path}, {"schema_version", sqlite::kSchemaVersion}});
+            {{"path", options.path},
+             {"schema_version", sqlite::kSchemaVersion},
+             {"verdict_log_entries", deferred}});
   return std::unique_ptr<JourneyStore>(
-      std::make_unique<SqliteStore>(std::move(writer), std::move(reader)));
+      std::make_unique<SqliteStore>(std::move(writer), std::move(reader), deferred));
 }
 
 }  // namespace ordertrace::journey
