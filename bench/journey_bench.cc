@@ -14,7 +14,9 @@
 //             uniformly in [t0 + 10 s, t0 + 10 s + spread], t0 being the moment the detector
 //             thread starts (StartDetector(), SystemClock); an EngineListener records, for each
 //             flag, clock.Now() at OnStuck - row.stuck_since_ns.  Flags write order rows to the
-//             store: part of the cost measured.  Prints p50/p90/p99/max of that lag.
+//             store: part of the cost measured.  Prints p50/p90/p99/max of that lag, and how
+//             long the store took to settle what it deferred (store.h Settle: SQLite's
+//             verdict log) once the flags were all heard.
 //   --ingest  the journey consumer's write path in process: bench/run ingest's workload
 //             (bench/ingest_workload.h, the same generator and seed; --distinct requests of 512
 //             spans, each with an order id, cycled), decoded once (otlp::DecodeExportRequest),
@@ -28,14 +30,15 @@
 // Usage: ordertrace-bench-journey (--memory | --lag | --ingest) [--orders 1000000] [--batch 1000]
 //          [--spans 1048576] [--distinct 256] [--fresh]
 //          [--store sqlite|memory] [--cache-mb 64] [--spread 60s] [--lead 0]
-//          [--timeout 60] [--dir DIR] [--keep]
+//          [--timeout 60] [--settle-timeout 600] [--dir DIR] [--keep]
 // --lead: seconds between the start of the build and t0 (0: 10 + orders / 6000; the program
 // waits for t0 after the build, and says so when the build ran past it); --timeout: seconds
-// to wait for all flags after the last deadline (default 60).  Without --dir the SQLite file
-// goes to a fresh directory under $TMPDIR, removed at the end unless --keep.  A run whose flags do
-// not all come within --timeout prints the lags it has (orders not flagged count as longer than the
-// run) and exits 1 without joining the detector.  Progress lines go to stderr every few seconds;
-// the last line of stdout is one JSON object with the figures.
+// to wait for all flags after the last deadline (default 60); --settle-timeout: seconds to wait,
+// after the last flag, for the store to settle what it deferred (default 600).  Without --dir the
+// SQLite file goes to a fresh directory under $TMPDIR, removed at the end unless --keep.  A run
+// whose flags do not all come within --timeout prints the lags it has (orders not flagged count as
+// longer than the run) and exits 1 without joining the detector.  Progress lines go to stderr every
+// few seconds; the last line of stdout is one JSON object with the figures.
 #include <malloc.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -94,6 +97,7 @@ struct Options {
   Nanos spread_ns = 60 * kSec;
   double lead_s = 0;
   double timeout_s = 60;
+  double settle_timeout_s = 600;
   std::string dir;
   bool keep = false;
 };
@@ -138,6 +142,8 @@ bool ParseArgs(int argc, char** argv, Options* o) {
         o->lead_s = std::atof(v);
       } else if (a == "--timeout") {
         o->timeout_s = std::atof(v);
+      } else if (a == "--settle-timeout") {
+        o->settle_timeout_s = std::atof(v);
       } else if (a == "--dir") {
         o->dir = v;
       } else {
@@ -383,6 +389,32 @@ int RunLag(const Options& opt, jr::JourneyStore& store) {
   const Nanos end_now = clock.Now();
   const size_t flagged = std::min<size_t>(rec.count(), opt.orders);
   const bool timed_out = flagged < opt.orders;
+  // The store's deferred writes (SQLite: the verdict log) are settled by the verdict writer
+  // once the burst is over: how many there were at the last flag, and how long settling took.
+  ordertrace::Result<size_t> deferred = store.Settle(0);  // 0: counts, folds nothing
+  const size_t deferred_at_end = deferred.ok() ? *deferred : 0;
+  double settle_s = 0, settle_cpu_s = 0;
+  size_t settle_left = deferred_at_end;
+  if (!timed_out && deferred_at_end > 0) {
+    const auto settle_start = Steady::now();
+    const double settle_cpu0 = CpuSeconds();
+    const auto settle_until = settle_start + std::chrono::duration<double>(opt.settle_timeout_s);
+    auto settle_report = settle_start;
+    for (;;) {
+      auto left = store.Settle(0);  // 0: counts, folds nothing
+      if (!left.ok()) break;
+      settle_left = *left;
+      if (settle_left == 0 || Steady::now() >= settle_until) break;
+      if (Steady::now() - settle_report >= std::chrono::seconds(10)) {
+        std::fprintf(stderr, "  settling: %zu deferred records left, %.0f s after the last flag\n",
+                     settle_left, Seconds(Steady::now() - settle_start));
+        settle_report = Steady::now();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    settle_s = Seconds(Steady::now() - settle_start);
+    settle_cpu_s = CpuSeconds() - settle_cpu0;
+  }
   // Don't join the detector when some flags never came: it may be in the middle of a long
   // Tick().  Print, clean up and leave (below).
   if (!timed_out) engine.StopDetector();
@@ -416,20 +448,30 @@ int RunLag(const Options& opt, jr::JourneyStore& store) {
               flagged ? cpu_s * 1e6 / static_cast<double>(flagged) : 0.0);
   std::printf("load: %s at the start of flagging, %s at the end\n", load_start.c_str(),
               load_end.c_str());
+  if (deferred_at_end > 0) {
+    const size_t settled = deferred_at_end - std::min(settle_left, deferred_at_end);
+    std::printf(
+        "deferred store records at the last flag: %zu; %zu settled in %.1f s after it%s "
+        "(%.1f s CPU, %.1f us a record)\n",
+        deferred_at_end, settled, settle_s, settle_left > 0 ? " (gave up waiting)" : "",
+        settle_cpu_s, settled > 0 ? settle_cpu_s * 1e6 / static_cast<double>(settled) : 0.0);
+  }
   std::printf("deadline -> flagged lag over all %" PRIu64
               " orders: p50 %s  p90 %s  p99 %s  "
               "max %s\n",
               opt.orders, pct(0.50).c_str(), pct(0.90).c_str(), pct(0.99).c_str(),
               pct(1.0).c_str());
-  std::printf("{\"mode\":\"lag\",\"store\":\"%s\",\"orders\":%" PRIu64
-              ",\"spread_s\":%.0f,"
-              "\"flagged\":%zu,\"lag_p50_ms\":%.1f,\"lag_p90_ms\":%.1f,\"lag_p99_ms\":%.1f,"
-              "\"lag_max_ms\":%.1f,\"build_s\":%.1f,\"apply_orders_per_s\":%.0f,"
-              "\"cpu_us_per_flag\":%.1f,\"load_start\":\"%s\",\"load_end\":\"%s\"}\n",
-              opt.store.c_str(), opt.orders, static_cast<double>(opt.spread_ns) / 1e9, flagged,
-              pct_ms(0.50), pct_ms(0.90), pct_ms(0.99), pct_ms(1.0), wall_s, n / apply_s,
-              flagged ? cpu_s * 1e6 / static_cast<double>(flagged) : 0.0, load_start.c_str(),
-              load_end.c_str());
+  std::printf(
+      "{\"mode\":\"lag\",\"store\":\"%s\",\"orders\":%" PRIu64
+      ",\"spread_s\":%.0f,"
+      "\"flagged\":%zu,\"lag_p50_ms\":%.1f,\"lag_p90_ms\":%.1f,\"lag_p99_ms\":%.1f,"
+      "\"lag_max_ms\":%.1f,\"build_s\":%.1f,\"apply_orders_per_s\":%.0f,"
+      "\"cpu_us_per_flag\":%.1f,\"deferred_at_end\":%zu,\"settle_left\":%zu,\"settle_s\":%.1f,"
+      "\"load_start\":\"%s\",\"load_end\":\"%s\"}\n",
+      opt.store.c_str(), opt.orders, static_cast<double>(opt.spread_ns) / 1e9, flagged,
+      pct_ms(0.50), pct_ms(0.90), pct_ms(0.99), pct_ms(1.0), wall_s, n / apply_s,
+      flagged ? cpu_s * 1e6 / static_cast<double>(flagged) : 0.0, deferred_at_end, settle_left,
+      settle_s, load_start.c_str(), load_end.c_str());
   if (timed_out) {
     std::fflush(stdout);
     if (g_cleanup) g_cleanup();
@@ -561,6 +603,7 @@ int main(int argc, char** argv) {
                  "usage: %s (--memory | --lag | --ingest) [--orders N] [--batch N] [--spans N] "
                  "[--distinct N] [--fresh] [--store sqlite|memory] "
                  "[--cache-mb 64] [--spread 60s] [--lead SECONDS] [--timeout SECONDS] "
+                 "[--settle-timeout SECONDS] "
                  "[--dir DIR] [--keep]\n",
                  argv[0]);
     return 2;

@@ -558,12 +558,14 @@ TEST_F(Sim, EveryFaultLeavesItsShapeAndLiftedFaultsComplete) {
   EXPECT_NE(t.Find(Id(6), "publish orders:price.calculated", "mes"), nullptr);
   EXPECT_EQ(process_on(Id(6), "crm.prices"), nullptr);
   EXPECT_EQ(stages_reached(Id(6)), 1);
-  {  // Lifted: processed 2 s after the publish, then completes.
+  {  // Lifted: processed 2 s after the delivery, then completes.  The delivery comes after the
+     // publish started, not necessarily after it ended: the publish span ends at the broker's
+     // confirm, which a loaded machine may send after the delivery (1.85 s from the end seen).
     const SpanData* pub = t.Find(Id(7), "publish orders:price.calculated", "mes");
     const SpanData* proc = process_on(Id(7), "crm.prices");
     ASSERT_NE(pub, nullptr);
     ASSERT_NE(proc, nullptr);
-    EXPECT_GE(Secs(proc->start_time_unix_nano - pub->end_time_unix_nano), 1.9);
+    EXPECT_GE(Secs(proc->start_time_unix_nano - pub->start_time_unix_nano), 1.9);
     ExpectHealthy(t, Id(7));
   }
 
