@@ -549,8 +549,10 @@ TEST_F(Sim, EveryFaultLeavesItsShapeAndLiftedFaultsComplete) {
     std::sort(beats.begin(), beats.end());
     EXPECT_GE(beats.size(), 10u);
     ASSERT_FALSE(beats.empty());
-    EXPECT_LE(Secs(beats.front() - calc->start_time_unix_nano), 0.5);
-    for (size_t i = 1; i < beats.size(); ++i) EXPECT_LE(Secs(beats[i] - beats[i - 1]), 0.5);
+    // Every 0.3 s, well within the rules' 1 s heartbeat; 0.9 s leaves a loaded machine room
+    // (a 0.55 s gap seen with two builds beside the test) and still fails a missed beat.
+    EXPECT_LE(Secs(beats.front() - calc->start_time_unix_nano), 0.9);
+    for (size_t i = 1; i < beats.size(); ++i) EXPECT_LE(Secs(beats[i] - beats[i - 1]), 0.9);
     ExpectHealthy(t, Id(5));
   }
 
