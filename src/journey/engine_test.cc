@@ -513,6 +513,17 @@ class GatedStore : public JourneyStore {
   int waiting_ = 0;
 };
 
+// Orders `prefix`1 and `prefix`2 SUBMITTED at kT0 (span ids ...`span`1, ...`span`2), and the
+// clock past their first deadline: received by mes is due 2m after SUBMITTED, plus 30 s grace.
+void SubmitTwoPastTheirDeadline(Engine& engine, ManualClock& clock, const std::string& prefix,
+                                const std::string& span) {
+  const std::string id = "00000000000000" + span;
+  ASSERT_TRUE(
+      engine.Apply({Submitted(prefix + "1", id + "1", kT0), Submitted(prefix + "2", id + "2", kT0)})
+          .ok());
+  clock.Set(kT0 + 180 * kSecond);
+}
+
 // With the detector thread running, the verdict writer writes the flags: the listeners hear
 // them only once they are in the store, and an Apply() that moves a flagged order on while its
 // verdict is being written is written after it (the store ends with the order's latest state).
@@ -522,12 +533,7 @@ TEST(EngineTest, VerdictWriterWritesBeforeListenersHearAndKeepsTheOrder) {
   Engine engine(std::make_shared<Rules>(DefaultRules()), store, clock, nullptr);
   Recorder recorder;
   engine.AddListener(&recorder);
-  ASSERT_TRUE(engine
-                  .Apply({Submitted("ORD-V-1", "00000000000000f1", kT0),
-                          Submitted("ORD-V-2", "00000000000000f2", kT0)})
-                  .ok());
-  // Received by mes is due 2m after SUBMITTED, plus 30 s grace.
-  clock.Set(kT0 + 180 * kSecond);
+  ASSERT_NO_FATAL_FAILURE(SubmitTwoPastTheirDeadline(engine, clock, "ORD-V-", "f"));
   store.Hold();
   engine.StartDetector(Duration(20), Duration(1));
   ASSERT_TRUE(store.AwaitWaiter()) << "the verdict writer did not write";
@@ -574,11 +580,7 @@ TEST(EngineTest, VerdictWriterSettlesTheStoreWhenIdle) {
   Engine engine(std::make_shared<Rules>(DefaultRules()), store, clock, nullptr);
   Recorder recorder;
   engine.AddListener(&recorder);
-  ASSERT_TRUE(engine
-                  .Apply({Submitted("ORD-S-1", "00000000000000e1", kT0),
-                          Submitted("ORD-S-2", "00000000000000e2", kT0)})
-                  .ok());
-  clock.Set(kT0 + 180 * kSecond);  // both past received-by-mes + grace
+  ASSERT_NO_FATAL_FAILURE(SubmitTwoPastTheirDeadline(engine, clock, "ORD-S-", "e"));
   engine.StartDetector(Duration(20), Duration(1));
   const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   size_t heard = 0, left = 1;
