@@ -124,6 +124,17 @@ class Connection {
     amqp_queue_declare(conn_, 1, B(name), 0, 0, 0, /*auto_delete=*/1, args);
     return ReplyError(conn_);
   }
+  // A queue that refuses every message (the broker nacks it): max length 0 with reject-publish.
+  std::string DeclareRefusingQueue(const std::string& name) {
+    amqp_table_entry_t args[2] = {};
+    args[0].key = amqp_cstring_bytes("x-max-length");
+    args[0].value.kind = AMQP_FIELD_KIND_I32;
+    args[0].value.value.i32 = 0;
+    args[1].key = amqp_cstring_bytes("x-overflow");
+    args[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    args[1].value.value.bytes = amqp_cstring_bytes("reject-publish");
+    return DeclareQueue(name, amqp_table_t{2, args});
+  }
   std::string DeclareExchange(const std::string& name, const char* type) {
     amqp_exchange_declare(conn_, 1, B(name), amqp_cstring_bytes(type), 0, 0, /*auto_delete=*/1, 0,
                           amqp_empty_table);
@@ -521,16 +532,8 @@ TEST_F(RabbitMQ, MandatoryUnroutableIsFail) {
 }
 
 TEST_F(RabbitMQ, NackIsFail) {
-  // A queue that refuses every message: max length 0 with reject-publish.
   const std::string queue = Unique("ot-full");
-  amqp_table_entry_t args[2] = {};
-  args[0].key = amqp_cstring_bytes("x-max-length");
-  args[0].value.kind = AMQP_FIELD_KIND_I32;
-  args[0].value.value.i32 = 0;
-  args[1].key = amqp_cstring_bytes("x-overflow");
-  args[1].value.kind = AMQP_FIELD_KIND_UTF8;
-  args[1].value.value.bytes = amqp_cstring_bytes("reject-publish");
-  ASSERT_EQ(pub_->DeclareQueue(queue, amqp_table_t{2, args}), "");
+  ASSERT_EQ(pub_->DeclareRefusingQueue(queue), "");
   PublishOptions o = Options();
   o.order_id = "ORD-NACK";
   PublishResult r = Publish(pub_->get(), 1, "", queue, "x", nullptr, o);
@@ -617,14 +620,7 @@ TEST_F(RabbitMQ, DeferredConfirmsSettleEachPublishApart) {
   const std::string ok_queue = Unique("ot-pipelined-ok");
   ASSERT_EQ(pub_->DeclareQueue(ok_queue), "");
   const std::string full = Unique("ot-pipelined-full");
-  amqp_table_entry_t args[2] = {};
-  args[0].key = amqp_cstring_bytes("x-max-length");
-  args[0].value.kind = AMQP_FIELD_KIND_I32;
-  args[0].value.value.i32 = 0;
-  args[1].key = amqp_cstring_bytes("x-overflow");
-  args[1].value.kind = AMQP_FIELD_KIND_UTF8;
-  args[1].value.value.bytes = amqp_cstring_bytes("reject-publish");
-  ASSERT_EQ(pub_->DeclareQueue(full, amqp_table_t{2, args}), "");
+  ASSERT_EQ(pub_->DeclareRefusingQueue(full), "");
   PublishOptions o = Options();
   o.defer_confirm = true;
   o.mandatory = true;
