@@ -34,6 +34,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ordertrace/context.h"
 #include "ordertrace/conventions.h"
@@ -80,6 +81,12 @@ struct PublishOptions {
   // publish with confirms on a connection of its own (RabbitMQ's advice anyway), not on the
   // one a consumer reads.
   bool wait_for_confirm = false;
+  // Pipelined publishing: put the channel in confirm mode as above, hand the message to the
+  // socket and return at once (PublishResult::sequence names it); its span stays open until
+  // AwaitConfirms() on the channel reads the broker's answer and ends it.  Many publishes are
+  // then in flight at once, instead of one per round trip to the broker.  Takes precedence
+  // over wait_for_confirm.
+  bool defer_confirm = false;
   std::chrono::milliseconds timeout{5000};  // for the confirm
   const Baggage* baggage = nullptr;         // injected as the `baggage` header when not empty
   const SpanContext* parent = nullptr;      // nullptr: the thread's current span
@@ -119,6 +126,27 @@ PublishResult Publish(amqp_connection_state_t conn, amqp_channel_t channel,
                       std::string_view exchange, std::string_view routing_key,
                       std::string_view body, const amqp_basic_properties_t* properties = nullptr,
                       const PublishOptions& options = {}) noexcept;
+
+// The broker's answer to one deferred publish (PublishOptions::defer_confirm).
+struct ConfirmOutcome {
+  uint64_t sequence = 0;  // PublishResult::sequence of the publish
+  PublishStatus status = PublishStatus::kOk;
+  std::string error;   // as PublishResult::error
+  int reply_code = 0;  // as PublishResult::reply_code
+  bool ok() const noexcept { return status == PublishStatus::kOk; }
+};
+
+// Reads the broker's confirms of the channel's deferred publishes until each one is acked or
+// nacked (one basic.ack with `multiple` confirms every earlier publish), or until `timeout`.
+// Ends each one's span as Publish() with wait_for_confirm would have (OK; or FAIL with
+// error.type: "nack", "unroutable" for a mandatory message returned, "timeout", ...) and
+// returns their outcomes by sequence number, oldest first; empty when none is deferred.  On a
+// closed channel or connection, a socket error or the timeout, every publish not yet confirmed
+// gets that status: its message may or may not be in a queue, so publish it again for
+// at-least-once delivery.  Frames are read as with wait_for_confirm (a connection of its own).
+std::vector<ConfirmOutcome> AwaitConfirms(
+    amqp_connection_state_t conn, amqp_channel_t channel,
+    std::chrono::milliseconds timeout = std::chrono::milliseconds(5000)) noexcept;
 
 // ---------------------------------------------------------------------------------------------
 // Consume

@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <utility>
+#include <vector>
 
 #include "ordertrace/conventions.h"
 
@@ -28,10 +29,20 @@ amqp_bytes_t Bytes(std::string_view s) noexcept {
   return amqp_bytes_t{s.size(), const_cast<char*>(s.data())};
 }
 
-// Publish sequence numbers of the channels this library put in confirm mode.
+// A publish whose confirm AwaitConfirms() reads (PublishOptions::defer_confirm): its span,
+// open until then.
+struct Deferred {
+  Span span;
+  std::string message_id;
+};
+using ChannelKey = std::pair<amqp_connection_state_t, amqp_channel_t>;
+
+// Publish sequence numbers of the channels this library put in confirm mode, and their
+// deferred publishes by sequence number.
 struct ConfirmRegistry {
   std::mutex mu;
-  std::map<std::pair<amqp_connection_state_t, amqp_channel_t>, uint64_t> next;  // next seq no
+  std::map<ChannelKey, uint64_t> next;  // next seq no
+  std::map<ChannelKey, std::map<uint64_t, Deferred>> deferred;
 };
 
 ConfirmRegistry& Registry() noexcept {
@@ -48,10 +59,25 @@ uint64_t TakeSequence(amqp_connection_state_t conn, amqp_channel_t channel) noex
   return it->second++;
 }
 
+// Ends a deferred publish's span as Publish() ends a failed one.
+void EndFailed(Span& span, PublishStatus status, const std::string& error) noexcept {
+  SetStepStatus(span, status == PublishStatus::kTimeout ? StepStatus::kTimeout : StepStatus::kFail,
+                PublishStatusName(status), error.empty() ? PublishStatusName(status) : error);
+  span.End();
+}
+
 void ForgetChannel(amqp_connection_state_t conn, amqp_channel_t channel) noexcept {
-  ConfirmRegistry& r = Registry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  r.next.erase({conn, channel});
+  std::map<uint64_t, Deferred> dropped;
+  {
+    ConfirmRegistry& r = Registry();
+    std::lock_guard<std::mutex> lock(r.mu);
+    r.next.erase({conn, channel});
+    if (auto it = r.deferred.find({conn, channel}); it != r.deferred.end()) {
+      dropped.swap(it->second);
+      r.deferred.erase(it);
+    }
+  }
+  for (auto& [seq, d] : dropped) EndFailed(d.span, PublishStatus::kChannelClosed, "");
 }
 
 // The broker's end of the connection's socket.
@@ -103,65 +129,55 @@ std::string ReplyText(int code, amqp_bytes_t text) {
   return s;
 }
 
-// Waits for the confirm of publish `seq` on `channel`.  Fills result on failure.
-void WaitForConfirm(amqp_connection_state_t conn, amqp_channel_t channel, uint64_t seq,
-                    std::string_view message_id, std::chrono::milliseconds timeout,
-                    PublishResult* result) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  bool returned = false;
-  for (;;) {
+// Reads the frames of `conn` for `channel`'s publisher confirms until `done()` says enough or
+// `deadline` passes: each basic.ack / basic.nack goes to `on_confirm(tag, multiple, nack)`,
+// each basic.return (with its message, read here) to `on_return(reply code, text, message id)`.
+// kOk when done; else the failure (the channel or connection closed by the broker, answered with
+// close-ok; the socket; the timeout), with the broker's text and reply code.  Frames of other
+// channels are read and dropped (rabbitmq.h: publish with confirms on a connection of its own).
+template <typename OnConfirm, typename OnReturn, typename Done>
+PublishStatus ReadConfirms(amqp_connection_state_t conn, amqp_channel_t channel,
+                           std::chrono::steady_clock::time_point deadline,
+                           std::chrono::milliseconds timeout, OnConfirm on_confirm,
+                           OnReturn on_return, Done done, std::string* error, int* reply_code) {
+  while (!done()) {
     const auto now = std::chrono::steady_clock::now();
     const auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - now).count();
     if (left <= 0) {
-      result->status = PublishStatus::kTimeout;
-      result->error = "no publisher confirm within " + std::to_string(timeout.count()) + " ms";
-      return;
+      *error = "no publisher confirm within " + std::to_string(timeout.count()) + " ms";
+      return PublishStatus::kTimeout;
     }
     timeval tv{static_cast<time_t>(left / 1000000), static_cast<suseconds_t>(left % 1000000)};
     amqp_frame_t frame{};
     const int rc = amqp_simple_wait_frame_noblock(conn, &frame, &tv);
     if (rc == AMQP_STATUS_TIMEOUT) continue;  // the loop checks the deadline
     if (rc != AMQP_STATUS_OK) {
-      result->status = rc == AMQP_STATUS_CONNECTION_CLOSED ? PublishStatus::kConnectionClosed
-                                                           : PublishStatus::kSocketError;
-      result->error = amqp_error_string2(rc);
-      return;
+      *error = amqp_error_string2(rc);
+      return rc == AMQP_STATUS_CONNECTION_CLOSED ? PublishStatus::kConnectionClosed
+                                                 : PublishStatus::kSocketError;
     }
     if (frame.frame_type != AMQP_FRAME_METHOD) continue;  // content of another channel's delivery
     const amqp_method_number_t id = frame.payload.method.id;
     if (id == AMQP_CONNECTION_CLOSE_METHOD) {
       const auto* close = static_cast<const amqp_connection_close_t*>(frame.payload.method.decoded);
-      result->status = PublishStatus::kConnectionClosed;
-      result->reply_code = close->reply_code;
-      result->error = ReplyText(close->reply_code, close->reply_text);
+      *reply_code = close->reply_code;
+      *error = ReplyText(close->reply_code, close->reply_text);
       amqp_connection_close_ok_t ok{};
       amqp_send_method(conn, 0, AMQP_CONNECTION_CLOSE_OK_METHOD, &ok);
       ForgetConnection(conn);
-      return;
+      return PublishStatus::kConnectionClosed;
     }
     if (frame.channel != channel) continue;  // another channel's traffic: dropped (see header)
     switch (id) {
-      case AMQP_BASIC_ACK_METHOD:
+      case AMQP_BASIC_ACK_METHOD: {
+        const auto* a = static_cast<const amqp_basic_ack_t*>(frame.payload.method.decoded);
+        on_confirm(a->delivery_tag, a->multiple != 0, false);
+        break;
+      }
       case AMQP_BASIC_NACK_METHOD: {
-        uint64_t tag;
-        bool multiple;
-        if (id == AMQP_BASIC_ACK_METHOD) {
-          const auto* a = static_cast<const amqp_basic_ack_t*>(frame.payload.method.decoded);
-          tag = a->delivery_tag;
-          multiple = a->multiple != 0;
-        } else {
-          const auto* n = static_cast<const amqp_basic_nack_t*>(frame.payload.method.decoded);
-          tag = n->delivery_tag;
-          multiple = n->multiple != 0;
-        }
-        if (!(tag == seq || (multiple && tag >= seq))) break;  // an earlier publish's
-        if (id == AMQP_BASIC_NACK_METHOD) {
-          result->status = PublishStatus::kNacked;
-          result->error = "basic.nack from the broker";
-        } else if (returned) {
-          result->status = PublishStatus::kReturned;
-        }
-        return;
+        const auto* n = static_cast<const amqp_basic_nack_t*>(frame.payload.method.decoded);
+        on_confirm(n->delivery_tag, n->multiple != 0, true);
+        break;
       }
       case AMQP_BASIC_RETURN_METHOD: {
         const auto* r = static_cast<const amqp_basic_return_t*>(frame.payload.method.decoded);
@@ -170,32 +186,59 @@ void WaitForConfirm(amqp_connection_state_t conn, amqp_channel_t channel, uint64
         // The returned message's header and body frames follow.
         amqp_message_t msg{};
         amqp_rpc_reply_t reply = amqp_read_message(conn, channel, &msg, 0);
-        bool ours = true;
+        std::string message_id;
         if (reply.reply_type == AMQP_RESPONSE_NORMAL) {
           if (msg.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
-            ours = View(msg.properties.message_id) == message_id;
+            message_id.assign(View(msg.properties.message_id));
           amqp_destroy_message(&msg);
         }
-        if (ours) {
-          returned = true;
-          result->reply_code = code;
-          result->error = std::move(text);
-        }
+        on_return(code, std::move(text), message_id);
         break;
       }
       case AMQP_CHANNEL_CLOSE_METHOD: {
         const auto* close = static_cast<const amqp_channel_close_t*>(frame.payload.method.decoded);
-        result->status = PublishStatus::kChannelClosed;
-        result->reply_code = close->reply_code;
-        result->error = ReplyText(close->reply_code, close->reply_text);
+        *reply_code = close->reply_code;
+        *error = ReplyText(close->reply_code, close->reply_text);
         amqp_channel_close_ok_t ok{};
         amqp_send_method(conn, channel, AMQP_CHANNEL_CLOSE_OK_METHOD, &ok);
         ForgetChannel(conn, channel);
-        return;
+        return PublishStatus::kChannelClosed;
       }
       default:
         break;
     }
+  }
+  return PublishStatus::kOk;
+}
+
+// Waits for the confirm of publish `seq` on `channel`.  Fills result on failure.
+void WaitForConfirm(amqp_connection_state_t conn, amqp_channel_t channel, uint64_t seq,
+                    std::string_view message_id, std::chrono::milliseconds timeout,
+                    PublishResult* result) {
+  bool confirmed = false, nacked = false, returned = false;
+  const PublishStatus failed = ReadConfirms(
+      conn, channel, std::chrono::steady_clock::now() + timeout, timeout,
+      [&](uint64_t tag, bool multiple, bool nack) {
+        if (!(tag == seq || (multiple && tag >= seq))) return;  // an earlier publish's
+        confirmed = true;
+        nacked = nack;
+      },
+      [&](int code, std::string text, const std::string& returned_id) {
+        // A message without an id is taken as ours (it can only be this one's or an earlier
+        // unconfirmed publish's).
+        if (!returned_id.empty() && returned_id != message_id) return;
+        returned = true;
+        result->reply_code = code;
+        result->error = std::move(text);
+      },
+      [&] { return confirmed; }, &result->error, &result->reply_code);
+  if (failed != PublishStatus::kOk) {
+    result->status = failed;
+  } else if (nacked) {
+    result->status = PublishStatus::kNacked;
+    result->error = "basic.nack from the broker";
+  } else if (returned) {
+    result->status = PublishStatus::kReturned;
   }
 }
 
@@ -288,15 +331,31 @@ bool EnableConfirms(amqp_connection_state_t conn, amqp_channel_t channel,
 }
 
 void ForgetConnection(amqp_connection_state_t conn) noexcept {
-  ConfirmRegistry& r = Registry();
-  std::lock_guard<std::mutex> lock(r.mu);
-  for (auto it = r.next.begin(); it != r.next.end();) {
-    if (it->first.first == conn) {
-      it = r.next.erase(it);
-    } else {
-      ++it;
+  std::vector<std::map<uint64_t, Deferred>> dropped;
+  {
+    ConfirmRegistry& r = Registry();
+    std::lock_guard<std::mutex> lock(r.mu);
+    for (auto it = r.next.begin(); it != r.next.end();) {
+      if (it->first.first == conn) {
+        it = r.next.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (auto it = r.deferred.begin(); it != r.deferred.end();) {
+      if (it->first.first == conn) {
+        try {
+          dropped.push_back(std::move(it->second));
+        } catch (...) {  // out of memory: the spans end (unset) with the map
+        }
+        it = r.deferred.erase(it);
+      } else {
+        ++it;
+      }
     }
   }
+  for (auto& channel : dropped)
+    for (auto& [seq, d] : channel) EndFailed(d.span, PublishStatus::kConnectionClosed, "");
 }
 
 PublishResult Publish(amqp_connection_state_t conn, amqp_channel_t channel,
@@ -344,7 +403,7 @@ PublishResult Publish(amqp_connection_state_t conn, amqp_channel_t channel,
     props.headers = headers.table();
     result.context = span.context();
 
-    if (options.wait_for_confirm) {
+    if (options.wait_for_confirm || options.defer_confirm) {
       result.sequence = TakeSequence(conn, channel);
       if (result.sequence == 0) {
         std::string error;
@@ -366,6 +425,13 @@ PublishResult Publish(amqp_connection_state_t conn, amqp_channel_t channel,
         result.status = rc == AMQP_STATUS_CONNECTION_CLOSED ? PublishStatus::kConnectionClosed
                                                             : PublishStatus::kSocketError;
         result.error = amqp_error_string2(rc);
+      } else if (options.defer_confirm) {
+        // Its span stays open: AwaitConfirms() ends it with the broker's answer.
+        ConfirmRegistry& r = Registry();
+        std::lock_guard<std::mutex> lock(r.mu);
+        r.deferred[{conn, channel}].emplace(result.sequence,
+                                            Deferred{std::move(span), result.message_id});
+        return result;
       } else if (options.wait_for_confirm) {
         WaitForConfirm(conn, channel, result.sequence, result.message_id, options.timeout, &result);
         amqp_maybe_release_buffers_on_channel(conn, channel);
@@ -388,6 +454,75 @@ PublishResult Publish(amqp_connection_state_t conn, amqp_channel_t channel,
     }
   }
   return result;
+}
+
+std::vector<ConfirmOutcome> AwaitConfirms(amqp_connection_state_t conn, amqp_channel_t channel,
+                                          std::chrono::milliseconds timeout) noexcept {
+  std::vector<ConfirmOutcome> out;
+  std::map<uint64_t, Deferred> waiting;  // this call's, taken out of the registry
+  try {
+    {
+      ConfirmRegistry& r = Registry();
+      std::lock_guard<std::mutex> lock(r.mu);
+      auto it = r.deferred.find({conn, channel});
+      if (it == r.deferred.end()) return out;
+      waiting.swap(it->second);
+      r.deferred.erase(it);
+    }
+    out.reserve(waiting.size());
+    for (const auto& [seq, d] : waiting) {
+      ConfirmOutcome o;
+      o.sequence = seq;
+      out.push_back(std::move(o));
+    }
+    std::vector<bool> settled(out.size(), false);
+    size_t open = out.size();
+    std::string error;
+    int reply_code = 0;
+    const PublishStatus failed = ReadConfirms(
+        conn, channel, std::chrono::steady_clock::now() + timeout, timeout,
+        [&](uint64_t tag, bool multiple, bool nack) {
+          for (size_t i = 0; i < out.size(); ++i) {
+            if (settled[i] || !(out[i].sequence == tag || (multiple && out[i].sequence < tag)))
+              continue;
+            settled[i] = true;
+            --open;
+            if (nack) {
+              out[i].status = PublishStatus::kNacked;
+              out[i].error = "basic.nack from the broker";
+            } else if (!out[i].error.empty()) {
+              out[i].status = PublishStatus::kReturned;  // basic.return came before the ack
+            }
+          }
+        },
+        [&](int code, std::string text, const std::string& message_id) {
+          for (size_t i = 0; i < out.size(); ++i) {
+            if (settled[i] || waiting[out[i].sequence].message_id != message_id) continue;
+            out[i].reply_code = code;
+            out[i].error = std::move(text);
+            break;
+          }
+        },
+        [&] { return open == 0; }, &error, &reply_code);
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (!settled[i]) {
+        out[i].status = failed;
+        out[i].error = error;
+        out[i].reply_code = reply_code;
+      }
+      Span& span = waiting[out[i].sequence].span;
+      if (out[i].ok()) {
+        SetStepStatus(span, StepStatus::kOk);
+        span.End();
+      } else {
+        EndFailed(span, out[i].status, out[i].error);
+      }
+    }
+    amqp_maybe_release_buffers_on_channel(conn, channel);
+  } catch (...) {  // out of memory: the spans end (without a status) with `waiting`
+    out.clear();
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -124,6 +124,17 @@ class Connection {
     amqp_queue_declare(conn_, 1, B(name), 0, 0, 0, /*auto_delete=*/1, args);
     return ReplyError(conn_);
   }
+  // A queue that refuses every message (the broker nacks it): max length 0 with reject-publish.
+  std::string DeclareRefusingQueue(const std::string& name) {
+    amqp_table_entry_t args[2] = {};
+    args[0].key = amqp_cstring_bytes("x-max-length");
+    args[0].value.kind = AMQP_FIELD_KIND_I32;
+    args[0].value.value.i32 = 0;
+    args[1].key = amqp_cstring_bytes("x-overflow");
+    args[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    args[1].value.value.bytes = amqp_cstring_bytes("reject-publish");
+    return DeclareQueue(name, amqp_table_t{2, args});
+  }
   std::string DeclareExchange(const std::string& name, const char* type) {
     amqp_exchange_declare(conn_, 1, B(name), amqp_cstring_bytes(type), 0, 0, /*auto_delete=*/1, 0,
                           amqp_empty_table);
@@ -521,16 +532,8 @@ TEST_F(RabbitMQ, MandatoryUnroutableIsFail) {
 }
 
 TEST_F(RabbitMQ, NackIsFail) {
-  // A queue that refuses every message: max length 0 with reject-publish.
   const std::string queue = Unique("ot-full");
-  amqp_table_entry_t args[2] = {};
-  args[0].key = amqp_cstring_bytes("x-max-length");
-  args[0].value.kind = AMQP_FIELD_KIND_I32;
-  args[0].value.value.i32 = 0;
-  args[1].key = amqp_cstring_bytes("x-overflow");
-  args[1].value.kind = AMQP_FIELD_KIND_UTF8;
-  args[1].value.value.bytes = amqp_cstring_bytes("reject-publish");
-  ASSERT_EQ(pub_->DeclareQueue(queue, amqp_table_t{2, args}), "");
+  ASSERT_EQ(pub_->DeclareRefusingQueue(queue), "");
   PublishOptions o = Options();
   o.order_id = "ORD-NACK";
   PublishResult r = Publish(pub_->get(), 1, "", queue, "x", nullptr, o);
@@ -569,6 +572,89 @@ TEST_F(RabbitMQ, ConfirmSequenceSurvivesUnconfirmedPublishes) {
   EXPECT_TRUE(r.ok()) << r.error;
   EXPECT_EQ(r.sequence, 4u);
   for (const auto& p : Spans(SpanKind::kProducer)) EXPECT_EQ(Str(p, "order.step.status"), "OK");
+}
+
+// Pipelined publishing: deferred publishes are in flight together, their spans stay open until
+// AwaitConfirms() reads the broker's answers, and each ends as a confirmed publish would.
+TEST_F(RabbitMQ, DeferredConfirmsArePipelinedAndEndTheirSpans) {
+  const std::string queue = Unique("ot-pipelined");
+  ASSERT_EQ(pub_->DeclareQueue(queue), "");
+  PublishOptions o = Options();
+  o.defer_confirm = true;
+  o.order_id = "ORD-PIPE";
+  constexpr uint64_t kMessages = 50;
+  for (uint64_t i = 1; i <= kMessages; ++i) {
+    PublishResult r = Publish(pub_->get(), 1, "", queue, std::to_string(i), nullptr, o);
+    ASSERT_TRUE(r.ok()) << r.error;
+    EXPECT_EQ(r.sequence, i);
+  }
+  EXPECT_TRUE(Spans(SpanKind::kProducer).empty()) << "a deferred publish's span ended early";
+  std::vector<rabbitmq::ConfirmOutcome> outcomes = rabbitmq::AwaitConfirms(pub_->get(), 1);
+  ASSERT_EQ(outcomes.size(), kMessages);
+  for (uint64_t i = 0; i < kMessages; ++i) {
+    EXPECT_EQ(outcomes[i].sequence, i + 1);
+    EXPECT_TRUE(outcomes[i].ok()) << outcomes[i].error;
+  }
+  auto producers = Spans(SpanKind::kProducer);
+  ASSERT_EQ(producers.size(), kMessages);
+  for (const auto& p : producers) {
+    EXPECT_EQ(Str(p, "order.step.status"), "OK");
+    EXPECT_EQ(Str(p, "order.id"), "ORD-PIPE");
+  }
+  // Nothing is deferred any more; every message is in the queue.
+  EXPECT_TRUE(rabbitmq::AwaitConfirms(pub_->get(), 1, 100ms).empty());
+  ASSERT_EQ(con_->Consume(queue), "");
+  for (uint64_t i = 1; i <= kMessages; ++i) {
+    EnvelopeGuard g;
+    ASSERT_TRUE(con_->Next(&g.env)) << "message " << i << " of " << kMessages;
+    g.filled = true;
+    EXPECT_EQ(
+        std::string(static_cast<const char*>(g.env.message.body.bytes), g.env.message.body.len),
+        std::to_string(i));
+  }
+}
+
+// Among deferred publishes, a mandatory one returned as unroutable and one the broker refuses
+// (nack) fail as they would with wait_for_confirm; the others are confirmed.
+TEST_F(RabbitMQ, DeferredConfirmsSettleEachPublishApart) {
+  const std::string ok_queue = Unique("ot-pipelined-ok");
+  ASSERT_EQ(pub_->DeclareQueue(ok_queue), "");
+  const std::string full = Unique("ot-pipelined-full");
+  ASSERT_EQ(pub_->DeclareRefusingQueue(full), "");
+  PublishOptions o = Options();
+  o.defer_confirm = true;
+  o.mandatory = true;
+  ASSERT_TRUE(Publish(pub_->get(), 1, "", ok_queue, "a", nullptr, o).ok());
+  ASSERT_TRUE(Publish(pub_->get(), 1, "", Unique("ot-no-such-queue"), "b", nullptr, o).ok());
+  ASSERT_TRUE(Publish(pub_->get(), 1, "", full, "c", nullptr, o).ok());
+  ASSERT_TRUE(Publish(pub_->get(), 1, "", ok_queue, "d", nullptr, o).ok());
+  std::vector<rabbitmq::ConfirmOutcome> outcomes = rabbitmq::AwaitConfirms(pub_->get(), 1);
+  ASSERT_EQ(outcomes.size(), 4u);
+  EXPECT_TRUE(outcomes[0].ok()) << outcomes[0].error;
+  EXPECT_EQ(outcomes[1].status, PublishStatus::kReturned) << outcomes[1].error;
+  EXPECT_EQ(outcomes[1].reply_code, 312);
+  EXPECT_NE(outcomes[1].error.find("NO_ROUTE"), std::string::npos) << outcomes[1].error;
+  EXPECT_EQ(outcomes[2].status, PublishStatus::kNacked) << outcomes[2].error;
+  EXPECT_TRUE(outcomes[3].ok()) << outcomes[3].error;
+  auto producers = Spans(SpanKind::kProducer);
+  ASSERT_EQ(producers.size(), 4u);
+  int ok = 0, unroutable = 0, nack = 0;
+  for (const auto& p : producers) {
+    const std::string type = Str(p, "error.type").value_or("");
+    if (type.empty()) {
+      EXPECT_EQ(Str(p, "order.step.status"), "OK");
+      ++ok;
+    } else if (type == "unroutable") {
+      ExpectFailed(p, "unroutable");
+      ++unroutable;
+    } else if (type == "nack") {
+      ExpectFailed(p, "nack");
+      ++nack;
+    }
+  }
+  EXPECT_EQ(ok, 2);
+  EXPECT_EQ(unroutable, 1);
+  EXPECT_EQ(nack, 1);
 }
 
 TEST_F(RabbitMQ, RedeliveryIsRetry) {

@@ -143,6 +143,7 @@ Stats RoleRunner::Run(const std::atomic<bool>& stop) {
     p.inbox.Connect(connect_now);
     p.outbox.Flush();
     if (!p.stopping) p.logic->Tick();
+    p.outbox.Flush();  // what the tick queued (the partner's orders), before the poll's wait
     finished_.store(p.logic->finished());
     p.inbox.DrainThrottled();
     Progress();
