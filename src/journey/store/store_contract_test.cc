@@ -1573,6 +1573,17 @@ TEST_F(SqliteStoreTest, VerdictLogDefersAndEveryReaderSeesIt) {
   auto got = (*store)->GetOrder("o-3");
   ASSERT_TRUE(got.ok() && got->has_value());
   EXPECT_EQ(**got, o3);
+  // The scans of order rows (the engine's recovery, the flow map's) overlay too, folding nothing.
+  std::vector<OrderRow> active, since;
+  ASSERT_TRUE((*store)->ForEachActiveOrder([&](const OrderRow& o) { active.push_back(o); }).ok());
+  ASSERT_TRUE((*store)->ForEachOrderSince(0, [&](const OrderRow& o) { since.push_back(o); }).ok());
+  for (const auto* rows : {&active, &since}) {
+    auto it = std::find_if(rows->begin(), rows->end(),
+                           [](const OrderRow& o) { return o.order_id == "o-3"; });
+    ASSERT_NE(it, rows->end());
+    EXPECT_EQ(*it, o3);
+  }
+  EXPECT_EQ(Deferred(**store), 1u);
   // The list folds, then reads.
   OrderQuery stuck;
   stuck.stuck = true;

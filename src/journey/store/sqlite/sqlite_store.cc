@@ -276,6 +276,16 @@ Result<std::optional<Journey>> ReadJourney(Db& db, std::string_view order_id, si
 
 // ---------------------------------------------------------------------------------------------
 
+// A scan's row reader: the order row, with its verdict log entries overlaid when the log may
+// hold any (read on the page's connection, within the page statement's snapshot).
+struct OverlaidRow {
+  bool overlay = false;
+  Status operator()(Db& db, const Stmt& s, OrderRow* o) const {
+    RETURN_IF_ERROR(sqlite::ReadOrder(db, s, o));
+    return overlay ? sqlite::OverlayVerdicts(db, o) : Status::Ok();
+  }
+};
+
 class SqliteStore final : public JourneyStore {
  public:
   SqliteStore(std::unique_ptr<Db> writer, std::unique_ptr<Db> reader, int64_t deferred)
@@ -384,13 +394,14 @@ class SqliteStore final : public JourneyStore {
   }
 
   Status ForEachActiveOrder(const std::function<void(const OrderRow&)>& fn) override {
-    RETURN_IF_ERROR(FoldUpTo());
+    // The engine's recovery at start: each row overlaid (an index probe when the log holds
+    // entries), not the log folded first, so a restart after a burst of flags does not wait
+    // for minutes of folding.
     static const std::string sql =
         Cols("SELECT ", kOrderCols) +
         " FROM orders WHERE closed = 0 AND order_id > ?1 ORDER BY order_id LIMIT ?2";
     return StreamPages<OrderRow>(
-        sql, [](Stmt& s, const std::string& cursor) { s.Text(1, cursor); },
-        [](const Db& db, const Stmt& s, OrderRow* o) { return sqlite::ReadOrder(db, s, o); },
+        sql, [](Stmt& s, const std::string& cursor) { s.Text(1, cursor); }, ReadOverlaid(),
         [](const OrderRow& o) { return o.order_id; }, fn);
   }
 
@@ -533,8 +544,7 @@ class SqliteStore final : public JourneyStore {
   }
 
   Status ForEachOrderSince(Nanos since, const std::function<void(const OrderRow&)>& fn) override {
-    RETURN_IF_ERROR(FoldUpTo());
-    // Keyset pages on orders_first, whose entries are (first_ns, order_id).
+    // Keyset pages on orders_first, whose entries are (first_ns, order_id); rows overlaid.
     static const std::string sql = Cols("SELECT ", kOrderCols) +
                                    " FROM orders INDEXED BY orders_first WHERE (first_ns, "
                                    "order_id) > (?1, ?2) ORDER BY first_ns, order_id LIMIT ?3";
@@ -544,7 +554,7 @@ class SqliteStore final : public JourneyStore {
           s.Int(1, last != nullptr ? last->first_ns : since);
           s.Text(2, last != nullptr ? std::string_view(last->order_id) : std::string_view());
         },
-        [](const Db& db, const Stmt& s, OrderRow* o) { return sqlite::ReadOrder(db, s, o); }, fn);
+        ReadOverlaid(), fn);
   }
 
   Status ForEachMilestoneSince(Nanos since,
@@ -615,6 +625,11 @@ class SqliteStore final : public JourneyStore {
   }
 
  private:
+  // A scan's row reader (OverlaidRow) for the log as it is now.
+  OverlaidRow ReadOverlaid() const {
+    return OverlaidRow{deferred_hint_.load(std::memory_order_acquire) > 0};
+  }
+
   void SetDeferred(int64_t n) REQUIRES(writer_mu_) {
     deferred_ = std::max<int64_t>(0, n);
     deferred_hint_.store(deferred_, std::memory_order_release);

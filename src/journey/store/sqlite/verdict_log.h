@@ -11,9 +11,10 @@
 // (SqliteStore::Settle), in the log's order.
 //
 // What readers see does not change (store_contract_test.cc checks it):
-//   - GetOrder and GetJourney overlay the order's entries not yet folded (OverlayVerdicts);
-//   - ListOrders and the scans that read the verdict columns or the episodes fold the log up
-//     to the moment they are called before they read (SqliteStore::FoldUpTo);
+//   - GetOrder, GetJourney and the scans of order rows (ForEachActiveOrder: the engine's
+//     recovery; ForEachOrderSince) overlay the order's entries not yet folded (OverlayVerdicts);
+//   - ListOrders and the scan of the episodes fold the log up to the moment they are called
+//     before they read (SqliteStore::FoldUpTo);
 //   - a write of an order's whole row folds that order's entries first (FoldOrders), so the
 //     row replaces them as it replaced the verdict columns before;
 //   - retention folds everything first, so no entry outlives its order.
