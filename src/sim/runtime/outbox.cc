@@ -83,7 +83,8 @@ void Outbox::Flush() {
       rabbitmq::PublishResult r =
           rabbitmq::Publish(link_.get(), 1, kExchange, m.routing_key, m.body, &props, po);
       ++m.attempts;
-      if (!r.ok()) {  // not handed to the socket: its span ended FAIL
+      if (!r.ok()) {  // not handed to the socket: its span ended FAIL; retried (kept below)
+        ++stats_.publish_failures;
         error = "publish " + m.routing_key + ": " + r.error;
         retries[sent].End();
         break;
