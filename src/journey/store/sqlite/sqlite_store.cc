@@ -300,10 +300,11 @@ class SqliteStore final : public JourneyStore {
     MutexLock lock(writer_mu_);
     Db& db = *writer_;
     int64_t logged = 0, folded = 0;
+    const bool deferred = deferred_ > 0;  // read under the lock (the lambda is not analysed so)
     RETURN_IF_ERROR(db.Transaction(true, [&] {
       Deltas d;
       logged = folded = 0;
-      RETURN_IF_ERROR(ApplyBatch(db, batch, deferred_ > 0, &d, &logged, &folded));
+      RETURN_IF_ERROR(ApplyBatch(db, batch, deferred, &d, &logged, &folded));
       return AddCounters(db, d);
     }));
     SetDeferred(deferred_ + logged - folded);
@@ -747,6 +748,7 @@ class SqliteStore final : public JourneyStore {
       std::vector<std::string> ids;
       Deltas d;
       int64_t unlogged = 0;
+      const bool logged = deferred_ > 0;  // read under the lock, outside the lambda
       RETURN_IF_ERROR(db.Transaction(true, [&]() -> Status {
         {
           ASSIGN_OR_RETURN(Stmt s, db.Statement(select_sql));
@@ -757,7 +759,7 @@ class SqliteStore final : public JourneyStore {
         for (const auto& id : ids) {
           for (const std::string* sql :
                {&del_spans, &del_milestones, &del_hops, &del_episodes, &del_logged, &del_order}) {
-            if (sql == &del_logged && deferred_ == 0) continue;
+            if (sql == &del_logged && !logged) continue;
             ASSIGN_OR_RETURN(Stmt s, db.Statement(*sql));
             s.Text(1, id);
             RETURN_IF_ERROR(s.Run());
