@@ -320,7 +320,7 @@ class SqliteStore final : public JourneyStore {
   }
 
   Result<std::optional<Journey>> GetJourney(std::string_view order_id, size_t max_spans) override {
-    const bool overlay = deferred_hint_.load(std::memory_order_acquire) > 0;
+    const bool overlay = MayDefer();
     MutexLock lock(reader_mu_);
     Db& db = *reader_;
     Result<std::optional<Journey>> journey = std::optional<Journey>();
@@ -333,7 +333,7 @@ class SqliteStore final : public JourneyStore {
   }
 
   Result<std::optional<OrderRow>> GetOrder(std::string_view order_id) override {
-    const bool overlay = deferred_hint_.load(std::memory_order_acquire) > 0;
+    const bool overlay = MayDefer();
     MutexLock lock(reader_mu_);
     Db& db = *reader_;
     if (!overlay) return ReadOrderRow(db, order_id);
@@ -626,10 +626,11 @@ class SqliteStore final : public JourneyStore {
   }
 
  private:
+  // Whether the verdict log may hold entries (the hint, read without the writer's lock).
+  bool MayDefer() const { return deferred_hint_.load(std::memory_order_acquire) > 0; }
+
   // A scan's row reader (OverlaidRow) for the log as it is now.
-  OverlaidRow ReadOverlaid() const {
-    return OverlaidRow{deferred_hint_.load(std::memory_order_acquire) > 0};
-  }
+  OverlaidRow ReadOverlaid() const { return OverlaidRow{MayDefer()}; }
 
   void SetDeferred(int64_t n) REQUIRES(writer_mu_) {
     deferred_ = std::max<int64_t>(0, n);
@@ -658,7 +659,7 @@ class SqliteStore final : public JourneyStore {
   // Folds every verdict log entry written before this call (readers whose answer depends on the
   // verdict columns or the episodes), in chunks with the writer released between.
   Status FoldUpTo() EXCLUDES(writer_mu_) {
-    if (deferred_hint_.load(std::memory_order_acquire) == 0) return Status::Ok();
+    if (!MayDefer()) return Status::Ok();
     int64_t bound = 0;
     {
       MutexLock lock(writer_mu_);

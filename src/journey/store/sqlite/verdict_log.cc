@@ -101,31 +101,31 @@ Result<int64_t> LogVerdicts(Db& db, const std::vector<OrderVerdict>& verdicts,
                                  ") VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
   if (verdicts.empty() && episodes.empty()) return int64_t{0};
   ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+  // One row in the layout of the file comment (verdict_log.h), columns after seq.
+  auto append = [&s](const std::string& order_id, int64_t entry, StuckKind stuck, Nanos since_ns,
+                     Nanos at_ns, Nanos cleared_ns, const std::string& expected_service,
+                     const std::string& text) {
+    s.Text(1, order_id);
+    s.Int(2, entry);
+    s.Int(3, static_cast<int64_t>(stuck));
+    s.Int(4, since_ns);
+    s.Int(5, at_ns);
+    s.Int(6, cleared_ns);
+    s.Text(7, expected_service);
+    s.Text(8, text);
+    const Status run = s.Run();
+    s.Reset();
+    return run;
+  };
   for (const OrderVerdict& v : verdicts) {
     if (v.order_id.empty()) return Status::InvalidArgument("verdict without an order_id");
-    s.Text(1, v.order_id);
-    s.Int(2, kVerdictEntry);
-    s.Int(3, static_cast<int64_t>(v.stuck));
-    s.Int(4, v.stuck_since_ns);
-    s.Int(5, v.deadline_ns);
-    s.Int(6, 0);
-    s.Text(7, v.expected_service);
-    s.Text(8, v.summary);
-    RETURN_IF_ERROR(s.Run());
-    s.Reset();
+    RETURN_IF_ERROR(append(v.order_id, kVerdictEntry, v.stuck, v.stuck_since_ns, v.deadline_ns, 0,
+                           v.expected_service, v.summary));
   }
   for (const StuckEpisode& e : episodes) {
     if (e.order_id.empty()) return Status::InvalidArgument("stuck episode without an order_id");
-    s.Text(1, e.order_id);
-    s.Int(2, kEpisodeEntry);
-    s.Int(3, static_cast<int64_t>(e.kind));
-    s.Int(4, e.due_ns);
-    s.Int(5, e.flagged_ns);
-    s.Int(6, e.cleared_ns);
-    s.Text(7, e.expected_service);
-    s.Text(8, e.stage);
-    RETURN_IF_ERROR(s.Run());
-    s.Reset();
+    RETURN_IF_ERROR(append(e.order_id, kEpisodeEntry, e.kind, e.due_ns, e.flagged_ns, e.cleared_ns,
+                           e.expected_service, e.stage));
   }
   return static_cast<int64_t>(verdicts.size() + episodes.size());
 }
