@@ -468,6 +468,7 @@ void ListOrders(journey::Engine& engine, const ApiGuard& guard, const JourneyApi
   }
   query.count_total = true;
   query.with_open_hop = true;
+  query.settle_wait = options.list_settle_wait;
   auto page = engine.store().ListOrders(query);
   if (!page.ok()) {
     JsonError(res, 500, "journey store: " + page.status().message());
@@ -490,7 +491,15 @@ void ListOrders(journey::Engine& engine, const ApiGuard& guard, const JourneyApi
             {"total", p.total.value_or(0)},
             {"next_cursor", p.next_cursor.empty()
                                 ? json(nullptr)
-                                : json(EncodeCursor(query.sort, p.next_key, p.next_cursor))}};
+                                : json(EncodeCursor(query.sort, p.next_key, p.next_cursor))},
+            {"unsettled", p.unsettled}};
+  // A page the store answered before it had indexed every verdict changes without a new
+  // revision: no ETag, not kept.
+  if (p.unsettled > 0) {
+    std::erase_if(res.headers,
+                  [](const auto& h) { return h.first == "ETag" || h.first == "Cache-Control"; });
+    res.headers.emplace_back("Cache-Control", "no-store");
+  }
   // The pseudonyms a clear id was looked up as: the client may use them from now on.
   if (clear_lookup) body["partner_pseudonyms"] = query.partners;
   JsonResponse(res, 200, body);

@@ -9,14 +9,17 @@
 //                             down or slow is no error of the request: "jaeger"."error" says so.
 //   GET /api/v1/orders?stuck=true|false&stage=S&service=S&kind=K&queue=Q&trace_id=T
 //                      &message_id=M&partner=P&sort=O&limit=N&cursor=C&closed=false
-//                             {"orders": [...], "total": N, "next_cursor": "..." | null}
+//                             {"orders": [...], "total": N, "next_cursor": "..." | null,
+//                              "unsettled": N}
 //                             stage, service, kind and queue repeat (any of the values), the
 //                             filters combine (all of them); sort: order_id (default),
 //                             stuck_since, -stuck_since (stuck orders only), stage_since,
 //                             -stage_since; the cursor (base64url) holds the sort's key and the
 //                             order id of the page's last order, and is 400 with another sort.
 //                             Each entry has its deadline and its oldest open hop with the
-//                             broker's sentence for it.
+//                             broker's sentence for it.  "unsettled" > 0: verdicts of the
+//                             last moments the filters, sort and total do not see yet (the
+//                             rows are current); not cached.
 //   POST /api/v1/orders/lookup-partner?<the same filters but partner>  {"partner": "P"}
 //                             the same list, with the partner out of the URL (and so out of
 //                             proxies' logs and browser histories)
@@ -46,6 +49,7 @@
 // Thread-safety: handlers run concurrently; the engine and store are thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -55,6 +59,7 @@
 #include <string_view>
 
 #include "api/api_guard.h"
+#include "common/clock.h"
 #include "common/status.h"
 #include "journey/diagnosis.h"
 #include "journey/engine.h"
@@ -73,6 +78,10 @@ struct JourneyApiOptions {
   uint32_t max_spans = 1000;  // spans in one order view
   size_t max_limit = 1000;    // largest page of the list
   size_t default_limit = 100;
+  // How long the list waits for stuck verdicts the store has taken but not yet indexed (the
+  // SQLite store's verdict log after a burst of flags); past it the answer says how many are
+  // left ("unsettled") and is not cached (journey::OrderQuery::settle_wait).
+  Duration list_settle_wait = std::chrono::seconds(1);
   // The broker's view for diagnoses; nullptr without a broker.  Must outlive the server.
   const journey::BrokerView* broker = nullptr;
   // The current pseudonymizer (a key rotation replaces it), to recognise pseudonyms and to hash

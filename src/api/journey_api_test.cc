@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -13,6 +14,7 @@
 #include "audit/audit_log.h"
 #include "common/text_format.h"
 #include "journey/store/memory/memory_store.h"
+#include "journey/store/sqlite/sqlite_store.h"
 #include "net/http_client.h"
 
 namespace ordertrace::api {
@@ -580,6 +582,66 @@ TEST_F(JourneyApiTest, AuditKeepsFilterValuesButNotUnknownParameters) {
   EXPECT_EQ(
       events[2].resource,
       (std::vector<Entry>{{"type", "order_list"}, {"stuck", "true"}, {"q", "[not recorded]"}}));
+}
+
+// With the SQLite store a flag is appended to the verdict log and indexed later.  A list that may
+// not wait for that says how many entries it did not see, shows its rows as they are now, and is
+// not cached; one that may wait (the default second) folds them and is exact.
+TEST_F(JourneyApiTest, ListSaysWhatTheStoreHasNotIndexedYet) {
+  std::string dir = (std::filesystem::temp_directory_path() / "ordertrace-api-XXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  journey::SqliteStoreOptions options;
+  options.path = dir + "/journeys.db";
+  auto opened = journey::OpenSqliteStore(options);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  server_.reset();
+  engine_.reset();
+  store_ = std::move(*opened);
+  engine_ = std::make_unique<journey::Engine>(
+      std::make_shared<journey::Rules>(journey::DefaultRules()), *store_, clock_, nullptr);
+  ASSERT_TRUE(engine_
+                  ->Apply({Span("ORD-A", "00000000000000a1", kT0, kT0 + 1000, "crm", "SUBMITTED"),
+                           Span("ORD-B", "00000000000000b1", kT0, kT0 + 1000, "crm", "CLOSED")})
+                  .ok());
+  clock_.Advance(std::chrono::minutes(3));
+  ASSERT_EQ(engine_->Tick(clock_.Now()), 1u);  // ORD-A: its verdict and episode in the log
+
+  JourneyApiOptions no_wait = Options();
+  no_wait.list_settle_wait = Duration(0);
+  Serve(no_wait);
+  net::HttpReply r = Get("/api/v1/orders?stuck=true");
+  ASSERT_EQ(r.status, 200) << r.body;
+  json j = json::parse(r.body);
+  EXPECT_EQ(j["unsettled"], 2);
+  EXPECT_EQ(j["orders"].size(), 0u);  // the stuck filter has not seen ORD-A's flag yet
+  EXPECT_TRUE(r.Header("ETag").empty());
+  EXPECT_EQ(r.Header("Cache-Control"), "no-store");
+  r = Get("/api/v1/orders");
+  ASSERT_EQ(r.status, 200) << r.body;
+  j = json::parse(r.body);
+  EXPECT_EQ(j["unsettled"], 2);
+  ASSERT_EQ(j["orders"].size(), 2u);
+  EXPECT_EQ(j["orders"][0]["order_id"], "ORD-A");
+  EXPECT_EQ(j["orders"][0]["stuck"], true);  // the row as it is now
+  EXPECT_EQ(j["orders"][0]["stuck_kind"], "not_received");
+  EXPECT_EQ(j["orders"][1]["stuck"], false);
+
+  Serve(Options());
+  r = Get("/api/v1/orders?stuck=true");
+  ASSERT_EQ(r.status, 200) << r.body;
+  j = json::parse(r.body);
+  EXPECT_EQ(j["unsettled"], 0);
+  ASSERT_EQ(j["orders"].size(), 1u);
+  EXPECT_EQ(j["orders"][0]["order_id"], "ORD-A");
+  EXPECT_EQ(j["total"], 1);
+  EXPECT_FALSE(r.Header("ETag").empty());
+  EXPECT_EQ(r.Header("Cache-Control"), "no-cache");
+
+  server_.reset();
+  engine_.reset();
+  store_.reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace

@@ -133,6 +133,14 @@ describe('board', () => {
     expect(requests.some((r) => r.startsWith('/api/v1/orders?stuck=true') && r.includes('sort=stuck_since'))).toBe(true);
   });
 
+  it('says when the list has not caught up with the latest verdicts', async () => {
+    override = (url) => (url.pathname === '/api/v1/orders' ? { status: 200, body: { ...list, unsettled: 1234 } } : undefined);
+    mount('/ui/stuck');
+    const note = await until(() => $(tid('unsettled')), 'unsettled note');
+    expect(note.textContent).toContain('1,234 verdicts are from the last moments');
+    expect(note.getAttribute('role')).toBe('status');
+  });
+
   it('filters and sorts through the URL', async () => {
     mount('/ui/stuck?stage=SUBMITTED&kind=silent');
     await until(() => $$(tid('filter-chip')).length === 2, 'chips');

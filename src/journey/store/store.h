@@ -93,6 +93,13 @@ struct OrderQuery {
   Nanos cursor_key = 0;
   bool count_total = false;    // fill OrderPage::total
   bool with_open_hop = false;  // fill OrderPage::open_hop
+  // How long the list may wait for verdicts the store has accepted but not yet brought into
+  // its filters and sort keys (the SQLite store's verdict log, verdict_log.h: after a burst of
+  // flags, folding them all takes seconds to minutes).  Past it the list answers: its rows
+  // are current (each overlaid as GetOrder is), but which orders match, their order and
+  // `total` are as of the folded part, and OrderPage::unsettled says how many entries are
+  // left.  Unset: the list waits for all (the alert dispatcher's and the flow map's lists).
+  std::optional<Duration> settle_wait;
 };
 
 struct OrderPage {
@@ -104,6 +111,9 @@ struct OrderPage {
   // with_open_hop: per order (same index), its oldest open hop (by published_ns, then
   // send_span_id), nullopt when it has none.
   std::vector<std::optional<Hop>> open_hop;
+  // With OrderQuery::settle_wait: verdict log entries the filters and the sort did not see yet
+  // (0: the page is exact).
+  uint64_t unsettled = 0;
 };
 
 // What retention removes, per kind of data.  0 keeps forever.

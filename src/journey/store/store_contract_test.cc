@@ -1584,19 +1584,45 @@ TEST_F(SqliteStoreTest, VerdictLogDefersAndEveryReaderSeesIt) {
     EXPECT_EQ(*it, o3);
   }
   EXPECT_EQ(Deferred(**store), 1u);
-  // The list folds, then reads.
+  // A list that may not wait: the tables as they are, each row overlaid, the entries counted.
+  // o-2 (cleared in the table) is not listed, o-3 (stuck in the log only) cannot be yet.
   OrderQuery stuck;
   stuck.stuck = true;
+  stuck.settle_wait = Duration(0);
   auto page = (*store)->ListOrders(stuck);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->orders.size(), 1u);
+  EXPECT_EQ(page->orders[0], o1);
+  EXPECT_EQ(page->unsettled, 1u);
+  OrderQuery all;
+  all.settle_wait = Duration(0);
+  page = (*store)->ListOrders(all);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->orders.size(), 3u);
+  EXPECT_EQ(page->orders[2], o3);  // overlaid
+  EXPECT_EQ(page->unsettled, 1u);
+  EXPECT_EQ(Deferred(**store), 1u);
+  // The list folds, then reads.
+  stuck.settle_wait.reset();
+  page = (*store)->ListOrders(stuck);
   ASSERT_TRUE(page.ok()) << page.status().ToString();
   ASSERT_EQ(page->orders.size(), 2u);
   EXPECT_EQ(page->orders[0], o1);
   EXPECT_EQ(page->orders[1], o3);
+  EXPECT_EQ(page->unsettled, 0u);
   EXPECT_EQ(QueryFile("SELECT count(*) FROM verdict_log"), 0);
-  // Settle folds what the list did not: a new entry, folded in steps of one.
+  // Settle folds what the list did not: a new entry, folded in steps of one.  Before that, a
+  // list that may not wait leaves out o-3, stuck in the table and cleared in the log.
   WriteBatch more;
   more.verdicts = {flag("o-3", StuckKind::kNone, 0), flag("o-1", StuckKind::kSilent, kT + 50)};
   ASSERT_TRUE((*store)->Write(more).ok());
+  stuck.settle_wait = Duration(0);
+  page = (*store)->ListOrders(stuck);
+  ASSERT_TRUE(page.ok()) << page.status().ToString();
+  ASSERT_EQ(page->orders.size(), 1u);
+  EXPECT_EQ(page->orders[0].order_id, "o-1");
+  EXPECT_EQ(page->orders[0].stuck, StuckKind::kSilent);
+  EXPECT_EQ(page->unsettled, 2u);
   EXPECT_EQ(Deferred(**store, 1), 1u);
   EXPECT_EQ(Deferred(**store, 1), 0u);
   EXPECT_EQ(QueryFile("SELECT count(*) FROM verdict_log"), 0);

@@ -49,6 +49,8 @@ export interface OrderList {
   orders: OrderListEntry[];
   next_cursor: string | null;
   total?: number;
+  /** Verdicts of the last moments the list's filters, sort and total do not see yet (its rows are current). */
+  unsettled?: number;
 }
 
 export interface Hop {

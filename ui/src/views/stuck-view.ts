@@ -317,10 +317,17 @@ export class StuckView extends LightElement {
         const now = Date.now();
         const total = d.total ?? null;
         const more = this.extra.length ? this.extraCursor : d.next_cursor;
+        const unsettled = d.unsettled ?? 0;
         return html`<p class="count">
             Showing ${formatCount(rows.length)} ${total !== null ? html`of ${formatCount(total)}` : nothing} stuck
             order${(total ?? rows.length) === 1 ? '' : 's'}.
           </p>
+          ${unsettled > 0
+            ? html`<p class="note" role="status" data-testid="unsettled">
+                Catching up: ${formatCount(unsettled)} verdict${unsettled === 1 ? ' is' : 's are'} from the last moments not in this list
+                and its count yet. The board refreshes by itself; an order's own page is always current.
+              </p>`
+            : nothing}
           <div class="scroll-x" tabindex="0" role="region" aria-label="Table, scrolls sideways on narrow screens">
             <table class="data stuck" data-testid="stuck-table">
               <caption class="offscreen">Stuck orders</caption>

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -347,7 +349,7 @@ class SqliteStore final : public JourneyStore {
   }
 
   Result<OrderPage> ListOrders(const OrderQuery& query) override {
-    RETURN_IF_ERROR(FoldUpTo());
+    ASSIGN_OR_RETURN(const int64_t unsettled, FoldUpTo(query.settle_wait));
     const size_t limit = PageLimit(query.limit);
     const std::string sql = sqlite::ListOrdersSql(query);
     const std::string count_sql = query.count_total ? sqlite::CountOrdersSql(query) : "";
@@ -371,6 +373,19 @@ class SqliteStore final : public JourneyStore {
         page.orders.push_back(std::move(o));
         return Status::Ok();
       }));
+      // Past the wait: the rows as GetOrder gives them, and a row whose logged verdict no longer
+      // matches the stuck filters leaves the page (the cursor above keeps the stored row's sort
+      // key: the next page's query continues from there).
+      if (unsettled > 0) {
+        for (OrderRow& o : page.orders) RETURN_IF_ERROR(sqlite::OverlayVerdicts(db, &o));
+        std::erase_if(page.orders, [&query](const OrderRow& o) {
+          const bool stuck = o.stuck != StuckKind::kNone;
+          return (query.stuck.has_value() && stuck != *query.stuck) ||
+                 (!query.kinds.empty() &&
+                  std::find(query.kinds.begin(), query.kinds.end(), o.stuck) == query.kinds.end());
+        });
+        page.unsettled = static_cast<uint64_t>(unsettled);
+      }
       if (query.count_total) {
         ASSIGN_OR_RETURN(Stmt c, db.Statement(count_sql));
         sqlite::BindOrderQuery(c, query);
@@ -489,7 +504,7 @@ class SqliteStore final : public JourneyStore {
   }
 
   Result<RetentionResult> EnforceRetention(Nanos now, const Retention& retention) override {
-    RETURN_IF_ERROR(FoldUpTo());
+    RETURN_IF_ERROR(FoldUpTo().status());
     RetentionResult result;
     if (const auto cutoff = RetentionCutoff(now, retention.closed_orders)) {
       static const std::string sql = "SELECT order_id FROM orders WHERE " +
@@ -604,7 +619,7 @@ class SqliteStore final : public JourneyStore {
 
   Status ForEachEpisodeSince(Nanos since,
                              const std::function<void(const StuckEpisode&)>& fn) override {
-    RETURN_IF_ERROR(FoldUpTo());
+    RETURN_IF_ERROR(FoldUpTo().status());
     // Episodes are few (one per flag): read at once, each of the three conditions by its index
     // (episodes_flagged, episodes_ended, episodes_open: schema version 4); UNION drops the rows
     // two of them find.
@@ -657,20 +672,24 @@ class SqliteStore final : public JourneyStore {
   }
 
   // Folds every verdict log entry written before this call (readers whose answer depends on the
-  // verdict columns or the episodes), in chunks with the writer released between.
-  Status FoldUpTo() EXCLUDES(writer_mu_) {
-    if (!MayDefer()) return Status::Ok();
+  // verdict columns or the episodes), in chunks with the writer released between.  With `wait`,
+  // stops once it has passed (after a chunk at least) and returns how many entries are left in
+  // the log; otherwise 0.
+  Result<int64_t> FoldUpTo(std::optional<Duration> wait = std::nullopt) EXCLUDES(writer_mu_) {
+    if (!MayDefer()) return int64_t{0};
+    const auto deadline = std::chrono::steady_clock::now() + wait.value_or(Duration(0));
     int64_t bound = 0;
     {
       MutexLock lock(writer_mu_);
-      if (deferred_ == 0) return Status::Ok();
+      if (deferred_ == 0) return int64_t{0};
       ASSIGN_OR_RETURN(bound, sqlite::LastSeq(*writer_));
     }
     for (;;) {
       MutexLock lock(writer_mu_);
-      if (deferred_ == 0) return Status::Ok();
+      if (deferred_ == 0) return int64_t{0};
+      if (wait.has_value() && std::chrono::steady_clock::now() >= deadline) return deferred_;
       ASSIGN_OR_RETURN(const int64_t n, FoldChunk(*writer_, bound));
-      if (n == 0) return Status::Ok();
+      if (n == 0) return int64_t{0};
     }
   }
 
