@@ -361,7 +361,7 @@ json BrokerBlock(const broker::BrokerMonitor* broker) {
 }  // namespace
 
 Result<json> FlowJson(journey::Engine& engine, const broker::BrokerMonitor* broker, Duration window,
-                      Nanos now) {
+                      Nanos now, Duration settle_wait) {
   const auto rules = engine.rules();
   const Nanos since = now - std::chrono::nanoseconds(window).count();
   journey::JourneyStore& store = engine.store();
@@ -373,8 +373,12 @@ Result<json> FlowJson(journey::Engine& engine, const broker::BrokerMonitor* brok
   query.stuck = true;
   query.include_closed = false;
   query.limit = kStuckPage;
+  query.settle_wait = settle_wait;
+  uint64_t unsettled = 0;
   do {
     ASSIGN_OR_RETURN(journey::OrderPage page, store.ListOrders(query));
+    unsettled = std::max(unsettled, page.unsettled);
+    query.settle_wait = Duration(0);  // the first page waited; the others take the log as it is
     for (const journey::OrderRow& o : page.orders) {
       stuck.insert(o.order_id);
       flow.AddStuckService(o.expected_service, o.order_id);
@@ -398,6 +402,7 @@ Result<json> FlowJson(journey::Engine& engine, const broker::BrokerMonitor* brok
   body["as_of"] = Rfc3339(now);
   body["window_seconds"] = std::chrono::duration_cast<std::chrono::seconds>(window).count();
   body["revision"] = engine.revision();
+  body["unsettled"] = unsettled;
   return body;
 }
 

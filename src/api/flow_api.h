@@ -6,6 +6,9 @@
 //   count   hops published in the window through the edge
 //   open    hops not processed yet (any age)
 //   stuck   stuck orders with an open hop on the edge
+//
+// "unsettled" (top level): verdicts of the last moments the stuck counts do not include yet
+// (FlowJson); 0 when they are exact.
 //   p50/p95 publish → process latency of the edge's processed hops in the window
 //
 // A node's `stuck`: a service's is the stuck orders expecting it (OrderRow::expected_service),
@@ -42,9 +45,13 @@ inline const WindowRange kFlowWindows{std::chrono::minutes(1), std::chrono::hour
                                       std::chrono::hours(1)};
 
 // The answer for the window ending at `now` (without ETag).  `broker` may be null (none
-// configured).  Exposed for tests and the benchmark.
+// configured).  The stuck orders are listed after waiting at most `settle_wait` for verdicts the
+// store has not indexed yet (journey::OrderQuery::settle_wait); past it the stuck counts are as
+// of the indexed part and "unsettled" says how many entries are left (0: exact).  Exposed for
+// tests and the benchmark.
 Result<nlohmann::json> FlowJson(journey::Engine& engine, const broker::BrokerMonitor* broker,
-                                Duration window, Nanos now);
+                                Duration window, Nanos now,
+                                Duration settle_wait = std::chrono::seconds(1));
 
 // Registers GET /api/v1/flow behind `guard` (action orders.list).  `engine`, `guard` and
 // `broker` (null: no broker configured) must outlive the server.  A window's answer is reused

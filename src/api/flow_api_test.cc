@@ -4,11 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "journey/store/memory/memory_store.h"
+#include "journey/store/sqlite/sqlite_store.h"
 #include "net/http_client.h"
 
 namespace ordertrace::api {
@@ -235,6 +237,39 @@ TEST_F(FlowApiTest, ETagAnswers304UntilSomethingChanges) {
   const net::HttpReply changed = Get("/api/v1/flow", etag);
   EXPECT_EQ(changed.status, 200);
   EXPECT_NE(changed.Header("ETag"), etag);
+}
+
+// With the SQLite store B's flag waits in the verdict log: a flow answered without waiting counts
+// no stuck order yet and says how many entries it did not see; one that may wait is exact.
+TEST_F(FlowApiTest, StuckCountsSayWhatTheStoreHasNotIndexedYet) {
+  std::string dir = (std::filesystem::temp_directory_path() / "ordertrace-flow-XXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  journey::SqliteStoreOptions options;
+  options.path = dir + "/journeys.db";
+  auto opened = journey::OpenSqliteStore(options);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  server_.reset();
+  engine_.reset();
+  store_ = std::move(*opened);
+  engine_ = std::make_unique<journey::Engine>(
+      std::make_shared<journey::Rules>(journey::DefaultRules()), *store_, clock_, nullptr);
+  Fill();
+  auto stuck_on_queue = [](const json& j) {
+    const json* queue = Find(j["nodes"], "queue:mes.calculate");
+    return queue != nullptr ? (*queue)["stuck"] : json();
+  };
+  auto j = FlowJson(*engine_, monitor_.get(), std::chrono::hours(1), clock_.Now(), Duration(0));
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  EXPECT_GE((*j)["unsettled"], 1);
+  EXPECT_EQ(stuck_on_queue(*j), 0);
+  j = FlowJson(*engine_, monitor_.get(), std::chrono::hours(1), clock_.Now());
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  EXPECT_EQ((*j)["unsettled"], 0);
+  EXPECT_EQ(stuck_on_queue(*j), 1);  // B's open hop
+  engine_.reset();
+  store_.reset();
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace

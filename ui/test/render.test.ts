@@ -296,6 +296,14 @@ describe('flow, broker, kpi, search', () => {
     const a = $(`${tid('flow-node')}[data-id="${bad.id}"] a`)!;
     expect(a.getAttribute('href')).toBe(`/ui/stuck?queue=${encodeURIComponent(bad.name)}`);
     expect(requests).toContain('/api/v1/flow?window=1h');
+    expect($(tid('unsettled'))).toBeNull();
+  });
+
+  it('says when the flow map has not caught up with the latest verdicts', async () => {
+    override = (url) => (url.pathname === '/api/v1/flow' ? { status: 200, body: { ...flow, unsettled: 1 } } : undefined);
+    mount('/ui/flow');
+    const note = await until(() => $(tid('unsettled')), 'unsettled note');
+    expect(note.textContent).toContain('1 verdict is from the last moments');
   });
 
   it('lists the broker queues', async () => {

@@ -98,7 +98,7 @@ struct OrderQuery {
   // flags, folding them all takes seconds to minutes).  Past it the list answers: its rows
   // are current (each overlaid as GetOrder is), but which orders match, their order and
   // `total` are as of the folded part, and OrderPage::unsettled says how many entries are
-  // left.  Unset: the list waits for all (the alert dispatcher's and the flow map's lists).
+  // left.  Unset: the list waits for all (the alert dispatcher's list).
   std::optional<Duration> settle_wait;
 };
 

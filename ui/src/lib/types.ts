@@ -266,6 +266,8 @@ export interface Flow {
   broker: { configured: boolean; up: boolean | null; since: Iso | null; error: string | null };
   nodes: FlowNode[];
   edges: FlowEdge[];
+  /** Verdicts of the last moments the stuck counts do not include yet (0: exact). */
+  unsettled?: number;
 }
 
 export interface Kpi {

@@ -163,6 +163,12 @@ export class FlowView extends WindowView<Flow> {
         (f) => html`${f.broker.configured && f.broker.up === false
             ? html`<p class="banner bad" role="alert">${iconWarn()} RabbitMQ unreachable since ${formatClock(f.broker.since)}${f.broker.error ? html`: <span class="telemetry">${f.broker.error}</span>` : nothing}; queue figures are the last known.</p>`
             : nothing}
+          ${(f.unsettled ?? 0) > 0
+            ? html`<p class="note" role="status" data-testid="unsettled">
+                Catching up: ${formatCount(f.unsettled)} verdict${f.unsettled === 1 ? ' is' : 's are'} from the last moments not in the stuck
+                counts yet. The map refreshes by itself.
+              </p>`
+            : nothing}
           <p class="muted">Click a service or queue to see its stuck orders. Red (⚠): a queue with messages and no consumer, or stuck orders.</p>
           ${this.renderGraph(f)} ${this.renderTables(f)}`,
       )}
