@@ -4,13 +4,12 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "journey/store/memory/memory_store.h"
-#include "journey/store/sqlite/sqlite_store.h"
+#include "journey/store/store_test_fixture.h"
 #include "net/http_client.h"
 
 namespace ordertrace::api {
@@ -242,15 +241,11 @@ TEST_F(FlowApiTest, ETagAnswers304UntilSomethingChanges) {
 // With the SQLite store B's flag waits in the verdict log: a flow answered without waiting counts
 // no stuck order yet and says how many entries it did not see; one that may wait is exact.
 TEST_F(FlowApiTest, StuckCountsSayWhatTheStoreHasNotIndexedYet) {
-  std::string dir = (std::filesystem::temp_directory_path() / "ordertrace-flow-XXXXXX").string();
-  ASSERT_NE(mkdtemp(dir.data()), nullptr);
-  journey::SqliteStoreOptions options;
-  options.path = dir + "/journeys.db";
-  auto opened = journey::OpenSqliteStore(options);
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  journey::testing_stores::TempSqliteDir dir;
   server_.reset();
   engine_.reset();
-  store_ = std::move(*opened);
+  store_ = dir.Open();
+  ASSERT_NE(store_, nullptr);
   engine_ = std::make_unique<journey::Engine>(
       std::make_shared<journey::Rules>(journey::DefaultRules()), *store_, clock_, nullptr);
   Fill();
@@ -268,8 +263,6 @@ TEST_F(FlowApiTest, StuckCountsSayWhatTheStoreHasNotIndexedYet) {
   EXPECT_EQ(stuck_on_queue(*j), 1);  // B's open hop
   engine_.reset();
   store_.reset();
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace

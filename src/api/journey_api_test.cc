@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -14,7 +13,7 @@
 #include "audit/audit_log.h"
 #include "common/text_format.h"
 #include "journey/store/memory/memory_store.h"
-#include "journey/store/sqlite/sqlite_store.h"
+#include "journey/store/store_test_fixture.h"
 #include "net/http_client.h"
 
 namespace ordertrace::api {
@@ -588,15 +587,11 @@ TEST_F(JourneyApiTest, AuditKeepsFilterValuesButNotUnknownParameters) {
 // not wait for that says how many entries it did not see, shows its rows as they are now, and is
 // not cached; one that may wait (the default second) folds them and is exact.
 TEST_F(JourneyApiTest, ListSaysWhatTheStoreHasNotIndexedYet) {
-  std::string dir = (std::filesystem::temp_directory_path() / "ordertrace-api-XXXXXX").string();
-  ASSERT_NE(mkdtemp(dir.data()), nullptr);
-  journey::SqliteStoreOptions options;
-  options.path = dir + "/journeys.db";
-  auto opened = journey::OpenSqliteStore(options);
-  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  journey::testing_stores::TempSqliteDir dir;
   server_.reset();
   engine_.reset();
-  store_ = std::move(*opened);
+  store_ = dir.Open();
+  ASSERT_NE(store_, nullptr);
   engine_ = std::make_unique<journey::Engine>(
       std::make_shared<journey::Rules>(journey::DefaultRules()), *store_, clock_, nullptr);
   ASSERT_TRUE(engine_
@@ -640,8 +635,6 @@ TEST_F(JourneyApiTest, ListSaysWhatTheStoreHasNotIndexedYet) {
   server_.reset();
   engine_.reset();
   store_.reset();
-  std::error_code ec;
-  std::filesystem::remove_all(dir, ec);
 }
 
 }  // namespace

@@ -40,6 +40,30 @@ struct SqliteFactory {
 
 using StoreTypes = ::testing::Types<MemoryFactory, SqliteFactory>;
 
+// A temporary directory for a SQLite store outside the contract suites (an engine or API test on
+// the real store), removed with this object: close the stores opened in it first.
+class TempSqliteDir {
+ public:
+  TempSqliteDir() {
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "ordertrace-store-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) != nullptr) dir_ = tmpl;
+    EXPECT_FALSE(dir_.empty()) << "mkdtemp failed";
+  }
+  ~TempSqliteDir() {
+    std::error_code ec;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
+  }
+  TempSqliteDir(const TempSqliteDir&) = delete;
+  TempSqliteDir& operator=(const TempSqliteDir&) = delete;
+
+  // A store on journeys.db in the directory; null (and a test failure) when it does not open.
+  std::unique_ptr<JourneyStore> Open() const { return SqliteFactory::Open(dir_); }
+
+ private:
+  std::filesystem::path dir_;
+};
+
 template <typename Factory>
 class StoreFixture : public ::testing::Test {
  public:  // the suites' fill helpers take the fixture
