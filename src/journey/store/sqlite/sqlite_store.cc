@@ -673,8 +673,8 @@ class SqliteStore final : public JourneyStore {
 
   // Folds every verdict log entry written before this call (readers whose answer depends on the
   // verdict columns or the episodes), in chunks with the writer released between.  With `wait`,
-  // stops once it has passed (after a chunk at least) and returns how many entries are left in
-  // the log; otherwise 0.
+  // stops once that has passed (checked before each chunk: a wait of 0 folds nothing) and returns
+  // how many entries the log still holds, newer ones included; 0 when it folded them all.
   Result<int64_t> FoldUpTo(std::optional<Duration> wait = std::nullopt) EXCLUDES(writer_mu_) {
     if (!MayDefer()) return int64_t{0};
     const auto deadline = std::chrono::steady_clock::now() + wait.value_or(Duration(0));
