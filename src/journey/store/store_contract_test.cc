@@ -1547,7 +1547,8 @@ TEST_F(SqliteStoreTest, VerdictLogDefersAndEveryReaderSeesIt) {
     got = (*store)->GetOrder("o-2");
     ASSERT_TRUE(got.ok() && got->has_value());
     EXPECT_EQ(**got, o2_clear);
-    // A scan of the episodes folds the log first.
+    // A scan of the episodes overlays the log's flags and clears (o-1's flag, o-2's clear of
+    // its folded episode) and folds nothing.
     std::vector<StuckEpisode> episodes;
     ASSERT_TRUE((*store)
                     ->ForEachEpisodeSince(0, [&](const StuckEpisode& e) { episodes.push_back(e); })
@@ -1557,8 +1558,31 @@ TEST_F(SqliteStoreTest, VerdictLogDefersAndEveryReaderSeesIt) {
     StuckEpisode e2 = episode(v2, kT + 21);
     e2.cleared_ns = kT + 31;
     EXPECT_EQ(episodes, (std::vector<StuckEpisode>{episode(v1, kT + 11), e2}));
-    EXPECT_EQ(Deferred(**store), 0u);
+    EXPECT_EQ(Deferred(**store), 3u);
+    EXPECT_EQ(QueryFile("SELECT count(*) FROM episodes"), 1);  // o-2's, as folded
+    // Since after both flags: o-2's ended episode still counts (cleared after), o-1's ongoing.
+    episodes.clear();
+    ASSERT_TRUE(
+        (*store)
+            ->ForEachEpisodeSince(kT + 30, [&](const StuckEpisode& e) { episodes.push_back(e); })
+            .ok());
+    EXPECT_EQ(episodes.size(), 2u);
+    episodes.clear();
+    ASSERT_TRUE(
+        (*store)
+            ->ForEachEpisodeSince(kT + 32, [&](const StuckEpisode& e) { episodes.push_back(e); })
+            .ok());
+    EXPECT_EQ(episodes, (std::vector<StuckEpisode>{episode(v1, kT + 11)}));  // only the ongoing
+    // Settled, the tables give the same.
+    EXPECT_EQ(Deferred(**store, 100), 0u);
     EXPECT_EQ(QueryFile("SELECT count(*) FROM verdict_log"), 0);
+    episodes.clear();
+    ASSERT_TRUE((*store)
+                    ->ForEachEpisodeSince(0, [&](const StuckEpisode& e) { episodes.push_back(e); })
+                    .ok());
+    std::sort(episodes.begin(), episodes.end(),
+              [](const auto& a, const auto& b) { return a.order_id < b.order_id; });
+    EXPECT_EQ(episodes, (std::vector<StuckEpisode>{episode(v1, kT + 11), e2}));
     // Logged again, and the store closed with the entry in the log.
     const OrderVerdict v3 = flag("o-3", StuckKind::kNextOverdue, kT + 40);
     b = WriteBatch{};

@@ -619,22 +619,27 @@ class SqliteStore final : public JourneyStore {
 
   Status ForEachEpisodeSince(Nanos since,
                              const std::function<void(const StuckEpisode&)>& fn) override {
-    RETURN_IF_ERROR(FoldUpTo().status());
     // Episodes are few (one per flag): read at once, each of the three conditions by its index
     // (episodes_flagged, episodes_ended, episodes_open: schema version 4); UNION drops the rows
-    // two of them find.
+    // two of them find.  The verdict log's flags and clears are overlaid, not folded: after a
+    // burst of flags a fold would hold the KPIs for as long as it takes.
     static const std::string sql =
         Cols("SELECT ", sqlite::kEpisodeCols) + " FROM episodes WHERE flagged_ns >= ?1 UNION " +
         Cols("SELECT ", sqlite::kEpisodeCols) +
         " FROM episodes WHERE cleared_ns <> 0 AND cleared_ns >= ?1 UNION " +
         Cols("SELECT ", sqlite::kEpisodeCols) + " FROM episodes WHERE cleared_ns = 0";
+    const bool overlay = MayDefer();
     std::vector<StuckEpisode> rows;
     {
       MutexLock lock(reader_mu_);
-      ASSIGN_OR_RETURN(Stmt s, reader_->Statement(sql));
-      s.Int(1, since);
-      RETURN_IF_ERROR(
-          ForEachRow(s, [&](const Stmt& row) { rows.push_back(sqlite::ReadEpisode(row)); }));
+      Db& db = *reader_;
+      RETURN_IF_ERROR(db.Transaction(false, [&]() -> Status {
+        ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+        s.Int(1, since);
+        RETURN_IF_ERROR(
+            ForEachRow(s, [&](const Stmt& row) { rows.push_back(sqlite::ReadEpisode(row)); }));
+        return overlay ? sqlite::OverlayEpisodes(db, since, &rows) : Status::Ok();
+      }));
     }
     for (const StuckEpisode& e : rows) fn(e);
     return Status::Ok();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "journey/store/sqlite/schema.h"
@@ -196,6 +197,38 @@ Status OverlayVerdicts(Db& db, OrderRow* row) {
   row->deadline_ns = s.ColInt(2);
   row->expected_service = s.ColText(3);
   row->summary = s.ColText(4);
+  return Status::Ok();
+}
+
+Status OverlayEpisodes(Db& db, Nanos since, std::vector<StuckEpisode>* episodes) {
+  static const std::string sql =
+      Cols("SELECT ", kEntryCols) + " FROM verdict_log WHERE entry = 2 ORDER BY seq";
+  // The order's episodes by position in `episodes` (an order has few).
+  std::unordered_map<std::string, std::vector<size_t>> by_order;
+  for (size_t i = 0; i < episodes->size(); ++i) by_order[(*episodes)[i].order_id].push_back(i);
+  ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
+  RETURN_IF_ERROR(ForEachRow(s, [&](const Stmt& row) -> Status {
+    const Entry e = ReadEntry(row);
+    std::vector<size_t>& mine = by_order[e.order_id];
+    if (e.at_ns == 0) {  // a clear
+      for (size_t i : mine) {
+        if ((*episodes)[i].cleared_ns == 0) (*episodes)[i].cleared_ns = e.cleared_ns;
+      }
+      return Status::Ok();
+    }
+    for (size_t i : mine) {
+      if ((*episodes)[i].flagged_ns == e.at_ns) return Status::Ok();  // the first write wins
+    }
+    ASSIGN_OR_RETURN(const StuckKind kind, KindOf(e.stuck));
+    mine.push_back(episodes->size());
+    episodes->push_back(
+        {e.order_id, e.text, kind, e.expected_service, e.since_ns, e.at_ns, e.cleared_ns});
+    return Status::Ok();
+  }));
+  std::erase_if(*episodes, [since](const StuckEpisode& e) {
+    return !(e.flagged_ns >= since || (e.cleared_ns != 0 && e.cleared_ns >= since) ||
+             e.cleared_ns == 0);
+  });
   return Status::Ok();
 }
 

@@ -13,8 +13,10 @@
 // What readers see does not change (store_contract_test.cc checks it):
 //   - GetOrder, GetJourney and the scans of order rows (ForEachActiveOrder: the engine's
 //     recovery; ForEachOrderSince) overlay the order's entries not yet folded (OverlayVerdicts);
-//   - ListOrders and the scan of the episodes fold the log up to the moment they are called
-//     before they read (SqliteStore::FoldUpTo);
+//   - the scan of the episodes (ForEachEpisodeSince) overlays the log's flags and clears on the
+//     episodes it read (OverlayEpisodes);
+//   - ListOrders folds the log up to the moment it is called before it reads
+//     (SqliteStore::FoldUpTo; within OrderQuery::settle_wait, past it overlaying its rows);
 //   - a write of an order's whole row folds that order's entries first (FoldOrders), so the
 //     row replaces them as it replaced the verdict columns before;
 //   - retention folds everything first, so no entry outlives its order.
@@ -24,7 +26,7 @@
 // at_ns = flagged_ns (0: a clear), cleared_ns, expected_service, text = stage.
 //
 // Thread-safety: none; each function runs on the connection it is given, inside the caller's
-// transaction (the writer's for Log*/Fold*, a reader's for OverlayVerdicts).
+// transaction (the writer's for Log*/Fold*, a reader's for Overlay*).
 #pragma once
 
 #include <cstddef>
@@ -57,6 +59,13 @@ Result<int64_t> CountEntries(Db& db);
 
 // Applies the order's verdicts not yet folded to `row` (read in the same transaction).
 Status OverlayVerdicts(Db& db, OrderRow* row);
+
+// Applies the log's episode entries, in the log's order, to `episodes` (every episode of the
+// table flagged or cleared at or after `since` and every ongoing one, read in the same
+// transaction) as the fold would write them: a flag is added unless its (order, flagged_ns) is
+// there, a clear ends the order's ongoing ones.  Then keeps those the scan's condition (store.h
+// ForEachEpisodeSince) still selects.
+Status OverlayEpisodes(Db& db, Nanos since, std::vector<StuckEpisode>* episodes);
 
 // Writes verdicts and episodes where they live (the fold's targets, and the direct path of
 // a store that logs nothing): a verdict updates the order's verdict columns (no row: nothing
