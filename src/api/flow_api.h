@@ -6,10 +6,10 @@
 //   count   hops published in the window through the edge
 //   open    hops not processed yet (any age)
 //   stuck   stuck orders with an open hop on the edge
+//   p50/p95 publish → process latency of the edge's processed hops in the window
 //
 // "unsettled" (top level): verdicts of the last moments the stuck counts do not include yet
 // (FlowJson); 0 when they are exact.
-//   p50/p95 publish → process latency of the edge's processed hops in the window
 //
 // A node's `stuck`: a service's is the stuck orders expecting it (OrderRow::expected_service),
 // an exchange's or queue's the stuck orders with an open hop through it.  Queue nodes carry the

@@ -1,5 +1,6 @@
 #include "journey/store/semantics.h"
 
+#include <algorithm>
 #include <charconv>
 #include <utility>
 
@@ -63,6 +64,43 @@ void ApplyVerdict(OrderRow& row, const OrderVerdict& verdict) {
   row.deadline_ns = verdict.deadline_ns;
   row.expected_service = verdict.expected_service;
   row.summary = verdict.summary;
+}
+
+namespace {
+template <typename T>
+bool AnyOf(const std::vector<T>& any, const T& v) {
+  return any.empty() || std::find(any.begin(), any.end(), v) != any.end();
+}
+}  // namespace
+
+bool OrderMatches(const OrderRow& o, const OrderQuery& q) {
+  const bool stuck = o.stuck != StuckKind::kNone;
+  if (q.stuck.has_value() && stuck != *q.stuck) return false;
+  if ((OrderSortStuckOnly(q.sort) || !q.kinds.empty()) && !stuck) return false;
+  if (!AnyOf(q.kinds, o.stuck)) return false;
+  if (!AnyOf(q.stages, o.stage)) return false;
+  if (!q.services.empty() && !AnyOf(q.services, o.expected_service) &&
+      !AnyOf(q.services, o.last_service)) {
+    return false;
+  }
+  if (!q.include_closed && o.closed) return false;
+  if (!q.partners.empty() && (o.partner.empty() || !AnyOf(q.partners, o.partner))) return false;
+  return true;
+}
+
+void PutEpisode(EpisodeMap& episodes, const StuckEpisode& e) {
+  if (e.flagged_ns != 0) {
+    episodes.try_emplace({e.order_id, e.flagged_ns}, e);
+    return;
+  }
+  for (auto it = episodes.lower_bound({e.order_id, 0});
+       it != episodes.end() && it->first.first == e.order_id; ++it) {
+    if (it->second.cleared_ns == 0) it->second.cleared_ns = e.cleared_ns;
+  }
+}
+
+bool EpisodeSince(const StuckEpisode& e, Nanos since) {
+  return e.flagged_ns >= since || (e.cleared_ns != 0 && e.cleared_ns >= since) || e.cleared_ns == 0;
 }
 
 bool MilestoneEarlier(const Milestone& a, const Milestone& b) {

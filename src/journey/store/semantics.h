@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -60,6 +61,21 @@ void KeepPartner(OrderRow& row, const OrderRow& stored);
 
 // The verdict's fields (store.h OrderVerdict) into `row`; the others stay.
 void ApplyVerdict(OrderRow& row, const OrderVerdict& verdict);
+
+// Whether `row` passes the list's filters on the row itself (stuck, kinds and the stuck-only
+// sorts, stages, services, closed, partners); the filters on spans and hops (trace_id, queues,
+// message_id) are the store's to check.
+bool OrderMatches(const OrderRow& row, const OrderQuery& query);
+
+// The stuck episodes, keyed by (order_id, flagged_ns).  PutEpisode writes one as every store
+// does: a flag inserts its episode (the first write of a key wins); a clear ({order_id,
+// cleared_ns}, flagged_ns 0) ends the order's open episodes.
+using EpisodeMap = std::map<std::pair<std::string, Nanos>, StuckEpisode>;
+void PutEpisode(EpisodeMap& episodes, const StuckEpisode& e);
+
+// Whether ForEachEpisodeSince(since) gives `e`: flagged or cleared at or after `since`, or
+// still ongoing.
+bool EpisodeSince(const StuckEpisode& e, Nanos since);
 
 // Orders in ListOrders pages: what a page holds at most (limit 0 counts as 1).
 inline size_t PageLimit(size_t limit) { return limit == 0 ? 1 : limit; }

@@ -20,22 +20,6 @@ bool AnyOf(const std::vector<T>& any, const T& v) {
   return any.empty() || std::find(any.begin(), any.end(), v) != any.end();
 }
 
-// The filters on the row itself (the ones on spans and hops: MemoryStore::Matches).
-bool OrderMatches(const OrderRow& o, const OrderQuery& q) {
-  const bool stuck = o.stuck != StuckKind::kNone;
-  if (q.stuck.has_value() && stuck != *q.stuck) return false;
-  if ((OrderSortStuckOnly(q.sort) || !q.kinds.empty()) && !stuck) return false;
-  if (!AnyOf(q.kinds, o.stuck)) return false;
-  if (!AnyOf(q.stages, o.stage)) return false;
-  if (!q.services.empty() && !AnyOf(q.services, o.expected_service) &&
-      !AnyOf(q.services, o.last_service)) {
-    return false;
-  }
-  if (!q.include_closed && o.closed) return false;
-  if (!q.partners.empty() && (o.partner.empty() || !AnyOf(q.partners, o.partner))) return false;
-  return true;
-}
-
 size_t StringBytes(const std::string& s) { return s.size(); }
 
 size_t SpanBytes(const SpanRecord& s) {
@@ -377,9 +361,7 @@ class MemoryStore final : public JourneyStore {
         [&](std::vector<StuckEpisode>* out) {
           mu_.AssertHeld();  // called by CopyThenCall under the lock
           for (const auto& [key, e] : episodes_) {
-            if (e.flagged_ns >= since || e.cleared_ns >= since || e.cleared_ns == 0) {
-              out->push_back(e);
-            }
+            if (EpisodeSince(e, since)) out->push_back(e);
           }
         },
         fn);
@@ -463,18 +445,7 @@ class MemoryStore final : public JourneyStore {
     hops_.erase(it);
   }
 
-  // A flag inserts its episode (the first write of a key wins); a clear ({order_id, cleared_ns})
-  // ends the order's open episodes.
-  void PutEpisode(const StuckEpisode& e) REQUIRES(mu_) {
-    if (e.flagged_ns != 0) {
-      episodes_.try_emplace({e.order_id, e.flagged_ns}, e);
-      return;
-    }
-    for (auto it = episodes_.lower_bound({e.order_id, 0});
-         it != episodes_.end() && it->first.first == e.order_id; ++it) {
-      if (it->second.cleared_ns == 0) it->second.cleared_ns = e.cleared_ns;
-    }
-  }
+  void PutEpisode(const StuckEpisode& e) REQUIRES(mu_) { journey::PutEpisode(episodes_, e); }
 
   // Copies under the lock (`collect`), calls `fn` without it.
   template <typename Row, typename Collect, typename Fn>
@@ -502,7 +473,7 @@ class MemoryStore final : public JourneyStore {
   std::map<std::string, Hop, std::less<>> hops_ GUARDED_BY(mu_);  // by send_span_id
   Index hops_by_order_ GUARDED_BY(mu_);                           // order_id -> send_span_ids
   Index hops_by_message_ GUARDED_BY(mu_);                         // message_id -> send_span_ids
-  std::map<std::pair<std::string, Nanos>, StuckEpisode> episodes_ GUARDED_BY(mu_);
+  EpisodeMap episodes_ GUARDED_BY(mu_);
 };
 
 }  // namespace

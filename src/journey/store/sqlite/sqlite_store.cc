@@ -374,16 +374,11 @@ class SqliteStore final : public JourneyStore {
         return Status::Ok();
       }));
       // Past the wait: the rows as GetOrder gives them, and a row whose logged verdict no longer
-      // matches the stuck filters leaves the page (the cursor above keeps the stored row's sort
-      // key: the next page's query continues from there).
+      // passes the row's filters (semantics.h OrderMatches) leaves the page (the cursor above
+      // keeps the stored row's sort key: the next page's query continues from there).
       if (unsettled > 0) {
         for (OrderRow& o : page.orders) RETURN_IF_ERROR(sqlite::OverlayVerdicts(db, &o));
-        std::erase_if(page.orders, [&query](const OrderRow& o) {
-          const bool stuck = o.stuck != StuckKind::kNone;
-          return (query.stuck.has_value() && stuck != *query.stuck) ||
-                 (!query.kinds.empty() &&
-                  std::find(query.kinds.begin(), query.kinds.end(), o.stuck) == query.kinds.end());
-        });
+        std::erase_if(page.orders, [&query](const OrderRow& o) { return !OrderMatches(o, query); });
         page.unsettled = static_cast<uint64_t>(unsettled);
       }
       if (query.count_total) {

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 
+#include "journey/store/semantics.h"
 #include "journey/store/sqlite/schema.h"
 
 namespace ordertrace::journey::sqlite {
@@ -51,14 +51,21 @@ Result<StuckKind> KindOf(int64_t v) {
   return static_cast<StuckKind>(v);
 }
 
-Status Apply(Db& db, const Entry& e) {
+// An episode entry as the episode it logged (the layout of the file comment, verdict_log.h).
+Result<StuckEpisode> EpisodeOf(const Entry& e) {
   ASSIGN_OR_RETURN(const StuckKind kind, KindOf(e.stuck));
+  return StuckEpisode{e.order_id, e.text,  kind,        e.expected_service,
+                      e.since_ns, e.at_ns, e.cleared_ns};
+}
+
+Status Apply(Db& db, const Entry& e) {
   if (e.entry == kVerdictEntry) {
+    ASSIGN_OR_RETURN(const StuckKind kind, KindOf(e.stuck));
     return PutVerdict(db, {e.order_id, kind, e.since_ns, e.at_ns, e.expected_service, e.text});
   }
   if (e.entry == kEpisodeEntry) {
-    return PutEpisode(
-        db, {e.order_id, e.text, kind, e.expected_service, e.since_ns, e.at_ns, e.cleared_ns});
+    ASSIGN_OR_RETURN(const StuckEpisode episode, EpisodeOf(e));
+    return PutEpisode(db, episode);
   }
   return Status::Internal("sqlite " + db.path() + ": verdict log entry " + std::to_string(e.seq) +
                           " of unknown type " + std::to_string(e.entry));
@@ -201,34 +208,23 @@ Status OverlayVerdicts(Db& db, OrderRow* row) {
 }
 
 Status OverlayEpisodes(Db& db, Nanos since, std::vector<StuckEpisode>* episodes) {
-  static const std::string sql =
-      Cols("SELECT ", kEntryCols) + " FROM verdict_log WHERE entry = 2 ORDER BY seq";
-  // The order's episodes by position in `episodes` (an order has few).
-  std::unordered_map<std::string, std::vector<size_t>> by_order;
-  for (size_t i = 0; i < episodes->size(); ++i) by_order[(*episodes)[i].order_id].push_back(i);
+  static const std::string sql = Cols("SELECT ", kEntryCols) + " FROM verdict_log WHERE entry = " +
+                                 std::to_string(kEpisodeEntry) + " ORDER BY seq";
+  EpisodeMap all;
+  for (StuckEpisode& e : *episodes) {
+    std::pair<std::string, Nanos> key{e.order_id, e.flagged_ns};
+    all.try_emplace(std::move(key), std::move(e));
+  }
   ASSIGN_OR_RETURN(Stmt s, db.Statement(sql));
-  RETURN_IF_ERROR(ForEachRow(s, [&](const Stmt& row) -> Status {
-    const Entry e = ReadEntry(row);
-    std::vector<size_t>& mine = by_order[e.order_id];
-    if (e.at_ns == 0) {  // a clear
-      for (size_t i : mine) {
-        if ((*episodes)[i].cleared_ns == 0) (*episodes)[i].cleared_ns = e.cleared_ns;
-      }
-      return Status::Ok();
-    }
-    for (size_t i : mine) {
-      if ((*episodes)[i].flagged_ns == e.at_ns) return Status::Ok();  // the first write wins
-    }
-    ASSIGN_OR_RETURN(const StuckKind kind, KindOf(e.stuck));
-    mine.push_back(episodes->size());
-    episodes->push_back(
-        {e.order_id, e.text, kind, e.expected_service, e.since_ns, e.at_ns, e.cleared_ns});
+  RETURN_IF_ERROR(ForEachRow(s, [&all](const Stmt& row) -> Status {
+    ASSIGN_OR_RETURN(const StuckEpisode e, EpisodeOf(ReadEntry(row)));
+    journey::PutEpisode(all, e);  // as the fold writes it (semantics.h)
     return Status::Ok();
   }));
-  std::erase_if(*episodes, [since](const StuckEpisode& e) {
-    return !(e.flagged_ns >= since || (e.cleared_ns != 0 && e.cleared_ns >= since) ||
-             e.cleared_ns == 0);
-  });
+  episodes->clear();
+  for (auto& [key, e] : all) {
+    if (EpisodeSince(e, since)) episodes->push_back(std::move(e));
+  }
   return Status::Ok();
 }
 
